@@ -1,0 +1,124 @@
+// Package edgeapi holds the JSON messages between an edge's agent and the
+// control plane. Edges authenticate with a bearer edge token (never an API secret).
+//
+// Routes on the control API (all POST, JSON):
+//
+//	/internal/v1/edges/register   Register → RegisterReply
+//	/internal/v1/edges/heartbeat  Heartbeat → HeartbeatReply
+//	/internal/v1/edges/events     EventBatch → {}
+//	/internal/v1/edges/stats      StatsBatch → {}
+//
+// Routes on the edge (POST, JSON), called by the control plane:
+//
+//	/internal/v1/rooms/remove-participant  RemoveParticipant
+//	/internal/v1/rooms/close               CloseRoom
+package edgeapi
+
+import "time"
+
+// Load is an edge's current load, also gossiped.
+type Load struct {
+	Participants int     `json:"participants"`
+	Tracks       int     `json:"tracks"`
+	Rooms        int     `json:"rooms"`
+	CPU          float64 `json:"cpu"` // 0..1
+	EgressBps    int64   `json:"egressBps"`
+}
+
+// Register announces an edge to the control plane.
+type Register struct {
+	EdgeID      string   `json:"edgeId"`
+	Region      string   `json:"region"`
+	SignalURL   string   `json:"signalUrl"`   // ws(s)://host:port/rtc
+	InternalURL string   `json:"internalUrl"` // http(s)://host:port for control → edge calls
+	TURNURLs    []string `json:"turnUrls"`    // turn:host:3478?transport=udp ...
+	STUNURLs    []string `json:"stunUrls"`
+	Capacity    int      `json:"capacity"` // max participants
+	Load        Load     `json:"load"`
+	Version     string   `json:"version"`
+	Latitude    float64  `json:"lat,omitempty"`
+	Longitude   float64  `json:"lon,omitempty"`
+}
+
+// RegisterReply hands the edge what it needs to admit clients.
+type RegisterReply struct {
+	TicketPublicKey []byte `json:"ticketPublicKey"` // Ed25519
+	TURNSecret      string `json:"turnSecret"`
+	HeartbeatEvery  string `json:"heartbeatEvery"` // Go duration
+}
+
+// Heartbeat refreshes liveness and load.
+type Heartbeat struct {
+	EdgeID string `json:"edgeId"`
+	Load   Load   `json:"load"`
+}
+
+// HeartbeatReply may ask the edge to re-register (control lost it).
+type HeartbeatReply struct {
+	Reregister bool `json:"reregister,omitempty"`
+}
+
+// Event kinds an edge reports.
+const (
+	EventParticipantJoined = "participant-joined"
+	EventParticipantLeft   = "participant-left"
+)
+
+// Event is one lifecycle fact observed on the edge.
+type Event struct {
+	ID            string    `json:"id"` // unique per event, lets control dedupe retries
+	Kind          string    `json:"kind"`
+	RoomID        string    `json:"roomId"`
+	ParticipantID string    `json:"participantId"`
+	Name          string    `json:"name,omitempty"`
+	Reason        string    `json:"reason,omitempty"`
+	At            time.Time `json:"at"`
+}
+
+// EventBatch is delivered in order; the edge retries a batch until acknowledged.
+type EventBatch struct {
+	EdgeID string  `json:"edgeId"`
+	Events []Event `json:"events"`
+}
+
+// TrackStats summarises one direction of one media kind over the interval.
+type TrackStats struct {
+	Kind        string  `json:"kind"`    // audio | video
+	Bitrate     float64 `json:"bitrate"` // bit/s
+	PacketsLost int64   `json:"packetsLost"`
+	Packets     int64   `json:"packets"`
+	JitterMs    float64 `json:"jitterMs"`
+	RTTMs       float64 `json:"rttMs"`
+	Width       int     `json:"width,omitempty"`
+	Height      int     `json:"height,omitempty"`
+	FPS         float64 `json:"fps,omitempty"`
+}
+
+// ParticipantStats is one participant's summary over one interval.
+type ParticipantStats struct {
+	RoomID        string       `json:"roomId"`
+	ParticipantID string       `json:"participantId"`
+	Time          time.Time    `json:"time"`
+	Send          []TrackStats `json:"send"`    // what the participant published (edge inbound)
+	Recv          []TrackStats `json:"recv"`    // what the participant received (edge outbound)
+	Quality       float64      `json:"quality"` // 0..5
+}
+
+// StatsBatch is sent every ~10 s per edge.
+type StatsBatch struct {
+	EdgeID string             `json:"edgeId"`
+	Stats  []ParticipantStats `json:"stats"`
+}
+
+// RemoveParticipant asks an edge to disconnect a participant.
+type RemoveParticipant struct {
+	RoomID        string `json:"roomId"`
+	ParticipantID string `json:"participantId"`
+	Reason        string `json:"reason"`
+}
+
+// CloseRoom asks an edge to disconnect everybody in a room.
+type CloseRoom struct {
+	RoomID string `json:"roomId"`
+	Reason string `json:"reason"`
+}
