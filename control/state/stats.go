@@ -1,0 +1,86 @@
+package state
+
+import "time"
+
+// MaxSamplesPerParticipant bounds replicated stats (10 s samples ≈ 24 h).
+const MaxSamplesPerParticipant = 8640
+
+// MediaSample is one direction of one kind over an interval.
+type MediaSample struct {
+	Bitrate     float64 `json:"bitrate"`
+	PacketsLost int64   `json:"packetsLost"`
+	Packets     int64   `json:"packets"`
+	JitterMs    float64 `json:"jitterMs"`
+	RTTMs       float64 `json:"rttMs"`
+	Width       int     `json:"width,omitempty"`
+	Height      int     `json:"height,omitempty"`
+	FPS         float64 `json:"fps,omitempty"`
+}
+
+// StatsSample is a participant's coarse summary for one interval.
+type StatsSample struct {
+	ParticipantID string      `json:"participantId"`
+	Time          time.Time   `json:"time"`
+	SendAudio     MediaSample `json:"sendAudio"`
+	SendVideo     MediaSample `json:"sendVideo"`
+	RecvAudio     MediaSample `json:"recvAudio"`
+	RecvVideo     MediaSample `json:"recvVideo"`
+	Quality       float64     `json:"quality"`
+}
+
+// AppendStats adds samples to rooms' ongoing sessions.
+type AppendStats struct {
+	Samples []RoomSample `json:"samples"`
+}
+
+// RoomSample ties a sample to its room.
+type RoomSample struct {
+	RoomID string      `json:"roomId"`
+	Sample StatsSample `json:"sample"`
+}
+
+func init() {
+	register(CmdAppendStats, func(s *Store, index uint64, c *AppendStats) (any, error) {
+		for _, rs := range c.Samples {
+			id, ok := s.roomByRoomID[rs.RoomID]
+			if !ok {
+				continue
+			}
+			ss := s.ongoingSession(id)
+			if ss == nil {
+				continue
+			}
+			list := append(s.stats[ss.ID], rs.Sample)
+			if n := countFor(list, rs.Sample.ParticipantID); n > MaxSamplesPerParticipant {
+				list = dropOldestFor(list, rs.Sample.ParticipantID)
+			}
+			s.stats[ss.ID] = list
+		}
+		s.bump("stats", index)
+		return nil, nil
+	})
+}
+
+func countFor(list []StatsSample, pid string) int {
+	n := 0
+	for _, x := range list {
+		if x.ParticipantID == pid {
+			n++
+		}
+	}
+	return n
+}
+
+func dropOldestFor(list []StatsSample, pid string) []StatsSample {
+	for i, x := range list {
+		if x.ParticipantID == pid {
+			return append(list[:i:i], list[i+1:]...)
+		}
+	}
+	return list
+}
+
+// SessionStats returns a session's samples in arrival order.
+func (s *Store) SessionStats(sessionID string) []StatsSample {
+	return append([]StatsSample(nil), s.stats[sessionID]...)
+}
