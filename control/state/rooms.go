@@ -198,3 +198,6 @@ func (s *Store) Rooms(userID, query string) []*Room {
 	sort.Slice(out, func(i, j int) bool { return out[i].CreateIndex > out[j].CreateIndex })
 	return out
 }
+
+// RoomCount is the number of rooms (metrics).
+func (s *Store) RoomCount() int { return len(s.rooms) }

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/meridian-video/meridian/control/api"
+	"github.com/meridian-video/meridian/control/cluster"
+	"github.com/meridian-video/meridian/control/server"
+	"github.com/meridian-video/meridian/control/state"
+)
+
+// controlFlags are shared by `control` and `dev`.
+type controlFlags struct {
+	id, httpAddr, publicURL, raftBind, raftAdvertise, dataDir string
+	bootstrap                                                 bool
+	peers                                                     listFlag
+	join                                                      string
+	clusterKey, clusterKeyFile, clusterToken, adminToken      string
+	globalWebhooks                                            listFlag
+	rateKey, rateIP                                           float64
+	logLevel                                                  string
+}
+
+func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
+	host, _ := os.Hostname()
+	defHTTP, defData, defRaft := "0.0.0.0:8080", "./meridian-control", "0.0.0.0:7000"
+	if devDefaults {
+		defHTTP, defData, defRaft = "127.0.0.1:8080", "./meridian-data", "127.0.0.1:0"
+		host = "dev"
+	}
+	fs.StringVar(&f.id, "id", host, "node id (unique in the cluster)")
+	fs.StringVar(&f.httpAddr, "http", defHTTP, "HTTP listen address for the API")
+	fs.StringVar(&f.publicURL, "public-url", "", "public base URL used in links and meeting URLs (default http://<http address>)")
+	fs.StringVar(&f.raftBind, "raft", defRaft, "Raft listen address")
+	fs.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address other nodes dial (default: the listen address)")
+	fs.StringVar(&f.dataDir, "data", defData, "data directory (Raft log, snapshots, keys)")
+	fs.StringVar(&f.clusterKey, "cluster-key", "", "64 hex chars: key sealing secrets in the Raft log; identical on all control nodes (default: generated into <data>/cluster.key)")
+	fs.StringVar(&f.clusterKeyFile, "cluster-key-file", "", "file holding the cluster key (hex)")
+	fs.StringVar(&f.clusterToken, "cluster-token", "", "shared token for node-to-node calls (default: derived from the cluster key)")
+	fs.StringVar(&f.adminToken, "admin-token", "", "token for the /admin API (default: generated into <data>/admin.token)")
+	fs.Var(&f.globalWebhooks, "webhook", "operator webhook URL receiving every room's events (repeatable)")
+	fs.Float64Var(&f.rateKey, "rate-limit-key", 50, "requests per second per API key (0 = unlimited)")
+	fs.Float64Var(&f.rateIP, "rate-limit-ip", 100, "requests per second per client IP (0 = unlimited)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	if !devDefaults {
+		fs.BoolVar(&f.bootstrap, "bootstrap", false, "bootstrap a new cluster (with --peers, or alone) if this node has no state")
+		fs.Var(&f.peers, "peers", "bootstrap voters as id=raftaddr (comma-separated or repeated), this node included")
+		fs.StringVar(&f.join, "join", "", "HTTP URL of an existing member to join")
+	}
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// loadOrCreateSecret reads a hex secret from path or generates one (0600).
+func loadOrCreateSecret(path string, nbytes int) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	buf := make([]byte, nbytes)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	s := hex.EncodeToString(buf)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	return s, os.WriteFile(path, []byte(s+"\n"), 0o600)
+}
+
+func (f *controlFlags) serverConfig(logger *slog.Logger) (server.Config, error) {
+	var cfg server.Config
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return cfg, err
+	}
+	keyHex := f.clusterKey
+	var err error
+	switch {
+	case keyHex != "":
+	case f.clusterKeyFile != "":
+		b, rerr := os.ReadFile(f.clusterKeyFile)
+		if rerr != nil {
+			return cfg, fmt.Errorf("--cluster-key-file: %w", rerr)
+		}
+		keyHex = strings.TrimSpace(string(b))
+	default:
+		if keyHex, err = loadOrCreateSecret(filepath.Join(f.dataDir, "cluster.key"), 32); err != nil {
+			return cfg, err
+		}
+	}
+	key, err := hex.DecodeString(keyHex)
+	if err != nil || len(key) != 32 {
+		return cfg, errors.New("cluster key must be 64 hex characters")
+	}
+	clusterToken := f.clusterToken
+	if clusterToken == "" {
+		clusterToken = derive(key, "cluster-token")
+	}
+	adminToken := f.adminToken
+	if adminToken == "" {
+		if adminToken, err = loadOrCreateSecret(filepath.Join(f.dataDir, "admin.token"), 24); err != nil {
+			return cfg, err
+		}
+	}
+	cc := cluster.DefaultConfig()
+	cc.NodeID, cc.RaftBind, cc.RaftAdvertise, cc.DataDir, cc.ClusterToken, cc.Bootstrap = f.id, f.raftBind, f.raftAdvertise, f.dataDir, clusterToken, f.bootstrap
+	for _, p := range f.peers {
+		id, addr, ok := strings.Cut(p, "=")
+		if !ok || id == "" || addr == "" {
+			return cfg, fmt.Errorf("--peers entry %q must be id=raftaddr", p)
+		}
+		cc.Peers = append(cc.Peers, cluster.Peer{ID: id, RaftAddr: addr})
+	}
+	ac := api.DefaultConfig()
+	ac.AdminToken, ac.ClusterToken = adminToken, clusterToken
+	ac.RateLimitPerKey, ac.RateLimitPerIP = f.rateKey, f.rateIP
+	var hooks []state.GlobalEndpoint
+	for _, u := range f.globalWebhooks {
+		hooks = append(hooks, state.GlobalEndpoint{URL: u})
+	}
+	return server.Config{HTTPListen: f.httpAddr, PublicURL: f.publicURL, ClusterKey: key, Cluster: cc, API: ac, GlobalWebhooks: hooks, Logger: logger}, nil
+}
+
+func runControl(args []string) error {
+	fs := newFlagSet("control", "Run a control-plane node. Three or five voters form a cluster: start one with\n--bootstrap --peers a=host1:7000,b=host2:7000,c=host3:7000 on each, or --join http://member:8080.")
+	var f controlFlags
+	f.register(fs, false)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	logger, err := newLogger(f.logLevel)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.serverConfig(logger)
+	if err != nil {
+		return err
+	}
+	wh, err := newWebhookWiring(cfg, logger)
+	if err != nil {
+		return err
+	}
+	wh.apply(&cfg)
+	edges := newEdgeWiring(logger)
+	edges.apply(&cfg)
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	wh.bind(srv)
+	edges.bind(srv)
+	srv.Start()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if f.join != "" {
+		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := retry(jctx, func() error { return srv.Node().JoinCluster(jctx, strings.TrimRight(f.join, "/")) })
+		cancel()
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("join %s: %w", f.join, err)
+		}
+	}
+	logger.Info("control node running", "id", f.id, "http", srv.URL(), "raft", srv.Node().RaftAddr())
+	select {
+	case <-ctx.Done():
+	case err := <-srv.ServeErr():
+		if err != nil {
+			logger.Error("http server failed", "err", err)
+		}
+	}
+	logger.Info("shutting down")
+	return srv.Close()
+}
+
+func retry(ctx context.Context, fn func() error) error {
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/control/server"
+)
+
+// devCredentials is persisted in the data dir so a restart keeps the same key.
+type devCredentials struct {
+	APIKey    string `json:"apiKey"`
+	APISecret string `json:"apiSecret"`
+}
+
+func derive(key []byte, label string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(label))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func loadOrCreateDevCredentials(dir, key, secret string) (devCredentials, error) {
+	path := filepath.Join(dir, "credentials.json")
+	var c devCredentials
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &c); err != nil {
+			return c, fmt.Errorf("%s: %w", path, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return c, err
+	}
+	if key != "" {
+		c.APIKey = key
+	}
+	if secret != "" {
+		c.APISecret = secret
+	}
+	if c.APIKey == "" {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return c, err
+		}
+		h := hex.EncodeToString(b[:])
+		c.APIKey = h[0:8] + "-" + h[8:12] + "-4" + h[13:16] + "-a" + h[17:20] + "-" + h[20:32]
+	}
+	if c.APISecret == "" {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return c, err
+		}
+		c.APISecret = hex.EncodeToString(b[:])
+	}
+	b, _ := json.MarshalIndent(c, "", "  ")
+	return c, os.WriteFile(path, append(b, '\n'), 0o600)
+}
+
+func runDev(args []string) error {
+	fs := newFlagSet("dev", "Run everything in one process: a one-node Raft control plane and one edge\n(SFU, TURN, signaling) in region \"local\", data in ./meridian-data. No external services.")
+	var f controlFlags
+	f.register(fs, true)
+	apiKey := fs.String("api-key", "", "API key to create (default: generated on first start and kept in <data>/credentials.json)")
+	apiSecret := fs.String("api-secret", "", "API secret for --api-key (default: generated)")
+	var ef edgeFlags
+	ef.register(fs, true)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	logger, err := newLogger(f.logLevel)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return err
+	}
+	creds, err := loadOrCreateDevCredentials(f.dataDir, *apiKey, *apiSecret)
+	if err != nil {
+		return err
+	}
+	f.bootstrap = true
+	cfg, err := f.serverConfig(logger)
+	if err != nil {
+		return err
+	}
+	cfg.Cluster.Bootstrap = true
+	// One node: elections can be quick.
+	cfg.Cluster.HeartbeatTimeout, cfg.Cluster.ElectionTimeout, cfg.Cluster.LeaderLease = 300*time.Millisecond, 300*time.Millisecond, 200*time.Millisecond
+	cfg.BootstrapKeys = []auth.NewKeySpec{{Key: creds.APIKey, Secret: creds.APISecret, Name: "dev"}}
+	wh, err := newWebhookWiring(cfg, logger)
+	if err != nil {
+		return err
+	}
+	wh.allowLocalHTTP = true
+	wh.apply(&cfg)
+	edges := newEdgeWiring(logger)
+	edges.apply(&cfg)
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	wh.bind(srv)
+	edges.bind(srv)
+	srv.Start()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = srv.WaitReady(rctx)
+	cancel()
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	edge, err := startDevEdge(ctx, ef, srv, logger)
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("start edge: %w", err)
+	}
+	adminToken := cfg.API.AdminToken
+	fmt.Printf(`
+Meridian dev is running.
+
+  API          %[1]s/v2          (VideoSDK v2 compatible)
+  Health       %[1]s/healthz
+  Meeting page %[1]s/meet/<roomId>?token=<JWT>
+  API key      %[2]s
+  API secret   %[3]s
+  Admin token  %[4]s
+  Data         %[5]s
+
+Try:
+  TOKEN=$(meridian token --api-key %[2]s --api-secret %[3]s)
+  curl -s -X POST -H "Authorization: $TOKEN" %[1]s/v2/rooms
+
+`, srv.URL(), creds.APIKey, creds.APISecret, adminToken, f.dataDir)
+	select {
+	case <-ctx.Done():
+	case err := <-srv.ServeErr():
+		if err != nil {
+			logger.Error("http server failed", "err", err)
+		}
+	}
+	logger.Info("shutting down")
+	var errs []error
+	if edge != nil {
+		errs = append(errs, edge.Close())
+	}
+	errs = append(errs, srv.Close())
+	return errors.Join(errs...)
+}

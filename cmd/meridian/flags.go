@@ -1,0 +1,89 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// newFlagSet builds a flag set whose flags also read MERIDIAN_<NAME>
+// environment variables and an optional --config YAML file. Precedence:
+// command line > environment > config file > default.
+func newFlagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: meridian %s\n\n%s\n\nflags (each also settable as MERIDIAN_<FLAG> with - as _, or in a --config YAML file):\n", name, usage)
+		fs.PrintDefaults()
+	}
+	fs.String("config", "", "YAML file with flag values (keys are flag names)")
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fileVals := map[string]any{}
+	if path := fs.Lookup("config").Value.String(); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if err := yaml.Unmarshal(b, &fileVals); err != nil {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
+		for k := range fileVals {
+			if fs.Lookup(k) == nil {
+				return fmt.Errorf("config %s: unknown setting %q", path, k)
+			}
+		}
+	}
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		env := "MERIDIAN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s: %w", env, e)
+			}
+			return
+		}
+		if v, ok := fileVals[f.Name]; ok {
+			var s string
+			switch t := v.(type) {
+			case []any:
+				parts := make([]string, len(t))
+				for i, p := range t {
+					parts[i] = fmt.Sprint(p)
+				}
+				s = strings.Join(parts, ",")
+			default:
+				s = fmt.Sprint(t)
+			}
+			if e := f.Value.Set(s); e != nil {
+				err = fmt.Errorf("config %s: %w", f.Name, e)
+			}
+		}
+	})
+	return err
+}
+
+// listFlag collects comma-separated or repeated values.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}

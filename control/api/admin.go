@@ -1,0 +1,101 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/control/state"
+)
+
+func (s *Server) adminRoutes(r fiber.Router) {
+	r.Post("/keys", s.adminCreateKey)
+	r.Get("/keys", s.adminListKeys)
+	r.Delete("/keys/:key", s.adminRevokeKey)
+}
+
+type keyView struct {
+	APIKey    string           `json:"apiKey"`
+	Secret    string           `json:"secret,omitempty"`
+	Name      string           `json:"name,omitempty"`
+	UserID    string           `json:"userId"`
+	Pin       *state.PinPolicy `json:"pin,omitempty"`
+	CreatedAt string           `json:"createdAt"`
+	RevokedAt *string          `json:"revokedAt"`
+}
+
+func keyViewOf(k *state.APIKey, secret string) keyView {
+	v := keyView{APIKey: k.Key, Secret: secret, Name: k.Name, UserID: k.UserID, CreatedAt: restTime(k.CreatedAt), RevokedAt: restTimePtr(k.RevokedAt)}
+	if !k.Pin.Empty() {
+		pin := k.Pin
+		v.Pin = &pin
+	}
+	return v
+}
+
+// CreateKey creates (or, for an identical key+secret, returns) an API key.
+func (s *Server) CreateKey(ctx context.Context, spec auth.NewKeySpec) (*state.APIKey, string, error) {
+	k, secret, err := auth.NewAPIKey(s.cfg.Rand, s.sealer, spec, s.cfg.Now())
+	if err != nil {
+		return nil, "", &Error{Status: fiber.StatusBadRequest, Message: err.Error()}
+	}
+	raw, _, err := s.node.Apply(ctx, state.CmdUpsertAPIKey, state.UpsertAPIKey{APIKey: *k})
+	if err != nil {
+		return nil, "", err
+	}
+	var stored state.APIKey
+	if err := json.Unmarshal(raw, &stored); err != nil {
+		return nil, "", err
+	}
+	return &stored, secret, nil
+}
+
+func (s *Server) adminCreateKey(c *fiber.Ctx) error {
+	var req struct {
+		APIKey string           `json:"apiKey"`
+		Secret string           `json:"secret"`
+		Name   string           `json:"name"`
+		UserID string           `json:"userId"`
+		Pin    *state.PinPolicy `json:"pin"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	spec := auth.NewKeySpec{Key: req.APIKey, Secret: req.Secret, Name: req.Name, UserID: req.UserID}
+	if req.Pin != nil {
+		spec.Pin = *req.Pin
+	}
+	k, secret, err := s.CreateKey(c.UserContext(), spec)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(keyViewOf(k, secret))
+}
+
+func (s *Server) adminListKeys(c *fiber.Ctx) error {
+	var keys []*state.APIKey
+	if err := s.read(c, func(st *state.Store) { keys = st.APIKeys() }); err != nil {
+		return err
+	}
+	out := make([]keyView, len(keys))
+	for i, k := range keys {
+		out[i] = keyViewOf(k, "")
+	}
+	return c.JSON(fiber.Map{"data": out})
+}
+
+func (s *Server) adminRevokeKey(c *fiber.Ctx) error {
+	key := c.Params("key")
+	raw, err := s.apply(c, state.CmdRevokeAPIKey, state.RevokeAPIKey{Key: key, At: s.cfg.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	var k state.APIKey
+	if err := json.Unmarshal(raw, &k); err != nil {
+		return fmt.Errorf("decode revoked key: %w", err)
+	}
+	return c.JSON(keyViewOf(&k, ""))
+}

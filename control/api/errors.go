@@ -1,0 +1,93 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/control/cluster"
+	"github.com/meridian-video/meridian/control/state"
+)
+
+// Error is an API error with a status and a message safe to show clients.
+type Error struct {
+	Status     int
+	Message    string
+	RetryAfter int // seconds; 0 = no header
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func badRequest(msg string) *Error { return &Error{Status: http.StatusBadRequest, Message: msg} }
+func notFound(msg string) *Error   { return &Error{Status: http.StatusNotFound, Message: msg} }
+
+// errorBody is the JSON error shape: consumers read `error` and `message`.
+type errorBody struct {
+	StatusCode int    `json:"statusCode"`
+	Error      string `json:"error"`
+	Message    string `json:"message"`
+	RequestID  string `json:"requestId,omitempty"`
+}
+
+// errorHandler maps every package's errors to one status + JSON body. Unknown
+// errors become a generic 500 and are logged; their text never reaches clients.
+func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		status, msg, retry := classify(err)
+		if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusNotImplemented {
+			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err, "request_id", requestID(c))
+		}
+		if retry > 0 {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retry))
+		}
+		return c.Status(status).JSON(errorBody{StatusCode: status, Error: http.StatusText(status), Message: msg, RequestID: requestID(c)})
+	}
+}
+
+func classify(err error) (status int, msg string, retryAfter int) {
+	var ae *Error
+	var se *state.Error
+	var authErr *auth.AuthError
+	var fe *fiber.Error
+	switch {
+	case errors.As(err, &ae):
+		return ae.Status, ae.Message, ae.RetryAfter
+	case errors.As(err, &authErr):
+		if errors.Is(authErr.Kind, auth.ErrForbidden) {
+			return http.StatusForbidden, authErr.Message, 0
+		}
+		return http.StatusUnauthorized, authErr.Message, 0
+	case errors.As(err, &se):
+		switch se.Code {
+		case state.CodeNotFound:
+			return http.StatusNotFound, se.Message, 0
+		case state.CodeConflict:
+			return http.StatusConflict, se.Message, 0
+		case state.CodeForbidden:
+			return http.StatusForbidden, se.Message, 0
+		case state.CodeGone:
+			return http.StatusGone, se.Message, 0
+		default:
+			return http.StatusBadRequest, se.Message, 0
+		}
+	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrClosed):
+		return http.StatusServiceUnavailable, "the control plane has no leader right now; retry shortly", 2
+	case errors.As(err, &fe):
+		switch fe.Code {
+		case http.StatusRequestEntityTooLarge:
+			return fe.Code, "request body is larger than 1 MiB", 0
+		case http.StatusNotFound:
+			return fe.Code, "no such route", 0
+		case http.StatusMethodNotAllowed:
+			return fe.Code, "method not allowed on this route", 0
+		}
+		if fe.Code < 500 {
+			return fe.Code, fe.Message, 0
+		}
+	}
+	return http.StatusInternalServerError, "internal error", 0
+}

@@ -1,0 +1,57 @@
+package api
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/meridian-video/meridian/control/cluster"
+)
+
+// internalRoutes are node-to-node routes guarded by the cluster token.
+func (s *Server) internalRoutes(r fiber.Router) {
+	nodes := r.Group("", s.requireClusterToken)
+	nodes.Post("/raft/apply", func(c *fiber.Ctx) error {
+		var req cluster.ForwardedApply
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		return c.JSON(s.node.HandleForwardedApply(req))
+	})
+	nodes.Post("/raft/index", func(c *fiber.Ctx) error {
+		idx, err := s.node.LeaderIndex()
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"index": idx})
+	})
+	nodes.Post("/cluster/join", func(c *fiber.Ctx) error {
+		var req cluster.JoinRequest
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		if req.ID == "" || req.RaftAddr == "" || req.HTTPAddr == "" {
+			return badRequest("join needs id, raftAddr and httpAddr")
+		}
+		if !s.node.IsLeader() {
+			if c.Get(cluster.ForwardedHeader) != "" {
+				return cluster.ErrNoLeader
+			}
+			var out struct{}
+			if err := s.node.ForwardHTTP(c.UserContext(), "/internal/v1/cluster/join", req, &out); err != nil {
+				return err
+			}
+			return c.JSON(fiber.Map{})
+		}
+		if err := s.node.AddVoter(req); err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{})
+	})
+	s.edgeRoutes(r)
+}
+
+func (s *Server) requireClusterToken(c *fiber.Ctx) error {
+	if !constantTimeEq(c.Get(cluster.TokenHeader), s.cfg.ClusterToken) {
+		return &Error{Status: fiber.StatusUnauthorized, Message: "cluster token required"}
+	}
+	return c.Next()
+}

@@ -1,0 +1,377 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/shared/ids"
+)
+
+func (s *Server) roomRoutes(r fiber.Router) {
+	r.Post("/rooms", s.createRoom)
+	r.Get("/rooms", s.listRooms)
+	r.Get("/rooms/validate/:roomId", s.validateRoom)
+	r.Post("/rooms/validate/:roomId", s.validateRoom)
+	r.Post("/rooms/deactivate", s.deactivateRoom)
+	r.Get("/rooms/:roomId", s.getRoom)
+	r.Post("/rooms/:roomId/join", s.joinRoom)
+	r.Post("/rooms/:roomId/meeting-link", s.meetingLink)
+	r.Post("/rooms/:roomId", s.setRoomStatus)
+}
+
+// geoFences are the region codes VideoSDK clients send.
+var geoFences = []string{"us001", "uk001", "sg001", "eu001", "uae001", "in001", "in002", "in003", "sg002", "us002", "aus001"}
+
+var eventPatternRe = regexp.MustCompile(`^(\*|[a-z][a-z0-9-]*\*?)$`)
+
+type createRoomRequest struct {
+	CustomRoomID          *string          `json:"customRoomId"`
+	Webhook               *webhookRequest  `json:"webhook"`
+	AutoCloseConfig       *autoCloseReq    `json:"autoCloseConfig"`
+	AutoStartConfig       *json.RawMessage `json:"autoStartConfig"`
+	GeoFence              *string          `json:"geoFence"`
+	AllowedParticipantIDs []string         `json:"allowedParticipantIds"`
+	MultiComposition      *struct {
+		Recording *bool `json:"recording"`
+		HLS       *bool `json:"hls"`
+		RTMP      *bool `json:"rtmp"`
+	} `json:"multiComposition"`
+	Region          *string          `json:"region"` // discontinued upstream: accepted, ignored
+	MaxParticipants *json.Number     `json:"maxParticipants"`
+	Pin             *state.PinPolicy `json:"pin"`
+}
+
+type webhookRequest struct {
+	EndPoint string   `json:"endPoint"`
+	Events   []string `json:"events"`
+}
+
+type autoCloseReq struct {
+	Type     string   `json:"type"`
+	Duration *float64 `json:"duration"`
+}
+
+func validateWebhookURL(field, raw string) error {
+	if len(raw) > 512 {
+		return invalidField(field, "must be at most 512 characters")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return invalidField(field, "must be an absolute http(s) URL")
+	}
+	return nil
+}
+
+func (req *createRoomRequest) toRoom() (state.Room, error) {
+	var r state.Room
+	if req.CustomRoomID != nil {
+		cid := *req.CustomRoomID
+		if strings.TrimSpace(cid) == "" || len(cid) > 256 || strings.IndexFunc(cid, unicode.IsControl) >= 0 {
+			return r, invalidField("customRoomId", "must be 1-256 printable characters")
+		}
+		r.CustomRoomID = cid
+	}
+	if w := req.Webhook; w != nil {
+		if err := validateWebhookURL("webhook.endPoint", w.EndPoint); err != nil {
+			return r, err
+		}
+		for i, e := range w.Events {
+			if !eventPatternRe.MatchString(e) || len(e) > 64 {
+				return r, invalidField(fmt.Sprintf("webhook.events[%d]", i), "must be an event name or a pattern like \"recording-*\"")
+			}
+		}
+		r.Webhook = &state.RoomWebhook{EndPoint: w.EndPoint, Events: w.Events}
+	}
+	if a := req.AutoCloseConfig; a != nil {
+		if a.Type != "session-ends" && a.Type != "session-end-and-deactivate" {
+			return r, invalidField("autoCloseConfig.type", "must be \"session-ends\" or \"session-end-and-deactivate\"")
+		}
+		d := 480.0
+		if a.Duration != nil {
+			d = *a.Duration
+		}
+		if d <= 0 || d > 60*24*30 {
+			return r, invalidField("autoCloseConfig.duration", "must be a positive number of minutes up to 43200")
+		}
+		r.AutoCloseConfig = &state.AutoCloseConfig{Type: a.Type, Duration: d}
+	}
+	if req.AutoStartConfig != nil {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(*req.AutoStartConfig, &obj); err != nil {
+			return r, invalidField("autoStartConfig", "must be an object")
+		}
+		r.AutoStartConfig = *req.AutoStartConfig
+	}
+	if req.GeoFence != nil {
+		if !slices.Contains(geoFences, *req.GeoFence) {
+			return r, invalidField("geoFence", "must be one of %s", strings.Join(geoFences, ", "))
+		}
+		r.GeoFence = *req.GeoFence
+	}
+	for i, p := range req.AllowedParticipantIDs {
+		if _, err := ids.ParseParticipantID(p); err != nil {
+			return r, invalidField(fmt.Sprintf("allowedParticipantIds[%d]", i), "must be 1-64 characters without whitespace")
+		}
+	}
+	r.AllowedParticipantIDs = req.AllowedParticipantIDs
+	if req.MultiComposition != nil {
+		b, _ := json.Marshal(req.MultiComposition)
+		r.MultiComposition = b
+	}
+	if req.MaxParticipants != nil {
+		n, err := req.MaxParticipants.Int64()
+		if err != nil || n < 1 || n > 10000 {
+			return r, invalidField("maxParticipants", "must be an integer from 1 to 10000")
+		}
+		r.MaxParticipants = int(n)
+	}
+	if req.Pin != nil {
+		for i, reg := range append(append([]string(nil), req.Pin.Regions...), req.Pin.Jurisdictions...) {
+			if !regionNameRe.MatchString(reg) {
+				return r, invalidField(fmt.Sprintf("pin[%d]", i), "region and jurisdiction names are 1-32 lowercase letters, digits or dashes")
+			}
+		}
+		r.Pin = *req.Pin
+	}
+	return r, nil
+}
+
+var regionNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+
+func (s *Server) createRoom(c *fiber.Ctx) error {
+	p := principal(c)
+	var req createRoomRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	room, err := req.toRoom()
+	if err != nil {
+		return err
+	}
+	if p.Claims.RoomID != "" {
+		return &Error{Status: fiber.StatusForbidden, Message: fmt.Sprintf("this token is scoped to room %q and cannot create rooms", p.Claims.RoomID)}
+	}
+	if room.Pin.Empty() {
+		room.Pin = p.Key.Pin // a pinned key's rooms inherit its policy
+	}
+	roomID, err := ids.NewRoomID(s.cfg.Rand)
+	if err != nil {
+		return err
+	}
+	docID, err := ids.NewDocID(s.cfg.Rand)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now().UTC()
+	room.ID, room.RoomID, room.UserID, room.APIKey = string(docID), string(roomID), p.Key.UserID, p.Key.Key
+	room.CreatedAt, room.UpdatedAt = now, now
+	raw, err := s.apply(c, state.CmdCreateRoom, state.CreateRoom{Room: room})
+	if err != nil {
+		return err
+	}
+	var res state.CreateRoomResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return err
+	}
+	return c.JSON(s.roomView(res.Room, false))
+}
+
+func (s *Server) listRooms(c *fiber.Ctx) error {
+	p := principal(c)
+	pg, err := parsePage(c, 20)
+	if err != nil {
+		return err
+	}
+	var rooms []*state.Room
+	if err := s.read(c, func(st *state.Store) { rooms = st.Rooms(p.Key.UserID, c.Query("query")) }); err != nil {
+		return err
+	}
+	if p.Claims.RoomID != "" {
+		rooms = slices.DeleteFunc(rooms, func(r *state.Room) bool { return p.CheckRoom(r.RoomID, r.CustomRoomID, r.ID) != nil })
+	}
+	items, info := paginate(rooms, pg)
+	data := make([]roomView, len(items))
+	for i, r := range items {
+		data[i] = s.roomView(r, true)
+	}
+	return c.JSON(fiber.Map{"pageInfo": info, "data": data})
+}
+
+// findRoom resolves a path or body room reference for the caller and
+// enforces the token's room scope.
+func (s *Server) findRoom(c *fiber.Ctx, ref string) (*state.Room, error) {
+	p := principal(c)
+	if ref == "" || len(ref) > 256 {
+		return nil, badRequest("roomId is required")
+	}
+	var room *state.Room
+	if err := s.read(c, func(st *state.Store) { room, _ = st.Room(p.Key.UserID, ref) }); err != nil {
+		return nil, err
+	}
+	if room == nil {
+		return nil, notFound(fmt.Sprintf("room %q not found", ref))
+	}
+	if err := p.CheckRoom(room.RoomID, room.CustomRoomID, room.ID); err != nil {
+		return nil, err
+	}
+	return room, nil
+}
+
+func (s *Server) getRoom(c *fiber.Ctx) error {
+	room, err := s.findRoom(c, c.Params("roomId"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(s.roomView(room, true))
+}
+
+// validateRoom answers 400 for unknown rooms: VideoSDK's sample apps check
+// for exactly that status.
+func (s *Server) validateRoom(c *fiber.Ctx) error {
+	room, err := s.findRoom(c, c.Params("roomId"))
+	var ae *Error
+	if errors.As(err, &ae) && ae.Status == fiber.StatusNotFound {
+		return badRequest(ae.Message)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(s.roomView(room, false))
+}
+
+func (s *Server) deactivateRoom(c *fiber.Ctx) error {
+	p := principal(c)
+	var req struct {
+		RoomID *string `json:"roomId"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.RoomID == nil || *req.RoomID == "" {
+		return invalidField("roomId", "is required")
+	}
+	var room *state.Room
+	_ = s.read(c, func(st *state.Store) { room, _ = st.Room(p.Key.UserID, *req.RoomID) })
+	if room == nil {
+		return notFound(fmt.Sprintf("room %q not found", *req.RoomID))
+	}
+	if room.RoomID != *req.RoomID {
+		// Client-observed upstream behaviour: a customRoomId is refused with 402.
+		return &Error{Status: fiber.StatusPaymentRequired, Message: fmt.Sprintf("deactivate takes the roomId (%q is not one)", *req.RoomID)}
+	}
+	if err := p.CheckRoom(room.RoomID, room.CustomRoomID, room.ID); err != nil {
+		return err
+	}
+	raw, err := s.apply(c, state.CmdDeactivateRoom, state.DeactivateRoom{UserID: p.Key.UserID, RoomID: room.RoomID, At: s.cfg.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	var updated state.Room
+	if err := json.Unmarshal(raw, &updated); err != nil {
+		return err
+	}
+	s.closeRoomOnEdges(c, &updated)
+	v := s.roomView(&updated, true)
+	return c.JSON(deactivatedView{roomView: v, MeetingID: updated.RoomID, UserMeetingID: updated.CustomRoomID, UserID: updated.UserID})
+}
+
+func (s *Server) setRoomStatus(c *fiber.Ctx) error {
+	p := principal(c)
+	var req struct {
+		Status string `json:"status"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Status != "enabled" && req.Status != "disabled" {
+		return invalidField("status", "must be \"enabled\" or \"disabled\"")
+	}
+	room, err := s.findRoom(c, c.Params("roomId"))
+	if err != nil {
+		return err
+	}
+	raw, err := s.apply(c, state.CmdSetRoomStatus, state.SetRoomStatus{UserID: p.Key.UserID, RoomID: room.RoomID, Disabled: req.Status == "disabled", At: s.cfg.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	var updated state.Room
+	if err := json.Unmarshal(raw, &updated); err != nil {
+		return err
+	}
+	return c.JSON(struct {
+		roomView
+		Status string `json:"status"`
+	}{s.roomView(&updated, false), req.Status})
+}
+
+type userView struct {
+	Email              string  `json:"email"`
+	Name               string  `json:"name"`
+	DiscontinuedReason *string `json:"discontinuedReason"`
+	ID                 string  `json:"id"`
+}
+
+type roomLinks struct {
+	GetRoom    string `json:"get_room"`
+	GetSession string `json:"get_session"`
+}
+
+type roomView struct {
+	RoomID                string                 `json:"roomId"`
+	CustomRoomID          string                 `json:"customRoomId,omitempty"`
+	UserID                string                 `json:"userId,omitempty"`
+	User                  *userView              `json:"user,omitempty"`
+	Disabled              bool                   `json:"disabled"`
+	CreatedAt             string                 `json:"createdAt"`
+	UpdatedAt             string                 `json:"updatedAt"`
+	ID                    string                 `json:"id"`
+	Webhook               *state.RoomWebhook     `json:"webhook,omitempty"`
+	AutoCloseConfig       *state.AutoCloseConfig `json:"autoCloseConfig,omitempty"`
+	AutoStartConfig       json.RawMessage        `json:"autoStartConfig,omitempty"`
+	GeoFence              string                 `json:"geoFence,omitempty"`
+	AllowedParticipantIDs []string               `json:"allowedParticipantIds,omitempty"`
+	MultiComposition      json.RawMessage        `json:"multiComposition,omitempty"`
+	MaxParticipants       int                    `json:"maxParticipants,omitempty"`
+	Pin                   *state.PinPolicy       `json:"pin,omitempty"`
+	Links                 *roomLinks             `json:"links,omitempty"`
+}
+
+type deactivatedView struct {
+	roomView
+	MeetingID     string `json:"meetingId"`
+	UserMeetingID string `json:"userMeetingId,omitempty"`
+	UserID        string `json:"userId"`
+}
+
+// roomView renders a room; list/get embed `user`, create/validate carry `userId`.
+func (s *Server) roomView(r *state.Room, withUser bool) roomView {
+	v := roomView{RoomID: r.RoomID, CustomRoomID: r.CustomRoomID, Disabled: r.Disabled, CreatedAt: restTime(r.CreatedAt), UpdatedAt: restTime(r.UpdatedAt),
+		ID: r.ID, Webhook: r.Webhook, AutoCloseConfig: r.AutoCloseConfig, AutoStartConfig: r.AutoStartConfig, GeoFence: r.GeoFence,
+		AllowedParticipantIDs: r.AllowedParticipantIDs, MultiComposition: r.MultiComposition, MaxParticipants: r.MaxParticipants,
+		Links: &roomLinks{GetRoom: s.cfg.PublicURL + "/v2/rooms/" + r.RoomID, GetSession: s.cfg.PublicURL + "/v2/sessions/"}}
+	if !r.Pin.Empty() {
+		pin := r.Pin
+		v.Pin = &pin
+	}
+	if withUser {
+		v.User = &userView{ID: r.UserID}
+	} else {
+		v.UserID = r.UserID
+	}
+	return v
+}
+
+// scopeCheck is a helper for handlers that found a room by other means.
+func scopeCheck(p *auth.Principal, r *state.Room) error {
+	return p.CheckRoom(r.RoomID, r.CustomRoomID, r.ID)
+}

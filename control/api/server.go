@@ -1,0 +1,367 @@
+// Package api is the control plane's HTTP surface: the VideoSDK-compatible
+// /v2 API, api.video-style /auth, operator /admin routes, node-to-node
+// /internal routes, /healthz and /metrics. One fiber app, one error handler.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/control/cluster"
+	"github.com/meridian-video/meridian/control/state"
+)
+
+// Config configures the API.
+type Config struct {
+	// PublicURL is the base used in `links` and meeting URLs, e.g. https://video.example.com.
+	PublicURL string
+	// AdminToken guards /admin (API key management). Empty disables /admin.
+	AdminToken string
+	// ClusterToken guards /internal node-to-node routes.
+	ClusterToken string
+	// EdgeToken guards the routes edges call (register, heartbeat, events).
+	EdgeToken string
+
+	RateLimitPerKey float64 // requests/s per API key; 0 = unlimited
+	RateBurstPerKey int
+	RateLimitPerIP  float64 // requests/s per client IP; 0 = unlimited
+	RateBurstPerIP  int
+
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Rand     io.Reader
+	Registry *prometheus.Registry // nil = a private registry
+}
+
+// DefaultConfig has production-minded defaults.
+func DefaultConfig() Config {
+	return Config{
+		PublicURL:       "http://127.0.0.1:8080",
+		RateLimitPerKey: 50, RateBurstPerKey: 100,
+		RateLimitPerIP: 100, RateBurstPerIP: 200,
+		AccessTokenTTL:  time.Hour,
+		RefreshTokenTTL: 30 * 24 * time.Hour,
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.PublicURL == "" || !(strings.HasPrefix(c.PublicURL, "http://") || strings.HasPrefix(c.PublicURL, "https://")) {
+		return fmt.Errorf("api: PublicURL %q must be an http(s) URL", c.PublicURL)
+	}
+	if c.ClusterToken == "" {
+		return errors.New("api: ClusterToken is required")
+	}
+	if c.AccessTokenTTL <= 0 || c.RefreshTokenTTL <= 0 {
+		return errors.New("api: token TTLs must be positive")
+	}
+	return nil
+}
+
+// Server is the control API.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	node     *cluster.Node
+	auth     *auth.Authenticator
+	sealer   *auth.Sealer
+	keyLimit *auth.RateLimiter
+	ipLimit  *auth.RateLimiter
+	app      *fiber.App
+	registry *prometheus.Registry
+	metrics  *httpMetrics
+	extra    []func(fiber.Router)
+	joins    JoinService
+	edges    EdgeService
+}
+
+// Option adds optional collaborators.
+type Option func(*Server)
+
+// New builds the API over a cluster node.
+func New(cfg Config, node *cluster.Node, sealer *auth.Sealer, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	s := &Server{cfg: cfg, log: cfg.Logger, node: node, sealer: sealer, registry: cfg.Registry,
+		auth:     auth.New(sealer, fsmKeys{node.FSM()}, cfg.Now),
+		keyLimit: auth.NewRateLimiter(cfg.RateLimitPerKey, cfg.RateBurstPerKey, cfg.Now),
+		ipLimit:  auth.NewRateLimiter(cfg.RateLimitPerIP, cfg.RateBurstPerIP, cfg.Now),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.metrics = newHTTPMetrics(cfg.Registry)
+	s.app = fiber.New(fiber.Config{
+		BodyLimit:             MaxBodyBytes,
+		ErrorHandler:          errorHandler(s.log),
+		DisableStartupMessage: true,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		// Trailing slashes are equivalent (documented URLs carry them).
+		StrictRouting: false,
+	})
+	s.routes()
+	return s, nil
+}
+
+// WithRoutes mounts extra routes (meeting page, SDK, edge signaling in dev).
+func WithRoutes(fn func(fiber.Router)) Option {
+	return func(s *Server) { s.extra = append(s.extra, fn) }
+}
+
+// App exposes the fiber app (tests use App().Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Authenticator exposes token verification (meeting page, join).
+func (s *Server) Authenticator() *auth.Authenticator { return s.auth }
+
+// Serve runs the API on ln until ctx is done.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listener(ln) }()
+	select {
+	case <-ctx.Done():
+		return s.app.ShutdownWithTimeout(10 * time.Second)
+	case err := <-errc:
+		return err
+	}
+}
+
+// Shutdown stops the HTTP server.
+func (s *Server) Shutdown() error { return s.app.ShutdownWithTimeout(10 * time.Second) }
+
+func (s *Server) routes() {
+	app := s.app
+	app.Use(s.requestIDMiddleware, s.metrics.middleware, s.ipRateLimit)
+
+	app.Get("/livez", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "alive"}) })
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.healthz)
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
+
+	// api.video-style token exchange.
+	app.Post("/auth/api-key", s.authAPIKey)
+	app.Post("/auth/refresh", s.authRefresh)
+
+	// Public key for videosdk-signature verification: no auth (upstream clients send it anyway).
+	app.Get("/v2/public/rsa-public-key", s.rsaPublicKey)
+
+	v2 := app.Group("/v2", s.requireREST)
+	s.roomRoutes(v2)
+	s.sessionRoutes(v2)
+	s.webhookRoutes(v2)
+	s.egressStubs(v2)
+
+	s.adminRoutes(app.Group("/admin/v1", s.requireAdmin))
+	s.internalRoutes(app.Group("/internal/v1"))
+	for _, fn := range s.extra {
+		fn(app)
+	}
+}
+
+func (s *Server) healthz(c *fiber.Ctx) error {
+	if !s.node.Ready() {
+		return &Error{Status: fiber.StatusServiceUnavailable, Message: "waiting for a cluster leader", RetryAfter: 1}
+	}
+	ok := false
+	s.node.FSM().Read(func(st *state.Store) { _, ok = st.Secrets() })
+	if !ok {
+		return &Error{Status: fiber.StatusServiceUnavailable, Message: "cluster secrets not initialised yet", RetryAfter: 1}
+	}
+	return c.JSON(fiber.Map{"status": "ok", "node": s.node.ID(), "leader": s.node.LeaderID(), "appliedIndex": s.node.FSM().AppliedIndex()})
+}
+
+const localsPrincipal = "principal"
+
+func principal(c *fiber.Ctx) *auth.Principal {
+	p, _ := c.Locals(localsPrincipal).(*auth.Principal)
+	return p
+}
+
+// requireREST authenticates /v2 calls and applies the per-key rate limit.
+func (s *Server) requireREST(c *fiber.Ctx) error {
+	// The join route accepts rtc tokens; it does its own role check.
+	p, err := s.auth.Authenticate(string(c.Request().Header.Peek(fiber.HeaderAuthorization)))
+	if err != nil {
+		return err
+	}
+	if ok, wait := s.keyLimit.Allow("key:" + p.Key.Key); !ok {
+		return &Error{Status: fiber.StatusTooManyRequests, Message: "rate limit exceeded for this API key", RetryAfter: int(wait / time.Second)}
+	}
+	c.Locals(localsPrincipal, p)
+	if isJoinRoute(c) {
+		return c.Next()
+	}
+	if err := p.CanUseREST(); err != nil {
+		return err
+	}
+	return c.Next()
+}
+
+func isJoinRoute(c *fiber.Ctx) bool {
+	path := strings.TrimSuffix(c.Path(), "/")
+	return c.Method() == fiber.MethodPost && strings.HasPrefix(path, "/v2/rooms/") && strings.HasSuffix(path, "/join")
+}
+
+func (s *Server) ipRateLimit(c *fiber.Ctx) error {
+	if strings.HasPrefix(c.Path(), "/internal/") || c.Path() == "/metrics" || c.Path() == "/healthz" || c.Path() == "/livez" {
+		return c.Next()
+	}
+	if ok, wait := s.ipLimit.Allow("ip:" + c.IP()); !ok {
+		return &Error{Status: fiber.StatusTooManyRequests, Message: "rate limit exceeded for this client address", RetryAfter: int(wait / time.Second)}
+	}
+	return c.Next()
+}
+
+func (s *Server) requireAdmin(c *fiber.Ctx) error {
+	if s.cfg.AdminToken == "" {
+		return &Error{Status: fiber.StatusForbidden, Message: "the admin API is disabled on this node"}
+	}
+	h := string(c.Request().Header.Peek(fiber.HeaderAuthorization))
+	if !constantTimeEq(strings.TrimPrefix(h, "Bearer "), s.cfg.AdminToken) {
+		return &Error{Status: fiber.StatusUnauthorized, Message: "admin token required (Authorization: Bearer <admin token>)"}
+	}
+	return c.Next()
+}
+
+func (s *Server) requestIDMiddleware(c *fiber.Ctx) error {
+	id := string(c.Request().Header.Peek("X-Request-Id"))
+	if id == "" || len(id) > 64 {
+		var b [8]byte
+		_, _ = io.ReadFull(rand.Reader, b[:])
+		id = fmt.Sprintf("%x", b)
+	}
+	c.Locals("requestId", id)
+	c.Set("X-Request-Id", id)
+	return c.Next()
+}
+
+func requestID(c *fiber.Ctx) string {
+	id, _ := c.Locals("requestId").(string)
+	return id
+}
+
+// read runs fn against local state; ?consistent=true first catches up with the leader.
+func (s *Server) read(c *fiber.Ctx, fn func(st *state.Store)) error {
+	if c.Query("consistent") == "true" {
+		if err := s.node.Barrier(c.UserContext()); err != nil {
+			return err
+		}
+	}
+	s.node.FSM().Read(fn)
+	return nil
+}
+
+// apply proposes a command through the one write path.
+func (s *Server) apply(c *fiber.Ctx, t state.CommandType, body any) ([]byte, error) {
+	ctx := c.UserContext()
+	res, _, err := s.node.Apply(ctx, t, body)
+	return res, err
+}
+
+// fsmKeys adapts the FSM to auth.KeyStore.
+type fsmKeys struct{ fsm *state.FSM }
+
+func (k fsmKeys) APIKey(key string) (out *state.APIKey, ok bool) {
+	k.fsm.Read(func(s *state.Store) { out, ok = s.APIKey(key) })
+	return
+}
+
+func (k fsmKeys) APIKeyBySecretHash(h string) (out *state.APIKey, ok bool) {
+	k.fsm.Read(func(s *state.Store) { out, ok = s.APIKeyBySecretHash(h) })
+	return
+}
+
+// pagination parses page/perPage (1-based; defaults 1 and 20).
+type page struct{ Page, PerPage int }
+
+func parsePage(c *fiber.Ctx, defPer int) (page, error) {
+	p := page{Page: 1, PerPage: defPer}
+	for _, f := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"page", &p.Page, 1 << 30}, {"perPage", &p.PerPage, 1000}} {
+		raw := c.Query(f.name)
+		if raw == "" {
+			continue
+		}
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > f.max {
+			return p, badRequest(fmt.Sprintf("query parameter %q must be an integer from 1 to %d", f.name, f.max))
+		}
+		*f.dst = n
+	}
+	return p, nil
+}
+
+type pageInfo struct {
+	CurrentPage int `json:"currentPage"`
+	PerPage     int `json:"perPage"`
+	LastPage    int `json:"lastPage"`
+	Total       int `json:"total"`
+}
+
+func paginate[T any](items []T, p page) ([]T, pageInfo) {
+	total := len(items)
+	last := (total + p.PerPage - 1) / p.PerPage
+	if last < 1 {
+		last = 1
+	}
+	start := (p.Page - 1) * p.PerPage
+	if start > total {
+		start = total
+	}
+	end := start + p.PerPage
+	if end > total {
+		end = total
+	}
+	out := items[start:end]
+	if out == nil {
+		out = []T{}
+	}
+	return out, pageInfo{CurrentPage: p.Page, PerPage: p.PerPage, LastPage: last, Total: total}
+}
+
+// restTime formats REST timestamps: ISO-8601 UTC with milliseconds and Z.
+func restTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+func restTimePtr(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := restTime(*t)
+	return &s
+}

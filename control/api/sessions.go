@@ -1,0 +1,559 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/shared/ids"
+)
+
+func (s *Server) sessionRoutes(r fiber.Router) {
+	r.Get("/sessions", s.listSessions)
+	r.Post("/sessions/end", s.endSession)
+	r.Post("/sessions/participants/remove", s.removeParticipant)
+	r.Get("/sessions/:sessionId", s.getSession)
+	r.Get("/sessions/:sessionId/participants", s.sessionParticipants)
+	r.Get("/sessions/:sessionId/participants/active", s.activeParticipants)
+	r.Get("/sessions/:sessionId/participants/:participantId", s.sessionParticipant)
+	r.Get("/sessions/:sessionId/stats", s.sessionStats)
+	r.Get("/sessions/:sessionId/participant/:participantId/stats", s.participantStats)
+}
+
+type timelogView struct {
+	Start string  `json:"start"`
+	End   *string `json:"end"`
+}
+
+type participantView struct {
+	DocID         string        `json:"_id,omitempty"`
+	ParticipantID string        `json:"participantId"`
+	Name          string        `json:"name"`
+	Timelog       []timelogView `json:"timelog"`
+	// Extras VideoSDK shows for active participants.
+	Events *struct {
+		Mic              []any `json:"mic"`
+		Webcam           []any `json:"webcam"`
+		ScreenShare      []any `json:"screenShare"`
+		ScreenShareAudio []any `json:"screenShareAudio"`
+	} `json:"events,omitempty"`
+	Mode string `json:"mode,omitempty"`
+}
+
+type sessionLinks struct {
+	GetRoom            string `json:"get_room,omitempty"`
+	GetSession         string `json:"get_session"`
+	GetAllParticipants string `json:"get_all_participants,omitempty"`
+}
+
+type sessionView struct {
+	ID             string            `json:"id"`
+	LegacyID       string            `json:"_id,omitempty"`
+	APIKey         string            `json:"apiKey,omitempty"`
+	UserID         string            `json:"userId,omitempty"`
+	RoomID         string            `json:"roomId"`
+	CustomRoomID   string            `json:"customRoomId,omitempty"`
+	Start          string            `json:"start"`
+	End            *string           `json:"end"`
+	Participants   []participantView `json:"participants"`
+	ActiveDuration float64           `json:"activeDuration"`
+	ChatLink       *string           `json:"chatLink"`
+	Status         string            `json:"status"`
+	Region         string            `json:"region,omitempty"`
+	Links          sessionLinks      `json:"links"`
+}
+
+func (s *Server) sessionView(ss *state.Session, parts []*state.SessionParticipant, active bool) sessionView {
+	v := sessionView{ID: ss.ID, UserID: ss.UserID, RoomID: ss.RoomID, CustomRoomID: ss.CustomRoomID, Start: restTime(ss.Start), End: restTimePtr(ss.End),
+		Status: ss.Status(), Region: ss.Region, Participants: []participantView{},
+		Links: sessionLinks{GetRoom: s.cfg.PublicURL + "/v2/rooms/" + ss.RoomID, GetSession: s.cfg.PublicURL + "/v2/sessions/" + ss.ID}}
+	end := s.cfg.Now()
+	if ss.End != nil {
+		end = *ss.End
+	}
+	v.ActiveDuration = math.Round(end.Sub(ss.Start).Seconds()*1000) / 1000
+	if active {
+		v.LegacyID, v.APIKey = ss.ID, ss.APIKey
+		v.Links.GetAllParticipants = s.cfg.PublicURL + "/v2/sessions/" + ss.ID + "/participants"
+	}
+	for _, p := range parts {
+		v.Participants = append(v.Participants, participantViewOf(p, active))
+	}
+	return v
+}
+
+func participantViewOf(p *state.SessionParticipant, extras bool) participantView {
+	pv := participantView{DocID: p.DocID, ParticipantID: p.ParticipantID, Name: p.Name, Timelog: make([]timelogView, len(p.Timelog))}
+	for i, t := range p.Timelog {
+		pv.Timelog[i] = timelogView{Start: restTime(t.Start), End: restTimePtr(t.End)}
+	}
+	if extras {
+		pv.Events = &struct {
+			Mic              []any `json:"mic"`
+			Webcam           []any `json:"webcam"`
+			ScreenShare      []any `json:"screenShare"`
+			ScreenShareAudio []any `json:"screenShareAudio"`
+		}{[]any{}, []any{}, []any{}, []any{}}
+		pv.Mode = "SEND_AND_RECV"
+	}
+	return pv
+}
+
+// findSession loads a session of the caller's project and enforces room scope.
+func (s *Server) findSession(c *fiber.Ctx, id string) (*state.Session, error) {
+	if _, err := ids.ParseDocID(id); err != nil {
+		return nil, badRequest(fmt.Sprintf("sessionId %q must be 24 lowercase hex characters", truncateForMsg(id)))
+	}
+	p := principal(c)
+	var ss *state.Session
+	var room *state.Room
+	if err := s.read(c, func(st *state.Store) {
+		ss, _ = st.Session(p.Key.UserID, id)
+		if ss != nil {
+			room, _ = st.Room(p.Key.UserID, ss.RoomDocID)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if ss == nil {
+		return nil, notFound(fmt.Sprintf("session %q not found", id))
+	}
+	if room != nil {
+		if err := scopeCheck(p, room); err != nil {
+			return nil, err
+		}
+	}
+	return ss, nil
+}
+
+func truncateForMsg(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+func (s *Server) listSessions(c *fiber.Ctx) error {
+	p := principal(c)
+	pg, err := parsePage(c, 20)
+	if err != nil {
+		return err
+	}
+	f := state.SessionFilter{UserID: p.Key.UserID, Status: c.Query("status")}
+	if f.Status != "" && f.Status != "ongoing" && f.Status != "ended" {
+		return badRequest(`query parameter "status" must be "ongoing" or "ended"`)
+	}
+	for _, q := range []struct {
+		name string
+		dst  **time.Time
+	}{{"startDate", &f.StartAfter}, {"endDate", &f.StartBefore}} {
+		if raw := c.Query(q.name); raw != "" {
+			ms, err := strconv.ParseInt(raw, 10, 64)
+			if err != nil || ms < 0 {
+				return badRequest(fmt.Sprintf("query parameter %q must be epoch milliseconds", q.name))
+			}
+			t := time.UnixMilli(ms)
+			*q.dst = &t
+		}
+	}
+	ref := c.Query("roomId")
+	if ref == "" {
+		ref = c.Query("customRoomId")
+	}
+	if ref == "" {
+		ref = c.Query("query")
+	}
+	var out []*state.Session
+	var missing bool
+	if err := s.read(c, func(st *state.Store) {
+		if ref != "" {
+			room, ok := st.Room(p.Key.UserID, ref)
+			if !ok {
+				missing = true
+				return
+			}
+			f.RoomDocID = room.ID
+		}
+		out = st.Sessions(f)
+	}); err != nil {
+		return err
+	}
+	if missing {
+		return notFound(fmt.Sprintf("room %q not found", ref))
+	}
+	if p.Claims.RoomID != "" {
+		out = slices.DeleteFunc(out, func(ss *state.Session) bool {
+			return p.CheckRoom(ss.RoomID, ss.CustomRoomID, ss.RoomDocID) != nil
+		})
+	}
+	items, info := paginate(out, pg)
+	data := make([]sessionView, len(items))
+	for i, ss := range items {
+		data[i] = s.sessionView(ss, ss.Participants, false)
+	}
+	return c.JSON(fiber.Map{"pageInfo": info, "data": data})
+}
+
+func (s *Server) getSession(c *fiber.Ctx) error {
+	ss, err := s.findSession(c, c.Params("sessionId"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(s.sessionView(ss, ss.Participants, false))
+}
+
+func (s *Server) sessionParticipants(c *fiber.Ctx) error {
+	ss, err := s.findSession(c, c.Params("sessionId"))
+	if err != nil {
+		return err
+	}
+	pg, err := parsePage(c, 20)
+	if err != nil {
+		return err
+	}
+	items, info := paginate(ss.Participants, pg)
+	return c.JSON(fiber.Map{"pageInfo": info, "data": s.sessionView(ss, items, false)})
+}
+
+func (s *Server) activeParticipants(c *fiber.Ctx) error {
+	ss, err := s.findSession(c, c.Params("sessionId"))
+	if err != nil {
+		return err
+	}
+	pg, err := parsePage(c, 20)
+	if err != nil {
+		return err
+	}
+	var active []*state.SessionParticipant
+	for _, p := range ss.Participants {
+		if p.Active() {
+			active = append(active, p)
+		}
+	}
+	items, info := paginate(active, pg)
+	return c.JSON(fiber.Map{"pageInfo": info, "data": []sessionView{s.sessionView(ss, items, true)}})
+}
+
+func (s *Server) sessionParticipant(c *fiber.Ctx) error {
+	ss, err := s.findSession(c, c.Params("sessionId"))
+	if err != nil {
+		return err
+	}
+	pid := c.Params("participantId")
+	for _, p := range ss.Participants {
+		if p.ParticipantID == pid {
+			return c.JSON(participantViewOf(p, true))
+		}
+	}
+	return notFound(fmt.Sprintf("participant %q not found in session %q", truncateForMsg(pid), ss.ID))
+}
+
+type endSessionRequest struct {
+	RoomID        *string `json:"roomId"`
+	SessionID     *string `json:"sessionId"`
+	VsdkForceKill *bool   `json:"vsdkForceKill"`
+	IgnoreClosed  *bool   `json:"ignoreClosed"`
+}
+
+func (s *Server) endSession(c *fiber.Ctx) error {
+	p := principal(c)
+	var req endSessionRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.RoomID == nil || *req.RoomID == "" {
+		return invalidField("roomId", "is required")
+	}
+	room, err := s.findRoom(c, *req.RoomID)
+	if err != nil {
+		return err
+	}
+	cmd := state.EndSession{UserID: p.Key.UserID, RoomRef: room.RoomID, Reason: "ended-by-api", At: s.cfg.Now().UTC()}
+	if req.SessionID != nil && *req.SessionID != "" {
+		if _, err := ids.ParseDocID(*req.SessionID); err != nil {
+			return invalidField("sessionId", "must be 24 lowercase hex characters")
+		}
+		cmd.SessionID = *req.SessionID
+	}
+	if cmd.IDs, err = s.newIDs(64); err != nil {
+		return err
+	}
+	raw, err := s.apply(c, state.CmdEndSession, cmd)
+	if err != nil {
+		if req.IgnoreClosed != nil && *req.IgnoreClosed {
+			if se := (*state.Error)(nil); asStateErr(err, &se) && se.Code == state.CodeInvalid {
+				return c.JSON(fiber.Map{"message": se.Message})
+			}
+		}
+		return err
+	}
+	var before state.Session
+	if err := json.Unmarshal(raw, &before); err != nil {
+		return err
+	}
+	s.closeRoomOnEdges(c, room)
+	return c.JSON(s.sessionView(&before, before.Participants, false))
+}
+
+type removeParticipantRequest struct {
+	ParticipantID *string `json:"participantId"`
+	RoomID        *string `json:"roomId"`
+	SessionID     *string `json:"sessionId"`
+}
+
+func (s *Server) removeParticipant(c *fiber.Ctx) error {
+	p := principal(c)
+	var req removeParticipantRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.ParticipantID == nil || *req.ParticipantID == "" {
+		return invalidField("participantId", "is required")
+	}
+	var ss *state.Session
+	switch {
+	case req.SessionID != nil && *req.SessionID != "":
+		var err error
+		if ss, err = s.findSession(c, *req.SessionID); err != nil {
+			return err
+		}
+	case req.RoomID != nil && *req.RoomID != "":
+		room, err := s.findRoom(c, *req.RoomID)
+		if err != nil {
+			return err
+		}
+		s.node.FSM().Read(func(st *state.Store) { ss, _ = st.OngoingSession(room.ID) })
+		if ss == nil {
+			return badRequest(fmt.Sprintf("room %q has no ongoing session", *req.RoomID))
+		}
+	default:
+		return badRequest(`one of "roomId" or "sessionId" is required`)
+	}
+	if ss.End != nil {
+		return badRequest(fmt.Sprintf("session %q has already ended", ss.ID))
+	}
+	var target *state.SessionParticipant
+	for _, sp := range ss.Participants {
+		if sp.ParticipantID == *req.ParticipantID && sp.Active() {
+			target = sp
+		}
+	}
+	if target == nil {
+		return notFound(fmt.Sprintf("participant %q is not in session %q", truncateForMsg(*req.ParticipantID), ss.ID))
+	}
+	evIDs, err := s.newIDs(3)
+	if err != nil {
+		return err
+	}
+	// The kick is authoritative in the replicated state at once; the edge is
+	// told to disconnect, and its own leave report is then a no-op.
+	if _, err := s.apply(c, state.CmdParticipantLeave, state.ParticipantLeave{EventID: "kick-" + evIDs[0], RoomID: ss.RoomID, ParticipantID: target.ParticipantID,
+		Reason: "removed", At: s.cfg.Now().UTC(), IDs: evIDs[1:]}); err != nil {
+		return err
+	}
+	if s.edges != nil {
+		if err := s.edges.RemoveParticipant(c.UserContext(), target.EdgeID, ss.RoomID, target.ParticipantID, "removed"); err != nil {
+			s.log.Warn("edge did not confirm participant removal", "edge", target.EdgeID, "room", ss.RoomID, "participant", target.ParticipantID, "err", err)
+		}
+	}
+	var after *state.Session
+	s.node.FSM().Read(func(st *state.Store) { after, _ = st.Session(p.Key.UserID, ss.ID) })
+	if after == nil {
+		after = ss
+	}
+	return c.JSON(s.sessionView(after, after.Participants, false))
+}
+
+// newIDs draws n fresh document ids (event ids for webhook deliveries).
+func (s *Server) newIDs(n int) ([]string, error) {
+	out := make([]string, n)
+	for i := range out {
+		id, err := ids.NewDocID(s.cfg.Rand)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = string(id)
+	}
+	return out, nil
+}
+
+// statsEntry is one sampling interval in the VideoSDK stats shape.
+type statsEntry struct {
+	Time                    string       `json:"time"`
+	RecvAudioPacketLost     int64        `json:"recvAudioPacketLost"`
+	RecvVideoPacketLost     int64        `json:"recvVideoPacketLost"`
+	SendAudioPacketLost     int64        `json:"sendAudioPacketLost"`
+	SendVideoPacketLost     int64        `json:"sendVideoPacketLost"`
+	AverageAudioRtt         float64      `json:"averageAudioRtt"`
+	AverageVideoRtt         float64      `json:"averageVideoRtt"`
+	AverageAudioJitter      float64      `json:"averageAudioJitter"`
+	AverageVideoJitter      float64      `json:"averageVideoJitter"`
+	AverageSendAudioBitrate float64      `json:"averageSendAudioBitrate"`
+	AverageSendVideoBitrate float64      `json:"averageSendVideoBitrate"`
+	AverageRecvAudioBitrate float64      `json:"averageRecvAudioBitrate"`
+	AverageRecvVideoBitrate float64      `json:"averageRecvVideoBitrate"`
+	QualityScore            qualityScore `json:"qualityScore"`
+}
+
+type qualityScore struct {
+	Audio float64 `json:"audio"`
+	Video float64 `json:"video"`
+}
+
+// aggregate averages samples of one interval (across participants for the session view).
+func aggregate(samples []state.StatsSample) statsEntry {
+	var e statsEntry
+	n := float64(len(samples))
+	if n == 0 {
+		return e
+	}
+	e.Time = restTime(samples[0].Time)
+	var qa, qv float64
+	for _, x := range samples {
+		e.RecvAudioPacketLost += x.RecvAudio.PacketsLost
+		e.RecvVideoPacketLost += x.RecvVideo.PacketsLost
+		e.SendAudioPacketLost += x.SendAudio.PacketsLost
+		e.SendVideoPacketLost += x.SendVideo.PacketsLost
+		e.AverageAudioRtt += x.SendAudio.RTTMs / n
+		e.AverageVideoRtt += x.SendVideo.RTTMs / n
+		e.AverageAudioJitter += x.SendAudio.JitterMs / n
+		e.AverageVideoJitter += x.SendVideo.JitterMs / n
+		e.AverageSendAudioBitrate += x.SendAudio.Bitrate / n
+		e.AverageSendVideoBitrate += x.SendVideo.Bitrate / n
+		e.AverageRecvAudioBitrate += x.RecvAudio.Bitrate / n
+		e.AverageRecvVideoBitrate += x.RecvVideo.Bitrate / n
+		qa += mos(x.SendAudio) / n
+		qv += mos(x.SendVideo) / n
+	}
+	e.QualityScore = qualityScore{Audio: round2(qa), Video: round2(qv)}
+	return e
+}
+
+// mos maps loss, jitter and RTT of one stream to a 1–5 MOS-like score using a
+// simplified E-model: the effective latency and loss reduce an R factor.
+func mos(m state.MediaSample) float64 {
+	if m.Packets == 0 && m.Bitrate == 0 {
+		return 0
+	}
+	loss := 0.0
+	if total := m.Packets + m.PacketsLost; total > 0 {
+		loss = float64(m.PacketsLost) / float64(total) * 100
+	}
+	latency := m.RTTMs/2 + 2*m.JitterMs + 10
+	r := 93.2
+	if latency < 160 {
+		r -= latency / 40
+	} else {
+		r -= (latency - 120) / 10
+	}
+	r -= 2.5 * loss
+	if r < 0 {
+		r = 0
+	}
+	score := 1 + 0.035*r + 0.000007*r*(r-60)*(100-r)
+	return math.Max(1, math.Min(5, score))
+}
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
+
+func groupByTime(samples []state.StatsSample) [][]state.StatsSample {
+	groups := map[int64][]state.StatsSample{}
+	for _, x := range samples {
+		k := x.Time.Unix()
+		groups[k] = append(groups[k], x)
+	}
+	keys := make([]int64, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	out := make([][]state.StatsSample, len(keys))
+	for i, k := range keys {
+		out[i] = groups[k]
+	}
+	return out
+}
+
+func (s *Server) sessionStats(c *fiber.Ctx) error {
+	ss, err := s.findSession(c, c.Params("sessionId"))
+	if err != nil {
+		return err
+	}
+	var samples []state.StatsSample
+	s.node.FSM().Read(func(st *state.Store) { samples = st.SessionStats(ss.ID) })
+	entries := []statsEntry{}
+	for _, g := range groupByTime(samples) {
+		entries = append(entries, aggregate(g))
+	}
+	return c.JSON(fiber.Map{"sessionId": ss.ID, "meetingId": ss.RoomID, "duration": durationOf(ss, s.cfg.Now()), "stats": entries})
+}
+
+func durationOf(ss *state.Session, now time.Time) float64 {
+	end := now
+	if ss.End != nil {
+		end = *ss.End
+	}
+	return math.Round(end.Sub(ss.Start).Seconds()*1000) / 1000
+}
+
+func (s *Server) participantStats(c *fiber.Ctx) error {
+	ss, err := s.findSession(c, c.Params("sessionId"))
+	if err != nil {
+		return err
+	}
+	pid := c.Params("participantId")
+	var part *state.SessionParticipant
+	for _, p := range ss.Participants {
+		if p.ParticipantID == pid {
+			part = p
+		}
+	}
+	if part == nil {
+		return notFound(fmt.Sprintf("participant %q not found in session %q", truncateForMsg(pid), ss.ID))
+	}
+	var samples []state.StatsSample
+	s.node.FSM().Read(func(st *state.Store) { samples = st.SessionStats(ss.ID) })
+	entries := []statsEntry{}
+	resolution := []map[string]any{}
+	for _, x := range samples {
+		if x.ParticipantID != pid {
+			continue
+		}
+		entries = append(entries, aggregate([]state.StatsSample{x}))
+		if h := x.SendVideo.Height; h > 0 {
+			row := map[string]any{"180": 0, "360": 0, "720": 0, "1080": 0, "1440": 0, "2160": 0, "time": restTime(x.Time)}
+			row[resolutionBucket(h)] = 1
+			resolution = append(resolution, row)
+		}
+	}
+	var dur float64
+	now := s.cfg.Now()
+	for _, t := range part.Timelog {
+		end := now
+		if t.End != nil {
+			end = *t.End
+		}
+		dur += end.Sub(t.Start).Seconds()
+	}
+	unknown := map[string]string{"country": "unknown", "city": "unknown", "region": "unknown"}
+	return c.JSON(fiber.Map{"sessionId": ss.ID, "meetingId": ss.RoomID, "participantId": pid, "participantName": part.Name,
+		"duration":   math.Round(dur*1000) / 1000,
+		"deviceInfo": fiber.Map{"deviceName": "unknown", "deviceVersion": "unknown"}, "sdkInfo": fiber.Map{"sdkName": "meridian", "sdkVersion": "1"},
+		"location": unknown, "network": fiber.Map{"asn": "unknown", "org": "unknown"}, "stats": entries, "resolutionUsage": resolution})
+}
+
+func resolutionBucket(h int) string {
+	for _, b := range []int{180, 360, 720, 1080, 1440} {
+		if h <= b {
+			return strconv.Itoa(b)
+		}
+	}
+	return "2160"
+}

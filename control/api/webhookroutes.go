@@ -1,0 +1,110 @@
+package api
+
+import (
+	"fmt"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/meridian-video/meridian/control/state"
+)
+
+func (s *Server) webhookRoutes(r fiber.Router) {
+	r.Get("/webhooks/signing-secret", s.signingSecret)
+	r.Get("/webhooks/deliveries", s.listDeliveries)
+	r.Get("/webhooks/deliveries/:id", s.getDelivery)
+	r.Post("/webhooks/deliveries/:id/redeliver", s.redeliver)
+}
+
+// signingSecret returns the key's Standard Webhooks secret (whsec_...).
+func (s *Server) signingSecret(c *fiber.Ctx) error {
+	p := principal(c)
+	if p.Claims.RoomID != "" {
+		return &Error{Status: fiber.StatusForbidden, Message: "a room-scoped token cannot read the signing secret"}
+	}
+	secret, err := s.sealer.Open(p.Key.WebhookSecretEnc)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"secret": string(secret)})
+}
+
+func (s *Server) rsaPublicKey(c *fiber.Ctx) error {
+	var sec *state.ClusterSecrets
+	s.node.FSM().Read(func(st *state.Store) { sec, _ = st.Secrets() })
+	if sec == nil {
+		return &Error{Status: fiber.StatusServiceUnavailable, Message: "cluster secrets not initialised yet", RetryAfter: 1}
+	}
+	return c.JSON(fiber.Map{"publicKey": sec.WebhookRSAPubPEM})
+}
+
+type deliveryView struct {
+	ID         string  `json:"id"`
+	EventID    string  `json:"eventId"`
+	EventType  string  `json:"eventType"`
+	RoomID     string  `json:"roomId"`
+	SessionID  string  `json:"sessionId,omitempty"`
+	URL        string  `json:"url"`
+	Status     string  `json:"status"`
+	Attempts   int     `json:"attempts"`
+	LastStatus int     `json:"lastStatusCode,omitempty"`
+	LastError  string  `json:"lastError,omitempty"`
+	LatencyMs  int64   `json:"latencyMs"`
+	CreatedAt  string  `json:"createdAt"`
+	NextTry    *string `json:"nextAttemptAt"`
+	DoneAt     *string `json:"completedAt"`
+}
+
+func deliveryViewOf(d *state.Delivery) deliveryView {
+	v := deliveryView{ID: d.ID, EventID: d.EventID, EventType: d.EventType, RoomID: d.RoomID, SessionID: d.SessionID, URL: d.URL, Status: d.Status,
+		Attempts: d.Attempts, LastStatus: d.LastStatus, LastError: d.LastError, LatencyMs: d.LatencyMs, CreatedAt: restTime(d.CreatedAt), DoneAt: restTimePtr(d.DoneAt)}
+	if d.Status == state.DeliveryPending {
+		v.NextTry = restTimePtr(&d.NextAttempt)
+	}
+	return v
+}
+
+// listDeliveries is the delivery log: filter by roomId, event, status, url.
+func (s *Server) listDeliveries(c *fiber.Ctx) error {
+	p := principal(c)
+	pg, err := parsePage(c, 20)
+	if err != nil {
+		return err
+	}
+	f := state.DeliveryFilter{UserID: p.Key.UserID, RoomID: c.Query("roomId"), EventType: c.Query("event"), Status: c.Query("status"), URL: c.Query("url")}
+	if f.Status != "" && f.Status != state.DeliveryPending && f.Status != state.DeliveryDelivered && f.Status != state.DeliveryFailed {
+		return badRequest(`query parameter "status" must be pending, delivered or failed`)
+	}
+	var list []*state.Delivery
+	if err := s.read(c, func(st *state.Store) { list = st.Deliveries(f) }); err != nil {
+		return err
+	}
+	items, info := paginate(list, pg)
+	data := make([]deliveryView, len(items))
+	for i, d := range items {
+		data[i] = deliveryViewOf(d)
+	}
+	return c.JSON(fiber.Map{"pageInfo": info, "data": data})
+}
+
+func (s *Server) getDelivery(c *fiber.Ctx) error {
+	p := principal(c)
+	var d *state.Delivery
+	if err := s.read(c, func(st *state.Store) { d, _ = st.Delivery(p.Key.UserID, c.Params("id")) }); err != nil {
+		return err
+	}
+	if d == nil {
+		return notFound(fmt.Sprintf("delivery %q not found", truncateForMsg(c.Params("id"))))
+	}
+	return c.JSON(deliveryViewOf(d))
+}
+
+func (s *Server) redeliver(c *fiber.Ctx) error {
+	p := principal(c)
+	id := c.Params("id")
+	if _, err := s.apply(c, state.CmdRedeliver, state.Redeliver{UserID: p.Key.UserID, ID: id, At: s.cfg.Now().UTC()}); err != nil {
+		return err
+	}
+	var d *state.Delivery
+	s.node.FSM().Read(func(st *state.Store) { d, _ = st.Delivery(p.Key.UserID, id) })
+	return c.JSON(deliveryViewOf(d))
+}

@@ -1,0 +1,656 @@
+// Package cluster runs the Raft side of a control node: transport and stores,
+// bootstrap and join, one write path that forwards to the leader, and the
+// leader-only loops that start after a barrier and stop (and are waited for)
+// when leadership is lost.
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/meridian-video/meridian/control/state"
+)
+
+// Errors callers map to HTTP statuses.
+var (
+	ErrNoLeader = errors.New("no cluster leader is available; retry shortly")
+	ErrClosed   = errors.New("cluster node is shut down")
+)
+
+// Peer is a voter named at bootstrap.
+type Peer struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raftAddr"`
+}
+
+// Config configures a control node's Raft participation.
+type Config struct {
+	NodeID        string
+	RaftBind      string // host:port to listen on for Raft
+	RaftAdvertise string // host:port others dial; defaults to the bound address
+	DataDir       string // "" keeps everything in memory (tests)
+	Bootstrap     bool   // form a new cluster from Peers (self included) if there is no state yet
+	Peers         []Peer
+	HTTPAddr      string // this node's API base URL, e.g. http://10.0.0.1:8080
+	ClusterToken  string // authenticates node-to-node calls (forwarded writes, joins)
+
+	HeartbeatTimeout  time.Duration
+	ElectionTimeout   time.Duration
+	LeaderLease       time.Duration
+	CommitTimeout     time.Duration
+	ApplyTimeout      time.Duration
+	LeaderHoldTimeout time.Duration // how long a write waits for an election
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	Logger            *slog.Logger
+}
+
+// DefaultConfig returns production timeouts.
+func DefaultConfig() Config {
+	return Config{
+		RaftBind:          "127.0.0.1:7000",
+		HeartbeatTimeout:  1000 * time.Millisecond,
+		ElectionTimeout:   1000 * time.Millisecond,
+		LeaderLease:       500 * time.Millisecond,
+		CommitTimeout:     50 * time.Millisecond,
+		ApplyTimeout:      10 * time.Second,
+		LeaderHoldTimeout: 5 * time.Second,
+		SnapshotThreshold: 8192,
+		SnapshotInterval:  2 * time.Minute,
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return errors.New("cluster: NodeID is required")
+	case c.RaftBind == "":
+		return errors.New("cluster: RaftBind is required")
+	case c.HTTPAddr == "":
+		return errors.New("cluster: HTTPAddr is required (followers forward writes to it)")
+	case c.ClusterToken == "":
+		return errors.New("cluster: ClusterToken is required")
+	case c.ElectionTimeout <= 0 || c.HeartbeatTimeout <= 0 || c.ApplyTimeout <= 0:
+		return errors.New("cluster: timeouts must be positive")
+	}
+	return nil
+}
+
+// LeaderLoop is leader-only work: it runs while this node leads and must
+// return soon after ctx is cancelled.
+type LeaderLoop struct {
+	Name string
+	Run  func(ctx context.Context) error
+}
+
+// Node is one control node's Raft member.
+type Node struct {
+	cfg       Config
+	log       *slog.Logger
+	fsm       *state.FSM
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	closers   []io.Closer
+	client    *http.Client
+
+	loopsMu  sync.Mutex
+	loops    []LeaderLoop
+	onLeader []func(ctx context.Context) error
+
+	leaderMu     sync.Mutex
+	leaderCancel context.CancelFunc
+	leaderDone   chan struct{}
+	leading      bool
+	notifyCh     chan bool
+
+	stop      chan struct{}
+	stopOnce  sync.Once
+	monitorWG sync.WaitGroup
+}
+
+// New builds the node; call Start to begin leadership monitoring.
+func New(cfg Config, fsm *state.FSM) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	n := &Node{cfg: cfg, log: logger.With("node", cfg.NodeID), fsm: fsm, notifyCh: make(chan bool, 16), stop: make(chan struct{}),
+		client: &http.Client{Timeout: cfg.ApplyTimeout + 5*time.Second}}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLease
+	rc.CommitTimeout = cfg.CommitTimeout
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
+	rc.NotifyCh = n.notifyCh
+	rc.LogLevel = "WARN"
+	rc.Logger = newHCLogAdapter(n.log)
+
+	var advertise net.Addr
+	if cfg.RaftAdvertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: RaftAdvertise: %w", err)
+		}
+		advertise = a
+	}
+	tr, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, advertise, 3, 10*time.Second, rc.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.RaftBind, err)
+	}
+	n.transport = tr
+	n.closers = append(n.closers, tr)
+
+	var (
+		logs   raft.LogStore
+		stable raft.StableStore
+		snaps  raft.SnapshotStore
+	)
+	if cfg.DataDir == "" {
+		mem := raft.NewInmemStore()
+		logs, stable, snaps = mem, mem, raft.NewInmemSnapshotStore()
+	} else {
+		dir := filepath.Join(cfg.DataDir, "raft")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			n.closeAll()
+			return nil, err
+		}
+		bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+		if err != nil {
+			n.closeAll()
+			return nil, fmt.Errorf("cluster: open log store: %w", err)
+		}
+		n.closers = append(n.closers, bolt)
+		fss, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, rc.Logger)
+		if err != nil {
+			n.closeAll()
+			return nil, err
+		}
+		logs, stable, snaps = bolt, bolt, fss
+	}
+
+	if cfg.Bootstrap {
+		has, err := raft.HasExistingState(logs, stable, snaps)
+		if err != nil {
+			n.closeAll()
+			return nil, err
+		}
+		if !has {
+			servers := []raft.Server{{ID: rc.LocalID, Address: tr.LocalAddr()}}
+			for _, p := range cfg.Peers {
+				if p.ID == cfg.NodeID {
+					continue
+				}
+				servers = append(servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)})
+			}
+			if err := raft.BootstrapCluster(rc, logs, stable, snaps, tr, raft.Configuration{Servers: servers}); err != nil {
+				n.closeAll()
+				return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+			}
+		}
+	}
+	r, err := raft.NewRaft(rc, fsm, logs, stable, snaps, tr)
+	if err != nil {
+		n.closeAll()
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	n.raft = r
+	return n, nil
+}
+
+// RaftAddr is the address peers dial.
+func (n *Node) RaftAddr() string { return string(n.transport.LocalAddr()) }
+
+// ID is this node's Raft id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// FSM is the local state machine.
+func (n *Node) FSM() *state.FSM { return n.fsm }
+
+// AddLeaderLoop registers leader-only work; call before Start.
+func (n *Node) AddLeaderLoop(l LeaderLoop) {
+	n.loopsMu.Lock()
+	defer n.loopsMu.Unlock()
+	n.loops = append(n.loops, l)
+}
+
+// OnLeadership registers a step run once each time this node establishes
+// leadership, after the barrier and before the loops start (e.g. generating
+// cluster secrets). A failing step makes the node give up leadership.
+func (n *Node) OnLeadership(fn func(ctx context.Context) error) {
+	n.loopsMu.Lock()
+	defer n.loopsMu.Unlock()
+	n.onLeader = append(n.onLeader, fn)
+}
+
+// Start begins watching leadership.
+func (n *Node) Start() {
+	n.monitorWG.Add(1)
+	go n.monitorLeadership()
+}
+
+func (n *Node) monitorLeadership() {
+	defer n.monitorWG.Done()
+	for {
+		select {
+		case <-n.stop:
+			n.revokeLeadership()
+			return
+		case isLeader := <-n.notifyCh:
+			// Drain to the latest value: lost-and-regained collapses to a
+			// fresh establish, gained-and-lost to nothing.
+			for more := true; more; {
+				select {
+				case v := <-n.notifyCh:
+					if v != isLeader {
+						n.revokeLeadership()
+					}
+					isLeader = v
+				default:
+					more = false
+				}
+			}
+			if isLeader {
+				n.revokeLeadership()
+				n.establishLeadership()
+			} else {
+				n.revokeLeadership()
+			}
+		}
+	}
+}
+
+func (n *Node) establishLeadership() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	n.leaderMu.Lock()
+	n.leaderCancel, n.leaderDone, n.leading = cancel, done, true
+	n.leaderMu.Unlock()
+
+	n.loopsMu.Lock()
+	loops := append([]LeaderLoop(nil), n.loops...)
+	steps := append([]func(context.Context) error(nil), n.onLeader...)
+	n.loopsMu.Unlock()
+
+	go func() {
+		defer close(done)
+		// Everything committed in earlier terms must be applied before the
+		// leader acts on state (the webhook dispatcher must see the whole outbox).
+		if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+			n.log.Warn("leadership barrier failed", "err", err)
+			return
+		}
+		if _, _, err := n.applyLocal(state.CmdRegisterNode, state.RegisterNode{Node: state.Node{ID: n.cfg.NodeID, HTTPAddr: n.cfg.HTTPAddr}}); err != nil {
+			n.log.Warn("registering leader address failed", "err", err)
+			return
+		}
+		for _, step := range steps {
+			if err := step(ctx); err != nil {
+				if ctx.Err() == nil {
+					n.log.Error("establishing leadership failed; stepping down", "err", err)
+					_ = n.raft.LeadershipTransfer().Error()
+				}
+				return
+			}
+		}
+		n.log.Info("leadership established", "loops", len(loops))
+		var wg sync.WaitGroup
+		for _, l := range loops {
+			wg.Add(1)
+			go func(l LeaderLoop) {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					err := l.Run(ctx)
+					if ctx.Err() != nil {
+						return
+					}
+					n.log.Error("leader loop exited; restarting", "loop", l.Name, "err", err)
+					select {
+					case <-ctx.Done():
+					case <-time.After(time.Second):
+					}
+				}
+			}(l)
+		}
+		wg.Wait()
+	}()
+}
+
+// revokeLeadership cancels leader work and waits for it: no loop from an old
+// term may still run when a new term starts.
+func (n *Node) revokeLeadership() {
+	n.leaderMu.Lock()
+	cancel, done := n.leaderCancel, n.leaderDone
+	n.leaderCancel, n.leaderDone, n.leading = nil, nil, false
+	n.leaderMu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// LeaderLoopsRunning reports whether this node currently runs leader work.
+func (n *Node) LeaderLoopsRunning() bool {
+	n.leaderMu.Lock()
+	defer n.leaderMu.Unlock()
+	return n.leading
+}
+
+// IsLeader reports Raft leadership.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Ready reports whether a leader is known and its address registered, so
+// writes can be served.
+func (n *Node) Ready() bool {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return false
+	}
+	ok := false
+	n.fsm.Read(func(s *state.Store) { _, ok = s.Node(string(id)) })
+	return ok
+}
+
+// LeaderID returns the current leader's id (empty if unknown).
+func (n *Node) LeaderID() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// Stats exposes Raft stats for metrics.
+func (n *Node) Stats() map[string]string { return n.raft.Stats() }
+
+// Apply is the one write path: it proposes on the leader (forwarding from a
+// follower), then waits until the local FSM has applied the entry so the
+// caller reads its own write. It returns the JSON-encoded result.
+func (n *Node) Apply(ctx context.Context, t state.CommandType, body any) (json.RawMessage, uint64, error) {
+	deadline := time.Now().Add(n.cfg.LeaderHoldTimeout)
+	for {
+		var (
+			res   json.RawMessage
+			index uint64
+			err   error
+		)
+		if n.IsLeader() {
+			res, index, err = n.applyLocal(t, body)
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+				err = ErrNoLeader
+			}
+		} else {
+			res, index, err = n.forwardApply(ctx, t, body)
+		}
+		if errors.Is(err, ErrNoLeader) && time.Now().Before(deadline) {
+			// Hold the request while an election finishes, with jitter.
+			select {
+			case <-ctx.Done():
+				return nil, 0, ctx.Err()
+			case <-n.stop:
+				return nil, 0, ErrClosed
+			case <-time.After(50*time.Millisecond + rand.N(50*time.Millisecond)):
+				continue
+			}
+		}
+		if err != nil {
+			return res, index, err
+		}
+		if err := n.WaitApplied(ctx, index); err != nil {
+			return nil, index, err
+		}
+		return res, index, nil
+	}
+}
+
+// WaitApplied blocks until the local FSM has applied index.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	done := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { close(done) })
+	defer stop()
+	if !n.fsm.WaitApplied(index, done) {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// Barrier makes every committed entry applied locally (leader only) — used by
+// ?consistent=true reads on the leader; followers use ConsistentIndex.
+func (n *Node) Barrier(ctx context.Context) error {
+	if n.IsLeader() {
+		return n.raft.Barrier(n.cfg.ApplyTimeout).Error()
+	}
+	var out struct {
+		Index uint64 `json:"index"`
+	}
+	if err := n.forward(ctx, "/internal/v1/raft/index", struct{}{}, &out); err != nil {
+		return err
+	}
+	return n.WaitApplied(ctx, out.Index)
+}
+
+// LeaderIndex returns the leader's applied index after a barrier (served to
+// followers' consistent reads).
+func (n *Node) LeaderIndex() (uint64, error) {
+	if !n.IsLeader() {
+		return 0, ErrNoLeader
+	}
+	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+		return 0, err
+	}
+	return n.fsm.AppliedIndex(), nil
+}
+
+func (n *Node) applyLocal(t state.CommandType, body any) (json.RawMessage, uint64, error) {
+	b, err := state.Encode(t, body)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(b) > 512*1024 {
+		n.log.Warn("large raft entry", "type", uint8(t), "bytes", len(b))
+	}
+	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		return nil, 0, err
+	}
+	var value any
+	if r, ok := f.Response().(state.Result); ok {
+		if r.Err != nil {
+			return nil, f.Index(), r.Err
+		}
+		value = r.Value
+	}
+	raw, err := json.Marshal(value)
+	if err != nil {
+		return nil, f.Index(), err
+	}
+	return raw, f.Index(), nil
+}
+
+// ForwardedApply is the wire form of a write forwarded to the leader.
+type ForwardedApply struct {
+	Type uint8           `json:"type"`
+	Body json.RawMessage `json:"body"`
+}
+
+// ForwardedResult is the leader's answer.
+type ForwardedResult struct {
+	Index  uint64          `json:"index"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *state.Error    `json:"error,omitempty"`
+	Other  string          `json:"other,omitempty"`
+}
+
+// HandleForwardedApply runs a forwarded write on the leader. It never forwards
+// again: a node that is not the leader answers ErrNoLeader and the sender retries.
+func (n *Node) HandleForwardedApply(req ForwardedApply) ForwardedResult {
+	if !n.IsLeader() {
+		return ForwardedResult{Other: ErrNoLeader.Error()}
+	}
+	res, index, err := n.applyLocal(state.CommandType(req.Type), req.Body)
+	out := ForwardedResult{Index: index, Result: res}
+	var se *state.Error
+	switch {
+	case errors.As(err, &se):
+		out.Error = se
+	case err != nil:
+		out.Other = err.Error()
+	}
+	return out
+}
+
+func (n *Node) forwardApply(ctx context.Context, t state.CommandType, body any) (json.RawMessage, uint64, error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out ForwardedResult
+	if err := n.forward(ctx, "/internal/v1/raft/apply", ForwardedApply{Type: uint8(t), Body: raw}, &out); err != nil {
+		return nil, 0, err
+	}
+	switch {
+	case out.Error != nil:
+		return nil, out.Index, out.Error
+	case out.Other == ErrNoLeader.Error():
+		return nil, 0, ErrNoLeader
+	case out.Other != "":
+		return nil, out.Index, fmt.Errorf("leader: %s", out.Other)
+	}
+	return out.Result, out.Index, nil
+}
+
+// ForwardedHeader marks node-to-node requests so they are never forwarded twice.
+const ForwardedHeader = "X-Meridian-Forwarded"
+
+// TokenHeader carries the cluster token on node-to-node requests.
+const TokenHeader = "X-Meridian-Cluster-Token"
+
+func (n *Node) forward(ctx context.Context, path string, in, out any) error {
+	leaderID := n.LeaderID()
+	if leaderID == "" || leaderID == n.cfg.NodeID {
+		return ErrNoLeader
+	}
+	var node *state.Node
+	n.fsm.Read(func(s *state.Store) { node, _ = s.Node(leaderID) })
+	if node == nil {
+		return ErrNoLeader // leader has not registered its address yet
+	}
+	return n.post(ctx, node.HTTPAddr+path, in, out)
+}
+
+// ForwardHTTP sends a node-to-node request to the leader's HTTP API.
+func (n *Node) ForwardHTTP(ctx context.Context, path string, in, out any) error {
+	return n.forward(ctx, path, in, out)
+}
+
+func (n *Node) post(ctx context.Context, url string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(TokenHeader, n.cfg.ClusterToken)
+	req.Header.Set(ForwardedHeader, n.cfg.NodeID)
+	resp, err := n.client.Do(req)
+	if err != nil {
+		// The leader may have just died; let the caller hold and retry.
+		return ErrNoLeader
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		return ErrNoLeader
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("leader answered %d: %s", resp.StatusCode, bytes.TrimSpace(body))
+	}
+	return json.Unmarshal(body, out)
+}
+
+// JoinRequest asks the leader to add a voter.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raftAddr"`
+	HTTPAddr string `json:"httpAddr"`
+}
+
+// AddVoter adds a node to the cluster (leader only) and records its address.
+func (n *Node) AddVoter(req JoinRequest) error {
+	if !n.IsLeader() {
+		return ErrNoLeader
+	}
+	if err := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return err
+	}
+	_, _, err := n.applyLocal(state.CmdRegisterNode, state.RegisterNode{Node: state.Node{ID: req.ID, HTTPAddr: req.HTTPAddr}})
+	return err
+}
+
+// JoinCluster asks an existing member (any node; followers forward) to add this node.
+func (n *Node) JoinCluster(ctx context.Context, memberHTTP string) error {
+	var out struct{}
+	return n.post(ctx, memberHTTP+"/internal/v1/cluster/join", JoinRequest{ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), HTTPAddr: n.cfg.HTTPAddr}, &out)
+}
+
+// RemoveServer removes a node from the configuration (leader only).
+func (n *Node) RemoveServer(id string) error {
+	return n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error()
+}
+
+// Servers lists the Raft configuration.
+func (n *Node) Servers() ([]raft.Server, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	return f.Configuration().Servers, nil
+}
+
+// Snapshot forces a snapshot (tests, operators).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// Close stops leader work, shuts Raft down and closes stores. Idempotent.
+func (n *Node) Close() error {
+	var err error
+	n.stopOnce.Do(func() {
+		close(n.stop)
+		n.monitorWG.Wait()
+		err = n.raft.Shutdown().Error()
+		n.closeAll()
+	})
+	return err
+}
+
+func (n *Node) closeAll() {
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		_ = n.closers[i].Close()
+	}
+	n.closers = nil
+}

@@ -1,0 +1,358 @@
+// Package server assembles a control node: HTTP listener, Raft node, API,
+// leadership steps and leader loops, started in dependency order and closed
+// in reverse. `meridian control` and `meridian dev` both run it, and so do the
+// in-process cluster tests.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/meridian-video/meridian/control/api"
+	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/control/cluster"
+	"github.com/meridian-video/meridian/control/state"
+)
+
+// Config configures a control node.
+type Config struct {
+	HTTPListen string // host:port; port 0 picks one
+	// PublicURL overrides the URL used in links (defaults to http://<listen address>).
+	PublicURL  string
+	ClusterKey []byte // 32 bytes, identical on every control node
+	Cluster    cluster.Config
+	API        api.Config
+	// BootstrapKeys are ensured to exist once this node leads (dev mode's key).
+	BootstrapKeys []auth.NewKeySpec
+	// GlobalWebhooks are operator endpoints that receive every room's events.
+	GlobalWebhooks []state.GlobalEndpoint
+	// Loops and steps contributed by other packages (webhook dispatcher, edges).
+	ExtraLoops []cluster.LeaderLoop
+	APIOptions []api.Option
+	Logger     *slog.Logger
+	Registry   *prometheus.Registry
+	Now        func() time.Time
+	Rand       io.Reader
+}
+
+// Server is a running control node.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	ln       net.Listener
+	node     *cluster.Node
+	fsm      *state.FSM
+	api      *api.Server
+	sealer   *auth.Sealer
+	registry *prometheus.Registry
+
+	serveErr  chan error
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the listener, starts Raft and builds the API (not yet serving).
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	sealer, err := auth.NewSealer(cfg.ClusterKey)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, sealer: sealer, registry: cfg.Registry, serveErr: make(chan error, 1)}
+
+	ln, err := net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPListen, err)
+	}
+	s.ln = ln
+	httpBase := "http://" + ln.Addr().String()
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = httpBase
+	}
+	s.cfg = cfg
+
+	s.fsm = state.NewFSM(cfg.Logger)
+	cc := cfg.Cluster
+	if cc.HTTPAddr == "" {
+		cc.HTTPAddr = httpBase
+	}
+	if cc.Logger == nil {
+		cc.Logger = cfg.Logger
+	}
+	node, err := cluster.New(cc, s.fsm)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.node = node
+
+	ac := cfg.API
+	ac.PublicURL = cfg.PublicURL
+	if ac.ClusterToken == "" {
+		ac.ClusterToken = cc.ClusterToken
+	}
+	ac.Logger, ac.Now, ac.Rand, ac.Registry = cfg.Logger, cfg.Now, cfg.Rand, cfg.Registry
+	a, err := api.New(ac, node, sealer, cfg.APIOptions...)
+	if err != nil {
+		node.Close()
+		ln.Close()
+		return nil, err
+	}
+	s.api = a
+	s.registerMetrics()
+
+	node.OnLeadership(s.ensureClusterSecrets)
+	node.OnLeadership(s.ensureGlobalWebhooks)
+	node.OnLeadership(s.ensureBootstrapKeys)
+	node.AddLeaderLoop(cluster.LeaderLoop{Name: "session-auto-close", Run: s.autoCloseLoop})
+	node.AddLeaderLoop(cluster.LeaderLoop{Name: "refresh-token-prune", Run: s.pruneLoop})
+	for _, l := range cfg.ExtraLoops {
+		node.AddLeaderLoop(l)
+	}
+	return s, nil
+}
+
+// Start serves HTTP and begins leadership monitoring.
+func (s *Server) Start() {
+	go func() { s.serveErr <- s.api.App().Listener(s.ln) }()
+	s.node.Start()
+}
+
+// Addr is the HTTP address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is the HTTP base URL.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Node exposes the Raft node (tests, wiring).
+func (s *Server) Node() *cluster.Node { return s.node }
+
+// API exposes the API server.
+func (s *Server) API() *api.Server { return s.api }
+
+// App exposes the fiber app so other components (edge signaling, meeting page) can mount routes in dev.
+func (s *Server) App() *fiber.App { return s.api.App() }
+
+// Sealer exposes the secret sealer.
+func (s *Server) Sealer() *auth.Sealer { return s.sealer }
+
+// Registry exposes the metrics registry.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// ServeErr reports a fatal HTTP serve error.
+func (s *Server) ServeErr() <-chan error { return s.serveErr }
+
+// WaitReady blocks until /healthz would answer 200.
+func (s *Server) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if s.Ready() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("control node %s not ready: %w", s.node.ID(), ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Ready reports leader known + secrets present.
+func (s *Server) Ready() bool {
+	if !s.node.Ready() {
+		return false
+	}
+	ok := false
+	s.fsm.Read(func(st *state.Store) { _, ok = st.Secrets() })
+	return ok
+}
+
+// Secrets returns the opened cluster secrets once they exist.
+func (s *Server) Secrets() (*auth.OpenedSecrets, error) {
+	var sec *state.ClusterSecrets
+	s.fsm.Read(func(st *state.Store) { sec, _ = st.Secrets() })
+	if sec == nil {
+		return nil, errors.New("cluster secrets not initialised yet")
+	}
+	return auth.OpenClusterSecrets(s.sealer, sec)
+}
+
+// Close stops HTTP, then Raft. Idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		herr := s.api.Shutdown()
+		nerr := s.node.Close()
+		s.closeErr = errors.Join(herr, nerr)
+	})
+	return s.closeErr
+}
+
+func (s *Server) ensureClusterSecrets(ctx context.Context) error {
+	var have bool
+	s.fsm.Read(func(st *state.Store) { _, have = st.Secrets() })
+	if have {
+		return nil
+	}
+	sec, err := auth.NewClusterSecrets(s.cfg.Rand, s.sealer)
+	if err != nil {
+		return err
+	}
+	_, _, err = s.node.Apply(ctx, state.CmdSetClusterSecrets, state.SetClusterSecrets{Secrets: *sec})
+	return err
+}
+
+func (s *Server) ensureGlobalWebhooks(ctx context.Context) error {
+	var cur []state.GlobalEndpoint
+	s.fsm.Read(func(st *state.Store) { cur = st.GlobalEndpoints() })
+	want := s.cfg.GlobalWebhooks
+	if len(cur) == 0 && len(want) == 0 || reflect.DeepEqual(cur, want) {
+		return nil
+	}
+	_, _, err := s.node.Apply(ctx, state.CmdSetGlobalEndpoints, state.SetGlobalEndpoints{Endpoints: want})
+	return err
+}
+
+func (s *Server) ensureBootstrapKeys(ctx context.Context) error {
+	for _, spec := range s.cfg.BootstrapKeys {
+		var existing *state.APIKey
+		s.fsm.Read(func(st *state.Store) { existing, _ = st.APIKey(spec.Key) })
+		if existing != nil {
+			if existing.SecretHash != s.sealer.LookupHash(spec.Secret) {
+				return fmt.Errorf("API key %q already exists with a different secret", spec.Key)
+			}
+			continue
+		}
+		if _, _, err := s.api.CreateKey(ctx, spec); err != nil {
+			return fmt.Errorf("create bootstrap key %q: %w", spec.Key, err)
+		}
+	}
+	return nil
+}
+
+// autoCloseLoop ends sessions that outlive their room's autoCloseConfig
+// duration (minutes, VideoSDK's documented unit).
+func (s *Server) autoCloseLoop(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		now := s.cfg.Now().UTC()
+		type due struct{ userID, roomID, sessionID string }
+		var list []due
+		s.fsm.Read(func(st *state.Store) {
+			for _, ss := range st.OngoingSessions() {
+				r, ok := st.Room(ss.UserID, ss.RoomDocID)
+				if !ok || r.AutoCloseConfig == nil {
+					continue
+				}
+				limit := time.Duration(r.AutoCloseConfig.Duration * float64(time.Minute))
+				if now.Sub(ss.Start) >= limit {
+					list = append(list, due{ss.UserID, r.RoomID, ss.ID})
+				}
+			}
+		})
+		for _, d := range list {
+			ids := make([]string, 0, 32)
+			for i := 0; i < 32; i++ {
+				var b [12]byte
+				if _, err := io.ReadFull(s.cfg.Rand, b[:]); err != nil {
+					return err
+				}
+				ids = append(ids, fmt.Sprintf("%x", b))
+			}
+			_, _, err := s.node.Apply(ctx, state.CmdEndSession, state.EndSession{UserID: d.userID, RoomRef: d.roomID, SessionID: d.sessionID, Reason: "auto-close", At: now, IDs: ids})
+			var se *state.Error
+			if err != nil && !errors.As(err, &se) {
+				return err
+			}
+		}
+	}
+}
+
+func (s *Server) pruneLoop(ctx context.Context) error {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if _, _, err := s.node.Apply(ctx, state.CmdPruneRefreshTokens, state.PruneRefreshTokens{Now: s.cfg.Now().UTC()}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// registerMetrics exposes Raft state and table sizes.
+func (s *Server) registerMetrics() {
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_raft_is_leader", Help: "1 if this node is the Raft leader."}, func() float64 {
+		if s.node.IsLeader() {
+			return 1
+		}
+		return 0
+	}))
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_raft_applied_index", Help: "Last applied Raft index."}, func() float64 {
+		return float64(s.fsm.AppliedIndex())
+	}))
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_rooms", Help: "Rooms in the replicated state."}, func() float64 {
+		n := 0
+		s.fsm.Read(func(st *state.Store) { n = st.RoomCount() })
+		return float64(n)
+	}))
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_sessions_ongoing", Help: "Ongoing sessions."}, func() float64 {
+		n := 0
+		s.fsm.Read(func(st *state.Store) { n = len(st.OngoingSessions()) })
+		return float64(n)
+	}))
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_participants_active", Help: "Participants in ongoing sessions."}, func() float64 {
+		n := 0
+		s.fsm.Read(func(st *state.Store) {
+			for _, ss := range st.OngoingSessions() {
+				n += ss.ActiveCount()
+			}
+		})
+		return float64(n)
+	}))
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_webhook_queue_depth", Help: "Pending webhook deliveries."}, func() float64 {
+		n := 0
+		s.fsm.Read(func(st *state.Store) { n = len(st.PendingDeliveries(0)) })
+		return float64(n)
+	}))
+}
+
+// MarshalIndent is a tiny helper for CLI output.
+func MarshalIndent(v any) string {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}
