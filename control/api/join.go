@@ -79,9 +79,6 @@ func (s *Server) closeRoomOnEdges(c *fiber.Ctx, room *state.Room) {
 }
 
 func (s *Server) joinRoom(c *fiber.Ctx) error {
-	if s.joins == nil {
-		return &Error{Status: fiber.StatusNotImplemented, Message: "no media edges are configured on this control plane"}
-	}
 	return s.handleJoin(c)
 }
 

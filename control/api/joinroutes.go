@@ -88,6 +88,9 @@ func (s *Server) handleJoin(c *fiber.Ctx) error {
 	if body.Region != nil {
 		req.PreferRegion = *body.Region
 	}
+	if s.joins == nil {
+		return &Error{Status: fiber.StatusNotImplemented, Message: "no media edges are configured on this control plane"}
+	}
 	resp, err := s.joins.Join(c.UserContext(), req)
 	if err != nil {
 		return err

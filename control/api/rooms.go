@@ -47,7 +47,7 @@ type createRoomRequest struct {
 		RTMP      *bool `json:"rtmp"`
 	} `json:"multiComposition"`
 	Region          *string          `json:"region"` // discontinued upstream: accepted, ignored
-	MaxParticipants *json.Number     `json:"maxParticipants"`
+	MaxParticipants *float64         `json:"maxParticipants"`
 	Pin             *state.PinPolicy `json:"pin"`
 }
 
@@ -129,8 +129,8 @@ func (req *createRoomRequest) toRoom() (state.Room, error) {
 		r.MultiComposition = b
 	}
 	if req.MaxParticipants != nil {
-		n, err := req.MaxParticipants.Int64()
-		if err != nil || n < 1 || n > 10000 {
+		n := *req.MaxParticipants
+		if n != float64(int64(n)) || n < 1 || n > 10000 {
 			return r, invalidField("maxParticipants", "must be an integer from 1 to 10000")
 		}
 		r.MaxParticipants = int(n)

@@ -90,7 +90,11 @@ type Server struct {
 	extra    []func(fiber.Router)
 	joins    JoinService
 	edges    EdgeService
+	ready    func() bool
 }
+
+// WithReadiness replaces the default readiness check behind /healthz.
+func WithReadiness(fn func() bool) Option { return func(s *Server) { s.ready = fn } }
 
 // Option adds optional collaborators.
 type Option func(*Server)
@@ -192,6 +196,9 @@ func (s *Server) routes() {
 }
 
 func (s *Server) healthz(c *fiber.Ctx) error {
+	if s.ready != nil && !s.ready() {
+		return &Error{Status: fiber.StatusServiceUnavailable, Message: "node is starting: waiting for a leader and cluster bootstrap", RetryAfter: 1}
+	}
 	if !s.node.Ready() {
 		return &Error{Status: fiber.StatusServiceUnavailable, Message: "waiting for a cluster leader", RetryAfter: 1}
 	}

@@ -57,6 +57,7 @@ type Config struct {
 	LeaderHoldTimeout time.Duration // how long a write waits for an election
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
+	TrailingLogs      uint64 // log entries kept after a snapshot (0 = raft default)
 	Logger            *slog.Logger
 }
 
@@ -147,6 +148,9 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 	}
 	if cfg.SnapshotInterval > 0 {
 		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
 	}
 	rc.NotifyCh = n.notifyCh
 	rc.LogLevel = "WARN"

@@ -117,7 +117,7 @@ func New(cfg Config) (*Server, error) {
 		ac.ClusterToken = cc.ClusterToken
 	}
 	ac.Logger, ac.Now, ac.Rand, ac.Registry = cfg.Logger, cfg.Now, cfg.Rand, cfg.Registry
-	a, err := api.New(ac, node, sealer, cfg.APIOptions...)
+	a, err := api.New(ac, node, sealer, append([]api.Option{api.WithReadiness(s.Ready)}, cfg.APIOptions...)...)
 	if err != nil {
 		node.Close()
 		ln.Close()
@@ -189,7 +189,14 @@ func (s *Server) Ready() bool {
 		return false
 	}
 	ok := false
-	s.fsm.Read(func(st *state.Store) { _, ok = st.Secrets() })
+	s.fsm.Read(func(st *state.Store) {
+		_, ok = st.Secrets()
+		for _, k := range s.cfg.BootstrapKeys {
+			if _, have := st.APIKey(k.Key); !have {
+				ok = false
+			}
+		}
+	})
 	return ok
 }
 

@@ -134,6 +134,18 @@ type FileDetail struct {
 	FileURL  string `json:"fileUrl"`
 }
 
+// FileDetails is a list of finalised files; nil encodes as [] so receivers can
+// always iterate it.
+type FileDetails []FileDetail
+
+// MarshalJSON implements json.Marshaler.
+func (f FileDetails) MarshalJSON() ([]byte, error) {
+	if f == nil {
+		return []byte("[]"), nil
+	}
+	return json.Marshal([]FileDetail(f))
+}
+
 // ParticipantRecording is the data of participant-recording-{starting,started,stopping}.
 type ParticipantRecording struct {
 	MeetingID     string `json:"meetingId"`
@@ -144,10 +156,10 @@ type ParticipantRecording struct {
 
 // ParticipantRecordingStopped is the data of participant-recording-stopped.
 type ParticipantRecordingStopped struct {
-	MeetingID     string       `json:"meetingId"`
-	SessionID     string       `json:"sessionId"`
-	ParticipantID string       `json:"participantId"`
-	FileDetails   []FileDetail `json:"fileDetails"`
+	MeetingID     string      `json:"meetingId"`
+	SessionID     string      `json:"sessionId"`
+	ParticipantID string      `json:"participantId"`
+	FileDetails   FileDetails `json:"fileDetails"`
 }
 
 // ParticipantRecordingFailed is the data of participant-recording-failed.
@@ -167,11 +179,11 @@ type TrackRecording struct {
 
 // TrackRecordingStopped is the data of participant-track-recording-stopped.
 type TrackRecordingStopped struct {
-	MeetingID     string       `json:"meetingId"`
-	SessionID     string       `json:"sessionId"`
-	ParticipantID string       `json:"participantId"`
-	Kind          string       `json:"kind"`
-	FileDetails   []FileDetail `json:"fileDetails"`
+	MeetingID     string      `json:"meetingId"`
+	SessionID     string      `json:"sessionId"`
+	ParticipantID string      `json:"participantId"`
+	Kind          string      `json:"kind"`
+	FileDetails   FileDetails `json:"fileDetails"`
 }
 
 // MergeRecordingCompleted is the data of merge-recording-completed.
@@ -423,8 +435,8 @@ func canonicalJSON(in []byte) ([]byte, error) {
 			out = append(out, "null"...)
 		}
 	}
-	if roots == 0 {
-		return nil, fmt.Errorf("empty JSON")
+	if roots == 0 || len(stack) > 0 {
+		return nil, fmt.Errorf("incomplete JSON")
 	}
 	return out, nil
 }

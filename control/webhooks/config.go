@@ -1,0 +1,259 @@
+package webhooks
+
+import (
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Dispatcher. Start from DefaultConfig.
+type Config struct {
+	// Workers bounds concurrent deliveries (across ordering keys). Default 8.
+	Workers int
+	// PollInterval is the longest wait between two outbox scans. Call
+	// Dispatcher.Notify after enqueueing to scan sooner. Default 1 s.
+	PollInterval time.Duration
+	// MinScanInterval is the shortest gap between two scans (scans are
+	// triggered by Notify and finished workers too). Default 50 ms.
+	MinScanInterval time.Duration
+	// ScanPage is the page size passed to Outbox.Pending. Default 512.
+	ScanPage int
+	// ChainLength is how many consecutive ready deliveries of one ordering
+	// key a worker sends before giving its slot back. Default 32.
+	ChainLength int
+
+	// AttemptTimeout bounds one attempt: connect, TLS, request, response
+	// headers and reading the (capped) body. Default 10 s.
+	AttemptTimeout time.Duration
+	// MaxResponseBytes is how much of a response body is read (and then
+	// discarded; a short prefix of an error body goes into LastError).
+	// Default 64 KiB.
+	MaxResponseBytes int64
+	// MaxRedirects is how many 307/308 redirects are followed. Default 3.
+	MaxRedirects int
+
+	// MinBackoff and MaxBackoff bound the retry delay: attempt n waits a
+	// uniformly random duration in [MinBackoff, min(MaxBackoff,
+	// MinBackoff·2ⁿ)] ("full jitter"), or what Retry-After asks, clamped to
+	// [MinBackoff, MaxBackoff]. Defaults 5 s and 10 min.
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	// MaxAge is how long a delivery is retried before it fails. Default 24 h.
+	MaxAge time.Duration
+
+	// AllowHTTP admits plain http:// targets anywhere. Off by default:
+	// HTTPS is required.
+	AllowHTTP bool
+	// AllowHTTPLocalhost admits http:// targets on localhost and loopback
+	// addresses only, and admits loopback destinations (dev mode).
+	AllowHTTPLocalhost bool
+	// AllowedNets lists otherwise restricted destination ranges that may be
+	// reached anyway (for example 10.0.0.0/8 for an internal receiver, or
+	// 127.0.0.0/8 in tests). By default loopback, private, link-local,
+	// CGNAT, multicast, unspecified and reserved addresses are refused.
+	AllowedNets []netip.Prefix
+	// SourceAddrs are local addresses deliveries are sent from, so receivers
+	// can allowlist them. Empty = the system's choice. With addresses of
+	// both families, IPv4 destinations use the IPv4 ones and IPv6 the IPv6
+	// ones; several of one family are used in turn.
+	SourceAddrs []netip.Addr
+	// RootCAs verifies receivers' certificates; nil = the system pool.
+	RootCAs *x509.CertPool
+	// UserAgent is sent on every delivery.
+	UserAgent string
+
+	// Now is the clock for attempt timestamps, webhook-timestamp and retry
+	// scheduling. Default time.Now.
+	Now func() time.Time
+	// Rand returns a uniform float64 in [0, 1) for backoff jitter. It must
+	// be safe for concurrent use. Default math/rand/v2.Float64.
+	Rand func() float64
+	// Logger receives delivery logs. Default: discard.
+	Logger *slog.Logger
+	// Registerer receives the dispatcher's metrics. nil = not registered.
+	Registerer prometheus.Registerer
+}
+
+// DefaultConfig returns the production defaults: HTTPS only, restricted
+// destinations refused.
+func DefaultConfig() Config {
+	return Config{
+		Workers:          8,
+		PollInterval:     time.Second,
+		MinScanInterval:  50 * time.Millisecond,
+		ScanPage:         512,
+		ChainLength:      32,
+		AttemptTimeout:   10 * time.Second,
+		MaxResponseBytes: 64 << 10,
+		MaxRedirects:     3,
+		MinBackoff:       5 * time.Second,
+		MaxBackoff:       10 * time.Minute,
+		MaxAge:           24 * time.Hour,
+		UserAgent:        "Meridian-Webhooks/1.0",
+		Now:              time.Now,
+		Rand:             rand.Float64,
+		Logger:           slog.New(slog.DiscardHandler),
+	}
+}
+
+// Validate reports the first invalid field by name.
+func (c *Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: Config.%s %s", ErrConfig, field, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.Workers < 1 || c.Workers > 1024:
+		return bad("Workers", "must be in [1, 1024], got %d", c.Workers)
+	case c.PollInterval <= 0:
+		return bad("PollInterval", "must be positive")
+	case c.MinScanInterval <= 0 || c.MinScanInterval > c.PollInterval:
+		return bad("MinScanInterval", "must be positive and at most PollInterval")
+	case c.ScanPage < 1:
+		return bad("ScanPage", "must be at least 1")
+	case c.ChainLength < 1:
+		return bad("ChainLength", "must be at least 1")
+	case c.AttemptTimeout <= 0:
+		return bad("AttemptTimeout", "must be positive")
+	case c.MaxResponseBytes < 0:
+		return bad("MaxResponseBytes", "must not be negative")
+	case c.MaxRedirects < 0 || c.MaxRedirects > 10:
+		return bad("MaxRedirects", "must be in [0, 10], got %d", c.MaxRedirects)
+	case c.MinBackoff <= 0:
+		return bad("MinBackoff", "must be positive")
+	case c.MaxBackoff < c.MinBackoff:
+		return bad("MaxBackoff", "must be at least MinBackoff")
+	case c.MaxAge < c.MinBackoff:
+		return bad("MaxAge", "must be at least MinBackoff")
+	case c.Now == nil:
+		return bad("Now", "must be set")
+	case c.Rand == nil:
+		return bad("Rand", "must be set")
+	case c.Logger == nil:
+		return bad("Logger", "must be set")
+	}
+	for i, p := range c.AllowedNets {
+		if !p.IsValid() || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+			return bad(fmt.Sprintf("AllowedNets[%d]", i), "is not a valid IPv4 or IPv6 prefix: %v", p)
+		}
+	}
+	for i, a := range c.SourceAddrs {
+		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
+			return bad(fmt.Sprintf("SourceAddrs[%d]", i), "is not a usable unicast address: %v", a)
+		}
+	}
+	return nil
+}
+
+// CheckURL reports whether raw is an acceptable delivery target under this
+// configuration, without network access: a parseable http(s) URL with a host,
+// https unless plain http is allowed, and not an IP literal or localhost name
+// in a refused range. The API uses it to reject bad webhook URLs up front;
+// the dispatcher applies it again to every attempt and redirect, and the
+// dialer checks the resolved address (so DNS names that resolve to refused
+// ranges are caught too).
+func (c *Config) CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidURL, err)
+	}
+	host := u.Hostname()
+	if host == "" {
+		return fmt.Errorf("%w: %q has no host", ErrInvalidURL, raw)
+	}
+	localName := isLocalhostName(host)
+	ip, ipErr := netip.ParseAddr(host)
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+	case "http":
+		loopback := localName || (ipErr == nil && ip.Unmap().IsLoopback())
+		if !c.AllowHTTP && !(c.AllowHTTPLocalhost && loopback) {
+			return fmt.Errorf("%w: %s (set AllowHTTP to allow plain http)", ErrInsecureURL, u.Redacted())
+		}
+	default:
+		return fmt.Errorf("%w: scheme %q, want https", ErrInvalidURL, u.Scheme)
+	}
+	if localName {
+		ip, ipErr = netip.IPv6Loopback(), nil
+	}
+	if ipErr == nil && !c.destinationAllowed(ip) {
+		return fmt.Errorf("%w: %s is %s", ErrDestinationRefused, host, describeAddr(ip))
+	}
+	return nil
+}
+
+func isLocalhostName(host string) bool {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	return h == "localhost" || strings.HasSuffix(h, ".localhost")
+}
+
+// destinationAllowed is the SSRF policy for one resolved address.
+func (c *Config) destinationAllowed(ip netip.Addr) bool {
+	ip = ip.Unmap().WithZone("")
+	for _, p := range c.AllowedNets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	if c.AllowHTTPLocalhost && ip.IsLoopback() {
+		return true
+	}
+	return !restrictedAddr(ip)
+}
+
+// restrictedRanges are refused on top of what netip classifies (loopback,
+// private, link-local, multicast, unspecified). Read-only.
+var restrictedRanges = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
+	netip.MustParsePrefix("100.64.0.0/10"),   // CGNAT, often internal
+	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
+	netip.MustParsePrefix("192.0.2.0/24"),    // documentation
+	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
+	netip.MustParsePrefix("198.51.100.0/24"), // documentation
+	netip.MustParsePrefix("203.0.113.0/24"),  // documentation
+	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, broadcast
+	netip.MustParsePrefix("64:ff9b::/96"),    // NAT64: may embed internal IPv4
+	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
+	netip.MustParsePrefix("100::/64"),        // discard
+	netip.MustParsePrefix("2001::/32"),       // Teredo: embeds IPv4
+	netip.MustParsePrefix("2001:db8::/32"),   // documentation
+	netip.MustParsePrefix("2002::/16"),       // 6to4: embeds IPv4
+	netip.MustParsePrefix("fec0::/10"),       // site-local (deprecated)
+}
+
+func restrictedAddr(ip netip.Addr) bool {
+	if !ip.IsValid() || ip.IsUnspecified() || ip.IsLoopback() || ip.IsPrivate() ||
+		ip.IsLinkLocalUnicast() || ip.IsMulticast() {
+		return true
+	}
+	for _, p := range restrictedRanges {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func describeAddr(ip netip.Addr) string {
+	ip = ip.Unmap()
+	switch {
+	case ip.IsLoopback():
+		return "a loopback address"
+	case ip.IsPrivate():
+		return "a private address"
+	case ip.IsLinkLocalUnicast():
+		return "a link-local address"
+	case ip.IsMulticast():
+		return "a multicast address"
+	case ip.IsUnspecified():
+		return "an unspecified address"
+	default:
+		return "a reserved address"
+	}
+}
