@@ -1,0 +1,121 @@
+package auth
+
+import (
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meridian-video/meridian/control/state"
+)
+
+type memKeys map[string]*state.APIKey
+
+func (m memKeys) APIKey(k string) (*state.APIKey, bool) { v, ok := m[k]; return v, ok }
+func (m memKeys) APIKeyBySecretHash(h string) (*state.APIKey, bool) {
+	for _, k := range m {
+		if k.SecretHash == h && k.RevokedAt == nil {
+			return k, true
+		}
+	}
+	return nil, false
+}
+
+func newTestAuth(t testing.TB) (*Authenticator, *state.APIKey, string) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	s, err := NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, secret, err := NewAPIKey(nil, s, NewKeySpec{Key: "k1"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(s, memKeys{"k1": k}, nil), k, secret
+}
+
+func TestSealerRoundTripAndWrongKey(t *testing.T) {
+	k1, k2 := make([]byte, 32), make([]byte, 32)
+	rand.Read(k1)
+	rand.Read(k2)
+	s1, _ := NewSealer(k1)
+	s2, _ := NewSealer(k2)
+	sealed, err := s1.Seal(rand.Reader, []byte("top secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(sealed), "top secret") {
+		t.Fatal("sealed text contains plaintext")
+	}
+	if pt, err := s1.Open(sealed); err != nil || string(pt) != "top secret" {
+		t.Fatalf("open: %q %v", pt, err)
+	}
+	if _, err := s2.Open(sealed); !errors.Is(err, ErrUnseal) {
+		t.Fatalf("wrong key opened: %v", err)
+	}
+	if _, err := NewSealer(k1[:16]); err == nil {
+		t.Fatal("short key accepted")
+	}
+}
+
+func TestPrincipalRules(t *testing.T) {
+	a, k, secret := newTestAuth(t)
+	mint := func(perms, roles []string, room string) *Principal {
+		tok, err := Mint(MintOptions{APIKey: k.Key, Secret: []byte(secret), Permissions: perms, Roles: roles, RoomID: room, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := a.Authenticate(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		name       string
+		p          *Principal
+		rest, join bool
+	}{
+		{"crawler", mint([]string{"allow_join"}, []string{"crawler"}, ""), true, false},
+		{"rtc", mint([]string{"allow_join"}, []string{"rtc"}, ""), false, true},
+		{"both roles", mint([]string{"allow_join"}, []string{"crawler", "rtc"}, ""), true, true},
+		{"no roles", mint([]string{"allow_join"}, nil, ""), true, true},
+		{"ask_join with allow_join", mint([]string{"ask_join", "allow_join"}, []string{"rtc"}, ""), false, false},
+		{"ask_join alone", mint([]string{"ask_join"}, []string{"rtc"}, ""), false, true},
+		{"no join permission", mint([]string{"allow_mod"}, []string{"rtc"}, ""), false, false},
+	}
+	for _, tc := range cases {
+		if got := tc.p.CanUseREST() == nil; got != tc.rest && tc.name != "ask_join with allow_join" && tc.name != "ask_join alone" && tc.name != "no join permission" {
+			t.Errorf("%s: REST=%v want %v", tc.name, got, tc.rest)
+		}
+		if got := tc.p.CanJoin() == nil; got != tc.join {
+			t.Errorf("%s: join=%v want %v", tc.name, got, tc.join)
+		}
+	}
+	scoped := mint([]string{"allow_join"}, []string{"crawler"}, "abcd-efgh-ijkl")
+	if scoped.CheckRoom("abcd-efgh-ijkl", "custom") != nil || !errors.Is(scoped.CheckRoom("zzzz-zzzz-zzzz"), ErrForbidden) {
+		t.Fatal("room scope not enforced")
+	}
+}
+
+// FuzzAuthenticate: no header value may crash the verifier or authenticate
+// without the secret.
+func FuzzAuthenticate(f *testing.F) {
+	a, k, secret := newTestAuth(f)
+	good, _ := Mint(MintOptions{APIKey: k.Key, Secret: []byte(secret), Permissions: []string{"allow_join"}, TTL: time.Hour})
+	for _, s := range []string{good, "Bearer " + good, "Basic Zm9vOg==", "eyJhbGciOiJub25lIn0.e30.", "a.b.c", "", "Bearer ", strings.Repeat("A", 9000)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		p, err := a.Authenticate(header)
+		if err == nil && p.Key.Key != "k1" {
+			t.Fatalf("authenticated as unknown key: %+v", p)
+		}
+		if err == nil && !strings.Contains(header, good) && !strings.HasPrefix(strings.ToLower(header), "basic") {
+			// Any accepted JWT must be the one we signed (modulo the scheme prefix).
+			t.Fatalf("accepted a token we did not sign: %q", header)
+		}
+	})
+}

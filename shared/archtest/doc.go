@@ -1,0 +1,2 @@
+// Package archtest holds tests that enforce ARCHITECTURE.md's import rules.
+package archtest
