@@ -8,22 +8,24 @@ import (
 
 // internalRoutes are node-to-node routes guarded by the cluster token.
 func (s *Server) internalRoutes(r fiber.Router) {
-	nodes := r.Group("", s.requireClusterToken)
-	nodes.Post("/raft/apply", func(c *fiber.Ctx) error {
+	// Guards are per route: a prefix-less Group's middleware would cover the
+	// edge routes too, which authenticate with the edge token instead.
+	guard := s.requireClusterToken
+	r.Post("/raft/apply", guard, func(c *fiber.Ctx) error {
 		var req cluster.ForwardedApply
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
 		return c.JSON(s.node.HandleForwardedApply(req))
 	})
-	nodes.Post("/raft/index", func(c *fiber.Ctx) error {
+	r.Post("/raft/index", guard, func(c *fiber.Ctx) error {
 		idx, err := s.node.LeaderIndex()
 		if err != nil {
 			return err
 		}
 		return c.JSON(fiber.Map{"index": idx})
 	})
-	nodes.Post("/cluster/join", func(c *fiber.Ctx) error {
+	r.Post("/cluster/join", guard, func(c *fiber.Ctx) error {
 		var req cluster.JoinRequest
 		if err := decodeJSON(c, &req); err != nil {
 			return err

@@ -38,12 +38,13 @@ type JoinCandidate struct {
 	EdgeID          string      `json:"edgeId"`
 	Region          string      `json:"region"`
 	SignalURL       string      `json:"signalingUrl"`
-	ICEServers      []iceServer `json:"iceServers"`
+	ICEServers      []ICEServer `json:"iceServers"`
 	Ticket          string      `json:"ticket"`
 	TicketExpiresAt string      `json:"ticketExpiresAt"`
 }
 
-type iceServer struct {
+// ICEServer mirrors RTCIceServer.
+type ICEServer struct {
 	URLs       []string `json:"urls"`
 	Username   string   `json:"username,omitempty"`
 	Credential string   `json:"credential,omitempty"`

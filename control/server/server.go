@@ -42,11 +42,17 @@ type Config struct {
 	// Loops and steps contributed by other packages (webhook dispatcher, edges).
 	ExtraLoops []cluster.LeaderLoop
 	APIOptions []api.Option
-	Logger     *slog.Logger
-	Registry   *prometheus.Registry
-	Now        func() time.Time
-	Rand       io.Reader
+	// Plugins run once the Raft node exists and may add API options and
+	// leader loops (placement, webhook dispatch).
+	Plugins  []Plugin
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	Now      func() time.Time
+	Rand     io.Reader
 }
+
+// Plugin extends a control node; it sees the node before the API is built.
+type Plugin func(s *Server) ([]api.Option, []cluster.LeaderLoop, error)
 
 // Server is a running control node.
 type Server struct {
@@ -58,6 +64,9 @@ type Server struct {
 	api      *api.Server
 	sealer   *auth.Sealer
 	registry *prometheus.Registry
+
+	secretsMu sync.Mutex
+	secrets   *auth.OpenedSecrets
 
 	serveErr  chan error
 	closeOnce sync.Once
@@ -111,13 +120,26 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.node = node
 
+	opts := append([]api.Option{api.WithReadiness(s.Ready)}, cfg.APIOptions...)
+	loops := append([]cluster.LeaderLoop(nil), cfg.ExtraLoops...)
+	for _, p := range cfg.Plugins {
+		o, l, err := p(s)
+		if err != nil {
+			node.Close()
+			ln.Close()
+			return nil, err
+		}
+		opts = append(opts, o...)
+		loops = append(loops, l...)
+	}
+
 	ac := cfg.API
 	ac.PublicURL = cfg.PublicURL
 	if ac.ClusterToken == "" {
 		ac.ClusterToken = cc.ClusterToken
 	}
 	ac.Logger, ac.Now, ac.Rand, ac.Registry = cfg.Logger, cfg.Now, cfg.Rand, cfg.Registry
-	a, err := api.New(ac, node, sealer, append([]api.Option{api.WithReadiness(s.Ready)}, cfg.APIOptions...)...)
+	a, err := api.New(ac, node, sealer, opts...)
 	if err != nil {
 		node.Close()
 		ln.Close()
@@ -131,7 +153,7 @@ func New(cfg Config) (*Server, error) {
 	node.OnLeadership(s.ensureBootstrapKeys)
 	node.AddLeaderLoop(cluster.LeaderLoop{Name: "session-auto-close", Run: s.autoCloseLoop})
 	node.AddLeaderLoop(cluster.LeaderLoop{Name: "refresh-token-prune", Run: s.pruneLoop})
-	for _, l := range cfg.ExtraLoops {
+	for _, l := range loops {
 		node.AddLeaderLoop(l)
 	}
 	return s, nil
@@ -148,6 +170,12 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // URL is the HTTP base URL.
 func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Config returns the effective configuration.
+func (s *Server) Config() Config { return s.cfg }
+
+// Logger returns the node's logger.
+func (s *Server) Logger() *slog.Logger { return s.log }
 
 // Node exposes the Raft node (tests, wiring).
 func (s *Server) Node() *cluster.Node { return s.node }
@@ -202,12 +230,22 @@ func (s *Server) Ready() bool {
 
 // Secrets returns the opened cluster secrets once they exist.
 func (s *Server) Secrets() (*auth.OpenedSecrets, error) {
+	s.secretsMu.Lock()
+	defer s.secretsMu.Unlock()
+	if s.secrets != nil {
+		return s.secrets, nil // generated once per cluster, never rotated in place
+	}
 	var sec *state.ClusterSecrets
 	s.fsm.Read(func(st *state.Store) { sec, _ = st.Secrets() })
 	if sec == nil {
 		return nil, errors.New("cluster secrets not initialised yet")
 	}
-	return auth.OpenClusterSecrets(s.sealer, sec)
+	opened, err := auth.OpenClusterSecrets(s.sealer, sec)
+	if err != nil {
+		return nil, err
+	}
+	s.secrets = opened
+	return opened, nil
 }
 
 // Close stops HTTP, then Raft. Idempotent.

@@ -42,14 +42,15 @@ func testSigner(t testing.TB) *Signer {
 	return s
 }
 
-// fakeClock is an injectable clock. It starts at the real time so Standard
-// Webhooks' 5-minute replay window accepts the signatures it produces.
+// fakeClock is an injectable clock. It starts at the real time (whole second,
+// so HTTP dates round-trip) so that Standard Webhooks' 5-minute replay window
+// accepts the signatures it produces.
 type fakeClock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Now().Truncate(time.Millisecond)} }
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Now().Truncate(time.Second)} }
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
@@ -202,6 +203,14 @@ type receivedRequest struct {
 	at     time.Time
 }
 
+type bodyKey struct{}
+
+// reqBody is the body the receiver already read, for handlers that verify it.
+func reqBody(r *http.Request) []byte {
+	b, _ := r.Context().Value(bodyKey{}).([]byte)
+	return b
+}
+
 // receiver is an httptest server on loopback that records requests and
 // answers with handle (n counts requests from 0).
 type receiver struct {
@@ -220,7 +229,7 @@ func newReceiver(t testing.TB, handle func(w http.ResponseWriter, r *http.Reques
 		rc.reqs = append(rc.reqs, receivedRequest{header: r.Header.Clone(), body: body, remote: r.RemoteAddr, at: time.Now()})
 		rc.mu.Unlock()
 		if handle != nil {
-			handle(w, r, n)
+			handle(w, r.WithContext(context.WithValue(r.Context(), bodyKey{}, body)), n)
 		}
 	}))
 	t.Cleanup(rc.Close)

@@ -1,0 +1,357 @@
+// Package agent connects an edge to the control plane: it registers, sends
+// heartbeats with load, delivers participant lifecycle events in order (kept
+// and retried until acknowledged), and batches stats summaries.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meridian-video/meridian/shared/edgeapi"
+)
+
+// Config configures the agent.
+type Config struct {
+	ControlURLs []string // tried in order; any control node works (followers forward)
+	EdgeToken   string
+	Register    edgeapi.Register
+	// Load reports current load for heartbeats (must not block).
+	Load func() edgeapi.Load
+	// Stats returns the participants' summaries since the last call.
+	Stats func() []edgeapi.ParticipantStats
+	// OnRegistered receives the control plane's public ticket key and TURN secret.
+	OnRegistered   func(edgeapi.RegisterReply)
+	HeartbeatEvery time.Duration
+	StatsEvery     time.Duration
+	MaxQueue       int // events kept while control is unreachable
+	Logger         *slog.Logger
+	HTTPClient     *http.Client
+	Now            func() time.Time
+}
+
+// DefaultConfig returns defaults.
+func DefaultConfig() Config {
+	return Config{HeartbeatEvery: 2 * time.Second, StatsEvery: 10 * time.Second, MaxQueue: 100000}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if len(c.ControlURLs) == 0 {
+		return errors.New("agent: at least one control URL is required")
+	}
+	if c.EdgeToken == "" {
+		return errors.New("agent: EdgeToken is required")
+	}
+	if c.Register.EdgeID == "" || c.Register.Region == "" || c.Register.SignalURL == "" {
+		return errors.New("agent: Register needs EdgeID, Region and SignalURL")
+	}
+	return nil
+}
+
+// Agent is the edge's control-plane client. It implements the signaling
+// server's Reporter (ParticipantJoined / ParticipantLeft never block).
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	queue   []edgeapi.Event
+	dropped int
+	wake    chan struct{}
+	regOnce chan struct{}
+	regDone bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closeMu sync.Once
+}
+
+// New builds an agent; Start runs it.
+func New(cfg Config) (*Agent, error) {
+	d := DefaultConfig()
+	if cfg.HeartbeatEvery <= 0 {
+		cfg.HeartbeatEvery = d.HeartbeatEvery
+	}
+	if cfg.StatsEvery <= 0 {
+		cfg.StatsEvery = d.StatsEvery
+	}
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = d.MaxQueue
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Load == nil {
+		cfg.Load = func() edgeapi.Load { return edgeapi.Load{} }
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	for i, u := range cfg.ControlURLs {
+		cfg.ControlURLs[i] = strings.TrimRight(u, "/")
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger.With("edge", cfg.Register.EdgeID), wake: make(chan struct{}, 1), regOnce: make(chan struct{})}, nil
+}
+
+// Start registers (retrying in the background) and runs the loops.
+func (a *Agent) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.wg.Add(3)
+	go func() { defer a.wg.Done(); a.registerLoop(ctx) }()
+	go func() { defer a.wg.Done(); a.eventLoop(ctx) }()
+	go func() { defer a.wg.Done(); a.statsLoop(ctx) }()
+}
+
+// Registered is closed once the first registration succeeded.
+func (a *Agent) Registered() <-chan struct{} { return a.regOnce }
+
+// Close stops the agent after a last attempt to flush queued events. Idempotent.
+func (a *Agent) Close() error {
+	a.closeMu.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		a.flush(ctx)
+		cancel()
+		if a.cancel != nil {
+			a.cancel()
+		}
+		a.wg.Wait()
+	})
+	return nil
+}
+
+func newEventID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (a *Agent) enqueue(ev edgeapi.Event) {
+	if ev.ID == "" {
+		ev.ID = newEventID()
+	}
+	if ev.At.IsZero() {
+		ev.At = a.cfg.Now()
+	}
+	a.mu.Lock()
+	if len(a.queue) >= a.cfg.MaxQueue {
+		// Bounded: drop the oldest and say so; the control plane's edge-down
+		// handling closes what we could not report.
+		a.queue = a.queue[1:]
+		a.dropped++
+	}
+	a.queue = append(a.queue, ev)
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ParticipantJoined reports a join (non-blocking).
+func (a *Agent) ParticipantJoined(ev edgeapi.Event) {
+	ev.Kind = edgeapi.EventParticipantJoined
+	a.enqueue(ev)
+}
+
+// ParticipantLeft reports a leave (non-blocking).
+func (a *Agent) ParticipantLeft(ev edgeapi.Event) {
+	ev.Kind = edgeapi.EventParticipantLeft
+	a.enqueue(ev)
+}
+
+// Pending is the number of unacknowledged events.
+func (a *Agent) Pending() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.queue)
+}
+
+func (a *Agent) post(ctx context.Context, path string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	var lastErr error
+	for _, base := range a.cfg.ControlURLs {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+a.cfg.EdgeToken)
+		resp, err := a.cfg.HTTPClient.Do(req)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			lastErr = fmt.Errorf("%s%s: %d %s", base, path, resp.StatusCode, bytes.TrimSpace(body))
+			continue
+		}
+		if out != nil {
+			return json.Unmarshal(body, out)
+		}
+		return nil
+	}
+	return lastErr
+}
+
+func (a *Agent) register(ctx context.Context) error {
+	reg := a.cfg.Register
+	reg.Load = a.cfg.Load()
+	var reply edgeapi.RegisterReply
+	if err := a.post(ctx, "/internal/v1/edges/register", reg, &reply); err != nil {
+		return err
+	}
+	if a.cfg.OnRegistered != nil {
+		a.cfg.OnRegistered(reply)
+	}
+	a.mu.Lock()
+	first := !a.regDone
+	a.regDone = true
+	a.mu.Unlock()
+	if first {
+		close(a.regOnce)
+	}
+	a.log.Info("registered with control plane")
+	return nil
+}
+
+func (a *Agent) registerLoop(ctx context.Context) {
+	backoff := 200 * time.Millisecond
+	for ctx.Err() == nil {
+		if err := a.register(ctx); err != nil {
+			a.log.Warn("registration failed; retrying", "err", err, "in", backoff)
+			if !sleep(ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		break
+	}
+	t := time.NewTicker(a.cfg.HeartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var reply edgeapi.HeartbeatReply
+		if err := a.post(ctx, "/internal/v1/edges/heartbeat", edgeapi.Heartbeat{EdgeID: a.cfg.Register.EdgeID, Load: a.cfg.Load()}, &reply); err != nil {
+			a.log.Debug("heartbeat failed", "err", err)
+			continue
+		}
+		if reply.Reregister {
+			if err := a.register(ctx); err != nil {
+				a.log.Warn("re-registration failed", "err", err)
+			}
+		}
+	}
+}
+
+// flush sends queued events in order until the queue is empty or a send fails.
+func (a *Agent) flush(ctx context.Context) bool {
+	for {
+		a.mu.Lock()
+		n := min(len(a.queue), 100)
+		batch := append([]edgeapi.Event(nil), a.queue[:n]...)
+		a.mu.Unlock()
+		if n == 0 {
+			return true
+		}
+		if err := a.post(ctx, "/internal/v1/edges/events", edgeapi.EventBatch{EdgeID: a.cfg.Register.EdgeID, Events: batch}, nil); err != nil {
+			a.log.Warn("event delivery failed; will retry", "err", err, "pending", n)
+			return false
+		}
+		a.mu.Lock()
+		// Only acknowledged events are removed; the queue may have grown meanwhile.
+		a.queue = a.queue[n:]
+		a.mu.Unlock()
+	}
+}
+
+func (a *Agent) eventLoop(ctx context.Context) {
+	<-waitOrDone(ctx, a.regOnce)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if a.flush(ctx) {
+			backoff = 100 * time.Millisecond
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.wake:
+			}
+			continue
+		}
+		if !sleep(ctx, backoff) {
+			return
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (a *Agent) statsLoop(ctx context.Context) {
+	if a.cfg.Stats == nil {
+		return
+	}
+	t := time.NewTicker(a.cfg.StatsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		stats := a.cfg.Stats()
+		if len(stats) == 0 {
+			continue
+		}
+		if err := a.post(ctx, "/internal/v1/edges/stats", edgeapi.StatsBatch{EdgeID: a.cfg.Register.EdgeID, Stats: stats}, nil); err != nil {
+			a.log.Warn("stats delivery failed (summary dropped)", "err", err)
+		}
+	}
+}
+
+func waitOrDone(ctx context.Context, ch <-chan struct{}) <-chan struct{} {
+	out := make(chan struct{})
+	go func() {
+		defer close(out)
+		select {
+		case <-ctx.Done():
+		case <-ch:
+		}
+	}()
+	return out
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,223 @@
+package e2e
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/control/cluster/clustertest"
+	"github.com/meridian-video/meridian/control/placement"
+	"github.com/meridian-video/meridian/control/server"
+	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/edge/agent"
+	"github.com/meridian-video/meridian/shared/edgeapi"
+	"github.com/meridian-video/meridian/shared/ticket"
+)
+
+const edgeToken = "edge-token-for-tests"
+
+func placementCluster(t *testing.T, n int, downAfter time.Duration) *clustertest.Cluster {
+	return clustertest.New(t, n, clustertest.Options{Configure: func(i int, cfg *server.Config) {
+		pc := placement.DefaultConfig()
+		pc.EdgeToken = edgeToken
+		pc.HeartbeatEvery = 100 * time.Millisecond
+		pc.DownAfter = downAfter
+		cfg.Plugins = append(cfg.Plugins, placement.Plugin(pc))
+	}})
+}
+
+type fakeEdge struct {
+	*agent.Agent
+	pub chan ed25519.PublicKey
+}
+
+func startAgent(t *testing.T, c *clustertest.Cluster, id, region string) *fakeEdge {
+	t.Helper()
+	var urls []string
+	for _, n := range c.Nodes() {
+		if n != nil {
+			urls = append(urls, n.URL())
+		}
+	}
+	fe := &fakeEdge{pub: make(chan ed25519.PublicKey, 8)}
+	a, err := agent.New(agent.Config{ControlURLs: urls, EdgeToken: edgeToken, HeartbeatEvery: 100 * time.Millisecond,
+		Register: edgeapi.Register{EdgeID: id, Region: region, SignalURL: "ws://127.0.0.1:1/rtc", InternalURL: "http://127.0.0.1:1",
+			STUNURLs: []string{"stun:127.0.0.1:3478"}, TURNURLs: []string{"turn:127.0.0.1:3478?transport=udp"}, Capacity: 100},
+		OnRegistered: func(r edgeapi.RegisterReply) {
+			select {
+			case fe.pub <- ed25519.PublicKey(r.TicketPublicKey):
+			default:
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe.Agent = a
+	a.Start()
+	t.Cleanup(func() { a.Close() })
+	select {
+	case <-a.Registered():
+	case <-time.After(10 * time.Second):
+		t.Fatal("edge did not register")
+	}
+	return fe
+}
+
+func session(t *testing.T, c *clustertest.Cluster, node int, roomID string) *state.Session {
+	var out *state.Session
+	c.Node(node).Node().FSM().Read(func(s *state.Store) {
+		r, ok := s.RoomByRoomID(roomID)
+		if !ok {
+			return
+		}
+		for _, ss := range s.Sessions(state.SessionFilter{UserID: r.UserID, RoomDocID: r.ID}) {
+			out = ss
+			return
+		}
+	})
+	return out
+}
+
+// TestJoinFlowAndSessionLifecycle: a join returns a ticket for the registered
+// edge that verifies with the key the edge received; the edge's reports make
+// the replicated session start and end, and a failover in between loses nothing.
+func TestJoinFlowAndSessionLifecycle(t *testing.T) {
+	c := placementCluster(t, 3, 800*time.Millisecond)
+	edge := startAgent(t, c, "edge-a", "local")
+	pub := <-edge.pub
+
+	var room struct{ RoomID string }
+	c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{"maxParticipants": 2}).JSON(t, &room)
+	rtc := c.Token(func(o *auth.MintOptions) {
+		o.Roles = []string{auth.RoleRTC}
+		o.Permissions = []string{auth.PermAllowJoin}
+	})
+	var join struct {
+		ParticipantID string
+		Edges         []struct {
+			EdgeID, Region, SignalingURL, Ticket string
+			IceServers                           []struct {
+				URLs                 []string
+				Username, Credential string
+			}
+		}
+	}
+	r := c.Do(1, "POST", "/v2/rooms/"+room.RoomID+"/join", rtc, map[string]any{"name": "Alice", "participantId": "alice"})
+	r.JSON(t, &join)
+	if r.Status != 200 || len(join.Edges) != 1 || join.Edges[0].EdgeID != "edge-a" {
+		t.Fatalf("join: %d %s", r.Status, r.Body)
+	}
+	claims, err := ticket.Verify(pub, join.Edges[0].Ticket, "edge-a", time.Now())
+	if err != nil || claims.RoomID != room.RoomID || claims.ParticipantID != "alice" || claims.Permissions.Moderate || !claims.Permissions.Publish {
+		t.Fatalf("ticket: %+v %v", claims, err)
+	}
+	if claims.ExpiresAt-claims.IssuedAt > 60 {
+		t.Fatalf("ticket lives %ds", claims.ExpiresAt-claims.IssuedAt)
+	}
+	if len(join.Edges[0].IceServers) != 2 || join.Edges[0].IceServers[1].Username == "" {
+		t.Fatalf("ice servers: %+v", join.Edges[0].IceServers)
+	}
+	// A crawler-only token cannot join; a token for another room cannot either.
+	if r := c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/join", c.Token(), nil); r.Status != 403 {
+		t.Fatalf("crawler join: %d", r.Status)
+	}
+	other := c.Token(func(o *auth.MintOptions) { o.Roles = []string{auth.RoleRTC}; o.RoomID = "zzzz-zzzz-zzzz" })
+	if r := c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/join", other, nil); r.Status != 403 {
+		t.Fatalf("other-room token join: %d %s", r.Status, r.Body)
+	}
+
+	edge.ParticipantJoined(edgeapi.Event{RoomID: room.RoomID, ParticipantID: "alice", Name: "Alice"})
+	edge.ParticipantJoined(edgeapi.Event{RoomID: room.RoomID, ParticipantID: "bob", Name: "Bob"})
+	clustertest.Eventually(t, 5*time.Second, func() string {
+		ss := session(t, c, 2, room.RoomID)
+		if ss == nil || ss.ActiveCount() != 2 {
+			return "session with 2 participants not replicated"
+		}
+		return ""
+	})
+	// Room is full now.
+	if r := c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/join", rtc, map[string]any{"participantId": "carol"}); r.Status != 403 {
+		t.Fatalf("join into full room: %d %s", r.Status, r.Body)
+	}
+	// Heartbeats reach the leader even when the edge talks to a follower:
+	// well past DownAfter the edge is still up.
+	time.Sleep(1500 * time.Millisecond)
+	c.Node(c.Leader()).Node().FSM().Read(func(s *state.Store) {
+		if e, _ := s.Edge("edge-a"); e == nil || !e.Up {
+			t.Fatal("a heartbeating edge was marked down")
+		}
+	})
+	old := c.KillLeader()
+	edge.ParticipantLeft(edgeapi.Event{RoomID: room.RoomID, ParticipantID: "alice"})
+	edge.ParticipantLeft(edgeapi.Event{RoomID: room.RoomID, ParticipantID: "bob"})
+	alive := (old + 1) % 3
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		ss := session(t, c, alive, room.RoomID)
+		if ss == nil || ss.End == nil {
+			return fmt.Sprintf("session not ended (pending events %d)", edge.Pending())
+		}
+		return ""
+	})
+	var types []string
+	c.Node(alive).Node().FSM().Read(func(s *state.Store) {
+		for _, d := range s.PendingDeliveries(0) {
+			types = append(types, d.EventType)
+		}
+	})
+	_ = types // no webhook endpoint configured: nothing queued, checked in the webhook tests
+}
+
+// TestDeadEdgeClosesItsParticipants: when an edge stops heartbeating the
+// leader marks it down, its participants leave and the session ends; joins
+// then fail with a clear error instead of pointing at the dead edge.
+func TestDeadEdgeClosesItsParticipants(t *testing.T) {
+	c := placementCluster(t, 1, 700*time.Millisecond)
+	edge := startAgent(t, c, "edge-b", "local")
+	var room struct{ RoomID string }
+	c.Do(0, "POST", "/v2/rooms", c.Token(), nil).JSON(t, &room)
+	edge.ParticipantJoined(edgeapi.Event{RoomID: room.RoomID, ParticipantID: "p1", Name: "P1"})
+	clustertest.Eventually(t, 5*time.Second, func() string {
+		if ss := session(t, c, 0, room.RoomID); ss == nil || ss.ActiveCount() != 1 {
+			return "no active session"
+		}
+		return ""
+	})
+	edge.Close()
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		ss := session(t, c, 0, room.RoomID)
+		if ss.End == nil {
+			return "session still ongoing after its edge died"
+		}
+		if ss.EndReason != "last-participant-left" {
+			return "end reason " + ss.EndReason
+		}
+		return ""
+	})
+	rtc := c.Token(func(o *auth.MintOptions) { o.Roles = []string{auth.RoleRTC} })
+	r := c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/join", rtc, nil)
+	if r.Status != 503 {
+		t.Fatalf("join with no edge: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestPinnedRoomNeverFallsBack: a room pinned to eu never lands on a ca edge.
+func TestPinnedRoomNeverFallsBack(t *testing.T) {
+	c := placementCluster(t, 1, 10*time.Second)
+	startAgent(t, c, "edge-ca", "ca-east")
+	var room struct{ RoomID string }
+	c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{"pin": map[string]any{"jurisdictions": []string{"eu"}}}).JSON(t, &room)
+	rtc := c.Token(func(o *auth.MintOptions) { o.Roles = []string{auth.RoleRTC} })
+	r := c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/join", rtc, nil)
+	if r.Status != 503 {
+		t.Fatalf("pinned join with only a ca edge: %d %s", r.Status, r.Body)
+	}
+	startAgent(t, c, "edge-eu", "eu-west")
+	var join struct{ Edges []struct{ EdgeID string } }
+	r = c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/join", rtc, nil)
+	r.JSON(t, &join)
+	if r.Status != 200 || len(join.Edges) != 1 || join.Edges[0].EdgeID != "edge-eu" {
+		t.Fatalf("pinned join: %d %s", r.Status, r.Body)
+	}
+}
