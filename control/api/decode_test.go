@@ -21,7 +21,7 @@ func FuzzCreateRoomDecode(f *testing.F) {
 			}
 			return
 		}
-		if _, err := req.toRoom(); err != nil {
+		if _, err := req.toRoom(nil); err != nil {
 			e, ok := err.(*Error)
 			if !ok || e.Status != 400 || e.Message == "" {
 				t.Fatalf("validate error %T %v", err, err)

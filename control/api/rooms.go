@@ -72,7 +72,7 @@ func validateWebhookURL(field, raw string) error {
 	return nil
 }
 
-func (req *createRoomRequest) toRoom() (state.Room, error) {
+func (req *createRoomRequest) toRoom(checkURL func(string) error) (state.Room, error) {
 	var r state.Room
 	if req.CustomRoomID != nil {
 		cid := *req.CustomRoomID
@@ -84,6 +84,11 @@ func (req *createRoomRequest) toRoom() (state.Room, error) {
 	if w := req.Webhook; w != nil {
 		if err := validateWebhookURL("webhook.endPoint", w.EndPoint); err != nil {
 			return r, err
+		}
+		if checkURL != nil {
+			if err := checkURL(w.EndPoint); err != nil {
+				return r, invalidField("webhook.endPoint", "is not allowed: %v", err)
+			}
 		}
 		for i, e := range w.Events {
 			if !eventPatternRe.MatchString(e) || len(e) > 64 {
@@ -154,7 +159,7 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	room, err := req.toRoom()
+	room, err := req.toRoom(s.checkURL)
 	if err != nil {
 		return err
 	}
@@ -215,7 +220,7 @@ func (s *Server) findRoom(c *fiber.Ctx, ref string) (*state.Room, error) {
 		return nil, badRequest("roomId is required")
 	}
 	var room *state.Room
-	if err := s.read(c, func(st *state.Store) { room, _ = st.Room(p.Key.UserID, ref) }); err != nil {
+	if err := s.readOrCatchUp(c, func(st *state.Store) bool { room, _ = st.Room(p.Key.UserID, ref); return room != nil }); err != nil {
 		return nil, err
 	}
 	if room == nil {

@@ -91,7 +91,12 @@ type Server struct {
 	joins    JoinService
 	edges    EdgeService
 	ready    func() bool
+	checkURL func(string) error
 }
+
+// WithWebhookURLCheck validates webhook URLs (scheme, SSRF policy) with the
+// same rules the dispatcher applies, so a bad endpoint is refused at once.
+func WithWebhookURLCheck(fn func(string) error) Option { return func(s *Server) { s.checkURL = fn } }
 
 // WithReadiness replaces the default readiness check behind /healthz.
 func WithReadiness(fn func() bool) Option { return func(s *Server) { s.ready = fn } }
@@ -288,6 +293,24 @@ func (s *Server) read(c *fiber.Ctx, fn func(st *state.Store)) error {
 		}
 	}
 	s.node.FSM().Read(fn)
+	return nil
+}
+
+// readOrCatchUp reads locally; when the thing is missing on a follower it
+// catches up with the leader once and reads again, so a client that created
+// a room through one node can use it at once through another.
+func (s *Server) readOrCatchUp(c *fiber.Ctx, fn func(st *state.Store) bool) error {
+	found := false
+	if err := s.read(c, func(st *state.Store) { found = fn(st) }); err != nil {
+		return err
+	}
+	if found || s.node.IsLeader() || c.Query("consistent") == "true" {
+		return nil
+	}
+	if err := s.node.Barrier(c.UserContext()); err != nil {
+		return nil // best effort: answer from local state
+	}
+	s.node.FSM().Read(func(st *state.Store) { fn(st) })
 	return nil
 }
 

@@ -114,11 +114,12 @@ func (s *Server) findSession(c *fiber.Ctx, id string) (*state.Session, error) {
 	p := principal(c)
 	var ss *state.Session
 	var room *state.Room
-	if err := s.read(c, func(st *state.Store) {
+	if err := s.readOrCatchUp(c, func(st *state.Store) bool {
 		ss, _ = st.Session(p.Key.UserID, id)
 		if ss != nil {
 			room, _ = st.Room(p.Key.UserID, ss.RoomDocID)
 		}
+		return ss != nil
 	}); err != nil {
 		return nil, err
 	}

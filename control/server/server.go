@@ -389,11 +389,6 @@ func (s *Server) registerMetrics() {
 		})
 		return float64(n)
 	}))
-	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_webhook_queue_depth", Help: "Pending webhook deliveries."}, func() float64 {
-		n := 0
-		s.fsm.Read(func(st *state.Store) { n = len(st.PendingDeliveries(0)) })
-		return float64(n)
-	}))
 }
 
 // MarshalIndent is a tiny helper for CLI output.

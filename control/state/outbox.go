@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/meridian-video/meridian/control/webhooks"
 )
 
 // Delivery statuses.
@@ -18,26 +20,29 @@ const (
 // same command that changes the state it describes, so an event can never be
 // lost between the change and the queue.
 type Delivery struct {
-	ID          string          `json:"id"` // webhook-id, stable across retries
-	EventID     string          `json:"eventId"`
-	EventType   string          `json:"eventType"`
-	RoomID      string          `json:"roomId"` // ordering key
-	SessionID   string          `json:"sessionId,omitempty"`
-	UserID      string          `json:"userId"`
-	APIKey      string          `json:"apiKey"` // whose whsec_ secret signs it
-	URL         string          `json:"url"`
-	Body        json.RawMessage `json:"body"` // exact bytes sent
-	CreatedAt   time.Time       `json:"createdAt"`
-	Status      string          `json:"status"`
-	Attempts    int             `json:"attempts"`
-	NextAttempt time.Time       `json:"nextAttempt"`
-	LastStatus  int             `json:"lastStatus,omitempty"`
-	LastError   string          `json:"lastError,omitempty"`
-	LatencyMs   int64           `json:"latencyMs,omitempty"`
-	DoneAt      *time.Time      `json:"doneAt,omitempty"`
-	Seq         uint64          `json:"seq"` // raft index at enqueue: global order
-	CreateIndex uint64          `json:"createIndex"`
-	ModifyIndex uint64          `json:"modifyIndex"`
+	ID           string          `json:"id"` // webhook-id, stable across retries
+	EventID      string          `json:"eventId"`
+	EventType    string          `json:"eventType"`
+	RoomID       string          `json:"roomId"` // ordering key
+	SessionID    string          `json:"sessionId,omitempty"`
+	UserID       string          `json:"userId"`
+	APIKey       string          `json:"apiKey"` // whose whsec_ secret signs it
+	URL          string          `json:"url"`
+	Body         json.RawMessage `json:"body"` // exact bytes sent
+	CreatedAt    time.Time       `json:"createdAt"`
+	Status       string          `json:"status"`
+	Attempts     int             `json:"attempts"`
+	NextAttempt  time.Time       `json:"nextAttempt"`
+	LastStatus   int             `json:"lastStatus,omitempty"`
+	LastError    string          `json:"lastError,omitempty"`
+	LatencyMs    int64           `json:"latencyMs,omitempty"`
+	DoneAt       *time.Time      `json:"doneAt,omitempty"`
+	LastAttempt  *time.Time      `json:"lastAttempt,omitempty"`
+	Redelivered  *time.Time      `json:"redelivered,omitempty"`
+	EndpointGone bool            `json:"endpointGone,omitempty"`
+	Seq          uint64          `json:"seq"` // raft index at enqueue: global order
+	CreateIndex  uint64          `json:"createIndex"`
+	ModifyIndex  uint64          `json:"modifyIndex"`
 }
 
 func (d *Delivery) clone() *Delivery { c := *d; return &c }
@@ -54,16 +59,20 @@ type SetGlobalEndpoints struct {
 	Endpoints []GlobalEndpoint `json:"endpoints"`
 }
 
-// RecordDelivery stores an attempt's outcome.
+// RecordDelivery stores an attempt's outcome. Attempts counts this attempt;
+// a report whose count is not the stored count + 1 is stale (an old leader's
+// attempt, or one that raced a redelivery) and is ignored.
 type RecordDelivery struct {
-	ID          string     `json:"id"`
-	Status      string     `json:"status"`
-	Attempts    int        `json:"attempts"`
-	NextAttempt time.Time  `json:"nextAttempt"`
-	LastStatus  int        `json:"lastStatus"`
-	LastError   string     `json:"lastError"`
-	LatencyMs   int64      `json:"latencyMs"`
-	DoneAt      *time.Time `json:"doneAt,omitempty"`
+	ID           string     `json:"id"`
+	AttemptedAt  time.Time  `json:"attemptedAt"`
+	EndpointGone bool       `json:"endpointGone,omitempty"`
+	Status       string     `json:"status"`
+	Attempts     int        `json:"attempts"`
+	NextAttempt  time.Time  `json:"nextAttempt"`
+	LastStatus   int        `json:"lastStatus"`
+	LastError    string     `json:"lastError"`
+	LatencyMs    int64      `json:"latencyMs"`
+	DoneAt       *time.Time `json:"doneAt,omitempty"`
 }
 
 // Redeliver puts a finished delivery back in the queue.
@@ -102,9 +111,12 @@ func init() {
 		if !ok {
 			return nil, errf(CodeNotFound, "delivery %q not found", c.ID)
 		}
-		if d.Status != DeliveryPending {
+		if d.Status != DeliveryPending || c.Attempts != d.Attempts+1 {
 			return d.clone(), nil // a stale report from an old leader's attempt
 		}
+		at := c.AttemptedAt
+		d.LastAttempt = &at
+		d.EndpointGone = c.EndpointGone
 		d.Status, d.Attempts, d.NextAttempt = c.Status, c.Attempts, c.NextAttempt
 		d.LastStatus, d.LastError, d.LatencyMs, d.DoneAt = c.LastStatus, c.LastError, c.LatencyMs, c.DoneAt
 		d.ModifyIndex = index
@@ -121,8 +133,11 @@ func init() {
 		}
 		d.Status = DeliveryPending
 		d.NextAttempt = c.At
+		at := c.At
+		d.Redelivered = &at
 		d.DoneAt = nil
 		d.LastError = ""
+		d.EndpointGone = false
 		d.ModifyIndex = index
 		s.bump("outbox", index)
 		return d.clone(), nil
@@ -187,12 +202,11 @@ func MatchEvent(patterns []string, eventType string) bool {
 }
 
 func (s *Store) enqueueRaw(index uint64, r *Room, eventID, eventType string, at time.Time, data json.RawMessage, extraURL string) {
-	body, err := json.Marshal(struct {
-		WebhookType string          `json:"webhookType"`
-		Data        json.RawMessage `json:"data"`
-	}{eventType, data})
+	// Bodies are rendered exactly as JSON.stringify would (no HTML escaping,
+	// compact), because VideoSDK receivers verify re-serialised bodies.
+	body, err := webhooks.Envelope(eventType, data)
 	if err != nil {
-		panic(fmt.Sprintf("state: marshal envelope: %v", err))
+		panic(fmt.Sprintf("state: render %s envelope: %v", eventType, err))
 	}
 	var sessionID string
 	if ss := s.ongoingSession(r.ID); ss != nil {
@@ -241,6 +255,27 @@ func (s *Store) PendingDeliveries(limit int) []*Delivery {
 		}
 	}
 	return out
+}
+
+// PendingPage returns pending deliveries in enqueue order starting at
+// position from of the outbox log, and the position to continue from (0 when
+// the end was reached). Positions are stable: the log is append-only.
+func (s *Store) PendingPage(from, limit int) ([]*Delivery, int) {
+	var out []*Delivery
+	for i := from; i < len(s.outboxOrder); i++ {
+		d := s.outbox[s.outboxOrder[i]]
+		if d.Status != DeliveryPending {
+			continue
+		}
+		out = append(out, d.clone())
+		if limit > 0 && len(out) >= limit {
+			if i+1 < len(s.outboxOrder) {
+				return out, i + 1
+			}
+			return out, 0
+		}
+	}
+	return out, 0
 }
 
 // Delivery returns one delivery of a project.

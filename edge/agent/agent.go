@@ -66,6 +66,7 @@ type Agent struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
+	flushMu sync.Mutex // one sender at a time, or a batch would be removed twice
 	queue   []edgeapi.Event
 	dropped int
 	wake    chan struct{}
@@ -272,6 +273,8 @@ func (a *Agent) registerLoop(ctx context.Context) {
 
 // flush sends queued events in order until the queue is empty or a send fails.
 func (a *Agent) flush(ctx context.Context) bool {
+	a.flushMu.Lock()
+	defer a.flushMu.Unlock()
 	for {
 		a.mu.Lock()
 		n := min(len(a.queue), 100)
