@@ -31,6 +31,8 @@ type controlFlags struct {
 	globalWebhooks                                            listFlag
 	rateKey, rateIP                                           float64
 	logLevel                                                  string
+	edgeToken                                                 string
+	webhooks                                                  webhookFlags
 }
 
 func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
@@ -54,6 +56,8 @@ func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
 	fs.Float64Var(&f.rateKey, "rate-limit-key", 50, "requests per second per API key (0 = unlimited)")
 	fs.Float64Var(&f.rateIP, "rate-limit-ip", 100, "requests per second per client IP (0 = unlimited)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.edgeToken, "edge-token", "", "token edges authenticate with (default: derived from the cluster key)")
+	f.webhooks.register(fs)
 	if !devDefaults {
 		fs.BoolVar(&f.bootstrap, "bootstrap", false, "bootstrap a new cluster (with --peers, or alone) if this node has no state")
 		fs.Var(&f.peers, "peers", "bootstrap voters as id=raftaddr (comma-separated or repeated), this node included")
@@ -137,6 +141,9 @@ func (f *controlFlags) serverConfig(logger *slog.Logger) (server.Config, error) 
 	for _, u := range f.globalWebhooks {
 		hooks = append(hooks, state.GlobalEndpoint{URL: u})
 	}
+	if f.edgeToken == "" {
+		f.edgeToken = derive(key, "edge-token")
+	}
 	return server.Config{HTTPListen: f.httpAddr, PublicURL: f.publicURL, ClusterKey: key, Cluster: cc, API: ac, GlobalWebhooks: hooks, Logger: logger}, nil
 }
 
@@ -155,19 +162,15 @@ func runControl(args []string) error {
 	if err != nil {
 		return err
 	}
-	wh, err := newWebhookWiring(cfg, logger)
+	wc, err := f.webhooks.config(false)
 	if err != nil {
 		return err
 	}
-	wh.apply(&cfg)
-	edges := newEdgeWiring(logger)
-	edges.apply(&cfg)
+	controlPlugins(&cfg, f.edgeToken, wc)
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
 	}
-	wh.bind(srv)
-	edges.bind(srv)
 	srv.Start()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/control/server"
+	"github.com/meridian-video/meridian/edge/edgenode"
 )
 
 // devCredentials is persisted in the data dir so a restart keeps the same key.
@@ -97,20 +98,20 @@ func runDev(args []string) error {
 	// One node: elections can be quick.
 	cfg.Cluster.HeartbeatTimeout, cfg.Cluster.ElectionTimeout, cfg.Cluster.LeaderLease = 300*time.Millisecond, 300*time.Millisecond, 200*time.Millisecond
 	cfg.BootstrapKeys = []auth.NewKeySpec{{Key: creds.APIKey, Secret: creds.APISecret, Name: "dev"}}
-	wh, err := newWebhookWiring(cfg, logger)
+	wc, err := f.webhooks.config(true)
 	if err != nil {
 		return err
 	}
-	wh.allowLocalHTTP = true
-	wh.apply(&cfg)
-	edges := newEdgeWiring(logger)
-	edges.apply(&cfg)
+	controlPlugins(&cfg, f.edgeToken, wc)
+	var edge *edgenode.Node
+	cfg.Plugins = append(cfg.Plugins, devEdgePlugin(&ef, f.edgeToken, logger, &edge), webPlugin())
 	srv, err := server.New(cfg)
 	if err != nil {
+		if edge != nil {
+			edge.Close()
+		}
 		return err
 	}
-	wh.bind(srv)
-	edges.bind(srv)
 	srv.Start()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -121,10 +122,17 @@ func runDev(args []string) error {
 		srv.Close()
 		return err
 	}
-	edge, err := startDevEdge(ctx, ef, srv, logger)
-	if err != nil {
+	if err := edge.Start(); err != nil {
+		edge.Close()
 		srv.Close()
 		return fmt.Errorf("start edge: %w", err)
+	}
+	select {
+	case <-edge.Registered():
+	case <-time.After(15 * time.Second):
+		edge.Close()
+		srv.Close()
+		return errors.New("the in-process edge did not register with the control plane")
 	}
 	adminToken := cfg.API.AdminToken
 	fmt.Printf(`
@@ -151,10 +159,6 @@ Try:
 		}
 	}
 	logger.Info("shutting down")
-	var errs []error
-	if edge != nil {
-		errs = append(errs, edge.Close())
-	}
-	errs = append(errs, srv.Close())
-	return errors.Join(errs...)
+	// The edge goes first so its final leave reports reach the control plane.
+	return errors.Join(edge.Close(), srv.Close())
 }

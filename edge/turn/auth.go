@@ -37,7 +37,7 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (userID string, key []
 		s.authFailed(reasonExpired, ra)
 		return "", nil, false
 	}
-	password := turncred.Password(s.cfg.Secret, ra.Username)
+	password := turncred.Password(s.currentSecret(), ra.Username)
 	return participant, turn.GenerateAuthKey(ra.Username, s.cfg.Realm, password), true
 }
 

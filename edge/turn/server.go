@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/logging"
@@ -23,6 +24,7 @@ import (
 // pion's goroutines; Close stops them all.
 type Server struct {
 	cfg     Config
+	secret  atomic.Pointer[string] // replaced when the edge (re)registers
 	policy  *peerPolicy
 	quota   *quota
 	metrics *metrics
@@ -288,7 +290,7 @@ func (s *Server) ICEServers(participantID string, now time.Time, ttl time.Durati
 	if len(stunURLs) > 0 {
 		out = append(out, signal.ICEServer{URLs: stunURLs})
 	}
-	user, pass := turncred.Generate(s.cfg.Secret, participantID, now, ttl)
+	user, pass := turncred.Generate(s.currentSecret(), participantID, now, ttl)
 	out = append(out, signal.ICEServer{URLs: turnURLs, Username: user, Credential: pass})
 	return out
 }
@@ -373,4 +375,21 @@ func (c *trackedConn) Close() error {
 		c.l.mu.Unlock()
 	})
 	return c.Conn.Close()
+}
+
+// SetSecret replaces the shared TURN secret (the control plane hands it to the
+// edge at registration; the edge may start before it knows it).
+func (s *Server) SetSecret(secret string) error {
+	if len(secret) < MinSecretLen {
+		return invalid("Secret", "must be at least %d bytes", MinSecretLen)
+	}
+	s.secret.Store(&secret)
+	return nil
+}
+
+func (s *Server) currentSecret() string {
+	if p := s.secret.Load(); p != nil {
+		return *p
+	}
+	return s.cfg.Secret
 }

@@ -1,0 +1,242 @@
+// Package edgenode assembles an edge: SFU, signaling server, embedded TURN
+// and the control-plane agent, started in dependency order and closed in
+// reverse. `meridian edge` runs it behind its own HTTP listener; `meridian
+// dev` mounts its routes on the control plane's listener.
+package edgenode
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meridian-video/meridian/edge/agent"
+	"github.com/meridian-video/meridian/edge/sfu"
+	"github.com/meridian-video/meridian/edge/signal"
+	"github.com/meridian-video/meridian/edge/turn"
+	"github.com/meridian-video/meridian/shared/edgeapi"
+	wire "github.com/meridian-video/meridian/shared/signal"
+)
+
+// Config configures an edge.
+type Config struct {
+	EdgeID      string
+	Region      string
+	ControlURLs []string
+	EdgeToken   string
+	// HTTPListen is the edge's own listener; empty when routes are mounted
+	// on another app (dev mode).
+	HTTPListen string
+	// PublicURL is how clients and the control plane reach this edge's HTTP
+	// (http://host:port); the signaling URL is derived from it.
+	PublicURL      string
+	AllowedOrigins []string
+	Capacity       int
+	SFU            sfu.Config
+	// TURN is started when EnableTURN is set; its Secret is replaced by the
+	// control plane's at registration.
+	EnableTURN bool
+	TURN       turn.Config
+	TURNTTL    time.Duration
+	Logger     *slog.Logger
+	Registry   prometheus.Registerer
+	// StatsEvery is how often summaries go to the control plane (10 s).
+	StatsEvery     time.Duration
+	HeartbeatEvery time.Duration
+}
+
+// Node is a running edge.
+type Node struct {
+	cfg       Config
+	log       *slog.Logger
+	sfu       *sfu.SFU
+	sig       *signal.Server
+	turn      *turn.Server
+	agent     *agent.Agent
+	ticketKey atomic.Pointer[ed25519.PublicKey]
+	app       *fiber.App
+	ln        net.Listener
+	closeOnce sync.Once
+}
+
+// New builds the edge (nothing is connected to the control plane yet).
+func New(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.EdgeID == "" || cfg.Region == "" || cfg.PublicURL == "" {
+		return nil, errors.New("edgenode: EdgeID, Region and PublicURL are required")
+	}
+	if cfg.Capacity <= 0 {
+		cfg.Capacity = 500
+	}
+	if cfg.TURNTTL <= 0 {
+		cfg.TURNTTL = 12 * time.Hour
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("edge", cfg.EdgeID)}
+	cfg.SFU.Logger = n.log
+	media, err := sfu.New(cfg.SFU)
+	if err != nil {
+		return nil, err
+	}
+	n.sfu = media
+	if cfg.EnableTURN {
+		tc := cfg.TURN
+		if tc.Secret == "" {
+			// Nothing authenticates until the control plane's secret arrives.
+			var b [24]byte
+			_, _ = rand.Read(b[:])
+			tc.Secret = hex.EncodeToString(b[:])
+		}
+		tc.Logger = n.log
+		tc.Registerer = cfg.Registry
+		ts, err := turn.New(tc)
+		if err != nil {
+			media.Close()
+			return nil, fmt.Errorf("turn: %w", err)
+		}
+		n.turn = ts
+	}
+	internalToken := cfg.EdgeToken
+	sc := signal.DefaultConfig()
+	sc.EdgeID, sc.Region, sc.AllowedOrigins, sc.InternalToken = cfg.EdgeID, cfg.Region, cfg.AllowedOrigins, internalToken
+	sc.TicketKey = func() ed25519.PublicKey {
+		if p := n.ticketKey.Load(); p != nil {
+			return *p
+		}
+		return nil
+	}
+	sc.ICEServers = n.iceServers
+	sc.Logger = n.log
+	n.agent, err = agent.New(agent.Config{ControlURLs: cfg.ControlURLs, EdgeToken: cfg.EdgeToken, Register: n.registration(),
+		Load: media.Load, Stats: media.Stats, OnRegistered: n.onRegistered, Logger: n.log,
+		StatsEvery: cfg.StatsEvery, HeartbeatEvery: cfg.HeartbeatEvery})
+	if err != nil {
+		n.closeParts()
+		return nil, err
+	}
+	sc.Reporter = n.agent
+	n.sig, err = signal.New(sc, media)
+	if err != nil {
+		n.closeParts()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) registration() edgeapi.Register {
+	r := edgeapi.Register{EdgeID: n.cfg.EdgeID, Region: n.cfg.Region, SignalURL: wsURL(n.cfg.PublicURL) + "/rtc", InternalURL: n.cfg.PublicURL,
+		Capacity: n.cfg.Capacity, Version: "meridian"}
+	if n.turn != nil {
+		for _, s := range n.turn.ICEServers("probe", time.Now(), time.Minute) {
+			if len(s.URLs) > 0 && len(s.URLs[0]) > 5 && s.URLs[0][:5] == "stun:" {
+				r.STUNURLs = append(r.STUNURLs, s.URLs...)
+			} else {
+				r.TURNURLs = append(r.TURNURLs, s.URLs...)
+			}
+		}
+	}
+	return r
+}
+
+func wsURL(httpURL string) string {
+	switch {
+	case len(httpURL) > 8 && httpURL[:8] == "https://":
+		return "wss://" + httpURL[8:]
+	case len(httpURL) > 7 && httpURL[:7] == "http://":
+		return "ws://" + httpURL[7:]
+	}
+	return httpURL
+}
+
+func (n *Node) onRegistered(r edgeapi.RegisterReply) {
+	if len(r.TicketPublicKey) == ed25519.PublicKeySize {
+		k := ed25519.PublicKey(r.TicketPublicKey)
+		n.ticketKey.Store(&k)
+	}
+	if n.turn != nil && r.TURNSecret != "" {
+		if err := n.turn.SetSecret(r.TURNSecret); err != nil {
+			n.log.Error("control plane sent an unusable TURN secret", "err", err)
+		}
+	}
+}
+
+func (n *Node) iceServers(participantID string) []wire.ICEServer {
+	if n.turn == nil {
+		return nil
+	}
+	return n.turn.ICEServers(participantID, time.Now(), n.cfg.TURNTTL)
+}
+
+// Mount adds the edge's routes (GET /rtc, /internal/v1/rooms/*) to app.
+func (n *Node) Mount(app fiber.Router) { n.sig.Register(app) }
+
+// Start connects to the control plane and, if configured, listens.
+func (n *Node) Start() error {
+	if n.cfg.HTTPListen != "" {
+		ln, err := net.Listen("tcp", n.cfg.HTTPListen)
+		if err != nil {
+			return err
+		}
+		n.ln = ln
+		n.app = fiber.New(fiber.Config{DisableStartupMessage: true})
+		n.app.Get("/healthz", func(c *fiber.Ctx) error {
+			if n.ticketKey.Load() == nil {
+				return c.Status(503).JSON(fiber.Map{"status": "waiting for registration"})
+			}
+			return c.JSON(fiber.Map{"status": "ok", "edge": n.cfg.EdgeID})
+		})
+		n.Mount(n.app)
+		go func() {
+			if err := n.app.Listener(ln); err != nil {
+				n.log.Error("edge http server stopped", "err", err)
+			}
+		}()
+	}
+	n.agent.Start()
+	return nil
+}
+
+// Registered is closed once the control plane accepted the edge.
+func (n *Node) Registered() <-chan struct{} { return n.agent.Registered() }
+
+// SFU exposes the media router (tests, benchmarks).
+func (n *Node) SFU() *sfu.SFU { return n.sfu }
+
+// TURN exposes the TURN server (nil when disabled).
+func (n *Node) TURN() *turn.Server { return n.turn }
+
+// Close stops signaling, reports, then media. Idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		if n.app != nil {
+			_ = n.app.ShutdownWithTimeout(5 * time.Second)
+		}
+		n.closeParts()
+	})
+	return nil
+}
+
+func (n *Node) closeParts() {
+	if n.sig != nil {
+		_ = n.sig.Close()
+	}
+	if n.agent != nil {
+		_ = n.agent.Close()
+	}
+	if n.turn != nil {
+		_ = n.turn.Close()
+	}
+	if n.sfu != nil {
+		_ = n.sfu.Close()
+	}
+}
