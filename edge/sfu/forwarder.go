@@ -1,0 +1,172 @@
+package sfu
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// Forwarder moves one published track to one subscriber: it picks the
+// simulcast layer, switches only on a keyframe of the target layer, rewrites
+// the header through its Munger and writes to the DownTrack's binding.
+//
+// forward runs on the track's layer reader goroutines; everything else on
+// signaling or housekeeping goroutines. mu serialises the munger and the
+// reused header; it is held across WriteRTP (a non-blocking UDP write) and
+// never across a callback or a channel send.
+type Forwarder struct {
+	track *PublishedTrack
+	dt    *DownTrack
+	sub   *Subscriber
+
+	current atomic.Int32 // layer being forwarded, noLayer before the first keyframe
+	target  atomic.Int32 // layer wanted
+	pinned  atomic.Int32 // autoPick or a pinned layer
+	// waitingSince is when the forwarder started waiting for a keyframe (ns since
+	// monoEpoch), 0 when not waiting.
+	waitingSince atomic.Int64
+
+	mu     sync.Mutex
+	munger Munger
+	hdr    rtp.Header // reused for every written packet
+
+	stats outboundStats
+}
+
+func newForwarder(t *PublishedTrack, sub *Subscriber) *Forwarder {
+	f := &Forwarder{track: t, sub: sub}
+	f.dt = &DownTrack{
+		id: t.info.TrackID, streamID: t.info.ParticipantID, kind: t.kind, mime: t.codec.MimeType,
+		onBind: func() { f.RequestKeyframe() },
+	}
+	f.current.Store(noLayer)
+	f.pinned.Store(autoPick)
+	f.target.Store(0)
+	if t.simulcast {
+		// Start at the best layer present; housekeeping adjusts it to the estimate.
+		avail, _ := t.availableLayers()
+		for i := nLayers - 1; i >= 0; i-- {
+			if avail[i] {
+				f.target.Store(int32(i))
+				break
+			}
+		}
+	}
+	f.waitingSince.Store(monoNow())
+	return f
+}
+
+// DownTrack returns the local track the subscriber PC sends.
+func (f *Forwarder) DownTrack() *DownTrack { return f.dt }
+
+// forward handles one packet of layer idx. Hot path: no allocation.
+func (f *Forwarder) forward(idx int, pkt *rtp.Packet, key bool, arrival int64) {
+	cur, tgt := int(f.current.Load()), int(f.target.Load())
+	if idx != cur && idx != tgt {
+		return
+	}
+	b := f.dt.b.Load()
+	if b == nil || (f.sub != nil && !f.sub.connected.Load()) {
+		return // not negotiated or not connected yet
+	}
+	f.mu.Lock()
+	cur, tgt = int(f.current.Load()), int(f.target.Load())
+	if idx == tgt && cur != tgt {
+		if !key {
+			f.mu.Unlock()
+			return
+		}
+		if cur != noLayer || f.munger.started {
+			f.munger.Switch()
+		}
+		f.current.Store(int32(tgt))
+		f.waitingSince.Store(0)
+	} else if idx != cur {
+		f.mu.Unlock()
+		return
+	}
+	out, res := f.munger.Update(MungeIn{Seq: pkt.SequenceNumber, TS: pkt.Timestamp, Arrival: arrival, ClockRate: f.track.codec.ClockRate})
+	if !res.Forwarded() {
+		f.mu.Unlock()
+		return
+	}
+	h := &f.hdr
+	ext := h.Extensions[:0]
+	*h = rtp.Header{
+		Version:        2,
+		Padding:        pkt.Padding,
+		PaddingSize:    pkt.PaddingSize,
+		Marker:         pkt.Marker,
+		PayloadType:    b.pt,
+		SequenceNumber: out.Seq,
+		Timestamp:      out.TS,
+		SSRC:           b.ssrc,
+		Extensions:     ext,
+	}
+	_, err := b.w.WriteRTP(h, pkt.Payload)
+	f.mu.Unlock()
+	if err == nil {
+		f.stats.packets.Add(1)
+		f.stats.bytes.Add(uint64(len(pkt.Payload) + 12))
+		if pkt.Marker {
+			f.stats.frames.Add(1)
+		}
+	}
+}
+
+// resync makes the forwarder wait for the next keyframe of its target layer
+// and continue the output stream from there (after a pause).
+func (f *Forwarder) resync() {
+	f.mu.Lock()
+	f.current.Store(noLayer)
+	f.mu.Unlock()
+	f.waitingSince.Store(monoNow())
+	f.RequestKeyframe()
+}
+
+// setTarget changes the wanted layer; the switch happens at its next keyframe.
+func (f *Forwarder) setTarget(idx int) {
+	if !f.track.simulcast || idx < 0 || idx >= nLayers {
+		return
+	}
+	if f.target.Swap(int32(idx)) == int32(idx) {
+		return
+	}
+	if f.current.Load() != int32(idx) {
+		f.waitingSince.Store(monoNow())
+		f.track.RequestKeyframe(idx)
+	}
+}
+
+// Pin fixes the layer ("q", "h", "f") or returns to automatic selection ("auto").
+func (f *Forwarder) Pin(layer string) bool {
+	idx := LayerIndex(layer)
+	if idx == noLayer {
+		return false
+	}
+	f.pinned.Store(int32(idx))
+	if idx >= 0 {
+		f.setTarget(idx)
+	}
+	return true
+}
+
+// RequestKeyframe asks the publisher for a keyframe of the layer this
+// forwarder waits for (or forwards).
+func (f *Forwarder) RequestKeyframe() {
+	if f.track.kind != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	f.stats.plis.Add(1)
+	f.track.RequestKeyframe(int(f.target.Load()))
+}
+
+// waiting reports whether the forwarder has been waiting for a keyframe
+// longer than d.
+func (f *Forwarder) waiting(d time.Duration) bool {
+	w := f.waitingSince.Load()
+	return w != 0 && f.dt.b.Load() != nil && monoNow()-w > int64(d)
+}

@@ -1,0 +1,134 @@
+package sfu
+
+import (
+	"testing"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	wire "github.com/meridian-video/meridian/shared/signal"
+)
+
+// captureWriter records the last header written (a TrackLocalWriter).
+type captureWriter struct {
+	n    int
+	last rtp.Header
+	pl   []byte
+}
+
+func (w *captureWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	w.n++
+	w.last = *h
+	w.pl = payload
+	return len(payload), nil
+}
+func (w *captureWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+func testTrack(simulcast bool) *PublishedTrack {
+	t := &PublishedTrack{
+		info:      wire.TrackInfo{TrackID: "v", ParticipantID: "p", Kind: "video", Simulcast: simulcast},
+		kind:      webrtc.RTPCodecTypeVideo,
+		codec:     webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}},
+		ck:        codecVP8,
+		simulcast: simulcast,
+	}
+	empty := []*Forwarder{}
+	t.fwds.Store(&empty)
+	return t
+}
+
+func testForwarder(t *PublishedTrack, w webrtc.TrackLocalWriter, ssrc uint32) *Forwarder {
+	f := &Forwarder{track: t, dt: &DownTrack{id: "v", streamID: "p", kind: t.kind, mime: webrtc.MimeTypeVP8}}
+	f.current.Store(noLayer)
+	f.target.Store(0)
+	f.pinned.Store(autoPick)
+	f.dt.b.Store(&binding{ssrc: ssrc, pt: 96, w: w})
+	t.addForwarder(f)
+	return f
+}
+
+var (
+	keyPayload   = []byte{0x10, 0x10, 0, 0, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 1, 2, 3}
+	deltaPayload = []byte{0x10, 0x11, 0, 0, 4, 5, 6}
+)
+
+func TestForwarderSwitchesOnlyAtKeyframe(t *testing.T) {
+	tr := testTrack(true)
+	w := &captureWriter{}
+	f := testForwarder(tr, w, 4242)
+	f.target.Store(LayerQ)
+	send := func(layer int, seq uint16, key bool) {
+		pl := deltaPayload
+		if key {
+			pl = keyPayload
+		}
+		p := rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: uint32(seq) * 3000, SSRC: uint32(100 + layer)}, Payload: pl}
+		tr.fanOut(layer, &p, key, int64(seq)*33e6)
+	}
+	send(LayerQ, 10, false) // no keyframe yet: dropped
+	if w.n != 0 {
+		t.Fatal("forwarded before a keyframe")
+	}
+	send(LayerQ, 11, true)
+	send(LayerF, 900, true) // not the target: dropped
+	send(LayerQ, 12, false)
+	if w.n != 2 || w.last.SSRC != 4242 || w.last.PayloadType != 96 {
+		t.Fatalf("n=%d last=%+v", w.n, w.last)
+	}
+	first := w.last.SequenceNumber
+	f.Pin("f")
+	send(LayerF, 901, false) // target, but not a keyframe
+	send(LayerQ, 13, false)  // current layer still flows
+	if w.n != 3 || w.last.SequenceNumber != first+1 {
+		t.Fatalf("before the switch: n=%d seq=%d", w.n, w.last.SequenceNumber)
+	}
+	send(LayerF, 902, true)
+	if w.n != 4 || w.last.SequenceNumber != first+2 || f.current.Load() != LayerF {
+		t.Fatalf("switch: n=%d seq=%d current=%d", w.n, w.last.SequenceNumber, f.current.Load())
+	}
+	send(LayerQ, 14, false) // old layer no longer forwarded
+	send(LayerF, 903, false)
+	if w.n != 5 || w.last.SequenceNumber != first+3 {
+		t.Fatalf("after the switch: n=%d seq=%d", w.n, w.last.SequenceNumber)
+	}
+}
+
+func TestForwardPathDoesNotAllocate(t *testing.T) {
+	tr := testTrack(false)
+	for i := 0; i < 4; i++ {
+		testForwarder(tr, &captureWriter{}, uint32(i+1))
+	}
+	p := rtp.Packet{Header: rtp.Header{SequenceNumber: 1, Timestamp: 1}, Payload: keyPayload}
+	tr.fanOut(0, &p, true, 0)
+	seq := uint16(2)
+	allocs := testing.AllocsPerRun(1000, func() {
+		p.SequenceNumber = seq
+		p.Timestamp += 3000
+		seq++
+		tr.fanOut(0, &p, false, int64(seq)*33e6)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per forwarded packet", allocs)
+	}
+}
+
+// BenchmarkForward measures one incoming packet fanned out to 10
+// subscribers (cost per packet in; allocs/op must stay 0).
+func BenchmarkForward(b *testing.B) {
+	tr := testTrack(false)
+	for i := 0; i < 10; i++ {
+		testForwarder(tr, &captureWriter{}, uint32(i+1))
+	}
+	p := rtp.Packet{Header: rtp.Header{SequenceNumber: 1, Timestamp: 1}, Payload: make([]byte, 1100)}
+	copy(p.Payload, keyPayload)
+	tr.fanOut(0, &p, true, 0)
+	copy(p.Payload, deltaPayload)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(p.Payload)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p.SequenceNumber++
+		p.Timestamp += 3000
+		tr.fanOut(0, &p, false, int64(i)*1e6)
+	}
+}

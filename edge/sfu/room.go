@@ -1,0 +1,231 @@
+package sfu
+
+import (
+	"sync"
+	"time"
+
+	"github.com/meridian-video/meridian/shared/edgeapi"
+	wire "github.com/meridian-video/meridian/shared/signal"
+)
+
+// Room is the router of one room: its participants and the fan-out of their
+// tracks. One housekeeping goroutine per room (run) sends deferred keyframe
+// requests, updates rates, picks simulcast layers and detects active speakers.
+type Room struct {
+	sfu *SFU
+	id  string
+
+	members int // guarded by sfu.mu: participants created and not yet closed
+
+	mu           sync.Mutex
+	participants map[string]*Participant
+	closed       bool
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newRoom(s *SFU, id string) *Room {
+	r := &Room{sfu: s, id: id, participants: make(map[string]*Participant), done: make(chan struct{})}
+	r.wg.Add(1)
+	go r.run()
+	return r
+}
+
+// ID returns the room id.
+func (r *Room) ID() string { return r.id }
+
+func (r *Room) start(p *Participant) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	old := r.participants[p.id]
+	r.participants[p.id] = p
+	var tracks []*PublishedTrack
+	for id, o := range r.participants {
+		if id != p.id && o.pub != nil {
+			tracks = append(tracks, o.pub.trackList()...)
+		}
+	}
+	r.mu.Unlock()
+	if old != nil && old != p {
+		old.Close()
+	}
+	if p.sub != nil {
+		for _, t := range tracks {
+			p.sub.subscribe(t)
+		}
+	}
+	return nil
+}
+
+func (r *Room) leave(p *Participant) {
+	r.mu.Lock()
+	if r.participants[p.id] == p {
+		delete(r.participants, p.id)
+	}
+	r.mu.Unlock()
+}
+
+// others returns every participant except id.
+func (r *Room) others(id string) []*Participant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*Participant, 0, len(r.participants))
+	for pid, p := range r.participants {
+		if pid != id {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (r *Room) all() []*Participant { return r.others("") }
+
+func (r *Room) isMember(p *Participant) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.participants[p.id] == p
+}
+
+// publish fans a new track out to everyone allowed to subscribe.
+func (r *Room) publish(t *PublishedTrack) {
+	owner := t.pub.part
+	if !r.isMember(owner) {
+		return
+	}
+	info := t.Info()
+	for _, p := range r.others(owner.id) {
+		if p.sub != nil {
+			p.sub.subscribe(t)
+		}
+		p.sink.TrackPublished(info)
+	}
+}
+
+// unpublish removes a track from every subscriber.
+func (r *Room) unpublish(t *PublishedTrack) {
+	owner := t.pub.part.id
+	for _, p := range r.others(owner) {
+		if p.sub != nil {
+			p.sub.unsubscribe(t)
+		}
+		p.sink.TrackUnpublished(owner, t.info.TrackID)
+	}
+	// Forwarders of subscribers that left meanwhile.
+	for _, f := range t.forwarders() {
+		t.removeForwarder(f)
+	}
+}
+
+// Participant returns a started participant by id.
+func (r *Room) Participant(id string) *Participant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.participants[id]
+}
+
+// Tracks lists every published track in the room by participant id.
+func (r *Room) Tracks() map[string][]wire.TrackInfo {
+	out := map[string][]wire.TrackInfo{}
+	for _, p := range r.all() {
+		out[p.id] = p.Tracks()
+	}
+	return out
+}
+
+func (r *Room) close() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	r.mu.Unlock()
+	close(r.done)
+	r.wg.Wait()
+}
+
+func (r *Room) run() {
+	defer r.wg.Done()
+	cfg := r.sfu.cfg
+	t := time.NewTicker(cfg.Tick)
+	defer t.Stop()
+	var det speakerDetector
+	var lastSpeaker, lastQuality time.Time
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-t.C:
+		}
+		now := r.sfu.now()
+		ps := r.all()
+		slow := now.Sub(lastSpeaker) >= cfg.SpeakerInterval
+		for _, p := range ps {
+			if p.pub == nil {
+				continue
+			}
+			for _, tr := range p.pub.trackList() {
+				tr.flushKeyframes(now)
+				if slow {
+					tr.tick(now)
+				}
+			}
+		}
+		for _, p := range ps {
+			if p.sub != nil {
+				p.sub.tick(now, slow)
+			}
+		}
+		if slow {
+			lastSpeaker = now
+			r.detectSpeakers(&det, ps)
+		}
+		if now.Sub(lastQuality) >= cfg.QualityInterval {
+			lastQuality = now
+			r.reportQuality(ps, now)
+		}
+	}
+}
+
+func (r *Room) detectSpeakers(det *speakerDetector, ps []*Participant) {
+	samples := make(map[string]levelSample, len(ps))
+	for _, p := range ps {
+		if p.pub == nil {
+			continue
+		}
+		var s levelSample
+		for _, t := range p.pub.trackList() {
+			if t.levelExt == 0 || t.paused.Load() {
+				continue
+			}
+			s.sum += t.levelSum.Swap(0)
+			s.count += t.levelCount.Swap(0)
+		}
+		if s.count > 0 {
+			samples[p.id] = s
+		}
+	}
+	list, changed := det.Update(samples)
+	if !changed {
+		return
+	}
+	for _, p := range ps {
+		p.sink.ActiveSpeakers(append([]string(nil), list...))
+	}
+}
+
+func (r *Room) reportQuality(ps []*Participant, now time.Time) {
+	stats := make([]edgeapi.ParticipantStats, 0, len(ps))
+	for _, p := range ps {
+		stats = append(stats, p.stats(r.id, now))
+	}
+	for _, p := range ps {
+		for _, st := range stats {
+			p.sink.ConnectionQuality(st.ParticipantID, st.Quality)
+		}
+	}
+}

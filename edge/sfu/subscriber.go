@@ -1,0 +1,354 @@
+package sfu
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// Subscriber owns the PeerConnection a participant receives on (the edge
+// offers). Track changes are batched: at most one offer is outstanding, and
+// changes made meanwhile go into the next one. One goroutine (run) owns
+// negotiation; one goroutine per RTPSender drains RTCP.
+type Subscriber struct {
+	part *Participant
+	pc   *webrtc.PeerConnection
+	est  cc.BandwidthEstimator
+
+	// connected is set once ICE+DTLS are up; forwarders start (at a
+	// keyframe) only then, as packets written earlier are lost.
+	connected atomic.Bool
+
+	kick chan struct{} // 1-slot: "negotiation may be needed"
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	mu        sync.Mutex
+	downs     map[string]*down // by publisher id + "/" + track id
+	toAdd     []*down
+	toRemove  []*down
+	awaiting  bool // an offer is outstanding
+	held      bool // negotiation held until the participant is announced
+	pending   []webrtc.ICECandidateInit
+	closed    bool
+	offeredAt time.Time
+}
+
+type down struct {
+	key    string
+	f      *Forwarder
+	sender *webrtc.RTPSender // set by run once added to the PC
+}
+
+func newSubscriber(part *Participant) (*Subscriber, error) {
+	pc, est, err := part.room.sfu.media.newPeerConnection()
+	if err != nil {
+		return nil, fmt.Errorf("sfu: subscriber peer connection: %w", err)
+	}
+	s := &Subscriber{
+		part: part, pc: pc, est: est,
+		kick: make(chan struct{}, 1), done: make(chan struct{}),
+		downs: make(map[string]*down), held: true,
+	}
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) { part.sendCandidate(TargetSubscriber, c) })
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateConnected && !s.connected.Swap(true) {
+			for _, f := range s.forwarders() {
+				f.resync()
+			}
+		}
+	})
+	s.wg.Add(1)
+	go s.run()
+	return s, nil
+}
+
+func trackKey(t *PublishedTrack) string { return t.info.ParticipantID + "/" + t.info.TrackID }
+
+func (s *Subscriber) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// release lets negotiation start (after the client got `joined`).
+func (s *Subscriber) release() {
+	s.mu.Lock()
+	s.held = false
+	s.mu.Unlock()
+	s.poke()
+}
+
+// subscribe adds a forwarder for t (idempotent).
+func (s *Subscriber) subscribe(t *PublishedTrack) {
+	key := trackKey(t)
+	s.mu.Lock()
+	if s.closed || s.downs[key] != nil {
+		s.mu.Unlock()
+		return
+	}
+	d := &down{key: key, f: newForwarder(t, s)}
+	s.downs[key] = d
+	s.toAdd = append(s.toAdd, d)
+	s.mu.Unlock()
+	t.addForwarder(d.f)
+	s.poke()
+}
+
+// unsubscribe removes t's forwarder.
+func (s *Subscriber) unsubscribe(t *PublishedTrack) {
+	key := trackKey(t)
+	s.mu.Lock()
+	d := s.downs[key]
+	if d == nil || d.f.track != t {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.downs, key)
+	s.toRemove = append(s.toRemove, d)
+	s.mu.Unlock()
+	t.removeForwarder(d.f)
+	s.poke()
+}
+
+func (s *Subscriber) forwarder(key string) *Forwarder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.downs[key]; d != nil {
+		return d.f
+	}
+	return nil
+}
+
+func (s *Subscriber) forwarders() []*Forwarder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Forwarder, 0, len(s.downs))
+	for _, d := range s.downs {
+		out = append(out, d.f)
+	}
+	return out
+}
+
+func (s *Subscriber) run() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.kick:
+			s.negotiate()
+		}
+	}
+}
+
+// negotiate applies queued changes and sends one offer.
+func (s *Subscriber) negotiate() {
+	s.mu.Lock()
+	if s.closed || s.awaiting || s.held || (len(s.toAdd) == 0 && len(s.toRemove) == 0) {
+		s.mu.Unlock()
+		return
+	}
+	adds, removes := s.toAdd, s.toRemove
+	s.toAdd, s.toRemove = nil, nil
+	s.mu.Unlock()
+
+	for _, d := range removes {
+		if d.sender != nil {
+			_ = s.pc.RemoveTrack(d.sender)
+		}
+	}
+	for _, d := range adds {
+		s.mu.Lock()
+		gone := s.downs[d.key] != d
+		s.mu.Unlock()
+		if gone {
+			continue
+		}
+		tr, err := s.pc.AddTransceiverFromTrack(d.f.dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			s.part.room.sfu.log.Warn("sfu: add track", "participant", s.part.id, "track", d.key, "err", err)
+			continue
+		}
+		s.mu.Lock()
+		d.sender = tr.Sender()
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go s.readRTCP(d, tr.Sender())
+	}
+	offer, err := s.pc.CreateOffer(nil)
+	if err == nil {
+		err = s.pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		s.part.room.sfu.log.Warn("sfu: subscriber offer", "participant", s.part.id, "err", err)
+		return
+	}
+	s.mu.Lock()
+	s.awaiting = true
+	s.offeredAt = s.part.room.sfu.now()
+	s.mu.Unlock()
+	s.part.sink.SubscriberOffer(offer.SDP)
+}
+
+// handleAnswer applies the client's answer to the last offer.
+func (s *Subscriber) handleAnswer(sdp string) error {
+	s.mu.Lock()
+	if !s.awaiting {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: no subscriber offer outstanding", ErrBadSDP)
+	}
+	s.mu.Unlock()
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	s.mu.Lock()
+	s.awaiting = false
+	pend := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	for _, c := range pend {
+		_ = s.pc.AddICECandidate(c)
+	}
+	s.poke()
+	return nil
+}
+
+func (s *Subscriber) addCandidate(c webrtc.ICECandidateInit) error {
+	s.mu.Lock()
+	if s.pc.RemoteDescription() == nil {
+		if len(s.pending) < maxPendingCandidates {
+			s.pending = append(s.pending, c)
+		}
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	return s.pc.AddICECandidate(c)
+}
+
+// readRTCP drains one sender's RTCP (without a reader NACK and TWCC never
+// run) and routes keyframe requests and receiver reports.
+func (s *Subscriber) readRTCP(d *down, sender *webrtc.RTPSender) {
+	defer s.wg.Done()
+	buf := make([]byte, 1500)
+	f := d.f
+	for {
+		n, _, err := sender.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				f.RequestKeyframe()
+			case *rtcp.TransportLayerNack:
+				for _, pair := range p.Nacks {
+					f.stats.nacks.Add(uint64(len(pair.PacketList())))
+				}
+			case *rtcp.ReceiverReport:
+				ssrc := f.dt.SSRC()
+				for _, r := range p.Reports {
+					if r.SSRC == ssrc {
+						f.stats.onReport(r, time.Now(), f.track.codec.ClockRate)
+					}
+				}
+			}
+		}
+	}
+}
+
+// Estimate is the subscriber's current bandwidth estimate in bit/s (0 if unknown).
+func (s *Subscriber) Estimate() int {
+	if s.est == nil {
+		return 0
+	}
+	return s.est.GetTargetBitrate()
+}
+
+// tick re-selects layers from the estimate and re-requests keyframes for
+// forwarders that still wait (room housekeeping goroutine).
+func (s *Subscriber) tick(now time.Time, selectLayers bool) {
+	fs := s.forwarders()
+	for _, f := range fs {
+		f.stats.bitrate.update(now, f.stats.bytes.Load())
+		if f.waiting(time.Second) {
+			f.waitingSince.Store(monoNow())
+			f.RequestKeyframe()
+		}
+	}
+	if selectLayers {
+		selectLayersFor(fs, s.Estimate())
+	}
+}
+
+// selectLayersFor shares the estimate between the auto simulcast forwarders
+// (audio and non-simulcast video first) and picks for each the best layer
+// whose measured bitrate fits its share.
+func selectLayersFor(fs []*Forwarder, estimate int) {
+	budget := float64(estimate)
+	var auto []*Forwarder
+	for _, f := range fs {
+		if f.track.simulcast && f.pinned.Load() == autoPick {
+			auto = append(auto, f)
+			continue
+		}
+		budget -= f.stats.bitrate.rate.Load() * 8
+	}
+	if len(auto) == 0 {
+		return
+	}
+	share := budget / float64(len(auto))
+	for _, f := range auto {
+		avail, rates := f.track.availableLayers()
+		pick := -1
+		for i := nLayers - 1; i >= 0; i-- {
+			if avail[i] && (rates[i]*1.1 <= share || estimate == 0) {
+				pick = i
+				break
+			}
+		}
+		if pick < 0 { // nothing fits: the lowest available
+			for i := 0; i < nLayers; i++ {
+				if avail[i] {
+					pick = i
+					break
+				}
+			}
+		}
+		if pick >= 0 {
+			f.setTarget(pick)
+		}
+	}
+}
+
+func (s *Subscriber) close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	ds := make([]*down, 0, len(s.downs))
+	for _, d := range s.downs {
+		ds = append(ds, d)
+	}
+	s.downs = map[string]*down{}
+	s.mu.Unlock()
+	for _, d := range ds {
+		d.f.track.removeForwarder(d.f)
+	}
+	close(s.done)
+	_ = s.pc.Close()
+	s.wg.Wait()
+}

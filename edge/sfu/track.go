@@ -1,0 +1,342 @@
+package sfu
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	wire "github.com/meridian-video/meridian/shared/signal"
+)
+
+// Simulcast layers, lowest first. A non-simulcast track has only layer 0.
+const (
+	LayerQ   = 0
+	LayerH   = 1
+	LayerF   = 2
+	nLayers  = 3
+	noLayer  = -1
+	autoPick = -2
+)
+
+// LayerIndex maps a rid (or set-layer value) to a layer; "auto" gives -2 and
+// unknown values -1.
+func LayerIndex(rid string) int {
+	switch rid {
+	case "q", "l", "low", "0":
+		return LayerQ
+	case "h", "m", "mid", "1":
+		return LayerH
+	case "f", "high", "2":
+		return LayerF
+	case "auto", "":
+		return autoPick
+	}
+	return noLayer
+}
+
+// monoEpoch is the origin of the monotonic arrival times handed to mungers.
+var monoEpoch = time.Now()
+
+func monoNow() int64 { return int64(time.Since(monoEpoch)) }
+
+// layer is one incoming RTP stream (one rid) of a published track.
+type layer struct {
+	idx    int
+	rid    string
+	remote *webrtc.TrackRemote
+	ssrc   uint32
+	kf     keyframeLimiter // guarded by PublishedTrack.mu
+	stats  inboundStats
+}
+
+// PublishedTrack is one track a participant publishes: up to three simulcast
+// layers read by one goroutine each, fanned out to Forwarders.
+type PublishedTrack struct {
+	pub       *Publisher
+	info      wire.TrackInfo // immutable except Muted (under mu)
+	kind      webrtc.RTPCodecType
+	codec     webrtc.RTPCodecParameters
+	ck        codecKind
+	levelExt  uint8 // audio-level header extension id, 0 if not negotiated
+	simulcast bool
+
+	// fwds is the fan-out list, replaced copy-on-write under mu and read
+	// without a lock per packet.
+	fwds atomic.Pointer[[]*Forwarder]
+	// paused stops forwarding (a moderator muted this kind).
+	paused atomic.Bool
+
+	levelSum   atomic.Uint64
+	levelCount atomic.Uint64
+
+	mu      sync.Mutex
+	layers  [nLayers]*layer
+	running int // layer readers still running
+	ended   bool
+	wg      sync.WaitGroup
+}
+
+func newPublishedTrack(p *Publisher, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, trackID string) *PublishedTrack {
+	kind := remote.Kind()
+	info := wire.TrackInfo{
+		TrackID:       trackID,
+		ParticipantID: p.part.id,
+		Kind:          kind.String(),
+		Source:        sourceOf(remote.StreamID(), kind),
+		Simulcast:     len(recv.Tracks()) > 1,
+	}
+	t := &PublishedTrack{pub: p, info: info, kind: kind, codec: remote.Codec(), simulcast: info.Simulcast}
+	t.ck = codecFromMime(t.codec.MimeType)
+	for _, e := range recv.GetParameters().HeaderExtensions {
+		if e.URI == audioLevelURI {
+			t.levelExt = uint8(e.ID)
+		}
+	}
+	empty := []*Forwarder{}
+	t.fwds.Store(&empty)
+	return t
+}
+
+// sourceOf derives the track source from the publisher's MediaStream id.
+func sourceOf(streamID string, kind webrtc.RTPCodecType) string {
+	screen := streamID == "screen"
+	switch {
+	case kind == webrtc.RTPCodecTypeAudio && screen:
+		return "screen_audio"
+	case kind == webrtc.RTPCodecTypeAudio:
+		return "microphone"
+	case screen:
+		return "screen"
+	}
+	return "camera"
+}
+
+// ID is the publisher's track id.
+func (t *PublishedTrack) ID() string { return t.info.TrackID }
+
+// Info returns the track's description.
+func (t *PublishedTrack) Info() wire.TrackInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.info
+}
+
+// addLayer registers a remote stream; it reports false when the layer is
+// taken or the track has ended.
+func (t *PublishedTrack) addLayer(remote *webrtc.TrackRemote) (*layer, bool) {
+	idx := 0
+	if t.simulcast {
+		idx = LayerIndex(remote.RID())
+		if idx < 0 {
+			return nil, false
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ended || t.layers[idx] != nil {
+		return nil, false
+	}
+	l := &layer{idx: idx, rid: remote.RID(), remote: remote, ssrc: uint32(remote.SSRC())}
+	l.kf.interval = t.pub.part.room.sfu.cfg.KeyframeInterval
+	t.layers[idx] = l
+	t.running++
+	t.wg.Add(1)
+	return l, true
+}
+
+// readLoop reads one layer until the PeerConnection closes it. It is the hot
+// path: one reused buffer and packet, no allocation of its own.
+func (t *PublishedTrack) readLoop(l *layer) {
+	defer t.layerDone()
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	clock := t.codec.ClockRate
+	video := t.kind == webrtc.RTPCodecTypeVideo
+	for {
+		n, _, err := l.remote.Read(buf)
+		if err != nil {
+			return
+		}
+		if err := pkt.Unmarshal(buf[:n]); err != nil {
+			continue
+		}
+		arrival := monoNow()
+		l.stats.onPacket(pkt.SequenceNumber, pkt.Timestamp, n, arrival, clock, video && pkt.Marker)
+		key := true
+		if video {
+			key = isKeyframe(t.ck, pkt.Payload)
+			if key && t.ck == codecVP8 {
+				if w, h, ok := vp8Size(pkt.Payload); ok {
+					l.stats.width.Store(int32(w))
+					l.stats.height.Store(int32(h))
+				}
+			}
+		} else if t.levelExt != 0 {
+			if ext := pkt.GetExtension(t.levelExt); len(ext) > 0 {
+				t.levelSum.Add(uint64(127 - ext[0]&0x7f))
+				t.levelCount.Add(1)
+			}
+		}
+		t.fanOut(l.idx, &pkt, key, arrival)
+	}
+}
+
+func (t *PublishedTrack) fanOut(idx int, pkt *rtp.Packet, key bool, arrival int64) {
+	if t.paused.Load() {
+		return
+	}
+	for _, f := range *t.fwds.Load() {
+		f.forward(idx, pkt, key, arrival)
+	}
+}
+
+func (t *PublishedTrack) layerDone() {
+	t.mu.Lock()
+	t.running--
+	last := t.running == 0 && !t.ended
+	if last {
+		t.ended = true
+	}
+	t.mu.Unlock()
+	t.wg.Done()
+	if last {
+		t.pub.trackEnded(t)
+	}
+}
+
+// end marks the track finished (the publisher is closing).
+func (t *PublishedTrack) end() {
+	t.mu.Lock()
+	t.ended = true
+	t.mu.Unlock()
+}
+
+func (t *PublishedTrack) addForwarder(f *Forwarder) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur := *t.fwds.Load()
+	next := make([]*Forwarder, 0, len(cur)+1)
+	next = append(next, cur...)
+	next = append(next, f)
+	t.fwds.Store(&next)
+}
+
+func (t *PublishedTrack) removeForwarder(f *Forwarder) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur := *t.fwds.Load()
+	next := slices.DeleteFunc(slices.Clone(cur), func(x *Forwarder) bool { return x == f })
+	t.fwds.Store(&next)
+}
+
+func (t *PublishedTrack) forwarders() []*Forwarder { return *t.fwds.Load() }
+
+// availableLayers returns which layers have received packets.
+func (t *PublishedTrack) availableLayers() (avail [nLayers]bool, rates [nLayers]float64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, l := range t.layers {
+		if l != nil && l.stats.packets.Load() > 0 {
+			avail[i] = true
+			rates[i] = l.stats.bitrate.rate.Load() * 8
+		}
+	}
+	return avail, rates
+}
+
+// RequestKeyframe asks the publisher for a keyframe on layer idx, at most
+// once per KeyframeInterval per layer; a request inside the interval is sent
+// when it ends (by the room's housekeeping).
+func (t *PublishedTrack) RequestKeyframe(idx int) {
+	if t.kind != webrtc.RTPCodecTypeVideo || idx < 0 || idx >= nLayers {
+		return
+	}
+	t.mu.Lock()
+	l := t.layers[idx]
+	if l == nil {
+		t.mu.Unlock()
+		return
+	}
+	send := l.kf.Request(t.pub.part.room.sfu.now())
+	ssrc := l.ssrc
+	t.mu.Unlock()
+	if send {
+		t.pub.sendPLI(ssrc)
+	}
+}
+
+// flushKeyframes sends deferred keyframe requests that are due.
+func (t *PublishedTrack) flushKeyframes(now time.Time) {
+	var due []uint32
+	t.mu.Lock()
+	for _, l := range t.layers {
+		if l != nil && l.kf.Due(now) {
+			due = append(due, l.ssrc)
+		}
+	}
+	t.mu.Unlock()
+	for _, ssrc := range due {
+		t.pub.sendPLI(ssrc)
+	}
+}
+
+// tick updates rates (room housekeeping goroutine).
+func (t *PublishedTrack) tick(now time.Time) {
+	t.mu.Lock()
+	ls := t.layers
+	t.mu.Unlock()
+	for _, l := range ls {
+		if l != nil {
+			l.stats.bitrate.update(now, l.stats.bytes.Load())
+			l.stats.fps.update(now, l.stats.frames.Load())
+		}
+	}
+}
+
+// setPaused stops or resumes forwarding to everyone; on resume every
+// forwarder re-syncs at the next keyframe.
+func (t *PublishedTrack) setPaused(p bool) {
+	if t.paused.Swap(p) == p || p {
+		return
+	}
+	for _, f := range t.forwarders() {
+		f.resync()
+	}
+}
+
+func (t *PublishedTrack) setMuted(m bool) {
+	t.mu.Lock()
+	t.info.Muted = m
+	t.mu.Unlock()
+}
+
+// stats summarises what the publisher sends (edge inbound).
+func (t *PublishedTrack) inbound() (bitrate float64, packets, lost int64, jitterMs float64, w, h int, fps float64) {
+	t.mu.Lock()
+	ls := t.layers
+	t.mu.Unlock()
+	for _, l := range ls {
+		if l == nil {
+			continue
+		}
+		bitrate += l.stats.bitrate.rate.Load() * 8
+		packets += int64(l.stats.packets.Load())
+		lost += l.stats.lost()
+		jitterMs = max(jitterMs, l.stats.jitter.Load()*1000)
+		if lw := int(l.stats.width.Load()); lw >= w {
+			w, h = lw, int(l.stats.height.Load())
+			fps = l.stats.fps.rate.Load()
+		}
+	}
+	return
+}
+
+// pliPacket builds the keyframe request for one SSRC.
+func pliPacket(ssrc uint32) []rtcp.Packet {
+	return []rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}
+}

@@ -1,0 +1,91 @@
+// Package signal is the edge's WebSocket signaling server (docs/signaling.md):
+// it admits participants with join tickets, runs the lobby, moderator actions
+// and resume, and drives the SFU. It also serves the control plane's
+// internal room routes.
+package signal
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/meridian-video/meridian/shared/edgeapi"
+	wire "github.com/meridian-video/meridian/shared/signal"
+)
+
+// Reporter receives participant lifecycle facts for the control plane. Both
+// methods must not block (the edge agent queues and batches them).
+type Reporter interface {
+	ParticipantJoined(ev edgeapi.Event)
+	ParticipantLeft(ev edgeapi.Event)
+}
+
+// Config configures a Server.
+type Config struct {
+	EdgeID string
+	Region string
+	// AllowedOrigins lists accepted Origin headers for GET /rtc ("*" allows
+	// any). A request without an Origin header (a non-browser client) is accepted.
+	AllowedOrigins []string
+	// InternalToken authenticates the control plane on /internal/v1/rooms/*.
+	InternalToken string
+	// TicketKey returns the control plane's ticket public key (nil until the
+	// edge has registered; joins are refused meanwhile).
+	TicketKey func() ed25519.PublicKey
+	// ICEServers returns the ICE servers (TURN credentials) for a participant; may be nil.
+	ICEServers func(participantID string) []wire.ICEServer
+	// Reporter receives joins and leaves; may be nil.
+	Reporter Reporter
+
+	// ResumeGrace is how long a dropped participant may resume (30 s).
+	ResumeGrace time.Duration
+	// IdleTimeout drops a socket silent this long (30 s; clients ping every 10 s).
+	IdleTimeout time.Duration
+	// JoinTimeout bounds the wait for the first message (10 s).
+	JoinTimeout time.Duration
+	// WriteTimeout bounds one frame write (10 s).
+	WriteTimeout time.Duration
+	// MaxMessageBytes bounds an incoming frame (256 KiB; SDP with many tracks is large).
+	MaxMessageBytes int64
+	// SendQueue bounds the frames queued for one client; a client that falls
+	// this far behind is disconnected (and may resume).
+	SendQueue int
+
+	// Now is the clock for tickets and events. Nil: time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the protocol's timings.
+func DefaultConfig() Config {
+	return Config{
+		ResumeGrace:     30 * time.Second,
+		IdleTimeout:     30 * time.Second,
+		JoinTimeout:     10 * time.Second,
+		WriteTimeout:    10 * time.Second,
+		MaxMessageBytes: 256 << 10,
+		SendQueue:       512,
+	}
+}
+
+// Validate reports the first invalid field by name.
+func (c Config) Validate() error {
+	switch {
+	case c.EdgeID == "":
+		return errors.New("signal: EdgeID is required")
+	case c.TicketKey == nil:
+		return errors.New("signal: TicketKey is required")
+	case c.InternalToken == "":
+		return errors.New("signal: InternalToken is required")
+	case len(c.AllowedOrigins) == 0:
+		return errors.New("signal: AllowedOrigins is required (use \"*\" to allow any)")
+	case c.ResumeGrace <= 0 || c.IdleTimeout <= 0 || c.JoinTimeout <= 0 || c.WriteTimeout <= 0:
+		return errors.New("signal: ResumeGrace, IdleTimeout, JoinTimeout and WriteTimeout must be positive")
+	case c.MaxMessageBytes < 1024:
+		return errors.New("signal: MaxMessageBytes must be at least 1024")
+	case c.SendQueue < 16:
+		return errors.New("signal: SendQueue must be at least 16")
+	}
+	return nil
+}

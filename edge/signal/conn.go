@@ -1,0 +1,131 @@
+package signal
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+
+	fws "github.com/fasthttp/websocket"
+	"github.com/gofiber/websocket/v2"
+
+	wire "github.com/meridian-video/meridian/shared/signal"
+)
+
+// conn is one WebSocket. The handler goroutine reads; writeLoop (owned by the
+// handler, which waits for it) is the only writer. Frames are queued without
+// blocking; a full queue disconnects the client (the drop policy: signaling
+// frames cannot be dropped one by one without breaking the session, and a
+// dropped client can resume).
+type conn struct {
+	ws           *websocket.Conn
+	max          int
+	writeTimeout time.Duration
+
+	mu      sync.Mutex
+	queue   [][]byte
+	closing bool // a final frame is queued or the conn is dead
+	dead    bool
+
+	notify chan struct{} // 1-slot
+	kill   chan struct{}
+	once   sync.Once
+	done   chan struct{} // writeLoop exited
+}
+
+func newConn(ws *websocket.Conn, max int, writeTimeout time.Duration) *conn {
+	return &conn{ws: ws, max: max, writeTimeout: writeTimeout,
+		notify: make(chan struct{}, 1), kill: make(chan struct{}), done: make(chan struct{})}
+}
+
+func encode(typ string, v any) []byte {
+	env := wire.Envelope{Type: typ}
+	if v != nil {
+		data, err := json.Marshal(v)
+		if err != nil {
+			panic(err) // our own wire types always marshal
+		}
+		env.Data = data
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func (c *conn) wake() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// send queues a frame; it never blocks. It reports false if the frame was
+// not queued (closing, or the queue overflowed and the conn is being closed).
+func (c *conn) send(frame []byte) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.queue) >= c.max {
+		c.closing, c.dead = true, true
+		c.queue = nil
+		c.mu.Unlock()
+		c.close()
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	c.mu.Unlock()
+	c.wake()
+	return true
+}
+
+// sendFinal queues a last frame; the socket closes once it is written.
+func (c *conn) sendFinal(frame []byte) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.queue = append(c.queue, frame, nil) // nil marks "close now"
+	c.mu.Unlock()
+	c.wake()
+}
+
+// close drops the socket without flushing.
+func (c *conn) close() {
+	c.once.Do(func() { close(c.kill) })
+}
+
+func (c *conn) writeLoop() {
+	defer close(c.done)
+	defer c.ws.Close()
+	for {
+		select {
+		case <-c.kill:
+			return
+		case <-c.notify:
+		}
+		for {
+			c.mu.Lock()
+			if len(c.queue) == 0 {
+				c.mu.Unlock()
+				break
+			}
+			frame := c.queue[0]
+			c.queue[0] = nil
+			c.queue = c.queue[1:]
+			c.mu.Unlock()
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+			if frame == nil {
+				_ = c.ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseNormalClosure, ""), time.Now().Add(time.Second))
+				return
+			}
+			if err := c.ws.WriteMessage(fws.TextMessage, frame); err != nil {
+				return
+			}
+		}
+	}
+}

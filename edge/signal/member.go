@@ -1,0 +1,122 @@
+package signal
+
+import (
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/meridian-video/meridian/edge/sfu"
+	wire "github.com/meridian-video/meridian/shared/signal"
+	"github.com/meridian-video/meridian/shared/ticket"
+)
+
+type memberState uint8
+
+const (
+	stateLobby  memberState = iota // waiting for a moderator
+	stateActive                    // connected
+	stateGrace                     // socket dropped, may resume
+	stateGone                      // left; kept only by stale references
+)
+
+// member is one participant of a room as signaling sees it. It outlives its
+// sockets: a resume or a duplicate join attaches a new conn.
+//
+// Locks: Server.mu guards state, the room maps and graceTimer; member.mu
+// guards conn, gen, ready and pending (what the SFU sink needs); op
+// serialises activations (SFU calls) of this member. Order: op → Server.mu →
+// member.mu. The SFU calls the sink with none of ours held.
+type member struct {
+	roomID string
+	id     string
+	nonce  string
+
+	op sync.Mutex
+
+	// under Server.mu
+	state      memberState
+	name       string
+	perms      ticket.Permissions
+	graceTimer *time.Timer
+	graceEpoch int
+	// announced: the room was told about this member (participant-joined);
+	// listed: this member got a snapshot of the room. Together they make
+	// every pair learn about each other exactly once.
+	announced, listed bool
+	// maxParticipants is the room cap from the member's ticket (0 = none).
+	maxParticipants int
+
+	mu      sync.Mutex
+	conn    *conn
+	media   *sfu.Participant
+	gen     int // media generation; sinks of older generations are ignored
+	ready   bool
+	pending [][]byte
+}
+
+const maxPendingFrames = 128
+
+// deliver sends a frame from media generation gen to the current conn,
+// buffering it until `joined` went out.
+func (m *member) deliver(gen int, frame []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if gen != m.gen || m.conn == nil {
+		return
+	}
+	if !m.ready {
+		if len(m.pending) < maxPendingFrames {
+			m.pending = append(m.pending, frame)
+		}
+		return
+	}
+	m.conn.send(frame) // never blocks
+}
+
+func (m *member) currentConn() *conn {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.conn
+}
+
+// sink adapts one media generation of a member to sfu.Sink.
+type sink struct {
+	m   *member
+	gen int
+}
+
+var _ sfu.Sink = sink{}
+
+func (k sink) SubscriberOffer(sdp string) {
+	k.m.deliver(k.gen, encode(wire.TypeOffer, wire.SDP{Target: wire.TargetSubscriber, SDP: sdp}))
+}
+
+func (k sink) Candidate(target string, c *webrtc.ICECandidateInit) {
+	var raw []byte
+	if c != nil {
+		raw = encodeJSON(c)
+	} else {
+		raw = []byte("null")
+	}
+	k.m.deliver(k.gen, encode(wire.TypeCandidate, wire.Candidate{Target: target, Candidate: raw}))
+}
+
+func (k sink) TrackPublished(info wire.TrackInfo) {
+	k.m.deliver(k.gen, encode(wire.TypeTrackPublished, info))
+}
+
+func (k sink) TrackUnpublished(participantID, trackID string) {
+	k.m.deliver(k.gen, encode(wire.TypeTrackUnpublished, wire.TrackUnpublished{ParticipantID: participantID, TrackID: trackID}))
+}
+
+func (k sink) ActiveSpeakers(ids []string) {
+	if ids == nil {
+		ids = []string{}
+	}
+	k.m.deliver(k.gen, encode(wire.TypeActiveSpeaker, wire.ActiveSpeaker{ParticipantIDs: ids}))
+}
+
+func (k sink) ConnectionQuality(participantID string, score float64) {
+	k.m.deliver(k.gen, encode(wire.TypeConnectionQuality, wire.ConnectionQuality{ParticipantID: participantID, Score: score}))
+}

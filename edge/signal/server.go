@@ -1,0 +1,434 @@
+package signal
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/websocket/v2"
+
+	"github.com/meridian-video/meridian/edge/sfu"
+	"github.com/meridian-video/meridian/shared/edgeapi"
+	wire "github.com/meridian-video/meridian/shared/signal"
+	"github.com/meridian-video/meridian/shared/ticket"
+)
+
+// Server is the signaling endpoint of one edge.
+type Server struct {
+	cfg       Config
+	media     *sfu.SFU
+	log       *slog.Logger
+	resumeKey []byte
+
+	mu          sync.Mutex
+	rooms       map[string]*room
+	closedRooms map[string]time.Time // room → when control closed it
+	conns       map[*conn]struct{}
+	closed      bool
+
+	handlers sync.WaitGroup // WebSocket handler goroutines
+}
+
+// room is signaling's view of a room: admitted members (active or in grace)
+// and the lobby.
+type room struct {
+	members map[string]*member
+	lobby   map[string]*member
+}
+
+// New creates a Server driving media. cfg is validated.
+func New(cfg Config, media *sfu.SFU) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if media == nil {
+		return nil, errors.New("signal: an SFU is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return &Server{
+		cfg: cfg, media: media, log: cfg.Logger, resumeKey: key,
+		rooms: map[string]*room{}, closedRooms: map[string]time.Time{}, conns: map[*conn]struct{}{},
+	}, nil
+}
+
+func (s *Server) now() time.Time {
+	if s.cfg.Now != nil {
+		return s.cfg.Now()
+	}
+	return time.Now()
+}
+
+// Register mounts GET /rtc and the control plane's internal routes.
+func (s *Server) Register(app fiber.Router) {
+	app.Get("/rtc", s.checkUpgrade, websocket.New(s.handleWS, websocket.Config{
+		ReadBufferSize: 4096, WriteBufferSize: 4096,
+	}))
+	app.Post("/internal/v1/rooms/remove-participant", s.checkInternal, s.handleRemoveParticipant)
+	app.Post("/internal/v1/rooms/close", s.checkInternal, s.handleCloseRoom)
+}
+
+func jsonError(c *fiber.Ctx, status int, code, msg string) error {
+	return c.Status(status).JSON(wire.Error{Code: code, Message: msg})
+}
+
+func (s *Server) checkUpgrade(c *fiber.Ctx) error {
+	if !websocket.IsWebSocketUpgrade(c) {
+		return jsonError(c, fiber.StatusUpgradeRequired, wire.CodeBadRequest, "websocket upgrade required")
+	}
+	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !s.originAllowed(origin) {
+		return jsonError(c, fiber.StatusForbidden, wire.CodeForbidden, "origin not allowed")
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return jsonError(c, fiber.StatusServiceUnavailable, wire.CodeUnavailable, "edge shutting down")
+	}
+	return c.Next()
+}
+
+func (s *Server) originAllowed(origin string) bool {
+	for _, o := range s.cfg.AllowedOrigins {
+		if o == "*" || o == origin {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) checkInternal(c *fiber.Ctx) error {
+	want := "Bearer " + s.cfg.InternalToken
+	got := c.Get(fiber.HeaderAuthorization)
+	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return jsonError(c, fiber.StatusUnauthorized, "unauthorized", "bad internal token")
+	}
+	return c.Next()
+}
+
+func (s *Server) handleRemoveParticipant(c *fiber.Ctx) error {
+	var req edgeapi.RemoveParticipant // Unmarshal copies: nothing of c is kept
+	if err := json.Unmarshal(c.Body(), &req); err != nil || req.RoomID == "" || req.ParticipantID == "" {
+		return jsonError(c, fiber.StatusBadRequest, wire.CodeBadRequest, "roomId and participantId are required")
+	}
+	reason := req.Reason
+	if reason == "" {
+		reason = wire.ReasonRemoved
+	}
+	found := s.RemoveParticipant(req.RoomID, req.ParticipantID, reason)
+	return c.JSON(fiber.Map{"removed": found})
+}
+
+func (s *Server) handleCloseRoom(c *fiber.Ctx) error {
+	var req edgeapi.CloseRoom
+	if err := json.Unmarshal(c.Body(), &req); err != nil || req.RoomID == "" {
+		return jsonError(c, fiber.StatusBadRequest, wire.CodeBadRequest, "roomId is required")
+	}
+	n := s.CloseRoom(req.RoomID, req.Reason)
+	return c.JSON(fiber.Map{"removed": n})
+}
+
+// Close disconnects every client (their participants leave without a grace
+// period) and waits for the WebSocket handlers. Idempotent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.handlers.Wait()
+		return nil
+	}
+	s.closed = true
+	var ms []*member
+	for _, r := range s.rooms {
+		for _, m := range r.members {
+			ms = append(ms, m)
+		}
+		for _, m := range r.lobby {
+			ms = append(ms, m)
+		}
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, m := range ms {
+		s.leave(m, wire.ReasonRoomClosed, nil, false)
+	}
+	for _, c := range conns {
+		c.close()
+	}
+	s.handlers.Wait()
+	return nil
+}
+
+func newEventID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (s *Server) report(kind string, m *member, name, reason string) {
+	if s.cfg.Reporter == nil {
+		return
+	}
+	ev := edgeapi.Event{ID: newEventID(), Kind: kind, RoomID: m.roomID, ParticipantID: m.id, Name: name, Reason: reason, At: s.now().UTC()}
+	if kind == edgeapi.EventParticipantJoined {
+		s.cfg.Reporter.ParticipantJoined(ev)
+	} else {
+		s.cfg.Reporter.ParticipantLeft(ev)
+	}
+}
+
+// broadcast sends frame to the room's admitted, connected members except skip.
+func (s *Server) broadcast(roomID, skip string, frame []byte) {
+	s.mu.Lock()
+	targets := s.othersLocked(roomID, skip)
+	s.mu.Unlock()
+	s.deliverAll(targets, frame)
+}
+
+// othersLocked lists the room's members that got their snapshot, except skip.
+func (s *Server) othersLocked(roomID, skip string) []*member {
+	var targets []*member
+	if r := s.rooms[roomID]; r != nil {
+		for id, m := range r.members {
+			if id != skip && m.listed {
+				targets = append(targets, m)
+			}
+		}
+	}
+	return targets
+}
+
+func (s *Server) deliverAll(targets []*member, frame []byte) {
+	for _, m := range targets {
+		m.mu.Lock()
+		gen := m.gen
+		m.mu.Unlock()
+		m.deliver(gen, frame)
+	}
+}
+
+// moderators returns the room's connected moderators.
+func (s *Server) moderatorsLocked(roomID string) []*member {
+	var out []*member
+	if r := s.rooms[roomID]; r != nil {
+		for _, m := range r.members {
+			if m.perms.Moderate && m.state == stateActive {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// RemoveParticipant disconnects a participant (control plane or moderator);
+// it reports whether one was found.
+func (s *Server) RemoveParticipant(roomID, pid, reason string) bool {
+	s.mu.Lock()
+	var m *member
+	if r := s.rooms[roomID]; r != nil {
+		m = r.members[pid]
+		if m == nil {
+			m = r.lobby[pid]
+		}
+	}
+	s.mu.Unlock()
+	if m == nil {
+		return false
+	}
+	s.leave(m, wire.ReasonRemoved, encode(wire.TypeRemoved, wire.Removed{Reason: reason}), true)
+	return true
+}
+
+// CloseRoom disconnects everybody in a room and refuses tickets issued
+// before now; it returns how many participants were disconnected.
+func (s *Server) CloseRoom(roomID, reason string) int {
+	now := s.now()
+	s.mu.Lock()
+	for id, at := range s.closedRooms {
+		if now.Sub(at) > 2*ticket.MaxTTL {
+			delete(s.closedRooms, id)
+		}
+	}
+	s.closedRooms[roomID] = now
+	var ms []*member
+	if r := s.rooms[roomID]; r != nil {
+		for _, m := range r.members {
+			ms = append(ms, m)
+		}
+		for _, m := range r.lobby {
+			ms = append(ms, m)
+		}
+	}
+	s.mu.Unlock()
+	frame := encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonRoomClosed})
+	for _, m := range ms {
+		s.leave(m, wire.ReasonRoomClosed, frame, false)
+	}
+	_ = reason
+	return len(ms)
+}
+
+// leave ends a member for good: the socket gets final (if any) and closes,
+// media stops, the Reporter hears about it (if the member had been admitted)
+// and, when announce is set, the others get participant-left.
+func (s *Server) leave(m *member, reason string, final []byte, announce bool) {
+	m.op.Lock()
+	defer m.op.Unlock()
+	s.leaveLocked(m, reason, final, announce)
+}
+
+// leaveLocked is leave with m.op held.
+func (s *Server) leaveLocked(m *member, reason string, final []byte, announce bool) {
+	s.mu.Lock()
+	if m.state == stateGone {
+		s.mu.Unlock()
+		return
+	}
+	wasAdmitted := m.state != stateLobby
+	m.state = stateGone
+	if m.graceTimer != nil {
+		m.graceTimer.Stop()
+		m.graceTimer = nil
+	}
+	name := m.name
+	if r := s.rooms[m.roomID]; r != nil {
+		if r.members[m.id] == m {
+			delete(r.members, m.id)
+		}
+		if r.lobby[m.id] == m {
+			delete(r.lobby, m.id)
+		}
+		if len(r.members) == 0 && len(r.lobby) == 0 {
+			delete(s.rooms, m.roomID)
+		}
+	}
+	s.mu.Unlock()
+
+	m.mu.Lock()
+	c, media := m.conn, m.media
+	m.conn, m.media = nil, nil
+	m.gen++
+	m.ready = false
+	m.pending = nil
+	m.mu.Unlock()
+	if c != nil {
+		if final != nil {
+			c.sendFinal(final)
+		} else {
+			c.close()
+		}
+	}
+	if media != nil {
+		media.Close()
+	}
+	if !wasAdmitted {
+		return
+	}
+	s.report(edgeapi.EventParticipantLeft, m, name, reason)
+	if announce {
+		s.broadcast(m.roomID, m.id, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: m.id, Reason: reason}))
+	}
+}
+
+// dropped is called when a member's socket ends without a leave: the member
+// enters the resume grace period.
+func (s *Server) dropped(m *member, c *conn) {
+	s.mu.Lock()
+	m.mu.Lock()
+	current := m.conn == c
+	if current {
+		m.conn = nil
+		m.ready = false
+		m.pending = nil
+	}
+	m.mu.Unlock()
+	if !current || m.state == stateGone {
+		s.mu.Unlock()
+		return
+	}
+	if m.state == stateLobby {
+		s.mu.Unlock()
+		s.leave(m, wire.ReasonLeft, nil, false)
+		return
+	}
+	m.state = stateGrace
+	m.graceEpoch++
+	epoch := m.graceEpoch
+	m.graceTimer = time.AfterFunc(s.cfg.ResumeGrace, func() { s.graceExpired(m, epoch) })
+	s.mu.Unlock()
+}
+
+func (s *Server) graceExpired(m *member, epoch int) {
+	s.mu.Lock()
+	expired := m.state == stateGrace && m.graceEpoch == epoch
+	s.mu.Unlock()
+	if expired {
+		s.leave(m, wire.ReasonTimeout, nil, true)
+	}
+}
+
+// snapshot lists the room's other admitted participants with their tracks.
+func (s *Server) snapshot(roomID, self string) []wire.Participant {
+	type entry struct {
+		id, name string
+		mod      bool
+		m        *member
+	}
+	s.mu.Lock()
+	var es []entry
+	if r := s.rooms[roomID]; r != nil {
+		for id, m := range r.members {
+			if id != self && m.announced {
+				es = append(es, entry{id, m.name, m.perms.Moderate, m})
+			}
+		}
+		if me := r.members[self]; me != nil {
+			me.listed = true
+		}
+	}
+	s.mu.Unlock()
+	out := make([]wire.Participant, 0, len(es))
+	for _, e := range es {
+		e.m.mu.Lock()
+		media := e.m.media
+		e.m.mu.Unlock()
+		tracks := []wire.TrackInfo{}
+		if media != nil {
+			tracks = media.Tracks()
+		}
+		out = append(out, wire.Participant{ParticipantID: e.id, Name: e.name, Moderator: e.mod, Tracks: tracks})
+	}
+	slices.SortFunc(out, func(a, b wire.Participant) int {
+		if a.ParticipantID < b.ParticipantID {
+			return -1
+		}
+		if a.ParticipantID > b.ParticipantID {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func encodeJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
