@@ -89,6 +89,12 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.sfu = media
+	if cfg.Registry != nil {
+		if err := cfg.Registry.Register(media.Collector()); err != nil {
+			media.Close()
+			return nil, fmt.Errorf("register sfu metrics: %w", err)
+		}
+	}
 	if cfg.EnableTURN {
 		tc := cfg.TURN
 		if tc.Secret == "" {

@@ -38,6 +38,8 @@ type SFU struct {
 	mu     sync.Mutex
 	rooms  map[string]*Room
 	closed bool
+
+	retired retiredTotals
 }
 
 // New builds the edge's webrtc.API from cfg.

@@ -114,6 +114,7 @@ func (s *Subscriber) unsubscribe(t *PublishedTrack) {
 	s.toRemove = append(s.toRemove, d)
 	s.mu.Unlock()
 	t.removeForwarder(d.f)
+	s.part.room.sfu.retire(d.f)
 	s.poke()
 }
 
@@ -347,6 +348,7 @@ func (s *Subscriber) close() {
 	s.mu.Unlock()
 	for _, d := range ds {
 		d.f.track.removeForwarder(d.f)
+		s.part.room.sfu.retire(d.f)
 	}
 	close(s.done)
 	_ = s.pc.Close()

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/control/cluster/clustertest"
 	"github.com/meridian-video/meridian/control/placement"
@@ -33,6 +35,7 @@ func freePort(t *testing.T) string {
 type stack struct {
 	c    *clustertest.Cluster
 	edge *edgenode.Node
+	reg  *prometheus.Registry
 }
 
 func startStack(t *testing.T) *stack {
@@ -54,7 +57,8 @@ func startStack(t *testing.T) *stack {
 	tc.TCPListen = netip.AddrPort{}
 	tc.RelayAddress = netip.MustParseAddr("127.0.0.1")
 	tc.AllowPeers = []string{"127.0.0.0/8"}
-	n, err := edgenode.New(edgenode.Config{EdgeID: "edge-1", Region: "local", ControlURLs: []string{c.Node(0).URL()}, EdgeToken: edgeToken,
+	reg := prometheus.NewRegistry()
+	n, err := edgenode.New(edgenode.Config{Registry: reg, EdgeID: "edge-1", Region: "local", ControlURLs: []string{c.Node(0).URL()}, EdgeToken: edgeToken,
 		HTTPListen: addr, PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, EnableTURN: true, TURN: tc,
 		StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond})
 	if err != nil {
@@ -69,7 +73,7 @@ func startStack(t *testing.T) *stack {
 	case <-time.After(10 * time.Second):
 		t.Fatal("edge did not register")
 	}
-	return &stack{c: c, edge: n}
+	return &stack{c: c, edge: n, reg: reg}
 }
 
 type joinResp struct {
@@ -84,7 +88,11 @@ func (s *stack) join(t *testing.T, roomID, pid string, mod bool) *signaltest.Cli
 	if mod {
 		perms = append(perms, auth.PermAllowMod)
 	}
-	tok := s.c.Token(func(o *auth.MintOptions) { o.Roles = []string{auth.RoleRTC}; o.Permissions = perms; o.ParticipantID = pid })
+	tok := s.c.Token(func(o *auth.MintOptions) {
+		o.Roles = []string{auth.RoleRTC}
+		o.Permissions = perms
+		o.ParticipantID = pid
+	})
 	var jr joinResp
 	r := s.c.Do(0, "POST", "/v2/rooms/"+roomID+"/join", tok, map[string]any{"name": "N-" + pid})
 	r.JSON(t, &jr)
@@ -157,7 +165,9 @@ func TestMeetingThroughAPIAndEdge(t *testing.T) {
 			return fmt.Sprintf("sessions: %+v", list.Data)
 		}
 		var active struct {
-			Data []struct{ Participants []struct{ ParticipantID string } }
+			Data []struct {
+				Participants []struct{ ParticipantID string }
+			}
 		}
 		s.c.Do(0, "GET", "/v2/sessions/"+list.Data[0].ID+"/participants/active", s.c.Token(), nil).JSON(t, &active)
 		if len(active.Data) != 1 || len(active.Data[0].Participants) != 2 {
@@ -198,6 +208,26 @@ func TestMeetingThroughAPIAndEdge(t *testing.T) {
 	s.c.Do(0, "GET", "/v2/sessions/"+sessionID+"/stats", s.c.Token(), nil).JSON(t, &sstats)
 	if len(sstats.Stats) == 0 {
 		t.Fatal("session stats empty")
+	}
+
+	// The edge's Prometheus metrics count what it forwarded.
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.GetCounter() != nil:
+				metrics[mf.GetName()] += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				metrics[mf.GetName()] += m.GetGauge().GetValue()
+			}
+		}
+	}
+	if metrics["meridian_sfu_forwarded_packets_total"] < 100 || metrics["meridian_sfu_participants"] != 2 || metrics["meridian_sfu_tracks"] != 4 {
+		t.Fatalf("sfu metrics: %v", metrics)
 	}
 
 	// A REST kick disconnects bob from the media plane.

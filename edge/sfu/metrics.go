@@ -1,0 +1,71 @@
+package sfu
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// retiredTotals keeps the counts of forwarders that went away, so the
+// exported counters never go backwards when participants leave.
+type retiredTotals struct {
+	packets, bytes, nacks, plis atomic.Uint64
+}
+
+func (s *SFU) retire(f *Forwarder) {
+	s.retired.packets.Add(f.stats.packets.Load())
+	s.retired.bytes.Add(f.stats.bytes.Load())
+	s.retired.nacks.Add(f.stats.nacks.Load())
+	s.retired.plis.Add(f.stats.plis.Load())
+}
+
+var (
+	descRooms        = prometheus.NewDesc("meridian_sfu_rooms", "Rooms on this edge.", nil, nil)
+	descParticipants = prometheus.NewDesc("meridian_sfu_participants", "Participants on this edge.", nil, nil)
+	descTracks       = prometheus.NewDesc("meridian_sfu_tracks", "Published tracks on this edge.", nil, nil)
+	descEgress       = prometheus.NewDesc("meridian_sfu_egress_bits_per_second", "Current forwarded bitrate.", nil, nil)
+	descPackets      = prometheus.NewDesc("meridian_sfu_forwarded_packets_total", "RTP packets forwarded to subscribers.", nil, nil)
+	descBytes        = prometheus.NewDesc("meridian_sfu_forwarded_bytes_total", "RTP bytes forwarded to subscribers.", nil, nil)
+	descNACKs        = prometheus.NewDesc("meridian_sfu_nacks_received_total", "Sequence numbers NACKed by subscribers.", nil, nil)
+	descPLIs         = prometheus.NewDesc("meridian_sfu_plis_received_total", "Keyframe requests (PLI/FIR) from subscribers.", nil, nil)
+)
+
+// Collector exports SFU metrics computed at scrape time (nothing on the
+// packet path beyond the per-forwarder counters that already exist).
+func (s *SFU) Collector() prometheus.Collector { return sfuCollector{s} }
+
+type sfuCollector struct{ s *SFU }
+
+func (c sfuCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRooms, descParticipants, descTracks, descEgress, descPackets, descBytes, descNACKs, descPLIs} {
+		ch <- d
+	}
+}
+
+func (c sfuCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	l := s.Load()
+	packets, bytes := s.retired.packets.Load(), s.retired.bytes.Load()
+	nacks, plis := s.retired.nacks.Load(), s.retired.plis.Load()
+	for _, r := range s.roomList() {
+		for _, p := range r.all() {
+			if p.sub == nil {
+				continue
+			}
+			for _, f := range p.sub.forwarders() {
+				packets += f.stats.packets.Load()
+				bytes += f.stats.bytes.Load()
+				nacks += f.stats.nacks.Load()
+				plis += f.stats.plis.Load()
+			}
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descRooms, prometheus.GaugeValue, float64(l.Rooms))
+	ch <- prometheus.MustNewConstMetric(descParticipants, prometheus.GaugeValue, float64(l.Participants))
+	ch <- prometheus.MustNewConstMetric(descTracks, prometheus.GaugeValue, float64(l.Tracks))
+	ch <- prometheus.MustNewConstMetric(descEgress, prometheus.GaugeValue, float64(l.EgressBps))
+	ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(packets))
+	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(bytes))
+	ch <- prometheus.MustNewConstMetric(descNACKs, prometheus.CounterValue, float64(nacks))
+	ch <- prometheus.MustNewConstMetric(descPLIs, prometheus.CounterValue, float64(plis))
+}
