@@ -58,6 +58,8 @@ type Config struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64 // log entries kept after a snapshot (0 = raft default)
+	// ObserveApply, when set, receives the latency of every local raft.Apply (metrics).
+	ObserveApply func(time.Duration)
 	Logger            *slog.Logger
 }
 
@@ -476,8 +478,13 @@ func (n *Node) applyLocal(t state.CommandType, body any) (json.RawMessage, uint6
 	if len(b) > 512*1024 {
 		n.log.Warn("large raft entry", "type", uint8(t), "bytes", len(b))
 	}
+	start := time.Now()
 	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
+	err = f.Error()
+	if n.cfg.ObserveApply != nil {
+		n.cfg.ObserveApply(time.Since(start))
+	}
+	if err != nil {
 		return nil, 0, err
 	}
 	var value any

@@ -113,6 +113,10 @@ func New(cfg Config) (*Server, error) {
 	if cc.Logger == nil {
 		cc.Logger = cfg.Logger
 	}
+	applyLatency := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "meridian_raft_apply_seconds",
+		Help: "Latency of Raft applies proposed by this node (leader only).", Buckets: prometheus.ExponentialBuckets(0.0002, 2.5, 12)})
+	cfg.Registry.MustRegister(applyLatency)
+	cc.ObserveApply = func(d time.Duration) { applyLatency.Observe(d.Seconds()) }
 	node, err := cluster.New(cc, s.fsm)
 	if err != nil {
 		ln.Close()
