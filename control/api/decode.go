@@ -10,8 +10,12 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// MaxBodyBytes caps request bodies (fiber enforces it before handlers run too).
+// MaxBodyBytes caps request bodies on the public API.
 const MaxBodyBytes = 1 << 20
+
+// ReadLimitBytes is how much the HTTP server reads before giving up on a
+// connection; bodies between MaxBodyBytes and this get a clean JSON 413.
+const ReadLimitBytes = 16 << 20
 
 // decodeJSON decodes a request body into v (an owned struct: fiber reuses its
 // buffers after the handler returns). Unknown fields are accepted — VideoSDK

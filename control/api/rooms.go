@@ -105,8 +105,11 @@ func (req *createRoomRequest) toRoom(checkURL func(string) error) (state.Room, e
 		if a.Duration != nil {
 			d = *a.Duration
 		}
-		if d <= 0 || d > 60*24*30 {
-			return r, invalidField("autoCloseConfig.duration", "must be a positive number of minutes up to 43200")
+		// Units conflict upstream (reference page: minutes; server SDK:
+		// seconds). Meridian follows the reference page and reads minutes,
+		// accepting values as large as 30 days expressed in seconds.
+		if d <= 0 || d > 30*24*3600 {
+			return r, invalidField("autoCloseConfig.duration", "must be a positive number (minutes) up to 2592000")
 		}
 		r.AutoCloseConfig = &state.AutoCloseConfig{Type: a.Type, Duration: d}
 	}

@@ -132,7 +132,11 @@ func New(cfg Config, node *cluster.Node, sealer *auth.Sealer, opts ...Option) (*
 	}
 	s.metrics = newHTTPMetrics(cfg.Registry)
 	s.app = fiber.New(fiber.Config{
-		BodyLimit:             MaxBodyBytes,
+		// fasthttp answers an over-limit body by closing the connection before
+		// reading it, which most clients see as a reset instead of the 413.
+		// So the transport reads up to ReadLimitBytes and the API itself
+		// refuses anything over MaxBodyBytes with a proper JSON 413.
+		BodyLimit:             ReadLimitBytes,
 		ErrorHandler:          errorHandler(s.log),
 		DisableStartupMessage: true,
 		ReadTimeout:           30 * time.Second,
@@ -173,7 +177,7 @@ func (s *Server) Shutdown() error { return s.app.ShutdownWithTimeout(10 * time.S
 
 func (s *Server) routes() {
 	app := s.app
-	app.Use(s.requestIDMiddleware, s.metrics.middleware, s.ipRateLimit)
+	app.Use(s.requestIDMiddleware, s.metrics.middleware, s.ipRateLimit, limitBody)
 
 	app.Get("/livez", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "alive"}) })
 	app.Get("/healthz", s.healthz)
@@ -245,6 +249,15 @@ func (s *Server) requireREST(c *fiber.Ctx) error {
 func isJoinRoute(c *fiber.Ctx) bool {
 	path := strings.TrimSuffix(c.Path(), "/")
 	return c.Method() == fiber.MethodPost && strings.HasPrefix(path, "/v2/rooms/") && strings.HasSuffix(path, "/join")
+}
+
+// limitBody refuses oversized bodies on every public route, whether or not
+// the handler reads the body.
+func limitBody(c *fiber.Ctx) error {
+	if len(c.Request().Body()) > MaxBodyBytes && !strings.HasPrefix(c.Path(), "/internal/") {
+		return &Error{Status: fiber.StatusRequestEntityTooLarge, Message: "request body is larger than 1 MiB"}
+	}
+	return c.Next()
 }
 
 func (s *Server) ipRateLimit(c *fiber.Ctx) error {
