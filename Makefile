@@ -3,27 +3,35 @@ GO ?= go
 BIN := bin/meridian
 NODE_TESTS := test/node-compat test/node-webhooks
 
-.PHONY: build test test-go test-node lint bench dev clean
+.PHONY: build test test-go test-node node-deps tools lint bench dev clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/meridian
 
+tools:
+	$(GO) build -o bin/meridian-participants ./test/tools/participants
+
 dev: build
 	./$(BIN) dev
 
-# The whole suite: Go tests with the race detector, then the Node clients
-# (official VideoSDK server SDK, jsonwebtoken, standardwebhooks) against a live binary.
-test: build test-go test-node
+# The whole suite: Go tests with the race detector (in-process Raft clusters,
+# pion clients, webhook receivers, headless Chromium when installed, Node
+# signature checks), then the Node clients (official VideoSDK server SDK,
+# jsonwebtoken) against the freshly built binary.
+test: build tools node-deps test-go test-node
+
+node-deps:
+	@for d in $(NODE_TESTS); do \
+		(cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; \
+	done
 
 test-go:
 	$(GO) test -race -count=1 -timeout 25m ./...
 
-test-node: build
+test-node: build tools
 	@for d in $(NODE_TESTS); do \
-		if [ -f $$d/package.json ]; then \
-			echo "== node tests in $$d"; \
-			(cd $$d && npm ci --no-audit --no-fund --loglevel=error && MERIDIAN_BIN=$(CURDIR)/$(BIN) npm test) || exit 1; \
-		fi; \
+		echo "== node tests in $$d"; \
+		(cd $$d && MERIDIAN_BIN=$(CURDIR)/$(BIN) MERIDIAN_PARTICIPANTS_BIN=$(CURDIR)/bin/meridian-participants npm test) || exit 1; \
 	done
 
 lint:
