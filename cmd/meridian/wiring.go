@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/meridian-video/meridian/control/api"
 	"github.com/meridian-video/meridian/control/cluster"
@@ -191,6 +193,9 @@ func runEdge(args []string) error {
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Registry, cfg.Gatherer = reg, reg
 	n, err := edgenode.New(cfg)
 	if err != nil {
 		return err

@@ -381,3 +381,30 @@ func TestSigningSecretAndPublicKey(t *testing.T) {
 }
 
 var _ = api.MaxBodyBytes
+
+func TestMeetingLink(t *testing.T) {
+	c := newNode(t)
+	var room struct{ RoomID string }
+	c.Do(0, "POST", "/v2/rooms", c.Token(), nil).JSON(t, &room)
+	var link struct{ URL, Token, ExpiresAt string }
+	r := c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/meeting-link", c.Token(), map[string]any{"name": "Guest", "expiresIn": 3600, "permissions": []string{"ask_join"}})
+	r.JSON(t, &link)
+	if r.Status != 200 || !strings.HasPrefix(link.URL, c.Node(0).URL()+"/meet/"+room.RoomID+"?") || !strings.Contains(link.URL, "name=Guest") {
+		t.Fatalf("meeting link: %d %s", r.Status, r.Body)
+	}
+	p, err := c.Node(0).API().Authenticator().VerifyJWT(link.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Claims.RoomID != room.RoomID || !p.HasRole(auth.RoleRTC) || p.HasRole(auth.RoleCrawler) || p.CanJoin() != nil {
+		t.Fatalf("link token claims: %+v", p.Claims)
+	}
+	if exp := p.Claims.ExpiresAt.Time; time.Until(exp) > time.Hour+time.Minute || time.Until(exp) < 59*time.Minute {
+		t.Fatalf("link expires at %v", exp)
+	}
+	// The link token can join but cannot call the REST API.
+	expectError(t, c.Do(0, "GET", "/v2/rooms", link.Token, nil), 403, "crawler")
+	expectError(t, c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/meeting-link", c.Token(), map[string]any{"permissions": []string{"ask_join", "allow_mod"}}), 400, "permissions")
+	expectError(t, c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/meeting-link", c.Token(), map[string]any{"expiresIn": 5}), 400, "expiresIn")
+	expectError(t, c.Do(0, "POST", "/v2/rooms/nope-nope-nope/meeting-link", c.Token(), nil), 404, "")
+}

@@ -60,7 +60,7 @@ type Config struct {
 	TrailingLogs      uint64 // log entries kept after a snapshot (0 = raft default)
 	// ObserveApply, when set, receives the latency of every local raft.Apply (metrics).
 	ObserveApply func(time.Duration)
-	Logger            *slog.Logger
+	Logger       *slog.Logger
 }
 
 // DefaultConfig returns production timeouts.
@@ -569,7 +569,7 @@ func (n *Node) forward(ctx context.Context, path string, in, out any) error {
 	if node == nil {
 		return ErrNoLeader // leader has not registered its address yet
 	}
-	return n.post(ctx, node.HTTPAddr+path, in, out)
+	return n.post(ctx, node.HTTPAddr+path, in, out, true)
 }
 
 // ForwardHTTP sends a node-to-node request to the leader's HTTP API.
@@ -577,7 +577,9 @@ func (n *Node) ForwardHTTP(ctx context.Context, path string, in, out any) error 
 	return n.forward(ctx, path, in, out)
 }
 
-func (n *Node) post(ctx context.Context, url string, in, out any) error {
+// post sends a node-to-node request; forwarded marks it as already relayed to
+// the leader so the receiver never relays it again.
+func (n *Node) post(ctx context.Context, url string, in, out any, forwarded bool) error {
 	b, err := json.Marshal(in)
 	if err != nil {
 		return err
@@ -588,7 +590,9 @@ func (n *Node) post(ctx context.Context, url string, in, out any) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(TokenHeader, n.cfg.ClusterToken)
-	req.Header.Set(ForwardedHeader, n.cfg.NodeID)
+	if forwarded {
+		req.Header.Set(ForwardedHeader, n.cfg.NodeID)
+	}
 	resp, err := n.client.Do(req)
 	if err != nil {
 		// The leader may have just died; let the caller hold and retry.
@@ -627,7 +631,8 @@ func (n *Node) AddVoter(req JoinRequest) error {
 // JoinCluster asks an existing member (any node; followers forward) to add this node.
 func (n *Node) JoinCluster(ctx context.Context, memberHTTP string) error {
 	var out struct{}
-	return n.post(ctx, memberHTTP+"/internal/v1/cluster/join", JoinRequest{ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), HTTPAddr: n.cfg.HTTPAddr}, &out)
+	// Not marked forwarded: the member we ask may be a follower that relays it.
+	return n.post(ctx, memberHTTP+"/internal/v1/cluster/join", JoinRequest{ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), HTTPAddr: n.cfg.HTTPAddr}, &out, false)
 }
 
 // RemoveServer removes a node from the configuration (leader only).

@@ -118,3 +118,27 @@ func TestRestartedNodeCatchesUpFromSnapshot(t *testing.T) {
 	// And it takes writes again.
 	createRoom(t, c, victim, "after-restart")
 }
+
+// TestJoinAddsAVoter: a fourth node joins through a follower, becomes a voter,
+// receives the existing state and accepts writes.
+func TestJoinAddsAVoter(t *testing.T) {
+	c := clustertest.New(t, 3, clustertest.Options{})
+	createRoom(t, c, 0, "before-join")
+	via := c.Followers()[0]
+	n := c.AddNode(via)
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		if got := roomCount(c, n); got != 1 {
+			return fmt.Sprintf("joined node has %d rooms", got)
+		}
+		return ""
+	})
+	servers, err := c.Node(c.Leader()).Node().Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(servers) != 4 || servers[3].Suffrage.String() != "Voter" {
+		t.Fatalf("configuration after join: %+v", servers)
+	}
+	c.WaitReady()
+	createRoom(t, c, n, "via-new-node")
+}

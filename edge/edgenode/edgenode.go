@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/meridian-video/meridian/edge/agent"
 	"github.com/meridian-video/meridian/edge/sfu"
@@ -49,6 +51,9 @@ type Config struct {
 	TURNTTL    time.Duration
 	Logger     *slog.Logger
 	Registry   prometheus.Registerer
+	// Gatherer serves /metrics on the edge's own listener (usually the same
+	// registry as Registry); nil serves none.
+	Gatherer prometheus.Gatherer
 	// StatsEvery is how often summaries go to the control plane (10 s).
 	StatsEvery     time.Duration
 	HeartbeatEvery time.Duration
@@ -201,6 +206,9 @@ func (n *Node) Start() error {
 			}
 			return c.JSON(fiber.Map{"status": "ok", "edge": n.cfg.EdgeID})
 		})
+		if n.cfg.Gatherer != nil {
+			n.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(n.cfg.Gatherer, promhttp.HandlerOpts{})))
+		}
 		n.Mount(n.app)
 		go func() {
 			if err := n.app.Listener(ln); err != nil {

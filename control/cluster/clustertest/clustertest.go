@@ -196,6 +196,32 @@ func (c *Cluster) KillLeader() int {
 	return i
 }
 
+// AddNode starts a node without bootstrap and joins it through node via's
+// HTTP API (followers forward the join to the leader). It returns its index.
+func (c *Cluster) AddNode(via int) int {
+	c.t.Helper()
+	i := len(c.Nodes())
+	peers := make([]cluster.Peer, i+1)
+	peers[i] = cluster.Peer{ID: fmt.Sprintf("node%d", i), RaftAddr: freeAddr(c.t)}
+	cfg := c.config(i, peers)
+	cfg.Cluster.Bootstrap, cfg.Cluster.Peers = false, nil
+	srv, err := server.New(cfg)
+	if err != nil {
+		c.t.Fatalf("start node%d: %v", i, err)
+	}
+	srv.Start()
+	c.mu.Lock()
+	c.nodes = append(c.nodes, srv)
+	c.configs = append(c.configs, cfg)
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Node().JoinCluster(ctx, c.Node(via).URL()); err != nil {
+		c.t.Fatalf("node%d join via node%d: %v", i, via, err)
+	}
+	return i
+}
+
 // Restart starts node i again with the same config (and data dir).
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()
