@@ -290,3 +290,25 @@ func TestApplyIsDeterministic(t *testing.T) {
 		})
 	}
 }
+
+func TestGoneEndpointStopsDeliveries(t *testing.T) {
+	f := newTestFSM(t)
+	mustRoom(t, f, "aaaaaaaaaaaaaaaaaaaaaaaa", "abcd-efgh-ijkl", "")
+	f.apply(CmdParticipantJoin, ParticipantJoin{EventID: "e1", RoomID: "abcd-efgh-ijkl", ParticipantID: "p1", At: t0, NewSessionID: "111111111111111111111111", IDs: []string{"a", "b"}})
+	var first *Delivery
+	f.Read(func(s *Store) { first = s.PendingDeliveries(1)[0] })
+	done := t0
+	if _, err := f.apply(CmdRecordDelivery, RecordDelivery{ID: first.ID, Status: DeliveryFailed, Attempts: 1, LastStatus: 410, EndpointGone: true, DoneAt: &done}); err != nil {
+		t.Fatal(err)
+	}
+	// A stale report (wrong attempt count) changes nothing.
+	if v, _ := f.apply(CmdRecordDelivery, RecordDelivery{ID: first.ID, Status: DeliveryDelivered, Attempts: 1}); v.(*Delivery).Status != DeliveryFailed {
+		t.Fatal("stale report overwrote the outcome")
+	}
+	f.apply(CmdParticipantLeave, ParticipantLeave{EventID: "e2", RoomID: "abcd-efgh-ijkl", ParticipantID: "p1", At: t0, IDs: []string{"c", "d"}})
+	f.Read(func(s *Store) {
+		if n := len(s.PendingDeliveries(0)); n != 0 {
+			t.Fatalf("%d deliveries pending for an endpoint that answered 410", n)
+		}
+	})
+}

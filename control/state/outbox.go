@@ -120,6 +120,20 @@ func init() {
 		d.Status, d.Attempts, d.NextAttempt = c.Status, c.Attempts, c.NextAttempt
 		d.LastStatus, d.LastError, d.LatencyMs, d.DoneAt = c.LastStatus, c.LastError, c.LatencyMs, c.DoneAt
 		d.ModifyIndex = index
+		if c.EndpointGone {
+			// 410 Gone: the receiver asked us to stop. Fail what is queued for
+			// that endpoint and enqueue nothing more for it until a room is
+			// (re)configured with it.
+			s.goneURLs[goneKey(d.UserID, d.URL)] = index
+			for _, other := range s.outbox {
+				if other.Status == DeliveryPending && other.UserID == d.UserID && other.URL == d.URL {
+					other.Status = DeliveryFailed
+					other.LastError = "endpoint answered 410 Gone"
+					other.DoneAt = c.DoneAt
+					other.ModifyIndex = index
+				}
+			}
+		}
 		s.bump("outbox", index)
 		return d.clone(), nil
 	})
@@ -229,6 +243,9 @@ func (s *Store) enqueueRaw(index uint64, r *Room, eventID, eventType string, at 
 		if seen[url] {
 			continue
 		}
+		if _, gone := s.goneURLs[goneKey(r.UserID, url)]; gone {
+			continue
+		}
 		seen[url] = true
 		d := &Delivery{ID: "msg_" + eventID + "_" + itoa(i), EventID: eventID, EventType: eventType, RoomID: r.RoomID, SessionID: sessionID,
 			UserID: r.UserID, APIKey: r.APIKey, URL: url, Body: body, CreatedAt: at, Status: DeliveryPending, NextAttempt: at,
@@ -241,6 +258,8 @@ func (s *Store) enqueueRaw(index uint64, r *Room, eventID, eventType string, at 
 	}
 	s.bump("outbox", index)
 }
+
+func goneKey(userID, url string) string { return userID + "\x00" + url }
 
 // PendingDeliveries returns pending deliveries in enqueue order, at most limit.
 func (s *Store) PendingDeliveries(limit int) []*Delivery {

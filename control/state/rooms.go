@@ -128,6 +128,9 @@ func applyCreateRoom(s *Store, index uint64, c *CreateRoom) (any, error) {
 		return nil, errf(CodeConflict, "room document %q already exists", r.ID)
 	}
 	r.CreateIndex, r.ModifyIndex = index, index
+	if r.Webhook != nil {
+		delete(s.goneURLs, goneKey(r.UserID, r.Webhook.EndPoint)) // configured again: try it again
+	}
 	s.indexRoom(&r)
 	s.bump("rooms", index)
 	return &CreateRoomResult{Room: r.clone(), Created: true}, nil

@@ -25,6 +25,7 @@ type Store struct {
 	stats           map[string][]StatsSample // session id -> samples
 	indexes         map[string]uint64        // table -> last modify index
 	globalEndpoints []GlobalEndpoint
+	goneURLs        map[string]uint64 // user + url -> index of the 410
 }
 
 func newStore() *Store {
@@ -43,6 +44,7 @@ func newStore() *Store {
 		seenEvents:   map[string]uint64{},
 		stats:        map[string][]StatsSample{},
 		indexes:      map[string]uint64{},
+		goneURLs:     map[string]uint64{},
 	}
 }
 
@@ -67,10 +69,11 @@ type snapshotData struct {
 	Stats    map[string][]StatsSample `json:"stats"`
 	Indexes  map[string]uint64        `json:"indexes"`
 	Global   []GlobalEndpoint         `json:"global,omitempty"`
+	Gone     map[string]uint64        `json:"gone,omitempty"`
 }
 
 func (s *Store) snapshotData() *snapshotData {
-	d := &snapshotData{Version: 1, Refresh: s.refresh, Secrets: s.secrets, Seen: s.seenEvents, Stats: s.stats, Indexes: s.indexes, Global: s.globalEndpoints}
+	d := &snapshotData{Version: 1, Refresh: s.refresh, Secrets: s.secrets, Seen: s.seenEvents, Stats: s.stats, Indexes: s.indexes, Global: s.globalEndpoints, Gone: s.goneURLs}
 	for _, k := range sortedKeys(s.keys) {
 		d.Keys = append(d.Keys, s.keys[k])
 	}
@@ -127,6 +130,9 @@ func (s *Store) restore(d *snapshotData) {
 		s.stats = d.Stats
 	}
 	s.globalEndpoints = d.Global
+	if d.Gone != nil {
+		s.goneURLs = d.Gone
+	}
 	if d.Indexes != nil {
 		s.indexes = d.Indexes
 	}
