@@ -26,6 +26,7 @@ import (
 	"github.com/meridian-video/meridian/edge/signal"
 	"github.com/meridian-video/meridian/edge/turn"
 	"github.com/meridian-video/meridian/shared/edgeapi"
+	"github.com/meridian-video/meridian/shared/ids"
 	wire "github.com/meridian-video/meridian/shared/signal"
 )
 
@@ -65,6 +66,7 @@ type Node struct {
 	log       *slog.Logger
 	sfu       *sfu.SFU
 	sig       *signal.Server
+	sigReady  atomic.Pointer[signal.Server] // read by TURN's allocation hook
 	turn      *turn.Server
 	agent     *agent.Agent
 	ticketKey atomic.Pointer[ed25519.PublicKey]
@@ -110,6 +112,14 @@ func New(cfg Config) (*Node, error) {
 		}
 		tc.Logger = n.log
 		tc.Registerer = cfg.Registry
+		if tc.AllowParticipant == nil {
+			// Relays only for participants admitted on this edge: their ticket
+			// named this edge, so the room's pin policy allowed it.
+			tc.AllowParticipant = func(pid ids.ParticipantID) bool {
+				sig := n.sigReady.Load()
+				return sig != nil && sig.HasParticipant(string(pid))
+			}
+		}
 		ts, err := turn.New(tc)
 		if err != nil {
 			media.Close()
@@ -141,6 +151,7 @@ func New(cfg Config) (*Node, error) {
 		n.closeParts()
 		return nil, err
 	}
+	n.sigReady.Store(n.sig)
 	return n, nil
 }
 

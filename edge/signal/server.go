@@ -432,3 +432,20 @@ func encodeJSON(v any) []byte {
 	}
 	return b
 }
+
+// HasParticipant reports whether pid is admitted (or resuming) in any room on
+// this edge. TURN uses it so only participants that presented a valid ticket
+// here (and so passed the room's pin policy) can allocate relays.
+func (s *Server) HasParticipant(pid string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.rooms {
+		if _, ok := r.members[pid]; ok {
+			return true
+		}
+		if _, ok := r.lobby[pid]; ok {
+			return true
+		}
+	}
+	return false
+}
