@@ -373,17 +373,7 @@ func (s *Server) removeParticipant(c *fiber.Ctx) error {
 }
 
 // newIDs draws n fresh document ids (event ids for webhook deliveries).
-func (s *Server) newIDs(n int) ([]string, error) {
-	out := make([]string, n)
-	for i := range out {
-		id, err := ids.NewDocID(s.cfg.Rand)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = string(id)
-	}
-	return out, nil
-}
+func (s *Server) newIDs(n int) ([]string, error) { return ids.NewDocIDs(s.cfg.Rand, n) }
 
 // statsEntry is one sampling interval in the VideoSDK stats shape.
 type statsEntry struct {

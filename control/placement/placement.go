@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -313,17 +314,7 @@ func (s *Service) heartbeat(c *fiber.Ctx) error {
 	return c.JSON(edgeapi.HeartbeatReply{Reregister: !known || !up})
 }
 
-func (s *Service) newIDs(n int) ([]string, error) {
-	out := make([]string, n)
-	for i := range out {
-		id, err := ids.NewDocID(s.cfg.Rand)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = string(id)
-	}
-	return out, nil
-}
+func (s *Service) newIDs(n int) ([]string, error) { return ids.NewDocIDs(s.cfg.Rand, n) }
 
 // events turns an edge's ordered lifecycle reports into replicated session
 // changes; an event id makes a retried batch harmless.
@@ -524,12 +515,5 @@ func (s *Service) closeParticipations(ctx context.Context, edgeID string, at tim
 }
 
 func constantTimeEq(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	var v byte
-	for i := 0; i < len(a); i++ {
-		v |= a[i] ^ b[i]
-	}
-	return v == 0
+	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/control/cluster"
 	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/shared/ids"
 )
 
 // Config configures a control node.
@@ -331,15 +332,11 @@ func (s *Server) autoCloseLoop(ctx context.Context) error {
 			}
 		})
 		for _, d := range list {
-			ids := make([]string, 0, 32)
-			for i := 0; i < 32; i++ {
-				var b [12]byte
-				if _, err := io.ReadFull(s.cfg.Rand, b[:]); err != nil {
-					return err
-				}
-				ids = append(ids, fmt.Sprintf("%x", b))
+			evIDs, err := ids.NewDocIDs(s.cfg.Rand, 32)
+			if err != nil {
+				return err
 			}
-			_, _, err := s.node.Apply(ctx, state.CmdEndSession, state.EndSession{UserID: d.userID, RoomRef: d.roomID, SessionID: d.sessionID, Reason: "auto-close", At: now, IDs: ids})
+			_, _, err = s.node.Apply(ctx, state.CmdEndSession, state.EndSession{UserID: d.userID, RoomRef: d.roomID, SessionID: d.sessionID, Reason: "auto-close", At: now, IDs: evIDs})
 			var se *state.Error
 			if err != nil && !errors.As(err, &se) {
 				return err

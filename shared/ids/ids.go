@@ -115,3 +115,17 @@ func truncate(s string) string {
 	}
 	return s
 }
+
+// NewDocIDs draws n fresh document ids as strings (event ids the leader
+// puts into a command before proposing it).
+func NewDocIDs(r io.Reader, n int) ([]string, error) {
+	out := make([]string, n)
+	for i := range out {
+		id, err := NewDocID(r)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = string(id)
+	}
+	return out, nil
+}
