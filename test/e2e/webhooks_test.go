@@ -210,15 +210,20 @@ func TestWebhooksSurviveLeaderLoss(t *testing.T) {
 			Attempts              int
 		}
 	}
-	c.Do(alive, "GET", "/v2/webhooks/deliveries?roomId="+room.RoomID+"&perPage=100", c.Token(), nil).JSON(t, &log)
-	if len(log.Data) != len(want) {
-		t.Fatalf("delivery log has %d entries", len(log.Data))
-	}
-	for _, e := range log.Data {
-		if e.Status != "delivered" || (e.EventType == "session-started" && e.Attempts < 2) {
-			t.Fatalf("log entry %+v", e)
+	// The receiver may see a delivery an instant before its outcome is
+	// committed, so poll (with a consistent read through the leader).
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		c.Do(alive, "GET", "/v2/webhooks/deliveries?roomId="+room.RoomID+"&perPage=100&consistent=true", c.Token(), nil).JSON(t, &log)
+		if len(log.Data) != len(want) {
+			return fmt.Sprintf("delivery log has %d entries", len(log.Data))
 		}
-	}
+		for _, e := range log.Data {
+			if e.Status != "delivered" || (e.EventType == "session-started" && e.Attempts < 2) {
+				return fmt.Sprintf("log entry %+v", e)
+			}
+		}
+		return ""
+	})
 	target := log.Data[0].ID
 	if r := c.Do(alive, "POST", "/v2/webhooks/deliveries/"+target+"/redeliver", c.Token(), nil); r.Status != 200 {
 		t.Fatalf("redeliver: %d %s", r.Status, r.Body)
