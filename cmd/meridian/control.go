@@ -33,6 +33,8 @@ type controlFlags struct {
 	logLevel                                                  string
 	edgeToken                                                 string
 	webhooks                                                  webhookFlags
+	frameAncestors                                            listFlag
+	corsOrigins                                               listFlag
 }
 
 func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
@@ -58,6 +60,8 @@ func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.edgeToken, "edge-token", "", "token edges authenticate with (default: derived from the cluster key)")
 	f.webhooks.register(fs)
+	fs.Var(&f.corsOrigins, "cors-origins", "browser origins allowed to call the API (default: any; tokens are never cookies)")
+	fs.Var(&f.frameAncestors, "frame-ancestors", "origins allowed to embed the meeting page in an iframe (default: any)")
 	if !devDefaults {
 		fs.BoolVar(&f.bootstrap, "bootstrap", false, "bootstrap a new cluster (with --peers, or alone) if this node has no state")
 		fs.Var(&f.peers, "peers", "bootstrap voters as id=raftaddr (comma-separated or repeated), this node included")
@@ -137,6 +141,7 @@ func (f *controlFlags) serverConfig(logger *slog.Logger) (server.Config, error) 
 	ac := api.DefaultConfig()
 	ac.AdminToken, ac.ClusterToken = adminToken, clusterToken
 	ac.RateLimitPerKey, ac.RateLimitPerIP = f.rateKey, f.rateIP
+	ac.CORSOrigins = f.corsOrigins
 	var hooks []state.GlobalEndpoint
 	for _, u := range f.globalWebhooks {
 		hooks = append(hooks, state.GlobalEndpoint{URL: u})
@@ -167,6 +172,7 @@ func runControl(args []string) error {
 		return err
 	}
 	controlPlugins(&cfg, f.edgeToken, wc)
+	cfg.Plugins = append(cfg.Plugins, webPlugin(f.frameAncestors))
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err

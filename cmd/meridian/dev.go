@@ -104,7 +104,7 @@ func runDev(args []string) error {
 	}
 	controlPlugins(&cfg, f.edgeToken, wc)
 	var edge *edgenode.Node
-	cfg.Plugins = append(cfg.Plugins, devEdgePlugin(&ef, f.edgeToken, logger, &edge), webPlugin())
+	cfg.Plugins = append(cfg.Plugins, devEdgePlugin(&ef, f.edgeToken, logger, &edge), webPlugin(f.frameAncestors))
 	srv, err := server.New(cfg)
 	if err != nil {
 		if edge != nil {

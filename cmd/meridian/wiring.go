@@ -138,6 +138,9 @@ func (e *edgeFlags) nodeConfig(dev bool, logger *slog.Logger) (edgenode.Config, 
 			// Dev runs browsers and the SFU on this machine: relaying to
 			// loopback is the point. Production keeps refusing it.
 			tc.AllowPeers = append(tc.AllowPeers, "127.0.0.0/8")
+			// Relay from the advertised address, so browsers see relayed
+			// candidates where the TURN server says they are.
+			tc.RelayBindAddress = tc.RelayAddress
 		}
 		cfg.TURN = tc
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -407,4 +408,21 @@ func TestMeetingLink(t *testing.T) {
 	expectError(t, c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/meeting-link", c.Token(), map[string]any{"permissions": []string{"ask_join", "allow_mod"}}), 400, "permissions")
 	expectError(t, c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/meeting-link", c.Token(), map[string]any{"expiresIn": 5}), 400, "expiresIn")
 	expectError(t, c.Do(0, "POST", "/v2/rooms/nope-nope-nope/meeting-link", c.Token(), nil), 404, "")
+}
+
+func TestCORSPreflight(t *testing.T) {
+	c := newNode(t)
+	req, _ := http.NewRequest("OPTIONS", c.Node(0).URL()+"/v2/rooms/abcd-efgh-ijkl/join", nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") == "" ||
+		!strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "authorization") {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -43,6 +44,11 @@ type Config struct {
 
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
+
+	// CORSOrigins may call the API from browsers (the JS SDK's join call on
+	// another origin). Tokens travel in the Authorization header, never in
+	// cookies, so "*" is safe and the default.
+	CORSOrigins []string
 
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -177,7 +183,17 @@ func (s *Server) Shutdown() error { return s.app.ShutdownWithTimeout(10 * time.S
 
 func (s *Server) routes() {
 	app := s.app
-	app.Use(s.requestIDMiddleware, s.metrics.middleware, s.ipRateLimit, limitBody)
+	corsOrigins := strings.Join(s.cfg.CORSOrigins, ",")
+	if corsOrigins == "" {
+		corsOrigins = "*"
+	}
+	app.Use(s.requestIDMiddleware, s.metrics.middleware, cors.New(cors.Config{
+		AllowOrigins: corsOrigins, AllowMethods: "GET,POST,DELETE,OPTIONS", AllowHeaders: "Authorization,Content-Type,X-Request-Id",
+		ExposeHeaders: "Retry-After,X-Request-Id", MaxAge: 600,
+		Next: func(c *fiber.Ctx) bool {
+			return strings.HasPrefix(c.Path(), "/internal/") || strings.HasPrefix(c.Path(), "/admin/")
+		},
+	}), s.ipRateLimit, limitBody)
 
 	app.Get("/livez", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "alive"}) })
 	app.Get("/healthz", s.healthz)

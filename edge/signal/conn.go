@@ -2,6 +2,7 @@ package signal
 
 import (
 	"encoding/json"
+	"net"
 	"sync"
 	"time"
 
@@ -101,7 +102,7 @@ func (c *conn) close() {
 
 func (c *conn) writeLoop() {
 	defer close(c.done)
-	defer c.ws.Close()
+	defer c.closeSocket()
 	for {
 		select {
 		case <-c.kill:
@@ -127,5 +128,16 @@ func (c *conn) writeLoop() {
 				return
 			}
 		}
+	}
+}
+
+// closeSocket really closes the TCP connection. fasthttp's hijacked
+// connection ignores Close, so the websocket's Close alone would leave the
+// reader blocked until the peer gives up (seconds at shutdown, forever for a
+// client that keeps pinging).
+func (c *conn) closeSocket() {
+	_ = c.ws.Close()
+	if u, ok := c.ws.UnderlyingConn().(interface{ UnsafeConn() net.Conn }); ok {
+		_ = u.UnsafeConn().Close()
 	}
 }
