@@ -426,3 +426,35 @@ func TestCORSPreflight(t *testing.T) {
 		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+// TestMetricsSurviveConcurrentRequests: label values are copied out of
+// fasthttp's reused buffers, so /metrics stays valid under load.
+func TestMetricsSurviveConcurrentRequests(t *testing.T) {
+	c := newNode(t)
+	tok := c.Token()
+	done := make(chan struct{})
+	for w := 0; w < 4; w++ {
+		go func(w int) {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < 25; i++ {
+				if w%2 == 0 {
+					c.Do(0, "POST", "/v2/rooms", tok, nil)
+				} else {
+					c.Do(0, "GET", "/v2/rooms/abcd-efgh-ijkl", tok, nil)
+				}
+			}
+		}(w)
+	}
+	for w := 0; w < 4; w++ {
+		<-done
+	}
+	r := c.Do(0, "GET", "/metrics", "", nil)
+	if r.Status != 200 || !strings.Contains(string(r.Body), `meridian_api_requests_total{method="POST",route="/v2/rooms",status="200"}`) {
+		t.Fatalf("/metrics after concurrent requests: %d\n%.2000s", r.Status, r.Body)
+	}
+	for _, line := range strings.Split(string(r.Body), "\n") {
+		if strings.HasPrefix(line, "meridian_api_requests_total{") && !strings.Contains(line, `method="POST"`) && !strings.Contains(line, `method="GET"`) {
+			t.Fatalf("corrupted label: %s", line)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/subtle"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -28,7 +29,10 @@ func (m *httpMetrics) middleware(c *fiber.Ctx) error {
 	start := time.Now()
 	err := c.Next()
 	// The route pattern, not the raw path, keeps label cardinality bounded.
-	route := c.Route().Path
+	// Clone: fiber's strings alias fasthttp buffers that are reused after
+	// the request, and label values outlive it.
+	route := strings.Clone(c.Route().Path)
+	method := strings.Clone(c.Method())
 	if err != nil {
 		// Let the error handler write the response so the status is final.
 		if herr := c.App().ErrorHandler(c, err); herr != nil {
@@ -36,8 +40,8 @@ func (m *httpMetrics) middleware(c *fiber.Ctx) error {
 		}
 		err = nil
 	}
-	m.requests.WithLabelValues(c.Method(), route, strconv.Itoa(c.Response().StatusCode())).Inc()
-	m.latency.WithLabelValues(c.Method(), route).Observe(time.Since(start).Seconds())
+	m.requests.WithLabelValues(method, route, strconv.Itoa(c.Response().StatusCode())).Inc()
+	m.latency.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 	return err
 }
 

@@ -15,12 +15,12 @@ import (
 
 type proc struct {
 	cmd *exec.Cmd
-	out *bytes.Buffer
+	out *syncBuffer
 }
 
 func start(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
-	var out bytes.Buffer
+	var out syncBuffer
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,609 @@
+// Command loadgen measures Meridian's fan-out: one publisher sending
+// VP8-shaped video and Opus-shaped audio (about 200 packets/s) to N
+// receive-only subscribers, all pion PeerConnections on loopback. For each
+// row it joins a fresh room through the real join API and signaling, waits
+// until every subscriber receives, then measures over a fixed window:
+// forwarded packets/s, loss from sequence numbers, server CPU per forwarded
+// packet (/proc/PID/stat) and server memory per subscriber (/proc/PID/status).
+// Results are numbers, never pass/fail. See docs/benchmarks.md.
+//
+//	loadgen -url http://127.0.0.1:PORT -api-key K -api-secret S -pid PID -subs 10,50,100,250
+//	loadgen baseline-server -http 127.0.0.1:PORT   # the trivial forwarder to compare with
+//	loadgen -target baseline -url http://127.0.0.1:PORT -pid PID -subs 10,50
+//	loadgen report results/*.json                  # one table from several runs
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "baseline-server":
+			if err := runBaselineServer(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, "baseline-server:", err)
+				os.Exit(1)
+			}
+			return
+		case "freeport":
+			// run.sh: print a free loopback TCP port.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "freeport:", err)
+				os.Exit(1)
+			}
+			fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+			_ = ln.Close()
+			return
+		case "report":
+			if err := runReport(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, "report:", err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	target, url, key, secret string
+	pid, serverCPU           int
+	subs                     []int
+	window, warmup, settle   time.Duration
+	idle                     time.Duration
+	feedback                 string
+	concurrency              int
+	metricsURL               string
+	jsonOut, label           string
+	pprofURL, pprofDir       string
+	shape                    mediaShape
+	verbose                  bool
+}
+
+func run() error {
+	var o options
+	var subs, cpuprofile string
+	flag.StringVar(&o.target, "target", "meridian", "meridian (join API + signaling) or baseline (loadgen baseline-server)")
+	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "server base URL")
+	flag.StringVar(&o.key, "api-key", "", "API key (meridian)")
+	flag.StringVar(&o.secret, "api-secret", "", "API secret (meridian)")
+	flag.IntVar(&o.pid, "pid", 0, "server process id for CPU and memory (0: not measured)")
+	flag.IntVar(&o.serverCPU, "server-cpu", 0, "CPU the server is pinned to: report what else ran there (-1: skip)")
+	flag.StringVar(&subs, "subs", "10,50,100,250", "comma-separated subscriber counts, one row each")
+	flag.DurationVar(&o.window, "window", 10*time.Second, "measurement window per row")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "time between 'every subscriber receives' and the window")
+	flag.DurationVar(&o.idle, "idle", 3*time.Second, "measure the server's CPU with the publisher alone for this long (0: skip)")
+	flag.DurationVar(&o.settle, "settle", 2*time.Second, "pause after the publisher starts, and after a row ends")
+	flag.StringVar(&o.feedback, "feedback", "rr,twcc", "RTCP the subscribers send, like a browser: comma list of rr, twcc, nack, or none")
+	flag.IntVar(&o.concurrency, "join-concurrency", 16, "subscribers joining at once")
+	flag.StringVar(&o.metricsURL, "metrics", "", "Prometheus endpoint with Go runtime metrics (default <url>/metrics for meridian)")
+	flag.StringVar(&o.jsonOut, "json", "", "write the rows as JSON to this file")
+	flag.StringVar(&o.label, "label", "", "label stored with the rows (e.g. the server name)")
+	flag.IntVar(&o.shape.FPS, "fps", 30, "video frames per second")
+	flag.IntVar(&o.shape.PktsPerFrame, "pkts-per-frame", 5, "RTP packets per video frame")
+	flag.IntVar(&o.shape.VideoBytes, "video-bytes", 1000, "video RTP payload size")
+	flag.IntVar(&o.shape.AudioBytes, "audio-bytes", 100, "audio RTP payload size")
+	flag.DurationVar(&o.shape.KeyEvery, "key-every", 2*time.Second, "key frame interval")
+	flag.StringVar(&o.pprofURL, "pprof", "", "server's net/http/pprof base URL (run.sh PROFILE=1): fetch CPU, allocs and mutex profiles over each window")
+	flag.StringVar(&o.pprofDir, "pprof-dir", ".", "where -pprof profiles are written")
+	flag.StringVar(&cpuprofile, "cpuprofile", "", "write the load generator's own CPU profile here")
+	flag.BoolVar(&o.verbose, "v", false, "progress on stderr")
+	flag.Parse()
+	for _, s := range strings.Split(subs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("-subs: bad count %q", s)
+		}
+		o.subs = append(o.subs, n)
+	}
+	if o.label == "" {
+		o.label = o.target
+	}
+	var j joiner
+	switch o.target {
+	case "meridian":
+		if o.key == "" || o.secret == "" {
+			return errors.New("-api-key and -api-secret are required for -target meridian")
+		}
+		j = &apiJoiner{base: strings.TrimRight(o.url, "/"), key: o.key, secret: o.secret, http: &http.Client{Timeout: 15 * time.Second}}
+		if o.metricsURL == "" {
+			o.metricsURL = strings.TrimRight(o.url, "/") + "/metrics"
+		}
+	case "baseline":
+		j = &directJoiner{wsURL: "ws" + strings.TrimPrefix(strings.TrimRight(o.url, "/"), "http") + "/rtc"}
+	default:
+		return fmt.Errorf("-target %q: meridian or baseline", o.target)
+	}
+	// The generator allocates little per packet (pion's SRTP path does);
+	// a larger GC target trades memory for CPU on the shared core.
+	debug.SetGCPercent(400)
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
+	api, err := newAPI(o.feedback, o.verbose)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var rows []rowResult
+	for _, n := range o.subs {
+		r, err := runRow(ctx, api, j, o, n)
+		if err != nil {
+			return fmt.Errorf("row N=%d: %w", n, err)
+		}
+		rows = append(rows, r)
+		if o.verbose {
+			printTable(os.Stderr, []rowResult{r})
+		}
+	}
+	printTable(os.Stdout, rows)
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(rows, "", "  ")
+		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rowResult is one measured row.
+type rowResult struct {
+	Label    string     `json:"label"`
+	Subs     int        `json:"subs"`
+	Time     time.Time  `json:"time"`
+	Window   float64    `json:"windowSeconds"`
+	Shape    mediaShape `json:"shape"`
+	Feedback string     `json:"feedback"`
+
+	JoinSeconds float64 `json:"joinSeconds"` // first join → every subscriber receives
+	SentPPS     float64 `json:"sentPps"`     // publisher packets/s
+	FwdPPS      float64 `json:"forwardedPps"`
+	DeliveryPct float64 `json:"deliveryPct"` // forwarded / (sent × N)
+	LossPct     float64 `json:"lossPct"`     // sequence gaps / expected
+	Late        uint64  `json:"late"`        // out-of-order or duplicate packets
+	// Per kind and per subscriber: gaps the edge never numbered (a stalled
+	// forwarder) are invisible to LossPct but show here.
+	VideoDeliveryPct  float64 `json:"videoDeliveryPct"`
+	AudioDeliveryPct  float64 `json:"audioDeliveryPct"`
+	MinSubDeliveryPct float64 `json:"minSubDeliveryPct"`
+	StarvedSubs       int     `json:"starvedSubs"` // subscribers below 90 % delivery
+
+	IdleCPUPct       float64 `json:"idleCpuPct"` // server with the publisher only
+	ServerCPUPct     float64 `json:"serverCpuPct"`
+	ServerUsPerPkt   float64 `json:"serverUsPerPkt"`   // all server CPU / forwarded packets
+	MarginalUsPerPkt float64 `json:"marginalUsPerPkt"` // (CPU − idle CPU) / forwarded packets
+	RSSBefore        int64   `json:"rssBefore"`
+	RSSAfter         int64   `json:"rssAfter"`
+	RSSPerSubKB      float64 `json:"rssPerSubKB"`
+	HeapPerSubKB     float64 `json:"heapPerSubKB,omitempty"`
+	GoroutinesSub    float64 `json:"goroutinesPerSub,omitempty"`
+	ServerThreads    int     `json:"serverThreads"`
+
+	GenCPUPct float64 `json:"generatorCpuPct"`
+	// OtherCPUPct is the server's core busy with anything but the server
+	// (other processes, interrupts, steal): a row with a large value was
+	// measured on a shared core and is not comparable.
+	OtherCPUPct  float64 `json:"otherCpuPct"`
+	StealPct     float64 `json:"stealPct"`
+	UDPRcvbufErr uint64  `json:"udpRcvbufErrors"`
+}
+
+type snapshot struct {
+	at           time.Time
+	recv, late   uint64
+	video, audio uint64
+	perSub       []uint64
+	expected     int64
+	recvVideo    uint64
+	recvAudio    uint64
+	sent         uint64
+	srvCPU       time.Duration
+	genCPU       time.Duration
+	udpIn, udpRB uint64
+	coreBusy     time.Duration
+	coreSteal    time.Duration
+}
+
+func take(subs []*client, gen *generator, pid, serverCPU int) snapshot {
+	s := snapshot{at: time.Now(), sent: gen.sent.Load(), perSub: make([]uint64, len(subs))}
+	s.video, s.audio = gen.videoSent.Load(), gen.audioSent.Load()
+	for i, c := range subs {
+		for _, t := range c.counters() {
+			p := t.packets.Load()
+			s.recv += p
+			s.perSub[i] += p
+			s.late += t.late.Load()
+			s.expected += t.highest.Load()
+			if t.video {
+				s.recvVideo += p
+			} else {
+				s.recvAudio += p
+			}
+		}
+	}
+	if pid > 0 {
+		s.srvCPU, _ = cpuTime(pid)
+	}
+	s.genCPU, _ = cpuTime(os.Getpid())
+	s.udpIn, s.udpRB = udpErrors()
+	if serverCPU >= 0 {
+		s.coreBusy, s.coreSteal = cpuBusy(serverCPU)
+	}
+	return s
+}
+
+func (o options) logf(format string, args ...any) {
+	if o.verbose {
+		fmt.Fprintf(os.Stderr, "loadgen: "+format+"\n", args...)
+	}
+}
+
+func runRow(ctx context.Context, api *webrtc.API, j joiner, o options, n int) (rowResult, error) {
+	r := rowResult{Label: o.label, Subs: n, Time: time.Now().UTC(), Shape: o.shape, Feedback: o.feedback}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	roomID, err := j.newRoom(ctx)
+	if err != nil {
+		return r, err
+	}
+	o.logf("N=%d room %s", n, roomID)
+
+	// Publisher.
+	url, ticket, err := j.join(ctx, roomID, "pub", true)
+	if err != nil {
+		return r, err
+	}
+	pub, err := dialClient(ctx, api, url, "pub")
+	if err != nil {
+		return r, err
+	}
+	defer pub.close()
+	if _, err := pub.join(ctx, ticket); err != nil {
+		return r, err
+	}
+	gen, err := newGenerator(o.shape, "camera")
+	if err != nil {
+		return r, err
+	}
+	senders, err := pub.publish(ctx, gen.video, gen.audio)
+	if err != nil {
+		return r, err
+	}
+	if err := waitConnected(ctx, pub.pub); err != nil {
+		return r, err
+	}
+	gen.start(senders)
+	defer gen.close()
+	sleep(ctx, o.settle)
+	// Idle: the server with the publisher alone (ingest, control plane,
+	// housekeeping), the fixed cost the marginal figure leaves out.
+	if o.pid > 0 && o.idle > 0 {
+		c0, _ := cpuTime(o.pid)
+		t := time.Now()
+		sleep(ctx, o.idle)
+		c1, _ := cpuTime(o.pid)
+		r.IdleCPUPct = 100 * (c1 - c0).Seconds() / time.Since(t).Seconds()
+	}
+	if o.pid > 0 {
+		r.RSSBefore, _, _ = procStatus(o.pid)
+	}
+	m0 := goMetrics(o.metricsURL)
+
+	// Subscribers, o.concurrency at a time.
+	t0 := time.Now()
+	subs := make([]*client, n)
+	var (
+		wg    sync.WaitGroup
+		emu   sync.Mutex
+		first error
+	)
+	sem := make(chan struct{}, o.concurrency)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			pid := fmt.Sprintf("sub-%03d", i)
+			err := func() error {
+				url, ticket, err := j.join(ctx, roomID, pid, false)
+				if err != nil {
+					return err
+				}
+				c, err := dialClient(ctx, api, url, pid)
+				if err != nil {
+					return err
+				}
+				subs[i] = c
+				_, err = c.join(ctx, ticket)
+				return err
+			}()
+			if err != nil {
+				emu.Lock()
+				if first == nil {
+					first = err
+				}
+				emu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		var cw sync.WaitGroup
+		for _, c := range subs {
+			if c != nil {
+				cw.Add(1)
+				go func() { defer cw.Done(); c.close() }()
+			}
+		}
+		cw.Wait()
+		sleep(context.Background(), o.settle)
+	}()
+	if first != nil {
+		return r, first
+	}
+	o.logf("N=%d joined in %v; waiting for media", n, time.Since(t0).Round(time.Millisecond))
+	for {
+		ready := 0
+		for _, c := range subs {
+			if c.receiving(5) {
+				ready++
+			}
+		}
+		if ready == n {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return r, fmt.Errorf("only %d of %d subscribers receive audio and video", ready, n)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	r.JoinSeconds = time.Since(t0).Seconds()
+	o.logf("N=%d all receiving after %.1fs", n, r.JoinSeconds)
+	sleep(ctx, o.warmup)
+
+	a := take(subs, gen, o.pid, o.serverCPU)
+	profDone := fetchProfiles(o, n)
+	sleep(ctx, o.window)
+	b := take(subs, gen, o.pid, o.serverCPU)
+	<-profDone
+	if ctx.Err() != nil {
+		return r, ctx.Err()
+	}
+	dt := b.at.Sub(a.at).Seconds()
+	r.Window = dt
+	recv := float64(b.recv - a.recv)
+	r.SentPPS = float64(b.sent-a.sent) / dt
+	r.FwdPPS = recv / dt
+	if exp := float64(b.sent-a.sent) * float64(n); exp > 0 {
+		r.DeliveryPct = 100 * recv / exp
+	}
+	// Expected per track = advance of its highest sequence number; a late
+	// packet (reordered or duplicated, rare on loopback) counts as received.
+	if exp := float64(b.expected - a.expected); exp > 0 {
+		r.LossPct = max(0, 100*(exp-recv)/exp)
+	}
+	r.Late = b.late - a.late
+	if v := float64(b.video-a.video) * float64(n); v > 0 {
+		r.VideoDeliveryPct = 100 * float64(b.recvVideo-a.recvVideo) / v
+	}
+	if v := float64(b.audio-a.audio) * float64(n); v > 0 {
+		r.AudioDeliveryPct = 100 * float64(b.recvAudio-a.recvAudio) / v
+	}
+	r.MinSubDeliveryPct = 100
+	if sent := float64(b.sent - a.sent); sent > 0 {
+		for i := range subs {
+			d := 100 * float64(b.perSub[i]-a.perSub[i]) / sent
+			r.MinSubDeliveryPct = min(r.MinSubDeliveryPct, d)
+			if d < 90 {
+				r.StarvedSubs++
+			}
+		}
+	}
+	r.GenCPUPct = 100 * (b.genCPU - a.genCPU).Seconds() / dt
+	r.UDPRcvbufErr = b.udpRB - a.udpRB
+	if o.pid > 0 {
+		cpu := (b.srvCPU - a.srvCPU).Seconds()
+		r.ServerCPUPct = 100 * cpu / dt
+		if recv > 0 {
+			r.ServerUsPerPkt = cpu * 1e6 / recv
+			r.MarginalUsPerPkt = max(0, cpu-r.IdleCPUPct/100*dt) * 1e6 / recv
+		}
+		var threads int
+		r.RSSAfter, threads, _ = procStatus(o.pid)
+		r.ServerThreads = threads
+		r.RSSPerSubKB = float64(r.RSSAfter-r.RSSBefore) / 1024 / float64(n)
+		if o.serverCPU >= 0 {
+			r.OtherCPUPct = max(0, 100*((b.coreBusy-a.coreBusy).Seconds()-cpu)/dt)
+			r.StealPct = 100 * (b.coreSteal - a.coreSteal).Seconds() / dt
+		}
+	}
+	m1 := goMetrics(o.metricsURL)
+	h0, ok0 := m0["go_memstats_heap_inuse_bytes"]
+	h1, ok1 := m1["go_memstats_heap_inuse_bytes"]
+	if ok0 && ok1 {
+		r.HeapPerSubKB = (h1 - h0) / 1024 / float64(n)
+		r.GoroutinesSub = (m1["go_goroutines"] - m0["go_goroutines"]) / float64(n)
+	}
+	return r, nil
+}
+
+// fetchProfiles collects the server's profiles over the window (its
+// last second excluded, so they end inside it).
+func fetchProfiles(o options, n int) <-chan struct{} {
+	done := make(chan struct{})
+	if o.pprofURL == "" {
+		close(done)
+		return done
+	}
+	secs := max(1, int(o.window.Seconds())-1)
+	var wg sync.WaitGroup
+	for _, kind := range []string{"profile", "allocs", "mutex", "block"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := http.Client{Timeout: o.window + 30*time.Second}
+			resp, err := cl.Get(fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", strings.TrimRight(o.pprofURL, "/"), kind, secs))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen: pprof:", err)
+				return
+			}
+			defer resp.Body.Close()
+			name := kind
+			if kind == "profile" {
+				name = "cpu"
+			}
+			f, err := os.Create(fmt.Sprintf("%s/%s-%s-%d.pprof", o.pprofDir, o.label, name, n))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen: pprof:", err)
+				return
+			}
+			_, _ = io.Copy(f, resp.Body)
+			_ = f.Close()
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	return done
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// Design targets (docs/benchmarks.md); reported next to the numbers, never asserted.
+const (
+	targetUsPerPkt = 9.0
+	targetKBPerSub = 300.0
+)
+
+func printTable(w io.Writer, rows []rowResult) {
+	fmt.Fprintln(w, "| server | N subs | fwd pkt/s | delivered (video/audio) | subs < 90 % | seq loss | server CPU (idle) | µs/fwd pkt (target ≤ 9) | marginal µs/pkt | RSS/sub KB (target ≤ 300) | heap/sub KB | goroutines/sub | loadgen CPU | other load on server core | UDP rcvbuf drops |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rows {
+		heap, gor := "–", "–"
+		if r.HeapPerSubKB != 0 || r.GoroutinesSub != 0 {
+			heap, gor = fmt.Sprintf("%.0f", r.HeapPerSubKB), fmt.Sprintf("%.1f", r.GoroutinesSub)
+		}
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f%% (%.1f/%.1f) | %d | %.3f%% | %.0f%% (%.0f%%) | %.2f%s | %.2f | %.0f%s | %s | %s | %.0f%% | %.0f%% | %d |\n",
+			r.Label, r.Subs, r.FwdPPS, r.DeliveryPct, r.VideoDeliveryPct, r.AudioDeliveryPct, r.StarvedSubs, r.LossPct, r.ServerCPUPct, r.IdleCPUPct,
+			r.ServerUsPerPkt, mark(r.ServerUsPerPkt <= targetUsPerPkt), r.MarginalUsPerPkt, r.RSSPerSubKB, mark(r.RSSPerSubKB <= targetKBPerSub),
+			heap, gor, r.GenCPUPct, r.OtherCPUPct, r.UDPRcvbufErr)
+	}
+	ratios(w, rows)
+}
+
+func mark(ok bool) string {
+	if ok {
+		return ""
+	}
+	return " (over)"
+}
+
+// ratios prints the scaling ratio per label (µs/pkt at the largest N over
+// the smallest) and, for each N measured for both, meridian over baseline.
+func ratios(w io.Writer, rows []rowResult) {
+	byLabel := map[string][]rowResult{}
+	var labels []string
+	for _, r := range rows {
+		if _, ok := byLabel[r.Label]; !ok {
+			labels = append(labels, r.Label)
+		}
+		byLabel[r.Label] = append(byLabel[r.Label], r)
+	}
+	var lines []string
+	for _, l := range labels {
+		rs := byLabel[l]
+		lo, hi := rs[0], rs[0]
+		for _, r := range rs {
+			if r.Subs < lo.Subs {
+				lo = r
+			}
+			if r.Subs > hi.Subs {
+				hi = r
+			}
+		}
+		if hi.Subs > lo.Subs && lo.ServerUsPerPkt > 0 {
+			lines = append(lines, fmt.Sprintf("- %s scaling: µs/pkt at N=%d ÷ N=%d = %.2f", l, hi.Subs, lo.Subs, hi.ServerUsPerPkt/lo.ServerUsPerPkt))
+		}
+	}
+	if base := byLabel["baseline"]; len(base) > 0 {
+		for _, l := range labels {
+			if l == "baseline" {
+				continue
+			}
+			for _, r := range byLabel[l] {
+				for _, b := range base {
+					if b.Subs == r.Subs && b.ServerUsPerPkt > 0 {
+						lines = append(lines, fmt.Sprintf("- %s ÷ baseline at N=%d: µs/pkt %.2f×, RSS/sub %s", l, r.Subs, r.ServerUsPerPkt/b.ServerUsPerPkt, ratio(r.RSSPerSubKB, b.RSSPerSubKB)))
+					}
+				}
+			}
+		}
+	}
+	if len(lines) > 0 {
+		fmt.Fprintln(w)
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+		}
+	}
+}
+
+func ratio(a, b float64) string {
+	if b <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+// runReport prints one table from JSON files written with -json.
+func runReport(files []string) error {
+	var rows []rowResult
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var rs []rowResult
+		if err := json.Unmarshal(b, &rs); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		rows = append(rows, rs...)
+	}
+	printTable(os.Stdout, rows)
+	return nil
+}

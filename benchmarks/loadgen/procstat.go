@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// userHZ is the unit of utime/stime in /proc/PID/stat (USER_HZ, 100 on
+// every Linux architecture Go supports in practice).
+const userHZ = 100
+
+// cpuTime returns utime+stime of a process (all threads, live and exited).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may contain spaces; fields resume after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
+	}
+	return time.Duration(ut+st) * time.Second / userHZ, nil
+}
+
+// procStatus returns VmRSS (bytes) and the thread count of a process.
+func procStatus(pid int) (rss int64, threads int, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "VmRSS:"):
+			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			rss = kb * 1024
+		case strings.HasPrefix(line, "Threads:"):
+			threads, _ = strconv.Atoi(strings.Fields(line)[1])
+		}
+	}
+	return rss, threads, sc.Err()
+}
+
+// udpErrors returns the system-wide UDP InErrors and RcvbufErrors counters
+// (/proc/net/snmp): datagrams the kernel dropped because a socket's receive
+// buffer was full, on either side of the loopback.
+func udpErrors() (inErrors, rcvbuf uint64) {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0, 0
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "Udp: ") {
+			continue
+		}
+		f := strings.Fields(line)[1:]
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, v := range f {
+			if i >= len(names) {
+				break
+			}
+			n, _ := strconv.ParseUint(v, 10, 64)
+			switch names[i] {
+			case "InErrors":
+				inErrors = n
+			case "RcvbufErrors":
+				rcvbuf = n
+			}
+		}
+		break
+	}
+	return inErrors, rcvbuf
+}
+
+// goMetrics scrapes a few Go runtime gauges from the server's Prometheus
+// endpoint (empty map if it has none).
+func goMetrics(url string) map[string]float64 {
+	out := map[string]float64{}
+	if url == "" {
+		return out
+	}
+	cl := http.Client{Timeout: 3 * time.Second}
+	resp, err := cl.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen: metrics:", err)
+		return out
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "loadgen: server metrics:", resp.Status, "(heap and goroutine columns left empty)")
+		return out
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		for _, name := range []string{"go_memstats_heap_inuse_bytes", "go_goroutines", "go_memstats_sys_bytes"} {
+			if strings.HasPrefix(line, name+" ") {
+				v, err := strconv.ParseFloat(strings.TrimSpace(line[len(name):]), 64)
+				if err == nil {
+					out[name] = v
+				}
+			}
+		}
+	}
+	return out
+}
+
+// cpuBusy returns the busy time (everything but idle and iowait) and the
+// steal time of one CPU ("cpuN" line of /proc/stat), so a row can show how
+// much of the server's core other processes (or the hypervisor) took.
+func cpuBusy(cpu int) (busy, steal time.Duration) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	prefix := fmt.Sprintf("cpu%d ", cpu)
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		f := strings.Fields(line)[1:]
+		var sum uint64
+		for i, v := range f {
+			n, _ := strconv.ParseUint(v, 10, 64)
+			switch i {
+			case 3, 4: // idle, iowait
+			case 7:
+				steal = time.Duration(n) * time.Second / userHZ
+				sum += n
+			case 8, 9: // guest time is already in user
+			default:
+				sum += n
+			}
+		}
+		busy = time.Duration(sum) * time.Second / userHZ
+		break
+	}
+	return busy, steal
+}
