@@ -1,7 +1,10 @@
 # Meridian — build and test entry points. `make test` is what CI runs.
 GO ?= go
 BIN := bin/meridian
-NODE_TESTS := test/node-compat test/node-webhooks
+# test/node-webhooks is driven by go test (control/webhooks TestNodeVerification
+# writes the signed fixtures it verifies), so only its dependencies are installed here.
+NODE_DEPS := test/node-compat test/node-webhooks
+NODE_TESTS := test/node-compat
 
 .PHONY: build test test-go test-node node-deps tools lint bench dev clean
 
@@ -21,7 +24,7 @@ dev: build
 test: build tools node-deps test-go test-node
 
 node-deps:
-	@for d in $(NODE_TESTS); do \
+	@for d in $(NODE_DEPS); do \
 		(cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; \
 	done
 
