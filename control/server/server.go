@@ -50,6 +50,9 @@ type Config struct {
 	Registry *prometheus.Registry
 	Now      func() time.Time
 	Rand     io.Reader
+	// AutoCloseEvery is how often the leader looks for sessions past their
+	// room's autoCloseConfig duration (default 5 s).
+	AutoCloseEvery time.Duration
 }
 
 // Plugin extends a control node; it sees the node before the API is built.
@@ -308,7 +311,11 @@ func (s *Server) ensureBootstrapKeys(ctx context.Context) error {
 // autoCloseLoop ends sessions that outlive their room's autoCloseConfig
 // duration (minutes, VideoSDK's documented unit).
 func (s *Server) autoCloseLoop(ctx context.Context) error {
-	t := time.NewTicker(5 * time.Second)
+	every := s.cfg.AutoCloseEvery
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
