@@ -13,10 +13,14 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/logging"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
+
+// nackHistory is the per-stream resend buffer of the NACK responder (packets).
+const nackHistory = 256
 
 // Config configures the media plane of one edge. Build it with DefaultConfig
 // and adjust; New calls Validate.
@@ -200,9 +204,22 @@ func buildAPI(cfg Config) (*mediaAPI, error) {
 	reg.Add(ccf)
 	// NACK generator (acts on publisher PCs' remote streams) and responder
 	// (acts on subscriber PCs' local streams); each PC gets its own chain.
-	if err := webrtc.ConfigureNack(m, reg); err != nil {
+	// The responder keeps a copy of every packet it sent; pion's default of
+	// 1024 packets per stream is ~1.5 MB per video subscriber. 256 packets
+	// (over a second of video at our rates) covers loss recovery on any
+	// path where retransmission is still useful.
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
 		return nil, err
 	}
+	resp, err := nack.NewResponderInterceptor(nack.ResponderSize(nackHistory))
+	if err != nil {
+		return nil, err
+	}
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+	reg.Add(resp)
+	reg.Add(gen)
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
 		return nil, err
 	}

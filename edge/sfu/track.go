@@ -166,7 +166,14 @@ func (t *PublishedTrack) readLoop(l *layer) {
 			continue
 		}
 		arrival := monoNow()
-		l.stats.onPacket(pkt.SequenceNumber, pkt.Timestamp, n, arrival, clock, video && pkt.Marker)
+		// Padding-only packets (bandwidth probes) count for sequence and
+		// loss accounting but not for the layer's media bitrate: a starved
+		// simulcast layer full of probes must not look like a healthy one.
+		size := n
+		if pkt.Padding && len(pkt.Payload) == 0 {
+			size = 0
+		}
+		l.stats.onPacket(pkt.SequenceNumber, pkt.Timestamp, size, arrival, clock, video && pkt.Marker)
 		key := true
 		if video {
 			key = isKeyframe(t.ck, pkt.Payload)
@@ -236,14 +243,35 @@ func (t *PublishedTrack) removeForwarder(f *Forwarder) {
 
 func (t *PublishedTrack) forwarders() []*Forwarder { return *t.fwds.Load() }
 
-// availableLayers returns which layers have received packets.
+// availableLayers returns which layers carry media and their bitrates. A
+// video layer must have delivered frames, and a simulcast layer whose frame
+// rate collapsed below half of the next lower layer's (the encoder starves
+// it when bandwidth is short) is not offered: forwarding it would freeze
+// the subscriber's video.
 func (t *PublishedTrack) availableLayers() (avail [nLayers]bool, rates [nLayers]float64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	var fps [nLayers]float64
+	video := t.kind == webrtc.RTPCodecTypeVideo
 	for i, l := range t.layers {
-		if l != nil && l.stats.packets.Load() > 0 {
-			avail[i] = true
-			rates[i] = l.stats.bitrate.rate.Load() * 8
+		if l == nil || l.stats.packets.Load() == 0 || (video && l.stats.frames.Load() == 0) {
+			continue
+		}
+		avail[i] = true
+		rates[i] = l.stats.bitrate.rate.Load() * 8
+		fps[i] = l.stats.fps.rate.Load()
+	}
+	if video && t.simulcast {
+		lower := -1
+		for i := 0; i < nLayers; i++ {
+			if !avail[i] {
+				continue
+			}
+			if lower >= 0 && fps[lower] > 0 && fps[i] < fps[lower]/2 {
+				avail[i] = false
+				continue
+			}
+			lower = i
 		}
 	}
 	return avail, rates
