@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -23,6 +24,11 @@ type Room struct {
 
 	done chan struct{}
 	wg   sync.WaitGroup
+
+	// Owned by the run goroutine: the last quality score broadcast per
+	// participant, and who has been sent the full set.
+	lastQuality map[string]float64
+	informed    map[string]bool
 }
 
 func newRoom(s *SFU, id string) *Room {
@@ -218,14 +224,49 @@ func (r *Room) detectSpeakers(det *speakerDetector, ps []*Participant) {
 	}
 }
 
+// qualityStep is the score change worth telling everyone about.
+const qualityStep = 0.5
+
+// reportQuality sends connection-quality events: the full set to a
+// participant that has not had it yet, and afterwards only scores that moved
+// by qualityStep. Sending every score to everyone every interval is O(N²)
+// frames (62,500 per interval at 250 participants) for no new information.
 func (r *Room) reportQuality(ps []*Participant, now time.Time) {
+	if r.lastQuality == nil {
+		r.lastQuality, r.informed = map[string]float64{}, map[string]bool{}
+	}
 	stats := make([]edgeapi.ParticipantStats, 0, len(ps))
+	present := make(map[string]bool, len(ps))
+	var changed []edgeapi.ParticipantStats
 	for _, p := range ps {
-		stats = append(stats, p.stats(r.id, now))
+		st := p.stats(r.id, now)
+		stats = append(stats, st)
+		present[st.ParticipantID] = true
+		if last, ok := r.lastQuality[st.ParticipantID]; !ok || math.Abs(last-st.Quality) >= qualityStep {
+			changed = append(changed, st)
+		}
 	}
 	for _, p := range ps {
-		for _, st := range stats {
+		send := changed
+		if !r.informed[p.id] {
+			send = stats
+			r.informed[p.id] = true
+		}
+		for _, st := range send {
 			p.sink.ConnectionQuality(st.ParticipantID, st.Quality)
+		}
+	}
+	for _, st := range changed {
+		r.lastQuality[st.ParticipantID] = st.Quality
+	}
+	for id := range r.lastQuality {
+		if !present[id] {
+			delete(r.lastQuality, id)
+		}
+	}
+	for id := range r.informed {
+		if !present[id] {
+			delete(r.informed, id)
 		}
 	}
 }

@@ -1,0 +1,46 @@
+package sfu
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	wire "github.com/meridian-video/meridian/shared/signal"
+)
+
+type qualitySink struct{ got []string }
+
+func (s *qualitySink) SubscriberOffer(string)                     {}
+func (s *qualitySink) Candidate(string, *webrtc.ICECandidateInit) {}
+func (s *qualitySink) TrackPublished(wire.TrackInfo)              {}
+func (s *qualitySink) TrackUnpublished(string, string)            {}
+func (s *qualitySink) ActiveSpeakers([]string)                    {}
+func (s *qualitySink) ConnectionQuality(id string, _ float64)     { s.got = append(s.got, id) }
+
+// TestQualityReportsOnlyChanges: a newcomer gets everyone's score once, then
+// only scores that moved are sent — not N² frames every interval.
+func TestQualityReportsOnlyChanges(t *testing.T) {
+	r := &Room{id: "r"}
+	sa, sb := &qualitySink{}, &qualitySink{}
+	a := &Participant{room: r, id: "a", sink: sa}
+	b := &Participant{room: r, id: "b", sink: sb}
+	now := time.Unix(1000, 0)
+	r.reportQuality([]*Participant{a, b}, now)
+	if len(sa.got) != 2 || len(sb.got) != 2 {
+		t.Fatalf("first report: a got %v, b got %v", sa.got, sb.got)
+	}
+	r.reportQuality([]*Participant{a, b}, now.Add(5*time.Second))
+	if len(sa.got) != 2 || len(sb.got) != 2 {
+		t.Fatalf("unchanged scores were re-sent: a %v, b %v", sa.got, sb.got)
+	}
+	sc := &qualitySink{}
+	c := &Participant{room: r, id: "c", sink: sc}
+	r.reportQuality([]*Participant{a, b, c}, now.Add(10*time.Second))
+	if len(sc.got) != 3 {
+		t.Fatalf("newcomer got %v, want all three scores", sc.got)
+	}
+	if len(sa.got) != 3 || sa.got[2] != "c" {
+		t.Fatalf("existing participant should learn only the newcomer's score: %v", sa.got)
+	}
+}
