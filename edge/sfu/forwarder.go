@@ -70,6 +70,7 @@ func (f *Forwarder) forward(idx int, pkt *rtp.Packet, key bool, arrival int64) {
 	}
 	b := f.dt.b.Load()
 	if b == nil || (f.sub != nil && !f.sub.connected.Load()) {
+		f.stats.skipNotConnected.Add(1)
 		return // not negotiated or not connected yet
 	}
 	f.mu.Lock()
@@ -77,6 +78,9 @@ func (f *Forwarder) forward(idx int, pkt *rtp.Packet, key bool, arrival int64) {
 	if idx == tgt && cur != tgt {
 		if !key {
 			f.mu.Unlock()
+			if cur == noLayer {
+				f.stats.skipNoKeyframe.Add(1) // the subscriber sees nothing until a keyframe
+			}
 			return
 		}
 		if cur != noLayer || f.munger.started {
@@ -91,6 +95,7 @@ func (f *Forwarder) forward(idx int, pkt *rtp.Packet, key bool, arrival int64) {
 	out, res := f.munger.Update(MungeIn{Seq: pkt.SequenceNumber, TS: pkt.Timestamp, Arrival: arrival, ClockRate: f.track.codec.ClockRate})
 	if !res.Forwarded() {
 		f.mu.Unlock()
+		f.stats.skipMunger.Add(1)
 		return
 	}
 	h := &f.hdr
@@ -108,7 +113,9 @@ func (f *Forwarder) forward(idx int, pkt *rtp.Packet, key bool, arrival int64) {
 	}
 	_, err := b.w.WriteRTP(h, pkt.Payload)
 	f.mu.Unlock()
-	if err == nil {
+	if err != nil {
+		f.stats.writeErrors.Add(1)
+	} else {
 		f.stats.packets.Add(1)
 		f.stats.bytes.Add(uint64(len(pkt.Payload) + 12))
 		if pkt.Marker {

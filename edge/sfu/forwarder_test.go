@@ -132,3 +132,22 @@ func BenchmarkForward(b *testing.B) {
 		tr.fanOut(0, &p, false, int64(i)*1e6)
 	}
 }
+
+// TestForwardSkipReasonsAreCounted: packets a subscriber does not get are
+// counted by reason, so a frozen video is visible in /metrics.
+func TestForwardSkipReasonsAreCounted(t *testing.T) {
+	tr := testTrack(false)
+	w := &captureWriter{}
+	f := testForwarder(tr, w, 7)
+	pkt := &rtp.Packet{Header: rtp.Header{SequenceNumber: 10, Timestamp: 1000}, Payload: []byte{0x90, 0, 0, 0}}
+	f.forward(0, pkt, false, 1) // no keyframe yet
+	f.forward(0, pkt, false, 2)
+	if got := f.stats.skipNoKeyframe.Load(); got != 2 || w.n != 0 {
+		t.Fatalf("waiting-keyframe skips %d, written %d", got, w.n)
+	}
+	f.forward(0, pkt, true, 3) // keyframe: forwarded
+	f.forward(0, pkt, true, 4) // same sequence number again: duplicate
+	if w.n != 1 || f.stats.skipMunger.Load() != 1 {
+		t.Fatalf("written %d, duplicate skips %d", w.n, f.stats.skipMunger.Load())
+	}
+}

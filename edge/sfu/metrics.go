@@ -10,6 +10,22 @@ import (
 // exported counters never go backwards when participants leave.
 type retiredTotals struct {
 	packets, bytes, nacks, plis atomic.Uint64
+	skips                       [nSkipReasons]atomic.Uint64
+}
+
+// Skip reasons, the label values of meridian_sfu_forward_skips_total.
+const (
+	skipNotConnected = iota
+	skipNoKeyframe
+	skipMunger
+	skipWriteError
+	nSkipReasons
+)
+
+var skipReasonNames = [nSkipReasons]string{"not-connected", "waiting-keyframe", "duplicate-or-old", "write-error"}
+
+func (s *outboundStats) skipCounts() [nSkipReasons]uint64 {
+	return [nSkipReasons]uint64{s.skipNotConnected.Load(), s.skipNoKeyframe.Load(), s.skipMunger.Load(), s.writeErrors.Load()}
 }
 
 func (s *SFU) retire(f *Forwarder) {
@@ -17,6 +33,9 @@ func (s *SFU) retire(f *Forwarder) {
 	s.retired.bytes.Add(f.stats.bytes.Load())
 	s.retired.nacks.Add(f.stats.nacks.Load())
 	s.retired.plis.Add(f.stats.plis.Load())
+	for i, n := range f.stats.skipCounts() {
+		s.retired.skips[i].Add(n)
+	}
 }
 
 var (
@@ -28,6 +47,7 @@ var (
 	descBytes        = prometheus.NewDesc("meridian_sfu_forwarded_bytes_total", "RTP bytes forwarded to subscribers.", nil, nil)
 	descNACKs        = prometheus.NewDesc("meridian_sfu_nacks_received_total", "Sequence numbers NACKed by subscribers.", nil, nil)
 	descPLIs         = prometheus.NewDesc("meridian_sfu_plis_received_total", "Keyframe requests (PLI/FIR) from subscribers.", nil, nil)
+	descSkips        = prometheus.NewDesc("meridian_sfu_forward_skips_total", "Packets of a subscriber's layer that were not forwarded, by reason.", []string{"reason"}, nil)
 )
 
 // Collector exports SFU metrics computed at scrape time (nothing on the
@@ -37,7 +57,7 @@ func (s *SFU) Collector() prometheus.Collector { return sfuCollector{s} }
 type sfuCollector struct{ s *SFU }
 
 func (c sfuCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRooms, descParticipants, descTracks, descEgress, descPackets, descBytes, descNACKs, descPLIs} {
+	for _, d := range []*prometheus.Desc{descRooms, descParticipants, descTracks, descEgress, descPackets, descBytes, descNACKs, descPLIs, descSkips} {
 		ch <- d
 	}
 }
@@ -47,6 +67,10 @@ func (c sfuCollector) Collect(ch chan<- prometheus.Metric) {
 	l := s.Load()
 	packets, bytes := s.retired.packets.Load(), s.retired.bytes.Load()
 	nacks, plis := s.retired.nacks.Load(), s.retired.plis.Load()
+	var skips [nSkipReasons]uint64
+	for i := range skips {
+		skips[i] = s.retired.skips[i].Load()
+	}
 	for _, r := range s.roomList() {
 		for _, p := range r.all() {
 			if p.sub == nil {
@@ -57,6 +81,9 @@ func (c sfuCollector) Collect(ch chan<- prometheus.Metric) {
 				bytes += f.stats.bytes.Load()
 				nacks += f.stats.nacks.Load()
 				plis += f.stats.plis.Load()
+				for i, n := range f.stats.skipCounts() {
+					skips[i] += n
+				}
 			}
 		}
 	}
@@ -68,4 +95,7 @@ func (c sfuCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(bytes))
 	ch <- prometheus.MustNewConstMetric(descNACKs, prometheus.CounterValue, float64(nacks))
 	ch <- prometheus.MustNewConstMetric(descPLIs, prometheus.CounterValue, float64(plis))
+	for i, n := range skips {
+		ch <- prometheus.MustNewConstMetric(descSkips, prometheus.CounterValue, float64(n), skipReasonNames[i])
+	}
 }

@@ -100,15 +100,20 @@ func (s *inboundStats) lost() int64 {
 
 // outboundStats belong to one Forwarder.
 type outboundStats struct {
-	packets   atomic.Uint64
-	bytes     atomic.Uint64
-	frames    atomic.Uint64
-	nacks     atomic.Uint64
-	plis      atomic.Uint64
-	totalLost atomic.Int64
-	fraction  atomicFloat // 0..1 from the latest receiver report
-	jitter    atomicFloat // seconds
-	rtt       atomicFloat // seconds
+	packets atomic.Uint64
+	bytes   atomic.Uint64
+	frames  atomic.Uint64
+	nacks   atomic.Uint64
+	plis    atomic.Uint64
+	// Packets of the forwarded layer that were not sent, by reason.
+	skipNotConnected atomic.Uint64 // subscriber transport not up yet
+	skipNoKeyframe   atomic.Uint64 // nothing forwarded yet on this track: waiting for a keyframe
+	skipMunger       atomic.Uint64 // duplicate or too old
+	writeErrors      atomic.Uint64
+	totalLost        atomic.Int64
+	fraction         atomicFloat // 0..1 from the latest receiver report
+	jitter           atomicFloat // seconds
+	rtt              atomicFloat // seconds
 
 	bitrate rateMeter
 }
