@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Region is a place edges run in.
@@ -33,13 +34,21 @@ var known = []Region{
 	{"me-central", 25.20, 55.27, []string{"ae"}},      // Dubai
 }
 
-// Catalog is a set of regions (no package globals are mutated).
-type Catalog struct{ regions map[string]Region }
+// Catalog is a set of regions (no package globals are mutated). It is safe
+// for concurrent use: Add is meant for startup, but placement reads the
+// catalog from many goroutines and a late Add must not be a data race.
+type Catalog struct {
+	mu      sync.RWMutex
+	regions map[string]Region
+}
 
 // NewCatalog returns the built-in regions plus extra ones.
 func NewCatalog(extra ...Region) *Catalog {
 	c := &Catalog{regions: map[string]Region{}}
 	for _, r := range known {
+		// Clone so that a caller modifying a looked-up region's slice can
+		// never reach the shared built-in table.
+		r.Jurisdictions = slices.Clone(r.Jurisdictions)
 		c.regions[r.Name] = r
 	}
 	for _, r := range extra {
@@ -49,12 +58,22 @@ func NewCatalog(extra ...Region) *Catalog {
 }
 
 // Lookup finds a region; unknown names get a region without coordinates whose
-// only jurisdiction is its own name, so pinning by name still works.
+// only jurisdiction is its own name, so pinning by name still works. The
+// returned Jurisdictions slice is shared with the catalog: do not modify it.
 func (c *Catalog) Lookup(name string) Region {
-	if r, ok := c.regions[name]; ok {
+	if r, ok := c.get(name); ok {
 		return r
 	}
 	return Region{Name: name, Lat: math.NaN(), Lon: math.NaN(), Jurisdictions: []string{name}}
+}
+
+// get is Lookup without the fallback, for callers that must tell a known
+// region (possibly without coordinates) from a name nobody configured.
+func (c *Catalog) get(name string) (Region, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	r, ok := c.regions[name]
+	return r, ok
 }
 
 // DistanceKm is the great-circle distance (NaN if either is unknown).

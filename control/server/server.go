@@ -31,6 +31,9 @@ import (
 // Config configures a control node.
 type Config struct {
 	HTTPListen string // host:port; port 0 picks one
+	// Region is where this control node runs; the sovereignty audit names
+	// it as the origin of the webhooks it sends.
+	Region string
 	// PublicURL overrides the URL used in links (defaults to http://<listen address>).
 	PublicURL  string
 	ClusterKey []byte // 32 bytes, identical on every control node

@@ -45,6 +45,10 @@ const (
 	CmdMarkEdgeDown       CommandType = 17
 	CmdPruneRefreshTokens CommandType = 18
 	CmdEnqueueEvents      CommandType = 19
+	CmdPlaceRoom          CommandType = 20
+	CmdUnplaceRoomEdges   CommandType = 21
+	CmdSetEdgeDraining    CommandType = 22
+	CmdRecordAudit        CommandType = 23
 )
 
 // Encode builds a log entry: type byte followed by the JSON body.

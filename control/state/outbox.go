@@ -40,9 +40,13 @@ type Delivery struct {
 	LastAttempt  *time.Time      `json:"lastAttempt,omitempty"`
 	Redelivered  *time.Time      `json:"redelivered,omitempty"`
 	EndpointGone bool            `json:"endpointGone,omitempty"`
-	Seq          uint64          `json:"seq"` // raft index at enqueue: global order
-	CreateIndex  uint64          `json:"createIndex"`
-	ModifyIndex  uint64          `json:"modifyIndex"`
+	// SentFrom is the control node (and its region) that made the last
+	// attempt: webhook payloads leave from there (sovereignty audit).
+	SentFrom       string `json:"sentFrom,omitempty"`
+	SentFromRegion string `json:"sentFromRegion,omitempty"`
+	Seq            uint64 `json:"seq"` // raft index at enqueue: global order
+	CreateIndex    uint64 `json:"createIndex"`
+	ModifyIndex    uint64 `json:"modifyIndex"`
 }
 
 func (d *Delivery) clone() *Delivery { c := *d; return &c }
@@ -63,16 +67,18 @@ type SetGlobalEndpoints struct {
 // a report whose count is not the stored count + 1 is stale (an old leader's
 // attempt, or one that raced a redelivery) and is ignored.
 type RecordDelivery struct {
-	ID           string     `json:"id"`
-	AttemptedAt  time.Time  `json:"attemptedAt"`
-	EndpointGone bool       `json:"endpointGone,omitempty"`
-	Status       string     `json:"status"`
-	Attempts     int        `json:"attempts"`
-	NextAttempt  time.Time  `json:"nextAttempt"`
-	LastStatus   int        `json:"lastStatus"`
-	LastError    string     `json:"lastError"`
-	LatencyMs    int64      `json:"latencyMs"`
-	DoneAt       *time.Time `json:"doneAt,omitempty"`
+	ID             string     `json:"id"`
+	AttemptedAt    time.Time  `json:"attemptedAt"`
+	EndpointGone   bool       `json:"endpointGone,omitempty"`
+	Status         string     `json:"status"`
+	Attempts       int        `json:"attempts"`
+	NextAttempt    time.Time  `json:"nextAttempt"`
+	LastStatus     int        `json:"lastStatus"`
+	LastError      string     `json:"lastError"`
+	LatencyMs      int64      `json:"latencyMs"`
+	DoneAt         *time.Time `json:"doneAt,omitempty"`
+	SentFrom       string     `json:"sentFrom,omitempty"`
+	SentFromRegion string     `json:"sentFromRegion,omitempty"`
 }
 
 // Redeliver puts a finished delivery back in the queue.
@@ -119,6 +125,9 @@ func init() {
 		d.EndpointGone = c.EndpointGone
 		d.Status, d.Attempts, d.NextAttempt = c.Status, c.Attempts, c.NextAttempt
 		d.LastStatus, d.LastError, d.LatencyMs, d.DoneAt = c.LastStatus, c.LastError, c.LatencyMs, c.DoneAt
+		if c.SentFrom != "" {
+			d.SentFrom, d.SentFromRegion = c.SentFrom, c.SentFromRegion
+		}
 		d.ModifyIndex = index
 		if c.EndpointGone {
 			// 410 Gone: the receiver asked us to stop. Fail what is queued for

@@ -99,12 +99,15 @@ type ParticipantJoin struct {
 
 // ParticipantLeave records a leave (or a kick) reported by an edge.
 type ParticipantLeave struct {
-	EventID       string    `json:"eventId"`
-	RoomID        string    `json:"roomId"`
-	ParticipantID string    `json:"participantId"`
-	Reason        string    `json:"reason,omitempty"`
-	At            time.Time `json:"at"`
-	IDs           []string  `json:"ids"`
+	EventID       string `json:"eventId"`
+	RoomID        string `json:"roomId"`
+	ParticipantID string `json:"participantId"`
+	// EdgeID is the reporting edge: a leave from an edge the participant
+	// has since moved away from (failover, drain) changes nothing.
+	EdgeID string    `json:"edgeId,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+	IDs    []string  `json:"ids"`
 }
 
 // EndSession closes a session (API call, auto-close, deactivation).
@@ -179,8 +182,14 @@ func applyParticipantJoin(s *Store, index uint64, c *ParticipantJoin) (any, erro
 		p = &SessionParticipant{DocID: c.NewDocID, ParticipantID: c.ParticipantID, Name: c.Name}
 		ss.Participants = append(ss.Participants, p)
 	}
+	if c.EdgeID != "" {
+		s.noteHop(ss.ID, AuditHop{Kind: HopEdge, EdgeID: c.EdgeID, Region: c.Region, First: c.At, Last: c.At})
+	}
 	if p.Active() {
 		// A duplicate join (reconnect on another edge) keeps the open interval.
+		if p.EdgeID != "" && p.EdgeID != c.EdgeID {
+			s.touchHop(ss.ID, HopEdge, p.EdgeID, c.At)
+		}
 		p.EdgeID = c.EdgeID
 		ss.ModifyIndex = index
 		s.bump("sessions", index)
@@ -215,6 +224,11 @@ func applyParticipantLeave(s *Store, index uint64, c *ParticipantLeave) (any, er
 	}
 	p := ss.participant(c.ParticipantID)
 	if p == nil || !p.Active() {
+		return ss.clone(), nil
+	}
+	if c.EdgeID != "" && p.EdgeID != "" && c.EdgeID != p.EdgeID {
+		// The participant moved to another edge before this edge's report
+		// arrived: the newer participation stays open.
 		return ss.clone(), nil
 	}
 	ids := &idSource{ids: c.IDs, base: c.EventID}
@@ -265,6 +279,9 @@ func applyEndSession(s *Store, index uint64, c *EndSession) (any, error) {
 func (s *Store) closeParticipant(index uint64, r *Room, ss *Session, p *SessionParticipant, at time.Time, ids *idSource) {
 	end := at
 	p.Timelog[len(p.Timelog)-1].End = &end
+	if p.EdgeID != "" {
+		s.touchHop(ss.ID, HopEdge, p.EdgeID, at)
+	}
 	s.enqueue(index, r, ids.next(), "participant-left", at, participantData{MeetingID: r.RoomID, SessionID: ss.ID, ParticipantID: p.ParticipantID, ParticipantName: p.Name})
 }
 

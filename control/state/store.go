@@ -8,43 +8,49 @@ import (
 // Store holds every replicated table. Methods that start with a lower-case
 // letter mutate and are only called from Apply; exported methods read.
 type Store struct {
-	keys            map[string]*APIKey       // by public key
-	keyBySecret     map[string]string        // secret hash -> public key
-	rooms           map[string]*Room         // by DocID
-	roomByRoomID    map[string]string        // roomId -> DocID
-	roomByCustom    map[string]string        // apikey + "\x00" + customRoomId -> DocID
-	refresh         map[string]*RefreshToken // by token hash
-	secrets         *ClusterSecrets
-	nodes           map[string]*Node // raft server id -> node
-	edges           map[string]*Edge
-	sessions        map[string]*Session // by DocID
-	ongoing         map[string]string   // room DocID -> session DocID
-	outbox          map[string]*Delivery
-	outboxOrder     []string                 // delivery ids in enqueue order
-	seenEvents      map[string]uint64        // edge event id -> index (dedupe retries)
-	stats           map[string][]StatsSample // session id -> samples
-	indexes         map[string]uint64        // table -> last modify index
-	globalEndpoints []GlobalEndpoint
-	goneURLs        map[string]uint64 // user + url -> index of the 410
+	keys             map[string]*APIKey       // by public key
+	keyBySecret      map[string]string        // secret hash -> public key
+	rooms            map[string]*Room         // by DocID
+	roomByRoomID     map[string]string        // roomId -> DocID
+	roomByCustom     map[string]string        // apikey + "\x00" + customRoomId -> DocID
+	refresh          map[string]*RefreshToken // by token hash
+	secrets          *ClusterSecrets
+	nodes            map[string]*Node // raft server id -> node
+	edges            map[string]*Edge
+	sessions         map[string]*Session // by DocID
+	ongoing          map[string]string   // room DocID -> session DocID
+	outbox           map[string]*Delivery
+	outboxOrder      []string                 // delivery ids in enqueue order
+	seenEvents       map[string]uint64        // edge event id -> index (dedupe retries)
+	stats            map[string][]StatsSample // session id -> samples
+	indexes          map[string]uint64        // table -> last modify index
+	globalEndpoints  []GlobalEndpoint
+	goneURLs         map[string]uint64              // user + url -> index of the 410
+	placements       map[string]*Placement          // public room id -> edges serving it
+	placementsByEdge map[string]map[string]struct{} // edge id -> room ids
+	audits           map[string]*Audit              // session id -> where its media went
 }
 
 func newStore() *Store {
 	return &Store{
-		keys:         map[string]*APIKey{},
-		keyBySecret:  map[string]string{},
-		rooms:        map[string]*Room{},
-		roomByRoomID: map[string]string{},
-		roomByCustom: map[string]string{},
-		refresh:      map[string]*RefreshToken{},
-		nodes:        map[string]*Node{},
-		edges:        map[string]*Edge{},
-		sessions:     map[string]*Session{},
-		ongoing:      map[string]string{},
-		outbox:       map[string]*Delivery{},
-		seenEvents:   map[string]uint64{},
-		stats:        map[string][]StatsSample{},
-		indexes:      map[string]uint64{},
-		goneURLs:     map[string]uint64{},
+		keys:             map[string]*APIKey{},
+		keyBySecret:      map[string]string{},
+		rooms:            map[string]*Room{},
+		roomByRoomID:     map[string]string{},
+		roomByCustom:     map[string]string{},
+		refresh:          map[string]*RefreshToken{},
+		nodes:            map[string]*Node{},
+		edges:            map[string]*Edge{},
+		sessions:         map[string]*Session{},
+		ongoing:          map[string]string{},
+		outbox:           map[string]*Delivery{},
+		seenEvents:       map[string]uint64{},
+		stats:            map[string][]StatsSample{},
+		indexes:          map[string]uint64{},
+		goneURLs:         map[string]uint64{},
+		placements:       map[string]*Placement{},
+		placementsByEdge: map[string]map[string]struct{}{},
+		audits:           map[string]*Audit{},
 	}
 }
 
@@ -56,20 +62,22 @@ func (s *Store) TableIndex(table string) uint64 { return s.indexes[table] }
 // snapshotData is the persisted shape. Add fields, never rename them; a golden
 // test guards the encoding.
 type snapshotData struct {
-	Version  int                      `json:"version"`
-	Keys     []*APIKey                `json:"keys"`
-	Rooms    []*Room                  `json:"rooms"`
-	Refresh  map[string]*RefreshToken `json:"refresh"`
-	Secrets  *ClusterSecrets          `json:"secrets,omitempty"`
-	Nodes    []*Node                  `json:"nodes"`
-	Edges    []*Edge                  `json:"edges"`
-	Sessions []*Session               `json:"sessions"`
-	Outbox   []*Delivery              `json:"outbox"`
-	Seen     map[string]uint64        `json:"seen"`
-	Stats    map[string][]StatsSample `json:"stats"`
-	Indexes  map[string]uint64        `json:"indexes"`
-	Global   []GlobalEndpoint         `json:"global,omitempty"`
-	Gone     map[string]uint64        `json:"gone,omitempty"`
+	Version    int                      `json:"version"`
+	Keys       []*APIKey                `json:"keys"`
+	Rooms      []*Room                  `json:"rooms"`
+	Refresh    map[string]*RefreshToken `json:"refresh"`
+	Secrets    *ClusterSecrets          `json:"secrets,omitempty"`
+	Nodes      []*Node                  `json:"nodes"`
+	Edges      []*Edge                  `json:"edges"`
+	Sessions   []*Session               `json:"sessions"`
+	Outbox     []*Delivery              `json:"outbox"`
+	Seen       map[string]uint64        `json:"seen"`
+	Stats      map[string][]StatsSample `json:"stats"`
+	Indexes    map[string]uint64        `json:"indexes"`
+	Global     []GlobalEndpoint         `json:"global,omitempty"`
+	Gone       map[string]uint64        `json:"gone,omitempty"`
+	Placements []*Placement             `json:"placements,omitempty"`
+	Audits     map[string]*Audit        `json:"audits,omitempty"`
 }
 
 func (s *Store) snapshotData() *snapshotData {
@@ -91,6 +99,12 @@ func (s *Store) snapshotData() *snapshotData {
 	}
 	for _, id := range s.outboxOrder {
 		d.Outbox = append(d.Outbox, s.outbox[id])
+	}
+	for _, k := range sortedKeys(s.placements) {
+		d.Placements = append(d.Placements, s.placements[k])
+	}
+	if len(s.audits) > 0 {
+		d.Audits = s.audits
 	}
 	return d
 }
@@ -135,6 +149,15 @@ func (s *Store) restore(d *snapshotData) {
 	}
 	if d.Indexes != nil {
 		s.indexes = d.Indexes
+	}
+	for _, p := range d.Placements {
+		s.placements[p.RoomID] = p
+		for _, e := range p.Edges {
+			s.indexPlacementEdge(e.EdgeID, p.RoomID)
+		}
+	}
+	if d.Audits != nil {
+		s.audits = d.Audits
 	}
 }
 

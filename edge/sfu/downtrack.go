@@ -13,6 +13,9 @@ type binding struct {
 	ssrc uint32
 	pt   uint8
 	w    webrtc.TrackLocalWriter
+	// levelExt is the negotiated audio-level extension id (0 if none);
+	// only relay forwarders write it.
+	levelExt uint8
 }
 
 // DownTrack is the webrtc.TrackLocal one subscriber receives for one
@@ -33,7 +36,13 @@ var _ webrtc.TrackLocal = (*DownTrack)(nil)
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	for _, c := range ctx.CodecParameters() {
 		if strings.EqualFold(c.MimeType, d.mime) {
-			d.b.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()})
+			b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()}
+			for _, e := range ctx.HeaderExtensions() {
+				if e.URI == audioLevelURI {
+					b.levelExt = uint8(e.ID)
+				}
+			}
+			d.b.Store(b)
 			if d.onBind != nil {
 				d.onBind()
 			}

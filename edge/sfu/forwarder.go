@@ -29,6 +29,10 @@ type Forwarder struct {
 	// monoEpoch), 0 when not waiting.
 	waitingSince atomic.Int64
 
+	// relay: this forwarder feeds a cascade leg; it carries exactly one
+	// layer and keeps the audio level, so the far edge can detect speakers.
+	relay bool
+
 	mu     sync.Mutex
 	munger Munger
 	hdr    rtp.Header // reused for every written packet
@@ -36,7 +40,9 @@ type Forwarder struct {
 	stats outboundStats
 }
 
-func newForwarder(t *PublishedTrack, sub *Subscriber) *Forwarder {
+// newForwarder builds the forwarder of t for sub; relayLayer is autoPick
+// for a client, or the one layer a relay subscriber's DownTrack carries.
+func newForwarder(t *PublishedTrack, sub *Subscriber, relayLayer int) *Forwarder {
 	f := &Forwarder{track: t, sub: sub}
 	f.dt = &DownTrack{
 		id: t.info.TrackID, streamID: t.info.ParticipantID, kind: t.kind, mime: t.codec.MimeType,
@@ -45,7 +51,12 @@ func newForwarder(t *PublishedTrack, sub *Subscriber) *Forwarder {
 	f.current.Store(noLayer)
 	f.pinned.Store(autoPick)
 	f.target.Store(0)
-	if t.simulcast {
+	if relayLayer != autoPick {
+		f.relay = true
+		f.dt.id = relayTrackID(t.Info(), relayLayer)
+		f.pinned.Store(int32(relayLayer))
+		f.target.Store(int32(relayLayer))
+	} else if t.simulcast {
 		// Start at the best layer present; housekeeping adjusts it to the estimate.
 		avail, _ := t.availableLayers()
 		for i := nLayers - 1; i >= 0; i-- {
@@ -110,6 +121,11 @@ func (f *Forwarder) forward(idx int, pkt *rtp.Packet, key bool, arrival int64) {
 		Timestamp:      out.TS,
 		SSRC:           b.ssrc,
 		Extensions:     ext,
+	}
+	if f.relay && b.levelExt != 0 && f.track.levelExt != 0 {
+		if lv := pkt.GetExtension(f.track.levelExt); len(lv) == 1 {
+			_ = h.SetExtension(b.levelExt, lv)
+		}
 	}
 	_, err := b.w.WriteRTP(h, pkt.Payload)
 	f.mu.Unlock()

@@ -43,6 +43,11 @@ type ParticipantConfig struct {
 	CanPublish   bool
 	CanSubscribe bool
 	Sink         Sink
+	// Relay makes a hidden relay subscriber for another edge (a cascade
+	// leg's upstream end): it receives every simulcast layer of every
+	// track published on this edge (never tracks relayed in from other
+	// edges), one DownTrack per layer, and is not shown to anyone.
+	Relay bool
 }
 
 // Participant is one member of a room on the media plane: a Publisher (if
@@ -50,16 +55,27 @@ type ParticipantConfig struct {
 type Participant struct {
 	room *Room
 	id   string
-	name string
-	sink Sink
-	pub  *Publisher  // nil without publish permission
-	sub  *Subscriber // nil without subscribe permission
+	// key is the room's map key: the id for local participants, and a
+	// prefixed key for relay subscribers and remote participants, so that
+	// one participant id can exist locally and on another edge at once.
+	key    string
+	name   string
+	sink   Sink
+	relay  bool        // hidden relay subscriber (cascade leg upstream end)
+	remote bool        // published on another edge, relayed in
+	origin string      // remote: the edge it is published on
+	pub    *Publisher  // nil without publish permission
+	sub    *Subscriber // nil without subscribe permission
 
 	closeOnce sync.Once
 }
 
 // ID returns the participant id.
 func (p *Participant) ID() string { return p.id }
+
+// local reports whether the participant is a client of this edge (not a
+// relay subscriber, not relayed in from another edge).
+func (p *Participant) local() bool { return !p.relay && !p.remote }
 
 // Room returns the participant's room.
 func (p *Participant) Room() *Room { return p.room }
@@ -77,6 +93,14 @@ func (p *Participant) sendCandidate(target string, c *webrtc.ICECandidate) {
 // tracks and it is subscribed to theirs. Negotiation of its subscriber
 // PeerConnection waits for Ready, so the client is told `joined` first.
 func (p *Participant) Start() error { return p.room.start(p) }
+
+// OnSubscriberState registers fn for the subscriber PeerConnection's state
+// changes (a cascade leg reports itself up when it connects).
+func (p *Participant) OnSubscriberState(fn func(webrtc.PeerConnectionState)) {
+	if p.sub != nil {
+		p.sub.onState.Store(&fn)
+	}
+}
 
 // Ready lets the subscriber PeerConnection negotiate.
 func (p *Participant) Ready() {

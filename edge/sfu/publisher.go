@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/pion/webrtc/v4"
+
+	wire "github.com/meridian-video/meridian/shared/signal"
 )
 
 // Publisher owns the PeerConnection a participant publishes on (the client
@@ -13,11 +15,16 @@ import (
 type Publisher struct {
 	part *Participant
 	pc   *webrtc.PeerConnection
+	// shared: pc belongs to a cascade leg (RelayIn) that carries several
+	// remote participants; closing this publisher stops only its tracks.
+	shared bool
 
 	mu      sync.Mutex
 	tracks  map[string]*PublishedTrack // by track id
 	pending []webrtc.ICECandidateInit  // before the remote description
 	closed  bool
+	// mutedHint: relayed tracks' mute state told before the track arrived.
+	mutedHint map[string]bool
 }
 
 func newPublisher(part *Participant) (*Publisher, error) {
@@ -84,7 +91,7 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 		p.tracks[id] = t
 	}
 	p.mu.Unlock()
-	l, ok := t.addLayer(remote)
+	l, ok := t.addLayer(remote, recv)
 	if !ok {
 		return
 	}
@@ -147,9 +154,42 @@ func (p *Publisher) close() []*PublishedTrack {
 	}
 	p.tracks = map[string]*PublishedTrack{}
 	p.mu.Unlock()
-	_ = p.pc.Close()
+	if p.shared {
+		for _, t := range ts {
+			t.stopReceivers()
+		}
+	} else {
+		_ = p.pc.Close()
+	}
 	for _, t := range ts {
 		t.wg.Wait()
 	}
 	return ts
+}
+
+// addRelayTrack adds one layer of a relayed track (see relayTrackID).
+func (p *Publisher) addRelayTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, rt relayTrack) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		_ = recv.Stop()
+		return
+	}
+	t, existed := p.tracks[rt.trackID]
+	if !existed {
+		t = newTrackWithInfo(p, remote, recv, wire.TrackInfo{TrackID: rt.trackID, ParticipantID: p.part.id, Kind: remote.Kind().String(),
+			Source: rt.source, Simulcast: rt.simulcast, Muted: p.mutedHint[rt.trackID]})
+		p.tracks[rt.trackID] = t
+	}
+	p.mu.Unlock()
+	l, ok := t.addLayerAt(remote, recv, rt.layer)
+	if !ok {
+		_ = recv.Stop()
+		return
+	}
+	go t.readLoop(l)
+	if !existed {
+		p.part.room.publish(t)
+	}
+	t.RequestKeyframe(l.idx)
 }

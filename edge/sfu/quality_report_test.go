@@ -23,8 +23,8 @@ func (s *qualitySink) ConnectionQuality(id string, _ float64)     { s.got = appe
 func TestQualityReportsOnlyChanges(t *testing.T) {
 	r := &Room{id: "r"}
 	sa, sb := &qualitySink{}, &qualitySink{}
-	a := &Participant{room: r, id: "a", sink: sa}
-	b := &Participant{room: r, id: "b", sink: sb}
+	a := &Participant{room: r, id: "a", key: "a", sink: sa}
+	b := &Participant{room: r, id: "b", key: "b", sink: sb}
 	now := time.Unix(1000, 0)
 	r.reportQuality([]*Participant{a, b}, now)
 	if len(sa.got) != 2 || len(sb.got) != 2 {
@@ -35,7 +35,7 @@ func TestQualityReportsOnlyChanges(t *testing.T) {
 		t.Fatalf("unchanged scores were re-sent: a %v, b %v", sa.got, sb.got)
 	}
 	sc := &qualitySink{}
-	c := &Participant{room: r, id: "c", sink: sc}
+	c := &Participant{room: r, id: "c", key: "c", sink: sc}
 	r.reportQuality([]*Participant{a, b, c}, now.Add(10*time.Second))
 	if len(sc.got) != 3 {
 		t.Fatalf("newcomer got %v, want all three scores", sc.got)

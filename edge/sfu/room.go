@@ -47,11 +47,13 @@ func (r *Room) start(p *Participant) error {
 		r.mu.Unlock()
 		return ErrClosed
 	}
-	old := r.participants[p.id]
-	r.participants[p.id] = p
+	old := r.participants[p.key]
+	r.participants[p.key] = p
 	var tracks []*PublishedTrack
-	for id, o := range r.participants {
-		if id != p.id && o.pub != nil {
+	for key, o := range r.participants {
+		// A relay subscriber carries this edge's own tracks only: tracks
+		// relayed in from another edge reach every edge from their origin.
+		if key != p.key && o.pub != nil && !(p.relay && o.remote) {
 			tracks = append(tracks, o.pub.trackList()...)
 		}
 	}
@@ -69,19 +71,19 @@ func (r *Room) start(p *Participant) error {
 
 func (r *Room) leave(p *Participant) {
 	r.mu.Lock()
-	if r.participants[p.id] == p {
-		delete(r.participants, p.id)
+	if r.participants[p.key] == p {
+		delete(r.participants, p.key)
 	}
 	r.mu.Unlock()
 }
 
-// others returns every participant except id.
-func (r *Room) others(id string) []*Participant {
+// others returns every participant except the one with map key key.
+func (r *Room) others(key string) []*Participant {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]*Participant, 0, len(r.participants))
-	for pid, p := range r.participants {
-		if pid != id {
+	for k, p := range r.participants {
+		if k != key {
 			out = append(out, p)
 		}
 	}
@@ -93,7 +95,7 @@ func (r *Room) all() []*Participant { return r.others("") }
 func (r *Room) isMember(p *Participant) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.participants[p.id] == p
+	return r.participants[p.key] == p
 }
 
 // publish fans a new track out to everyone allowed to subscribe.
@@ -103,7 +105,10 @@ func (r *Room) publish(t *PublishedTrack) {
 		return
 	}
 	info := t.Info()
-	for _, p := range r.others(owner.id) {
+	for _, p := range r.others(owner.key) {
+		if p.relay && owner.remote {
+			continue // relayed tracks are never relayed again
+		}
 		if p.sub != nil {
 			p.sub.subscribe(t)
 		}
@@ -113,12 +118,15 @@ func (r *Room) publish(t *PublishedTrack) {
 
 // unpublish removes a track from every subscriber.
 func (r *Room) unpublish(t *PublishedTrack) {
-	owner := t.pub.part.id
-	for _, p := range r.others(owner) {
+	owner := t.pub.part
+	for _, p := range r.others(owner.key) {
+		if p.relay && owner.remote {
+			continue
+		}
 		if p.sub != nil {
 			p.sub.unsubscribe(t)
 		}
-		p.sink.TrackUnpublished(owner, t.info.TrackID)
+		p.sink.TrackUnpublished(owner.id, t.info.TrackID)
 	}
 	// Forwarders of subscribers that left meanwhile.
 	for _, f := range t.forwarders() {
@@ -126,7 +134,7 @@ func (r *Room) unpublish(t *PublishedTrack) {
 	}
 }
 
-// Participant returns a started participant by id.
+// Participant returns a started local participant by id.
 func (r *Room) Participant(id string) *Participant {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -137,7 +145,9 @@ func (r *Room) Participant(id string) *Participant {
 func (r *Room) Tracks() map[string][]wire.TrackInfo {
 	out := map[string][]wire.TrackInfo{}
 	for _, p := range r.all() {
-		out[p.id] = p.Tracks()
+		if !p.relay {
+			out[p.id] = append(out[p.id], p.Tracks()...)
+		}
 	}
 	return out
 }
@@ -239,6 +249,11 @@ func (r *Room) reportQuality(ps []*Participant, now time.Time) {
 	present := make(map[string]bool, len(ps))
 	var changed []edgeapi.ParticipantStats
 	for _, p := range ps {
+		if !p.local() {
+			// A remote participant's quality is measured by its own edge and
+			// arrives over the cascade leg.
+			continue
+		}
 		st := p.stats(r.id, now)
 		stats = append(stats, st)
 		present[st.ParticipantID] = true
@@ -247,10 +262,13 @@ func (r *Room) reportQuality(ps []*Participant, now time.Time) {
 		}
 	}
 	for _, p := range ps {
+		if p.remote {
+			continue
+		}
 		send := changed
-		if !r.informed[p.id] {
+		if !r.informed[p.key] {
 			send = stats
-			r.informed[p.id] = true
+			r.informed[p.key] = true
 		}
 		for _, st := range send {
 			p.sink.ConnectionQuality(st.ParticipantID, st.Quality)
@@ -264,9 +282,13 @@ func (r *Room) reportQuality(ps []*Participant, now time.Time) {
 			delete(r.lastQuality, id)
 		}
 	}
-	for id := range r.informed {
-		if !present[id] {
-			delete(r.informed, id)
+	keys := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		keys[p.key] = true
+	}
+	for k := range r.informed {
+		if !keys[k] {
+			delete(r.informed, k)
 		}
 	}
 }

@@ -70,21 +70,15 @@ func (s *SFU) Join(roomID string, pc ParticipantConfig) (*Participant, error) {
 	if pc.ID == "" || pc.Sink == nil {
 		return nil, fmt.Errorf("%w: participant id and sink are required", ErrBadRequest)
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, ErrClosed
+	r, err := s.acquireRoom(roomID)
+	if err != nil {
+		return nil, err
 	}
-	r := s.rooms[roomID]
-	if r == nil {
-		r = newRoom(s, roomID)
-		s.rooms[roomID] = r
+	p := &Participant{room: r, id: pc.ID, key: pc.ID, name: pc.Name, sink: pc.Sink}
+	if pc.Relay {
+		p.relay, p.key = true, relayKeyPrefix+pc.ID
+		pc.CanPublish, pc.CanSubscribe = false, true
 	}
-	r.members++
-	s.mu.Unlock()
-
-	p := &Participant{room: r, id: pc.ID, name: pc.Name, sink: pc.Sink}
-	var err error
 	if pc.CanPublish {
 		if p.pub, err = newPublisher(p); err != nil {
 			s.release(r)
@@ -102,6 +96,28 @@ func (s *SFU) Join(roomID string, pc ParticipantConfig) (*Participant, error) {
 	}
 	// Closing always releases the room membership taken above.
 	return p, nil
+}
+
+// Keys of non-local participants in a room's map.
+const (
+	relayKeyPrefix  = "\x00relay/"
+	remoteKeyPrefix = "\x00remote/"
+)
+
+// acquireRoom takes one membership of a room, creating it if needed.
+func (s *SFU) acquireRoom(roomID string) (*Room, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	r := s.rooms[roomID]
+	if r == nil {
+		r = newRoom(s, roomID)
+		s.rooms[roomID] = r
+	}
+	r.members++
+	return r, nil
 }
 
 // release drops one membership of r and closes it when none remain.
@@ -141,9 +157,11 @@ func (s *SFU) Load() edgeapi.Load {
 	for _, r := range s.roomList() {
 		l.Rooms++
 		for _, p := range r.all() {
-			l.Participants++
-			if p.pub != nil {
-				l.Tracks += len(p.pub.trackList())
+			if p.local() {
+				l.Participants++
+				if p.pub != nil {
+					l.Tracks += len(p.pub.trackList())
+				}
 			}
 			if p.sub != nil {
 				for _, f := range p.sub.forwarders() {
@@ -162,7 +180,9 @@ func (s *SFU) Stats() []edgeapi.ParticipantStats {
 	var out []edgeapi.ParticipantStats
 	for _, r := range s.roomList() {
 		for _, p := range r.all() {
-			out = append(out, p.stats(r.id, now))
+			if p.local() {
+				out = append(out, p.stats(r.id, now))
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -23,6 +23,8 @@ type Subscriber struct {
 	// connected is set once ICE+DTLS are up; forwarders start (at a
 	// keyframe) only then, as packets written earlier are lost.
 	connected atomic.Bool
+	// onState, when set, hears the PeerConnection's state changes.
+	onState atomic.Pointer[func(webrtc.PeerConnectionState)]
 
 	kick chan struct{} // 1-slot: "negotiation may be needed"
 	done chan struct{}
@@ -62,6 +64,9 @@ func newSubscriber(part *Participant) (*Subscriber, error) {
 				f.resync()
 			}
 		}
+		if fn := s.onState.Load(); fn != nil {
+			(*fn)(st)
+		}
 	})
 	s.wg.Add(1)
 	go s.run()
@@ -85,37 +90,67 @@ func (s *Subscriber) release() {
 	s.poke()
 }
 
-// subscribe adds a forwarder for t (idempotent).
+// subscribe adds a forwarder for t (idempotent). A relay subscriber gets
+// one forwarder per simulcast layer, so the far edge can choose layers per
+// subscriber itself.
 func (s *Subscriber) subscribe(t *PublishedTrack) {
-	key := trackKey(t)
+	layers := []int{autoPick}
+	if s.part.relay {
+		if t.pub.part.remote {
+			return
+		}
+		layers = []int{0}
+		if t.simulcast {
+			layers = []int{LayerQ, LayerH, LayerF}
+		}
+	}
+	var added []*down
 	s.mu.Lock()
-	if s.closed || s.downs[key] != nil {
+	if s.closed {
 		s.mu.Unlock()
 		return
 	}
-	d := &down{key: key, f: newForwarder(t, s)}
-	s.downs[key] = d
-	s.toAdd = append(s.toAdd, d)
+	for _, idx := range layers {
+		key := trackKey(t)
+		if idx != autoPick {
+			key += "|" + itoa(idx)
+		}
+		if s.downs[key] != nil {
+			continue
+		}
+		d := &down{key: key, f: newForwarder(t, s, idx)}
+		s.downs[key] = d
+		s.toAdd = append(s.toAdd, d)
+		added = append(added, d)
+	}
 	s.mu.Unlock()
-	t.addForwarder(d.f)
-	s.poke()
+	for _, d := range added {
+		t.addForwarder(d.f)
+	}
+	if len(added) > 0 {
+		s.poke()
+	}
 }
 
-// unsubscribe removes t's forwarder.
+// unsubscribe removes t's forwarders.
 func (s *Subscriber) unsubscribe(t *PublishedTrack) {
-	key := trackKey(t)
+	var gone []*down
 	s.mu.Lock()
-	d := s.downs[key]
-	if d == nil || d.f.track != t {
-		s.mu.Unlock()
-		return
+	for key, d := range s.downs {
+		if d.f.track == t {
+			delete(s.downs, key)
+			s.toRemove = append(s.toRemove, d)
+			gone = append(gone, d)
+		}
 	}
-	delete(s.downs, key)
-	s.toRemove = append(s.toRemove, d)
 	s.mu.Unlock()
-	t.removeForwarder(d.f)
-	s.part.room.sfu.retire(d.f)
-	s.poke()
+	for _, d := range gone {
+		t.removeForwarder(d.f)
+		s.part.room.sfu.retire(d.f)
+	}
+	if len(gone) > 0 {
+		s.poke()
+	}
 }
 
 func (s *Subscriber) forwarder(key string) *Forwarder {
@@ -288,7 +323,7 @@ func (s *Subscriber) tick(now time.Time, selectLayers bool) {
 			f.RequestKeyframe()
 		}
 	}
-	if selectLayers {
+	if selectLayers && !s.part.relay {
 		selectLayersFor(fs, s.Estimate())
 	}
 }

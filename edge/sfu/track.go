@@ -49,6 +49,7 @@ type layer struct {
 	idx    int
 	rid    string
 	remote *webrtc.TrackRemote
+	recv   *webrtc.RTPReceiver
 	ssrc   uint32
 	kf     keyframeLimiter // guarded by PublishedTrack.mu
 	stats  inboundStats
@@ -83,13 +84,19 @@ type PublishedTrack struct {
 
 func newPublishedTrack(p *Publisher, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, trackID string) *PublishedTrack {
 	kind := remote.Kind()
-	info := wire.TrackInfo{
+	return newTrackWithInfo(p, remote, recv, wire.TrackInfo{
 		TrackID:       trackID,
 		ParticipantID: p.part.id,
 		Kind:          kind.String(),
 		Source:        sourceOf(remote.StreamID(), kind),
 		Simulcast:     len(recv.Tracks()) > 1,
-	}
+	})
+}
+
+// newTrackWithInfo builds a track whose description is known (relayed
+// tracks carry theirs in the relay track id).
+func newTrackWithInfo(p *Publisher, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, info wire.TrackInfo) *PublishedTrack {
+	kind := remote.Kind()
 	t := &PublishedTrack{pub: p, info: info, kind: kind, codec: remote.Codec(), simulcast: info.Simulcast}
 	t.ck = codecFromMime(t.codec.MimeType)
 	for _, e := range recv.GetParameters().HeaderExtensions {
@@ -128,7 +135,7 @@ func (t *PublishedTrack) Info() wire.TrackInfo {
 
 // addLayer registers a remote stream; it reports false when the layer is
 // taken or the track has ended.
-func (t *PublishedTrack) addLayer(remote *webrtc.TrackRemote) (*layer, bool) {
+func (t *PublishedTrack) addLayer(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) (*layer, bool) {
 	idx := 0
 	if t.simulcast {
 		idx = LayerIndex(remote.RID())
@@ -136,12 +143,20 @@ func (t *PublishedTrack) addLayer(remote *webrtc.TrackRemote) (*layer, bool) {
 			return nil, false
 		}
 	}
+	return t.addLayerAt(remote, recv, idx)
+}
+
+// addLayerAt registers a remote stream as layer idx.
+func (t *PublishedTrack) addLayerAt(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, idx int) (*layer, bool) {
+	if idx < 0 || idx >= nLayers || (!t.simulcast && idx != 0) {
+		return nil, false
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.ended || t.layers[idx] != nil {
 		return nil, false
 	}
-	l := &layer{idx: idx, rid: remote.RID(), remote: remote, ssrc: uint32(remote.SSRC())}
+	l := &layer{idx: idx, rid: remote.RID(), remote: remote, recv: recv, ssrc: uint32(remote.SSRC())}
 	l.kf.interval = t.pub.part.room.sfu.cfg.KeyframeInterval
 	t.layers[idx] = l
 	t.running++
@@ -221,6 +236,19 @@ func (t *PublishedTrack) end() {
 	t.mu.Lock()
 	t.ended = true
 	t.mu.Unlock()
+}
+
+// stopReceivers ends the layer readers of a track whose PeerConnection
+// stays open (a relayed track on a shared cascade leg).
+func (t *PublishedTrack) stopReceivers() {
+	t.mu.Lock()
+	ls := t.layers
+	t.mu.Unlock()
+	for _, l := range ls {
+		if l != nil && l.recv != nil {
+			_ = l.recv.Stop()
+		}
+	}
 }
 
 func (t *PublishedTrack) addForwarder(f *Forwarder) {

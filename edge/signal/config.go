@@ -12,6 +12,7 @@ import (
 
 	"github.com/meridian-video/meridian/shared/edgeapi"
 	wire "github.com/meridian-video/meridian/shared/signal"
+	"github.com/meridian-video/meridian/shared/ticket"
 )
 
 // Reporter receives participant lifecycle facts for the control plane. Both
@@ -37,6 +38,14 @@ type Config struct {
 	ICEServers func(participantID string) []wire.ICEServer
 	// Reporter receives joins and leaves; may be nil.
 	Reporter Reporter
+	// Admit, when set, is asked before a ticket is admitted: it adds this
+	// edge to the room's placement for a claim ticket (an alternate
+	// candidate) and may refuse. It may block briefly (a control-plane call).
+	Admit func(roomID string, claims ticket.Claims) error
+	// RemoteGrace is how long a participant of a room that was relayed from
+	// an edge we lost stays listed, so one that reconnects elsewhere is seen
+	// to come back rather than to leave and join (5 s).
+	RemoteGrace time.Duration
 
 	// ResumeGrace is how long a dropped participant may resume (30 s).
 	ResumeGrace time.Duration
@@ -66,6 +75,7 @@ func DefaultConfig() Config {
 		WriteTimeout:    10 * time.Second,
 		MaxMessageBytes: 256 << 10,
 		SendQueue:       512,
+		RemoteGrace:     5 * time.Second,
 	}
 }
 

@@ -34,6 +34,7 @@ type Server struct {
 	closed      bool
 
 	handlers sync.WaitGroup // WebSocket handler goroutines
+	cascade  cascadeRef
 }
 
 // room is signaling's view of a room: admitted members (active or in grace)
@@ -41,6 +42,7 @@ type Server struct {
 type room struct {
 	members map[string]*member
 	lobby   map[string]*member
+	remotes map[string]*remoteMember // relayed from other edges
 }
 
 // New creates a Server driving media. cfg is validated.
@@ -306,6 +308,7 @@ func (s *Server) leaveLocked(m *member, reason string, final []byte, announce bo
 		m.graceTimer = nil
 	}
 	name := m.name
+	roomGone, remoteStays := false, false
 	if r := s.rooms[m.roomID]; r != nil {
 		if r.members[m.id] == m {
 			delete(r.members, m.id)
@@ -313,11 +316,18 @@ func (s *Server) leaveLocked(m *member, reason string, final []byte, announce bo
 		if r.lobby[m.id] == m {
 			delete(r.lobby, m.id)
 		}
+		_, remoteStays = r.remotes[m.id]
 		if len(r.members) == 0 && len(r.lobby) == 0 {
+			r.clearRemotes()
 			delete(s.rooms, m.roomID)
+			roomGone = true
 		}
 	}
 	s.mu.Unlock()
+	casc := s.cascade.get()
+	if casc != nil && roomGone {
+		defer casc.LocalRoomEmpty(m.roomID)
+	}
 
 	m.mu.Lock()
 	c, media := m.conn, m.media
@@ -340,7 +350,12 @@ func (s *Server) leaveLocked(m *member, reason string, final []byte, announce bo
 		return
 	}
 	s.report(edgeapi.EventParticipantLeft, m, name, reason)
-	if announce {
+	if casc != nil {
+		casc.LocalLeft(m.roomID, m.id, reason)
+	}
+	// The same participant already reconnected through another edge: the
+	// room keeps seeing it (its tracks change), so nobody is told it left.
+	if announce && !remoteStays {
 		s.broadcast(m.roomID, m.id, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: m.id, Reason: reason}))
 	}
 }
@@ -391,10 +406,16 @@ func (s *Server) snapshot(roomID, self string) []wire.Participant {
 	}
 	s.mu.Lock()
 	var es []entry
+	var remotes []entry
 	if r := s.rooms[roomID]; r != nil {
 		for id, m := range r.members {
 			if id != self && m.announced {
 				es = append(es, entry{id, m.name, m.perms.Moderate, m})
+			}
+		}
+		for id, rm := range r.remotes {
+			if id != self && !r.localAnnounced(id) {
+				remotes = append(remotes, entry{id: id, name: rm.name, mod: rm.moderator})
 			}
 		}
 		if me := r.members[self]; me != nil {
@@ -402,7 +423,20 @@ func (s *Server) snapshot(roomID, self string) []wire.Participant {
 		}
 	}
 	s.mu.Unlock()
-	out := make([]wire.Participant, 0, len(es))
+	out := make([]wire.Participant, 0, len(es)+len(remotes))
+	if len(remotes) > 0 {
+		var relayed map[string][]wire.TrackInfo
+		if sr := s.media.Room(roomID); sr != nil {
+			relayed = sr.Tracks()
+		}
+		for _, e := range remotes {
+			tracks := relayed[e.id]
+			if tracks == nil {
+				tracks = []wire.TrackInfo{}
+			}
+			out = append(out, wire.Participant{ParticipantID: e.id, Name: e.name, Moderator: e.mod, Tracks: tracks})
+		}
+	}
 	for _, e := range es {
 		e.m.mu.Lock()
 		media := e.m.media

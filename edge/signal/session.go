@@ -138,6 +138,12 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 	if len(cl.AllowedRegions) > 0 && !slices.Contains(cl.AllowedRegions, s.cfg.Region) {
 		return nil, perr(wire.CodeWrongEdge, "room not allowed in region %q", s.cfg.Region)
 	}
+	if s.cfg.Admit != nil {
+		if err := s.cfg.Admit(cl.RoomID, cl); err != nil {
+			s.log.Warn("signal: admission refused", "room", cl.RoomID, "participant", cl.ParticipantID, "err", err)
+			return nil, perr(wire.CodeUnavailable, "this edge cannot serve the room now: %v", err)
+		}
+	}
 	name := cl.ParticipantName
 	if name == "" {
 		name = j.Name
@@ -348,11 +354,18 @@ func (s *Server) activateLocked(m *member, resumed, announce bool) *protoError {
 		s.report(edgeapi.EventParticipantJoined, m, name, "")
 		s.mu.Lock()
 		m.announced = true
-		targets := s.othersLocked(m.roomID, m.id)
+		var targets []*member
+		// Already in the room through another edge (it is moving here):
+		// the others know it; only its tracks change.
+		if r := s.rooms[m.roomID]; r == nil || r.remotes[m.id] == nil {
+			targets = s.othersLocked(m.roomID, m.id)
+		}
 		s.mu.Unlock()
-		s.deliverAll(targets, encode(wire.TypeParticipantJoined, wire.Participant{
-			ParticipantID: m.id, Name: name, Moderator: perms.Moderate, Tracks: []wire.TrackInfo{},
-		}))
+		p := wire.Participant{ParticipantID: m.id, Name: name, Moderator: perms.Moderate, Tracks: []wire.TrackInfo{}}
+		s.deliverAll(targets, encode(wire.TypeParticipantJoined, p))
+		if casc := s.cascade.get(); casc != nil {
+			casc.LocalJoined(m.roomID, p)
+		}
 	}
 	m.mu.Lock()
 	if m.gen != gen || m.conn == nil {
@@ -455,7 +468,7 @@ func (s *Server) handle(m *member, env wire.Envelope) *protoError {
 			return perr(wire.CodeBadRequest, "not ready")
 		}
 		for _, t := range media.SetTrackMuted(d.TrackID, d.Kind, d.Muted) {
-			s.broadcast(m.roomID, m.id, encode(wire.TypeMute, wire.Mute{ParticipantID: m.id, Kind: t.Kind, TrackID: t.TrackID, Muted: d.Muted}))
+			s.announceMute(m.roomID, wire.Mute{ParticipantID: m.id, Kind: t.Kind, TrackID: t.TrackID, Muted: d.Muted})
 		}
 	case wire.TypeMuteParticipant:
 		if !perms.Moderate {
@@ -475,7 +488,9 @@ func (s *Server) handle(m *member, env wire.Envelope) *protoError {
 			return perr(wire.CodeBadRequest, "remove-participant needs participantId")
 		}
 		if !s.RemoveParticipant(m.roomID, d.ParticipantID, wire.ReasonRemoved) {
-			return perr(wire.CodeNotFound, "no such participant")
+			if casc := s.cascade.get(); casc == nil || !casc.Moderate(m.roomID, d.ParticipantID, edgeapi.ModerateRemove, "") {
+				return perr(wire.CodeNotFound, "no such participant")
+			}
 		}
 	case wire.TypeLobbyDecision:
 		if !perms.Moderate {
@@ -507,6 +522,17 @@ func (s *Server) handle(m *member, env wire.Envelope) *protoError {
 }
 
 func (s *Server) muteParticipant(roomID string, d wire.MuteParticipant) *protoError {
+	if s.muteLocal(roomID, d) {
+		return nil
+	}
+	if casc := s.cascade.get(); casc != nil && casc.Moderate(roomID, d.ParticipantID, edgeapi.ModerateMute, d.Kind) {
+		return nil
+	}
+	return perr(wire.CodeNotFound, "no such participant")
+}
+
+// muteLocal mutes a participant of this edge; false if there is none.
+func (s *Server) muteLocal(roomID string, d wire.MuteParticipant) bool {
 	s.mu.Lock()
 	var t *member
 	if r := s.rooms[roomID]; r != nil {
@@ -514,15 +540,24 @@ func (s *Server) muteParticipant(roomID string, d wire.MuteParticipant) *protoEr
 	}
 	s.mu.Unlock()
 	if t == nil {
-		return perr(wire.CodeNotFound, "no such participant")
+		return false
 	}
 	t.deliverNow(encode(wire.TypeMute, wire.Mute{ParticipantID: t.id, Kind: d.Kind, Muted: true}))
 	if media := t.mediaNow(); media != nil {
 		for _, ti := range media.ForceMute(d.Kind, true) {
-			s.broadcast(roomID, t.id, encode(wire.TypeMute, wire.Mute{ParticipantID: t.id, Kind: ti.Kind, TrackID: ti.TrackID, Muted: true}))
+			s.announceMute(roomID, wire.Mute{ParticipantID: t.id, Kind: ti.Kind, TrackID: ti.TrackID, Muted: true})
 		}
 	}
-	return nil
+	return true
+}
+
+// announceMute tells the room (here and on every edge relaying it) that a
+// local participant's track changed its mute state.
+func (s *Server) announceMute(roomID string, m wire.Mute) {
+	s.broadcast(roomID, m.ParticipantID, encode(wire.TypeMute, m))
+	if casc := s.cascade.get(); casc != nil {
+		casc.LocalMute(roomID, m)
+	}
 }
 
 func (s *Server) decide(roomID string, d wire.LobbyDecision) *protoError {

@@ -7,11 +7,16 @@
 //	/internal/v1/edges/heartbeat  Heartbeat → HeartbeatReply
 //	/internal/v1/edges/events     EventBatch → {}
 //	/internal/v1/edges/stats      StatsBatch → {}
+//	/internal/v1/rooms/attach     Attach → RoomPeers
 //
 // Routes on the edge (POST, JSON), called by the control plane:
 //
 //	/internal/v1/rooms/remove-participant  RemoveParticipant
 //	/internal/v1/rooms/close               CloseRoom
+//	/internal/v1/rooms/peers               RoomPeers (a placement changed)
+//	/internal/v1/drain                     Drain
+//
+// And between edges: GET /internal/v1/cascade (WebSocket), see cascade.go.
 package edgeapi
 
 import "time"
@@ -38,6 +43,11 @@ type Register struct {
 	Version     string   `json:"version"`
 	Latitude    float64  `json:"lat,omitempty"`
 	Longitude   float64  `json:"lon,omitempty"`
+	// GossipAddr is the edge's memberlist host:port ("" without gossip).
+	GossipAddr string `json:"gossipAddr,omitempty"`
+	// PublicKey is the edge's Ed25519 identity key (relay legs).
+	PublicKey []byte `json:"publicKey,omitempty"`
+	Draining  bool   `json:"draining,omitempty"`
 }
 
 // RegisterReply hands the edge what it needs to admit clients.
@@ -45,23 +55,93 @@ type RegisterReply struct {
 	TicketPublicKey []byte `json:"ticketPublicKey"` // Ed25519
 	TURNSecret      string `json:"turnSecret"`
 	HeartbeatEvery  string `json:"heartbeatEvery"` // Go duration
+	// GossipSeeds are the gossip addresses of the region's other edges.
+	GossipSeeds []string `json:"gossipSeeds,omitempty"`
+}
+
+// Gossip member states as edges report them.
+const (
+	MemberAlive   = "alive"
+	MemberSuspect = "suspect"
+	MemberDead    = "dead"
+	MemberLeft    = "left"
+)
+
+// PoolMember is one member of the edge's region pool as its gossip sees it.
+type PoolMember struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Load     Load   `json:"load"`
+	Draining bool   `json:"draining,omitempty"`
+}
+
+// RoomEpoch is a room an edge serves and the placement epoch it knows.
+type RoomEpoch struct {
+	RoomID string `json:"roomId"`
+	Epoch  uint64 `json:"epoch"`
 }
 
 // Heartbeat refreshes liveness and load.
 type Heartbeat struct {
-	EdgeID string `json:"edgeId"`
-	Load   Load   `json:"load"`
+	EdgeID   string `json:"edgeId"`
+	Load     Load   `json:"load"`
+	Draining bool   `json:"draining,omitempty"`
+	// Pool is the edge's view of its region's gossip pool (other members).
+	Pool []PoolMember `json:"pool,omitempty"`
+	// Rooms are the rooms with participants on this edge.
+	Rooms []RoomEpoch `json:"rooms,omitempty"`
 }
 
-// HeartbeatReply may ask the edge to re-register (control lost it).
+// HeartbeatReply may ask the edge to re-register (control lost it), and
+// carries the current peers of every reported room whose epoch differs.
 type HeartbeatReply struct {
-	Reregister bool `json:"reregister,omitempty"`
+	Reregister bool        `json:"reregister,omitempty"`
+	Rooms      []RoomPeers `json:"rooms,omitempty"`
+}
+
+// Peer is another edge serving a room, with the relay ticket that lets the
+// two link.
+type Peer struct {
+	EdgeID      string `json:"edgeId"`
+	Region      string `json:"region"`
+	URL         string `json:"url"` // the peer's internal http(s) base URL
+	RelayTicket string `json:"relayTicket"`
+}
+
+// RoomPeers is a room's placement as one edge needs it. Member is false
+// when the edge is not (or no longer) recorded as serving the room.
+type RoomPeers struct {
+	RoomID string `json:"roomId"`
+	Epoch  uint64 `json:"epoch"`
+	Member bool   `json:"member"`
+	Home   string `json:"home,omitempty"`
+	Peers  []Peer `json:"peers"`
+}
+
+// Attach asks for a room's peers; with Claim the edge first adds itself to
+// the room's placement (an alternate candidate's ticket, or an edge that
+// found itself dropped while it still has participants).
+type Attach struct {
+	EdgeID        string `json:"edgeId"`
+	RoomID        string `json:"roomId"`
+	Claim         bool   `json:"claim,omitempty"`
+	ParticipantID string `json:"participantId,omitempty"`
+}
+
+// Drain starts (or stops) draining an edge.
+type Drain struct {
+	Draining bool `json:"draining"`
+	// DeadlineSeconds bounds how long running meetings may stay (0 = default).
+	DeadlineSeconds int `json:"deadlineSeconds,omitempty"`
 }
 
 // Event kinds an edge reports.
 const (
 	EventParticipantJoined = "participant-joined"
 	EventParticipantLeft   = "participant-left"
+	EventCascadeLegUp      = "cascade-leg-up"   // a relay leg to PeerEdgeID carries the room
+	EventCascadeLegDown    = "cascade-leg-down" // that leg ended
+	EventTURNRelay         = "turn-relay"       // this edge's TURN relays ParticipantID
 )
 
 // Event is one lifecycle fact observed on the edge.
@@ -72,6 +152,8 @@ type Event struct {
 	ParticipantID string    `json:"participantId"`
 	Name          string    `json:"name,omitempty"`
 	Reason        string    `json:"reason,omitempty"`
+	PeerEdgeID    string    `json:"peerEdgeId,omitempty"`
+	PeerRegion    string    `json:"peerRegion,omitempty"`
 	At            time.Time `json:"at"`
 }
 

@@ -48,8 +48,15 @@ type Claims struct {
 	// AllowedRegions is the room's pin policy (empty = anywhere); the edge
 	// checks its own region against it and TURN refuses relays outside it.
 	AllowedRegions []string `json:"regions,omitempty"`
-	IssuedAt       int64    `json:"iat"`
-	ExpiresAt      int64    `json:"exp"`
+	// Epoch is the room placement's epoch when the ticket was signed; an
+	// edge whose peer list is older fetches the current one.
+	Epoch uint64 `json:"epoch,omitempty"`
+	// Claim marks an alternate candidate: the room is not recorded on this
+	// edge yet, so the edge must add itself to the placement (through the
+	// control plane) before admitting anyone.
+	Claim     bool  `json:"claim,omitempty"`
+	IssuedAt  int64 `json:"iat"`
+	ExpiresAt int64 `json:"exp"`
 }
 
 // Sign encodes and signs claims.

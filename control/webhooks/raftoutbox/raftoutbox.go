@@ -21,7 +21,8 @@ import (
 
 // Outbox implements webhooks.Outbox over the replicated state.
 type Outbox struct {
-	node *cluster.Node
+	node   *cluster.Node
+	region string
 }
 
 // Pending implements webhooks.Outbox; the cursor is a position in the
@@ -57,7 +58,8 @@ func (o *Outbox) Pending(cursor string, limit int) ([]webhooks.Delivery, string,
 // dispatcher moves on, so a new leader resumes from it.
 func (o *Outbox) Record(ctx context.Context, r webhooks.AttemptResult) error {
 	cmd := state.RecordDelivery{ID: r.ID, Status: string(r.Status), Attempts: r.Attempts, NextAttempt: r.NextAttempt, AttemptedAt: r.AttemptedAt,
-		LastStatus: r.LastStatusCode, LastError: r.LastError, LatencyMs: r.LatencyMs, EndpointGone: r.EndpointGone}
+		LastStatus: r.LastStatusCode, LastError: r.LastError, LatencyMs: r.LatencyMs, EndpointGone: r.EndpointGone,
+		SentFrom: o.node.ID(), SentFromRegion: o.region}
 	if !r.DoneAt.IsZero() {
 		done := r.DoneAt
 		cmd.DoneAt = &done
@@ -101,7 +103,7 @@ func Plugin(cfg webhooks.Config) server.Plugin {
 		if err := cfg.Validate(); err != nil {
 			return nil, nil, err
 		}
-		outbox := &Outbox{node: s.Node()}
+		outbox := &Outbox{node: s.Node(), region: s.Config().Region}
 		var (
 			mu sync.Mutex
 			d  *webhooks.Dispatcher

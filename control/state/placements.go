@@ -1,0 +1,234 @@
+package state
+
+import (
+	"slices"
+	"sort"
+	"time"
+)
+
+// RoomEdge is one edge serving a room.
+type RoomEdge struct {
+	EdgeID  string    `json:"edgeId"`
+	Region  string    `json:"region"`
+	AddedAt time.Time `json:"addedAt"`
+	// ReservedUntil keeps the edge in the room while a joiner sent there
+	// has not connected yet (its ticket is still valid), even with no
+	// participant on it.
+	ReservedUntil time.Time `json:"reservedUntil"`
+}
+
+// Placement is the set of edges serving a room. Epoch is the Raft index of
+// the last change to the set: it only grows (also across a placement that
+// is dropped and created again), so edges can ignore stale peer lists and
+// proposers can compare-and-set on it.
+type Placement struct {
+	RoomID      string     `json:"roomId"`
+	Epoch       uint64     `json:"epoch"`
+	Home        string     `json:"home"`
+	Edges       []RoomEdge `json:"edges"` // sorted by edge id
+	UpdatedAt   time.Time  `json:"updatedAt"`
+	CreateIndex uint64     `json:"createIndex"`
+	ModifyIndex uint64     `json:"modifyIndex"`
+}
+
+func (p *Placement) clone() *Placement {
+	c := *p
+	c.Edges = slices.Clone(p.Edges)
+	return &c
+}
+
+// Has reports whether edgeID serves the room.
+func (p *Placement) Has(edgeID string) bool { return p.edge(edgeID) != nil }
+
+func (p *Placement) edge(id string) *RoomEdge {
+	for i := range p.Edges {
+		if p.Edges[i].EdgeID == id {
+			return &p.Edges[i]
+		}
+	}
+	return nil
+}
+
+// EdgeIDs lists the serving edges.
+func (p *Placement) EdgeIDs() []string {
+	out := make([]string, len(p.Edges))
+	for i, e := range p.Edges {
+		out[i] = e.EdgeID
+	}
+	return out
+}
+
+// PlaceRoom adds an edge to a room's placement (creating it with that edge
+// as home) if the placement's epoch is still ExpectEpoch (0: no placement).
+// Adding an edge that already serves the room only extends its reservation.
+type PlaceRoom struct {
+	RoomID      string    `json:"roomId"`
+	ExpectEpoch uint64    `json:"expectEpoch"`
+	EdgeID      string    `json:"edgeId"`
+	ReserveFor  int64     `json:"reserveFor"` // seconds from At
+	At          time.Time `json:"at"`
+}
+
+// UnplaceRoomEdges removes edges from a room (an edge that no longer has
+// participants there, or that left). ExpectEpoch 0 skips the check. When the
+// home edge goes, NewHome (or else the oldest remaining edge) takes over;
+// when none remains the placement is dropped.
+type UnplaceRoomEdges struct {
+	RoomID      string    `json:"roomId"`
+	ExpectEpoch uint64    `json:"expectEpoch"`
+	Remove      []string  `json:"remove"`
+	NewHome     string    `json:"newHome,omitempty"`
+	At          time.Time `json:"at"`
+}
+
+func init() {
+	register(CmdPlaceRoom, applyPlaceRoom)
+	register(CmdUnplaceRoomEdges, applyUnplaceRoomEdges)
+}
+
+func applyPlaceRoom(s *Store, index uint64, c *PlaceRoom) (any, error) {
+	if c.RoomID == "" || c.EdgeID == "" {
+		return nil, errf(CodeInvalid, "place room needs roomId and edgeId")
+	}
+	p := s.placements[c.RoomID]
+	var cur uint64
+	if p != nil {
+		cur = p.Epoch
+	}
+	if cur != c.ExpectEpoch {
+		return nil, errf(CodeConflict, "placement of room %q changed (epoch %d, expected %d)", c.RoomID, cur, c.ExpectEpoch)
+	}
+	e, ok := s.edges[c.EdgeID]
+	if !ok || !e.Up || e.Draining {
+		// The proposer decided on a view the log has moved past: it retries.
+		return nil, errf(CodeConflict, "edge %q is not available", c.EdgeID)
+	}
+	until := c.At.Add(time.Duration(c.ReserveFor) * time.Second)
+	if p == nil {
+		p = &Placement{RoomID: c.RoomID, Home: c.EdgeID, CreateIndex: index}
+		s.placements[c.RoomID] = p
+	}
+	if re := p.edge(c.EdgeID); re != nil {
+		if until.After(re.ReservedUntil) {
+			re.ReservedUntil = until
+		}
+	} else {
+		p.Edges = append(p.Edges, RoomEdge{EdgeID: c.EdgeID, Region: e.Region, AddedAt: c.At, ReservedUntil: until})
+		sort.Slice(p.Edges, func(i, j int) bool { return p.Edges[i].EdgeID < p.Edges[j].EdgeID })
+		p.Epoch = index
+		s.indexPlacementEdge(c.EdgeID, c.RoomID)
+	}
+	p.UpdatedAt = c.At
+	p.ModifyIndex = index
+	s.bump("placements", index)
+	return p.clone(), nil
+}
+
+func applyUnplaceRoomEdges(s *Store, index uint64, c *UnplaceRoomEdges) (any, error) {
+	p := s.placements[c.RoomID]
+	if p == nil {
+		if c.ExpectEpoch != 0 {
+			return nil, errf(CodeConflict, "room %q has no placement", c.RoomID)
+		}
+		return (*Placement)(nil), nil
+	}
+	if c.ExpectEpoch != 0 && p.Epoch != c.ExpectEpoch {
+		return nil, errf(CodeConflict, "placement of room %q changed (epoch %d, expected %d)", c.RoomID, p.Epoch, c.ExpectEpoch)
+	}
+	s.removeFromPlacement(index, p, c.Remove, c.NewHome, c.At)
+	if s.placements[c.RoomID] == nil {
+		return (*Placement)(nil), nil
+	}
+	return p.clone(), nil
+}
+
+// removeFromPlacement drops edges from p (a new epoch when any was there).
+func (s *Store) removeFromPlacement(index uint64, p *Placement, remove []string, newHome string, at time.Time) {
+	n := len(p.Edges)
+	p.Edges = slices.DeleteFunc(p.Edges, func(e RoomEdge) bool { return slices.Contains(remove, e.EdgeID) })
+	if len(p.Edges) == n {
+		return
+	}
+	for _, id := range remove {
+		s.unindexPlacementEdge(id, p.RoomID)
+	}
+	p.Epoch = index
+	p.ModifyIndex = index
+	p.UpdatedAt = at
+	s.bump("placements", index)
+	if len(p.Edges) == 0 {
+		delete(s.placements, p.RoomID)
+		return
+	}
+	if !p.Has(p.Home) {
+		if newHome != "" && p.Has(newHome) {
+			p.Home = newHome
+		} else {
+			oldest := p.Edges[0]
+			for _, e := range p.Edges[1:] {
+				if e.AddedAt.Before(oldest.AddedAt) || (e.AddedAt.Equal(oldest.AddedAt) && e.EdgeID < oldest.EdgeID) {
+					oldest = e
+				}
+			}
+			p.Home = oldest.EdgeID
+		}
+	}
+}
+
+// dropEdgeEverywhere removes an edge from every room it serves (it is down).
+func (s *Store) dropEdgeEverywhere(index uint64, edgeID string, at time.Time) {
+	rooms := sortedKeys(s.placementsByEdge[edgeID])
+	for _, room := range rooms {
+		if p := s.placements[room]; p != nil {
+			s.removeFromPlacement(index, p, []string{edgeID}, "", at)
+		}
+	}
+	delete(s.placementsByEdge, edgeID)
+}
+
+func (s *Store) indexPlacementEdge(edgeID, roomID string) {
+	m := s.placementsByEdge[edgeID]
+	if m == nil {
+		m = map[string]struct{}{}
+		s.placementsByEdge[edgeID] = m
+	}
+	m[roomID] = struct{}{}
+}
+
+func (s *Store) unindexPlacementEdge(edgeID, roomID string) {
+	if m := s.placementsByEdge[edgeID]; m != nil {
+		delete(m, roomID)
+		if len(m) == 0 {
+			delete(s.placementsByEdge, edgeID)
+		}
+	}
+}
+
+// Placement returns a room's placement (by public room id).
+func (s *Store) Placement(roomID string) (*Placement, bool) {
+	p, ok := s.placements[roomID]
+	if !ok {
+		return nil, false
+	}
+	return p.clone(), true
+}
+
+// PlacementEpoch is the room's current epoch (0 when not placed), without copying.
+func (s *Store) PlacementEpoch(roomID string) uint64 {
+	if p, ok := s.placements[roomID]; ok {
+		return p.Epoch
+	}
+	return 0
+}
+
+// EdgeRooms lists the rooms an edge serves, sorted.
+func (s *Store) EdgeRooms(edgeID string) []string { return sortedKeys(s.placementsByEdge[edgeID]) }
+
+// Placements lists every placement by room id (leader repair loop).
+func (s *Store) Placements() []*Placement {
+	out := make([]*Placement, 0, len(s.placements))
+	for _, k := range sortedKeys(s.placements) {
+		out = append(out, s.placements[k].clone())
+	}
+	return out
+}

@@ -1,0 +1,428 @@
+// Package cascade links the edges that serve one room with relay legs
+// (docs/multi-edge.md, "Cascade"). A leg is directional: the downstream
+// edge pulls the upstream edge's local participants and tracks while it has
+// participants of its own in the room. Legs are authorised by a relay
+// ticket the control plane signed, and each end proves with its identity
+// key that it is the edge the ticket names.
+package cascade
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meridian-video/meridian/edge/sfu"
+	"github.com/meridian-video/meridian/shared/edgeapi"
+	wire "github.com/meridian-video/meridian/shared/signal"
+)
+
+// Members is the edge's signaling server as the cascade needs it: it lists
+// this edge's participants and shows other edges' participants to local
+// clients. Its methods must not block for long.
+type Members interface {
+	RemoteJoined(roomID, origin string, p wire.Participant)
+	RemoteLeft(roomID, origin, pid, reason string, lost bool)
+	RemoteMute(roomID string, m wire.Mute)
+	RemoteQuality(roomID, pid string, score float64)
+	LocalParticipants(roomID string) []wire.Participant
+	HasLocalMembers(roomID string) bool
+	ModerateLocal(roomID, pid, action, kind string) bool
+}
+
+// Config configures a Manager.
+type Config struct {
+	EdgeID, Region string
+	// Key is this edge's identity key; its public half is registered with
+	// the control plane, which names it in relay tickets.
+	Key ed25519.PrivateKey
+	// TicketKey returns the control plane's public key (nil before registration).
+	TicketKey func() ed25519.PublicKey
+	SFU       *sfu.SFU
+	Members   Members
+	// Report receives leg lifecycle events (cascade-leg-up/down) for the
+	// session audit; nil drops them. Must not block.
+	Report func(edgeapi.Event)
+	// RefreshPeers asks the control plane for a room's current peers (a
+	// relay ticket expired or a leg was refused); nil disables. Must not block.
+	RefreshPeers func(roomID string)
+	// RedialMin and RedialMax bound the backoff between attempts to set a
+	// leg up again.
+	RedialMin, RedialMax time.Duration
+	// HandshakeTimeout bounds each step of a leg's handshake.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a leg whose socket stays silent this long (pings
+	// every IdleTimeout/3 keep a quiet leg up).
+	IdleTimeout time.Duration
+	// SendQueue bounds the frames queued on one leg's socket.
+	SendQueue  int
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+// DefaultConfig returns production timings.
+func DefaultConfig() Config {
+	return Config{RedialMin: 200 * time.Millisecond, RedialMax: 5 * time.Second, HandshakeTimeout: 5 * time.Second,
+		IdleTimeout: 30 * time.Second, SendQueue: 4096}
+}
+
+// Validate names the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.EdgeID == "" || c.Region == "":
+		return errors.New("cascade: EdgeID and Region are required")
+	case len(c.Key) != ed25519.PrivateKeySize:
+		return errors.New("cascade: Key must be an Ed25519 private key")
+	case c.TicketKey == nil:
+		return errors.New("cascade: TicketKey is required")
+	case c.SFU == nil || c.Members == nil:
+		return errors.New("cascade: SFU and Members are required")
+	case c.RedialMin <= 0 || c.RedialMax < c.RedialMin:
+		return errors.New("cascade: RedialMin must be positive and not above RedialMax")
+	case c.HandshakeTimeout <= 0 || c.IdleTimeout <= 0 || c.SendQueue <= 0:
+		return errors.New("cascade: HandshakeTimeout, IdleTimeout and SendQueue must be positive")
+	}
+	return nil
+}
+
+// Manager owns every leg of one edge.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+
+	mu     sync.Mutex
+	rooms  map[string]*roomState
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// roomState is what the edge knows of one room's other edges.
+type roomState struct {
+	id     string
+	epoch  uint64
+	member bool
+	peers  map[string]edgeapi.Peer // by edge id
+	pulls  map[string]*pullLeg     // downstream legs, by upstream edge id
+	served map[*servedLeg]struct{} // upstream legs we serve
+}
+
+// New builds a manager; Register mounts its WebSocket route.
+func New(cfg Config) (*Manager, error) {
+	d := DefaultConfig()
+	if cfg.RedialMin == 0 {
+		cfg.RedialMin = d.RedialMin
+	}
+	if cfg.RedialMax == 0 {
+		cfg.RedialMax = d.RedialMax
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = d.IdleTimeout
+	}
+	if cfg.SendQueue == 0 {
+		cfg.SendQueue = d.SendQueue
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "cascade"), rooms: map[string]*roomState{}}
+	m.metrics = newMetrics(m)
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(m.metrics); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// PublicKey is the edge's identity key to register with the control plane.
+func (m *Manager) PublicKey() ed25519.PublicKey { return m.cfg.Key.Public().(ed25519.PublicKey) }
+
+func (m *Manager) room(id string) *roomState {
+	rs := m.rooms[id]
+	if rs == nil {
+		rs = &roomState{id: id, peers: map[string]edgeapi.Peer{}, pulls: map[string]*pullLeg{}, served: map[*servedLeg]struct{}{}}
+		m.rooms[id] = rs
+	}
+	return rs
+}
+
+// SetPeers installs a room's current peers from the control plane. Older
+// epochs than the one known are ignored. Legs to edges that left the room
+// are closed; legs to new peers start when this edge has participants there.
+func (m *Manager) SetPeers(rp edgeapi.RoomPeers) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	rs := m.room(rp.RoomID)
+	if rp.Epoch < rs.epoch {
+		m.mu.Unlock()
+		return
+	}
+	rs.epoch, rs.member = rp.Epoch, rp.Member
+	next := map[string]edgeapi.Peer{}
+	for _, p := range rp.Peers {
+		if p.EdgeID != m.cfg.EdgeID && p.EdgeID != "" {
+			next[p.EdgeID] = p
+		}
+	}
+	rs.peers = next
+	var stop []*pullLeg
+	for id, l := range rs.pulls {
+		if _, ok := next[id]; !ok {
+			stop = append(stop, l)
+			delete(rs.pulls, id)
+		}
+	}
+	var drop []*servedLeg
+	for sl := range rs.served {
+		if _, ok := next[sl.peer]; !ok {
+			drop = append(drop, sl)
+		}
+	}
+	m.mu.Unlock()
+	for _, l := range stop {
+		l.stop()
+	}
+	for _, sl := range drop {
+		sl.conn.close() // the peer no longer serves this room
+	}
+	m.ensurePulls(rp.RoomID)
+}
+
+// ensurePulls starts a downstream leg to every known peer of a room that
+// has participants here, and updates tickets of running ones.
+func (m *Manager) ensurePulls(roomID string) {
+	if !m.cfg.Members.HasLocalMembers(roomID) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rs := m.rooms[roomID]
+	if m.closed || rs == nil {
+		return
+	}
+	for id, p := range rs.peers {
+		if l := rs.pulls[id]; l != nil {
+			l.setPeer(p)
+			continue
+		}
+		l := newPullLeg(m, roomID, p)
+		rs.pulls[id] = l
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			l.run()
+		}()
+	}
+}
+
+// RoomEpochs lists the rooms with participants here and the epoch known for
+// each (heartbeats carry it; the control plane answers with what changed).
+func (m *Manager) RoomEpochs(rooms []string) []edgeapi.RoomEpoch {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]edgeapi.RoomEpoch, 0, len(rooms))
+	for _, id := range rooms {
+		var e uint64
+		if rs := m.rooms[id]; rs != nil {
+			e = rs.epoch
+		}
+		out = append(out, edgeapi.RoomEpoch{RoomID: id, Epoch: e})
+	}
+	return out
+}
+
+// Epoch is the placement epoch known for a room (0 if none).
+func (m *Manager) Epoch(roomID string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rs := m.rooms[roomID]; rs != nil {
+		return rs.epoch
+	}
+	return 0
+}
+
+// Peers lists the peer edges known for a room (sorted).
+func (m *Manager) Peers(roomID string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	if rs := m.rooms[roomID]; rs != nil {
+		for id := range rs.peers {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// LocalJoined implements signal.Cascade.
+func (m *Manager) LocalJoined(roomID string, p wire.Participant) {
+	m.broadcastServed(roomID, edgeapi.CascadeJoined, p)
+	m.ensurePulls(roomID)
+}
+
+// LocalLeft implements signal.Cascade.
+func (m *Manager) LocalLeft(roomID, pid, reason string) {
+	m.broadcastServed(roomID, edgeapi.CascadeLeft, edgeapi.CascadeLeftMsg{ParticipantID: pid, Reason: reason})
+}
+
+// LocalMute implements signal.Cascade.
+func (m *Manager) LocalMute(roomID string, mu wire.Mute) {
+	m.broadcastServed(roomID, edgeapi.CascadeMute, mu)
+}
+
+// LocalRoomEmpty implements signal.Cascade: nobody here needs the other
+// edges' media any more.
+func (m *Manager) LocalRoomEmpty(roomID string) {
+	m.mu.Lock()
+	rs := m.rooms[roomID]
+	var stop []*pullLeg
+	if rs != nil {
+		for id, l := range rs.pulls {
+			stop = append(stop, l)
+			delete(rs.pulls, id)
+		}
+		if len(rs.served) == 0 {
+			delete(m.rooms, roomID)
+		}
+	}
+	m.mu.Unlock()
+	for _, l := range stop {
+		l.stop()
+	}
+}
+
+// Moderate implements signal.Cascade: forward a moderator's action to the
+// edge the participant is on.
+func (m *Manager) Moderate(roomID, pid, action, kind string) bool {
+	m.mu.Lock()
+	var target *pullLeg
+	if rs := m.rooms[roomID]; rs != nil {
+		for _, l := range rs.pulls {
+			if l.hasRemote(pid) {
+				target = l
+				break
+			}
+		}
+	}
+	m.mu.Unlock()
+	if target == nil {
+		return false
+	}
+	return target.sendModerate(edgeapi.CascadeModerateMsg{Action: action, ParticipantID: pid, Kind: kind})
+}
+
+func (m *Manager) broadcastServed(roomID, typ string, v any) {
+	m.mu.Lock()
+	var legs []*servedLeg
+	if rs := m.rooms[roomID]; rs != nil {
+		for sl := range rs.served {
+			legs = append(legs, sl)
+		}
+	}
+	m.mu.Unlock()
+	for _, sl := range legs {
+		sl.conn.send(typ, v)
+	}
+}
+
+// LegInfo describes one leg end for stats and diagnostics.
+type LegInfo struct {
+	RoomID     string
+	PeerEdgeID string
+	PeerRegion string
+	Direction  string // "in" (we pull) or "out" (we serve)
+	Connected  bool
+	Stats      sfu.LegStats
+}
+
+// Legs lists every leg end of this edge.
+func (m *Manager) Legs() []LegInfo {
+	m.mu.Lock()
+	var pulls []*pullLeg
+	var served []*servedLeg
+	for _, rs := range m.rooms {
+		for _, l := range rs.pulls {
+			pulls = append(pulls, l)
+		}
+		for sl := range rs.served {
+			served = append(served, sl)
+		}
+	}
+	m.mu.Unlock()
+	now := m.cfg.Now()
+	out := make([]LegInfo, 0, len(pulls)+len(served))
+	for _, l := range pulls {
+		out = append(out, l.info(now))
+	}
+	for _, sl := range served {
+		out = append(out, sl.info())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].RoomID != out[j].RoomID {
+			return out[i].RoomID < out[j].RoomID
+		}
+		if out[i].PeerEdgeID != out[j].PeerEdgeID {
+			return out[i].PeerEdgeID < out[j].PeerEdgeID
+		}
+		return out[i].Direction < out[j].Direction
+	})
+	return out
+}
+
+// Close ends every leg and waits for their goroutines. Idempotent.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		m.wg.Wait()
+		return nil
+	}
+	m.closed = true
+	var pulls []*pullLeg
+	var served []*servedLeg
+	for _, rs := range m.rooms {
+		for _, l := range rs.pulls {
+			pulls = append(pulls, l)
+		}
+		for sl := range rs.served {
+			served = append(served, sl)
+		}
+	}
+	m.rooms = map[string]*roomState{}
+	m.mu.Unlock()
+	for _, l := range pulls {
+		l.stop()
+	}
+	for _, sl := range served {
+		sl.conn.close()
+	}
+	m.wg.Wait()
+	return nil
+}
+
+func (m *Manager) report(kind, roomID, peer, peerRegion string) {
+	if m.cfg.Report != nil {
+		m.cfg.Report(edgeapi.Event{Kind: kind, RoomID: roomID, PeerEdgeID: peer, PeerRegion: peerRegion, At: m.cfg.Now().UTC()})
+	}
+}

@@ -1,0 +1,356 @@
+package cascade_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/meridian-video/meridian/edge/cascade"
+	"github.com/meridian-video/meridian/edge/sfu"
+	"github.com/meridian-video/meridian/edge/signal"
+	"github.com/meridian-video/meridian/edge/signal/signaltest"
+	"github.com/meridian-video/meridian/shared/edgeapi"
+	wire "github.com/meridian-video/meridian/shared/signal"
+	"github.com/meridian-video/meridian/shared/ticket"
+)
+
+// control stands in for the control plane: it signs join and relay tickets.
+type control struct {
+	pub  ed25519.PublicKey
+	priv ed25519.PrivateKey
+}
+
+func newControl(t *testing.T) *control {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &control{pub: pub, priv: priv}
+}
+
+// edge is one edge assembled as edgenode does it: SFU, signaling, cascade.
+type edge struct {
+	id, region string
+	key        ed25519.PrivateKey
+	sfu        *sfu.SFU
+	sig        *signal.Server
+	casc       *cascade.Manager
+	addr       string
+	reg        *prometheus.Registry
+	events     chan edgeapi.Event
+}
+
+func startEdge(t *testing.T, ctl *control, id, region string) *edge {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sc := sfu.DefaultConfig()
+	sc.IncludeLoopbackCandidate = true
+	sc.Logger = quiet
+	media, err := sfu.New(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := signal.DefaultConfig()
+	cfg.EdgeID, cfg.Region = id, region
+	cfg.AllowedOrigins = []string{"*"}
+	cfg.InternalToken = "internal"
+	cfg.TicketKey = func() ed25519.PublicKey { return ctl.pub }
+	cfg.Logger = quiet
+	cfg.RemoteGrace = 300 * time.Millisecond
+	sig, err := signal.New(cfg, media)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	e := &edge{id: id, region: region, key: key, sfu: media, sig: sig, reg: prometheus.NewRegistry(), events: make(chan edgeapi.Event, 100)}
+	cc := cascade.DefaultConfig()
+	cc.EdgeID, cc.Region, cc.Key = id, region, key
+	cc.TicketKey = func() ed25519.PublicKey { return ctl.pub }
+	cc.SFU, cc.Members = media, sig
+	cc.Logger = quiet
+	cc.Registerer = e.reg
+	cc.IdleTimeout = 3 * time.Second
+	cc.Report = func(ev edgeapi.Event) {
+		select {
+		case e.events <- ev:
+		default:
+		}
+	}
+	e.casc, err = cascade.New(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig.SetCascade(e.casc)
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	sig.Register(app)
+	e.casc.Register(app)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addr = ln.Addr().String()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = app.Listener(ln) }()
+	t.Cleanup(func() {
+		_ = sig.Close()
+		_ = e.casc.Close()
+		_ = app.ShutdownWithTimeout(5 * time.Second)
+		<-done
+		_ = media.Close()
+	})
+	return e
+}
+
+func (e *edge) relayEdge() ticket.RelayEdge {
+	return ticket.RelayEdge{ID: e.id, Region: e.region, Key: e.key.Public().(ed25519.PublicKey)}
+}
+
+// link tells two edges they serve room together, as a placement push would.
+func (ctl *control) link(t *testing.T, room string, epoch uint64, allowed []string, edges ...*edge) {
+	t.Helper()
+	now := time.Now()
+	for _, e := range edges {
+		rp := edgeapi.RoomPeers{RoomID: room, Epoch: epoch, Member: true, Peers: []edgeapi.Peer{}}
+		for _, o := range edges {
+			if o == e {
+				continue
+			}
+			tok, err := ticket.SignRelay(ctl.priv, ticket.RelayClaims{RoomID: room, Epoch: epoch, Edges: []ticket.RelayEdge{e.relayEdge(), o.relayEdge()},
+				AllowedRegions: allowed, IssuedAt: now.Unix(), ExpiresAt: now.Add(5 * time.Minute).Unix()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rp.Peers = append(rp.Peers, edgeapi.Peer{EdgeID: o.id, Region: o.region, URL: "http://" + o.addr, RelayTicket: tok})
+		}
+		e.casc.SetPeers(rp)
+	}
+}
+
+func (ctl *control) join(t *testing.T, e *edge, room, pid string, perms ticket.Permissions) *signaltest.Client {
+	t.Helper()
+	now := time.Now()
+	tok, err := ticket.Sign(ctl.priv, ticket.Claims{RoomID: room, ParticipantID: pid, ParticipantName: "N-" + pid, EdgeID: e.id, Permissions: perms,
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Minute).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := signaltest.Dial(ctx, signaltest.Config{URL: "ws://" + e.addr + "/rtc", PingInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if _, lobby, err := c.Join(ctx, tok, "N-"+pid); err != nil || lobby {
+		t.Fatalf("join %s on %s: lobby=%v %v", pid, e.id, lobby, err)
+	}
+	return c
+}
+
+var all = ticket.Permissions{Publish: true, Subscribe: true}
+
+func received(c *signaltest.Client, from, kind string) (packets, bytes int) {
+	for _, tr := range c.Tracks() {
+		if tr.ParticipantID == from && tr.Kind == kind {
+			packets += tr.Packets
+			bytes += tr.Bytes
+		}
+	}
+	return
+}
+
+func waitFor(t *testing.T, c *signaltest.Client, typ string, match func(wire.Envelope) bool) wire.Envelope {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env, err := c.WaitFor(ctx, typ, match)
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", typ, err)
+	}
+	return env
+}
+
+func about(pid string) func(wire.Envelope) bool {
+	return func(env wire.Envelope) bool { return strings.Contains(string(env.Data), `"`+pid+`"`) }
+}
+
+// TestCascadeOneMeetingAcrossTwoEdges: participants on two edges see and
+// hear each other through one relay leg per direction that carries one copy
+// of each track whatever the number of subscribers; room events (joins,
+// mutes, active speaker, moderation, leaves) cross the leg.
+func TestCascadeOneMeetingAcrossTwoEdges(t *testing.T) {
+	ctl := newControl(t)
+	a := startEdge(t, ctl, "paris-1", "eu-west")
+	b := startEdge(t, ctl, "montreal-1", "ca-east")
+	ctl.link(t, "r1", 10, nil, a, b)
+
+	alice := ctl.join(t, a, "r1", "alice", all)
+	bob := ctl.join(t, b, "r1", "bob", ticket.Permissions{Publish: true, Subscribe: true, Moderate: true})
+	carol := ctl.join(t, b, "r1", "carol", ticket.Permissions{Subscribe: true})
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := alice.Publish(ctx, signaltest.PublishOptions{Video: true, Audio: true, KeyframeInterval: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Publish(ctx, signaltest.PublishOptions{Video: true, Audio: true, KeyframeInterval: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	// Everyone learns about the other edge's participants.
+	waitFor(t, bob, wire.TypeParticipantJoined, about("alice"))
+	waitFor(t, alice, wire.TypeParticipantJoined, about("bob"))
+	waitFor(t, alice, wire.TypeParticipantJoined, about("carol"))
+
+	// Media both ways within the 2 s budget (plus slack for -race).
+	var mediaAt time.Duration
+	signaltest.Eventually(t, 10*time.Second, func() string {
+		bv, _ := received(bob, "alice", "video")
+		ba, _ := received(bob, "alice", "audio")
+		cv, _ := received(carol, "alice", "video")
+		av, _ := received(alice, "bob", "video")
+		aa, _ := received(alice, "bob", "audio")
+		if bv == 0 || ba == 0 || cv == 0 || av == 0 || aa == 0 {
+			return signaltest.Reasonf("bob<-alice v%d a%d, carol<-alice v%d, alice<-bob v%d a%d", bv, ba, cv, av, aa)
+		}
+		return ""
+	})
+	mediaAt = time.Since(start)
+	t.Logf("media across the cascade both ways %v after the joins", mediaAt)
+
+	// One copy per (track, remote edge): two subscribers on B, and the leg
+	// from A carries Alice's two tracks once.
+	var out cascade.LegInfo
+	for _, li := range a.casc.Legs() {
+		if li.Direction == "out" && li.PeerEdgeID == "montreal-1" {
+			out = li
+		}
+	}
+	if out.Stats.Tracks != 2 || !out.Connected {
+		t.Fatalf("leg paris-1 → montreal-1: %+v, want 2 tracks connected", out)
+	}
+	legBytes := func() int {
+		for _, li := range a.casc.Legs() {
+			if li.Direction == "out" && li.PeerEdgeID == "montreal-1" {
+				return int(li.Stats.Bytes)
+			}
+		}
+		return 0
+	}
+	subBytes := func(c *signaltest.Client) int {
+		_, v := received(c, "alice", "video")
+		_, a := received(c, "alice", "audio")
+		return v + a
+	}
+	leg0, bob0, carol0 := legBytes(), subBytes(bob), subBytes(carol)
+	time.Sleep(2 * time.Second)
+	leg, bobGot, carolGot := legBytes()-leg0, subBytes(bob)-bob0, subBytes(carol)-carol0
+	t.Logf("over 2 s: leg %d bytes; bob received %d, carol %d from alice", leg, bobGot, carolGot)
+	if bobGot == 0 || carolGot == 0 || float64(leg) > 1.25*float64(max(bobGot, carolGot)) {
+		t.Fatalf("the leg carried %d bytes while each subscriber received ~%d: not one copy per track", leg, max(bobGot, carolGot))
+	}
+
+	// Mutes cross the leg, with the participant named.
+	if err := alice.Send(wire.TypeMute, wire.Mute{Kind: "audio", Muted: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, bob, wire.TypeMute, func(env wire.Envelope) bool {
+		m, _ := signaltest.Decode[wire.Mute](env)
+		return m.ParticipantID == "alice" && m.Kind == "audio" && m.Muted
+	})
+	if err := alice.Send(wire.TypeMute, wire.Mute{Kind: "audio", Muted: false}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Active speaker: Alice speaks loudly on A; B detects it from the
+	// audio levels carried over the leg.
+	alice.SetAudioLevel(5)
+	bob.SetAudioLevel(127)
+	waitFor(t, carol, wire.TypeActiveSpeaker, func(env wire.Envelope) bool {
+		s, _ := signaltest.Decode[wire.ActiveSpeaker](env)
+		return len(s.ParticipantIDs) > 0 && s.ParticipantIDs[0] == "alice"
+	})
+
+	// Moderation from B reaches Alice on A.
+	if err := bob.Send(wire.TypeMuteParticipant, wire.MuteParticipant{ParticipantID: "alice", Kind: "video"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, alice, wire.TypeMute, func(env wire.Envelope) bool {
+		m, _ := signaltest.Decode[wire.Mute](env)
+		return m.ParticipantID == "alice" && m.Kind == "video" && m.Muted
+	})
+
+	// Leg metrics name the remote edge.
+	if v := gauge(t, a.reg, "meridian_cascade_legs", map[string]string{"peer": "montreal-1", "direction": "out", "state": "connected"}); v != 1 {
+		t.Fatalf("meridian_cascade_legs{peer=montreal-1,out,connected} = %v", v)
+	}
+	if v := gauge(t, b.reg, "meridian_cascade_bytes_total", map[string]string{"peer": "paris-1", "direction": "in"}); v <= 0 {
+		t.Fatalf("meridian_cascade_bytes_total{peer=paris-1,in} = %v", v)
+	}
+	sawUp := false
+	for len(a.events) > 0 {
+		if ev := <-a.events; ev.Kind == edgeapi.EventCascadeLegUp && ev.PeerEdgeID == "montreal-1" && ev.PeerRegion == "ca-east" {
+			sawUp = true
+		}
+	}
+	if !sawUp {
+		t.Fatal("no cascade-leg-up event for the audit")
+	}
+
+	// A leave crosses the leg at once (no grace for an explicit leave).
+	if err := alice.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, bob, wire.TypeParticipantLeft, about("alice"))
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
+					continue next
+				}
+			}
+			return value(m)
+		}
+	}
+	return -1
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.GetGauge() != nil:
+		return m.GetGauge().GetValue()
+	case m.GetCounter() != nil:
+		return m.GetCounter().GetValue()
+	}
+	return -1
+}
+
+func encodeEnv(typ string, v any) ([]byte, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(wire.Envelope{Type: typ, Data: data})
+}

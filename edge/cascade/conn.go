@@ -1,0 +1,130 @@
+package cascade
+
+import (
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	fws "github.com/fasthttp/websocket"
+
+	wire "github.com/meridian-video/meridian/shared/signal"
+)
+
+// frameConn is one leg's WebSocket: the owner's goroutine reads, writeLoop
+// writes. send never blocks: a leg whose queue is full is closed (it is set
+// up again), because dropping single frames would desynchronise the
+// participant list and the PeerConnection's negotiation.
+type frameConn struct {
+	ws           *fws.Conn
+	writeTimeout time.Duration
+
+	mu     sync.Mutex
+	queue  [][]byte
+	max    int
+	dead   bool
+	notify chan struct{}
+	kill   chan struct{}
+	once   sync.Once
+	done   chan struct{}
+}
+
+var errQueueFull = errors.New("cascade: send queue full")
+
+func newFrameConn(ws *fws.Conn, max int, writeTimeout time.Duration) *frameConn {
+	c := &frameConn{ws: ws, writeTimeout: writeTimeout, max: max, notify: make(chan struct{}, 1), kill: make(chan struct{}), done: make(chan struct{})}
+	go c.writeLoop()
+	return c
+}
+
+func encode(typ string, v any) []byte {
+	env := wire.Envelope{Type: typ}
+	if v != nil {
+		data, err := json.Marshal(v)
+		if err != nil {
+			panic(err) // our own wire types always marshal
+		}
+		env.Data = data
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// send queues a frame; it reports false when the leg is closed or overloaded.
+func (c *frameConn) send(typ string, v any) bool {
+	b := encode(typ, v)
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.queue) >= c.max {
+		c.mu.Unlock()
+		c.close()
+		return false
+	}
+	c.queue = append(c.queue, b)
+	c.mu.Unlock()
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (c *frameConn) writeLoop() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.kill:
+			_ = c.ws.Close()
+			return
+		case <-c.notify:
+		}
+		c.mu.Lock()
+		q := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		for _, b := range q {
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+			if err := c.ws.WriteMessage(fws.TextMessage, b); err != nil {
+				c.close()
+				_ = c.ws.Close()
+				return
+			}
+		}
+	}
+}
+
+// read returns the next frame; deadline bounds the wait.
+func (c *frameConn) read(deadline time.Duration) (wire.Envelope, error) {
+	var env wire.Envelope
+	_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
+	_, data, err := c.ws.ReadMessage()
+	if err != nil {
+		return env, err
+	}
+	if err := json.Unmarshal(data, &env); err != nil || env.Type == "" {
+		return env, errors.New("cascade: frame is not a JSON envelope")
+	}
+	return env, nil
+}
+
+// close stops the writer (which closes the socket, ending the reader). Idempotent.
+func (c *frameConn) close() {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.dead = true
+		c.mu.Unlock()
+		close(c.kill)
+	})
+}
+
+// closeAndWait closes and waits for the writer to finish.
+func (c *frameConn) closeAndWait() {
+	c.close()
+	<-c.done
+}

@@ -1,0 +1,366 @@
+package cascade
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	fws "github.com/fasthttp/websocket"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/meridian-video/meridian/edge/sfu"
+	"github.com/meridian-video/meridian/shared/edgeapi"
+	wire "github.com/meridian-video/meridian/shared/signal"
+	"github.com/meridian-video/meridian/shared/ticket"
+)
+
+// pullLeg is the downstream end of a leg: it keeps a leg to one upstream
+// edge up (dialling again with backoff) until stopped, and shows the
+// upstream edge's participants to this edge's clients.
+type pullLeg struct {
+	m      *Manager
+	roomID string
+
+	mu        sync.Mutex
+	peer      edgeapi.Peer
+	conn      *frameConn
+	ri        *sfu.RelayIn
+	remotes   map[string]bool
+	stopped   bool
+	connected atomic.Bool
+	wake      chan struct{} // 1-slot: stop, or a new ticket
+}
+
+func newPullLeg(m *Manager, roomID string, p edgeapi.Peer) *pullLeg {
+	return &pullLeg{m: m, roomID: roomID, peer: p, remotes: map[string]bool{}, wake: make(chan struct{}, 1)}
+}
+
+func (l *pullLeg) setPeer(p edgeapi.Peer) {
+	l.mu.Lock()
+	changed := p.RelayTicket != l.peer.RelayTicket || p.URL != l.peer.URL
+	l.peer = p
+	l.mu.Unlock()
+	if changed {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (l *pullLeg) stop() {
+	l.mu.Lock()
+	l.stopped = true
+	c := l.conn
+	l.mu.Unlock()
+	if c != nil {
+		c.close()
+	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *pullLeg) isStopped() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stopped
+}
+
+// errRefused: the upstream edge said no (ticket, proof, stale epoch); a
+// fresh peer list may fix it.
+type errRefused struct{ code, msg string }
+
+func (e *errRefused) Error() string { return "cascade: refused (" + e.code + "): " + e.msg }
+
+func (l *pullLeg) run() {
+	backoff := l.m.cfg.RedialMin
+	for !l.isStopped() {
+		start := time.Now()
+		err := l.once()
+		if l.isStopped() {
+			return
+		}
+		var ref *errRefused
+		if errors.As(err, &ref) || errors.Is(err, ticket.ErrExpired) {
+			if l.m.cfg.RefreshPeers != nil {
+				l.m.cfg.RefreshPeers(l.roomID)
+			}
+		}
+		if time.Since(start) > 10*time.Second {
+			backoff = l.m.cfg.RedialMin // it worked for a while
+		}
+		l.m.log.Debug("cascade: leg ended", "room", l.roomID, "peer", l.peerID(), "err", err, "retryIn", backoff)
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-l.wake:
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, l.m.cfg.RedialMax)
+	}
+}
+
+func (l *pullLeg) peerID() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.peer.EdgeID
+}
+
+func wsURL(base string) string {
+	switch {
+	case strings.HasPrefix(base, "https://"):
+		return "wss://" + strings.TrimPrefix(base, "https://")
+	case strings.HasPrefix(base, "http://"):
+		return "ws://" + strings.TrimPrefix(base, "http://")
+	}
+	return base
+}
+
+// once sets one leg up and serves it until it ends.
+func (l *pullLeg) once() error {
+	m := l.m
+	l.mu.Lock()
+	p := l.peer
+	l.mu.Unlock()
+	key := m.cfg.TicketKey()
+	if key == nil {
+		return errors.New("cascade: not registered yet")
+	}
+	// Our own ticket names the peer's identity key, which its welcome
+	// must prove; an expired or foreign ticket is not even tried.
+	claims, peerEdge, err := ticket.VerifyRelay(key, p.RelayTicket, m.cfg.EdgeID, m.cfg.Region, m.cfg.Now())
+	if err != nil {
+		return fmt.Errorf("cascade: own relay ticket: %w", err)
+	}
+	if claims.RoomID != l.roomID || peerEdge.ID != p.EdgeID {
+		return &errRefused{code: "ticket", msg: "relay ticket names another room or edge"}
+	}
+	dialer := fws.Dialer{HandshakeTimeout: m.cfg.HandshakeTimeout, ReadBufferSize: 16 << 10, WriteBufferSize: 16 << 10}
+	ws, resp, err := dialer.Dial(wsURL(strings.TrimRight(p.URL, "/"))+edgeapi.CascadePath, nil)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("cascade: dial %s: %w", p.EdgeID, err)
+	}
+	ws.SetReadLimit(edgeapi.CascadeMaxFrameLen)
+	conn := newFrameConn(ws, m.cfg.SendQueue, m.cfg.HandshakeTimeout)
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		conn.closeAndWait()
+		return nil
+	}
+	l.conn = conn
+	l.mu.Unlock()
+	defer l.teardown(conn, p)
+
+	env, err := conn.read(m.cfg.HandshakeTimeout)
+	if err != nil {
+		return err
+	}
+	if env.Type == edgeapi.CascadeClose {
+		return refusal(env)
+	}
+	var ch edgeapi.CascadeChallengeMsg
+	if env.Type != edgeapi.CascadeChallenge || json.Unmarshal(env.Data, &ch) != nil || ch.Nonce == "" {
+		return errors.New("cascade: expected a challenge")
+	}
+	nonce := newNonce()
+	proof := ed25519.Sign(m.cfg.Key, ticket.ProofMessage(l.roomID, m.cfg.EdgeID, p.EdgeID, ch.Nonce))
+	conn.send(edgeapi.CascadeHello, edgeapi.CascadeHelloMsg{Ticket: p.RelayTicket, RoomID: l.roomID, EdgeID: m.cfg.EdgeID, Nonce: nonce, Proof: proof})
+	env, err = conn.read(m.cfg.HandshakeTimeout)
+	if err != nil {
+		return err
+	}
+	if env.Type == edgeapi.CascadeClose {
+		return refusal(env)
+	}
+	var welcome edgeapi.CascadeWelcomeMsg
+	if env.Type != edgeapi.CascadeWelcome || json.Unmarshal(env.Data, &welcome) != nil {
+		return errors.New("cascade: expected a welcome")
+	}
+	if err := ticket.VerifyProof(peerEdge, l.roomID, m.cfg.EdgeID, nonce, welcome.Proof); err != nil {
+		m.metrics.refused.WithLabelValues("peer-proof").Inc()
+		return fmt.Errorf("cascade: %s did not prove its identity: %w", p.EdgeID, err)
+	}
+
+	ri, err := m.cfg.SFU.NewRelayIn(l.roomID, p.EdgeID, func(c *webrtc.ICECandidateInit) {
+		var raw json.RawMessage = []byte("null")
+		if c != nil {
+			raw, _ = json.Marshal(c)
+		}
+		conn.send(edgeapi.CascadeCandidate, wire.Candidate{Target: wire.TargetSubscriber, Candidate: raw})
+	})
+	if err != nil {
+		return err
+	}
+	ri.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateConnected && !l.connected.Swap(true) {
+			m.report(edgeapi.EventCascadeLegUp, l.roomID, p.EdgeID, p.Region)
+		}
+	})
+	l.mu.Lock()
+	l.ri = ri
+	l.mu.Unlock()
+	m.metrics.legsOpened.WithLabelValues("in").Inc()
+	m.log.Info("cascade: pulling", "room", l.roomID, "peer", p.EdgeID, "peerRegion", p.Region, "participants", len(welcome.Participants))
+	for _, wp := range welcome.Participants {
+		l.addRemote(ri, wp)
+	}
+
+	pingDone := make(chan struct{})
+	defer close(pingDone)
+	go func() {
+		t := time.NewTicker(m.cfg.IdleTimeout / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-pingDone:
+				return
+			case <-t.C:
+				conn.send(wire.TypePing, nil)
+			}
+		}
+	}()
+
+	for {
+		env, err := conn.read(m.cfg.IdleTimeout)
+		if err != nil {
+			return err
+		}
+		switch env.Type {
+		case edgeapi.CascadeOffer:
+			var d wire.SDP
+			if err := json.Unmarshal(env.Data, &d); err != nil {
+				return err
+			}
+			ans, err := ri.HandleOffer(d.SDP)
+			if err != nil {
+				return err
+			}
+			conn.send(edgeapi.CascadeAnswer, wire.SDP{Target: wire.TargetSubscriber, SDP: ans})
+		case edgeapi.CascadeCandidate:
+			var d wire.Candidate
+			if json.Unmarshal(env.Data, &d) == nil {
+				_ = ri.AddICECandidate(d.Candidate)
+			}
+		case edgeapi.CascadeJoined:
+			var d wire.Participant
+			if json.Unmarshal(env.Data, &d) == nil && d.ParticipantID != "" {
+				l.addRemote(ri, d)
+			}
+		case edgeapi.CascadeLeft:
+			var d edgeapi.CascadeLeftMsg
+			if json.Unmarshal(env.Data, &d) == nil && d.ParticipantID != "" {
+				l.removeRemote(ri, p.EdgeID, d.ParticipantID, d.Reason, false)
+			}
+		case edgeapi.CascadeMute:
+			var d wire.Mute
+			if json.Unmarshal(env.Data, &d) == nil && d.ParticipantID != "" {
+				if d.TrackID != "" {
+					ri.SetMuted(d.ParticipantID, d.TrackID, d.Muted)
+				}
+				m.cfg.Members.RemoteMute(l.roomID, d)
+			}
+		case edgeapi.CascadeTrackGone:
+			var d edgeapi.CascadeTrackGoneMsg
+			if json.Unmarshal(env.Data, &d) == nil {
+				ri.RemoveTrack(d.ParticipantID, d.TrackID)
+			}
+		case edgeapi.CascadeQuality:
+			var d edgeapi.CascadeQualityMsg
+			if json.Unmarshal(env.Data, &d) == nil && d.ParticipantID != "" {
+				m.cfg.Members.RemoteQuality(l.roomID, d.ParticipantID, d.Score)
+			}
+		case edgeapi.CascadeClose:
+			return refusal(env)
+		}
+	}
+}
+
+func refusal(env wire.Envelope) error {
+	var e wire.Error
+	_ = json.Unmarshal(env.Data, &e)
+	return &errRefused{code: e.Code, msg: e.Message}
+}
+
+func (l *pullLeg) addRemote(ri *sfu.RelayIn, p wire.Participant) {
+	if err := ri.AddParticipant(p.ParticipantID, p.Name); err != nil {
+		return
+	}
+	for _, t := range p.Tracks {
+		if t.Muted {
+			ri.SetMuted(p.ParticipantID, t.TrackID, true)
+		}
+	}
+	l.mu.Lock()
+	l.remotes[p.ParticipantID] = true
+	l.mu.Unlock()
+	l.m.cfg.Members.RemoteJoined(l.roomID, l.peerID(), p)
+}
+
+func (l *pullLeg) removeRemote(ri *sfu.RelayIn, origin, pid, reason string, lost bool) {
+	ri.RemoveParticipant(pid)
+	l.mu.Lock()
+	delete(l.remotes, pid)
+	l.mu.Unlock()
+	l.m.cfg.Members.RemoteLeft(l.roomID, origin, pid, reason, lost)
+}
+
+func (l *pullLeg) hasRemote(pid string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.remotes[pid]
+}
+
+func (l *pullLeg) sendModerate(msg edgeapi.CascadeModerateMsg) bool {
+	l.mu.Lock()
+	c := l.conn
+	l.mu.Unlock()
+	return c != nil && c.send(edgeapi.CascadeModerate, msg)
+}
+
+// teardown ends one connection of the leg: the upstream edge's participants
+// stop being shown here (after a grace: they may come back through another
+// edge), and its tracks leave the local room at once.
+func (l *pullLeg) teardown(conn *frameConn, p edgeapi.Peer) {
+	conn.closeAndWait()
+	l.m.metrics.retire(l.info(l.m.cfg.Now()))
+	l.mu.Lock()
+	ri := l.ri
+	l.ri = nil
+	if l.conn == conn {
+		l.conn = nil
+	}
+	remotes := l.remotes
+	l.remotes = map[string]bool{}
+	l.mu.Unlock()
+	if ri != nil {
+		ri.Close()
+	}
+	for pid := range remotes {
+		l.m.cfg.Members.RemoteLeft(l.roomID, p.EdgeID, pid, edgeapi.CascadeReasonLost, true)
+	}
+	if l.connected.Swap(false) {
+		l.m.report(edgeapi.EventCascadeLegDown, l.roomID, p.EdgeID, p.Region)
+	}
+}
+
+func (l *pullLeg) info(now time.Time) LegInfo {
+	l.mu.Lock()
+	p, ri := l.peer, l.ri
+	l.mu.Unlock()
+	li := LegInfo{RoomID: l.roomID, PeerEdgeID: p.EdgeID, PeerRegion: p.Region, Direction: "in", Connected: l.connected.Load()}
+	if ri != nil {
+		li.Stats = ri.Stats(now)
+	}
+	return li
+}

@@ -1,0 +1,216 @@
+package signal
+
+import (
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/meridian-video/meridian/shared/edgeapi"
+	wire "github.com/meridian-video/meridian/shared/signal"
+)
+
+// Cascade is told what happens to this edge's own participants, so the
+// edges that relay the room hear of it (edge/cascade implements it). Its
+// methods must not block.
+type Cascade interface {
+	LocalJoined(roomID string, p wire.Participant)
+	LocalLeft(roomID, participantID, reason string)
+	LocalMute(roomID string, m wire.Mute)
+	// LocalRoomEmpty: the room has no participant on this edge any more.
+	LocalRoomEmpty(roomID string)
+	// Moderate forwards a moderator's action to the edge a remote
+	// participant is on; false when no such remote participant is known.
+	Moderate(roomID, participantID, action, kind string) bool
+}
+
+// cascadeRef holds the Cascade, set once the edge is assembled.
+type cascadeRef struct{ p atomic.Pointer[Cascade] }
+
+func (c *cascadeRef) get() Cascade {
+	if p := c.p.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// SetCascade connects the room events of this edge to other edges.
+func (s *Server) SetCascade(c Cascade) { s.cascade.p.Store(&c) }
+
+// remoteMember is a participant of the room connected to another edge,
+// relayed in by a cascade leg.
+type remoteMember struct {
+	id, name  string
+	moderator bool
+	origin    string      // edge it is on
+	lost      *time.Timer // set while its leg is down (grace before "left")
+}
+
+// present reports whether pid is in the room for this edge's clients
+// (local and admitted, or remote). s.mu held.
+func (r *room) localAnnounced(pid string) bool {
+	m := r.members[pid]
+	return m != nil && m.announced && m.state != stateGone
+}
+
+// RemoteJoined adds (or refreshes) a participant relayed from edge origin.
+func (s *Server) RemoteJoined(roomID, origin string, p wire.Participant) {
+	s.mu.Lock()
+	r := s.rooms[roomID]
+	if r == nil {
+		s.mu.Unlock()
+		return // nobody here to tell; the leg is about to close
+	}
+	if r.remotes == nil {
+		r.remotes = map[string]*remoteMember{}
+	}
+	rm := r.remotes[p.ParticipantID]
+	fresh := rm == nil
+	if fresh {
+		rm = &remoteMember{id: p.ParticipantID}
+		r.remotes[p.ParticipantID] = rm
+	}
+	if rm.lost != nil {
+		rm.lost.Stop()
+		rm.lost = nil
+	}
+	rm.name, rm.moderator, rm.origin = p.Name, p.Moderator, origin
+	var targets []*member
+	if fresh && !r.localAnnounced(p.ParticipantID) {
+		targets = s.othersLocked(roomID, p.ParticipantID)
+	}
+	s.mu.Unlock()
+	if len(targets) > 0 {
+		s.deliverAll(targets, encode(wire.TypeParticipantJoined, wire.Participant{ParticipantID: p.ParticipantID, Name: p.Name,
+			Moderator: p.Moderator, Tracks: []wire.TrackInfo{}}))
+	}
+}
+
+// RemoteLeft removes a relayed participant. lost means its edge became
+// unreachable: it stays listed for RemoteGrace in case it reappears
+// (through another edge) before anyone is told it left.
+func (s *Server) RemoteLeft(roomID, origin, pid, reason string, lost bool) {
+	s.mu.Lock()
+	r := s.rooms[roomID]
+	var rm *remoteMember
+	if r != nil {
+		rm = r.remotes[pid]
+	}
+	if rm == nil || rm.origin != origin {
+		s.mu.Unlock()
+		return // unknown, or it moved to another edge meanwhile
+	}
+	if lost && s.cfg.RemoteGrace > 0 {
+		if rm.lost == nil {
+			rm.lost = time.AfterFunc(s.cfg.RemoteGrace, func() { s.RemoteLeft(roomID, origin, pid, reason, false) })
+		}
+		s.mu.Unlock()
+		return
+	}
+	if rm.lost != nil {
+		rm.lost.Stop()
+	}
+	delete(r.remotes, pid)
+	var targets []*member
+	if !r.localAnnounced(pid) {
+		targets = s.othersLocked(roomID, pid)
+	}
+	s.mu.Unlock()
+	if len(targets) > 0 {
+		s.deliverAll(targets, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: pid, Reason: reason}))
+	}
+}
+
+// RemoteMute tells this edge's clients about a relayed participant's mute.
+func (s *Server) RemoteMute(roomID string, m wire.Mute) {
+	s.broadcast(roomID, m.ParticipantID, encode(wire.TypeMute, m))
+}
+
+// RemoteQuality tells this edge's clients a relayed participant's quality.
+func (s *Server) RemoteQuality(roomID, pid string, score float64) {
+	s.broadcast(roomID, pid, encode(wire.TypeConnectionQuality, wire.ConnectionQuality{ParticipantID: pid, Score: score}))
+}
+
+// LocalParticipants lists the room's admitted participants on this edge
+// with their tracks (what a new cascade leg is told first).
+func (s *Server) LocalParticipants(roomID string) []wire.Participant {
+	type entry struct {
+		id, name string
+		mod      bool
+		m        *member
+	}
+	s.mu.Lock()
+	var es []entry
+	if r := s.rooms[roomID]; r != nil {
+		for id, m := range r.members {
+			if m.announced && m.state != stateGone {
+				es = append(es, entry{id, m.name, m.perms.Moderate, m})
+			}
+		}
+	}
+	s.mu.Unlock()
+	out := make([]wire.Participant, 0, len(es))
+	for _, e := range es {
+		tracks := []wire.TrackInfo{}
+		if media := e.m.mediaNow(); media != nil {
+			tracks = media.Tracks()
+		}
+		out = append(out, wire.Participant{ParticipantID: e.id, Name: e.name, Moderator: e.mod, Tracks: tracks})
+	}
+	slices.SortFunc(out, func(a, b wire.Participant) int { return cmpString(a.ParticipantID, b.ParticipantID) })
+	return out
+}
+
+// HasLocalMembers reports whether the room has participants on this edge.
+func (s *Server) HasLocalMembers(roomID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[roomID]
+	return r != nil && (len(r.members) > 0 || len(r.lobby) > 0)
+}
+
+// Rooms lists the rooms with participants on this edge.
+func (s *Server) Rooms() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.rooms))
+	for id := range s.rooms {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ModerateLocal carries out a moderator's action that arrived from another
+// edge on one of this edge's participants.
+func (s *Server) ModerateLocal(roomID, pid, action, kind string) bool {
+	switch action {
+	case edgeapi.ModerateMute:
+		if kind != "audio" && kind != "video" {
+			return false
+		}
+		return s.muteLocal(roomID, wire.MuteParticipant{ParticipantID: pid, Kind: kind})
+	case edgeapi.ModerateRemove:
+		return s.RemoveParticipant(roomID, pid, wire.ReasonRemoved)
+	}
+	return false
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// clearRemotes stops the grace timers of a room that is going away. s.mu held.
+func (r *room) clearRemotes() {
+	for _, rm := range r.remotes {
+		if rm.lost != nil {
+			rm.lost.Stop()
+		}
+	}
+	r.remotes = nil
+}

@@ -1,0 +1,83 @@
+package edgeapi
+
+import (
+	wire "github.com/meridian-video/meridian/shared/signal"
+)
+
+// Cascade leg protocol (edge ↔ edge, JSON frames in a wire.Envelope over a
+// WebSocket at GET /internal/v1/cascade). The downstream edge D dials the
+// upstream edge U to receive U's local participants and tracks:
+//
+//	U → D  challenge {nonce}
+//	D → U  hello     {ticket, roomId, edgeId, nonce, proof}  proof = D signs ProofMessage(room, D, U, U's nonce)
+//	U → D  welcome   {proof, participants}                    proof = U signs ProofMessage(room, U, D, D's nonce)
+//	U → D  offer / candidate (U offers on the leg's PeerConnection), D → U answer / candidate
+//	U → D  participant-joined, participant-left, mute, track-gone, quality
+//	D → U  moderate  {action, participantId, kind}
+//
+// Either side closes the socket (and the leg) on any protocol violation.
+const (
+	CascadeChallenge   = "challenge"
+	CascadeHello       = "hello"
+	CascadeWelcome     = "welcome"
+	CascadeOffer       = "offer"
+	CascadeAnswer      = "answer"
+	CascadeCandidate   = "candidate"
+	CascadeJoined      = "participant-joined"
+	CascadeLeft        = "participant-left"
+	CascadeMute        = "mute"
+	CascadeTrackGone   = "track-gone"
+	CascadeQuality     = "quality"
+	CascadeModerate    = "moderate"
+	CascadeClose       = "close"
+	CascadePath        = "/internal/v1/cascade"
+	ModerateMute       = "mute"
+	ModerateRemove     = "remove"
+	CascadeReasonLost  = "edge-unreachable"
+	CascadeMaxFrameLen = 1 << 20
+)
+
+// CascadeChallengeMsg is U's fresh nonce.
+type CascadeChallengeMsg struct {
+	Nonce string `json:"nonce"`
+}
+
+// CascadeHelloMsg opens a leg.
+type CascadeHelloMsg struct {
+	Ticket string `json:"ticket"`
+	RoomID string `json:"roomId"`
+	EdgeID string `json:"edgeId"`
+	Nonce  string `json:"nonce"`
+	Proof  []byte `json:"proof"`
+}
+
+// CascadeWelcomeMsg accepts a leg.
+type CascadeWelcomeMsg struct {
+	Proof        []byte             `json:"proof"`
+	Participants []wire.Participant `json:"participants"`
+}
+
+// CascadeLeftMsg says a participant left U.
+type CascadeLeftMsg struct {
+	ParticipantID string `json:"participantId"`
+	Reason        string `json:"reason,omitempty"`
+}
+
+// CascadeTrackGoneMsg says a participant on U stopped publishing a track.
+type CascadeTrackGoneMsg struct {
+	ParticipantID string `json:"participantId"`
+	TrackID       string `json:"trackId"`
+}
+
+// CascadeQualityMsg carries a participant's connection quality, as U measures it.
+type CascadeQualityMsg struct {
+	ParticipantID string  `json:"participantId"`
+	Score         float64 `json:"score"`
+}
+
+// CascadeModerateMsg asks U to act on one of its participants.
+type CascadeModerateMsg struct {
+	Action        string `json:"action"` // mute | remove
+	ParticipantID string `json:"participantId"`
+	Kind          string `json:"kind,omitempty"` // audio | video for mute
+}
