@@ -35,6 +35,7 @@ type controlFlags struct {
 	webhooks                                                  webhookFlags
 	frameAncestors                                            listFlag
 	corsOrigins                                               listFlag
+	geo                                                       geoFlags
 }
 
 func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
@@ -60,6 +61,7 @@ func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.edgeToken, "edge-token", "", "token edges authenticate with (default: derived from the cluster key)")
 	f.webhooks.register(fs)
+	f.geo.register(fs, devDefaults)
 	fs.Var(&f.corsOrigins, "cors-origins", "browser origins allowed to call the API (default: any; tokens are never cookies)")
 	fs.Var(&f.frameAncestors, "frame-ancestors", "origins allowed to embed the meeting page in an iframe (default: any)")
 	if !devDefaults {
@@ -171,7 +173,11 @@ func runControl(args []string) error {
 	if err != nil {
 		return err
 	}
-	controlPlugins(&cfg, f.edgeToken, wc)
+	g, err := f.geo.setup()
+	if err != nil {
+		return err
+	}
+	controlPlugins(&cfg, f.edgeToken, wc, g)
 	cfg.Plugins = append(cfg.Plugins, webPlugin(f.frameAncestors))
 	srv, err := server.New(cfg)
 	if err != nil {

@@ -102,7 +102,11 @@ func runDev(args []string) error {
 	if err != nil {
 		return err
 	}
-	controlPlugins(&cfg, f.edgeToken, wc)
+	g, err := f.geo.setup()
+	if err != nil {
+		return err
+	}
+	controlPlugins(&cfg, f.edgeToken, wc, g)
 	var edge *edgenode.Node
 	cfg.Plugins = append(cfg.Plugins, devEdgePlugin(&ef, f.edgeToken, logger, &edge), webPlugin(f.frameAncestors))
 	srv, err := server.New(cfg)

@@ -1,14 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,8 +31,11 @@ import (
 	"github.com/meridian-video/meridian/control/webhooks"
 	"github.com/meridian-video/meridian/control/webhooks/raftoutbox"
 	"github.com/meridian-video/meridian/edge/edgenode"
+	"github.com/meridian-video/meridian/edge/gossip"
 	"github.com/meridian-video/meridian/edge/sfu"
 	"github.com/meridian-video/meridian/edge/turn"
+	"github.com/meridian-video/meridian/geo"
+	"github.com/meridian-video/meridian/shared/edgeapi"
 )
 
 // webhookFlags configure delivery.
@@ -66,6 +76,11 @@ type edgeFlags struct {
 	capacity                        int
 	loopback                        bool
 	noTURN                          bool
+	gossipBind, gossipAdvertise     string
+	gossipKey, gossipKeyFile        string
+	gossipSeeds                     listFlag
+	lat, lon                        float64
+	drainTimeout                    time.Duration
 }
 
 func (e *edgeFlags) register(fs *flag.FlagSet, dev bool) {
@@ -82,6 +97,14 @@ func (e *edgeFlags) register(fs *flag.FlagSet, dev bool) {
 		fs.Var(&e.control, "control", "control-plane URL(s) (repeatable; any node works)")
 		fs.StringVar(&e.edgeToken, "edge-token", "", "token shared with the control plane (its --edge-token)")
 		fs.BoolVar(&e.loopback, "loopback-candidates", false, "offer 127.0.0.1 ICE candidates (single-host testing)")
+		fs.StringVar(&e.gossipBind, "gossip", "0.0.0.0:7946", "gossip (memberlist) listen address for the region's pool, udp+tcp (empty disables gossip)")
+		fs.StringVar(&e.gossipAdvertise, "gossip-advertise", "", "gossip address other edges of the region dial (default: the listen address)")
+		fs.StringVar(&e.gossipKey, "gossip-key", "", "hex AES key (32, 48 or 64 hex chars) encrypting gossip; the same on every edge of the region")
+		fs.StringVar(&e.gossipKeyFile, "gossip-key-file", "", "file holding the gossip key (hex)")
+		fs.Var(&e.gossipSeeds, "gossip-seeds", "gossip addresses of other edges of the region (the control plane also hands them out)")
+		fs.Float64Var(&e.lat, "lat", 0, "latitude of this edge (default: its region's)")
+		fs.Float64Var(&e.lon, "lon", 0, "longitude of this edge (default: its region's)")
+		fs.DurationVar(&e.drainTimeout, "drain-timeout", 2*time.Minute, "on SIGTERM or `meridian edge drain`: how long participants get to move to another edge")
 	}
 	fs.StringVar(&e.turnUDP, "turn-udp", defTURN, "embedded TURN UDP listen address (empty disables UDP)")
 	fs.StringVar(&e.turnTCP, "turn-tcp", defTURN, "embedded TURN TCP listen address (empty disables TCP)")
@@ -117,7 +140,46 @@ func (e *edgeFlags) nodeConfig(dev bool, logger *slog.Logger) (edgenode.Config, 
 		origins = []string{"*"}
 	}
 	cfg := edgenode.Config{EdgeID: e.id, Region: e.region, ControlURLs: e.control, EdgeToken: e.edgeToken, HTTPListen: e.httpAddr,
-		PublicURL: e.publicURL, AllowedOrigins: origins, Capacity: e.capacity, SFU: sc, EnableTURN: !e.noTURN, Logger: logger}
+		PublicURL: e.publicURL, AllowedOrigins: origins, Capacity: e.capacity, SFU: sc, EnableTURN: !e.noTURN, Logger: logger,
+		Latitude: e.lat, Longitude: e.lon, DrainTimeout: e.drainTimeout}
+	if !dev && e.gossipBind != "" {
+		gc := gossip.DefaultConfig()
+		host, port, err := net.SplitHostPort(e.gossipBind)
+		if err != nil {
+			return cfg, fmt.Errorf("--gossip %q: %w", e.gossipBind, err)
+		}
+		gc.BindAddr = host
+		if gc.BindPort, err = strconv.Atoi(port); err != nil {
+			return cfg, fmt.Errorf("--gossip %q: bad port", e.gossipBind)
+		}
+		if e.gossipAdvertise != "" {
+			ah, ap, err := net.SplitHostPort(e.gossipAdvertise)
+			if err != nil {
+				return cfg, fmt.Errorf("--gossip-advertise %q: %w", e.gossipAdvertise, err)
+			}
+			gc.AdvertiseAddr = ah
+			if gc.AdvertisePort, err = strconv.Atoi(ap); err != nil {
+				return cfg, fmt.Errorf("--gossip-advertise %q: bad port", e.gossipAdvertise)
+			}
+		}
+		keyHex := e.gossipKey
+		if keyHex == "" && e.gossipKeyFile != "" {
+			b, err := os.ReadFile(e.gossipKeyFile)
+			if err != nil {
+				return cfg, fmt.Errorf("--gossip-key-file: %w", err)
+			}
+			keyHex = strings.TrimSpace(string(b))
+		}
+		if keyHex != "" {
+			k, err := hex.DecodeString(keyHex)
+			if err != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
+				return cfg, errors.New("--gossip-key must be 32, 48 or 64 hex characters (an AES-128/192/256 key)")
+			}
+			gc.SecretKey = k
+		}
+		gc.Seeds = e.gossipSeeds
+		cfg.GossipEnabled, cfg.Gossip = true, gc
+	}
 	if cfg.EnableTURN {
 		tc := turn.DefaultConfig()
 		var err error
@@ -147,10 +209,79 @@ func (e *edgeFlags) nodeConfig(dev bool, logger *slog.Logger) (edgenode.Config, 
 	return cfg, nil
 }
 
+// geoFlags configure where clients are located and how geoFence codes
+// map to regions (control nodes).
+type geoFlags struct {
+	region        string
+	geoipPath     string
+	defaultRegion string
+	fences        string
+	regionDefs    listFlag
+}
+
+func (g *geoFlags) register(fs *flag.FlagSet, dev bool) {
+	def := ""
+	if dev {
+		def = "local"
+	}
+	fs.StringVar(&g.region, "region", def, "region this control node runs in (the sovereignty audit names it as where webhooks are sent from)")
+	fs.StringVar(&g.geoipPath, "geoip", "", "MaxMind-format City database (.mmdb) used to find each client's nearest edge")
+	fs.StringVar(&g.defaultRegion, "default-region", "local", "region assumed for clients with no location hint and no GeoIP match")
+	fs.StringVar(&g.fences, "geofence", "", "geoFence code overrides, e.g. eu001=jurisdiction:eu,us001=region:us-east+us-west (defaults: see docs/operations.md)")
+	fs.Var(&g.regionDefs, "define-region", "extra region name=lat,lon[,jurisdiction+...] (repeatable), e.g. onprem-paris=48.85,2.35,eu+fr")
+}
+
+// geoSetup is the geography a control node works with.
+type geoSetup struct {
+	catalog *geo.Catalog
+	locator *geo.Locator
+	fences  geo.FenceTable
+	region  string
+}
+
+func (g *geoFlags) setup() (*geoSetup, error) {
+	cat := geo.NewCatalog()
+	for _, d := range g.regionDefs {
+		name, rest, ok := strings.Cut(d, "=")
+		parts := strings.Split(rest, ",")
+		if !ok || len(parts) < 2 || len(parts) > 3 {
+			return nil, fmt.Errorf("--define-region %q: want name=lat,lon[,jurisdiction+...]", d)
+		}
+		lat, err1 := strconv.ParseFloat(strings.TrimSpace(parts[0]), 64)
+		lon, err2 := strconv.ParseFloat(strings.TrimSpace(parts[1]), 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("--define-region %q: lat and lon must be numbers", d)
+		}
+		r := geo.Region{Name: strings.TrimSpace(name), Lat: lat, Lon: lon}
+		if len(parts) == 3 {
+			r.Jurisdictions = strings.Split(parts[2], "+")
+		}
+		if err := cat.Add(r); err != nil {
+			return nil, fmt.Errorf("--define-region %q: %w", d, err)
+		}
+	}
+	fences := geo.DefaultFences()
+	if g.fences != "" {
+		f, err := geo.ParseFences(g.fences)
+		if err != nil {
+			return nil, fmt.Errorf("--geofence: %w", err)
+		}
+		fences = f
+	}
+	loc, err := geo.NewLocator(geo.LocatorConfig{Catalog: cat, GeoIPPath: g.geoipPath, DefaultRegion: g.defaultRegion})
+	if err != nil {
+		return nil, err
+	}
+	return &geoSetup{catalog: cat, locator: loc, fences: fences, region: g.region}, nil
+}
+
 // controlPlugins are the plugins every control node runs.
-func controlPlugins(cfg *server.Config, edgeToken string, wc webhooks.Config) {
+func controlPlugins(cfg *server.Config, edgeToken string, wc webhooks.Config, g *geoSetup) {
 	pc := placement.DefaultConfig()
 	pc.EdgeToken = edgeToken
+	pc.Catalog, pc.Locator, pc.Fences = g.catalog, g.locator, g.fences
+	cfg.API.Catalog, cfg.API.Fences = g.catalog, g.fences
+	cfg.Region = g.region
 	cfg.Plugins = append(cfg.Plugins, placement.Plugin(pc), raftoutbox.Plugin(wc))
 }
 
@@ -175,6 +306,9 @@ func devEdgePlugin(ef *edgeFlags, edgeToken string, logger *slog.Logger, out **e
 }
 
 func runEdge(args []string) error {
+	if len(args) > 0 && args[0] == "drain" {
+		return runEdgeDrain(args[1:])
+	}
 	fs := newFlagSet("edge", "Run a media edge: SFU, signaling and TURN. It registers with the control plane\n(--control URL --edge-token T) and serves clients in --region.")
 	var ef edgeFlags
 	ef.register(fs, false)
@@ -217,6 +351,74 @@ func runEdge(args []string) error {
 		logger.Warn("edge not registered yet; still trying", "control", ef.control.String())
 	}
 	<-ctx.Done()
-	logger.Info("shutting down")
+	stop()
+	// SIGTERM drains: no new rooms come here, participants move to other
+	// edges (a second signal skips the rest of the drain).
+	logger.Info("draining before shutdown", "participants", n.Signal().ParticipantCount(), "timeout", ef.drainTimeout)
+	dctx, dstop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	took, left := n.Drain(dctx, ef.drainTimeout)
+	dstop()
+	logger.Info("drain done; shutting down", "took", took.Round(time.Millisecond), "participantsLeft", left)
 	return n.Close()
+}
+
+// runEdgeDrain: `meridian edge drain --edge URL --edge-token T`: ask a
+// running edge to drain (or, with --cancel, to take new rooms again).
+func runEdgeDrain(args []string) error {
+	fs := newFlagSet("edge drain", "Drain a running edge: no new rooms go there and its participants move to other\nedges of their region. --wait blocks until it is empty; --cancel stops a drain.")
+	edgeURL := fs.String("edge", "http://127.0.0.1:7880", "the edge's HTTP URL")
+	token := fs.String("edge-token", "", "the edge token (as given to the edge)")
+	deadline := fs.Duration("deadline", 0, "how long participants get to move (default: the edge's --drain-timeout)")
+	cancel := fs.Bool("cancel", false, "stop draining: the edge takes new rooms again")
+	wait := fs.Bool("wait", false, "wait until the edge is empty and print how long it took")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *token == "" {
+		return errors.New("edge drain: --edge-token is required")
+	}
+	body := edgeapi.Drain{Draining: !*cancel, DeadlineSeconds: int(deadline.Seconds())}
+	start := time.Now()
+	var out struct {
+		Draining     bool   `json:"draining"`
+		Participants int    `json:"participants"`
+		Deadline     string `json:"deadline"`
+	}
+	if err := postEdge(*edgeURL, *token, "/internal/v1/drain", body, &out); err != nil {
+		return err
+	}
+	fmt.Printf("draining=%v participants=%d deadline=%s\n", out.Draining, out.Participants, out.Deadline)
+	if !*wait || *cancel {
+		return nil
+	}
+	for {
+		time.Sleep(500 * time.Millisecond)
+		if err := postEdge(*edgeURL, *token, "/internal/v1/drain", body, &out); err != nil {
+			return err
+		}
+		if out.Participants == 0 {
+			fmt.Printf("drained in %s\n", time.Since(start).Round(100*time.Millisecond))
+			return nil
+		}
+	}
+}
+
+func postEdge(base, token, path string, in, out any) error {
+	b, _ := json.Marshal(in)
+	req, err := http.NewRequest(http.MethodPost, strings.TrimRight(base, "/")+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s%s: %d %s", base, path, resp.StatusCode, bytes.TrimSpace(rb))
+	}
+	return json.Unmarshal(rb, out)
 }

@@ -3,6 +3,8 @@ package api
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/meridian-video/meridian/geo"
 )
 
 // FuzzCreateRoomDecode: any body either decodes and validates, or yields a
@@ -21,7 +23,7 @@ func FuzzCreateRoomDecode(f *testing.F) {
 			}
 			return
 		}
-		if _, err := req.toRoom(nil); err != nil {
+		if _, err := req.toRoom(nil, geo.DefaultFences()); err != nil {
 			e, ok := err.(*Error)
 			if !ok || e.Status != 400 || e.Message == "" {
 				t.Fatalf("validate error %T %v", err, err)

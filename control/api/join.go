@@ -6,6 +6,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/geo"
 )
 
 // JoinService places a participant on an edge and signs its join ticket.
@@ -30,7 +31,10 @@ type JoinRequest struct {
 	Moderate      bool
 	AskJoin       bool
 	ClientIP      string
-	PreferRegion  string
+	// Hint is where the client says it is (region, or lat+lon).
+	Hint geo.Hint
+	// AvoidEdges are edges the client just lost (failover): not used for it.
+	AvoidEdges []string
 }
 
 // JoinCandidate is one edge the client may connect to.
@@ -41,7 +45,39 @@ type JoinCandidate struct {
 	ICEServers      []ICEServer `json:"iceServers"`
 	Ticket          string      `json:"ticket"`
 	TicketExpiresAt string      `json:"ticketExpiresAt"`
+	DistanceKm      *float64    `json:"distanceKm,omitempty"`
 }
+
+// NearestService ranks the edges a caller may use by distance.
+type NearestService interface {
+	Nearest(ctx context.Context, req NearestRequest) (*NearestResponse, error)
+}
+
+// NearestRequest is GET /v2/edges/nearest.
+type NearestRequest struct {
+	Hint     geo.Hint
+	ClientIP string
+	Pin      state.PinPolicy // the caller's API key pin
+	Limit    int
+}
+
+// NearestEdge is one edge in a NearestResponse.
+type NearestEdge struct {
+	EdgeID     string   `json:"edgeId"`
+	Region     string   `json:"region"`
+	DistanceKm *float64 `json:"distanceKm"` // null when unknown
+	SignalURL  string   `json:"signalingUrl"`
+	Load       float64  `json:"load"` // participants / capacity
+}
+
+// NearestResponse lists usable edges, nearest first.
+type NearestResponse struct {
+	Location geo.Location  `json:"location"`
+	Edges    []NearestEdge `json:"edges"`
+}
+
+// WithNearestService plugs the nearest-edge lookup in.
+func WithNearestService(n NearestService) Option { return func(s *Server) { s.nearest = n } }
 
 // ICEServer mirrors RTCIceServer.
 type ICEServer struct {

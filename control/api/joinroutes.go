@@ -15,9 +15,13 @@ import (
 )
 
 type joinBody struct {
-	ParticipantID *string `json:"participantId"`
-	Name          *string `json:"name"`
-	Region        *string `json:"region"`
+	ParticipantID *string  `json:"participantId"`
+	Name          *string  `json:"name"`
+	Region        *string  `json:"region"`
+	Lat           *float64 `json:"lat"`
+	Lon           *float64 `json:"lon"`
+	// AvoidEdges names edges the client just lost (it reconnects elsewhere).
+	AvoidEdges []string `json:"avoidEdges"`
 }
 
 // handleJoin: POST /v2/rooms/{roomId}/join with an rtc (or role-less) token.
@@ -86,8 +90,18 @@ func (s *Server) handleJoin(c *fiber.Ctx) error {
 	req := JoinRequest{Room: room, ParticipantID: pid, Name: name, Publish: pub, Subscribe: sub,
 		Moderate: slices.Contains(p.Claims.Permissions, auth.PermAllowMod), AskJoin: slices.Contains(p.Claims.Permissions, auth.PermAskJoin), ClientIP: c.IP()}
 	if body.Region != nil {
-		req.PreferRegion = *body.Region
+		req.Hint.Region = strings.TrimSpace(*body.Region)
 	}
+	req.Hint.Lat, req.Hint.Lon = body.Lat, body.Lon
+	if len(body.AvoidEdges) > 16 {
+		return invalidField("avoidEdges", "must list at most 16 edge ids")
+	}
+	for i, e := range body.AvoidEdges {
+		if e == "" || len(e) > 128 {
+			return invalidField(fmt.Sprintf("avoidEdges[%d]", i), "must be an edge id of 1-128 characters")
+		}
+	}
+	req.AvoidEdges = body.AvoidEdges
 	if s.joins == nil {
 		return &Error{Status: fiber.StatusNotImplemented, Message: "no media edges are configured on this control plane"}
 	}

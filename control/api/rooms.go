@@ -14,6 +14,7 @@ import (
 
 	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/geo"
 	"github.com/meridian-video/meridian/shared/ids"
 )
 
@@ -29,8 +30,14 @@ func (s *Server) roomRoutes(r fiber.Router) {
 	r.Post("/rooms/:roomId", s.setRoomStatus)
 }
 
-// geoFences are the region codes VideoSDK clients send.
-var geoFences = []string{"us001", "uk001", "sg001", "eu001", "uae001", "in001", "in002", "in003", "sg002", "us002", "aus001"}
+// fenceTable maps the geoFence codes VideoSDK clients send to pins
+// (operator-configurable; the built-in table otherwise).
+func (s *Server) fenceTable() geo.FenceTable {
+	if s.cfg.Fences != nil {
+		return s.cfg.Fences
+	}
+	return geo.DefaultFences()
+}
 
 var eventPatternRe = regexp.MustCompile(`^(\*|[a-z][a-z0-9-]*\*?)$`)
 
@@ -72,7 +79,7 @@ func validateWebhookURL(field, raw string) error {
 	return nil
 }
 
-func (req *createRoomRequest) toRoom(checkURL func(string) error) (state.Room, error) {
+func (req *createRoomRequest) toRoom(checkURL func(string) error, fences geo.FenceTable) (state.Room, error) {
 	var r state.Room
 	if req.CustomRoomID != nil {
 		cid := *req.CustomRoomID
@@ -121,8 +128,8 @@ func (req *createRoomRequest) toRoom(checkURL func(string) error) (state.Room, e
 		r.AutoStartConfig = *req.AutoStartConfig
 	}
 	if req.GeoFence != nil {
-		if !slices.Contains(geoFences, *req.GeoFence) {
-			return r, invalidField("geoFence", "must be one of %s", strings.Join(geoFences, ", "))
+		if _, ok := fences.Policy(*req.GeoFence); !ok {
+			return r, invalidField("geoFence", "must be one of %s", strings.Join(fences.Codes(), ", "))
 		}
 		r.GeoFence = *req.GeoFence
 	}
@@ -162,7 +169,7 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	room, err := req.toRoom(s.checkURL)
+	room, err := req.toRoom(s.checkURL, s.fenceTable())
 	if err != nil {
 		return err
 	}

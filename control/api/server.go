@@ -24,6 +24,7 @@ import (
 	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/control/cluster"
 	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/geo"
 )
 
 // Config configures the API.
@@ -49,6 +50,11 @@ type Config struct {
 	// another origin). Tokens travel in the Authorization header, never in
 	// cookies, so "*" is safe and the default.
 	CORSOrigins []string
+
+	// Catalog and Fences describe regions and the geoFence table (room
+	// validation, sovereignty audit); nil means the built-in ones.
+	Catalog *geo.Catalog
+	Fences  geo.FenceTable
 
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -96,6 +102,7 @@ type Server struct {
 	extra    []func(fiber.Router)
 	joins    JoinService
 	edges    EdgeService
+	nearest  NearestService
 	ready    func() bool
 	checkURL func(string) error
 }
@@ -225,6 +232,7 @@ func (s *Server) routes() {
 	s.roomRoutes(v2)
 	s.sessionRoutes(v2)
 	s.webhookRoutes(v2)
+	s.edgeDiscoveryRoutes(v2)
 	s.egressStubs(v2)
 
 	s.adminRoutes(app.Group("/admin/v1", s.requireAdmin))
@@ -267,13 +275,18 @@ func (s *Server) requireREST(c *fiber.Ctx) error {
 		return &Error{Status: fiber.StatusTooManyRequests, Message: "rate limit exceeded for this API key", RetryAfter: int(wait / time.Second)}
 	}
 	c.Locals(localsPrincipal, p)
-	if isJoinRoute(c) {
+	if isJoinRoute(c) || isNearestRoute(c) {
 		return c.Next()
 	}
 	if err := p.CanUseREST(); err != nil {
 		return err
 	}
 	return c.Next()
+}
+
+// isNearestRoute: any valid token (rtc ones too) may ask for its nearest edges.
+func isNearestRoute(c *fiber.Ctx) bool {
+	return c.Method() == fiber.MethodGet && strings.TrimSuffix(c.Path(), "/") == "/v2/edges/nearest"
 }
 
 func isJoinRoute(c *fiber.Ctx) bool {

@@ -478,12 +478,49 @@ func (s *Server) sessionStats(c *fiber.Ctx) error {
 		return err
 	}
 	var samples []state.StatsSample
-	s.node.FSM().Read(func(st *state.Store) { samples = st.SessionStats(ss.ID) })
+	var legs []state.LegSample
+	s.node.FSM().Read(func(st *state.Store) {
+		samples = st.SessionStats(ss.ID)
+		legs = st.SessionLegStats(ss.ID)
+	})
 	entries := []statsEntry{}
 	for _, g := range groupByTime(samples) {
 		entries = append(entries, aggregate(g))
 	}
-	return c.JSON(fiber.Map{"sessionId": ss.ID, "meetingId": ss.RoomID, "duration": durationOf(ss, s.cfg.Now()), "stats": entries})
+	return c.JSON(fiber.Map{"sessionId": ss.ID, "meetingId": ss.RoomID, "duration": durationOf(ss, s.cfg.Now()), "stats": entries,
+		"cascadeLegs": cascadeLegViews(legs)})
+}
+
+// cascadeLegView summarises one relay leg between two edges (a Meridian
+// addition to the stats shape): its latest bitrate and totals.
+type cascadeLegView struct {
+	EdgeID     string  `json:"edgeId"`
+	PeerEdgeID string  `json:"peerEdgeId"`
+	Direction  string  `json:"direction"`
+	Bitrate    float64 `json:"bitrate"`
+	Packets    uint64  `json:"packets"`
+	Bytes      uint64  `json:"bytes"`
+	RTTMs      float64 `json:"rttMs,omitempty"`
+	Tracks     int     `json:"tracks"`
+	FirstSeen  string  `json:"firstSeen"`
+	LastSeen   string  `json:"lastSeen"`
+}
+
+func cascadeLegViews(legs []state.LegSample) []cascadeLegView {
+	out := []cascadeLegView{}
+	idx := map[[3]string]int{}
+	for _, l := range legs {
+		k := [3]string{l.EdgeID, l.PeerEdgeID, l.Direction}
+		i, ok := idx[k]
+		if !ok {
+			idx[k] = len(out)
+			out = append(out, cascadeLegView{EdgeID: l.EdgeID, PeerEdgeID: l.PeerEdgeID, Direction: l.Direction, FirstSeen: restTime(l.Time)})
+			i = len(out) - 1
+		}
+		v := &out[i]
+		v.Bitrate, v.Packets, v.Bytes, v.RTTMs, v.Tracks, v.LastSeen = math.Round(l.Bitrate), l.Packets, l.Bytes, l.RTTMs, l.Tracks, restTime(l.Time)
+	}
+	return out
 }
 
 func durationOf(ss *state.Session, now time.Time) float64 {

@@ -1,26 +1,21 @@
 // Package placement keeps the edge registry (replicated records plus live
-// load from heartbeats), chooses edges for joins under pin policies, signs
-// join tickets, turns edge reports into replicated session changes, and
-// sends commands to edges.
+// load and gossip verdicts from heartbeats), places rooms on edges under
+// pin policies (home edge, spreading, far joiners; docs/multi-edge.md),
+// signs join and relay tickets, tells edges their rooms' peers, turns edge
+// reports into replicated session changes, and repairs placements when
+// edges die.
 package placement
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
-
-	"github.com/gofiber/fiber/v2"
 
 	"github.com/meridian-video/meridian/control/api"
 	"github.com/meridian-video/meridian/control/cluster"
@@ -29,7 +24,6 @@ import (
 	"github.com/meridian-video/meridian/shared/edgeapi"
 	"github.com/meridian-video/meridian/shared/ids"
 	"github.com/meridian-video/meridian/shared/ticket"
-	"github.com/meridian-video/meridian/shared/turncred"
 )
 
 // Secrets is what placement needs from the cluster secrets.
@@ -41,24 +35,36 @@ type Secrets struct {
 
 // Config configures placement.
 type Config struct {
-	EdgeToken      string                   // edges authenticate with it
-	ClusterToken   string                   // control nodes forwarding edge reports to the leader
-	Secrets        func() (*Secrets, error) // opened lazily: they appear after the first leader
-	Catalog        *geo.Catalog
+	EdgeToken    string                   // edges authenticate with it
+	ClusterToken string                   // control nodes forwarding edge reports to the leader
+	Secrets      func() (*Secrets, error) // opened lazily: they appear after the first leader
+	Catalog      *geo.Catalog
+	// Locator finds where a joiner is (hints, GeoIP, default region).
+	Locator *geo.Locator
+	// Fences maps VideoSDK geoFence codes to pin policies.
+	Fences geo.FenceTable
+	// NearKm: an edge already serving the room is used for a joiner when it
+	// is at most this much farther than the nearest allowed edge.
+	NearKm         float64
 	HeartbeatEvery time.Duration
 	DownAfter      time.Duration // no heartbeat for this long: edge is down
 	TicketTTL      time.Duration
+	RelayTicketTTL time.Duration
 	TURNTTL        time.Duration
-	MaxCandidates  int
-	Now            func() time.Time
-	Rand           io.Reader
-	Logger         *slog.Logger
-	HTTPClient     *http.Client
+	// RepairEvery is how often the leader drops edges without participants
+	// (and expired reservations) from placements.
+	RepairEvery   time.Duration
+	MaxCandidates int
+	Now           func() time.Time
+	Rand          io.Reader
+	Logger        *slog.Logger
+	HTTPClient    *http.Client
 }
 
 // DefaultConfig returns production defaults.
 func DefaultConfig() Config {
-	return Config{HeartbeatEvery: 2 * time.Second, DownAfter: 15 * time.Second, TicketTTL: 60 * time.Second, TURNTTL: 12 * time.Hour, MaxCandidates: 3}
+	return Config{HeartbeatEvery: time.Second, DownAfter: 5 * time.Second, TicketTTL: 60 * time.Second, RelayTicketTTL: 10 * time.Minute,
+		TURNTTL: 12 * time.Hour, MaxCandidates: 3, NearKm: 1000, RepairEvery: 5 * time.Second}
 }
 
 // Validate checks the configuration.
@@ -70,8 +76,12 @@ func (c Config) Validate() error {
 		return errors.New("placement: Secrets is required")
 	case c.TicketTTL <= 0 || c.TicketTTL > ticket.MaxTTL:
 		return fmt.Errorf("placement: TicketTTL must be in (0, %s]", ticket.MaxTTL)
+	case c.RelayTicketTTL <= 0 || c.RelayTicketTTL > ticket.RelayMaxTTL:
+		return fmt.Errorf("placement: RelayTicketTTL must be in (0, %s]", ticket.RelayMaxTTL)
 	case c.DownAfter <= c.HeartbeatEvery:
 		return errors.New("placement: DownAfter must exceed HeartbeatEvery")
+	case c.NearKm < 0:
+		return errors.New("placement: NearKm must not be negative")
 	}
 	return nil
 }
@@ -81,28 +91,43 @@ var (
 	ErrNoEdge = errors.New("no media edge is available")
 )
 
-// Service implements api.JoinService and api.EdgeService.
+// Service implements api.JoinService, api.EdgeService and api.NearestService.
 type Service struct {
 	cfg  Config
 	node *cluster.Node
 	log  *slog.Logger
 
-	mu   sync.Mutex
-	load map[string]liveEdge // edge id -> last heartbeat
+	mu    sync.Mutex
+	live  map[string]*liveEdge // edge id -> what heartbeats said
+	check chan struct{}        // wakes the leader's liveness check (nil when not leading)
+
+	pushes chan pushJob
+	stop   chan struct{}
+	bg     sync.WaitGroup
+	once   sync.Once
 }
 
+// liveEdge is the non-replicated view of one edge: its last heartbeat and
+// what its region's gossip says about its peers.
 type liveEdge struct {
-	load edgeapi.Load
-	seen time.Time
+	load     edgeapi.Load
+	seen     time.Time
+	pool     []edgeapi.PoolMember // this edge's view of its region
+	rooms    []edgeapi.RoomEpoch  // rooms with participants on it
+	draining bool
 }
 
-// New builds the service.
+// New builds the service and starts its peer pusher; Close stops it.
 func New(cfg Config, node *cluster.Node) (*Service, error) {
+	d := DefaultConfig()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Catalog == nil {
 		cfg.Catalog = geo.NewCatalog()
+	}
+	if cfg.Fences == nil {
+		cfg.Fences = geo.DefaultFences()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -111,409 +136,135 @@ func New(cfg Config, node *cluster.Node) (*Service, error) {
 		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Second}
 	}
 	if cfg.MaxCandidates <= 0 {
-		cfg.MaxCandidates = 3
+		cfg.MaxCandidates = d.MaxCandidates
+	}
+	if cfg.RelayTicketTTL == 0 {
+		cfg.RelayTicketTTL = d.RelayTicketTTL
+	}
+	if cfg.RepairEvery <= 0 {
+		cfg.RepairEvery = d.RepairEvery
+	}
+	if cfg.Locator == nil {
+		loc, err := geo.NewLocator(geo.LocatorConfig{Catalog: cfg.Catalog})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Locator = loc
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, node: node, log: cfg.Logger, load: map[string]liveEdge{}}, nil
+	s := &Service{cfg: cfg, node: node, log: cfg.Logger, live: map[string]*liveEdge{}, pushes: make(chan pushJob, 1024), stop: make(chan struct{})}
+	s.bg.Add(1)
+	go s.pushLoop()
+	return s, nil
 }
 
-var _ api.JoinService = (*Service)(nil)
-var _ api.EdgeService = (*Service)(nil)
-
-type candidate struct {
-	edge  *state.Edge
-	load  float64
-	dist  float64
-	fresh bool
-}
-
-// Join picks up to MaxCandidates edges allowed by the room's pin policy,
-// least loaded first (preferring the requested region), and signs a ticket for each.
-func (s *Service) Join(ctx context.Context, req api.JoinRequest) (*api.JoinResponse, error) {
-	sec, err := s.cfg.Secrets()
-	if err != nil {
-		return nil, &api.Error{Status: fiber.StatusServiceUnavailable, Message: "cluster secrets not ready", RetryAfter: 1}
-	}
-	policy := geo.Policy{Regions: req.Room.Pin.Regions, Jurisdictions: req.Room.Pin.Jurisdictions}
-	var edges []*state.Edge
-	s.node.FSM().Read(func(st *state.Store) { edges = st.Edges() })
-	now := s.cfg.Now()
-	prefer := s.cfg.Catalog.Lookup(req.PreferRegion)
-	var cands []candidate
-	var allowedRegions []string
-	seenRegion := map[string]bool{}
-	for _, e := range edges {
-		region := s.cfg.Catalog.Lookup(e.Region)
-		if !policy.Allows(region) {
-			continue
-		}
-		if !seenRegion[e.Region] {
-			seenRegion[e.Region] = true
-			allowedRegions = append(allowedRegions, e.Region)
-		}
-		if !e.Up {
-			continue
-		}
-		s.mu.Lock()
-		live, ok := s.load[e.ID]
-		s.mu.Unlock()
-		fresh := ok && now.Sub(live.seen) < s.cfg.DownAfter
-		if ok && !fresh {
-			continue // heard from it before, but not lately
-		}
-		c := candidate{edge: e, fresh: fresh, dist: math.Inf(1)}
-		if e.Capacity > 0 {
-			c.load = float64(live.load.Participants) / float64(e.Capacity)
-			if live.load.Participants >= e.Capacity {
-				continue
-			}
-		}
-		if req.PreferRegion != "" {
-			if d := geo.DistanceKm(prefer, region); !math.IsNaN(d) {
-				c.dist = d
-			}
-			if e.Region == req.PreferRegion {
-				c.dist = 0
-			}
-		}
-		cands = append(cands, c)
-	}
-	if len(cands) == 0 {
-		if !policy.Empty() {
-			return nil, &api.Error{Status: fiber.StatusServiceUnavailable, RetryAfter: 5,
-				Message: fmt.Sprintf("room %q is pinned to %s and no edge there is available; it will not fall back to another region", req.Room.RoomID, policy)}
-		}
-		return nil, &api.Error{Status: fiber.StatusServiceUnavailable, Message: ErrNoEdge.Error(), RetryAfter: 5}
-	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		if cands[i].dist != cands[j].dist {
-			return cands[i].dist < cands[j].dist
-		}
-		if cands[i].fresh != cands[j].fresh {
-			return cands[i].fresh
-		}
-		return cands[i].load < cands[j].load
+// Close stops background pushes. Idempotent.
+func (s *Service) Close() {
+	s.once.Do(func() {
+		close(s.stop)
+		s.bg.Wait()
 	})
-	if len(cands) > s.cfg.MaxCandidates {
-		cands = cands[:s.cfg.MaxCandidates]
-	}
-	if policy.Empty() {
-		allowedRegions = nil
-	}
-	resp := &api.JoinResponse{RoomID: req.Room.RoomID, ParticipantID: req.ParticipantID, Name: req.Name}
-	exp := now.Add(s.cfg.TicketTTL)
-	for _, c := range cands {
-		claims := ticket.Claims{RoomID: req.Room.RoomID, ParticipantID: req.ParticipantID, ParticipantName: req.Name, EdgeID: c.edge.ID,
-			Permissions:     ticket.Permissions{Publish: req.Publish, Subscribe: req.Subscribe, Moderate: req.Moderate, AskJoin: req.AskJoin},
-			MaxParticipants: req.Room.MaxParticipants, AllowedRegions: allowedRegions, IssuedAt: now.Unix(), ExpiresAt: exp.Unix()}
-		tok, err := ticket.Sign(sec.TicketKey, claims)
-		if err != nil {
-			return nil, err
-		}
-		user, pass := turncred.Generate(sec.TURNSecret, req.ParticipantID, now, s.cfg.TURNTTL)
-		var servers []api.ICEServer
-		if len(c.edge.STUNURLs) > 0 {
-			servers = append(servers, api.ICEServer{URLs: c.edge.STUNURLs})
-		}
-		if len(c.edge.TURNURLs) > 0 {
-			servers = append(servers, api.ICEServer{URLs: c.edge.TURNURLs, Username: user, Credential: pass})
-		}
-		if servers == nil {
-			servers = []api.ICEServer{}
-		}
-		resp.Edges = append(resp.Edges, api.JoinCandidate{EdgeID: c.edge.ID, Region: c.edge.Region, SignalURL: c.edge.SignalURL, ICEServers: servers,
-			Ticket: tok, TicketExpiresAt: exp.UTC().Format("2006-01-02T15:04:05.000Z")})
-	}
-	return resp, nil
 }
 
-// Routes mounts the edge-facing routes under /internal/v1.
-func (s *Service) Routes(r fiber.Router) {
-	g := r.Group("/edges", s.requireEdgeToken)
-	g.Post("/register", s.register)
-	g.Post("/heartbeat", s.heartbeat)
-	g.Post("/events", s.events)
-	g.Post("/stats", s.stats)
-}
-
-func (s *Service) requireEdgeToken(c *fiber.Ctx) error {
-	if s.cfg.ClusterToken != "" && constantTimeEq(c.Get(cluster.TokenHeader), s.cfg.ClusterToken) {
-		return c.Next()
-	}
-	h := c.Get(fiber.HeaderAuthorization)
-	if len(h) < 8 || h[:7] != "Bearer " || !constantTimeEq(h[7:], s.cfg.EdgeToken) {
-		return &api.Error{Status: fiber.StatusUnauthorized, Message: "edge token required"}
-	}
-	return c.Next()
-}
-
-func decode(c *fiber.Ctx, v any) error {
-	if err := json.Unmarshal(c.Body(), v); err != nil {
-		return &api.Error{Status: fiber.StatusBadRequest, Message: "malformed JSON: " + err.Error()}
-	}
-	return nil
-}
-
-func (s *Service) register(c *fiber.Ctx) error {
-	var req edgeapi.Register
-	if err := decode(c, &req); err != nil {
-		return err
-	}
-	if req.EdgeID == "" || req.Region == "" || req.SignalURL == "" {
-		return &api.Error{Status: fiber.StatusBadRequest, Message: "register needs edgeId, region and signalUrl"}
-	}
-	sec, err := s.cfg.Secrets()
-	if err != nil {
-		return &api.Error{Status: fiber.StatusServiceUnavailable, Message: "cluster secrets not ready", RetryAfter: 1}
-	}
-	now := s.cfg.Now().UTC()
-	e := state.Edge{ID: req.EdgeID, Region: req.Region, SignalURL: req.SignalURL, InternalURL: req.InternalURL, TURNURLs: req.TURNURLs,
-		STUNURLs: req.STUNURLs, Capacity: req.Capacity, Latitude: req.Latitude, Longitude: req.Longitude, Version: req.Version, RegisteredAt: now, ChangedAt: now}
-	if _, _, err := s.node.Apply(c.UserContext(), state.CmdUpsertEdge, state.UpsertEdge{Edge: e}); err != nil {
-		return err
-	}
-	s.noteHeartbeat(req.EdgeID, req.Load)
-	s.forwardToLeader(c, "/internal/v1/edges/heartbeat", edgeapi.Heartbeat{EdgeID: req.EdgeID, Load: req.Load})
-	s.log.Info("edge registered", "edge", req.EdgeID, "region", req.Region, "signal", req.SignalURL)
-	return c.JSON(edgeapi.RegisterReply{TicketPublicKey: sec.TicketPub, TURNSecret: sec.TURNSecret, HeartbeatEvery: s.cfg.HeartbeatEvery.String()})
-}
-
-func (s *Service) noteHeartbeat(id string, load edgeapi.Load) {
-	s.mu.Lock()
-	s.load[id] = liveEdge{load: load, seen: s.cfg.Now()}
-	s.mu.Unlock()
-}
-
-// forwardToLeader copies liveness to the leader, whose loop decides when an
-// edge is down; best effort (the next heartbeat repairs a lost one).
-func (s *Service) forwardToLeader(c *fiber.Ctx, path string, body any) {
-	if s.node.IsLeader() || c.Get(cluster.ForwardedHeader) != "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	var out json.RawMessage
-	_ = s.node.ForwardHTTP(ctx, path, body, &out)
-}
-
-func (s *Service) heartbeat(c *fiber.Ctx) error {
-	var hb edgeapi.Heartbeat
-	if err := decode(c, &hb); err != nil {
-		return err
-	}
-	var known, up bool
-	s.node.FSM().Read(func(st *state.Store) {
-		e, ok := st.Edge(hb.EdgeID)
-		known, up = ok, ok && e.Up
-	})
-	s.noteHeartbeat(hb.EdgeID, hb.Load)
-	s.forwardToLeader(c, "/internal/v1/edges/heartbeat", hb)
-	// An unknown edge, or one marked down, must register again (which marks it up).
-	return c.JSON(edgeapi.HeartbeatReply{Reregister: !known || !up})
-}
+var (
+	_ api.JoinService    = (*Service)(nil)
+	_ api.EdgeService    = (*Service)(nil)
+	_ api.NearestService = (*Service)(nil)
+)
 
 func (s *Service) newIDs(n int) ([]string, error) { return ids.NewDocIDs(s.cfg.Rand, n) }
 
-// events turns an edge's ordered lifecycle reports into replicated session
-// changes; an event id makes a retried batch harmless.
-func (s *Service) events(c *fiber.Ctx) error {
-	var batch edgeapi.EventBatch
-	if err := decode(c, &batch); err != nil {
-		return err
+// policies returns every pin that applies to a room: its own pin, its
+// geoFence through the operator's table, and its API key's pin. A region
+// must satisfy all of them.
+func (s *Service) policies(room *state.Room) ([]geo.Policy, error) {
+	var ps []geo.Policy
+	if !room.Pin.Empty() {
+		ps = append(ps, geo.Policy{Regions: room.Pin.Regions, Jurisdictions: room.Pin.Jurisdictions})
 	}
-	var region string
-	s.node.FSM().Read(func(st *state.Store) {
-		if e, ok := st.Edge(batch.EdgeID); ok {
-			region = e.Region
+	if room.GeoFence != "" {
+		p, ok := s.cfg.Fences.Policy(room.GeoFence)
+		if !ok {
+			// A code the API accepted but the operator's table lacks: refuse
+			// rather than place the room anywhere.
+			return nil, &api.Error{Status: 503, Message: fmt.Sprintf("geoFence %q has no region mapping on this deployment", room.GeoFence)}
 		}
-	})
-	for _, ev := range batch.Events {
-		evIDs, err := s.newIDs(4)
-		if err != nil {
-			return err
-		}
-		var cmd any
-		var t state.CommandType
-		switch ev.Kind {
-		case edgeapi.EventParticipantJoined:
-			t, cmd = state.CmdParticipantJoin, state.ParticipantJoin{EventID: ev.ID, RoomID: ev.RoomID, ParticipantID: ev.ParticipantID, Name: ev.Name,
-				EdgeID: batch.EdgeID, Region: region, At: ev.At.UTC(), NewSessionID: evIDs[0], NewDocID: evIDs[1], IDs: evIDs[2:]}
-		case edgeapi.EventParticipantLeft:
-			t, cmd = state.CmdParticipantLeave, state.ParticipantLeave{EventID: ev.ID, RoomID: ev.RoomID, ParticipantID: ev.ParticipantID, Reason: ev.Reason,
-				At: ev.At.UTC(), IDs: evIDs[:3]}
-		default:
-			s.log.Warn("unknown edge event", "kind", ev.Kind, "edge", batch.EdgeID)
-			continue
-		}
-		if _, _, err := s.node.Apply(c.UserContext(), t, cmd); err != nil {
-			var se *state.Error
-			if errors.As(err, &se) {
-				s.log.Warn("edge event rejected", "edge", batch.EdgeID, "kind", ev.Kind, "room", ev.RoomID, "err", err)
-				continue
-			}
-			return err
-		}
+		ps = append(ps, p)
 	}
-	return c.JSON(fiber.Map{})
+	var key *state.APIKey
+	s.node.FSM().Read(func(st *state.Store) { key, _ = st.APIKey(room.APIKey) })
+	if key != nil && !key.Pin.Empty() {
+		ps = append(ps, geo.Policy{Regions: key.Pin.Regions, Jurisdictions: key.Pin.Jurisdictions})
+	}
+	return ps, nil
 }
 
-func (s *Service) stats(c *fiber.Ctx) error {
-	var batch edgeapi.StatsBatch
-	if err := decode(c, &batch); err != nil {
-		return err
-	}
-	cmd := state.AppendStats{}
-	for _, ps := range batch.Stats {
-		sample := state.StatsSample{ParticipantID: ps.ParticipantID, Time: ps.Time.UTC(), Quality: ps.Quality}
-		for _, ts := range ps.Send {
-			fill(&sample.SendAudio, &sample.SendVideo, ts)
+func (s *Service) allowed(region string, ps []geo.Policy) bool {
+	return geo.AllowedByAll(s.cfg.Catalog.Lookup(region), ps...)
+}
+
+// allowedRegions lists the regions (known to the catalog or to the edge
+// registry) that every policy allows; nil when no policy applies.
+func (s *Service) allowedRegions(ps []geo.Policy, edges []*state.Edge) []string {
+	empty := true
+	for _, p := range ps {
+		if !p.Empty() {
+			empty = false
 		}
-		for _, ts := range ps.Recv {
-			fill(&sample.RecvAudio, &sample.RecvVideo, ts)
+	}
+	if empty {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	add := func(name string) {
+		if !seen[name] && s.allowed(name, ps) {
+			seen[name] = true
+			out = append(out, name)
 		}
-		cmd.Samples = append(cmd.Samples, state.RoomSample{RoomID: ps.RoomID, Sample: sample})
 	}
-	if len(cmd.Samples) == 0 {
-		return c.JSON(fiber.Map{})
-	}
-	if _, _, err := s.node.Apply(c.UserContext(), state.CmdAppendStats, cmd); err != nil {
-		return err
-	}
-	return c.JSON(fiber.Map{})
-}
-
-// fill adds one track's figures to the kind's aggregate (bitrates and counts
-// add up across tracks of a kind; delay figures keep the worst).
-func fill(audio, video *state.MediaSample, ts edgeapi.TrackStats) {
-	m := audio
-	if ts.Kind == "video" {
-		m = video
-	}
-	m.Bitrate += ts.Bitrate
-	m.Packets += ts.Packets
-	m.PacketsLost += ts.PacketsLost
-	m.JitterMs = math.Max(m.JitterMs, ts.JitterMs)
-	m.RTTMs = math.Max(m.RTTMs, ts.RTTMs)
-	if ts.Height > m.Height {
-		m.Width, m.Height, m.FPS = ts.Width, ts.Height, ts.FPS
-	}
-}
-
-// RemoveParticipant tells the participant's edge to disconnect it.
-func (s *Service) RemoveParticipant(ctx context.Context, edgeID, roomID, participantID, reason string) error {
-	var e *state.Edge
-	s.node.FSM().Read(func(st *state.Store) { e, _ = st.Edge(edgeID) })
-	if e == nil || e.InternalURL == "" {
-		return fmt.Errorf("edge %q unknown", edgeID)
-	}
-	return s.post(ctx, e.InternalURL+"/internal/v1/rooms/remove-participant", edgeapi.RemoveParticipant{RoomID: roomID, ParticipantID: participantID, Reason: reason})
-}
-
-// CloseRoom tells every up edge to disconnect the room's participants.
-func (s *Service) CloseRoom(ctx context.Context, roomID, reason string) error {
-	var edges []*state.Edge
-	s.node.FSM().Read(func(st *state.Store) { edges = st.Edges() })
-	var errs []error
 	for _, e := range edges {
-		if !e.Up || e.InternalURL == "" {
-			continue
-		}
-		if err := s.post(ctx, e.InternalURL+"/internal/v1/rooms/close", edgeapi.CloseRoom{RoomID: roomID, Reason: reason}); err != nil {
-			errs = append(errs, fmt.Errorf("edge %s: %w", e.ID, err))
+		add(e.Region)
+	}
+	for _, p := range ps {
+		for _, r := range p.Regions {
+			add(r)
 		}
 	}
-	return errors.Join(errs...)
+	return out
 }
 
-func (s *Service) post(ctx context.Context, url string, body any) error {
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.cfg.EdgeToken)
-	resp, err := s.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s: %d %s", url, resp.StatusCode, bytes.TrimSpace(msg))
-	}
-	return nil
+// pushJob is one RoomPeers update for one edge.
+type pushJob struct {
+	url string
+	rp  edgeapi.RoomPeers
 }
 
-// LivenessLoop is leader-only: it marks silent edges down and closes the
-// participations that lived on them, so sessions end instead of hanging.
-func (s *Service) LivenessLoop(ctx context.Context) error {
-	started := s.cfg.Now()
-	t := time.NewTicker(s.cfg.HeartbeatEvery)
-	defer t.Stop()
+// pushLoop delivers placement changes to edges, a few at a time; a lost
+// push is repaired by the next heartbeat (edges report their epochs).
+func (s *Service) pushLoop() {
+	defer s.bg.Done()
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		now := s.cfg.Now()
-		if now.Sub(started) < s.cfg.DownAfter {
-			continue // a new leader first gives every edge a chance to report
-		}
-		var edges []*state.Edge
-		s.node.FSM().Read(func(st *state.Store) { edges = st.Edges() })
-		for _, e := range edges {
-			if !e.Up {
-				continue
-			}
-			s.mu.Lock()
-			live, ok := s.load[e.ID]
-			s.mu.Unlock()
-			if ok && now.Sub(live.seen) < s.cfg.DownAfter {
-				continue
-			}
-			s.log.Warn("edge missed heartbeats; marking down", "edge", e.ID, "region", e.Region)
-			if _, _, err := s.node.Apply(ctx, state.CmdMarkEdgeDown, state.MarkEdgeDown{ID: e.ID, At: now.UTC()}); err != nil {
-				return err
-			}
-			if err := s.closeParticipations(ctx, e.ID, now.UTC()); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-func (s *Service) closeParticipations(ctx context.Context, edgeID string, at time.Time) error {
-	type p struct{ room, pid string }
-	var list []p
-	s.node.FSM().Read(func(st *state.Store) {
-		for _, ss := range st.OngoingSessions() {
-			for _, sp := range ss.Participants {
-				if sp.Active() && sp.EdgeID == edgeID {
-					list = append(list, p{ss.RoomID, sp.ParticipantID})
+		case <-s.stop:
+			return
+		case j := <-s.pushes:
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				if err := s.post(ctx, j.url+"/internal/v1/rooms/peers", j.rp); err != nil {
+					s.log.Debug("placement: peer push failed (the edge's next heartbeat repairs it)", "url", j.url, "room", j.rp.RoomID, "err", err)
 				}
-			}
-		}
-	})
-	for _, x := range list {
-		evIDs, err := s.newIDs(4)
-		if err != nil {
-			return err
-		}
-		if _, _, err := s.node.Apply(ctx, state.CmdParticipantLeave, state.ParticipantLeave{EventID: "edge-down-" + evIDs[3], RoomID: x.room,
-			ParticipantID: x.pid, Reason: "edge-failed", At: at, IDs: evIDs[:3]}); err != nil {
-			var se *state.Error
-			if !errors.As(err, &se) {
-				return err
-			}
+			}()
 		}
 	}
-	return nil
-}
-
-func constantTimeEq(a, b string) bool {
-	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

@@ -35,7 +35,9 @@ func Plugin(cfg Config) server.Plugin {
 		if err != nil {
 			return nil, nil, err
 		}
-		return []api.Option{api.WithJoinService(svc), api.WithEdgeService(svc)},
-			[]cluster.LeaderLoop{{Name: "edge-liveness", Run: svc.LivenessLoop}}, nil
+		s.AddCloser(svc.Close)
+		s.Logger().Info("placement", "locating", svc.Describe())
+		return []api.Option{api.WithJoinService(svc), api.WithEdgeService(svc), api.WithNearestService(svc)},
+			[]cluster.LeaderLoop{{Name: "edge-liveness", Run: svc.LivenessLoop}, {Name: "placement-repair", Run: svc.RepairLoop}}, nil
 	}
 }

@@ -78,6 +78,16 @@ type Server struct {
 	serveErr  chan error
 	closeOnce sync.Once
 	closeErr  error
+	closersMu sync.Mutex
+	closers   []func()
+}
+
+// AddCloser registers fn to run when the node closes, after the API stopped
+// serving and before Raft shuts down (plugins' background work).
+func (s *Server) AddCloser(fn func()) {
+	s.closersMu.Lock()
+	s.closers = append(s.closers, fn)
+	s.closersMu.Unlock()
 }
 
 // New opens the listener, starts Raft and builds the API (not yet serving).
@@ -263,6 +273,12 @@ func (s *Server) Secrets() (*auth.OpenedSecrets, error) {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		herr := s.api.Shutdown()
+		s.closersMu.Lock()
+		cs := s.closers
+		s.closersMu.Unlock()
+		for i := len(cs) - 1; i >= 0; i-- {
+			cs[i]()
+		}
 		nerr := s.node.Close()
 		s.closeErr = errors.Join(herr, nerr)
 	})

@@ -342,3 +342,14 @@ func (s *Store) Deliveries(f DeliveryFilter) []*Delivery {
 func (s *Store) GlobalEndpoints() []GlobalEndpoint {
 	return append([]GlobalEndpoint(nil), s.globalEndpoints...)
 }
+
+// SessionDeliveries lists the deliveries of a session's events, in order.
+func (s *Store) SessionDeliveries(sessionID string) []*Delivery {
+	var out []*Delivery
+	for _, id := range s.outboxOrder {
+		if d := s.outbox[id]; d != nil && d.SessionID == sessionID {
+			out = append(out, d.clone())
+		}
+	}
+	return out
+}

@@ -30,7 +30,30 @@ type StatsSample struct {
 
 // AppendStats adds samples to rooms' ongoing sessions.
 type AppendStats struct {
-	Samples []RoomSample `json:"samples"`
+	Samples []RoomSample    `json:"samples"`
+	Legs    []RoomLegSample `json:"legs,omitempty"`
+}
+
+// MaxLegSamples bounds the cascade-leg samples kept per session.
+const MaxLegSamples = 8640
+
+// LegSample is one cascade leg end over one interval, as its edge saw it.
+type LegSample struct {
+	EdgeID     string    `json:"edgeId"`
+	PeerEdgeID string    `json:"peerEdgeId"`
+	Direction  string    `json:"direction"` // in | out (seen from EdgeID)
+	Time       time.Time `json:"time"`
+	Bitrate    float64   `json:"bitrate"`
+	Packets    uint64    `json:"packets"`
+	Bytes      uint64    `json:"bytes"`
+	RTTMs      float64   `json:"rttMs,omitempty"`
+	Tracks     int       `json:"tracks"`
+}
+
+// RoomLegSample ties a leg sample to its room.
+type RoomLegSample struct {
+	RoomID string    `json:"roomId"`
+	Leg    LegSample `json:"leg"`
 }
 
 // RoomSample ties a sample to its room.
@@ -55,6 +78,21 @@ func init() {
 				list = dropOldestFor(list, rs.Sample.ParticipantID)
 			}
 			s.stats[ss.ID] = list
+		}
+		for _, rl := range c.Legs {
+			id, ok := s.roomByRoomID[rl.RoomID]
+			if !ok {
+				continue
+			}
+			ss := s.ongoingSession(id)
+			if ss == nil {
+				continue
+			}
+			list := append(s.legStats[ss.ID], rl.Leg)
+			if len(list) > MaxLegSamples {
+				list = list[len(list)-MaxLegSamples:]
+			}
+			s.legStats[ss.ID] = list
 		}
 		s.bump("stats", index)
 		return nil, nil
@@ -83,4 +121,9 @@ func dropOldestFor(list []StatsSample, pid string) []StatsSample {
 // SessionStats returns a session's samples in arrival order.
 func (s *Store) SessionStats(sessionID string) []StatsSample {
 	return append([]StatsSample(nil), s.stats[sessionID]...)
+}
+
+// SessionLegStats returns a session's cascade-leg samples, oldest first.
+func (s *Store) SessionLegStats(sessionID string) []LegSample {
+	return append([]LegSample(nil), s.legStats[sessionID]...)
 }

@@ -29,6 +29,7 @@ type Store struct {
 	placements       map[string]*Placement          // public room id -> edges serving it
 	placementsByEdge map[string]map[string]struct{} // edge id -> room ids
 	audits           map[string]*Audit              // session id -> where its media went
+	legStats         map[string][]LegSample         // session id -> cascade leg samples
 }
 
 func newStore() *Store {
@@ -51,6 +52,7 @@ func newStore() *Store {
 		placements:       map[string]*Placement{},
 		placementsByEdge: map[string]map[string]struct{}{},
 		audits:           map[string]*Audit{},
+		legStats:         map[string][]LegSample{},
 	}
 }
 
@@ -78,6 +80,7 @@ type snapshotData struct {
 	Gone       map[string]uint64        `json:"gone,omitempty"`
 	Placements []*Placement             `json:"placements,omitempty"`
 	Audits     map[string]*Audit        `json:"audits,omitempty"`
+	LegStats   map[string][]LegSample   `json:"legStats,omitempty"`
 }
 
 func (s *Store) snapshotData() *snapshotData {
@@ -105,6 +108,9 @@ func (s *Store) snapshotData() *snapshotData {
 	}
 	if len(s.audits) > 0 {
 		d.Audits = s.audits
+	}
+	if len(s.legStats) > 0 {
+		d.LegStats = s.legStats
 	}
 	return d
 }
@@ -158,6 +164,9 @@ func (s *Store) restore(d *snapshotData) {
 	}
 	if d.Audits != nil {
 		s.audits = d.Audits
+	}
+	if d.LegStats != nil {
+		s.legStats = d.LegStats
 	}
 }
 

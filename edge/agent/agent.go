@@ -28,8 +28,18 @@ type Config struct {
 	Register    edgeapi.Register
 	// Load reports current load for heartbeats (must not block).
 	Load func() edgeapi.Load
+	// Heartbeat, when set, builds each heartbeat (load, gossip view, rooms,
+	// drain state); EdgeID is filled in. Must not block.
+	Heartbeat func() edgeapi.Heartbeat
+	// OnHeartbeatReply receives the control plane's answer (room peers).
+	OnHeartbeatReply func(edgeapi.HeartbeatReply)
+	// Resync lists what to report again after a re-registration (the
+	// control plane had marked the edge down and closed its participants).
+	Resync func() []edgeapi.Event
 	// Stats returns the participants' summaries since the last call.
 	Stats func() []edgeapi.ParticipantStats
+	// Legs returns the cascade legs' summaries (may be nil).
+	Legs func() []edgeapi.LegStats
 	// OnRegistered receives the control plane's public ticket key and TURN secret.
 	OnRegistered   func(edgeapi.RegisterReply)
 	HeartbeatEvery time.Duration
@@ -42,7 +52,7 @@ type Config struct {
 
 // DefaultConfig returns defaults.
 func DefaultConfig() Config {
-	return Config{HeartbeatEvery: 2 * time.Second, StatsEvery: 10 * time.Second, MaxQueue: 100000}
+	return Config{HeartbeatEvery: time.Second, StatsEvery: 10 * time.Second, MaxQueue: 100000}
 }
 
 // Validate checks the configuration.
@@ -70,6 +80,7 @@ type Agent struct {
 	queue   []edgeapi.Event
 	dropped int
 	wake    chan struct{}
+	beat    chan struct{} // 1-slot: send a heartbeat now
 	regOnce chan struct{}
 	regDone bool
 	cancel  context.CancelFunc
@@ -107,7 +118,7 @@ func New(cfg Config) (*Agent, error) {
 	for i, u := range cfg.ControlURLs {
 		cfg.ControlURLs[i] = strings.TrimRight(u, "/")
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger.With("edge", cfg.Register.EdgeID), wake: make(chan struct{}, 1), regOnce: make(chan struct{})}, nil
+	return &Agent{cfg: cfg, log: cfg.Logger.With("edge", cfg.Register.EdgeID), wake: make(chan struct{}, 1), beat: make(chan struct{}, 1), regOnce: make(chan struct{})}, nil
 }
 
 // Start registers (retrying in the background) and runs the loops.
@@ -137,6 +148,17 @@ func (a *Agent) Close() error {
 	return nil
 }
 
+// Kill stops the agent at once, without delivering what is queued (tests
+// that simulate a crashed edge). Idempotent with Close.
+func (a *Agent) Kill() {
+	a.closeMu.Do(func() {
+		if a.cancel != nil {
+			a.cancel()
+		}
+		a.wg.Wait()
+	})
+}
+
 func newEventID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
@@ -163,6 +185,25 @@ func (a *Agent) enqueue(ev edgeapi.Event) {
 	case a.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Report queues any event for the control plane (non-blocking).
+func (a *Agent) Report(ev edgeapi.Event) { a.enqueue(ev) }
+
+// Poke sends a heartbeat now (gossip saw a member change), without blocking.
+func (a *Agent) Poke() {
+	select {
+	case a.beat <- struct{}{}:
+	default:
+	}
+}
+
+// Attach asks the control plane for a room's peers; with claim it first
+// adds this edge to the room's placement.
+func (a *Agent) Attach(ctx context.Context, roomID string, claim bool) (edgeapi.RoomPeers, error) {
+	var rp edgeapi.RoomPeers
+	err := a.post(ctx, "/internal/v1/rooms/attach", edgeapi.Attach{EdgeID: a.cfg.Register.EdgeID, RoomID: roomID, Claim: claim}, &rp)
+	return rp, err
 }
 
 // ParticipantJoined reports a join (non-blocking).
@@ -219,6 +260,10 @@ func (a *Agent) post(ctx context.Context, path string, in, out any) error {
 func (a *Agent) register(ctx context.Context) error {
 	reg := a.cfg.Register
 	reg.Load = a.cfg.Load()
+	if a.cfg.Heartbeat != nil {
+		hb := a.cfg.Heartbeat()
+		reg.Load, reg.Draining = hb.Load, hb.Draining
+	}
 	var reply edgeapi.RegisterReply
 	if err := a.post(ctx, "/internal/v1/edges/register", reg, &reply); err != nil {
 		return err
@@ -232,6 +277,12 @@ func (a *Agent) register(ctx context.Context) error {
 	a.mu.Unlock()
 	if first {
 		close(a.regOnce)
+	} else if a.cfg.Resync != nil {
+		// The control plane had lost this edge (marked it down and closed
+		// its participants): tell it again who is here.
+		for _, ev := range a.cfg.Resync() {
+			a.enqueue(ev)
+		}
 	}
 	a.log.Info("registered with control plane")
 	return nil
@@ -257,9 +308,18 @@ func (a *Agent) registerLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-a.beat:
 		}
+		hb := edgeapi.Heartbeat{Load: a.cfg.Load()}
+		if a.cfg.Heartbeat != nil {
+			hb = a.cfg.Heartbeat()
+		}
+		hb.EdgeID = a.cfg.Register.EdgeID
 		var reply edgeapi.HeartbeatReply
-		if err := a.post(ctx, "/internal/v1/edges/heartbeat", edgeapi.Heartbeat{EdgeID: a.cfg.Register.EdgeID, Load: a.cfg.Load()}, &reply); err != nil {
+		hctx, cancel := context.WithTimeout(ctx, 2*a.cfg.HeartbeatEvery+time.Second)
+		err := a.post(hctx, "/internal/v1/edges/heartbeat", hb, &reply)
+		cancel()
+		if err != nil {
 			a.log.Debug("heartbeat failed", "err", err)
 			continue
 		}
@@ -267,6 +327,10 @@ func (a *Agent) registerLoop(ctx context.Context) {
 			if err := a.register(ctx); err != nil {
 				a.log.Warn("re-registration failed", "err", err)
 			}
+			continue
+		}
+		if a.cfg.OnHeartbeatReply != nil {
+			a.cfg.OnHeartbeatReply(reply)
 		}
 	}
 }
@@ -326,11 +390,14 @@ func (a *Agent) statsLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		stats := a.cfg.Stats()
-		if len(stats) == 0 {
+		batch := edgeapi.StatsBatch{EdgeID: a.cfg.Register.EdgeID, Stats: a.cfg.Stats()}
+		if a.cfg.Legs != nil {
+			batch.Legs = a.cfg.Legs()
+		}
+		if len(batch.Stats) == 0 && len(batch.Legs) == 0 {
 			continue
 		}
-		if err := a.post(ctx, "/internal/v1/edges/stats", edgeapi.StatsBatch{EdgeID: a.cfg.Register.EdgeID, Stats: stats}, nil); err != nil {
+		if err := a.post(ctx, "/internal/v1/edges/stats", batch, nil); err != nil {
 			a.log.Warn("stats delivery failed (summary dropped)", "err", err)
 		}
 	}

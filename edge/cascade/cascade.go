@@ -32,6 +32,8 @@ type Members interface {
 	RemoteQuality(roomID, pid string, score float64)
 	LocalParticipants(roomID string) []wire.Participant
 	HasLocalMembers(roomID string) bool
+	// IsLocal reports whether pid is admitted on this edge.
+	IsLocal(roomID, pid string) bool
 	ModerateLocal(roomID, pid, action, kind string) bool
 }
 
@@ -261,6 +263,14 @@ func (m *Manager) Epoch(roomID string) uint64 {
 	return 0
 }
 
+// Member reports whether the control plane said this edge serves the room.
+func (m *Manager) Member(roomID string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rs := m.rooms[roomID]
+	return rs != nil && rs.member
+}
+
 // Peers lists the peer edges known for a room (sorted).
 func (m *Manager) Peers(roomID string) []string {
 	m.mu.Lock()
@@ -275,8 +285,13 @@ func (m *Manager) Peers(roomID string) []string {
 	return out
 }
 
-// LocalJoined implements signal.Cascade.
+// LocalJoined implements signal.Cascade. A participant that joins here
+// while it is still relayed from another edge (it is moving) is shown from
+// here only: local wins.
 func (m *Manager) LocalJoined(roomID string, p wire.Participant) {
+	for _, l := range m.pulls(roomID) {
+		l.shadow(p.ParticipantID)
+	}
 	m.broadcastServed(roomID, edgeapi.CascadeJoined, p)
 	m.ensurePulls(roomID)
 }
@@ -284,6 +299,32 @@ func (m *Manager) LocalJoined(roomID string, p wire.Participant) {
 // LocalLeft implements signal.Cascade.
 func (m *Manager) LocalLeft(roomID, pid, reason string) {
 	m.broadcastServed(roomID, edgeapi.CascadeLeft, edgeapi.CascadeLeftMsg{ParticipantID: pid, Reason: reason})
+	for _, l := range m.pulls(roomID) {
+		l.unshadow(pid)
+	}
+}
+
+func (m *Manager) pulls(roomID string) []*pullLeg {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*pullLeg
+	if rs := m.rooms[roomID]; rs != nil {
+		for _, l := range rs.pulls {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// takeRemote makes leg the only one relaying pid into the local room: a
+// participant that reappears through another edge (failover, drain) is
+// dropped from the leg of the edge it left, so it is never shown twice.
+func (m *Manager) takeRemote(roomID, pid string, leg *pullLeg) {
+	for _, l := range m.pulls(roomID) {
+		if l != leg {
+			l.dropRemote(pid)
+		}
+	}
 }
 
 // LocalMute implements signal.Cascade.

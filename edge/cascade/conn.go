@@ -3,6 +3,7 @@ package cascade
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"sync"
 	"time"
 
@@ -80,7 +81,7 @@ func (c *frameConn) writeLoop() {
 	for {
 		select {
 		case <-c.kill:
-			_ = c.ws.Close()
+			c.closeSocket()
 			return
 		case <-c.notify:
 		}
@@ -92,10 +93,20 @@ func (c *frameConn) writeLoop() {
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 			if err := c.ws.WriteMessage(fws.TextMessage, b); err != nil {
 				c.close()
-				_ = c.ws.Close()
+				c.closeSocket()
 				return
 			}
 		}
+	}
+}
+
+// closeSocket really closes the TCP connection: on the serving side
+// fasthttp's hijacked connection ignores Close, which would leave the
+// reader blocked until its idle timeout.
+func (c *frameConn) closeSocket() {
+	_ = c.ws.Close()
+	if u, ok := c.ws.UnderlyingConn().(interface{ UnsafeConn() net.Conn }); ok {
+		_ = u.UnsafeConn().Close()
 	}
 }
 

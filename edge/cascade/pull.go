@@ -32,13 +32,14 @@ type pullLeg struct {
 	conn      *frameConn
 	ri        *sfu.RelayIn
 	remotes   map[string]bool
+	shadowed  map[string]wire.Participant // relayed, but the participant is local here now
 	stopped   bool
 	connected atomic.Bool
 	wake      chan struct{} // 1-slot: stop, or a new ticket
 }
 
 func newPullLeg(m *Manager, roomID string, p edgeapi.Peer) *pullLeg {
-	return &pullLeg{m: m, roomID: roomID, peer: p, remotes: map[string]bool{}, wake: make(chan struct{}, 1)}
+	return &pullLeg{m: m, roomID: roomID, peer: p, remotes: map[string]bool{}, shadowed: map[string]wire.Participant{}, wake: make(chan struct{}, 1)}
 }
 
 func (l *pullLeg) setPeer(p edgeapi.Peer) {
@@ -293,6 +294,13 @@ func refusal(env wire.Envelope) error {
 }
 
 func (l *pullLeg) addRemote(ri *sfu.RelayIn, p wire.Participant) {
+	if l.m.cfg.Members.IsLocal(l.roomID, p.ParticipantID) {
+		l.mu.Lock()
+		l.shadowed[p.ParticipantID] = p
+		l.mu.Unlock()
+		return
+	}
+	l.m.takeRemote(l.roomID, p.ParticipantID, l)
 	if err := ri.AddParticipant(p.ParticipantID, p.Name); err != nil {
 		return
 	}
@@ -311,8 +319,53 @@ func (l *pullLeg) removeRemote(ri *sfu.RelayIn, origin, pid, reason string, lost
 	ri.RemoveParticipant(pid)
 	l.mu.Lock()
 	delete(l.remotes, pid)
+	_, shadowed := l.shadowed[pid]
+	delete(l.shadowed, pid)
 	l.mu.Unlock()
-	l.m.cfg.Members.RemoteLeft(l.roomID, origin, pid, reason, lost)
+	if !shadowed {
+		l.m.cfg.Members.RemoteLeft(l.roomID, origin, pid, reason, lost)
+	}
+}
+
+// dropRemote takes pid out of the local room's media without telling
+// clients it left (it is shown from elsewhere now).
+func (l *pullLeg) dropRemote(pid string) {
+	l.mu.Lock()
+	ri, had := l.ri, l.remotes[pid]
+	delete(l.remotes, pid)
+	l.mu.Unlock()
+	if had && ri != nil {
+		ri.RemoveParticipant(pid)
+	}
+}
+
+// shadow: pid joined this edge; its relayed copy is dropped (local wins)
+// and remembered in case it leaves here first.
+func (l *pullLeg) shadow(pid string) {
+	l.mu.Lock()
+	ri, had := l.ri, l.remotes[pid]
+	if had {
+		delete(l.remotes, pid)
+		l.shadowed[pid] = wire.Participant{ParticipantID: pid, Name: pid, Tracks: []wire.TrackInfo{}}
+	}
+	l.mu.Unlock()
+	if had && ri != nil {
+		ri.RemoveParticipant(pid)
+	}
+}
+
+// unshadow: pid left this edge while the upstream edge still has it. Its
+// relayed tracks were stopped here, so the leg is set up again: the new
+// welcome and offer bring the participant and its tracks back.
+func (l *pullLeg) unshadow(pid string) {
+	l.mu.Lock()
+	_, ok := l.shadowed[pid]
+	delete(l.shadowed, pid)
+	c := l.conn
+	l.mu.Unlock()
+	if ok && c != nil {
+		c.close()
+	}
 }
 
 func (l *pullLeg) hasRemote(pid string) bool {

@@ -5,6 +5,7 @@
 package edgenode
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -22,6 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/meridian-video/meridian/edge/agent"
+	"github.com/meridian-video/meridian/edge/cascade"
+	"github.com/meridian-video/meridian/edge/gossip"
 	"github.com/meridian-video/meridian/edge/sfu"
 	"github.com/meridian-video/meridian/edge/signal"
 	"github.com/meridian-video/meridian/edge/turn"
@@ -58,6 +61,21 @@ type Config struct {
 	// StatsEvery is how often summaries go to the control plane (10 s).
 	StatsEvery     time.Duration
 	HeartbeatEvery time.Duration
+	// Latitude and Longitude place the edge more precisely than its region
+	// (both 0: the region's coordinates).
+	Latitude, Longitude float64
+	// IdentityKey is the edge's Ed25519 key for cascade legs; nil generates
+	// one (a restarted edge registers its new public key).
+	IdentityKey ed25519.PrivateKey
+	// Gossip, when GossipEnabled, joins the region's memberlist pool; its
+	// NodeID, Region, Meta and Logger are filled in.
+	GossipEnabled bool
+	Gossip        gossip.Config
+	// Cascade adjusts the cascade manager's timings (tests); may be nil.
+	Cascade func(*cascade.Config)
+	// DrainTimeout bounds a drain: participants still here are disconnected
+	// then (default 2 min).
+	DrainTimeout time.Duration
 }
 
 // Node is a running edge.
@@ -69,10 +87,25 @@ type Node struct {
 	sigReady  atomic.Pointer[signal.Server] // read by TURN's allocation hook
 	turn      *turn.Server
 	agent     *agent.Agent
+	casc      *cascade.Manager
+	pool      *gossip.Pool
 	ticketKey atomic.Pointer[ed25519.PublicKey]
 	app       *fiber.App
 	ln        net.Listener
 	closeOnce sync.Once
+
+	crashed  bool // Crash: skip the goodbyes
+	draining atomic.Bool
+	drainMu  sync.Mutex
+	drained  chan struct{} // closed when the running drain finished
+
+	// bg runs short control-plane calls (peer fetches) owned by the node.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+
+	turnMu       sync.Mutex
+	turnReported map[string]time.Time // room/participant -> last turn-relay report
 }
 
 // New builds the edge (nothing is connected to the control plane yet).
@@ -89,7 +122,18 @@ func New(cfg Config) (*Node, error) {
 	if cfg.TURNTTL <= 0 {
 		cfg.TURNTTL = 12 * time.Hour
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("edge", cfg.EdgeID)}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 2 * time.Minute
+	}
+	if cfg.IdentityKey == nil {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		cfg.IdentityKey = k
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("edge", cfg.EdgeID), turnReported: map[string]time.Time{}}
+	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	cfg.SFU.Logger = n.log
 	media, err := sfu.New(cfg.SFU)
 	if err != nil {
@@ -117,7 +161,11 @@ func New(cfg Config) (*Node, error) {
 			// named this edge, so the room's pin policy allowed it.
 			tc.AllowParticipant = func(pid ids.ParticipantID) bool {
 				sig := n.sigReady.Load()
-				return sig != nil && sig.HasParticipant(string(pid))
+				ok := sig != nil && sig.HasParticipant(string(pid))
+				if ok {
+					n.reportTURN(sig, string(pid))
+				}
+				return ok
 			}
 		}
 		ts, err := turn.New(tc)
@@ -126,6 +174,23 @@ func New(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("turn: %w", err)
 		}
 		n.turn = ts
+	}
+	if cfg.GossipEnabled {
+		gc := cfg.Gossip
+		gc.NodeID, gc.Region = cfg.EdgeID, cfg.Region
+		gc.Logger = n.log
+		if gc.Registerer == nil {
+			gc.Registerer = cfg.Registry
+		}
+		gc.Meta = func() gossip.Meta {
+			return gossip.Meta{ID: cfg.EdgeID, Region: cfg.Region, InternalURL: cfg.PublicURL, Capacity: cfg.Capacity, Load: media.Load(), Draining: n.draining.Load()}
+		}
+		pool, err := gossip.New(gc)
+		if err != nil {
+			n.closeParts()
+			return nil, fmt.Errorf("gossip: %w", err)
+		}
+		n.pool = pool
 	}
 	internalToken := cfg.EdgeToken
 	sc := signal.DefaultConfig()
@@ -139,25 +204,47 @@ func New(cfg Config) (*Node, error) {
 	sc.ICEServers = n.iceServers
 	sc.Logger = n.log
 	n.agent, err = agent.New(agent.Config{ControlURLs: cfg.ControlURLs, EdgeToken: cfg.EdgeToken, Register: n.registration(),
-		Load: media.Load, Stats: media.Stats, OnRegistered: n.onRegistered, Logger: n.log,
+		Load: media.Load, Heartbeat: n.heartbeat, OnHeartbeatReply: n.onHeartbeatReply, Resync: n.resync,
+		Stats: media.Stats, Legs: n.legStats, OnRegistered: n.onRegistered, Logger: n.log,
 		StatsEvery: cfg.StatsEvery, HeartbeatEvery: cfg.HeartbeatEvery})
 	if err != nil {
 		n.closeParts()
 		return nil, err
 	}
 	sc.Reporter = n.agent
+	sc.Admit = n.admit
 	n.sig, err = signal.New(sc, media)
 	if err != nil {
 		n.closeParts()
 		return nil, err
 	}
+	cc := cascade.DefaultConfig()
+	cc.EdgeID, cc.Region, cc.Key = cfg.EdgeID, cfg.Region, cfg.IdentityKey
+	cc.TicketKey = sc.TicketKey
+	cc.SFU, cc.Members = media, n.sig
+	cc.Report = n.agent.Report
+	cc.RefreshPeers = func(roomID string) { n.fetchPeers(roomID, false) }
+	cc.Logger, cc.Registerer = n.log, cfg.Registry
+	if cfg.Cascade != nil {
+		cfg.Cascade(&cc)
+	}
+	n.casc, err = cascade.New(cc)
+	if err != nil {
+		n.closeParts()
+		return nil, err
+	}
+	n.sig.SetCascade(n.casc)
 	n.sigReady.Store(n.sig)
 	return n, nil
 }
 
 func (n *Node) registration() edgeapi.Register {
 	r := edgeapi.Register{EdgeID: n.cfg.EdgeID, Region: n.cfg.Region, SignalURL: wsURL(n.cfg.PublicURL) + "/rtc", InternalURL: n.cfg.PublicURL,
-		Capacity: n.cfg.Capacity, Version: "meridian"}
+		Capacity: n.cfg.Capacity, Version: "meridian", Latitude: n.cfg.Latitude, Longitude: n.cfg.Longitude,
+		PublicKey: n.cfg.IdentityKey.Public().(ed25519.PublicKey)}
+	if n.pool != nil {
+		r.GossipAddr = n.pool.LocalAddr()
+	}
 	if n.turn != nil {
 		for _, s := range n.turn.ICEServers("probe", time.Now(), time.Minute) {
 			if len(s.URLs) > 0 && len(s.URLs[0]) > 5 && s.URLs[0][:5] == "stun:" {
@@ -190,6 +277,11 @@ func (n *Node) onRegistered(r edgeapi.RegisterReply) {
 			n.log.Error("control plane sent an unusable TURN secret", "err", err)
 		}
 	}
+	if n.pool != nil && len(r.GossipSeeds) > 0 {
+		if err := n.pool.SetSeeds(r.GossipSeeds); err != nil {
+			n.log.Warn("gossip seeds from the control plane refused", "err", err)
+		}
+	}
 }
 
 func (n *Node) iceServers(participantID string) []wire.ICEServer {
@@ -199,8 +291,14 @@ func (n *Node) iceServers(participantID string) []wire.ICEServer {
 	return n.turn.ICEServers(participantID, time.Now(), n.cfg.TURNTTL)
 }
 
-// Mount adds the edge's routes (GET /rtc, /internal/v1/rooms/*) to app.
-func (n *Node) Mount(app fiber.Router) { n.sig.Register(app) }
+// Mount adds the edge's routes (GET /rtc, /internal/v1/rooms/*, the
+// cascade socket, drain) to app.
+func (n *Node) Mount(app fiber.Router) {
+	n.sig.Register(app)
+	n.casc.Register(app)
+	app.Post("/internal/v1/rooms/peers", n.checkInternal, n.handlePeers)
+	app.Post("/internal/v1/drain", n.checkInternal, n.handleDrain)
+}
 
 // Start connects to the control plane and, if configured, listens.
 func (n *Node) Start() error {
@@ -228,6 +326,13 @@ func (n *Node) Start() error {
 		}()
 	}
 	n.agent.Start()
+	if n.pool != nil {
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			n.watchPool()
+		}()
+	}
 	return nil
 }
 
@@ -251,10 +356,39 @@ func (n *Node) Close() error {
 	return nil
 }
 
+// Crash stops the edge abruptly, as kill -9 would look to everyone else:
+// no drain, no gossip leave, no last reports to the control plane (tests).
+func (n *Node) Crash() {
+	n.closeOnce.Do(func() {
+		if n.agent != nil {
+			n.agent.Kill()
+		}
+		n.crashed = true
+		if n.app != nil {
+			_ = n.app.ShutdownWithTimeout(time.Second)
+		}
+		n.closeParts()
+	})
+}
+
 func (n *Node) closeParts() {
+	if n.bgCancel != nil {
+		n.bgCancel()
+	}
 	if n.sig != nil {
 		_ = n.sig.Close()
 	}
+	if n.casc != nil {
+		_ = n.casc.Close()
+	}
+	if n.pool != nil {
+		if !n.crashed {
+			// Tell the region we are going (peers report "left", not "dead").
+			_ = n.pool.Leave(2 * time.Second)
+		}
+		_ = n.pool.Close()
+	}
+	n.bg.Wait()
 	if n.agent != nil {
 		_ = n.agent.Close()
 	}

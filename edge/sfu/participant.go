@@ -217,6 +217,11 @@ func (p *Participant) Forwarder(publisherID, trackID string) *Forwarder {
 	if p.sub == nil {
 		return nil
 	}
+	for _, f := range p.sub.forwarders() {
+		if f.track.info.ParticipantID == publisherID && f.track.info.TrackID == trackID && f.track.pub.part.local() {
+			return f
+		}
+	}
 	return p.sub.forwarder(publisherID + "/" + trackID)
 }
 

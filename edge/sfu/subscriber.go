@@ -73,7 +73,13 @@ func newSubscriber(part *Participant) (*Subscriber, error) {
 	return s, nil
 }
 
+// trackKey is the public name of a track ("participantId/trackId").
 func trackKey(t *PublishedTrack) string { return t.info.ParticipantID + "/" + t.info.TrackID }
+
+// downKey names a subscriber's forwarder of t: by the publisher's room key,
+// so a participant relayed from two edges for a moment (it is moving) never
+// makes one of its tracks hide the other.
+func downKey(t *PublishedTrack) string { return t.pub.part.key + "/" + t.info.TrackID }
 
 func (s *Subscriber) poke() {
 	select {
@@ -111,7 +117,7 @@ func (s *Subscriber) subscribe(t *PublishedTrack) {
 		return
 	}
 	for _, idx := range layers {
-		key := trackKey(t)
+		key := downKey(t)
 		if idx != autoPick {
 			key += "|" + itoa(idx)
 		}

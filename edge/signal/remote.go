@@ -160,6 +160,14 @@ func (s *Server) LocalParticipants(roomID string) []wire.Participant {
 	return out
 }
 
+// IsLocal reports whether pid is admitted in the room on this edge.
+func (s *Server) IsLocal(roomID, pid string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[roomID]
+	return r != nil && r.localAnnounced(pid)
+}
+
 // HasLocalMembers reports whether the room has participants on this edge.
 func (s *Server) HasLocalMembers(roomID string) bool {
 	s.mu.Lock()
@@ -213,4 +221,66 @@ func (r *room) clearRemotes() {
 		}
 	}
 	r.remotes = nil
+}
+
+// RoomsOf lists the rooms where pid is a participant (or waiting) on this edge.
+func (s *Server) RoomsOf(pid string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for id, r := range s.rooms {
+		if r.members[pid] != nil || r.lobby[pid] != nil {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Admitted lists join events for every admitted participant here, for the
+// control plane to record again after it lost this edge (re-registration).
+func (s *Server) Admitted() []edgeapi.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []edgeapi.Event
+	now := s.now().UTC()
+	for roomID, r := range s.rooms {
+		for id, m := range r.members {
+			if m.announced && m.state != stateGone {
+				out = append(out, edgeapi.Event{ID: newEventID(), Kind: edgeapi.EventParticipantJoined, RoomID: roomID, ParticipantID: id, Name: m.name, At: now})
+			}
+		}
+	}
+	return out
+}
+
+// AskToReconnect tells every connected client to move to another edge
+// (draining); it returns how many were asked.
+func (s *Server) AskToReconnect(reason string, deadline time.Time) int {
+	s.mu.Lock()
+	var ms []*member
+	for _, r := range s.rooms {
+		for _, m := range r.members {
+			if m.state == stateActive {
+				ms = append(ms, m)
+			}
+		}
+	}
+	s.mu.Unlock()
+	frame := encode(wire.TypeReconnect, wire.Reconnect{Reason: reason, EdgeID: s.cfg.EdgeID, Deadline: deadline.UTC().Format(time.RFC3339)})
+	for _, m := range ms {
+		m.deliverNow(frame)
+	}
+	return len(ms)
+}
+
+// ParticipantCount is the number of admitted participants on this edge.
+func (s *Server) ParticipantCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.rooms {
+		n += len(r.members) + len(r.lobby)
+	}
+	return n
 }

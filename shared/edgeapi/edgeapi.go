@@ -186,10 +186,24 @@ type ParticipantStats struct {
 	Quality       float64      `json:"quality"` // 0..5
 }
 
+// LegStats summarises one cascade leg end over one interval.
+type LegStats struct {
+	RoomID     string    `json:"roomId"`
+	PeerEdgeID string    `json:"peerEdgeId"`
+	Direction  string    `json:"direction"` // in: media from the peer; out: media to it
+	Time       time.Time `json:"time"`
+	Bitrate    float64   `json:"bitrate"`
+	Packets    uint64    `json:"packets"`
+	Bytes      uint64    `json:"bytes"`
+	RTTMs      float64   `json:"rttMs,omitempty"`
+	Tracks     int       `json:"tracks"`
+}
+
 // StatsBatch is sent every ~10 s per edge.
 type StatsBatch struct {
 	EdgeID string             `json:"edgeId"`
 	Stats  []ParticipantStats `json:"stats"`
+	Legs   []LegStats         `json:"legs,omitempty"`
 }
 
 // RemoveParticipant asks an edge to disconnect a participant.

@@ -26,6 +26,7 @@ const (
 	TypeConnectionQuality = "connection-quality" // edge → client
 	TypeSetLayer          = "set-layer"          // client → edge: preferred simulcast layer for a track
 	TypeRemoved           = "removed"            // edge → client: you were removed / denied / room closed
+	TypeReconnect         = "reconnect"          // edge → client: this edge is draining; join again through the API (avoid this edge)
 	TypeLeave             = "leave"              // client → edge
 	TypePing              = "ping"
 	TypePong              = "pong"
@@ -174,6 +175,15 @@ type SetLayer struct {
 // Removed ends the session for the receiving client.
 type Removed struct {
 	Reason string `json:"reason"` // removed | denied | room-closed | duplicate
+}
+
+// Reconnect asks a client to move: join again through the join API with the
+// same participant id and avoidEdges [EdgeID], then leave this edge.
+type Reconnect struct {
+	Reason string `json:"reason"` // edge-draining
+	EdgeID string `json:"edgeId"`
+	// Deadline is when this edge closes the connection regardless (RFC 3339).
+	Deadline string `json:"deadline,omitempty"`
 }
 
 // Error is a protocol error; Code is stable, Message for humans.
