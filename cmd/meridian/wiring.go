@@ -104,7 +104,7 @@ func (e *edgeFlags) register(fs *flag.FlagSet, dev bool) {
 		fs.Var(&e.gossipSeeds, "gossip-seeds", "gossip addresses of other edges of the region (the control plane also hands them out)")
 		fs.Float64Var(&e.lat, "lat", 0, "latitude of this edge (default: its region's)")
 		fs.Float64Var(&e.lon, "lon", 0, "longitude of this edge (default: its region's)")
-		fs.DurationVar(&e.drainTimeout, "drain-timeout", 2*time.Minute, "on SIGTERM or `meridian edge drain`: how long participants get to move to another edge")
+		fs.DurationVar(&e.drainTimeout, "drain-timeout", 2*time.Minute, "on SIGTERM or meridian edge drain: how long participants get to move to another edge")
 	}
 	fs.StringVar(&e.turnUDP, "turn-udp", defTURN, "embedded TURN UDP listen address (empty disables UDP)")
 	fs.StringVar(&e.turnTCP, "turn-tcp", defTURN, "embedded TURN TCP listen address (empty disables TCP)")
