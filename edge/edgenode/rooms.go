@@ -272,3 +272,6 @@ func (n *Node) reportTURN(sig *signal.Server, pid string) {
 		}
 	}
 }
+
+// PublicURL is the edge's HTTP base URL.
+func (n *Node) PublicURL() string { return n.cfg.PublicURL }
