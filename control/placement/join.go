@@ -40,21 +40,48 @@ func (s *Service) usable(e *state.Edge, now time.Time) (load float64, ok bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if le := s.live[e.ID]; le != nil {
-		if now.Sub(le.seen) >= s.cfg.DownAfter || le.draining {
-			return 0, false // heard from it before, but not lately
+	participants, draining := 0, false
+	if le := s.live[e.ID]; le != nil && now.Sub(le.seen) < s.cfg.DownAfter {
+		participants, draining = le.load.Participants, le.draining
+	} else if pm, ok := s.poolReportLocked(e.ID, now); ok {
+		// This node has not heard from the edge itself (its heartbeats go
+		// to another control node, or it is cut off from us): its region's
+		// gossip says it is alive and how loaded it is.
+		participants, draining = pm.Load.Participants, pm.Draining
+	} else if le != nil {
+		return 0, false // heard from it before, but not lately, and nobody vouches for it
+	}
+	if draining {
+		return 0, false
+	}
+	if e.Capacity > 0 {
+		if participants >= e.Capacity {
+			return 0, false
 		}
-		if e.Capacity > 0 {
-			if le.load.Participants >= e.Capacity {
-				return 0, false
-			}
-			load = float64(le.load.Participants) / float64(e.Capacity)
-		}
+		load = float64(participants) / float64(e.Capacity)
 	}
 	if s.suspectedLocked(e.ID, e.Region, now) {
 		return 0, false
 	}
 	return load, true
+}
+
+// poolReportLocked finds the freshest region-peer report that id is alive.
+// s.mu held.
+func (s *Service) poolReportLocked(id string, now time.Time) (edgeapi.PoolMember, bool) {
+	var best edgeapi.PoolMember
+	var bestSeen time.Time
+	for reporter, le := range s.live {
+		if reporter == id || now.Sub(le.seen) >= s.cfg.DownAfter || !le.seen.After(bestSeen) {
+			continue
+		}
+		for _, m := range le.pool {
+			if m.ID == id && m.State == edgeapi.MemberAlive {
+				best, bestSeen = m, le.seen
+			}
+		}
+	}
+	return best, !bestSeen.IsZero()
 }
 
 // suspectedLocked: a fresh heartbeat from another edge of the region

@@ -1,0 +1,138 @@
+package placement
+
+import (
+	"testing"
+	"time"
+
+	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/geo"
+	"github.com/meridian-video/meridian/shared/edgeapi"
+)
+
+func testService(now time.Time) *Service {
+	cfg := DefaultConfig()
+	cfg.Catalog = geo.NewCatalog()
+	cfg.Now = func() time.Time { return now }
+	return &Service{cfg: cfg, live: map[string]*liveEdge{}}
+}
+
+func edge(id, region string, capacity int) *state.Edge {
+	return &state.Edge{ID: id, Region: region, Up: true, Capacity: capacity}
+}
+
+// TestDecide: where a joiner goes, given where the room already is.
+func TestDecide(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	edges := []*state.Edge{edge("paris-1", "eu-west", 10), edge("paris-2", "eu-west", 10), edge("frankfurt-1", "eu-central", 10),
+		edge("montreal-1", "ca-east", 10), edge("sanjose-1", "us-west", 10)}
+	placed := func(ids ...string) *state.Placement {
+		p := &state.Placement{RoomID: "r", Epoch: 5}
+		for _, id := range ids {
+			p.Edges = append(p.Edges, state.RoomEdge{EdgeID: id})
+		}
+		return p
+	}
+	cases := []struct {
+		name      string
+		placement *state.Placement
+		region    string
+		loads     map[string]int // participants per edge (heartbeats)
+		avoid     []string
+		want      []string // acceptable choices
+	}{
+		{"first joiner: nearest edge becomes home", nil, "eu-west", nil, nil, []string{"paris-1", "paris-2"}},
+		{"same region: the edge already serving", placed("paris-2"), "eu-west", nil, nil, []string{"paris-2"}},
+		{"near region (Frankfurt→Paris ≈ 480 km): stays on the serving edge", placed("paris-1"), "eu-central", nil, nil, []string{"paris-1"}},
+		{"far joiner gets an edge near them", placed("paris-1"), "ca-east", nil, nil, []string{"montreal-1"}},
+		{"far joiner prefers the room's edge in its region", placed("paris-1", "sanjose-1"), "us-west", nil, nil, []string{"sanjose-1"}},
+		{"full serving edge: spill to the same region", placed("paris-1"), "eu-west", map[string]int{"paris-1": 10}, nil, []string{"paris-2"}},
+		{"less loaded edge of the region for a new room", nil, "eu-west", map[string]int{"paris-1": 6, "paris-2": 1}, nil, []string{"paris-2"}},
+		{"avoided edge (client just lost it)", placed("paris-1"), "eu-west", nil, []string{"paris-1"}, []string{"paris-2"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testService(now)
+			for id, n := range tc.loads {
+				s.live[id] = &liveEdge{seen: now, load: edgeapi.Load{Participants: n}}
+			}
+			loc := geo.Location{Region: tc.region}
+			r := s.cfg.Catalog.Lookup(tc.region)
+			loc.Lat, loc.Lon = r.Lat, r.Lon
+			v := joinView{edges: edges, placement: tc.placement}
+			for i := 0; i < 20; i++ { // ties are broken at random: every draw must be acceptable
+				cands := s.candidates(v, nil, loc, tc.avoid, now)
+				got := s.decide(cands).edge.ID
+				if !contains(tc.want, got) {
+					t.Fatalf("chose %s, want one of %v", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestUsable: which edges take joiners, from heartbeats and gossip reports.
+func TestUsable(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	s := testService(now)
+	stale := now.Add(-time.Minute)
+	s.live["quiet"] = &liveEdge{seen: stale}
+	s.live["vouched"] = &liveEdge{seen: stale}
+	s.live["reporter"] = &liveEdge{seen: now, pool: []edgeapi.PoolMember{
+		{ID: "vouched", State: edgeapi.MemberAlive, Load: edgeapi.Load{Participants: 3}},
+		{ID: "suspect", State: edgeapi.MemberSuspect},
+		{ID: "full-by-gossip", State: edgeapi.MemberAlive, Load: edgeapi.Load{Participants: 10}},
+	}}
+	s.live["draining"] = &liveEdge{seen: now, draining: true}
+	cases := []struct {
+		e    *state.Edge
+		want bool
+		load float64
+	}{
+		{edge("never-heard", "eu-west", 10), true, 0},
+		{edge("quiet", "eu-west", 10), false, 0},
+		{edge("vouched", "eu-west", 10), true, 0.3},
+		{edge("suspect", "eu-west", 10), false, 0},
+		{edge("full-by-gossip", "eu-west", 10), false, 0},
+		{edge("draining", "eu-west", 10), false, 0},
+		{&state.Edge{ID: "down", Region: "eu-west", Up: false}, false, 0},
+		{&state.Edge{ID: "marked-draining", Region: "eu-west", Up: true, Draining: true}, false, 0},
+	}
+	for _, tc := range cases {
+		load, ok := s.usable(tc.e, now)
+		if ok != tc.want || (ok && load != tc.load) {
+			t.Errorf("%s: usable=%v load=%v, want %v %v", tc.e.ID, ok, load, tc.want, tc.load)
+		}
+	}
+}
+
+// TestVerdict: when the leader marks an edge down.
+func TestVerdict(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	leaderSince := now.Add(-time.Hour)
+	s := testService(now)
+	s.live["a"] = &liveEdge{seen: now, pool: []edgeapi.PoolMember{{ID: "b", State: edgeapi.MemberDead}, {ID: "c", State: edgeapi.MemberAlive}}}
+	s.live["b"] = &liveEdge{seen: now}                       // still heartbeating, but its region says dead
+	s.live["c"] = &liveEdge{seen: now.Add(-time.Minute)}     // silent to us, alive to its region
+	s.live["d"] = &liveEdge{seen: now.Add(-time.Minute)}     // silent, nobody vouches
+	s.live["e"] = &liveEdge{seen: now.Add(-2 * time.Second)} // fine
+	cases := map[string]bool{"b": true, "c": false, "d": true, "e": false, "never": true}
+	for id, down := range cases {
+		why := s.verdictLocked(&state.Edge{ID: id, Region: "eu-west", Up: true}, now, leaderSince)
+		if (why != "") != down {
+			t.Errorf("%s: verdict %q, want down=%v", id, why, down)
+		}
+	}
+	// A new leader gives silent edges DownAfter to report.
+	if why := s.verdictLocked(&state.Edge{ID: "d", Region: "eu-west", Up: true}, now, now.Add(-time.Second)); why != "" {
+		t.Errorf("fresh leader marked a silent edge down at once: %q", why)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
