@@ -71,6 +71,8 @@ func classify(err error) (status int, msg string, retryAfter int) {
 			return http.StatusForbidden, se.Message, 0
 		case state.CodeGone:
 			return http.StatusGone, se.Message, 0
+		case state.CodeUnprocessable:
+			return http.StatusUnprocessableEntity, se.Message, 0
 		default:
 			return http.StatusBadRequest, se.Message, 0
 		}

@@ -209,12 +209,12 @@ func (s *Server) routes() {
 		corsOrigins = "*"
 	}
 	app.Use(s.requestIDMiddleware, s.metrics.middleware, cors.New(cors.Config{
-		AllowOrigins: corsOrigins, AllowMethods: "GET,POST,DELETE,OPTIONS", AllowHeaders: "Authorization,Content-Type,X-Request-Id",
+		AllowOrigins: corsOrigins, AllowMethods: "GET,POST,DELETE,OPTIONS", AllowHeaders: "Authorization,Content-Type,X-Request-Id,Idempotency-Key",
 		ExposeHeaders: "Retry-After,X-Request-Id", MaxAge: 600,
 		Next: func(c *fiber.Ctx) bool {
 			return strings.HasPrefix(c.Path(), "/internal/") || strings.HasPrefix(c.Path(), "/admin/")
 		},
-	}), s.ipRateLimit, limitBody)
+	}), s.readyGate, s.ipRateLimit, limitBody)
 
 	app.Get("/livez", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "alive"}) })
 	app.Get("/healthz", s.healthz)
@@ -240,6 +240,44 @@ func (s *Server) routes() {
 	for _, fn := range s.extra {
 		fn(app)
 	}
+}
+
+// readyGate answers 503 (with Retry-After) on every API route until the
+// node is ready: it has replayed its log, knows a leader, and the cluster
+// is bootstrapped. Answering earlier would serve a half-restored state
+// (unknown keys, missing rooms). Liveness, metrics and node-to-node Raft
+// routes are always served.
+func (s *Server) readyGate(c *fiber.Ctx) error {
+	p := c.Path()
+	gated := strings.HasPrefix(p, "/v2/") || p == "/v2" || strings.HasPrefix(p, "/auth/") || strings.HasPrefix(p, "/admin/") ||
+		strings.HasPrefix(p, "/internal/v1/edges/") || strings.HasPrefix(p, "/internal/v1/rooms/attach")
+	if !gated || s.ready == nil || s.ready() {
+		return c.Next()
+	}
+	applied, target := s.node.Progress()
+	msg := "node is starting: waiting for a leader and cluster bootstrap"
+	if applied < target {
+		msg = fmt.Sprintf("node is starting: replaying its log (applied %d of %d)", applied, target)
+	}
+	return &Error{Status: fiber.StatusServiceUnavailable, Message: msg, RetryAfter: 1}
+}
+
+// idempotencyKey scopes a POST's writes to its Idempotency-Key: the same
+// key with the same request gets the first answer again; with another
+// request it is refused (422). Keys live per API key, for a day.
+func (s *Server) idempotencyKey(c *fiber.Ctx) error {
+	key := c.Get("Idempotency-Key")
+	if key == "" || c.Method() != fiber.MethodPost {
+		return c.Next()
+	}
+	if len(key) > 255 || strings.IndexFunc(key, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
+		return &Error{Status: fiber.StatusBadRequest, Message: "header \"Idempotency-Key\" must be 1-255 visible ASCII characters"}
+	}
+	p := principal(c)
+	hash := cluster.HashRequest(c.Method(), c.Path(), c.Body())
+	c.SetUserContext(cluster.WithIdempotencyKey(c.UserContext(), p.Key.Key, key, hash))
+	c.Set("Idempotency-Key", key)
+	return c.Next()
 }
 
 func (s *Server) healthz(c *fiber.Ctx) error {
@@ -276,12 +314,12 @@ func (s *Server) requireREST(c *fiber.Ctx) error {
 	}
 	c.Locals(localsPrincipal, p)
 	if isJoinRoute(c) || isNearestRoute(c) {
-		return c.Next()
+		return s.idempotencyKey(c)
 	}
 	if err := p.CanUseREST(); err != nil {
 		return err
 	}
-	return c.Next()
+	return s.idempotencyKey(c)
 }
 
 // isNearestRoute: any valid token (rtc ones too) may ask for its nearest edges.

@@ -71,6 +71,17 @@ func (s *Server) listDeliveries(c *fiber.Ctx) error {
 		return err
 	}
 	f := state.DeliveryFilter{UserID: p.Key.UserID, RoomID: c.Query("roomId"), EventType: c.Query("event"), Status: c.Query("status"), URL: c.Query("url")}
+	scope, err := s.tokenRoom(c)
+	if err != nil {
+		return err
+	}
+	if scope != nil {
+		// A room-scoped token sees its room's deliveries only.
+		if f.RoomID != "" && f.RoomID != scope.RoomID && f.RoomID != scope.CustomRoomID {
+			return &Error{Status: fiber.StatusForbidden, Message: "this token is scoped to another room"}
+		}
+		f.RoomID = scope.RoomID
+	}
 	if f.Status != "" && f.Status != state.DeliveryPending && f.Status != state.DeliveryDelivered && f.Status != state.DeliveryFailed {
 		return badRequest(`query parameter "status" must be pending, delivered or failed`)
 	}
@@ -92,15 +103,40 @@ func (s *Server) getDelivery(c *fiber.Ctx) error {
 	if err := s.read(c, func(st *state.Store) { d, _ = st.Delivery(p.Key.UserID, c.Params("id")) }); err != nil {
 		return err
 	}
-	if d == nil {
+	if d == nil || !s.inScope(c, d) {
 		return notFound(fmt.Sprintf("delivery %q not found", truncateForMsg(c.Params("id"))))
 	}
 	return c.JSON(deliveryViewOf(d))
 }
 
+// tokenRoom is the room a room-scoped token is limited to (nil: no scope).
+func (s *Server) tokenRoom(c *fiber.Ctx) (*state.Room, error) {
+	p := principal(c)
+	if p.Claims.RoomID == "" {
+		return nil, nil
+	}
+	var r *state.Room
+	s.node.FSM().Read(func(st *state.Store) { r, _ = st.Room(p.Key.UserID, p.Claims.RoomID) })
+	if r == nil {
+		return nil, &Error{Status: fiber.StatusForbidden, Message: fmt.Sprintf("this token is scoped to room %q, which does not exist", truncateForMsg(p.Claims.RoomID))}
+	}
+	return r, nil
+}
+
+// inScope: a room-scoped token may only touch its room's deliveries.
+func (s *Server) inScope(c *fiber.Ctx, d *state.Delivery) bool {
+	scope, err := s.tokenRoom(c)
+	return err == nil && (scope == nil || d.RoomID == scope.RoomID)
+}
+
 func (s *Server) redeliver(c *fiber.Ctx) error {
 	p := principal(c)
 	id := c.Params("id")
+	var cur *state.Delivery
+	s.node.FSM().Read(func(st *state.Store) { cur, _ = st.Delivery(p.Key.UserID, id) })
+	if cur != nil && !s.inScope(c, cur) {
+		return notFound(fmt.Sprintf("delivery %q not found", truncateForMsg(id)))
+	}
 	if _, err := s.apply(c, state.CmdRedeliver, state.Redeliver{UserID: p.Key.UserID, ID: id, At: s.cfg.Now().UTC()}); err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -60,6 +61,9 @@ type Config struct {
 	TrailingLogs      uint64 // log entries kept after a snapshot (0 = raft default)
 	// ObserveApply, when set, receives the latency of every local raft.Apply (metrics).
 	ObserveApply func(time.Duration)
+	// HTTPTransport carries node-to-node calls (forwarded writes); nil is
+	// the default transport. Tests wrap it to inject faults.
+	HTTPTransport http.RoundTripper
 	Logger       *slog.Logger
 }
 
@@ -125,6 +129,11 @@ type Node struct {
 	stop      chan struct{}
 	stopOnce  sync.Once
 	monitorWG sync.WaitGroup
+
+	// startLast is the last log index on disk when the node started;
+	// caughtUp latches once everything known then is applied (readiness).
+	startLast uint64
+	caughtUp  atomic.Bool
 }
 
 // New builds the node; call Start to begin leadership monitoring.
@@ -137,7 +146,7 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 		logger = slog.Default()
 	}
 	n := &Node{cfg: cfg, log: logger.With("node", cfg.NodeID), fsm: fsm, notifyCh: make(chan bool, 16), stop: make(chan struct{}),
-		client: &http.Client{Timeout: cfg.ApplyTimeout + 5*time.Second}}
+		client: &http.Client{Timeout: cfg.ApplyTimeout + 5*time.Second, Transport: cfg.HTTPTransport}}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -227,6 +236,7 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	n.raft = r
+	n.startLast = r.LastIndex()
 	return n, nil
 }
 
@@ -296,7 +306,7 @@ func (n *Node) establishLeadership() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	n.leaderMu.Lock()
-	n.leaderCancel, n.leaderDone, n.leading = cancel, done, true
+	n.leaderCancel, n.leaderDone, n.leading = cancel, done, false
 	n.leaderMu.Unlock()
 
 	n.loopsMu.Lock()
@@ -307,13 +317,17 @@ func (n *Node) establishLeadership() {
 	go func() {
 		defer close(done)
 		// Everything committed in earlier terms must be applied before the
-		// leader acts on state (the webhook dispatcher must see the whole outbox).
-		if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
-			n.log.Warn("leadership barrier failed", "err", err)
+		// leader acts on state (the webhook dispatcher must see the whole
+		// outbox), and followers must know where to forward. A leader that
+		// cannot do both must not stay leader without its loops: it retries
+		// briefly, then hands leadership over.
+		if err := n.retryLeaderStep(ctx, "barrier", func() error { return n.raft.Barrier(n.cfg.ApplyTimeout).Error() }); err != nil {
 			return
 		}
-		if _, _, err := n.applyLocal(state.CmdRegisterNode, state.RegisterNode{Node: state.Node{ID: n.cfg.NodeID, HTTPAddr: n.cfg.HTTPAddr}}); err != nil {
-			n.log.Warn("registering leader address failed", "err", err)
+		if err := n.retryLeaderStep(ctx, "register address", func() error {
+			_, _, err := n.applyLocal(state.CmdRegisterNode, state.RegisterNode{Node: state.Node{ID: n.cfg.NodeID, HTTPAddr: n.cfg.HTTPAddr}})
+			return err
+		}); err != nil {
 			return
 		}
 		for _, step := range steps {
@@ -325,6 +339,11 @@ func (n *Node) establishLeadership() {
 				return
 			}
 		}
+		n.leaderMu.Lock()
+		if n.leaderDone == done {
+			n.leading = true
+		}
+		n.leaderMu.Unlock()
 		n.log.Info("leadership established", "loops", len(loops))
 		var wg sync.WaitGroup
 		for _, l := range loops {
@@ -346,6 +365,31 @@ func (n *Node) establishLeadership() {
 		}
 		wg.Wait()
 	}()
+}
+
+// retryLeaderStep runs a step of establishing leadership a few times; if it
+// keeps failing while this node still leads, leadership is transferred.
+func (n *Node) retryLeaderStep(ctx context.Context, what string, fn func() error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = fn(); err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || !n.IsLeader() {
+			return err
+		}
+		n.log.Warn("establishing leadership: retrying", "step", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
+		}
+	}
+	if ctx.Err() == nil && n.IsLeader() {
+		n.log.Error("establishing leadership failed; stepping down", "step", what, "err", err)
+		_ = n.raft.LeadershipTransfer().Error()
+	}
+	return err
 }
 
 // revokeLeadership cancels leader work and waits for it: no loop from an old
@@ -371,16 +415,35 @@ func (n *Node) LeaderLoopsRunning() bool {
 // IsLeader reports Raft leadership.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
-// Ready reports whether a leader is known and its address registered, so
-// writes can be served.
+// Ready reports whether the node may serve the API: a leader is known and
+// its address registered (writes can be forwarded), and the node has
+// applied everything it had on disk when it started and everything it
+// knows to be committed — so a restarted node never answers from a
+// half-replayed state (acknowledged rooms missing, keys unknown).
 func (n *Node) Ready() bool {
 	_, id := n.raft.LeaderWithID()
 	if id == "" {
 		return false
 	}
+	if !n.caughtUp.Load() {
+		applied := n.raft.AppliedIndex() // counts a restored snapshot
+		// A tail that was on disk but never committed may be replaced by
+		// the new leader's log (LastIndex goes down): then the commit
+		// index is what counts.
+		if applied < n.raft.CommitIndex() || (applied < n.startLast && n.raft.LastIndex() >= n.startLast) {
+			return false
+		}
+		n.caughtUp.Store(true)
+		n.log.Info("caught up with the log", "applied", applied, "onDiskAtStart", n.startLast)
+	}
 	ok := false
 	n.fsm.Read(func(s *state.Store) { _, ok = s.Node(string(id)) })
 	return ok
+}
+
+// Progress reports replay progress for "not ready" answers.
+func (n *Node) Progress() (applied, target uint64) {
+	return n.raft.AppliedIndex(), max(n.startLast, n.raft.CommitIndex())
 }
 
 // LeaderID returns the current leader's id (empty if unknown).
@@ -395,7 +458,19 @@ func (n *Node) Stats() map[string]string { return n.raft.Stats() }
 // Apply is the one write path: it proposes on the leader (forwarding from a
 // follower), then waits until the local FSM has applied the entry so the
 // caller reads its own write. It returns the JSON-encoded result.
+//
+// The command is wrapped with a request id made here, once: every retry
+// (the leader died mid-request, a forward timed out, leadership moved)
+// sends the same id, and the FSM answers a repeat with the first outcome,
+// so a write is applied exactly once and never reported as failed because
+// its first attempt succeeded.
 func (n *Node) Apply(ctx context.Context, t state.CommandType, body any) (json.RawMessage, uint64, error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, 0, fmt.Errorf("cluster: encode command %d: %w", t, err)
+	}
+	id, hash, key := nextRequestID(ctx)
+	req := state.Request{ID: id, Key: key, BodyHash: hash, At: time.Now().UTC(), Type: t, Body: raw}
 	deadline := time.Now().Add(n.cfg.LeaderHoldTimeout)
 	for {
 		var (
@@ -404,12 +479,14 @@ func (n *Node) Apply(ctx context.Context, t state.CommandType, body any) (json.R
 			err   error
 		)
 		if n.IsLeader() {
-			res, index, err = n.applyLocal(t, body)
-			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			res, index, err = n.applyLocal(state.CmdRequest, req)
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrEnqueueTimeout) {
+				// The outcome is unknown: retry the same request (at most
+				// once applied) where the leader is now.
 				err = ErrNoLeader
 			}
 		} else {
-			res, index, err = n.forwardApply(ctx, t, body)
+			res, index, err = n.forwardApply(ctx, state.CmdRequest, req)
 		}
 		if errors.Is(err, ErrNoLeader) && time.Now().Before(deadline) {
 			// Hold the request while an election finishes, with jitter.
@@ -527,6 +604,9 @@ func (n *Node) HandleForwardedApply(req ForwardedApply) ForwardedResult {
 	switch {
 	case errors.As(err, &se):
 		out.Error = se
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout):
+		// Unknown outcome: the follower retries the same request id.
+		out.Other = ErrNoLeader.Error()
 	case err != nil:
 		out.Other = err.Error()
 	}
@@ -559,6 +639,11 @@ const ForwardedHeader = "X-Meridian-Forwarded"
 // TokenHeader carries the cluster token on node-to-node requests.
 const TokenHeader = "X-Meridian-Cluster-Token"
 
+// forward sends a request to the leader. It follows leadership: the call
+// is abandoned (ErrNoLeader, so the caller retries where the leader is
+// now) as soon as another leader is known, or when a silent leader has
+// not answered within about two election timeouts — a paused leader must
+// not hold writes for the length of its pause.
 func (n *Node) forward(ctx context.Context, path string, in, out any) error {
 	leaderID := n.LeaderID()
 	if leaderID == "" || leaderID == n.cfg.NodeID {
@@ -569,7 +654,39 @@ func (n *Node) forward(ctx context.Context, path string, in, out any) error {
 	if node == nil {
 		return ErrNoLeader // leader has not registered its address yet
 	}
-	return n.post(ctx, node.HTTPAddr+path, in, out, true)
+	fctx, cancel := context.WithTimeout(ctx, n.forwardPatience())
+	defer cancel()
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-watchDone:
+				return
+			case <-fctx.Done():
+				return
+			case <-t.C:
+				if id := n.LeaderID(); id != leaderID {
+					cancel() // leadership moved: retry there
+					return
+				}
+			}
+		}
+	}()
+	err := n.post(fctx, node.HTTPAddr+path, in, out, true)
+	if err != nil && ctx.Err() == nil && fctx.Err() != nil {
+		return ErrNoLeader
+	}
+	return err
+}
+
+// forwardPatience bounds one forwarded call: an answer normally takes
+// milliseconds; a leader silent for two election timeouts has been
+// replaced (or is about to be), and the request id makes a retry safe.
+func (n *Node) forwardPatience() time.Duration {
+	return min(max(2*n.cfg.ElectionTimeout, time.Second), n.cfg.ApplyTimeout)
 }
 
 // ForwardHTTP sends a node-to-node request to the leader's HTTP API.

@@ -15,6 +15,8 @@ const (
 	CodeInvalid   Code = "invalid"
 	CodeForbidden Code = "forbidden"
 	CodeGone      Code = "gone"
+	// CodeUnprocessable: an Idempotency-Key reused with another request.
+	CodeUnprocessable Code = "unprocessable"
 )
 
 // Error is a business rule saying no. Apply returns it as a value (never panics

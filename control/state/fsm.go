@@ -45,10 +45,12 @@ const (
 	CmdMarkEdgeDown       CommandType = 17
 	CmdPruneRefreshTokens CommandType = 18
 	CmdEnqueueEvents      CommandType = 19
-	CmdPlaceRoom          CommandType = 20
-	CmdUnplaceRoomEdges   CommandType = 21
-	CmdSetEdgeDraining    CommandType = 22
-	CmdRecordAudit        CommandType = 23
+	CmdSetGlobalEndpoints CommandType = 20
+	CmdPlaceRoom          CommandType = 21
+	CmdUnplaceRoomEdges   CommandType = 22
+	CmdSetEdgeDraining    CommandType = 23
+	CmdRecordAudit        CommandType = 24
+	CmdRequest            CommandType = 25 // a command wrapped with its request id (requests.go)
 )
 
 // Encode builds a log entry: type byte followed by the JSON body.
@@ -168,6 +170,9 @@ type handler func(s *Store, index uint64, body []byte) (any, error)
 var handlers = map[CommandType]handler{}
 
 func register[T any](t CommandType, apply func(s *Store, index uint64, cmd *T) (any, error)) {
+	if _, dup := handlers[t]; dup {
+		panic(fmt.Sprintf("state: command type %d registered twice", t))
+	}
 	handlers[t] = func(s *Store, index uint64, body []byte) (any, error) {
 		var cmd T
 		if err := json.Unmarshal(body, &cmd); err != nil {
@@ -182,7 +187,12 @@ func register[T any](t CommandType, apply func(s *Store, index uint64, cmd *T) (
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b, err := json.Marshal(f.store.snapshotData())
+	d := f.store.snapshotData()
+	// Raft takes the snapshot on the FSM goroutine: the state is exactly
+	// what was applied up to now, and a node that installs it has applied
+	// up to here too (read-your-writes waits rely on it).
+	d.AppliedIndex = f.AppliedIndex()
+	b, err := json.Marshal(d)
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +211,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.store = s
 	f.mu.Unlock()
+	f.markApplied(d.AppliedIndex)
 	return nil
 }
 

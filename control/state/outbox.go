@@ -104,8 +104,6 @@ type EnqueueEvents struct {
 	Events []EnqueueEvent `json:"events"`
 }
 
-const CmdSetGlobalEndpoints CommandType = 20
-
 func init() {
 	register(CmdSetGlobalEndpoints, func(s *Store, index uint64, c *SetGlobalEndpoints) (any, error) {
 		s.globalEndpoints = append([]GlobalEndpoint(nil), c.Endpoints...)

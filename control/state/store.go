@@ -30,6 +30,7 @@ type Store struct {
 	placementsByEdge map[string]map[string]struct{} // edge id -> room ids
 	audits           map[string]*Audit              // session id -> where its media went
 	legStats         map[string][]LegSample         // session id -> cascade leg samples
+	requests         requestLog                     // recent request ids and their outcomes
 }
 
 func newStore() *Store {
@@ -53,6 +54,7 @@ func newStore() *Store {
 		placementsByEdge: map[string]map[string]struct{}{},
 		audits:           map[string]*Audit{},
 		legStats:         map[string][]LegSample{},
+		requests:         newRequestLog(),
 	}
 }
 
@@ -64,23 +66,25 @@ func (s *Store) TableIndex(table string) uint64 { return s.indexes[table] }
 // snapshotData is the persisted shape. Add fields, never rename them; a golden
 // test guards the encoding.
 type snapshotData struct {
-	Version    int                      `json:"version"`
-	Keys       []*APIKey                `json:"keys"`
-	Rooms      []*Room                  `json:"rooms"`
-	Refresh    map[string]*RefreshToken `json:"refresh"`
-	Secrets    *ClusterSecrets          `json:"secrets,omitempty"`
-	Nodes      []*Node                  `json:"nodes"`
-	Edges      []*Edge                  `json:"edges"`
-	Sessions   []*Session               `json:"sessions"`
-	Outbox     []*Delivery              `json:"outbox"`
-	Seen       map[string]uint64        `json:"seen"`
-	Stats      map[string][]StatsSample `json:"stats"`
-	Indexes    map[string]uint64        `json:"indexes"`
-	Global     []GlobalEndpoint         `json:"global,omitempty"`
-	Gone       map[string]uint64        `json:"gone,omitempty"`
-	Placements []*Placement             `json:"placements,omitempty"`
-	Audits     map[string]*Audit        `json:"audits,omitempty"`
-	LegStats   map[string][]LegSample   `json:"legStats,omitempty"`
+	Version      int                      `json:"version"`
+	AppliedIndex uint64                   `json:"appliedIndex,omitempty"`
+	Keys         []*APIKey                `json:"keys"`
+	Rooms        []*Room                  `json:"rooms"`
+	Refresh      map[string]*RefreshToken `json:"refresh"`
+	Secrets      *ClusterSecrets          `json:"secrets,omitempty"`
+	Nodes        []*Node                  `json:"nodes"`
+	Edges        []*Edge                  `json:"edges"`
+	Sessions     []*Session               `json:"sessions"`
+	Outbox       []*Delivery              `json:"outbox"`
+	Seen         map[string]uint64        `json:"seen"`
+	Stats        map[string][]StatsSample `json:"stats"`
+	Indexes      map[string]uint64        `json:"indexes"`
+	Global       []GlobalEndpoint         `json:"global,omitempty"`
+	Gone         map[string]uint64        `json:"gone,omitempty"`
+	Placements   []*Placement             `json:"placements,omitempty"`
+	Audits       map[string]*Audit        `json:"audits,omitempty"`
+	LegStats     map[string][]LegSample   `json:"legStats,omitempty"`
+	Requests     []*requestRecord         `json:"requests,omitempty"`
 }
 
 func (s *Store) snapshotData() *snapshotData {
@@ -111,6 +115,11 @@ func (s *Store) snapshotData() *snapshotData {
 	}
 	if len(s.legStats) > 0 {
 		d.LegStats = s.legStats
+	}
+	for _, q := range [][]string{s.requests.retry, s.requests.keys} {
+		for _, id := range q {
+			d.Requests = append(d.Requests, s.requests.byID[id])
+		}
 	}
 	return d
 }
@@ -167,6 +176,9 @@ func (s *Store) restore(d *snapshotData) {
 	}
 	if d.LegStats != nil {
 		s.legStats = d.LegStats
+	}
+	for _, r := range d.Requests {
+		s.requests.add(r)
 	}
 }
 

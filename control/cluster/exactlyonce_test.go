@@ -1,0 +1,168 @@
+package cluster_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meridian-video/meridian/control/cluster/clustertest"
+	"github.com/meridian-video/meridian/control/server"
+	"github.com/meridian-video/meridian/control/state"
+)
+
+// faultyTransport wraps node-to-node calls: onApply decides what happens
+// to a forwarded write.
+type faultyTransport struct {
+	onApply atomic.Pointer[func(*http.Request) (*http.Response, error)]
+}
+
+func (f *faultyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if fn := f.onApply.Load(); fn != nil && strings.HasSuffix(r.URL.Path, "/internal/v1/raft/apply") {
+		return (*fn)(r)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func faultyCluster(t *testing.T) (*clustertest.Cluster, *faultyTransport) {
+	ft := &faultyTransport{}
+	c := clustertest.New(t, 3, clustertest.Options{Configure: func(i int, cfg *server.Config) { cfg.Cluster.HTTPTransport = ft }})
+	return c, ft
+}
+
+func rooms(c *clustertest.Cluster, i int) int {
+	n := 0
+	c.Node(i).Node().FSM().Read(func(s *state.Store) { n = s.RoomCount() })
+	return n
+}
+
+// TestForwardedWriteWhoseAnswerIsLost: a follower forwards a create, the
+// leader commits it, and the answer never comes back (the leader died, the
+// connection broke). The follower sends the same request again; it must
+// answer with the room that was created — not "already exists", and
+// without creating a second one.
+func TestForwardedWriteWhoseAnswerIsLost(t *testing.T) {
+	c, ft := faultyCluster(t)
+	follower := c.Followers()[0]
+	var lost atomic.Int32
+	fn := func(r *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err == nil && lost.Add(1) == 1 {
+			resp.Body.Close()
+			return nil, errors.New("connection reset by peer (injected after the leader answered)")
+		}
+		return resp, err
+	}
+	ft.onApply.Store(&fn)
+	r := c.Do(follower, "POST", "/v2/rooms", c.Token(), map[string]any{})
+	if r.Status != 200 {
+		t.Fatalf("create through the follower after a lost answer: %d %s", r.Status, r.Body)
+	}
+	if lost.Load() < 2 {
+		t.Fatalf("the write was not retried (%d attempts)", lost.Load())
+	}
+	clustertest.Eventually(t, 5*time.Second, func() string {
+		if n := rooms(c, follower); n != 1 {
+			return fmt.Sprintf("%d rooms, want exactly 1", n)
+		}
+		return ""
+	})
+}
+
+// TestSilentLeaderDoesNotHoldForwards: the leader stops answering (as if
+// paused) while a write is forwarded to it, and a new leader is elected.
+// The forward is abandoned and the write lands on the new leader in about
+// an election, not after the old leader's HTTP timeout.
+func TestSilentLeaderDoesNotHoldForwards(t *testing.T) {
+	c, ft := faultyCluster(t)
+	leader := c.Leader()
+	follower := c.Followers()[0]
+	leaderURL := c.Node(leader).URL()
+	fn := func(r *http.Request) (*http.Response, error) {
+		if strings.HasPrefix(r.URL.String(), leaderURL) {
+			<-r.Context().Done() // silent: never answers
+			return nil, r.Context().Err()
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	}
+	ft.onApply.Store(&fn)
+	done := make(chan clustertest.Response, 1)
+	start := time.Now()
+	go func() { done <- c.Do(follower, "POST", "/v2/rooms", c.Token(), map[string]any{}) }()
+	time.Sleep(200 * time.Millisecond)
+	c.Stop(leader) // the silent leader is replaced
+	select {
+	case r := <-done:
+		if r.Status != 200 {
+			t.Fatalf("write after the leader went silent: %d %s", r.Status, r.Body)
+		}
+		t.Logf("write answered %v after it was sent", time.Since(start).Round(time.Millisecond))
+		if d := time.Since(start); d > 4*time.Second {
+			t.Fatalf("write waited %v on a silent leader", d)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("write still waiting on the silent leader")
+	}
+	if n := rooms(c, follower); n != 1 {
+		t.Fatalf("%d rooms, want 1", n)
+	}
+}
+
+// TestIdempotencyKey: the same key with the same request returns the first
+// answer and creates nothing more; with another body it is refused (422);
+// keys are per API key; without a key every POST creates.
+func TestIdempotencyKey(t *testing.T) {
+	c := clustertest.New(t, 3, clustertest.Options{})
+	f := c.Followers()[0]
+	post := func(node int, key string, body map[string]any) clustertest.Response {
+		req, _ := http.NewRequestWithContext(context.Background(), "POST", c.Node(node).URL()+"/v2/rooms", strings.NewReader(jsonOf(body)))
+		req.Header.Set("Authorization", c.Token())
+		req.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, _ = fmt.Fprint(&b, readAll(resp))
+		return clustertest.Response{Status: resp.StatusCode, Body: []byte(b.String())}
+	}
+	first := post(f, "order-1234", map[string]any{"autoCloseConfig": map[string]any{"type": "session-ends"}})
+	again := post(0, "order-1234", map[string]any{"autoCloseConfig": map[string]any{"type": "session-ends"}})
+	if first.Status != 200 || again.Status != 200 || string(first.Body) != string(again.Body) {
+		t.Fatalf("same key, same request:\n%d %s\n%d %s", first.Status, first.Body, again.Status, again.Body)
+	}
+	if r := post(f, "order-1234", map[string]any{}); r.Status != 422 || !strings.Contains(string(r.Body), "Idempotency-Key") {
+		t.Fatalf("same key, other request: %d %s", r.Status, r.Body)
+	}
+	if r := post(f, strings.Repeat("x", 300), map[string]any{}); r.Status != 400 {
+		t.Fatalf("oversized key: %d %s", r.Status, r.Body)
+	}
+	post(f, "", map[string]any{})
+	post(f, "", map[string]any{})
+	clustertest.Eventually(t, 5*time.Second, func() string {
+		if n := rooms(c, f); n != 3 {
+			return fmt.Sprintf("%d rooms, want 3 (one keyed + two unkeyed)", n)
+		}
+		return ""
+	})
+}
+
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func readAll(resp *http.Response) string {
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
