@@ -13,6 +13,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -103,6 +104,7 @@ type Server struct {
 	joins    JoinService
 	edges    EdgeService
 	nearest  NearestService
+	started  atomic.Bool // ready once since start: the readiness gate is open
 	ready    func() bool
 	checkURL func(string) error
 }
@@ -243,15 +245,23 @@ func (s *Server) routes() {
 }
 
 // readyGate answers 503 (with Retry-After) on every API route until the
-// node is ready: it has replayed its log, knows a leader, and the cluster
-// is bootstrapped. Answering earlier would serve a half-restored state
-// (unknown keys, missing rooms). Liveness, metrics and node-to-node Raft
-// routes are always served.
+// node has been ready once since it started: it has replayed its log,
+// knows a leader, and the cluster is bootstrapped. Answering earlier would
+// serve a half-restored state (unknown keys, missing rooms). Later leader
+// changes do not close the gate: writes are held during an election by the
+// write path. Liveness, metrics and node-to-node Raft routes are always served.
 func (s *Server) readyGate(c *fiber.Ctx) error {
+	if s.started.Load() {
+		return c.Next()
+	}
 	p := c.Path()
 	gated := strings.HasPrefix(p, "/v2/") || p == "/v2" || strings.HasPrefix(p, "/auth/") || strings.HasPrefix(p, "/admin/") ||
 		strings.HasPrefix(p, "/internal/v1/edges/") || strings.HasPrefix(p, "/internal/v1/rooms/attach")
-	if !gated || s.ready == nil || s.ready() {
+	if !gated {
+		return c.Next()
+	}
+	if s.ready == nil || s.ready() {
+		s.started.Store(true)
 		return c.Next()
 	}
 	applied, target := s.node.Progress()

@@ -426,7 +426,7 @@ func (n *Node) Ready() bool {
 		return false
 	}
 	if !n.caughtUp.Load() {
-		applied := n.raft.AppliedIndex() // counts a restored snapshot
+		applied := n.fsm.AppliedIndex() // raft's own counter runs ahead of the FSM
 		// A tail that was on disk but never committed may be replaced by
 		// the new leader's log (LastIndex goes down): then the commit
 		// index is what counts.
@@ -443,7 +443,7 @@ func (n *Node) Ready() bool {
 
 // Progress reports replay progress for "not ready" answers.
 func (n *Node) Progress() (applied, target uint64) {
-	return n.raft.AppliedIndex(), max(n.startLast, n.raft.CommitIndex())
+	return n.fsm.AppliedIndex(), max(n.startLast, n.raft.CommitIndex())
 }
 
 // LeaderID returns the current leader's id (empty if unknown).

@@ -136,10 +136,19 @@ func TestIdempotencyKey(t *testing.T) {
 		_, _ = fmt.Fprint(&b, readAll(resp))
 		return clustertest.Response{Status: resp.StatusCode, Body: []byte(b.String())}
 	}
-	first := post(f, "order-1234", map[string]any{"autoCloseConfig": map[string]any{"type": "session-ends"}})
-	again := post(0, "order-1234", map[string]any{"autoCloseConfig": map[string]any{"type": "session-ends"}})
+	body := map[string]any{"autoCloseConfig": map[string]any{"type": "session-ends"}}
+	first := post(f, "order-1234", body)
+	again := post(f, "order-1234", body)
 	if first.Status != 200 || again.Status != 200 || string(first.Body) != string(again.Body) {
 		t.Fatalf("same key, same request:\n%d %s\n%d %s", first.Status, first.Body, again.Status, again.Body)
+	}
+	// Through another node: the same room (links name the node asked).
+	var a, b struct{ RoomID, ID string }
+	elsewhere := post(0, "order-1234", body)
+	first.JSON(t, &a)
+	elsewhere.JSON(t, &b)
+	if elsewhere.Status != 200 || a != b {
+		t.Fatalf("same key through another node: %d %s", elsewhere.Status, elsewhere.Body)
 	}
 	if r := post(f, "order-1234", map[string]any{}); r.Status != 422 || !strings.Contains(string(r.Body), "Idempotency-Key") {
 		t.Fatalf("same key, other request: %d %s", r.Status, r.Body)
