@@ -99,8 +99,12 @@ type trackCounter struct {
 	video   bool
 	packets atomic.Uint64
 	bytes   atomic.Uint64
-	highest atomic.Int64 // extended sequence number of the newest packet, 0 before the first
-	late    atomic.Uint64
+	// rtpBytes counts payload + 12 per packet, the unit the edge's
+	// forwarder and cascade counters use (meridian_*_bytes_total), so a
+	// subscriber's bytes compare with a relay leg's.
+	rtpBytes atomic.Uint64
+	highest  atomic.Int64 // extended sequence number of the newest packet, 0 before the first
+	late     atomic.Uint64
 }
 
 // client is one participant: a signaling socket and the PeerConnection(s)
@@ -122,8 +126,11 @@ type client struct {
 	pubAns   chan string
 	failed   chan error
 	failOnce sync.Once
-	closing  chan struct{}
-	wg       sync.WaitGroup
+	// lost is closed on the first failure (socket closed, error, removed):
+	// the cascade failover watches it after the join.
+	lost    chan struct{}
+	closing chan struct{}
+	wg      sync.WaitGroup
 	// onRTCP receives RTCP sent to the publisher PC (keyframe requests).
 	onRTCP func([]byte)
 }
@@ -139,14 +146,14 @@ func dialClient(ctx context.Context, api *webrtc.API, url, name string) (*client
 		return nil, fmt.Errorf("dial %s: %w", url, err)
 	}
 	c := &client{api: api, ws: ws, name: name, joined: make(chan *wire.Joined, 1), pubAns: make(chan string, 1),
-		failed: make(chan error, 1), closing: make(chan struct{})}
+		failed: make(chan error, 1), lost: make(chan struct{}), closing: make(chan struct{})}
 	c.wg.Add(1)
 	go c.readLoop()
 	return c, nil
 }
 
 func (c *client) fail(err error) {
-	c.failOnce.Do(func() { c.failed <- err })
+	c.failOnce.Do(func() { c.failed <- err; close(c.lost) })
 }
 
 func (c *client) send(typ string, data any) error {
@@ -338,6 +345,7 @@ func (c *client) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 			}
 			tc.packets.Add(1)
 			tc.bytes.Add(uint64(n))
+			tc.rtpBytes.Add(uint64(rtpPayloadLen(buf[:n]) + 12))
 		}
 	}()
 	// Drain the sender reports so pion's RTCP buffer never fills.
@@ -350,6 +358,23 @@ func (c *client) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 			}
 		}
 	}()
+}
+
+// rtpPayloadLen is the payload size of an RTP packet (CSRCs, header
+// extension and padding excluded), 0 if the packet is malformed.
+func rtpPayloadLen(b []byte) int {
+	h := 12 + 4*int(b[0]&0x0f)
+	if b[0]&0x10 != 0 {
+		if len(b) < h+4 {
+			return 0
+		}
+		h += 4 + 4*int(binary.BigEndian.Uint16(b[h+2:h+4]))
+	}
+	n := len(b) - h
+	if b[0]&0x20 != 0 && n > 0 {
+		n -= int(b[len(b)-1])
+	}
+	return max(n, 0)
 }
 
 // counters returns the receiver's tracks.

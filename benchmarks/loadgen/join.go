@@ -115,3 +115,40 @@ func (d *directJoiner) newRoom(context.Context) (string, error) {
 func (d *directJoiner) join(_ context.Context, roomID, pid string, _ bool) (string, string, error) {
 	return d.wsURL, roomID + "/" + pid, nil
 }
+
+// joinCandidate is one edge of a join answer (the fields a client uses).
+type joinCandidate struct {
+	EdgeID       string `json:"edgeId"`
+	Region       string `json:"region"`
+	SignalingURL string `json:"signalingUrl"`
+	Ticket       string `json:"ticket"`
+}
+
+// place asks the join API for edges like a client that says where it is
+// (region hint) and, on failover, which edges it just lost (avoidEdges),
+// keeping its participant id. The answer lists candidates, best first.
+func (j *apiJoiner) place(ctx context.Context, roomID, pid string, publish bool, region string, avoid []string) ([]joinCandidate, error) {
+	sub := !publish
+	tok, err := j.token(auth.MintOptions{Permissions: []string{auth.PermAllowJoin}, Roles: []string{auth.RoleRTC},
+		ParticipantID: pid, CanPublish: &publish, CanSubscribe: &sub})
+	if err != nil {
+		return nil, err
+	}
+	body := map[string]any{"participantId": pid, "name": pid}
+	if region != "" {
+		body["region"] = region
+	}
+	if len(avoid) > 0 {
+		body["avoidEdges"] = avoid
+	}
+	var jr struct {
+		Edges []joinCandidate `json:"edges"`
+	}
+	if err := j.do(ctx, "/v2/rooms/"+roomID+"/join", tok, body, &jr); err != nil {
+		return nil, err
+	}
+	if len(jr.Edges) == 0 {
+		return nil, fmt.Errorf("join %s: no edges in the answer", pid)
+	}
+	return jr.Edges, nil
+}

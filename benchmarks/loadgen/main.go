@@ -11,6 +11,8 @@
 //	loadgen baseline-server -http 127.0.0.1:PORT   # the trivial forwarder to compare with
 //	loadgen -target baseline -url http://127.0.0.1:PORT -pid PID -subs 10,50
 //	loadgen report results/*.json                  # one table from several runs
+//	loadgen cascade -mode cascade|single|failover ...  # multi-edge rows (benchmarks/cascade.sh)
+//	loadgen cascade-report results/*-cascade/*.json
 package main
 
 import (
@@ -53,6 +55,18 @@ func main() {
 			}
 			fmt.Println(ln.Addr().(*net.TCPAddr).Port)
 			_ = ln.Close()
+			return
+		case "cascade":
+			if err := runCascade(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen cascade:", err)
+				os.Exit(1)
+			}
+			return
+		case "cascade-report":
+			if err := runCascadeReport(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, "cascade-report:", err)
+				os.Exit(1)
+			}
 			return
 		case "report":
 			if err := runReport(os.Args[2:]); err != nil {

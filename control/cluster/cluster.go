@@ -64,7 +64,7 @@ type Config struct {
 	// HTTPTransport carries node-to-node calls (forwarded writes); nil is
 	// the default transport. Tests wrap it to inject faults.
 	HTTPTransport http.RoundTripper
-	Logger       *slog.Logger
+	Logger        *slog.Logger
 }
 
 // DefaultConfig returns production timeouts.

@@ -1,6 +1,8 @@
 package gossip
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -37,11 +39,25 @@ func (s *metaSource) set(m Meta)      { s.m.Store(&m) }
 func (s *metaSource) get() Meta       { return *s.m.Load() }
 func (s *metaSource) fn() func() Meta { return s.get }
 
-// localConfig is a pool on 127.0.0.1, port 0, local timers, fast meta.
+// runID makes this test binary's regions unique: go test runs packages in
+// parallel, and a pool elsewhere on loopback (another package's edges, or
+// this package under -count in another process) may still gossip to a port
+// the kernel hands to one of ours. The region check refuses such strays.
+var runID = func() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}()
+
+// testRegion is region made unique to this test binary.
+func testRegion(region string) string { return region + "-" + runID }
+
+// localConfig is a pool on 127.0.0.1, port 0, local timers, fast meta, in
+// testRegion(region).
 func localConfig(id, region string, seeds ...string) Config {
 	cfg := DefaultConfig()
 	cfg.NodeID = id
-	cfg.Region = region
+	cfg.Region = testRegion(region)
 	cfg.BindAddr = "127.0.0.1"
 	cfg.BindPort = 0
 	cfg.Seeds = seeds

@@ -47,8 +47,8 @@ func TestPoolThreeJoinAndMeta(t *testing.T) {
 			for i, q := range pools {
 				m, _ := p.Member(q.cfg.NodeID)
 				want := metas[i].get()
-				want.ID, want.Region = q.cfg.NodeID, "eu"
-				if m.Meta != want || m.Region != "eu" || m.Addr != q.LocalAddr() {
+				want.ID, want.Region = q.cfg.NodeID, q.cfg.Region
+				if m.Meta != want || m.Region != testRegion("eu") || m.Addr != q.LocalAddr() {
 					return false, fmt.Sprintf("%s sees %s as %+v, want meta %+v at %s", p.cfg.NodeID, q.cfg.NodeID, m, want, q.LocalAddr())
 				}
 				if m.Incarnation == 0 {

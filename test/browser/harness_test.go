@@ -297,6 +297,8 @@ type tokenOpts struct {
 	room, partID string
 	ttl          time.Duration
 	issuedAgo    time.Duration
+	// key and secret sign the token (default: the dev server's apiKey/apiSecret).
+	key, secret string
 }
 
 func mint(t *testing.T, o tokenOpts) string {
@@ -304,7 +306,10 @@ func mint(t *testing.T, o tokenOpts) string {
 	if o.ttl == 0 {
 		o.ttl = time.Hour
 	}
-	tok, err := auth.Mint(auth.MintOptions{APIKey: apiKey, Secret: []byte(apiSecret), Roles: o.roles, Permissions: o.perms,
+	if o.key == "" {
+		o.key, o.secret = apiKey, apiSecret
+	}
+	tok, err := auth.Mint(auth.MintOptions{APIKey: o.key, Secret: []byte(o.secret), Roles: o.roles, Permissions: o.perms,
 		RoomID: o.room, ParticipantID: o.partID, TTL: o.ttl, Now: time.Now().Add(-o.issuedAgo)})
 	if err != nil {
 		t.Fatal(err)

@@ -1,5 +1,8 @@
 // Meridian meeting page: /meet/{roomId}?token=JWT[&name=Alice][&relay=1][&simulcast=0][&audio=0][&video=0]
-// It is a plain client of the public SDK (/sdk/meridian.js).
+//   [&region=eu-west | &lat=48.85&lon=2.35]  where the participant is (placement hint for the join API)
+// It is a plain client of the public SDK (/sdk/meridian.js). When the media
+// edge is lost or drains, the SDK moves to another one by itself: the page
+// shows "Reconnecting…" and keeps every tile in place meanwhile.
 import Meridian from '../../sdk/meridian.js';
 
 const $ = (id) => document.getElementById(id);
@@ -33,6 +36,9 @@ const joinOptions = {
   video: flag('video', true),
   simulcast: flag('simulcast', true),
   iceTransportPolicy: flag('relay', false) ? 'relay' : 'all',
+  region: params.get('region') || undefined,
+  lat: params.has('lat') && params.has('lon') ? Number(params.get('lat')) : undefined,
+  lon: params.has('lat') && params.has('lon') ? Number(params.get('lon')) : undefined,
   log: flag('debug', false) ? (lvl, ...a) => console[lvl === 'debug' ? 'log' : lvl]?.('[meridian]', ...a) : undefined,
 };
 
@@ -55,6 +61,11 @@ function setStatus(state, text) {
   $('status-dot').dataset.state = state;
   $('status-text').textContent = text;
   document.body.dataset.state = state;
+  $('reconnecting').hidden = state !== 'reconnecting';
+  // Which media edge carries this page (support, tests).
+  const edge = room?.edgeId || '';
+  if (edge && state === 'joined') document.body.dataset.edgeId = edge;
+  $('status-text').title = edge ? `media edge ${edge}${room?.edgeRegion ? ` (${room.edgeRegion})` : ''}` : '';
 }
 
 function showOverlay(text, { rejoin = false } = {}) {
@@ -113,6 +124,19 @@ function ensureTile(pid, source, { local = false } = {}) {
   tiles.set(key, t);
   refreshTile(t);
   return t;
+}
+
+// While reconnecting, remote tiles keep their <video> (and its last
+// picture): the tracks of the new edge replace srcObject as they arrive.
+// Whatever was not replaced soon after reconnecting is cleared then.
+let staleTimer = null;
+function clearStaleTiles() {
+  for (const t of [...tiles.values()]) {
+    if (!t.stale) continue;
+    t.stale = false;
+    if (t.source === 'screen') removeTile(t.participantId, 'screen');
+    else { t.video.srcObject = null; refreshTile(t); }
+  }
 }
 
 function removeTile(pid, source) {
@@ -322,6 +346,7 @@ function wire(r) {
     } else {
       const t = ensureTile(participantId, source === 'screen' ? 'screen' : 'camera');
       t.trackId = trackId;
+      t.stale = false;
       attachVideo(t, track);
     }
     refreshAll();
@@ -334,7 +359,8 @@ function wire(r) {
       const key = tileKey(participantId, source === 'screen' ? 'screen' : 'camera');
       const t = tiles.get(key);
       if (t && t.trackId === trackId) {
-        if (source === 'screen') removeTile(participantId, 'screen');
+        if (r.state === 'reconnecting') t.stale = true; // replaced by the new edge's track
+        else if (source === 'screen') removeTile(participantId, 'screen');
         else { t.video.srcObject = null; refreshTile(t); }
       }
     }
@@ -359,9 +385,20 @@ function wire(r) {
     showBanner(text, reason === 'room-closed' || reason === 'duplicate' ? 'info' : 'error');
   });
   r.on('error', ({ message, fatal }) => { showBanner(message); if (fatal) setStatus('error', 'Disconnected'); });
-  r.on('reconnecting', () => { setStatus('reconnecting', 'Reconnecting…'); });
-  r.on('reconnected', () => { setStatus('joined', 'Connected'); $('banner').hidden = true; });
+  r.on('reconnecting', () => {
+    clearTimeout(staleTimer);
+    setStatus('reconnecting', 'Reconnecting…');
+    refreshAll();
+  });
+  r.on('reconnected', () => {
+    setStatus(r.state === 'lobby' ? 'lobby' : 'joined', r.state === 'lobby' ? 'Waiting in the lobby' : 'Connected');
+    $('banner').hidden = true;
+    clearTimeout(staleTimer);
+    staleTimer = setTimeout(clearStaleTiles, 10_000);
+    refreshAll();
+  });
   r.on('left', ({ reason }) => {
+    clearTimeout(staleTimer);
     for (const t of [...tiles.values()]) removeTile(t.participantId, t.source);
     for (const a of audios.values()) a.remove();
     audios.clear();

@@ -27,12 +27,18 @@
  *   audio, video       publish the microphone / camera (default true; or a MediaTrackConstraints)
  *   simulcast          send the camera in 3 simulcast layers q/h/f (default true)
  *   iceTransportPolicy "all" (default) or "relay" (TURN only)
+ *   region             where the client is, as a region name (e.g. "eu-west"): a
+ *                      placement hint for the join API (default: the server
+ *                      locates the client by IP, else its default region)
+ *   lat, lon           where the client is, as coordinates (instead of region)
  *   on                 {event: handler} registered before joining
  *   log                a function(level, message, ...details) for debugging (default: silent)
  *
  * Room
  *   state                     'new' | 'connecting' | 'lobby' | 'joined' | 'reconnecting' | 'left'
  *   roomId, participantId, name, permissions {publish, subscribe, moderate}
+ *   participantId             kept for the whole life of the Room, across edges
+ *   edgeId, edgeRegion        the media edge in use (null while not connected)
  *   localStream               MediaStream of the local camera + microphone (preview)
  *   screenStream              MediaStream of the screen share, or null
  *   micEnabled, cameraEnabled, screenSharing
@@ -66,9 +72,41 @@
  *   lobby-request        {participantId, name}         (moderators)
  *   removed              {reason}                      removed | denied | room-closed | duplicate
  *   error                {code, message, fatal}
- *   reconnecting         {}   signaling or media was lost; resuming (up to 30 s)
- *   reconnected          {resumed}
+ *   reconnecting         {from, reason, deadline?}   the edge `from` was lost or asked us to move;
+ *                        reason: socket-closed | media-lost | edge-draining
+ *   reconnected          {from, to, reason, resumed, took}   back in the room, on edge `to`
+ *                        (resumed: same edge, same session; took: ms since reconnecting)
  *   left                 {reason}
+ *
+ * Failover (docs/multi-edge.md "Failover and drain", docs/web-sdk.md)
+ *   The join API answers a list of candidate edges; the SDK joins the first
+ *   that admits it (the next one if its WebSocket cannot be opened or it
+ *   answers wrong-edge / unavailable). Once in the room, the edge counts as
+ *   lost when the signaling socket closes without `removed`/leave, when a
+ *   PeerConnection goes "failed" or stays "disconnected" for 3 s, or when the
+ *   edge sends `reconnect` (it is draining). Then room.state becomes
+ *   'reconnecting' and, until it works or leave() is called (backoff 0.2 s →
+ *   5 s, no time limit):
+ *     1. socket closed / first media loss on this edge: one quick resume on
+ *        the same edge (`join {resumeToken}`, 3 s), which keeps the session
+ *        and the PeerConnections' peers; it is retried for as long as the
+ *        join API is unreachable too (then our own network is down), within
+ *        the edge's 30 s grace period;
+ *     2. otherwise (resume refused: join afresh, same edge allowed; edge
+ *        unreachable while the API answers; draining; media lost twice
+ *        within 60 s): POST /v2/rooms/{roomId}/join with the same
+ *        participantId and avoidEdges [the lost edge, + every candidate that
+ *        could not be reached since], then the first candidate that admits us.
+ *        When no edge is left (503) the list is cut back to the lost edge,
+ *        then emptied (it may have come back).
+ *   For `reconnect` the old edge keeps carrying media until the new edge
+ *   answers `joined`; then the SDK sends `leave` on the old socket and closes
+ *   it. On the new edge the local tracks (camera, microphone, screen share)
+ *   are published again without asking for the devices, participants are
+ *   rebuilt from the `joined` snapshot (those still there emit nothing, those
+ *   gone emit participant-left, those new participant-joined), and every
+ *   remote track is replaced: track-removed for the old one, then
+ *   track-added (same trackId) once the new edge forwards it.
  *
  * Protocol: docs/signaling.md (one WebSocket, two PeerConnections — the client
  * offers on "publisher", the edge offers on "subscriber" —, trickle ICE).
@@ -77,12 +115,23 @@
 const VERSION = '0.1.0';
 const PING_INTERVAL = 10_000;
 const RESUME_WINDOW = 30_000; // the edge keeps a dropped participant this long
-const RESUME_ON_SAME_EDGE = 10_000; // then try a fresh join (maybe on another edge)
-const FRESH_JOIN_WINDOW = 30_000;
+const RESUME_TIMEOUT = 3_000; // one quick resume attempt on the same edge
 const CONNECT_TIMEOUT = 10_000;
+const MEDIA_LOST_AFTER = 3_000; // a PeerConnection "disconnected" this long = media lost
+const MEDIA_LOST_AGAIN = 60_000; // media lost twice on one edge within this: move
+const BACKOFF_MIN = 200;
+const BACKOFF_MAX = 5_000;
+const MAX_AVOID = 16; // the join API accepts at most 16 avoidEdges
+// After a move to another edge, participants missing from its `joined`
+// snapshot may still be in the room: the new edge learns the participants of
+// the room's other edges through its cascade legs a moment later. They get
+// this long to reappear before participant-left is emitted for them.
+const PEERS_SETTLE = 5_000;
 // Signaling error codes after which retrying the same edge is pointless.
 const FATAL_CODES = new Set(['invalid-ticket', 'ticket-expired', 'room-full', 'room-closed', 'forbidden', 'wrong-edge', 'unavailable']);
-const NEXT_EDGE_CODES = new Set(['wrong-edge', 'unavailable']);
+// Transient: this edge cannot take us, another candidate may ('network':
+// the WebSocket could not be opened or closed before `joined`).
+const NEXT_EDGE_CODES = new Set(['wrong-edge', 'unavailable', 'network']);
 
 /** MeridianError carries the server's message, the HTTP status or the signaling code. */
 export class MeridianError extends Error {
@@ -162,6 +211,7 @@ export class Room extends Emitter {
     this._log = typeof options.log === 'function' ? options.log : () => {};
     this._participants = new Map(); // id → {participantId, name, moderator, tracks: Map, stream}
     this._lobby = new Map();
+    this._gone = new Map(); // participantId → timer: missing after a move, not yet reported left
     this._edges = [];
     this._edge = null;
     this._ws = null;
@@ -181,27 +231,43 @@ export class Room extends Emitter {
     this._mediaPromise = null;
     this._closing = false;
     this._reconnecting = false;
+    this._reconnect = null; // {from, reason, at} while reconnecting
+    this._mediaLost = null; // {edgeId, at} of the last media loss
     this._lastError = null;
     for (const [ev, fn] of Object.entries(options.on || {})) this.on(ev, fn);
   }
 
   // ---------------------------------------------------------------- joining
 
+  /** The media edge in use (its id), or null. */
+  get edgeId() { return this._edge?.edgeId || null; }
+
+  /** The region of the media edge in use, or null. */
+  get edgeRegion() { return this._edge?.region || null; }
+
   /** Asks the API for an edge and a ticket, then connects. Resolves when joined or in the lobby. */
   async join() {
     if (this.state !== 'new' && this.state !== 'left') throw new MeridianError('already joined', { code: 'bad-request' });
     this.state = 'connecting';
     this._closing = false;
+    this._mediaPromise = null;
     try {
-      const resp = await this._requestJoin();
-      this.participantId = resp.participantId;
-      this.name = resp.name;
-      this._edges = resp.edges || [];
-      if (!this._edges.length) throw new MeridianError('no media edge is available for this room', { status: 503 });
-      // Ask for the devices while connecting (the permission prompt shows now).
-      this._mediaPromise = this._acquireLocalMedia();
-      await this._connectAnyEdge();
-      return this;
+      // Every candidate unreachable (or refusing with a transient code): ask
+      // the API once more, avoiding them.
+      const avoid = [];
+      for (let round = 0; ; round++) {
+        const resp = await this._requestJoin(avoid);
+        this._adoptJoinAnswer(resp);
+        // Ask for the devices while connecting (the permission prompt shows now).
+        if (this._mediaPromise === null) this._mediaPromise = this._acquireLocalMedia();
+        try {
+          await this._connectAnyEdge(avoid);
+          return this;
+        } catch (err) {
+          if (round >= 1 || this._closing || !NEXT_EDGE_CODES.has(err.code)) throw err;
+          this._log('warn', 'no candidate edge admitted us; asking the API again avoiding', avoid);
+        }
+      }
     } catch (err) {
       this._teardown('failed');
       this.state = 'left';
@@ -209,9 +275,25 @@ export class Room extends Emitter {
     }
   }
 
-  async _requestJoin() {
+  _adoptJoinAnswer(resp) {
+    this.participantId = resp.participantId || this.participantId;
+    this.name = resp.name || this.name;
+    this._edges = resp.edges || [];
+    if (!this._edges.length) throw new MeridianError('no media edge is available for this room', { status: 503 });
+  }
+
+  /** POST /v2/rooms/{roomId}/join with the location hint and the edges to avoid. */
+  async _requestJoin(avoid = []) {
     const body = { name: this.name || undefined };
     if (this.participantId) body.participantId = this.participantId;
+    const { region, lat, lon } = this.options;
+    if (region) body.region = String(region);
+    if (lat !== undefined && lat !== null && lat !== '' && lon !== undefined && lon !== null && lon !== ''
+      && Number.isFinite(Number(lat)) && Number.isFinite(Number(lon))) {
+      body.lat = Number(lat);
+      body.lon = Number(lon);
+    }
+    if (avoid.length) body.avoidEdges = [...new Set(avoid)].slice(-MAX_AVOID);
     let res;
     try {
       res = await fetch(`${this.options.apiBase}/v2/rooms/${encodeURIComponent(this.roomId)}/join`, {
@@ -232,16 +314,23 @@ export class Room extends Emitter {
     return data;
   }
 
-  async _connectAnyEdge() {
+  /**
+   * Joins the first candidate edge that admits us, in the API's order. Edges
+   * that fail with a transient code are appended to `failed` (the caller's
+   * avoidEdges for its next join API call).
+   */
+  async _connectAnyEdge(failed = []) {
     let lastErr = null;
     for (const edge of this._edges) {
+      if (this._closing) break;
       try {
         await this._connect(edge, { ticket: edge.ticket, name: this.name });
         return;
       } catch (err) {
         lastErr = err;
-        this._log('warn', 'edge failed', edge.edgeId, err.message);
-        if (err.code && !NEXT_EDGE_CODES.has(err.code) && err.code !== 'network') throw err;
+        this._log('warn', 'edge failed', edge.edgeId, err.code, err.message);
+        if (err.code && !NEXT_EDGE_CODES.has(err.code)) throw err;
+        if (edge.edgeId && !failed.includes(edge.edgeId)) failed.push(edge.edgeId);
       }
     }
     throw lastErr || new MeridianError('no media edge could be reached', { code: 'network' });
@@ -251,7 +340,7 @@ export class Room extends Emitter {
    * Opens the signaling socket to edge and sends join; resolves on `joined`
    * or `lobby`, rejects on `error`/close before that.
    */
-  _connect(edge, joinData) {
+  _connect(edge, joinData, timeout = CONNECT_TIMEOUT) {
     return new Promise((resolve, reject) => {
       let settled = false;
       let ws;
@@ -261,7 +350,7 @@ export class Room extends Emitter {
         reject(new MeridianError(`bad signaling URL ${edge.signalingUrl}`, { code: 'network', cause: err }));
         return;
       }
-      const timer = setTimeout(() => fail(new MeridianError('timed out connecting to the media edge', { code: 'network' })), CONNECT_TIMEOUT);
+      const timer = setTimeout(() => fail(new MeridianError('timed out connecting to the media edge', { code: 'network' })), timeout);
       const fail = (err) => {
         if (settled) return;
         settled = true;
@@ -272,7 +361,8 @@ export class Room extends Emitter {
       };
       ws.onopen = () => ws.send(JSON.stringify({ type: 'join', data: joinData }));
       ws.onerror = () => { /* onclose follows */ };
-      ws.onclose = () => fail(this._lastError || new MeridianError('the media edge closed the connection', { code: 'network' }));
+      // (An `error` frame before the close has already failed with its code.)
+      ws.onclose = () => fail(new MeridianError('the media edge closed the connection', { code: 'network' }));
       ws.onmessage = (ev) => {
         let msg;
         try { msg = JSON.parse(ev.data); } catch { return; }
@@ -299,6 +389,10 @@ export class Room extends Emitter {
   }
 
   _attach(ws, edge) {
+    // Make before break: a socket to the edge we are moving away from is
+    // still open (it asked us to reconnect, or its media failed): leave it.
+    const prev = this._ws;
+    if (prev && prev !== ws) this._retireSocket(prev, true);
     this._ws = ws;
     this._edge = edge;
     this._lastError = null;
@@ -307,14 +401,24 @@ export class Room extends Emitter {
       try { msg = JSON.parse(ev.data); } catch { return; }
       this._dispatch(msg);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this._ws !== ws) return;
       this._ws = null;
-      this._onSignalLost('socket closed');
+      this._onEdgeLost('socket-closed', `socket closed (${ev.code}${ev.reason ? ' ' + ev.reason : ''})`);
     };
     ws.onerror = () => {};
     clearInterval(this._pingTimer);
     this._pingTimer = setInterval(() => this._send('ping'), PING_INTERVAL);
+  }
+
+  /** Detaches a socket we no longer use, optionally sending `leave` first. */
+  _retireSocket(ws, leave) {
+    ws.onmessage = ws.onclose = ws.onerror = null;
+    if (leave && ws.readyState === WebSocket.OPEN) {
+      try { ws.send(JSON.stringify({ type: 'leave' })); } catch { /* closing */ }
+    }
+    // Give the `leave` frame a moment to flush before closing.
+    setTimeout(() => { try { ws.close(1000, 'moved'); } catch { /* ignore */ } }, 50);
   }
 
   _send(type, data) {
@@ -338,12 +442,15 @@ export class Room extends Emitter {
       case 'answer': if (d.target === 'publisher') this._onPublisherAnswer(d.sdp); break;
       case 'candidate': this._onRemoteCandidate(d.target, d.candidate); break;
       case 'participant-joined': {
-        const p = this._upsertParticipant(d);
+        // Someone we kept across a move: no joined event (we never said left).
+        const kept = this._clearGone(d.participantId);
+        const p = this._upsertParticipant(d, kept);
         this._lobby.delete(d.participantId);
-        this._emit('participant-joined', { participantId: p.participantId, name: p.name, moderator: p.moderator });
+        if (!kept) this._emit('participant-joined', { participantId: p.participantId, name: p.name, moderator: p.moderator });
         break;
       }
       case 'participant-left': {
+        this._clearGone(d.participantId);
         const p = this._participants.get(d.participantId);
         if (p) {
           for (const r of [...this._remote.values()]) if (r.participantId === d.participantId) this._removeRemote(r.trackId);
@@ -353,6 +460,7 @@ export class Room extends Emitter {
         break;
       }
       case 'track-published': {
+        this._clearGone(d.participantId);
         const p = this._participants.get(d.participantId) || this._upsertParticipant({ participantId: d.participantId });
         p.tracks.set(d.trackId, { ...d });
         const r = this._remote.get(d.trackId);
@@ -386,12 +494,40 @@ export class Room extends Emitter {
         this._emit('error', { code: d.code, message: d.message || d.code, fatal });
         break;
       }
+      case 'reconnect':
+        // The edge is draining: move now, while it still carries our media.
+        this._log('info', 'edge asks us to reconnect', d);
+        this._onEdgeLost('edge-draining', d.reason || 'reconnect requested', { keepSocket: true, deadline: d.deadline });
+        break;
       case 'pong': break;
       default: this._log('debug', 'ignored message', msg.type);
     }
   }
 
-  _upsertParticipant(d) {
+  /** Ends the settle period of a participant kept across a move; true if there was one. */
+  _clearGone(id) {
+    const timer = this._gone.get(id);
+    if (timer === undefined) return false;
+    clearTimeout(timer);
+    this._gone.delete(id);
+    return true;
+  }
+
+  _clearAllGone() {
+    for (const timer of this._gone.values()) clearTimeout(timer);
+    this._gone.clear();
+  }
+
+  /** A participant missing since a move did not reappear: it has left. */
+  _goneExpired(id) {
+    this._gone.delete(id);
+    if (!this._participants.has(id)) return;
+    for (const r of [...this._remote.values()]) if (r.participantId === id) this._removeRemote(r.trackId);
+    this._participants.delete(id);
+    this._emit('participant-left', { participantId: id, reason: 'left' });
+  }
+
+  _upsertParticipant(d, replaceTracks = false) {
     let p = this._participants.get(d.participantId);
     if (!p) {
       p = { participantId: d.participantId, name: d.name || d.participantId, moderator: !!d.moderator, tracks: new Map(), stream: null };
@@ -399,12 +535,15 @@ export class Room extends Emitter {
     } else {
       if (d.name) p.name = d.name;
       if (d.moderator !== undefined) p.moderator = !!d.moderator;
+      if (replaceTracks) p.tracks = new Map();
     }
     for (const t of d.tracks || []) p.tracks.set(t.trackId, { ...t });
     return p;
   }
 
   _onJoined(d) {
+    // After a resume or a move to another edge, the snapshot replaces what we
+    // knew: participants still there are kept (no left/joined events).
     const resumed = this.state === 'reconnecting';
     this.state = 'joined';
     this.participantId = d.participantId || this.participantId;
@@ -416,17 +555,30 @@ export class Room extends Emitter {
       if (!servers.some((x) => JSON.stringify(x) === JSON.stringify(s))) servers.push(s);
     }
     this._iceServers = servers;
-    if (!resumed) this._participants.clear();
+    if (!resumed) {
+      this._participants.clear();
+      this._clearAllGone();
+    }
     const seen = new Set();
+    const arrived = [];
     for (const p of d.participants || []) {
       if (p.participantId === this.participantId) continue;
       seen.add(p.participantId);
-      this._upsertParticipant(p);
+      this._clearGone(p.participantId);
+      const known = this._participants.has(p.participantId);
+      const q = this._upsertParticipant(p, resumed);
+      if (resumed && !known) arrived.push(q);
     }
     if (resumed) {
-      // Somebody may have left while we were away without us hearing it.
+      // Somebody may have left while we were away without us hearing it. On
+      // the same edge (a resume) its snapshot is complete; on another edge,
+      // give its cascade legs PEERS_SETTLE to bring the others in.
+      const moved = !d.resumed;
       for (const id of [...this._participants.keys()]) {
-        if (!seen.has(id)) {
+        if (seen.has(id)) continue;
+        if (moved) {
+          if (!this._gone.has(id)) this._gone.set(id, setTimeout(() => this._goneExpired(id), PEERS_SETTLE));
+        } else {
           this._participants.delete(id);
           this._emit('participant-left', { participantId: id, reason: 'left' });
         }
@@ -435,8 +587,13 @@ export class Room extends Emitter {
     this._newPeerConnections();
     this._emit('joined', { roomId: this.roomId, participantId: this.participantId, permissions: { ...this.permissions }, resumed });
     if (resumed) {
+      for (const p of arrived) this._emit('participant-joined', { participantId: p.participantId, name: p.name, moderator: p.moderator });
+      const rc = this._reconnect || {};
       this._reconnecting = false;
-      this._emit('reconnected', { resumed: !!d.resumed });
+      this._reconnect = null;
+      const info = { from: rc.from || null, to: this.edgeId, reason: rc.reason || '', resumed: !!d.resumed, took: rc.at ? Date.now() - rc.at : 0 };
+      this._log('info', 'reconnected', info);
+      this._emit('reconnected', info);
     }
     if (this.permissions.publish) {
       this.publish().catch((err) => this._emit('error', { code: 'publish-failed', message: err.message, fatal: false }));
@@ -478,6 +635,7 @@ export class Room extends Emitter {
     for (const r of [...this._remote.values()]) this._removeRemote(r.trackId);
     for (const pc of [this._pub, this._sub]) {
       if (!pc) continue;
+      clearTimeout(pc._meridianLostTimer);
       pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = null;
       try { pc.close(); } catch { /* ignore */ }
     }
@@ -527,10 +685,24 @@ export class Room extends Emitter {
 
   _onPcState(pc, target) {
     if (pc !== this._pub && pc !== this._sub) return;
-    this._log('debug', `${target} connection`, pc.connectionState);
-    if (pc.connectionState === 'failed') {
-      // Fresh PeerConnections through a resume, as after a signaling loss.
-      this._onSignalLost(`${target} media connection failed`);
+    const st = pc.connectionState;
+    this._log('debug', `${target} connection`, st);
+    if (st === 'failed') {
+      clearTimeout(pc._meridianLostTimer);
+      this._onEdgeLost('media-lost', `${target} media connection failed`);
+    } else if (st === 'disconnected') {
+      // ICE often recovers from a short "disconnected"; 3 s of it = lost.
+      if (!pc._meridianLostTimer) {
+        pc._meridianLostTimer = setTimeout(() => {
+          pc._meridianLostTimer = null;
+          if ((pc === this._pub || pc === this._sub) && (pc.connectionState === 'disconnected' || pc.connectionState === 'failed')) {
+            this._onEdgeLost('media-lost', `${target} media connection disconnected for ${MEDIA_LOST_AFTER / 1000} s`);
+          }
+        }, MEDIA_LOST_AFTER);
+      }
+    } else {
+      clearTimeout(pc._meridianLostTimer);
+      pc._meridianLostTimer = null;
     }
   }
 
@@ -855,65 +1027,151 @@ export class Room extends Emitter {
 
   // ---------------------------------------------------------- reconnect/leave
 
-  _onSignalLost(why) {
+  /**
+   * The edge is lost (or asks us to move). reason: 'socket-closed',
+   * 'media-lost' or 'edge-draining'. keepSocket: the socket still works
+   * (draining, media-only loss): keep it, and its media, until another edge
+   * has admitted us — then `leave` it (make before break).
+   */
+  _onEdgeLost(reason, detail, { keepSocket = false, deadline } = {}) {
     if (this._closing || this.state === 'left' || this._reconnecting) return;
     if (this.state !== 'joined' && this.state !== 'lobby') return;
-    this._log('warn', 'connection lost', why);
-    // An error right before the edge closed the socket explains the close.
-    const err = Date.now() - (this._lastErrorAt || 0) < 3000 ? this._lastError : null;
-    if (err && FATAL_CODES.has(err.code) && !NEXT_EDGE_CODES.has(err.code)) {
-      this._emit('error', { code: err.code, message: err.message, fatal: true });
-      this._teardown('error');
-      return;
+    this._log('warn', 'connection lost', reason, detail);
+    if (reason === 'socket-closed') {
+      // An error right before the edge closed the socket explains the close.
+      const err = Date.now() - (this._lastErrorAt || 0) < 3000 ? this._lastError : null;
+      if (err && FATAL_CODES.has(err.code) && !NEXT_EDGE_CODES.has(err.code)) {
+        this._emit('error', { code: err.code, message: err.message, fatal: true });
+        this._teardown('error');
+        return;
+      }
+    }
+    const from = this.edgeId;
+    const wasLobby = this.state === 'lobby';
+    // Resume first (same edge, same session) unless there is nothing to
+    // resume, the edge is draining, or its media failed twice in a minute.
+    let resume = !wasLobby && !!this._resumeToken && reason !== 'edge-draining';
+    if (reason === 'media-lost') {
+      const again = this._mediaLost && this._mediaLost.edgeId === from && Date.now() - this._mediaLost.at < MEDIA_LOST_AGAIN;
+      this._mediaLost = { edgeId: from, at: Date.now() };
+      if (again) {
+        resume = false;
+        keepSocket = !!this._ws; // its signaling still works: make before break
+      }
     }
     this._reconnecting = true;
-    const wasLobby = this.state === 'lobby';
+    this._reconnect = { from, reason, at: Date.now() };
     this.state = 'reconnecting';
     clearInterval(this._pingTimer);
-    if (this._ws) { const ws = this._ws; this._ws = null; ws.onclose = null; try { ws.close(); } catch { /* ignore */ } }
-    this._closePeerConnections();
-    this._emit('reconnecting', { reason: why });
-    this._reconnectLoop(wasLobby);
+    this._pingTimer = null;
+    if (!keepSocket) {
+      if (this._ws) {
+        const ws = this._ws;
+        this._ws = null;
+        // No `leave`: the edge keeps us for 30 s, so a resume keeps the session.
+        ws.onclose = ws.onmessage = ws.onerror = null;
+        try { ws.close(); } catch { /* ignore */ }
+      }
+      this._closePeerConnections();
+    }
+    const ev = { from, reason };
+    if (deadline) ev.deadline = deadline;
+    this._emit('reconnecting', ev);
+    this._reconnectLoop({ from, resume });
   }
 
-  async _reconnectLoop(wasLobby) {
-    // Resume on the same edge for a while; if it is gone (or the resume is
-    // refused), join afresh — the API may place us on another edge. The same
-    // participant id is kept either way.
-    const start = Date.now();
-    let fresh = wasLobby || !this._resumeToken; // lobby waiters have nothing to resume
-    let delay = 250;
-    while (!this._closing && Date.now() - start < RESUME_WINDOW + FRESH_JOIN_WINDOW) {
-      if (!fresh && Date.now() - start > RESUME_ON_SAME_EDGE) fresh = true;
+  /** Kept for callers of the old name. */
+  _onSignalLost(why) { this._onEdgeLost('socket-closed', why); }
+
+  /**
+   * Gets us back into the room after _onEdgeLost, retrying with backoff
+   * (0.2 s → 5 s) until it works, a fatal answer arrives or leave() is called.
+   * See the header comment ("Failover") for the order.
+   */
+  async _reconnectLoop({ from, resume }) {
+    const lostAt = Date.now();
+    const avoid = [];
+    // Avoid the lost edge, unless a resume refused by it proves it is up.
+    let avoidLost = !!from;
+    let delay = BACKOFF_MIN;
+    let noEdge = 0;
+    const pause = async () => {
+      await sleep(delay);
+      delay = Math.min(delay * 2, BACKOFF_MAX);
+    };
+    while (!this._closing) {
+      if (resume && this._resumeToken && this._edge && Date.now() - lostAt < RESUME_WINDOW) {
+        try {
+          await this._connect(this._edge, { resumeToken: this._resumeToken }, RESUME_TIMEOUT);
+          this._reconnectSettled();
+          return;
+        } catch (err) {
+          if (this._closing) return;
+          this._log('warn', 'resume failed', err.code, err.message);
+          if (err.code !== 'network') {
+            // Refused (grace over, unknown token): the edge is up; join afresh,
+            // that edge included.
+            resume = false;
+            avoidLost = false;
+          }
+        }
+      }
+      const ask = avoidLost && !avoid.includes(from) ? [from, ...avoid] : avoid;
+      let resp;
       try {
-        if (!fresh) {
-          await this._connect(this._edge, { resumeToken: this._resumeToken });
-        } else {
-          const resp = await this._requestJoin();
-          this._edges = resp.edges || [];
-          await this._connectAnyEdge();
-        }
-        return;
+        resp = await this._requestJoin(ask);
+        this._adoptJoinAnswer(resp);
+        noEdge = 0;
       } catch (err) {
-        this._log('warn', 'reconnect attempt failed', err.message);
         if (this._closing) return;
-        if (!fresh && err.code && err.code !== 'network') {
-          fresh = true; // resume refused (grace over, unknown token): join afresh
-          continue;
-        }
-        if ((err.status >= 400 && err.status < 500) || (fresh && err.code && !NEXT_EDGE_CODES.has(err.code) && err.code !== 'network')) {
+        this._log('warn', 'join API failed while reconnecting', err.status, err.message);
+        if (err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429) {
+          // The token expired, the room was deactivated, …: nothing to retry.
           this._emit('error', { code: err.code || 'join-failed', message: err.message, fatal: true });
           this._teardown('error');
           return;
         }
+        if (err.status) {
+          // The API answers, so our network works: the lost edge is the problem.
+          resume = false;
+          if (err.status === 503 && ask.length && ++noEdge >= 2) {
+            // No edge left once those are avoided: try the others again, then
+            // the lost one too (it may have come back, e.g. restarted).
+            if (avoid.length) avoid.length = 0;
+            else avoidLost = false;
+            noEdge = 0;
+          }
+        }
+        await pause();
+        continue;
       }
-      await sleep(delay);
-      delay = Math.min(delay * 2, 4000);
+      resume = false; // the API answered: our own network is fine
+      try {
+        await this._connectAnyEdge(avoid);
+        this._reconnectSettled();
+        return;
+      } catch (err) {
+        if (this._closing) return;
+        this._log('warn', 'reconnect attempt failed', err.code, err.message);
+        if (err.code === 'removed') return; // handled by the `removed` event
+        if (err.code && !NEXT_EDGE_CODES.has(err.code) && err.code !== 'ticket-expired') {
+          this._emit('error', { code: err.code, message: err.message, fatal: true });
+          this._teardown('error');
+          return;
+        }
+        while (avoid.length > MAX_AVOID - 1) avoid.shift();
+      }
+      await pause();
     }
-    if (!this._closing) {
-      this._emit('error', { code: 'network', message: 'lost the connection to the meeting', fatal: true });
-      this._teardown('error');
-    }
+  }
+
+  /** After the loop connected: a `lobby` answer ends the reconnection too. */
+  _reconnectSettled() {
+    if (this.state !== 'lobby' || !this._reconnecting) return;
+    const rc = this._reconnect || {};
+    this._reconnecting = false;
+    this._reconnect = null;
+    this._emit('reconnected', { from: rc.from || null, to: this.edgeId, reason: rc.reason || '', resumed: false, took: rc.at ? Date.now() - rc.at : 0 });
   }
 
   /** Leaves the meeting: tells the edge, closes the connections and stops the devices. */
@@ -928,6 +1186,8 @@ export class Room extends Emitter {
     const was = this.state;
     this._closing = true;
     this._reconnecting = false;
+    this._reconnect = null;
+    this._clearAllGone();
     clearInterval(this._pingTimer);
     this._pingTimer = null;
     if (this._ws) {
