@@ -40,19 +40,30 @@ import (
 
 // webhookFlags configure delivery.
 type webhookFlags struct {
-	allowHTTP   bool
-	sourceAddrs listFlag
+	allowHTTP    bool
+	sourceAddrs  listFlag
+	allowPrivate listFlag
 }
 
 func (w *webhookFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&w.allowHTTP, "webhook-allow-http", false, "allow plain-http webhook endpoints (https is required otherwise; dev allows http://localhost)")
 	fs.Var(&w.sourceAddrs, "webhook-source-addr", "local source address(es) webhook deliveries leave from, so receivers can allow-list them")
+	fs.Var(&w.allowPrivate, "webhook-allow-private", "private webhook receivers to allow: CIDRs (10.20.0.0/16) or host names (crm.corp.internal, *.corp.internal), repeatable; others stay refused")
 }
 
 func (w *webhookFlags) config(dev bool) (webhooks.Config, error) {
 	wc := webhooks.DefaultConfig()
 	wc.AllowHTTP = w.allowHTTP
 	wc.AllowHTTPLocalhost = dev
+	for _, a := range w.allowPrivate {
+		if p, err := netip.ParsePrefix(a); err == nil {
+			wc.AllowedNets = append(wc.AllowedNets, p.Masked())
+		} else if ip, err := netip.ParseAddr(a); err == nil {
+			wc.AllowedNets = append(wc.AllowedNets, netip.PrefixFrom(ip, ip.BitLen()))
+		} else {
+			wc.AllowedHosts = append(wc.AllowedHosts, a)
+		}
+	}
 	for _, a := range w.sourceAddrs {
 		ip, err := netip.ParseAddr(a)
 		if err != nil {

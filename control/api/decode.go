@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -26,13 +27,54 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 	if len(body) > MaxBodyBytes {
 		return &Error{Status: fiber.StatusRequestEntityTooLarge, Message: "request body is larger than 1 MiB"}
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		body = []byte("{}")
+	} else if trimmed[0] != '{' {
+		// null, arrays, strings, numbers: every body we take is an object,
+		// and `null` must not decode into "all defaults".
+		return badRequest("request body must be a JSON object")
+	}
+	if !utf8.Valid(body) {
+		// encoding/json would silently replace bad bytes with U+FFFD, so
+		// two different ids could become one.
+		return badRequest("request body must be valid UTF-8")
 	}
 	// The Content-Type is not checked: curl -d sends form-urlencoded by
 	// default and the body is JSON regardless; a non-JSON body fails below
 	// with a message that says where.
 	return decodeBytes(body, v)
+}
+
+// maxEchoed bounds what an error message repeats of the client's input.
+const maxEchoed = 40
+
+func echo(s string) string {
+	if len(s) <= maxEchoed {
+		return s
+	}
+	cut := maxEchoed
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// unsafeText reports characters that have no place in ids and names: C0/C1
+// controls and the bidirectional overrides and isolates that make one
+// string display as another (Trojan Source).
+func unsafeText(s string) bool {
+	for _, r := range s {
+		switch {
+		case r < 0x20 || (r >= 0x7f && r <= 0x9f):
+			return true
+		case r == 0x061c || r == 0x200e || r == 0x200f || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069):
+			return true
+		case r == 0xfeff || r == utf8.RuneError:
+			return true
+		}
+	}
+	return false
 }
 
 func decodeBytes(body []byte, v any) error {
@@ -51,12 +93,12 @@ func describeJSONError(err error) string {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
-		return fmt.Sprintf("malformed JSON at byte %d: %v", syn.Offset, syn)
+		return fmt.Sprintf("malformed JSON at byte %d: %s", syn.Offset, echo(syn.Error()))
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return fmt.Sprintf("request body must be a JSON %s, not %s", typeName(typ.Type.Kind().String()), typ.Value)
+			return fmt.Sprintf("request body must be a JSON %s, not %s", typeName(typ.Type.Kind().String()), echo(typ.Value))
 		}
-		return fmt.Sprintf("field %q must be %s, not %s", typ.Field, typeName(typ.Type.Kind().String()), typ.Value)
+		return fmt.Sprintf("field %q must be %s, not %s", echo(typ.Field), typeName(typ.Type.Kind().String()), echo(typ.Value))
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "malformed JSON: unexpected end of body"
 	}
@@ -64,7 +106,7 @@ func describeJSONError(err error) string {
 	if errors.As(err, &fe) {
 		return fe.Error()
 	}
-	return "malformed JSON: " + err.Error()
+	return "malformed JSON: " + echo(err.Error())
 }
 
 func typeName(kind string) string {

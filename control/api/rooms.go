@@ -1,9 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -41,6 +43,39 @@ func (s *Server) fenceTable() geo.FenceTable {
 
 var eventPatternRe = regexp.MustCompile(`^(\*|[a-z][a-z0-9-]*\*?)$`)
 
+// Limits on client JSON the API stores as given (autoStartConfig).
+const (
+	maxStoredJSON  = 8 << 10
+	maxStoredDepth = 8
+)
+
+// boundedJSON checks a stored JSON value's size and nesting.
+func boundedJSON(raw []byte, maxBytes, maxDepth int) error {
+	if len(raw) > maxBytes {
+		return fmt.Errorf("must be at most %d bytes of JSON, got %d", maxBytes, len(raw))
+	}
+	depth, inString, escaped := 0, false, false
+	for _, b := range raw {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && b == '\\':
+			escaped = true
+		case b == '"':
+			inString = !inString
+		case inString:
+		case b == '{' || b == '[':
+			depth++
+			if depth > maxDepth {
+				return fmt.Errorf("must nest at most %d levels deep", maxDepth)
+			}
+		case b == '}' || b == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
 type createRoomRequest struct {
 	CustomRoomID          *string          `json:"customRoomId"`
 	Webhook               *webhookRequest  `json:"webhook"`
@@ -76,15 +111,40 @@ func validateWebhookURL(field, raw string) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return invalidField(field, "must be an absolute http(s) URL")
 	}
+	if numericHost(u.Hostname()) {
+		return invalidField(field, "host %q is an address in a non-standard spelling; write the IP address or a domain name", echo(u.Hostname()))
+	}
 	return nil
+}
+
+// numericHost: 2130706433, 0x7f000001, 127.1 — numbers that some resolvers
+// read as IPv4 addresses and others as unresolvable names.
+func numericHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil || h == "" {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		l := strings.ToLower(label)
+		if rest, ok := strings.CutPrefix(l, "0x"); ok {
+			l = rest
+			if l == "" || strings.Trim(l, "0123456789abcdef") != "" {
+				return false
+			}
+			continue
+		}
+		if l == "" || strings.Trim(l, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 func (req *createRoomRequest) toRoom(checkURL func(string) error, fences geo.FenceTable) (state.Room, error) {
 	var r state.Room
 	if req.CustomRoomID != nil {
 		cid := *req.CustomRoomID
-		if strings.TrimSpace(cid) == "" || len(cid) > 256 || strings.IndexFunc(cid, unicode.IsControl) >= 0 {
-			return r, invalidField("customRoomId", "must be 1-256 printable characters")
+		if strings.TrimSpace(cid) == "" || len(cid) > 256 || strings.IndexFunc(cid, unicode.IsControl) >= 0 || unsafeText(cid) {
+			return r, invalidField("customRoomId", "must be 1-256 printable characters (no control or bidirectional-override characters)")
 		}
 		r.CustomRoomID = cid
 	}
@@ -125,7 +185,14 @@ func (req *createRoomRequest) toRoom(checkURL func(string) error, fences geo.Fen
 		if err := json.Unmarshal(*req.AutoStartConfig, &obj); err != nil {
 			return r, invalidField("autoStartConfig", "must be an object")
 		}
-		r.AutoStartConfig = *req.AutoStartConfig
+		// It is stored and echoed in every room view: keep it a config,
+		// not a payload.
+		if err := boundedJSON(*req.AutoStartConfig, maxStoredJSON, maxStoredDepth); err != nil {
+			return r, invalidField("autoStartConfig", "%v", err)
+		}
+		compact := &bytes.Buffer{}
+		_ = json.Compact(compact, *req.AutoStartConfig)
+		r.AutoStartConfig = compact.Bytes()
 	}
 	if req.GeoFence != nil {
 		if _, ok := fences.Policy(*req.GeoFence); !ok {
@@ -226,8 +293,11 @@ func (s *Server) listRooms(c *fiber.Ctx) error {
 // enforces the token's room scope.
 func (s *Server) findRoom(c *fiber.Ctx, ref string) (*state.Room, error) {
 	p := principal(c)
-	if ref == "" || len(ref) > 256 {
+	switch {
+	case ref == "":
 		return nil, badRequest("roomId is required")
+	case len(ref) > 256:
+		return nil, badRequest(fmt.Sprintf("roomId must be at most 256 characters, got %d", len(ref)))
 	}
 	var room *state.Room
 	if err := s.readOrCatchUp(c, func(st *state.Store) bool { room, _ = st.Room(p.Key.UserID, ref); return room != nil }); err != nil {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	fiberws "github.com/gofiber/websocket/v2"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/cors"
@@ -148,10 +149,12 @@ func New(cfg Config, node *cluster.Node, sealer *auth.Sealer, opts ...Option) (*
 	s.metrics = newHTTPMetrics(cfg.Registry)
 	s.app = fiber.New(fiber.Config{
 		// fasthttp answers an over-limit body by closing the connection before
-		// reading it, which most clients see as a reset instead of the 413.
-		// So the transport reads up to ReadLimitBytes and the API itself
-		// refuses anything over MaxBodyBytes with a proper JSON 413.
+		// reading it, which clients see as a reset instead of the 413. So
+		// bodies are streamed: limitBody reads what a handler may use (up to
+		// MaxBodyBytes), and for anything larger answers a JSON 413 after
+		// discarding the rest (bounded), so the client reads the answer.
 		BodyLimit:             ReadLimitBytes,
+		StreamRequestBody:     true,
 		ErrorHandler:          errorHandler(s.log),
 		DisableStartupMessage: true,
 		ReadTimeout:           30 * time.Second,
@@ -342,13 +345,42 @@ func isJoinRoute(c *fiber.Ctx) bool {
 	return c.Method() == fiber.MethodPost && strings.HasPrefix(path, "/v2/rooms/") && strings.HasSuffix(path, "/join")
 }
 
+// maxDiscard bounds how much of an oversized body is read and thrown away
+// so the client gets its 413 instead of a reset; beyond it the connection
+// is closed.
+const maxDiscard = 256 << 20
+
 // limitBody refuses oversized bodies on every public route, whether or not
 // the handler reads the body.
 func limitBody(c *fiber.Ctx) error {
-	if len(c.Request().Body()) > MaxBodyBytes && !strings.HasPrefix(c.Path(), "/internal/") {
+	if strings.HasPrefix(c.Path(), "/internal/") || fiberws.IsWebSocketUpgrade(c) {
+		return c.Next()
+	}
+	req := c.Request()
+	if cl := req.Header.ContentLength(); cl > MaxBodyBytes {
+		discardBody(c)
 		return &Error{Status: fiber.StatusRequestEntityTooLarge, Message: "request body is larger than 1 MiB"}
 	}
+	if stream := c.Context().RequestBodyStream(); stream != nil {
+		// Chunked or unknown length: read at most one byte past the limit.
+		body, err := io.ReadAll(io.LimitReader(stream, MaxBodyBytes+1))
+		if err != nil {
+			return &Error{Status: fiber.StatusBadRequest, Message: "could not read the request body"}
+		}
+		if len(body) > MaxBodyBytes {
+			discardBody(c)
+			return &Error{Status: fiber.StatusRequestEntityTooLarge, Message: "request body is larger than 1 MiB"}
+		}
+		req.SetBodyRaw(body)
+	}
 	return c.Next()
+}
+
+func discardBody(c *fiber.Ctx) {
+	c.Set(fiber.HeaderConnection, "close")
+	if stream := c.Context().RequestBodyStream(); stream != nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(stream, maxDiscard))
+	}
 }
 
 func (s *Server) ipRateLimit(c *fiber.Ctx) error {

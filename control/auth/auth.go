@@ -4,6 +4,7 @@ package auth
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -229,10 +230,44 @@ func (a *Authenticator) KeyBySecret(secret string) (*state.APIKey, error) {
 	return k, nil
 }
 
+// maxIssuedAtSkew tolerates clocks of token minters a little ahead of ours.
+const maxIssuedAtSkew = 30 * time.Second
+
+// numericTimeClaims refuses exp, iat and nbf that are not JSON numbers
+// (RFC 7519 NumericDate): the JWT library also reads numeric strings, which
+// other verifiers reject, so a token would be valid here and nowhere else.
+func numericTimeClaims(token string) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil // the parser reports the malformed token
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(payload, &fields) != nil {
+		return nil
+	}
+	for _, name := range []string{"exp", "iat", "nbf"} {
+		v, ok := fields[name]
+		if !ok || string(v) == "null" {
+			continue
+		}
+		if c := v[0]; c != '-' && (c < '0' || c > '9') {
+			return fmt.Errorf("claim %q must be a number (seconds since 1970)", name)
+		}
+	}
+	return nil
+}
+
 // VerifyJWT checks an HS256 token signed by its apikey's secret.
 func (a *Authenticator) VerifyJWT(token string) (*Principal, error) {
 	if token == "" {
 		return nil, unauth("missing token")
+	}
+	if err := numericTimeClaims(token); err != nil {
+		return nil, unauth("invalid token: %v", err)
 	}
 	var claims Claims
 	var key *state.APIKey
@@ -268,6 +303,9 @@ func (a *Authenticator) VerifyJWT(token string) (*Principal, error) {
 			msg = msg[i+2:]
 		}
 		return nil, unauth("invalid token: %s", msg)
+	}
+	if claims.IssuedAt != nil && claims.IssuedAt.After(a.now().Add(maxIssuedAtSkew)) {
+		return nil, unauth("token is not valid yet: issued in the future (iat)")
 	}
 	if (claims.RoomID != "" || claims.ParticipantID != "" || len(claims.Roles) > 0) && (claims.Version == nil || *claims.Version != 2) {
 		return nil, unauth("invalid token: version must be 2 when roomId, participantId or roles are present")

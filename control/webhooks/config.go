@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -59,11 +60,21 @@ type Config struct {
 	// 127.0.0.0/8 in tests). By default loopback, private, link-local,
 	// CGNAT, multicast, unspecified and reserved addresses are refused.
 	AllowedNets []netip.Prefix
+	// AllowedHosts lists receiver host names (exact, or "*.example.internal"
+	// for a domain's subdomains) that may resolve to private addresses: an
+	// on-premises CRM at crm.corp.internal → 10.20.0.5. Other names that
+	// resolve to restricted addresses stay refused at every dial, so DNS
+	// rebinding outside the list is still blocked. Loopback, link-local,
+	// multicast and unspecified addresses are refused even for these
+	// (only AllowedNets can open them).
+	AllowedHosts []string
 	// SourceAddrs are local addresses deliveries are sent from, so receivers
 	// can allowlist them. Empty = the system's choice. With addresses of
 	// both families, IPv4 destinations use the IPv4 ones and IPv6 the IPv6
 	// ones; several of one family are used in turn.
 	SourceAddrs []netip.Addr
+	// Resolver looks receiver names up; nil = the system resolver.
+	Resolver *net.Resolver
 	// RootCAs verifies receivers' certificates; nil = the system pool.
 	RootCAs *x509.CertPool
 	// UserAgent is sent on every delivery.
@@ -143,6 +154,11 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("AllowedNets[%d]", i), "is not a valid IPv4 or IPv6 prefix: %v", p)
 		}
 	}
+	for i, h := range c.AllowedHosts {
+		if !validHostPattern(h) {
+			return bad(fmt.Sprintf("AllowedHosts[%d]", i), "is not a host name or *.domain pattern: %q", h)
+		}
+	}
 	for i, a := range c.SourceAddrs {
 		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
 			return bad(fmt.Sprintf("SourceAddrs[%d]", i), "is not a usable unicast address: %v", a)
@@ -169,6 +185,13 @@ func (c *Config) CheckURL(raw string) error {
 	}
 	localName := isLocalhostName(host)
 	ip, ipErr := netip.ParseAddr(host)
+	trusted := ipErr != nil && c.hostAllowed(host)
+	if ipErr != nil && !localName && !trusted && !publicHostName(host) {
+		// 2130706433, 0x7f000001 and 127.1 are IPv4 addresses to some
+		// resolvers and nothing at all to others: refuse them up front
+		// instead of retrying "no such host" for a day.
+		return fmt.Errorf("%w: host %q is neither an IP address nor a domain name", ErrInvalidURL, host)
+	}
 	switch strings.ToLower(u.Scheme) {
 	case "https":
 	case "http":
@@ -186,6 +209,75 @@ func (c *Config) CheckURL(raw string) error {
 		return fmt.Errorf("%w: %s is %s", ErrDestinationRefused, host, describeAddr(ip))
 	}
 	return nil
+}
+
+// hostAllowed reports whether a host name is on the operator's list of
+// receivers that may live on private addresses.
+func (c *Config) hostAllowed(host string) bool {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	for _, p := range c.AllowedHosts {
+		p = strings.ToLower(p)
+		if suffix, ok := strings.CutPrefix(p, "*."); ok {
+			if strings.HasSuffix(h, "."+suffix) {
+				return true
+			}
+		} else if h == p {
+			return true
+		}
+	}
+	return false
+}
+
+// publicHostName: a DNS name with a dot whose last label is not numeric
+// (RFC 1123 labels; a numeric "TLD" is an address in disguise).
+func publicHostName(host string) bool {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	labels := strings.Split(h, ".")
+	if len(labels) < 2 || len(h) > 253 {
+		return false
+	}
+	for _, l := range labels {
+		if !dnsLabel(l) {
+			return false
+		}
+	}
+	last := labels[len(labels)-1]
+	return strings.IndexFunc(last, func(r rune) bool { return r < '0' || r > '9' }) >= 0
+}
+
+func dnsLabel(l string) bool {
+	if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		return false
+	}
+	for _, r := range l {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func validHostPattern(p string) bool {
+	p = strings.ToLower(strings.TrimPrefix(p, "*."))
+	if p == "" || len(p) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(p, ".") {
+		if !dnsLabel(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// trustedDestination is the policy for a listed host: private and CGNAT
+// ranges are fine, loopback and the like are not.
+func (c *Config) trustedDestination(ip netip.Addr) bool {
+	ip = ip.Unmap().WithZone("")
+	if c.destinationAllowed(ip) {
+		return true
+	}
+	return ip.IsValid() && !ip.IsUnspecified() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() && !ip.IsMulticast()
 }
 
 func isLocalhostName(host string) bool {

@@ -21,11 +21,26 @@ type dialer struct {
 	plain  *net.Dialer
 	v4, v6 []*net.Dialer
 	next   atomic.Uint64
+	// trusted dials hosts on the operator's AllowedHosts list, whose
+	// addresses may be private.
+	trusted *dialer
 }
 
 func newDialer(cfg *Config) *dialer {
+	d := buildDialer(cfg, false)
+	if len(cfg.AllowedHosts) > 0 {
+		d.trusted = buildDialer(cfg, true)
+	}
+	return d
+}
+
+func buildDialer(cfg *Config, trusted bool) *dialer {
 	d := &dialer{cfg: cfg}
-	base := net.Dialer{KeepAlive: 30 * time.Second, Control: d.control}
+	ctl := d.control
+	if trusted {
+		ctl = d.controlTrusted
+	}
+	base := net.Dialer{KeepAlive: 30 * time.Second, Control: ctl, Resolver: cfg.Resolver}
 	d.plain = &base
 	for _, a := range cfg.SourceAddrs {
 		nd := base
@@ -51,7 +66,30 @@ func (d *dialer) control(network, address string, _ syscall.RawConn) error {
 	return nil
 }
 
+// controlTrusted is control for listed hosts.
+func (d *dialer) controlTrusted(network, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: unparseable address %q", ErrDestinationRefused, address)
+	}
+	if !d.cfg.trustedDestination(ap.Addr()) {
+		return fmt.Errorf("%w: %s is %s", ErrDestinationRefused, ap.Addr(), describeAddr(ap.Addr()))
+	}
+	return nil
+}
+
 func (d *dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if d.trusted != nil {
+		if host, _, err := net.SplitHostPort(address); err == nil {
+			if _, ipErr := netip.ParseAddr(host); ipErr != nil && d.cfg.hostAllowed(host) {
+				return d.trusted.dial(ctx, network, address)
+			}
+		}
+	}
+	return d.dial(ctx, network, address)
+}
+
+func (d *dialer) dial(ctx context.Context, network, address string) (net.Conn, error) {
 	if len(d.v4) == 0 && len(d.v6) == 0 {
 		return d.plain.DialContext(ctx, network, address)
 	}

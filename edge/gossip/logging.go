@@ -48,8 +48,10 @@ func (w logWriter) Write(b []byte) (int, error) {
 				level, msg = line[1:i], strings.TrimSpace(line[i+1:])
 			}
 		}
-		msg = strings.TrimPrefix(msg, "memberlist: ")
-		w.log.Debug(msg, "component", "memberlist", "memberlistLevel", level)
+		if !strings.HasPrefix(msg, "memberlist: ") {
+			msg = "memberlist: " + msg
+		}
+		w.log.Debug(msg, "memberlistLevel", level)
 	}
 	return len(b), nil
 }

@@ -60,7 +60,7 @@ func TestPoolTraffic10LAN(t *testing.T) {
 		cfg.Meta = metas[i].fn()
 		pools[i] = startPool(t, cfg)
 	}
-	eventually(t, 20*time.Second, "10 alive", func() (bool, string) {
+	eventually(t, 40*time.Second, "10 alive" /* > PushPullInterval: anti-entropy repairs a missed join broadcast */, func() (bool, string) {
 		return allSee(pools, ids(pools...), StateAlive)
 	})
 	time.Sleep(2 * time.Second) // let the join burst settle

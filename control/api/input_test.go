@@ -1,0 +1,86 @@
+package api_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meridian-video/meridian/control/cluster/clustertest"
+)
+
+// TestBadInputIsRefusedClearly: every case is a 4xx JSON error that names
+// the problem, echoes at most a little of the input, and changes nothing.
+func TestBadInputIsRefusedClearly(t *testing.T) {
+	c := newNode(t)
+	tok := c.Token()
+	raw := func(method, path, body, authz string) clustertest.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, c.Node(0).URL()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", authz)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return clustertest.Response{Status: resp.StatusCode, Body: b, Header: resp.Header}
+	}
+	deep := strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 40)
+	now := time.Now().Unix()
+	cases := []struct {
+		name, method, path, body string
+		authz                    string
+		status                   int
+		mention                  string
+	}{
+		{"long room id", "GET", "/v2/rooms/" + strings.Repeat("a", 300), "", tok, 400, "at most 256"},
+		{"null body", "POST", "/v2/rooms", "null", tok, 400, "JSON object"},
+		{"array body", "POST", "/v2/rooms", "[]", tok, 400, "JSON object"},
+		{"invalid UTF-8 in customRoomId", "POST", "/v2/rooms", "{\"customRoomId\":\"a\xffb\"}", tok, 400, "UTF-8"},
+		{"bidi override in customRoomId", "POST", "/v2/rooms", "{\"customRoomId\":\"abc\u202edcba\"}", tok, 400, "customRoomId"},
+		{"deep autoStartConfig", "POST", "/v2/rooms", `{"autoStartConfig":` + deep + `}`, tok, 400, "autoStartConfig"},
+		{"huge autoStartConfig", "POST", "/v2/rooms", `{"autoStartConfig":{"x":"` + strings.Repeat("y", 20000) + `"}}`, tok, 400, "autoStartConfig"},
+		{"numeric webhook host", "POST", "/v2/rooms", `{"webhook":{"endPoint":"https://2130706433/x"}}`, tok, 400, "webhook.endPoint"},
+		{"hex webhook host", "POST", "/v2/rooms", `{"webhook":{"endPoint":"https://0x7f000001/x"}}`, tok, 400, "webhook.endPoint"},
+		{"short dotted webhook host", "POST", "/v2/rooms", `{"webhook":{"endPoint":"https://127.1/x"}}`, tok, 400, "webhook.endPoint"},
+		{"string exp", "GET", "/v2/rooms", "", hs256(`{"alg":"HS256","typ":"JWT"}`, fmt.Sprintf(`{"apikey":%q,"exp":"%d"}`, c.APIKey, now+3600), []byte(c.APISecret)), 401, "exp"},
+		{"iat in the future", "GET", "/v2/rooms", "", hs256(`{"alg":"HS256","typ":"JWT"}`, fmt.Sprintf(`{"apikey":%q,"iat":%d,"exp":%d}`, c.APIKey, now+3600, now+7200), []byte(c.APISecret)), 401, "future"},
+	}
+	for _, tc := range cases {
+		r := raw(tc.method, tc.path, tc.body, tc.authz)
+		if r.Status != tc.status || !strings.Contains(string(r.Body), tc.mention) || !strings.HasPrefix(strings.TrimSpace(string(r.Body)), "{") {
+			t.Errorf("%s: %d %s, want %d mentioning %q", tc.name, r.Status, r.Body, tc.status, tc.mention)
+		}
+	}
+	// A 400-digit number is not echoed back.
+	r := raw("POST", "/v2/rooms", `{"maxParticipants":"`+strings.Repeat("9", 400)+`"}`, tok)
+	if r.Status != 400 || bytes.Count(r.Body, []byte("9")) > 60 {
+		t.Errorf("huge value echoed: %d %s", r.Status, r.Body)
+	}
+	if n := roomCount(c); n != 0 {
+		t.Fatalf("bad requests created %d rooms", n)
+	}
+}
+
+// TestOversizedBodiesGetJSON413: bodies over 1 MiB, and far over the read
+// limit, are answered with a JSON 413, not a reset connection.
+func TestOversizedBodiesGetJSON413(t *testing.T) {
+	c := newNode(t)
+	for _, size := range []int{2 << 20, 20 << 20} {
+		req, _ := http.NewRequest("POST", c.Node(0).URL()+"/v2/rooms", bytes.NewReader(bytes.Repeat([]byte(" "), size)))
+		req.Header.Set("Authorization", c.Token())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%d bytes: %v (want a JSON 413)", size, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 413 || !strings.Contains(string(b), "larger than") {
+			t.Fatalf("%d bytes: %d %s", size, resp.StatusCode, b)
+		}
+	}
+}
