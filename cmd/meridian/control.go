@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,6 +26,7 @@ import (
 // controlFlags are shared by `control` and `dev`.
 type controlFlags struct {
 	id, httpAddr, publicURL, raftBind, raftAdvertise, dataDir string
+	httpAdvertise                                             string
 	bootstrap                                                 bool
 	peers                                                     listFlag
 	join                                                      string
@@ -48,6 +51,7 @@ func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
 	fs.StringVar(&f.id, "id", host, "node id (unique in the cluster)")
 	fs.StringVar(&f.httpAddr, "http", defHTTP, "HTTP listen address for the API")
 	fs.StringVar(&f.publicURL, "public-url", "", "public base URL used in links and meeting URLs (default http://<http address>)")
+	fs.StringVar(&f.httpAdvertise, "http-advertise", "", "host:port other control nodes use to reach this node's API (default: the --http address, or the --raft-advertise host when --http listens on all interfaces)")
 	fs.StringVar(&f.raftBind, "raft", defRaft, "Raft listen address")
 	fs.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address other nodes dial (default: the listen address)")
 	fs.StringVar(&f.dataDir, "data", defData, "data directory (Raft log, snapshots, keys)")
@@ -133,6 +137,9 @@ func (f *controlFlags) serverConfig(logger *slog.Logger) (server.Config, error) 
 	}
 	cc := cluster.DefaultConfig()
 	cc.NodeID, cc.RaftBind, cc.RaftAdvertise, cc.DataDir, cc.ClusterToken, cc.Bootstrap = f.id, f.raftBind, f.raftAdvertise, f.dataDir, clusterToken, f.bootstrap
+	if cc.HTTPAddr, err = f.advertisedHTTP(); err != nil {
+		return cfg, err
+	}
 	for _, p := range f.peers {
 		id, addr, ok := strings.Cut(p, "=")
 		if !ok || id == "" || addr == "" {
@@ -152,6 +159,33 @@ func (f *controlFlags) serverConfig(logger *slog.Logger) (server.Config, error) 
 		f.edgeToken = derive(key, "edge-token")
 	}
 	return server.Config{HTTPListen: f.httpAddr, PublicURL: f.publicURL, ClusterKey: key, Cluster: cc, API: ac, GlobalWebhooks: hooks, Logger: logger}, nil
+}
+
+// advertisedHTTP is the API address other control nodes forward writes to.
+// A node listening on all interfaces must say which address is its own:
+// advertising 0.0.0.0 would make followers forward to themselves.
+func (f *controlFlags) advertisedHTTP() (string, error) {
+	if f.httpAdvertise != "" {
+		if _, _, err := net.SplitHostPort(f.httpAdvertise); err != nil {
+			return "", fmt.Errorf("--http-advertise %q: want host:port", f.httpAdvertise)
+		}
+		return "http://" + f.httpAdvertise, nil
+	}
+	host, port, err := net.SplitHostPort(f.httpAddr)
+	if err != nil {
+		return "", fmt.Errorf("--http %q: %w", f.httpAddr, err)
+	}
+	if ip, perr := netip.ParseAddr(host); host != "" && (perr != nil || !ip.IsUnspecified()) {
+		return "", nil // a specific address: the server advertises what it bound
+	}
+	rhost, _, rerr := net.SplitHostPort(f.raftAdvertise)
+	if f.raftAdvertise == "" {
+		rhost, _, rerr = net.SplitHostPort(f.raftBind)
+	}
+	if ip, perr := netip.ParseAddr(rhost); rerr == nil && rhost != "" && (perr != nil || !ip.IsUnspecified()) {
+		return "http://" + net.JoinHostPort(rhost, port), nil
+	}
+	return "", fmt.Errorf("--http %s listens on all interfaces: set --http-advertise host:port (the address other control nodes reach this one at)", f.httpAddr)
 }
 
 func runControl(args []string) error {

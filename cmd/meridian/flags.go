@@ -76,6 +76,17 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 }
 
 // listFlag collects comma-separated or repeated values.
+// repeatFlag collects each occurrence whole (values that contain commas).
+type repeatFlag []string
+
+func (l *repeatFlag) String() string { return strings.Join(*l, " ") }
+func (l *repeatFlag) Set(v string) error {
+	if v = strings.TrimSpace(v); v != "" {
+		*l = append(*l, v)
+	}
+	return nil
+}
+
 type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }

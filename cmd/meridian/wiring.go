@@ -83,6 +83,7 @@ type edgeFlags struct {
 	turnAllowPeers                  listFlag
 	natIPs                          listFlag
 	udpMin, udpMax, udpMux          int
+	relayMin, relayMax              int
 	origins                         listFlag
 	capacity                        int
 	loopback                        bool
@@ -126,6 +127,8 @@ func (e *edgeFlags) register(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&e.udpMux, "udp-port", 0, "single UDP port for all media (0 = use the port range)")
 	fs.IntVar(&e.udpMin, "udp-port-min", 0, "lowest ephemeral media UDP port (0 = any)")
 	fs.IntVar(&e.udpMax, "udp-port-max", 0, "highest ephemeral media UDP port (0 = any)")
+	fs.IntVar(&e.relayMin, "relay-port-min", 0, "with --udp-port: lowest UDP port of cascade legs to other edges (0 = any)")
+	fs.IntVar(&e.relayMax, "relay-port-max", 0, "with --udp-port: highest UDP port of cascade legs to other edges (0 = any)")
 	fs.Var(&e.origins, "allowed-origins", "Origins allowed to open signaling WebSockets (default *)")
 	fs.IntVar(&e.capacity, "capacity", 500, "participants this edge accepts")
 }
@@ -144,6 +147,7 @@ func parseAddrPort(flagName, v string) (netip.AddrPort, error) {
 func (e *edgeFlags) nodeConfig(dev bool, logger *slog.Logger) (edgenode.Config, error) {
 	sc := sfu.DefaultConfig()
 	sc.UDPMuxPort, sc.UDPPortMin, sc.UDPPortMax = e.udpMux, uint16(e.udpMin), uint16(e.udpMax)
+	sc.RelayPortMin, sc.RelayPortMax = uint16(e.relayMin), uint16(e.relayMax)
 	sc.NAT1To1IPs = e.natIPs
 	sc.IncludeLoopbackCandidate = dev || e.loopback
 	origins := []string(e.origins)
@@ -227,7 +231,7 @@ type geoFlags struct {
 	geoipPath     string
 	defaultRegion string
 	fences        string
-	regionDefs    listFlag
+	regionDefs    repeatFlag
 }
 
 func (g *geoFlags) register(fs *flag.FlagSet, dev bool) {
@@ -336,6 +340,10 @@ func runEdge(args []string) error {
 	}
 	if ef.publicURL == "" {
 		ef.publicURL = "http://" + strings.Replace(ef.httpAddr, "0.0.0.0", "127.0.0.1", 1)
+		if strings.Contains(ef.publicURL, "127.0.0.1") {
+			logger.Warn("no --public-url: clients, the control plane and other edges will be told this edge is at "+ef.publicURL+
+				", which only works on this host; set --public-url", "http", ef.httpAddr)
+		}
 	}
 	cfg, err := ef.nodeConfig(false, logger)
 	if err != nil {

@@ -15,6 +15,66 @@ func (s *Server) adminRoutes(r fiber.Router) {
 	r.Post("/keys", s.adminCreateKey)
 	r.Get("/keys", s.adminListKeys)
 	r.Delete("/keys/:key", s.adminRevokeKey)
+	r.Get("/cluster", s.adminCluster)
+	r.Delete("/cluster/nodes/:id", s.adminRemoveNode)
+}
+
+// adminCluster lists the Raft members (voters), the leader and their API
+// addresses — what an operator checks before and after replacing a node.
+func (s *Server) adminCluster(c *fiber.Ctx) error {
+	servers, err := s.node.Servers()
+	if err != nil {
+		return err
+	}
+	leader := s.node.LeaderID()
+	type member struct {
+		ID       string `json:"id"`
+		RaftAddr string `json:"raftAddr"`
+		HTTPAddr string `json:"httpAddr,omitempty"`
+		Suffrage string `json:"suffrage"`
+		Leader   bool   `json:"leader"`
+	}
+	out := make([]member, 0, len(servers))
+	for _, sv := range servers {
+		m := member{ID: string(sv.ID), RaftAddr: string(sv.Address), Suffrage: sv.Suffrage.String(), Leader: string(sv.ID) == leader}
+		s.node.FSM().Read(func(st *state.Store) {
+			if n, ok := st.Node(m.ID); ok {
+				m.HTTPAddr = n.HTTPAddr
+			}
+		})
+		out = append(out, m)
+	}
+	return c.JSON(fiber.Map{"leader": leader, "members": out})
+}
+
+// adminRemoveNode takes a control node out of the Raft configuration (a
+// node being replaced under another id, or gone for good). Through a
+// follower it is forwarded to the leader.
+func (s *Server) adminRemoveNode(c *fiber.Ctx) error {
+	id := c.Params("id")
+	servers, err := s.node.Servers()
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, sv := range servers {
+		found = found || string(sv.ID) == id
+	}
+	if !found {
+		return notFound(fmt.Sprintf("control node %q is not a member", truncateForMsg(id)))
+	}
+	if id == s.node.LeaderID() {
+		return &Error{Status: fiber.StatusConflict, Message: "that node is the leader: stop it (another node takes over) and remove it then"}
+	}
+	if !s.node.IsLeader() {
+		var out struct{}
+		if err := s.node.ForwardHTTP(c.UserContext(), "/internal/v1/cluster/remove", fiber.Map{"id": id}, &out); err != nil {
+			return err
+		}
+	} else if err := s.node.RemoveServer(id); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"removed": id})
 }
 
 type keyView struct {

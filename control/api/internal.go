@@ -48,6 +48,21 @@ func (s *Server) internalRoutes(r fiber.Router) {
 		}
 		return c.JSON(fiber.Map{})
 	})
+	r.Post("/cluster/remove", guard, func(c *fiber.Ctx) error {
+		var req struct {
+			ID string `json:"id"`
+		}
+		if err := decodeJSON(c, &req); err != nil || req.ID == "" {
+			return badRequest("remove needs id")
+		}
+		if !s.node.IsLeader() {
+			return cluster.ErrNoLeader
+		}
+		if err := s.node.RemoveServer(req.ID); err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{})
+	})
 	s.edgeRoutes(r)
 }
 

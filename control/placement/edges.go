@@ -57,6 +57,11 @@ func (s *Service) register(c *fiber.Ctx) error {
 	if req.EdgeID == "" || req.Region == "" || req.SignalURL == "" {
 		return &api.Error{Status: fiber.StatusBadRequest, Message: "register needs edgeId, region and signalUrl"}
 	}
+	if !s.cfg.Catalog.Has(req.Region) {
+		// A typo would silently create a region no pin names and no joiner
+		// is near: refuse it.
+		return &api.Error{Status: fiber.StatusBadRequest, Message: fmt.Sprintf("region %q is not known to the control plane; use a built-in region or define it on every control node with --define-region", req.Region)}
+	}
 	if len(req.PublicKey) != 0 && len(req.PublicKey) != ed25519.PublicKeySize {
 		return &api.Error{Status: fiber.StatusBadRequest, Message: "publicKey must be an Ed25519 public key"}
 	}

@@ -51,12 +51,15 @@ type edge struct {
 	events     chan edgeapi.Event
 }
 
-func startEdge(t *testing.T, ctl *control, id, region string) *edge {
+func startEdge(t *testing.T, ctl *control, id, region string, opts ...func(*sfu.Config)) *edge {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	sc := sfu.DefaultConfig()
 	sc.IncludeLoopbackCandidate = true
 	sc.Logger = quiet
+	for _, o := range opts {
+		o(&sc)
+	}
 	media, err := sfu.New(sc)
 	if err != nil {
 		t.Fatal(err)
@@ -353,4 +356,42 @@ func encodeEnv(typ string, v any) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(wire.Envelope{Type: typ, Data: data})
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+// TestCascadeBothWaysWithOneMediaPort: edges that serve clients on a single
+// UDP port (the production setting) still link both ways: the two legs
+// between one pair of edges must not share that port's address pair.
+func TestCascadeBothWaysWithOneMediaPort(t *testing.T) {
+	ctl := newControl(t)
+	mux := func(c *sfu.Config) { c.UDPMuxPort, c.UDPMuxAddr = freeUDPPort(t), "127.0.0.1" }
+	a := startEdge(t, ctl, "a", "eu-west", mux)
+	b := startEdge(t, ctl, "b", "ca-east", mux)
+	ctl.link(t, "rm", 1, nil, a, b)
+	alice := ctl.join(t, a, "rm", "alice", all)
+	bob := ctl.join(t, b, "rm", "bob", all)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, c := range []*signaltest.Client{alice, bob} {
+		if err := c.Publish(ctx, signaltest.PublishOptions{Video: true, Audio: true, KeyframeInterval: time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signaltest.Eventually(t, 15*time.Second, func() string {
+		bv, _ := received(bob, "alice", "video")
+		av, _ := received(alice, "bob", "video")
+		if bv < 10 || av < 10 {
+			return signaltest.Reasonf("bob<-alice %d, alice<-bob %d video packets", bv, av)
+		}
+		return ""
+	})
 }

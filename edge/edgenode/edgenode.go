@@ -183,7 +183,7 @@ func New(cfg Config) (*Node, error) {
 			gc.Registerer = cfg.Registry
 		}
 		gc.Meta = func() gossip.Meta {
-			return gossip.Meta{ID: cfg.EdgeID, Region: cfg.Region, InternalURL: cfg.PublicURL, Capacity: cfg.Capacity, Load: media.Load(), Draining: n.draining.Load()}
+			return gossip.Meta{ID: cfg.EdgeID, Region: cfg.Region, InternalURL: cfg.PublicURL, Capacity: cfg.Capacity, Load: coarseLoad(media.Load()), Draining: n.draining.Load()}
 		}
 		pool, err := gossip.New(gc)
 		if err != nil {

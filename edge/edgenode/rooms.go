@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -228,6 +229,10 @@ func (n *Node) startDrain(deadline time.Duration) <-chan struct{} {
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
+		if left := n.sig.ParticipantCount(); left > 0 && n.draining.Load() && !time.Now().Before(until) {
+			n.log.Warn("drain deadline reached; disconnecting the participants still here", "participants", left)
+			n.sig.DisconnectAll()
+		}
 		n.log.Info("drain finished", "participantsLeft", n.sig.ParticipantCount())
 	}()
 	return done
@@ -238,12 +243,23 @@ func (n *Node) Draining() bool { return n.draining.Load() }
 
 // watchPool sends a heartbeat as soon as the region's membership changes,
 // so the control plane learns a peer's death from gossip within seconds.
+//
+// The pool also nudges on every load update (about N/2 a second in a pool
+// of N); only a change of some member's state is worth a heartbeat.
 func (n *Node) watchPool() {
+	last := ""
 	for {
 		select {
 		case <-n.bgCtx.Done():
 			return
 		case <-n.pool.Changes():
+		}
+		sig := ""
+		for _, m := range n.pool.Members() {
+			sig += m.ID + "=" + string(m.State) + ";"
+		}
+		if sig != last {
+			last = sig
 			n.agent.Poke()
 		}
 	}
@@ -275,3 +291,13 @@ func (n *Node) reportTURN(sig *signal.Server, pid string) {
 
 // PublicURL is the edge's HTTP base URL.
 func (n *Node) PublicURL() string { return n.cfg.PublicURL }
+
+// coarseLoad rounds what the region is told about this edge's load, so
+// meta (re-broadcast to every member) changes when something a placement
+// decision would notice changes, not on every bit/s: exact participant and
+// track counts, egress in 250 kbit/s steps, CPU in 5 % steps.
+func coarseLoad(l edgeapi.Load) edgeapi.Load {
+	l.EgressBps = (l.EgressBps + 125_000) / 250_000 * 250_000
+	l.CPU = math.Round(l.CPU*20) / 20
+	return l
+}

@@ -34,6 +34,13 @@ type Config struct {
 	UDPMuxAddr string
 	UDPPortMin uint16
 	UDPPortMax uint16
+	// RelayPortMin and RelayPortMax bound the ports of cascade legs (edge
+	// to edge) when UDPMuxPort is set: two legs between the same two edges
+	// (one each way, or one per room) would share one address pair on the
+	// mux, which tells connections apart by remote address only, so legs
+	// get sockets of their own. Both zero: any ephemeral port.
+	RelayPortMin uint16
+	RelayPortMax uint16
 
 	// IncludeLoopbackCandidate gathers 127.0.0.1 candidates (tests, single-host dev).
 	IncludeLoopbackCandidate bool
@@ -102,6 +109,9 @@ func (c Config) Validate() error {
 	if c.UDPMuxPort != 0 && c.UDPPortMin != 0 {
 		return errors.New("sfu: set either UDPMuxPort or UDPPortMin/UDPPortMax, not both")
 	}
+	if c.RelayPortMin > c.RelayPortMax || (c.RelayPortMin == 0) != (c.RelayPortMax == 0) {
+		return errors.New("sfu: RelayPortMin and RelayPortMax must be set together, min <= max")
+	}
 	if c.UDPMuxAddr != "" {
 		if _, err := netip.ParseAddr(c.UDPMuxAddr); err != nil {
 			return fmt.Errorf("sfu: UDPMuxAddr: %w", err)
@@ -134,6 +144,10 @@ type mediaAPI struct {
 	api    *webrtc.API
 	udpMux ice.UDPMux
 	muxPC  net.PacketConn
+	// relay builds cascade legs' PeerConnections: the same media and
+	// interceptors, but sockets of their own (never the mux); nil when
+	// there is no mux (then api serves legs too).
+	relay *mediaAPI
 
 	// estimators maps a PeerConnection id to its bandwidth estimator; the
 	// cc interceptor factory fills it synchronously inside NewPeerConnection.
@@ -149,6 +163,28 @@ func videoFeedback() []webrtc.RTCPFeedback {
 }
 
 func buildAPI(cfg Config) (*mediaAPI, error) {
+	ma, err := buildOneAPI(cfg)
+	if err != nil || cfg.UDPMuxPort == 0 {
+		return ma, err
+	}
+	rc := cfg
+	rc.UDPMuxPort, rc.UDPPortMin, rc.UDPPortMax = 0, cfg.RelayPortMin, cfg.RelayPortMax
+	if ma.relay, err = buildOneAPI(rc); err != nil {
+		_ = ma.close()
+		return nil, err
+	}
+	return ma, nil
+}
+
+// newRelayPeerConnection creates a cascade leg's PeerConnection.
+func (ma *mediaAPI) newRelayPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
+	if ma.relay != nil {
+		return ma.relay.newPeerConnection()
+	}
+	return ma.newPeerConnection()
+}
+
+func buildOneAPI(cfg Config) (*mediaAPI, error) {
 	m := &webrtc.MediaEngine{}
 	codecs := []struct {
 		p webrtc.RTPCodecParameters

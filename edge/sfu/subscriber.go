@@ -48,7 +48,11 @@ type down struct {
 }
 
 func newSubscriber(part *Participant) (*Subscriber, error) {
-	pc, est, err := part.room.sfu.media.newPeerConnection()
+	newPC := part.room.sfu.media.newPeerConnection
+	if part.relay {
+		newPC = part.room.sfu.media.newRelayPeerConnection
+	}
+	pc, est, err := newPC()
 	if err != nil {
 		return nil, fmt.Errorf("sfu: subscriber peer connection: %w", err)
 	}

@@ -274,6 +274,27 @@ func (s *Server) AskToReconnect(reason string, deadline time.Time) int {
 	return len(ms)
 }
 
+// DisconnectAll closes every participant's connection (the end of a
+// drain): clients that did not move when asked see their edge go and
+// rejoin elsewhere; the room hears they left this edge.
+func (s *Server) DisconnectAll() int {
+	s.mu.Lock()
+	var ms []*member
+	for _, r := range s.rooms {
+		for _, m := range r.members {
+			ms = append(ms, m)
+		}
+		for _, m := range r.lobby {
+			ms = append(ms, m)
+		}
+	}
+	s.mu.Unlock()
+	for _, m := range ms {
+		s.leave(m, wire.ReasonLeft, nil, true)
+	}
+	return len(ms)
+}
+
 // ParticipantCount is the number of admitted participants on this edge.
 func (s *Server) ParticipantCount() int {
 	s.mu.Lock()
