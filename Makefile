@@ -6,7 +6,7 @@ BIN := bin/meridian
 NODE_DEPS := test/node-compat test/node-webhooks
 NODE_TESTS := test/node-compat
 
-.PHONY: build test test-go test-node node-deps tools lint bench dev clean
+.PHONY: build test test-go test-node node-deps tools lint bench dev clean fuzz
 
 build:
 	$(GO) build -o $(BIN) ./cmd/meridian
@@ -40,6 +40,16 @@ test-node: build tools
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
+
+# Every fuzz target, FUZZTIME each (the seeds also run in `make test`).
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for pkg in $$(go list ./... ); do \
+		for t in $$(go test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "== $$pkg $$t ($(FUZZTIME))"; \
+			$(GO) test -run XXX -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./edge/... ./control/...

@@ -36,7 +36,7 @@ type Options struct {
 
 // Cluster is n control nodes.
 type Cluster struct {
-	t          *testing.T
+	t          testing.TB
 	opts       Options
 	key        []byte
 	token      string
@@ -49,7 +49,7 @@ type Cluster struct {
 }
 
 // New starts n nodes bootstrapped together and waits until they are ready.
-func New(t *testing.T, n int, opts Options) *Cluster {
+func New(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -110,7 +110,7 @@ func (c *Cluster) config(i int, peers []cluster.Peer) server.Config {
 	return cfg
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := netListen()
 	if err != nil {
