@@ -381,7 +381,7 @@ func TestInternalRoutes(t *testing.T) {
 	c := e.Dial(t, signaltest.Config{})
 	// (IssuedAt explicitly before the close: tickets carry whole seconds,
 	// so one minted "now" could land in the next second.)
-	before := func(c *ticket.Claims) { c.IssuedAt -= 2 }
+	before := func(c *ticket.Claims) { c.IssuedAt, c.ExpiresAt = c.IssuedAt-2, c.ExpiresAt-2 }
 	if _, _, err := c.Join(ctx, e.Ticket(t, "room-i", "carol", before), "carol"); protoCode(err) != wire.CodeRoomClosed {
 		t.Fatalf("join after close: %v", err)
 	}
