@@ -1,7 +1,7 @@
 // Package web serves Meridian's meeting page and browser SDK from files
 // embedded in the binary:
 //
-//	GET /meet/:roomId      the meeting page (?token=JWT&name=Alice[&relay=1])
+//	GET /meet/:roomId      the meeting page (?token=JWT&name=Alice[&relay=1][&region=eu-west])
 //	GET /meet/assets/*     its stylesheet and script
 //	GET /sdk/meridian.js   the JS SDK (an ES module that also sets window.Meridian)
 //

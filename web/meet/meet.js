@@ -126,8 +126,8 @@ function ensureTile(pid, source, { local = false } = {}) {
   return t;
 }
 
-// While reconnecting, remote tiles keep their <video> (and its last
-// picture): the tracks of the new edge replace srcObject as they arrive.
+// While reconnecting, remote tiles keep their <video> element: the tracks of
+// the new edge replace its srcObject as they arrive.
 // Whatever was not replaced soon after reconnecting is cleared then.
 let staleTimer = null;
 function clearStaleTiles() {
@@ -387,7 +387,7 @@ function wire(r) {
   r.on('error', ({ message, fatal }) => { showBanner(message); if (fatal) setStatus('error', 'Disconnected'); });
   r.on('reconnecting', () => {
     clearTimeout(staleTimer);
-    setStatus('reconnecting', 'Reconnecting…');
+    setStatus('reconnecting', ''); // the "Reconnecting…" badge says it
     refreshAll();
   });
   r.on('reconnected', () => {

@@ -104,7 +104,8 @@
  *   it. On the new edge the local tracks (camera, microphone, screen share)
  *   are published again without asking for the devices, participants are
  *   rebuilt from the `joined` snapshot (those still there emit nothing, those
- *   gone emit participant-left, those new participant-joined), and every
+ *   new participant-joined; those missing get PEERS_SETTLE = 5 s to reappear
+ *   through the new edge's cascade legs, then participant-left), and every
  *   remote track is replaced: track-removed for the old one, then
  *   track-added (same trackId) once the new edge forwards it.
  *
@@ -545,6 +546,9 @@ export class Room extends Emitter {
     // After a resume or a move to another edge, the snapshot replaces what we
     // knew: participants still there are kept (no left/joined events).
     const resumed = this.state === 'reconnecting';
+    // The old edge's PeerConnections (still up after a drain request) go
+    // now, while room.state still says 'reconnecting'.
+    if (resumed) this._closePeerConnections();
     this.state = 'joined';
     this.participantId = d.participantId || this.participantId;
     this.name = d.name || this.name;
