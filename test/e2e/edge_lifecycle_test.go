@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,8 +91,14 @@ func TestJoinFlowAndSessionLifecycle(t *testing.T) {
 	edge := startAgent(t, c, "edge-a", "local")
 	pub := <-edge.pub
 
+	// The room subscribes a webhook so that every lifecycle event lands in
+	// the replicated outbox. No dispatcher plugin runs in this cluster, so
+	// nothing is sent (the .invalid name could not resolve anyway): the
+	// outbox is read at the end to prove the failover lost and duplicated
+	// no event.
 	var room struct{ RoomID string }
-	c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{"maxParticipants": 2}).JSON(t, &room)
+	c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{"maxParticipants": 2,
+		"webhook": map[string]any{"endPoint": "https://hooks.invalid/lifecycle", "events": []string{"*"}}}).JSON(t, &room)
 	rtc := c.Token(func(o *auth.MintOptions) {
 		o.Roles = []string{auth.RoleRTC}
 		o.Permissions = []string{auth.PermAllowJoin}
@@ -160,13 +169,32 @@ func TestJoinFlowAndSessionLifecycle(t *testing.T) {
 		}
 		return ""
 	})
-	var types []string
+	// Every report the edge made, before and after the leader died, became
+	// exactly one event, in the order the edge made them.
+	var got []string
 	c.Node(alive).Node().FSM().Read(func(s *state.Store) {
 		for _, d := range s.PendingDeliveries(0) {
-			types = append(types, d.EventType)
+			var env struct {
+				WebhookType string `json:"webhookType"`
+				Data        struct {
+					MeetingID     string `json:"meetingId"`
+					ParticipantID string `json:"participantId"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(d.Body, &env); err != nil {
+				t.Fatalf("delivery %s body %s: %v", d.ID, d.Body, err)
+			}
+			if env.WebhookType != d.EventType || env.Data.MeetingID != room.RoomID || d.RoomID != room.RoomID {
+				t.Fatalf("delivery %s: type %q, body %s", d.ID, d.EventType, d.Body)
+			}
+			got = append(got, strings.TrimSuffix(d.EventType+" "+env.Data.ParticipantID, " "))
 		}
 	})
-	_ = types // no webhook endpoint configured: nothing queued, checked in the webhook tests
+	want := []string{"session-started", "participant-joined alice", "participant-joined bob",
+		"participant-left alice", "participant-left bob", "session-ended"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("queued events:\n got %q\nwant %q", got, want)
+	}
 }
 
 // TestDeadEdgeClosesItsParticipants: when an edge stops heartbeating the

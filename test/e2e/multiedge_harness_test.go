@@ -91,6 +91,11 @@ func (m *multi) controlURLs() []string {
 
 // startEdge starts (or restarts) an edge.
 func (m *multi) startEdge(s edgeSpec) *edgenode.Node {
+	return m.startEdgeVia(s, m.controlURLs())
+}
+
+// startEdgeVia starts an edge that reaches the control plane at urls.
+func (m *multi) startEdgeVia(s edgeSpec, urls []string) *edgenode.Node {
 	m.t.Helper()
 	addr := freePort(m.t)
 	sc := sfu.DefaultConfig()
@@ -110,7 +115,7 @@ func (m *multi) startEdge(s edgeSpec) *edgenode.Node {
 	if capacity == 0 {
 		capacity = 100
 	}
-	n, err := edgenode.New(edgenode.Config{Registry: reg, EdgeID: s.id, Region: s.region, ControlURLs: m.controlURLs(), EdgeToken: edgeToken,
+	n, err := edgenode.New(edgenode.Config{Registry: reg, EdgeID: s.id, Region: s.region, ControlURLs: urls, EdgeToken: edgeToken,
 		HTTPListen: addr, PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, EnableTURN: true, TURN: tc, Capacity: capacity,
 		StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond, GossipEnabled: true, Gossip: gc, Logger: quietLogger(),
 		DrainTimeout: 20 * time.Second,
@@ -254,4 +259,19 @@ func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// sessionAvoiding is session with edges to avoid on the first join.
+func (m *multi) sessionAvoiding(via int, roomID, pid, region string, avoid ...string) *signaltest.Session {
+	m.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := signaltest.StartSession(ctx, signaltest.SessionConfig{APIBase: m.c.Node(via).URL(), Token: m.rtcToken(pid), RoomID: roomID,
+		ParticipantID: pid, Name: "N-" + pid, Region: region, Client: signaltest.Config{PingInterval: time.Second}, AvoidEdges: avoid,
+		Publish: &signaltest.PublishOptions{Video: true, Audio: true, KeyframeInterval: time.Second}, LostAfter: 2 * time.Second})
+	if err != nil {
+		m.t.Fatalf("session %s: %v", pid, err)
+	}
+	m.t.Cleanup(s.Close)
+	return s
 }

@@ -26,6 +26,9 @@ type SessionConfig struct {
 	// Region, or Lat and Lon, tell the control plane where the client is.
 	Region   string
 	Lat, Lon *float64
+	// AvoidEdges are edges not to use for the first join (tests that
+	// steer a participant to one edge).
+	AvoidEdges []string
 	// Publish, when set, is published after every (re)join.
 	Publish *PublishOptions
 	// Client configures each signaling client (URL is set per edge).
@@ -132,7 +135,7 @@ func StartSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	s := &Session{cfg: cfg, stop: make(chan struct{}), done: make(chan struct{})}
-	c, edge, err := s.join(ctx, nil)
+	c, edge, err := s.join(ctx, cfg.AvoidEdges)
 	if err != nil {
 		return nil, err
 	}
