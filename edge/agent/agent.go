@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -48,6 +49,10 @@ type Config struct {
 	Logger         *slog.Logger
 	HTTPClient     *http.Client
 	Now            func() time.Time
+
+	// TLSConfig is used for calls to the control plane when HTTPClient is
+	// nil (with mTLS: the edge's certificate, the cluster CA as roots).
+	TLSConfig *tls.Config
 }
 
 // DefaultConfig returns defaults.
@@ -105,6 +110,11 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		if cfg.TLSConfig != nil {
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			t.TLSClientConfig, t.ForceAttemptHTTP2 = cfg.TLSConfig, false
+			cfg.HTTPClient.Transport = t
+		}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

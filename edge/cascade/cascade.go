@@ -8,6 +8,7 @@ package cascade
 
 import (
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -67,6 +68,12 @@ type Config struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
+
+	// TLSClientConfig is used to dial other edges' cascade sockets over
+	// wss:// (with mTLS: this edge's certificate, the cluster CA as the
+	// only roots). Nil uses the system roots. The relay ticket and
+	// identity proofs are checked either way.
+	TLSClientConfig *tls.Config
 }
 
 // DefaultConfig returns production timings.
@@ -210,31 +217,77 @@ func (m *Manager) SetPeers(rp edgeapi.RoomPeers) {
 	m.ensurePulls(rp.RoomID)
 }
 
+// Prewarm sets up the legs to a room's peers before the room's first
+// participant here is admitted, and waits up to timeout for each to be
+// welcomed, so that participant's `joined` already lists the participants
+// of the other edges (instead of hearing of them a moment later). Legs
+// nobody here ends up using are closed after a while.
+func (m *Manager) Prewarm(roomID string, timeout time.Duration) {
+	legs := m.startPulls(roomID)
+	deadline := time.After(timeout)
+	for _, l := range legs {
+		select {
+		case <-l.welcomed:
+		case <-deadline:
+			return
+		}
+	}
+}
+
 // ensurePulls starts a downstream leg to every known peer of a room that
 // has participants here, and updates tickets of running ones.
 func (m *Manager) ensurePulls(roomID string) {
 	if !m.cfg.Members.HasLocalMembers(roomID) {
 		return
 	}
+	m.startPulls(roomID)
+}
+
+// startPulls starts (or refreshes) the legs to a room's peers and returns them.
+func (m *Manager) startPulls(roomID string) []*pullLeg {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rs := m.rooms[roomID]
 	if m.closed || rs == nil {
-		return
+		return nil
 	}
+	var legs []*pullLeg
 	for id, p := range rs.peers {
 		if l := rs.pulls[id]; l != nil {
 			l.setPeer(p)
+			legs = append(legs, l)
 			continue
 		}
 		l := newPullLeg(m, roomID, p)
 		rs.pulls[id] = l
+		legs = append(legs, l)
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
 			l.run()
 		}()
 	}
+	return legs
+}
+
+// unusedLegAfter: a leg set up ahead of a participant who never arrived.
+const unusedLegAfter = 15 * time.Second
+
+// dropIfUnused stops a room's leg to peer when nobody here needs it.
+func (m *Manager) dropIfUnused(roomID string, l *pullLeg) {
+	if m.cfg.Members.HasLocalMembers(roomID) {
+		return
+	}
+	m.mu.Lock()
+	if rs := m.rooms[roomID]; rs != nil {
+		for id, x := range rs.pulls {
+			if x == l {
+				delete(rs.pulls, id)
+			}
+		}
+	}
+	m.mu.Unlock()
+	l.stop()
 }
 
 // RoomEpochs lists the rooms with participants here and the epoch known for

@@ -36,10 +36,14 @@ type pullLeg struct {
 	stopped   bool
 	connected atomic.Bool
 	wake      chan struct{} // 1-slot: stop, or a new ticket
+	welcomed  chan struct{} // closed once the first attempt was welcomed, or failed
+	welcOnce  sync.Once
+	started   time.Time
 }
 
 func newPullLeg(m *Manager, roomID string, p edgeapi.Peer) *pullLeg {
-	return &pullLeg{m: m, roomID: roomID, peer: p, remotes: map[string]bool{}, shadowed: map[string]wire.Participant{}, wake: make(chan struct{}, 1)}
+	return &pullLeg{m: m, roomID: roomID, peer: p, remotes: map[string]bool{}, shadowed: map[string]wire.Participant{}, wake: make(chan struct{}, 1),
+		welcomed: make(chan struct{}), started: time.Now()}
 }
 
 func (l *pullLeg) setPeer(p edgeapi.Peer) {
@@ -86,6 +90,7 @@ func (l *pullLeg) run() {
 	for !l.isStopped() {
 		start := time.Now()
 		err := l.once()
+		l.welcOnce.Do(func() { close(l.welcomed) }) // a failed first try ends a Prewarm wait too
 		if l.isStopped() {
 			return
 		}
@@ -143,7 +148,7 @@ func (l *pullLeg) once() error {
 	if claims.RoomID != l.roomID || peerEdge.ID != p.EdgeID {
 		return &errRefused{code: "ticket", msg: "relay ticket names another room or edge"}
 	}
-	dialer := fws.Dialer{HandshakeTimeout: m.cfg.HandshakeTimeout, ReadBufferSize: 16 << 10, WriteBufferSize: 16 << 10}
+	dialer := fws.Dialer{HandshakeTimeout: m.cfg.HandshakeTimeout, ReadBufferSize: 16 << 10, WriteBufferSize: 16 << 10, TLSClientConfig: m.cfg.TLSClientConfig}
 	ws, resp, err := dialer.Dial(wsURL(strings.TrimRight(p.URL, "/"))+edgeapi.CascadePath, nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
@@ -216,6 +221,7 @@ func (l *pullLeg) once() error {
 	for _, wp := range welcome.Participants {
 		l.addRemote(ri, wp)
 	}
+	l.welcOnce.Do(func() { close(l.welcomed) })
 
 	pingDone := make(chan struct{})
 	defer close(pingDone)
@@ -228,6 +234,9 @@ func (l *pullLeg) once() error {
 				return
 			case <-t.C:
 				conn.send(wire.TypePing, nil)
+				if time.Since(l.started) > unusedLegAfter {
+					m.dropIfUnused(l.roomID, l)
+				}
 			}
 		}
 	}()

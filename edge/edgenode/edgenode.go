@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	"github.com/meridian-video/meridian/shared/edgeapi"
 	"github.com/meridian-video/meridian/shared/ids"
 	wire "github.com/meridian-video/meridian/shared/signal"
+	"github.com/meridian-video/meridian/shared/tlsutil"
 )
 
 // Config configures an edge.
@@ -76,6 +78,19 @@ type Config struct {
 	// DrainTimeout bounds a drain: participants still here are disconnected
 	// then (default 2 min).
 	DrainTimeout time.Duration
+
+	// InternalURL is where the control plane and other edges reach this
+	// edge (its /internal/ routes and cascade socket); default PublicURL.
+	InternalURL string
+	// TLSCert, when set, serves the edge's own listener over TLS (1.2+)
+	// with this certificate, reloaded when its files change.
+	TLSCert *tlsutil.KeyPair
+	// MTLS is the edge's cluster identity: the listener serves TLS (the
+	// node certificate to clients dialing a name it holds, TLSCert to the
+	// others), /internal/ routes require a client certificate from the
+	// cluster CA, and calls to the control plane and to other edges'
+	// cascade sockets present the edge certificate and trust only the CA.
+	MTLS *tlsutil.Cluster
 }
 
 // Node is a running edge.
@@ -124,6 +139,13 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 2 * time.Minute
+	}
+	if cfg.InternalURL == "" {
+		cfg.InternalURL = cfg.PublicURL
+	}
+	var clientTLS *tls.Config
+	if cfg.MTLS != nil {
+		clientTLS = cfg.MTLS.ClientConfig()
 	}
 	if cfg.IdentityKey == nil {
 		_, k, err := ed25519.GenerateKey(rand.Reader)
@@ -183,7 +205,7 @@ func New(cfg Config) (*Node, error) {
 			gc.Registerer = cfg.Registry
 		}
 		gc.Meta = func() gossip.Meta {
-			return gossip.Meta{ID: cfg.EdgeID, Region: cfg.Region, InternalURL: cfg.PublicURL, Capacity: cfg.Capacity, Load: coarseLoad(media.Load()), Draining: n.draining.Load()}
+			return gossip.Meta{ID: cfg.EdgeID, Region: cfg.Region, InternalURL: cfg.InternalURL, Capacity: cfg.Capacity, Load: coarseLoad(media.Load()), Draining: n.draining.Load()}
 		}
 		pool, err := gossip.New(gc)
 		if err != nil {
@@ -206,7 +228,7 @@ func New(cfg Config) (*Node, error) {
 	n.agent, err = agent.New(agent.Config{ControlURLs: cfg.ControlURLs, EdgeToken: cfg.EdgeToken, Register: n.registration(),
 		Load: media.Load, Heartbeat: n.heartbeat, OnHeartbeatReply: n.onHeartbeatReply, Resync: n.resync,
 		Stats: media.Stats, Legs: n.legStats, OnRegistered: n.onRegistered, Logger: n.log,
-		StatsEvery: cfg.StatsEvery, HeartbeatEvery: cfg.HeartbeatEvery})
+		StatsEvery: cfg.StatsEvery, HeartbeatEvery: cfg.HeartbeatEvery, TLSConfig: clientTLS})
 	if err != nil {
 		n.closeParts()
 		return nil, err
@@ -225,6 +247,7 @@ func New(cfg Config) (*Node, error) {
 	cc.Report = n.agent.Report
 	cc.RefreshPeers = func(roomID string) { n.fetchPeers(roomID, false) }
 	cc.Logger, cc.Registerer = n.log, cfg.Registry
+	cc.TLSClientConfig = clientTLS
 	if cfg.Cascade != nil {
 		cfg.Cascade(&cc)
 	}
@@ -239,7 +262,7 @@ func New(cfg Config) (*Node, error) {
 }
 
 func (n *Node) registration() edgeapi.Register {
-	r := edgeapi.Register{EdgeID: n.cfg.EdgeID, Region: n.cfg.Region, SignalURL: wsURL(n.cfg.PublicURL) + "/rtc", InternalURL: n.cfg.PublicURL,
+	r := edgeapi.Register{EdgeID: n.cfg.EdgeID, Region: n.cfg.Region, SignalURL: wsURL(n.cfg.PublicURL) + "/rtc", InternalURL: n.cfg.InternalURL,
 		Capacity: n.cfg.Capacity, Version: "meridian", Latitude: n.cfg.Latitude, Longitude: n.cfg.Longitude,
 		PublicKey: n.cfg.IdentityKey.Public().(ed25519.PublicKey)}
 	if n.pool != nil {
@@ -307,8 +330,17 @@ func (n *Node) Start() error {
 		if err != nil {
 			return err
 		}
+		if n.cfg.TLSCert != nil || n.cfg.MTLS != nil {
+			ln = tls.NewListener(ln, tlsutil.ListenerConfig(n.cfg.TLSCert, n.cfg.MTLS))
+		}
 		n.ln = ln
 		n.app = fiber.New(fiber.Config{DisableStartupMessage: true})
+		if n.cfg.MTLS != nil {
+			// /internal/ (control-plane pushes, drain, cascade legs) needs a
+			// client certificate from the cluster CA, besides its token or ticket.
+			srv := n.app.Server()
+			srv.Handler = tlsutil.RequireClientCert(srv.Handler)
+		}
 		n.app.Get("/healthz", func(c *fiber.Ctx) error {
 			if n.ticketKey.Load() == nil {
 				return c.Status(503).JSON(fiber.Map{"status": "waiting for registration"})

@@ -96,11 +96,29 @@ func (n *Node) admit(roomID string, cl ticket.Claims) error {
 			return errors.New("the control plane did not place the room here")
 		}
 		n.casc.SetPeers(rp)
+		n.casc.Prewarm(roomID, time.Second)
 		return nil
 	}
-	if cl.Epoch > n.casc.Epoch(roomID) {
-		n.fetchPeers(roomID, false)
+	if n.sig.HasLocalMembers(roomID) {
+		if cl.Epoch > n.casc.Epoch(roomID) {
+			n.fetchPeers(roomID, false)
+		}
+		return nil
 	}
+	// The room's first participant here: learn its peers and link with
+	// them before `joined`, so the snapshot lists everyone (bounded; the
+	// legs come up regardless).
+	if cl.Epoch > n.casc.Epoch(roomID) {
+		ctx, cancel := context.WithTimeout(n.bgCtx, 2*time.Second)
+		rp, err := n.agent.Attach(ctx, roomID, false)
+		cancel()
+		if err != nil {
+			n.fetchPeers(roomID, false)
+			return nil
+		}
+		n.casc.SetPeers(rp)
+	}
+	n.casc.Prewarm(roomID, time.Second)
 	return nil
 }
 

@@ -57,8 +57,10 @@ func (s *Server) RemoteJoined(roomID, origin string, p wire.Participant) {
 	s.mu.Lock()
 	r := s.rooms[roomID]
 	if r == nil {
-		s.mu.Unlock()
-		return // nobody here to tell; the leg is about to close
+		// Legs set up ahead of the room's first participant here: keep
+		// the relayed participants for its `joined`.
+		r = &room{members: map[string]*member{}, lobby: map[string]*member{}}
+		s.rooms[roomID] = r
 	}
 	if r.remotes == nil {
 		r.remotes = map[string]*remoteMember{}
@@ -110,6 +112,9 @@ func (s *Server) RemoteLeft(roomID, origin, pid, reason string, lost bool) {
 		rm.lost.Stop()
 	}
 	delete(r.remotes, pid)
+	if len(r.members) == 0 && len(r.lobby) == 0 && len(r.remotes) == 0 {
+		delete(s.rooms, roomID)
+	}
 	var targets []*member
 	if !r.localAnnounced(pid) {
 		targets = s.othersLocked(roomID, pid)
@@ -181,8 +186,10 @@ func (s *Server) Rooms() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]string, 0, len(s.rooms))
-	for id := range s.rooms {
-		out = append(out, id)
+	for id, r := range s.rooms {
+		if len(r.members) > 0 || len(r.lobby) > 0 {
+			out = append(out, id)
+		}
 	}
 	slices.Sort(out)
 	return out
