@@ -297,6 +297,14 @@ func TestCascadeOneMeetingAcrossTwoEdges(t *testing.T) {
 	if v := gauge(t, a.reg, "meridian_cascade_legs", map[string]string{"peer": "montreal-1", "direction": "out", "state": "connected"}); v != 1 {
 		t.Fatalf("meridian_cascade_legs{peer=montreal-1,out,connected} = %v", v)
 	}
+	// Round trip on the leg: the far end reads the sender reports and
+	// answers with receiver reports that carry them.
+	signaltest.Eventually(t, 10*time.Second, func() string {
+		if v := gauge(t, a.reg, "meridian_cascade_rtt_seconds", map[string]string{"peer": "montreal-1"}); v <= 0 {
+			return signaltest.Reasonf("meridian_cascade_rtt_seconds{peer=montreal-1} = %v", v)
+		}
+		return ""
+	})
 	if v := gauge(t, b.reg, "meridian_cascade_bytes_total", map[string]string{"peer": "paris-1", "direction": "in"}); v <= 0 {
 		t.Fatalf("meridian_cascade_bytes_total{peer=paris-1,in} = %v", v)
 	}

@@ -8,8 +8,8 @@ import (
 	"errors"
 	"sync/atomic"
 
+	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/websocket/v2"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/meridian-video/meridian/edge/sfu"

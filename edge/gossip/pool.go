@@ -97,6 +97,8 @@ type Pool struct {
 
 	members *table
 	changes chan struct{}
+	// seedsChanged (1-slot) wakes the seed joiner after SetSeeds.
+	seedsChanged chan struct{}
 
 	meta       atomic.Pointer[[]byte] // last good encoded meta, read by NodeMeta
 	metaErrors atomic.Uint64
@@ -143,16 +145,17 @@ func New(cfg Config) (*Pool, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{
-		cfg:       cfg,
-		tm:        timersFor(cfg.Timers),
-		log:       cfg.Logger.With("component", "gossip", "region", cfg.Region),
-		now:       cfg.Now,
-		ctx:       ctx,
-		cancel:    cancel,
-		members:   newTable(cfg.NodeID, cfg.Now),
-		changes:   make(chan struct{}, 1),
-		firstMeta: make(chan struct{}),
-		seeds:     cfg.Seeds,
+		cfg:          cfg,
+		tm:           timersFor(cfg.Timers),
+		log:          cfg.Logger.With("component", "gossip", "region", cfg.Region),
+		now:          cfg.Now,
+		ctx:          ctx,
+		cancel:       cancel,
+		members:      newTable(cfg.NodeID, cfg.Now),
+		changes:      make(chan struct{}, 1),
+		seedsChanged: make(chan struct{}, 1),
+		firstMeta:    make(chan struct{}),
+		seeds:        cfg.Seeds,
 	}
 	// Until the ticker's first run: a meta with id and region only, enough
 	// for the region check of our own alive message.
@@ -363,6 +366,15 @@ func (p *Pool) runJoiner() {
 		case <-p.ctx.Done():
 			return
 		case <-timer.C:
+		case <-p.seedsChanged:
+			// New seeds (from the control plane at registration): try now
+			// rather than at the next alone-check.
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
 		}
 		if p.leaving.Load() {
 			return
@@ -404,6 +416,10 @@ func (p *Pool) SetSeeds(seeds []string) error {
 	p.seedsMu.Lock()
 	p.seeds = append([]string(nil), seeds...)
 	p.seedsMu.Unlock()
+	select {
+	case p.seedsChanged <- struct{}{}:
+	default:
+	}
 	return nil
 }
 

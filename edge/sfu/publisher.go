@@ -95,7 +95,7 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	if !ok {
 		return
 	}
-	go t.readLoop(l)
+	t.start(l)
 	if !existed {
 		p.part.room.publish(t)
 	}
@@ -187,7 +187,7 @@ func (p *Publisher) addRelayTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPRe
 		_ = recv.Stop()
 		return
 	}
-	go t.readLoop(l)
+	t.start(l)
 	if !existed {
 		p.part.room.publish(t)
 	}

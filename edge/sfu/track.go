@@ -164,6 +164,33 @@ func (t *PublishedTrack) addLayerAt(remote *webrtc.TrackRemote, recv *webrtc.RTP
 	return l, true
 }
 
+// start runs a layer's readers: media, and the RTCP the publisher sends on
+// it. pion processes sender reports only when that RTCP is read; unread,
+// the receiver reports we send carry no LSR and no round trip can be
+// computed (for publishers, and for cascade legs seen from the far end).
+func (t *PublishedTrack) start(l *layer) {
+	go t.readLoop(l)
+	if l.recv == nil {
+		return
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		buf := make([]byte, 1500)
+		for {
+			var err error
+			if l.rid != "" {
+				_, _, err = l.recv.ReadSimulcast(buf, l.rid)
+			} else {
+				_, _, err = l.recv.Read(buf)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+}
+
 // readLoop reads one layer until the PeerConnection closes it. It is the hot
 // path: one reused buffer and packet, no allocation of its own.
 func (t *PublishedTrack) readLoop(l *layer) {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	fws "github.com/fasthttp/websocket"
-	"github.com/gofiber/websocket/v2"
+	"github.com/gofiber/contrib/websocket"
 
 	wire "github.com/meridian-video/meridian/shared/signal"
 )

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/websocket/v2"
 
 	"github.com/meridian-video/meridian/edge/sfu"
 	"github.com/meridian-video/meridian/shared/edgeapi"

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/gofiber/websocket/v2"
+	"github.com/gofiber/contrib/websocket"
 
 	"github.com/meridian-video/meridian/edge/sfu"
 	"github.com/meridian-video/meridian/shared/edgeapi"
