@@ -80,11 +80,24 @@ func (s *Server) onAllocationCreated(src, _ net.Addr, _, userID, _ string, _ net
 		s.metrics.allocations.Inc()
 		s.metrics.allocationsTotal.Inc()
 	}
+	if s.cfg.OnRelay != nil && src != nil {
+		s.relayMu.Lock()
+		if s.relaying == nil {
+			s.relaying = map[string]ids.ParticipantID{}
+		}
+		s.relaying[addrString(src)] = ids.ParticipantID(userID)
+		s.relayMu.Unlock()
+	}
 }
 
-func (s *Server) onAllocationDeleted(_, _ net.Addr, _, userID, _ string) {
+func (s *Server) onAllocationDeleted(src, _ net.Addr, _, userID, _ string) {
 	if s.quota.deleted(ids.ParticipantID(userID)) {
 		s.metrics.allocations.Dec()
+	}
+	if src != nil {
+		s.relayMu.Lock()
+		delete(s.relaying, addrString(src))
+		s.relayMu.Unlock()
 	}
 }
 
@@ -93,6 +106,15 @@ func (s *Server) onAllocationDeleted(_, _ net.Addr, _, userID, _ string) {
 func (s *Server) permit(client net.Addr, peerIP net.IP) bool {
 	peer, _ := netipFromIP(peerIP)
 	if s.policy.allowed(peer) {
+		if s.cfg.OnRelay != nil && client != nil {
+			s.relayMu.Lock()
+			p, first := s.relaying[addrString(client)]
+			delete(s.relaying, addrString(client))
+			s.relayMu.Unlock()
+			if first {
+				s.cfg.OnRelay(p)
+			}
+		}
 		return true
 	}
 	s.metrics.permissionsDenied.Inc()

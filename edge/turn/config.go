@@ -77,6 +77,11 @@ type Config struct {
 	// room's pin policy; returning false refuses the allocation. It must not
 	// block.
 	AllowParticipant func(participant ids.ParticipantID) bool
+	// OnRelay, when set, hears that a participant's allocation relays for
+	// real (its first permission to a peer is granted): allocating alone
+	// (browsers gather relay candidates they never use) is not relaying.
+	// It must not block.
+	OnRelay func(participant ids.ParticipantID)
 
 	// MaxAllocationsPerUser caps concurrent allocations per participant.
 	MaxAllocationsPerUser int

@@ -37,6 +37,11 @@ type Server struct {
 	tlsAddr netip.AddrPort
 	pion    *turn.Server
 
+	// relaying maps an allocation's client address to its participant,
+	// until the first permission (OnRelay) is reported.
+	relayMu  sync.Mutex
+	relaying map[string]ids.ParticipantID
+
 	closeOnce sync.Once
 	closeErr  error
 }

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -806,5 +807,44 @@ func TestTCPRelayAllocationRefused(t *testing.T) {
 	}
 	if n := s.Allocations("alice"); n != 0 {
 		t.Fatalf("Allocations = %d after refused TCP allocation", n)
+	}
+}
+
+// TestOnRelayOnlyWhenRelaying: allocating is not relaying (browsers gather
+// relay candidates they never use); the hook fires once, at the first
+// permission to a peer.
+func TestOnRelayOnlyWhenRelaying(t *testing.T) {
+	cfg := testConfig()
+	var got []ids.ParticipantID
+	var mu sync.Mutex
+	cfg.OnRelay = func(p ids.ParticipantID) {
+		mu.Lock()
+		got = append(got, p)
+		mu.Unlock()
+	}
+	s := startServer(t, cfg)
+	user, pass := creds("alice", time.Now(), time.Hour)
+	relay, err := newClient(t, s, "udp", user, pass).Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	if len(got) != 0 {
+		t.Fatalf("OnRelay after a bare allocation: %v", got)
+	}
+	mu.Unlock()
+	peer := udpPeer(t)
+	for i := 0; i < 2; i++ {
+		if _, err := relay.WriteTo([]byte("ping via relay"), peer.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		readWithin(t, peer, 5*time.Second)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0] != "alice" {
+		t.Fatalf("OnRelay calls %v, want one for alice", got)
 	}
 }
