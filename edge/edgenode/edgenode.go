@@ -183,11 +183,15 @@ func New(cfg Config) (*Node, error) {
 			// named this edge, so the room's pin policy allowed it.
 			tc.AllowParticipant = func(pid ids.ParticipantID) bool {
 				sig := n.sigReady.Load()
-				ok := sig != nil && sig.HasParticipant(string(pid))
-				if ok {
+				return sig != nil && sig.HasParticipant(string(pid))
+			}
+		}
+		if tc.OnRelay == nil {
+			// The session audit lists TURN when it really relays.
+			tc.OnRelay = func(pid ids.ParticipantID) {
+				if sig := n.sigReady.Load(); sig != nil {
 					n.reportTURN(sig, string(pid))
 				}
-				return ok
 			}
 		}
 		ts, err := turn.New(tc)
