@@ -835,8 +835,8 @@ func TestOnRelayOnlyWhenRelaying(t *testing.T) {
 		t.Fatalf("OnRelay after a bare allocation: %v", got)
 	}
 	mu.Unlock()
-	peer := udpPeer(t)
-	for i := 0; i < 2; i++ {
+	// Two peers: two permissions, one report.
+	for _, peer := range []net.PacketConn{udpPeer(t), udpPeer(t)} {
 		if _, err := relay.WriteTo([]byte("ping via relay"), peer.LocalAddr()); err != nil {
 			t.Fatal(err)
 		}
