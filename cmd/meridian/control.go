@@ -39,6 +39,7 @@ type controlFlags struct {
 	frameAncestors                                            listFlag
 	corsOrigins                                               listFlag
 	geo                                                       geoFlags
+	tls                                                       tlsFlags // control only; dev runs without certificates
 }
 
 func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
@@ -50,7 +51,7 @@ func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
 	}
 	fs.StringVar(&f.id, "id", host, "node id (unique in the cluster)")
 	fs.StringVar(&f.httpAddr, "http", defHTTP, "HTTP listen address for the API")
-	fs.StringVar(&f.publicURL, "public-url", "", "public base URL used in links and meeting URLs (default http://<http address>)")
+	fs.StringVar(&f.publicURL, "public-url", "", "public base URL used in links and meeting URLs (default http(s)://<http address>)")
 	fs.StringVar(&f.httpAdvertise, "http-advertise", "", "host:port other control nodes use to reach this node's API (default: the --http address, or the --raft-advertise host when --http listens on all interfaces)")
 	fs.StringVar(&f.raftBind, "raft", defRaft, "Raft listen address")
 	fs.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address other nodes dial (default: the listen address)")
@@ -72,6 +73,7 @@ func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
 		fs.BoolVar(&f.bootstrap, "bootstrap", false, "bootstrap a new cluster (with --peers, or alone) if this node has no state")
 		fs.Var(&f.peers, "peers", "bootstrap voters as id=raftaddr (comma-separated or repeated), this node included")
 		fs.StringVar(&f.join, "join", "", "HTTP URL of an existing member to join")
+		f.tls.register(fs)
 	}
 }
 
@@ -135,10 +137,35 @@ func (f *controlFlags) serverConfig(logger *slog.Logger) (server.Config, error) 
 			return cfg, err
 		}
 	}
+	pub, mtls, err := f.tls.load(logger)
+	if err != nil {
+		return cfg, err
+	}
 	cc := cluster.DefaultConfig()
 	cc.NodeID, cc.RaftBind, cc.RaftAdvertise, cc.DataDir, cc.ClusterToken, cc.Bootstrap = f.id, f.raftBind, f.raftAdvertise, f.dataDir, clusterToken, f.bootstrap
 	if cc.HTTPAddr, err = f.advertisedHTTP(); err != nil {
 		return cfg, err
+	}
+	if mtls != nil {
+		// Peers verify this node's certificate against the address they dial.
+		httpAddr := cc.HTTPAddr
+		if httpAddr == "" {
+			httpAddr = f.httpAddr
+		}
+		raftAddr := f.raftAdvertise
+		if raftAddr == "" {
+			raftAddr = f.raftBind
+		}
+		for _, e := range []error{needNamed(mtls, "--http/--http-advertise", httpAddr), needNamed(mtls, "--raft/--raft-advertise", raftAddr)} {
+			if e != nil {
+				return cfg, e
+			}
+		}
+		if f.join != "" {
+			if err := needHTTPS("--join", f.join); err != nil {
+				return cfg, err
+			}
+		}
 	}
 	for _, p := range f.peers {
 		id, addr, ok := strings.Cut(p, "=")
@@ -158,7 +185,8 @@ func (f *controlFlags) serverConfig(logger *slog.Logger) (server.Config, error) 
 	if f.edgeToken == "" {
 		f.edgeToken = derive(key, "edge-token")
 	}
-	return server.Config{HTTPListen: f.httpAddr, PublicURL: f.publicURL, ClusterKey: key, Cluster: cc, API: ac, GlobalWebhooks: hooks, Logger: logger}, nil
+	return server.Config{HTTPListen: f.httpAddr, PublicURL: f.publicURL, ClusterKey: key, Cluster: cc, API: ac, GlobalWebhooks: hooks, Logger: logger,
+		TLSCert: pub, MTLS: mtls}, nil
 }
 
 // advertisedHTTP is the API address other control nodes forward writes to.
@@ -169,7 +197,7 @@ func (f *controlFlags) advertisedHTTP() (string, error) {
 		if _, _, err := net.SplitHostPort(f.httpAdvertise); err != nil {
 			return "", fmt.Errorf("--http-advertise %q: want host:port", f.httpAdvertise)
 		}
-		return "http://" + f.httpAdvertise, nil
+		return f.tls.scheme() + "://" + f.httpAdvertise, nil
 	}
 	host, port, err := net.SplitHostPort(f.httpAddr)
 	if err != nil {
@@ -183,7 +211,7 @@ func (f *controlFlags) advertisedHTTP() (string, error) {
 		rhost, _, rerr = net.SplitHostPort(f.raftBind)
 	}
 	if ip, perr := netip.ParseAddr(rhost); rerr == nil && rhost != "" && (perr != nil || !ip.IsUnspecified()) {
-		return "http://" + net.JoinHostPort(rhost, port), nil
+		return f.tls.scheme() + "://" + net.JoinHostPort(rhost, port), nil
 	}
 	return "", fmt.Errorf("--http %s listens on all interfaces: set --http-advertise host:port (the address other control nodes reach this one at)", f.httpAddr)
 }
@@ -197,6 +225,15 @@ func runControl(args []string) error {
 	}
 	logger, err := newLogger(f.logLevel)
 	if err != nil {
+		return err
+	}
+	linked := f.join != ""
+	for _, p := range f.peers {
+		if id, _, _ := strings.Cut(p, "="); id != f.id {
+			linked = true
+		}
+	}
+	if err := f.tls.checkLinks(logger, "control", "--peers/--join: Raft and forwarded writes between control nodes", linked); err != nil {
 		return err
 	}
 	cfg, err := f.serverConfig(logger)

@@ -1,6 +1,6 @@
 // Command meridian is Meridian's single binary: `dev` (everything in one
 // process), `control` (a control-plane node), `edge` (a media edge), and CLI
-// helpers (`token`, `keys`, `rooms`).
+// helpers (`token`, `keys`, `rooms`, `certs`).
 package main
 
 import (
@@ -40,6 +40,8 @@ func run(args []string) error {
 		return runKeys(rest)
 	case "rooms":
 		return runRooms(rest)
+	case "certs":
+		return runCerts(rest)
 	case "version", "--version":
 		fmt.Println("meridian", version)
 		return nil
@@ -62,6 +64,7 @@ usage: meridian <command> [flags]
   token     mint a VideoSDK-compatible JWT
   keys      manage API keys (create, list, revoke)
   rooms     call the rooms API (create, list, get)
+  certs     make a cluster CA and node certificates for mutual TLS (ca, node)
   version   print the version
 
 Run "meridian <command> -h" for the flags of a command.

@@ -36,6 +36,7 @@ import (
 	"github.com/meridian-video/meridian/edge/turn"
 	"github.com/meridian-video/meridian/geo"
 	"github.com/meridian-video/meridian/shared/edgeapi"
+	"github.com/meridian-video/meridian/shared/tlsutil"
 )
 
 // webhookFlags configure delivery.
@@ -93,6 +94,8 @@ type edgeFlags struct {
 	gossipSeeds                     listFlag
 	lat, lon                        float64
 	drainTimeout                    time.Duration
+	internalURL                     string
+	tls                             tlsFlags // edge only; dev runs without certificates
 }
 
 func (e *edgeFlags) register(fs *flag.FlagSet, dev bool) {
@@ -105,7 +108,7 @@ func (e *edgeFlags) register(fs *flag.FlagSet, dev bool) {
 		fs.StringVar(&e.id, "id", host, "edge id (unique)")
 		fs.StringVar(&e.region, "region", "local", "region this edge serves (see geo regions, e.g. eu-west, ca-east)")
 		fs.StringVar(&e.httpAddr, "http", "0.0.0.0:7880", "HTTP/WebSocket listen address")
-		fs.StringVar(&e.publicURL, "public-url", "", "URL clients and the control plane use to reach this edge (default http://<http address>)")
+		fs.StringVar(&e.publicURL, "public-url", "", "URL clients (and, without --internal-url, the control plane and other edges) use to reach this edge (default http(s)://<http address>)")
 		fs.Var(&e.control, "control", "control-plane URL(s) (repeatable; any node works)")
 		fs.StringVar(&e.edgeToken, "edge-token", "", "token shared with the control plane (its --edge-token)")
 		fs.BoolVar(&e.loopback, "loopback-candidates", false, "offer 127.0.0.1 ICE candidates (single-host testing)")
@@ -117,6 +120,8 @@ func (e *edgeFlags) register(fs *flag.FlagSet, dev bool) {
 		fs.Float64Var(&e.lat, "lat", 0, "latitude of this edge (default: its region's)")
 		fs.Float64Var(&e.lon, "lon", 0, "longitude of this edge (default: its region's)")
 		fs.DurationVar(&e.drainTimeout, "drain-timeout", 2*time.Minute, "on SIGTERM or meridian edge drain: how long participants get to move to another edge")
+		fs.StringVar(&e.internalURL, "internal-url", "", "URL the control plane and other edges use to reach this edge (default: --public-url); with --mtls-* its host must be named in --mtls-cert")
+		e.tls.register(fs)
 	}
 	fs.StringVar(&e.turnUDP, "turn-udp", defTURN, "embedded TURN UDP listen address (empty disables UDP)")
 	fs.StringVar(&e.turnTCP, "turn-tcp", defTURN, "embedded TURN TCP listen address (empty disables TCP)")
@@ -156,7 +161,16 @@ func (e *edgeFlags) nodeConfig(dev bool, logger *slog.Logger) (edgenode.Config, 
 	}
 	cfg := edgenode.Config{EdgeID: e.id, Region: e.region, ControlURLs: e.control, EdgeToken: e.edgeToken, HTTPListen: e.httpAddr,
 		PublicURL: e.publicURL, AllowedOrigins: origins, Capacity: e.capacity, SFU: sc, EnableTURN: !e.noTURN, Logger: logger,
-		Latitude: e.lat, Longitude: e.lon, DrainTimeout: e.drainTimeout}
+		Latitude: e.lat, Longitude: e.lon, DrainTimeout: e.drainTimeout, InternalURL: e.internalURL}
+	if !dev {
+		var err error
+		if cfg.TLSCert, cfg.MTLS, err = e.tls.load(logger); err != nil {
+			return cfg, err
+		}
+		if err := e.checkMTLS(cfg.MTLS); err != nil {
+			return cfg, err
+		}
+	}
 	if !dev && e.gossipBind != "" {
 		gc := gossip.DefaultConfig()
 		host, port, err := net.SplitHostPort(e.gossipBind)
@@ -338,8 +352,11 @@ func runEdge(args []string) error {
 	if len(ef.control) == 0 || ef.edgeToken == "" {
 		return errors.New("edge: --control and --edge-token are required")
 	}
+	if err := ef.tls.checkLinks(logger, "edge", "calls to the control plane, its calls back and cascade legs to other edges", true); err != nil {
+		return err
+	}
 	if ef.publicURL == "" {
-		ef.publicURL = "http://" + strings.Replace(ef.httpAddr, "0.0.0.0", "127.0.0.1", 1)
+		ef.publicURL = ef.tls.scheme() + "://" + strings.Replace(ef.httpAddr, "0.0.0.0", "127.0.0.1", 1)
 		if strings.Contains(ef.publicURL, "127.0.0.1") {
 			logger.Warn("no --public-url: clients, the control plane and other edges will be told this edge is at "+ef.publicURL+
 				", which only works on this host; set --public-url", "http", ef.httpAddr)
@@ -381,6 +398,34 @@ func runEdge(args []string) error {
 	return n.Close()
 }
 
+// checkMTLS: with a cluster identity, the control plane must be called
+// over https, and the address others reach this edge at must be https and
+// named by its certificate (they verify it against the cluster CA).
+func (e *edgeFlags) checkMTLS(cl *tlsutil.Cluster) error {
+	if cl == nil {
+		return nil
+	}
+	for _, c := range e.control {
+		if err := needHTTPS("--control", c); err != nil {
+			return err
+		}
+	}
+	internal, name := e.internalURL, "--internal-url"
+	if internal == "" {
+		internal, name = e.publicURL, "--public-url (the default --internal-url)"
+	}
+	if err := needHTTPS(name, internal); err != nil {
+		return err
+	}
+	if err := needNamed(cl, name, internal); err != nil {
+		if e.internalURL == "" {
+			return fmt.Errorf("%w\n(or, when browsers use --public-url with a public certificate, set --internal-url https://<an internal address the node certificate names>)", err)
+		}
+		return err
+	}
+	return nil
+}
+
 // runEdgeDrain: `meridian edge drain --edge URL --edge-token T`: ask a
 // running edge to drain (or, with --cancel, to take new rooms again).
 func runEdgeDrain(args []string) error {
@@ -390,11 +435,18 @@ func runEdgeDrain(args []string) error {
 	deadline := fs.Duration("deadline", 0, "how long participants get to move (default: the edge's --drain-timeout)")
 	cancel := fs.Bool("cancel", false, "stop draining: the edge takes new rooms again")
 	wait := fs.Bool("wait", false, "wait until the edge is empty and print how long it took")
+	mtlsCert := fs.String("mtls-cert", "", "a certificate from the cluster CA (e.g. the edge's own): needed when the edge runs with --mtls-*")
+	mtlsKey := fs.String("mtls-key", "", "PEM key for --mtls-cert")
+	mtlsCA := fs.String("mtls-ca", "", "the cluster CA certificate")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *token == "" {
 		return errors.New("edge drain: --edge-token is required")
+	}
+	hc, err := cliClient(*mtlsCert, *mtlsKey, *mtlsCA)
+	if err != nil {
+		return fmt.Errorf("edge drain: %w", err)
 	}
 	body := edgeapi.Drain{Draining: !*cancel, DeadlineSeconds: int(deadline.Seconds())}
 	start := time.Now()
@@ -403,7 +455,7 @@ func runEdgeDrain(args []string) error {
 		Participants int    `json:"participants"`
 		Deadline     string `json:"deadline"`
 	}
-	if err := postEdge(*edgeURL, *token, "/internal/v1/drain", body, &out); err != nil {
+	if err := postEdge(hc, *edgeURL, *token, "/internal/v1/drain", body, &out); err != nil {
 		return err
 	}
 	fmt.Printf("draining=%v participants=%d deadline=%s\n", out.Draining, out.Participants, out.Deadline)
@@ -412,7 +464,7 @@ func runEdgeDrain(args []string) error {
 	}
 	for {
 		time.Sleep(500 * time.Millisecond)
-		if err := postEdge(*edgeURL, *token, "/internal/v1/drain", body, &out); err != nil {
+		if err := postEdge(hc, *edgeURL, *token, "/internal/v1/drain", body, &out); err != nil {
 			return err
 		}
 		if out.Participants == 0 {
@@ -422,7 +474,7 @@ func runEdgeDrain(args []string) error {
 	}
 }
 
-func postEdge(base, token, path string, in, out any) error {
+func postEdge(hc *http.Client, base, token, path string, in, out any) error {
 	b, _ := json.Marshal(in)
 	req, err := http.NewRequest(http.MethodPost, strings.TrimRight(base, "/")+path, bytes.NewReader(b))
 	if err != nil {
@@ -430,7 +482,7 @@ func postEdge(base, token, path string, in, out any) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/shared/tlsutil"
 )
 
 // Errors callers map to HTTP statuses.
@@ -62,9 +63,14 @@ type Config struct {
 	// ObserveApply, when set, receives the latency of every local raft.Apply (metrics).
 	ObserveApply func(time.Duration)
 	// HTTPTransport carries node-to-node calls (forwarded writes); nil is
-	// the default transport. Tests wrap it to inject faults.
+	// the default transport (with MTLS: one presenting the node
+	// certificate). Tests wrap it to inject faults.
 	HTTPTransport http.RoundTripper
 	Logger        *slog.Logger
+
+	// MTLS, when set, runs Raft over mutual TLS with the cluster CA and
+	// makes node-to-node HTTP calls present the node certificate (tls.go).
+	MTLS *tlsutil.Cluster
 }
 
 // DefaultConfig returns production timeouts.
@@ -146,7 +152,7 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 		logger = slog.Default()
 	}
 	n := &Node{cfg: cfg, log: logger.With("node", cfg.NodeID), fsm: fsm, notifyCh: make(chan bool, 16), stop: make(chan struct{}),
-		client: &http.Client{Timeout: cfg.ApplyTimeout + 5*time.Second, Transport: cfg.HTTPTransport}}
+		client: &http.Client{Timeout: cfg.ApplyTimeout + 5*time.Second, Transport: httpClientTransport(cfg)}}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -175,7 +181,7 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 		}
 		advertise = a
 	}
-	tr, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, advertise, 3, 10*time.Second, rc.Logger)
+	tr, err := newRaftTransport(cfg, advertise, rc.Logger, n.log)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.RaftBind, err)
 	}

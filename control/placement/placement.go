@@ -9,6 +9,7 @@ package placement
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +60,10 @@ type Config struct {
 	Rand          io.Reader
 	Logger        *slog.Logger
 	HTTPClient    *http.Client
+	// TLSClientConfig is used for calls to edges when HTTPClient is nil
+	// (with mTLS: the control node's certificate, the cluster CA as roots).
+	// The plugin fills it from the control node.
+	TLSClientConfig *tls.Config
 }
 
 // DefaultConfig returns production defaults.
@@ -134,6 +139,11 @@ func New(cfg Config, node *cluster.Node) (*Service, error) {
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+		if cfg.TLSClientConfig != nil {
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			t.TLSClientConfig, t.ForceAttemptHTTP2 = cfg.TLSClientConfig, false
+			cfg.HTTPClient.Transport = t
+		}
 	}
 	if cfg.MaxCandidates <= 0 {
 		cfg.MaxCandidates = d.MaxCandidates

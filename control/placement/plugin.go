@@ -25,6 +25,9 @@ func Plugin(cfg Config) server.Plugin {
 		if cfg.Logger == nil {
 			cfg.Logger = s.Logger()
 		}
+		if cfg.TLSClientConfig == nil {
+			cfg.TLSClientConfig = s.ClientTLS()
+		}
 		if cfg.Rand == nil {
 			cfg.Rand = s.Config().Rand
 		}

@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"github.com/meridian-video/meridian/control/cluster"
 	"github.com/meridian-video/meridian/control/state"
 	"github.com/meridian-video/meridian/shared/ids"
+	"github.com/meridian-video/meridian/shared/tlsutil"
 )
 
 // Config configures a control node.
@@ -34,8 +36,20 @@ type Config struct {
 	// Region is where this control node runs; the sovereignty audit names
 	// it as the origin of the webhooks it sends.
 	Region string
-	// PublicURL overrides the URL used in links (defaults to http://<listen address>).
-	PublicURL  string
+	// PublicURL overrides the URL used in links (defaults to
+	// http(s)://<listen address>).
+	PublicURL string
+	// TLSCert, when set, serves the HTTP listener over TLS (TLS 1.2+) with
+	// this certificate, reloaded when its files change.
+	TLSCert *tlsutil.KeyPair
+	// MTLS is this node's cluster identity. With it the listener is TLS
+	// (serving the node certificate to clients that dial an address it
+	// names, TLSCert to the others), /internal/ routes require a client
+	// certificate from the cluster CA, Raft runs over mutual TLS and
+	// node-to-node calls present the node certificate. It is copied into
+	// Cluster.MTLS when that is nil.
+	MTLS *tlsutil.Cluster
+
 	ClusterKey []byte // 32 bytes, identical on every control node
 	Cluster    cluster.Config
 	API        api.Config
@@ -115,8 +129,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPListen, err)
 	}
+	if cfg.TLSCert != nil || cfg.MTLS != nil {
+		ln = tls.NewListener(ln, tlsutil.ListenerConfig(cfg.TLSCert, cfg.MTLS))
+	}
 	s.ln = ln
-	httpBase := "http://" + ln.Addr().String()
+	httpBase := s.URL()
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = httpBase
 	}
@@ -124,6 +141,9 @@ func New(cfg Config) (*Server, error) {
 
 	s.fsm = state.NewFSM(cfg.Logger)
 	cc := cfg.Cluster
+	if cc.MTLS == nil {
+		cc.MTLS = cfg.MTLS
+	}
 	if cc.HTTPAddr == "" {
 		cc.HTTPAddr = httpBase
 	}
@@ -167,6 +187,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.api = a
+	if cfg.MTLS != nil {
+		// Node-to-node routes need a client certificate from the cluster CA
+		// (checked before fiber routes the request); their tokens still apply.
+		srv := a.App().Server()
+		srv.Handler = tlsutil.RequireClientCert(srv.Handler)
+	}
 	s.registerMetrics()
 
 	node.OnLeadership(s.ensureClusterSecrets)
@@ -189,8 +215,23 @@ func (s *Server) Start() {
 // Addr is the HTTP address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// URL is the HTTP base URL.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+// URL is the HTTP base URL (https:// when the listener serves TLS).
+func (s *Server) URL() string {
+	if s.cfg.TLSCert != nil || s.cfg.MTLS != nil {
+		return "https://" + s.ln.Addr().String()
+	}
+	return "http://" + s.ln.Addr().String()
+}
+
+// ClientTLS is the TLS config for calls this node makes to other nodes
+// and to edges: it presents the node certificate and trusts the cluster
+// CA. Nil without MTLS (the defaults apply).
+func (s *Server) ClientTLS() *tls.Config {
+	if s.cfg.MTLS == nil {
+		return nil
+	}
+	return s.cfg.MTLS.ClientConfig()
+}
 
 // Config returns the effective configuration.
 func (s *Server) Config() Config { return s.cfg }
