@@ -236,7 +236,7 @@ func startCluster(t *testing.T, edges ...edgeSpec) *cluster {
 			"--edge-token", clusterEdgeToken, "--loopback-candidates", "--turn-public-ip", "127.0.0.1",
 			"--turn-udp", fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t)), "--turn-tcp", "",
 			"--gossip", fmt.Sprintf("127.0.0.1:%d", freeBothPort(t)), "--allowed-origins", "*",
-			"--drain-timeout", drain, "--log-level", logLevel())
+			"--drain-timeout", drain, "--insecure-cluster-links", "--log-level", logLevel())
 		cl.edges[e.ID] = ce
 	}
 	for _, ce := range cl.edges {
