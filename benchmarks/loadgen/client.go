@@ -129,8 +129,13 @@ type client struct {
 	// lost is closed on the first failure (socket closed, error, removed):
 	// the cascade failover watches it after the join.
 	lost    chan struct{}
-	closing chan struct{}
-	wg      sync.WaitGroup
+	lostErr error // set before lost is closed
+	// Session errors (answers to one message) seen after `joined`.
+	isJoined    atomic.Bool
+	sessionErrs atomic.Int64
+	lastSessErr atomic.Value // string
+	closing     chan struct{}
+	wg          sync.WaitGroup
 	// onRTCP receives RTCP sent to the publisher PC (keyframe requests).
 	onRTCP func([]byte)
 }
@@ -153,7 +158,7 @@ func dialClient(ctx context.Context, api *webrtc.API, url, name string) (*client
 }
 
 func (c *client) fail(err error) {
-	c.failOnce.Do(func() { c.failed <- err; close(c.lost) })
+	c.failOnce.Do(func() { c.lostErr = err; c.failed <- err; close(c.lost) })
 }
 
 func (c *client) send(typ string, data any) error {
@@ -183,6 +188,13 @@ func (c *client) sendCandidate(target string, cand *webrtc.ICECandidate) {
 	_ = c.send(wire.TypeCandidate, wire.Candidate{Target: target, Candidate: raw})
 }
 
+// sessionErrors answer one message of an open session; they do not end it
+// (as in edge/signal/signaltest).
+var sessionErrors = map[string]bool{
+	wire.CodeBadRequest: true, wire.CodeUnknownType: true, wire.CodeForbidden: true,
+	wire.CodeNotFound: true, wire.CodeBadSDP: true,
+}
+
 // readLoop drains every frame the edge sends (room events included: a
 // client that stops reading would be dropped by the edge) and acts on the
 // few that matter here.
@@ -206,6 +218,7 @@ func (c *client) readLoop() {
 		case wire.TypeJoined:
 			var j wire.Joined
 			if json.Unmarshal(env.Data, &j) == nil {
+				c.isJoined.Store(true)
 				select {
 				case c.joined <- &j:
 				default:
@@ -228,7 +241,18 @@ func (c *client) readLoop() {
 			}
 		case wire.TypeCandidate:
 			c.candidate(env.Data)
-		case wire.TypeError, wire.TypeRemoved:
+		case wire.TypeError:
+			// After `joined`, session errors answer one message and do not
+			// end the session (docs/signaling.md); count them.
+			var e wire.Error
+			_ = json.Unmarshal(env.Data, &e)
+			if c.isJoined.Load() && sessionErrors[e.Code] {
+				c.sessionErrs.Add(1)
+				c.lastSessErr.Store(string(env.Data))
+				continue
+			}
+			c.fail(fmt.Errorf("%s: %s %s", c.name, env.Type, env.Data))
+		case wire.TypeRemoved:
 			c.fail(fmt.Errorf("%s: %s %s", c.name, env.Type, env.Data))
 		}
 	}
@@ -386,7 +410,12 @@ func (c *client) counters() []*trackCounter {
 
 // receiving reports whether both kinds have delivered at least min packets.
 func (c *client) receiving(min uint64) bool {
-	var a, v bool
+	a, v := c.receivingKinds(min)
+	return a && v
+}
+
+// receivingKinds reports per kind whether min packets have arrived.
+func (c *client) receivingKinds(min uint64) (a, v bool) {
 	for _, t := range c.counters() {
 		if t.packets.Load() >= min {
 			if t.video {
@@ -396,7 +425,7 @@ func (c *client) receiving(min uint64) bool {
 			}
 		}
 	}
-	return a && v
+	return a, v
 }
 
 // publish negotiates the publisher PC with the given tracks.

@@ -56,6 +56,13 @@ func main() {
 			fmt.Println(ln.Addr().(*net.TCPAddr).Port)
 			_ = ln.Close()
 			return
+		case "waitok":
+			// cascade.sh: wait until GET URL answers 200 (loadgen waitok URL PID):
+			// exit 1 after 20 s or as soon as process PID is gone.
+			if len(os.Args) != 4 || !waitOK(os.Args[2], os.Args[3]) {
+				os.Exit(1)
+			}
+			return
 		case "cascade":
 			if err := runCascade(os.Args[2:]); err != nil {
 				fmt.Fprintln(os.Stderr, "loadgen cascade:", err)
@@ -620,4 +627,23 @@ func runReport(files []string) error {
 	}
 	printTable(os.Stdout, rows)
 	return nil
+}
+
+// waitOK polls url until it answers 200, for at most 20 s, giving up when
+// process pid has exited.
+func waitOK(url, pid string) bool {
+	p, _ := strconv.Atoi(pid)
+	cl := http.Client{Timeout: time.Second}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := cl.Get(url); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+		if p > 0 && syscall.Kill(p, 0) != nil {
+			return false
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,8 +36,13 @@ type generator struct {
 	videoSent atomic.Uint64
 	audioSent atomic.Uint64
 	keys      atomic.Uint64
-	stop      chan struct{}
-	done      chan struct{}
+	// When keyframe requests arrived and key frames went out (the
+	// cascade failover reports them relative to the kill).
+	evMu   sync.Mutex
+	plisAt []time.Time
+	keysAt []time.Time
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 func newGenerator(shape mediaShape, streamID string) (*generator, error) {
@@ -94,6 +100,9 @@ func (g *generator) readRTCP(s *webrtc.RTPSender) {
 			switch p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				g.keyReq.Store(true)
+				g.evMu.Lock()
+				g.plisAt = append(g.plisAt, time.Now())
+				g.evMu.Unlock()
 			}
 		}
 	}
@@ -122,6 +131,9 @@ func (g *generator) videoLoop() {
 			if key {
 				lastKey = now
 				g.keys.Add(1)
+				g.evMu.Lock()
+				g.keysAt = append(g.keysAt, time.Now())
+				g.evMu.Unlock()
 			}
 			pkt.Timestamp += uint32(90000 / sh.FPS)
 			for i := 0; i < sh.PktsPerFrame; i++ {
@@ -183,4 +195,21 @@ func (g *generator) audioLoop(levelID uint8) {
 			pkt.Timestamp += 960
 		}
 	}
+}
+
+// events returns the times of keyframe requests and key frames since t.
+func (g *generator) events(since time.Time) (plis, keys []time.Duration) {
+	g.evMu.Lock()
+	defer g.evMu.Unlock()
+	for _, t := range g.plisAt {
+		if t.After(since) {
+			plis = append(plis, t.Sub(since))
+		}
+	}
+	for _, t := range g.keysAt {
+		if t.After(since) {
+			keys = append(keys, t.Sub(since))
+		}
+	}
+	return plis, keys
 }
