@@ -125,9 +125,13 @@ func New(cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// Copy: the caller's slice may be shared with other agents or the test
+	// that built the config, so trimming in place would be a data race.
+	urls := make([]string, len(cfg.ControlURLs))
 	for i, u := range cfg.ControlURLs {
-		cfg.ControlURLs[i] = strings.TrimRight(u, "/")
+		urls[i] = strings.TrimRight(u, "/")
 	}
+	cfg.ControlURLs = urls
 	return &Agent{cfg: cfg, log: cfg.Logger.With("edge", cfg.Register.EdgeID), wake: make(chan struct{}, 1), beat: make(chan struct{}, 1), regOnce: make(chan struct{})}, nil
 }
 

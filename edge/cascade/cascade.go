@@ -447,7 +447,10 @@ type LegInfo struct {
 	PeerRegion string
 	Direction  string // "in" (we pull) or "out" (we serve)
 	Connected  bool
-	Stats      sfu.LegStats
+	// Idle: the leg's socket is up but it has no track to carry, so its
+	// PeerConnection was never negotiated.
+	Idle  bool
+	Stats sfu.LegStats
 }
 
 // Legs lists every leg end of this edge.

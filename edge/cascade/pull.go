@@ -423,6 +423,7 @@ func (l *pullLeg) info(now time.Time) LegInfo {
 	li := LegInfo{RoomID: l.roomID, PeerEdgeID: p.EdgeID, PeerRegion: p.Region, Direction: "in", Connected: l.connected.Load()}
 	if ri != nil {
 		li.Stats = ri.Stats(now)
+		li.Idle = !li.Connected && !ri.Negotiated()
 	}
 	return li
 }

@@ -203,6 +203,7 @@ func (sl *servedLeg) info() LegInfo {
 	li := LegInfo{RoomID: sl.roomID, PeerEdgeID: sl.peer, PeerRegion: sl.peerRegion, Direction: "out", Connected: sl.connected.Load()}
 	if r := sl.relay.Load(); r != nil {
 		li.Stats = r.RelayStats()
+		li.Idle = !li.Connected && li.Stats.Tracks == 0
 	}
 	return li
 }

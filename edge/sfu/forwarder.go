@@ -46,7 +46,15 @@ func newForwarder(t *PublishedTrack, sub *Subscriber, relayLayer int) *Forwarder
 	f := &Forwarder{track: t, sub: sub}
 	f.dt = &DownTrack{
 		id: t.info.TrackID, streamID: t.info.ParticipantID, kind: t.kind, mime: t.codec.MimeType,
-		onBind: func() { f.RequestKeyframe() },
+		// A keyframe asked for before the transport is up arrives before
+		// anything can be forwarded and spends the publisher's once-a-second
+		// request; the connect (Subscriber) asks instead. A track added to a
+		// connected subscriber asks at once.
+		onBind: func() {
+			if !f.relay && (sub == nil || sub.connected.Load()) {
+				f.RequestKeyframe()
+			}
+		},
 	}
 	f.current.Store(noLayer)
 	f.pinned.Store(autoPick)
@@ -56,6 +64,7 @@ func newForwarder(t *PublishedTrack, sub *Subscriber, relayLayer int) *Forwarder
 		f.dt.id = relayTrackID(t.Info(), relayLayer)
 		f.pinned.Store(int32(relayLayer))
 		f.target.Store(int32(relayLayer))
+		defer f.waitingSince.Store(0) // never waits for a keyframe
 	} else if t.simulcast {
 		// Start at the best layer present; housekeeping adjusts it to the estimate.
 		avail, _ := t.availableLayers()
@@ -87,7 +96,10 @@ func (f *Forwarder) forward(idx int, pkt *rtp.Packet, key bool, arrival int64) {
 	f.mu.Lock()
 	cur, tgt = int(f.current.Load()), int(f.target.Load())
 	if idx == tgt && cur != tgt {
-		if !key {
+		// A relay forwards from the first packet: the far edge gates on
+		// keyframes per subscriber, and waiting here too would cost a
+		// second keyframe (and a second of the publisher's request budget).
+		if !key && !f.relay {
 			f.mu.Unlock()
 			if cur == noLayer {
 				f.stats.skipNoKeyframe.Add(1) // the subscriber sees nothing until a keyframe
@@ -146,6 +158,9 @@ func (f *Forwarder) resync() {
 	f.mu.Lock()
 	f.current.Store(noLayer)
 	f.mu.Unlock()
+	if f.relay {
+		return
+	}
 	f.waitingSince.Store(monoNow())
 	f.RequestKeyframe()
 }

@@ -136,6 +136,10 @@ func (s *SFU) NewRelayIn(roomID, peer string, onCandidate func(*webrtc.ICECandid
 	return ri, nil
 }
 
+// Negotiated reports whether the upstream edge has offered anything yet
+// (it offers only once it has a track to carry).
+func (ri *RelayIn) Negotiated() bool { return ri.pc.RemoteDescription() != nil }
+
 // ConnectionState reports the leg's PeerConnection state.
 func (ri *RelayIn) ConnectionState() webrtc.PeerConnectionState { return ri.pc.ConnectionState() }
 

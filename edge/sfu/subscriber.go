@@ -233,6 +233,9 @@ func (s *Subscriber) negotiate() {
 		err = s.pc.SetLocalDescription(offer)
 	}
 	if err != nil {
+		if s.pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
+			return // the participant is leaving: nothing to negotiate
+		}
 		s.part.room.sfu.log.Warn("sfu: subscriber offer", "participant", s.part.id, "err", err)
 		return
 	}
