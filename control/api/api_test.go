@@ -1,9 +1,11 @@
 package api_test
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -304,12 +306,61 @@ func TestAPIKeyExchangeAndRefresh(t *testing.T) {
 		t.Fatalf("refresh: %d %s", r.Status, r.Body)
 	}
 	expectError(t, c.Do(0, "POST", "/auth/refresh", "", map[string]string{"refreshToken": old}), 401, "")
-	// The refresh token is stored hashed, never in clear.
-	c.Node(0).Node().FSM().Read(func(s *state.Store) {
-		raw, _ := json.Marshal(s)
-		_ = raw
-	})
+
+	// The refresh token is stored hashed, never in clear: the replicated
+	// state (what a snapshot persists and every follower holds) must key the
+	// one live token by its SHA-256 (hex), as state.RefreshToken documents,
+	// and contain neither token's text. The hash is computed here rather than
+	// with auth.TokenHash so that a reversible "hash" (say, hex of the token)
+	// cannot pass. The Store keeps its tables unexported, so read them the
+	// way Raft does.
+	snap := fsmSnapshot(t, c.Node(0).Node().FSM())
+	var stored struct {
+		Refresh map[string]state.RefreshToken `json:"refresh"`
+	}
+	if err := json.Unmarshal(snap, &stored); err != nil {
+		t.Fatalf("decode snapshot: %v", err)
+	}
+	sum := sha256.Sum256([]byte(pair.RefreshToken))
+	want := hex.EncodeToString(sum[:])
+	if len(stored.Refresh) != 1 {
+		t.Fatalf("stored refresh tokens: %d, want 1 (the used one is consumed): %v", len(stored.Refresh), stored.Refresh)
+	}
+	rt, ok := stored.Refresh[want]
+	if !ok {
+		t.Fatalf("refresh token not stored under its hash %s; stored keys: %v", want, stored.Refresh)
+	}
+	if rt.APIKey != c.APIKey {
+		t.Fatalf("refresh token belongs to %q, want %q", rt.APIKey, c.APIKey)
+	}
+	for _, tok := range []string{pair.RefreshToken, old} {
+		if strings.Contains(string(snap), tok) {
+			t.Fatalf("refresh token %q stored in clear text", tok)
+		}
+	}
 }
+
+// fsmSnapshot returns the bytes Raft would persist for the FSM's state.
+func fsmSnapshot(t *testing.T, fsm *state.FSM) []byte {
+	t.Helper()
+	s, err := fsm.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	var sink memSink
+	if err := s.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	return sink.Bytes()
+}
+
+// memSink is a raft.SnapshotSink that keeps the snapshot in memory.
+type memSink struct{ bytes.Buffer }
+
+func (*memSink) ID() string    { return "test" }
+func (*memSink) Cancel() error { return nil }
+func (*memSink) Close() error  { return nil }
 
 func TestKeyRevocationInvalidatesTokens(t *testing.T) {
 	c := newNode(t)

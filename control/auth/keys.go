@@ -4,15 +4,14 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/control/webhooks"
+	"github.com/meridian-video/meridian/shared/ids"
 )
 
 // NewKeySpec describes a key to create; empty fields are generated.
@@ -51,21 +50,20 @@ func NewAPIKey(r io.Reader, sealer *Sealer, spec NewKeySpec, now time.Time) (*st
 		return nil, "", fmt.Errorf("auth: API secret must be at least 16 characters")
 	}
 	if spec.UserID == "" {
-		var b [12]byte
-		if _, err := io.ReadFull(r, b[:]); err != nil {
+		id, err := ids.NewDocID(r)
+		if err != nil {
 			return nil, "", err
 		}
-		spec.UserID = hex.EncodeToString(b[:])
+		spec.UserID = string(id)
 	}
 	sealed, err := sealer.Seal(r, []byte(spec.Secret))
 	if err != nil {
 		return nil, "", err
 	}
-	var wb [24]byte
-	if _, err := io.ReadFull(r, wb[:]); err != nil {
+	whsec, err := webhooks.GenerateSecret(r)
+	if err != nil {
 		return nil, "", err
 	}
-	whsec := "whsec_" + base64.StdEncoding.EncodeToString(wb[:])
 	whSealed, err := sealer.Seal(r, []byte(whsec))
 	if err != nil {
 		return nil, "", err
@@ -89,11 +87,13 @@ func NewClusterSecrets(r io.Reader, sealer *Sealer) (*state.ClusterSecrets, erro
 	if err != nil {
 		return nil, err
 	}
-	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	// The videosdk-signature key is made and encoded by the package that
+	// signs with it, so the stored forms are the ones it parses.
+	rk, err := webhooks.GenerateRSAKey()
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(rk)
+	der, err := webhooks.MarshalPrivateKey(rk)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func NewClusterSecrets(r io.Reader, sealer *Sealer) (*state.ClusterSecrets, erro
 	if err != nil {
 		return nil, err
 	}
-	spki, err := x509.MarshalPKIXPublicKey(&rk.PublicKey)
+	pubPEM, err := webhooks.EncodePublicKeyPEM(&rk.PublicKey)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +114,7 @@ func NewClusterSecrets(r io.Reader, sealer *Sealer) (*state.ClusterSecrets, erro
 		return nil, err
 	}
 	return &state.ClusterSecrets{TicketPublicKey: pub, TicketPrivateEnc: privEnc,
-		WebhookRSAPubPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki})), WebhookRSAEnc: rsaEnc, TURNSecretEnc: turnEnc}, nil
+		WebhookRSAPubPEM: pubPEM, WebhookRSAEnc: rsaEnc, TURNSecretEnc: turnEnc}, nil
 }
 
 // OpenedSecrets are the cluster secrets in usable form.
@@ -136,13 +136,9 @@ func OpenClusterSecrets(sealer *Sealer, s *state.ClusterSecrets) (*OpenedSecrets
 	if err != nil {
 		return nil, err
 	}
-	k, err := x509.ParsePKCS8PrivateKey(der)
+	rk, err := webhooks.ParsePrivateKey(der)
 	if err != nil {
 		return nil, err
-	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("auth: webhook key is not RSA")
 	}
 	turn, err := sealer.Open(s.TURNSecretEnc)
 	if err != nil {

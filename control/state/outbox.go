@@ -3,7 +3,6 @@ package state
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/meridian-video/meridian/control/webhooks"
@@ -207,19 +206,12 @@ func (s *Store) enqueue(index uint64, r *Room, eventID, eventType string, at tim
 	s.enqueueRaw(index, r, eventID, eventType, at, raw, "")
 }
 
-// MatchEvent reports whether a subscription pattern list selects eventType:
-// "*" matches all, a trailing "*" is a prefix match, otherwise exact. An empty
-// list means every event.
+// MatchEvent reports whether a subscription pattern list selects eventType.
+// The pattern language is webhooks.Match's (one implementation, fuzzed
+// there); the policy is the store's: a room or global endpoint configured
+// without an events list receives every event.
 func MatchEvent(patterns []string, eventType string) bool {
-	if len(patterns) == 0 {
-		return true
-	}
-	for _, p := range patterns {
-		if p == "*" || p == eventType || (strings.HasSuffix(p, "*") && strings.HasPrefix(eventType, strings.TrimSuffix(p, "*"))) {
-			return true
-		}
-	}
-	return false
+	return len(patterns) == 0 || webhooks.Match(patterns, eventType)
 }
 
 func (s *Store) enqueueRaw(index uint64, r *Room, eventID, eventType string, at time.Time, data json.RawMessage, extraURL string) {

@@ -5,19 +5,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	backoffpkg "github.com/meridian-video/meridian/shared/backoff"
 )
 
 // backoff is the delay after the attempts-th failed attempt (attempts >= 1):
 // uniform in [MinBackoff, min(MaxBackoff, MinBackoff·2^attempts)], with r in
 // [0, 1) from Config.Rand.
 func backoff(cfg *Config, attempts int, r float64) time.Duration {
-	ceil := cfg.MinBackoff
-	for i := 0; i < attempts && ceil < cfg.MaxBackoff; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, cfg.MaxBackoff)
-	r = min(max(r, 0), 1)
-	return cfg.MinBackoff + time.Duration(r*float64(ceil-cfg.MinBackoff))
+	return backoffpkg.Policy{Min: cfg.MinBackoff, Max: cfg.MaxBackoff}.Jittered(attempts, r)
 }
 
 // retryDelay chooses the wait before the next attempt: what Retry-After asks

@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
+
+	backoffpkg "github.com/meridian-video/meridian/shared/backoff"
 )
 
 // Dispatcher delivers the outbox. Construct it once per process with New and
@@ -123,12 +125,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			for _, chain := range chains {
 				key := chain[0].orderingKey()
 				busy[key] = true
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					d.runChain(ctx, chain)
 					done <- key
-				}()
+				})
 			}
 			if !next.IsZero() {
 				wait = min(wait, max(next.Sub(d.cfg.Now()), d.cfg.MinScanInterval))
@@ -225,12 +225,15 @@ func (d *Dispatcher) runChain(ctx context.Context, chain []Delivery) {
 	}
 }
 
+// recordBackoff spaces the retries of record: 50, 100, 200, 400 ms. No
+// jitter: only this leader's dispatcher is retrying, against its own Raft.
+var recordBackoff = backoffpkg.Policy{Min: 50 * time.Millisecond, Max: time.Second}
+
 // record replicates res, retrying briefly. If ctx is already cancelled (the
 // leadership is being lost) it makes one short detached try, so a delivery
 // that did go out is not repeated needlessly.
 func (d *Dispatcher) record(ctx context.Context, res AttemptResult) bool {
 	const tries = 5
-	delay := 50 * time.Millisecond
 	for i := 0; ; i++ {
 		rctx, cancel := ctx, context.CancelFunc(func() {})
 		if ctx.Err() != nil {
@@ -246,14 +249,13 @@ func (d *Dispatcher) record(ctx context.Context, res AttemptResult) bool {
 		if i+1 == tries || ctx.Err() != nil {
 			return false
 		}
-		t := time.NewTimer(delay)
+		t := time.NewTimer(recordBackoff.Ceiling(i))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return false
 		case <-t.C:
 		}
-		delay *= 2
 	}
 }
 

@@ -639,6 +639,59 @@ func TestRunLeavesNoGoroutines(t *testing.T) {
 	})
 }
 
+// blockingRecord holds every Record until release is closed, outside the
+// fake's lock so that the dispatcher's scans are not blocked with it.
+type blockingRecord struct {
+	*fakeOutbox
+	entered  chan struct{}
+	once     sync.Once
+	release  chan struct{}
+	finished atomic.Bool
+}
+
+func (b *blockingRecord) Record(ctx context.Context, r AttemptResult) error {
+	b.once.Do(func() { close(b.entered) })
+	<-b.release
+	defer b.finished.Store(true)
+	return b.fakeOutbox.Record(context.WithoutCancel(ctx), r)
+}
+
+// TestRunWaitsForWorkers: Run returns only after its workers did, so a new
+// term's Run (or Close) never overlaps an old attempt still being recorded.
+func TestRunWaitsForWorkers(t *testing.T) {
+	clock := newFakeClock()
+	rc := newReceiver(t, nil)
+	o := &blockingRecord{fakeOutbox: newFakeOutbox(), entered: make(chan struct{}), release: make(chan struct{})}
+	o.add(delivery(t, "msg_1", "room-1", rc.URL, clock.Now()))
+	d, err := New(testConfig(clock), o, testSigner(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- d.Run(ctx) }()
+	select {
+	case <-o.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the delivery was never recorded")
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		t.Fatalf("Run returned (%v) while a worker was still recording", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(o.release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !o.finished.Load() {
+		t.Fatal("Run returned before its worker finished")
+	}
+}
+
 func TestRecordIsRetried(t *testing.T) {
 	clock := newFakeClock()
 	rc := newReceiver(t, nil)

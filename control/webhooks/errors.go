@@ -22,8 +22,6 @@ var (
 	// ErrUnknownSecret: the signing secret of a delivery does not exist any
 	// more (key deleted or revoked). The delivery fails permanently.
 	ErrUnknownSecret = errors.New("webhooks: unknown signing secret")
-	// ErrStillPending: a pending delivery cannot be redelivered.
-	ErrStillPending = errors.New("webhooks: delivery is still pending")
 	// ErrAlreadyRunning: Run was called while another Run is active.
 	ErrAlreadyRunning = errors.New("webhooks: dispatcher already running")
 	// ErrConfig: the configuration is invalid; the message names the field.

@@ -31,7 +31,7 @@ func Example() {
 	_ = sealedDER
 
 	// Per API key: a Standard Webhooks secret, shown at GET /webhooks/signing-secret.
-	secret, _ := webhooks.GenerateSecret()
+	secret, _ := webhooks.GenerateSecret(nil)
 
 	signer, err := webhooks.NewSigner(key, webhooks.StaticSecrets{"api-key-1": secret})
 	if err != nil {

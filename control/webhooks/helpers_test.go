@@ -26,7 +26,7 @@ var testKey = sync.OnceValue(func() *rsa.PrivateKey {
 const testSecretRef = "key-1"
 
 var testSecret = sync.OnceValue(func() string {
-	s, err := GenerateSecret()
+	s, err := GenerateSecret(nil)
 	if err != nil {
 		panic(err)
 	}

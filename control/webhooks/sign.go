@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -204,10 +205,15 @@ func ParsePrivateKey(der []byte) (*rsa.PrivateKey, error) {
 }
 
 // GenerateSecret returns a new Standard Webhooks secret: "whsec_" followed by
-// 24 random bytes in standard base64.
-func GenerateSecret() (string, error) {
+// 24 bytes from r (crypto/rand when r is nil) in standard base64. The reader
+// is a parameter so that callers with an injected randomness source (API key
+// creation) draw every secret from it.
+func GenerateSecret(r io.Reader) (string, error) {
+	if r == nil {
+		r = rand.Reader
+	}
 	var b [24]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	if _, err := io.ReadFull(r, b[:]); err != nil {
 		return "", fmt.Errorf("webhooks: generate secret: %w", err)
 	}
 	return SecretPrefix + base64.StdEncoding.EncodeToString(b[:]), nil

@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -122,11 +123,11 @@ func TestKeyEncodingRoundTrip(t *testing.T) {
 }
 
 func TestGenerateSecret(t *testing.T) {
-	a, err := GenerateSecret()
+	a, err := GenerateSecret(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := GenerateSecret()
+	b, _ := GenerateSecret(nil)
 	if a == b || !ValidSecret(a) || !strings.HasPrefix(a, "whsec_") {
 		t.Fatalf("secrets %q %q", a, b)
 	}
@@ -141,5 +142,23 @@ func TestGenerateSecret(t *testing.T) {
 		if ValidSecret(bad) {
 			t.Errorf("ValidSecret(%q) = true", bad)
 		}
+	}
+
+	// A given reader is the only source of the secret's bytes, and exactly
+	// 24 of them are used.
+	src := make([]byte, 30)
+	for i := range src {
+		src[i] = byte(i)
+	}
+	r := bytes.NewReader(src)
+	got, err := GenerateSecret(r)
+	if want := "whsec_" + base64.StdEncoding.EncodeToString(src[:24]); err != nil || got != want {
+		t.Fatalf("GenerateSecret(reader) = %q, %v; want %q", got, err, want)
+	}
+	if r.Len() != 6 {
+		t.Fatalf("GenerateSecret read %d bytes, want 24", 30-r.Len())
+	}
+	if _, err := GenerateSecret(bytes.NewReader(src[:23])); err == nil {
+		t.Fatal("a short reader gave a secret")
 	}
 }

@@ -165,7 +165,10 @@ func TestListenerConfig(t *testing.T) {
 	only := serveTLS(t, tlsutil.ListenerConfig(pub, nil))
 	asked := false
 	conn, err := tls.Dial("tcp", only, &tls.Config{RootCAs: ca.Pool(), ServerName: "video.example.com",
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { asked = true; return &tls.Certificate{}, nil }})
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			asked = true
+			return &tls.Certificate{}, nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

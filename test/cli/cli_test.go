@@ -152,7 +152,9 @@ func TestDevFirstRunRestartAndCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	json.Unmarshal(b, &creds)
+	if err := json.Unmarshal(b, &creds); err != nil || creds.APIKey == "" || creds.APISecret == "" {
+		t.Fatalf("credentials.json: %v\n%s", err, b)
+	}
 	if !strings.Contains(p.out.String(), creds.APIKey) || !strings.Contains(p.out.String(), creds.APISecret) || !strings.Contains(p.out.String(), url) {
 		t.Fatalf("dev did not print its key, secret and URL:\n%s", p.out.String())
 	}
@@ -173,16 +175,41 @@ func TestDevFirstRunRestartAndCLI(t *testing.T) {
 
 	// Keys: create, list, revoke (admin token read from the data dir).
 	var key struct{ APIKey, Secret string }
-	json.Unmarshal([]byte(run(t, bin, "keys", "create", "--server", url, "--data", data, "--name", "ci")), &key)
-	if key.APIKey == "" || key.Secret == "" {
-		t.Fatal("keys create printed no key")
+	createdKey := run(t, bin, "keys", "create", "--server", url, "--data", data, "--name", "ci")
+	if err := json.Unmarshal([]byte(createdKey), &key); err != nil || key.APIKey == "" || key.Secret == "" {
+		t.Fatalf("keys create printed no key (%v):\n%s", err, createdKey)
 	}
+	// Before the revocation the key works: the refusal below is then caused
+	// by the revocation, not by a key that never worked.
+	run(t, bin, "rooms", "list", "--server", url, "--api-key", key.APIKey, "--api-secret", key.Secret)
 	if list := run(t, bin, "keys", "list", "--server", url, "--data", data); !strings.Contains(list, key.APIKey) {
 		t.Fatalf("keys list lacks the new key:\n%s", list)
 	}
 	run(t, bin, "keys", "revoke", "--server", url, "--data", data, key.APIKey)
-	if out, err := exec.Command(bin, "rooms", "list", "--server", url, "--api-key", key.APIKey, "--api-secret", key.Secret).CombinedOutput(); err == nil {
+	out, err := exec.Command(bin, "rooms", "list", "--server", url, "--api-key", key.APIKey, "--api-secret", key.Secret).CombinedOutput()
+	if err == nil {
 		t.Fatalf("revoked key still works:\n%s", out)
+	}
+	// The CLI must fail because the server refused the revoked key (401 with
+	// the revocation reason, as control/auth answers it), not for any other
+	// reason such as a crash, a bad flag or an unreachable server.
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("revoked key: %v, want exit status 1:\n%s", err, out)
+	}
+	const prefix = "meridian: GET /v2/rooms: 401 Unauthorized: "
+	body, found := strings.CutPrefix(strings.TrimSpace(string(out)), prefix)
+	if !found {
+		t.Fatalf("revoked key: want %q and the error body, got:\n%s", prefix, out)
+	}
+	var refusal struct {
+		StatusCode int    `json:"statusCode"`
+		Message    string `json:"message"`
+	}
+	if err := json.Unmarshal([]byte(body), &refusal); err != nil {
+		t.Fatalf("revoked key: error body is not JSON (%v): %s", err, body)
+	}
+	if refusal.StatusCode != 401 || refusal.Message != "invalid token: apikey has been revoked" {
+		t.Fatalf("revoked key refused for another reason: %+v", refusal)
 	}
 	p.stop(t)
 

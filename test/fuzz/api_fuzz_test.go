@@ -19,7 +19,6 @@ import (
 
 const edgeToken = "fuzz-edge-token"
 
-
 // routes are the POST endpoints taking a JSON body, with who may call them.
 func routes(room string) []struct{ path, who string } {
 	return []struct{ path, who string }{

@@ -100,7 +100,15 @@ describe('documented paths with trailing slashes', () => {
     for (const p of ['/v2/rooms/', '/v2/sessions/']) {
       const res = await call(m.url, 'GET', p, { token });
       assert.equal(res.status, 200, `${p}: ${res.text}`);
-      assert.ok(res.json.pageInfo, p);
+      const bare = await call(m.url, 'GET', p.slice(0, -1), { token });
+      assert.equal(bare.status, 200, `${p.slice(0, -1)}: ${bare.text}`);
+      // Same body as the slash-less path, and that body is the list envelope.
+      assert.deepEqual(res.json, bare.json, p);
+      assert.deepEqual(Object.keys(res.json).sort(), ['data', 'pageInfo'], p);
+      const { total } = res.json.pageInfo;
+      assert.equal(Number.isInteger(total), true, `${p} total ${total}`);
+      assert.deepEqual(res.json.pageInfo, { currentPage: 1, perPage: 20, lastPage: Math.max(1, Math.ceil(total / 20)), total }, p);
+      assert.equal(res.json.data.length, Math.min(20, total), p);
     }
   });
 });

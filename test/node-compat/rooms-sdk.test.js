@@ -50,7 +50,7 @@ describe('SDK rooms.create', () => {
     const room = await client.rooms.create();
     assert.deepEqual(rec.last().requestBody, {});
     assert.match(room.roomId, ROOM_ID_RE);
-    assert.ok(!room.customRoomId, 'no customRoomId');
+    assert.equal(room.customRoomId, undefined, 'no customRoomId key when none was given');
   });
 
   it('accepts the README quick-start call rooms.create({ geoFence: "us002" })', async () => {
@@ -73,8 +73,20 @@ describe('SDK rooms.create', () => {
     assert.deepEqual(rec.last().requestBody.autoCloseConfig, { type: 'session-end-and-deactivate', duration: 60 });
     assert.equal(rec.last().status, 200);
     assert.match(room.roomId, ROOM_ID_RE);
-    if (room.webhook) assert.equal(room.webhook.endPoint, 'https://example.com/hooks/video');
-    if (room.autoCloseConfig) assert.equal(room.autoCloseConfig.type, 'session-end-and-deactivate');
+    // Meridian echoes the stored configuration (contract §3.1 allows it), so
+    // the echo must be exactly what the SDK sent: a missing or mangled field
+    // here is a room that will not call its webhook or close as asked.
+    assert.deepEqual(room.webhook, {
+      endPoint: 'https://example.com/hooks/video',
+      events: ['participant-joined', 'recording-*'],
+    });
+    assert.deepEqual(room.autoCloseConfig, { type: 'session-end-and-deactivate', duration: 60 });
+    assert.deepEqual(room.allowedParticipantIds, ['demo-1', 'demo-2']);
+    assert.deepEqual(room.multiComposition, { recording: true, hls: false, rtmp: false });
+    // ...and it is stored, not just reflected: a later get returns the same.
+    const got = await client.rooms.get(room.roomId);
+    assert.deepEqual(got.webhook, room.webhook);
+    assert.deepEqual(got.autoCloseConfig, room.autoCloseConfig);
   });
 
   it('works with a client built from a pre-minted docs-snippet token (no apiKey/secret)', async () => {
@@ -103,8 +115,10 @@ describe('SDK rooms.get', () => {
     assert.equal(got.customRoomId, 'sdk-get-room');
     assert.equal(got.id, room.id);
     assert.equal(got.disabled, false);
-    assert.ok(got.user && typeof got.user === 'object', 'list/get items embed `user`');
-    assert.equal(got.user.id, room.userId);
+    // Contract §3.3/§3.4: get embeds the project owner as `user` (email and
+    // name are empty for Meridian projects) instead of `userId`.
+    assert.deepEqual(got.user, { email: '', name: '', discontinuedReason: null, id: room.userId });
+    assert.equal(got.userId, undefined);
   });
 
   it('fetches by customRoomId and by document id', async () => {
@@ -156,7 +170,8 @@ describe('SDK rooms.list', () => {
       assert.equal(p.hasNextPage, page < info.lastPage);
       for (const r of p.data) {
         assert.match(r.roomId, ROOM_ID_RE);
-        assert.ok(r.user && typeof r.user === 'object', 'list items embed `user`');
+        assert.deepEqual(r.user, { email: '', name: '', discontinuedReason: null, id: created[0].userId }, 'list items embed `user`');
+        assert.equal(r.userId, undefined);
         assert.ok(!seen.has(r.id), `room ${r.roomId} appears on one page only`);
         seen.set(r.id, r);
       }
@@ -282,9 +297,11 @@ describe('SDK rooms.end (POST /v2/rooms/deactivate)', () => {
     assert.equal(v.room.disabled, true);
   });
 
-  it('an unknown roomId is an SDK error with a 4xx status', async () => {
+  it('an unknown roomId is RoomNotFoundError (HTTP 404) naming the room', async () => {
     const err = await rejection(client.rooms.end('zzzz-zzzz-zzzz'));
     assert.ok(isVideoSDKError(err), `got ${err}`);
-    assert.ok(err.httpStatus >= 400 && err.httpStatus < 500, `status ${err.httpStatus}`);
+    assert.ok(err instanceof RoomNotFoundError, `got ${err.name}: ${err.message}`);
+    assert.equal(err.httpStatus, 404);
+    assert.match(err.message, /room "zzzz-zzzz-zzzz" not found/);
   });
 });

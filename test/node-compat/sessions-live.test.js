@@ -10,12 +10,13 @@ const fs = require('node:fs');
 const path = require('node:path');
 const readline = require('node:readline');
 const { startMeridian } = require('./lib/harness');
-const { sdkClient } = require('./lib/client');
+const { REST_TIME_RE, sdkClient } = require('./lib/client');
 
 const PARTICIPANTS_BIN = process.env.MERIDIAN_PARTICIPANTS_BIN || path.resolve(__dirname, '../../bin/meridian-participants');
 
 let m;
 let client;
+let rec;
 let room;
 let proc;
 const lines = [];
@@ -50,7 +51,7 @@ async function eventually(fn, ms = 10000) {
 before(async () => {
   assert.ok(fs.existsSync(PARTICIPANTS_BIN), `participant tool not built at ${PARTICIPANTS_BIN} (make test-node builds it)`);
   m = await startMeridian();
-  ({ client } = sdkClient(m));
+  ({ client, rec } = sdkClient(m));
   room = await client.rooms.create({ customRoomId: 'live-room' });
   proc = spawn(PARTICIPANTS_BIN, ['-api', m.url, '-api-key', m.apiKey, '-api-secret', m.secret, '-room', room.roomId, '-ids', 'alice,bob,carol'],
     { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -95,13 +96,52 @@ describe('SDK sessions against a live meeting', () => {
   });
 
   it('listParticipants and listActiveParticipants use the documented envelopes', async () => {
+    const everyone = ['alice', 'bob', 'carol'];
+    const pageInfo = { currentPage: 1, perPage: 20, lastPage: 1, total: 3 };
+    const ids = (ps) => ps.map((p) => p.participantId).sort();
+
+    // Contract §2.4: /participants answers { pageInfo, data } where data is
+    // ONE session object (not an array). The SDK flattens it, so the wire
+    // shape is checked on the recorded response, the flattening on the Page.
     const parts = await client.sessions.listParticipants(sessionId);
-    const partsData = parts.data || parts;
-    assert.ok(partsData, 'participants page');
+    const px = rec.last();
+    assert.equal(px.path, `/v2/sessions/${sessionId}/participants`);
+    assert.equal(px.status, 200, px.text);
+    assert.deepEqual(Object.keys(px.json).sort(), ['data', 'pageInfo']);
+    assert.deepEqual(px.json.pageInfo, pageInfo);
+    assert.equal(Array.isArray(px.json.data), false, `data is a session object: ${px.text}`);
+    assert.equal(px.json.data.id, sessionId);
+    assert.equal(px.json.data.roomId, room.roomId);
+    assert.equal(px.json.data.status, 'ongoing');
+    assert.equal(px.json.data.end, null);
+    assert.deepEqual(ids(px.json.data.participants), everyone);
+    assert.deepEqual(ids(parts.data), everyone);
+    assert.equal(parts.total, 3);
+
+    // /participants/active: data is an ARRAY holding the one live session,
+    // whose participants carry the active-only extras (§4).
     const active = await client.sessions.listActiveParticipants(sessionId);
-    const activeData = active.data || active;
-    const flat = JSON.stringify(activeData);
-    for (const id of ['alice', 'bob', 'carol']) assert.ok(flat.includes(id), `${id} active`);
+    const ax = rec.last();
+    assert.equal(ax.path, `/v2/sessions/${sessionId}/participants/active`);
+    assert.equal(ax.status, 200, ax.text);
+    assert.deepEqual(Object.keys(ax.json).sort(), ['data', 'pageInfo']);
+    assert.deepEqual(ax.json.pageInfo, pageInfo);
+    assert.equal(Array.isArray(ax.json.data), true, `data is an array of sessions: ${ax.text}`);
+    assert.equal(ax.json.data.length, 1);
+    const live = ax.json.data[0];
+    assert.equal(live.id, sessionId);
+    assert.equal(live._id, sessionId);
+    assert.equal(live.status, 'ongoing');
+    assert.equal(live.links.get_all_participants, `${m.url}/v2/sessions/${sessionId}/participants`);
+    assert.deepEqual(ids(live.participants), everyone);
+    for (const p of live.participants) {
+      assert.equal(p.mode, 'SEND_AND_RECV', `${p.participantId} mode`);
+      assert.deepEqual(p.events, { mic: [], webcam: [], screenShare: [], screenShareAudio: [] });
+      assert.equal(p.timelog.length, 1);
+      assert.equal(p.timelog[0].end, null);
+    }
+    assert.deepEqual(ids(active.data), everyone);
+    assert.equal(active.total, 3);
   });
 
   it('removeParticipant kicks bob from the media plane', async () => {
@@ -110,8 +150,9 @@ describe('SDK sessions against a live meeting', () => {
     const s = await client.sessions.get(sessionId);
     const bob = s.participants.find((p) => p.participantId === 'bob');
     assert.notEqual(bob.timelog[0].end, null);
-    const active = JSON.stringify(await client.sessions.listActiveParticipants(sessionId));
-    assert.ok(!active.includes('"bob"'), 'bob no longer active');
+    const active = await client.sessions.listActiveParticipants(sessionId);
+    assert.deepEqual(active.data.map((p) => p.participantId).sort(), ['alice', 'carol'], 'bob no longer active');
+    assert.equal(active.total, 2);
   });
 
   it('sessions.end closes the session and disconnects everyone', async () => {
@@ -123,6 +164,7 @@ describe('SDK sessions against a live meeting', () => {
       assert.equal(x.status, 'ended');
       return x;
     });
-    assert.ok(s.end, 'end time set');
+    assert.match(s.end, REST_TIME_RE, 'end time set');
+    for (const p of s.participants) assert.match(p.timelog[p.timelog.length - 1].end, REST_TIME_RE, `${p.participantId} closed`);
   });
 });

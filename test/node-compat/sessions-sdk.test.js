@@ -23,11 +23,12 @@ after(async () => {
   if (m) await m.stop();
 });
 
-function assert4xx(err, status) {
+// Every refusal has one exact status and says why: a different 4xx (or a
+// generic SDK message instead of the server's) is a regression, not a pass.
+function assertRefusal(err, status, messagePattern) {
   assert.ok(isVideoSDKError(err), `expected a VideoSDKError, got ${err && err.stack}`);
-  if (status) assert.equal(err.httpStatus, status, `${err.name}: ${err.message}`);
-  else assert.ok(err.httpStatus >= 400 && err.httpStatus < 500, `4xx expected, got ${err.httpStatus}: ${err.message}`);
-  assert.ok(err.message && !/^Request failed with status/.test(err.message), `server message reaches the SDK: ${err.message}`);
+  assert.equal(err.httpStatus, status, `${err.name}: ${err.message}`);
+  assert.match(err.message, messagePattern);
 }
 
 describe('SDK sessions.list', () => {
@@ -77,71 +78,71 @@ describe('SDK sessions calls on an unknown session id', () => {
     const err = await rejection(client.sessions.get(UNKNOWN_SESSION));
     assert.equal(rec.last().path, `/v2/sessions/${UNKNOWN_SESSION}`);
     assert.ok(err instanceof RoomNotFoundError, `got ${err.name}`);
-    assert4xx(err, 404);
+    assertRefusal(err, 404, /session "0123456789abcdef01234567" not found/);
   });
 
   it('sessions.listParticipants → 404', async () => {
     const err = await rejection(client.sessions.listParticipants(UNKNOWN_SESSION));
     assert.equal(rec.last().path, `/v2/sessions/${UNKNOWN_SESSION}/participants`);
-    assert4xx(err, 404);
+    assertRefusal(err, 404, /session "0123456789abcdef01234567" not found/);
   });
 
   it('sessions.listActiveParticipants → 404', async () => {
     const err = await rejection(client.sessions.listActiveParticipants(UNKNOWN_SESSION));
     assert.equal(rec.last().path, `/v2/sessions/${UNKNOWN_SESSION}/participants/active`);
-    assert4xx(err, 404);
+    assertRefusal(err, 404, /session "0123456789abcdef01234567" not found/);
   });
 
   it('sessions.getParticipant → 404', async () => {
     const err = await rejection(client.sessions.getParticipant(UNKNOWN_SESSION, 'lxvdplwt'));
     assert.equal(rec.last().path, `/v2/sessions/${UNKNOWN_SESSION}/participants/lxvdplwt`);
-    assert4xx(err, 404);
+    assertRefusal(err, 404, /session "0123456789abcdef01234567" not found/);
   });
 
   it('sessions.getStats and sessions.getParticipantStats → 404', async () => {
-    assert4xx(await rejection(client.sessions.getStats(UNKNOWN_SESSION)), 404);
+    assertRefusal(await rejection(client.sessions.getStats(UNKNOWN_SESSION)), 404, /session "0123456789abcdef01234567" not found/);
     assert.equal(rec.last().path, `/v2/sessions/${UNKNOWN_SESSION}/stats`);
-    assert4xx(await rejection(client.sessions.getParticipantStats(UNKNOWN_SESSION, 'lxvdplwt')), 404);
+    assertRefusal(await rejection(client.sessions.getParticipantStats(UNKNOWN_SESSION, 'lxvdplwt')), 404, /session "0123456789abcdef01234567" not found/);
     assert.equal(rec.last().path, `/v2/sessions/${UNKNOWN_SESSION}/participant/lxvdplwt/stats`);
   });
 
-  it('a malformed session id is a 4xx SDK error, not a server error', async () => {
-    assert4xx(await rejection(client.sessions.get('not-a-session-id')));
+  it('a malformed session id is a 400 naming the expected format, not a server error', async () => {
+    assertRefusal(await rejection(client.sessions.get('not-a-session-id')), 400, /must be 24 lowercase hex characters/);
   });
 });
 
 describe('SDK sessions.end', () => {
-  it('on a room without a live session is an SDK error (4xx with a message)', async () => {
+  it('on a room without a live session is a 400 saying the room has no ongoing session', async () => {
     const err = await rejection(client.sessions.end({ roomId: room.roomId }));
     const ex = rec.last();
     assert.equal(ex.method, 'POST');
     assert.equal(ex.path, '/v2/sessions/end');
     assert.equal(ex.requestBody.roomId, room.roomId);
-    assert4xx(err);
+    assertRefusal(err, 400, /has no ongoing session/);
   });
 
   it('accepts the customRoomId and the legacy meetingId option, still erroring without a session', async () => {
-    assert4xx(await rejection(client.sessions.end({ roomId: 'sessions-room' })));
-    assert4xx(await rejection(client.sessions.end({ meetingId: room.roomId, force: true })));
+    assertRefusal(await rejection(client.sessions.end({ roomId: 'sessions-room' })), 400, /has no ongoing session/);
+    assertRefusal(await rejection(client.sessions.end({ meetingId: room.roomId, force: true })), 400, /has no ongoing session/);
     assert.equal(rec.last().requestBody.vsdkForceKill, true);
   });
 
   it('on an unknown room is a 404', async () => {
-    assert4xx(await rejection(client.sessions.end({ roomId: 'zzzz-zzzz-zzzz' })), 404);
+    assertRefusal(await rejection(client.sessions.end({ roomId: 'zzzz-zzzz-zzzz' })), 404, /not found/);
   });
 });
 
 describe('SDK sessions.removeParticipant', () => {
-  it('by roomId without a live session is a 4xx SDK error', async () => {
+  it('by roomId without a live session is a 400 saying so', async () => {
     const err = await rejection(client.sessions.removeParticipant({ roomId: room.roomId, participantId: 'lxvdplwt' }));
     const ex = rec.last();
     assert.equal(ex.path, '/v2/sessions/participants/remove');
     assert.deepEqual(ex.requestBody, { roomId: room.roomId, participantId: 'lxvdplwt' });
-    assert4xx(err);
+    assertRefusal(err, 400, /has no ongoing session/);
   });
 
   it('by an unknown sessionId is a 404', async () => {
-    assert4xx(await rejection(client.sessions.removeParticipant({ sessionId: UNKNOWN_SESSION, participantId: 'lxvdplwt' })), 404);
+    assertRefusal(await rejection(client.sessions.removeParticipant({ sessionId: UNKNOWN_SESSION, participantId: 'lxvdplwt' })), 404, /session "0123456789abcdef01234567" not found/);
   });
 
   it('without roomId/sessionId the SDK refuses locally (no request)', async () => {
@@ -169,8 +170,8 @@ describe('SDK participants (room-scoped view of the live session)', () => {
     assert.equal(rec.last().status, 200, 'the session lookup itself succeeded');
   });
 
-  it('participants.remove without a live session is a 4xx SDK error', async () => {
-    assert4xx(await rejection(client.participants.remove(room.roomId, 'lxvdplwt')));
+  it('participants.remove without a live session is a 400 saying so', async () => {
+    assertRefusal(await rejection(client.participants.remove(room.roomId, 'lxvdplwt')), 400, /has no ongoing session/);
     assert.equal(rec.last().path, '/v2/sessions/participants/remove');
   });
 });
