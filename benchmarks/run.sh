@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Fan-out benchmark: 1 publisher (~200 pkt/s VP8-shaped video + Opus) -> N
-# subscribers, Meridian vs a trivial pion forwarder, on this machine, in
-# this run. See docs/benchmarks.md. Numbers and ratios only; nothing here
-# passes or fails on performance.
+# subscribers, Meridian against its peers LiveKit and Janus and a trivial
+# pion forwarder, on this machine, in this run, with one load generator.
+# See docs/benchmarks.md. Numbers and ratios only; nothing here passes or
+# fails on performance.
 #
-#   benchmarks/run.sh                 # rows 10 50 100 250, ~4 minutes
+#   benchmarks/run.sh                 # rows 50 100 250, every server, ~10 minutes
 #   QUICK=1 benchmarks/run.sh         # rows 10 50 (smoke)
 #   ROWS="25 75" benchmarks/run.sh    # any rows
-#   BASELINE=0 ...                    # Meridian only
-#   PROFILE=1 ...                     # also save server pprof profiles per row
+#   SERVERS="meridian livekit" ...    # any of: baseline meridian livekit
+#                                     # livekit-batchio janus janus-loops1
+#   BASELINE=0 ...                    # without the trivial forwarder
+#   PROFILE=1 ...                     # also save Meridian's pprof profiles per row
 #   WINDOW=10s FEEDBACK=rr,twcc       # loadgen -window / -feedback
 #
-# The server runs on CPU 0 (taskset -c 0) and the load generator on CPU 1.
+# Every server runs on CPU 0 (taskset -c 0) and the load generator on CPU 1.
 # Each row gets a fresh server process, so its RSS delta is not hidden by
-# memory the previous row freed.
+# memory the previous row freed. Rows alternate between servers at every N,
+# so drift on the machine hits all of them. A server that cannot be
+# installed or started is reported as missing in the table, with the reason.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,14 +27,27 @@ cd "$ROOT"
 if [[ "${QUICK:-0}" == 1 ]]; then
 	ROWS=${ROWS:-"10 50"}
 else
-	ROWS=${ROWS:-"10 50 100 250"}
+	ROWS=${ROWS:-"50 100 250"}
 fi
+SERVERS=${SERVERS:-"baseline meridian livekit janus janus-loops1"}
 WINDOW=${WINDOW:-10s}
 FEEDBACK=${FEEDBACK:-rr,twcc}
 BASELINE=${BASELINE:-1}
 PROFILE=${PROFILE:-0}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
+if [[ "$BASELINE" != 1 ]]; then
+	SERVERS=$(tr ' ' '\n' <<<"$SERVERS" | grep -vx baseline | paste -sd' ' -)
+fi
+for s in $SERVERS; do
+	case $s in
+	baseline | meridian | livekit | livekit-batchio | janus | janus-loops1) ;;
+	*)
+		echo "unknown server $s in SERVERS" >&2
+		exit 2
+		;;
+	esac
+done
 
 KEY=bench-key
 SECRET=bench-secret-0123456789abcdef0123456789abcdef
@@ -38,7 +56,7 @@ RESULTS="$ROOT/benchmarks/results/$STAMP"
 WORK=$(mktemp -d /tmp/meridian-bench.XXXXXX)
 mkdir -p "$RESULTS"
 
-SERVER_PID=""
+SERVER_PID="" SERVER_URL=""
 cleanup() {
 	if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
 		kill "$SERVER_PID" 2>/dev/null || true
@@ -57,6 +75,10 @@ else
 	echo "warning: taskset or a second CPU is missing; server and load generator are not pinned" >&2
 fi
 
+# shellcheck source=peers/servers.sh
+source "$ROOT/benchmarks/peers/servers.sh"
+has() { [[ " $SERVERS " == *" $1"* ]]; } # a server, or the prefix of its variants
+
 echo "== building bin/meridian and the load generator"
 if [[ "$PROFILE" == 1 ]]; then
 	# Add a pprof listener to cmd/meridian for this build only (no change in the tree).
@@ -67,8 +89,18 @@ EOF
 else
 	go build -o bin/meridian ./cmd/meridian
 fi
-go build -o "$WORK/loadgen" ./benchmarks/loadgen
 LOADGEN="$WORK/loadgen"
+# One load generator binary for every server: with the LiveKit client when
+# LiveKit is in the run (and builds), without it otherwise.
+if ! { has livekit && setup_livekit_server && build_loadgen_with_livekit "$LOADGEN"; }; then
+	go build -o "$LOADGEN" ./benchmarks/loadgen
+fi
+if has janus; then
+	setup_janus || true
+fi
+for s in "${!MISSING[@]}"; do
+	echo "warning: $s will be reported as missing: ${MISSING[$s]}" >&2
+done
 
 wait_log() { # file pattern pid
 	for _ in $(seq 300); do
@@ -92,6 +124,7 @@ start_meridian() {
 		--api-key "$KEY" --api-secret "$SECRET" --turn-udp 127.0.0.1:0 --turn-tcp 127.0.0.1:0 \
 		--rate-limit-ip 0 --rate-limit-key 0 --log-level warn >"$WORK/server-$PORT.log" 2>&1 &
 	SERVER_PID=$!
+	SERVER_URL="http://127.0.0.1:$PORT"
 	wait_log "$WORK/server-$PORT.log" "Meridian dev is running" "$SERVER_PID"
 }
 
@@ -99,6 +132,7 @@ start_baseline() {
 	PORT=$("$LOADGEN" freeport)
 	${PIN_SERVER[@]+"${PIN_SERVER[@]}"} "$LOADGEN" baseline-server -http "127.0.0.1:$PORT" >"$WORK/server-$PORT.log" 2>&1 &
 	SERVER_PID=$!
+	SERVER_URL="http://127.0.0.1:$PORT"
 	wait_log "$WORK/server-$PORT.log" "listening" "$SERVER_PID"
 }
 
@@ -108,25 +142,66 @@ stop_server() {
 	SERVER_PID=""
 }
 
-run_row() { # target n
-	local target=$1 n=$2 args=()
-	if [[ "$target" == meridian ]]; then
-		start_meridian
+# kind_of SERVER: the server a variant belongs to (what MISSING is keyed by).
+kind_of() {
+	case $1 in
+	livekit*) echo livekit ;;
+	janus*) echo janus ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# missing_row SERVER N REASON: a row without numbers, kept in the table.
+missing_row() {
+	echo "   $1 N=$2: missing: $3"
+	"$LOADGEN" missing -label "$1" -subs "$2" -reason "$3" -json "$RESULTS/$1-$2.json"
+}
+
+run_row() { # server n
+	local target=$1 n=$2 kind started=0 args=()
+	kind=$(kind_of "$target")
+	if [[ -n "${MISSING[$kind]:-}" ]]; then
+		missing_row "$target" "$n" "${MISSING[$kind]}"
+		return
+	fi
+	case $kind in
+	meridian)
+		start_meridian && started=1
 		args=(-target meridian -api-key "$KEY" -api-secret "$SECRET")
 		if [[ "$PROFILE" == 1 ]]; then
 			args+=(-pprof "http://127.0.0.1:$PPROF_PORT" -pprof-dir "$RESULTS")
 		fi
-	else
-		start_baseline
+		;;
+	baseline)
+		start_baseline && started=1
 		args=(-target baseline)
+		;;
+	livekit)
+		start_livekit "$target" && started=1
+		args=(-target livekit -api-key "$LIVEKIT_KEY" -api-secret "$LIVEKIT_SECRET")
+		;;
+	janus)
+		start_janus "$target" && started=1
+		args=(-target janus)
+		;;
+	esac
+	if [[ $started != 1 ]]; then
+		# (colour escapes of Janus's log removed)
+		missing_row "$target" "$n" "server did not start: $(tail -n 2 "$WORK/server-$PORT.log" | sed 's/\x1b\[[0-9;]*m//g' | tr '\n' ' ')"
+		stop_server
+		return
 	fi
 	echo "== $target N=$n (server pid $SERVER_PID on CPU $SERVER_CPU; load average $(cut -d' ' -f1 /proc/loadavg))"
-	# pion's twcc interceptor logs harmless "closed pipe" errors when hundreds
-	# of PeerConnections close at once; keep everything else.
-	${PIN_LOADGEN[@]+"${PIN_LOADGEN[@]}"} "$LOADGEN" "${args[@]}" -url "http://127.0.0.1:$PORT" -pid "$SERVER_PID" \
+	if ${PIN_LOADGEN[@]+"${PIN_LOADGEN[@]}"} "$LOADGEN" "${args[@]}" -label "$target" -url "$SERVER_URL" -pid "$SERVER_PID" \
 		-subs "$n" -window "$WINDOW" -idle 2s -settle 1s -server-cpu "$MEASURE_CPU" -feedback "$FEEDBACK" -json "$RESULTS/$target-$n.json" \
-		>"$WORK/loadgen.out" 2> >(grep -v 'closed pipe' >&2) || echo "   row failed (see above); continuing"
-	tail -n 1 "$WORK/loadgen.out"
+		>"$WORK/loadgen.out" 2>"$WORK/loadgen.err"; then
+		tail -n 1 "$WORK/loadgen.out"
+	else
+		# pion's twcc interceptor logs harmless "closed pipe" errors when
+		# hundreds of PeerConnections close at once; keep everything else.
+		grep -v 'closed pipe' "$WORK/loadgen.err" >&2 || true
+		missing_row "$target" "$n" "row failed: $(grep -v 'closed pipe' "$WORK/loadgen.err" | tail -n 1)"
+	fi
 	stop_server
 }
 
@@ -137,21 +212,27 @@ if awk -v n="$(nproc)" '{ exit !($1 > n / 2) }' /proc/loadavg; then
 fi
 echo "== machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
 for n in $ROWS; do
-	# Alternate servers row by row so drift (thermal, neighbours) hits both.
-	if [[ "$BASELINE" == 1 ]]; then
-		run_row baseline "$n"
-	fi
-	run_row meridian "$n"
+	# Alternate servers row by row so drift (thermal, neighbours) hits all.
+	for s in $SERVERS; do
+		run_row "$s" "$n"
+	done
 done
 
 files=()
 for n in $ROWS; do
-	for t in baseline meridian; do
-		[[ -f "$RESULTS/$t-$n.json" ]] && files+=("$RESULTS/$t-$n.json")
+	for s in $SERVERS; do
+		[[ -f "$RESULTS/$s-$n.json" ]] && files+=("$RESULTS/$s-$n.json")
 	done
 done
+versions="Meridian $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '(not a git checkout)')"
+if ! git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null; then versions+=" + uncommitted changes"; fi
+for k in livekit livekit-protocol janus; do
+	if [[ -n "${VERSIONS[$k]:-}" ]]; then versions+=", $k ${VERSIONS[$k]}"; fi
+done
+versions+=", load generator on $(go list -m github.com/pion/webrtc/v4)"
 {
 	echo "Fan-out benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, window $WINDOW, subscriber feedback $FEEDBACK"
+	echo "Servers: $versions."
 	echo "Design targets (not asserted): <= 9 µs server CPU per forwarded packet, <= 300 KB per video subscriber."
 	echo
 	"$LOADGEN" report "${files[@]}"

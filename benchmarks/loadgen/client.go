@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -93,20 +92,6 @@ func newAPI(feedback string, verbose bool) (*webrtc.API, error) {
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }
 
-// trackCounter is what one receiver saw on one track. Only the reader
-// goroutine writes; the measuring goroutine reads atomically.
-type trackCounter struct {
-	video   bool
-	packets atomic.Uint64
-	bytes   atomic.Uint64
-	// rtpBytes counts payload + 12 per packet, the unit the edge's
-	// forwarder and cascade counters use (meridian_*_bytes_total), so a
-	// subscriber's bytes compare with a relay leg's.
-	rtpBytes atomic.Uint64
-	highest  atomic.Int64 // extended sequence number of the newest packet, 0 before the first
-	late     atomic.Uint64
-}
-
 // client is one participant: a signaling socket and the PeerConnection(s)
 // it needs.
 type client struct {
@@ -116,11 +101,12 @@ type client struct {
 	name string
 
 	pub, sub *webrtc.PeerConnection
+	// sink counts what the subscriber PeerConnection receives.
+	sink
 
 	mu         sync.Mutex
 	pendingSub []webrtc.ICECandidateInit
 	pendingPub []webrtc.ICECandidateInit
-	tracks     []*trackCounter
 
 	joined   chan *wire.Joined
 	pubAns   chan string
@@ -334,100 +320,6 @@ func (c *client) answer(sdp string) error {
 	return nil
 }
 
-// onTrack starts the receive loop of one forwarded track: read into one
-// reused buffer, take the sequence number straight from the RTP header.
-func (c *client) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
-	tc := &trackCounter{video: t.Kind() == webrtc.RTPCodecTypeVideo}
-	c.mu.Lock()
-	c.tracks = append(c.tracks, tc)
-	c.mu.Unlock()
-	c.wg.Add(2)
-	go func() {
-		defer c.wg.Done()
-		buf := make([]byte, 1500)
-		var highest int64
-		for {
-			n, _, err := t.Read(buf)
-			if err != nil {
-				return
-			}
-			if n < 12 {
-				continue
-			}
-			seq := binary.BigEndian.Uint16(buf[2:4])
-			var ext int64
-			if highest == 0 {
-				ext = 1<<32 + int64(seq)
-			} else {
-				ext = highest + int64(int16(seq-uint16(highest)))
-			}
-			if ext > highest {
-				highest = ext
-				tc.highest.Store(ext)
-			} else {
-				tc.late.Add(1)
-			}
-			tc.packets.Add(1)
-			tc.bytes.Add(uint64(n))
-			tc.rtpBytes.Add(uint64(rtpPayloadLen(buf[:n]) + 12))
-		}
-	}()
-	// Drain the sender reports so pion's RTCP buffer never fills.
-	go func() {
-		defer c.wg.Done()
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := r.Read(buf); err != nil {
-				return
-			}
-		}
-	}()
-}
-
-// rtpPayloadLen is the payload size of an RTP packet (CSRCs, header
-// extension and padding excluded), 0 if the packet is malformed.
-func rtpPayloadLen(b []byte) int {
-	h := 12 + 4*int(b[0]&0x0f)
-	if b[0]&0x10 != 0 {
-		if len(b) < h+4 {
-			return 0
-		}
-		h += 4 + 4*int(binary.BigEndian.Uint16(b[h+2:h+4]))
-	}
-	n := len(b) - h
-	if b[0]&0x20 != 0 && n > 0 {
-		n -= int(b[len(b)-1])
-	}
-	return max(n, 0)
-}
-
-// counters returns the receiver's tracks.
-func (c *client) counters() []*trackCounter {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]*trackCounter(nil), c.tracks...)
-}
-
-// receiving reports whether both kinds have delivered at least min packets.
-func (c *client) receiving(min uint64) bool {
-	a, v := c.receivingKinds(min)
-	return a && v
-}
-
-// receivingKinds reports per kind whether min packets have arrived.
-func (c *client) receivingKinds(min uint64) (a, v bool) {
-	for _, t := range c.counters() {
-		if t.packets.Load() >= min {
-			if t.video {
-				v = true
-			} else {
-				a = true
-			}
-		}
-	}
-	return a, v
-}
-
 // publish negotiates the publisher PC with the given tracks.
 func (c *client) publish(ctx context.Context, tracks ...webrtc.TrackLocal) ([]*webrtc.RTPSender, error) {
 	pc, err := c.api.NewPeerConnection(webrtc.Configuration{})
@@ -511,4 +403,5 @@ func (c *client) close() {
 		_ = sub.Close()
 	}
 	c.wg.Wait()
+	c.readers.Wait()
 }

@@ -1,7 +1,9 @@
-// Command loadgen measures Meridian's fan-out: one publisher sending
-// VP8-shaped video and Opus-shaped audio (about 200 packets/s) to N
-// receive-only subscribers, all pion PeerConnections on loopback. For each
-// row it joins a fresh room through the real join API and signaling, waits
+// Command loadgen measures SFU fan-out: one publisher sending VP8-shaped
+// video and Opus-shaped audio (about 200 packets/s) to N receive-only
+// subscribers, all pion PeerConnections on loopback, against Meridian, a
+// trivial pion forwarder, LiveKit or Janus (same clients, same packets, same
+// measurements; only the signaling differs). For each row it joins a fresh
+// room through the server's own join flow and signaling, waits
 // until every subscriber receives, then measures over a fixed window:
 // forwarded packets/s, loss from sequence numbers, server CPU per forwarded
 // packet (/proc/PID/stat) and server memory per subscriber (/proc/PID/status).
@@ -10,7 +12,10 @@
 //	loadgen -url http://127.0.0.1:PORT -api-key K -api-secret S -pid PID -subs 10,50,100,250
 //	loadgen baseline-server -http 127.0.0.1:PORT   # the trivial forwarder to compare with
 //	loadgen -target baseline -url http://127.0.0.1:PORT -pid PID -subs 10,50
-//	loadgen report results/*.json                  # one table from several runs
+//	loadgen -target janus -url ws://127.0.0.1:PORT -pid PID -subs 50   # Janus VideoRoom
+//	loadgen -target livekit -url http://127.0.0.1:PORT -api-key K -api-secret S ...  # needs the run.sh build
+//	loadgen report results/*.json                  # comparison + one table from several runs
+//	loadgen missing -label livekit -subs 50 -reason "..." -json f  # a server without numbers
 //	loadgen cascade -mode cascade|single|failover ...  # multi-edge rows (benchmarks/cascade.sh)
 //	loadgen cascade-report results/*-cascade/*.json
 package main
@@ -47,7 +52,18 @@ func main() {
 			}
 			return
 		case "freeport":
-			// run.sh: print a free loopback TCP port.
+			// run.sh: print a free loopback TCP port (loadgen freeport), or
+			// UDP port (loadgen freeport udp).
+			if len(os.Args) > 2 && os.Args[2] == "udp" {
+				pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "freeport:", err)
+					os.Exit(1)
+				}
+				fmt.Println(pc.LocalAddr().(*net.UDPAddr).Port)
+				_ = pc.Close()
+				return
+			}
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "freeport:", err)
@@ -72,6 +88,12 @@ func main() {
 		case "cascade-report":
 			if err := runCascadeReport(os.Args[2:]); err != nil {
 				fmt.Fprintln(os.Stderr, "cascade-report:", err)
+				os.Exit(1)
+			}
+			return
+		case "missing":
+			if err := runMissing(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, "missing:", err)
 				os.Exit(1)
 			}
 			return
@@ -107,10 +129,10 @@ type options struct {
 func run() error {
 	var o options
 	var subs, cpuprofile string
-	flag.StringVar(&o.target, "target", "meridian", "meridian (join API + signaling) or baseline (loadgen baseline-server)")
-	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "server base URL")
-	flag.StringVar(&o.key, "api-key", "", "API key (meridian)")
-	flag.StringVar(&o.secret, "api-secret", "", "API secret (meridian)")
+	flag.StringVar(&o.target, "target", "meridian", "meridian (join API + signaling), baseline (loadgen baseline-server), janus (VideoRoom over WebSocket) or livekit (when built with benchmarks/peers/livekit.go.in)")
+	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "server base URL (janus: its WebSocket transport, ws://127.0.0.1:PORT)")
+	flag.StringVar(&o.key, "api-key", "", "API key (meridian, livekit)")
+	flag.StringVar(&o.secret, "api-secret", "", "API secret (meridian, livekit)")
 	flag.IntVar(&o.pid, "pid", 0, "server process id for CPU and memory (0: not measured)")
 	flag.IntVar(&o.serverCPU, "server-cpu", 0, "CPU the server is pinned to: report what else ran there (-1: skip)")
 	flag.StringVar(&subs, "subs", "10,50,100,250", "comma-separated subscriber counts, one row each")
@@ -143,20 +165,29 @@ func run() error {
 	if o.label == "" {
 		o.label = o.target
 	}
-	var j joiner
+	var srv server
 	switch o.target {
 	case "meridian":
 		if o.key == "" || o.secret == "" {
 			return errors.New("-api-key and -api-secret are required for -target meridian")
 		}
-		j = &apiJoiner{base: strings.TrimRight(o.url, "/"), key: o.key, secret: o.secret, http: &http.Client{Timeout: 15 * time.Second}}
+		srv = signalServer{&apiJoiner{base: strings.TrimRight(o.url, "/"), key: o.key, secret: o.secret, http: &http.Client{Timeout: 15 * time.Second}}}
 		if o.metricsURL == "" {
 			o.metricsURL = strings.TrimRight(o.url, "/") + "/metrics"
 		}
 	case "baseline":
-		j = &directJoiner{wsURL: "ws" + strings.TrimPrefix(strings.TrimRight(o.url, "/"), "http") + "/rtc"}
+		srv = signalServer{&directJoiner{wsURL: "ws" + strings.TrimPrefix(strings.TrimRight(o.url, "/"), "http") + "/rtc"}}
+	case "janus":
+		srv = newJanusServer(o.url)
 	default:
-		return fmt.Errorf("-target %q: meridian or baseline", o.target)
+		mk, ok := peerServers[o.target]
+		if !ok {
+			return fmt.Errorf("-target %q: one of %s (livekit needs the overlay benchmarks/run.sh builds with)", o.target, knownTargets())
+		}
+		var err error
+		if srv, err = mk(o); err != nil {
+			return err
+		}
 	}
 	// The generator allocates little per packet (pion's SRTP path does);
 	// a larger GC target trades memory for CPU on the shared core.
@@ -179,7 +210,7 @@ func run() error {
 	defer stop()
 	var rows []rowResult
 	for _, n := range o.subs {
-		r, err := runRow(ctx, api, j, o, n)
+		r, err := runRow(ctx, api, srv, o, n)
 		if err != nil {
 			return fmt.Errorf("row N=%d: %w", n, err)
 		}
@@ -188,7 +219,7 @@ func run() error {
 			printTable(os.Stderr, []rowResult{r})
 		}
 	}
-	printTable(os.Stdout, rows)
+	printReport(os.Stdout, rows)
 	if o.jsonOut != "" {
 		b, _ := json.MarshalIndent(rows, "", "  ")
 		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
@@ -206,6 +237,10 @@ type rowResult struct {
 	Window   float64    `json:"windowSeconds"`
 	Shape    mediaShape `json:"shape"`
 	Feedback string     `json:"feedback"`
+	// Missing says why a server has no numbers for this row (not
+	// installed, did not build or start, the row failed); the report
+	// prints it instead of leaving the server out.
+	Missing string `json:"missing,omitempty"`
 
 	JoinSeconds float64 `json:"joinSeconds"` // first join → every subscriber receives
 	SentPPS     float64 `json:"sentPps"`     // publisher packets/s
@@ -256,7 +291,7 @@ type snapshot struct {
 	coreSteal    time.Duration
 }
 
-func take(subs []*client, gen *generator, pid, serverCPU int) snapshot {
+func take[P participant](subs []P, gen *generator, pid, serverCPU int) snapshot {
 	s := snapshot{at: time.Now(), sent: gen.sent.Load(), perSub: make([]uint64, len(subs))}
 	s.video, s.audio = gen.videoSent.Load(), gen.audioSent.Load()
 	for i, c := range subs {
@@ -290,51 +325,38 @@ func (o options) logf(format string, args ...any) {
 	}
 }
 
-func runRow(ctx context.Context, api *webrtc.API, j joiner, o options, n int) (rowResult, error) {
+func runRow(ctx context.Context, api *webrtc.API, srv server, o options, n int) (rowResult, error) {
 	r := rowResult{Label: o.label, Subs: n, Time: time.Now().UTC(), Shape: o.shape, Feedback: o.feedback}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	roomID, err := j.newRoom(ctx)
+	roomID, err := srv.newRoom(ctx)
 	if err != nil {
 		return r, err
 	}
 	o.logf("N=%d room %s", n, roomID)
 
 	// Publisher.
-	url, ticket, err := j.join(ctx, roomID, "pub", true)
-	if err != nil {
-		return r, err
-	}
-	pub, err := dialClient(ctx, api, url, "pub")
-	if err != nil {
-		return r, err
-	}
-	defer pub.close()
-	if _, err := pub.join(ctx, ticket); err != nil {
-		return r, err
-	}
 	gen, err := newGenerator(o.shape, "camera")
 	if err != nil {
 		return r, err
 	}
-	senders, err := pub.publish(ctx, gen.video, gen.audio)
+	pub, senders, err := srv.publish(ctx, api, roomID, gen.video, gen.audio)
 	if err != nil {
-		return r, err
+		return r, fmt.Errorf("publisher: %w", err)
 	}
-	if err := waitConnected(ctx, pub.pub); err != nil {
-		return r, err
-	}
+	defer pub.close()
 	gen.start(senders)
 	defer gen.close()
 	sleep(ctx, o.settle)
 	// Idle: the server with the publisher alone (ingest, control plane,
 	// housekeeping), the fixed cost the marginal figure leaves out.
+	var idle cpuSample
 	if o.pid > 0 && o.idle > 0 {
-		c0, _ := cpuTime(o.pid)
-		t := time.Now()
+		idle.cpu0, _ = cpuTime(o.pid)
+		idle.at0 = time.Now()
 		sleep(ctx, o.idle)
-		c1, _ := cpuTime(o.pid)
-		r.IdleCPUPct = 100 * (c1 - c0).Seconds() / time.Since(t).Seconds()
+		idle.cpu1, _ = cpuTime(o.pid)
+		idle.at1 = time.Now()
 	}
 	if o.pid > 0 {
 		r.RSSBefore, _, _ = procStatus(o.pid)
@@ -343,7 +365,7 @@ func runRow(ctx context.Context, api *webrtc.API, j joiner, o options, n int) (r
 
 	// Subscribers, o.concurrency at a time.
 	t0 := time.Now()
-	subs := make([]*client, n)
+	subs := make([]participant, n)
 	var (
 		wg    sync.WaitGroup
 		emu   sync.Mutex
@@ -356,27 +378,16 @@ func runRow(ctx context.Context, api *webrtc.API, j joiner, o options, n int) (r
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			pid := fmt.Sprintf("sub-%03d", i)
-			err := func() error {
-				url, ticket, err := j.join(ctx, roomID, pid, false)
-				if err != nil {
-					return err
-				}
-				c, err := dialClient(ctx, api, url, pid)
-				if err != nil {
-					return err
-				}
-				subs[i] = c
-				_, err = c.join(ctx, ticket)
-				return err
-			}()
+			c, err := srv.subscribe(ctx, api, roomID, fmt.Sprintf("sub-%03d", i))
 			if err != nil {
 				emu.Lock()
 				if first == nil {
 					first = err
 				}
 				emu.Unlock()
+				return
 			}
+			subs[i] = c
 		}()
 	}
 	wg.Wait()
@@ -423,12 +434,63 @@ func runRow(ctx context.Context, api *webrtc.API, j joiner, o options, n int) (r
 	if ctx.Err() != nil {
 		return r, ctx.Err()
 	}
+	r.measure(a, b, idle, o.pid > 0, o.serverCPU >= 0)
+	r.GenCPUPct = 100 * (b.genCPU - a.genCPU).Seconds() / r.Window
+	r.UDPRcvbufErr = b.udpRB - a.udpRB
+	if o.pid > 0 {
+		var threads int
+		r.RSSAfter, threads, _ = procStatus(o.pid)
+		r.ServerThreads = threads
+		r.RSSPerSubKB = float64(r.RSSAfter-r.RSSBefore) / 1024 / float64(n)
+	}
+	m1 := goMetrics(o.metricsURL)
+	h0, ok0 := m0["go_memstats_heap_inuse_bytes"]
+	h1, ok1 := m1["go_memstats_heap_inuse_bytes"]
+	if ok0 && ok1 {
+		r.HeapPerSubKB = (h1 - h0) / 1024 / float64(n)
+		r.GoroutinesSub = (m1["go_goroutines"] - m0["go_goroutines"]) / float64(n)
+	}
+	return r, nil
+}
+
+// cpuSample is the server's CPU time at the start and end of the idle
+// measurement (the publisher alone).
+type cpuSample struct {
+	at0, at1   time.Time
+	cpu0, cpu1 time.Duration
+}
+
+// pct is the share of one core the process used between the two samples.
+func (c cpuSample) pct() float64 {
+	dt := c.at1.Sub(c.at0).Seconds()
+	if dt <= 0 {
+		return 0
+	}
+	return 100 * (c.cpu1 - c.cpu0).Seconds() / dt
+}
+
+// measure fills the rates, delivery, loss and server CPU figures of r from
+// two snapshots a (window start) and b (window end) of r.Subs subscribers.
+// withServer: a and b hold the server's CPU time; withCore: they hold the
+// busy time of its core.
+//
+// µs/fwd pkt is all the server's CPU time in the window over the packets
+// the subscribers received in it. The marginal figure first removes what
+// the server burns with the publisher alone (idle CPU share × window): the
+// cost of one more forwarded packet, without the fixed cost of ingest,
+// timers and housekeeping.
+func (r *rowResult) measure(a, b snapshot, idle cpuSample, withServer, withCore bool) {
+	n := r.Subs
 	dt := b.at.Sub(a.at).Seconds()
 	r.Window = dt
+	if dt <= 0 {
+		return
+	}
 	recv := float64(b.recv - a.recv)
-	r.SentPPS = float64(b.sent-a.sent) / dt
+	sent := float64(b.sent - a.sent)
+	r.SentPPS = sent / dt
 	r.FwdPPS = recv / dt
-	if exp := float64(b.sent-a.sent) * float64(n); exp > 0 {
+	if exp := sent * float64(n); exp > 0 {
 		r.DeliveryPct = 100 * recv / exp
 	}
 	// Expected per track = advance of its highest sequence number; a late
@@ -444,8 +506,9 @@ func runRow(ctx context.Context, api *webrtc.API, j joiner, o options, n int) (r
 		r.AudioDeliveryPct = 100 * float64(b.recvAudio-a.recvAudio) / v
 	}
 	r.MinSubDeliveryPct = 100
-	if sent := float64(b.sent - a.sent); sent > 0 {
-		for i := range subs {
+	r.StarvedSubs = 0
+	if sent > 0 {
+		for i := range min(len(a.perSub), len(b.perSub)) {
 			d := 100 * float64(b.perSub[i]-a.perSub[i]) / sent
 			r.MinSubDeliveryPct = min(r.MinSubDeliveryPct, d)
 			if d < 90 {
@@ -453,32 +516,20 @@ func runRow(ctx context.Context, api *webrtc.API, j joiner, o options, n int) (r
 			}
 		}
 	}
-	r.GenCPUPct = 100 * (b.genCPU - a.genCPU).Seconds() / dt
-	r.UDPRcvbufErr = b.udpRB - a.udpRB
-	if o.pid > 0 {
-		cpu := (b.srvCPU - a.srvCPU).Seconds()
-		r.ServerCPUPct = 100 * cpu / dt
-		if recv > 0 {
-			r.ServerUsPerPkt = cpu * 1e6 / recv
-			r.MarginalUsPerPkt = max(0, cpu-r.IdleCPUPct/100*dt) * 1e6 / recv
-		}
-		var threads int
-		r.RSSAfter, threads, _ = procStatus(o.pid)
-		r.ServerThreads = threads
-		r.RSSPerSubKB = float64(r.RSSAfter-r.RSSBefore) / 1024 / float64(n)
-		if o.serverCPU >= 0 {
-			r.OtherCPUPct = max(0, 100*((b.coreBusy-a.coreBusy).Seconds()-cpu)/dt)
-			r.StealPct = 100 * (b.coreSteal - a.coreSteal).Seconds() / dt
-		}
+	if !withServer {
+		return
 	}
-	m1 := goMetrics(o.metricsURL)
-	h0, ok0 := m0["go_memstats_heap_inuse_bytes"]
-	h1, ok1 := m1["go_memstats_heap_inuse_bytes"]
-	if ok0 && ok1 {
-		r.HeapPerSubKB = (h1 - h0) / 1024 / float64(n)
-		r.GoroutinesSub = (m1["go_goroutines"] - m0["go_goroutines"]) / float64(n)
+	r.IdleCPUPct = idle.pct()
+	cpu := (b.srvCPU - a.srvCPU).Seconds()
+	r.ServerCPUPct = 100 * cpu / dt
+	if recv > 0 {
+		r.ServerUsPerPkt = cpu * 1e6 / recv
+		r.MarginalUsPerPkt = max(0, cpu-r.IdleCPUPct/100*dt) * 1e6 / recv
 	}
-	return r, nil
+	if withCore {
+		r.OtherCPUPct = max(0, 100*((b.coreBusy-a.coreBusy).Seconds()-cpu)/dt)
+		r.StealPct = 100 * (b.coreSteal - a.coreSteal).Seconds() / dt
+	}
 }
 
 // fetchProfiles collects the server's profiles over the window (its
@@ -533,19 +584,23 @@ const (
 )
 
 func printTable(w io.Writer, rows []rowResult) {
-	fmt.Fprintln(w, "| server | N subs | fwd pkt/s | delivered (video/audio) | subs < 90 % | seq loss | server CPU (idle) | µs/fwd pkt (target ≤ 9) | marginal µs/pkt | RSS/sub KB (target ≤ 300) | heap/sub KB | goroutines/sub | loadgen CPU | other load on server core | UDP rcvbuf drops |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| server | N subs | fwd pkt/s | delivered (video/audio) | subs < 90 % | seq loss | server CPU (idle) | µs/fwd pkt (target ≤ 9) | marginal µs/pkt | RSS/sub KB (target ≤ 300) | heap/sub KB | goroutines/sub | join s (all N receiving) | loadgen CPU | other load on server core | UDP rcvbuf drops |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
+		if r.Missing != "" {
+			fmt.Fprintf(w, "| %s | %d | **missing**: %s %s\n", r.Label, r.Subs, cell(r.Missing), strings.Repeat("|", 14))
+			continue
+		}
 		heap, gor := "–", "–"
 		if r.HeapPerSubKB != 0 || r.GoroutinesSub != 0 {
 			heap, gor = fmt.Sprintf("%.0f", r.HeapPerSubKB), fmt.Sprintf("%.1f", r.GoroutinesSub)
 		}
-		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f%% (%.1f/%.1f) | %d | %.3f%% | %.0f%% (%.0f%%) | %.2f%s | %.2f | %.0f%s | %s | %s | %.0f%% | %.0f%% | %d |\n",
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f%% (%.1f/%.1f) | %d | %.3f%% | %.0f%% (%.0f%%) | %.2f%s | %.2f | %.0f%s | %s | %s | %.2f | %.0f%% | %.0f%% | %d |\n",
 			r.Label, r.Subs, r.FwdPPS, r.DeliveryPct, r.VideoDeliveryPct, r.AudioDeliveryPct, r.StarvedSubs, r.LossPct, r.ServerCPUPct, r.IdleCPUPct,
 			r.ServerUsPerPkt, mark(r.ServerUsPerPkt <= targetUsPerPkt), r.MarginalUsPerPkt, r.RSSPerSubKB, mark(r.RSSPerSubKB <= targetKBPerSub),
-			heap, gor, r.GenCPUPct, r.OtherCPUPct, r.UDPRcvbufErr)
+			heap, gor, r.JoinSeconds, r.GenCPUPct, r.OtherCPUPct, r.UDPRcvbufErr)
 	}
-	ratios(w, rows)
+	ratios(w, measured(rows))
 }
 
 func mark(ok bool) string {
@@ -609,24 +664,6 @@ func ratio(a, b float64) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.2f×", a/b)
-}
-
-// runReport prints one table from JSON files written with -json.
-func runReport(files []string) error {
-	var rows []rowResult
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		var rs []rowResult
-		if err := json.Unmarshal(b, &rs); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		rows = append(rows, rs...)
-	}
-	printTable(os.Stdout, rows)
-	return nil
 }
 
 // waitOK polls url until it answers 200, for at most 20 s, giving up when

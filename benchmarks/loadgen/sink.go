@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// trackCounter is what one receiver saw on one track. Only the reader
+// goroutine writes; the measuring goroutine reads atomically.
+type trackCounter struct {
+	video   bool
+	packets atomic.Uint64
+	bytes   atomic.Uint64
+	// rtpBytes counts payload + 12 per packet, the unit the edge's
+	// forwarder and cascade counters use (meridian_*_bytes_total), so a
+	// subscriber's bytes compare with a relay leg's.
+	rtpBytes atomic.Uint64
+	highest  atomic.Int64 // extended sequence number of the newest packet, 0 before the first
+	late     atomic.Uint64
+}
+
+// sink counts what one participant receives. Every kind of server's
+// subscriber (Meridian, the baseline, LiveKit, Janus) hands its
+// PeerConnection's OnTrack to the same sink, so the receive path and the
+// counting are identical whichever server sent the packets.
+type sink struct {
+	tmu     sync.Mutex
+	tracks  []*trackCounter
+	readers sync.WaitGroup
+}
+
+// onTrack starts the receive loop of one forwarded track: read into one
+// reused buffer, take the sequence number straight from the RTP header.
+func (s *sink) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+	tc := &trackCounter{video: t.Kind() == webrtc.RTPCodecTypeVideo}
+	s.tmu.Lock()
+	s.tracks = append(s.tracks, tc)
+	s.tmu.Unlock()
+	s.readers.Add(2)
+	go func() {
+		defer s.readers.Done()
+		buf := make([]byte, 1500)
+		var highest int64
+		for {
+			n, _, err := t.Read(buf)
+			if err != nil {
+				return
+			}
+			if n < 12 {
+				continue
+			}
+			seq := binary.BigEndian.Uint16(buf[2:4])
+			var ext int64
+			if highest == 0 {
+				ext = 1<<32 + int64(seq)
+			} else {
+				ext = highest + int64(int16(seq-uint16(highest)))
+			}
+			if ext > highest {
+				highest = ext
+				tc.highest.Store(ext)
+			} else {
+				tc.late.Add(1)
+			}
+			tc.packets.Add(1)
+			tc.bytes.Add(uint64(n))
+			tc.rtpBytes.Add(uint64(rtpPayloadLen(buf[:n]) + 12))
+		}
+	}()
+	// Drain the sender reports so pion's RTCP buffer never fills.
+	go func() {
+		defer s.readers.Done()
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := r.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// counters returns the receiver's tracks.
+func (s *sink) counters() []*trackCounter {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	return append([]*trackCounter(nil), s.tracks...)
+}
+
+// receiving reports whether both kinds have delivered at least min packets.
+func (s *sink) receiving(min uint64) bool {
+	a, v := s.receivingKinds(min)
+	return a && v
+}
+
+// receivingKinds reports per kind whether min packets have arrived.
+func (s *sink) receivingKinds(min uint64) (a, v bool) {
+	for _, t := range s.counters() {
+		if t.packets.Load() >= min {
+			if t.video {
+				v = true
+			} else {
+				a = true
+			}
+		}
+	}
+	return a, v
+}
+
+// rtpPayloadLen is the payload size of an RTP packet (CSRCs, header
+// extension and padding excluded), 0 if the packet is malformed.
+func rtpPayloadLen(b []byte) int {
+	h := 12 + 4*int(b[0]&0x0f)
+	if b[0]&0x10 != 0 {
+		if len(b) < h+4 {
+			return 0
+		}
+		h += 4 + 4*int(binary.BigEndian.Uint16(b[h+2:h+4]))
+	}
+	n := len(b) - h
+	if b[0]&0x20 != 0 && n > 0 {
+		n -= int(b[len(b)-1])
+	}
+	return max(n, 0)
+}
