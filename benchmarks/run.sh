@@ -5,11 +5,12 @@
 # See docs/benchmarks.md. Numbers and ratios only; nothing here passes or
 # fails on performance.
 #
-#   benchmarks/run.sh                 # rows 50 100 250, every server, ~10 minutes
+#   benchmarks/run.sh                 # rows 50 100 250, six servers, ~12 minutes
 #   QUICK=1 benchmarks/run.sh         # rows 10 50 (smoke)
 #   ROWS="25 75" benchmarks/run.sh    # any rows
 #   SERVERS="meridian livekit" ...    # any of: baseline meridian livekit
-#                                     # livekit-batchio janus janus-loops1
+#                                     # livekit-twcc livekit-batchio janus
+#                                     # janus-loops1 (see benchmarks/README.md)
 #   BASELINE=0 ...                    # without the trivial forwarder
 #   PROFILE=1 ...                     # also save Meridian's pprof profiles per row
 #   WINDOW=10s FEEDBACK=rr,twcc       # loadgen -window / -feedback
@@ -29,7 +30,7 @@ if [[ "${QUICK:-0}" == 1 ]]; then
 else
 	ROWS=${ROWS:-"50 100 250"}
 fi
-SERVERS=${SERVERS:-"baseline meridian livekit janus janus-loops1"}
+SERVERS=${SERVERS:-"baseline meridian livekit livekit-twcc janus janus-loops1"}
 WINDOW=${WINDOW:-10s}
 FEEDBACK=${FEEDBACK:-rr,twcc}
 BASELINE=${BASELINE:-1}
@@ -41,7 +42,7 @@ if [[ "$BASELINE" != 1 ]]; then
 fi
 for s in $SERVERS; do
 	case $s in
-	baseline | meridian | livekit | livekit-batchio | janus | janus-loops1) ;;
+	baseline | meridian | livekit | livekit-twcc | livekit-batchio | janus | janus-loops1) ;;
 	*)
 		echo "unknown server $s in SERVERS" >&2
 		exit 2

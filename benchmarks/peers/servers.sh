@@ -69,14 +69,21 @@ EOF
 
 # start_livekit NAME: --dev (keys devkey/secret, no Redis), HTTP and one UDP
 # port on 127.0.0.1, ICE over UDP on lo only, no ICE/TCP, logging at info.
-# livekit-batchio adds LiveKit's opt-in batched UDP writes (rtc.batch_io).
+# Variants:
+#   livekit-twcc     congestion_control.use_send_side_bwe: LiveKit then
+#                    negotiates transport-cc on subscriber PeerConnections
+#                    (by default it does not, so neither a browser nor the
+#                    load generator sends transport-cc feedback to it) and
+#                    runs its send-side estimator, as Meridian always does;
+#   livekit-batchio  LiveKit's opt-in batched UDP writes (rtc.batch_io).
 start_livekit() {
-	local name=$1 udp batch=""
+	local name=$1 udp extra=""
 	PORT=$("$LOADGEN" freeport)
 	udp=$("$LOADGEN" freeport udp)
-	if [[ "$name" == livekit-batchio ]]; then
-		batch=$'  batch_io:\n    batch_size: 128\n    max_flush_interval: 2ms'
-	fi
+	case $name in
+	livekit-twcc) extra=$'  congestion_control:\n    use_send_side_bwe: true' ;;
+	livekit-batchio) extra=$'  batch_io:\n    batch_size: 128\n    max_flush_interval: 2ms' ;;
+	esac
 	cat >"$WORK/livekit-$PORT.yaml" <<EOF
 port: $PORT
 bind_addresses: [127.0.0.1]
@@ -88,7 +95,7 @@ rtc:
   enable_loopback_candidate: true
   interfaces:
     includes: [lo]
-$batch
+$extra
 logging:
   level: info
 EOF
