@@ -6,21 +6,17 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/cc"
-	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
-
-// nackHistory is the per-stream resend buffer of the NACK responder (packets).
-const nackHistory = 256
 
 // Config configures the media plane of one edge. Build it with DefaultConfig
 // and adjust; New calls Validate.
@@ -139,19 +135,28 @@ const (
 	audioLevelURI = sdp.AudioLevelURI
 )
 
-// mediaAPI is the one webrtc.API of an edge plus what was built with it.
+// mediaAPI is what an edge builds its PeerConnections with: one
+// webrtc.API for the connections it receives on (publishers, the far end
+// of cascade legs) and one for those it sends on (subscribers, relay
+// subscribers), sharing the media engine setup and the sockets.
+//
+// The receive side keeps pion's interceptors: the NACK generator, receiver
+// reports and transport-cc feedback act once per published packet. The
+// send side has none: every interceptor there runs once per packet per
+// subscriber, and pion's (NACK responder copying every packet, gcc with a
+// map per packet, report counters under a lock) cost more than the
+// forwarding itself. The SFU does their work with shared state instead:
+// one retransmission buffer per published layer (retx.go), transport-wide
+// sequence numbers and a small estimator per subscriber (bwe.go), sender
+// reports from the forwarders' counters once a second (reports.go).
 type mediaAPI struct {
-	api    *webrtc.API
-	udpMux ice.UDPMux
-	muxPC  net.PacketConn
+	recv, send *webrtc.API
+	udpMux     ice.UDPMux
+	muxPC      net.PacketConn
 	// relay builds cascade legs' PeerConnections: the same media and
 	// interceptors, but sockets of their own (never the mux); nil when
-	// there is no mux (then api serves legs too).
+	// there is no mux (then recv and send serve legs too).
 	relay *mediaAPI
-
-	// estimators maps a PeerConnection id to its bandwidth estimator; the
-	// cc interceptor factory fills it synchronously inside NewPeerConnection.
-	estimators sync.Map // string → cc.BandwidthEstimator
 }
 
 func videoFeedback() []webrtc.RTCPFeedback {
@@ -176,97 +181,29 @@ func buildAPI(cfg Config) (*mediaAPI, error) {
 	return ma, nil
 }
 
-// newRelayPeerConnection creates a cascade leg's PeerConnection.
-func (ma *mediaAPI) newRelayPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
+// newRelayPeerConnection creates a cascade leg's PeerConnection (sending:
+// the relay subscriber upstream; receiving: RelayIn downstream).
+func (ma *mediaAPI) newRelayPeerConnection(sending bool) (*webrtc.PeerConnection, error) {
 	if ma.relay != nil {
-		return ma.relay.newPeerConnection()
+		return ma.relay.newPeerConnection(sending)
 	}
-	return ma.newPeerConnection()
+	return ma.newPeerConnection(sending)
 }
 
 func buildOneAPI(cfg Config) (*mediaAPI, error) {
-	m := &webrtc.MediaEngine{}
-	codecs := []struct {
-		p webrtc.RTPCodecParameters
-		k webrtc.RTPCodecType
-	}{
-		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1",
-			RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}},
-		}, PayloadType: 111}, webrtc.RTPCodecTypeAudio},
-		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback(),
-		}, PayloadType: 96}, webrtc.RTPCodecTypeVideo},
-	}
-	if cfg.EnableH264 {
-		codecs = append(codecs, struct {
-			p webrtc.RTPCodecParameters
-			k webrtc.RTPCodecType
-		}{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-			RTCPFeedback: videoFeedback(),
-		}, PayloadType: 102}, webrtc.RTPCodecTypeVideo})
-	}
-	for _, c := range codecs {
-		if err := m.RegisterCodec(c.p, c.k); err != nil {
-			return nil, fmt.Errorf("sfu: register codec %s: %w", c.p.MimeType, err)
-		}
-	}
-	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+	recvReg, err := receiveInterceptors()
+	if err != nil {
 		return nil, err
 	}
-	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: audioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+	recvME, err := mediaEngine(cfg)
+	if err != nil {
 		return nil, err
 	}
-
+	sendME, err := mediaEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
 	ma := &mediaAPI{}
-	reg := &interceptor.Registry{}
-	// Congestion control first, so the NACK responder can limit resends by
-	// the target bitrate. The NoOp pacer writes immediately: layer
-	// selection, not a queue, keeps a subscriber under its estimate.
-	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
-		return gcc.NewSendSideBWE(
-			gcc.SendSideBWEInitialBitrate(cfg.InitialBitrate),
-			gcc.SendSideBWEMinBitrate(cfg.MinBitrate),
-			gcc.SendSideBWEMaxBitrate(cfg.MaxBitrate),
-			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
-		)
-	})
-	if err != nil {
-		return nil, err
-	}
-	ccf.OnNewPeerConnection(func(id string, e cc.BandwidthEstimator) { ma.estimators.Store(id, e) })
-	reg.Add(ccf)
-	// NACK generator (acts on publisher PCs' remote streams) and responder
-	// (acts on subscriber PCs' local streams); each PC gets its own chain.
-	// The responder keeps a copy of every packet it sent; pion's default of
-	// 1024 packets per stream is ~1.5 MB per video subscriber. 256 packets
-	// (over a second of video at our rates) covers loss recovery on any
-	// path where retransmission is still useful.
-	gen, err := nack.NewGeneratorInterceptor()
-	if err != nil {
-		return nil, err
-	}
-	resp, err := nack.NewResponderInterceptor(nack.ResponderSize(nackHistory))
-	if err != nil {
-		return nil, err
-	}
-	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
-	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
-	reg.Add(resp)
-	reg.Add(gen)
-	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
-		return nil, err
-	}
-	// transport-cc on what we send (feeds gcc) and feedback for what we receive.
-	if err := webrtc.ConfigureTWCCHeaderExtensionSender(m, reg); err != nil {
-		return nil, err
-	}
-	if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
-		return nil, err
-	}
-
 	se := webrtc.SettingEngine{}
 	if cfg.PionLoggerFactory != nil {
 		se.LoggerFactory = cfg.PionLoggerFactory
@@ -303,21 +240,90 @@ func buildOneAPI(cfg Config) (*mediaAPI, error) {
 			return nil, fmt.Errorf("sfu: UDP port range: %w", err)
 		}
 	}
-	ma.api = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+	ma.recv = webrtc.NewAPI(webrtc.WithMediaEngine(recvME), webrtc.WithInterceptorRegistry(recvReg), webrtc.WithSettingEngine(se))
+	ma.send = webrtc.NewAPI(webrtc.WithMediaEngine(sendME), webrtc.WithInterceptorRegistry(&interceptor.Registry{}), webrtc.WithSettingEngine(se))
 	return ma, nil
 }
 
-// newPeerConnection creates a PeerConnection and returns its bandwidth estimator.
-func (ma *mediaAPI) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
-	pc, err := ma.api.NewPeerConnection(webrtc.Configuration{SDPSemantics: webrtc.SDPSemanticsUnifiedPlan})
+// mediaEngine registers the codecs and header extensions an edge
+// negotiates (the same for both directions).
+func mediaEngine(cfg Config) (*webrtc.MediaEngine, error) {
+	m := &webrtc.MediaEngine{}
+	codecs := []struct {
+		p webrtc.RTPCodecParameters
+		k webrtc.RTPCodecType
+	}{
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1",
+			RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}},
+		}, PayloadType: 111}, webrtc.RTPCodecTypeAudio},
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback(),
+		}, PayloadType: 96}, webrtc.RTPCodecTypeVideo},
+	}
+	if cfg.EnableH264 {
+		codecs = append(codecs, struct {
+			p webrtc.RTPCodecParameters
+			k webrtc.RTPCodecType
+		}{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+			RTCPFeedback: videoFeedback(),
+		}, PayloadType: 102}, webrtc.RTPCodecTypeVideo})
+	}
+	for _, c := range codecs {
+		if err := m.RegisterCodec(c.p, c.k); err != nil {
+			return nil, fmt.Errorf("sfu: register codec %s: %w", c.p.MimeType, err)
+		}
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, err
+	}
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: audioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	// transport-cc both ways: the receive side sends feedback on what
+	// publishers send (their browsers' estimators need it), the send side
+	// stamps what it forwards and reads the subscribers' feedback.
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, k); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// receiveInterceptors are pion's interceptors for the connections an edge
+// receives on: the NACK generator (loss from publishers), receiver reports
+// and transport-cc feedback. They run once per published packet.
+func receiveInterceptors() (*interceptor.Registry, error) {
+	reg := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var est cc.BandwidthEstimator
-	if v, ok := ma.estimators.LoadAndDelete(pc.ID()); ok {
-		est, _ = v.(cc.BandwidthEstimator)
+	reg.Add(gen)
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, err
 	}
-	return pc, est, nil
+	reg.Add(rr)
+	fb, err := twcc.NewSenderInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	reg.Add(fb)
+	return reg, nil
+}
+
+// newPeerConnection creates a PeerConnection for receiving (publishers) or
+// sending (subscribers).
+func (ma *mediaAPI) newPeerConnection(sending bool) (*webrtc.PeerConnection, error) {
+	api := ma.recv
+	if sending {
+		api = ma.send
+	}
+	return api.NewPeerConnection(webrtc.Configuration{SDPSemantics: webrtc.SDPSemanticsUnifiedPlan})
 }
 
 func (ma *mediaAPI) close() error {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -16,6 +17,8 @@ type binding struct {
 	// levelExt is the negotiated audio-level extension id (0 if none);
 	// only relay forwarders write it.
 	levelExt uint8
+	// twccExt is the negotiated transport-cc extension id (0 if none).
+	twccExt uint8
 }
 
 // DownTrack is the webrtc.TrackLocal one subscriber receives for one
@@ -38,8 +41,11 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		if strings.EqualFold(c.MimeType, d.mime) {
 			b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()}
 			for _, e := range ctx.HeaderExtensions() {
-				if e.URI == audioLevelURI {
+				switch e.URI {
+				case audioLevelURI:
 					b.levelExt = uint8(e.ID)
+				case sdp.TransportCCURI:
+					b.twccExt = uint8(e.ID)
 				}
 			}
 			d.b.Store(b)

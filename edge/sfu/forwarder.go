@@ -36,6 +36,12 @@ type Forwarder struct {
 	mu     sync.Mutex
 	munger Munger
 	hdr    rtp.Header // reused for every written packet
+	// segs maps output sequence numbers back to their source (NACKs).
+	segs segments
+	// twccBuf holds the transport-cc extension value the header points at;
+	// rtxBuf is the reused copy of a packet being retransmitted.
+	twccBuf [2]byte
+	rtxBuf  []byte
 
 	stats outboundStats
 }
@@ -115,31 +121,25 @@ func (f *Forwarder) forward(idx int, pkt *rtp.Packet, key bool, arrival int64) {
 		f.mu.Unlock()
 		return
 	}
+	fresh := !f.munger.started || f.munger.rebase
 	out, res := f.munger.Update(MungeIn{Seq: pkt.SequenceNumber, TS: pkt.Timestamp, Arrival: arrival, ClockRate: f.track.codec.ClockRate})
 	if !res.Forwarded() {
 		f.mu.Unlock()
 		f.stats.skipMunger.Add(1)
 		return
 	}
-	h := &f.hdr
-	ext := h.Extensions[:0]
-	*h = rtp.Header{
-		Version:        2,
-		Padding:        pkt.Padding,
-		PaddingSize:    pkt.PaddingSize,
-		Marker:         pkt.Marker,
-		PayloadType:    b.pt,
-		SequenceNumber: out.Seq,
-		Timestamp:      out.TS,
-		SSRC:           b.ssrc,
-		Extensions:     ext,
+	if fresh {
+		m := &f.munger
+		f.segs.push(segment{layer: idx, outStart: m.outHighest, seqOffset: m.seqOffset, tsOffset: m.tsOffset})
 	}
+	h := f.header(b, out.Seq, out.TS, pkt.Marker)
+	h.Padding, h.PaddingSize = pkt.Padding, pkt.PaddingSize
 	if f.relay && b.levelExt != 0 && f.track.levelExt != 0 {
 		if lv := pkt.GetExtension(f.track.levelExt); len(lv) == 1 {
 			_ = h.SetExtension(b.levelExt, lv)
 		}
 	}
-	_, err := b.w.WriteRTP(h, pkt.Payload)
+	err := f.write(b, h, pkt.Payload)
 	f.mu.Unlock()
 	if err != nil {
 		f.stats.writeErrors.Add(1)
@@ -149,6 +149,87 @@ func (f *Forwarder) forward(idx int, pkt *rtp.Packet, key bool, arrival int64) {
 		if pkt.Marker {
 			f.stats.frames.Add(1)
 		}
+	}
+}
+
+// header fills the reused header for one packet to b (f.mu held).
+func (f *Forwarder) header(b *binding, seq uint16, ts uint32, marker bool) *rtp.Header {
+	h := &f.hdr
+	ext := h.Extensions[:0]
+	*h = rtp.Header{
+		Version:        2,
+		Marker:         marker,
+		PayloadType:    b.pt,
+		SequenceNumber: seq,
+		Timestamp:      ts,
+		SSRC:           b.ssrc,
+		Extensions:     ext,
+	}
+	return h
+}
+
+// write sends one packet, stamped with the subscriber's next transport-wide
+// sequence number when transport-cc is negotiated (f.mu held).
+func (f *Forwarder) write(b *binding, h *rtp.Header, payload []byte) error {
+	var tw *twccSender
+	var seq uint16
+	if b.twccExt != 0 && f.sub != nil {
+		tw = f.sub.twcc
+		seq = tw.nextSeq()
+		f.twccBuf = [2]byte{byte(seq >> 8), byte(seq)}
+		_ = h.SetExtension(b.twccExt, f.twccBuf[:])
+	}
+	_, err := b.w.WriteRTP(h, payload)
+	if tw != nil && err == nil {
+		tw.sent(seq, h.MarshalSize()+len(payload), monoNow())
+	}
+	return err
+}
+
+// retransmit answers a subscriber's NACK entry (RFC 4585 §6.2.1: pid and
+// the bitmask of the 16 following sequence numbers) from the track's
+// retransmission buffers, rewriting each packet as it was first sent.
+func (f *Forwarder) retransmit(pid, blp uint16) {
+	b := f.dt.b.Load()
+	if b == nil {
+		return
+	}
+	for i := 0; i <= 16; i++ {
+		if i > 0 && blp&(1<<(i-1)) == 0 {
+			continue
+		}
+		f.stats.nacks.Add(1)
+		f.resend(b, pid+uint16(i))
+	}
+}
+
+func (f *Forwarder) resend(b *binding, seq uint16) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := &f.munger
+	if !m.started {
+		return
+	}
+	ext := unwrap16(seq, m.outHighest)
+	if ext > m.outHighest || m.outHighest-ext >= retxSize {
+		return
+	}
+	sg, ok := f.segs.lookup(ext)
+	if !ok {
+		return
+	}
+	buf := f.track.retxOf(sg.layer)
+	if buf == nil {
+		return
+	}
+	payload, ts, marker, ok := buf.get(uint16(ext+sg.seqOffset), f.rtxBuf)
+	f.rtxBuf = payload
+	if !ok || len(payload) == 0 {
+		return
+	}
+	h := f.header(b, seq, ts-uint32(sg.tsOffset), marker)
+	if f.write(b, h, payload) == nil {
+		f.stats.retransmits.Add(1)
 	}
 }
 

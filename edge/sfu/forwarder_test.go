@@ -151,3 +151,99 @@ func TestForwardSkipReasonsAreCounted(t *testing.T) {
 		t.Fatalf("written %d, duplicate skips %d", w.n, f.stats.skipMunger.Load())
 	}
 }
+
+// TestRetransmitAcrossASwitch: a NACK names the subscriber's sequence
+// numbers; the forwarder finds which layer each came from (before or after
+// a simulcast switch), takes the packet from that layer's buffer and sends
+// it with the sequence number and timestamp the subscriber knows.
+func TestRetransmitAcrossASwitch(t *testing.T) {
+	tr := testTrack(true)
+	for i := range tr.layers {
+		tr.layers[i] = &layer{idx: i, retx: &retxBuffer{}}
+	}
+	w := &recordWriter{}
+	f := testForwarder(tr, w, 99)
+	f.target.Store(LayerQ)
+	send := func(layer int, seq uint16, key bool) {
+		pl := append([]byte(nil), deltaPayload...)
+		if key {
+			pl = append([]byte(nil), keyPayload...)
+		}
+		pl = append(pl, byte(layer), byte(seq>>8), byte(seq)) // identifies the source packet
+		p := rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: uint32(seq) * 3000, Marker: seq%2 == 0}, Payload: pl}
+		tr.layers[layer].retx.add(&p)
+		tr.fanOut(layer, &p, key, int64(seq)*33e6)
+	}
+	send(LayerQ, 100, true)
+	for s := uint16(101); s < 110; s++ {
+		send(LayerQ, s, false)
+	}
+	f.target.Store(LayerF) // as Pin("f") does, without a publisher to ask for a key frame
+	send(LayerF, 5000, true)
+	for s := uint16(5001); s < 5010; s++ {
+		send(LayerF, s, false)
+	}
+	sent := append([]rtp.Packet(nil), w.pkts...) // what the subscriber got, in order
+	if len(sent) != 20 {
+		t.Fatalf("%d packets forwarded", len(sent))
+	}
+	// NACK the 4th packet and, by bitmask, the 11th and 12th (the first two
+	// after the switch): pid + 7, pid + 8.
+	w.pkts = nil
+	f.retransmit(sent[3].SequenceNumber, 1<<6|1<<7)
+	if len(w.pkts) != 3 {
+		t.Fatalf("%d packets retransmitted, want 3", len(w.pkts))
+	}
+	for i, idx := range []int{3, 10, 11} {
+		got, want := w.pkts[i], sent[idx]
+		if got.SequenceNumber != want.SequenceNumber || got.Timestamp != want.Timestamp || got.SSRC != 99 ||
+			got.Marker != want.Marker || string(got.Payload) != string(want.Payload) {
+			t.Errorf("retransmission %d: seq %d ts %d marker %v payload %x; first sent as seq %d ts %d marker %v payload %x",
+				i, got.SequenceNumber, got.Timestamp, got.Marker, got.Payload, want.SequenceNumber, want.Timestamp, want.Marker, want.Payload)
+		}
+	}
+	// Beyond what was sent, or never sent: nothing.
+	w.pkts = nil
+	f.retransmit(sent[19].SequenceNumber+1, 0)
+	f.retransmit(sent[0].SequenceNumber-1, 0)
+	if len(w.pkts) != 0 {
+		t.Fatalf("%d packets retransmitted for sequence numbers never sent", len(w.pkts))
+	}
+}
+
+// recordWriter keeps copies of every packet written.
+type recordWriter struct{ pkts []rtp.Packet }
+
+func (w *recordWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	w.pkts = append(w.pkts, rtp.Packet{Header: *h, Payload: append([]byte(nil), payload...)})
+	return len(payload), nil
+}
+func (w *recordWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// TestForwardWithTransportCCDoesNotAllocate: stamping transport-wide
+// sequence numbers and recording send times keeps the path allocation-free.
+func TestForwardWithTransportCCDoesNotAllocate(t *testing.T) {
+	tr := testTrack(false)
+	sub := &Subscriber{twcc: newTWCCSender(1e6, 1e5, 1e7)}
+	sub.connected.Store(true)
+	for i := 0; i < 4; i++ {
+		f := testForwarder(tr, &captureWriter{}, uint32(i+1))
+		f.sub = sub
+		f.dt.b.Store(&binding{ssrc: uint32(i + 1), pt: 96, w: &captureWriter{}, twccExt: 3})
+	}
+	p := rtp.Packet{Header: rtp.Header{SequenceNumber: 1, Timestamp: 1}, Payload: keyPayload}
+	tr.fanOut(0, &p, true, 0)
+	seq := uint16(2)
+	allocs := testing.AllocsPerRun(1000, func() {
+		p.SequenceNumber = seq
+		p.Timestamp += 3000
+		seq++
+		tr.fanOut(0, &p, false, int64(seq)*33e6)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per forwarded packet", allocs)
+	}
+	if n := sub.twcc.next.Load(); n < 4000 {
+		t.Fatalf("%d transport-wide sequence numbers used for 4 × 1001 packets", n)
+	}
+}

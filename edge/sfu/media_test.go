@@ -19,10 +19,14 @@ func seqDiff(a, b uint16) int { return int(int16(a - b)) }
 // socket drops every ninth video packet the first time it arrives (in
 // userspace, before pion sees it); its NACK generator asks again and the
 // edge must resend each one with the sequence number the subscriber knows
-// it by, carrying the publisher's packet for that number.
+// it by, carrying the publisher's packet for that number. The publisher
+// sends simulcast and the subscriber is moved to another layer half way,
+// so the output numbering differs from the publisher's by a different
+// offset on each side of the switch, and retransmissions must come from
+// the right layer's buffer.
 func TestSubscriberNACKRetransmitsWithRightSequenceNumbers(t *testing.T) {
 	s := newTestSFU(t, testConfig())
-	startPublisher(t, s, "room", "alice", pubOpts{fps: 30, pktsPerFrame: 4, size: 600, keyEvery: 60})
+	startPublisher(t, s, "room", "alice", pubOpts{simulcast: true, fps: 30, pktsPerFrame: 4, size: 600, keyEvery: 60})
 
 	var mu sync.Mutex
 	dropped := map[uint16]bool{}
@@ -43,24 +47,48 @@ func TestSubscriberNACKRetransmitsWithRightSequenceNumbers(t *testing.T) {
 	opts := browserLike
 	opts.net = net
 	bob := startSubscriber(t, s, "room", "bob", opts)
+	waitFor := func(n int) {
+		t.Helper()
+		eventually(t, 30*time.Second, func() string {
+			if got := len(bob.received("video")); got < n {
+				return fmt.Sprintf("bob has %d video packets, %d dropped", got, drops.Load())
+			}
+			return ""
+		})
+	}
+	waitFor(200)
+	first := bob.received("video")
+	moved := LayerH
+	if first[len(first)-1].layer == LayerH {
+		moved = LayerQ
+	}
+	if err := bob.part.SetLayer("alice/video", []string{"q", "h", "f"}[moved]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(len(first) + 300)
 
-	eventually(t, 30*time.Second, func() string {
-		if n := len(bob.received("video")); n < 400 || drops.Load() < 30 {
-			return fmt.Sprintf("bob has %d video packets, %d dropped", n, drops.Load())
-		}
-		return ""
-	})
 	pkts := bob.received("video")
-	offset := pkts[0].seq - pkts[0].pubSeq
+	// The offset between output and publisher numbering, per layer (each
+	// layer is forwarded in one stretch here), from packets in order.
+	offset := map[int]uint16{}
+	for _, p := range pkts {
+		if !p.tagged {
+			t.Fatalf("packet %d carries no publisher tag", p.seq)
+		}
+		if _, ok := offset[p.layer]; !ok {
+			offset[p.layer] = p.seq - p.pubSeq
+		}
+	}
+	if len(offset) < 2 || offset[moved] == offset[pkts[0].layer] {
+		t.Fatalf("layers forwarded %v: want two with different offsets", offset)
+	}
 	got := map[uint16]bool{}
 	highest := pkts[0].seq
 	late := 0
 	for _, p := range pkts {
-		if !p.tagged || p.layer != 0 {
-			t.Fatalf("packet %d carries no publisher tag (layer %d)", p.seq, p.layer)
-		}
-		if p.seq-p.pubSeq != offset {
-			t.Fatalf("packet %d carries publisher packet %d: the stream maps %d to %d", p.seq, p.pubSeq, p.pubSeq+offset, p.pubSeq)
+		if p.seq-p.pubSeq != offset[p.layer] {
+			t.Fatalf("packet %d carries publisher packet %d of layer %d: that layer maps %d to %d",
+				p.seq, p.pubSeq, p.layer, p.pubSeq+offset[p.layer], p.pubSeq)
 		}
 		if got[p.seq] {
 			continue
@@ -88,9 +116,9 @@ func TestSubscriberNACKRetransmitsWithRightSequenceNumbers(t *testing.T) {
 		}
 	}
 	f := bob.part.Forwarder("alice", "video")
-	t.Logf("%d packets, %d dropped on arrival, %d checked, %d arrived late, NACKed sequence numbers at the edge %d",
-		len(pkts), drops.Load(), checked, late, f.stats.nacks.Load())
-	if checked < 20 {
+	t.Logf("%d packets (layer offsets %v), %d dropped on arrival, %d checked, %d arrived late; edge: %d NACKed, %d retransmitted",
+		len(pkts), offset, drops.Load(), checked, late, f.stats.nacks.Load(), f.stats.retransmits.Load())
+	if checked < 40 {
 		t.Fatalf("only %d dropped packets to check", checked)
 	}
 	if len(missing) > 0 {

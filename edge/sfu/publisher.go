@@ -28,7 +28,7 @@ type Publisher struct {
 }
 
 func newPublisher(part *Participant) (*Publisher, error) {
-	pc, _, err := part.room.sfu.media.newPeerConnection()
+	pc, err := part.room.sfu.media.newPeerConnection(false)
 	if err != nil {
 		return nil, fmt.Errorf("sfu: publisher peer connection: %w", err)
 	}

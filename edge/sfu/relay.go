@@ -118,7 +118,7 @@ func (s *SFU) NewRelayIn(roomID, peer string, onCandidate func(*webrtc.ICECandid
 	if err != nil {
 		return nil, err
 	}
-	pc, _, err := s.media.newRelayPeerConnection()
+	pc, err := s.media.newRelayPeerConnection(false)
 	if err != nil {
 		s.release(r)
 		return nil, fmt.Errorf("sfu: relay peer connection: %w", err)

@@ -103,8 +103,10 @@ type outboundStats struct {
 	packets atomic.Uint64
 	bytes   atomic.Uint64
 	frames  atomic.Uint64
-	nacks   atomic.Uint64
+	nacks   atomic.Uint64 // sequence numbers NACKed by the subscriber
 	plis    atomic.Uint64
+	// retransmits are packets resent from the retransmission buffer.
+	retransmits atomic.Uint64
 	// Packets of the forwarded layer that were not sent, by reason.
 	skipNotConnected atomic.Uint64 // subscriber transport not up yet
 	skipNoKeyframe   atomic.Uint64 // nothing forwarded yet on this track: waiting for a keyframe

@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
@@ -18,7 +17,11 @@ import (
 type Subscriber struct {
 	part *Participant
 	pc   *webrtc.PeerConnection
-	est  cc.BandwidthEstimator
+	// twcc numbers what the forwarders send and turns the subscriber's
+	// transport-cc feedback into the bandwidth estimate.
+	twcc *twccSender
+	// lastReports is when sender reports were last sent (room goroutine).
+	lastReports time.Time
 
 	// connected is set once ICE+DTLS are up; forwarders start (at a
 	// keyframe) only then, as packets written earlier are lost.
@@ -52,12 +55,13 @@ func newSubscriber(part *Participant) (*Subscriber, error) {
 	if part.relay {
 		newPC = part.room.sfu.media.newRelayPeerConnection
 	}
-	pc, est, err := newPC()
+	pc, err := newPC(true)
 	if err != nil {
 		return nil, fmt.Errorf("sfu: subscriber peer connection: %w", err)
 	}
+	cfg := part.room.sfu.cfg
 	s := &Subscriber{
-		part: part, pc: pc, est: est,
+		part: part, pc: pc, twcc: newTWCCSender(cfg.InitialBitrate, cfg.MinBitrate, cfg.MaxBitrate),
 		kick: make(chan struct{}, 1), done: make(chan struct{}),
 		downs: make(map[string]*down), held: true,
 	}
@@ -282,53 +286,70 @@ func (s *Subscriber) addCandidate(c webrtc.ICECandidateInit) error {
 	return s.pc.AddICECandidate(c)
 }
 
-// readRTCP drains one sender's RTCP (without a reader NACK and TWCC never
-// run) and routes keyframe requests and receiver reports.
+// readRTCP drains one sender's RTCP (pion delivers a compound packet to
+// every sender whose SSRC it names) and acts on what concerns this
+// sender's stream: keyframe requests, NACKs (answered from the track's
+// retransmission buffer), receiver reports, and transport-cc feedback
+// addressed to it (so each feedback message is counted once).
 func (s *Subscriber) readRTCP(d *down, sender *webrtc.RTPSender) {
 	defer s.wg.Done()
 	buf := make([]byte, 1500)
-	f := d.f
+	h := &senderRTCP{s: s, f: d.f}
 	for {
 		n, _, err := sender.Read(buf)
 		if err != nil {
 			return
 		}
-		pkts, err := rtcp.Unmarshal(buf[:n])
-		if err != nil {
-			continue
-		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				f.RequestKeyframe()
-			case *rtcp.TransportLayerNack:
-				for _, pair := range p.Nacks {
-					f.stats.nacks.Add(uint64(len(pair.PacketList())))
-				}
-			case *rtcp.ReceiverReport:
-				ssrc := f.dt.SSRC()
-				for _, r := range p.Reports {
-					if r.SSRC == ssrc {
-						f.stats.onReport(r, time.Now(), f.track.codec.ClockRate)
-					}
-				}
-			}
-		}
+		h.ssrc = d.f.dt.SSRC()
+		_ = walkRTCP(buf[:n], h)
 	}
 }
 
-// Estimate is the subscriber's current bandwidth estimate in bit/s (0 if unknown).
-func (s *Subscriber) Estimate() int {
-	if s.est == nil {
-		return 0
-	}
-	return s.est.GetTargetBitrate()
+// senderRTCP is the rtcpHandler of one sender's reader goroutine.
+type senderRTCP struct {
+	s    *Subscriber
+	f    *Forwarder
+	ssrc uint32
 }
+
+func (h *senderRTCP) keyframeRequest(ssrc uint32) {
+	if ssrc == h.ssrc {
+		h.f.RequestKeyframe()
+	}
+}
+
+func (h *senderRTCP) nack(ssrc uint32, pid, blp uint16) {
+	if ssrc == h.ssrc {
+		h.f.retransmit(pid, blp)
+	}
+}
+
+func (h *senderRTCP) report(b reportBlock) {
+	if b.ssrc == h.ssrc {
+		h.f.stats.onReport(rtcp.ReceptionReport{
+			SSRC: b.ssrc, FractionLost: b.fractionLost, TotalLost: b.totalLost, LastSequenceNumber: b.highestSeq,
+			Jitter: b.jitter, LastSenderReport: b.lsr, Delay: b.dlsr,
+		}, time.Now(), h.f.track.codec.ClockRate)
+	}
+}
+
+func (h *senderRTCP) transportCC(ssrc uint32, fci []byte) {
+	if ssrc == h.ssrc {
+		h.s.twcc.onFeedback(fci, monoNow())
+	}
+}
+
+// Estimate is the subscriber's current bandwidth estimate in bit/s.
+func (s *Subscriber) Estimate() int { return s.twcc.Estimate() }
 
 // tick re-selects layers from the estimate and re-requests keyframes for
 // forwarders that still wait (room housekeeping goroutine).
 func (s *Subscriber) tick(now time.Time, selectLayers bool) {
 	fs := s.forwarders()
+	if now.Sub(s.lastReports) >= reportInterval {
+		s.lastReports = now
+		s.sendReports(fs, now)
+	}
 	for _, f := range fs {
 		f.stats.bitrate.update(now, f.stats.bytes.Load())
 		if f.waiting(time.Second) {

@@ -53,6 +53,8 @@ type layer struct {
 	ssrc   uint32
 	kf     keyframeLimiter // guarded by PublishedTrack.mu
 	stats  inboundStats
+	// retx serves subscribers' NACKs (video only: audio is not NACKed).
+	retx *retxBuffer
 }
 
 // PublishedTrack is one track a participant publishes: up to three simulcast
@@ -157,6 +159,9 @@ func (t *PublishedTrack) addLayerAt(remote *webrtc.TrackRemote, recv *webrtc.RTP
 		return nil, false
 	}
 	l := &layer{idx: idx, rid: remote.RID(), remote: remote, recv: recv, ssrc: uint32(remote.SSRC())}
+	if t.kind == webrtc.RTPCodecTypeVideo {
+		l.retx = &retxBuffer{}
+	}
 	l.kf.interval = t.pub.part.room.sfu.cfg.KeyframeInterval
 	t.layers[idx] = l
 	t.running++
@@ -231,8 +236,24 @@ func (t *PublishedTrack) readLoop(l *layer) {
 				t.levelCount.Add(1)
 			}
 		}
+		if l.retx != nil {
+			l.retx.add(&pkt)
+		}
 		t.fanOut(l.idx, &pkt, key, arrival)
 	}
+}
+
+// retxOf returns layer idx's retransmission buffer (nil if none).
+func (t *PublishedTrack) retxOf(idx int) *retxBuffer {
+	if idx < 0 || idx >= nLayers {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l := t.layers[idx]; l != nil {
+		return l.retx
+	}
+	return nil
 }
 
 func (t *PublishedTrack) fanOut(idx int, pkt *rtp.Packet, key bool, arrival int64) {
