@@ -95,12 +95,14 @@ func fmtRatio(x float64) string {
 
 // printPeers writes the comparison table (markdown).
 func printPeers(w io.Writer, rows []rowResult) {
-	fmt.Fprintln(w, "| N subs | server | fwd pkt/s | delivered | µs server CPU / fwd pkt | marginal µs/pkt | RSS/sub KB | join s (all N receiving) | Meridian ÷ server: µs/pkt | marginal | RSS/sub | join |")
-	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	// The publisher's rate and the other load on the server's core say
+	// whether a row was starved by something else on the machine.
+	fmt.Fprintln(w, "| N subs | server | fwd pkt/s | delivered | µs server CPU / fwd pkt | marginal µs/pkt | RSS/sub KB | join s (all N receiving) | Meridian ÷ server: µs/pkt | marginal | RSS/sub | join | publisher pkt/s | other load on server core |")
+	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, l := range compare(rows) {
 		r := l.row
 		if r.Missing != "" {
-			fmt.Fprintf(w, "| %d | %s | **missing**: %s %s\n", r.Subs, r.Label, cell(r.Missing), strings.Repeat("|", 10))
+			fmt.Fprintf(w, "| %d | %s | **missing**: %s %s\n", r.Subs, r.Label, cell(r.Missing), strings.Repeat("|", 12))
 			continue
 		}
 		ratios := "| – | – | – | –"
@@ -109,8 +111,8 @@ func printPeers(w io.Writer, rows []rowResult) {
 		} else if r.Label != "meridian" {
 			ratios = "| no Meridian row | | |"
 		}
-		fmt.Fprintf(w, "| %d | %s | %.0f | %.1f%% | %.2f | %.2f | %.0f | %.2f %s |\n",
-			r.Subs, r.Label, r.FwdPPS, r.DeliveryPct, r.ServerUsPerPkt, r.MarginalUsPerPkt, r.RSSPerSubKB, r.JoinSeconds, ratios)
+		fmt.Fprintf(w, "| %d | %s | %.0f | %.1f%% | %.2f | %.2f | %.0f | %.2f %s | %.0f | %.0f%% |\n",
+			r.Subs, r.Label, r.FwdPPS, r.DeliveryPct, r.ServerUsPerPkt, r.MarginalUsPerPkt, r.RSSPerSubKB, r.JoinSeconds, ratios, r.SentPPS, r.OtherCPUPct)
 	}
 }
 

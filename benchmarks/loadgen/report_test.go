@@ -10,7 +10,7 @@ import (
 
 func peerRows() []rowResult {
 	return []rowResult{
-		{Label: "livekit", Subs: 50, ServerUsPerPkt: 8, MarginalUsPerPkt: 6, RSSPerSubKB: 2000, JoinSeconds: 4, FwdPPS: 10000, DeliveryPct: 100},
+		{Label: "livekit", Subs: 50, ServerUsPerPkt: 8, MarginalUsPerPkt: 6, RSSPerSubKB: 2000, JoinSeconds: 4, FwdPPS: 10000, DeliveryPct: 100, SentPPS: 200, OtherCPUPct: 12},
 		{Label: "meridian", Subs: 50, ServerUsPerPkt: 10, MarginalUsPerPkt: 9, RSSPerSubKB: 1000, JoinSeconds: 1, FwdPPS: 10000, DeliveryPct: 100},
 		{Label: "janus", Subs: 50, Missing: "janus is not installed (apt-get install -y janus)"},
 		{Label: "baseline", Subs: 50, ServerUsPerPkt: 5, MarginalUsPerPkt: 0, RSSPerSubKB: 250, JoinSeconds: 0.5},
@@ -61,11 +61,11 @@ func TestPeerTableKeepsMissingServersAndIsWellFormed(t *testing.T) {
 	printReport(&buf, rows)
 	out := buf.String()
 	for _, want := range []string{
-		"| 50 | livekit | 10000 | 100.0% | 8.00 | 6.00 | 2000 | 4.00 | 1.25× | 1.50× | 0.50× | 0.25× |",
+		"| 50 | livekit | 10000 | 100.0% | 8.00 | 6.00 | 2000 | 4.00 | 1.25× | 1.50× | 0.50× | 0.25× | 200 | 12% |",
 		"| 50 | janus | **missing**: go install failed: a \\| b",
-		"| 50 | baseline | 0 | 0.0% | 5.00 | 0.00 | 250 | 0.50 | 2.00× | n/a | 4.00× | 2.00× |",
+		"| 50 | baseline | 0 | 0.0% | 5.00 | 0.00 | 250 | 0.50 | 2.00× | n/a | 4.00× | 2.00× | 0 | 0% |",
 		"| 100 | meridian | **missing**: row failed: only 3 of 100 subscribers receive audio and video",
-		"| 100 | livekit | 0 | 0.0% | 7.00 | 0.00 | 1900 | 2.00 | no Meridian row | | | |",
+		"| 100 | livekit | 0 | 0.0% | 7.00 | 0.00 | 1900 | 2.00 | no Meridian row | | | | 0 | 0% |",
 		"| janus | 50 | **missing**: go install failed",
 	} {
 		if !strings.Contains(out, want) {
