@@ -18,6 +18,10 @@ type Error struct {
 	Status     int
 	Message    string
 	RetryAfter int // seconds; 0 = no header
+	// Reason is a machine-readable cause where one helps clients tell
+	// errors of the same status apart ("retention": the record existed and
+	// the retention policy removed it).
+	Reason string
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -25,11 +29,21 @@ func (e *Error) Error() string { return e.Message }
 func badRequest(msg string) *Error { return &Error{Status: http.StatusBadRequest, Message: msg} }
 func notFound(msg string) *Error   { return &Error{Status: http.StatusNotFound, Message: msg} }
 
+// removedByRetention answers a lookup of a record the retention policy
+// removed; a room-scoped token for another room learns nothing (nil).
+func removedByRetention(p *auth.Principal, t *state.Tombstone) *Error {
+	if t == nil || p.CheckRoom(t.RoomID) != nil {
+		return nil
+	}
+	return &Error{Status: http.StatusNotFound, Message: state.RemovedMessage(t.Kind, truncateForMsg(t.ID), t.RemovedAt), Reason: "retention"}
+}
+
 // errorBody is the JSON error shape: consumers read `error` and `message`.
 type errorBody struct {
 	StatusCode int    `json:"statusCode"`
 	Error      string `json:"error"`
 	Message    string `json:"message"`
+	Reason     string `json:"reason,omitempty"`
 	RequestID  string `json:"requestId,omitempty"`
 }
 
@@ -38,13 +52,17 @@ type errorBody struct {
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		status, msg, retry := classify(err)
+		var reason string
+		if ae := (*Error)(nil); errors.As(err, &ae) {
+			reason = ae.Reason
+		}
 		if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusNotImplemented {
 			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err, "request_id", requestID(c))
 		}
 		if retry > 0 {
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retry))
 		}
-		return c.Status(status).JSON(errorBody{StatusCode: status, Error: http.StatusText(status), Message: msg, RequestID: requestID(c)})
+		return c.Status(status).JSON(errorBody{StatusCode: status, Error: http.StatusText(status), Message: msg, Reason: reason, RequestID: requestID(c)})
 	}
 }
 

@@ -274,14 +274,32 @@ func (s *Server) listRooms(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var rooms []*state.Room
-	if err := s.read(c, func(st *state.Store) { rooms = st.Rooms(p.Key.UserID, c.Query("query")) }); err != nil {
+	query := c.Query("query")
+	var (
+		items []*state.Room
+		info  pageInfo
+	)
+	if err := s.read(c, func(st *state.Store) {
+		if query == "" && p.Claims.RoomID == "" {
+			// The common case: one index walk that stops after the page;
+			// the total is the project's counter.
+			var total int
+			items, total = st.RoomsPage(p.Key.UserID, pg.window())
+			info = pageInfoOf(total, pg)
+			return
+		}
+		// Exact matches (the query, a room-scoped token): a few rooms.
+		var rooms []*state.Room
+		if query != "" {
+			rooms = st.RoomsByRef(p.Key.UserID, query, false)
+		} else {
+			rooms = st.RoomsByRef(p.Key.UserID, p.Claims.RoomID, true)
+		}
+		rooms = slices.DeleteFunc(rooms, func(r *state.Room) bool { return p.CheckRoom(r.RoomID, r.CustomRoomID, r.ID) != nil })
+		items, info = paginate(rooms, pg)
+	}); err != nil {
 		return err
 	}
-	if p.Claims.RoomID != "" {
-		rooms = slices.DeleteFunc(rooms, func(r *state.Room) bool { return p.CheckRoom(r.RoomID, r.CustomRoomID, r.ID) != nil })
-	}
-	items, info := paginate(rooms, pg)
 	data := make([]roomView, len(items))
 	for i, r := range items {
 		data[i] = s.roomView(r, true)

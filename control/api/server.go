@@ -500,12 +500,30 @@ type pageInfo struct {
 	Total       int `json:"total"`
 }
 
-func paginate[T any](items []T, p page) ([]T, pageInfo) {
-	total := len(items)
+// window is the store's view of a page.
+func (p page) window() state.Page { return state.PageOf(p.Page, p.PerPage) }
+
+// pageInfoOf describes page p of a list of total items.
+func pageInfoOf(total int, p page) pageInfo {
 	last := (total + p.PerPage - 1) / p.PerPage
 	if last < 1 {
 		last = 1
 	}
+	return pageInfo{CurrentPage: p.Page, PerPage: p.PerPage, LastPage: last, Total: total}
+}
+
+// orEmpty makes a nil page an empty JSON array.
+func orEmpty[T any](items []T) []T {
+	if items == nil {
+		return []T{}
+	}
+	return items
+}
+
+// paginate cuts page p from a list already in memory (a handful of items:
+// exact-match room lists, a session's participants).
+func paginate[T any](items []T, p page) ([]T, pageInfo) {
+	total := len(items)
 	start := (p.Page - 1) * p.PerPage
 	if start > total {
 		start = total
@@ -514,11 +532,7 @@ func paginate[T any](items []T, p page) ([]T, pageInfo) {
 	if end > total {
 		end = total
 	}
-	out := items[start:end]
-	if out == nil {
-		out = []T{}
-	}
-	return out, pageInfo{CurrentPage: p.Page, PerPage: p.PerPage, LastPage: last, Total: total}
+	return orEmpty(items[start:end]), pageInfoOf(total, p)
 }
 
 // restTime formats REST timestamps: ISO-8601 UTC with milliseconds and Z.

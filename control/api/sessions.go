@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/control/state"
 	"github.com/meridian-video/meridian/shared/ids"
 )
@@ -108,20 +109,38 @@ func participantViewOf(p *state.SessionParticipant, extras bool) participantView
 
 // findSession loads a session of the caller's project and enforces room scope.
 func (s *Server) findSession(c *fiber.Ctx, id string) (*state.Session, error) {
+	return s.loadSession(c, id, func(st *state.Store, userID string) *state.Session {
+		ss, _ := st.Session(userID, id)
+		return ss
+	})
+}
+
+// loadSession reads a session with load (all of it, or a page of its
+// participants), enforces room scope, and tells a session the retention
+// policy removed from one that never existed.
+func (s *Server) loadSession(c *fiber.Ctx, id string, load func(st *state.Store, userID string) *state.Session) (*state.Session, error) {
 	if _, err := ids.ParseDocID(id); err != nil {
 		return nil, badRequest(fmt.Sprintf("sessionId %q must be 24 lowercase hex characters", truncateForMsg(id)))
 	}
 	p := principal(c)
-	var ss *state.Session
-	var room *state.Room
+	var (
+		ss   *state.Session
+		room *state.Room
+		tomb *state.Tombstone
+	)
 	if err := s.readOrCatchUp(c, func(st *state.Store) bool {
-		ss, _ = st.Session(p.Key.UserID, id)
+		ss = load(st, p.Key.UserID)
 		if ss != nil {
 			room, _ = st.Room(p.Key.UserID, ss.RoomDocID)
+		} else {
+			tomb, _ = st.Removed(p.Key.UserID, state.KindSession, id)
 		}
-		return ss != nil
+		return ss != nil || tomb != nil
 	}); err != nil {
 		return nil, err
+	}
+	if gone := removedByRetention(p, tomb); gone != nil {
+		return nil, gone
 	}
 	if ss == nil {
 		return nil, notFound(fmt.Sprintf("session %q not found", id))
@@ -171,8 +190,11 @@ func (s *Server) listSessions(c *fiber.Ctx) error {
 	if ref == "" {
 		ref = c.Query("query")
 	}
-	var out []*state.Session
-	var missing bool
+	var (
+		items   []*state.Session
+		total   int
+		missing bool
+	)
 	if err := s.read(c, func(st *state.Store) {
 		if ref != "" {
 			room, ok := st.Room(p.Key.UserID, ref)
@@ -182,24 +204,53 @@ func (s *Server) listSessions(c *fiber.Ctx) error {
 			}
 			f.RoomDocID = room.ID
 		}
-		out = st.Sessions(f)
+		if p.Claims.RoomID == "" {
+			items, total = st.SessionsPage(f, pg.window())
+			return
+		}
+		// A room-scoped token sees its room's sessions only.
+		items, total = scopedSessions(st, p, f, pg)
 	}); err != nil {
 		return err
 	}
 	if missing {
 		return notFound(fmt.Sprintf("room %q not found", ref))
 	}
-	if p.Claims.RoomID != "" {
-		out = slices.DeleteFunc(out, func(ss *state.Session) bool {
-			return p.CheckRoom(ss.RoomID, ss.CustomRoomID, ss.RoomDocID) != nil
-		})
-	}
-	items, info := paginate(out, pg)
 	data := make([]sessionView, len(items))
 	for i, ss := range items {
 		data[i] = s.sessionView(ss, ss.Participants, false)
 	}
-	return c.JSON(fiber.Map{"pageInfo": info, "data": data})
+	return c.JSON(fiber.Map{"pageInfo": pageInfoOf(total, pg), "data": data})
+}
+
+// scopedSessions lists the sessions of the rooms a room-scoped token names
+// (its roomId, customRoomId or document id: one room, unless ids of
+// different rooms collide).
+func scopedSessions(st *state.Store, p *auth.Principal, f state.SessionFilter, pg page) ([]*state.Session, int) {
+	rooms := st.RoomsByRef(p.Key.UserID, p.Claims.RoomID, true)
+	if f.RoomDocID != "" {
+		rooms = slices.DeleteFunc(rooms, func(r *state.Room) bool { return r.ID != f.RoomDocID })
+	}
+	switch len(rooms) {
+	case 0:
+		return nil, 0
+	case 1:
+		f.RoomDocID = rooms[0].ID
+		return st.SessionsPage(f, pg.window())
+	}
+	var all []*state.Session
+	for _, r := range rooms {
+		f.RoomDocID = r.ID
+		all = append(all, st.Sessions(f)...)
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if !all[i].Start.Equal(all[j].Start) {
+			return all[i].Start.After(all[j].Start)
+		}
+		return all[i].CreateIndex > all[j].CreateIndex
+	})
+	items, info := paginate(all, pg)
+	return items, info.Total
 }
 
 func (s *Server) getSession(c *fiber.Ctx) error {
@@ -211,35 +262,42 @@ func (s *Server) getSession(c *fiber.Ctx) error {
 }
 
 func (s *Server) sessionParticipants(c *fiber.Ctx) error {
-	ss, err := s.findSession(c, c.Params("sessionId"))
+	ss, info, err := s.participantsPage(c, false)
 	if err != nil {
 		return err
 	}
-	pg, err := parsePage(c, 20)
-	if err != nil {
-		return err
-	}
-	items, info := paginate(ss.Participants, pg)
-	return c.JSON(fiber.Map{"pageInfo": info, "data": s.sessionView(ss, items, false)})
+	return c.JSON(fiber.Map{"pageInfo": info, "data": s.sessionView(ss, ss.Participants, false)})
 }
 
 func (s *Server) activeParticipants(c *fiber.Ctx) error {
-	ss, err := s.findSession(c, c.Params("sessionId"))
+	ss, info, err := s.participantsPage(c, true)
 	if err != nil {
 		return err
 	}
+	return c.JSON(fiber.Map{"pageInfo": info, "data": []sessionView{s.sessionView(ss, ss.Participants, true)}})
+}
+
+// participantsPage reads a session with one page of its participants
+// (those in the session now, with active); the others are not copied.
+func (s *Server) participantsPage(c *fiber.Ctx, active bool) (*state.Session, pageInfo, error) {
 	pg, err := parsePage(c, 20)
 	if err != nil {
-		return err
-	}
-	var active []*state.SessionParticipant
-	for _, p := range ss.Participants {
-		if p.Active() {
-			active = append(active, p)
+		// The session is checked first, as before paging existed.
+		if _, ferr := s.findSession(c, c.Params("sessionId")); ferr != nil {
+			return nil, pageInfo{}, ferr
 		}
+		return nil, pageInfo{}, err
 	}
-	items, info := paginate(active, pg)
-	return c.JSON(fiber.Map{"pageInfo": info, "data": []sessionView{s.sessionView(ss, items, true)}})
+	var total int
+	ss, err := s.loadSession(c, c.Params("sessionId"), func(st *state.Store, userID string) *state.Session {
+		ss, n, _ := st.SessionParticipants(userID, c.Params("sessionId"), active, pg.window())
+		total = n
+		return ss
+	})
+	if err != nil {
+		return nil, pageInfo{}, err
+	}
+	return ss, pageInfoOf(total, pg), nil
 }
 
 func (s *Server) sessionParticipant(c *fiber.Ctx) error {

@@ -85,23 +85,35 @@ func (s *Server) listDeliveries(c *fiber.Ctx) error {
 	if f.Status != "" && f.Status != state.DeliveryPending && f.Status != state.DeliveryDelivered && f.Status != state.DeliveryFailed {
 		return badRequest(`query parameter "status" must be pending, delivered or failed`)
 	}
-	var list []*state.Delivery
-	if err := s.read(c, func(st *state.Store) { list = st.Deliveries(f) }); err != nil {
+	var (
+		items []*state.Delivery
+		total int
+	)
+	if err := s.read(c, func(st *state.Store) { items, total = st.DeliveriesPage(f, pg.window()) }); err != nil {
 		return err
 	}
-	items, info := paginate(list, pg)
 	data := make([]deliveryView, len(items))
 	for i, d := range items {
 		data[i] = deliveryViewOf(d)
 	}
-	return c.JSON(fiber.Map{"pageInfo": info, "data": data})
+	return c.JSON(fiber.Map{"pageInfo": pageInfoOf(total, pg), "data": data})
 }
 
 func (s *Server) getDelivery(c *fiber.Ctx) error {
 	p := principal(c)
-	var d *state.Delivery
-	if err := s.read(c, func(st *state.Store) { d, _ = st.Delivery(p.Key.UserID, c.Params("id")) }); err != nil {
+	var (
+		d    *state.Delivery
+		tomb *state.Tombstone
+	)
+	if err := s.read(c, func(st *state.Store) {
+		if d, _ = st.Delivery(p.Key.UserID, c.Params("id")); d == nil {
+			tomb, _ = st.Removed(p.Key.UserID, state.KindDelivery, c.Params("id"))
+		}
+	}); err != nil {
 		return err
+	}
+	if gone := removedByRetention(p, tomb); gone != nil {
+		return gone
 	}
 	if d == nil || !s.inScope(c, d) {
 		return notFound(fmt.Sprintf("delivery %q not found", truncateForMsg(c.Params("id"))))
@@ -132,8 +144,18 @@ func (s *Server) inScope(c *fiber.Ctx, d *state.Delivery) bool {
 func (s *Server) redeliver(c *fiber.Ctx) error {
 	p := principal(c)
 	id := c.Params("id")
-	var cur *state.Delivery
-	s.node.FSM().Read(func(st *state.Store) { cur, _ = st.Delivery(p.Key.UserID, id) })
+	var (
+		cur  *state.Delivery
+		tomb *state.Tombstone
+	)
+	s.node.FSM().Read(func(st *state.Store) {
+		if cur, _ = st.Delivery(p.Key.UserID, id); cur == nil {
+			tomb, _ = st.Removed(p.Key.UserID, state.KindDelivery, id)
+		}
+	})
+	if gone := removedByRetention(p, tomb); gone != nil {
+		return gone
+	}
 	if cur != nil && !s.inScope(c, cur) {
 		return notFound(fmt.Sprintf("delivery %q not found", truncateForMsg(id)))
 	}

@@ -43,11 +43,11 @@ type RecordAudit struct {
 
 func init() {
 	register(CmdRecordAudit, func(s *Store, index uint64, c *RecordAudit) (any, error) {
-		id, ok := s.roomByRoomID[c.RoomID]
-		if !ok {
+		r := s.roomByRoomID(c.RoomID)
+		if r == nil {
 			return nil, errf(CodeNotFound, "room %q not found", c.RoomID)
 		}
-		ss := s.ongoingSession(id)
+		ss := s.ongoingSession(r.ID)
 		if ss == nil {
 			return nil, nil
 		}
@@ -62,14 +62,16 @@ func init() {
 	})
 }
 
+func (s *Store) audit(sessionID string) *Audit { return one[*Audit](s, tAudits, "id", sessionID) }
+
 // noteHop merges h into the session's audit: one entry per (kind, edge,
 // peer), widening its time span.
 func (s *Store) noteHop(sessionID string, h AuditHop) {
-	a := s.audits[sessionID]
-	if a == nil {
-		a = &Audit{SessionID: sessionID}
-		s.audits[sessionID] = a
+	a := &Audit{SessionID: sessionID}
+	if cur := s.audit(sessionID); cur != nil {
+		a = cur.clone()
 	}
+	defer s.put(tAudits, a)
 	if h.Last.IsZero() {
 		h.Last = h.First
 	}
@@ -98,19 +100,28 @@ func (s *Store) noteHop(sessionID string, h AuditHop) {
 
 // touchHop extends an existing hop's last time (a participant left an edge).
 func (s *Store) touchHop(sessionID, kind, edgeID string, at time.Time) {
-	if a := s.audits[sessionID]; a != nil {
-		for i := range a.Hops {
-			if e := &a.Hops[i]; e.Kind == kind && e.EdgeID == edgeID && at.After(e.Last) {
-				e.Last = at
+	cur := s.audit(sessionID)
+	if cur == nil {
+		return
+	}
+	var a *Audit
+	for i := range cur.Hops {
+		if e := &cur.Hops[i]; e.Kind == kind && e.EdgeID == edgeID && at.After(e.Last) {
+			if a == nil {
+				a = cur.clone()
 			}
+			a.Hops[i].Last = at
 		}
+	}
+	if a != nil {
+		s.put(tAudits, a)
 	}
 }
 
 // SessionAudit returns the audit record of a session.
 func (s *Store) SessionAudit(sessionID string) (*Audit, bool) {
-	a, ok := s.audits[sessionID]
-	if !ok {
+	a := s.audit(sessionID)
+	if a == nil {
 		return nil, false
 	}
 	return a.clone(), true

@@ -30,35 +30,45 @@ type RegisterNode struct {
 
 func init() {
 	register(CmdSetClusterSecrets, func(s *Store, index uint64, c *SetClusterSecrets) (any, error) {
-		if s.secrets == nil {
+		cur := s.secrets()
+		if cur == nil {
 			sec := c.Secrets
-			s.secrets = &sec
+			cur = &sec
+			s.put(tMeta, &metaRow{Name: metaSecrets, Value: cur})
 			s.bump("secrets", index)
 		}
-		cp := *s.secrets
+		cp := *cur
 		return &cp, nil
 	})
 	register(CmdRegisterNode, func(s *Store, index uint64, c *RegisterNode) (any, error) {
 		n := c.Node
-		s.nodes[n.ID] = &n
+		s.put(tNodes, &n)
 		s.bump("nodes", index)
 		return nil, nil
 	})
 }
 
+func (s *Store) secrets() *ClusterSecrets {
+	if m := one[*metaRow](s, tMeta, "id", metaSecrets); m != nil {
+		return m.Value.(*ClusterSecrets)
+	}
+	return nil
+}
+
 // Secrets returns the cluster secrets, if set.
 func (s *Store) Secrets() (*ClusterSecrets, bool) {
-	if s.secrets == nil {
+	sec := s.secrets()
+	if sec == nil {
 		return nil, false
 	}
-	cp := *s.secrets
+	cp := *sec
 	return &cp, true
 }
 
 // Node returns a control node by raft id.
 func (s *Store) Node(id string) (*Node, bool) {
-	n, ok := s.nodes[id]
-	if !ok {
+	n := one[*Node](s, tNodes, "id", id)
+	if n == nil {
 		return nil, false
 	}
 	cp := *n

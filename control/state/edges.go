@@ -1,9 +1,6 @@
 package state
 
-import (
-	"sort"
-	"time"
-)
+import "time"
 
 // Edge is a registered edge node. Load is not replicated (it changes every
 // few seconds); liveness transitions are.
@@ -68,7 +65,7 @@ func init() {
 		if e.ID == "" || e.Region == "" {
 			return nil, errf(CodeInvalid, "edge needs id and region")
 		}
-		if old, ok := s.edges[e.ID]; ok {
+		if old := s.edge(e.ID); old != nil {
 			e.CreateIndex = old.CreateIndex
 			e.RegisteredAt = old.RegisteredAt
 		} else {
@@ -76,53 +73,58 @@ func init() {
 		}
 		e.Up = true
 		e.ModifyIndex = index
-		s.edges[e.ID] = &e
+		s.put(tEdges, &e)
 		s.bump("edges", index)
 		return e.clone(), nil
 	})
 	register(CmdMarkEdgeDown, func(s *Store, index uint64, c *MarkEdgeDown) (any, error) {
-		e, ok := s.edges[c.ID]
-		if !ok {
+		e := s.edge(c.ID)
+		if e == nil {
 			return nil, errf(CodeNotFound, "edge %q not found", c.ID)
 		}
 		if e.Up {
+			e = e.clone()
 			e.Up = false
 			e.ChangedAt = c.At
 			e.ModifyIndex = index
+			s.put(tEdges, e)
 			s.bump("edges", index)
 		}
 		s.dropEdgeEverywhere(index, c.ID, c.At)
 		return e.clone(), nil
 	})
 	register(CmdSetEdgeDraining, func(s *Store, index uint64, c *SetEdgeDraining) (any, error) {
-		e, ok := s.edges[c.ID]
-		if !ok {
+		e := s.edge(c.ID)
+		if e == nil {
 			return nil, errf(CodeNotFound, "edge %q not found", c.ID)
 		}
 		if e.Draining != c.Draining {
+			e = e.clone()
 			e.Draining = c.Draining
 			e.ChangedAt = c.At
 			e.ModifyIndex = index
+			s.put(tEdges, e)
 			s.bump("edges", index)
 		}
 		return e.clone(), nil
 	})
 }
 
+func (s *Store) edge(id string) *Edge { return one[*Edge](s, tEdges, "id", id) }
+
 // Edges lists every edge by id.
 func (s *Store) Edges() []*Edge {
-	out := make([]*Edge, 0, len(s.edges))
-	for _, e := range s.edges {
+	out := []*Edge{}
+	for _, e := range all[*Edge](s.iter(tEdges, "id", false)) {
 		out = append(out, e.clone())
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
 // Edge returns one edge.
 func (s *Store) Edge(id string) (*Edge, bool) {
-	e, ok := s.edges[id]
-	if !ok {
+	e := s.edge(id)
+	if e == nil {
 		return nil, false
 	}
 	return e.clone(), true

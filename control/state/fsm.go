@@ -12,7 +12,9 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
+	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
 )
 
@@ -51,6 +53,7 @@ const (
 	CmdSetEdgeDraining    CommandType = 23
 	CmdRecordAudit        CommandType = 24
 	CmdRequest            CommandType = 25 // a command wrapped with its request id (requests.go)
+	CmdPurgeExpired       CommandType = 26 // retention: remove listed expired records (retention.go)
 )
 
 // Encode builds a log entry: type byte followed by the JSON body.
@@ -68,11 +71,14 @@ type Result struct {
 	Err   error
 }
 
-// FSM implements raft.FSM over a Store.
+// FSM implements raft.FSM over a go-memdb database. Apply runs each command
+// in one write transaction, committed when the command succeeds and
+// aborted when it fails (a refused command changes nothing). Readers open
+// read transactions on the latest committed version: they never wait for
+// Apply, and Apply never waits for them.
 type FSM struct {
-	mu    sync.RWMutex
-	store *Store
-	log   *slog.Logger
+	db  atomic.Pointer[memdb.MemDB]
+	log *slog.Logger
 	// applied is signalled after each Apply so readers can wait for an index.
 	appliedMu   sync.Mutex
 	appliedCond *sync.Cond
@@ -84,16 +90,17 @@ func NewFSM(logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	f := &FSM{store: newStore(), log: logger}
+	f := &FSM{log: logger}
+	f.db.Store(newDB())
 	f.appliedCond = sync.NewCond(&f.appliedMu)
 	return f
 }
 
-// Read runs fn with a read lock on the store. fn must not keep references.
+// Read runs fn on a consistent version of the store: everything applied
+// before the call, nothing applied during it. fn must not keep references
+// or change the values it reads.
 func (f *FSM) Read(fn func(s *Store)) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	fn(f.store)
+	fn(newStore(f.db.Load().Txn(false)))
 }
 
 // AppliedIndex is the last applied Raft index.
@@ -140,27 +147,49 @@ func (f *FSM) markApplied(index uint64) {
 
 // Apply implements raft.FSM.
 func (f *FSM) Apply(l *raft.Log) any {
+	// After the commit: a reader that waited for this index sees its effects.
 	defer f.markApplied(l.Index)
 	if l.Type != raft.LogCommand || len(l.Data) == 0 {
 		return nil
 	}
 	t := CommandType(l.Data[0])
 	body := l.Data[1:]
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	h, ok := handlers[t&^IgnoreUnknownFlag]
-	if !ok {
-		if t&IgnoreUnknownFlag != 0 {
-			f.log.Warn("skipping unknown command", "type", uint8(t), "index", l.Index)
-			return nil
+	var (
+		v   any
+		err error
+	)
+	if t&^IgnoreUnknownFlag == CmdRequest {
+		v, err = f.applyRequest(l.Index, body)
+	} else {
+		h, ok := handlers[t&^IgnoreUnknownFlag]
+		if !ok {
+			if t&IgnoreUnknownFlag != 0 {
+				f.log.Warn("skipping unknown command", "type", uint8(t), "index", l.Index)
+				return nil
+			}
+			panic(fmt.Sprintf("state: unknown command type %d at index %d", t, l.Index))
 		}
-		panic(fmt.Sprintf("state: unknown command type %d at index %d", t, l.Index))
+		v, err = f.write(func(s *Store) (any, error) { return h(s, l.Index, body) })
 	}
-	v, err := h(f.store, l.Index, body)
 	if err != nil {
 		return Result{Err: err}
 	}
 	return Result{Value: v}
+}
+
+// write runs fn in a write transaction: committed if fn succeeds, aborted
+// if it returns an error (or panics).
+func (f *FSM) write(fn func(s *Store) (any, error)) (any, error) {
+	tx := f.db.Load().Txn(true)
+	defer tx.Abort() // no-op after Commit
+	s := newStore(tx)
+	v, err := fn(s)
+	if err != nil {
+		return nil, err
+	}
+	s.flush()
+	tx.Commit()
+	return v, nil
 }
 
 // handler decodes one command and applies it. A decode failure panics
@@ -182,47 +211,24 @@ func register[T any](t CommandType, apply func(s *Store, index uint64, cmd *T) (
 	}
 }
 
-// Snapshot implements raft.FSM: serialise under the read lock (the store is
-// small; per-packet data never reaches it), write out in Persist.
+// Snapshot implements raft.FSM. Raft calls it on the FSM goroutine, so the
+// memdb snapshot (a root pointer copy) is exactly what was applied up to
+// now; Persist serialises it later while Apply goes on. A node that
+// installs it has applied up to here too (read-your-writes waits rely on
+// AppliedIndex).
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	d := f.store.snapshotData()
-	// Raft takes the snapshot on the FSM goroutine: the state is exactly
-	// what was applied up to now, and a node that installs it has applied
-	// up to here too (read-your-writes waits rely on it).
-	d.AppliedIndex = f.AppliedIndex()
-	b, err := json.Marshal(d)
-	if err != nil {
-		return nil, err
-	}
-	return &snapshot{data: b}, nil
+	return &snapshot{db: f.db.Load().Snapshot(), applied: f.AppliedIndex()}, nil
 }
 
-// Restore implements raft.FSM.
+// Restore implements raft.FSM: it builds a new database from the stream and
+// swaps it in; readers still on the old version finish on it.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	var d snapshotData
-	if err := json.NewDecoder(rc).Decode(&d); err != nil {
+	db, applied, err := readSnapshot(rc)
+	if err != nil {
 		return fmt.Errorf("state: restore: %w", err)
 	}
-	s := newStore()
-	s.restore(&d)
-	f.mu.Lock()
-	f.store = s
-	f.mu.Unlock()
-	f.markApplied(d.AppliedIndex)
+	f.db.Store(db)
+	f.markApplied(applied)
 	return nil
 }
-
-type snapshot struct{ data []byte }
-
-func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(s.data); err != nil {
-		_ = sink.Cancel()
-		return err
-	}
-	return sink.Close()
-}
-
-func (s *snapshot) Release() {}

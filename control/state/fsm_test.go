@@ -2,7 +2,6 @@ package state
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"go/ast"
 	"go/parser"
@@ -81,8 +80,8 @@ func TestCreateRoomIdempotentAndLookups(t *testing.T) {
 		if _, ok := s.Room("u2", "abcd-efgh-ijkl"); ok {
 			t.Error("room visible to another project")
 		}
-		if n := len(s.Rooms("u1", "")); n != 1 {
-			t.Errorf("u1 rooms = %d", n)
+		if rooms, total := s.RoomsPage("u1", Page{Limit: 20}); len(rooms) != 1 || total != 1 {
+			t.Errorf("u1 rooms = %d, total %d", len(rooms), total)
 		}
 	})
 }
@@ -237,10 +236,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
 		t.Fatal(err)
 	}
-	var a, b []byte
-	f.Read(func(s *Store) { a, _ = json.Marshal(s.snapshotData()) })
+	a, b := persist(t, f.FSM), persist(t, g)
 	g.Read(func(s *Store) {
-		b, _ = json.Marshal(s.snapshotData())
 		if _, ok := s.Room("u1", "c1"); !ok {
 			t.Error("custom id index not rebuilt")
 		}

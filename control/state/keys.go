@@ -53,37 +53,36 @@ func applyUpsertAPIKey(s *Store, index uint64, c *UpsertAPIKey) (any, error) {
 	if k.Key == "" || k.SecretHash == "" || len(k.SecretEnc) == 0 {
 		return nil, errf(CodeInvalid, "api key needs key, secret")
 	}
-	if old, ok := s.keys[k.Key]; ok {
+	if old := s.apiKey(k.Key); old != nil {
 		if old.SecretHash == k.SecretHash && old.RevokedAt == nil {
 			return old.clone(), nil
 		}
 		return nil, errf(CodeConflict, "api key %q already exists", k.Key)
 	}
-	if other, ok := s.keyBySecret[k.SecretHash]; ok {
-		return nil, errf(CodeConflict, "secret already used by key %q", other)
+	if other := one[*APIKey](s, tKeys, "secret", k.SecretHash); other != nil {
+		return nil, errf(CodeConflict, "secret already used by key %q", other.Key)
 	}
+	k.UserID = intern(k.UserID)
 	k.CreateIndex, k.ModifyIndex = index, index
-	s.keys[k.Key] = &k
-	s.keyBySecret[k.SecretHash] = k.Key
+	s.put(tKeys, &k)
 	s.bump("keys", index)
 	return k.clone(), nil
 }
 
 func applyRevokeAPIKey(s *Store, index uint64, c *RevokeAPIKey) (any, error) {
-	k, ok := s.keys[c.Key]
-	if !ok {
+	k := s.apiKey(c.Key)
+	if k == nil {
 		return nil, errf(CodeNotFound, "api key %q not found", c.Key)
 	}
 	if k.RevokedAt == nil {
+		k = k.clone()
 		at := c.At
 		k.RevokedAt = &at
 		k.ModifyIndex = index
-		delete(s.keyBySecret, k.SecretHash)
+		s.put(tKeys, k) // leaves the secret index: a revoked key no longer authenticates
 		// Refresh tokens of a revoked key die with it.
-		for h, rt := range s.refresh {
-			if rt.APIKey == c.Key {
-				delete(s.refresh, h)
-			}
+		for _, rt := range all[*refreshRow](s.iter(tRefresh, "apiKey", false, c.Key)) {
+			s.del(tRefresh, rt)
 		}
 		s.bump("keys", index)
 	}
@@ -95,10 +94,12 @@ func (k *APIKey) clone() *APIKey {
 	return &c
 }
 
+func (s *Store) apiKey(key string) *APIKey { return one[*APIKey](s, tKeys, "id", key) }
+
 // APIKey returns a key by its public id (revoked keys included).
 func (s *Store) APIKey(key string) (*APIKey, bool) {
-	k, ok := s.keys[key]
-	if !ok {
+	k := s.apiKey(key)
+	if k == nil {
 		return nil, false
 	}
 	return k.clone(), true
@@ -106,17 +107,17 @@ func (s *Store) APIKey(key string) (*APIKey, bool) {
 
 // APIKeyBySecretHash finds an active key by the keyed hash of its secret.
 func (s *Store) APIKeyBySecretHash(h string) (*APIKey, bool) {
-	key, ok := s.keyBySecret[h]
-	if !ok {
+	k := one[*APIKey](s, tKeys, "secret", h)
+	if k == nil {
 		return nil, false
 	}
-	return s.APIKey(key)
+	return k.clone(), true
 }
 
-// APIKeys lists every key, oldest first.
+// APIKeys lists every key, oldest first (operators have a handful).
 func (s *Store) APIKeys() []*APIKey {
-	out := make([]*APIKey, 0, len(s.keys))
-	for _, k := range s.keys {
+	out := []*APIKey{}
+	for _, k := range all[*APIKey](s.iter(tKeys, "id", false)) {
 		out = append(out, k.clone())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreateIndex < out[j].CreateIndex })

@@ -44,11 +44,32 @@ type Delivery struct {
 	SentFrom       string `json:"sentFrom,omitempty"`
 	SentFromRegion string `json:"sentFromRegion,omitempty"`
 	Seq            uint64 `json:"seq"` // raft index at enqueue: global order
-	CreateIndex    uint64 `json:"createIndex"`
-	ModifyIndex    uint64 `json:"modifyIndex"`
+	// Sub orders the deliveries one command enqueued (snapshot v2; a v1
+	// snapshot lists them in order and restore numbers them).
+	Sub         uint32 `json:"sub,omitempty"`
+	CreateIndex uint64 `json:"createIndex"`
+	ModifyIndex uint64 `json:"modifyIndex"`
 }
 
 func (d *Delivery) clone() *Delivery { c := *d; return &c }
+
+// intern shares the strings deliveries repeat.
+func (d *Delivery) intern() {
+	d.EventType, d.UserID, d.APIKey, d.URL = intern(d.EventType), intern(d.UserID), intern(d.APIKey), intern(d.URL)
+	d.SentFrom, d.SentFromRegion = intern(d.SentFrom), intern(d.SentFromRegion)
+}
+
+// finishedAt is when a delivered or failed delivery finished (retention
+// keeps finished deliveries for the retention period after it).
+func (d *Delivery) finishedAt() time.Time {
+	switch {
+	case d.DoneAt != nil:
+		return *d.DoneAt
+	case d.LastAttempt != nil:
+		return *d.LastAttempt
+	}
+	return d.CreatedAt
+}
 
 // GlobalEndpoint is an operator-configured webhook target for every room.
 type GlobalEndpoint struct {
@@ -105,38 +126,42 @@ type EnqueueEvents struct {
 
 func init() {
 	register(CmdSetGlobalEndpoints, func(s *Store, index uint64, c *SetGlobalEndpoints) (any, error) {
-		s.globalEndpoints = append([]GlobalEndpoint(nil), c.Endpoints...)
+		s.put(tMeta, &metaRow{Name: metaGlobal, Value: append([]GlobalEndpoint(nil), c.Endpoints...)})
 		s.bump("outbox", index)
 		return nil, nil
 	})
 	register(CmdRecordDelivery, func(s *Store, index uint64, c *RecordDelivery) (any, error) {
-		d, ok := s.outbox[c.ID]
-		if !ok {
+		old := s.delivery(c.ID)
+		if old == nil {
 			return nil, errf(CodeNotFound, "delivery %q not found", c.ID)
 		}
-		if d.Status != DeliveryPending || c.Attempts != d.Attempts+1 {
-			return d.clone(), nil // a stale report from an old leader's attempt
+		if old.Status != DeliveryPending || c.Attempts != old.Attempts+1 {
+			return old.clone(), nil // a stale report from an old leader's attempt
 		}
+		d := old.clone()
 		at := c.AttemptedAt
 		d.LastAttempt = &at
 		d.EndpointGone = c.EndpointGone
 		d.Status, d.Attempts, d.NextAttempt = c.Status, c.Attempts, c.NextAttempt
 		d.LastStatus, d.LastError, d.LatencyMs, d.DoneAt = c.LastStatus, c.LastError, c.LatencyMs, c.DoneAt
 		if c.SentFrom != "" {
-			d.SentFrom, d.SentFromRegion = c.SentFrom, c.SentFromRegion
+			d.SentFrom, d.SentFromRegion = intern(c.SentFrom), intern(c.SentFromRegion)
 		}
 		d.ModifyIndex = index
+		s.putDelivery(old, d)
 		if c.EndpointGone {
 			// 410 Gone: the receiver asked us to stop. Fail what is queued for
 			// that endpoint and enqueue nothing more for it until a room is
 			// (re)configured with it.
-			s.goneURLs[goneKey(d.UserID, d.URL)] = index
-			for _, other := range s.outbox {
-				if other.Status == DeliveryPending && other.UserID == d.UserID && other.URL == d.URL {
-					other.Status = DeliveryFailed
-					other.LastError = "endpoint answered 410 Gone"
-					other.DoneAt = c.DoneAt
-					other.ModifyIndex = index
+			s.put(tGone, &goneRow{Key: goneKey(d.UserID, d.URL), Index: index})
+			for _, other := range all[*Delivery](s.iter(tOutbox, "pending", false)) {
+				if other.UserID == d.UserID && other.URL == d.URL {
+					o := other.clone()
+					o.Status = DeliveryFailed
+					o.LastError = "endpoint answered 410 Gone"
+					o.DoneAt = c.DoneAt
+					o.ModifyIndex = index
+					s.putDelivery(other, o)
 				}
 			}
 		}
@@ -144,13 +169,14 @@ func init() {
 		return d.clone(), nil
 	})
 	register(CmdRedeliver, func(s *Store, index uint64, c *Redeliver) (any, error) {
-		d, ok := s.outbox[c.ID]
-		if !ok || d.UserID != c.UserID {
+		old := s.delivery(c.ID)
+		if old == nil || old.UserID != c.UserID {
 			return nil, errf(CodeNotFound, "delivery %q not found", c.ID)
 		}
-		if d.Status == DeliveryPending {
+		if old.Status == DeliveryPending {
 			return nil, errf(CodeConflict, "delivery %q is still pending", c.ID)
 		}
+		d := old.clone()
 		d.Status = DeliveryPending
 		d.NextAttempt = c.At
 		at := c.At
@@ -159,20 +185,47 @@ func init() {
 		d.LastError = ""
 		d.EndpointGone = false
 		d.ModifyIndex = index
+		s.putDelivery(old, d)
 		s.bump("outbox", index)
 		return d.clone(), nil
 	})
 	register(CmdEnqueueEvents, func(s *Store, index uint64, c *EnqueueEvents) (any, error) {
 		for _, ev := range c.Events {
-			id, ok := s.roomByRoomID[ev.RoomID]
-			if !ok {
+			r := s.roomByRoomID(ev.RoomID)
+			if r == nil {
 				return nil, errf(CodeNotFound, "room %q not found", ev.RoomID)
 			}
-			s.enqueueRaw(index, s.rooms[id], ev.EventID, ev.EventType, ev.At, ev.Data, ev.ExtraURL)
+			var sessionID string
+			if ss := s.ongoingSession(r.ID); ss != nil {
+				sessionID = ss.ID
+			}
+			s.enqueueRaw(index, r, sessionID, ev.EventID, ev.EventType, ev.At, ev.Data, ev.ExtraURL)
 		}
 		return nil, nil
 	})
 }
+
+// Delivery counters: a project's deliveries, and by status.
+func deliveriesCounter(userID string) string { return "outbox/" + userID }
+
+func deliveriesStatusCounter(userID, status string) string { return "outbox/" + userID + "/" + status }
+
+func deliveryCounters(d *Delivery) []string {
+	if d == nil {
+		return nil
+	}
+	return []string{deliveriesCounter(d.UserID), deliveriesStatusCounter(d.UserID, d.Status)}
+}
+
+// putDelivery stores a delivery version; old is the stored one it replaces.
+func (s *Store) putDelivery(old, d *Delivery) {
+	if old == nil || old.Status != d.Status {
+		s.recount(deliveryCounters(old), deliveryCounters(d))
+	}
+	s.put(tOutbox, d)
+}
+
+func (s *Store) delivery(id string) *Delivery { return one[*Delivery](s, tOutbox, "id", id) }
 
 // WebhookTime renders an instant the way VideoSDK webhook payloads do.
 func WebhookTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000+00:00") }
@@ -198,12 +251,12 @@ type participantData struct {
 	ParticipantName string `json:"participantName"`
 }
 
-func (s *Store) enqueue(index uint64, r *Room, eventID, eventType string, at time.Time, data any) {
+func (s *Store) enqueue(index uint64, r *Room, sessionID, eventID, eventType string, at time.Time, data any) {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		panic(fmt.Sprintf("state: marshal %s payload: %v", eventType, err))
 	}
-	s.enqueueRaw(index, r, eventID, eventType, at, raw, "")
+	s.enqueueRaw(index, r, sessionID, eventID, eventType, at, raw, "")
 }
 
 // MatchEvent reports whether a subscription pattern list selects eventType.
@@ -214,16 +267,12 @@ func MatchEvent(patterns []string, eventType string) bool {
 	return len(patterns) == 0 || webhooks.Match(patterns, eventType)
 }
 
-func (s *Store) enqueueRaw(index uint64, r *Room, eventID, eventType string, at time.Time, data json.RawMessage, extraURL string) {
+func (s *Store) enqueueRaw(index uint64, r *Room, sessionID, eventID, eventType string, at time.Time, data json.RawMessage, extraURL string) {
 	// Bodies are rendered exactly as JSON.stringify would (no HTML escaping,
 	// compact), because VideoSDK receivers verify re-serialised bodies.
 	body, err := webhooks.Envelope(eventType, data)
 	if err != nil {
 		panic(fmt.Sprintf("state: render %s envelope: %v", eventType, err))
-	}
-	var sessionID string
-	if ss := s.ongoingSession(r.ID); ss != nil {
-		sessionID = ss.ID
 	}
 	var targets []string
 	if r.Webhook != nil && r.Webhook.EndPoint != "" && MatchEvent(r.Webhook.Events, eventType) {
@@ -232,7 +281,7 @@ func (s *Store) enqueueRaw(index uint64, r *Room, eventID, eventType string, at 
 	if extraURL != "" {
 		targets = append(targets, extraURL)
 	}
-	for _, g := range s.globalEndpoints {
+	for _, g := range s.GlobalEndpoints() {
 		if MatchEvent(g.Events, eventType) {
 			targets = append(targets, g.URL)
 		}
@@ -242,64 +291,79 @@ func (s *Store) enqueueRaw(index uint64, r *Room, eventID, eventType string, at 
 		if seen[url] {
 			continue
 		}
-		if _, gone := s.goneURLs[goneKey(r.UserID, url)]; gone {
+		if s.isGone(r.UserID, url) {
 			continue
 		}
 		seen[url] = true
-		d := &Delivery{ID: "msg_" + eventID + "_" + itoa(i), EventID: eventID, EventType: eventType, RoomID: r.RoomID, SessionID: sessionID,
-			UserID: r.UserID, APIKey: r.APIKey, URL: url, Body: body, CreatedAt: at, Status: DeliveryPending, NextAttempt: at,
-			Seq: index, CreateIndex: index, ModifyIndex: index}
-		if _, dup := s.outbox[d.ID]; dup {
+		d := &Delivery{ID: "msg_" + eventID + "_" + itoa(i), EventID: eventID, EventType: intern(eventType), RoomID: r.RoomID, SessionID: sessionID,
+			UserID: r.UserID, APIKey: r.APIKey, URL: intern(url), Body: body, CreatedAt: at, Status: DeliveryPending, NextAttempt: at,
+			Seq: index, Sub: s.sub, CreateIndex: index, ModifyIndex: index}
+		if s.delivery(d.ID) != nil {
 			continue
 		}
-		s.outbox[d.ID] = d
-		s.outboxOrder = append(s.outboxOrder, d.ID)
+		s.sub++
+		s.putDelivery(nil, d)
 	}
 	s.bump("outbox", index)
 }
 
 func goneKey(userID, url string) string { return userID + "\x00" + url }
 
-// PendingDeliveries returns pending deliveries in enqueue order, at most limit.
+func (s *Store) isGone(userID, url string) bool {
+	return one[*goneRow](s, tGone, "id", goneKey(userID, url)) != nil
+}
+
+// ungone forgets a 410 for an endpoint a room is configured with again.
+func (s *Store) ungone(userID, url string) {
+	if g := one[*goneRow](s, tGone, "id", goneKey(userID, url)); g != nil {
+		s.del(tGone, g)
+	}
+}
+
+// PendingDeliveries returns pending deliveries in enqueue order, at most
+// limit (0: all).
 func (s *Store) PendingDeliveries(limit int) []*Delivery {
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, _ := scan[*Delivery](s.iter(tOutbox, "pending", false), Page{Limit: limit}, false, nil)
+	return cloneDeliveries(rows)
+}
+
+// Outbox cursors are enqueue positions: the command's index and the
+// delivery's number within it.
+const subBits = 20
+
+func outboxPos(d *Delivery) int { return int(d.Seq)<<subBits | int(d.Sub) }
+
+// PendingPage returns pending deliveries in enqueue order from position
+// from on, and the position to continue from (0 when the end was reached).
+// Positions are stable: they are fixed when a delivery is enqueued.
+func (s *Store) PendingPage(from, limit int) ([]*Delivery, int) {
+	if limit <= 0 {
+		limit = -1
+	}
+	it := s.from(tOutbox, "pending", false, uint64(from>>subBits), uint32(from&(1<<subBits-1)))
+	rows, _ := scan[*Delivery](it, Page{Limit: limit}, false, nil)
+	next := 0
+	if limit > 0 && len(rows) == limit {
+		next = outboxPos(rows[len(rows)-1]) + 1
+	}
+	return cloneDeliveries(rows), next
+}
+
+func cloneDeliveries(rows []*Delivery) []*Delivery {
 	var out []*Delivery
-	for _, id := range s.outboxOrder {
-		d := s.outbox[id]
-		if d.Status == DeliveryPending {
-			out = append(out, d.clone())
-			if limit > 0 && len(out) >= limit {
-				break
-			}
-		}
+	for _, d := range rows {
+		out = append(out, d.clone())
 	}
 	return out
 }
 
-// PendingPage returns pending deliveries in enqueue order starting at
-// position from of the outbox log, and the position to continue from (0 when
-// the end was reached). Positions are stable: the log is append-only.
-func (s *Store) PendingPage(from, limit int) ([]*Delivery, int) {
-	var out []*Delivery
-	for i := from; i < len(s.outboxOrder); i++ {
-		d := s.outbox[s.outboxOrder[i]]
-		if d.Status != DeliveryPending {
-			continue
-		}
-		out = append(out, d.clone())
-		if limit > 0 && len(out) >= limit {
-			if i+1 < len(s.outboxOrder) {
-				return out, i + 1
-			}
-			return out, 0
-		}
-	}
-	return out, 0
-}
-
 // Delivery returns one delivery of a project.
 func (s *Store) Delivery(userID, id string) (*Delivery, bool) {
-	d, ok := s.outbox[id]
-	if !ok || d.UserID != userID {
+	d := s.delivery(id)
+	if d == nil || d.UserID != userID {
 		return nil, false
 	}
 	return d.clone(), true
@@ -314,30 +378,58 @@ type DeliveryFilter struct {
 	URL       string
 }
 
-// Deliveries lists a project's deliveries, newest first.
-func (s *Store) Deliveries(f DeliveryFilter) []*Delivery {
-	var out []*Delivery
-	for i := len(s.outboxOrder) - 1; i >= 0; i-- {
-		d := s.outbox[s.outboxOrder[i]]
-		if d.UserID != f.UserID || (f.RoomID != "" && d.RoomID != f.RoomID) || (f.EventType != "" && d.EventType != f.EventType) ||
-			(f.Status != "" && d.Status != f.Status) || (f.URL != "" && d.URL != f.URL) {
-			continue
-		}
-		out = append(out, d.clone())
+// DeliveriesPage is a page of a project's delivery log, newest first, and
+// how many deliveries match. The walk uses the room, status or project
+// index and stops after the page; the total is the project's counter
+// unless a room, event type or URL filter narrows it, in which case the
+// rows of that index range are counted (a room's deliveries, or the
+// project's).
+func (s *Store) DeliveriesPage(f DeliveryFilter, p Page) ([]*Delivery, int) {
+	var (
+		index  string
+		prefix []any
+		total  = -1
+	)
+	switch {
+	case f.RoomID != "":
+		index, prefix = "room", []any{f.RoomID}
+	case f.Status != "":
+		index, prefix = "status", []any{f.UserID, f.Status}
+		total = s.counter(deliveriesStatusCounter(f.UserID, f.Status))
+	default:
+		index, prefix = "project", []any{f.UserID}
+		total = s.counter(deliveriesCounter(f.UserID))
 	}
-	return out
+	var rows []*Delivery
+	if total >= 0 && f.EventType == "" && f.URL == "" {
+		rows = window[*Delivery](s, tOutbox, index, total, p, prefix...)
+	} else {
+		rows, total = scan(s.iter(tOutbox, index, true, prefix...), p, true, func(d *Delivery) (keep, stop bool) {
+			return d.UserID == f.UserID && (f.RoomID == "" || d.RoomID == f.RoomID) && (f.EventType == "" || d.EventType == f.EventType) &&
+				(f.Status == "" || d.Status == f.Status) && (f.URL == "" || d.URL == f.URL), false
+		})
+	}
+	return cloneDeliveries(rows), total
 }
 
 // GlobalEndpoints returns the operator's endpoints.
 func (s *Store) GlobalEndpoints() []GlobalEndpoint {
-	return append([]GlobalEndpoint(nil), s.globalEndpoints...)
+	if m := one[*metaRow](s, tMeta, "id", metaGlobal); m != nil {
+		return append([]GlobalEndpoint(nil), m.Value.([]GlobalEndpoint)...)
+	}
+	return nil
 }
 
-// SessionDeliveries lists the deliveries of a session's events, in order.
+// SessionDeliveries lists the deliveries of a session's events, in order
+// (a walk of its room's deliveries).
 func (s *Store) SessionDeliveries(sessionID string) []*Delivery {
+	ss := s.session(sessionID)
+	if ss == nil {
+		return nil
+	}
 	var out []*Delivery
-	for _, id := range s.outboxOrder {
-		if d := s.outbox[id]; d != nil && d.SessionID == sessionID {
+	for _, d := range all[*Delivery](s.iter(tOutbox, "room", false, ss.RoomID)) {
+		if d.SessionID == sessionID {
 			out = append(out, d.clone())
 		}
 	}

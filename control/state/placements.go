@@ -86,27 +86,33 @@ func init() {
 	register(CmdUnplaceRoomEdges, applyUnplaceRoomEdges)
 }
 
+func (s *Store) placement(roomID string) *Placement {
+	return one[*Placement](s, tPlacements, "id", roomID)
+}
+
 func applyPlaceRoom(s *Store, index uint64, c *PlaceRoom) (any, error) {
 	if c.RoomID == "" || c.EdgeID == "" {
 		return nil, errf(CodeInvalid, "place room needs roomId and edgeId")
 	}
-	p := s.placements[c.RoomID]
+	old := s.placement(c.RoomID)
 	var cur uint64
-	if p != nil {
-		cur = p.Epoch
+	if old != nil {
+		cur = old.Epoch
 	}
 	if cur != c.ExpectEpoch {
 		return nil, errf(CodeConflict, "placement of room %q changed (epoch %d, expected %d)", c.RoomID, cur, c.ExpectEpoch)
 	}
-	e, ok := s.edges[c.EdgeID]
-	if !ok || !e.Up || e.Draining {
+	e := s.edge(c.EdgeID)
+	if e == nil || !e.Up || e.Draining {
 		// The proposer decided on a view the log has moved past: it retries.
 		return nil, errf(CodeConflict, "edge %q is not available", c.EdgeID)
 	}
 	until := c.At.Add(time.Duration(c.ReserveFor) * time.Second)
-	if p == nil {
+	var p *Placement
+	if old == nil {
 		p = &Placement{RoomID: c.RoomID, Home: c.EdgeID, CreateIndex: index}
-		s.placements[c.RoomID] = p
+	} else {
+		p = old.clone()
 	}
 	if re := p.edge(c.EdgeID); re != nil {
 		if until.After(re.ReservedUntil) {
@@ -116,49 +122,47 @@ func applyPlaceRoom(s *Store, index uint64, c *PlaceRoom) (any, error) {
 		p.Edges = append(p.Edges, RoomEdge{EdgeID: c.EdgeID, Region: e.Region, AddedAt: c.At, ReservedUntil: until})
 		sort.Slice(p.Edges, func(i, j int) bool { return p.Edges[i].EdgeID < p.Edges[j].EdgeID })
 		p.Epoch = index
-		s.indexPlacementEdge(c.EdgeID, c.RoomID)
 	}
 	p.UpdatedAt = c.At
 	p.ModifyIndex = index
+	s.put(tPlacements, p)
 	s.bump("placements", index)
 	return p.clone(), nil
 }
 
 func applyUnplaceRoomEdges(s *Store, index uint64, c *UnplaceRoomEdges) (any, error) {
-	p := s.placements[c.RoomID]
-	if p == nil {
+	old := s.placement(c.RoomID)
+	if old == nil {
 		if c.ExpectEpoch != 0 {
 			return nil, errf(CodeConflict, "room %q has no placement", c.RoomID)
 		}
 		return (*Placement)(nil), nil
 	}
-	if c.ExpectEpoch != 0 && p.Epoch != c.ExpectEpoch {
-		return nil, errf(CodeConflict, "placement of room %q changed (epoch %d, expected %d)", c.RoomID, p.Epoch, c.ExpectEpoch)
+	if c.ExpectEpoch != 0 && old.Epoch != c.ExpectEpoch {
+		return nil, errf(CodeConflict, "placement of room %q changed (epoch %d, expected %d)", c.RoomID, old.Epoch, c.ExpectEpoch)
 	}
-	s.removeFromPlacement(index, p, c.Remove, c.NewHome, c.At)
-	if s.placements[c.RoomID] == nil {
+	p := s.removeFromPlacement(index, old, c.Remove, c.NewHome, c.At)
+	if p == nil {
 		return (*Placement)(nil), nil
 	}
 	return p.clone(), nil
 }
 
-// removeFromPlacement drops edges from p (a new epoch when any was there).
-func (s *Store) removeFromPlacement(index uint64, p *Placement, remove []string, newHome string, at time.Time) {
-	n := len(p.Edges)
+// removeFromPlacement drops edges from a stored placement (a new epoch when
+// any was there) and returns what is stored now (nil: dropped).
+func (s *Store) removeFromPlacement(index uint64, old *Placement, remove []string, newHome string, at time.Time) *Placement {
+	p := old.clone()
 	p.Edges = slices.DeleteFunc(p.Edges, func(e RoomEdge) bool { return slices.Contains(remove, e.EdgeID) })
-	if len(p.Edges) == n {
-		return
-	}
-	for _, id := range remove {
-		s.unindexPlacementEdge(id, p.RoomID)
+	if len(p.Edges) == len(old.Edges) {
+		return old
 	}
 	p.Epoch = index
 	p.ModifyIndex = index
 	p.UpdatedAt = at
 	s.bump("placements", index)
 	if len(p.Edges) == 0 {
-		delete(s.placements, p.RoomID)
-		return
+		s.del(tPlacements, old)
+		return nil
 	}
 	if !p.Has(p.Home) {
 		if newHome != "" && p.Has(newHome) {
@@ -173,41 +177,21 @@ func (s *Store) removeFromPlacement(index uint64, p *Placement, remove []string,
 			p.Home = oldest.EdgeID
 		}
 	}
+	s.put(tPlacements, p)
+	return p
 }
 
 // dropEdgeEverywhere removes an edge from every room it serves (it is down).
 func (s *Store) dropEdgeEverywhere(index uint64, edgeID string, at time.Time) {
-	rooms := sortedKeys(s.placementsByEdge[edgeID])
-	for _, room := range rooms {
-		if p := s.placements[room]; p != nil {
-			s.removeFromPlacement(index, p, []string{edgeID}, "", at)
-		}
-	}
-	delete(s.placementsByEdge, edgeID)
-}
-
-func (s *Store) indexPlacementEdge(edgeID, roomID string) {
-	m := s.placementsByEdge[edgeID]
-	if m == nil {
-		m = map[string]struct{}{}
-		s.placementsByEdge[edgeID] = m
-	}
-	m[roomID] = struct{}{}
-}
-
-func (s *Store) unindexPlacementEdge(edgeID, roomID string) {
-	if m := s.placementsByEdge[edgeID]; m != nil {
-		delete(m, roomID)
-		if len(m) == 0 {
-			delete(s.placementsByEdge, edgeID)
-		}
+	for _, p := range all[*Placement](s.iter(tPlacements, "edge", false, edgeID)) {
+		s.removeFromPlacement(index, p, []string{edgeID}, "", at)
 	}
 }
 
 // Placement returns a room's placement (by public room id).
 func (s *Store) Placement(roomID string) (*Placement, bool) {
-	p, ok := s.placements[roomID]
-	if !ok {
+	p := s.placement(roomID)
+	if p == nil {
 		return nil, false
 	}
 	return p.clone(), true
@@ -215,20 +199,26 @@ func (s *Store) Placement(roomID string) (*Placement, bool) {
 
 // PlacementEpoch is the room's current epoch (0 when not placed), without copying.
 func (s *Store) PlacementEpoch(roomID string) uint64 {
-	if p, ok := s.placements[roomID]; ok {
+	if p := s.placement(roomID); p != nil {
 		return p.Epoch
 	}
 	return 0
 }
 
 // EdgeRooms lists the rooms an edge serves, sorted.
-func (s *Store) EdgeRooms(edgeID string) []string { return sortedKeys(s.placementsByEdge[edgeID]) }
+func (s *Store) EdgeRooms(edgeID string) []string {
+	out := []string{}
+	for _, p := range all[*Placement](s.iter(tPlacements, "edge", false, edgeID)) {
+		out = append(out, p.RoomID)
+	}
+	return out
+}
 
 // Placements lists every placement by room id (leader repair loop).
 func (s *Store) Placements() []*Placement {
-	out := make([]*Placement, 0, len(s.placements))
-	for _, k := range sortedKeys(s.placements) {
-		out = append(out, s.placements[k].clone())
+	out := []*Placement{}
+	for _, p := range all[*Placement](s.iter(tPlacements, "id", false)) {
+		out = append(out, p.clone())
 	}
 	return out
 }

@@ -55,65 +55,72 @@ type requestRecord struct {
 	Dropped  bool            `json:"dropped,omitempty"` // the value was too large to keep
 }
 
-// requestLog is the FSM's memory of recent requests: a map plus one FIFO
-// per retention class.
-type requestLog struct {
-	byID  map[string]*requestRecord
-	retry []string
-	keys  []string
-}
-
-func newRequestLog() requestLog { return requestLog{byID: map[string]*requestRecord{}} }
-
-func (l *requestLog) add(r *requestRecord) {
-	l.byID[r.ID] = r
-	if r.Key {
-		l.keys = append(l.keys, r.ID)
-	} else {
-		l.retry = append(l.retry, r.ID)
+// Request records live in their own table, one FIFO per retention class
+// (the "fifo" index orders them by class and Raft index).
+func requestsCounter(key bool) string {
+	if key {
+		return "requests/key"
 	}
+	return "requests/retry"
 }
 
-// evict drops records beyond the bounds, judged at the time of the request
-// being applied.
-func (l *requestLog) evict(now time.Time) {
-	trim := func(q []string, max int, ttl time.Duration) []string {
-		n := 0
-		for n < len(q) {
-			r := l.byID[q[n]]
-			if r != nil && len(q)-n <= max && now.Sub(r.At) <= ttl {
+func (s *Store) request(id string) *requestRecord { return one[*requestRecord](s, tRequests, "id", id) }
+
+func (s *Store) addRequest(r *requestRecord) {
+	if old := s.request(r.ID); old != nil {
+		s.del(tRequests, old)
+		s.count(requestsCounter(old.Key), -1)
+	}
+	s.put(tRequests, r)
+	s.count(requestsCounter(r.Key), 1)
+}
+
+// evictRequests drops records beyond the bounds, judged at the time of the
+// request being applied: oldest first, stopping at the first one that is
+// both within the count and fresh.
+func (s *Store) evictRequests(now time.Time) {
+	for _, c := range []struct {
+		key bool
+		max int
+		ttl time.Duration
+	}{{false, MaxRetryRecords, RetryRecordTTL}, {true, MaxKeyRecords, KeyRecordTTL}} {
+		n := s.counter(requestsCounter(c.key))
+		it := s.iter(tRequests, "fifo", false, c.key)
+		for v := it.Next(); v != nil; v = it.Next() {
+			r := v.(*requestRecord)
+			if n <= c.max && now.Sub(r.At) <= c.ttl {
 				break
 			}
-			delete(l.byID, q[n])
-			n++
+			s.del(tRequests, r)
+			s.count(requestsCounter(c.key), -1)
+			n--
 		}
-		if n > 0 {
-			q = append(q[:0:0], q[n:]...)
-		}
-		return q
 	}
-	l.retry = trim(l.retry, MaxRetryRecords, RetryRecordTTL)
-	l.keys = trim(l.keys, MaxKeyRecords, KeyRecordTTL)
 }
 
 func init() {
+	// Requests are applied by the FSM itself (applyRequest): a business
+	// error must undo the inner command yet keep the record of its outcome.
 	if _, dup := handlers[CmdRequest]; dup {
 		panic("state: command type CmdRequest registered twice")
 	}
-	handlers[CmdRequest] = func(s *Store, index uint64, body []byte) (any, error) {
-		var c Request
-		if err := json.Unmarshal(body, &c); err != nil {
-			panic("state: decode request envelope: " + err.Error())
-		}
-		return s.applyRequest(index, &c)
-	}
+	handlers[CmdRequest] = nil
 }
 
-func (s *Store) applyRequest(index uint64, c *Request) (any, error) {
+// applyRequest applies a command wrapped with its request id, or answers a
+// repeat with the first outcome.
+func (f *FSM) applyRequest(index uint64, body []byte) (any, error) {
+	var c Request
+	if err := json.Unmarshal(body, &c); err != nil {
+		panic("state: decode request envelope: " + err.Error())
+	}
 	if c.ID == "" {
 		return nil, errf(CodeInvalid, "request without an id")
 	}
-	if r, ok := s.requests.byID[c.ID]; ok {
+	tx := f.db.Load().Txn(true)
+	defer tx.Abort()
+	s := newStore(tx)
+	if r := s.request(c.ID); r != nil {
 		if c.BodyHash != r.BodyHash {
 			return nil, errf(CodeUnprocessable, "Idempotency-Key was already used with a different request")
 		}
@@ -148,12 +155,19 @@ func (s *Store) applyRequest(index uint64, c *Request) (any, error) {
 		}
 		v = json.RawMessage(raw)
 	case asError(err, &se):
+		// The command said no: none of its changes stay, its outcome does.
+		tx.Abort()
+		tx = f.db.Load().Txn(true)
+		defer tx.Abort()
+		s = newStore(tx)
 		rec.Err = se
 	default:
 		return v, err
 	}
-	s.requests.add(rec)
-	s.requests.evict(c.At)
+	s.addRequest(rec)
+	s.evictRequests(c.At)
+	s.flush()
+	tx.Commit()
 	return v, err
 }
 
@@ -166,7 +180,4 @@ func asError(err error, target **Error) bool {
 }
 
 // RequestSeen reports whether a request id has been applied (tests, diagnostics).
-func (s *Store) RequestSeen(id string) bool {
-	_, ok := s.requests.byID[id]
-	return ok
-}
+func (s *Store) RequestSeen(id string) bool { return s.request(id) != nil }

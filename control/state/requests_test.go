@@ -90,8 +90,8 @@ func TestRequestLogBoundsAndSnapshot(t *testing.T) {
 		apply(fmt.Sprintf("n-%d", i), false, t0.Add(KeyRecordTTL+2*time.Second))
 	}
 	f.Read(func(s *Store) {
-		if s.RequestSeen("n-0") || !s.RequestSeen(fmt.Sprintf("n-%d", MaxRetryRecords+4)) || len(s.requests.retry) != MaxRetryRecords {
-			t.Fatalf("count bound: %d retry records", len(s.requests.retry))
+		if s.RequestSeen("n-0") || !s.RequestSeen(fmt.Sprintf("n-%d", MaxRetryRecords+4)) || s.counter(requestsCounter(false)) != MaxRetryRecords {
+			t.Fatalf("count bound: %d retry records", s.counter(requestsCounter(false)))
 		}
 	})
 	snap, err := f.Snapshot()

@@ -89,26 +89,39 @@ func init() {
 	register(CmdCreateRoom, applyCreateRoom)
 	register(CmdDeactivateRoom, applyDeactivateRoom)
 	register(CmdSetRoomStatus, func(s *Store, index uint64, c *SetRoomStatus) (any, error) {
-		r, ok := s.lookupRoom(c.UserID, c.RoomID)
+		old, ok := s.lookupRoom(c.UserID, c.RoomID)
 		if !ok {
 			return nil, errf(CodeNotFound, "room %q not found", c.RoomID)
 		}
+		r := old.clone()
 		r.Disabled = c.Disabled
 		r.UpdatedAt = c.At
 		r.ModifyIndex = index
+		s.putRoom(old, r)
 		s.bump("rooms", index)
 		return r.clone(), nil
 	})
 }
 
-func customKey(userID, custom string) string { return userID + "\x00" + custom }
+// Counter keys. A project's counters mirror the index prefixes its lists
+// walk, so a list's total is one lookup.
+func roomsCounter(userID string) string { return "rooms/" + userID }
 
-func (s *Store) indexRoom(r *Room) {
-	s.rooms[r.ID] = r
-	s.roomByRoomID[r.RoomID] = r.ID
-	if r.CustomRoomID != "" {
-		s.roomByCustom[customKey(r.UserID, r.CustomRoomID)] = r.ID
+const allRoomsCounter = "rooms"
+
+func roomCounters(r *Room) []string {
+	if r == nil {
+		return nil
 	}
+	return []string{allRoomsCounter, roomsCounter(r.UserID)}
+}
+
+// putRoom stores a new room or a new version of one (old), keeping counters.
+func (s *Store) putRoom(old, r *Room) {
+	if old == nil {
+		s.recount(nil, roomCounters(r))
+	}
+	s.put(tRooms, r)
 }
 
 func applyCreateRoom(s *Store, index uint64, c *CreateRoom) (any, error) {
@@ -117,51 +130,66 @@ func applyCreateRoom(s *Store, index uint64, c *CreateRoom) (any, error) {
 		return nil, errf(CodeInvalid, "room needs id, roomId and userId")
 	}
 	if r.CustomRoomID != "" {
-		if id, ok := s.roomByCustom[customKey(r.UserID, r.CustomRoomID)]; ok {
-			return &CreateRoomResult{Room: s.rooms[id].clone()}, nil
+		if old := one[*Room](s, tRooms, "custom", r.UserID, r.CustomRoomID); old != nil {
+			return &CreateRoomResult{Room: old.clone()}, nil
 		}
 	}
-	if _, ok := s.roomByRoomID[r.RoomID]; ok {
+	if s.roomByRoomID(r.RoomID) != nil {
 		return nil, errf(CodeConflict, "room id %q already exists", r.RoomID)
 	}
-	if _, ok := s.rooms[r.ID]; ok {
+	if one[*Room](s, tRooms, "id", r.ID) != nil {
 		return nil, errf(CodeConflict, "room document %q already exists", r.ID)
 	}
 	r.CreateIndex, r.ModifyIndex = index, index
+	r.intern()
 	if r.Webhook != nil {
-		delete(s.goneURLs, goneKey(r.UserID, r.Webhook.EndPoint)) // configured again: try it again
+		s.ungone(r.UserID, r.Webhook.EndPoint) // configured again: try it again
 	}
-	s.indexRoom(&r)
+	s.putRoom(nil, &r)
 	s.bump("rooms", index)
 	return &CreateRoomResult{Room: r.clone(), Created: true}, nil
 }
 
+// intern shares the strings rooms of a project repeat.
+func (r *Room) intern() {
+	r.UserID, r.APIKey, r.GeoFence = intern(r.UserID), intern(r.APIKey), intern(r.GeoFence)
+	if r.Webhook != nil {
+		r.Webhook.EndPoint = intern(r.Webhook.EndPoint)
+		r.Webhook.Events = internAll(r.Webhook.Events)
+	}
+	r.Pin.Regions = internAll(r.Pin.Regions)
+	r.Pin.Jurisdictions = internAll(r.Pin.Jurisdictions)
+}
+
 func applyDeactivateRoom(s *Store, index uint64, c *DeactivateRoom) (any, error) {
-	id, ok := s.roomByRoomID[c.RoomID]
-	if !ok || s.rooms[id].UserID != c.UserID {
-		if _, custom := s.roomByCustom[customKey(c.UserID, c.RoomID)]; custom {
+	old := s.roomByRoomID(c.RoomID)
+	if old == nil || old.UserID != c.UserID {
+		if one[*Room](s, tRooms, "custom", c.UserID, c.RoomID) != nil {
 			return nil, errf(CodeInvalid, "deactivate takes the roomId, not the customRoomId %q", c.RoomID)
 		}
 		return nil, errf(CodeNotFound, "room %q not found", c.RoomID)
 	}
-	r := s.rooms[id]
+	r := old.clone()
 	r.Disabled = true
 	r.UpdatedAt = c.At
 	r.ModifyIndex = index
+	s.putRoom(old, r)
 	s.bump("rooms", index)
-	s.endOngoingSession(index, r, c.At, "room-deactivated")
+	r = s.endOngoingSession(index, r, c.At, "room-deactivated")
 	return r.clone(), nil
 }
 
+func (s *Store) roomByRoomID(roomID string) *Room { return one[*Room](s, tRooms, "roomId", roomID) }
+
 // lookupRoom resolves a roomId, customRoomId or document id within a project.
 func (s *Store) lookupRoom(userID, ref string) (*Room, bool) {
-	if id, ok := s.roomByRoomID[ref]; ok && s.rooms[id].UserID == userID {
-		return s.rooms[id], true
+	if r := s.roomByRoomID(ref); r != nil && r.UserID == userID {
+		return r, true
 	}
-	if id, ok := s.roomByCustom[customKey(userID, ref)]; ok {
-		return s.rooms[id], true
+	if r := one[*Room](s, tRooms, "custom", userID, ref); r != nil {
+		return r, true
 	}
-	if r, ok := s.rooms[ref]; ok && r.UserID == userID {
+	if r := one[*Room](s, tRooms, "id", ref); r != nil && r.UserID == userID {
 		return r, true
 	}
 	return nil, false
@@ -178,29 +206,50 @@ func (s *Store) Room(userID, ref string) (*Room, bool) {
 
 // RoomByRoomID finds a room by its roomId regardless of project (edges, join).
 func (s *Store) RoomByRoomID(roomID string) (*Room, bool) {
-	id, ok := s.roomByRoomID[roomID]
-	if !ok {
+	r := s.roomByRoomID(roomID)
+	if r == nil {
 		return nil, false
 	}
-	return s.rooms[id].clone(), true
+	return r.clone(), true
 }
 
-// Rooms lists a project's rooms, newest first, optionally filtered by an exact
-// roomId/customRoomId match.
-func (s *Store) Rooms(userID, query string) []*Room {
+// RoomsByRef lists a project's rooms whose roomId or customRoomId (and the
+// document id too, withDocID) equals ref, newest first: the exact-match
+// `query` filter and a room-scoped token's view. At most three rooms.
+func (s *Store) RoomsByRef(userID, ref string, withDocID bool) []*Room {
 	var out []*Room
-	for _, r := range s.rooms {
-		if r.UserID != userID {
-			continue
+	add := func(r *Room) {
+		if r == nil || r.UserID != userID {
+			return
 		}
-		if query != "" && r.RoomID != query && r.CustomRoomID != query {
-			continue
+		for _, o := range out {
+			if o.ID == r.ID {
+				return
+			}
 		}
 		out = append(out, r.clone())
+	}
+	add(s.roomByRoomID(ref))
+	add(one[*Room](s, tRooms, "custom", userID, ref))
+	if withDocID {
+		add(one[*Room](s, tRooms, "id", ref))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreateIndex > out[j].CreateIndex })
 	return out
 }
 
+// RoomsPage is a page of a project's rooms, newest first, and how many the
+// project has: an index walk that stops after the page, the total from the
+// project's counter.
+func (s *Store) RoomsPage(userID string, p Page) ([]*Room, int) {
+	total := s.counter(roomsCounter(userID))
+	rows := window[*Room](s, tRooms, "project", total, p, userID)
+	out := make([]*Room, len(rows))
+	for i, r := range rows {
+		out[i] = r.clone()
+	}
+	return out, total
+}
+
 // RoomCount is the number of rooms (metrics).
-func (s *Store) RoomCount() int { return len(s.rooms) }
+func (s *Store) RoomCount() int { return s.counter(allRoomsCounter) }

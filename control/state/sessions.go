@@ -1,8 +1,10 @@
 package state
 
 import (
-	"sort"
+	"slices"
 	"time"
+
+	"github.com/hashicorp/go-memdb"
 )
 
 // Interval is one join→leave span; End is nil while open.
@@ -55,11 +57,45 @@ func (ss *Session) clone() *Session {
 	c := *ss
 	c.Participants = make([]*SessionParticipant, len(ss.Participants))
 	for i, p := range ss.Participants {
-		pc := *p
-		pc.Timelog = append([]Interval(nil), p.Timelog...)
-		c.Participants[i] = &pc
+		c.Participants[i] = p.clone()
 	}
 	return &c
+}
+
+func (p *SessionParticipant) clone() *SessionParticipant {
+	c := *p
+	c.Timelog = append([]Interval(nil), p.Timelog...)
+	return &c
+}
+
+// intern shares the strings sessions repeat.
+func (ss *Session) intern() {
+	ss.UserID, ss.APIKey, ss.Region = intern(ss.UserID), intern(ss.APIKey), intern(ss.Region)
+	for _, p := range ss.Participants {
+		p.EdgeID = intern(p.EdgeID)
+	}
+}
+
+// edit returns a new version of a stored session to change: the
+// participant list is copied, the participants are shared until
+// editParticipant copies one.
+func (ss *Session) edit() *Session {
+	c := *ss
+	c.Participants = slices.Clone(ss.Participants)
+	return &c
+}
+
+// editParticipant swaps participant id of an edited session for a private
+// copy and returns it (nil if absent).
+func (ss *Session) editParticipant(id string) *SessionParticipant {
+	for i, p := range ss.Participants {
+		if p.ParticipantID == id {
+			c := p.clone()
+			ss.Participants[i] = c
+			return c
+		}
+	}
+	return nil
 }
 
 func (ss *Session) participant(id string) *SessionParticipant {
@@ -156,28 +192,59 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-func applyParticipantJoin(s *Store, index uint64, c *ParticipantJoin) (any, error) {
-	if c.EventID != "" {
-		if _, dup := s.seenEvents[c.EventID]; dup {
-			return nil, nil
-		}
-		s.seenEvents[c.EventID] = index
+// seen records an edge event id; false when it was applied before.
+func (s *Store) seen(eventID string, index uint64, at time.Time) bool {
+	if eventID == "" {
+		return false
 	}
-	id, ok := s.roomByRoomID[c.RoomID]
-	if !ok {
+	if one[*seenRow](s, tSeen, "id", eventID) != nil {
+		return true
+	}
+	s.put(tSeen, &seenRow{ID: eventID, Index: index, At: at})
+	return false
+}
+
+// Session counters: a project's sessions, and by status.
+func sessionsCounter(userID string) string { return "sessions/" + userID }
+
+func sessionsStatusCounter(userID, status string) string { return "sessions/" + userID + "/" + status }
+
+func sessionCounters(ss *Session) []string {
+	if ss == nil {
+		return nil
+	}
+	return []string{sessionsCounter(ss.UserID), sessionsStatusCounter(ss.UserID, ss.Status())}
+}
+
+// putSession stores a session version; old is the stored version it
+// replaces (nil for a new session).
+func (s *Store) putSession(old, ss *Session) {
+	if old == nil || old.Status() != ss.Status() {
+		s.recount(sessionCounters(old), sessionCounters(ss))
+	}
+	s.put(tSessions, ss)
+}
+
+func applyParticipantJoin(s *Store, index uint64, c *ParticipantJoin) (any, error) {
+	if s.seen(c.EventID, index, c.At) {
+		return nil, nil
+	}
+	r := s.roomByRoomID(c.RoomID)
+	if r == nil {
 		return nil, errf(CodeNotFound, "room %q not found", c.RoomID)
 	}
-	r := s.rooms[id]
 	ids := &idSource{ids: c.IDs, base: c.EventID}
-	ss := s.ongoingSession(r.ID)
-	if ss == nil {
+	old := s.ongoingSession(r.ID)
+	var ss *Session
+	if old == nil {
 		ss = &Session{ID: c.NewSessionID, RoomDocID: r.ID, RoomID: r.RoomID, CustomRoomID: r.CustomRoomID, UserID: r.UserID,
-			APIKey: r.APIKey, Region: c.Region, Start: c.At, CreateIndex: index}
-		s.sessions[ss.ID] = ss
-		s.ongoing[r.ID] = ss.ID
-		s.enqueue(index, r, ids.next(), "session-started", c.At, sessionStartedData{SessionID: ss.ID, MeetingID: r.RoomID, Start: WebhookTime(c.At)})
+			APIKey: r.APIKey, Region: intern(c.Region), Start: c.At, CreateIndex: index}
+		s.putSession(nil, ss)
+		old = ss
+		s.enqueue(index, r, ss.ID, ids.next(), "session-started", c.At, sessionStartedData{SessionID: ss.ID, MeetingID: r.RoomID, Start: WebhookTime(c.At)})
 	}
-	p := ss.participant(c.ParticipantID)
+	ss = old.edit()
+	p := ss.editParticipant(c.ParticipantID)
 	if p == nil {
 		p = &SessionParticipant{DocID: c.NewDocID, ParticipantID: c.ParticipantID, Name: c.Name}
 		ss.Participants = append(ss.Participants, p)
@@ -190,62 +257,63 @@ func applyParticipantJoin(s *Store, index uint64, c *ParticipantJoin) (any, erro
 		if p.EdgeID != "" && p.EdgeID != c.EdgeID {
 			s.touchHop(ss.ID, HopEdge, p.EdgeID, c.At)
 		}
-		p.EdgeID = c.EdgeID
+		p.EdgeID = intern(c.EdgeID)
 		ss.ModifyIndex = index
+		s.putSession(old, ss)
 		s.bump("sessions", index)
 		return ss.clone(), nil
 	}
 	if c.Name != "" {
 		p.Name = c.Name
 	}
-	p.EdgeID = c.EdgeID
+	p.EdgeID = intern(c.EdgeID)
 	p.Timelog = append(p.Timelog, Interval{Start: c.At})
 	ss.ModifyIndex = index
+	s.putSession(old, ss)
 	s.bump("sessions", index)
-	s.enqueue(index, r, ids.next(), "participant-joined", c.At, participantData{MeetingID: r.RoomID, SessionID: ss.ID, ParticipantID: p.ParticipantID, ParticipantName: p.Name})
+	s.enqueue(index, r, ss.ID, ids.next(), "participant-joined", c.At, participantData{MeetingID: r.RoomID, SessionID: ss.ID, ParticipantID: p.ParticipantID, ParticipantName: p.Name})
 	return ss.clone(), nil
 }
 
 func applyParticipantLeave(s *Store, index uint64, c *ParticipantLeave) (any, error) {
-	if c.EventID != "" {
-		if _, dup := s.seenEvents[c.EventID]; dup {
-			return nil, nil
-		}
-		s.seenEvents[c.EventID] = index
+	if s.seen(c.EventID, index, c.At) {
+		return nil, nil
 	}
-	id, ok := s.roomByRoomID[c.RoomID]
-	if !ok {
+	r := s.roomByRoomID(c.RoomID)
+	if r == nil {
 		return nil, errf(CodeNotFound, "room %q not found", c.RoomID)
 	}
-	r := s.rooms[id]
-	ss := s.ongoingSession(r.ID)
-	if ss == nil {
+	old := s.ongoingSession(r.ID)
+	if old == nil {
 		return nil, nil // late report after the session ended: nothing to close
 	}
-	p := ss.participant(c.ParticipantID)
-	if p == nil || !p.Active() {
-		return ss.clone(), nil
+	cur := old.participant(c.ParticipantID)
+	if cur == nil || !cur.Active() {
+		return old.clone(), nil
 	}
-	if c.EdgeID != "" && p.EdgeID != "" && c.EdgeID != p.EdgeID {
+	if c.EdgeID != "" && cur.EdgeID != "" && c.EdgeID != cur.EdgeID {
 		// The participant moved to another edge before this edge's report
 		// arrived: the newer participation stays open.
-		return ss.clone(), nil
+		return old.clone(), nil
 	}
+	ss := old.edit()
+	p := ss.editParticipant(c.ParticipantID)
 	ids := &idSource{ids: c.IDs, base: c.EventID}
 	s.closeParticipant(index, r, ss, p, c.At, ids)
 	if ss.ActiveCount() == 0 {
 		s.finishSession(index, r, ss, c.At, "last-participant-left", ids)
 	}
 	ss.ModifyIndex = index
+	s.putSession(old, ss)
 	s.bump("sessions", index)
 	return ss.clone(), nil
 }
 
 func applyEndSession(s *Store, index uint64, c *EndSession) (any, error) {
-	var ss *Session
+	var old *Session
 	if c.SessionID != "" {
-		ss = s.sessions[c.SessionID]
-		if ss == nil || ss.UserID != c.UserID {
+		old = s.session(c.SessionID)
+		if old == nil || old.UserID != c.UserID {
 			return nil, errf(CodeNotFound, "session %q not found", c.SessionID)
 		}
 	} else {
@@ -253,75 +321,83 @@ func applyEndSession(s *Store, index uint64, c *EndSession) (any, error) {
 		if !ok {
 			return nil, errf(CodeNotFound, "room %q not found", c.RoomRef)
 		}
-		ss = s.ongoingSession(r.ID)
-		if ss == nil {
+		old = s.ongoingSession(r.ID)
+		if old == nil {
 			return nil, errf(CodeInvalid, "room %q has no ongoing session", c.RoomRef)
 		}
 	}
-	if ss.End != nil {
-		return nil, errf(CodeInvalid, "session %q has already ended", ss.ID)
+	if old.End != nil {
+		return nil, errf(CodeInvalid, "session %q has already ended", old.ID)
 	}
-	before := ss.clone()
-	r := s.rooms[ss.RoomDocID]
-	ids := &idSource{ids: c.IDs, base: "end-" + ss.ID}
-	for _, p := range ss.Participants {
-		if p.Active() {
-			s.closeParticipant(index, r, ss, p, c.At, ids)
-		}
-	}
-	s.finishSession(index, r, ss, c.At, c.Reason, ids)
-	ss.ModifyIndex = index
-	s.bump("sessions", index)
+	r := one[*Room](s, tRooms, "id", old.RoomDocID)
+	ids := &idSource{ids: c.IDs, base: "end-" + old.ID}
+	s.endSession(index, r, old, c.At, c.Reason, ids)
 	// VideoSDK answers with the session as it was when the request arrived.
-	return before, nil
+	return old.clone(), nil
 }
 
+// endSession closes every open participation of a stored session and ends
+// it, in one new version.
+func (s *Store) endSession(index uint64, r *Room, old *Session, at time.Time, reason string, ids *idSource) {
+	ss := old.edit()
+	for _, cur := range old.Participants {
+		if cur.Active() {
+			s.closeParticipant(index, r, ss, ss.editParticipant(cur.ParticipantID), at, ids)
+		}
+	}
+	s.finishSession(index, r, ss, at, reason, ids)
+	ss.ModifyIndex = index
+	s.putSession(old, ss)
+	s.bump("sessions", index)
+}
+
+// closeParticipant ends p's open interval; ss and p are private copies.
 func (s *Store) closeParticipant(index uint64, r *Room, ss *Session, p *SessionParticipant, at time.Time, ids *idSource) {
 	end := at
 	p.Timelog[len(p.Timelog)-1].End = &end
 	if p.EdgeID != "" {
 		s.touchHop(ss.ID, HopEdge, p.EdgeID, at)
 	}
-	s.enqueue(index, r, ids.next(), "participant-left", at, participantData{MeetingID: r.RoomID, SessionID: ss.ID, ParticipantID: p.ParticipantID, ParticipantName: p.Name})
+	s.enqueue(index, r, ss.ID, ids.next(), "participant-left", at, participantData{MeetingID: r.RoomID, SessionID: ss.ID, ParticipantID: p.ParticipantID, ParticipantName: p.Name})
 }
 
+// finishSession ends ss (a private copy, stored by the caller). A room set
+// to deactivate when its session ends is disabled in the same command.
 func (s *Store) finishSession(index uint64, r *Room, ss *Session, at time.Time, reason string, ids *idSource) {
 	end := at
 	ss.End = &end
 	ss.EndReason = reason
-	delete(s.ongoing, r.ID)
-	s.enqueue(index, r, ids.next(), "session-ended", at, sessionEndedData{SessionID: ss.ID, MeetingID: r.RoomID, Start: WebhookTime(ss.Start), End: WebhookTime(at)})
+	// The session-ended delivery has never carried the session id (it was
+	// enqueued after the room's ongoing session was cleared); kept so
+	// replicas of every version build the same outbox.
+	s.enqueue(index, r, "", ids.next(), "session-ended", at, sessionEndedData{SessionID: ss.ID, MeetingID: r.RoomID, Start: WebhookTime(ss.Start), End: WebhookTime(at)})
 	if r.AutoCloseConfig != nil && r.AutoCloseConfig.Type == "session-end-and-deactivate" && !r.Disabled {
-		r.Disabled = true
-		r.UpdatedAt = at
-		r.ModifyIndex = index
+		cur := one[*Room](s, tRooms, "id", r.ID)
+		nr := cur.clone()
+		nr.Disabled = true
+		nr.UpdatedAt = at
+		nr.ModifyIndex = index
+		s.putRoom(cur, nr)
 		s.bump("rooms", index)
 	}
 }
 
-// endOngoingSession is used by room deactivation.
-func (s *Store) endOngoingSession(index uint64, r *Room, at time.Time, reason string) {
-	ss := s.ongoingSession(r.ID)
-	if ss == nil {
-		return
+// endOngoingSession is used by room deactivation; it returns the room's
+// current version.
+func (s *Store) endOngoingSession(index uint64, r *Room, at time.Time, reason string) *Room {
+	old := s.ongoingSession(r.ID)
+	if old == nil {
+		return r
 	}
-	ids := &idSource{base: "deactivate-" + ss.ID + "-" + itoa(int(index))}
-	for _, p := range ss.Participants {
-		if p.Active() {
-			s.closeParticipant(index, r, ss, p, at, ids)
-		}
-	}
-	s.finishSession(index, r, ss, at, reason, ids)
-	ss.ModifyIndex = index
-	s.bump("sessions", index)
+	ids := &idSource{base: "deactivate-" + old.ID + "-" + itoa(int(index))}
+	s.endSession(index, r, old, at, reason, ids)
+	return one[*Room](s, tRooms, "id", r.ID)
 }
 
+func (s *Store) session(id string) *Session { return one[*Session](s, tSessions, "id", id) }
+
 func (s *Store) ongoingSession(roomDocID string) *Session {
-	id, ok := s.ongoing[roomDocID]
-	if !ok {
-		return nil
-	}
-	return s.sessions[id]
+	return one[*Session](s, tSessions, "ongoing", roomDocID)
 }
 
 // OngoingSession returns the room's live session, if any.
@@ -335,11 +411,34 @@ func (s *Store) OngoingSession(roomDocID string) (*Session, bool) {
 
 // Session returns a project's session by id.
 func (s *Store) Session(userID, id string) (*Session, bool) {
-	ss, ok := s.sessions[id]
-	if !ok || ss.UserID != userID {
+	ss := s.session(id)
+	if ss == nil || ss.UserID != userID {
 		return nil, false
 	}
 	return ss.clone(), true
+}
+
+// SessionParticipants returns a project's session with one page of its
+// participants (only those in the session now, with active) and how many
+// there are: the session's other participants are not copied.
+func (s *Store) SessionParticipants(userID, id string, active bool, p Page) (*Session, int, bool) {
+	ss := s.session(id)
+	if ss == nil || ss.UserID != userID {
+		return nil, 0, false
+	}
+	head := *ss
+	head.Participants = nil
+	total := 0
+	for _, sp := range ss.Participants {
+		if active && !sp.Active() {
+			continue
+		}
+		if total >= p.Offset && (p.Limit < 0 || len(head.Participants) < p.Limit) {
+			head.Participants = append(head.Participants, sp.clone())
+		}
+		total++
+	}
+	return &head, total, true
 }
 
 // SessionFilter selects sessions for listing.
@@ -351,33 +450,74 @@ type SessionFilter struct {
 	StartBefore *time.Time
 }
 
-// Sessions lists sessions, newest first.
-func (s *Store) Sessions(f SessionFilter) []*Session {
-	var out []*Session
-	for _, ss := range s.sessions {
-		if ss.UserID != f.UserID || (f.RoomDocID != "" && ss.RoomDocID != f.RoomDocID) {
-			continue
-		}
-		if f.Status != "" && ss.Status() != f.Status {
-			continue
-		}
-		if f.StartAfter != nil && ss.Start.Before(*f.StartAfter) {
-			continue
-		}
-		if f.StartBefore != nil && ss.Start.After(*f.StartBefore) {
-			continue
-		}
-		out = append(out, ss.clone())
+// SessionsPage is a page of sessions, newest first (by start, then
+// creation), and how many match. The walk uses the index that holds
+// exactly the filter's project/status/room and stops after the page; the
+// total comes from the project's counters, except for a room filter or a
+// date range, which count the rows in their (bounded) range.
+func (s *Store) SessionsPage(f SessionFilter, p Page) ([]*Session, int) {
+	var (
+		index  string
+		prefix []any
+		total  = -1
+	)
+	switch {
+	case f.RoomDocID != "":
+		index, prefix = "room", []any{f.RoomDocID}
+	case f.Status != "":
+		index, prefix = "status", []any{f.UserID, f.Status}
+		total = s.counter(sessionsStatusCounter(f.UserID, f.Status))
+	default:
+		index, prefix = "project", []any{f.UserID}
+		total = s.counter(sessionsCounter(f.UserID))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].CreateIndex > out[j].CreateIndex })
+	var rows []*Session
+	if total >= 0 && f.StartAfter == nil && f.StartBefore == nil {
+		rows = window[*Session](s, tSessions, index, total, p, prefix...)
+	} else {
+		var it memdb.ResultIterator
+		if f.StartBefore != nil {
+			it = s.from(tSessions, index, true, append(prefix, *f.StartBefore, maxKey{})...)
+		} else {
+			it = s.iter(tSessions, index, true, prefix...)
+		}
+		inRange := func(ss *Session) bool {
+			switch index {
+			case "room":
+				return ss.RoomDocID == f.RoomDocID
+			case "status":
+				return ss.UserID == f.UserID && ss.Status() == f.Status
+			}
+			return ss.UserID == f.UserID
+		}
+		rows, total = scan(it, p, true, func(ss *Session) (keep, stop bool) {
+			// A range walk runs on past the prefix, and the index is in
+			// start order: stop at the first row outside either.
+			if !inRange(ss) || f.StartAfter != nil && ss.Start.Before(*f.StartAfter) {
+				return false, true
+			}
+			return ss.UserID == f.UserID && (f.Status == "" || ss.Status() == f.Status), false
+		})
+	}
+	out := make([]*Session, len(rows))
+	for i, ss := range rows {
+		out[i] = ss.clone()
+	}
+	return out, total
+}
+
+// Sessions lists every session a filter selects, newest first (tests and
+// callers with a room filter; lists use SessionsPage).
+func (s *Store) Sessions(f SessionFilter) []*Session {
+	out, _ := s.SessionsPage(f, Page{Limit: -1})
 	return out
 }
 
 // OngoingSessions lists every live session (leader auto-close loop).
 func (s *Store) OngoingSessions() []*Session {
-	out := make([]*Session, 0, len(s.ongoing))
-	for _, id := range sortedKeys(s.ongoing) {
-		out = append(out, s.sessions[s.ongoing[id]].clone())
+	out := []*Session{}
+	for _, ss := range all[*Session](s.iter(tSessions, "ongoing", false)) {
+		out = append(out, ss.clone())
 	}
 	return out
 }

@@ -64,35 +64,50 @@ type RoomSample struct {
 
 func init() {
 	register(CmdAppendStats, func(s *Store, index uint64, c *AppendStats) (any, error) {
+		// Samples are appended to the row's slice without copying it: a
+		// reader's version has a shorter length and never sees the new
+		// slots, and only Apply (one writer) appends. Dropping the oldest
+		// sample copies (dropOldestFor) or reslices, never writes below a
+		// published length.
 		for _, rs := range c.Samples {
-			id, ok := s.roomByRoomID[rs.RoomID]
-			if !ok {
+			r := s.roomByRoomID(rs.RoomID)
+			if r == nil {
 				continue
 			}
-			ss := s.ongoingSession(id)
+			ss := s.ongoingSession(r.ID)
 			if ss == nil {
 				continue
 			}
-			list := append(s.stats[ss.ID], rs.Sample)
+			var list []StatsSample
+			if cur := one[*statsRow](s, tStats, "id", ss.ID); cur != nil {
+				list = cur.Samples
+			}
+			rs.Sample.ParticipantID = intern(rs.Sample.ParticipantID)
+			list = append(list, rs.Sample)
 			if n := countFor(list, rs.Sample.ParticipantID); n > MaxSamplesPerParticipant {
 				list = dropOldestFor(list, rs.Sample.ParticipantID)
 			}
-			s.stats[ss.ID] = list
+			s.put(tStats, &statsRow{SessionID: ss.ID, Samples: list})
 		}
 		for _, rl := range c.Legs {
-			id, ok := s.roomByRoomID[rl.RoomID]
-			if !ok {
+			r := s.roomByRoomID(rl.RoomID)
+			if r == nil {
 				continue
 			}
-			ss := s.ongoingSession(id)
+			ss := s.ongoingSession(r.ID)
 			if ss == nil {
 				continue
 			}
-			list := append(s.legStats[ss.ID], rl.Leg)
+			var list []LegSample
+			if cur := one[*legRow](s, tLegs, "id", ss.ID); cur != nil {
+				list = cur.Legs
+			}
+			rl.Leg.EdgeID, rl.Leg.PeerEdgeID, rl.Leg.Direction = intern(rl.Leg.EdgeID), intern(rl.Leg.PeerEdgeID), intern(rl.Leg.Direction)
+			list = append(list, rl.Leg)
 			if len(list) > MaxLegSamples {
 				list = list[len(list)-MaxLegSamples:]
 			}
-			s.legStats[ss.ID] = list
+			s.put(tLegs, &legRow{SessionID: ss.ID, Legs: list})
 		}
 		s.bump("stats", index)
 		return nil, nil
@@ -120,10 +135,16 @@ func dropOldestFor(list []StatsSample, pid string) []StatsSample {
 
 // SessionStats returns a session's samples in arrival order.
 func (s *Store) SessionStats(sessionID string) []StatsSample {
-	return append([]StatsSample(nil), s.stats[sessionID]...)
+	if r := one[*statsRow](s, tStats, "id", sessionID); r != nil {
+		return append([]StatsSample(nil), r.Samples...)
+	}
+	return nil
 }
 
 // SessionLegStats returns a session's cascade-leg samples, oldest first.
 func (s *Store) SessionLegStats(sessionID string) []LegSample {
-	return append([]LegSample(nil), s.legStats[sessionID]...)
+	if r := one[*legRow](s, tLegs, "id", sessionID); r != nil {
+		return append([]LegSample(nil), r.Legs...)
+	}
+	return nil
 }

@@ -1,196 +1,181 @@
 package state
 
 import (
+	"fmt"
 	"sort"
 	"time"
+	"unique"
+
+	"github.com/hashicorp/go-memdb"
 )
 
-// Store holds every replicated table. Methods that start with a lower-case
-// letter mutate and are only called from Apply; exported methods read.
+// Store is one consistent version of every replicated table: a memdb read
+// transaction for readers, the write transaction of the command being
+// applied for handlers. Methods that start with a lower-case letter mutate
+// and are only called from Apply; exported methods read and return copies.
 type Store struct {
-	keys             map[string]*APIKey       // by public key
-	keyBySecret      map[string]string        // secret hash -> public key
-	rooms            map[string]*Room         // by DocID
-	roomByRoomID     map[string]string        // roomId -> DocID
-	roomByCustom     map[string]string        // apikey + "\x00" + customRoomId -> DocID
-	refresh          map[string]*RefreshToken // by token hash
-	secrets          *ClusterSecrets
-	nodes            map[string]*Node // raft server id -> node
-	edges            map[string]*Edge
-	sessions         map[string]*Session // by DocID
-	ongoing          map[string]string   // room DocID -> session DocID
-	outbox           map[string]*Delivery
-	outboxOrder      []string                 // delivery ids in enqueue order
-	seenEvents       map[string]uint64        // edge event id -> index (dedupe retries)
-	stats            map[string][]StatsSample // session id -> samples
-	indexes          map[string]uint64        // table -> last modify index
-	globalEndpoints  []GlobalEndpoint
-	goneURLs         map[string]uint64              // user + url -> index of the 410
-	placements       map[string]*Placement          // public room id -> edges serving it
-	placementsByEdge map[string]map[string]struct{} // edge id -> room ids
-	audits           map[string]*Audit              // session id -> where its media went
-	legStats         map[string][]LegSample         // session id -> cascade leg samples
-	requests         requestLog                     // recent request ids and their outcomes
+	tx *memdb.Txn
+	// deltas are counter changes of this transaction, written once at
+	// commit (a command that enqueues ten deliveries updates each counter
+	// row once).
+	deltas map[string]int
+	// sub numbers the deliveries enqueued by this command (Delivery.Sub).
+	sub uint32
 }
 
-func newStore() *Store {
-	return &Store{
-		keys:             map[string]*APIKey{},
-		keyBySecret:      map[string]string{},
-		rooms:            map[string]*Room{},
-		roomByRoomID:     map[string]string{},
-		roomByCustom:     map[string]string{},
-		refresh:          map[string]*RefreshToken{},
-		nodes:            map[string]*Node{},
-		edges:            map[string]*Edge{},
-		sessions:         map[string]*Session{},
-		ongoing:          map[string]string{},
-		outbox:           map[string]*Delivery{},
-		seenEvents:       map[string]uint64{},
-		stats:            map[string][]StatsSample{},
-		indexes:          map[string]uint64{},
-		goneURLs:         map[string]uint64{},
-		placements:       map[string]*Placement{},
-		placementsByEdge: map[string]map[string]struct{}{},
-		audits:           map[string]*Audit{},
-		legStats:         map[string][]LegSample{},
-		requests:         newRequestLog(),
+func newStore(tx *memdb.Txn) *Store { return &Store{tx: tx} }
+
+// first returns the row with exactly the given index key (nil if none).
+func (s *Store) first(table, index string, args ...any) any {
+	v, err := s.tx.First(table, index, args...)
+	if err != nil {
+		panic(fmt.Sprintf("state: %s.%s lookup: %v", table, index, err))
 	}
+	return v
 }
 
-func (s *Store) bump(table string, index uint64) { s.indexes[table] = index }
-
-// TableIndex is the last index that modified table.
-func (s *Store) TableIndex(table string) uint64 { return s.indexes[table] }
-
-// snapshotData is the persisted shape. Add fields, never rename them; a golden
-// test guards the encoding.
-type snapshotData struct {
-	Version      int                      `json:"version"`
-	AppliedIndex uint64                   `json:"appliedIndex,omitempty"`
-	Keys         []*APIKey                `json:"keys"`
-	Rooms        []*Room                  `json:"rooms"`
-	Refresh      map[string]*RefreshToken `json:"refresh"`
-	Secrets      *ClusterSecrets          `json:"secrets,omitempty"`
-	Nodes        []*Node                  `json:"nodes"`
-	Edges        []*Edge                  `json:"edges"`
-	Sessions     []*Session               `json:"sessions"`
-	Outbox       []*Delivery              `json:"outbox"`
-	Seen         map[string]uint64        `json:"seen"`
-	Stats        map[string][]StatsSample `json:"stats"`
-	Indexes      map[string]uint64        `json:"indexes"`
-	Global       []GlobalEndpoint         `json:"global,omitempty"`
-	Gone         map[string]uint64        `json:"gone,omitempty"`
-	Placements   []*Placement             `json:"placements,omitempty"`
-	Audits       map[string]*Audit        `json:"audits,omitempty"`
-	LegStats     map[string][]LegSample   `json:"legStats,omitempty"`
-	Requests     []*requestRecord         `json:"requests,omitempty"`
+// one is first with the row's type (nil pointer when missing).
+func one[T any](s *Store, table, index string, args ...any) T {
+	v, _ := s.first(table, index, args...).(T)
+	return v
 }
 
-func (s *Store) snapshotData() *snapshotData {
-	d := &snapshotData{Version: 1, Refresh: s.refresh, Secrets: s.secrets, Seen: s.seenEvents, Stats: s.stats, Indexes: s.indexes, Global: s.globalEndpoints, Gone: s.goneURLs}
-	for _, k := range sortedKeys(s.keys) {
-		d.Keys = append(d.Keys, s.keys[k])
+// iter walks the rows whose index key starts with args, in key order or
+// reversed.
+func (s *Store) iter(table, index string, reverse bool, args ...any) memdb.ResultIterator {
+	var it memdb.ResultIterator
+	var err error
+	if reverse {
+		it, err = s.tx.GetReverse(table, index, args...)
+	} else {
+		it, err = s.tx.Get(table, index, args...)
 	}
-	for _, k := range sortedKeys(s.rooms) {
-		d.Rooms = append(d.Rooms, s.rooms[k])
+	if err != nil {
+		panic(fmt.Sprintf("state: %s.%s walk: %v", table, index, err))
 	}
-	for _, k := range sortedKeys(s.nodes) {
-		d.Nodes = append(d.Nodes, s.nodes[k])
-	}
-	for _, k := range sortedKeys(s.edges) {
-		d.Edges = append(d.Edges, s.edges[k])
-	}
-	for _, k := range sortedKeys(s.sessions) {
-		d.Sessions = append(d.Sessions, s.sessions[k])
-	}
-	for _, id := range s.outboxOrder {
-		d.Outbox = append(d.Outbox, s.outbox[id])
-	}
-	for _, k := range sortedKeys(s.placements) {
-		d.Placements = append(d.Placements, s.placements[k])
-	}
-	if len(s.audits) > 0 {
-		d.Audits = s.audits
-	}
-	if len(s.legStats) > 0 {
-		d.LegStats = s.legStats
-	}
-	for _, q := range [][]string{s.requests.retry, s.requests.keys} {
-		for _, id := range q {
-			d.Requests = append(d.Requests, s.requests.byID[id])
-		}
-	}
-	return d
+	return it
 }
 
-func (s *Store) restore(d *snapshotData) {
-	for _, k := range d.Keys {
-		s.keys[k.Key] = k
-		s.keyBySecret[k.SecretHash] = k.Key
+// from walks rows with index keys >= args (or <= args when reverse) to the
+// end of the index; the caller stops where its range ends.
+func (s *Store) from(table, index string, reverse bool, args ...any) memdb.ResultIterator {
+	var it memdb.ResultIterator
+	var err error
+	if reverse {
+		it, err = s.tx.ReverseLowerBound(table, index, args...)
+	} else {
+		it, err = s.tx.LowerBound(table, index, args...)
 	}
-	for _, r := range d.Rooms {
-		s.indexRoom(r)
+	if err != nil {
+		panic(fmt.Sprintf("state: %s.%s range: %v", table, index, err))
 	}
-	if d.Refresh != nil {
-		s.refresh = d.Refresh
-	}
-	s.secrets = d.Secrets
-	for _, n := range d.Nodes {
-		s.nodes[n.ID] = n
-	}
-	for _, e := range d.Edges {
-		s.edges[e.ID] = e
-	}
-	for _, ss := range d.Sessions {
-		s.sessions[ss.ID] = ss
-		if ss.End == nil {
-			s.ongoing[ss.RoomDocID] = ss.ID
-		}
-	}
-	for _, del := range d.Outbox {
-		s.outbox[del.ID] = del
-		s.outboxOrder = append(s.outboxOrder, del.ID)
-	}
-	if d.Seen != nil {
-		s.seenEvents = d.Seen
-	}
-	if d.Stats != nil {
-		s.stats = d.Stats
-	}
-	s.globalEndpoints = d.Global
-	if d.Gone != nil {
-		s.goneURLs = d.Gone
-	}
-	if d.Indexes != nil {
-		s.indexes = d.Indexes
-	}
-	for _, p := range d.Placements {
-		s.placements[p.RoomID] = p
-		for _, e := range p.Edges {
-			s.indexPlacementEdge(e.EdgeID, p.RoomID)
-		}
-	}
-	if d.Audits != nil {
-		s.audits = d.Audits
-	}
-	if d.LegStats != nil {
-		s.legStats = d.LegStats
-	}
-	for _, r := range d.Requests {
-		s.requests.add(r)
-	}
+	return it
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// all collects every row of an iterator (small tables only).
+func all[T any](it memdb.ResultIterator) []T {
+	var out []T
+	for v := it.Next(); v != nil; v = it.Next() {
+		out = append(out, v.(T))
 	}
-	sort.Strings(out)
 	return out
 }
 
-// clone copies a value through a shallow struct copy; slices that callers may
-// mutate are copied by the per-type Clone methods.
+// put inserts or replaces a row. memdb only fails on schema bugs.
+func (s *Store) put(table string, row any) {
+	if err := s.tx.Insert(table, row); err != nil {
+		panic(fmt.Sprintf("state: insert into %s: %v", table, err))
+	}
+}
+
+func (s *Store) del(table string, row any) {
+	if err := s.tx.Delete(table, row); err != nil {
+		panic(fmt.Sprintf("state: delete from %s: %v", table, err))
+	}
+}
+
+func (s *Store) bump(table string, index uint64) {
+	s.put(tIndex, &tableIndex{Table: table, Index: index})
+}
+
+// TableIndex is the last index that modified table.
+func (s *Store) TableIndex(table string) uint64 {
+	if r := one[*tableIndex](s, tIndex, "id", table); r != nil {
+		return r.Index
+	}
+	return 0
+}
+
+// count adds delta to a counter in this transaction.
+func (s *Store) count(key string, delta int) {
+	if s.deltas == nil {
+		s.deltas = map[string]int{}
+	}
+	s.deltas[key] += delta
+}
+
+// counter reads a counter, including this transaction's changes.
+func (s *Store) counter(key string) int {
+	n := s.deltas[key]
+	if c := one[*counter](s, tCounters, "id", key); c != nil {
+		n += c.N
+	}
+	return n
+}
+
+// recount moves a row's contribution from the counters of its old version
+// to those of its new one (either may be nil: create, delete).
+func (s *Store) recount(old, cur []string) {
+	for _, k := range old {
+		s.count(k, -1)
+	}
+	for _, k := range cur {
+		s.count(k, 1)
+	}
+}
+
+// flush writes this transaction's counter changes.
+func (s *Store) flush() {
+	keys := make([]string, 0, len(s.deltas))
+	for k, d := range s.deltas {
+		if d != 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		n := s.deltas[k]
+		if c := one[*counter](s, tCounters, "id", k); c != nil {
+			n += c.N
+		}
+		if n < 0 {
+			panic(fmt.Sprintf("state: counter %q below zero", k))
+		}
+		if n == 0 {
+			if c := one[*counter](s, tCounters, "id", k); c != nil {
+				s.del(tCounters, c)
+			}
+			continue
+		}
+		s.put(tCounters, &counter{Key: k, N: n})
+	}
+	s.deltas = nil
+}
+
+// intern shares equal strings between rows (project ids, API keys,
+// endpoints, event names repeat across millions of rows).
+func intern(v string) string {
+	if v == "" {
+		return v
+	}
+	return unique.Make(v).Value()
+}
+
+func internAll(vs []string) []string {
+	for i, v := range vs {
+		vs[i] = intern(v)
+	}
+	return vs
+}
+
 func ptrTime(t time.Time) *time.Time { return &t }

@@ -30,34 +30,38 @@ type PruneRefreshTokens struct {
 
 func init() {
 	register(CmdPutRefreshToken, func(s *Store, index uint64, c *PutRefreshToken) (any, error) {
-		if _, ok := s.keys[c.Token.APIKey]; !ok {
+		if s.apiKey(c.Token.APIKey) == nil {
 			return nil, errf(CodeNotFound, "api key not found")
 		}
-		s.refresh[c.Hash] = &c.Token
+		s.put(tRefresh, &refreshRow{Hash: c.Hash, RefreshToken: c.Token})
 		s.bump("refresh", index)
 		return nil, nil
 	})
 	register(CmdUseRefreshToken, func(s *Store, index uint64, c *UseRefreshToken) (any, error) {
-		rt, ok := s.refresh[c.Hash]
-		if !ok {
+		rt := one[*refreshRow](s, tRefresh, "id", c.Hash)
+		if rt == nil {
 			return nil, errf(CodeForbidden, "refresh token is invalid or already used")
 		}
-		delete(s.refresh, c.Hash)
-		s.bump("refresh", index)
-		k, ok := s.keys[rt.APIKey]
-		if !c.Now.Before(rt.ExpiresAt) || !ok || k.RevokedAt != nil {
+		k := s.apiKey(rt.APIKey)
+		if !c.Now.Before(rt.ExpiresAt) || k == nil || k.RevokedAt != nil {
+			// Refused, so nothing changes: the dead token stays refused
+			// until the prune loop drops it.
 			return nil, errf(CodeForbidden, "refresh token expired or its key was revoked")
 		}
+		s.del(tRefresh, rt)
 		next := c.Next.Token
 		next.APIKey = rt.APIKey
-		s.refresh[c.Next.Hash] = &next
+		s.put(tRefresh, &refreshRow{Hash: c.Next.Hash, RefreshToken: next})
+		s.bump("refresh", index)
 		return rt.APIKey, nil
 	})
 	register(CmdPruneRefreshTokens, func(s *Store, index uint64, c *PruneRefreshTokens) (any, error) {
-		for h, rt := range s.refresh {
-			if !c.Now.Before(rt.ExpiresAt) {
-				delete(s.refresh, h)
+		// Oldest expiry first; stop at the first token still valid.
+		for _, rt := range all[*refreshRow](s.iter(tRefresh, "expires", false)) {
+			if c.Now.Before(rt.ExpiresAt) {
+				break
 			}
+			s.del(tRefresh, rt)
 		}
 		s.bump("refresh", index)
 		return nil, nil
@@ -65,4 +69,11 @@ func init() {
 }
 
 // RefreshTokenCount is for tests and metrics.
-func (s *Store) RefreshTokenCount() int { return len(s.refresh) }
+func (s *Store) RefreshTokenCount() int {
+	n := 0
+	it := s.iter(tRefresh, "id", false)
+	for v := it.Next(); v != nil; v = it.Next() {
+		n++
+	}
+	return n
+}

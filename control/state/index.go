@@ -1,0 +1,125 @@
+package state
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// Index keys are built from typed parts so that byte order is the order a
+// list wants: strings are escaped and 0-terminated (a string is never a
+// prefix of a longer one), numbers and times are big-endian with the sign
+// bit flipped. The same encoding serves objects (FromObject) and queries
+// (FromArgs/PrefixFromArgs), so a query names index parts in order and may
+// stop early to walk a prefix.
+
+// keyOf encodes parts into an index key.
+func keyOf(parts ...any) []byte {
+	b := make([]byte, 0, 64)
+	for _, p := range parts {
+		b = appendPart(b, p)
+	}
+	return b
+}
+
+func appendPart(b []byte, p any) []byte {
+	switch v := p.(type) {
+	case string:
+		// 0x00 terminates; 0x00 and 0x01 inside the string are escaped
+		// (0x01 0x01, 0x01 0x02), which keeps byte order.
+		for i := 0; i < len(v); i++ {
+			switch c := v[i]; c {
+			case 0:
+				b = append(b, 1, 1)
+			case 1:
+				b = append(b, 1, 2)
+			default:
+				b = append(b, c)
+			}
+		}
+		return append(b, 0)
+	case uint64:
+		return binary.BigEndian.AppendUint64(b, v)
+	case uint32:
+		return binary.BigEndian.AppendUint32(b, v)
+	case int:
+		return binary.BigEndian.AppendUint64(b, uint64(v)^(1<<63))
+	case time.Time:
+		// Seconds and nanoseconds: defined for every time.Time, including
+		// the zero time (UnixNano is not).
+		b = binary.BigEndian.AppendUint64(b, uint64(v.Unix())^(1<<63))
+		return binary.BigEndian.AppendUint32(b, uint32(v.Nanosecond()))
+	case bool:
+		if v {
+			return append(b, 1)
+		}
+		return append(b, 0)
+	case maxKey:
+		// Sorts after every key with the same prefix: reverse walks start here.
+		return append(b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	default:
+		panic(fmt.Sprintf("state: index key part of type %T", p))
+	}
+}
+
+// maxKey as the last query part seeks past every key under the prefix.
+type maxKey struct{}
+
+func argsKey(args []any) (b []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return keyOf(args...), nil
+}
+
+// single indexes a row of type T under at most one key.
+type single[T any] struct{ f func(T) (bool, []byte) }
+
+func (x single[T]) FromObject(o any) (bool, []byte, error) {
+	ok, k := x.f(o.(T))
+	if !ok {
+		// No key at all: memdb compares an update's old and new keys
+		// before it looks at ok, and would keep a stale entry.
+		return false, nil, nil
+	}
+	return true, k, nil
+}
+func (single[T]) FromArgs(args ...any) ([]byte, error)       { return argsKey(args) }
+func (single[T]) PrefixFromArgs(args ...any) ([]byte, error) { return argsKey(args) }
+
+// multi indexes a row of type T under several keys.
+type multi[T any] struct{ f func(T) [][]byte }
+
+func (x multi[T]) FromObject(o any) (bool, [][]byte, error) {
+	ks := x.f(o.(T))
+	return len(ks) > 0, ks, nil
+}
+func (multi[T]) FromArgs(args ...any) ([]byte, error)       { return argsKey(args) }
+func (multi[T]) PrefixFromArgs(args ...any) ([]byte, error) { return argsKey(args) }
+
+// always wraps a key function whose rows are all indexed.
+func always[T any](f func(T) []byte) func(T) (bool, []byte) {
+	return func(x T) (bool, []byte) { return true, f(x) }
+}
+
+func ix[T any](name string, unique bool, f func(T) (bool, []byte)) *memdb.IndexSchema {
+	// AllowMissing: a row the function skips (f returns false) is simply
+	// not in that index (ongoing sessions, pending deliveries, ...).
+	return &memdb.IndexSchema{Name: name, Unique: unique, AllowMissing: name != "id", Indexer: single[T]{f}}
+}
+
+func ixMulti[T any](name string, f func(T) [][]byte) *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: name, AllowMissing: true, Indexer: multi[T]{f}}
+}
+
+func table(name string, indexes ...*memdb.IndexSchema) *memdb.TableSchema {
+	t := &memdb.TableSchema{Name: name, Indexes: map[string]*memdb.IndexSchema{}}
+	for _, ix := range indexes {
+		t.Indexes[ix.Name] = ix
+	}
+	return t
+}

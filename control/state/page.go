@@ -1,0 +1,70 @@
+package state
+
+import (
+	"slices"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// Page is a window of a list: Offset matching rows skipped, at most Limit
+// returned (Limit < 0: no limit).
+type Page struct{ Offset, Limit int }
+
+// PageOf turns 1-based page numbers into a window.
+func PageOf(page, perPage int) Page { return Page{Offset: (page - 1) * perPage, Limit: perPage} }
+
+// match tells a walk whether a row belongs to the list and whether the
+// walk has left the list's range (nothing after it can match).
+type match[T any] func(T) (keep, stop bool)
+
+// scan walks it, skips p.Offset kept rows and collects up to p.Limit. It
+// stops as soon as the page is full unless countAll is set, in which case
+// it walks to the end of the range and also returns how many rows matched
+// (the total of a list no counter keeps).
+func scan[T any](it memdb.ResultIterator, p Page, countAll bool, m match[T]) ([]T, int) {
+	var out []T
+	n := 0
+	for v := it.Next(); v != nil; v = it.Next() {
+		row := v.(T)
+		keep, stop := true, false
+		if m != nil {
+			keep, stop = m(row)
+		}
+		if stop {
+			break
+		}
+		if !keep {
+			continue
+		}
+		if n >= p.Offset && (p.Limit < 0 || len(out) < p.Limit) {
+			out = append(out, row)
+		}
+		n++
+		if !countAll && p.Limit >= 0 && len(out) >= p.Limit {
+			break
+		}
+	}
+	return out, n
+}
+
+// window returns a page of the rows under an index prefix, newest (last
+// key) first, when a counter gives their exact number: a page past the end
+// costs nothing, and a page nearer the oldest end is walked from there, so
+// no page walks more than half the list.
+func window[T any](s *Store, table, index string, total int, p Page, prefix ...any) []T {
+	if p.Offset >= total || p.Limit == 0 {
+		return nil
+	}
+	n := total - p.Offset
+	if p.Limit >= 0 && p.Limit < n {
+		n = p.Limit
+	}
+	older := total - p.Offset - n // rows after the page in newest-first order
+	if older >= p.Offset {
+		out, _ := scan[T](s.iter(table, index, true, prefix...), Page{Offset: p.Offset, Limit: n}, false, nil)
+		return out
+	}
+	out, _ := scan[T](s.iter(table, index, false, prefix...), Page{Offset: older, Limit: n}, false, nil)
+	slices.Reverse(out)
+	return out
+}

@@ -1,0 +1,331 @@
+package state
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+)
+
+// The snapshot is one JSON object, streamed row by row so that neither
+// Persist nor Restore holds a second copy of the state in memory. Its
+// shape is the v1 object (which marshalled a struct of every table) plus,
+// in v2: "sub" on deliveries, "seenAt" and "tombstones". Fields are only
+// ever added; a golden test per version guards the encoding, and restore
+// reads both versions.
+const snapshotVersion = 2
+
+type snapshot struct {
+	db      *memdb.MemDB
+	applied uint64
+}
+
+// Persist implements raft.FSMSnapshot. It runs beside Apply: the memdb
+// snapshot is immutable and the rows in it are never changed in place.
+func (sn *snapshot) Persist(sink raft.SnapshotSink) error {
+	w := bufio.NewWriterSize(sink, 1<<20)
+	err := writeSnapshot(w, newStore(sn.db.Txn(false)), sn.applied)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (sn *snapshot) Release() {}
+
+// jsonWriter writes one JSON object field by field; the first error sticks.
+type jsonWriter struct {
+	w     io.Writer
+	err   error
+	comma bool
+}
+
+func (j *jsonWriter) raw(b []byte) {
+	if j.err == nil {
+		_, j.err = j.w.Write(b)
+	}
+}
+
+func (j *jsonWriter) value(v any) {
+	if j.err != nil {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		j.err = err
+		return
+	}
+	j.raw(b)
+}
+
+func (j *jsonWriter) key(name string) {
+	if j.comma {
+		j.raw([]byte{','})
+	}
+	j.comma = true
+	j.value(name)
+	j.raw([]byte{':'})
+}
+
+func (j *jsonWriter) field(name string, v any) {
+	j.key(name)
+	j.value(v)
+}
+
+// array writes the rows of it as a JSON array (null when there are none,
+// or nothing at all with omitEmpty, as encoding/json did for v1).
+func array[T any](j *jsonWriter, name string, omitEmpty bool, it memdb.ResultIterator, row func(T) any) {
+	first := it.Next()
+	if first == nil {
+		if !omitEmpty {
+			j.field(name, nil)
+		}
+		return
+	}
+	j.key(name)
+	j.raw([]byte{'['})
+	for v, n := first, 0; v != nil; v, n = it.Next(), n+1 {
+		if n > 0 {
+			j.raw([]byte{','})
+		}
+		j.value(row(v.(T)))
+	}
+	j.raw([]byte{']'})
+}
+
+// object writes rows as a JSON object keyed by kv's key, in key order
+// (the index order, which is the byte order encoding/json sorts map keys in).
+func object[T any](j *jsonWriter, name string, omitEmpty bool, it memdb.ResultIterator, kv func(T) (string, any, bool)) {
+	n := 0
+	for v := it.Next(); v != nil; v = it.Next() {
+		k, val, ok := kv(v.(T))
+		if !ok {
+			continue
+		}
+		if n == 0 {
+			j.key(name)
+			j.raw([]byte{'{'})
+		} else {
+			j.raw([]byte{','})
+		}
+		j.value(k)
+		j.raw([]byte{':'})
+		j.value(val)
+		n++
+	}
+	switch {
+	case n > 0:
+		j.raw([]byte{'}'})
+	case !omitEmpty:
+		j.key(name)
+		j.raw([]byte("{}"))
+	}
+}
+
+func same[T any](x T) any { return x }
+
+func writeSnapshot(w io.Writer, s *Store, applied uint64) error {
+	j := &jsonWriter{w: w}
+	j.raw([]byte{'{'})
+	j.field("version", snapshotVersion)
+	if applied != 0 {
+		j.field("appliedIndex", applied)
+	}
+	array(j, "keys", false, s.iter(tKeys, "id", false), same[*APIKey])
+	array(j, "rooms", false, s.iter(tRooms, "id", false), same[*Room])
+	object(j, "refresh", false, s.iter(tRefresh, "id", false), func(r *refreshRow) (string, any, bool) { return r.Hash, &r.RefreshToken, true })
+	if sec := s.secrets(); sec != nil {
+		j.field("secrets", sec)
+	}
+	array(j, "nodes", false, s.iter(tNodes, "id", false), same[*Node])
+	array(j, "edges", false, s.iter(tEdges, "id", false), same[*Edge])
+	array(j, "sessions", false, s.iter(tSessions, "id", false), same[*Session])
+	// By project, then in enqueue order; Sub makes the order explicit.
+	array(j, "outbox", false, s.iter(tOutbox, "project", false), same[*Delivery])
+	object(j, "seen", false, s.iter(tSeen, "id", false), func(r *seenRow) (string, any, bool) { return r.ID, r.Index, true })
+	object(j, "stats", false, s.iter(tStats, "id", false), func(r *statsRow) (string, any, bool) { return r.SessionID, r.Samples, true })
+	object(j, "indexes", false, s.iter(tIndex, "id", false), func(r *tableIndex) (string, any, bool) { return r.Table, r.Index, true })
+	if g := s.GlobalEndpoints(); len(g) > 0 {
+		j.field("global", g)
+	}
+	object(j, "gone", true, s.iter(tGone, "id", false), func(r *goneRow) (string, any, bool) { return r.Key, r.Index, true })
+	array(j, "placements", true, s.iter(tPlacements, "id", false), same[*Placement])
+	object(j, "audits", true, s.iter(tAudits, "id", false), func(a *Audit) (string, any, bool) { return a.SessionID, a, true })
+	object(j, "legStats", true, s.iter(tLegs, "id", false), func(r *legRow) (string, any, bool) { return r.SessionID, r.Legs, true })
+	array(j, "requests", true, s.iter(tRequests, "fifo", false), same[*requestRecord])
+	object(j, "seenAt", true, s.iter(tSeen, "id", false), func(r *seenRow) (string, any, bool) { return r.ID, r.At, !r.At.IsZero() })
+	array(j, "tombstones", true, s.iter(tTombstones, "id", false), same[*Tombstone])
+	j.raw([]byte{'}'})
+	return j.err
+}
+
+// readSnapshot builds a database from a v1 or v2 snapshot, row by row, in
+// one write transaction that also rebuilds every index and counter.
+func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<20))
+	db := newDB()
+	tx := db.Txn(true)
+	defer tx.Abort()
+	s := newStore(tx)
+	var (
+		version int
+		applied uint64
+		prevSeq uint64
+		sub     uint32
+	)
+	if err := delim(dec, '{'); err != nil {
+		return nil, 0, err
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, 0, err
+		}
+		name, _ := tok.(string)
+		switch name {
+		case "version":
+			err = dec.Decode(&version)
+		case "appliedIndex":
+			err = dec.Decode(&applied)
+		case "keys":
+			err = rows(dec, func(k *APIKey) { k.UserID = intern(k.UserID); s.put(tKeys, k) })
+		case "rooms":
+			err = rows(dec, func(r *Room) { r.intern(); s.putRoom(nil, r) })
+		case "refresh":
+			err = entries(dec, func(h string, t *RefreshToken) { s.put(tRefresh, &refreshRow{Hash: h, RefreshToken: *t}) })
+		case "secrets":
+			var sec *ClusterSecrets
+			if err = dec.Decode(&sec); err == nil && sec != nil {
+				s.put(tMeta, &metaRow{Name: metaSecrets, Value: sec})
+			}
+		case "nodes":
+			err = rows(dec, func(n *Node) { s.put(tNodes, n) })
+		case "edges":
+			err = rows(dec, func(e *Edge) { s.put(tEdges, e) })
+		case "sessions":
+			err = rows(dec, func(ss *Session) { ss.intern(); s.putSession(nil, ss) })
+		case "outbox":
+			err = rows(dec, func(d *Delivery) {
+				if version < 2 {
+					// v1 lists the outbox in enqueue order: number each
+					// command's deliveries in the order listed.
+					if d.Seq == prevSeq {
+						sub++
+					} else {
+						prevSeq, sub = d.Seq, 0
+					}
+					d.Sub = sub
+				}
+				d.intern()
+				s.putDelivery(nil, d)
+			})
+		case "seen":
+			err = entries(dec, func(id string, index *uint64) { s.put(tSeen, &seenRow{ID: id, Index: *index}) })
+		case "seenAt":
+			err = entries(dec, func(id string, at *time.Time) {
+				if row := one[*seenRow](s, tSeen, "id", id); row != nil {
+					s.put(tSeen, &seenRow{ID: id, Index: row.Index, At: *at})
+				}
+			})
+		case "stats":
+			err = entries(dec, func(id string, samples *[]StatsSample) { s.put(tStats, &statsRow{SessionID: id, Samples: *samples}) })
+		case "legStats":
+			err = entries(dec, func(id string, legs *[]LegSample) { s.put(tLegs, &legRow{SessionID: id, Legs: *legs}) })
+		case "indexes":
+			err = entries(dec, func(table string, index *uint64) { s.put(tIndex, &tableIndex{Table: table, Index: *index}) })
+		case "global":
+			var g []GlobalEndpoint
+			if err = dec.Decode(&g); err == nil && len(g) > 0 {
+				s.put(tMeta, &metaRow{Name: metaGlobal, Value: g})
+			}
+		case "gone":
+			err = entries(dec, func(key string, index *uint64) { s.put(tGone, &goneRow{Key: key, Index: *index}) })
+		case "placements":
+			err = rows(dec, func(p *Placement) { s.put(tPlacements, p) })
+		case "audits":
+			err = entries(dec, func(id string, a *Audit) { s.put(tAudits, a) })
+		case "requests":
+			err = rows(dec, func(r *requestRecord) { s.addRequest(r) })
+		case "tombstones":
+			err = rows(dec, func(t *Tombstone) { s.putTombstone(t) })
+		default:
+			// A field this version does not know: skip it.
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if err := delim(dec, '}'); err != nil {
+		return nil, 0, err
+	}
+	if version < 1 || version > snapshotVersion {
+		return nil, 0, fmt.Errorf("snapshot version %d is not one this build reads (1-%d)", version, snapshotVersion)
+	}
+	s.flush()
+	tx.Commit()
+	return db, applied, nil
+}
+
+func delim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("expected %q, got %v", want, tok)
+	}
+	return nil
+}
+
+// rows decodes a JSON array (or null) element by element.
+func rows[T any](dec *json.Decoder, fn func(*T)) error {
+	tok, err := dec.Token()
+	if err != nil || tok == nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return errors.New("expected an array")
+	}
+	for dec.More() {
+		v := new(T)
+		if err := dec.Decode(v); err != nil {
+			return err
+		}
+		fn(v)
+	}
+	return delim(dec, ']')
+}
+
+// entries decodes a JSON object (or null) entry by entry.
+func entries[T any](dec *json.Decoder, fn func(string, *T)) error {
+	tok, err := dec.Token()
+	if err != nil || tok == nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return errors.New("expected an object")
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		v := new(T)
+		if err := dec.Decode(v); err != nil {
+			return err
+		}
+		fn(k.(string), v)
+	}
+	return delim(dec, '}')
+}
