@@ -40,6 +40,7 @@ type controlFlags struct {
 	corsOrigins                                               listFlag
 	geo                                                       geoFlags
 	tls                                                       tlsFlags // control only; dev runs without certificates
+	raft                                                      raftFlags
 }
 
 func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
@@ -67,6 +68,7 @@ func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
 	fs.StringVar(&f.edgeToken, "edge-token", "", "token edges authenticate with (default: derived from the cluster key)")
 	f.webhooks.register(fs)
 	f.geo.register(fs, devDefaults)
+	f.raft.register(fs)
 	fs.Var(&f.corsOrigins, "cors-origins", "browser origins allowed to call the API (default: any; tokens are never cookies)")
 	fs.Var(&f.frameAncestors, "frame-ancestors", "origins allowed to embed the meeting page in an iframe (default: any)")
 	if !devDefaults {
@@ -143,6 +145,9 @@ func (f *controlFlags) serverConfig(logger *slog.Logger) (server.Config, error) 
 	}
 	cc := cluster.DefaultConfig()
 	cc.NodeID, cc.RaftBind, cc.RaftAdvertise, cc.DataDir, cc.ClusterToken, cc.Bootstrap = f.id, f.raftBind, f.raftAdvertise, f.dataDir, clusterToken, f.bootstrap
+	if err := f.raft.apply(&cc); err != nil {
+		return cfg, err
+	}
 	if cc.HTTPAddr, err = f.advertisedHTTP(); err != nil {
 		return cfg, err
 	}

@@ -17,12 +17,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/meridian-video/meridian/control/state"
 	"github.com/meridian-video/meridian/shared/tlsutil"
@@ -60,6 +60,13 @@ type Config struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64 // log entries kept after a snapshot (0 = raft default)
+	// LogStore is the on-disk Raft log backend, LogStoreWAL or LogStoreBolt;
+	// "" keeps what the data dir already holds, or the WAL for a new one.
+	LogStore string
+	// WALSegmentBytes sizes the WAL's segment files (0: raft-wal's 64 MiB).
+	// Compaction drops whole segments, and entries of the open segment stay
+	// readable after compaction: tests shrink it to exercise snapshot installs.
+	WALSegmentBytes int
 	// ObserveApply, when set, receives the latency of every local raft.Apply (metrics).
 	ObserveApply func(time.Duration)
 	// HTTPTransport carries node-to-node calls (forwarded writes); nil is
@@ -83,8 +90,12 @@ func DefaultConfig() Config {
 		CommitTimeout:     50 * time.Millisecond,
 		ApplyTimeout:      10 * time.Second,
 		LeaderHoldTimeout: 5 * time.Second,
-		SnapshotThreshold: 8192,
+		// Snapshot policy (as Consul's defaults): every ~2–4 minutes, if
+		// 16k entries accumulated, and keep 10k entries after it so a node
+		// that was briefly away catches up from the log.
+		SnapshotThreshold: 16384,
 		SnapshotInterval:  2 * time.Minute,
+		TrailingLogs:      10240,
 	}
 }
 
@@ -140,6 +151,10 @@ type Node struct {
 	// caughtUp latches once everything known then is applied (readiness).
 	startLast uint64
 	caughtUp  atomic.Bool
+
+	logStoreKind string // "wal", "bolt", or "" in memory
+	nudger       *commitNudger
+	logs         raft.LogStore
 }
 
 // New builds the node; call Start to begin leadership monitoring.
@@ -202,18 +217,24 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 			n.closeAll()
 			return nil, err
 		}
-		bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+		kind, err := resolveLogStore(dir, cfg.LogStore)
 		if err != nil {
 			n.closeAll()
-			return nil, fmt.Errorf("cluster: open log store: %w", err)
+			return nil, err
 		}
-		n.closers = append(n.closers, bolt)
+		store, err := openLogStore(dir, kind, cfg.WALSegmentBytes, rc.Logger)
+		if err != nil {
+			n.closeAll()
+			return nil, fmt.Errorf("cluster: open %s log store: %w", kind, err)
+		}
+		n.logStoreKind = kind
+		n.closers = append(n.closers, store)
 		fss, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, rc.Logger)
 		if err != nil {
 			n.closeAll()
 			return nil, err
 		}
-		logs, stable, snaps = bolt, bolt, fss
+		logs, stable, snaps = store, store, fss
 	}
 
 	if cfg.Bootstrap {
@@ -242,6 +263,8 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	n.raft = r
+	n.logs = logs
+	n.nudger = &commitNudger{raft: r, timeout: cfg.ApplyTimeout}
 	n.startLast = r.LastIndex()
 	return n, nil
 }
@@ -436,7 +459,10 @@ func (n *Node) Ready() bool {
 		// A tail that was on disk but never committed may be replaced by
 		// the new leader's log (LastIndex goes down): then the commit
 		// index is what counts.
-		if applied < n.raft.CommitIndex() || (applied < n.startLast && n.raft.LastIndex() >= n.startLast) {
+		if applied < n.lastCommandUpTo(n.raft.CommitIndex(), applied) {
+			return false
+		}
+		if n.raft.LastIndex() >= n.startLast && applied < n.lastCommandUpTo(n.startLast, applied) {
 			return false
 		}
 		n.caughtUp.Store(true)
@@ -445,6 +471,35 @@ func (n *Node) Ready() bool {
 	ok := false
 	n.fsm.Read(func(s *state.Store) { _, ok = s.Node(string(id)) })
 	return ok
+}
+
+// lastCommandUpTo is the index of the last command entry in (floor, index],
+// or floor if there is none. Barriers (the commit nudge, consistent reads),
+// no-ops (elections) and configuration changes never reach the FSM, so the
+// FSM's applied index stops below a log that ends with them; readiness must
+// compare against the last entry the FSM will actually apply.
+func (n *Node) lastCommandUpTo(index, floor uint64) uint64 {
+	for i := index; i > floor; i-- {
+		var l raft.Log
+		if err := n.logs.GetLog(i, &l); err != nil {
+			// Not in the log: compacted into a snapshot the FSM restored
+			// (which holds everything up to it), or not written yet
+			// (count it as a command: wait for it).
+			if i <= n.lastSnapshotIndex() {
+				return floor
+			}
+			return i
+		}
+		if l.Type == raft.LogCommand {
+			return i
+		}
+	}
+	return floor
+}
+
+func (n *Node) lastSnapshotIndex() uint64 {
+	v, _ := strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64)
+	return v
 }
 
 // Progress reports replay progress for "not ready" answers.
@@ -459,7 +514,14 @@ func (n *Node) LeaderID() string {
 }
 
 // Stats exposes Raft stats for metrics.
-func (n *Node) Stats() map[string]string { return n.raft.Stats() }
+func (n *Node) Stats() map[string]string {
+	st := n.raft.Stats()
+	st["log_store"] = n.logStoreKind
+	if st["log_store"] == "" {
+		st["log_store"] = "memory"
+	}
+	return st
+}
 
 // Apply is the one write path: it proposes on the leader (forwarding from a
 // follower), then waits until the local FSM has applied the entry so the
@@ -606,6 +668,10 @@ func (n *Node) HandleForwardedApply(req ForwardedApply) ForwardedResult {
 	}
 	res, index, err := n.applyLocal(state.CommandType(req.Type), req.Body)
 	out := ForwardedResult{Index: index, Result: res}
+	if index > 0 {
+		// The sender waits to apply index itself: tell it about the commit now.
+		n.nudger.nudge()
+	}
 	var se *state.Error
 	switch {
 	case errors.As(err, &se):

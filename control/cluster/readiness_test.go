@@ -45,3 +45,33 @@ func TestRestartAnswersOnlyWhenCaughtUp(t *testing.T) {
 	}
 	t.Fatalf("node not serving 20 s after restart (%d early answers)", early)
 }
+
+// TestReadyWhenTheLogEndsWithoutACommand: barriers (the commit nudge after a
+// forwarded write, consistent reads) and election no-ops never reach the
+// FSM, so a node whose log ends with one has applied less than its last
+// index. Restarted with such a log and no further writes, it must still
+// become ready (it has applied every command there is).
+func TestReadyWhenTheLogEndsWithoutACommand(t *testing.T) {
+	c := clustertest.New(t, 3, clustertest.Options{Persist: true})
+	f := c.Followers()[0]
+	createRoom(t, c, f, "through-a-follower") // the leader appends a barrier after it
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		st := c.Node(f).Node().Stats()
+		if st["last_log_index"] == st["commit_index"] && st["commit_index"] != fmt.Sprint(c.Node(f).Node().FSM().AppliedIndex()) {
+			return ""
+		}
+		return fmt.Sprintf("waiting for a non-command tail: last %s commit %s applied %d", st["last_log_index"], st["commit_index"], c.Node(f).Node().FSM().AppliedIndex())
+	})
+	c.Stop(f)
+	c.Restart(f)
+	clustertest.Eventually(t, 15*time.Second, func() string {
+		if !c.Node(f).Ready() {
+			applied, target := c.Node(f).Node().Progress()
+			return fmt.Sprintf("restarted node%d not ready: applied %d of %d", f, applied, target)
+		}
+		return ""
+	})
+	if r := c.Do(f, "GET", "/v2/rooms/through-a-follower", c.Token(), nil); r.Status != 200 {
+		t.Fatalf("restarted node: %d %s", r.Status, r.Body)
+	}
+}

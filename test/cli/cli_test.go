@@ -5,8 +5,8 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -225,20 +225,27 @@ func TestDevFirstRunRestartAndCLI(t *testing.T) {
 
 func TestBadFlagsFailClearly(t *testing.T) {
 	bin := build(t)
-	cases := [][]string{
-		{"dev", "--nope"},
-		{"token", "--api-key", "k"},
-		{"dev", "--turn-udp", "not-an-address", "--data", t.TempDir(), "--http", freeAddr(t)},
-		{"frobnicate"},
-	}
-	for _, args := range cases {
-		out, err := exec.Command(bin, args...).CombinedOutput()
-		if err == nil {
-			t.Errorf("meridian %v succeeded:\n%s", args, out)
+	for _, tc := range []struct {
+		args []string
+		want string // the message must name the problem
+	}{
+		{[]string{"dev", "--nope"}, "flag provided but not defined: -nope"},
+		{[]string{"token", "--api-key", "k"}, "secret"},
+		{[]string{"dev", "--turn-udp", "not-an-address", "--data", t.TempDir(), "--http", freeAddr(t)}, "not-an-address"},
+		{[]string{"frobnicate"}, "frobnicate"},
+		{[]string{"dev", "--raft-log-store", "rocks", "--data", t.TempDir(), "--http", freeAddr(t)}, `--raft-log-store "rocks"`},
+		{[]string{"dev", "--raft-snapshot-interval", "10ms", "--data", t.TempDir(), "--http", freeAddr(t)}, "--raft-snapshot-interval 10ms"},
+	} {
+		// A case that is wrongly accepted would start a server: bound it.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, bin, tc.args...).CombinedOutput()
+		timedOut := ctx.Err() != nil
+		cancel()
+		if err == nil || timedOut {
+			t.Errorf("meridian %v succeeded:\n%s", tc.args, out)
 		}
-		if len(out) == 0 || strings.Contains(string(out), "panic") {
-			t.Errorf("meridian %v: unhelpful output %q", args, out)
+		if !strings.Contains(string(out), tc.want) || strings.Contains(string(out), "panic") {
+			t.Errorf("meridian %v: output does not say %q:\n%s", tc.args, tc.want, out)
 		}
 	}
-	_ = fmt.Sprint()
 }

@@ -32,6 +32,9 @@ type Options struct {
 	Configure func(i int, cfg *server.Config)
 	// SnapshotThreshold overrides the Raft snapshot threshold.
 	SnapshotThreshold uint64
+	// LeaderReadyOnly makes New wait for the leader alone: followers may
+	// stay behind (tests of how they catch up).
+	LeaderReadyOnly bool
 }
 
 // Cluster is n control nodes.
@@ -72,6 +75,17 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 		c.nodes = append(c.nodes, srv)
 	}
 	t.Cleanup(c.Close)
+	if opts.LeaderReadyOnly {
+		Eventually(t, 20*time.Second, func() string {
+			for _, n := range c.Nodes() {
+				if n.Node().IsLeader() && n.Ready() {
+					return ""
+				}
+			}
+			return "no ready leader"
+		})
+		return c
+	}
 	c.WaitReady()
 	return c
 }

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/meridian-video/meridian/control/cluster"
+)
+
+// raftFlags tune the Raft log and its compaction (shared by control and dev).
+type raftFlags struct {
+	logStore          string
+	snapshotThreshold uint64
+	snapshotInterval  time.Duration
+	trailingLogs      uint64
+}
+
+func (r *raftFlags) register(fs *flag.FlagSet) {
+	def := cluster.DefaultConfig()
+	fs.StringVar(&r.logStore, "raft-log-store", "", `Raft log backend for a new data dir: "wal" (default; segment files, flat cost per write) or "bolt"; an existing data dir keeps its backend`)
+	fs.Uint64Var(&r.snapshotThreshold, "raft-snapshot-threshold", def.SnapshotThreshold, "log entries since the last snapshot that make the next check take one")
+	fs.DurationVar(&r.snapshotInterval, "raft-snapshot-interval", def.SnapshotInterval, "how often to check the threshold (randomised up to 2x so nodes do not snapshot together)")
+	fs.Uint64Var(&r.trailingLogs, "raft-trailing-logs", def.TrailingLogs, "log entries kept after a snapshot, so a briefly absent node catches up from the log instead of a full snapshot")
+}
+
+func (r *raftFlags) apply(cc *cluster.Config) error {
+	switch r.logStore {
+	case "", cluster.LogStoreWAL, cluster.LogStoreBolt:
+	default:
+		return fmt.Errorf("--raft-log-store %q: want %q or %q", r.logStore, cluster.LogStoreWAL, cluster.LogStoreBolt)
+	}
+	if r.snapshotThreshold == 0 {
+		return fmt.Errorf("--raft-snapshot-threshold must be at least 1")
+	}
+	if r.snapshotInterval < time.Second {
+		return fmt.Errorf("--raft-snapshot-interval %v: must be at least 1s", r.snapshotInterval)
+	}
+	cc.LogStore, cc.SnapshotThreshold, cc.SnapshotInterval, cc.TrailingLogs = r.logStore, r.snapshotThreshold, r.snapshotInterval, r.trailingLogs
+	return nil
+}
