@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meridian-video/meridian/shared/wait"
 )
 
 // testKey is generated once: RSA key generation dominates test time otherwise.
@@ -166,17 +168,7 @@ func (o *fakeOutbox) resultsFor(id string) []AttemptResult {
 // fails with the last reason.
 func eventually(t testing.TB, timeout time.Duration, cond func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		reason := cond()
-		if reason == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %s", timeout, reason)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	wait.Until(t, timeout, cond)
 }
 
 // waitStatus waits until the delivery's row has the wanted status and at

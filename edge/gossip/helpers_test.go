@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/shared/wait"
+
 	"github.com/meridian-video/meridian/shared/edgeapi"
 )
 
@@ -82,17 +84,12 @@ func startPool(t *testing.T, cfg Config) *Pool {
 // last reason cond gave.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, reason := cond()
-		if ok {
-			return
+	wait.Until(t, timeout, func() string {
+		if ok, reason := cond(); !ok {
+			return what + ": " + reason
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v: %s", what, timeout, reason)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 // sees reports whether p sees member id in state s.

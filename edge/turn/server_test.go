@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/shared/wait"
+
 	"github.com/pion/logging"
 	"github.com/pion/stun/v4"
 	pionturn "github.com/pion/turn/v5"
@@ -187,13 +189,12 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, want map[string
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	wait.Until(t, 5*time.Second, func() string {
+		if !cond() {
+			return "waiting for " + what
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 func TestRelayThroughServer(t *testing.T) {

@@ -139,10 +139,11 @@ func TestJoinFlowAndSessionLifecycle(t *testing.T) {
 
 	edge.ParticipantJoined(edgeapi.Event{RoomID: room.RoomID, ParticipantID: "alice", Name: "Alice"})
 	edge.ParticipantJoined(edgeapi.Event{RoomID: room.RoomID, ParticipantID: "bob", Name: "Bob"})
+	// Wait on the node the next join goes through (node 0).
 	clustertest.Eventually(t, 5*time.Second, func() string {
-		ss := session(t, c, 2, room.RoomID)
+		ss := session(t, c, 0, room.RoomID)
 		if ss == nil || ss.ActiveCount() != 2 {
-			return "session with 2 participants not replicated"
+			return "session with 2 participants not replicated to node0"
 		}
 		return ""
 	})

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/shared/wait"
+
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
 	"github.com/meridian-video/meridian/test/procs"
 )
@@ -484,15 +486,5 @@ func (m *meter) hearsOnCurrent(receivers, senders []string) string {
 // after timeout with the last reason; it returns how long it took.
 func eventually(t *testing.T, timeout time.Duration, cond func() string) time.Duration {
 	t.Helper()
-	start := time.Now()
-	var reason string
-	for {
-		if reason = cond(); reason == "" {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("not true after %v: %s", timeout, reason)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return wait.Until(t, timeout, cond)
 }

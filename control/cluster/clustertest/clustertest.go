@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/shared/wait"
+
 	"github.com/meridian-video/meridian/control/api"
 	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/control/cluster"
@@ -263,18 +265,11 @@ func (c *Cluster) Close() {
 	}
 }
 
-// Eventually polls cond until it returns "" (true) or fails with the last reason.
+// Eventually is wait.Until: poll cond until it returns "", or fail with
+// its last reason.
 func Eventually(t testing.TB, timeout time.Duration, cond func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		if last = cond(); last == "" {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("condition not met after %s: %s", timeout, last)
+	wait.Until(t, timeout, cond)
 }
 
 // Response is a decoded HTTP answer.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/shared/wait"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/meridian-video/meridian/edge/sfu"
@@ -204,21 +206,11 @@ func (r *Recorder) Count(kind, participant string) int {
 	return n
 }
 
-// Eventually polls cond every 20 ms until it returns "" or the timeout
-// passes; the failure names the last reason.
+// Eventually is wait.Until: poll cond until it returns "", or fail with
+// its last reason.
 func Eventually(tb testing.TB, timeout time.Duration, cond func() string) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	var reason string
-	for {
-		if reason = cond(); reason == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("not true after %s: %s", timeout, reason)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.Until(tb, timeout, cond)
 }
 
 // Reasonf formats a not-yet reason for Eventually.
