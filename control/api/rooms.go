@@ -172,11 +172,11 @@ func (req *createRoomRequest) toRoom(checkURL func(string) error, fences geo.Fen
 		if a.Duration != nil {
 			d = *a.Duration
 		}
-		// Units conflict upstream (reference page: minutes; server SDK:
-		// seconds). Meridian follows the reference page and reads minutes,
-		// accepting values as large as 30 days expressed in seconds.
+		// Units conflict upstream (reference page: minutes; the official
+		// server SDK sends its afterInactiveSeconds here). Meridian reads
+		// seconds, counted from the moment the room has nobody left in it.
 		if d <= 0 || d > 30*24*3600 {
-			return r, invalidField("autoCloseConfig.duration", "must be a positive number (minutes) up to 2592000")
+			return r, invalidField("autoCloseConfig.duration", "must be a positive number of seconds up to 2592000 (30 days)")
 		}
 		r.AutoCloseConfig = &state.AutoCloseConfig{Type: a.Type, Duration: d}
 	}

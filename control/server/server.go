@@ -368,8 +368,8 @@ func (s *Server) ensureBootstrapKeys(ctx context.Context) error {
 	return nil
 }
 
-// autoCloseLoop ends sessions that outlive their room's autoCloseConfig
-// duration (minutes, VideoSDK's documented unit).
+// autoCloseLoop ends sessions that stayed empty past their room's
+// autoCloseConfig duration (seconds; see control/api/rooms.go).
 func (s *Server) autoCloseLoop(ctx context.Context) error {
 	every := s.cfg.AutoCloseEvery
 	if every <= 0 {
@@ -392,8 +392,14 @@ func (s *Server) autoCloseLoop(ctx context.Context) error {
 				if !ok || r.AutoCloseConfig == nil {
 					continue
 				}
-				limit := time.Duration(r.AutoCloseConfig.Duration * float64(time.Minute))
-				if now.Sub(ss.Start) >= limit {
+				// duration is seconds (the server SDK's afterInactiveSeconds),
+				// counted from the moment the last participant left.
+				empty := ss.EmptySince()
+				if empty == nil {
+					continue
+				}
+				limit := time.Duration(r.AutoCloseConfig.Duration * float64(time.Second))
+				if now.Sub(*empty) >= limit {
 					list = append(list, due{ss.UserID, r.RoomID, ss.ID})
 				}
 			}

@@ -118,6 +118,21 @@ func (ss *Session) ActiveCount() int {
 	return n
 }
 
+// EmptySince is when the last participant of an ongoing session left, or
+// nil while someone is in it.
+func (ss *Session) EmptySince() *time.Time {
+	var last *time.Time
+	for _, p := range ss.Participants {
+		if p.Active() {
+			return nil
+		}
+		if n := len(p.Timelog); n > 0 && p.Timelog[n-1].End != nil && (last == nil || p.Timelog[n-1].End.After(*last)) {
+			last = p.Timelog[n-1].End
+		}
+	}
+	return last
+}
+
 // ParticipantJoin records a join reported by an edge. The leader pre-fills
 // ids so Apply stays deterministic; EventID dedupes an edge's retries.
 type ParticipantJoin struct {
@@ -300,9 +315,12 @@ func applyParticipantLeave(s *Store, index uint64, c *ParticipantLeave) (any, er
 	p := ss.editParticipant(c.ParticipantID)
 	ids := &idSource{ids: c.IDs, base: c.EventID}
 	s.closeParticipant(index, r, ss, p, c.At, ids)
-	if ss.ActiveCount() == 0 {
+	if ss.ActiveCount() == 0 && r.AutoCloseConfig == nil {
 		s.finishSession(index, r, ss, c.At, "last-participant-left", ids)
 	}
+	// With an autoCloseConfig the empty session stays open: whoever joins
+	// within the duration continues it, and the leader's auto-close loop
+	// ends it once it has been empty for that long.
 	ss.ModifyIndex = index
 	s.putSession(old, ss)
 	s.bump("sessions", index)
