@@ -3,6 +3,7 @@ package sfu
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meridian-video/meridian/shared/edgeapi"
@@ -29,6 +30,9 @@ type Room struct {
 	// participant, and who has been sent the full set.
 	lastQuality map[string]float64
 	informed    map[string]bool
+
+	// speakers is the last active-speaker list sent (ActiveSpeakers).
+	speakers atomic.Pointer[[]string]
 }
 
 func newRoom(s *SFU, id string) *Room {
@@ -229,6 +233,7 @@ func (r *Room) detectSpeakers(det *speakerDetector, ps []*Participant) {
 	if !changed {
 		return
 	}
+	r.speakers.Store(&list)
 	for _, p := range ps {
 		p.sink.ActiveSpeakers(append([]string(nil), list...))
 	}

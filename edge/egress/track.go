@@ -1,0 +1,205 @@
+package egress
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
+
+	wire "github.com/meridian-video/meridian/shared/signal"
+)
+
+type codec uint8
+
+const (
+	codecUnknown codec = iota
+	codecVP8
+	codecH264
+	codecOpus
+)
+
+func codecOf(mime string) codec {
+	switch strings.ToLower(mime) {
+	case "video/vp8":
+		return codecVP8
+	case "video/h264":
+		return codecH264
+	case "audio/opus":
+		return codecOpus
+	}
+	return codecUnknown
+}
+
+func (c codec) video() bool { return c == codecVP8 || c == codecH264 }
+
+// frame is one depacketized frame on the job's timeline.
+type frame struct {
+	data []byte
+	pts  time.Duration // since the job's origin
+	dur  time.Duration
+	key  bool
+	// width and height of a VP8 key frame (0 otherwise).
+	width, height int
+}
+
+// trackReader turns the RTP packets of one tap into frames: packets are
+// copied off the SFU's reader goroutine into a bounded queue (dropped when
+// full: the SFU never waits for egress), reordered and reassembled by
+// pion's samplebuilder on the reader's own goroutine, and stamped with
+// their time since the job's origin: the arrival of the first frame
+// anchors the track, RTP timestamps place the rest.
+type trackReader struct {
+	info   wire.TrackInfo
+	codec  codec
+	clock  uint32
+	tap    Tap
+	origin time.Time
+	now    func() time.Time
+	sink   func(frame) // runs on the reader goroutine; may block
+
+	in   chan *rtp.Packet
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	dropped atomic.Uint64
+	frames  atomic.Uint64
+	// needKey drops video frames until the next keyframe after a loss.
+	needKey atomic.Bool
+
+	closeOnce sync.Once
+}
+
+// queue bound: about 1 s of 2.5 Mbit/s video.
+const trackQueue = 256
+
+func newTrackReader(info wire.TrackInfo, c codec, clock uint32, origin time.Time, now func() time.Time, sink func(frame)) *trackReader {
+	return &trackReader{info: info, codec: c, clock: clock, origin: origin, now: now, sink: sink,
+		in: make(chan *rtp.Packet, trackQueue), done: make(chan struct{})}
+}
+
+// WriteRTP implements sfu.TapWriter: copy and enqueue, never block.
+func (t *trackReader) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	p := &rtp.Packet{Header: *h, Payload: append([]byte(nil), payload...)}
+	p.Header.Extensions = nil
+	select {
+	case <-t.done:
+	case t.in <- p:
+	default:
+		if t.dropped.Add(1) == 1 || t.codec.video() {
+			t.needKey.Store(true)
+		}
+	}
+	return len(payload), nil
+}
+
+func (t *trackReader) start() {
+	t.wg.Add(1)
+	go t.run()
+}
+
+func (t *trackReader) run() {
+	defer t.wg.Done()
+	var sb *samplebuilder.SampleBuilder
+	switch t.codec {
+	case codecVP8:
+		sb = samplebuilder.New(256, &codecs.VP8Packet{}, t.clock, samplebuilder.WithMaxTimeDelay(500*time.Millisecond))
+	case codecH264:
+		sb = samplebuilder.New(256, &codecs.H264Packet{}, t.clock, samplebuilder.WithMaxTimeDelay(500*time.Millisecond))
+	case codecOpus:
+		sb = samplebuilder.New(64, &codecs.OpusPacket{}, t.clock, samplebuilder.WithMaxTimeDelay(200*time.Millisecond))
+	default:
+		return
+	}
+	var (
+		anchored  bool
+		anchorPTS time.Duration
+		firstTS   uint32
+		extTS     int64 // extended RTP timestamp of the last sample, relative to firstTS
+		lastTS    uint32
+		lastPTS   time.Duration = -1
+	)
+	for {
+		var p *rtp.Packet
+		select {
+		case <-t.done:
+			return
+		case p = <-t.in:
+		}
+		sb.Push(p)
+		for s := sb.Pop(); s != nil; s = sb.Pop() {
+			if len(s.Data) == 0 {
+				continue
+			}
+			f := frame{data: s.Data, dur: s.Duration}
+			switch t.codec {
+			case codecVP8:
+				f.key = s.Data[0]&0x01 == 0
+				if f.key && len(s.Data) >= 10 && s.Data[3] == 0x9d && s.Data[4] == 0x01 && s.Data[5] == 0x2a {
+					f.width = int(uint16(s.Data[6])|uint16(s.Data[7])<<8) & 0x3fff
+					f.height = int(uint16(s.Data[8])|uint16(s.Data[9])<<8) & 0x3fff
+				}
+			case codecH264:
+				f.key = h264Keyframe(s.Data)
+			case codecOpus:
+				f.key = true
+				if d := opusDuration(s.Data); d > 0 {
+					f.dur = d
+				}
+			}
+			if t.codec.video() && (s.PrevDroppedPackets > 0 || t.needKey.Load()) {
+				if !f.key {
+					t.needKey.Store(true)
+					if t.tap != nil {
+						t.tap.RequestKeyframe()
+					}
+					continue
+				}
+				t.needKey.Store(false)
+			}
+			if !anchored {
+				anchored = true
+				anchorPTS = t.now().Sub(t.origin)
+				firstTS, lastTS = s.PacketTimestamp, s.PacketTimestamp
+			}
+			extTS += int64(int32(s.PacketTimestamp - lastTS))
+			lastTS = s.PacketTimestamp
+			_ = firstTS
+			f.pts = anchorPTS + time.Duration(extTS)*time.Second/time.Duration(t.clock)
+			if f.pts <= lastPTS {
+				f.pts = lastPTS + time.Millisecond
+			}
+			lastPTS = f.pts
+			t.frames.Add(1)
+			t.sink(f)
+		}
+	}
+}
+
+// close detaches the tap and stops the reader (the sink is not called
+// after close returns). Idempotent.
+func (t *trackReader) close() {
+	t.closeOnce.Do(func() {
+		if t.tap != nil {
+			t.tap.Close()
+		}
+		close(t.done)
+		t.wg.Wait()
+	})
+}
+
+// h264Keyframe reports whether an Annex-B access unit holds an IDR slice.
+func h264Keyframe(b []byte) bool {
+	for i := 0; i+3 < len(b); i++ {
+		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
+			if t := b[i+3] & 0x1f; t == 5 {
+				return true
+			}
+			i += 2
+		}
+	}
+	return false
+}
