@@ -54,6 +54,16 @@ const (
 	CmdRecordAudit        CommandType = 24
 	CmdRequest            CommandType = 25 // a command wrapped with its request id (requests.go)
 	CmdPurgeExpired       CommandType = 26 // retention: remove listed expired records (retention.go)
+	// 27-39 are left to work in progress elsewhere; the operator console
+	// (console.go) uses 40-47.
+	CmdStartLogin           CommandType = 40
+	CmdFinishLogin          CommandType = 41
+	CmdCreateConsoleSession CommandType = 42
+	CmdTouchConsoleSession  CommandType = 43
+	CmdEndConsoleSession    CommandType = 44
+	CmdRecordConsoleAudit   CommandType = 45
+	CmdPruneConsole         CommandType = 46
+	CmdSetLocalAdmin        CommandType = 47
 )
 
 // Encode builds a log entry: type byte followed by the JSON body.

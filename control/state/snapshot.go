@@ -164,6 +164,7 @@ func writeSnapshot(w io.Writer, s *Store, applied uint64) error {
 	array(j, "requests", true, s.iter(tRequests, "fifo", false), same[*requestRecord])
 	object(j, "seenAt", true, s.iter(tSeen, "id", false), func(r *seenRow) (string, any, bool) { return r.ID, r.At, !r.At.IsZero() })
 	array(j, "tombstones", true, s.iter(tTombstones, "id", false), same[*Tombstone])
+	consoleSnapshot(j, s)
 	j.raw([]byte{'}'})
 	return j.err
 }
@@ -258,9 +259,12 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 		case "tombstones":
 			err = rows(dec, func(t *Tombstone) { s.putTombstone(t) })
 		default:
-			// A field this version does not know: skip it.
-			var skip json.RawMessage
-			err = dec.Decode(&skip)
+			var known bool
+			if known, err = consoleRestore(name, dec, s); !known && err == nil {
+				// A field this version does not know: skip it.
+				var skip json.RawMessage
+				err = dec.Decode(&skip)
+			}
 		}
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", name, err)

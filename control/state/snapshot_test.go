@@ -174,6 +174,7 @@ func indexDump(t *testing.T, f *FSM) map[string][]string {
 func TestSnapshotRestoresEveryIndex(t *testing.T) {
 	w := buildWorld(t)
 	fillAllTables(t, w.f)
+	fillConsoleTables(t, w.f)
 	var c PurgeExpired
 	w.f.Read(func(s *Store) { c = s.Expired(t0.Add(30*time.Minute), MaxPurgeBatch) })
 	c.At, c.Cutoff = t0.Add(48*time.Hour), t0.Add(30*time.Minute)
