@@ -80,7 +80,11 @@ type composer struct {
 	free   chan *yuvFrame // picture buffers not queued
 	audioQ chan []byte
 	frames atomic.Int64
-	failed atomic.Bool
+	// repeated counts pictures repeated because the clock ran late (the
+	// compositor or the machine is behind) or every picture buffer was
+	// queued (the encoder is behind): a measure of overload.
+	repeatedLate, repeatedQueued atomic.Int64
+	failed                       atomic.Bool
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -114,9 +118,11 @@ func newComposer(c composerConfig) *composer {
 		cp.canvas = newYUVFrame(w, h)
 		cp.canvas.fill(image.Rect(0, 0, w, h), cp.theme.bg)
 		cp.videoQ = make(chan *yuvFrame, queue)
-		// Buffers in flight: one being written, a few queued. Raw pictures
-		// are large (1.4 MB at 720p); beyond this the clock repeats.
-		const inFlight = 6
+		// Pictures in flight (being written or queued): half a second
+		// absorbs the encoder's scheduling hiccups on a busy machine; raw
+		// pictures are large (1.4 MB at 720p), so beyond this the clock
+		// repeats the last one instead.
+		inFlight := max(6, rate/2)
 		cp.free = make(chan *yuvFrame, inFlight)
 		for i := 0; i < inFlight; i++ {
 			cp.free <- newYUVFrame(w, h)
@@ -131,7 +137,7 @@ func (cp *composer) inputArgs() []string {
 	var a []string
 	if !cp.audioOnly {
 		a = append(a, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", fmt.Sprintf("%dx%d", cp.w, cp.h),
-			"-framerate", fmt.Sprint(cp.c.fps), "-thread_queue_size", "64", "-i", "pipe:3")
+			"-framerate", fmt.Sprint(cp.c.fps), "-thread_queue_size", "8", "-i", "pipe:3")
 	}
 	fd := 3
 	if !cp.audioOnly {
@@ -438,7 +444,9 @@ func (cp *composer) clock() {
 				return
 			}
 			var pic *yuvFrame
-			if late < tick { // late by a picture or more: repeat one to catch up
+			// Compose the newest picture owed; ones already superseded by
+			// a later deadline are repeats (catching up after a stall).
+			if late < tick {
 				select {
 				case pic = <-cp.free:
 					cp.canvasMu.Lock()
@@ -446,7 +454,10 @@ func (cp *composer) clock() {
 					copy(pic.buf, cp.canvas.buf)
 					cp.canvasMu.Unlock()
 				default: // every buffer is queued: the encoder is behind
+					cp.repeatedQueued.Add(1)
 				}
+			} else {
+				cp.repeatedLate.Add(1)
 			}
 			select {
 			case cp.videoQ <- pic:

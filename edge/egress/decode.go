@@ -21,13 +21,31 @@ import (
 // a new decoder, a leave closes one) — a single ffmpeg with a filter graph
 // fixes its inputs at start.
 
-// cpuMeter sums the CPU time of finished child processes.
-type cpuMeter struct{ ns atomic.Int64 }
+// cpuMeter sums the CPU time of finished child processes, in total and
+// by role (encoder, video decoder, audio decoder, rtmp relay, mux, …).
+type cpuMeter struct {
+	ns     atomic.Int64
+	mu     sync.Mutex
+	byRole map[string]time.Duration
+}
 
 func (m *cpuMeter) add(p *proc) {
 	if m != nil && p != nil {
-		m.ns.Add(int64(p.usage))
+		m.addRole(p.role, p.usage)
 	}
+}
+
+func (m *cpuMeter) addRole(role string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.ns.Add(int64(d))
+	m.mu.Lock()
+	if m.byRole == nil {
+		m.byRole = map[string]time.Duration{}
+	}
+	m.byRole[role] += d
+	m.mu.Unlock()
 }
 
 func (m *cpuMeter) total() time.Duration {
@@ -35,6 +53,16 @@ func (m *cpuMeter) total() time.Duration {
 		return 0
 	}
 	return time.Duration(m.ns.Load())
+}
+
+func (m *cpuMeter) roles() map[string]time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]time.Duration, len(m.byRole))
+	for k, v := range m.byRole {
+		out[k] = v
+	}
+	return out
 }
 
 type decoderEnv struct {

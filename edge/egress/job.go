@@ -260,7 +260,7 @@ func (j *job) finish() {
 		case egressapi.KindHLS:
 			if err == nil && j.spec.HLS.Record && hlsPlayable(j.hlsDir, 1) {
 				out := filepath.Join(j.dir, "hls.mp4")
-				if err = remuxHLS(cfg.FFmpeg, filepath.Join(j.hlsDir, "v0", "index.m3u8"), out, cfg.StopTimeout); err == nil {
+				if err = remuxHLS(cfg.FFmpeg, filepath.Join(j.hlsDir, "v0", "index.m3u8"), out, cfg.StopTimeout, &j.r.cpu); err == nil {
 					files = append(files, pending{path: out, key: j.key("hls-recordings", j.session(), j.spec.ID+".mp4"), ctype: "video/mp4", start: j.origin, end: end})
 				}
 			}
@@ -342,7 +342,7 @@ func (j *job) muxSegments(segs []*segment) ([]pending, error) {
 		}
 		path := filepath.Join(j.dir, fmt.Sprintf("out%03d.%s", seg.index, ext))
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
-		err := muxSegment(ctx, cfg.FFmpeg, seg, ext, path)
+		err := muxSegment(ctx, cfg.FFmpeg, seg, ext, path, &j.r.cpu)
 		cancel()
 		if err != nil {
 			return out, fmt.Errorf("egress: mux: %w", err)
@@ -358,7 +358,7 @@ func (j *job) store(files []pending) ([]egressapi.File, error) {
 	var out []egressapi.File
 	for _, p := range files {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
-		pr, err := probe(ctx, cfg.FFprobe, p.path)
+		pr, err := probe(ctx, cfg.FFprobe, p.path, &j.r.cpu)
 		if err != nil {
 			cancel()
 			return out, fmt.Errorf("egress: output unreadable: %w", err)
@@ -430,11 +430,12 @@ func safeName(s string) string {
 }
 
 // remuxHLS turns a finished HLS rendition into an MP4 (HLS recording).
-func remuxHLS(ffmpeg, playlist, out string, timeout time.Duration) error {
+func remuxHLS(ffmpeg, playlist, out string, timeout time.Duration, cpu *cpuMeter) error {
 	p, err := startProc(procSpec{name: "hls remux", bin: ffmpeg, args: []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-y",
 		"-i", playlist, "-c", "copy", "-movflags", "+faststart", "-f", "mp4", out}})
 	if err != nil {
 		return err
 	}
+	defer cpu.add(p)
 	return p.wait(timeout)
 }

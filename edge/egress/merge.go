@@ -40,7 +40,7 @@ func runMerge(ctx context.Context, env decoderEnv, ffprobe string, targets []sto
 			if err := t.Get(ctx, in.File.Key, p); err != nil {
 				return nil, fmt.Errorf("recording %s of %s: %w", in.RecordingID, in.ParticipantID, err)
 			}
-			pr, err := probe(ctx, ffprobe, p)
+			pr, err := probe(ctx, ffprobe, p, env.cpu)
 			if err != nil {
 				return nil, err
 			}

@@ -33,11 +33,15 @@ type probeStream struct {
 }
 
 // probe runs ffprobe on a file or URL.
-func probe(ctx context.Context, ffprobe, target string) (probeResult, error) {
+func probe(ctx context.Context, ffprobe, target string, cpu *cpuMeter) (probeResult, error) {
 	cmd := exec.CommandContext(ctx, ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", target)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
+	err := cmd.Run()
+	if ps := cmd.ProcessState; ps != nil {
+		cpu.addRole("probe", ps.UserTime()+ps.SystemTime())
+	}
+	if err != nil {
 		return probeResult{}, fmt.Errorf("ffprobe %s: %v: %s", target, err, bytes.TrimSpace(errb.Bytes()))
 	}
 	var v struct {

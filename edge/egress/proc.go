@@ -20,6 +20,7 @@ import (
 // crashed edge leaves no encoder behind.
 type proc struct {
 	name   string
+	role   string // for CPU accounting
 	cmd    *exec.Cmd
 	inputs []*os.File // parent's write ends, in fd order from 3
 	stdout *os.File   // read end of stdout when procSpec.stdoutPipe
@@ -45,7 +46,11 @@ type procSpec struct {
 func startProc(s procSpec) (*proc, error) {
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &proc{name: s.name, cmd: cmd, stderr: &tailBuffer{max: 4096}, done: make(chan struct{})}
+	role := s.name
+	if i := strings.IndexAny(role, "/"); i > 0 {
+		role = role[:strings.LastIndex(role[:i], " ")]
+	}
+	p := &proc{name: s.name, role: role, cmd: cmd, stderr: &tailBuffer{max: 4096}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	cmd.Stdout = s.stdout
 	var childEnds []*os.File

@@ -369,7 +369,7 @@ func (r *recorder) abort() {
 }
 
 // muxSegment turns a segment's raw files into the output file.
-func muxSegment(ctx context.Context, ffmpeg string, seg *segment, format, out string) error {
+func muxSegment(ctx context.Context, ffmpeg string, seg *segment, format, out string, cpu *cpuMeter) error {
 	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-copyts"}
 	var maps []string
 	in := 0
@@ -419,6 +419,7 @@ func muxSegment(ctx context.Context, ffmpeg string, seg *segment, format, out st
 		p.kill()
 		return ctx.Err()
 	}
+	cpu.add(p)
 	return p.err
 }
 

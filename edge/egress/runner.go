@@ -151,6 +151,10 @@ func (r *Runner) HLSHandler() http.Handler { return &r.hls }
 // ChildCPU is the CPU time used by finished ffmpeg processes so far.
 func (r *Runner) ChildCPU() time.Duration { return r.cpu.total() }
 
+// ChildCPUByRole splits ChildCPU by process role (encoder, video decoder,
+// audio decoder, rtmp relay, mux, merge, probe, …).
+func (r *Runner) ChildCPUByRole() map[string]time.Duration { return r.cpu.roles() }
+
 // Start runs a job. It returns once the job is running (or has failed to
 // start: then no job is kept and the error says why — a *egressapi.FieldError,
 // storage.ErrNoStorageForRegion, ErrRoomNotFound, ErrNoParticipants,
