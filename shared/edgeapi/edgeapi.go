@@ -19,7 +19,11 @@
 // And between edges: GET /internal/v1/cascade (WebSocket), see cascade.go.
 package edgeapi
 
-import "time"
+import (
+	"time"
+
+	"github.com/meridian-video/meridian/shared/egressapi"
+)
 
 // Load is an edge's current load, also gossiped.
 type Load struct {
@@ -155,6 +159,8 @@ type Event struct {
 	PeerEdgeID    string    `json:"peerEdgeId,omitempty"`
 	PeerRegion    string    `json:"peerRegion,omitempty"`
 	At            time.Time `json:"at"`
+	// Egress is set on EventEgressStatus: the job's new status.
+	Egress *egressapi.Status `json:"egress,omitempty"`
 }
 
 // EventBatch is delivered in order; the edge retries a batch until acknowledged.

@@ -1,0 +1,50 @@
+package edgeapi
+
+// Egress jobs (recordings, RTMP out, HLS) run on the edge that holds the
+// room's media; the control plane owns the replicated job record.
+//
+// Control → edge (internal URL, same internal authorization as the other
+// /internal/v1 calls):
+//
+//	POST EgressStartPath    body egressapi.Spec   → 200 egressapi.Status
+//	POST EgressStopPath     body EgressStop       → 200 egressapi.Status
+//	POST EgressStatusPath   body EgressStop       → 200 egressapi.Status
+//	POST EgressCapturePath  body EgressCapture    → 200 image bytes (Content-Type image/jpeg|png)
+//
+// Errors are JSON EgressError with the HTTP status the REST API should
+// answer: 400 (Field names the request field, or no storage allowed for
+// the room's regions), 404 (room, participant, track or job not on this
+// edge), 409 (job id exists, job already ended), 503 (edge draining or
+// closing).
+//
+// Edge → control: every change of a job's Status travels in the edge's
+// ordered, retried event batch as an Event of Kind EventEgressStatus with
+// Egress set (Status.Seq orders reports of one job; a receiver drops one
+// whose Seq is not newer than what it has).
+const (
+	EgressStartPath   = "/internal/v1/egress/start"
+	EgressStopPath    = "/internal/v1/egress/stop"
+	EgressStatusPath  = "/internal/v1/egress/status"
+	EgressCapturePath = "/internal/v1/egress/capture"
+
+	EventEgressStatus = "egress-status"
+)
+
+// EgressStop names a job (stop, status).
+type EgressStop struct {
+	ID string `json:"id"`
+}
+
+// EgressCapture asks for a picture of an HLS/composite job's current frame.
+type EgressCapture struct {
+	ID     string `json:"id"`
+	Format string `json:"format,omitempty"` // jpeg (default) | png
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
+}
+
+// EgressError is the body of a failed egress call.
+type EgressError struct {
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
