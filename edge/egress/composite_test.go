@@ -54,6 +54,12 @@ func TestCompositeRecording(t *testing.T) {
 	if d := probe.duration(); !near(d, elapsed, 1) {
 		t.Fatalf("duration %.2f s, want %.2f ± 1 s", d, elapsed)
 	}
+	// Each stream, not just the longer one, lasts as long as the recording.
+	for _, typ := range []string{"video", "audio"} {
+		if d := probe.streamDuration(typ); !near(d, elapsed, 1) {
+			t.Fatalf("%s stream lasts %.2f s, want %.2f ± 1 s", typ, d, elapsed)
+		}
+	}
 	if !near(f.Duration, probe.duration(), 0.05) || f.Width != 1280 || f.Height != 720 || f.Size != st.Size || f.Size == 0 {
 		t.Fatalf("reported file %+v does not match the stored file (%.2f s)", f, probe.duration())
 	}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -501,7 +502,22 @@ type ffprobeOut struct {
 		Height        int    `json:"height"`
 		Channels      int    `json:"channels"`
 		ChannelLayout string `json:"channel_layout"`
+		Duration      string `json:"duration"`
 	} `json:"streams"`
+}
+
+// streamDuration is the duration of the first stream of a type (video,
+// audio), or -1 if the container does not say.
+func (o ffprobeOut) streamDuration(typ string) float64 {
+	for _, s := range o.Streams {
+		if s.CodecType == typ {
+			if d, err := strconv.ParseFloat(s.Duration, 64); err == nil {
+				return d
+			}
+			return -1
+		}
+	}
+	return -1
 }
 
 func ffprobe(t testing.TB, target string) ffprobeOut {
@@ -543,6 +559,34 @@ func (o ffprobeOut) videoSize() (int, int) {
 		}
 	}
 	return 0, 0
+}
+
+// streamSpan reads a stream's packets (typ "v" or "a") and returns the
+// time from its first to its last packet: works for containers that do
+// not state stream durations (WebM).
+func streamSpan(t testing.TB, file, typ string) float64 {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", typ+":0", "-show_entries", "packet=pts_time",
+		"-of", "csv=p=0", file).Output()
+	if err != nil {
+		t.Fatalf("ffprobe packets of %s: %v", file, err)
+	}
+	first, last, n := 0.0, 0.0, 0
+	for _, l := range bytes.Fields(out) {
+		v, err := strconv.ParseFloat(strings.TrimRight(string(l), ","), 64)
+		if err != nil {
+			continue
+		}
+		if n == 0 || v < first {
+			first = v
+		}
+		last = max(last, v)
+		n++
+	}
+	if n == 0 {
+		return 0
+	}
+	return last - first
 }
 
 // near reports |a-b| <= tol.

@@ -184,11 +184,9 @@ func (r *recorder) refresh() {
 	for _, t := range tracks {
 		if r.c.trackKind != "" {
 			// A new file each time the track is re-enabled (or replaced).
-			was, seen := r.wasMuted[t.TrackID]
-			if t.Muted && (!seen || !was) {
-				r.endSegmentLocked()
-			}
-			if !t.Muted && seen && was {
+			// Muting ends the file and pauses writing; the first frame
+			// after re-enabling opens the next one.
+			if was, seen := r.wasMuted[t.TrackID]; t.Muted && (!seen || !was) {
 				r.endSegmentLocked()
 			}
 			r.wasMuted[t.TrackID] = t.Muted

@@ -52,6 +52,11 @@ func TestParticipantRecording(t *testing.T) {
 			if d := p.duration(); !near(d, elapsed, 1) {
 				t.Fatalf("duration %.2f s, want %.2f ± 1 s", d, elapsed)
 			}
+			for _, typ := range []string{"v", "a"} {
+				if d := streamSpan(t, storedPath(t, tr.local, f.Key), typ); !near(d, elapsed, 1) {
+					t.Fatalf("stream %s spans %.2f s, want %.2f ± 1 s", typ, d, elapsed)
+				}
+			}
 			if f.Start.Before(begin) || f.Start.After(begin.Add(time.Second)) || !f.End.After(f.Start) {
 				t.Fatalf("file span %v – %v, recording began %v", f.Start, f.End, begin)
 			}
