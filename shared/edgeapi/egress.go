@@ -17,6 +17,22 @@ package edgeapi
 // edge), 409 (job id exists, job already ended), 503 (edge draining or
 // closing).
 //
+// Capture also stores the picture (thumbnails/… in the job's storage) and
+// describes the stored file in the EgressCaptureFileHeader response header
+// (an egressapi.File as JSON), for the REST answer's filePath/fileSize.
+//
+// Public, on the edge's public URL (PublicURL, the base of its signalling
+// URL), no Authorization (players and webhook receivers cannot send one;
+// the URLs are capabilities), CORS open to any origin:
+//
+//	HLS (Status.HLSPath, unguessable):
+//	  <edge public URL>/egress/hls/<hlsPath>/index.m3u8   playbackHlsUrl (EVENT list, seekable)
+//	  <edge public URL>/egress/hls/<hlsPath>/live.m3u8    livestreamUrl / downstreamUrl (live window)
+//	Files of a local storage target (File.Storage, File.Key), signed:
+//	  storage.SignURL(ticketKey, <edge public URL>/egress/files/<File.Storage>, File.Storage, File.Key, expiry)
+//	  = <edge public URL>/egress/files/<File.Storage>/<File.Key>?exp=…&sig=…   fileUrl (GET/HEAD, Range)
+//	Files of an S3 target: S3.PresignGet, not served by the edge.
+//
 // Edge → control: every change of a job's Status travels in the edge's
 // ordered, retried event batch as an Event of Kind EventEgressStatus with
 // Egress set (Status.Seq orders reports of one job; a receiver drops one
@@ -28,6 +44,13 @@ const (
 	EgressCapturePath = "/internal/v1/egress/capture"
 
 	EventEgressStatus = "egress-status"
+
+	// EgressHLSPrefix and EgressFilesPrefix are the public routes above
+	// (append the HLS path, or the storage name and key).
+	EgressHLSPrefix   = "/egress/hls/"
+	EgressFilesPrefix = "/egress/files/"
+	// EgressCaptureFileHeader carries the stored capture (egressapi.File JSON).
+	EgressCaptureFileHeader = "X-Egress-File"
 )
 
 // EgressStop names a job (stop, status).
@@ -41,6 +64,9 @@ type EgressCapture struct {
 	Format string `json:"format,omitempty"` // jpeg (default) | png
 	Width  int    `json:"width,omitempty"`
 	Height int    `json:"height,omitempty"`
+	// Time, when set, grabs the picture this many seconds into an HLS
+	// stream instead of the live one (REST "time").
+	Time *float64 `json:"time,omitempty"`
 }
 
 // EgressError is the body of a failed egress call.
