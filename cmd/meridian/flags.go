@@ -37,9 +37,12 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		if err := yaml.Unmarshal(b, &fileVals); err != nil {
 			return fmt.Errorf("config %s: %w", path, err)
 		}
-		for k := range fileVals {
+		for k, v := range fileVals {
 			if fs.Lookup(k) == nil {
 				return fmt.Errorf("config %s: unknown setting %q", path, k)
+			}
+			if err := checkConfigValue(k, v); err != nil {
+				return fmt.Errorf("config %s: %w", path, err)
 			}
 		}
 	}
@@ -73,6 +76,26 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		}
 	})
 	return err
+}
+
+// checkConfigValue refuses what no flag can hold: a setting without a
+// value, a mapping, or a list of anything but scalars (fmt.Sprint would turn
+// them into "<nil>" or "map[…]" and a string flag would take it).
+func checkConfigValue(key string, v any) error {
+	switch t := v.(type) {
+	case nil:
+		return fmt.Errorf("setting %q has no value", key)
+	case map[string]any:
+		return fmt.Errorf("setting %q must be a single value or a list of values, not a mapping", key)
+	case []any:
+		for _, e := range t {
+			switch e.(type) {
+			case nil, map[string]any, []any:
+				return fmt.Errorf("setting %q must be a single value or a list of values (an item is %v)", key, e)
+			}
+		}
+	}
+	return nil
 }
 
 // listFlag collects comma-separated or repeated values.
