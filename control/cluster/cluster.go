@@ -547,12 +547,10 @@ func (n *Node) Apply(ctx context.Context, t state.CommandType, body any) (json.R
 			err   error
 		)
 		if n.IsLeader() {
+			// Leadership lost: the outcome is unknown, so retry the same
+			// request (at most once applied) where the leader is now.
 			res, index, err = n.applyLocal(state.CmdRequest, req)
-			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrEnqueueTimeout) {
-				// The outcome is unknown: retry the same request (at most
-				// once applied) where the leader is now.
-				err = ErrNoLeader
-			}
+			err = leaderless(err)
 		} else {
 			res, index, err = n.forwardApply(ctx, state.CmdRequest, req)
 		}
@@ -588,11 +586,31 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	return nil
 }
 
-// Barrier makes every committed entry applied locally (leader only) — used by
-// ?consistent=true reads on the leader; followers use ConsistentIndex.
+// Barrier makes every entry committed before the call applied locally:
+// ?consistent=true reads and catch-up after a local miss. On the leader it is
+// a Raft barrier; a follower asks the leader for its index and waits for it.
+// Like Apply it holds through an election (up to LeaderHoldTimeout): raft's
+// ErrNotLeader/ErrLeadershipLost mean "ask the new leader", never a 500.
 func (n *Node) Barrier(ctx context.Context) error {
+	deadline := time.Now().Add(n.cfg.LeaderHoldTimeout)
+	for {
+		err := n.barrierOnce(ctx)
+		if !errors.Is(err, ErrNoLeader) || !time.Now().Before(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.stop:
+			return ErrClosed
+		case <-time.After(50*time.Millisecond + rand.N(50*time.Millisecond)):
+		}
+	}
+}
+
+func (n *Node) barrierOnce(ctx context.Context) error {
 	if n.IsLeader() {
-		return n.raft.Barrier(n.cfg.ApplyTimeout).Error()
+		return leaderless(n.raft.Barrier(n.cfg.ApplyTimeout).Error())
 	}
 	var out struct {
 		Index uint64 `json:"index"`
@@ -610,9 +628,18 @@ func (n *Node) LeaderIndex() (uint64, error) {
 		return 0, ErrNoLeader
 	}
 	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
-		return 0, err
+		return 0, leaderless(err)
 	}
 	return n.fsm.AppliedIndex(), nil
+}
+
+// leaderless maps raft's "this node stopped leading" errors to ErrNoLeader
+// (503 with Retry-After, and a retry where the leader is now).
+func leaderless(err error) error {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrEnqueueTimeout) {
+		return ErrNoLeader
+	}
+	return err
 }
 
 func (n *Node) applyLocal(t state.CommandType, body any) (json.RawMessage, uint64, error) {
