@@ -1,7 +1,6 @@
 package state
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -15,11 +14,51 @@ import (
 // (FromArgs/PrefixFromArgs), so a query names index parts in order and may
 // stop early to walk a prefix.
 
-// keyOf encodes parts into an index key.
+// keyOf encodes parts into an index key, allocated at its exact size
+// (memdb keeps the slice; a non-unique index appends the row id to it).
 func keyOf(parts ...any) []byte {
-	b := make([]byte, 0, 64)
+	n := 0
+	for _, p := range parts {
+		n += partLen(p)
+	}
+	b := make([]byte, 0, n)
 	for _, p := range parts {
 		b = appendPart(b, p)
+	}
+	return b
+}
+
+func partLen(p any) int {
+	switch v := p.(type) {
+	case string:
+		n := len(v) + 1
+		for i := 0; i < len(v); i++ {
+			if v[i] <= 1 {
+				n++
+			}
+		}
+		return n
+	case uint64, int:
+		return 16
+	case uint32:
+		return 8
+	case time.Time:
+		return 24
+	case bool:
+		return 1
+	case maxKey:
+		return 32
+	}
+	return 0
+}
+
+// appendNibbles writes v's bits four at a time, one per byte (0x00-0x0f).
+// A radix tree node then has at most 16 children where numbers differ, so
+// the path an insert copies stays small (with whole bytes, the nodes under
+// a growing counter have up to 256 children, copied on every insert).
+func appendNibbles(b []byte, v uint64, bits int) []byte {
+	for shift := bits - 4; shift >= 0; shift -= 4 {
+		b = append(b, byte(v>>shift)&0x0f)
 	}
 	return b
 }
@@ -41,16 +80,16 @@ func appendPart(b []byte, p any) []byte {
 		}
 		return append(b, 0)
 	case uint64:
-		return binary.BigEndian.AppendUint64(b, v)
+		return appendNibbles(b, v, 64)
 	case uint32:
-		return binary.BigEndian.AppendUint32(b, v)
+		return appendNibbles(b, uint64(v), 32)
 	case int:
-		return binary.BigEndian.AppendUint64(b, uint64(v)^(1<<63))
+		return appendNibbles(b, uint64(v)^(1<<63), 64)
 	case time.Time:
 		// Seconds and nanoseconds: defined for every time.Time, including
 		// the zero time (UnixNano is not).
-		b = binary.BigEndian.AppendUint64(b, uint64(v.Unix())^(1<<63))
-		return binary.BigEndian.AppendUint32(b, uint32(v.Nanosecond()))
+		b = appendNibbles(b, uint64(v.Unix())^(1<<63), 64)
+		return appendNibbles(b, uint64(v.Nanosecond()), 32)
 	case bool:
 		if v {
 			return append(b, 1)
@@ -58,7 +97,10 @@ func appendPart(b []byte, p any) []byte {
 		return append(b, 0)
 	case maxKey:
 		// Sorts after every key with the same prefix: reverse walks start here.
-		return append(b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+		for i := 0; i < 32; i++ {
+			b = append(b, 0xff)
+		}
+		return b
 	default:
 		panic(fmt.Sprintf("state: index key part of type %T", p))
 	}

@@ -121,6 +121,7 @@ func (s *Store) putRoom(old, r *Room) {
 	if old == nil {
 		s.recount(nil, roomCounters(r))
 	}
+	r.Webhook = internWebhook(r.Webhook) // an edited copy shares again
 	s.put(tRooms, r)
 }
 
@@ -153,10 +154,7 @@ func applyCreateRoom(s *Store, index uint64, c *CreateRoom) (any, error) {
 // intern shares the strings rooms of a project repeat.
 func (r *Room) intern() {
 	r.UserID, r.APIKey, r.GeoFence = intern(r.UserID), intern(r.APIKey), intern(r.GeoFence)
-	if r.Webhook != nil {
-		r.Webhook.EndPoint = intern(r.Webhook.EndPoint)
-		r.Webhook.Events = internAll(r.Webhook.Events)
-	}
+	r.Webhook = internWebhook(r.Webhook)
 	r.Pin.Regions = internAll(r.Pin.Regions)
 	r.Pin.Jurisdictions = internAll(r.Pin.Jurisdictions)
 }

@@ -154,10 +154,14 @@ func init() {
 	}
 }
 
+// newDB returns an empty database without watch notifications: nothing
+// here blocks on memdb watch channels, and a database made by Snapshot
+// skips the per-commit bookkeeping (tracking and closing the channel of
+// every radix node a commit replaces) that only watches need.
 func newDB() *memdb.MemDB {
 	db, err := memdb.NewMemDB(dbSchema)
 	if err != nil {
 		panic("state: " + err.Error())
 	}
-	return db
+	return db.Snapshot()
 }

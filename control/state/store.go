@@ -2,9 +2,14 @@ package state
 
 import (
 	"fmt"
+	"runtime"
+	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 	"unique"
+	"weak"
 
 	"github.com/hashicorp/go-memdb"
 )
@@ -169,6 +174,29 @@ func intern(v string) string {
 		return v
 	}
 	return unique.Make(v).Value()
+}
+
+// sharedWebhooks shares equal webhook configs between rooms (a customer
+// configures one endpoint for all its rooms). Rows are never changed in
+// place, so rooms can point at one config; entries are weak and go away
+// with the last room that uses them.
+var sharedWebhooks sync.Map // config key -> weak.Pointer[RoomWebhook]
+
+func internWebhook(w *RoomWebhook) *RoomWebhook {
+	if w == nil {
+		return nil
+	}
+	k := w.EndPoint + "\x00" + strings.Join(w.Events, "\x00")
+	if v, ok := sharedWebhooks.Load(k); ok {
+		if shared := v.(weak.Pointer[RoomWebhook]).Value(); shared != nil && shared.EndPoint == w.EndPoint && slices.Equal(shared.Events, w.Events) {
+			return shared
+		}
+	}
+	w.EndPoint, w.Events = intern(w.EndPoint), internAll(w.Events)
+	wp := weak.Make(w)
+	sharedWebhooks.Store(k, wp)
+	runtime.AddCleanup(w, func(k string) { sharedWebhooks.CompareAndDelete(k, wp) }, k)
+	return w
 }
 
 func internAll(vs []string) []string {

@@ -287,3 +287,37 @@ func TestFailedCommandChangesNothing(t *testing.T) {
 		t.Fatalf("a refused command changed the state:\nbefore %s\nafter  %s", before, after)
 	}
 }
+
+// TestRoomsShareWebhookConfigSafely: rooms with the same webhook config
+// share one copy in memory (the ≤ 2 KB per room budget), yet a room with
+// the same endpoint but other events keeps its own events, a room read from
+// the store is the caller's to change, and a restored store answers alike.
+func TestRoomsShareWebhookConfigSafely(t *testing.T) {
+	f := newTestFSM(t)
+	create := func(id, roomID string, events ...string) {
+		t.Helper()
+		if _, err := f.apply(CmdCreateRoom, CreateRoom{Room: Room{ID: id, RoomID: roomID, UserID: "u1", APIKey: "k1", CreatedAt: t0, UpdatedAt: t0,
+			Webhook: &RoomWebhook{EndPoint: "https://hooks.example/x", Events: events}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("aaaaaaaaaaaaaaaaaaaaaaaa", "room-aaaa-aaaa", "session-started", "session-ended")
+	create("bbbbbbbbbbbbbbbbbbbbbbbb", "room-bbbb-bbbb", "session-started", "session-ended")
+	create("cccccccccccccccccccccccc", "room-cccc-cccc", "participant-joined")
+	check := func(fsm *FSM) {
+		t.Helper()
+		fsm.Read(func(s *Store) {
+			a, _ := s.Room("u1", "room-aaaa-aaaa")
+			a.Webhook.Events[0], a.Webhook.EndPoint = "changed", "https://elsewhere.example/"
+			for ref, want := range map[string][]string{"room-aaaa-aaaa": {"session-started", "session-ended"}, "room-bbbb-bbbb": {"session-started", "session-ended"},
+				"room-cccc-cccc": {"participant-joined"}} {
+				r, _ := s.Room("u1", ref)
+				if r.Webhook.EndPoint != "https://hooks.example/x" || !reflect.DeepEqual(r.Webhook.Events, want) {
+					t.Errorf("%s: webhook %+v, want events %v", ref, r.Webhook, want)
+				}
+			}
+		})
+	}
+	check(f.FSM)
+	check(restoreBytes(t, persist(t, f.FSM)))
+}
