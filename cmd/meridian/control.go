@@ -41,6 +41,7 @@ type controlFlags struct {
 	geo                                                       geoFlags
 	tls                                                       tlsFlags // control only; dev runs without certificates
 	raft                                                      raftFlags
+	retention                                                 retentionFlags
 }
 
 func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
@@ -69,6 +70,7 @@ func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
 	f.webhooks.register(fs)
 	f.geo.register(fs, devDefaults)
 	f.raft.register(fs)
+	f.retention.register(fs)
 	fs.Var(&f.corsOrigins, "cors-origins", "browser origins allowed to call the API (default: any; tokens are never cookies)")
 	fs.Var(&f.frameAncestors, "frame-ancestors", "origins allowed to embed the meeting page in an iframe (default: any)")
 	if !devDefaults {
@@ -190,8 +192,12 @@ func (f *controlFlags) serverConfig(logger *slog.Logger) (server.Config, error) 
 	if f.edgeToken == "" {
 		f.edgeToken = derive(key, "edge-token")
 	}
+	retention, err := f.retention.config()
+	if err != nil {
+		return cfg, err
+	}
 	return server.Config{HTTPListen: f.httpAddr, PublicURL: f.publicURL, ClusterKey: key, Cluster: cc, API: ac, GlobalWebhooks: hooks, Logger: logger,
-		TLSCert: pub, MTLS: mtls}, nil
+		TLSCert: pub, MTLS: mtls, Retention: retention}, nil
 }
 
 // advertisedHTTP is the API address other control nodes forward writes to.

@@ -70,6 +70,10 @@ type Config struct {
 	// AutoCloseEvery is how often the leader looks for sessions past their
 	// room's autoCloseConfig duration (default 5 s).
 	AutoCloseEvery time.Duration
+	// Retention keeps ended sessions, their participant timelines, stats
+	// and audits, and finished webhook deliveries this long; 0 keeps them
+	// forever. See retention.go.
+	Retention RetentionConfig
 }
 
 // Plugin extends a control node; it sees the node before the API is built.
@@ -200,6 +204,9 @@ func New(cfg Config) (*Server, error) {
 	node.OnLeadership(s.ensureBootstrapKeys)
 	node.AddLeaderLoop(cluster.LeaderLoop{Name: "session-auto-close", Run: s.autoCloseLoop})
 	node.AddLeaderLoop(cluster.LeaderLoop{Name: "refresh-token-prune", Run: s.pruneLoop})
+	if cfg.Retention.Keep > 0 {
+		node.AddLeaderLoop(cluster.LeaderLoop{Name: "retention", Run: s.retentionLoop})
+	}
 	for _, l := range loops {
 		node.AddLeaderLoop(l)
 	}
