@@ -42,6 +42,7 @@ type controlFlags struct {
 	tls                                                       tlsFlags // control only; dev runs without certificates
 	raft                                                      raftFlags
 	retention                                                 retentionFlags
+	console                                                   consoleFlags
 }
 
 func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
@@ -71,6 +72,7 @@ func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
 	f.geo.register(fs, devDefaults)
 	f.raft.register(fs)
 	f.retention.register(fs)
+	f.console.register(fs, devDefaults)
 	fs.Var(&f.corsOrigins, "cors-origins", "browser origins allowed to call the API (default: any; tokens are never cookies)")
 	fs.Var(&f.frameAncestors, "frame-ancestors", "origins allowed to embed the meeting page in an iframe (default: any)")
 	if !devDefaults {
@@ -261,6 +263,9 @@ func runControl(args []string) error {
 	}
 	controlPlugins(&cfg, f.edgeToken, wc, g)
 	cfg.Plugins = append(cfg.Plugins, webPlugin(f.frameAncestors))
+	if err := addConsole(&cfg, &f.console); err != nil {
+		return err
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err

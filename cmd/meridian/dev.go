@@ -24,6 +24,9 @@ import (
 type devCredentials struct {
 	APIKey    string `json:"apiKey"`
 	APISecret string `json:"apiSecret"`
+	// ConsolePassword is the console's local admin password (bcrypt-hashed
+	// in the Raft log; kept here in clear so dev can print it).
+	ConsolePassword string `json:"consolePassword,omitempty"`
 }
 
 func derive(key []byte, label string) string {
@@ -62,6 +65,13 @@ func loadOrCreateDevCredentials(dir, key, secret string) (devCredentials, error)
 			return c, err
 		}
 		c.APISecret = hex.EncodeToString(b[:])
+	}
+	if c.ConsolePassword == "" {
+		var b [12]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return c, err
+		}
+		c.ConsolePassword = hex.EncodeToString(b[:])
 	}
 	b, _ := json.MarshalIndent(c, "", "  ")
 	return c, os.WriteFile(path, append(b, '\n'), 0o600)
@@ -109,6 +119,12 @@ func runDev(args []string) error {
 	controlPlugins(&cfg, f.edgeToken, wc, g)
 	var edge *edgenode.Node
 	cfg.Plugins = append(cfg.Plugins, devEdgePlugin(&ef, f.edgeToken, logger, &edge), webPlugin(f.frameAncestors))
+	if f.console.adminPassword == "" {
+		f.console.adminPassword = creds.ConsolePassword
+	}
+	if err := addConsole(&cfg, &f.console); err != nil {
+		return err
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		if edge != nil {
@@ -139,6 +155,10 @@ func runDev(args []string) error {
 		return errors.New("the in-process edge did not register with the control plane")
 	}
 	adminToken := cfg.API.AdminToken
+	consoleLine := "disabled (--console-disabled)"
+	if !f.console.disabled {
+		consoleLine = fmt.Sprintf("%s/console/   (user %s, password %s)", srv.URL(), f.console.adminUser, f.console.adminPassword)
+	}
 	fmt.Printf(`
 Meridian dev is running.
 
@@ -148,13 +168,14 @@ Meridian dev is running.
   API key      %[2]s
   API secret   %[3]s
   Admin token  %[4]s
+  Console      %[6]s
   Data         %[5]s
 
 Try:
   TOKEN=$(meridian token --api-key %[2]s --api-secret %[3]s)
   curl -s -X POST -H "Authorization: $TOKEN" %[1]s/v2/rooms
 
-`, srv.URL(), creds.APIKey, creds.APISecret, adminToken, f.dataDir)
+`, srv.URL(), creds.APIKey, creds.APISecret, adminToken, f.dataDir, consoleLine)
 	select {
 	case <-ctx.Done():
 	case err := <-srv.ServeErr():

@@ -17,6 +17,9 @@ func (s *Server) adminRoutes(r fiber.Router) {
 	r.Delete("/keys/:key", s.adminRevokeKey)
 	r.Get("/cluster", s.adminCluster)
 	r.Delete("/cluster/nodes/:id", s.adminRemoveNode)
+	r.Get("/audit", s.adminAudit)
+	r.Get("/edges", s.adminEdges)
+	r.Get("/projects", s.adminProjects)
 }
 
 // adminCluster lists the Raft members (voters), the leader and their API
@@ -136,6 +139,10 @@ func (s *Server) adminCreateKey(c *fiber.Ctx) error {
 }
 
 func (s *Server) adminListKeys(c *fiber.Ctx) error {
+	pg, err := parsePage(c, 100)
+	if err != nil {
+		return err
+	}
 	var keys []*state.APIKey
 	if err := s.read(c, func(st *state.Store) { keys = st.APIKeys() }); err != nil {
 		return err
@@ -144,7 +151,8 @@ func (s *Server) adminListKeys(c *fiber.Ctx) error {
 	for i, k := range keys {
 		out[i] = keyViewOf(k, "")
 	}
-	return c.JSON(fiber.Map{"data": out})
+	data, info := paginate(out, pg)
+	return c.JSON(fiber.Map{"pageInfo": info, "data": data})
 }
 
 func (s *Server) adminRevokeKey(c *fiber.Ctx) error {

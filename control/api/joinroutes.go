@@ -41,6 +41,12 @@ func (s *Server) handleJoin(c *fiber.Ctx) error {
 	if room.Disabled {
 		return &Error{Status: fiber.StatusForbidden, Message: fmt.Sprintf("room %q has been deactivated", room.RoomID)}
 	}
+	if room.RequireSSO && (p.Claims.IdP == nil || p.Claims.IdP.Subject == "") {
+		// Only a token the console minted after the participant signed in
+		// with the identity provider carries the IdP identity.
+		return &Error{Status: fiber.StatusForbidden, Reason: "sso-required",
+			Message: fmt.Sprintf("room %q requires signing in with the identity provider: open %s/console/auth/meet/%s", room.RoomID, s.cfg.PublicURL, room.RoomID)}
+	}
 	pid := p.Claims.ParticipantID
 	if body.ParticipantID != nil && *body.ParticipantID != "" {
 		if pid != "" && pid != *body.ParticipantID {
@@ -132,6 +138,11 @@ func (s *Server) handleMeetingLink(c *fiber.Ctx) error {
 	room, err := s.findRoom(c, c.Params("roomId"))
 	if err != nil {
 		return err
+	}
+	if room.RequireSSO {
+		// Participants of this room sign in with the identity provider; the
+		// link sends them there, and no token can stand in for it.
+		return c.JSON(fiber.Map{"roomId": room.RoomID, "url": s.cfg.PublicURL + "/console/auth/meet/" + room.RoomID, "requireSSO": true})
 	}
 	perms := body.Permissions
 	if len(perms) == 0 {

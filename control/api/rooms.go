@@ -91,6 +91,9 @@ type createRoomRequest struct {
 	Region          *string          `json:"region"` // discontinued upstream: accepted, ignored
 	MaxParticipants *float64         `json:"maxParticipants"`
 	Pin             *state.PinPolicy `json:"pin"`
+	// RequireSSO (Meridian): participants sign in with the identity
+	// provider before they join; only tokens minted for them then join.
+	RequireSSO *bool `json:"requireSSO"`
 }
 
 type webhookRequest struct {
@@ -224,6 +227,9 @@ func (req *createRoomRequest) toRoom(checkURL func(string) error, fences geo.Fen
 			}
 		}
 		r.Pin = *req.Pin
+	}
+	if req.RequireSSO != nil {
+		r.RequireSSO = *req.RequireSSO
 	}
 	return r, nil
 }
@@ -446,6 +452,7 @@ type roomView struct {
 	MultiComposition      json.RawMessage        `json:"multiComposition,omitempty"`
 	MaxParticipants       int                    `json:"maxParticipants,omitempty"`
 	Pin                   *state.PinPolicy       `json:"pin,omitempty"`
+	RequireSSO            bool                   `json:"requireSSO,omitempty"`
 	Links                 *roomLinks             `json:"links,omitempty"`
 }
 
@@ -460,7 +467,7 @@ type deactivatedView struct {
 func (s *Server) roomView(r *state.Room, withUser bool) roomView {
 	v := roomView{RoomID: r.RoomID, CustomRoomID: r.CustomRoomID, Disabled: r.Disabled, CreatedAt: restTime(r.CreatedAt), UpdatedAt: restTime(r.UpdatedAt),
 		ID: r.ID, Webhook: r.Webhook, AutoCloseConfig: r.AutoCloseConfig, AutoStartConfig: r.AutoStartConfig, GeoFence: r.GeoFence,
-		AllowedParticipantIDs: r.AllowedParticipantIDs, MultiComposition: r.MultiComposition, MaxParticipants: r.MaxParticipants,
+		AllowedParticipantIDs: r.AllowedParticipantIDs, MultiComposition: r.MultiComposition, MaxParticipants: r.MaxParticipants, RequireSSO: r.RequireSSO,
 		Links: &roomLinks{GetRoom: s.cfg.PublicURL + "/v2/rooms/" + r.RoomID, GetSession: s.cfg.PublicURL + "/v2/sessions/"}}
 	if !r.Pin.Empty() {
 		pin := r.Pin

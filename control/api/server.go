@@ -108,6 +108,9 @@ type Server struct {
 	started  atomic.Bool // ready once since start: the readiness gate is open
 	ready    func() bool
 	checkURL func(string) error
+	// sessions authenticates console cookies (nil: API credentials only).
+	sessions   SessionAuth
+	edgeStatus EdgeStatusService
 }
 
 // WithWebhookURLCheck validates webhook URLs (scheme, SSRF policy) with the
@@ -259,7 +262,8 @@ func (s *Server) readyGate(c *fiber.Ctx) error {
 	}
 	p := c.Path()
 	gated := strings.HasPrefix(p, "/v2/") || p == "/v2" || strings.HasPrefix(p, "/auth/") || strings.HasPrefix(p, "/admin/") ||
-		strings.HasPrefix(p, "/internal/v1/edges/") || strings.HasPrefix(p, "/internal/v1/rooms/attach")
+		strings.HasPrefix(p, "/internal/v1/edges/") || strings.HasPrefix(p, "/internal/v1/rooms/attach") ||
+		strings.HasPrefix(p, "/console/api/") || strings.HasPrefix(p, "/console/auth/")
 	if !gated {
 		return c.Next()
 	}
@@ -317,6 +321,19 @@ func principal(c *fiber.Ctx) *auth.Principal {
 
 // requireREST authenticates /v2 calls and applies the per-key rate limit.
 func (s *Server) requireREST(c *fiber.Ctx) error {
+	if op, ok, err := s.consoleSession(c); ok {
+		if err != nil {
+			return err
+		}
+		return s.authorizeConsole(c, op, func() error {
+			p, err := s.consolePrincipal(c, op)
+			if err != nil {
+				return err
+			}
+			c.Locals(localsPrincipal, p)
+			return s.idempotencyKey(c)
+		})
+	}
 	// The join route accepts rtc tokens; it does its own role check.
 	p, err := s.auth.Authenticate(string(c.Request().Header.Peek(fiber.HeaderAuthorization)))
 	if err != nil {
@@ -394,6 +411,12 @@ func (s *Server) ipRateLimit(c *fiber.Ctx) error {
 }
 
 func (s *Server) requireAdmin(c *fiber.Ctx) error {
+	if op, ok, err := s.consoleSession(c); ok {
+		if err != nil {
+			return err
+		}
+		return s.authorizeConsole(c, op, c.Next)
+	}
 	if s.cfg.AdminToken == "" {
 		return &Error{Status: fiber.StatusForbidden, Message: "the admin API is disabled on this node"}
 	}
@@ -401,7 +424,12 @@ func (s *Server) requireAdmin(c *fiber.Ctx) error {
 	if !constantTimeEq(strings.TrimPrefix(h, "Bearer "), s.cfg.AdminToken) {
 		return &Error{Status: fiber.StatusUnauthorized, Message: "admin token required (Authorization: Bearer <admin token>)"}
 	}
-	return c.Next()
+	if !unsafeMethod(c.Method()) {
+		return c.Next()
+	}
+	err := c.Next()
+	s.Audit(c, state.AuditEntry{Actor: "admin-token", Via: "admin-token"}, err)
+	return err
 }
 
 func (s *Server) requestIDMiddleware(c *fiber.Ctx) error {

@@ -60,15 +60,26 @@ type Claims struct {
 	// Meridian extensions: media scopes (default true when absent).
 	CanPublish   *bool `json:"canPublish,omitempty"`
 	CanSubscribe *bool `json:"canSubscribe,omitempty"`
+	// IdP names the identity-provider user a participant token was minted
+	// for (rooms that require single sign-on only admit such tokens).
+	IdP *IdPIdentity `json:"idp,omitempty"`
 	jwt.RegisteredClaims
+}
+
+// IdPIdentity is a user of the OpenID Connect provider.
+type IdPIdentity struct {
+	Issuer  string `json:"iss"`
+	Subject string `json:"sub"`
 }
 
 // Principal is an authenticated caller.
 type Principal struct {
 	Key    *state.APIKey
 	Claims Claims
-	// Via says how the caller authenticated: jwt, basic.
+	// Via says how the caller authenticated: jwt, basic, console.
 	Via string
+	// Operator is the console user behind a console request (nil otherwise).
+	Operator *Operator
 }
 
 // HasRole reports whether the token names role.
@@ -335,6 +346,7 @@ type MintOptions struct {
 	Now           time.Time
 	CanPublish    *bool
 	CanSubscribe  *bool
+	IdP           *IdPIdentity
 }
 
 // Mint signs a VideoSDK-compatible token (used by `meridian token`, the
@@ -345,7 +357,7 @@ func Mint(o MintOptions) (string, error) {
 	}
 	v := 2
 	c := Claims{APIKey: o.APIKey, Permissions: o.Permissions, Roles: o.Roles, RoomID: o.RoomID, ParticipantID: o.ParticipantID, Version: &v,
-		CanPublish: o.CanPublish, CanSubscribe: o.CanSubscribe,
+		CanPublish: o.CanPublish, CanSubscribe: o.CanSubscribe, IdP: o.IdP,
 		RegisteredClaims: jwt.RegisteredClaims{IssuedAt: jwt.NewNumericDate(o.Now)}}
 	if o.TTL > 0 {
 		c.ExpiresAt = jwt.NewNumericDate(o.Now.Add(o.TTL))

@@ -40,7 +40,7 @@ func Plugin(cfg Config) server.Plugin {
 		}
 		s.AddCloser(svc.Close)
 		s.Logger().Info("placement", "locating", svc.Describe())
-		return []api.Option{api.WithJoinService(svc), api.WithEdgeService(svc), api.WithNearestService(svc)},
+		return []api.Option{api.WithJoinService(svc), api.WithEdgeService(svc), api.WithNearestService(svc), api.WithEdgeStatus(svc)},
 			[]cluster.LeaderLoop{{Name: "edge-liveness", Run: svc.LivenessLoop}, {Name: "placement-repair", Run: svc.RepairLoop}}, nil
 	}
 }

@@ -35,6 +35,7 @@ type Room struct {
 	AllowedParticipantIDs []string         `json:"allowedParticipantIds,omitempty"`
 	MaxParticipants       int              `json:"maxParticipants,omitempty"`
 	Pin                   PinPolicy        `json:"pin"`
+	RequireSSO            bool             `json:"requireSSO,omitempty"` // participants sign in with the identity provider first
 	CreatedAt             time.Time        `json:"createdAt"`
 	UpdatedAt             time.Time        `json:"updatedAt"`
 	CreateIndex           uint64           `json:"createIndex"`
