@@ -44,6 +44,10 @@ type member struct {
 	// listed: this member got a snapshot of the room. Together they make
 	// every pair learn about each other exactly once.
 	announced, listed bool
+	// unreported: the control plane forgot this member (the edge
+	// re-registered while it was in its resume grace); taking it over
+	// reports the join again.
+	unreported bool
 	// maxParticipants is the room cap from the member's ticket (0 = none).
 	maxParticipants int
 

@@ -244,8 +244,13 @@ func (s *Server) RoomsOf(pid string) []string {
 	return out
 }
 
-// Admitted lists join events for every admitted participant here, for the
-// control plane to record again after it lost this edge (re-registration).
+// Admitted lists join events for every connected participant here, for
+// the control plane to record again after it lost this edge
+// (re-registration). A member in its resume grace is left out: its client
+// may have moved to another edge meanwhile, and the control plane
+// attributes a participant to the edge that reported it last, so claiming
+// it here would make the leave its new edge reports look stale. It is
+// reported again if it resumes here (takeOver).
 func (s *Server) Admitted() []edgeapi.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -253,7 +258,11 @@ func (s *Server) Admitted() []edgeapi.Event {
 	now := s.now().UTC()
 	for roomID, r := range s.rooms {
 		for id, m := range r.members {
-			if m.announced && m.state != stateGone {
+			switch {
+			case !m.announced || m.state == stateGone:
+			case m.state == stateGrace:
+				m.unreported = true
+			default:
 				out = append(out, edgeapi.Event{ID: newEventID(), Kind: edgeapi.EventParticipantJoined, RoomID: roomID, ParticipantID: id, Name: m.name, At: now})
 			}
 		}

@@ -262,6 +262,8 @@ func (s *Server) takeOver(m *member, c *conn, oldFinal []byte, resumed bool) (*m
 	}
 	m.graceEpoch++
 	m.state = stateActive
+	unreported, name := m.unreported, m.name
+	m.unreported = false
 	m.mu.Lock()
 	old := m.conn
 	m.conn = c
@@ -276,6 +278,9 @@ func (s *Server) takeOver(m *member, c *conn, oldFinal []byte, resumed bool) (*m
 	}
 	if pe := s.activateLocked(m, resumed, false); pe != nil {
 		return nil, pe
+	}
+	if unreported {
+		s.report(edgeapi.EventParticipantJoined, m, name, "")
 	}
 	return m, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -391,4 +392,50 @@ func TestInternalRoutes(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// TestResyncLeavesOutMembersInGrace: when the edge re-registers (the
+// control plane had declared it down), it re-reports who is here. A member
+// whose socket dropped may have moved to another edge meanwhile; claiming
+// it would make the control plane ignore the leave its new edge reports
+// (the chaos suite saw participants kept in their sessions for the whole
+// grace period). It is re-reported only if it resumes here.
+func TestResyncLeavesOutMembersInGrace(t *testing.T) {
+	e := signaltest.StartEdge(t, signaltest.EdgeOptions{Signal: func(c *signal.Config) { c.ResumeGrace = 20 * time.Second }})
+	ctx := ctxT(t, 20*time.Second)
+	alice := e.Join(t, "room-s", "alice", nil)
+	e.Join(t, "room-s", "bob", nil)
+	token := alice.Joined().ResumeToken
+	alice.DropSocket()
+	signaltest.Eventually(t, 5*time.Second, func() string {
+		var ids []string
+		for _, ev := range e.Server.Admitted() {
+			ids = append(ids, ev.ParticipantID)
+		}
+		if strings.Join(ids, ",") != "bob" {
+			return signaltest.Reasonf("re-registration reports %v, want only bob (alice's socket dropped)", ids)
+		}
+		return ""
+	})
+	if n := e.Reporter.Count(edgeapi.EventParticipantJoined, "alice"); n != 1 {
+		t.Fatalf("alice's join reported %d times before she resumed", n)
+	}
+	alice2 := e.Dial(t, signaltest.Config{})
+	if _, err := alice2.Resume(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	signaltest.Eventually(t, 5*time.Second, func() string {
+		if n := e.Reporter.Count(edgeapi.EventParticipantJoined, "alice"); n != 2 {
+			return signaltest.Reasonf("alice resumed after the re-registration: %d joins reported, want 2", n)
+		}
+		return ""
+	})
+	var ids []string
+	for _, ev := range e.Server.Admitted() {
+		ids = append(ids, ev.ParticipantID)
+	}
+	slices.Sort(ids)
+	if strings.Join(ids, ",") != "alice,bob" {
+		t.Fatalf("after the resume, re-registration reports %v, want alice,bob", ids)
+	}
 }
