@@ -316,6 +316,20 @@ func (s *Server) listRooms(c *fiber.Ctx) error {
 // findRoom resolves a path or body room reference for the caller and
 // enforces the token's room scope.
 func (s *Server) findRoom(c *fiber.Ctx, ref string) (*state.Room, error) {
+	return s.resolveRoom(c, ref, false)
+}
+
+// findRoomToWrite is findRoom for routes that change the room. A miss is
+// checked with the current leader before it becomes a 404, on every node:
+// the room may have been created through another node, and a node that
+// still believes it leads may have been deposed while it was paused or cut
+// off. When that check is not possible the answer is a retryable 503, never
+// a definite 404 from stale state.
+func (s *Server) findRoomToWrite(c *fiber.Ctx, ref string) (*state.Room, error) {
+	return s.resolveRoom(c, ref, true)
+}
+
+func (s *Server) resolveRoom(c *fiber.Ctx, ref string, write bool) (*state.Room, error) {
 	p := principal(c)
 	switch {
 	case ref == "":
@@ -324,8 +338,15 @@ func (s *Server) findRoom(c *fiber.Ctx, ref string) (*state.Room, error) {
 		return nil, badRequest(fmt.Sprintf("roomId must be at most 256 characters, got %d", len(ref)))
 	}
 	var room *state.Room
-	if err := s.readOrCatchUp(c, func(st *state.Store) bool { room, _ = st.Room(p.Key.UserID, ref); return room != nil }); err != nil {
+	find := func(st *state.Store) bool { room, _ = st.Room(p.Key.UserID, ref); return room != nil }
+	if err := s.readOrCatchUp(c, find); err != nil {
 		return nil, err
+	}
+	if room == nil && write {
+		if err := s.node.Barrier(c.UserContext()); err != nil {
+			return nil, err
+		}
+		s.node.FSM().Read(func(st *state.Store) { find(st) })
 	}
 	if room == nil {
 		return nil, notFound(fmt.Sprintf("room %q not found", ref))
@@ -369,17 +390,13 @@ func (s *Server) deactivateRoom(c *fiber.Ctx) error {
 	if req.RoomID == nil || *req.RoomID == "" {
 		return invalidField("roomId", "is required")
 	}
-	var room *state.Room
-	_ = s.read(c, func(st *state.Store) { room, _ = st.Room(p.Key.UserID, *req.RoomID) })
-	if room == nil {
-		return notFound(fmt.Sprintf("room %q not found", *req.RoomID))
+	room, err := s.findRoomToWrite(c, *req.RoomID)
+	if err != nil {
+		return err
 	}
 	if room.RoomID != *req.RoomID {
 		// Client-observed upstream behaviour: a customRoomId is refused with 402.
 		return &Error{Status: fiber.StatusPaymentRequired, Message: fmt.Sprintf("deactivate takes the roomId (%q is not one)", *req.RoomID)}
-	}
-	if err := p.CheckRoom(room.RoomID, room.CustomRoomID, room.ID); err != nil {
-		return err
 	}
 	raw, err := s.apply(c, state.CmdDeactivateRoom, state.DeactivateRoom{UserID: p.Key.UserID, RoomID: room.RoomID, At: s.cfg.Now().UTC()})
 	if err != nil {
@@ -405,7 +422,7 @@ func (s *Server) setRoomStatus(c *fiber.Ctx) error {
 	if req.Status != "enabled" && req.Status != "disabled" {
 		return invalidField("status", "must be \"enabled\" or \"disabled\"")
 	}
-	room, err := s.findRoom(c, c.Params("roomId"))
+	room, err := s.findRoomToWrite(c, c.Params("roomId"))
 	if err != nil {
 		return err
 	}
