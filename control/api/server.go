@@ -111,6 +111,7 @@ type Server struct {
 	// sessions authenticates console cookies (nil: API credentials only).
 	sessions   SessionAuth
 	edgeStatus EdgeStatusService
+	egress     EgressService // recordings, RTMP, HLS (nil: those routes answer 503)
 }
 
 // WithWebhookURLCheck validates webhook URLs (scheme, SSRF policy) with the
@@ -241,7 +242,7 @@ func (s *Server) routes() {
 	s.sessionRoutes(v2)
 	s.webhookRoutes(v2)
 	s.edgeDiscoveryRoutes(v2)
-	s.egressStubs(v2)
+	s.egressRoutes(v2)
 
 	s.adminRoutes(app.Group("/admin/v1", s.requireAdmin))
 	s.internalRoutes(app.Group("/internal/v1"))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/meridian-video/meridian/control/api"
 	"github.com/meridian-video/meridian/control/cluster"
+	"github.com/meridian-video/meridian/control/egress"
 	"github.com/meridian-video/meridian/control/state"
 	"github.com/meridian-video/meridian/shared/edgeapi"
 )
@@ -178,6 +179,11 @@ func (s *Service) events(c *fiber.Ctx) error {
 		case edgeapi.EventTURNRelay:
 			t, cmd = state.CmdRecordAudit, state.RecordAudit{RoomID: ev.RoomID, Hops: []state.AuditHop{{Kind: state.HopTURN, EdgeID: batch.EdgeID, Region: region,
 				First: ev.At.UTC(), Last: ev.At.UTC()}}}
+		case edgeapi.EventEgressStatus:
+			if ev.Egress == nil {
+				continue
+			}
+			t, cmd = state.CmdJobStatus, egress.StatusCommand(s.node.FSM(), s.ticketKey(), batch.EdgeID, *ev.Egress, ev.At, s.cfg.Now(), egress.DefaultConfig().WebhookURLTTL)
 		default:
 			s.log.Warn("unknown edge event", "kind", ev.Kind, "edge", batch.EdgeID)
 			continue
@@ -282,6 +288,15 @@ func (s *Service) post(ctx context.Context, url string, body any) error {
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode >= 300 {
 		return fmt.Errorf("%s: %d %s", url, resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	return nil
+}
+
+// ticketKey signs the download URLs in egress webhooks (nil before the
+// cluster secrets exist: the URLs are left out).
+func (s *Service) ticketKey() ed25519.PrivateKey {
+	if sec, err := s.cfg.Secrets(); err == nil {
+		return sec.TicketKey
 	}
 	return nil
 }

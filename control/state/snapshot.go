@@ -165,6 +165,7 @@ func writeSnapshot(w io.Writer, s *Store, applied uint64) error {
 	object(j, "seenAt", true, s.iter(tSeen, "id", false), func(r *seenRow) (string, any, bool) { return r.ID, r.At, !r.At.IsZero() })
 	array(j, "tombstones", true, s.iter(tTombstones, "id", false), same[*Tombstone])
 	consoleSnapshot(j, s)
+	jobsSnapshot(j, s)
 	j.raw([]byte{'}'})
 	return j.err
 }
@@ -261,6 +262,9 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 		default:
 			var known bool
 			if known, err = consoleRestore(name, dec, s); !known && err == nil {
+				known, err = jobsRestore(name, dec, s)
+			}
+			if !known && err == nil {
 				// A field this version does not know: skip it.
 				var skip json.RawMessage
 				err = dec.Decode(&skip)

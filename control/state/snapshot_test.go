@@ -175,6 +175,7 @@ func TestSnapshotRestoresEveryIndex(t *testing.T) {
 	w := buildWorld(t)
 	fillAllTables(t, w.f)
 	fillConsoleTables(t, w.f)
+	addJobs(t, w.f, "111111111111111111111111")
 	var c PurgeExpired
 	w.f.Read(func(s *Store) { c = s.Expired(t0.Add(30*time.Minute), MaxPurgeBatch) })
 	c.At, c.Cutoff = t0.Add(48*time.Hour), t0.Add(30*time.Minute)

@@ -1,0 +1,309 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/control/cluster/clustertest"
+	"github.com/meridian-video/meridian/control/egress"
+	"github.com/meridian-video/meridian/control/placement"
+	"github.com/meridian-video/meridian/control/server"
+	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/shared/edgeapi"
+	"github.com/meridian-video/meridian/shared/egressapi"
+)
+
+const egressEdgeToken = "edge-token-for-egress-tests"
+
+// egressNode is one control node with placement (edge registry, liveness)
+// and egress (job routes, lost-edge check), fast liveness for the tests.
+func egressNode(t *testing.T) *clustertest.Cluster {
+	return newNode(t, func(cfg *server.Config) {
+		pc := placement.DefaultConfig()
+		pc.EdgeToken = egressEdgeToken
+		pc.HeartbeatEvery, pc.DownAfter = 50*time.Millisecond, 300*time.Millisecond
+		ec := egress.PluginConfig{Config: egress.Config{EdgeToken: egressEdgeToken, CheckEvery: 50 * time.Millisecond}}
+		cfg.Plugins = append(cfg.Plugins, placement.Plugin(pc), egress.Plugin(ec))
+	})
+}
+
+func jobCount(c *clustertest.Cluster) int {
+	n := 0
+	c.Node(0).Node().FSM().Read(func(s *state.Store) { n = len(s.ActiveJobs("", "")) })
+	return n
+}
+
+func createRoom(t *testing.T, c *clustertest.Cluster, custom string) *state.Room {
+	t.Helper()
+	var v struct{ RoomID string }
+	c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{"customRoomId": custom}).JSON(t, &v)
+	var r *state.Room
+	c.Node(0).Node().FSM().Read(func(s *state.Store) { r, _ = s.RoomByRoomID(v.RoomID) })
+	if r == nil {
+		t.Fatalf("room %s not in state", v.RoomID)
+	}
+	return r
+}
+
+// putJob records a job through the real write path, as the egress service
+// does before it calls the edge.
+func putJob(t *testing.T, c *clustertest.Cluster, j state.Job) {
+	t.Helper()
+	if j.CreatedAt.IsZero() {
+		j.CreatedAt, j.UpdatedAt = time.Now().UTC(), time.Now().UTC()
+	}
+	if _, _, err := c.Node(0).Node().Apply(context.Background(), state.CmdCreateJob, state.CreateJob{Job: j}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEgressRoutesRejectBadInput(t *testing.T) {
+	c := egressNode(t)
+	tok := c.Token()
+	room := createRoom(t, c, "rec-room").RoomID
+	body := func(extra string) string { return fmt.Sprintf(`{"roomId":%q%s}`, room, extra) }
+	cases := []struct {
+		name, method, path string
+		body               any
+		status             int
+		msg                string
+	}{
+		{"recording without roomId", "POST", "/v2/recordings/start", `{}`, 400, "roomId"},
+		{"recording roomId type", "POST", "/v2/recordings/start", `{"roomId":5}`, 400, "roomId"},
+		{"recording unknown room", "POST", "/v2/recordings/start", `{"roomId":"zzzz-zzzz-zzzz"}`, 404, "not found"},
+		{"recording layout type", "POST", "/v2/recordings/start", body(`,"config":{"layout":{"type":"DIAGONAL"}}`), 400, "config.layout.type"},
+		{"recording gridSize over 4", "POST", "/v2/recordings/start", body(`,"config":{"layout":{"gridSize":9}}`), 400, "config.layout.gridSize"},
+		{"recording gridSize type", "POST", "/v2/recordings/start", body(`,"config":{"layout":{"gridSize":"big"}}`), 400, "config.layout.gridSize"},
+		{"recording quality", "POST", "/v2/recordings/start", body(`,"config":{"quality":"8k"}`), 400, "config.quality"},
+		{"recording orientation", "POST", "/v2/recordings/start", body(`,"config":{"orientation":"diagonal"}`), 400, "config.orientation"},
+		{"recording theme", "POST", "/v2/recordings/start", body(`,"config":{"theme":"NEON"}`), 400, "config.theme"},
+		{"recording mode", "POST", "/v2/recordings/start", body(`,"config":{"mode":"video-only"}`), 400, "config.mode"},
+		{"recording config not an object", "POST", "/v2/recordings/start", body(`,"config":"grid"`), 400, "config"},
+		{"recording fileFormat", "POST", "/v2/recordings/start", body(`,"fileFormat":"webm"`), 400, "fileFormat"},
+		{"recording templateUrl", "POST", "/v2/recordings/start", body(`,"templateUrl":"https://layout.example"`), 400, "templateUrl"},
+		{"recording transcription", "POST", "/v2/recordings/start", body(`,"transcription":{"enabled":true}`), 400, "transcription.enabled"},
+		{"recording webhookUrl", "POST", "/v2/recordings/start", body(`,"webhookUrl":"ftp://hooks.example"`), 400, "webhookUrl"},
+		{"recording awsDirPath", "POST", "/v2/recordings/start", body(`,"awsDirPath":"../../etc"`), 400, "awsDirPath"},
+		{"composite layout", "POST", "/v2/recordings/composite/start", body(`,"config":{"layout":{"priority":"LOUDEST"}}`), 400, "config.layout.priority"},
+		{"recording without session", "POST", "/v2/recordings/start", body(``), 400, "no live session"},
+		{"hls gridSize over 25", "POST", "/v2/hls/start", body(`,"config":{"layout":{"gridSize":26}}`), 400, "config.layout.gridSize"},
+		{"hls window", "POST", "/v2/hls/start", body(`,"hls":{"windowSegments":1}`), 400, "hls.windowSegments"},
+		{"hls gridSize 25 passes validation", "POST", "/v2/hls/start", body(`,"config":{"layout":{"gridSize":25}}`), 400, "no live session"},
+		{"hls summary", "POST", "/v2/hls/start", body(`,"summary":{"enabled":true}`), 400, "summary.enabled"},
+		{"livestream without outputs", "POST", "/v2/livestreams/start", body(``), 400, "outputs"},
+		{"livestream empty outputs", "POST", "/v2/livestreams/start", body(`,"outputs":[]`), 400, "outputs"},
+		{"livestream output url", "POST", "/v2/livestreams/start", body(`,"outputs":[{"url":"http://x.example/live","streamKey":"k"}]`), 400, "outputs[0].url"},
+		{"livestream stream key", "POST", "/v2/livestreams/start", body(`,"outputs":[{"url":"rtmp://x.example/live","streamKey":"a b"}]`), 400, "outputs[0].streamKey"},
+		{"livestream gridSize", "POST", "/v2/livestreams/start", body(`,"outputs":[{"url":"rtmp://x.example/live"}],"config":{"layout":{"gridSize":5}}`), 400, "config.layout.gridSize"},
+		{"participant without id", "POST", "/v2/recordings/participant/start", body(``), 400, "participantId"},
+		{"participant fileFormat", "POST", "/v2/recordings/participant/start", body(`,"participantId":"p1","fileFormat":"m3u8"`), 400, "fileFormat"},
+		{"participant not live", "POST", "/v2/recordings/participant/start", body(`,"participantId":"p1"`), 400, "no live session"},
+		{"track without kind", "POST", "/v2/recordings/participant/track/start", body(`,"participantId":"p1"`), 400, "kind"},
+		{"track kind", "POST", "/v2/recordings/participant/track/start", body(`,"participantId":"p1","kind":"smell"`), 400, "kind"},
+		{"track mp3 video", "POST", "/v2/recordings/participant/track/start", body(`,"participantId":"p1","kind":"video","fileFormat":"mp3"`), 400, "fileFormat"},
+		{"track stop without kind", "POST", "/v2/recordings/participant/track/stop", body(`,"participantId":"p1"`), 400, "kind"},
+		{"participant stop nothing running", "POST", "/v2/recordings/participant/stop", body(`,"participantId":"p1"`), 404, "no recording"},
+		{"merge without session", "POST", "/v2/recordings/participant/merge", `{"channel1":[{"participantId":"a"}]}`, 400, "sessionId"},
+		{"merge session format", "POST", "/v2/recordings/participant/merge", `{"sessionId":"abc","channel1":[{"participantId":"a"}]}`, 400, "sessionId"},
+		{"merge empty channels", "POST", "/v2/recordings/participant/merge", `{"sessionId":"0123456789abcdef01234567"}`, 400, "channel1"},
+		{"merge unknown session", "POST", "/v2/recordings/participant/merge", `{"sessionId":"0123456789abcdef01234567","channel1":[{"participantId":"a"}]}`, 404, "not found"},
+		{"merge channel type", "POST", "/v2/recordings/participant/merge", `{"sessionId":"0123456789abcdef01234567","channel1":{"participantId":"a"}}`, 400, "channel1"},
+		{"stop nothing running", "POST", "/v2/recordings/end", body(``), 404, "no recording is running"},
+		{"stop alias nothing running", "POST", "/v2/recordings/stop", body(``), 404, "no recording is running"},
+		{"livestream stop nothing running", "POST", "/v2/livestreams/stop", body(``), 404, "no livestream"},
+		{"hls stop nothing running", "POST", "/v2/hls/end", body(``), 404, "no HLS"},
+		{"stop unknown id", "POST", "/v2/recordings/end", `{"id":"0123456789abcdef01234567"}`, 404, "not found"},
+		{"stop bad id", "POST", "/v2/recordings/composite/stop", body(`,"recordingId":"nope"`), 400, "24"},
+		{"capture format", "POST", "/v2/hls/capture", body(`,"format":"gif"`), 400, "format"},
+		{"capture width", "POST", "/v2/hls/capture", body(`,"width":1`), 400, "width"},
+		{"capture nothing running", "POST", "/v2/hls/capture", body(``), 404, "no HLS"},
+		{"get bad id", "GET", "/v2/recordings/xyz", nil, 400, "24"},
+		{"get unknown", "GET", "/v2/recordings/0123456789abcdef01234567", nil, 404, "not found"},
+		{"get composite unknown", "GET", "/v2/recordings/composite/0123456789abcdef01234567", nil, 404, "not found"},
+		{"delete unknown", "DELETE", "/v2/recordings/0123456789abcdef01234567", nil, 404, "not found"},
+		{"participant get unknown", "GET", "/v2/recordings/participant/0123456789abcdef01234567", nil, 404, "not found"},
+		{"track get unknown", "GET", "/v2/recordings/participant/track/0123456789abcdef01234567", nil, 404, "not found"},
+		{"merge get not a uuid", "GET", "/v2/recordings/participant/merge/0123", nil, 400, "UUID"},
+		{"merge list status", "GET", "/v2/recordings/participant/merge?status=paused", nil, 400, "status"},
+		{"livestream get unknown", "GET", "/v2/livestreams/0123456789abcdef01234567", nil, 404, "not found"},
+		{"hls get unknown", "GET", "/v2/hls/0123456789abcdef01234567", nil, 404, "not found"},
+		{"hls delete unknown", "DELETE", "/v2/hls/0123456789abcdef01234567", nil, 404, "not found"},
+		{"hls active none", "GET", "/v2/hls/" + room + "/active", nil, 404, "no HLS"},
+		{"hls active unknown room", "GET", "/v2/hls/zzzz-zzzz-zzzz/active", nil, 404, "not found"},
+		{"list bad session", "GET", "/v2/recordings?sessionId=xyz", nil, 400, "sessionId"},
+		{"list unknown room", "GET", "/v2/livestreams?roomId=zzzz-zzzz-zzzz", nil, 404, "not found"},
+		{"list bad page", "GET", "/v2/hls?page=0", nil, 400, "page"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := jobCount(c)
+			expectError(t, c.Do(0, tc.method, tc.path, tok, tc.body), tc.status, tc.msg)
+			if after := jobCount(c); after != before {
+				t.Fatalf("bad request changed state: %d jobs -> %d", before, after)
+			}
+		})
+	}
+	// Nothing was recorded by any of them.
+	var total int
+	c.Node(0).Node().FSM().Read(func(s *state.Store) {
+		for _, k := range []egressapi.Kind{egressapi.KindComposite, egressapi.KindParticipant, egressapi.KindTrack, egressapi.KindRTMP, egressapi.KindHLS, egressapi.KindMerge} {
+			_, n := s.JobsPage(state.JobFilter{UserID: "", Kind: k}, state.Page{Limit: -1})
+			total += n
+		}
+	})
+	if total != 0 {
+		t.Fatalf("%d jobs recorded by bad requests", total)
+	}
+}
+
+func TestEgressListsScopingAndLifecycleErrors(t *testing.T) {
+	c := egressNode(t)
+	tok := c.Token()
+	a, b := createRoom(t, c, "scope-a"), createRoom(t, c, "scope-b")
+	const (
+		recA  = "aaaaaaaaaaaaaaaaaaaaaa01"
+		recB  = "aaaaaaaaaaaaaaaaaaaaaa02"
+		hlsA  = "aaaaaaaaaaaaaaaaaaaaaa03"
+		recA2 = "aaaaaaaaaaaaaaaaaaaaaa04"
+	)
+	putJob(t, c, state.Job{ID: recA, Kind: egressapi.KindComposite, UserID: a.UserID, APIKey: a.APIKey, RoomID: a.RoomID, SessionID: "111111111111111111111111", EdgeID: "edge-x"})
+	putJob(t, c, state.Job{ID: recB, Kind: egressapi.KindComposite, UserID: b.UserID, APIKey: b.APIKey, RoomID: b.RoomID, SessionID: "222222222222222222222222", EdgeID: "edge-x"})
+	putJob(t, c, state.Job{ID: hlsA, Kind: egressapi.KindHLS, UserID: a.UserID, APIKey: a.APIKey, RoomID: a.RoomID, SessionID: "111111111111111111111111", EdgeID: "edge-x",
+		PlaybackURL: "http://edge.example/egress/hls/p/index.m3u8", LivestreamURL: "http://edge.example/egress/hls/p/live.m3u8"})
+
+	type list struct {
+		PageInfo struct{ Total int }
+		Data     []struct {
+			ID, RoomID, SessionID, Status string
+			PlaybackHlsURL                string `json:"playbackHlsUrl"`
+			LivestreamURL                 string `json:"livestreamUrl"`
+			DownstreamURL                 string `json:"downstreamUrl"`
+		}
+	}
+	ids := func(l list) []string {
+		var out []string
+		for _, d := range l.Data {
+			out = append(out, d.ID)
+		}
+		return out
+	}
+	var all list
+	c.Do(0, "GET", "/v2/recordings", tok, nil).JSON(t, &all)
+	if all.PageInfo.Total != 2 || strings.Join(ids(all), ",") != recB+","+recA {
+		t.Fatalf("project list (newest first): %+v", all)
+	}
+	var comp list
+	c.Do(0, "GET", "/v2/recordings/composite?roomId=scope-a", tok, nil).JSON(t, &comp)
+	if comp.PageInfo.Total != 1 || comp.Data[0].ID != recA || comp.Data[0].Status != "starting" {
+		t.Fatalf("composite list by customRoomId: %+v", comp)
+	}
+	var page2 list
+	c.Do(0, "GET", "/v2/recordings?perPage=1&page=2", tok, nil).JSON(t, &page2)
+	if page2.PageInfo.Total != 2 || len(page2.Data) != 1 || page2.Data[0].ID != recA {
+		t.Fatalf("second page: %+v", page2)
+	}
+
+	// A token scoped to room A sees A's jobs only.
+	scoped := c.Token(func(o *auth.MintOptions) { o.RoomID = a.RoomID })
+	var mine list
+	c.Do(0, "GET", "/v2/recordings", scoped, nil).JSON(t, &mine)
+	if mine.PageInfo.Total != 1 || mine.Data[0].ID != recA {
+		t.Fatalf("scoped list: %+v", mine)
+	}
+	expectError(t, c.Do(0, "GET", "/v2/recordings?roomId="+b.RoomID, scoped, nil), 403, "scoped")
+	expectError(t, c.Do(0, "GET", "/v2/recordings/"+recB, scoped, nil), 403, "scoped")
+	expectError(t, c.Do(0, "POST", "/v2/recordings/end", scoped, map[string]string{"id": recB}), 403, "scoped")
+	expectError(t, c.Do(0, "POST", "/v2/recordings/start", scoped, map[string]string{"roomId": b.RoomID}), 403, "scoped")
+	if r := c.Do(0, "GET", "/v2/recordings/"+recA, scoped, nil); r.Status != 200 {
+		t.Fatalf("scoped token reading its room's job: %d %s", r.Status, r.Body)
+	}
+	// Another kind's route does not find a job.
+	expectError(t, c.Do(0, "GET", "/v2/hls/"+recA, tok, nil), 404, "not found")
+	expectError(t, c.Do(0, "GET", "/v2/recordings/"+hlsA, tok, nil), 404, "not found")
+
+	// HLS: URLs under every documented name, active wrapped in {code, data}.
+	var h list
+	c.Do(0, "GET", "/v2/hls?roomId="+a.RoomID, tok, nil).JSON(t, &h)
+	if len(h.Data) != 1 || h.Data[0].PlaybackHlsURL != "http://edge.example/egress/hls/p/index.m3u8" || h.Data[0].DownstreamURL != h.Data[0].PlaybackHlsURL ||
+		h.Data[0].LivestreamURL != "http://edge.example/egress/hls/p/live.m3u8" {
+		t.Fatalf("hls list: %+v", h)
+	}
+	var active struct {
+		Code int
+		Data struct{ ID string }
+	}
+	c.Do(0, "GET", "/v2/hls/scope-a/active", tok, nil).JSON(t, &active)
+	if active.Code != 200 || active.Data.ID != hlsA {
+		t.Fatalf("active hls: %+v", active)
+	}
+
+	// A running job cannot be deleted; a second recording in the room conflicts.
+	expectError(t, c.Do(0, "DELETE", "/v2/recordings/"+recA, tok, nil), 409, "stop it")
+	if _, _, err := c.Node(0).Node().Apply(context.Background(), state.CmdCreateJob, state.CreateJob{Job: state.Job{ID: recA2, Kind: egressapi.KindComposite, UserID: a.UserID, RoomID: a.RoomID, EdgeID: "edge-x"}}); err == nil {
+		t.Fatal("a second recording in the same room was recorded")
+	}
+	// The edge is unknown, so stopping cannot reach it: a clear 503.
+	expectError(t, c.Do(0, "POST", "/v2/recordings/end", tok, map[string]string{"roomId": a.RoomID}), 503, "not reachable")
+
+	// Once ended: stop answers 409, delete works, the job is gone from reads.
+	if _, _, err := c.Node(0).Node().Apply(context.Background(), state.CmdFailJobs, state.FailJobs{IDs: []string{recA}, Reason: "test", At: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	expectError(t, c.Do(0, "POST", "/v2/recordings/end", tok, map[string]string{"roomId": a.RoomID, "id": recA}), 409, "already ended")
+	expectError(t, c.Do(0, "POST", "/v2/recordings/end", tok, map[string]string{"roomId": a.RoomID}), 404, "no recording is running")
+	r := c.Do(0, "DELETE", "/v2/recordings/"+recA, tok, nil)
+	var msg string
+	if r.Status != 200 || json.Unmarshal(r.Body, &msg) != nil || msg != "Room recording deleted successfully" {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	expectError(t, c.Do(0, "GET", "/v2/recordings/"+recA, tok, nil), 404, "not found")
+	expectError(t, c.Do(0, "DELETE", "/v2/recordings/"+recA, tok, nil), 404, "not found")
+}
+
+// TestEgressJobsOfALostEdgeFail: an edge that stops sending heartbeats is
+// marked down by placement; its running job becomes failed with the reason
+// and the failed webhook is in the outbox.
+func TestEgressJobsOfALostEdgeFail(t *testing.T) {
+	c := egressNode(t)
+	room := createRoom(t, c, "lost-edge")
+	reg := edgeapi.Register{EdgeID: "edge-lost", Region: "eu-west", SignalURL: "ws://127.0.0.1:1/rtc", InternalURL: "http://127.0.0.1:1", Capacity: 10}
+	if r := c.Do(0, "POST", "/internal/v1/edges/register", "Bearer "+egressEdgeToken, reg); r.Status != 200 {
+		t.Fatalf("register: %d %s", r.Status, r.Body)
+	}
+	const id = "bbbbbbbbbbbbbbbbbbbbbb01"
+	putJob(t, c, state.Job{ID: id, Kind: egressapi.KindRTMP, UserID: room.UserID, APIKey: room.APIKey, RoomID: room.RoomID, SessionID: "111111111111111111111111", EdgeID: "edge-lost",
+		WebhookURL: "https://job-hooks.example/h"})
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		var j *state.Job
+		c.Node(0).Node().FSM().Read(func(s *state.Store) { j, _ = s.JobByID(id) })
+		if j.State != egressapi.StateFailed {
+			return "job is " + string(j.State)
+		}
+		if j.Error != "edge edge-lost lost" {
+			return "reason " + j.Error
+		}
+		return ""
+	})
+	var got []string
+	c.Node(0).Node().FSM().Read(func(s *state.Store) {
+		for _, d := range s.PendingDeliveries(0) {
+			if d.EventType == "livestream-failed" {
+				got = append(got, d.URL+" "+string(d.Body))
+			}
+		}
+	})
+	want := `https://job-hooks.example/h {"webhookType":"livestream-failed","data":{"meetingId":"` + room.RoomID + `","sessionId":"111111111111111111111111"}}`
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("failed webhooks %q, want %q", got, want)
+	}
+	var v struct{ Status, Error string }
+	c.Do(0, "GET", "/v2/livestreams/"+id, c.Token(), nil).JSON(t, &v)
+	if v.Status != "failed" || v.Error != "edge edge-lost lost" {
+		t.Fatalf("livestream after edge loss: %+v", v)
+	}
+}
