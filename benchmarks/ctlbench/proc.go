@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// userHZ is the unit of utime/stime in /proc/PID/stat.
+const userHZ = 100
+
+// cpuTime is utime+stime of a process (all threads). pid 0: this process.
+func cpuTime(pid int) (time.Duration, error) {
+	path := "/proc/self/stat"
+	if pid > 0 {
+		path = fmt.Sprintf("/proc/%d/stat", pid)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	// The command name may contain spaces; fields resume after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("%s: unexpected format", path)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%s: too few fields", path)
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("%s: bad utime/stime", path)
+	}
+	return time.Duration(ut+st) * time.Second / userHZ, nil
+}
+
+// writeBytes is write_bytes of /proc/PID/io: bytes the process caused to
+// be sent to the storage layer (page cache writeback included, so it is
+// what reaches the disk, not what write(2) was asked for).
+func writeBytes(pid int) (int64, error) {
+	return procField(fmt.Sprintf("/proc/%d/io", pid), "write_bytes:", 1)
+}
+
+// rss is VmRSS of a process in bytes.
+func rss(pid int) (int64, error) {
+	return procField(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:", 1024)
+}
+
+func procField(path, name string, unit int64) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), name); ok {
+			fs := strings.Fields(rest)
+			if len(fs) == 0 {
+				break
+			}
+			v, err := strconv.ParseInt(fs[0], 10, 64)
+			return v * unit, err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("%s: no %s", path, name)
+}
+
+// cpuBusy is the busy time (all but idle and iowait) of one CPU from
+// /proc/stat, so a phase can show how much of the server core other
+// processes took.
+func cpuBusy(cpu int) time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil || cpu < 0 {
+		return 0
+	}
+	prefix := fmt.Sprintf("cpu%d ", cpu)
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		var sum uint64
+		for i, v := range strings.Fields(rest) {
+			n, _ := strconv.ParseUint(v, 10, 64)
+			switch i {
+			case 3, 4: // idle, iowait
+			case 8, 9: // guest time is already counted in user
+			default:
+				sum += n
+			}
+		}
+		return time.Duration(sum) * time.Second / userHZ
+	}
+	return 0
+}
+
+// dirBytes is the apparent size of every regular file under dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+// Snapshot describes the newest Raft snapshot found on disk.
+type Snapshot struct {
+	Dir   string `json:"dir"`
+	Index uint64 `json:"index"`
+	Bytes int64  `json:"bytes"` // every file of the snapshot's directory
+	// PersistSeconds: from the snapshot's creation (the millisecond stamp
+	// in hashicorp/raft's FileSnapshotStore directory name, taken after the
+	// FSM captured its state) to its meta.json being written. The capture
+	// itself (FSM.Snapshot) is not included.
+	PersistSeconds float64 `json:"persistSeconds,omitempty"`
+}
+
+// newestSnapshot looks for hashicorp/raft FileSnapshotStore snapshots
+// (<anything>/snapshots/<term>-<index>-<unix ms>/meta.json) under dataDir
+// and returns the one with the highest index. ok is false when there is
+// none (a store that keeps snapshots elsewhere, or none taken yet).
+func newestSnapshot(dataDir string) (Snapshot, bool) {
+	var best Snapshot
+	found := false
+	_ = filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "meta.json" || filepath.Base(filepath.Dir(filepath.Dir(path))) != "snapshots" ||
+			strings.HasSuffix(filepath.Dir(path), ".tmp") { // still being written
+			return nil
+		}
+		s, ok := readSnapshotMeta(path)
+		if ok && (!found || s.Index > best.Index) {
+			best, found = s, true
+		}
+		return nil
+	})
+	return best, found
+}
+
+func readSnapshotMeta(metaPath string) (Snapshot, bool) {
+	b, err := os.ReadFile(metaPath)
+	if err != nil {
+		return Snapshot{}, false
+	}
+	var meta struct {
+		Index uint64
+		Size  int64
+	}
+	if json.Unmarshal(b, &meta) != nil {
+		return Snapshot{}, false
+	}
+	dir := filepath.Dir(metaPath)
+	s := Snapshot{Dir: dir, Index: meta.Index, Bytes: dirBytes(dir)}
+	if p, ok := snapshotCreated(filepath.Base(dir)); ok {
+		if info, err := os.Stat(metaPath); err == nil {
+			s.PersistSeconds = info.ModTime().Sub(p).Seconds()
+		}
+	}
+	return s, true
+}
+
+// snapshotCreated parses FileSnapshotStore's directory name
+// "<term>-<index>-<unix milliseconds>".
+func snapshotCreated(name string) (time.Time, bool) {
+	parts := strings.Split(name, "-")
+	if len(parts) != 3 {
+		return time.Time{}, false
+	}
+	msec, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || msec <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(msec), true
+}

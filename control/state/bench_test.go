@@ -1,0 +1,243 @@
+package state
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Benchmarks for the store at scale. Numbers are only meaningful as ratios
+// within one run (the machine is shared); docs/state-store.md has them.
+//
+//	go test -run '^$' -bench . -benchtime 2000x ./control/state/
+//
+// -short skips the 1M-record sizes.
+
+const benchUser = "64b0c2f1a9e4d3b2c1a0f9e8"
+
+// benchFSM grows one FSM through Apply, as a replica would.
+type benchFSM struct {
+	*FSM
+	index uint64
+	rooms int
+}
+
+func newBenchFSM() *benchFSM { return &benchFSM{FSM: NewFSM(nil)} }
+
+func (f *benchFSM) apply(tb testing.TB, ct CommandType, body any) {
+	b, err := Encode(ct, body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f.index++
+	if r, ok := f.Apply(&raft.Log{Index: f.index, Type: raft.LogCommand, Data: b}).(Result); ok && r.Err != nil {
+		tb.Fatal(r.Err)
+	}
+}
+
+// benchRoom is a room as a VideoSDK customer creates one per meeting: a
+// webhook config with the usual events, every other room with a customRoomId.
+func benchRoom(n int) Room {
+	r := Room{ID: fmt.Sprintf("%024x", n+1), RoomID: fmt.Sprintf("%04x-%04x-%04x", n>>32&0xffff, n>>16&0xffff, n&0xffff), UserID: benchUser,
+		APIKey: "9f0c3d4e-2b1a-4c5d-8e7f-6a5b4c3d2e1f", CreatedAt: t0.Add(time.Duration(n) * time.Second), UpdatedAt: t0.Add(time.Duration(n) * time.Second),
+		Webhook: &RoomWebhook{EndPoint: "https://hooks.customer.example/videosdk/webhook", Events: []string{"participant-joined", "participant-left", "session-started", "session-ended"}}}
+	if n%2 == 0 {
+		r.CustomRoomID = fmt.Sprintf("meeting-%08d", n)
+	}
+	return r
+}
+
+func (f *benchFSM) growRooms(tb testing.TB, n int) {
+	for ; f.rooms < n; f.rooms++ {
+		f.apply(tb, CmdCreateRoom, CreateRoom{Room: benchRoom(f.rooms)})
+	}
+}
+
+var bigFSM *benchFSM // shared by the 1M benchmarks of one run
+
+func roomsFSM(tb testing.TB, n int) *benchFSM {
+	if bigFSM == nil {
+		bigFSM = newBenchFSM()
+	}
+	bigFSM.growRooms(tb, n)
+	return bigFSM
+}
+
+// BenchmarkRoomsPage: GET /v2/rooms?page=1&perPage=20 as the store answers
+// it (index walk, 20 copies, counter total) with 1k, 100k and 1M rooms in
+// the project; the middle and last pages for comparison.
+func BenchmarkRoomsPage(b *testing.B) {
+	for _, n := range []int{1_000, 100_000, 1_000_000} {
+		if n > 100_000 && testing.Short() {
+			continue
+		}
+		f := roomsFSM(b, n)
+		for _, pg := range []struct {
+			name string
+			p    Page
+		}{{"page1", PageOf(1, 20)}, {"middle", PageOf(n/40, 20)}, {"last", PageOf(n/20, 20)}} {
+			b.Run(fmt.Sprintf("rooms=%d/%s", n, pg.name), func(b *testing.B) {
+				b.ReportAllocs()
+				cpu0 := cpuNow()
+				defer func() { b.ReportMetric(float64(cpuNow()-cpu0)/float64(b.N), "cpu-ns/op") }()
+				for i := 0; i < b.N; i++ {
+					f.Read(func(s *Store) {
+						rooms, total := s.RoomsPage(benchUser, pg.p)
+						if len(rooms) != 20 || total != n {
+							b.Fatalf("%d rooms of %d", len(rooms), total)
+						}
+					})
+				}
+			})
+		}
+	}
+}
+
+func heapAfterGC() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// BenchmarkMemory reports live heap per record after inserting 100k of
+// each through Apply: a room with its webhook config; a session (one
+// participant, its audit and the two edge event ids of its join and
+// leave); each further participant (its timelog, two edge event ids); a
+// webhook delivery.
+func BenchmarkMemory(b *testing.B) {
+	const n = 100_000
+	for _, custom := range []bool{false, true} {
+		b.Run(fmt.Sprintf("room/customRoomId=%v", custom), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				f := newBenchFSM()
+				before := heapAfterGC()
+				for j := 0; j < n; j++ {
+					r := benchRoom(j)
+					if r.CustomRoomID == "" && custom {
+						r.CustomRoomID = fmt.Sprintf("meeting-%08d", j)
+					} else if !custom {
+						r.CustomRoomID = ""
+					}
+					f.apply(b, CmdCreateRoom, CreateRoom{Room: r})
+				}
+				b.ReportMetric(float64(heapAfterGC()-before)/n, "bytes/room")
+				runtime.KeepAlive(f)
+			}
+		})
+	}
+	sessions := func(b *testing.B, participants int, hook bool) float64 {
+		f := newBenchFSM()
+		for i := 0; i < n; i++ {
+			r := benchRoom(i)
+			if !hook {
+				r.Webhook = nil
+			}
+			f.apply(b, CmdCreateRoom, CreateRoom{Room: r})
+		}
+		before := heapAfterGC()
+		for i := 0; i < n; i++ {
+			room, at := benchRoom(i).RoomID, t0.Add(time.Duration(i)*time.Second)
+			for p := 0; p < participants; p++ {
+				f.apply(b, CmdParticipantJoin, ParticipantJoin{EventID: fmt.Sprintf("j-%d-%d", i, p), RoomID: room, ParticipantID: fmt.Sprintf("prt%05d", p), Name: "Participant Name",
+					EdgeID: "edge-eu-1", Region: "eu-west", At: at, NewSessionID: fmt.Sprintf("%024x", 1<<40+i), NewDocID: fmt.Sprintf("%024x", 1<<41+i*64+p),
+					IDs: []string{fmt.Sprintf("%024x", 1<<42+i*64+2*p), fmt.Sprintf("%024x", 1<<42+i*64+2*p+1)}})
+			}
+			for p := 0; p < participants; p++ {
+				f.apply(b, CmdParticipantLeave, ParticipantLeave{EventID: fmt.Sprintf("l-%d-%d", i, p), RoomID: room, ParticipantID: fmt.Sprintf("prt%05d", p), EdgeID: "edge-eu-1",
+					At: at.Add(time.Minute), IDs: []string{fmt.Sprintf("%024x", 1<<43+i*64+2*p), fmt.Sprintf("%024x", 1<<43+i*64+2*p+1), fmt.Sprintf("%024x", 1<<44+i)}})
+			}
+		}
+		used := float64(heapAfterGC() - before)
+		runtime.KeepAlive(f)
+		return used / n
+	}
+	b.Run("session", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			one := sessions(b, 1, false)
+			b.ReportMetric(one, "bytes/session")
+			b.ReportMetric((sessions(b, 5, false)-one)/4, "bytes/participant")
+		}
+	})
+	b.Run("delivery", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			// One participant with a webhook: four deliveries per session.
+			b.ReportMetric((sessions(b, 1, true)-sessions(b, 1, false))/4, "bytes/delivery")
+		}
+	})
+}
+
+// BenchmarkSnapshot1M: snapshot size, Persist time and Restore time with a
+// million rooms (written to and read from a file, as Raft's file snapshot
+// store does).
+func BenchmarkSnapshot1M(b *testing.B) {
+	if testing.Short() {
+		b.Skip("1M rooms")
+	}
+	f := roomsFSM(b, 1_000_000)
+	path := filepath.Join(b.TempDir(), "snap.json")
+	b.Run("persist", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			snap, _ := f.Snapshot()
+			out, err := os.Create(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := snap.Persist(&fileSink{File: out}); err != nil {
+				b.Fatal(err)
+			}
+			st, _ := os.Stat(path)
+			b.ReportMetric(float64(st.Size())/1e6, "MB")
+		}
+	})
+	b.Run("restore", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			in, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			g := NewFSM(nil)
+			if err := g.Restore(in); err != nil {
+				b.Fatal(err)
+			}
+			g.Read(func(s *Store) {
+				if s.RoomCount() != 1_000_000 {
+					b.Fatalf("%d rooms restored", s.RoomCount())
+				}
+			})
+		}
+	})
+}
+
+type fileSink struct{ *os.File }
+
+func (s *fileSink) ID() string    { return "file" }
+func (s *fileSink) Cancel() error { return s.File.Close() }
+
+// BenchmarkApplyCreateRoom: one CreateRoom command applied (decode, checks,
+// four index inserts, counters, commit) on a store of 100k rooms.
+func BenchmarkApplyCreateRoom(b *testing.B) {
+	f := newBenchFSM()
+	f.growRooms(b, 100_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuNow()
+	defer func() { b.ReportMetric(float64(cpuNow()-cpu0)/float64(b.N), "cpu-ns/op") }()
+	for i := 0; i < b.N; i++ {
+		f.apply(b, CmdCreateRoom, CreateRoom{Room: benchRoom(f.rooms)})
+		f.rooms++
+	}
+}
+
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
