@@ -209,9 +209,11 @@ func (s *Subscriber) negotiate() {
 	s.toAdd, s.toRemove = nil, nil
 	s.mu.Unlock()
 
+	changed := false
 	for _, d := range removes {
 		if d.sender != nil {
 			_ = s.pc.RemoveTrack(d.sender)
+			changed = true
 		}
 	}
 	for _, d := range adds {
@@ -229,8 +231,18 @@ func (s *Subscriber) negotiate() {
 		s.mu.Lock()
 		d.sender = tr.Sender()
 		s.mu.Unlock()
+		changed = true
 		s.wg.Add(1)
 		go s.readRTCP(d, tr.Sender())
+	}
+	if !changed {
+		// Everything queued was undone before it reached the connection (a
+		// track unpublished right after it was published, as when
+		// participants move between edges). An offer now would change
+		// nothing — and on a fresh connection it has no media section, hence
+		// no ICE credentials: clients cannot answer it, and negotiation
+		// would wait for that answer forever.
+		return
 	}
 	offer, err := s.pc.CreateOffer(nil)
 	if err == nil {
