@@ -26,7 +26,6 @@ import (
 
 	"github.com/meridian-video/meridian/control/api"
 	"github.com/meridian-video/meridian/control/cluster"
-	"github.com/meridian-video/meridian/control/egress"
 	"github.com/meridian-video/meridian/control/placement"
 	"github.com/meridian-video/meridian/control/server"
 	"github.com/meridian-video/meridian/control/webhooks"
@@ -97,6 +96,7 @@ type edgeFlags struct {
 	drainTimeout                    time.Duration
 	internalURL                     string
 	tls                             tlsFlags // edge only; dev runs without certificates
+	storage                         storageFlags
 }
 
 func (e *edgeFlags) register(fs *flag.FlagSet, dev bool) {
@@ -137,6 +137,7 @@ func (e *edgeFlags) register(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&e.relayMax, "relay-port-max", 0, "with --udp-port: highest UDP port of cascade legs to other edges (0 = any)")
 	fs.Var(&e.origins, "allowed-origins", "Origins allowed to open signaling WebSockets (default *)")
 	fs.IntVar(&e.capacity, "capacity", 500, "participants this edge accepts")
+	e.storage.register(fs, dev)
 }
 
 func parseAddrPort(flagName, v string) (netip.AddrPort, error) {
@@ -163,8 +164,11 @@ func (e *edgeFlags) nodeConfig(dev bool, logger *slog.Logger) (edgenode.Config, 
 	cfg := edgenode.Config{EdgeID: e.id, Region: e.region, ControlURLs: e.control, EdgeToken: e.edgeToken, HTTPListen: e.httpAddr,
 		PublicURL: e.publicURL, AllowedOrigins: origins, Capacity: e.capacity, SFU: sc, EnableTURN: !e.noTURN, Logger: logger,
 		Latitude: e.lat, Longitude: e.lon, DrainTimeout: e.drainTimeout, InternalURL: e.internalURL}
+	var err error
+	if cfg.Egress, err = e.storage.config(e.region); err != nil {
+		return cfg, err
+	}
 	if !dev {
-		var err error
 		if cfg.TLSCert, cfg.MTLS, err = e.tls.load(logger); err != nil {
 			return cfg, err
 		}
@@ -313,7 +317,6 @@ func controlPlugins(cfg *server.Config, edgeToken string, wc webhooks.Config, g 
 	cfg.API.Catalog, cfg.API.Fences = g.catalog, g.fences
 	cfg.Region = g.region
 	cfg.Plugins = append(cfg.Plugins, placement.Plugin(pc), raftoutbox.Plugin(wc))
-	cfg.Plugins = append(cfg.Plugins, egress.Plugin(egress.PluginConfig{Config: egress.Config{EdgeToken: edgeToken}, Catalog: g.catalog, Fences: g.fences}))
 }
 
 // devEdgePlugin creates the in-process edge once the control listener

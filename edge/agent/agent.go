@@ -1,6 +1,7 @@
 // Package agent connects an edge to the control plane: it registers, sends
-// heartbeats with load, delivers participant lifecycle events in order (kept
-// and retried until acknowledged), and batches stats summaries.
+// heartbeats with load, delivers participant lifecycle events and egress
+// job statuses in order (kept and retried until acknowledged), and batches
+// stats summaries.
 package agent
 
 import (
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/meridian-video/meridian/shared/edgeapi"
+	"github.com/meridian-video/meridian/shared/egressapi"
 )
 
 // Config configures the agent.
@@ -188,9 +190,10 @@ func (a *Agent) enqueue(ev edgeapi.Event) {
 	}
 	a.mu.Lock()
 	if len(a.queue) >= a.cfg.MaxQueue {
-		// Bounded: drop the oldest and say so; the control plane's edge-down
+		// Bounded: drop one and say so; the control plane's edge-down
 		// handling closes what we could not report.
-		a.queue = a.queue[1:]
+		i := a.victim(ev)
+		a.queue = append(a.queue[:i], a.queue[i+1:]...)
 		a.dropped++
 	}
 	a.queue = append(a.queue, ev)
@@ -199,6 +202,47 @@ func (a *Agent) enqueue(ev edgeapi.Event) {
 	case a.wake <- struct{}{}:
 	default:
 	}
+}
+
+// victim picks the event to drop from a full queue (a.mu held): an egress
+// status a later one of the same job supersedes (the control plane keeps
+// only the newest by Seq, so nothing is lost), else the oldest other
+// event; a job's last status is dropped only when the queue holds
+// nothing else.
+func (a *Agent) victim(next edgeapi.Event) int {
+	latest := map[string]int{} // job id -> index of its newest status
+	if next.Kind == edgeapi.EventEgressStatus && next.Egress != nil {
+		latest[next.Egress.ID] = len(a.queue)
+	}
+	for i := len(a.queue) - 1; i >= 0; i-- {
+		if ev := a.queue[i]; ev.Kind == edgeapi.EventEgressStatus && ev.Egress != nil {
+			if _, ok := latest[ev.Egress.ID]; !ok {
+				latest[ev.Egress.ID] = i
+			}
+		}
+	}
+	other := -1
+	for i, ev := range a.queue {
+		if ev.Kind != edgeapi.EventEgressStatus || ev.Egress == nil {
+			if other < 0 {
+				other = i
+			}
+			continue
+		}
+		if latest[ev.Egress.ID] != i {
+			return i
+		}
+	}
+	if other >= 0 {
+		return other
+	}
+	return 0
+}
+
+// ReportEgress queues a job's status change (non-blocking; see victim for
+// what a full queue gives up first).
+func (a *Agent) ReportEgress(st egressapi.Status) {
+	a.enqueue(edgeapi.Event{Kind: edgeapi.EventEgressStatus, RoomID: st.RoomID, Egress: &st})
 }
 
 // Report queues any event for the control plane (non-blocking).
@@ -366,8 +410,21 @@ func (a *Agent) flush(ctx context.Context) bool {
 			return false
 		}
 		a.mu.Lock()
-		// Only acknowledged events are removed; the queue may have grown meanwhile.
-		a.queue = a.queue[n:]
+		// Only acknowledged events are removed; the queue may have grown
+		// meanwhile, and a full queue may have dropped some of the batch
+		// (what is left of it is still at the front).
+		sent := make(map[string]struct{}, n)
+		for _, ev := range batch {
+			sent[ev.ID] = struct{}{}
+		}
+		k := 0
+		for k < len(a.queue) {
+			if _, ok := sent[a.queue[k].ID]; !ok {
+				break
+			}
+			k++
+		}
+		a.queue = a.queue[k:]
 		a.mu.Unlock()
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/meridian-video/meridian/edge/agent"
 	"github.com/meridian-video/meridian/edge/cascade"
+	"github.com/meridian-video/meridian/edge/egress"
 	"github.com/meridian-video/meridian/edge/gossip"
 	"github.com/meridian-video/meridian/edge/sfu"
 	"github.com/meridian-video/meridian/edge/signal"
@@ -32,6 +33,7 @@ import (
 	"github.com/meridian-video/meridian/shared/edgeapi"
 	"github.com/meridian-video/meridian/shared/ids"
 	wire "github.com/meridian-video/meridian/shared/signal"
+	"github.com/meridian-video/meridian/shared/storage"
 	"github.com/meridian-video/meridian/shared/tlsutil"
 )
 
@@ -85,6 +87,9 @@ type Config struct {
 	// TLSCert, when set, serves the edge's own listener over TLS (1.2+)
 	// with this certificate, reloaded when its files change.
 	TLSCert *tlsutil.KeyPair
+	// Egress runs recordings, RTMP out and HLS here (off without WorkDir).
+	Egress EgressConfig
+
 	// MTLS is the edge's cluster identity: the listener serves TLS (the
 	// node certificate to clients dialing a name it holds, TLSCert to the
 	// others), /internal/ routes require a client certificate from the
@@ -118,6 +123,10 @@ type Node struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
+
+	egress     *egress.Runner // nil: egress off (egressOff says why)
+	egressOff  string
+	localFiles []*storage.Local // served at edgeapi.EgressFilesPrefix
 
 	turnMu       sync.Mutex
 	turnReported map[string]time.Time // room/participant -> last turn-relay report
@@ -238,6 +247,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	sc.Reporter = n.agent
+	n.startEgress()
 	sc.Admit = n.admit
 	n.sig, err = signal.New(sc, media)
 	if err != nil {
@@ -319,8 +329,10 @@ func (n *Node) iceServers(participantID string) []wire.ICEServer {
 }
 
 // Mount adds the edge's routes (GET /rtc, /internal/v1/rooms/*, the
-// cascade socket, drain) to app.
+// cascade socket, drain, the egress calls and its public HLS and file
+// routes) to app.
 func (n *Node) Mount(app fiber.Router) {
+	n.mountEgress(app) // before signalling: it sees a room's close first
 	n.sig.Register(app)
 	n.casc.Register(app)
 	app.Post("/internal/v1/rooms/peers", n.checkInternal, n.handlePeers)
@@ -408,6 +420,13 @@ func (n *Node) Crash() {
 }
 
 func (n *Node) closeParts() {
+	// Jobs finish first, while their media and the agent (which delivers
+	// their last statuses) still run.
+	bound := n.cfg.DrainTimeout
+	if n.crashed {
+		bound = time.Second
+	}
+	n.stopEgress(bound)
 	if n.bgCancel != nil {
 		n.bgCancel()
 	}

@@ -251,6 +251,14 @@ func (n *Node) startDrain(deadline time.Duration) <-chan struct{} {
 			n.log.Warn("drain deadline reached; disconnecting the participants still here", "participants", left)
 			n.sig.DisconnectAll()
 		}
+		if n.draining.Load() {
+			// Nobody's media is here any more: recordings end now (files
+			// stored, statuses reported) rather than when their rooms have
+			// been empty for a while.
+			ctx, cancel := context.WithDeadline(n.bgCtx, until)
+			n.stopAllEgress(ctx)
+			cancel()
+		}
 		n.log.Info("drain finished", "participantsLeft", n.sig.ParticipantCount())
 	}()
 	return done

@@ -82,6 +82,49 @@ func VerifyURL(pub ed25519.PublicKey, target, key, exp, sig string, now time.Tim
 	return nil
 }
 
+// DownloadError is why Authorize refused a download: the HTTP status to
+// answer and a message for the JSON body.
+type DownloadError struct {
+	Status  int
+	Message string
+}
+
+func (e *DownloadError) Error() string { return e.Message }
+
+// Authorize checks a download request for urlPath ("<key>", as under the
+// base URL given to SignURL) with its exp and sig query values, and
+// returns the file to send. Errors are *DownloadError: 404 for a bad key
+// or a missing file, 401 without a signature, 403 for a bad or expired
+// one. Handler and servers that stream files themselves (the edge's
+// fasthttp listener) share it.
+func (l *Local) Authorize(pub ed25519.PublicKey, urlPath, exp, sig string, now time.Time) (string, error) {
+	key, err := CleanKey(strings.TrimPrefix(urlPath, "/"))
+	if err != nil {
+		return "", &DownloadError{http.StatusNotFound, "not found"}
+	}
+	if sig == "" || exp == "" {
+		return "", &DownloadError{http.StatusUnauthorized, "a signed download URL is required (exp and sig)"}
+	}
+	switch err := VerifyURL(pub, l.Name(), key, exp, sig, now); {
+	case errors.Is(err, ErrURLExpired):
+		return "", &DownloadError{http.StatusForbidden, "download link expired"}
+	case err != nil:
+		return "", &DownloadError{http.StatusForbidden, "invalid download signature"}
+	}
+	p, err := l.Path(key)
+	if err != nil {
+		return "", &DownloadError{http.StatusNotFound, "not found"}
+	}
+	st, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || (err == nil && st.IsDir()):
+		return "", &DownloadError{http.StatusNotFound, "not found"}
+	case err != nil:
+		return "", &DownloadError{http.StatusInternalServerError, "cannot read file"}
+	}
+	return p, nil
+}
+
 // Handler serves the target's files at "/<key>?exp=…&sig=…" (mount it
 // under the base URL given to SignURL with http.StripPrefix). pub returns
 // the control plane's current public key; now is the clock (nil: time.Now).
@@ -97,27 +140,11 @@ func (l *Local) Handler(pub func() ed25519.PublicKey, now func() time.Time) http
 			jsonError(w, http.StatusMethodNotAllowed, "method not allowed")
 			return
 		}
-		key, err := CleanKey(strings.TrimPrefix(r.URL.Path, "/"))
-		if err != nil {
-			jsonError(w, http.StatusNotFound, "not found")
-			return
-		}
 		q := r.URL.Query()
-		if q.Get("sig") == "" || q.Get("exp") == "" {
-			jsonError(w, http.StatusUnauthorized, "a signed download URL is required (exp and sig)")
-			return
-		}
-		switch err := VerifyURL(pub(), l.Name(), key, q.Get("exp"), q.Get("sig"), now()); {
-		case errors.Is(err, ErrURLExpired):
-			jsonError(w, http.StatusForbidden, "download link expired")
-			return
-		case err != nil:
-			jsonError(w, http.StatusForbidden, "invalid download signature")
-			return
-		}
-		p, err := l.Path(key)
+		p, err := l.Authorize(pub(), r.URL.Path, q.Get("exp"), q.Get("sig"), now())
 		if err != nil {
-			jsonError(w, http.StatusNotFound, "not found")
+			de := err.(*DownloadError)
+			jsonError(w, de.Status, de.Message)
 			return
 		}
 		f, err := os.Open(p)
@@ -135,11 +162,11 @@ func (l *Local) Handler(pub func() ed25519.PublicKey, now func() time.Time) http
 			jsonError(w, http.StatusNotFound, "not found")
 			return
 		}
-		if ct := mime.TypeByExtension(path.Ext(key)); ct != "" {
+		if ct := mime.TypeByExtension(path.Ext(p)); ct != "" {
 			w.Header().Set("Content-Type", ct)
 		}
 		w.Header().Set("Cache-Control", "private, no-transform")
-		http.ServeContent(w, r, path.Base(key), st.ModTime(), f)
+		http.ServeContent(w, r, path.Base(p), st.ModTime(), f)
 	})
 }
 
