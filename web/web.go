@@ -139,6 +139,10 @@ func load(name, contentType string) asset {
 	if err != nil {
 		panic("web: missing embedded file " + name) // a build error, not a runtime one
 	}
+	return newAsset(b, contentType)
+}
+
+func newAsset(b []byte, contentType string) asset {
 	sum := sha256.Sum256(b)
 	return asset{body: b, contentType: contentType, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
 }

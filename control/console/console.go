@@ -27,6 +27,7 @@ import (
 	"github.com/meridian-video/meridian/control/cluster"
 	"github.com/meridian-video/meridian/control/server"
 	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/web"
 )
 
 // Cookie names. The session cookie is sent to every path (the console's
@@ -116,6 +117,7 @@ func (cs *Console) Routes(r fiber.Router) {
 	r.Post("/console/auth/logout", cs.logout)
 	r.Get("/console/auth/meet/:roomId", cs.startParticipantLogin)
 	r.Get("/console/api/me", cs.me)
+	web.RegisterConsole(r) // the pages, after the routes above
 }
 
 func (cs *Console) options(c *fiber.Ctx) error {

@@ -65,7 +65,7 @@ type IdP struct {
 	OtherClientID string
 
 	srv     *httptest.Server
-	handler http.Handler
+	handler atomic.Pointer[http.Handler]
 	mode    atomic.Int32
 	client  Client
 
@@ -84,8 +84,18 @@ func Start(t testing.TB, client Client, users ...User) *IdP {
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
 	t.Cleanup(p.srv.Close)
 	p.URL = p.srv.URL
-	p.handler = newProvider(p.URL, client, p.OtherClientID, users)
+	p.setHandler(newProvider(p.URL, client, p.OtherClientID, users))
 	return p
+}
+
+func (p *IdP) setHandler(h http.Handler) { p.handler.Store(&h) }
+
+// Register replaces the client's redirect URIs (for a control plane whose
+// address is known only after the provider runs). The provider restarts
+// empty: call it before any sign-in.
+func (p *IdP) Register(redirectURIs ...string) {
+	p.client.RedirectURIs = redirectURIs
+	p.setHandler(newProvider(p.URL, p.client, p.OtherClientID, p.users))
 }
 
 func newProvider(issuer string, client Client, other string, users []User) http.Handler {
@@ -136,7 +146,7 @@ func (p *IdP) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p.handler.ServeHTTP(w, r)
+	(*p.handler.Load()).ServeHTTP(w, r)
 }
 
 // swapClient rewrites the client id of authorization and token requests.
@@ -170,7 +180,7 @@ func (p *IdP) otherDiscovery(w http.ResponseWriter) {
 		o.srv = httptest.NewServer(http.HandlerFunc(o.serve))
 		p.t.Cleanup(o.srv.Close)
 		o.URL = o.srv.URL
-		o.handler = newProvider(o.URL, p.client, p.OtherClientID, p.users)
+		o.setHandler(newProvider(o.URL, p.client, p.OtherClientID, p.users))
 		p.other = o
 	})
 	resp, err := http.Get(p.other.URL + "/.well-known/openid-configuration")

@@ -1,0 +1,240 @@
+package browser
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/control/console"
+	"github.com/meridian-video/meridian/control/console/consoletest"
+	"github.com/meridian-video/meridian/edge/signal/signaltest"
+)
+
+// hookReceiver is a real HTTP webhook receiver counting requests per
+// delivery id.
+type hookReceiver struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got map[string]int // delivery id -> requests received
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	r := &hookReceiver{got: map[string]int{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+		// Standard Webhooks: webhook-id is the delivery's id, the same on
+		// every attempt.
+		id := req.Header.Get("webhook-id")
+		r.mu.Lock()
+		r.got[id]++
+		r.mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *hookReceiver) count(id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.got[id]
+}
+
+// TestConsoleEndToEnd: an operator signs in to the console of `meridian
+// dev` through a real OpenID provider in the test process, watches a live
+// session of two pion participants with per-participant graphs that
+// update, redelivers a webhook with one click, and creates and revokes an
+// API key — everything through the pages, checked against the API and a
+// real webhook receiver.
+func TestConsoleEndToEnd(t *testing.T) {
+	chromiumPath(t)
+	idp := consoletest.Start(t, consoletest.Client{ID: "meridian-console", Secret: "console-secret-for-browser-test"},
+		consoletest.User{ID: "u-ana", Username: "ana", Password: "ana-password-123", Email: "ana@example.com", First: "Ana", Last: "Admin",
+			Groups: []string{"meridian-admins"}})
+	// `meridian dev` reads its flags from the environment too.
+	for k, v := range map[string]string{
+		"MERIDIAN_CONSOLE_OIDC_ISSUER": idp.URL, "MERIDIAN_CONSOLE_OIDC_CLIENT_ID": "meridian-console",
+		"MERIDIAN_CONSOLE_OIDC_CLIENT_SECRET": "console-secret-for-browser-test", "MERIDIAN_CONSOLE_OIDC_SCOPES": "profile,email,groups",
+		"MERIDIAN_CONSOLE_OIDC_ADMIN": "meridian-admins",
+	} {
+		t.Setenv(k, v)
+	}
+	dev := startDev(t)
+	idp.Register(dev.URL + console.CallbackPath)
+	hooks := newHookReceiver(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	p := newPage(t, ctx, "console")
+	p.screenshotOnFailure(t)
+
+	// Sign in: the console offers single sign-on, the provider's form
+	// takes the password, the callback lands back in the console.
+	p.navigate(dev.URL + "/console/")
+	p.waitFor("the sign-in button", 10*time.Second, `({ok: !document.getElementById('sso-box').hidden})`)
+	if err := p.click("#sso"); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor("the provider's login form", 10*time.Second, `({ok: !!document.getElementById('password'), url: location.href})`)
+	if err := p.run(chromedp.SendKeys("#username", "ana"), chromedp.SendKeys("#password", "ana-password-123"), chromedp.Submit("#password")); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor("the console signed in as ana", 15*time.Second, fmt.Sprintf(`({ok: location.origin === %q && document.getElementById('who').textContent.includes('ana@example.com · admin'),
+  url: location.href, who: document.getElementById('who').textContent, err: document.getElementById('global-error').textContent})`, dev.URL))
+
+	// A room with a webhook, and two pion participants in it.
+	var room struct {
+		RoomID string `json:"roomId"`
+	}
+	if st, b := dev.call("POST", "/v2/rooms", dev.crawler(), map[string]any{"webhook": map[string]any{"endPoint": hooks.srv.URL + "/hook",
+		"events": []string{"participant-joined"}}}, &room); st != 200 {
+		t.Fatalf("create room: %d %s", st, b)
+	}
+	for _, pid := range []string{"pion-a", "pion-b"} {
+		jctx, jcancel := context.WithTimeout(ctx, 20*time.Second)
+		s, err := signaltest.StartSession(jctx, signaltest.SessionConfig{APIBase: dev.URL, Token: dev.rtcToken(room.RoomID, pid, false),
+			RoomID: room.RoomID, ParticipantID: pid, Name: "Pion " + pid,
+			Client:  signaltest.Config{PingInterval: time.Second},
+			Publish: &signaltest.PublishOptions{Video: true, Audio: true, KeyframeInterval: time.Second}})
+		jcancel()
+		if err != nil {
+			t.Fatalf("participant %s: %v", pid, err)
+		}
+		t.Cleanup(s.Close)
+	}
+
+	// Live sessions -> the session's graphs.
+	p.navigate(dev.URL + "/console/sessions")
+	p.waitFor("the live session in the list", 15*time.Second, fmt.Sprintf(`(() => {
+  const row = [...document.querySelectorAll('tr[data-session]')].find(r => r.textContent.includes(%q));
+  return {ok: !!row && row.textContent.includes('2 live'), rows: document.querySelector('main').innerText.slice(0, 400)};
+})()`, room.RoomID))
+	if err := p.click("tr[data-session] a.open-session"); err != nil {
+		t.Fatal(err)
+	}
+	// Each participant gets four uPlot charts; the first stats sample
+	// reaches the control plane within the edge's 10 s interval.
+	first := p.waitFor("graphs with a stats sample for both participants", 40*time.Second, `(() => {
+  const cards = [...document.querySelectorAll('.participant')];
+  const out = {cards: cards.map(c => ({id: c.dataset.participant, points: +(c.dataset.points || 0), plots: c.querySelectorAll('.uplot canvas').length}))};
+  out.ok = cards.length === 2 && out.cards.every(c => c.points >= 1 && c.plots === 4);
+  // The chart library drew what the API measured: video sent by pion-a.
+  const bitrate = state.charts.filter(u => u.root.closest('.participant')?.dataset.participant === 'pion-a' && u.root.closest('[data-graph=bitrate]'));
+  out.maxVideoKbps = bitrate.length ? Math.max(0, ...bitrate[0].data[1]) : -1;
+  out.ok = out.ok && out.maxVideoKbps > 0;
+  return out;
+})()`)
+	t.Logf("graphs: %v", first)
+	// The graph updates by itself: more points on the same chart objects.
+	p.waitFor("a graph that updates", 40*time.Second, `(() => {
+  const card = document.querySelector('.participant[data-participant="pion-a"]');
+  const u = state.charts.find(u => u.root.closest('.participant') === card && u.root.closest('[data-graph=rtt]'));
+  window.__firstChart = window.__firstChart || u;
+  const n = u ? u.data[0].length : 0;
+  window.__firstPoints = window.__firstPoints || n;
+  return {ok: !!u && u === window.__firstChart && n > window.__firstPoints, points: n, before: window.__firstPoints};
+})()`)
+
+	// Webhooks: the participant-joined deliveries, one click redelivers.
+	var deliveries struct {
+		Data []struct {
+			ID, EventID, EventType, Status string
+		} `json:"data"`
+	}
+	poll(t, "a delivered webhook", 20*time.Second, func() string {
+		dev.call("GET", "/v2/webhooks/deliveries?roomId="+room.RoomID, dev.crawler(), nil, &deliveries)
+		for _, d := range deliveries.Data {
+			if d.Status == "delivered" && hooks.count(d.ID) == 1 {
+				return ""
+			}
+		}
+		return fmt.Sprintf("deliveries %+v", deliveries.Data)
+	})
+	var target struct{ ID, EventID string }
+	for _, d := range deliveries.Data {
+		if d.Status == "delivered" && hooks.count(d.ID) == 1 {
+			target.ID, target.EventID = d.ID, d.EventID
+			break
+		}
+	}
+	p.navigate(dev.URL + "/console/webhooks")
+	p.waitFor("the delivery in the log", 10*time.Second, fmt.Sprintf(`({ok: !!document.querySelector('tr[data-delivery=%q] button.redeliver')})`, target.ID))
+	if err := p.click(fmt.Sprintf("tr[data-delivery=%q] button.redeliver", target.ID)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the receiver gets the event again", 20*time.Second, func() string {
+		if n := hooks.count(target.ID); n < 2 {
+			return fmt.Sprintf("delivery %s received %d times", target.ID, n)
+		}
+		return ""
+	})
+	p.waitFor("the log shows the second attempt", 15*time.Second, fmt.Sprintf(`(() => {
+  const row = document.querySelector('tr[data-delivery=%q]');
+  const err = [...document.querySelectorAll('#app .error')].filter(e => !e.hidden).map(e => e.textContent).join(' ');
+  return {ok: !!row && +row.querySelector('.attempts').textContent >= 2 && !err, attempts: row?.querySelector('.attempts').textContent, err};
+})()`, target.ID))
+
+	// API keys: create one, its secret is shown once and works; revoke it.
+	p.navigate(dev.URL + "/console/keys")
+	if err := p.run(chromedp.WaitVisible(`#create-key input[name=name]`), chromedp.SendKeys(`#create-key input[name=name]`, "from-the-browser"),
+		chromedp.Click(`#create-key button[type=submit]`)); err != nil {
+		t.Fatal(err)
+	}
+	fresh := p.waitFor("the new key's secret", 10*time.Second, `({ok: !document.getElementById('new-secret').hidden,
+  key: document.querySelector('#new-secret .new-key')?.textContent, secret: document.querySelector('#new-secret .secret')?.textContent})`)
+	key, _ := fresh["key"].(string)
+	secret, _ := fresh["secret"].(string)
+	newKeyToken := func() string {
+		return mint(t, tokenOpts{roles: []string{auth.RoleCrawler}, perms: []string{auth.PermAllowJoin}, key: key, secret: secret})
+	}
+	if st, b := dev.call("GET", "/v2/rooms", newKeyToken(), nil, nil); st != 200 {
+		t.Fatalf("the key made in the console: %d %s", st, b)
+	}
+	if _, err := evalJS[bool](p, `(window.confirm = () => true, true)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.click(fmt.Sprintf("tr[data-key=%q] button.revoke", key)); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor("the key shown revoked", 10*time.Second, fmt.Sprintf(`({ok: (document.querySelector('tr[data-key=%q] .status')?.textContent || '').startsWith('revoked')})`, key))
+	if st, b := dev.call("GET", "/v2/rooms", newKeyToken(), nil, nil); st != 401 {
+		t.Fatalf("the revoked key still works: %d %s", st, b)
+	}
+
+	// Every action above is in the audit log, by ana, through the console.
+	var audit struct {
+		Data []struct{ Actor, Action, Via string } `json:"data"`
+	}
+	adminToken := devAdminToken(t, dev)
+	dev.call("GET", "/admin/v1/audit?perPage=100&actor=ana@example.com", "Bearer "+adminToken, nil, &audit)
+	have := map[string]bool{}
+	for _, a := range audit.Data {
+		have[a.Action] = true
+	}
+	for _, want := range []string{"login", "POST /v2/webhooks/deliveries/:id/redeliver", "POST /admin/v1/keys", "DELETE /admin/v1/keys/:key"} {
+		if !have[want] {
+			t.Errorf("audit log lacks %q: %+v", want, audit.Data)
+		}
+	}
+}
+
+// devAdminToken reads the admin token `meridian dev` printed.
+func devAdminToken(t *testing.T, dev *devServer) string {
+	t.Helper()
+	for _, line := range strings.Split(dev.out.String(), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "Admin" && f[1] == "token" {
+			return f[2]
+		}
+	}
+	t.Fatalf("no admin token in the dev output:\n%s", tail(dev.out.String(), 30))
+	return ""
+}
