@@ -422,3 +422,32 @@ func TestEgressStopsWithRoomAndEdge(t *testing.T) {
 		t.Fatalf("participant recording streams %+v", probe.Streams)
 	}
 }
+
+// TestEgressEndsWithDrain: a draining edge refuses new jobs (503) and,
+// once its participants are gone, ends the running ones — file stored,
+// status stopped and delivered — before the drain returns.
+func TestEgressEndsWithDrain(t *testing.T) {
+	s := startEgressStack(t)
+	video, audio := egresstest.Media(t)
+	egresstest.Publish(t, s.edge.SFU(), "room-d", "alice", video, audio)
+	s.start(t, egressapi.Spec{ID: "rec-d", Kind: egressapi.KindComposite, RoomID: "room-d"})
+	waitUntil(t, "the job to record", 60*time.Second, func() bool {
+		st, _ := s.edge.Egress().Status("rec-d")
+		return st.Duration >= 2
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// The publisher joined the SFU directly, not through signalling, so the
+	// drain has no participant to wait for: it ends its jobs at once.
+	s.edge.Drain(ctx, time.Minute)
+	st, ok := s.edge.Egress().Status("rec-d")
+	if !ok || st.State != egressapi.StateStopped || len(st.Files) != 1 {
+		t.Fatalf("after the drain the job is %+v", st)
+	}
+	waitUntil(t, "control to receive the final status", 60*time.Second, func() bool {
+		_, ok := s.tap.final("rec-d")
+		return ok
+	})
+	code, body, _ := s.call(t, edgeapi.EgressStartPath, egressapi.Spec{ID: "rec-d2", Kind: egressapi.KindComposite, RoomID: "room-d"})
+	wantError(t, "start while draining", code, body, 503, "", "draining")
+}
