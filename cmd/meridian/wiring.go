@@ -26,6 +26,7 @@ import (
 
 	"github.com/meridian-video/meridian/control/api"
 	"github.com/meridian-video/meridian/control/cluster"
+	"github.com/meridian-video/meridian/control/egress"
 	"github.com/meridian-video/meridian/control/placement"
 	"github.com/meridian-video/meridian/control/server"
 	"github.com/meridian-video/meridian/control/webhooks"
@@ -317,6 +318,7 @@ func controlPlugins(cfg *server.Config, edgeToken string, wc webhooks.Config, g 
 	cfg.API.Catalog, cfg.API.Fences = g.catalog, g.fences
 	cfg.Region = g.region
 	cfg.Plugins = append(cfg.Plugins, placement.Plugin(pc), raftoutbox.Plugin(wc))
+	cfg.Plugins = append(cfg.Plugins, egress.Plugin(egress.PluginConfig{Config: egress.Config{EdgeToken: edgeToken}, Catalog: g.catalog, Fences: g.fences}))
 }
 
 // devEdgePlugin creates the in-process edge once the control listener
