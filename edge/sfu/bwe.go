@@ -22,16 +22,15 @@ import (
 // bitrates. Without probing it grows slowly (8 %/s) and falls fast.
 
 // twccHistory is the send-history ring (packets): 2 s at 1000 packets/s,
-// more than the feedback delay of any useful path.
+// more than the feedback delay of any useful path. 16 kB per subscriber.
 const twccHistory = 2048
 
-type twccSent struct {
-	// info packs valid (bit 48), the transport sequence number (bits
-	// 32-47) and the packet size (low 32 bits); at is the send time (ns
-	// since monoEpoch). Written by forwarders, read by feedback.
-	info atomic.Uint64
-	at   atomic.Int64
-}
+// twccSent is one sent packet in one word, so a forwarder writes it with
+// one atomic store and feedback never sees half of it: the transport
+// sequence number (bits 48-63), the size in bytes (bits 32-47, never 0)
+// and the send time in µs since monoEpoch modulo 2^32 (71 minutes, far
+// longer than any feedback delay; unwrapped against the feedback's time).
+type twccSent struct{ v atomic.Uint64 }
 
 // Estimator tuning.
 const (
@@ -73,7 +72,8 @@ type bweState struct {
 	haveRateStart bool
 
 	// scratch for one feedback message
-	fb feedbackSum
+	fb    feedbackSum
+	nowUs int64 // the feedback's arrival, µs since monoEpoch
 }
 
 type feedbackSum struct {
@@ -95,9 +95,8 @@ func (t *twccSender) nextSeq() uint16 { return uint16(t.next.Add(1) - 1) }
 
 // sent records that packet seq of size bytes left at at (ns since monoEpoch).
 func (t *twccSender) sent(seq uint16, size int, at int64) {
-	s := &t.hist[seq%twccHistory]
-	s.at.Store(at)
-	s.info.Store(1<<48 | uint64(seq)<<32 | uint64(uint32(size)))
+	size = min(max(size, 1), 0xffff)
+	t.hist[seq%twccHistory].v.Store(uint64(seq)<<48 | uint64(size)<<32 | uint64(uint32(at/1000)))
 }
 
 // Estimate is the current target bitrate (bit/s).
@@ -109,6 +108,7 @@ func (t *twccSender) onFeedback(fci []byte, now int64) {
 	defer t.mu.Unlock()
 	e := &t.e
 	e.fb = feedbackSum{owdMin: math.MaxInt64}
+	e.nowUs = now / 1000
 	if walkTWCC(fci, t.ack) != nil {
 		return
 	}
@@ -118,22 +118,24 @@ func (t *twccSender) onFeedback(fci []byte, now int64) {
 
 // ack handles one packet status of a feedback message (t.mu held).
 func (t *twccSender) ack(seq uint16, received bool, arrivalUs int64) {
-	s := &t.hist[seq%twccHistory]
-	info := s.info.Load()
-	if info>>48 == 0 || uint16(info>>32) != seq {
+	v := t.hist[seq%twccHistory].v.Load()
+	if uint32(v>>32)&0xffff == 0 || uint16(v>>48) != seq {
 		return // not ours, or too old
 	}
 	e := &t.e
+	// The send time, unwrapped: the latest time at or before now with
+	// these low 32 bits.
+	sentUs := e.nowUs - int64(uint32(e.nowUs)-uint32(v))
 	e.fb.total++
 	if !received {
 		e.fb.lost++
 		return
 	}
-	owd := arrivalUs - s.at.Load()/1000
+	owd := arrivalUs - sentUs
 	e.fb.owdSum += owd
 	e.fb.owdN++
 	e.fb.owdMin = min(e.fb.owdMin, owd)
-	size := int64(uint32(info))
+	size := int64(uint32(v>>32) & 0xffff)
 	if !e.haveRateStart || arrivalUs < e.rateStartUs {
 		e.haveRateStart, e.rateStartUs, e.rateLastUs, e.rateBytes = true, arrivalUs, arrivalUs, 0
 	}

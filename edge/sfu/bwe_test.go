@@ -14,6 +14,13 @@ import (
 // every 100 ms. It returns the estimate after seconds of simulated time.
 func bweSim(t *testing.T, rateBps int, seconds float64, queueGrowthUs int64, loss float64) (est int, acked float64) {
 	t.Helper()
+	return bweSimAt(t, 0, rateBps, seconds, queueGrowthUs, loss)
+}
+
+// bweSimAt is bweSim on clocks (the edge's and the receiver's) that start
+// at t0 ns.
+func bweSimAt(t *testing.T, t0 int64, rateBps int, seconds float64, queueGrowthUs int64, loss float64) (est int, acked float64) {
+	t.Helper()
 	tw := newTWCCSender(1_000_000, 100_000, 8_000_000)
 	rec := twcc.NewRecorder(1)
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -25,11 +32,11 @@ func bweSim(t *testing.T, rateBps int, seconds float64, queueGrowthUs int64, los
 		end := tick * 100e6
 		for ; next < end; next += interval {
 			seq := tw.nextSeq()
-			tw.sent(seq, size, next)
+			tw.sent(seq, size, t0+next)
 			if rng.Float64() < loss {
 				continue
 			}
-			rec.Record(7, seq, next/1000+20_000+queue)
+			rec.Record(7, seq, (t0+next)/1000+20_000+queue)
 		}
 		queue += queueGrowthUs
 		for _, p := range rec.BuildFeedbackPacket() {
@@ -42,7 +49,7 @@ func bweSim(t *testing.T, rateBps int, seconds float64, queueGrowthUs int64, los
 				t.Fatal(err)
 			}
 			for _, fci := range h.twcc {
-				tw.onFeedback(fci, end)
+				tw.onFeedback(fci, t0+end)
 			}
 		}
 	}
@@ -72,6 +79,27 @@ func TestEstimatorFollowsThePath(t *testing.T) {
 	}
 	if est, _ := bweSim(t, 800_000, 3, 0, 0.2); est > 300_000 || est < 100_000 {
 		t.Errorf("20 %% loss for 3 s: estimate %d, want it down near the 100 kbit/s floor", est)
+	}
+}
+
+// TestEstimatorAcrossTheSendTimeWrap: the send history keeps send times in
+// 32 bits of microseconds, which wrap every 71 minutes of uptime; an edge
+// whose clock crosses the wrap during a call estimates exactly as one that
+// does not.
+func TestEstimatorAcrossTheSendTimeWrap(t *testing.T) {
+	const wrap = int64(1) << 32 * 1000 // ns
+	for _, c := range []struct {
+		growth int64
+		loss   float64
+	}{{0, 0}, {4000, 0}, {0, 0.05}} {
+		est0, acked0 := bweSimAt(t, 0, 800_000, 5, c.growth, c.loss)
+		for _, t0 := range []int64{wrap - 2_500_000_000, 3*wrap - 1_000_000} {
+			est, acked := bweSimAt(t, t0, 800_000, 5, c.growth, c.loss)
+			if est != est0 || acked != acked0 {
+				t.Errorf("queue growth %d µs, loss %v, clock from %d ns: estimate %d, acknowledged %.0f; from 0: %d, %.0f",
+					c.growth, c.loss, t0, est, acked, est0, acked0)
+			}
+		}
 	}
 }
 
