@@ -7,43 +7,50 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 )
 
-// videoFlowing is a JS expression: is pid's camera video playing on this page?
-func videoFlowing(pid string) string {
+// videoFlowing is a JS expression: is pid's video from source ("camera" or
+// "screen") playing on this page?
+func videoFlowing(pid, source string) string {
 	return fmt.Sprintf(`(() => {
-  const v = document.querySelector('video[data-participant-id=%q][data-source="camera"]:not([data-local])');
+  const v = document.querySelector('video[data-participant-id=%q][data-source=%q]:not([data-local])');
   if (!v) return {ok: false, why: 'no <video> for this participant'};
   const frames = v.getVideoPlaybackQuality().totalVideoFrames;
   return {ok: v.videoWidth > 0 && v.readyState >= 2, w: v.videoWidth, h: v.videoHeight, t: v.currentTime, rs: v.readyState, frames};
-})()`, pid)
+})()`, pid, source)
 }
 
-// expectVideo waits for pid's video on p and checks that it keeps playing:
-// over a 1.5 s window currentTime advances (the spec'd check) and at least 5
-// frames are decoded (currentTime of a MediaStream advances with the clock
-// even when no picture arrives). A window without frames is logged with the
-// WebRTC stats and retried; the video must recover within 8 s.
+// expectVideo waits for pid's camera video on p and checks that it keeps
+// playing (see expectVideoFrom).
 func expectVideo(t *testing.T, p *page, pid string) {
 	t.Helper()
-	prev := p.waitFor(pid+"'s video (videoWidth > 0)", 30*time.Second, videoFlowing(pid))
+	expectVideoFrom(t, p, pid, "camera")
+}
+
+// expectVideoFrom waits for pid's video from source on p and checks that it
+// keeps playing: over a 1.5 s window currentTime advances (the spec'd check)
+// and at least 5 frames are decoded (currentTime of a MediaStream advances with the clock
+// even when no picture arrives). A window without frames is logged with the
+// WebRTC stats and retried; the video must recover within 8 s.
+func expectVideoFrom(t *testing.T, p *page, pid, source string) {
+	t.Helper()
+	prev := p.waitFor(pid+"'s "+source+" video (videoWidth > 0)", 30*time.Second, videoFlowing(pid, source))
 	num := func(m map[string]any, k string) float64 { f, _ := m[k].(float64); return f }
 	deadline := time.Now().Add(8 * time.Second)
 	for {
 		time.Sleep(1500 * time.Millisecond)
-		cur, err := evalJS[map[string]any](p, videoFlowing(pid))
+		cur, err := evalJS[map[string]any](p, videoFlowing(pid, source))
 		if err != nil {
 			t.Fatalf("%s: %v", p.name, err)
 		}
 		dt, df := num(cur, "t")-num(prev, "t"), num(cur, "frames")-num(prev, "frames")
 		if dt >= 0.5 && df >= 5 {
-			t.Logf("%s sees %s: %vx%v, currentTime %.2f → %.2f, frames %v → %v", p.name, pid, cur["w"], cur["h"], num(prev, "t"), num(cur, "t"), num(prev, "frames"), num(cur, "frames"))
+			t.Logf("%s sees %s's %s: %vx%v, currentTime %.2f → %.2f, frames %v → %v", p.name, pid, source, cur["w"], cur["h"], num(prev, "t"), num(cur, "t"), num(prev, "frames"), num(cur, "frames"))
 			return
 		}
-		msg := fmt.Sprintf("%s: %s's video is not advancing over 1.5 s: currentTime %.2f → %.2f, frames %v → %v", p.name, pid, num(prev, "t"), num(cur, "t"), num(prev, "frames"), num(cur, "frames"))
+		msg := fmt.Sprintf("%s: %s's %s video is not advancing over 1.5 s: currentTime %.2f → %.2f, frames %v → %v", p.name, pid, source, num(prev, "t"), num(cur, "t"), num(prev, "frames"), num(cur, "frames"))
 		if time.Now().After(deadline) {
 			t.Fatalf("%s (for 8 s)\n%s", msg, p.debugDump())
 		}
@@ -51,6 +58,85 @@ func expectVideo(t *testing.T, p *page, pid string) {
 		prev = cur
 	}
 }
+
+// audioProbe is a JS expression: pid's microphone as this page plays it —
+// its <audio> element, and the subscriber's inbound-rtp stats for the track
+// that element plays.
+func audioProbe(pid string) string {
+	return fmt.Sprintf(`(async () => {
+  const el = document.querySelector('audio[data-participant-id=%q]');
+  const tr = el && el.srcObject && el.srcObject.getAudioTracks()[0];
+  if (!tr) return {el: !!el, track: false};
+  const st = await window.meridianRoom.getStats();
+  let rtp = null;
+  st.subscriber?.forEach(v => { if (v.type === 'inbound-rtp' && v.kind === 'audio' && v.trackIdentifier === tr.id) rtp = v; });
+  return {el: true, track: true, live: tr.readyState === 'live', playing: !el.paused, rtp: !!rtp,
+    packets: rtp?.packetsReceived ?? 0, samples: rtp?.totalSamplesReceived ?? 0, concealed: rtp?.concealedSamples ?? 0,
+    energy: rtp?.totalAudioEnergy ?? 0, level: rtp?.audioLevel ?? 0, button: !document.getElementById('btn-audio').hidden};
+})()`, pid)
+}
+
+// expectAudio waits (at most 10 s) until pid's microphone is heard on p:
+// over a 1 s window the element plays a live track whose inbound RTP stream
+// received packets, decoded real samples (totalSamplesReceived minus
+// concealedSamples: Chrome keeps counting concealment samples when packets
+// stop) and gained audio energy. Chromium's fake microphone beeps (about
+// +0.2 energy a second), far above silence (the concealment tail gains less
+// than 1e-6).
+func expectAudio(t *testing.T, p *page, pid string) {
+	t.Helper()
+	waitAudio(t, p, pid, true)
+}
+
+// expectSilence waits (at most 10 s) until pid's <audio> on p plays a live
+// track that gains no audio energy over a 1 s window.
+func expectSilence(t *testing.T, p *page, pid string) {
+	t.Helper()
+	waitAudio(t, p, pid, false)
+}
+
+func waitAudio(t *testing.T, p *page, pid string, sound bool) {
+	t.Helper()
+	what := map[bool]string{true: "hear", false: "hear only silence from"}[sound]
+	num := func(m map[string]any, k string) float64 { f, _ := m[k].(float64); return f }
+	deadline := time.Now().Add(10 * time.Second)
+	var prev map[string]any
+	var why string
+	for {
+		cur, err := evalJS[map[string]any](p, audioProbe(pid))
+		if err != nil {
+			t.Fatalf("%s: %v", p.name, err)
+		}
+		if prev != nil {
+			dp, dr := num(cur, "packets")-num(prev, "packets"), (num(cur, "samples")-num(cur, "concealed"))-(num(prev, "samples")-num(prev, "concealed"))
+			de := num(cur, "energy") - num(prev, "energy")
+			got := fmt.Sprintf("%v packets, %v real samples, audio energy +%.3g in 1 s", dp, dr, de)
+			switch {
+			case cur["track"] != true || cur["live"] != true || cur["rtp"] != true:
+				why = fmt.Sprintf("no live remote audio track with inbound-rtp stats: %v", cur)
+			case cur["playing"] != true:
+				why = fmt.Sprintf("the <audio> element is paused (Enable audio button shown: %v)", cur["button"])
+			case sound && (dp <= 0 || dr <= 0):
+				why = "no audio arriving: " + got
+			case sound && de <= minAudioEnergy:
+				why = fmt.Sprintf("silence: %s (want > %g)", got, minAudioEnergy)
+			case !sound && de > minAudioEnergy:
+				why = fmt.Sprintf("sound: %s (want ≤ %g)", got, minAudioEnergy)
+			default:
+				t.Logf("%s: %s %s: %s", p.name, what, pid, got)
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not %s %s (for 10 s): %s\n%s", p.name, what, pid, why, p.debugDump())
+		}
+		prev = cur
+		time.Sleep(time.Second)
+	}
+}
+
+// minAudioEnergy is the totalAudioEnergy a second of silence stays under.
+const minAudioEnergy = 0.01
 
 type sessionView struct {
 	ID           string `json:"id"`
@@ -118,21 +204,18 @@ func TestMeetingTwoBrowsers(t *testing.T) {
 	a := newPage(t, ctx, "A")
 	a.screenshotOnFailure(t)
 	b := newPage(t, ctx, "B")
-	a.navigate(s.meetURL(room, s.rtcToken(room, "alice", true), "A"))
-	b.navigate(s.meetURL(room, s.rtcToken(room, "bob", false), "B"))
+	// B allows the camera a moment after the page asks, so alice's tracks
+	// reach B before it captures anything (its first play() of her audio is
+	// refused by the autoplay policy; the page must play it once B captures).
+	b.answerDevicePromptAfter(2 * time.Second)
+	a.openMeeting(s.meetURL(room, s.rtcToken(room, "alice", true), "A"))
+	b.openMeeting(s.meetURL(room, s.rtcToken(room, "bob", false), "B"))
 
 	expectVideo(t, a, "bob")
 	expectVideo(t, b, "alice")
-	// Audio arrives too (an <audio> per remote microphone track).
-	for _, c := range []struct {
-		p   *page
-		pid string
-	}{{a, "bob"}, {b, "alice"}} {
-		c.p.waitFor(c.pid+"'s audio", 10*time.Second, fmt.Sprintf(`(() => {
-  const el = document.querySelector('audio[data-participant-id=%q]');
-  return {ok: !!el && !!el.srcObject && el.srcObject.getAudioTracks()[0]?.readyState === 'live'};
-})()`, c.pid))
-	}
+	// They hear each other: audio samples with energy arrive.
+	expectAudio(t, a, "bob")
+	expectAudio(t, b, "alice")
 
 	// The token's moderation right shows up as controls for A only.
 	a.waitFor("moderator controls for bob", 10*time.Second,
@@ -192,8 +275,11 @@ func TestMeetingTwoBrowsers(t *testing.T) {
 	t.Logf("B after a refused resume: %v", v["events"])
 	expectVideo(t, a, "bob")
 	expectVideo(t, b, "alice")
+	expectAudio(t, a, "bob")
+	expectAudio(t, b, "alice")
 
-	// Moderator mutes bob: B's microphone goes off and A sees it muted.
+	// Moderator mutes bob: B's microphone goes off, A sees it muted and no
+	// longer hears bob.
 	if _, err := evalJS[bool](a, `(() => { const r = window.meridianRoom, orig = r.muteParticipant.bind(r); window.testMuteCalls = [];
   r.muteParticipant = (id, kind) => { testMuteCalls.push(id + '/' + kind); return orig(id, kind); }; return true; })()`); err != nil {
 		t.Fatal(err)
@@ -206,6 +292,7 @@ func TestMeetingTwoBrowsers(t *testing.T) {
 		`({ok: window.meridianRoom.micEnabled === false && document.getElementById('btn-mic').getAttribute('aria-pressed') === 'true'})`)
 	a.waitFor("bob's microphone shown muted on A", 10*time.Second,
 		`({ok: window.meridianRoom.participants().find(p => p.participantId === 'bob')?.tracks.some(t => t.source === 'microphone' && t.muted) === true})`)
+	expectSilence(t, a, "bob")
 
 	// Both leave; the session ends.
 	for _, p := range []*page{a, b} {
@@ -242,8 +329,8 @@ func TestMeetingRelayOnly(t *testing.T) {
 	a := newPage(t, ctx, "A")
 	a.screenshotOnFailure(t)
 	b := newPage(t, ctx, "B")
-	a.navigate(s.meetURL(room, s.rtcToken(room, "alice", false), "A", "relay", "1"))
-	b.navigate(s.meetURL(room, s.rtcToken(room, "bob", false), "B", "relay", "1"))
+	a.openMeeting(s.meetURL(room, s.rtcToken(room, "alice", false), "A", "relay", "1"))
+	b.openMeeting(s.meetURL(room, s.rtcToken(room, "bob", false), "B", "relay", "1"))
 	expectVideo(t, a, "bob")
 	expectVideo(t, b, "alice")
 
@@ -292,12 +379,18 @@ func TestJoinErrorsShown(t *testing.T) {
 	other := s.createRoom()
 	open := s.createRoom()
 
+	// Each refusal with the exact status and message the join API gives.
 	cases := []struct {
-		name, room, token, want string
+		name, room, token string
+		status            int
+		message           string
 	}{
-		{"deactivated room", deactivated, s.rtcToken(deactivated, "alice", false), "has been deactivated"},
-		{"token for another room", open, s.rtcToken(other, "alice", false), ""},
-		{"expired token", open, mint(t, tokenOpts{roles: []string{"rtc"}, perms: []string{"allow_join"}, room: open, ttl: time.Minute, issuedAgo: 10 * time.Minute}), ""},
+		{"deactivated room", deactivated, s.rtcToken(deactivated, "alice", false),
+			403, fmt.Sprintf("room %q has been deactivated", deactivated)},
+		{"token for another room", open, s.rtcToken(other, "alice", false),
+			403, fmt.Sprintf("this token is scoped to room %q", other)},
+		{"expired token", open, mint(t, tokenOpts{roles: []string{"rtc"}, perms: []string{"allow_join"}, room: open, ttl: time.Minute, issuedAgo: 10 * time.Minute}),
+			401, "token has expired"},
 	}
 	p := newPage(t, ctx, "A")
 	p.screenshotOnFailure(t)
@@ -308,26 +401,26 @@ func TestJoinErrorsShown(t *testing.T) {
 			Message    string `json:"message"`
 		}
 		st, body := s.call("POST", "/v2/rooms/"+c.room+"/join", c.token, map[string]string{"name": "A"}, &apiErr)
-		if st < 400 || apiErr.Message == "" {
-			t.Errorf("%s: the join API answered %d %s; want a 4xx with a message", c.name, st, body)
+		if st != c.status || apiErr.StatusCode != c.status || apiErr.Message != c.message {
+			t.Errorf("%s: the join API answered %d %s; want %d with message %q", c.name, st, body, c.status, c.message)
 			continue
 		}
-		if !strings.Contains(apiErr.Message, c.want) {
-			t.Errorf("%s: API message %q lacks %q", c.name, apiErr.Message, c.want)
-		}
-		p.navigate(s.meetURL(c.room, c.token, "A"))
+		p.openMeeting(s.meetURL(c.room, c.token, "A"))
 		v := p.waitFor(c.name+": the error banner", 15*time.Second, `(() => {
   const b = document.getElementById('banner');
-  return {ok: !b.hidden, text: document.getElementById('banner-text').textContent};
+  return {ok: !b.hidden, text: document.getElementById('banner-text').textContent, state: window.meridianRoom?.state,
+    overlay: document.getElementById('overlay').hidden ? '' : document.getElementById('overlay-text').textContent,
+    rejoin: !document.getElementById('rejoin').hidden, videos: document.querySelectorAll('video').length};
 })()`)
-		if got := v["text"].(string); got != apiErr.Message {
-			t.Errorf("%s: banner %q, want the server's message %q", c.name, got, apiErr.Message)
-		} else {
-			t.Logf("%s: page shows %q (HTTP %d)", c.name, got, st)
+		// The page shows the server's message, says it could not join, offers
+		// no Rejoin (a 4xx will not change by retrying) and shows no video.
+		if v["text"] != c.message {
+			t.Errorf("%s: banner %q, want the server's message %q", c.name, v["text"], c.message)
 		}
-		if videos, err := evalJS[int](p, `document.querySelectorAll('video').length`); err != nil || videos != 0 {
-			t.Errorf("%s: %d video tiles after a refused join (err %v)", c.name, videos, err)
+		if v["state"] != "left" || v["overlay"] != "Could not join the meeting." || v["rejoin"] != false || v["videos"] != float64(0) {
+			t.Errorf("%s: after the refusal the page shows %v; want room.state 'left', the overlay \"Could not join the meeting.\", no Rejoin button and no video", c.name, v)
 		}
+		t.Logf("%s: page shows %q (HTTP %d)", c.name, v["text"], st)
 	}
 }
 
@@ -344,10 +437,10 @@ func TestLobbyAndControls(t *testing.T) {
 	a := newPage(t, ctx, "A")
 	a.screenshotOnFailure(t)
 	c := newPage(t, ctx, "C")
-	a.navigate(s.meetURL(room, s.rtcToken(room, "alice", true), "A"))
+	a.openMeeting(s.meetURL(room, s.rtcToken(room, "alice", true), "A"))
 	a.waitFor("A joined", 15*time.Second, `({ok: window.meridianRoom?.state === 'joined'})`)
 	guest := mint(t, tokenOpts{roles: []string{"rtc"}, perms: []string{"ask_join"}, room: room, partID: "carol"})
-	c.navigate(s.meetURL(room, guest, "C"))
+	c.openMeeting(s.meetURL(room, guest, "C"))
 	c.waitFor("C in the lobby", 15*time.Second,
 		`({ok: window.meridianRoom?.state === 'lobby' && !document.getElementById('overlay').hidden, text: document.getElementById('overlay-text').textContent})`)
 	a.waitFor("the lobby request on A", 10*time.Second,
@@ -381,12 +474,8 @@ func TestLobbyAndControls(t *testing.T) {
 	if err := c.click("#btn-screen"); err != nil {
 		t.Fatal(err)
 	}
-	v := c.waitFor("C sharing", 10*time.Second, `({ok: window.meridianRoom.screenSharing === true, banner: document.getElementById('banner').hidden ? '' : document.getElementById('banner-text').textContent})`)
-	_ = v
-	a.waitFor("carol's screen on A", 20*time.Second, `(() => {
-  const v = document.querySelector('video[data-participant-id="carol"][data-source="screen"]');
-  return {ok: !!v && v.videoWidth > 0, w: v?.videoWidth};
-})()`)
+	c.waitFor("C sharing", 10*time.Second, `({ok: window.meridianRoom.screenSharing === true, banner: document.getElementById('banner').hidden ? '' : document.getElementById('banner-text').textContent})`)
+	expectVideoFrom(t, a, "carol", "screen")
 	if err := c.click("#btn-screen"); err != nil {
 		t.Fatal(err)
 	}

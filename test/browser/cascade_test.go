@@ -34,8 +34,8 @@ type cascadeMeeting struct {
 
 // startCascadeMeeting starts the cluster, puts alice (eu-west) and bob
 // (ca-east) in one room through the meeting page and checks that they are
-// on different edges (a paris one and montreal-1) and see each other's
-// video, which then crosses the cascade between the two edges.
+// on different edges (a paris one and montreal-1) and see and hear each
+// other, through the cascade between the two edges.
 func startCascadeMeeting(t *testing.T, ctx context.Context, edges []edgeSpec) *cascadeMeeting {
 	t.Helper()
 	cl := startCluster(t, edges...)
@@ -46,10 +46,10 @@ func startCascadeMeeting(t *testing.T, ctx context.Context, edges []edgeSpec) *c
 	m.bob.screenshotOnFailure(t)
 
 	// alice first: the room's home edge is in eu-west.
-	m.alice.navigate(cl.meetURL(m.room, cl.rtcToken(m.room, "alice"), "Alice", "eu-west"))
+	m.alice.openMeeting(cl.meetURL(m.room, cl.rtcToken(m.room, "alice"), "Alice", "eu-west"))
 	v := m.alice.waitFor("alice joined", 20*time.Second, roomState)
 	m.aliceEdge = v["edge"].(string)
-	m.bob.navigate(cl.meetURL(m.room, cl.rtcToken(m.room, "bob"), "Bob", "ca-east"))
+	m.bob.openMeeting(cl.meetURL(m.room, cl.rtcToken(m.room, "bob"), "Bob", "ca-east"))
 	v = m.bob.waitFor("bob joined", 20*time.Second, roomState)
 	m.bobEd = v["edge"].(string)
 	t.Logf("alice is on %s, bob on %s", m.aliceEdge, m.bobEd)
@@ -66,6 +66,8 @@ func startCascadeMeeting(t *testing.T, ctx context.Context, edges []edgeSpec) *c
 	}
 	expectVideo(t, m.alice, "bob")
 	expectVideo(t, m.bob, "alice")
+	expectAudio(t, m.alice, "bob")
+	expectAudio(t, m.bob, "alice")
 	return m
 }
 
@@ -296,8 +298,16 @@ func (m *cascadeMeeting) checkMoved(t *testing.T, from, to, reason, published st
 	if strings.Contains(ev, "participant-left") || strings.Contains(ev, "participant-joined") {
 		t.Errorf("alice saw bob leave/join during her move: %s", ev)
 	}
-	bobEvents, _ := evalJS[[]string](m.bob, `window.testEvents`)
+	// bob stays in touch with alice through the cascade: her tracks are
+	// replaced, she never leaves.
+	bobEvents, err := evalJS[[]string](m.bob, `window.testEvents`)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("bob's SDK events during alice's move: %v", bobEvents)
+	if slices.ContainsFunc(bobEvents, func(e string) bool { return strings.HasPrefix(e, "participant-") }) {
+		t.Errorf("bob saw alice leave or join during her move: %v", bobEvents)
+	}
 
 	// The control plane placed the room on the new edge: the audit lists it.
 	if id, err := m.cl.ongoingSession(m.room); err == nil {
@@ -348,11 +358,14 @@ func TestCascadeEdgeFailover(t *testing.T) {
 		t.Errorf("video flowing both ways took %v after the kill; want ≤ 20 s", took.Round(10*time.Millisecond))
 	}
 	m.checkMoved(t, from, to, "socket-closed", "camera,microphone,screen")
+	expectAudio(t, m.alice, "bob")
+	expectAudio(t, m.bob, "alice")
 	// The screen share, published again from the same capture, reaches bob.
 	v := m.bob.waitFor("alice's screen on bob's page again", 20*time.Second,
 		`(() => { const s = `+screenShown+`; const v = document.querySelector('video[data-participant-id="alice"][data-source="screen"]');
   return {...s, ok: s.ok && v.srcObject.getVideoTracks()[0] !== window.testOldScreen}; })()`)
 	t.Logf("bob sees alice's screen again: %v", v)
+	expectVideoFrom(t, m.bob, "alice", "screen")
 }
 
 // screenShown is a JS expression: alice's screen share plays on this page.

@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -21,12 +19,10 @@ import (
 	"testing"
 	"time"
 
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 
 	"github.com/meridian-video/meridian/control/auth"
-	"github.com/meridian-video/meridian/web"
 )
 
 const (
@@ -151,14 +147,12 @@ func tail(s string, lines int) string {
 
 // devServer is a `meridian dev` child process.
 type devServer struct {
-	t       *testing.T
-	URL     string // the API (and, when it mounts web.Register, the page)
-	PageURL string // where /meet is served (URL, or the in-test harness)
-	Harness bool   // true when the binary does not serve /meet yet
-	out     *lockedBuffer
-	client  *http.Client
-	proc    *os.Process
-	exited  chan error
+	t      *testing.T
+	URL    string // the API, the meeting page (/meet) and the SDK (/sdk)
+	out    *lockedBuffer
+	client *http.Client
+	proc   *os.Process
+	exited chan error
 }
 
 func freePort(t *testing.T) int {
@@ -231,38 +225,7 @@ func startDev(t *testing.T) *devServer {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-
-	// Does the binary serve the meeting page (web.Register mounted)?
-	s.PageURL = s.URL
-	resp, err := s.client.Get(s.URL + "/meet/abc-defg-hij")
-	if err == nil {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`name="meridian-room-id"`)) {
-			err = fmt.Errorf("GET /meet/abc-defg-hij: %d", resp.StatusCode)
-		}
-	}
-	if err != nil {
-		t.Logf("meridian dev does not serve /meet (%v): serving web/ from an in-test proxy in front of it", err)
-		s.PageURL = startHarness(t, s.URL)
-		s.Harness = true
-	}
 	return s
-}
-
-// startHarness serves web.Register and proxies everything else (the API) to
-// api, so the page and the API share an origin as they do in the binary.
-func startHarness(t *testing.T, api string) string {
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	web.Register(app, web.Config{})
-	target, _ := url.Parse(api)
-	mux := http.NewServeMux()
-	mux.Handle("/meet/", adaptor.FiberApp(app))
-	mux.Handle("/sdk/", adaptor.FiberApp(app))
-	mux.Handle("/", httputil.NewSingleHostReverseProxy(target))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv.URL
 }
 
 // call does an API request and decodes the JSON answer into out (if non-nil).
@@ -346,7 +309,7 @@ func (s *devServer) meetURL(room, token, name string, extra ...string) string {
 	for i := 0; i+1 < len(extra); i += 2 {
 		q.Set(extra[i], extra[i+1])
 	}
-	return s.PageURL + "/meet/" + room + "?" + q.Encode()
+	return s.URL + "/meet/" + room + "?" + q.Encode()
 }
 
 // --------------------------------------------------------------- browsers
@@ -419,6 +382,46 @@ func (p *page) navigate(u string) {
 	p.t.Helper()
 	if err := p.run(chromedp.Navigate(u)); err != nil {
 		p.t.Fatalf("%s: navigate: %v", p.name, err)
+	}
+}
+
+// openMeeting opens a meeting link as a user does and first checks that the
+// binary itself served everything the page runs: the document is the meeting
+// page of the link's room (HTTP 200), and its script and the SDK it imports
+// came from the same origin's /meet/assets/meet.js and /sdk/meridian.js, and
+// the SDK ran (window.Meridian.Room). A broken route fails here at once.
+func (p *page) openMeeting(link string) {
+	p.t.Helper()
+	u, err := url.Parse(link)
+	if err != nil || !strings.HasPrefix(u.Path, "/meet/") {
+		p.t.Fatalf("%s: %q is not a meeting link", p.name, link)
+	}
+	p.navigate(link)
+	p.waitFor("the meeting page and the SDK from "+u.Host, 10*time.Second, fmt.Sprintf(`(() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const res = performance.getEntriesByType('resource');
+  const served = (path) => res.some(e => e.name === %[1]q + path && (e.responseStatus === 200 || e.responseStatus === 304));
+  const out = {status: nav?.responseStatus, room: document.querySelector('meta[name="meridian-room-id"]')?.content || '',
+    script: served('/meet/assets/meet.js'), sdk: served('/sdk/meridian.js'), sdkRan: typeof window.Meridian?.Room === 'function',
+    resources: res.map(e => e.name + ' ' + e.responseStatus)};
+  out.ok = out.status === 200 && out.room === %[2]q && out.script && out.sdk && out.sdkRan;
+  return out;
+})()`, u.Scheme+"://"+u.Host, strings.TrimPrefix(u.Path, "/meet/")))
+}
+
+// answerDevicePromptAfter makes every getUserMedia on p's next documents
+// resolve d later, as when a person takes a moment to allow the camera and
+// microphone: the others' tracks then arrive before p captures anything.
+func (p *page) answerDevicePromptAfter(d time.Duration) {
+	p.t.Helper()
+	script := fmt.Sprintf(`(() => { const md = navigator.mediaDevices; if (!md) return; const gum = md.getUserMedia.bind(md);
+  md.getUserMedia = (c) => new Promise((r) => setTimeout(r, %d)).then(() => gum(c)); })()`, d.Milliseconds())
+	err := p.run(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: script})
+		return err
+	}))
+	if err != nil {
+		p.t.Fatalf("%s: add init script: %v", p.name, err)
 	}
 }
 

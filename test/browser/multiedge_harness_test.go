@@ -222,7 +222,7 @@ func startCluster(t *testing.T, edges ...edgeSpec) *cluster {
 		t.Fatalf("create API key: %d %s", resp.StatusCode, b)
 	}
 	cl.key, cl.secret = created.APIKey, created.Secret
-	cl.api = &devServer{t: t, URL: cl.URL, PageURL: cl.URL, out: cl.control.out, client: &http.Client{Timeout: 10 * time.Second}}
+	cl.api = &devServer{t: t, URL: cl.URL, out: cl.control.out, client: &http.Client{Timeout: 10 * time.Second}}
 
 	for _, e := range edges {
 		edgeHTTP := freePort(t)

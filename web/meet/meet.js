@@ -303,7 +303,18 @@ function attachAudio(pid, trackId, track) {
   $('audio-sink').appendChild(a);
   audios.set(trackId, a);
   const p = a.play();
-  if (p) p.catch(() => { $('btn-audio').hidden = false; });
+  if (p) p.catch(() => { if (a.paused) $('btn-audio').hidden = false; });
+}
+
+// Chromium lets a page that captures the camera or microphone play sound
+// without a click, so an <audio> refused before the local devices started
+// (the others' tracks often arrive first) can play once they have.
+function retryAudio() {
+  const paused = [...audios.values()].filter((a) => a.paused);
+  if (!paused.length) return;
+  Promise.allSettled(paused.map((a) => a.play())).then((rs) => {
+    if (rs.every((r) => r.status === 'fulfilled')) $('btn-audio').hidden = true;
+  });
 }
 
 $('btn-audio').addEventListener('click', () => {
@@ -320,7 +331,10 @@ function wire(r) {
     refreshAll();
   });
   r.on('local-track', ({ source }) => {
-    if (source === 'camera' || source === 'microphone') attachLocal();
+    if (source === 'camera' || source === 'microphone') {
+      attachLocal();
+      retryAudio();
+    }
     if (source === 'screen' && r.screenStream) {
       const t = ensureTile(r.participantId || 'me', 'screen', { local: true });
       attachVideo(t, r.screenStream.getVideoTracks()[0]);
