@@ -125,9 +125,34 @@ func (c *conn) writeLoop() {
 				return
 			}
 			if err := c.ws.WriteMessage(fws.TextMessage, frame); err != nil {
+				c.writeFailed()
 				return
 			}
 		}
+	}
+}
+
+// readerDrain bounds how long a failed write leaves the socket open for the
+// reader (see writeFailed).
+const readerDrain = time.Second
+
+// writeFailed: the peer is gone (reset, broken pipe) or stalled. What it
+// sent before it went may still wait in the socket, typically `leave`
+// followed by a close that reset the connection because frames for it were
+// unread; closing the socket now would throw that away and the member would
+// wait out its resume grace instead of leaving. So nothing more is queued,
+// and the socket stays open until the reader is done with it (it sees the
+// reset after the buffered frames), for at most readerDrain.
+func (c *conn) writeFailed() {
+	c.mu.Lock()
+	c.closing, c.dead = true, true
+	c.queue = nil
+	c.mu.Unlock()
+	t := time.NewTimer(readerDrain)
+	defer t.Stop()
+	select {
+	case <-c.kill:
+	case <-t.C:
 	}
 }
 

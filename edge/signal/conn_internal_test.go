@@ -1,0 +1,69 @@
+package signal
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	fws "github.com/fasthttp/websocket"
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+)
+
+// TestFramesSentBeforeAResetAreRead: a client sends `leave` and closes its
+// socket while frames for it are unread, so the close resets the
+// connection. A write to it fails; the frames it sent before going must
+// still be read (the chaos suite saw such a leave lost: the member waited
+// out its 30 s resume grace instead of leaving). The server side here runs
+// in a fixed order: the write fails first, then the handler reads.
+func TestFramesSentBeforeAResetAreRead(t *testing.T) {
+	reset := make(chan struct{})
+	got := make(chan string, 1)
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get("/rtc", websocket.New(func(ws *websocket.Conn) {
+		c := newConn(ws, 16, time.Second)
+		go c.writeLoop()
+		defer func() { c.close(); <-c.done }()
+		c.send([]byte(`{"type":"pong"}`)) // unread by the client
+		<-reset
+		// A write to the reset peer fails.
+		deadline := time.Now().Add(5 * time.Second)
+		for c.send([]byte(`{"type":"pong"}`)) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			got <- "read: " + err.Error()
+			return
+		}
+		got <- string(data)
+	}))
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = app.Listener(ln) }()
+	t.Cleanup(func() { _ = app.Shutdown() })
+
+	ws, _, err := fws.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/rtc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the server's frame is in our receive buffer, unread
+	if err := ws.WriteMessage(fws.TextMessage, []byte(`{"type":"leave"}`)); err != nil {
+		t.Fatal(err)
+	}
+	tcp := ws.UnderlyingConn().(*net.TCPConn)
+	_ = tcp.SetLinger(0) // close with a reset, as a close with unread data does
+	_ = tcp.Close()
+	close(reset)
+	select {
+	case s := <-got:
+		if s != `{"type":"leave"}` {
+			t.Fatalf("the server got %q, want the leave the client sent before it reset the connection", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server handler did not finish")
+	}
+}
