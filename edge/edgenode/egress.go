@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -78,6 +79,7 @@ func (n *Node) mountEgress(app fiber.Router) {
 	app.Post(edgeapi.EgressStopPath, n.checkInternal, n.handleEgressStop)
 	app.Post(edgeapi.EgressStatusPath, n.checkInternal, n.handleEgressStatus)
 	app.Post(edgeapi.EgressCapturePath, n.checkInternal, n.handleEgressCapture)
+	app.Post(edgeapi.EgressDeletePath, n.checkInternal, n.handleEgressDelete)
 	var hls fiber.Handler = func(c *fiber.Ctx) error { return egressFail(c, http.StatusNotFound, "no such stream", "") }
 	if n.egress != nil {
 		hls = adaptor.HTTPHandler(http.StripPrefix(strings.TrimSuffix(edgeapi.EgressHLSPrefix, "/"), n.egress.HLSHandler()))
@@ -228,6 +230,46 @@ func (n *Node) handleEgressCapture(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderContentType, ctype)
 	return c.Send(img)
+}
+
+// handleEgressDelete: POST EgressDeletePath, EgressDelete → {"deleted": n}.
+// Everything is checked before anything is removed.
+func (n *Node) handleEgressDelete(c *fiber.Ctx) error {
+	if !n.egressReady(c, false) {
+		return nil
+	}
+	var req edgeapi.EgressDelete
+	if !decodeBody(c, &req) {
+		return nil
+	}
+	if req.ID == "" && len(req.Files) == 0 {
+		return egressFail(c, http.StatusBadRequest, "id or files is required", "id")
+	}
+	targets := make([]storage.Target, len(req.Files))
+	for i, f := range req.Files {
+		t, err := storage.Find(n.cfg.Egress.Storage, f.Storage)
+		if err != nil {
+			return egressFail(c, http.StatusBadRequest, err.Error(), fmt.Sprintf("files[%d].storage", i))
+		}
+		if _, err := storage.CleanKey(f.Key); err != nil {
+			return egressFail(c, http.StatusBadRequest, err.Error(), fmt.Sprintf("files[%d].key", i))
+		}
+		targets[i] = t
+	}
+	if req.ID != "" {
+		if st, ok := n.egress.Status(req.ID); ok && !st.State.Final() {
+			return egressFail(c, http.StatusConflict, "job is still "+string(st.State)+"; stop it first", "")
+		}
+		if err := n.egress.Forget(req.ID); err != nil && !errors.Is(err, egress.ErrJobNotFound) {
+			return n.egressError(c, err)
+		}
+	}
+	for i, f := range req.Files {
+		if err := targets[i].Delete(c.UserContext(), f.Key); err != nil {
+			return n.egressError(c, err)
+		}
+	}
+	return c.JSON(fiber.Map{"deleted": len(req.Files)})
 }
 
 // stopRoomEgress stops the jobs of a room the control plane closes, then

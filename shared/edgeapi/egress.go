@@ -1,5 +1,7 @@
 package edgeapi
 
+import "github.com/meridian-video/meridian/shared/egressapi"
+
 // Egress jobs (recordings, RTMP out, HLS) run on the edge that holds the
 // room's media; the control plane owns the replicated job record.
 //
@@ -10,6 +12,7 @@ package edgeapi
 //	POST EgressStopPath     body EgressStop       → 200 egressapi.Status
 //	POST EgressStatusPath   body EgressStop       → 200 egressapi.Status
 //	POST EgressCapturePath  body EgressCapture    → 200 image bytes (Content-Type image/jpeg|png)
+//	POST EgressDeletePath   body EgressDelete     → 200 {"deleted": <files removed or already gone>}
 //
 // Errors are JSON EgressError with the HTTP status the REST API should
 // answer: 400 (Field names the request field, or no storage allowed for
@@ -42,6 +45,8 @@ const (
 	EgressStopPath    = "/internal/v1/egress/stop"
 	EgressStatusPath  = "/internal/v1/egress/status"
 	EgressCapturePath = "/internal/v1/egress/capture"
+	// EgressDeletePath (additive): forget a deleted job, remove its files.
+	EgressDeletePath = "/internal/v1/egress/delete"
 
 	EventEgressStatus = "egress-status"
 
@@ -67,6 +72,17 @@ type EgressCapture struct {
 	// Time, when set, grabs the picture this many seconds into an HLS
 	// stream instead of the live one (REST "time").
 	Time *float64 `json:"time,omitempty"`
+}
+
+// EgressDelete removes what the edge keeps of a deleted job: with ID, the
+// ended job itself and its HLS playlists and segments (409 while it still
+// runs); with Files, those stored files, from the edge's storage targets
+// of those names (local files live on the edge's disk, so only the edge
+// can remove them; 400 naming the field for an unknown target or a bad
+// key). Idempotent: an unknown id or a missing file is not an error.
+type EgressDelete struct {
+	ID    string              `json:"id,omitempty"`
+	Files []egressapi.FileRef `json:"files,omitempty"`
 }
 
 // EgressError is the body of a failed egress call.

@@ -367,6 +367,33 @@ func TestEgressThroughEdge(t *testing.T) {
 		h, ok := s.tap.final("hls-1")
 		return ok && h.State == egressapi.StateStopped
 	})
+
+	// Deleting: an unknown target is refused before anything is removed;
+	// then the HLS stream and the recording (job and file) go.
+	code, body, _ = s.call(t, edgeapi.EgressDeletePath, edgeapi.EgressDelete{ID: "hls-1", Files: []egressapi.FileRef{{Storage: "nope", Key: "x"}}})
+	wantError(t, "delete from an unknown target", code, body, 400, "files[0].storage", "nope")
+	if resp, _ := get(t, base+"/live.m3u8", nil); resp.StatusCode != 200 {
+		t.Fatalf("a refused delete removed the HLS stream: %d", resp.StatusCode)
+	}
+	if code, body, _ = s.call(t, edgeapi.EgressDeletePath, edgeapi.EgressDelete{ID: "hls-1"}); code != 200 {
+		t.Fatalf("delete hls: %d %s", code, body)
+	}
+	if resp, _ := get(t, base+"/live.m3u8", nil); resp.StatusCode != 404 {
+		t.Fatalf("deleted HLS stream still served: %d", resp.StatusCode)
+	}
+	ref := egressapi.FileRef{Storage: f.Storage, Key: f.Key}
+	if code, body, _ = s.call(t, edgeapi.EgressDeletePath, edgeapi.EgressDelete{ID: "rec-1", Files: []egressapi.FileRef{ref}}); code != 200 {
+		t.Fatalf("delete recording: %d %s", code, body)
+	}
+	if resp, _ := get(t, u, nil); resp.StatusCode != 404 {
+		t.Fatalf("deleted recording still downloads: %d", resp.StatusCode)
+	}
+	if _, ok := s.edge.Egress().Status("rec-1"); ok {
+		t.Fatal("deleted job still known to the edge")
+	}
+	if code, body, _ = s.call(t, edgeapi.EgressDeletePath, edgeapi.EgressDelete{ID: "rec-1", Files: []egressapi.FileRef{ref}}); code != 200 {
+		t.Fatalf("deleting again: %d %s", code, body)
+	}
 }
 
 // TestEgressStopsWithRoomAndEdge: a room the control plane closes stops
@@ -399,6 +426,8 @@ func TestEgressStopsWithRoomAndEdge(t *testing.T) {
 	if st, _ := s.edge.Egress().Status("rec-b"); st.State != egressapi.StateRunning {
 		t.Fatalf("the other room's job is %s", st.State)
 	}
+	code, body, _ = s.call(t, edgeapi.EgressDeletePath, edgeapi.EgressDelete{ID: "rec-b"})
+	wantError(t, "delete a running job", code, body, 409, "", "stop it first")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
