@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/jpeg"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -40,8 +42,14 @@ type recHooks struct {
 }
 
 type recHook struct {
-	Type string            `json:"webhookType"`
-	Data map[string]string `json:"data"`
+	Type string         `json:"webhookType"`
+	Data map[string]any `json:"data"`
+}
+
+// field is a string field of the data.
+func (h recHook) field(name string) string {
+	v, _ := h.Data[name].(string)
+	return v
 }
 
 func newRecHooks(t *testing.T) *recHooks {
@@ -322,38 +330,95 @@ func recWait(t *testing.T, what string, bound time.Duration, cond func() (bool, 
 // job ends stopped with a fileUrl that downloads (no credentials) an MP4
 // with audio and video, and a real HTTP receiver gets the recording
 // webhooks in lifecycle order with the documented payloads.
-func TestRecordingThroughRESTWithRealProcesses(t *testing.T) {
-	video, audio := egresstest.Media(t) // fails without ffmpeg under MERIDIAN_REQUIRE_FFMPEG=1
-	hooks := newRecHooks(t)
+// recWorld is one control process and one edge process with egress, a
+// webhook receiver and the test media.
+type recWorld struct {
+	rest         recAPI
+	key          procs.APIKey
+	hooks        *recHooks
+	video, audio string
+}
+
+func startRecWorld(t *testing.T) *recWorld {
+	t.Helper()
+	w := &recWorld{hooks: newRecHooks(t)}
+	w.video, w.audio = egresstest.Media(t) // fails without ffmpeg under MERIDIAN_REQUIRE_FFMPEG=1
 	cl := procs.StartCluster(t, procs.ClusterOptions{Nodes: 1, Args: []string{"--webhook-allow-http", "--webhook-allow-private", "127.0.0.1/32"}})
 	edge := procs.StartEdge(t, procs.EdgeOptions{ID: "rec-edge", Region: "eu-west", Controls: cl.URLs(), EdgeToken: cl.EdgeToken,
 		Args: []string{"--data", t.TempDir()}})
 	edge.WaitHealthy(t, 30*time.Second)
-	key := cl.NewAPIKey(t, cl.Nodes[0])
-	rest := recAPI{base: cl.Nodes[0].URL, token: key.Crawler(t)}
+	w.key = cl.NewAPIKey(t, cl.Nodes[0])
+	w.rest = recAPI{base: cl.Nodes[0].URL, token: w.key.Crawler(t)}
+	return w
+}
 
+// room creates a room whose webhook gets events, with extra fields.
+func (w *recWorld) room(t *testing.T, custom string, events []string, extra map[string]any) string {
+	t.Helper()
+	body := map[string]any{"customRoomId": custom, "webhook": map[string]any{"endPoint": w.hooks.srv.URL + "/hooks", "events": events}}
+	for k, v := range extra {
+		body[k] = v
+	}
 	var room struct{ RoomID string }
-	if st, b := rest.do(t, "POST", "/v2/rooms", map[string]any{"customRoomId": "recorded",
-		"webhook": map[string]any{"endPoint": hooks.srv.URL + "/hooks", "events": []string{"recording-*"}}}, &room); st != 200 {
+	if st, b := w.rest.do(t, "POST", "/v2/rooms", body, &room); st != 200 {
 		t.Fatalf("create room: %d %s", st, b)
 	}
-	recJoinAndPublish(t, rest, key.RTC(t, "alice"), room.RoomID, "Alice", video, audio)
-	recJoinAndPublish(t, rest, key.RTC(t, "bob"), room.RoomID, "Bob", video, audio)
+	return room.RoomID
+}
+
+// session waits for the room's live session with n participants.
+func (w *recWorld) session(t *testing.T, roomID string, n int) string {
+	t.Helper()
 	var sessionID string
-	recWait(t, "session with two participants", 20*time.Second, func() (bool, string) {
+	recWait(t, fmt.Sprintf("session with %d participants", n), 20*time.Second, func() (bool, string) {
 		var l struct {
 			Data []struct {
 				ID           string
 				Participants []struct{ ParticipantID string }
 			}
 		}
-		st, b := rest.do(t, "GET", "/v2/sessions?roomId="+room.RoomID+"&status=ongoing", nil, &l)
-		if st != 200 || len(l.Data) != 1 || len(l.Data[0].Participants) != 2 {
+		st, b := w.rest.do(t, "GET", "/v2/sessions?roomId="+roomID+"&status=ongoing", nil, &l)
+		if st != 200 || len(l.Data) != 1 || len(l.Data[0].Participants) != n {
 			return false, string(b)
 		}
 		sessionID = l.Data[0].ID
 		return true, ""
 	})
+	return sessionID
+}
+
+func (w *recWorld) publish(t *testing.T, roomID, pid string) *recPublisher {
+	t.Helper()
+	return recJoinAndPublish(t, w.rest, w.key.RTC(t, pid), roomID, "name-"+pid, w.video, w.audio)
+}
+
+// hookTypes lists the received webhook types that start with prefix.
+func (w *recWorld) hookTypes(prefix string) []string {
+	var out []string
+	for _, e := range w.hooks.events() {
+		if strings.HasPrefix(e.Type, prefix) {
+			out = append(out, e.Type)
+		}
+	}
+	return out
+}
+
+func (w *recWorld) hook(typ string) (recHook, bool) {
+	for _, e := range w.hooks.events() {
+		if e.Type == typ {
+			return e, true
+		}
+	}
+	return recHook{}, false
+}
+
+func TestRecordingThroughRESTWithRealProcesses(t *testing.T) {
+	w := startRecWorld(t)
+	rest, hooks := w.rest, w.hooks
+	room := struct{ RoomID string }{w.room(t, "recorded", []string{"recording-*"}, nil)}
+	w.publish(t, room.RoomID, "alice")
+	w.publish(t, room.RoomID, "bob")
+	sessionID := w.session(t, room.RoomID, 2)
 
 	var msg string
 	if st, b := rest.do(t, "POST", "/v2/recordings/start", map[string]any{"roomId": room.RoomID, "config": map[string]any{"layout": map[string]any{"type": "GRID"}, "quality": "low"}}, &msg); st != 200 || msg != "Recording started successfully" {
@@ -437,15 +502,15 @@ func TestRecordingThroughRESTWithRealProcesses(t *testing.T) {
 		return slices.Equal(types, want), fmt.Sprint(types)
 	})
 	for _, e := range hooks.events() {
-		if e.Data["meetingId"] != room.RoomID || e.Data["sessionId"] != sessionID {
+		if e.field("meetingId") != room.RoomID || e.field("sessionId") != sessionID {
 			t.Fatalf("%s payload %v", e.Type, e.Data)
 		}
 		if e.Type == "recording-stopped" {
-			if e.Data["filePath"] != rec.File.FilePath || !strings.Contains(e.Data["fileUrl"], "/egress/files/") {
+			if e.field("filePath") != rec.File.FilePath || !strings.Contains(e.field("fileUrl"), "/egress/files/") {
 				t.Fatalf("recording-stopped payload %v (file %s)", e.Data, rec.File.FilePath)
 			}
 			// The webhook's URL downloads the same file.
-			resp, err := http.Get(e.Data["fileUrl"])
+			resp, err := http.Get(e.field("fileUrl"))
 			if err != nil || resp.StatusCode != 200 {
 				t.Fatalf("webhook fileUrl: %v %v", resp, err)
 			}
@@ -454,5 +519,284 @@ func TestRecordingThroughRESTWithRealProcesses(t *testing.T) {
 	}
 	if hooks.sigs != len(want) {
 		t.Fatalf("%d of %d webhooks signed", hooks.sigs, len(want))
+	}
+}
+
+// recDownload fetches url without credentials into a temp file.
+func recDownload(t *testing.T, url, name string) (string, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("download %s: %d %s", url, resp.StatusCode, body)
+	}
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, body
+}
+
+func recChannels(t *testing.T, path string) string {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=channels,codec_name", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestHLSParticipantTrackMergeAndRTMPThroughREST drives the other job
+// kinds through the REST API against real processes: HLS (object answer,
+// playable playlists at the documented URLs, active, capture), a
+// participant recording and an audio track recording, their merge into a
+// two-channel MP3, and a livestream to an unreachable RTMP server that
+// fails with a reason and livestream-failed.
+func TestHLSParticipantTrackMergeAndRTMPThroughREST(t *testing.T) {
+	w := startRecWorld(t)
+	rest := w.rest
+	roomID := w.room(t, "broadcast", []string{"hls-*", "participant-recording-*", "participant-track-recording-*", "merge-*", "livestream-*"}, nil)
+	w.publish(t, roomID, "alice")
+	w.publish(t, roomID, "bob")
+	sessionID := w.session(t, roomID, 2)
+
+	// HLS.
+	var hls struct {
+		ID, SessionID, RoomID, Status                string
+		PlaybackHlsURL, LivestreamURL, DownstreamURL string
+	}
+	if st, b := rest.do(t, "POST", "/v2/hls/start", map[string]any{"roomId": roomID, "config": map[string]any{"quality": "low"},
+		"hls": map[string]any{"segmentSeconds": 1, "windowSegments": 3}}, &hls); st != 200 || hls.ID == "" || hls.SessionID != sessionID ||
+		!strings.HasSuffix(hls.PlaybackHlsURL, "/index.m3u8") || !strings.HasSuffix(hls.LivestreamURL, "/live.m3u8") || hls.DownstreamURL != hls.PlaybackHlsURL {
+		t.Fatalf("hls start: %d %s", st, b)
+	}
+	recWait(t, "hls-playable", 30*time.Second, func() (bool, string) {
+		_, ok := w.hook("hls-playable")
+		return ok, fmt.Sprint(w.hookTypes("hls-"))
+	})
+	if e, _ := w.hook("hls-playable"); e.field("playbackHlsUrl") != hls.PlaybackHlsURL || e.field("livestreamUrl") != hls.LivestreamURL || e.field("sessionId") != sessionID {
+		t.Fatalf("hls-playable payload %v", e.Data)
+	}
+	for _, u := range []string{hls.PlaybackHlsURL, hls.LivestreamURL} {
+		_, body := recDownload(t, u, "list.m3u8")
+		if !bytes.HasPrefix(body, []byte("#EXTM3U")) {
+			t.Fatalf("%s is not a playlist: %s", u, body)
+		}
+	}
+	var active struct {
+		Code int
+		Data struct{ ID, PlaybackHlsURL string }
+	}
+	if st, b := rest.do(t, "GET", "/v2/hls/broadcast/active", nil, &active); st != 200 || active.Code != 200 || active.Data.ID != hls.ID {
+		t.Fatalf("hls active: %d %s", st, b)
+	}
+	var capture struct {
+		Message, RoomID, FilePath, FileName string
+		FileSize                            int64
+		Meta                                struct {
+			Width, Height int
+			Format        string
+		}
+	}
+	if st, b := rest.do(t, "POST", "/v2/hls/capture", map[string]any{"roomId": roomID}, &capture); st != 200 || capture.Message != "captured thumbnail successfully" ||
+		capture.Meta.Format != "jpg" || capture.FileSize <= 0 || capture.FileName == "" {
+		t.Fatalf("capture: %d %s", st, b)
+	}
+	_, pic := recDownload(t, capture.FilePath, "capture.jpg")
+	if img, err := jpeg.Decode(bytes.NewReader(pic)); err != nil || img.Bounds().Dx() != capture.Meta.Width || int64(len(pic)) != capture.FileSize {
+		t.Fatalf("capture file: %v (%d bytes, meta %+v)", err, len(pic), capture.Meta)
+	}
+
+	// Participant and track recordings.
+	var msg string
+	if st, b := rest.do(t, "POST", "/v2/recordings/participant/start", map[string]any{"roomId": roomID, "participantId": "alice"}, &msg); st != 200 || msg != "participant recording started successfully." {
+		t.Fatalf("participant start: %d %s", st, b)
+	}
+	if st, b := rest.do(t, "POST", "/v2/recordings/participant/track/start", map[string]any{"roomId": roomID, "participantId": "bob", "kind": "audio"}, &msg); st != 200 || msg != "track recording started successfully." {
+		t.Fatalf("track start: %d %s", st, b)
+	}
+	if st, b := rest.do(t, "POST", "/v2/recordings/participant/start", map[string]any{"roomId": roomID, "participantId": "alice"}, nil); st != 409 {
+		t.Fatalf("second recording of alice: %d %s", st, b)
+	}
+	if st, b := rest.do(t, "POST", "/v2/recordings/participant/start", map[string]any{"roomId": roomID, "participantId": "nobody"}, nil); st != 404 {
+		t.Fatalf("recording of an absent participant: %d %s", st, b)
+	}
+	time.Sleep(3 * time.Second) // media time
+	if st, b := rest.do(t, "POST", "/v2/recordings/participant/stop", map[string]any{"roomId": roomID, "participantId": "alice"}, &msg); st != 200 || msg != "participant recording ended successfully." {
+		t.Fatalf("participant stop: %d %s", st, b)
+	}
+	if st, b := rest.do(t, "POST", "/v2/recordings/participant/track/stop", map[string]any{"roomId": roomID, "participantId": "bob", "kind": "audio"}, &msg); st != 200 || msg != "track recording ended successfully." {
+		t.Fatalf("track stop: %d %s", st, b)
+	}
+	type fileT struct {
+		FilePath string
+		FileURL  string `json:"fileUrl"`
+		Type     string
+	}
+	type indT struct {
+		ID, ParticipantID, Kind, Mode, Status, FileFormat string
+		Files                                             []fileT
+	}
+	var parts, tracks struct {
+		PageInfo struct{ Total int }
+		Data     []indT
+	}
+	recWait(t, "participant and track recordings stopped", 60*time.Second, func() (bool, string) {
+		_, b1 := rest.do(t, "GET", "/v2/recordings/participant?roomId="+roomID, nil, &parts)
+		_, b2 := rest.do(t, "GET", "/v2/recordings/participant/track?roomId="+roomID+"&participantId=bob", nil, &tracks)
+		done := len(parts.Data) == 1 && parts.Data[0].Status == "stopped" && len(parts.Data[0].Files) > 0 &&
+			len(tracks.Data) == 1 && tracks.Data[0].Status == "stopped" && len(tracks.Data[0].Files) > 0
+		return done, string(b1) + " " + string(b2)
+	})
+	if p := parts.Data[0]; p.ParticipantID != "alice" || p.Kind != "audio_video" || p.Mode != "participant" || p.FileFormat != "webm" {
+		t.Fatalf("participant recording %+v", p)
+	}
+	if tr := tracks.Data[0]; tr.ParticipantID != "bob" || tr.Kind != "audio" || tr.Mode != "track" {
+		t.Fatalf("track recording %+v", tr)
+	}
+	ppath, _ := recDownload(t, parts.Data[0].Files[0].FileURL, "alice.webm")
+	if pr := egresstest.FFprobe(t, ppath); pr.Codec("video") != "vp8" || pr.Codec("audio") != "opus" {
+		t.Fatalf("participant file: video %q audio %q", pr.Codec("video"), pr.Codec("audio"))
+	}
+	for _, typ := range []string{"participant-recording-", "participant-track-recording-"} {
+		want := []string{typ + "starting", typ + "started", typ + "stopping", typ + "stopped"}
+		recWait(t, typ+"* webhooks", 30*time.Second, func() (bool, string) {
+			got := w.hookTypes(typ)
+			return slices.Equal(got, want), fmt.Sprint(got)
+		})
+	}
+	if e, _ := w.hook("participant-recording-stopped"); e.field("participantId") != "alice" || fmt.Sprint(e.Data["fileDetails"]) == "[]" {
+		t.Fatalf("participant-recording-stopped payload %v", e.Data)
+	}
+	if e, _ := w.hook("participant-track-recording-stopped"); e.field("participantId") != "bob" || e.field("kind") != "audio" {
+		t.Fatalf("participant-track-recording-stopped payload %v", e.Data)
+	}
+
+	// Merge alice's recording (left) with bob's audio track (right).
+	var merge struct {
+		Message   string
+		Recording struct {
+			ID, Status, MeetingID, SessionID string
+			Channel1, Channel2               []struct{ ParticipantID, RecordingID string }
+		}
+	}
+	if st, b := rest.do(t, "POST", "/v2/recordings/participant/merge", map[string]any{"sessionId": sessionID,
+		"channel1": []map[string]string{{"participantId": "alice"}}, "channel2": []map[string]string{{"participantId": "bob"}}}, &merge); st != 200 ||
+		merge.Message != "Merge recording job started successfully." || merge.Recording.MeetingID != roomID || len(merge.Recording.Channel1) != 1 ||
+		merge.Recording.Channel1[0].RecordingID != parts.Data[0].ID || merge.Recording.Channel2[0].RecordingID != tracks.Data[0].ID {
+		t.Fatalf("merge: %d %s", st, b)
+	}
+	var done struct {
+		Status string
+		File   *fileT
+	}
+	recWait(t, "merge completed", 60*time.Second, func() (bool, string) {
+		_, b := rest.do(t, "GET", "/v2/recordings/participant/merge/"+merge.Recording.ID, nil, &done)
+		return done.Status == "completed" && done.File != nil, string(b)
+	})
+	mpath, _ := recDownload(t, done.File.FileURL, "merged.mp3")
+	if got := recChannels(t, mpath); got != "mp3,2" {
+		t.Fatalf("merged file: %q, want a two-channel mp3", got)
+	}
+	var merges struct {
+		PageInfo   struct{ Total int }
+		Recordings []struct{ ID, Status string }
+	}
+	if st, b := rest.do(t, "GET", "/v2/recordings/participant/merge?status=completed&sessionId="+sessionID, nil, &merges); st != 200 || merges.PageInfo.Total != 1 || merges.Recordings[0].ID != merge.Recording.ID {
+		t.Fatalf("merge list: %d %s", st, b)
+	}
+	recWait(t, "merge-recording-completed", 30*time.Second, func() (bool, string) {
+		e, ok := w.hook("merge-recording-completed")
+		return ok && e.field("id") == merge.Recording.ID, fmt.Sprint(w.hookTypes("merge-"))
+	})
+
+	// A livestream to a port nothing listens on fails with a reason.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	if st, b := rest.do(t, "POST", "/v2/livestreams/start", map[string]any{"roomId": roomID, "outputs": []map[string]string{{"url": "rtmp://" + dead + "/live", "streamKey": "secret-key"}}}, &msg); st != 200 || msg != "Livestream started successfully" {
+		t.Fatalf("livestream start: %d %s", st, b)
+	}
+	var ls struct {
+		Data []struct {
+			ID, Status, Error string
+			Outputs           []struct{ URL, StreamKey, Status, Error string }
+		}
+	}
+	recWait(t, "livestream failed", 60*time.Second, func() (bool, string) {
+		_, b := rest.do(t, "GET", "/v2/livestreams?roomId="+roomID, nil, &ls)
+		return len(ls.Data) == 1 && ls.Data[0].Status == "failed", string(b)
+	})
+	if l := ls.Data[0]; l.Error == "" || strings.Contains(l.Error, "secret-key") || len(l.Outputs) != 1 || l.Outputs[0].StreamKey != "secret-key" || l.Outputs[0].Status != "failed" {
+		t.Fatalf("failed livestream %+v", l)
+	}
+	recWait(t, "livestream-failed", 30*time.Second, func() (bool, string) {
+		_, ok := w.hook("livestream-failed")
+		return ok, fmt.Sprint(w.hookTypes("livestream-"))
+	})
+
+	// HLS ends; its list shows it stopped with a duration.
+	if st, b := rest.do(t, "POST", "/v2/hls/end", map[string]any{"roomId": roomID}, &msg); st != 200 || msg != "HLS ended successfully" {
+		t.Fatalf("hls end: %d %s", st, b)
+	}
+	want := []string{"hls-starting", "hls-started", "hls-playable", "hls-stopping", "hls-stopped"}
+	recWait(t, "hls webhooks", 30*time.Second, func() (bool, string) {
+		got := w.hookTypes("hls-")
+		return slices.Equal(got, want), fmt.Sprint(got)
+	})
+	var hv struct {
+		Status   string
+		Duration float64
+	}
+	if st, b := rest.do(t, "GET", "/v2/hls/"+hls.ID, nil, &hv); st != 200 || hv.Status != "stopped" || hv.Duration <= 0 {
+		t.Fatalf("hls after end: %d %s", st, b)
+	}
+	if st, b := rest.do(t, "GET", "/v2/hls/broadcast/active", nil, nil); st != 404 {
+		t.Fatalf("active after end: %d %s", st, b)
+	}
+	if st, b := rest.do(t, "DELETE", "/v2/hls/"+hls.ID, nil, &msg); st != 200 || msg != "Room Hls Recording deleted successfully !" {
+		t.Fatalf("hls delete: %d %s", st, b)
+	}
+}
+
+// TestAutoStartConfigRecordsWhenTheSessionStarts: a room created with
+// autoStartConfig.recording starts its recording when the first
+// participant's session begins.
+func TestAutoStartConfigRecordsWhenTheSessionStarts(t *testing.T) {
+	w := startRecWorld(t)
+	roomID := w.room(t, "auto", []string{"recording-*"}, map[string]any{"autoStartConfig": map[string]any{"recording": map[string]any{"config": map[string]any{"quality": "low"}}}})
+	var list struct {
+		PageInfo struct{ Total int }
+	}
+	if st, b := w.rest.do(t, "GET", "/v2/recordings?roomId="+roomID, nil, &list); st != 200 || list.PageInfo.Total != 0 {
+		t.Fatalf("a recording before anyone joined: %d %s", st, b)
+	}
+	w.publish(t, roomID, "carol")
+	sessionID := w.session(t, roomID, 1)
+	var rec struct {
+		Data []struct{ ID, Status, SessionID string }
+	}
+	recWait(t, "auto-started recording", 30*time.Second, func() (bool, string) {
+		_, b := w.rest.do(t, "GET", "/v2/recordings?roomId="+roomID, nil, &rec)
+		return len(rec.Data) == 1 && rec.Data[0].Status == "running" && rec.Data[0].SessionID == sessionID, string(b)
+	})
+	var msg string
+	if st, b := w.rest.do(t, "POST", "/v2/recordings/end", map[string]any{"roomId": roomID}, &msg); st != 200 {
+		t.Fatalf("end: %d %s", st, b)
+	}
+	recWait(t, "recording-stopped", 60*time.Second, func() (bool, string) {
+		e, ok := w.hook("recording-stopped")
+		return ok && e.field("sessionId") == sessionID, fmt.Sprint(w.hookTypes("recording-"))
+	})
+	// Only one recording for the session, however often the loop looked.
+	if _, b := w.rest.do(t, "GET", "/v2/recordings?roomId="+roomID, nil, &rec); len(rec.Data) != 1 {
+		t.Fatalf("recordings of the auto room: %s", b)
 	}
 }
