@@ -60,8 +60,8 @@ func readSecretFile(path string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// plugin returns the console's server plugin (nil when disabled).
-func (f *consoleFlags) plugin(publicURL string) (server.Plugin, error) {
+// config is the console's configuration (nil when disabled).
+func (f *consoleFlags) config(publicURL string) (*console.Config, error) {
 	if f.disabled {
 		return nil, nil
 	}
@@ -106,15 +106,15 @@ func (f *consoleFlags) plugin(publicURL string) (server.Plugin, error) {
 			return nil, err
 		}
 	}
-	return console.Plugin(cfg), nil
+	return &cfg, nil
 }
 
 // addConsole appends the console's plugin to cfg unless it is disabled.
 func addConsole(cfg *server.Config, f *consoleFlags) error {
-	p, err := f.plugin(cfg.PublicURL)
-	if err != nil || p == nil {
+	cc, err := f.config(cfg.PublicURL)
+	if err != nil || cc == nil {
 		return err
 	}
-	cfg.Plugins = append(cfg.Plugins, p)
+	cfg.Plugins = append(cfg.Plugins, console.Plugin(*cc))
 	return nil
 }

@@ -73,7 +73,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 	hooks := newHookReceiver(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel) // after the failure screenshot (cleanups run last-in first-out)
 	p := newPage(t, ctx, "console")
 	p.screenshotOnFailure(t)
 
