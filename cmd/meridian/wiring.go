@@ -131,7 +131,7 @@ func (e *edgeFlags) register(fs *flag.FlagSet, dev bool) {
 	fs.Var(&e.turnAllowPeers, "turn-allow-peers", "CIDRs of private peers TURN may relay to (restricted ranges are refused otherwise)")
 	fs.BoolVar(&e.noTURN, "no-turn", false, "disable the embedded TURN server")
 	fs.Var(&e.natIPs, "nat-ip", "public IP(s) to advertise instead of host candidates (1:1 NAT)")
-	fs.IntVar(&e.udpMux, "udp-port", 0, "single UDP port for all media (0 = use the port range)")
+	fs.IntVar(&e.udpMux, "udp-port", 0, "single UDP port for all media (0 = per-connection ports from --udp-port-min/max if set, else shared sockets on ports the system picks)")
 	fs.IntVar(&e.udpMin, "udp-port-min", 0, "lowest ephemeral media UDP port (0 = any)")
 	fs.IntVar(&e.udpMax, "udp-port-max", 0, "highest ephemeral media UDP port (0 = any)")
 	fs.IntVar(&e.relayMin, "relay-port-min", 0, "with --udp-port: lowest UDP port of cascade legs to other edges (0 = any)")

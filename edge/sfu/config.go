@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
@@ -15,23 +16,30 @@ import (
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
 	"github.com/pion/sdp/v3"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
 
 // Config configures the media plane of one edge. Build it with DefaultConfig
 // and adjust; New calls Validate.
 type Config struct {
-	// UDPMuxPort, when non-zero, makes every PeerConnection share one UDP
-	// socket on UDPMuxAddr:UDPMuxPort (the production setting: one firewall
-	// rule). When zero, each PeerConnection gets ephemeral ports from
-	// [UDPPortMin, UDPPortMax] (both zero: any port).
+	// UDPMuxPort, when non-zero, makes every PeerConnection share the
+	// edge's media sockets on port UDPMuxPort (the production setting: one
+	// firewall rule): one socket on UDPMuxAddr, or one per local address
+	// when UDPMuxAddr is empty. When zero and UDPPortMin/UDPPortMax are
+	// set, each PeerConnection gets ephemeral ports of its own from that
+	// range. When all three are zero, the PeerConnections share sockets on
+	// ports the system picks. Shared sockets are what lets a packet's
+	// fan-out leave in a few sendmmsg calls (batchconn.go).
 	UDPMuxPort int
-	// UDPMuxAddr is the address the mux socket binds ("" = all interfaces).
+	// UDPMuxAddr is the one address the shared socket binds ("" = a
+	// socket on every local address).
 	UDPMuxAddr string
 	UDPPortMin uint16
 	UDPPortMax uint16
 	// RelayPortMin and RelayPortMax bound the ports of cascade legs (edge
-	// to edge) when UDPMuxPort is set: two legs between the same two edges
+	// to edge) when the edge's connections share sockets (UDPMuxPort set,
+	// or no UDPPortMin/UDPPortMax): two legs between the same two edges
 	// (one each way, or one per room) would share one address pair on the
 	// mux, which tells connections apart by remote address only, so legs
 	// get sockets of their own. Both zero: any ephemeral port.
@@ -76,8 +84,8 @@ type Config struct {
 	PionLoggerFactory logging.LoggerFactory
 }
 
-// DefaultConfig returns production defaults: ephemeral UDP ports, mDNS off,
-// no loopback candidates.
+// DefaultConfig returns production defaults: shared media sockets on ports
+// the system picks, mDNS off, no loopback candidates.
 func DefaultConfig() Config {
 	return Config{
 		DisableMDNS:      true,
@@ -152,7 +160,11 @@ const (
 type mediaAPI struct {
 	recv, send *webrtc.API
 	udpMux     ice.UDPMux
-	muxPC      net.PacketConn
+	// batch batches the mux sockets' sends during fan-outs (nil without
+	// a mux).
+	batch *sendBatcher
+	// rtcp routes subscribers' RTCP to forwarders (shared with relay).
+	rtcp *rtcpRouter
 	// relay builds cascade legs' PeerConnections: the same media and
 	// interceptors, but sockets of their own (never the mux); nil when
 	// there is no mux (then recv and send serve legs too).
@@ -168,13 +180,14 @@ func videoFeedback() []webrtc.RTCPFeedback {
 }
 
 func buildAPI(cfg Config) (*mediaAPI, error) {
-	ma, err := buildOneAPI(cfg)
-	if err != nil || cfg.UDPMuxPort == 0 {
+	router := newRTCPRouter()
+	ma, err := buildOneAPI(cfg, false, router)
+	if err != nil || ma.udpMux == nil {
 		return ma, err
 	}
 	rc := cfg
 	rc.UDPMuxPort, rc.UDPPortMin, rc.UDPPortMax = 0, cfg.RelayPortMin, cfg.RelayPortMax
-	if ma.relay, err = buildOneAPI(rc); err != nil {
+	if ma.relay, err = buildOneAPI(rc, true, router); err != nil {
 		_ = ma.close()
 		return nil, err
 	}
@@ -190,7 +203,9 @@ func (ma *mediaAPI) newRelayPeerConnection(sending bool) (*webrtc.PeerConnection
 	return ma.newPeerConnection(sending)
 }
 
-func buildOneAPI(cfg Config) (*mediaAPI, error) {
+// buildOneAPI builds the APIs on one socket setup; noMux gives every
+// PeerConnection sockets of its own (cascade legs).
+func buildOneAPI(cfg Config, noMux bool, router *rtcpRouter) (*mediaAPI, error) {
 	recvReg, err := receiveInterceptors()
 	if err != nil {
 		return nil, err
@@ -203,7 +218,7 @@ func buildOneAPI(cfg Config) (*mediaAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	ma := &mediaAPI{}
+	ma := &mediaAPI{rtcp: router}
 	se := webrtc.SettingEngine{}
 	if cfg.PionLoggerFactory != nil {
 		se.LoggerFactory = cfg.PionLoggerFactory
@@ -222,26 +237,25 @@ func buildOneAPI(cfg Config) (*mediaAPI, error) {
 		}
 	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
-	switch {
-	case cfg.UDPMuxPort != 0:
-		ip := net.IPv4zero
-		if cfg.UDPMuxAddr != "" {
-			ip = net.ParseIP(cfg.UDPMuxAddr)
+	// AES-128-GCM first: authenticated encryption in one pass with AES-NI,
+	// and 10 AES rounds instead of AES-256's 14 (pion's default order puts
+	// 256 first). The edge is the DTLS server of subscriber connections
+	// (it offers; browsers answer "active"), so its order decides there.
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	if cfg.UDPMuxPort != 0 || (cfg.UDPPortMin == 0 && !noMux) {
+		if err := ma.listenMux(cfg); err != nil {
+			return nil, err
 		}
-		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: cfg.UDPMuxPort})
-		if err != nil {
-			return nil, fmt.Errorf("sfu: UDP mux port %d: %w", cfg.UDPMuxPort, err)
-		}
-		ma.muxPC = conn
-		ma.udpMux = webrtc.NewICEUDPMux(nil, conn)
 		se.SetICEUDPMux(ma.udpMux)
-	case cfg.UDPPortMin != 0:
+	} else if cfg.UDPPortMin != 0 {
 		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
 			return nil, fmt.Errorf("sfu: UDP port range: %w", err)
 		}
 	}
 	ma.recv = webrtc.NewAPI(webrtc.WithMediaEngine(recvME), webrtc.WithInterceptorRegistry(recvReg), webrtc.WithSettingEngine(se))
-	ma.send = webrtc.NewAPI(webrtc.WithMediaEngine(sendME), webrtc.WithInterceptorRegistry(&interceptor.Registry{}), webrtc.WithSettingEngine(se))
+	sendSE := se
+	sendSE.BufferFactory = router.bufferFactory
+	ma.send = webrtc.NewAPI(webrtc.WithMediaEngine(sendME), webrtc.WithInterceptorRegistry(&interceptor.Registry{}), webrtc.WithSettingEngine(sendSE))
 	return ma, nil
 }
 
@@ -326,14 +340,112 @@ func (ma *mediaAPI) newPeerConnection(sending bool) (*webrtc.PeerConnection, err
 	return api.NewPeerConnection(webrtc.Configuration{SDPSemantics: webrtc.SDPSemanticsUnifiedPlan})
 }
 
+// muxBuffer is the kernel buffer asked for each media socket: it carries
+// every subscriber's media, and a key frame fanned out to hundreds is a
+// burst (capped by net.core.{r,w}mem_max).
+const muxBuffer = 4 << 20
+
+// listenMux opens the edge's media sockets: one per local address (or the
+// one UDPMuxAddr names), all on UDPMuxPort (0: a port the system picks for
+// each), shared by every PeerConnection through pion's UDP mux, and
+// writing through the send batcher.
+//
+// One socket per address, not one on the wildcard address: pion gathers a
+// host candidate per local address, and with a single wildcard socket
+// they all share one muxed connection whose readers (one per candidate)
+// then race for its packets and reorder them.
+func (ma *mediaAPI) listenMux(cfg Config) error {
+	ma.batch = &sendBatcher{}
+	mn, err := newMediaNet(ma.batch)
+	if err != nil {
+		return err
+	}
+	lf := cfg.PionLoggerFactory
+	if lf == nil {
+		lf = logging.NewDefaultLoggerFactory()
+	}
+	log := lf.NewLogger("ice")
+	if cfg.UDPMuxAddr != "" {
+		conn, err := mn.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(cfg.UDPMuxAddr), Port: cfg.UDPMuxPort})
+		if err != nil {
+			return fmt.Errorf("sfu: UDP mux %s:%d: %w", cfg.UDPMuxAddr, cfg.UDPMuxPort, err)
+		}
+		_ = conn.SetReadBuffer(muxBuffer)
+		_ = conn.SetWriteBuffer(muxBuffer)
+		ma.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: log, UDPConn: conn, Net: mn})
+		return nil
+	}
+	m, err := listenEveryAddress(cfg, mn, log)
+	if err != nil {
+		return fmt.Errorf("sfu: UDP mux port %d: %w", cfg.UDPMuxPort, err)
+	}
+	ma.udpMux = m
+	return nil
+}
+
+// maxSkippedAddrs bounds how many local addresses listenEveryAddress
+// leaves out before it gives up.
+const maxSkippedAddrs = 16
+
+// listenEveryAddress opens a mux socket on every local address pion would
+// gather a host candidate for (its own enumeration and filters), leaving
+// out addresses that cannot be bound. Interfaces come and go while an
+// edge starts (containers, VPNs, veth pairs of network namespaces; an IPv6
+// address still in duplicate address detection), and pion's constructor
+// fails as a whole when one bind fails. Fails only when no address is
+// left.
+func listenEveryAddress(cfg Config, mn transport.Net, log logging.LeveledLogger) (*ice.MultiUDPMuxDefault, error) {
+	skip := map[netip.Addr]bool{}
+	var lastErr error
+	for {
+		opts := []ice.UDPMuxFromPortOption{
+			ice.UDPMuxFromPortWithNet(mn), ice.UDPMuxFromPortWithLogger(log),
+			ice.UDPMuxFromPortWithReadBufferSize(muxBuffer), ice.UDPMuxFromPortWithWriteBufferSize(muxBuffer),
+			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
+			ice.UDPMuxFromPortWithIPFilter(func(ip net.IP) bool {
+				a, _ := netip.AddrFromSlice(ip)
+				return !skip[a.Unmap()]
+			}),
+		}
+		if cfg.IncludeLoopbackCandidate {
+			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+		}
+		m, err := ice.NewMultiUDPMuxFromPort(cfg.UDPMuxPort, opts...)
+		if err == nil {
+			if len(m.GetListenAddresses()) == 0 {
+				_ = m.Close()
+				if lastErr != nil {
+					return nil, fmt.Errorf("no local address could be bound: %w", lastErr)
+				}
+				return nil, errors.New("no local address to listen on")
+			}
+			return m, nil
+		}
+		var oe *net.OpError
+		ua, ok := (*net.UDPAddr)(nil), errors.As(err, &oe) && oe.Op == "listen"
+		if ok {
+			ua, ok = oe.Addr.(*net.UDPAddr)
+		}
+		if !ok || len(skip) >= maxSkippedAddrs {
+			return nil, err
+		}
+		a, _ := netip.AddrFromSlice(ua.IP)
+		if skip[a.Unmap()] {
+			return nil, err
+		}
+		skip[a.Unmap()], lastErr = true, err
+		log.Warnf("media socket: leaving out %s: %v", ua.IP, oe.Err)
+	}
+}
+
 func (ma *mediaAPI) close() error {
 	var err error
 	if ma.udpMux != nil {
 		err = ma.udpMux.Close()
 	}
-	if ma.muxPC != nil {
-		if cerr := ma.muxPC.Close(); err == nil && cerr != nil && !errors.Is(cerr, net.ErrClosed) {
-			err = cerr
+	if ma.relay != nil {
+		if rerr := ma.relay.close(); err == nil {
+			err = rerr
 		}
 	}
 	return err

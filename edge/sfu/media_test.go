@@ -237,6 +237,48 @@ func TestKeyframeRequestedOnBind(t *testing.T) {
 	}
 }
 
+// TestMediaSocketsKeepPacketOrder: with the default media sockets (a UDP
+// mux, loopback and every local address gathered), what a publisher sends
+// in order reaches a subscriber in order. With one socket on the wildcard
+// address, pion's host candidates (one per local address) shared one
+// muxed connection whose readers raced, and inbound packets came out
+// reordered. Neither the publisher nor the subscriber uses NACK, so no
+// retransmission arrives late: a packet lost on a loaded machine is a gap
+// forward, and only reordering makes a sequence number go back.
+func TestMediaSocketsKeepPacketOrder(t *testing.T) {
+	s := newTestSFU(t, testConfig())
+	startPublisher(t, s, "room", "alice", pubOpts{fps: 30, pktsPerFrame: 8, size: 300, keyEvery: 30, noNACK: true})
+	var mu sync.Mutex
+	var wire []uint16
+	net := newDropNet(t, func(h *rtp.Header) bool {
+		if h.PayloadType == 96 {
+			mu.Lock()
+			wire = append(wire, h.SequenceNumber)
+			mu.Unlock()
+		}
+		return false
+	})
+	opts := browserLike
+	opts.nack = false
+	opts.net = net
+	startSubscriber(t, s, "room", "bob", opts)
+	eventually(t, 30*time.Second, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(wire) < 1200 {
+			return fmt.Sprintf("%d video packets reached bob's socket", len(wire))
+		}
+		return ""
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(wire); i++ {
+		if d := int16(wire[i] - wire[i-1]); d <= 0 {
+			t.Fatalf("packet %d on the wire: sequence %d after %d", i, wire[i], wire[i-1])
+		}
+	}
+}
+
 // TestSubscribersLeaveNoGoroutinesBehind: subscribers that receive media and
 // leave take every goroutine they started with them (SFU and client side).
 func TestSubscribersLeaveNoGoroutinesBehind(t *testing.T) {
@@ -271,16 +313,35 @@ func TestSubscribersLeaveNoGoroutinesBehind(t *testing.T) {
 }
 
 func goroutineStacks() map[string]int {
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, 8<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	out := map[string]int{}
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		lines := strings.Split(g, "\n")
-		if len(lines) > 1 {
-			out[strings.Join(lines[1:min(len(lines), 5)], "\n")]++
+		if len(lines) < 2 {
+			continue
 		}
+		// Where it waits and who started it, without arguments.
+		key := funcName(lines[1])
+		for _, l := range lines {
+			if rest, ok := strings.CutPrefix(l, "created by "); ok {
+				key += " ← " + funcName(rest)
+			}
+		}
+		out[key]++
 	}
 	return out
+}
+
+// funcName cuts a stack line down to the function ("pkg.(*T).f").
+func funcName(l string) string {
+	if i := strings.LastIndex(l, "("); i > 0 && strings.HasSuffix(l, ")") {
+		l = l[:i]
+	}
+	if i := strings.Index(l, " in goroutine "); i > 0 {
+		l = l[:i]
+	}
+	return l
 }
 
 func newStacks(before map[string]int) string {

@@ -9,8 +9,8 @@ import (
 // retiredTotals keeps the counts of forwarders that went away, so the
 // exported counters never go backwards when participants leave.
 type retiredTotals struct {
-	packets, bytes, nacks, plis atomic.Uint64
-	skips                       [nSkipReasons]atomic.Uint64
+	packets, bytes, nacks, plis, retransmits atomic.Uint64
+	skips                                    [nSkipReasons]atomic.Uint64
 }
 
 // Skip reasons, the label values of meridian_sfu_forward_skips_total.
@@ -33,6 +33,7 @@ func (s *SFU) retire(f *Forwarder) {
 	s.retired.bytes.Add(f.stats.bytes.Load())
 	s.retired.nacks.Add(f.stats.nacks.Load())
 	s.retired.plis.Add(f.stats.plis.Load())
+	s.retired.retransmits.Add(f.stats.retransmits.Load())
 	for i, n := range f.stats.skipCounts() {
 		s.retired.skips[i].Add(n)
 	}
@@ -48,6 +49,10 @@ var (
 	descNACKs        = prometheus.NewDesc("meridian_sfu_nacks_received_total", "Sequence numbers NACKed by subscribers.", nil, nil)
 	descPLIs         = prometheus.NewDesc("meridian_sfu_plis_received_total", "Keyframe requests (PLI/FIR) from subscribers.", nil, nil)
 	descSkips        = prometheus.NewDesc("meridian_sfu_forward_skips_total", "Packets of a subscriber's layer that were not forwarded, by reason.", []string{"reason"}, nil)
+	descRetransmits  = prometheus.NewDesc("meridian_sfu_retransmitted_packets_total", "Packets resent to subscribers from the retransmission buffers (answers to NACKs).", nil, nil)
+	descSendCalls    = prometheus.NewDesc("meridian_sfu_udp_send_calls_total", "sendmmsg and sendto calls on the edge's media sockets (cascade legs have sockets of their own and are not counted).", nil, nil)
+	descSentDgrams   = prometheus.NewDesc("meridian_sfu_udp_sent_datagrams_total", "Datagrams those calls sent; divided by the calls, how well fan-outs are batched.", nil, nil)
+	descSendErrors   = prometheus.NewDesc("meridian_sfu_udp_send_errors_total", "Datagrams the kernel refused in batched sends on the media sockets.", nil, nil)
 )
 
 // Collector exports SFU metrics computed at scrape time (nothing on the
@@ -57,7 +62,8 @@ func (s *SFU) Collector() prometheus.Collector { return sfuCollector{s} }
 type sfuCollector struct{ s *SFU }
 
 func (c sfuCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRooms, descParticipants, descTracks, descEgress, descPackets, descBytes, descNACKs, descPLIs, descSkips} {
+	for _, d := range []*prometheus.Desc{descRooms, descParticipants, descTracks, descEgress, descPackets, descBytes, descNACKs, descPLIs, descSkips,
+		descRetransmits, descSendCalls, descSentDgrams, descSendErrors} {
 		ch <- d
 	}
 }
@@ -66,7 +72,7 @@ func (c sfuCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
 	l := s.Load()
 	packets, bytes := s.retired.packets.Load(), s.retired.bytes.Load()
-	nacks, plis := s.retired.nacks.Load(), s.retired.plis.Load()
+	nacks, plis, rtx := s.retired.nacks.Load(), s.retired.plis.Load(), s.retired.retransmits.Load()
 	var skips [nSkipReasons]uint64
 	for i := range skips {
 		skips[i] = s.retired.skips[i].Load()
@@ -81,6 +87,7 @@ func (c sfuCollector) Collect(ch chan<- prometheus.Metric) {
 				bytes += f.stats.bytes.Load()
 				nacks += f.stats.nacks.Load()
 				plis += f.stats.plis.Load()
+				rtx += f.stats.retransmits.Load()
 				for i, n := range f.stats.skipCounts() {
 					skips[i] += n
 				}
@@ -97,5 +104,11 @@ func (c sfuCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descPLIs, prometheus.CounterValue, float64(plis))
 	for i, n := range skips {
 		ch <- prometheus.MustNewConstMetric(descSkips, prometheus.CounterValue, float64(n), skipReasonNames[i])
+	}
+	ch <- prometheus.MustNewConstMetric(descRetransmits, prometheus.CounterValue, float64(rtx))
+	if b := s.media.batch; b != nil {
+		ch <- prometheus.MustNewConstMetric(descSendCalls, prometheus.CounterValue, float64(b.syscalls.Load()))
+		ch <- prometheus.MustNewConstMetric(descSentDgrams, prometheus.CounterValue, float64(b.packets.Load()))
+		ch <- prometheus.MustNewConstMetric(descSendErrors, prometheus.CounterValue, float64(b.errors.Load()))
 	}
 }

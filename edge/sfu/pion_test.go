@@ -222,6 +222,9 @@ type pubOpts struct {
 	// frames/s sends nothing (the test drives sendFrame itself).
 	fps, pktsPerFrame, size int
 	keyEvery                int // frames between unrequested key frames (0: only on request)
+	// noNACK: the publisher does not answer NACKs (no retransmissions,
+	// so every packet reaches the edge once, in the order sent, or never).
+	noNACK bool
 }
 
 func startPublisher(t testing.TB, s *SFU, room, id string, o pubOpts) *testPublisher {
@@ -234,7 +237,9 @@ func startPublisher(t testing.TB, s *SFU, room, id string, o pubOpts) *testPubli
 	if err := part.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pc, err := clientAPI(t, browserLike).NewPeerConnection(webrtc.Configuration{})
+	co := browserLike
+	co.nack = !o.noNACK
+	pc, err := clientAPI(t, co).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,9 +29,7 @@ type Subscriber struct {
 	// onState, when set, hears the PeerConnection's state changes.
 	onState atomic.Pointer[func(webrtc.PeerConnectionState)]
 
-	kick chan struct{} // 1-slot: "negotiation may be needed"
-	done chan struct{}
-	wg   sync.WaitGroup
+	wg sync.WaitGroup // the negotiation goroutine, while one runs
 
 	mu        sync.Mutex
 	downs     map[string]*down // by publisher id + "/" + track id
@@ -39,6 +37,8 @@ type Subscriber struct {
 	toRemove  []*down
 	awaiting  bool // an offer is outstanding
 	held      bool // negotiation held until the participant is announced
+	dirty     bool // changes may need an offer
+	running   bool // a negotiation goroutine is running
 	pending   []webrtc.ICECandidateInit
 	closed    bool
 	offeredAt time.Time
@@ -47,7 +47,8 @@ type Subscriber struct {
 type down struct {
 	key    string
 	f      *Forwarder
-	sender *webrtc.RTPSender // set by run once added to the PC
+	sender *webrtc.RTPSender // set by negotiate once added to the PC
+	rtcp   *senderRTCP       // its RTCP handler; rtcp.ssrc is the SSRC it sends on
 }
 
 func newSubscriber(part *Participant) (*Subscriber, error) {
@@ -62,7 +63,6 @@ func newSubscriber(part *Participant) (*Subscriber, error) {
 	cfg := part.room.sfu.cfg
 	s := &Subscriber{
 		part: part, pc: pc, twcc: newTWCCSender(cfg.InitialBitrate, cfg.MinBitrate, cfg.MaxBitrate),
-		kick: make(chan struct{}, 1), done: make(chan struct{}),
 		downs: make(map[string]*down), held: true,
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { part.sendCandidate(TargetSubscriber, c) })
@@ -76,8 +76,6 @@ func newSubscriber(part *Participant) (*Subscriber, error) {
 			(*fn)(st)
 		}
 	})
-	s.wg.Add(1)
-	go s.run()
 	return s, nil
 }
 
@@ -89,11 +87,19 @@ func trackKey(t *PublishedTrack) string { return t.info.ParticipantID + "/" + t.
 // makes one of its tracks hide the other.
 func downKey(t *PublishedTrack) string { return t.pub.part.key + "/" + t.info.TrackID }
 
+// poke notes that negotiation may be needed and starts the negotiation
+// goroutine unless one runs: a subscriber whose tracks do not change has
+// no goroutine of its own.
 func (s *Subscriber) poke() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dirty = true
+	if s.running || s.closed {
+		return
 	}
+	s.running = true
+	s.wg.Add(1)
+	go s.run()
 }
 
 // release lets negotiation start (after the client got `joined`).
@@ -186,15 +192,19 @@ func (s *Subscriber) forwarders() []*Forwarder {
 	return out
 }
 
+// run negotiates until nothing is left to do.
 func (s *Subscriber) run() {
 	defer s.wg.Done()
 	for {
-		select {
-		case <-s.done:
+		s.mu.Lock()
+		if !s.dirty || s.closed {
+			s.running = false
+			s.mu.Unlock()
 			return
-		case <-s.kick:
-			s.negotiate()
 		}
+		s.dirty = false
+		s.mu.Unlock()
+		s.negotiate()
 	}
 }
 
@@ -209,11 +219,15 @@ func (s *Subscriber) negotiate() {
 	s.toAdd, s.toRemove = nil, nil
 	s.mu.Unlock()
 
+	router := s.part.room.sfu.media.rtcp
 	changed := false
 	for _, d := range removes {
 		if d.sender != nil {
 			_ = s.pc.RemoveTrack(d.sender)
 			changed = true
+		}
+		if d.rtcp != nil {
+			router.release(d.rtcp.ssrc)
 		}
 	}
 	for _, d := range adds {
@@ -223,17 +237,21 @@ func (s *Subscriber) negotiate() {
 		if gone {
 			continue
 		}
-		tr, err := s.pc.AddTransceiverFromTrack(d.f.dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		h := &senderRTCP{s: s, f: d.f}
+		ssrc := router.allocate(h)
+		tr, err := s.pc.AddTransceiverFromTrack(d.f.dt, webrtc.RTPTransceiverInit{
+			Direction:     webrtc.RTPTransceiverDirectionSendonly,
+			SendEncodings: []webrtc.RTPEncodingParameters{{RTPCodingParameters: webrtc.RTPCodingParameters{SSRC: webrtc.SSRC(ssrc)}}},
+		})
 		if err != nil {
+			router.release(ssrc)
 			s.part.room.sfu.log.Warn("sfu: add track", "participant", s.part.id, "track", d.key, "err", err)
 			continue
 		}
 		s.mu.Lock()
-		d.sender = tr.Sender()
+		d.sender, d.rtcp = tr.Sender(), h
 		s.mu.Unlock()
 		changed = true
-		s.wg.Add(1)
-		go s.readRTCP(d, tr.Sender())
 	}
 	if !changed {
 		// Everything queued was undone before it reached the connection (a
@@ -298,26 +316,11 @@ func (s *Subscriber) addCandidate(c webrtc.ICECandidateInit) error {
 	return s.pc.AddICECandidate(c)
 }
 
-// readRTCP drains one sender's RTCP (pion delivers a compound packet to
-// every sender whose SSRC it names) and acts on what concerns this
-// sender's stream: keyframe requests, NACKs (answered from the track's
-// retransmission buffer), receiver reports, and transport-cc feedback
-// addressed to it (so each feedback message is counted once).
-func (s *Subscriber) readRTCP(d *down, sender *webrtc.RTPSender) {
-	defer s.wg.Done()
-	buf := make([]byte, 1500)
-	h := &senderRTCP{s: s, f: d.f}
-	for {
-		n, _, err := sender.Read(buf)
-		if err != nil {
-			return
-		}
-		h.ssrc = d.f.dt.SSRC()
-		_ = walkRTCP(buf[:n], h)
-	}
-}
-
-// senderRTCP is the rtcpHandler of one sender's reader goroutine.
+// senderRTCP acts on the RTCP about one sender's stream (rtcpRouter calls
+// it on the PeerConnection's SRTCP goroutine, one packet at a time):
+// keyframe requests, NACKs (answered from the track's retransmission
+// buffers), receiver reports, and transport-cc feedback addressed to it
+// (so each feedback message is counted once).
 type senderRTCP struct {
 	s    *Subscriber
 	f    *Forwarder
@@ -431,7 +434,16 @@ func (s *Subscriber) close() {
 		d.f.track.removeForwarder(d.f)
 		s.part.room.sfu.retire(d.f)
 	}
-	close(s.done)
 	_ = s.pc.Close()
 	s.wg.Wait()
+	// Every sender's SSRC, including those already unsubscribed but not
+	// yet renegotiated away.
+	router := s.part.room.sfu.media.rtcp
+	s.mu.Lock()
+	for _, d := range append(ds, s.toRemove...) {
+		if d.rtcp != nil {
+			router.release(d.rtcp.ssrc)
+		}
+	}
+	s.mu.Unlock()
 }

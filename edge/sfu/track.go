@@ -73,6 +73,9 @@ type PublishedTrack struct {
 	fwds atomic.Pointer[[]*Forwarder]
 	// paused stops forwarding (a moderator muted this kind).
 	paused atomic.Bool
+	// batch turns a fan-out's writes to the edge's media sockets into a
+	// few sendmmsg calls (nil: no mux, or a test track).
+	batch *sendBatcher
 
 	levelSum   atomic.Uint64
 	levelCount atomic.Uint64
@@ -99,7 +102,7 @@ func newPublishedTrack(p *Publisher, remote *webrtc.TrackRemote, recv *webrtc.RT
 // tracks carry theirs in the relay track id).
 func newTrackWithInfo(p *Publisher, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, info wire.TrackInfo) *PublishedTrack {
 	kind := remote.Kind()
-	t := &PublishedTrack{pub: p, info: info, kind: kind, codec: remote.Codec(), simulcast: info.Simulcast}
+	t := &PublishedTrack{pub: p, info: info, kind: kind, codec: remote.Codec(), simulcast: info.Simulcast, batch: p.part.room.sfu.media.batch}
 	t.ck = codecFromMime(t.codec.MimeType)
 	for _, e := range recv.GetParameters().HeaderExtensions {
 		if e.URI == audioLevelURI {
@@ -260,9 +263,11 @@ func (t *PublishedTrack) fanOut(idx int, pkt *rtp.Packet, key bool, arrival int6
 	if t.paused.Load() {
 		return
 	}
+	t.batch.begin()
 	for _, f := range *t.fwds.Load() {
 		f.forward(idx, pkt, key, arrival)
 	}
+	t.batch.end()
 }
 
 func (t *PublishedTrack) layerDone() {
