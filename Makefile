@@ -56,3 +56,12 @@ bench:
 
 clean:
 	rm -rf bin
+
+# The chaos suite, long form: three `meridian control` processes killed,
+# paused and partitioned for ten minutes under concurrent clients (history
+# checked with porcupine), 10,000 webhooks with the leader killed every
+# 30 s, edges with live meetings killed. `make test` runs the short form
+# (about a minute). See docs/chaos.md.
+.PHONY: chaos
+chaos:
+	MERIDIAN_CHAOS_LONG=1 $(GO) test -race -count=1 -timeout 60m -v ./test/chaos/

@@ -32,6 +32,15 @@ type ClusterOptions struct {
 	Region string
 	// Args are appended to every node's command line.
 	Args []string
+	// PeerAddr, when set, is the Raft address node from names node to at
+	// in its --peers (from != to), e.g. a proxy per ordered pair of nodes
+	// so that a test can partition them; nil names to.RaftAddr. It is
+	// called once per pair, after every node's addresses are known and
+	// before any process starts.
+	PeerAddr func(from, to *Control) string
+	// NodeArgs, when set, returns extra flags for one node (e.g.
+	// --http-advertise pointing at a proxy), appended before Args.
+	NodeArgs func(c *Control) []string
 }
 
 // Cluster is a bootstrapped set of `meridian control` processes.
@@ -49,6 +58,9 @@ type Control struct {
 	URL      string // http://host:port
 	RaftAddr string
 	Data     string
+
+	args   []string // the command line, for Restart
+	starts int      // restarts so far
 }
 
 // StartCluster starts o.Nodes control nodes that bootstrap one Raft
@@ -66,26 +78,48 @@ func StartCluster(tb testing.TB, o ClusterOptions) *Cluster {
 		o.Region = "eu-west"
 	}
 	cl := &Cluster{ClusterKey: randHex(32), EdgeToken: "edge-" + randHex(16), AdminToken: "admin-" + randHex(16)}
-	var peers []string
 	for i := 1; i <= o.Nodes; i++ {
 		c := &Control{ID: fmt.Sprintf("c%d", i), RaftAddr: "127.0.0.1:" + strconv.Itoa(FreeTCPPort(tb, "127.0.0.1")), Data: tb.TempDir()}
 		c.URL = "http://" + net.JoinHostPort(o.Host, strconv.Itoa(FreeTCPPort(tb, o.Host)))
-		peers = append(peers, c.ID+"="+c.RaftAddr)
 		cl.Nodes = append(cl.Nodes, c)
 	}
 	insecure := insecureLinks(tb, "control")
 	for _, c := range cl.Nodes {
+		var peers []string
+		for _, p := range cl.Nodes {
+			addr := p.RaftAddr
+			if p != c && o.PeerAddr != nil {
+				addr = o.PeerAddr(c, p)
+			}
+			peers = append(peers, p.ID+"="+addr)
+		}
 		args := []string{"control", "--id", c.ID, "--http", strings.TrimPrefix(c.URL, "http://"), "--raft", c.RaftAddr,
 			"--raft-advertise", c.RaftAddr, "--data", c.Data, "--bootstrap", "--peers", strings.Join(peers, ","),
 			"--cluster-key", cl.ClusterKey, "--edge-token", cl.EdgeToken, "--admin-token", cl.AdminToken,
 			"--region", o.Region, "--rate-limit-key", "0", "--rate-limit-ip", "0"}
 		args = append(args, insecure...)
-		c.Proc = Start(tb, "control "+c.ID, Bin(tb), append(append(args, logLevel()...), o.Args...), Options{})
+		if o.NodeArgs != nil {
+			args = append(args, o.NodeArgs(c)...)
+		}
+		c.args = append(append(args, logLevel()...), o.Args...)
+		c.Proc = Start(tb, "control "+c.ID, Bin(tb), c.args, Options{})
 	}
 	for _, c := range cl.Nodes {
 		c.WaitHealthy(tb, 30*time.Second)
 	}
 	return cl
+}
+
+// Restart starts the node again with the same data directory and flags
+// (after Kill or Stop; it fails the test if the process still runs). Call
+// WaitHealthy before using it.
+func (c *Control) Restart(tb testing.TB) {
+	tb.Helper()
+	if done, _ := c.Exited(); !done {
+		tb.Fatalf("restart %s: the process is still running", c.Name)
+	}
+	c.starts++
+	c.Proc = Start(tb, fmt.Sprintf("control %s run%d", c.ID, c.starts+1), Bin(tb), c.args, Options{})
 }
 
 // URLs lists every node's URL (dead ones too: give them all to edges).
