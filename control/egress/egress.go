@@ -182,8 +182,20 @@ func (s *Service) Start(ctx context.Context, room *state.Room, job state.Job, sp
 	now := s.cfg.Now().UTC()
 	job.EdgeID, job.UserID, job.APIKey, job.RoomID = edge.ID, room.UserID, room.APIKey, room.RoomID
 	job.CreatedAt, job.UpdatedAt = now, now
-	if _, _, err := s.node.Apply(ctx, state.CmdCreateJob, state.CreateJob{Job: job}); err != nil {
+	raw, _, err := s.node.Apply(ctx, state.CmdCreateJob, state.CreateJob{Job: job})
+	if err != nil {
 		return nil, err
+	}
+	var created state.Job
+	if json.Unmarshal(raw, &created) == nil && created.ID != "" && created.ID != job.ID {
+		// A request repeated with its Idempotency-Key: the first one's job,
+		// which its edge was already asked to run.
+		s.node.FSM().Read(func(st *state.Store) {
+			if cur, ok := st.JobByID(created.ID); ok {
+				created = *cur
+			}
+		})
+		return &created, nil
 	}
 	var st egressapi.Status
 	status, err := s.call(ctx, edge, edgeapi.EgressStartPath, spec, &st)

@@ -25,7 +25,8 @@ const StartTimeout = time.Minute
 func (s *Service) Loop(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.CheckEvery)
 	defer t.Stop()
-	tried := map[string]bool{} // session+kind auto-starts attempted by this leader
+	tried := map[string]bool{}     // session+kind auto-starts attempted by this leader
+	checked := map[string]uint64{} // job -> edge record version its edge was asked about
 	var seenSessions uint64
 	for {
 		select {
@@ -33,7 +34,7 @@ func (s *Service) Loop(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		s.failLostJobs(ctx)
+		s.failLostJobs(ctx, checked)
 		var idx uint64
 		s.node.FSM().Read(func(st *state.Store) { idx = st.TableIndex("sessions") })
 		if idx != seenSessions {
@@ -43,26 +44,41 @@ func (s *Service) Loop(ctx context.Context) error {
 	}
 }
 
-func (s *Service) failLostJobs(ctx context.Context) {
+// failLostJobs fails the jobs of edges that are down or gone. It also asks
+// an edge about jobs it may have lost while staying up: a job still
+// starting long after it was recorded, and the jobs of an edge whose
+// record changed since (it re-registered: a restarted edge forgot its
+// jobs). checked remembers which edge version a job was checked against.
+func (s *Service) failLostJobs(ctx context.Context, checked map[string]uint64) {
 	lost := map[string][]string{}
-	var stale []*state.Job
+	var ask []*state.Job
+	versions := map[string]uint64{}
 	now := s.cfg.Now()
+	live := map[string]bool{}
 	s.node.FSM().Read(func(st *state.Store) {
 		for _, j := range st.ActiveJobs("", "") {
+			live[j.ID] = true
 			e, ok := st.Edge(j.EdgeID)
 			switch {
 			case !ok || !e.Up:
 				lost[j.EdgeID] = append(lost[j.EdgeID], j.ID)
-			case j.State == egressapi.StateStarting && j.Seq == 0 && now.Sub(j.CreatedAt) > StartTimeout:
-				stale = append(stale, j)
+			case j.State == egressapi.StateStarting && j.Seq == 0 && now.Sub(j.CreatedAt) > StartTimeout,
+				e.ModifyIndex > j.CreateIndex && checked[j.ID] != e.ModifyIndex:
+				ask = append(ask, j)
+				versions[j.ID] = e.ModifyIndex
 			}
 		}
 	})
+	for id := range checked {
+		if !live[id] {
+			delete(checked, id)
+		}
+	}
 	for edgeID, ids := range lost {
 		s.log.Warn("egress: failing the jobs of a lost edge", "edge", edgeID, "jobs", len(ids))
 		s.fail(ctx, ids, "edge "+edgeID+" lost")
 	}
-	for _, j := range stale {
+	for _, j := range ask {
 		var edge *state.Edge
 		s.node.FSM().Read(func(st *state.Store) { edge, _ = st.Edge(j.EdgeID) })
 		if edge == nil {
@@ -74,11 +90,13 @@ func (s *Service) failLostJobs(ctx context.Context) {
 		cancel()
 		switch {
 		case err == nil:
+			checked[j.ID] = versions[j.ID]
 			if _, err := s.applyStatus(ctx, edge, st); err != nil {
 				s.log.Warn("egress: applying a polled status", "job", j.ID, "err", err)
 			}
 		case status == http.StatusNotFound:
-			s.fail(ctx, []string{j.ID}, "edge "+edge.ID+" never started the job")
+			checked[j.ID] = versions[j.ID]
+			s.fail(ctx, []string{j.ID}, "edge "+edge.ID+" no longer runs the job (restarted, or never started it)")
 		}
 	}
 }

@@ -333,6 +333,8 @@ func recWait(t *testing.T, what string, bound time.Duration, cond func() (bool, 
 // recWorld is one control process and one edge process with egress, a
 // webhook receiver and the test media.
 type recWorld struct {
+	cl           *procs.Cluster
+	edge         *procs.Edge
 	rest         recAPI
 	key          procs.APIKey
 	hooks        *recHooks
@@ -344,12 +346,21 @@ func startRecWorld(t *testing.T) *recWorld {
 	w := &recWorld{hooks: newRecHooks(t)}
 	w.video, w.audio = egresstest.Media(t) // fails without ffmpeg under MERIDIAN_REQUIRE_FFMPEG=1
 	cl := procs.StartCluster(t, procs.ClusterOptions{Nodes: 1, Args: []string{"--webhook-allow-http", "--webhook-allow-private", "127.0.0.1/32"}})
-	edge := procs.StartEdge(t, procs.EdgeOptions{ID: "rec-edge", Region: "eu-west", Controls: cl.URLs(), EdgeToken: cl.EdgeToken,
-		Args: []string{"--data", t.TempDir()}})
-	edge.WaitHealthy(t, 30*time.Second)
+	w.cl = cl
+	w.edge = w.startEdge(t)
 	w.key = cl.NewAPIKey(t, cl.Nodes[0])
 	w.rest = recAPI{base: cl.Nodes[0].URL, token: w.key.Crawler(t)}
 	return w
+}
+
+// startEdge starts the edge "rec-edge" (again, after a kill: same id,
+// new process and data directory).
+func (w *recWorld) startEdge(t *testing.T) *procs.Edge {
+	t.Helper()
+	edge := procs.StartEdge(t, procs.EdgeOptions{ID: "rec-edge", Region: "eu-west", Controls: w.cl.URLs(), EdgeToken: w.cl.EdgeToken,
+		Args: []string{"--data", t.TempDir()}})
+	edge.WaitHealthy(t, 30*time.Second)
+	return edge
 }
 
 // room creates a room whose webhook gets events, with extra fields.
@@ -799,4 +810,38 @@ func TestAutoStartConfigRecordsWhenTheSessionStarts(t *testing.T) {
 	if _, b := w.rest.do(t, "GET", "/v2/recordings?roomId="+roomID, nil, &rec); len(rec.Data) != 1 {
 		t.Fatalf("recordings of the auto room: %s", b)
 	}
+}
+
+// TestRecordingOnARestartedEdgeFails: the edge running a recording is
+// killed and started again with the same id before the control plane
+// declares it dead. The new process does not have the job; the control
+// plane notices when the edge registers again and fails the job with the
+// reason (and recording-failed) instead of showing it running forever.
+func TestRecordingOnARestartedEdgeFails(t *testing.T) {
+	w := startRecWorld(t)
+	roomID := w.room(t, "restarted", []string{"recording-*"}, nil)
+	w.publish(t, roomID, "dave")
+	w.session(t, roomID, 1)
+	if st, b := w.rest.do(t, "POST", "/v2/recordings/start", map[string]any{"roomId": roomID, "config": map[string]any{"quality": "low"}}, nil); st != 200 {
+		t.Fatalf("start: %d %s", st, b)
+	}
+	var rec struct {
+		Data []struct{ ID, Status, Error string }
+	}
+	if _, b := w.rest.do(t, "GET", "/v2/recordings?roomId="+roomID, nil, &rec); len(rec.Data) != 1 || rec.Data[0].Status != "running" {
+		t.Fatalf("recording: %s", b)
+	}
+	w.edge.Kill(t)
+	w.edge = w.startEdge(t)
+	recWait(t, "recording failed", 30*time.Second, func() (bool, string) {
+		_, b := w.rest.do(t, "GET", "/v2/recordings?roomId="+roomID, nil, &rec)
+		return rec.Data[0].Status == "failed", string(b)
+	})
+	if !strings.Contains(rec.Data[0].Error, "no longer runs the job") {
+		t.Fatalf("reason %q (the edge was restarted, not lost)", rec.Data[0].Error)
+	}
+	recWait(t, "recording-failed", 30*time.Second, func() (bool, string) {
+		_, ok := w.hook("recording-failed")
+		return ok, fmt.Sprint(w.hookTypes("recording-"))
+	})
 }
