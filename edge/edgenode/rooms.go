@@ -64,8 +64,21 @@ func (n *Node) onHeartbeatReply(r edgeapi.HeartbeatReply) {
 	}
 }
 
-// resync re-reports who is here after a re-registration.
-func (n *Node) resync() []edgeapi.Event { return n.sig.Admitted() }
+// resync re-reports who is here after a re-registration. The control
+// plane had declared this edge dead and failed its egress jobs: they are
+// finished now (files kept, final statuses reported) rather than left
+// running for a job record that has ended.
+func (n *Node) resync() []edgeapi.Event {
+	if n.egress != nil {
+		for _, st := range n.egress.List() {
+			if !st.State.Final() {
+				n.log.Warn("stopping an egress job the control plane lost while this edge was unreachable", "job", st.ID, "room", st.RoomID)
+				_, _ = n.egress.Stop(st.ID)
+			}
+		}
+	}
+	return n.sig.Admitted()
+}
 
 func (n *Node) legStats() []edgeapi.LegStats {
 	now := time.Now().UTC()

@@ -11,12 +11,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/meridian-video/meridian/control/cluster/clustertest"
 	"github.com/meridian-video/meridian/control/placement"
 	"github.com/meridian-video/meridian/control/server"
+	"github.com/meridian-video/meridian/control/state"
 	"github.com/meridian-video/meridian/edge/edgenode"
 	"github.com/meridian-video/meridian/edge/egress"
 	"github.com/meridian-video/meridian/edge/egress/egresstest"
@@ -30,15 +32,24 @@ import (
 // every call and keeps the events of each batch control acknowledged, in
 // the order they arrived.
 type eventTap struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	evs []edgeapi.Event
+	srv       *httptest.Server
+	mu        sync.Mutex
+	evs       []edgeapi.Event
+	cut       atomic.Bool  // answer 503 to everything (control unreachable)
+	registers atomic.Int32 // registrations forwarded
 }
 
 func newEventTap(t *testing.T, upstream string) *eventTap {
 	tap := &eventTap{}
 	tap.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		if tap.cut.Load() {
+			http.Error(w, `{"message":"unreachable"}`, http.StatusServiceUnavailable)
+			return
+		}
+		if r.URL.Path == "/internal/v1/edges/register" {
+			tap.registers.Add(1)
+		}
 		req, err := http.NewRequestWithContext(r.Context(), r.Method, upstream+r.URL.RequestURI(), bytes.NewReader(body))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
@@ -106,6 +117,7 @@ func startEgressStack(t *testing.T) *egressStack {
 	c := clustertest.New(t, 1, clustertest.Options{Configure: func(i int, cfg *server.Config) {
 		pc := placement.DefaultConfig()
 		pc.EdgeToken = edgeToken
+		pc.HeartbeatEvery, pc.DownAfter = 200*time.Millisecond, 2*time.Second
 		cfg.Plugins = append(cfg.Plugins, placement.Plugin(pc))
 	}})
 	tap := newEventTap(t, c.Node(0).URL())
@@ -479,4 +491,34 @@ func TestEgressEndsWithDrain(t *testing.T) {
 	})
 	code, body, _ := s.call(t, edgeapi.EgressStartPath, egressapi.Spec{ID: "rec-d2", Kind: egressapi.KindComposite, RoomID: "room-d"})
 	wantError(t, "start while draining", code, body, 503, "", "draining")
+}
+
+// TestEgressStopsWhenControlLostTheEdge: control declares an edge it cannot
+// hear from dead (and fails its jobs); when the edge registers again, it
+// finishes the jobs that were still running — file kept, final status
+// delivered — instead of recording for a job record that has ended.
+func TestEgressStopsWhenControlLostTheEdge(t *testing.T) {
+	s := startEgressStack(t)
+	video, audio := egresstest.Media(t)
+	egresstest.Publish(t, s.edge.SFU(), "room-l", "alice", video, audio)
+	s.start(t, egressapi.Spec{ID: "rec-l", Kind: egressapi.KindComposite, RoomID: "room-l"})
+	regs := s.tap.registers.Load()
+	s.tap.cut.Store(true)
+	waitUntil(t, "control to declare the edge down", 60*time.Second, func() bool {
+		down := false
+		s.c.Node(0).Node().FSM().Read(func(st *state.Store) {
+			e, ok := st.Edge("edge-eg")
+			down = ok && !e.Up
+		})
+		return down
+	})
+	if st, _ := s.edge.Egress().Status("rec-l"); st.State != egressapi.StateRunning {
+		t.Fatalf("while cut off, the job is %s", st.State)
+	}
+	s.tap.cut.Store(false)
+	waitUntil(t, "the edge to register again", 60*time.Second, func() bool { return s.tap.registers.Load() > regs })
+	waitUntil(t, "control to receive the job's final status", 120*time.Second, func() bool {
+		st, ok := s.tap.final("rec-l")
+		return ok && st.State == egressapi.StateStopped && len(st.Files) == 1
+	})
 }
