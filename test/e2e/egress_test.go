@@ -369,6 +369,15 @@ func TestEgressThroughEdge(t *testing.T) {
 	if resp.StatusCode != http.StatusPartialContent || len(b) != 100 || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes 0-99/%d", f.Size) {
 		t.Fatalf("range request: %d, %d bytes, %q", resp.StatusCode, len(b), resp.Header.Get("Content-Range"))
 	}
+	if resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Content-Range") {
+		t.Fatalf("download without CORS for players: %v", resp.Header)
+	}
+	pre, _ := http.NewRequest(http.MethodOptions, u, nil)
+	pre.Header.Set("Origin", "https://player.example")
+	pre.Header.Set("Access-Control-Request-Headers", "range")
+	if resp, err := http.DefaultClient.Do(pre); err != nil || resp.StatusCode != http.StatusNoContent || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Range") {
+		t.Fatalf("CORS preflight of a download: %v %v", err, resp)
+	}
 	if resp, _ := get(t, strings.Split(u, "?")[0], nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("unsigned download: %d", resp.StatusCode)
 	}
