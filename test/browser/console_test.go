@@ -116,7 +116,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 	p.navigate(dev.URL + "/console/sessions")
 	p.waitFor("the live session in the list", 15*time.Second, fmt.Sprintf(`(() => {
   const row = [...document.querySelectorAll('tr[data-session]')].find(r => r.textContent.includes(%q));
-  return {ok: !!row && row.textContent.includes('2 live'), rows: document.querySelector('main').innerText.slice(0, 400)};
+  return {ok: !!row && row.textContent.includes('2 live'), rows: document.getElementById('app').innerText.slice(0, 400)};
 })()`, room.RoomID))
 	if err := p.click("tr[data-session] a.open-session"); err != nil {
 		t.Fatal(err)
@@ -143,6 +143,26 @@ func TestConsoleEndToEnd(t *testing.T) {
   window.__firstPoints = window.__firstPoints || n;
   return {ok: !!u && u === window.__firstChart && n > window.__firstPoints, points: n, before: window.__firstPoints};
 })()`)
+
+	// The operator ends the meeting; past sessions show it with its
+	// duration and quality.
+	sessionID, err := evalJS[string](p, `location.pathname.split('/').pop()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := evalJS[bool](p, `(window.confirm = () => true, true)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.click("button.end-session"); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor("the session shown ended", 10*time.Second, `({ok: document.getElementById('app').innerText.includes(' · ended · ')})`)
+	p.navigate(dev.URL + "/console/history")
+	p.waitFor("the ended session with its quality", 15*time.Second, fmt.Sprintf(`(() => {
+  const row = document.querySelector('tr[data-session=%q]');
+  const q = row?.querySelector('.quality')?.textContent || '';
+  return {ok: /audio [1-5]\.\d · video [1-5]\.\d/.test(q) && / s$/.test(row.children[3].textContent), quality: q, duration: row?.children[3].textContent};
+})()`, sessionID))
 
 	// Webhooks: the participant-joined deliveries, one click redelivers.
 	var deliveries struct {

@@ -85,11 +85,16 @@ function table(headers, rows) {
 function pager(render, load) {
   const wrap = h("div", { class: "paged" });
   const [err, show] = errorBox();
-  let page = 1;
+  let page = 1, last = "";
   const go = async (p) => {
     show(null);
     try {
       const res = await load(p);
+      // Unchanged data keeps its rows: a periodic refresh must not swap a
+      // button out from under a click.
+      const key = p + JSON.stringify(res);
+      if (key === last) return;
+      last = key;
       page = p;
       const info = res.pageInfo || { currentPage: p, lastPage: 1, total: (res.data || []).length };
       const prev = h("button", { type: "button", disabled: page <= 1, onclick: () => go(page - 1) }, "‹ Previous");
@@ -253,13 +258,27 @@ function roomsPage() {
 
 // ------------------------------------------------------------ sessions
 
+// qualityCell fills in a past session's mean quality score (1-5, from
+// the edges' loss, jitter and RTT samples) once its stats arrive.
+function qualityCell(id) {
+  const td = h("td", { class: "quality" }, "…");
+  api("GET", `/v2/sessions/${encodeURIComponent(id)}/stats`).then((st) => {
+    const mean = (k) => {
+      const xs = (st.stats || []).map((e) => e.qualityScore[k]).filter((x) => x > 0);
+      return xs.length ? (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1) : "—";
+    };
+    td.textContent = `audio ${mean("audio")} · video ${mean("video")}`;
+  }, (e) => { td.textContent = e.message; td.classList.add("down"); });
+  return td;
+}
+
 function sessionsTable(sessions, live) {
-  return table(["Room", "Session", live ? "Started" : "Start – end", "Duration", "Participants", ""], sessions.map((s) => {
+  return table(["Room", "Session", live ? "Started" : "Start – end", "Duration", "Participants", live ? "" : "Quality (1-5)", ""], sessions.map((s) => {
     const dur = live ? (Date.now() - new Date(s.start)) / 1000 : (new Date(s.end) - new Date(s.start)) / 1000;
     const active = s.participants.filter((p) => p.timelog.some((t) => !t.end)).length;
     return h("tr", { dataset: { session: s.id } }, h("td", {}, h("code", {}, s.roomId)), h("td", {}, h("code", {}, s.id)),
       h("td", {}, live ? fmtTime(s.start) : `${fmtTime(s.start)} – ${fmtTime(s.end)}`), h("td", {}, fmtDuration(dur)),
-      h("td", {}, live ? `${active} live / ${s.participants.length}` : String(s.participants.length)),
+      h("td", {}, live ? `${active} live / ${s.participants.length}` : String(s.participants.length)), live ? h("td", {}) : qualityCell(s.id),
       h("td", {}, h("a", { href: `/console/sessions/${s.id}`, class: "open-session", onclick: (ev) => { ev.preventDefault(); navigate(`/console/sessions/${s.id}`); } }, live ? "Live graphs" : "Quality")));
   }));
 }
@@ -308,22 +327,27 @@ function newChart(g, host, stats) {
 
 function sessionPage(id) {
   const [err, show] = errorBox();
-  const head = h("div", {});
+  const summary = h("span", {});
+  // Built once: a button re-created by every refresh could lose a click
+  // that straddles the refresh.
+  const endBtn = h("button", { type: "button", class: "danger end-session", hidden: true }, "End session");
+  endBtn.onclick = action(endBtn, show, async () => {
+    if (!confirm("End this session for everyone?")) return;
+    await api("POST", "/v2/sessions/end", { roomId, sessionId: id });
+    await refresh();
+  });
+  const head = h("p", {}, summary, " ", endBtn);
   const people = h("div", { id: "participants" });
   const cards = new Map(); // participantId -> {charts, points}
-  let ended = false;
+  let ended = false, roomId = "";
   const refresh = async () => {
     try {
       const s = await api("GET", `/v2/sessions/${encodeURIComponent(id)}`);
       ended = s.status !== "ongoing";
+      roomId = s.roomId;
       const dur = ((s.end ? new Date(s.end) : Date.now()) - new Date(s.start)) / 1000;
-      const endBtn = h("button", { type: "button", class: "danger", hidden: ended || !can("operator") }, "End session");
-      endBtn.onclick = action(endBtn, show, async () => {
-        if (!confirm("End this session for everyone?")) return;
-        await api("POST", "/v2/sessions/end", { sessionId: id });
-        refresh();
-      });
-      head.replaceChildren(h("p", {}, "Room ", h("code", {}, s.roomId), ` · ${s.status} · started ${fmtTime(s.start)} · ${fmtDuration(dur)}`, " ", endBtn));
+      endBtn.hidden = ended || !can("operator");
+      summary.replaceChildren("Room ", h("code", {}, s.roomId), ` · ${s.status} · started ${fmtTime(s.start)} · ${fmtDuration(dur)}`);
       for (const p of s.participants) {
         const live = p.timelog.some((t) => !t.end);
         let card = cards.get(p.participantId);
