@@ -93,6 +93,9 @@ type FSM struct {
 	appliedMu   sync.Mutex
 	appliedCond *sync.Cond
 	applied     uint64
+	// restores counts snapshots restored (at start, or installed from the
+	// leader by a node that fell behind the compacted log).
+	restores atomic.Uint64
 }
 
 // NewFSM returns an empty state machine.
@@ -240,5 +243,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.db.Store(db)
 	f.markApplied(applied)
+	f.restores.Add(1)
 	return nil
 }
+
+// Restores reports how many snapshots this FSM has restored.
+func (f *FSM) Restores() uint64 { return f.restores.Load() }
