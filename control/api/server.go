@@ -143,7 +143,7 @@ func New(cfg Config, node *cluster.Node, sealer *auth.Sealer, opts ...Option) (*
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{cfg: cfg, log: cfg.Logger, node: node, sealer: sealer, registry: cfg.Registry,
-		auth:     auth.New(sealer, fsmKeys{node.FSM()}, cfg.Now),
+		auth:     auth.New(sealer, &catchUpKeys{fsmKeys: fsmKeys{node.FSM()}, node: node}, cfg.Now),
 		keyLimit: auth.NewRateLimiter(cfg.RateLimitPerKey, cfg.RateBurstPerKey, cfg.Now),
 		ipLimit:  auth.NewRateLimiter(cfg.RateLimitPerIP, cfg.RateBurstPerIP, cfg.Now),
 	}

@@ -30,6 +30,14 @@ func TestWritesToARoomCreatedElsewhere(t *testing.T) {
 		}
 		var room struct{ RoomID string }
 		r.JSON(t, &room)
+		// The create's append told the follower that the bootstrap
+		// entries committed: it becomes ready, without the room.
+		clustertest.Eventually(t, 10*time.Second, func() string {
+			if !c.Node(follower).Ready() {
+				return "the follower is not ready"
+			}
+			return ""
+		})
 		var seen *state.Room
 		c.Node(follower).Node().FSM().Read(func(s *state.Store) { seen, _ = s.RoomByRoomID(room.RoomID) })
 		if seen != nil {
