@@ -335,15 +335,16 @@ func recWait(t *testing.T, what string, bound time.Duration, cond func() (bool, 
 type recWorld struct {
 	cl           *procs.Cluster
 	edge         *procs.Edge
+	edgeArgs     []string
 	rest         recAPI
 	key          procs.APIKey
 	hooks        *recHooks
 	video, audio string
 }
 
-func startRecWorld(t *testing.T) *recWorld {
+func startRecWorld(t *testing.T, edgeArgs ...string) *recWorld {
 	t.Helper()
-	w := &recWorld{hooks: newRecHooks(t)}
+	w := &recWorld{hooks: newRecHooks(t), edgeArgs: edgeArgs}
 	w.video, w.audio = egresstest.Media(t) // fails without ffmpeg under MERIDIAN_REQUIRE_FFMPEG=1
 	cl := procs.StartCluster(t, procs.ClusterOptions{Nodes: 1, Args: []string{"--webhook-allow-http", "--webhook-allow-private", "127.0.0.1/32"}})
 	w.cl = cl
@@ -358,7 +359,7 @@ func startRecWorld(t *testing.T) *recWorld {
 func (w *recWorld) startEdge(t *testing.T) *procs.Edge {
 	t.Helper()
 	edge := procs.StartEdge(t, procs.EdgeOptions{ID: "rec-edge", Region: "eu-west", Controls: w.cl.URLs(), EdgeToken: w.cl.EdgeToken,
-		Args: []string{"--data", t.TempDir()}})
+		Args: append([]string{"--data", t.TempDir()}, w.edgeArgs...)})
 	edge.WaitHealthy(t, 30*time.Second)
 	return edge
 }
@@ -844,4 +845,38 @@ func TestRecordingOnARestartedEdgeFails(t *testing.T) {
 		_, ok := w.hook("recording-failed")
 		return ok, fmt.Sprint(w.hookTypes("recording-"))
 	})
+}
+
+// TestPinnedRoomWithoutAllowedStorageCannotRecord: a room fenced to the
+// EU meets on the EU edge, but the edge's only storage is tagged us-east:
+// a recording start is refused with a 400 that says why, and nothing is
+// recorded (no job, no webhook).
+func TestPinnedRoomWithoutAllowedStorageCannotRecord(t *testing.T) {
+	w := startRecWorld(t, "--storage-region", "us-east")
+	roomID := w.room(t, "pinned", []string{"recording-*"}, map[string]any{"geoFence": "eu001"})
+	w.publish(t, roomID, "erin")
+	w.session(t, roomID, 1)
+	st, b := w.rest.do(t, "POST", "/v2/recordings/start", map[string]any{"roomId": roomID}, nil)
+	var e struct{ Message string }
+	_ = json.Unmarshal(b, &e)
+	if st != 400 || !strings.Contains(e.Message, "no storage") || !strings.Contains(e.Message, "eu-west") || !strings.Contains(e.Message, "us-east") {
+		t.Fatalf("start in a pinned room without allowed storage: %d %s", st, b)
+	}
+	var list struct {
+		PageInfo struct{ Total int }
+	}
+	if st, b := w.rest.do(t, "GET", "/v2/recordings?roomId="+roomID, nil, &list); st != 200 || list.PageInfo.Total != 0 {
+		t.Fatalf("a refused start left a job: %d %s", st, b)
+	}
+	// A participant recording is refused the same way.
+	if st, b := w.rest.do(t, "POST", "/v2/recordings/participant/start", map[string]any{"roomId": roomID, "participantId": "erin"}, nil); st != 400 {
+		t.Fatalf("participant recording in the pinned room: %d %s", st, b)
+	}
+	// Nothing was enqueued for the room (the delivery log is the outbox).
+	var dl struct {
+		PageInfo struct{ Total int }
+	}
+	if st, b := w.rest.do(t, "GET", "/v2/webhooks/deliveries?roomId="+roomID, nil, &dl); st != 200 || dl.PageInfo.Total != 0 {
+		t.Fatalf("deliveries for a refused start: %d %s", st, b)
+	}
 }
