@@ -889,3 +889,59 @@ func jobNoun(k egressapi.Kind) string {
 	}
 	return "recording"
 }
+
+// checkAutoStart validates the parts of a room's autoStartConfig that
+// Meridian runs (recording, hls, livestream; control/egress.AutoStart), so
+// a config that could never start is a 400 naming the field when the room
+// is created rather than a silent failure when its session begins. Other
+// keys are stored as given.
+func checkAutoStart(raw []byte, checkURL func(string) error) error {
+	type job struct {
+		Config     *egressapi.Config      `json:"config"`
+		AWSDirPath *string                `json:"awsDirPath"`
+		WebhookURL *string                `json:"webhookUrl"`
+		Outputs    []egressapi.RTMPOutput `json:"outputs"`
+	}
+	var a struct {
+		Recording  *job `json:"recording"`
+		HLS        *job `json:"hls"`
+		Livestream *job `json:"livestream"`
+	}
+	if err := decodeBytes(raw, &a); err != nil {
+		return badRequest("autoStartConfig: " + err.Error())
+	}
+	for _, k := range []struct {
+		name string
+		kind egressapi.Kind
+		j    *job
+	}{{"recording", egressapi.KindComposite, a.Recording}, {"hls", egressapi.KindHLS, a.HLS}, {"livestream", egressapi.KindRTMP, a.Livestream}} {
+		if k.j == nil {
+			continue
+		}
+		prefix := "autoStartConfig." + k.name + "."
+		spec := egressapi.Spec{ID: "000000000000000000000000", RoomID: "check", Kind: k.kind, Outputs: k.j.Outputs}
+		if k.j.Config != nil {
+			spec.Config = *k.j.Config
+		}
+		if _, err := spec.Normalize(); err != nil {
+			if fe := (*egressapi.FieldError)(nil); asFieldError(err, &fe) {
+				return invalidField(prefix+fe.Field, "%s", fe.Message)
+			}
+			return badRequest(err.Error())
+		}
+		if _, err := dirPath(k.j.AWSDirPath); err != nil {
+			return invalidField(prefix+"awsDirPath", "must be a relative path of at most 512 characters without \"..\"")
+		}
+		if u := str(k.j.WebhookURL); u != "" {
+			if err := validateWebhookURL(prefix+"webhookUrl", u); err != nil {
+				return err
+			}
+			if checkURL != nil {
+				if err := checkURL(u); err != nil {
+					return invalidField(prefix+"webhookUrl", "is not allowed: %v", err)
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -21,13 +21,15 @@ import (
 const egressEdgeToken = "edge-token-for-egress-tests"
 
 // egressNode is one control node with placement (edge registry, liveness)
-// and egress (job routes, lost-edge check), fast liveness for the tests.
-func egressNode(t *testing.T) *clustertest.Cluster {
+// and egress (job routes, lost-edge check every checkEvery), fast liveness
+// for the tests. Tests of the routes alone on jobs of edges that do not
+// exist pass an hour, so the lost-edge check does not end their jobs.
+func egressNode(t *testing.T, checkEvery time.Duration) *clustertest.Cluster {
 	return newNode(t, func(cfg *server.Config) {
 		pc := placement.DefaultConfig()
 		pc.EdgeToken = egressEdgeToken
 		pc.HeartbeatEvery, pc.DownAfter = 50*time.Millisecond, 300*time.Millisecond
-		ec := egress.PluginConfig{Config: egress.Config{EdgeToken: egressEdgeToken, CheckEvery: 50 * time.Millisecond}}
+		ec := egress.PluginConfig{Config: egress.Config{EdgeToken: egressEdgeToken, CheckEvery: checkEvery}}
 		cfg.Plugins = append(cfg.Plugins, placement.Plugin(pc), egress.Plugin(ec))
 	})
 }
@@ -63,7 +65,7 @@ func putJob(t *testing.T, c *clustertest.Cluster, j state.Job) {
 }
 
 func TestEgressRoutesRejectBadInput(t *testing.T) {
-	c := egressNode(t)
+	c := egressNode(t, time.Hour)
 	tok := c.Token()
 	room := createRoom(t, c, "rec-room").RoomID
 	body := func(extra string) string { return fmt.Sprintf(`{"roomId":%q%s}`, room, extra) }
@@ -138,15 +140,27 @@ func TestEgressRoutesRejectBadInput(t *testing.T) {
 		{"list bad session", "GET", "/v2/recordings?sessionId=xyz", nil, 400, "sessionId"},
 		{"list unknown room", "GET", "/v2/livestreams?roomId=zzzz-zzzz-zzzz", nil, 404, "not found"},
 		{"list bad page", "GET", "/v2/hls?page=0", nil, 400, "page"},
+		{"autoStart layout", "POST", "/v2/rooms", `{"autoStartConfig":{"recording":{"config":{"layout":{"type":"X"}}}}}`, 400, "autoStartConfig.recording.config.layout.type"},
+		{"autoStart hls grid", "POST", "/v2/rooms", `{"autoStartConfig":{"hls":{"config":{"layout":{"gridSize":30}}}}}`, 400, "autoStartConfig.hls.config.layout.gridSize"},
+		{"autoStart livestream outputs", "POST", "/v2/rooms", `{"autoStartConfig":{"livestream":{"outputs":[]}}}`, 400, "autoStartConfig.livestream.outputs"},
+		{"autoStart config type", "POST", "/v2/rooms", `{"autoStartConfig":{"recording":{"config":"grid"}}}`, 400, "recording.config"},
+		{"autoStart webhookUrl", "POST", "/v2/rooms", `{"autoStartConfig":{"recording":{"webhookUrl":"ftp://x"}}}`, 400, "autoStartConfig.recording.webhookUrl"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := jobCount(c)
+			before, rooms := jobCount(c), roomCount(c)
 			expectError(t, c.Do(0, tc.method, tc.path, tok, tc.body), tc.status, tc.msg)
 			if after := jobCount(c); after != before {
 				t.Fatalf("bad request changed state: %d jobs -> %d", before, after)
 			}
+			if after := roomCount(c); after != rooms {
+				t.Fatalf("bad request changed state: %d rooms -> %d", rooms, after)
+			}
 		})
+	}
+	// What Meridian does not run is stored as given, next to a valid config.
+	if r := c.Do(0, "POST", "/v2/rooms", tok, `{"autoStartConfig":{"recording":{"config":{"quality":"low"}},"hls":{},"custom":{"x":1}}}`); r.Status != 200 {
+		t.Fatalf("valid autoStartConfig refused: %d %s", r.Status, r.Body)
 	}
 	// Nothing was recorded by any of them.
 	var total int
@@ -162,7 +176,7 @@ func TestEgressRoutesRejectBadInput(t *testing.T) {
 }
 
 func TestEgressListsScopingAndLifecycleErrors(t *testing.T) {
-	c := egressNode(t)
+	c := egressNode(t, time.Hour)
 	tok := c.Token()
 	a, b := createRoom(t, c, "scope-a"), createRoom(t, c, "scope-b")
 	const (
@@ -269,7 +283,7 @@ func TestEgressListsScopingAndLifecycleErrors(t *testing.T) {
 // marked down by placement; its running job becomes failed with the reason
 // and the failed webhook is in the outbox.
 func TestEgressJobsOfALostEdgeFail(t *testing.T) {
-	c := egressNode(t)
+	c := egressNode(t, 50*time.Millisecond)
 	room := createRoom(t, c, "lost-edge")
 	reg := edgeapi.Register{EdgeID: "edge-lost", Region: "eu-west", SignalURL: "ws://127.0.0.1:1/rtc", InternalURL: "http://127.0.0.1:1", Capacity: 10}
 	if r := c.Do(0, "POST", "/internal/v1/edges/register", "Bearer "+egressEdgeToken, reg); r.Status != 200 {
@@ -305,5 +319,41 @@ func TestEgressJobsOfALostEdgeFail(t *testing.T) {
 	c.Do(0, "GET", "/v2/livestreams/"+id, c.Token(), nil).JSON(t, &v)
 	if v.Status != "failed" || v.Error != "edge edge-lost lost" {
 		t.Fatalf("livestream after edge loss: %+v", v)
+	}
+}
+
+// TestEgressJobsVisibleOnEveryNode: a job is replicated state — recorded
+// through one node, changed through another, read through every node.
+func TestEgressJobsVisibleOnEveryNode(t *testing.T) {
+	c := clustertest.New(t, 3, clustertest.Options{Configure: func(i int, cfg *server.Config) {
+		pc := placement.DefaultConfig()
+		pc.EdgeToken = egressEdgeToken
+		cfg.Plugins = append(cfg.Plugins, placement.Plugin(pc), egress.Plugin(egress.PluginConfig{Config: egress.Config{EdgeToken: egressEdgeToken, CheckEvery: time.Hour}}))
+	}})
+	room := createRoom(t, c, "replicated")
+	const id = "cccccccccccccccccccccc01"
+	follower := c.Followers()[0]
+	if _, _, err := c.Node(follower).Node().Apply(context.Background(), state.CmdCreateJob, state.CreateJob{Job: state.Job{ID: id, Kind: egressapi.KindHLS,
+		UserID: room.UserID, APIKey: room.APIKey, RoomID: room.RoomID, SessionID: "111111111111111111111111", EdgeID: "edge-x", CreatedAt: time.Now().UTC()}}); err != nil {
+		t.Fatal(err)
+	}
+	st := egressapi.Status{ID: id, Kind: egressapi.KindHLS, State: egressapi.StateRunning, Seq: 1, StartedAt: time.Now().UTC(), Duration: 12.5}
+	if _, _, err := c.Node(c.Leader()).Node().Apply(context.Background(), state.CmdJobStatus, state.JobStatus{EdgeID: "edge-x", Status: st, At: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		var v struct {
+			ID, Status string
+			Duration   float64
+		}
+		c.Do(i, "GET", "/v2/hls/"+id+"?consistent=true", c.Token(), nil).JSON(t, &v)
+		if v.ID != id || v.Status != "running" || v.Duration != 12.5 {
+			t.Fatalf("node %d: %+v", i, v)
+		}
+		var l struct{ PageInfo struct{ Total int } }
+		c.Do(i, "GET", "/v2/hls?consistent=true&roomId=replicated", c.Token(), nil).JSON(t, &l)
+		if l.PageInfo.Total != 1 {
+			t.Fatalf("node %d lists %d HLS jobs", i, l.PageInfo.Total)
+		}
 	}
 }

@@ -193,6 +193,9 @@ func (req *createRoomRequest) toRoom(checkURL func(string) error, fences geo.Fen
 		if err := boundedJSON(*req.AutoStartConfig, maxStoredJSON, maxStoredDepth); err != nil {
 			return r, invalidField("autoStartConfig", "%v", err)
 		}
+		if err := checkAutoStart(*req.AutoStartConfig, checkURL); err != nil {
+			return r, err
+		}
 		compact := &bytes.Buffer{}
 		_ = json.Compact(compact, *req.AutoStartConfig)
 		r.AutoStartConfig = compact.Bytes()
