@@ -245,7 +245,7 @@ func fillJobTables(t *testing.T, f *testFSM) {
 func addJobs(t *testing.T, f *testFSM, sid string) {
 	t.Helper()
 	createJob(t, f, Job{ID: jobA, Kind: egressapi.KindRTMP, UserID: "u1", APIKey: "k1", RoomID: "abcd-efgh-ijkl", SessionID: sid, EdgeID: "edge1",
-		Config: egressapi.Config{Layout: egressapi.Layout{Type: "GRID", Priority: "SPEAKER", GridSize: 4}, Theme: "DARK", Mode: "video-and-audio", Quality: "med", Orientation: "landscape"},
+		Config:  egressapi.Config{Layout: egressapi.Layout{Type: "GRID", Priority: "SPEAKER", GridSize: 4}, Theme: "DARK", Mode: "video-and-audio", Quality: "med", Orientation: "landscape"},
 		Outputs: []egressapi.RTMPOutput{{URL: "rtmp://127.0.0.1/live", StreamKey: "k"}}, WebhookURL: "https://job.example/h", CreatedAt: t0, UpdatedAt: t0})
 	st := egressapi.Status{ID: jobA, Kind: egressapi.KindRTMP, State: egressapi.StateRunning, Seq: 3, StartedAt: t0.Add(time.Second),
 		Outputs: []egressapi.OutputStatus{{URL: "rtmp://127.0.0.1/live", State: egressapi.StateRunning}}}
