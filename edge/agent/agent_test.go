@@ -92,3 +92,62 @@ func TestFullQueueKeepsLastEgressStatus(t *testing.T) {
 		t.Fatalf("control received %v, want %s", seen, want)
 	}
 }
+
+// TestFullQueueDuringDelivery: events dropped from a full queue while a
+// batch is in flight do not make the acknowledgement remove events that
+// were never sent.
+func TestFullQueueDuringDelivery(t *testing.T) {
+	registered := make(chan struct{})
+	inFlight := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var got []string
+	var batches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/internal/v1/edges/register":
+			<-registered
+		case "/internal/v1/edges/events":
+			var b edgeapi.EventBatch
+			body, _ := io.ReadAll(r.Body)
+			_ = json.Unmarshal(body, &b)
+			if batches.Add(1) == 1 {
+				inFlight <- struct{}{}
+				<-release
+			}
+			mu.Lock()
+			for _, ev := range b.Events {
+				got = append(got, ev.ParticipantID)
+			}
+			mu.Unlock()
+		}
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	a, err := New(Config{ControlURLs: []string{srv.URL}, EdgeToken: "t", MaxQueue: 3, HeartbeatEvery: time.Hour,
+		Register: edgeapi.Register{EdgeID: "e1", Region: "local", SignalURL: "ws://x/rtc"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start()
+	defer a.Close()
+	for _, p := range []string{"p1", "p2", "p3"} {
+		a.Report(edgeapi.Event{Kind: edgeapi.EventParticipantJoined, RoomID: "r", ParticipantID: p})
+	}
+	close(registered)
+	<-inFlight                                                                                      // p1, p2, p3 are being delivered
+	a.Report(edgeapi.Event{Kind: edgeapi.EventParticipantJoined, RoomID: "r", ParticipantID: "p4"}) // full: p1 is dropped
+	close(release)
+	deadline := time.Now().Add(30 * time.Second)
+	for a.Pending() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events still pending", a.Pending())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(got) != "[p1 p2 p3 p4]" {
+		t.Fatalf("control received %v, want [p1 p2 p3 p4]", got)
+	}
+}
