@@ -56,6 +56,11 @@ func (n *Node) startEgress() {
 		return
 	}
 	n.egress = r
+	if n.cfg.Registry != nil {
+		if err := n.cfg.Registry.Register(r.Collector()); err != nil {
+			n.log.Warn("egress metrics not registered", "err", err)
+		}
+	}
 	for _, t := range ec.Storage {
 		if l, ok := t.(*storage.Local); ok {
 			n.localFiles = append(n.localFiles, l)

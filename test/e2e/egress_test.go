@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meridian-video/meridian/control/cluster/clustertest"
 	"github.com/meridian-video/meridian/control/placement"
 	"github.com/meridian-video/meridian/control/server"
@@ -129,7 +131,8 @@ func startEgressStack(t *testing.T) *egressStack {
 	sc := sfu.DefaultConfig()
 	sc.IncludeLoopbackCandidate = true
 	sc.DisableMDNS = true
-	n, err := edgenode.New(edgenode.Config{EdgeID: "edge-eg", Region: "local", ControlURLs: []string{tap.srv.URL}, EdgeToken: edgeToken,
+	reg := prometheus.NewRegistry()
+	n, err := edgenode.New(edgenode.Config{Registry: reg, Gatherer: reg, EdgeID: "edge-eg", Region: "local", ControlURLs: []string{tap.srv.URL}, EdgeToken: edgeToken,
 		HTTPListen: addr, PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, HeartbeatEvery: 200 * time.Millisecond,
 		DrainTimeout: 90 * time.Second,
 		Egress: edgenode.EgressConfig{WorkDir: t.TempDir(), Storage: []storage.Target{local}, Configure: func(ec *egress.Config) {
@@ -194,6 +197,17 @@ func wantError(t *testing.T, what string, code int, body []byte, wantCode int, f
 	if err := json.Unmarshal(body, &e); err != nil || code != wantCode || e.Field != field || !strings.Contains(e.Message, contains) {
 		t.Fatalf("%s: got %d %s, want %d with field %q and a message containing %q", what, code, body, wantCode, field, contains)
 	}
+}
+
+// grepLines keeps the lines containing sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func waitUntil(t *testing.T, what string, bound time.Duration, cond func() bool) {
@@ -355,6 +369,10 @@ func TestEgressThroughEdge(t *testing.T) {
 	}
 	code, body, _ = s.call(t, edgeapi.EgressStopPath, edgeapi.EgressStop{ID: "rec-1"})
 	wantError(t, "stop an ended job", code, body, 409, "", "ended")
+	if _, m := get(t, s.edge.PublicURL()+"/metrics", nil); !strings.Contains(string(m), `meridian_egress_jobs{kind="composite",state="stopped"} 1`) ||
+		!strings.Contains(string(m), `meridian_egress_ffmpeg_cpu_seconds_total{role="encoder"}`) {
+		t.Fatalf("edge metrics lack the egress jobs or ffmpeg CPU:\n%s", grepLines(string(m), "meridian_egress"))
+	}
 
 	// The file, as a player fetches fileUrl.
 	f := fin.Files[0]

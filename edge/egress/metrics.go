@@ -1,0 +1,34 @@
+package egress
+
+import "github.com/prometheus/client_golang/prometheus"
+
+var (
+	descJobs = prometheus.NewDesc("meridian_egress_jobs", "Egress jobs this edge knows, by kind and state (ended jobs count until the control plane deletes them).",
+		[]string{"kind", "state"}, nil)
+	descFFmpegCPU = prometheus.NewDesc("meridian_egress_ffmpeg_cpu_seconds_total", "CPU time of finished ffmpeg processes, by role (encoder, video decoder, mux, ...).",
+		[]string{"role"}, nil)
+)
+
+// Collector exports the runner's jobs and ffmpeg CPU at scrape time.
+func (r *Runner) Collector() prometheus.Collector { return runnerCollector{r} }
+
+type runnerCollector struct{ r *Runner }
+
+func (c runnerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descJobs
+	ch <- descFFmpegCPU
+}
+
+func (c runnerCollector) Collect(ch chan<- prometheus.Metric) {
+	type key struct{ kind, state string }
+	counts := map[key]int{}
+	for _, st := range c.r.List() {
+		counts[key{string(st.Kind), string(st.State)}]++
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(descJobs, prometheus.GaugeValue, float64(n), k.kind, k.state)
+	}
+	for role, d := range c.r.ChildCPUByRole() {
+		ch <- prometheus.MustNewConstMetric(descFFmpegCPU, prometheus.CounterValue, d.Seconds(), role)
+	}
+}
