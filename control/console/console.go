@@ -48,6 +48,7 @@ type Console struct {
 	sealer *auth.Sealer
 	api    func() *api.Server
 	limit  *auth.RateLimiter // local password attempts per user and address
+	probe  *http.Client      // other members' /healthz (cluster TLS when set)
 
 	provMu   sync.Mutex
 	provider *oidc.Provider
@@ -75,7 +76,8 @@ func New(cfg Config, node *cluster.Node, sealer *auth.Sealer) (*Console, error) 
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	return &Console{cfg: cfg, log: cfg.Logger, node: node, sealer: sealer, limit: auth.NewRateLimiter(5.0/60, 5, cfg.Now)}, nil
+	return &Console{cfg: cfg, log: cfg.Logger, node: node, sealer: sealer, limit: auth.NewRateLimiter(5.0/60, 5, cfg.Now),
+		probe: &http.Client{Timeout: 2 * time.Second}}, nil
 }
 
 // Plugin wires the console into a control node: it authenticates console
@@ -102,6 +104,16 @@ func Plugin(cfg Config) server.Plugin {
 			return nil, nil, err
 		}
 		c.api = s.API
+		if t := s.ClientTLS(); t != nil {
+			c.probe.Transport = &http.Transport{TLSClientConfig: t}
+		}
+		addr := s.Config().Cluster.HTTPAddr
+		if addr == "" {
+			addr = s.URL()
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		s.AddCloser(stop)
+		go c.registerSelf(ctx, addr)
 		s.Node().OnLeadership(c.ensureLocalAdmins)
 		return []api.Option{api.WithSessionAuth(c), api.WithRoutes(c.Routes)},
 			[]cluster.LeaderLoop{{Name: "console-session-prune", Run: c.pruneLoop}}, nil
@@ -117,6 +129,7 @@ func (cs *Console) Routes(r fiber.Router) {
 	r.Post("/console/auth/logout", cs.logout)
 	r.Get("/console/auth/meet/:roomId", cs.startParticipantLogin)
 	r.Get("/console/api/me", cs.me)
+	r.Get("/console/api/cluster/health", cs.clusterHealth)
 	web.RegisterConsole(r) // the pages, after the routes above
 }
 

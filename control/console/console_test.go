@@ -310,7 +310,38 @@ func TestConsoleSignInRolesAndReplication(t *testing.T) {
 		}
 	}
 
-	// The leader dies: nobody is logged out.
+	// Every member's health, as the console shows it (any role).
+	health := func(node int) map[string]bool {
+		var h struct {
+			Members []struct {
+				ID    string
+				Ready bool
+			}
+		}
+		st, body := vic.do(e.urls[node], "GET", "/console/api/cluster/health", nil, nil)
+		if st != 200 || json.Unmarshal([]byte(body), &h) != nil || len(h.Members) != 3 {
+			t.Fatalf("cluster health: %d %s", st, body)
+		}
+		out := map[string]bool{}
+		for _, m := range h.Members {
+			out[m.ID] = m.Ready
+		}
+		return out
+	}
+	// Followers register their API address shortly after start.
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		for id, ready := range health(1) {
+			if !ready {
+				return fmt.Sprintf("member %s not ready in a healthy cluster", id)
+			}
+		}
+		return ""
+	})
+	if resp, body := get(t, http.DefaultClient, e.urls[0]+"/console/api/cluster/health"); resp.StatusCode != 401 {
+		t.Fatalf("cluster health without a session: %d %s", resp.StatusCode, body)
+	}
+
+	// The leader dies: nobody is logged out, and the console sees it down.
 	dead := e.c.KillLeader()
 	alive := (dead + 1) % 3
 	clustertest.Eventually(t, 20*time.Second, func() string {
@@ -320,6 +351,10 @@ func TestConsoleSignInRolesAndReplication(t *testing.T) {
 		}
 		return ""
 	})
+	h := health(alive)
+	if ready, ok := h[fmt.Sprintf("node%d", dead)]; !ok || ready || len(h) != 3 {
+		t.Fatalf("health after %s died: %v", fmt.Sprintf("node%d", dead), h)
+	}
 }
 
 // TestConsoleSessionRefusals: tampered, expired and ended sessions, and

@@ -230,6 +230,16 @@ func TestConsoleEndToEnd(t *testing.T) {
 		t.Fatalf("the revoked key still works: %d %s", st, b)
 	}
 
+	// Cluster: the member is ready, the in-process edge is up in region
+	// "local" with the participants it carried (none after the session).
+	p.navigate(dev.URL + "/console/cluster")
+	p.waitFor("the cluster and its edge", 10*time.Second, `(() => {
+  const member = document.querySelector('tr[data-node="dev"] .health')?.textContent || '';
+  const edge = document.querySelector('[data-region="local"] tr[data-edge="dev-edge"]');
+  return {ok: member.startsWith('ready') && document.getElementById('health').textContent === '1 of 1 members ready' &&
+    edge?.querySelector('.up')?.textContent === 'up', member, edge: edge?.textContent};
+})()`)
+
 	// Every action above is in the audit log, by ana, through the console.
 	var audit struct {
 		Data []struct{ Actor, Action, Via string } `json:"data"`

@@ -473,13 +473,20 @@ function clusterPage() {
   }, (p) => api("GET", `/admin/v1/edges?page=${p}&perPage=50`));
   const load = async () => {
     try {
-      const c = await api("GET", "/admin/v1/cluster");
+      const [c, hl] = await Promise.all([api("GET", "/admin/v1/cluster"), api("GET", "/console/api/cluster/health")]);
+      const byID = new Map(hl.members.map((m) => [m.id, m]));
+      const healthCell = (id) => {
+        const m = byID.get(id);
+        if (!m) return h("td", {}, "—");
+        return h("td", { class: m.ready ? "up health" : "down health" }, m.ready ? `ready (${m.latencyMs} ms)` : (m.error || `not ready (HTTP ${m.status})`));
+      };
       members.replaceChildren(h("p", {}, "Leader: ", h("code", { id: "leader" }, c.leader || "none (election in progress)")),
-        table(["Node", "Raft address", "API address", "Suffrage", "Role"], c.members.map((m) =>
-          h("tr", { dataset: { node: m.id } }, h("td", {}, h("code", {}, m.id)), h("td", {}, m.raftAddr), h("td", {}, m.httpAddr || ""), h("td", {}, m.suffrage), h("td", {}, m.leader ? "leader" : "follower")))));
-      const r = await fetch("/healthz");
-      health.textContent = `This node's health: ${r.ok ? "ready" : "not ready (" + r.status + ")"}`;
-      health.className = r.ok ? "up" : "down";
+        table(["Node", "Raft address", "API address", "Suffrage", "Role", "Health"], c.members.map((m) =>
+          h("tr", { dataset: { node: m.id } }, h("td", {}, h("code", {}, m.id)), h("td", {}, m.raftAddr), h("td", {}, m.httpAddr || (byID.get(m.id) || {}).url || ""),
+            h("td", {}, m.suffrage), h("td", {}, m.leader ? "leader" : "follower"), healthCell(m.id)))));
+      const ready = hl.members.filter((m) => m.ready).length;
+      health.textContent = `${ready} of ${hl.members.length} members ready`;
+      health.className = ready === hl.members.length ? "up" : "down";
       show(null);
     } catch (e) { show(e); }
   };
