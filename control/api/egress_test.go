@@ -315,10 +315,23 @@ func TestEgressJobsOfALostEdgeFail(t *testing.T) {
 	if len(got) != 1 || got[0] != want {
 		t.Fatalf("failed webhooks %q, want %q", got, want)
 	}
-	var v struct{ Status, Error string }
+	var v struct {
+		Status, Error string
+		Webhook       struct {
+			TotalCount, SuccessCount int
+			Data                     []struct {
+				Type    string
+				Success bool
+			}
+		}
+	}
 	c.Do(0, "GET", "/v2/livestreams/"+id, c.Token(), nil).JSON(t, &v)
 	if v.Status != "failed" || v.Error != "edge edge-lost lost" {
 		t.Fatalf("livestream after edge loss: %+v", v)
+	}
+	// §11.5: the job's delivery summary (this node runs no dispatcher: pending).
+	if v.Webhook.TotalCount != 1 || v.Webhook.SuccessCount != 0 || len(v.Webhook.Data) != 1 || v.Webhook.Data[0].Type != "livestream-failed" || v.Webhook.Data[0].Success {
+		t.Fatalf("webhook summary %+v", v.Webhook)
 	}
 }
 

@@ -93,6 +93,40 @@ func jobStart(j *state.Job) *string {
 	return &t
 }
 
+// webhookSummary is §11.5's delivery summary of a job's webhooks.
+type webhookSummary struct {
+	TotalCount   int                `json:"totalCount"`
+	SuccessCount int                `json:"successCount"`
+	Data         []state.JobWebhook `json:"data"`
+}
+
+// jobExtras reads what a job's view needs from other records: its
+// webhooks' deliveries and, for participant and track recordings, the
+// participant's name in the session.
+func (s *Server) jobExtras(j *state.Job) (webhookSummary, string) {
+	var w webhookSummary
+	var name string
+	s.node.FSM().Read(func(st *state.Store) {
+		w.Data = st.JobWebhooks(j)
+		if j.ParticipantID != "" {
+			if ss, ok := st.Session(j.UserID, j.SessionID); ok {
+				for _, p := range ss.Participants {
+					if p.ParticipantID == j.ParticipantID {
+						name = p.Name
+					}
+				}
+			}
+		}
+	})
+	w.TotalCount = len(w.Data)
+	for _, d := range w.Data {
+		if d.Success {
+			w.SuccessCount++
+		}
+	}
+	return w, name
+}
+
 type jobLinks struct {
 	GetRoom    string `json:"get_room"`
 	GetSession string `json:"get_session"`
@@ -116,23 +150,26 @@ type recordingView struct {
 	Status    egressapi.State `json:"status"`
 	Error     string          `json:"error,omitempty"`
 	Config    any             `json:"config,omitempty"`
+	Webhook   webhookSummary  `json:"webhook"`
 	Links     jobLinks        `json:"links"`
 }
 
 type individualView struct {
-	SessionID     string          `json:"sessionId"`
-	ParticipantID string          `json:"participantId"`
-	Kind          string          `json:"kind"`
-	FileFormat    string          `json:"fileFormat"`
-	Start         *string         `json:"start"`
-	End           *string         `json:"end"`
-	Mode          string          `json:"mode"`
-	Region        string          `json:"region"`
-	Files         []fileView      `json:"files"`
-	RoomID        string          `json:"roomId"`
-	ID            string          `json:"id"`
-	Status        egressapi.State `json:"status"`
-	Error         string          `json:"error,omitempty"`
+	SessionID       string          `json:"sessionId"`
+	ParticipantID   string          `json:"participantId"`
+	Kind            string          `json:"kind"`
+	FileFormat      string          `json:"fileFormat"`
+	Start           *string         `json:"start"`
+	End             *string         `json:"end"`
+	Mode            string          `json:"mode"`
+	Region          string          `json:"region"`
+	Files           []fileView      `json:"files"`
+	RoomID          string          `json:"roomId"`
+	Webhook         webhookSummary  `json:"webhook"`
+	ParticipantName string          `json:"participantName,omitempty"`
+	ID              string          `json:"id"`
+	Status          egressapi.State `json:"status"`
+	Error           string          `json:"error,omitempty"`
 }
 
 type outputView struct {
@@ -152,6 +189,7 @@ type livestreamView struct {
 	Status    egressapi.State `json:"status"`
 	Error     string          `json:"error,omitempty"`
 	Region    string          `json:"region,omitempty"`
+	Webhook   webhookSummary  `json:"webhook"`
 	Links     jobLinks        `json:"links"`
 }
 
@@ -172,6 +210,7 @@ type hlsView struct {
 	Mode           string          `json:"mode"`
 	Quality        string          `json:"quality"`
 	Orientation    string          `json:"orientation"`
+	Webhook        webhookSummary  `json:"webhook"`
 	// File is the MP4 of the stream when it was started with recording enabled.
 	File *fileView `json:"file,omitempty"`
 }
@@ -190,10 +229,11 @@ type mergeView struct {
 }
 
 func (s *Server) jobView(j *state.Job) any {
+	wh, name := s.jobExtras(j)
 	switch j.Kind {
 	case egressapi.KindComposite:
 		v := recordingView{UserID: j.UserID, RoomID: j.RoomID, SessionID: j.SessionID, CreatedAt: restTime(j.CreatedAt), UpdatedAt: restTime(j.UpdatedAt),
-			ID: j.ID, Start: jobStart(j), End: restTimePtr(j.StoppedAt), Status: j.State, Error: j.Error, Config: j.Config, Links: s.jobLinks(j)}
+			ID: j.ID, Start: jobStart(j), End: restTimePtr(j.StoppedAt), Status: j.State, Error: j.Error, Config: j.Config, Webhook: wh, Links: s.jobLinks(j)}
 		if len(j.Files) > 0 && j.State == egressapi.StateStopped {
 			f := s.fileViewOf(j, 0, j.Files[0])
 			v.File, v.FileID = &f, f.ID
@@ -201,7 +241,7 @@ func (s *Server) jobView(j *state.Job) any {
 		return v
 	case egressapi.KindParticipant, egressapi.KindTrack:
 		v := individualView{SessionID: j.SessionID, ParticipantID: j.ParticipantID, Kind: "audio_video", FileFormat: j.FileFormat, Start: jobStart(j),
-			End: restTimePtr(j.StoppedAt), Mode: "participant", Region: j.Region, Files: []fileView{}, RoomID: j.RoomID, ID: j.ID, Status: j.State, Error: j.Error}
+			End: restTimePtr(j.StoppedAt), Mode: "participant", Region: j.Region, Files: []fileView{}, RoomID: j.RoomID, Webhook: wh, ParticipantName: name, ID: j.ID, Status: j.State, Error: j.Error}
 		if j.Kind == egressapi.KindTrack {
 			v.Kind, v.Mode = j.TrackKind, "track"
 		}
@@ -213,7 +253,7 @@ func (s *Server) jobView(j *state.Job) any {
 		return v
 	case egressapi.KindRTMP:
 		v := livestreamView{ID: j.ID, SessionID: j.SessionID, Outputs: []outputView{}, Start: jobStart(j), End: restTimePtr(j.StoppedAt), RoomID: j.RoomID,
-			Status: j.State, Error: j.Error, Region: j.Region, Links: s.jobLinks(j)}
+			Status: j.State, Error: j.Error, Region: j.Region, Webhook: wh, Links: s.jobLinks(j)}
 		for i, o := range j.Outputs {
 			ov := outputView{StreamKey: o.StreamKey, URL: o.URL}
 			if i < len(j.OutputStatus) {
@@ -234,6 +274,7 @@ func (s *Server) hlsView(j *state.Job) hlsView {
 	v := hlsView{SessionID: j.SessionID, Start: jobStart(j), End: restTimePtr(j.StoppedAt), RoomID: j.RoomID, Duration: j.Duration, Links: s.jobLinks(j),
 		DownstreamURL: j.PlaybackURL, PlaybackHLSURL: j.PlaybackURL, LivestreamURL: j.LivestreamURL, ID: j.ID, Status: j.State, Playable: j.Playable,
 		Error: j.Error, Mode: j.Config.Mode, Quality: j.Config.Quality, Orientation: j.Config.Orientation}
+	v.Webhook, _ = s.jobExtras(j)
 	if len(j.Files) > 0 && j.State == egressapi.StateStopped {
 		f := s.fileViewOf(j, 0, j.Files[0])
 		v.File = &f

@@ -541,3 +541,22 @@ func jobsRestore(name string, dec *json.Decoder, s *Store) (ok bool, err error) 
 		s.put(tJobs, j)
 	})
 }
+
+// JobWebhook is one delivery of a job's webhooks (§11.5 summary).
+type JobWebhook struct {
+	Type    string `json:"type"`
+	Success bool   `json:"success"`
+}
+
+// JobWebhooks lists the deliveries of a job's lifecycle webhooks, in
+// enqueue order (a walk of its room's deliveries).
+func (s *Store) JobWebhooks(j *Job) []JobWebhook {
+	prefix := j.ID + "-"
+	out := []JobWebhook{}
+	for _, d := range all[*Delivery](s.iter(tOutbox, "room", false, j.RoomID)) {
+		if len(d.EventID) > len(prefix) && d.EventID[:len(prefix)] == prefix {
+			out = append(out, JobWebhook{Type: d.EventType, Success: d.Status == DeliveryDelivered})
+		}
+	}
+	return out
+}

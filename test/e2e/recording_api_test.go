@@ -532,6 +532,17 @@ func TestRecordingThroughRESTWithRealProcesses(t *testing.T) {
 	if hooks.sigs != len(want) {
 		t.Fatalf("%d of %d webhooks signed", hooks.sigs, len(want))
 	}
+	// §11.5: the recording carries its delivery summary once they are recorded.
+	recWait(t, "delivery summary", 30*time.Second, func() (bool, string) {
+		var v struct {
+			Webhook struct {
+				TotalCount, SuccessCount int
+				Data                     []struct{ Type string }
+			}
+		}
+		_, b := rest.do(t, "GET", "/v2/recordings/"+id, nil, &v)
+		return v.Webhook.TotalCount == 4 && v.Webhook.SuccessCount == 4 && len(v.Webhook.Data) == 4 && v.Webhook.Data[3].Type == "recording-stopped", string(b)
+	})
 }
 
 // recDownload fetches url without credentials into a temp file.
