@@ -1,5 +1,5 @@
 'use strict';
-// Bad input and unimplemented routes: clear JSON errors with the right status
+// Bad input and unknown resources: clear JSON errors with the right status
 // (contract §2.7), never a 5xx or a dropped connection.
 
 const { describe, it, before, after } = require('node:test');
@@ -113,25 +113,53 @@ describe('documented paths with trailing slashes', () => {
   });
 });
 
-describe('egress routes not implemented yet', () => {
-  for (const [method, path, body] of [
-    ['GET', '/v2/recordings'],
-    ['POST', '/v2/recordings/start', { roomId: 'abcd-efgh-ijkl' }],
-    ['POST', '/v2/recordings/end', { roomId: 'abcd-efgh-ijkl' }],
-    ['GET', '/v2/recordings/participant'],
-    ['POST', '/v2/hls/start', { roomId: 'abcd-efgh-ijkl' }],
-    ['GET', '/v2/livestreams'],
+describe('egress routes: bad input and unknown ids', () => {
+  // egress-sdk.test.js drives these routes against a live meeting; here they
+  // only meet bad input, which must be a clear JSON error that names the field.
+  let roomId;
+  before(async () => {
+    const res = await call(m.url, 'POST', '/v2/rooms', { token, body: {} });
+    roomId = res.json.roomId;
+  });
+
+  for (const [method, path, body, status, pattern] of [
+    ['POST', '/v2/recordings/start', { roomId: 'abcd-efgh-ijkl' }, 404, /not found/],
+    ['POST', '/v2/recordings/end', { roomId: 'abcd-efgh-ijkl' }, 404, /not found/],
+    ['POST', '/v2/hls/start', {}, 400, /roomId/],
+    ['GET', '/v2/recordings/0123456789abcdef01234567', undefined, 404, /not found/],
+    ['GET', '/v2/hls/abcd-efgh-ijkl/active', undefined, 404, /not found/],
   ]) {
-    it(`${method} ${path} → 501 JSON (not 404)`, async () => {
-      assertJsonError(await call(m.url, method, path, { token, body }), 501);
+    it(`${method} ${path} → ${status} JSON`, async () => {
+      assertJsonError(await call(m.url, method, path, { token, body }), status, pattern);
     });
   }
 
-  it('the SDK surfaces recordings.list() as a VideoSDKError with httpStatus 501', async () => {
+  it('a bad config or output names the field; no live session is a 400', async () => {
+    const bad = [
+      ['/v2/recordings/start', { roomId, config: { layout: { type: 'DIAGONAL' } } }, /config\.layout\.type/],
+      ['/v2/hls/start', { roomId, config: { layout: { gridSize: 26 } } }, /config\.layout\.gridSize/],
+      ['/v2/livestreams/start', { roomId, outputs: [{ url: 'http://x.example/live' }] }, /outputs\[0\]\.url/],
+      ['/v2/recordings/participant/track/start', { roomId, participantId: 'p', kind: 'smell' }, /kind/],
+      ['/v2/recordings/start', { roomId }, /no live session/],
+    ];
+    for (const [path, body, pattern] of bad) {
+      assertJsonError(await call(m.url, 'POST', path, { token, body }), 400, pattern);
+    }
+  });
+
+  it('lists answer the documented envelope, with or without the trailing slash', async () => {
+    for (const p of ['/v2/recordings', '/v2/recordings/participant', '/v2/hls', '/v2/hls/', '/v2/livestreams', '/v2/livestreams/']) {
+      const res = await call(m.url, 'GET', p, { token });
+      assert.equal(res.status, 200, `${p}: ${res.text}`);
+      assert.deepEqual(res.json, { pageInfo: { currentPage: 1, perPage: 20, lastPage: 1, total: 0 }, data: [] }, p);
+    }
+  });
+
+  it('the SDK surfaces recordings.get() of an unknown id as a VideoSDKError with httpStatus 404', async () => {
     const { client } = sdkClient(m);
-    const err = await rejection(client.recordings.list());
+    const err = await rejection(client.recordings.get('0123456789abcdef01234567'));
     assert.ok(isVideoSDKError(err), String(err));
-    assert.equal(err.httpStatus, 501);
+    assert.equal(err.httpStatus, 404);
     assert.ok(err.message && !/^Request failed/.test(err.message), err.message);
   });
 });
