@@ -186,8 +186,17 @@ func TestConsoleEndToEnd(t *testing.T) {
 			break
 		}
 	}
-	p.navigate(dev.URL + "/console/webhooks")
-	p.waitFor("the delivery in the log", 10*time.Second, fmt.Sprintf(`({ok: !!document.querySelector('tr[data-delivery=%q] button.redeliver')})`, target.ID))
+	// From the room's row to its endpoint's delivery log.
+	p.navigate(dev.URL + "/console/rooms")
+	p.waitFor("the room's webhook endpoint", 10*time.Second, fmt.Sprintf(`({ok: document.querySelector('tr[data-room=%q] a.endpoint')?.textContent === %q})`,
+		room.RoomID, hooks.srv.URL+"/hook"))
+	if err := p.click(fmt.Sprintf("tr[data-room=%q] a.endpoint", room.RoomID)); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor("the delivery in the endpoint's log", 10*time.Second, fmt.Sprintf(`({ok: !!document.querySelector('tr[data-delivery=%[1]q] button.redeliver') &&
+  document.querySelector('#delivery-filter input[name=url]').value === %[2]q && location.pathname === '/console/webhooks' &&
+  performance.getEntriesByType('resource').some(e => e.name.includes('/v2/webhooks/deliveries?') && e.name.endsWith('&url=' + encodeURIComponent(%[2]q)))})`,
+		target.ID, hooks.srv.URL+"/hook"))
 	if err := p.click(fmt.Sprintf("tr[data-delivery=%q] button.redeliver", target.ID)); err != nil {
 		t.Fatal(err)
 	}

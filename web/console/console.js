@@ -218,7 +218,7 @@ function navigate(path) { history.pushState({}, "", path); route(); }
 function roomsPage() {
   const [err, show] = errorBox();
   const linkOut = h("div", { id: "meeting-link", class: "notice", hidden: true });
-  const list = pager((rooms, reload) => table(["Room", "Custom id", "Created", "Status", ""], rooms.map((r) => {
+  const list = pager((rooms, reload) => table(["Room", "Custom id", "Created", "Status", "Webhook endpoint", ""], rooms.map((r) => {
     const copy = h("button", { type: "button", class: "copy-link" }, "Copy meeting link");
     copy.onclick = action(copy, show, async () => {
       const res = await api("POST", `/v2/rooms/${encodeURIComponent(r.roomId)}/meeting-link`, {});
@@ -233,7 +233,10 @@ function roomsPage() {
       reload();
     });
     return h("tr", { dataset: { room: r.roomId } }, h("td", {}, h("code", {}, r.roomId)), h("td", {}, r.customRoomId || ""), h("td", {}, fmtTime(r.createdAt)),
-      h("td", {}, r.disabled ? "deactivated" : "active", r.requireSSO ? " · SSO" : ""), h("td", {}, copy, " ", deact));
+      h("td", {}, r.disabled ? "deactivated" : "active", r.requireSSO ? " · SSO" : ""),
+      h("td", {}, r.webhook && r.webhook.endPoint ? h("a", { href: `/console/webhooks?url=${encodeURIComponent(r.webhook.endPoint)}`, class: "endpoint",
+        onclick: (ev) => { ev.preventDefault(); navigate(ev.currentTarget.getAttribute("href")); } }, r.webhook.endPoint) : ""),
+      h("td", {}, copy, " ", deact));
   })), (p) => api("GET", `/v2/rooms?page=${p}&perPage=${PER_PAGE}`));
 
   const form = h("form", { id: "create-room" },
@@ -388,6 +391,13 @@ function webhooksPage() {
     h("label", {}, "Endpoint URL", h("input", { name: "url", size: 40 })),
     h("button", { type: "submit" }, "Filter"));
   let q = "";
+  const params = new URLSearchParams(location.search);
+  for (const k of ["status", "url"]) {
+    if (params.get(k)) {
+      filter.elements[k].value = params.get(k);
+      q += `&${k}=${encodeURIComponent(params.get(k))}`;
+    }
+  }
   const endpoints = h("div", { id: "endpoints" });
   const list = pager((ds, reload) => {
     const byURL = new Map();
