@@ -39,7 +39,8 @@
 // in two rooms with webhooks; the edge carrying them is killed with
 // SIGKILL, then the edge they moved to is paused with SIGSTOP. Participants
 // must come back on another edge, the control plane must keep them in
-// their sessions, and the webhooks must form a valid lifecycle per room,
+// their sessions, those that then leave cleanly must leave their sessions
+// at once, and the webhooks must form a valid lifecycle per room,
 // signed, in order, each delivered.
 //
 // Raft partitions: each node names every peer at a TCP proxy of its own
@@ -54,10 +55,8 @@
 // (MERIDIAN_CHAOS_LONG=1, `make chaos`: ten minutes of faults and 10,000
 // webhook events with the leader faulted every 30 s).
 //
-// Every check fails the test. A server bug the suite found whose fix is not
-// in yet is an open bug (openBug): a subtest named after the property,
-// skipped with the evidence when a run sees the bug; docs/chaos.md lists
-// them with their cause.
+// Every check fails the test (docs/chaos.md lists the server bugs it found
+// and their fixes).
 // MERIDIAN_CHAOS_OUT=dir keeps porcupine visualisations of failed checks
 // there (default: a new temporary directory, named in the failure).
 // MERIDIAN_CHAOS_BREAK=<what> sabotages one check on purpose to show that

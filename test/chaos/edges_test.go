@@ -372,5 +372,4 @@ func TestChaosEdgeKilled(t *testing.T) {
 	for _, p := range rep.Problems {
 		t.Error(p)
 	}
-	openBug(t, "a new API key works through every node at once", apiKeyBug, w.keyRefusals)
 }
