@@ -100,3 +100,28 @@ func TestEdgeEgressFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestDevEgressUnderData: `meridian dev` runs egress in its one process,
+// with recordings and work files under its --data, and serves HLS on its
+// one listener.
+func TestDevEgressUnderData(t *testing.T) {
+	egresstest.NeedFFmpeg(t)
+	bin := build(t)
+	data, addr := t.TempDir(), freeAddr(t)
+	p := startDev(t, bin, []string{"MERIDIAN_DATA=" + data}, "--http", addr, "--turn-udp", "127.0.0.1:0", "--turn-tcp", "127.0.0.1:0")
+	p.waitHealthy(t, "http://"+addr)
+	for _, sub := range []string{"recordings", "egress/jobs", "egress/hls"} {
+		if st, err := os.Stat(filepath.Join(data, sub)); err != nil || !st.IsDir() {
+			t.Fatalf("%s under the dev --data: %v\n%s", sub, err, p.out.String())
+		}
+	}
+	resp, err := http.Get("http://" + addr + edgeapi.EgressHLSPrefix + "nope/live.m3u8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 || resp.Header.Get("Access-Control-Allow-Origin") != "*" || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("unknown HLS stream on dev: %d %v", resp.StatusCode, resp.Header)
+	}
+	p.stop(t)
+}
