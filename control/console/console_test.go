@@ -1,12 +1,14 @@
 package console_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -18,6 +20,7 @@ import (
 	"github.com/meridian-video/meridian/control/console"
 	"github.com/meridian-video/meridian/control/console/consoletest"
 	"github.com/meridian-video/meridian/control/server"
+	"github.com/meridian-video/meridian/control/state"
 )
 
 const (
@@ -337,6 +340,22 @@ func TestConsoleSignInRolesAndReplication(t *testing.T) {
 		}
 		return ""
 	})
+	// A member that answers but is not ready (here: its registered address
+	// answers 503) is shown not ready with the status.
+	unready := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	defer unready.Close()
+	register := func(addr string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, _, err := e.c.Node(0).Node().Apply(ctx, state.CmdRegisterNode, state.RegisterNode{Node: state.Node{ID: "node2", HTTPAddr: addr}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	register(unready.URL)
+	if h := health(1); h["node2"] || !h["node0"] || !h["node1"] {
+		t.Fatalf("health with node2 answering 503: %v", h)
+	}
+	register(e.urls[2])
 	if resp, body := get(t, http.DefaultClient, e.urls[0]+"/console/api/cluster/health"); resp.StatusCode != 401 {
 		t.Fatalf("cluster health without a session: %d %s", resp.StatusCode, body)
 	}
