@@ -264,6 +264,12 @@ func TestEgressListsScopingAndLifecycleErrors(t *testing.T) {
 	// The edge is unknown, so stopping cannot reach it: a clear 503.
 	expectError(t, c.Do(0, "POST", "/v2/recordings/end", tok, map[string]string{"roomId": a.RoomID}), 503, "not reachable")
 
+	// Stopping: a second stop is a conflict, not another call to the edge.
+	if _, _, err := c.Node(0).Node().Apply(context.Background(), state.CmdJobStatus, state.JobStatus{EdgeID: "edge-x",
+		Status: egressapi.Status{ID: recA, Kind: egressapi.KindComposite, State: egressapi.StateStopping, Seq: 1}, At: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	expectError(t, c.Do(0, "POST", "/v2/recordings/end", tok, map[string]string{"roomId": a.RoomID}), 409, "already stopping")
 	// Once ended: stop answers 409, delete works, the job is gone from reads.
 	if _, _, err := c.Node(0).Node().Apply(context.Background(), state.CmdFailJobs, state.FailJobs{IDs: []string{recA}, Reason: "test", At: time.Now().UTC()}); err != nil {
 		t.Fatal(err)

@@ -287,6 +287,9 @@ func (s *Service) Stop(ctx context.Context, job *state.Job) (*state.Job, error) 
 	if !job.Active() {
 		return nil, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("%s %s has already ended (%s)", noun(job.Kind), job.ID, job.State)}
 	}
+	if job.State == egressapi.StateStopping {
+		return nil, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("%s %s is already stopping", noun(job.Kind), job.ID)}
+	}
 	var edge *state.Edge
 	s.node.FSM().Read(func(st *state.Store) {
 		if e, ok := st.Edge(job.EdgeID); ok && e.Up {
