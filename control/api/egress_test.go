@@ -376,3 +376,36 @@ func TestEgressJobsVisibleOnEveryNode(t *testing.T) {
 		}
 	}
 }
+
+// TestEgressStartInAnEmptySession: a session kept open by autoCloseConfig
+// after everyone left has nothing to record: a clear 400, nothing recorded.
+func TestEgressStartInAnEmptySession(t *testing.T) {
+	c := egressNode(t, time.Hour)
+	var v struct{ RoomID string }
+	c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{"customRoomId": "emptied", "autoCloseConfig": map[string]any{"type": "session-ends", "duration": 600}}).JSON(t, &v)
+	now := time.Now().UTC()
+	for _, cmd := range []struct {
+		t    state.CommandType
+		body any
+	}{
+		{state.CmdParticipantJoin, state.ParticipantJoin{EventID: "e1", RoomID: v.RoomID, ParticipantID: "p1", Name: "P", EdgeID: "edge-x", At: now,
+			NewSessionID: "dddddddddddddddddddddd01", NewDocID: "dddddddddddddddddddddd02", IDs: []string{"dddddddddddddddddddddd03", "dddddddddddddddddddddd04"}}},
+		{state.CmdParticipantLeave, state.ParticipantLeave{EventID: "e2", RoomID: v.RoomID, ParticipantID: "p1", EdgeID: "edge-x", At: now.Add(time.Second),
+			IDs: []string{"dddddddddddddddddddddd05", "dddddddddddddddddddddd06", "dddddddddddddddddddddd07"}}},
+	} {
+		if _, _, err := c.Node(0).Node().Apply(context.Background(), cmd.t, cmd.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ongoing bool
+	c.Node(0).Node().FSM().Read(func(s *state.Store) { r, _ := s.RoomByRoomID(v.RoomID); _, ongoing = s.OngoingSession(r.ID) })
+	if !ongoing {
+		t.Fatal("the emptied session ended; the test needs it open")
+	}
+	for _, path := range []string{"/v2/recordings/start", "/v2/hls/start"} {
+		expectError(t, c.Do(0, "POST", path, c.Token(), map[string]string{"roomId": v.RoomID}), 400, "no participants")
+	}
+	if n := jobCount(c); n != 0 {
+		t.Fatalf("%d jobs recorded", n)
+	}
+}

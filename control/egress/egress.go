@@ -145,6 +145,9 @@ func (s *Service) Start(ctx context.Context, room *state.Room, job state.Job, sp
 			return nil, errNoSession(room.RoomID)
 		}
 		job.SessionID = ss.ID
+		if !anyActive(ss) {
+			return nil, &api.Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("the live session of room %q has no participants (it stays open for its autoCloseConfig); nothing to record", room.RoomID)}
+		}
 		if job.Kind == egressapi.KindParticipant || job.Kind == egressapi.KindTrack {
 			if !activeIn(ss, job.ParticipantID) {
 				return nil, &api.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("participant %q is not in the live session of room %q", job.ParticipantID, room.RoomID)}
@@ -254,6 +257,15 @@ func (s *Service) edgeFor(st *state.Store, room *state.Room, ss *state.Session, 
 		}
 	}
 	return nil
+}
+
+func anyActive(ss *state.Session) bool {
+	for _, p := range ss.Participants {
+		if p.Active() {
+			return true
+		}
+	}
+	return false
 }
 
 func activeIn(ss *state.Session, pid string) bool {
