@@ -226,6 +226,8 @@ run_seeded() { # json label sizes
 		ARGS=("${args[@]}")
 		echo "== snapshots at the largest size (servers restarted with --raft-snapshot-threshold 1000)"
 		# shellcheck disable=SC2046
+		"$CTLBENCH" idle $(node_flags)
+		# shellcheck disable=SC2046
 		"$CTLBENCH" run $(node_flags) -append -snapshots-only -api-key "$KEY" -api-secret "$SECRET" -seeded "$seeded" \
 			-snapshot-wait "$SNAPSHOT_WAIT" -snapshot-cover 0.99 -label "$label, $BUILT" -json "$json"
 	fi

@@ -132,6 +132,10 @@ type Phase struct {
 	CPUPerOpUs   float64 `json:"cpuPerOpUs"`
 	DiskBytes    int64   `json:"diskBytes"` // Δ write_bytes
 	DiskPerOp    float64 `json:"diskPerOp"`
+	// WcharPerOp is Δ wchar per request: what the processes passed to
+	// write calls (files and sockets). Next to DiskPerOp it shows how much
+	// of what reached the block layer the process asked to write.
+	WcharPerOp float64 `json:"wcharPerOp"`
 	// The load client's own CPU (% of one core): near 100 the client, not
 	// the server, is the limit.
 	ClientCPUPct float64 `json:"clientCpuPct"`
@@ -163,6 +167,7 @@ type procSnap struct {
 	done   int64 // requests completed so far in the phase
 	cpu    time.Duration
 	disk   int64
+	wchar  int64
 	client time.Duration
 	busy   time.Duration
 	rss    int64
@@ -185,8 +190,13 @@ func (l *loader) snap(done int64) (procSnap, error) {
 		if err != nil {
 			return s, fmt.Errorf("%s: %w", n.Name, err)
 		}
+		wc, err := wcharBytes(n.PID)
+		if err != nil {
+			return s, fmt.Errorf("%s: %w", n.Name, err)
+		}
 		s.cpu += c
 		s.disk += w
+		s.wchar += wc
 		if r, err := rss(n.PID); err == nil {
 			s.rss += r
 		}
@@ -325,6 +335,7 @@ func summarize(via string, clients int, all []sample, a, b procSnap) Phase {
 	ph.CPUPerOpUs = ratio(float64(cpu.Microseconds()), float64(ph.N))
 	ph.DiskBytes = b.disk - a.disk
 	ph.DiskPerOp = ratio(float64(ph.DiskBytes), float64(ph.N))
+	ph.WcharPerOp = ratio(float64(b.wchar-a.wchar), float64(ph.N))
 	ph.ClientCPUPct = 100 * ratio((b.client-a.client).Seconds(), span)
 	if b.busy > 0 {
 		ph.OtherLoadPct = max(0, 100*ratio((b.busy-a.busy-cpu).Seconds(), span))

@@ -643,11 +643,13 @@ func runIdle(args []string) error {
 		for _, n := range nodes {
 			h, err := n.health()
 			if err != nil {
-				return err
+				// Starting (replaying its log) or electing: wait.
+				idx = append(idx, 0)
+				continue
 			}
 			idx = append(idx, h.AppliedIndex)
 		}
-		same := true
+		same := idx[0] != 0
 		for _, i := range idx {
 			same = same && i == idx[0]
 		}

@@ -50,6 +50,12 @@ func writeBytes(pid int) (int64, error) {
 	return procField(fmt.Sprintf("/proc/%d/io", pid), "write_bytes:", 1)
 }
 
+// wcharBytes is wchar of /proc/PID/io: bytes passed to write(2) and
+// friends, to files and sockets alike.
+func wcharBytes(pid int) (int64, error) {
+	return procField(fmt.Sprintf("/proc/%d/io", pid), "wchar:", 1)
+}
+
 // rss is VmRSS of a process in bytes.
 func rss(pid int) (int64, error) {
 	return procField(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:", 1024)

@@ -44,12 +44,12 @@ func printResult(w io.Writer, r *Result) {
 	}
 
 	fmt.Fprintf(w, "**Creates** (`POST /v2/rooms`, %d clients, through the leader; a fill while the store grows, or a %s window at a size):\n\n", r.Clients, window(r))
-	fmt.Fprintln(w, "| rooms | creates/s | p50 ms | p99 ms | disk written per create | server CPU | CPU µs per create | other load on server core | client CPU |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| rooms | creates/s | p50 ms | p99 ms | disk written per create (write_bytes) | bytes passed to write calls per create (wchar, files and sockets) | server CPU | CPU µs per create | other load on server core | client CPU |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	from := r.Baseline.Rooms
 	row := func(label string, f Phase) {
-		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.1f | %s | %.0f %% | %.0f | %.0f %% | %.0f %% |\n", label, f.PerSec, f.P50Ms, f.P99Ms,
-			size(f.DiskPerOp), f.ServerCPUPct, f.CPUPerOpUs, f.OtherLoadPct, f.ClientCPUPct)
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.1f | %s | %s | %.0f %% | %.0f | %.0f %% | %.0f %% |\n", label, f.PerSec, f.P50Ms, f.P99Ms,
+			size(f.DiskPerOp), size(f.WcharPerOp), f.ServerCPUPct, f.CPUPerOpUs, f.OtherLoadPct, f.ClientCPUPct)
 	}
 	for _, s := range r.Steps {
 		if f := s.Fill; f.N > 0 {
@@ -81,14 +81,14 @@ func printResult(w io.Writer, r *Result) {
 	}
 	listers := min(lc, r.Clients/2)
 	fmt.Fprintf(w, "\n**Reads** (through the leader, GET at %d clients, lists at %d; every answer checked: the room asked for, the page's total and length):\n\n", r.Clients, lc)
-	fmt.Fprintf(w, "| rooms | `GET /v2/rooms/{id}` /s (p50 / p99 ms) | server CPU µs per GET | page 1 /s (p50 / p99 ms) | deep page /s (p50 / p99 ms) | GET p50 / p99 ms at %d clients while %d list page 1 | server CPU / client CPU (GET) | other load on server core (GET) |\n", r.Clients-listers, listers)
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintf(w, "| rooms | `GET /v2/rooms/{id}` /s (p50 / p99 ms) | server CPU µs per GET | page 1 /s (p50 / p99 ms) | server CPU µs per page 1 | deep page /s (p50 / p99 ms) | GET p50 / p99 ms at %d clients while %d list page 1 | server CPU / client CPU (GET) | other load on server core (GET) |\n", r.Clients-listers, listers)
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, s := range r.Steps {
 		under := "–"
 		if s.GetUnderList != nil {
 			under = fmt.Sprintf("%.2f / %.1f (list page 1: %.0f/s)", s.GetUnderList.P50Ms, s.GetUnderList.P99Ms, s.ListUnderGet.PerSec)
 		}
-		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %s (page %s) | %s | %.0f %% / %.0f %% | %.0f %% |\n", count(s.Rooms), rate(s.Get), s.Get.CPUPerOpUs, rate(s.Page1), rate(s.DeepPage),
+		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %.0f | %s (page %s) | %s | %.0f %% / %.0f %% | %.0f %% |\n", count(s.Rooms), rate(s.Get), s.Get.CPUPerOpUs, rate(s.Page1), s.Page1.CPUPerOpUs, rate(s.DeepPage),
 			count(s.DeepNo), under, s.Get.ServerCPUPct, s.Get.ClientCPUPct, s.Get.OtherLoadPct)
 	}
 
@@ -191,7 +191,8 @@ func ratios(r *Result) []string {
 	}
 	at := fmt.Sprintf("at %s ÷ at %s rooms", count(last.Rooms), count(first.Rooms))
 	out = append(out,
-		fmt.Sprintf("page 1 /s %s: %s (p50 %s)", at, x(last.Page1.PerSec, first.Page1.PerSec), x(last.Page1.P50Ms, first.Page1.P50Ms)),
+		fmt.Sprintf("page 1 /s %s: %s (p50 %s; server CPU per page %s)", at, x(last.Page1.PerSec, first.Page1.PerSec), x(last.Page1.P50Ms, first.Page1.P50Ms),
+			x(last.Page1.CPUPerOpUs, first.Page1.CPUPerOpUs)),
 		fmt.Sprintf("deep page /s %s: %s (p50 %s)", at, x(last.DeepPage.PerSec, first.DeepPage.PerSec), x(last.DeepPage.P50Ms, first.DeepPage.P50Ms)),
 		fmt.Sprintf("GET /v2/rooms/{id} /s %s: %s (p99 %s)", at, x(last.Get.PerSec, first.Get.PerSec), x(last.Get.P99Ms, first.Get.P99Ms)))
 	if last.GetUnderList != nil {
@@ -199,8 +200,8 @@ func ratios(r *Result) []string {
 			x(first.GetUnderList.P99Ms, first.Get.P99Ms), count(last.Rooms), x(last.GetUnderList.P99Ms, last.Get.P99Ms)))
 	}
 	if first.Writes != nil && last.Writes != nil {
-		out = append(out, fmt.Sprintf("creates/s %s: %s; disk written per create: %s; p99: %s", at, x(last.Writes.PerSec, first.Writes.PerSec),
-			x(last.Writes.DiskPerOp, first.Writes.DiskPerOp), x(last.Writes.P99Ms, first.Writes.P99Ms)))
+		out = append(out, fmt.Sprintf("creates/s %s: %s; server CPU per create: %s; disk written per create: %s; p99: %s", at, x(last.Writes.PerSec, first.Writes.PerSec),
+			x(last.Writes.CPUPerOpUs, first.Writes.CPUPerOpUs), x(last.Writes.DiskPerOp, first.Writes.DiskPerOp), x(last.Writes.P99Ms, first.Writes.P99Ms)))
 	}
 	if len(r.Restarts) > 1 {
 		a, b := r.Restarts[0], r.Restarts[len(r.Restarts)-1]
