@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -15,6 +16,7 @@ import (
 	"github.com/meridian-video/meridian/edge/egress"
 	"github.com/meridian-video/meridian/shared/edgeapi"
 	"github.com/meridian-video/meridian/shared/egressapi"
+	wire "github.com/meridian-video/meridian/shared/signal"
 	"github.com/meridian-video/meridian/shared/storage"
 )
 
@@ -45,7 +47,11 @@ func (n *Node) startEgress() {
 	cfg.Storage = ec.Storage
 	cfg.WorkDir = ec.WorkDir
 	cfg.Logger = n.log
-	cfg.OnStatus = n.reportEgress
+	rooms := &roomEgress{jobs: map[string]egressJob{}}
+	cfg.OnStatus = func(st egressapi.Status) {
+		n.reportEgress(st)
+		rooms.update(n, st)
+	}
 	if ec.Configure != nil {
 		ec.Configure(&cfg)
 	}
@@ -75,6 +81,50 @@ func (n *Node) Egress() *egress.Runner { return n.egress }
 // ordered, retried event batch. It only enqueues.
 func (n *Node) reportEgress(st egressapi.Status) {
 	n.agent.ReportEgress(st)
+}
+
+// roomEgress follows which rooms have jobs capturing them here, so the
+// rooms' participants can be shown that they are recorded or live
+// (signalling's egress-state). Fed by the runner's one OnStatus goroutine.
+type roomEgress struct {
+	mu   sync.Mutex
+	jobs map[string]egressJob // capturing jobs by id
+}
+
+type egressJob struct {
+	room string
+	kind egressapi.Kind
+}
+
+// update applies one status and passes the job's room state on when it
+// may have changed. A job captures while starting or running; once
+// stopping it only finishes its files.
+func (re *roomEgress) update(n *Node, st egressapi.Status) {
+	if st.RoomID == "" || st.Kind == egressapi.KindMerge {
+		return
+	}
+	re.mu.Lock()
+	if st.State == egressapi.StateStarting || st.State == egressapi.StateRunning {
+		re.jobs[st.ID] = egressJob{room: st.RoomID, kind: st.Kind}
+	} else {
+		delete(re.jobs, st.ID)
+	}
+	var state wire.EgressState
+	for _, j := range re.jobs {
+		if j.room != st.RoomID {
+			continue
+		}
+		switch j.kind {
+		case egressapi.KindComposite, egressapi.KindParticipant, egressapi.KindTrack:
+			state.Recording = true
+		case egressapi.KindRTMP, egressapi.KindHLS:
+			state.Streaming = true
+		}
+	}
+	if sig := n.sigReady.Load(); sig != nil {
+		sig.SetEgress(st.RoomID, "", state) // tells the room only on a change
+	}
+	re.mu.Unlock()
 }
 
 // mountEgress adds the internal job calls (control plane) and the public

@@ -35,6 +35,10 @@ type Server struct {
 
 	handlers sync.WaitGroup // WebSocket handler goroutines
 	cascade  cascadeRef
+
+	// egress: per room, whether it is recorded or streamed (egress.go),
+	// kept apart from rooms: a job may outlive the room's last member here.
+	egress map[string]egressOrigins
 }
 
 // room is signaling's view of a room: admitted members (active or in grace)
@@ -397,8 +401,10 @@ func (s *Server) graceExpired(m *member, epoch int) {
 	}
 }
 
-// snapshot lists the room's other admitted participants with their tracks.
-func (s *Server) snapshot(roomID, self string) []wire.Participant {
+// snapshot lists the room's other admitted participants with their tracks,
+// and the room's egress state, read together with marking self listed: a
+// later change reaches self as egress-state.
+func (s *Server) snapshot(roomID, self string) ([]wire.Participant, wire.EgressState) {
 	type entry struct {
 		id, name string
 		mod      bool
@@ -422,6 +428,7 @@ func (s *Server) snapshot(roomID, self string) []wire.Participant {
 			me.listed = true
 		}
 	}
+	egress := s.egress[roomID].merged()
 	s.mu.Unlock()
 	out := make([]wire.Participant, 0, len(es)+len(remotes))
 	if len(remotes) > 0 {
@@ -456,7 +463,7 @@ func (s *Server) snapshot(roomID, self string) []wire.Participant {
 		}
 		return 0
 	})
-	return out
+	return out, egress
 }
 
 func encodeJSON(v any) []byte {

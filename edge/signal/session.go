@@ -334,13 +334,15 @@ func (s *Server) activateLocked(m *member, resumed, announce bool) *protoError {
 	if ice == nil {
 		ice = []wire.ICEServer{}
 	}
+	participants, egress := s.snapshot(m.roomID, m.id)
 	joined := wire.Joined{
 		RoomID: m.roomID, ParticipantID: m.id, Name: name,
 		Permissions:  wire.Permissions{Publish: perms.Publish, Subscribe: perms.Subscribe, Moderate: perms.Moderate},
-		Participants: s.snapshot(m.roomID, m.id),
+		Participants: participants,
 		ICEServers:   ice,
 		ResumeToken:  s.resumeToken(m.roomID, m.id, m.nonce),
 		Resumed:      resumed,
+		Egress:       egress,
 	}
 	var lobbyReqs [][]byte
 	if perms.Moderate {

@@ -24,6 +24,7 @@ const (
 	TypeLobbyDecision     = "lobby-decision"     // moderator → edge: admit or deny
 	TypeActiveSpeaker     = "active-speaker"     // edge → client
 	TypeConnectionQuality = "connection-quality" // edge → client
+	TypeEgressState       = "egress-state"       // edge → client: the room's recording / live streaming started or ended
 	TypeSetLayer          = "set-layer"          // client → edge: preferred simulcast layer for a track
 	TypeRemoved           = "removed"            // edge → client: you were removed / denied / room closed
 	TypeReconnect         = "reconnect"          // edge → client: this edge is draining; join again through the API (avoid this edge)
@@ -90,6 +91,9 @@ type Joined struct {
 	ICEServers    []ICEServer   `json:"iceServers"`
 	ResumeToken   string        `json:"resumeToken"`
 	Resumed       bool          `json:"resumed,omitempty"`
+	// Egress is the room's recording and streaming state when joined; later
+	// changes come as egress-state.
+	Egress EgressState `json:"egress"`
 }
 
 // Permissions as the client sees them.
@@ -164,6 +168,14 @@ type ActiveSpeaker struct {
 type ConnectionQuality struct {
 	ParticipantID string  `json:"participantId"`
 	Score         float64 `json:"score"`
+}
+
+// EgressState tells participants whether their meeting is being recorded
+// (a composite, participant or track recording) or streamed live (RTMP or
+// HLS) by an edge, so the page can show it.
+type EgressState struct {
+	Recording bool `json:"recording"`
+	Streaming bool `json:"streaming"`
 }
 
 // SetLayer asks for a simulcast layer ("q", "h", "f" or "auto").

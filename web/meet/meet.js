@@ -317,6 +317,16 @@ function retryAudio() {
   });
 }
 
+// Participants are told while the meeting is recorded or streamed live.
+function showEgress(r) {
+  const rec = !!r?.recording;
+  const live = !!r?.streaming;
+  $('rec-indicator').hidden = !rec;
+  $('live-indicator').hidden = !live;
+  document.body.dataset.recording = String(rec);
+  document.body.dataset.streaming = String(live);
+}
+
 $('btn-audio').addEventListener('click', () => {
   for (const a of audios.values()) a.play().catch(() => {});
   $('btn-audio').hidden = true;
@@ -387,6 +397,7 @@ function wire(r) {
     refreshAll();
   });
   r.on('active-speaker', ({ participantIds }) => { speakers = new Set((participantIds || []).slice(0, 1)); refreshAll(); });
+  r.on('egress-state', () => showEgress(r));
   r.on('connection-quality', ({ participantId, score }) => { quality.set(participantId, score); refreshAll(); });
   r.on('lobby-request', ({ name }) => { showBanner(`${name} is waiting to join.`, 'info'); refreshAll(); });
   r.on('removed', ({ reason }) => {

@@ -42,6 +42,8 @@
  *   localStream               MediaStream of the local camera + microphone (preview)
  *   screenStream              MediaStream of the screen share, or null
  *   micEnabled, cameraEnabled, screenSharing
+ *   recording, streaming      the meeting is being recorded / streamed live (RTMP or HLS)
+ *                             by the server; shown to every participant
  *   on(event, fn) / off(event, fn) / once(event, fn)
  *   participants()            → [{participantId, name, moderator, tracks: [TrackInfo], stream, isLocal}]
  *   lobbyRequests()           → [{participantId, name}] waiting for a moderator's decision
@@ -68,6 +70,8 @@
  *   mute                 {participantId, kind, trackId, muted, self}  someone's mute state changed
  *   active-speaker       {participantIds}
  *   connection-quality   {participantId, score}        score 0–5
+ *   egress-state         {recording, streaming}        a recording or live stream of the
+ *                        meeting started or ended (also once after joined when either is on)
  *   lobby                {}                            waiting for a moderator
  *   lobby-request        {participantId, name}         (moderators)
  *   removed              {reason}                      removed | denied | room-closed | duplicate
@@ -209,6 +213,8 @@ export class Room extends Emitter {
     this.micEnabled = this.options.audio !== false;
     this.cameraEnabled = this.options.video !== false;
     this.screenSharing = false;
+    this.recording = false;
+    this.streaming = false;
     this._log = typeof options.log === 'function' ? options.log : () => {};
     this._participants = new Map(); // id → {participantId, name, moderator, tracks: Map, stream}
     this._lobby = new Map();
@@ -477,6 +483,7 @@ export class Room extends Emitter {
       }
       case 'mute': this._onMute(d); break;
       case 'active-speaker': this._emit('active-speaker', { participantIds: d.participantIds || [] }); break;
+      case 'egress-state': this._setEgress(d); break;
       case 'connection-quality': this._emit('connection-quality', { participantId: d.participantId, score: d.score }); break;
       case 'lobby-request':
         this._lobby.set(d.participantId, { participantId: d.participantId, name: d.name || d.participantId });
@@ -590,6 +597,7 @@ export class Room extends Emitter {
     }
     this._newPeerConnections();
     this._emit('joined', { roomId: this.roomId, participantId: this.participantId, permissions: { ...this.permissions }, resumed });
+    this._setEgress(d.egress || {});
     if (resumed) {
       for (const p of arrived) this._emit('participant-joined', { participantId: p.participantId, name: p.name, moderator: p.moderator });
       const rc = this._reconnect || {};
@@ -602,6 +610,17 @@ export class Room extends Emitter {
     if (this.permissions.publish) {
       this.publish().catch((err) => this._emit('error', { code: 'publish-failed', message: err.message, fatal: false }));
     }
+  }
+
+  // The server says whether the meeting is recorded / streamed (in joined,
+  // then on every change); an event only when something changed.
+  _setEgress(d) {
+    const recording = !!d.recording;
+    const streaming = !!d.streaming;
+    if (recording === this.recording && streaming === this.streaming) return;
+    this.recording = recording;
+    this.streaming = streaming;
+    this._emit('egress-state', { recording, streaming });
   }
 
   // --------------------------------------------------------- PeerConnections
@@ -1206,6 +1225,7 @@ export class Room extends Emitter {
     for (const t of this.screenStream?.getTracks() || []) t.stop();
     this.screenStream = null;
     this.screenSharing = false;
+    this._setEgress({});
     this.state = 'left';
     if (was !== 'left' && was !== 'new' && was !== 'connecting') this._emit('left', { reason });
   }
