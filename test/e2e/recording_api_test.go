@@ -344,9 +344,16 @@ type recWorld struct {
 
 func startRecWorld(t *testing.T, edgeArgs ...string) *recWorld {
 	t.Helper()
+	return startRecWorldN(t, 1, edgeArgs...)
+}
+
+// startRecWorldN is startRecWorld with a cluster of n control nodes (the
+// API calls go to the first).
+func startRecWorldN(t *testing.T, n int, edgeArgs ...string) *recWorld {
+	t.Helper()
 	w := &recWorld{hooks: newRecHooks(t), edgeArgs: edgeArgs}
 	w.video, w.audio = egresstest.Media(t) // fails without ffmpeg under MERIDIAN_REQUIRE_FFMPEG=1
-	cl := procs.StartCluster(t, procs.ClusterOptions{Nodes: 1, Args: []string{"--webhook-allow-http", "--webhook-allow-private", "127.0.0.1/32"}})
+	cl := procs.StartCluster(t, procs.ClusterOptions{Nodes: n, Args: []string{"--webhook-allow-http", "--webhook-allow-private", "127.0.0.1/32"}})
 	w.cl = cl
 	w.edge = w.startEdge(t)
 	w.key = cl.NewAPIKey(t, cl.Nodes[0])
@@ -890,4 +897,64 @@ func TestPinnedRoomWithoutAllowedStorageCannotRecord(t *testing.T) {
 	if st, b := w.rest.do(t, "GET", "/v2/webhooks/deliveries?roomId="+roomID, nil, &dl); st != 200 || dl.PageInfo.Total != 0 {
 		t.Fatalf("deliveries for a refused start: %d %s", st, b)
 	}
+}
+
+// TestRecordingSurvivesALeaderKill: three control processes; a recording
+// is started, the control leader is killed (SIGKILL), and the recording is
+// read, stopped and downloaded through a surviving node. Its status, file
+// and webhooks come through the new leader.
+func TestRecordingSurvivesALeaderKill(t *testing.T) {
+	w := startRecWorldN(t, 3)
+	roomID := w.room(t, "survivor", []string{"recording-*"}, nil)
+	w.publish(t, roomID, "frank")
+	sessionID := w.session(t, roomID, 1)
+	var msg string
+	if st, b := w.rest.do(t, "POST", "/v2/recordings/start", map[string]any{"roomId": roomID, "config": map[string]any{"quality": "low"}}, &msg); st != 200 {
+		t.Fatalf("start: %d %s", st, b)
+	}
+	var rec struct {
+		Data []struct{ ID string }
+	}
+	if _, b := w.rest.do(t, "GET", "/v2/recordings?roomId="+roomID, nil, &rec); len(rec.Data) != 1 {
+		t.Fatalf("recording: %s", b)
+	}
+	id := rec.Data[0].ID
+	time.Sleep(2 * time.Second) // media time
+	leader := w.cl.Leader(t, 10*time.Second)
+	leader.Kill(t)
+	var survivor *procs.Control
+	for _, c := range w.cl.Nodes {
+		if c != leader {
+			survivor = c
+			break
+		}
+	}
+	rest := recAPI{base: survivor.URL, token: w.rest.token}
+	type recT struct {
+		Status, SessionID string
+		File              *struct {
+			FileURL string `json:"fileUrl"`
+		}
+	}
+	var r recT
+	recWait(t, "the recording read through a survivor", 30*time.Second, func() (bool, string) {
+		st, b := rest.do(t, "GET", "/v2/recordings/"+id+"?consistent=true", nil, &r)
+		return st == 200 && r.Status == "running" && r.SessionID == sessionID, string(b)
+	})
+	recWait(t, "stop through a survivor", 30*time.Second, func() (bool, string) {
+		st, b := rest.do(t, "POST", "/v2/recordings/end", map[string]any{"roomId": roomID}, &msg)
+		return st == 200 && msg == "Recording ended successfully", string(b)
+	})
+	recWait(t, "recording stopped with its file", 60*time.Second, func() (bool, string) {
+		st, b := rest.do(t, "GET", "/v2/recordings/"+id, nil, &r)
+		return st == 200 && r.Status == "stopped" && r.File != nil && r.File.FileURL != "", string(b)
+	})
+	path, _ := recDownload(t, r.File.FileURL, "survivor.mp4")
+	if pr := egresstest.FFprobe(t, path); pr.Codec("video") != "h264" || pr.Codec("audio") != "aac" {
+		t.Fatalf("file: video %q audio %q", pr.Codec("video"), pr.Codec("audio"))
+	}
+	recWait(t, "recording-stopped from the new leader", 60*time.Second, func() (bool, string) {
+		e, ok := w.hook("recording-stopped")
+		return ok && e.field("sessionId") == sessionID, fmt.Sprint(w.hookTypes("recording-"))
+	})
 }
