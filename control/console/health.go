@@ -80,18 +80,20 @@ func (cs *Console) clusterHealth(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"leader": cs.node.LeaderID(), "members": out})
 }
 
-// registerSelf makes sure the node registry holds this node's API address.
+// registerSelf records this node's API address unless one is recorded.
 // Only the leader registers itself (and nodes that joined with --join), so
 // after a --bootstrap --peers start the followers' addresses are unknown
 // and the console could not probe their health. The write goes through
-// the leader like any other; it stops once the record is there.
+// the leader like any other; it stops once a record is there (a leader
+// re-registers its current address itself, which is what forwarding
+// needs).
 func (cs *Console) registerSelf(ctx context.Context, addr string) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
 		var cur *state.Node
 		cs.node.FSM().Read(func(st *state.Store) { cur, _ = st.Node(cs.node.ID()) })
-		if cur != nil && cur.HTTPAddr == addr {
+		if cur != nil {
 			return
 		}
 		if cs.node.Ready() {
