@@ -249,6 +249,15 @@ func TestConsoleEndToEnd(t *testing.T) {
     edge?.querySelector('.up')?.textContent === 'up', member, edge: edge?.textContent};
 })()`)
 
+	// Sign out: the session ends on the server, the page asks to sign in.
+	if err := p.click("#logout"); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor("the sign-in page after signing out", 10*time.Second, `(async () => {
+  const me = await fetch('/console/api/me');
+  return {ok: !document.getElementById('login').hidden && document.getElementById('app').hidden && me.status === 401, me: me.status};
+})()`)
+
 	// Every action above is in the audit log, by ana, through the console.
 	var audit struct {
 		Data []struct{ Actor, Action, Via string } `json:"data"`
@@ -259,7 +268,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 	for _, a := range audit.Data {
 		have[a.Action] = true
 	}
-	for _, want := range []string{"login", "POST /v2/webhooks/deliveries/:id/redeliver", "POST /admin/v1/keys", "DELETE /admin/v1/keys/:key"} {
+	for _, want := range []string{"login", "POST /v2/sessions/end", "POST /v2/webhooks/deliveries/:id/redeliver", "POST /admin/v1/keys", "DELETE /admin/v1/keys/:key", "logout"} {
 		if !have[want] {
 			t.Errorf("audit log lacks %q: %+v", want, audit.Data)
 		}
