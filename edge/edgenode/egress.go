@@ -137,7 +137,15 @@ func (n *Node) mountEgress(app fiber.Router) {
 	app.Post(edgeapi.EgressDeletePath, n.checkInternal, n.handleEgressDelete)
 	var hls fiber.Handler = func(c *fiber.Ctx) error { return egressFail(c, http.StatusNotFound, "no such stream", "") }
 	if n.egress != nil {
-		hls = adaptor.HTTPHandler(http.StripPrefix(strings.TrimSuffix(edgeapi.EgressHLSPrefix, "/"), n.egress.HLSHandler()))
+		serve := adaptor.HTTPHandler(http.StripPrefix(strings.TrimSuffix(edgeapi.EgressHLSPrefix, "/"), n.egress.HLSHandler()))
+		hls = func(c *fiber.Ctx) error {
+			// The HLS handler sets its own CORS headers; on a listener
+			// shared with the API (`meridian dev`) the API's CORS middleware
+			// has set one already and the adaptor adds the second: browsers
+			// refuse "Access-Control-Allow-Origin: *, *".
+			c.Response().Header.Del(fiber.HeaderAccessControlAllowOrigin)
+			return serve(c)
+		}
 	}
 	app.All(edgeapi.EgressHLSPrefix+"*", hls)
 	app.All(edgeapi.EgressFilesPrefix+"*", n.handleFile)

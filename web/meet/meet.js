@@ -336,6 +336,7 @@ function wire(r) {
   r.on('joined', () => {
     hideOverlay();
     setStatus('joined', 'Connected');
+    showEgress(r);
     ensureTile(r.participantId, 'camera', { local: true });
     if (r.localStream) attachLocal();
     refreshAll();
