@@ -38,6 +38,14 @@ type Members interface {
 	ModerateLocal(roomID, pid, action, kind string) bool
 }
 
+// EgressMembers is what a Members that shows a room's recording and
+// streaming state to its clients also does (signal.Server): the state of
+// this edge's own jobs goes to the peers, theirs comes in by edge.
+type EgressMembers interface {
+	OwnEgress(roomID string) wire.EgressState
+	SetEgress(roomID, origin string, st wire.EgressState)
+}
+
 // Config configures a Manager.
 type Config struct {
 	EdgeID, Region string
@@ -383,6 +391,19 @@ func (m *Manager) takeRemote(roomID, pid string, leg *pullLeg) {
 // LocalMute implements signal.Cascade.
 func (m *Manager) LocalMute(roomID string, mu wire.Mute) {
 	m.broadcastServed(roomID, edgeapi.CascadeMute, mu)
+}
+
+// LocalEgress implements signal's optional egress hook: the room's
+// recording/streaming state by this edge's jobs changed.
+func (m *Manager) LocalEgress(roomID string, st wire.EgressState) {
+	m.broadcastServed(roomID, edgeapi.CascadeEgress, st)
+}
+
+// remoteEgress shows the state of peer's jobs to this edge's clients.
+func (m *Manager) remoteEgress(roomID, peer string, st wire.EgressState) {
+	if em, ok := m.cfg.Members.(EgressMembers); ok {
+		em.SetEgress(roomID, peer, st)
+	}
 }
 
 // LocalRoomEmpty implements signal.Cascade: nobody here needs the other

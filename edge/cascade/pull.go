@@ -221,6 +221,7 @@ func (l *pullLeg) once() error {
 	for _, wp := range welcome.Participants {
 		l.addRemote(ri, wp)
 	}
+	m.remoteEgress(l.roomID, p.EdgeID, welcome.Egress)
 	l.welcOnce.Do(func() { close(l.welcomed) })
 
 	pingDone := make(chan struct{})
@@ -289,6 +290,11 @@ func (l *pullLeg) once() error {
 			var d edgeapi.CascadeQualityMsg
 			if json.Unmarshal(env.Data, &d) == nil && d.ParticipantID != "" {
 				m.cfg.Members.RemoteQuality(l.roomID, d.ParticipantID, d.Score)
+			}
+		case edgeapi.CascadeEgress:
+			var d wire.EgressState
+			if json.Unmarshal(env.Data, &d) == nil {
+				m.remoteEgress(l.roomID, p.EdgeID, d)
 			}
 		case edgeapi.CascadeClose:
 			return refusal(env)
@@ -411,6 +417,9 @@ func (l *pullLeg) teardown(conn *frameConn, p edgeapi.Peer) {
 	for pid := range remotes {
 		l.m.cfg.Members.RemoteLeft(l.roomID, p.EdgeID, pid, edgeapi.CascadeReasonLost, true)
 	}
+	// The peer's jobs are no longer known here; a new leg's welcome says
+	// again what they are.
+	l.m.remoteEgress(l.roomID, p.EdgeID, wire.EgressState{})
 	if l.connected.Swap(false) {
 		l.m.report(edgeapi.EventCascadeLegDown, l.roomID, p.EdgeID, p.Region)
 	}

@@ -129,7 +129,11 @@ func (m *Manager) serveWS(ws *websocket.Conn) {
 	// Registered before the snapshot: a join between the two is sent twice
 	// at worst (harmless), never missed.
 	proof := ed25519.Sign(m.cfg.Key, ticket.ProofMessage(claims.RoomID, m.cfg.EdgeID, peer.ID, hello.Nonce))
-	if !conn.send(edgeapi.CascadeWelcome, edgeapi.CascadeWelcomeMsg{Proof: proof, Participants: m.cfg.Members.LocalParticipants(claims.RoomID)}) {
+	welcome := edgeapi.CascadeWelcomeMsg{Proof: proof, Participants: m.cfg.Members.LocalParticipants(claims.RoomID)}
+	if em, ok := m.cfg.Members.(EgressMembers); ok {
+		welcome.Egress = em.OwnEgress(claims.RoomID)
+	}
+	if !conn.send(edgeapi.CascadeWelcome, welcome) {
 		return
 	}
 	relay, err := m.cfg.SFU.Join(claims.RoomID, sfu.ParticipantConfig{ID: "relay-" + peer.ID, Relay: true, Sink: (*relaySink)(sl)})

@@ -29,6 +29,7 @@ const (
 	CascadeTrackGone   = "track-gone"
 	CascadeQuality     = "quality"
 	CascadeModerate    = "moderate"
+	CascadeEgress      = "egress-state" // wire.EgressState of U's own jobs for the room
 	CascadeClose       = "close"
 	CascadePath        = "/internal/v1/cascade"
 	ModerateMute       = "mute"
@@ -55,6 +56,8 @@ type CascadeHelloMsg struct {
 type CascadeWelcomeMsg struct {
 	Proof        []byte             `json:"proof"`
 	Participants []wire.Participant `json:"participants"`
+	// Egress is the room's recording/streaming state by U's own jobs.
+	Egress wire.EgressState `json:"egress,omitzero"`
 }
 
 // CascadeLeftMsg says a participant left U.
