@@ -220,11 +220,11 @@ run_seeded() { # json label sizes
 		stop_all
 		args=("${ARGS[@]}")
 		for i in "${!NAMES[@]}"; do
-			ARGS[$i]+=" --raft-snapshot-threshold 1000 --raft-snapshot-interval 1s"
+			ARGS[$i]+=" --raft-snapshot-threshold 1 --raft-snapshot-interval 1s"
 			start_node "$i"
 		done
 		ARGS=("${args[@]}")
-		echo "== snapshots at the largest size (servers restarted with --raft-snapshot-threshold 1000)"
+		echo "== snapshots at the largest size (servers restarted with --raft-snapshot-threshold 1)"
 		# shellcheck disable=SC2046
 		"$CTLBENCH" idle $(node_flags)
 		# shellcheck disable=SC2046
