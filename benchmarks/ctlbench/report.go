@@ -113,7 +113,7 @@ func printResult(w io.Writer, r *Result) {
 	}
 
 	names := nodeNames(r)
-	fmt.Fprintf(w, "\n**Memory and disk** (right after each fill; RSS is the leader's, %s; per room = Δ from %s rooms ÷ Δ rooms):\n\n", r.Leader, count(r.Baseline.Rooms))
+	fmt.Fprintf(w, "\n**Memory and disk** (at each size, before the reads; RSS is the leader's, %s; per room = Δ from %s rooms ÷ Δ rooms):\n\n", r.Leader, count(r.Baseline.Rooms))
 	fmt.Fprintln(w, "| rooms | RSS | RSS per room | Go heap in use per room | data on disk (all nodes) | peak RSS of all servers while listing |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
 	for _, s := range r.Steps {
@@ -132,7 +132,7 @@ func printResult(w io.Writer, r *Result) {
 	}
 
 	if len(r.Snapshots) > 0 {
-		fmt.Fprintln(w, "\n**Snapshots** (newest on disk after the last fill):")
+		fmt.Fprintln(w, "\n**Snapshots** (newest on disk at the end: after the last fill, or taken by the servers restarted with a snapshot threshold of 1 when seeding):")
 		fmt.Fprintln(w)
 		for _, n := range names {
 			sw := r.Snapshots[n]
