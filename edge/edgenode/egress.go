@@ -354,7 +354,7 @@ func (n *Node) stopRoomEgress(c *fiber.Ctx) error {
 
 // handleFile serves a local target's file at
 // EgressFilesPrefix<storage>/<key>?exp=…&sig=…, signed by the control
-// plane's ticket key. Files are streamed by fasthttp (Range, HEAD), not
+// plane's ticket key, or redirects to an S3 target's object. Files are streamed by fasthttp (Range, HEAD), not
 // buffered: recordings are large.
 func (n *Node) handleFile(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderAccessControlAllowOrigin, "*")
@@ -378,12 +378,29 @@ func (n *Node) handleFile(c *fiber.Ctx) error {
 			target = l
 		}
 	}
-	if !ok || target == nil {
-		return egressFail(c, http.StatusNotFound, "not found", "")
-	}
 	var pub []byte
 	if k := n.ticketKey.Load(); k != nil {
 		pub = *k
+	}
+	if t, err := storage.Find(n.cfg.Egress.Storage, name); ok && target == nil && err == nil {
+		// A file in object storage: the same signed URL (the control plane
+		// signs it without S3 credentials), answered with a redirect to a
+		// presigned URL that expires with it.
+		if s3, isS3 := t.(*storage.S3); isS3 {
+			u, err := s3.AuthorizeRedirect(c.UserContext(), pub, key, c.Query("exp"), c.Query("sig"), time.Now())
+			if err != nil {
+				var de *storage.DownloadError
+				if errors.As(err, &de) {
+					return egressFail(c, de.Status, de.Message, "")
+				}
+				return err
+			}
+			c.Set(fiber.HeaderCacheControl, "private, no-store")
+			return c.Redirect(u.String(), http.StatusFound)
+		}
+	}
+	if !ok || target == nil {
+		return egressFail(c, http.StatusNotFound, "not found", "")
 	}
 	p, err := target.Authorize(pub, key, c.Query("exp"), c.Query("sig"), time.Now())
 	if err != nil {

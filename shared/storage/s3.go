@@ -2,10 +2,12 @@ package storage
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -136,6 +138,35 @@ func (s *S3) PresignGet(ctx context.Context, key string, ttl time.Duration) (*ur
 		return nil, err
 	}
 	return s.c.PresignedGetObject(ctx, s.cfg.Bucket, k, ttl, nil)
+}
+
+// maxPresign is the longest validity S3 accepts for a presigned URL.
+const maxPresign = 7 * 24 * time.Hour
+
+// AuthorizeRedirect checks a download request signed for this target with
+// SignURL (the same fileUrl form as a local file's, so the control plane
+// needs no S3 credentials) and returns a presigned URL of the object to
+// redirect to, valid until the signed URL expires (at most 7 days).
+// Errors are *DownloadError: 404 for a bad key or a missing object, 401
+// without a signature, 403 for a bad or expired one.
+func (s *S3) AuthorizeRedirect(ctx context.Context, pub ed25519.PublicKey, urlPath, exp, sig string, now time.Time) (*url.URL, error) {
+	key, err := authorizeDownload(pub, s.Name(), urlPath, exp, sig, now)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Size(ctx, key); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, &DownloadError{http.StatusNotFound, "not found"}
+		}
+		return nil, &DownloadError{http.StatusBadGateway, "object storage unavailable"}
+	}
+	e, _ := strconv.ParseInt(exp, 10, 64) // checked by authorizeDownload
+	ttl := min(time.Unix(e, 0).Sub(now), maxPresign)
+	u, err := s.PresignGet(ctx, key, max(ttl, time.Second))
+	if err != nil {
+		return nil, &DownloadError{http.StatusBadGateway, "cannot presign the object"}
+	}
+	return u, nil
 }
 
 // EnsureBucket creates the bucket if it does not exist (dev setups).

@@ -247,3 +247,75 @@ func TestS3AgainstFakeServer(t *testing.T) {
 		t.Fatalf("Get after delete: %v", err)
 	}
 }
+
+// A file stored in S3 is downloaded through the same kind of signed URL as
+// a local one (the control plane signs it without S3 credentials); the
+// edge checks it and redirects to a presigned S3 URL that expires with it.
+func TestS3SignedDownloadRedirect(t *testing.T) {
+	ctx := context.Background()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
+	s := startS3(t, "eu-west")
+	data := bytes.Repeat([]byte("meridian"), 1000)
+	if _, err := s.Put(ctx, "rec/s1/file.mp4", writeTemp(t, data), "video/mp4"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Second) // signed expiries are whole seconds
+	// urlPath and query of a fileUrl signed for this target.
+	signed := func(p ed25519.PrivateKey, target, key string, exp time.Time) (string, string, string) {
+		t.Helper()
+		raw, err := SignURL(p, "https://edge.example/egress/files/"+target, target, key, exp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(raw)
+		return strings.TrimPrefix(u.Path, "/egress/files/"+target), u.Query().Get("exp"), u.Query().Get("sig")
+	}
+
+	path, exp, sig := signed(priv, s.Name(), "rec/s1/file.mp4", now.Add(time.Hour))
+	u, err := s.AuthorizeRedirect(ctx, pub, path, exp, sig, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("GET the presigned URL: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	if got := u.Query().Get("X-Amz-Expires"); got != "3600" {
+		t.Errorf("presigned for %s s, want the signed URL's remaining 3600 s", got)
+	}
+
+	refused := []struct {
+		name           string
+		path, exp, sig string
+		status         int
+	}{
+		{"no signature", path, "", "", http.StatusUnauthorized},
+		{"signed by another key", func() string { p, _, _ := signed(otherPriv, s.Name(), "rec/s1/file.mp4", now.Add(time.Hour)); return p }(), exp,
+			func() string { _, _, g := signed(otherPriv, s.Name(), "rec/s1/file.mp4", now.Add(time.Hour)); return g }(), http.StatusForbidden},
+		{"signed for another key", "rec/s1/other.mp4", exp, sig, http.StatusForbidden},
+		{"signed for another target", func() string { p, _, _ := signed(priv, "local", "rec/s1/file.mp4", now.Add(time.Hour)); return p }(), exp,
+			func() string { _, _, g := signed(priv, "local", "rec/s1/file.mp4", now.Add(time.Hour)); return g }(), http.StatusForbidden},
+		{"expired", path, exp, sig, http.StatusForbidden},
+		{"missing object", func() string { p, _, _ := signed(priv, s.Name(), "rec/s1/gone.mp4", now.Add(time.Hour)); return p }(),
+			func() string { _, e, _ := signed(priv, s.Name(), "rec/s1/gone.mp4", now.Add(time.Hour)); return e }(),
+			func() string { _, _, g := signed(priv, s.Name(), "rec/s1/gone.mp4", now.Add(time.Hour)); return g }(), http.StatusNotFound},
+		{"key escaping the bucket prefix", "../x", exp, sig, http.StatusNotFound},
+	}
+	for _, c := range refused {
+		at := now
+		if c.name == "expired" {
+			at = now.Add(2 * time.Hour)
+		}
+		_, err := s.AuthorizeRedirect(ctx, pub, c.path, c.exp, c.sig, at)
+		var de *DownloadError
+		if !errors.As(err, &de) || de.Status != c.status {
+			t.Errorf("%s: %v, want a %d DownloadError", c.name, err, c.status)
+		}
+	}
+}

@@ -98,18 +98,9 @@ func (e *DownloadError) Error() string { return e.Message }
 // one. Handler and servers that stream files themselves (the edge's
 // fasthttp listener) share it.
 func (l *Local) Authorize(pub ed25519.PublicKey, urlPath, exp, sig string, now time.Time) (string, error) {
-	key, err := CleanKey(strings.TrimPrefix(urlPath, "/"))
+	key, err := authorizeDownload(pub, l.Name(), urlPath, exp, sig, now)
 	if err != nil {
-		return "", &DownloadError{http.StatusNotFound, "not found"}
-	}
-	if sig == "" || exp == "" {
-		return "", &DownloadError{http.StatusUnauthorized, "a signed download URL is required (exp and sig)"}
-	}
-	switch err := VerifyURL(pub, l.Name(), key, exp, sig, now); {
-	case errors.Is(err, ErrURLExpired):
-		return "", &DownloadError{http.StatusForbidden, "download link expired"}
-	case err != nil:
-		return "", &DownloadError{http.StatusForbidden, "invalid download signature"}
+		return "", err
 	}
 	p, err := l.Path(key)
 	if err != nil {
@@ -123,6 +114,25 @@ func (l *Local) Authorize(pub ed25519.PublicKey, urlPath, exp, sig string, now t
 		return "", &DownloadError{http.StatusInternalServerError, "cannot read file"}
 	}
 	return p, nil
+}
+
+// authorizeDownload checks a download request for urlPath in target and
+// returns the clean key; errors are *DownloadError.
+func authorizeDownload(pub ed25519.PublicKey, target, urlPath, exp, sig string, now time.Time) (string, error) {
+	key, err := CleanKey(strings.TrimPrefix(urlPath, "/"))
+	if err != nil {
+		return "", &DownloadError{http.StatusNotFound, "not found"}
+	}
+	if sig == "" || exp == "" {
+		return "", &DownloadError{http.StatusUnauthorized, "a signed download URL is required (exp and sig)"}
+	}
+	switch err := VerifyURL(pub, target, key, exp, sig, now); {
+	case errors.Is(err, ErrURLExpired):
+		return "", &DownloadError{http.StatusForbidden, "download link expired"}
+	case err != nil:
+		return "", &DownloadError{http.StatusForbidden, "invalid download signature"}
+	}
+	return key, nil
 }
 
 // Handler serves the target's files at "/<key>?exp=…&sig=…" (mount it

@@ -105,7 +105,7 @@ func (tap *eventTap) final(id string) (egressapi.Status, bool) {
 }
 
 // egressStack is a real control node, an eventTap, and an edge running
-// egress with a local storage directory.
+// egress with a local storage directory (after any preferred targets).
 type egressStack struct {
 	c     *clustertest.Cluster
 	tap   *eventTap
@@ -113,7 +113,7 @@ type egressStack struct {
 	local *storage.Local
 }
 
-func startEgressStack(t *testing.T) *egressStack {
+func startEgressStack(t *testing.T, preferred ...storage.Target) *egressStack {
 	t.Helper()
 	egresstest.NeedFFmpeg(t)
 	c := clustertest.New(t, 1, clustertest.Options{Configure: func(i int, cfg *server.Config) {
@@ -135,7 +135,7 @@ func startEgressStack(t *testing.T) *egressStack {
 	n, err := edgenode.New(edgenode.Config{Registry: reg, Gatherer: reg, EdgeID: "edge-eg", Region: "local", ControlURLs: []string{tap.srv.URL}, EdgeToken: edgeToken,
 		HTTPListen: addr, PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, HeartbeatEvery: 200 * time.Millisecond,
 		DrainTimeout: 90 * time.Second,
-		Egress: edgenode.EgressConfig{WorkDir: t.TempDir(), Storage: []storage.Target{local}, Configure: func(ec *egress.Config) {
+		Egress: edgenode.EgressConfig{WorkDir: t.TempDir(), Storage: append(preferred, local), Configure: func(ec *egress.Config) {
 			ec.Poll = 100 * time.Millisecond
 			ec.StopTimeout = 30 * time.Second
 			// The machine running the tests is shared: a starved encoder
