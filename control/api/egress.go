@@ -27,6 +27,9 @@ type EgressService interface {
 	Capture(ctx context.Context, job *state.Job, req edgeapi.EgressCapture) (*egressapi.File, string, error)
 	// FileURL signs a fresh download URL for one of the job's files.
 	FileURL(job *state.Job, f egressapi.File) string
+	// Delete removes the files and HLS output an ended job left on its
+	// edge (before its record is deleted).
+	Delete(ctx context.Context, job *state.Job) error
 }
 
 // WithEgressService enables the recording, RTMP and HLS routes.
@@ -774,6 +777,9 @@ func (s *Server) deleteJob(kind egressapi.Kind, msg string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		job, err := s.findJob(c, kind, c.Params("id"))
 		if err != nil {
+			return err
+		}
+		if err := s.egress.Delete(c.UserContext(), job); err != nil {
 			return err
 		}
 		if _, err := s.apply(c, state.CmdDeleteJob, state.DeleteJob{UserID: job.UserID, ID: job.ID, Kind: kind, At: s.cfg.Now().UTC()}); err != nil {

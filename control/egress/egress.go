@@ -327,6 +327,44 @@ func (s *Service) Stop(ctx context.Context, job *state.Job) (*state.Job, error) 
 	return nil, err
 }
 
+// Delete removes what the job's edge keeps of an ended job — its HLS
+// playlists and segments, and its stored files (local files live on the
+// edge's disk, so only the edge can remove them) — before the record goes.
+// A reachable edge that cannot do it fails the delete (503: nothing is
+// changed and the client may retry; the edge's call is idempotent). An
+// edge that is down or gone cannot be asked: its files stay where they are
+// and the record is deleted anyway. Active jobs are left to the state
+// machine, which refuses to delete them.
+func (s *Service) Delete(ctx context.Context, job *state.Job) error {
+	if job.Active() {
+		return nil
+	}
+	var edge *state.Edge
+	s.node.FSM().Read(func(st *state.Store) {
+		if e, ok := st.Edge(job.EdgeID); ok && e.Up {
+			edge = e
+		}
+	})
+	if edge == nil {
+		s.log.Warn("egress: deleting a job whose edge is down; its files stay on that edge", "job", job.ID, "edge", job.EdgeID)
+		return nil
+	}
+	refs := make([]egressapi.FileRef, 0, len(job.Files))
+	for _, f := range job.Files {
+		refs = append(refs, egressapi.FileRef{Storage: f.Storage, Key: f.Key})
+	}
+	var out json.RawMessage
+	status, err := s.call(ctx, edge, edgeapi.EgressDeletePath, edgeapi.EgressDelete{ID: job.ID, Files: refs}, &out)
+	if err == nil {
+		return nil
+	}
+	if status == 0 || status >= 500 {
+		return &api.Error{Status: http.StatusServiceUnavailable, RetryAfter: 2,
+			Message: fmt.Sprintf("edge %s could not remove the files of %s %s: %v", edge.ID, noun(job.Kind), job.ID, err)}
+	}
+	return err
+}
+
 // Capture asks the edge for a picture of an HLS job's frame; the edge also
 // stores it and describes the stored file.
 func (s *Service) Capture(ctx context.Context, job *state.Job, req edgeapi.EgressCapture) (*egressapi.File, string, error) {

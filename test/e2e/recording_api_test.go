@@ -794,6 +794,31 @@ func TestHLSParticipantTrackMergeAndRTMPThroughREST(t *testing.T) {
 	if st, b := rest.do(t, "DELETE", "/v2/hls/"+hls.ID, nil, &msg); st != 200 || msg != "Room Hls Recording deleted successfully !" {
 		t.Fatalf("hls delete: %d %s", st, b)
 	}
+	// Deleting removes what the edge kept: the playlists and the files.
+	if st := recStatus(t, hls.PlaybackHlsURL); st != http.StatusNotFound {
+		t.Fatalf("playlist of the deleted HLS job: %d, want 404", st)
+	}
+	aliceFile := parts.Data[0].Files[0].FileURL
+	if st, b := rest.do(t, "DELETE", "/v2/recordings/participant/"+parts.Data[0].ID, nil, &msg); st != 200 {
+		t.Fatalf("participant recording delete: %d %s", st, b)
+	}
+	if st := recStatus(t, aliceFile); st != http.StatusNotFound {
+		t.Fatalf("file of the deleted participant recording: %d, want 404", st)
+	}
+	if st, b := rest.do(t, "GET", "/v2/recordings/participant/"+parts.Data[0].ID, nil, nil); st != 404 {
+		t.Fatalf("deleted participant recording: %d %s", st, b)
+	}
+}
+
+// recStatus is the HTTP status of a GET of url.
+func recStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // TestAutoStartConfigRecordsWhenTheSessionStarts: a room created with
