@@ -28,6 +28,9 @@ type frameConn struct {
 	kill   chan struct{}
 	once   sync.Once
 	done   chan struct{}
+	// flushOnClose makes the writer send what is queued before it closes
+	// the socket (set by closeAfterFlush).
+	flushOnClose bool
 }
 
 var errQueueFull = errors.New("cascade: send queue full")
@@ -81,6 +84,16 @@ func (c *frameConn) writeLoop() {
 	for {
 		select {
 		case <-c.kill:
+			// kill and notify may be ready together (a frame queued just
+			// before close): select picks either, so a flushing close
+			// writes what is left here.
+			c.mu.Lock()
+			q, flush := c.queue, c.flushOnClose
+			c.queue = nil
+			c.mu.Unlock()
+			if flush {
+				c.write(q)
+			}
 			c.closeSocket()
 			return
 		case <-c.notify:
@@ -89,15 +102,23 @@ func (c *frameConn) writeLoop() {
 		q := c.queue
 		c.queue = nil
 		c.mu.Unlock()
-		for _, b := range q {
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-			if err := c.ws.WriteMessage(fws.TextMessage, b); err != nil {
-				c.close()
-				c.closeSocket()
-				return
-			}
+		if !c.write(q) {
+			c.close()
+			c.closeSocket()
+			return
 		}
 	}
+}
+
+// write sends frames in order; false after a failed write.
+func (c *frameConn) write(q [][]byte) bool {
+	for _, b := range q {
+		_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		if err := c.ws.WriteMessage(fws.TextMessage, b); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // closeSocket really closes the TCP connection: on the serving side
@@ -132,6 +153,15 @@ func (c *frameConn) close() {
 		c.mu.Unlock()
 		close(c.kill)
 	})
+}
+
+// closeAfterFlush closes once the frames already queued are written (a
+// refusal's reason reaches the peer), and waits for the writer.
+func (c *frameConn) closeAfterFlush() {
+	c.mu.Lock()
+	c.flushOnClose = true
+	c.mu.Unlock()
+	c.closeAndWait()
 }
 
 // closeAndWait closes and waits for the writer to finish.

@@ -51,7 +51,7 @@ func (m *Manager) refuse(conn *frameConn, reason string, err error) {
 	m.metrics.refused.WithLabelValues(reason).Inc()
 	m.log.Warn("cascade: leg refused", "reason", reason, "err", err)
 	conn.send(edgeapi.CascadeClose, wire.Error{Code: reason, Message: errString(err)})
-	conn.closeAndWait()
+	conn.closeAfterFlush()
 }
 
 func errString(err error) string {
