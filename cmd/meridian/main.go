@@ -28,6 +28,10 @@ func run(args []string) error {
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
+	case "dev", "control", "edge":
+		raiseProcs()
+	}
+	switch cmd {
 	case "dev":
 		return runDev(rest)
 	case "control":
