@@ -60,7 +60,11 @@ func (s *Service) usable(e *state.Edge, now time.Time) (load float64, ok bool) {
 		}
 		load = float64(participants) / float64(e.Capacity)
 	}
-	if s.suspectedLocked(e.ID, e.Region, now) {
+	var heard time.Time
+	if le := s.live[e.ID]; le != nil {
+		heard = le.seen
+	}
+	if s.suspectedLocked(e.ID, heard, now) {
 		return 0, false
 	}
 	return load, true
@@ -85,16 +89,25 @@ func (s *Service) poolReportLocked(id string, now time.Time) (edgeapi.PoolMember
 }
 
 // suspectedLocked: a fresh heartbeat from another edge of the region
-// reports this one as not alive. s.mu held.
-func (s *Service) suspectedLocked(id, region string, now time.Time) bool {
+// reports this one as not alive. A mere suspicion (memberlist's probe timed
+// out, as it may on a loaded host) counts only when it is newer than the
+// edge's own last heartbeat (heard): an edge heard from since is evidently
+// running — say, after the reporter itself died with that suspicion in its
+// last heartbeat. Dead or left always counts (partitioned from its region,
+// an edge still reaching the control plane must not get joiners). s.mu held.
+func (s *Service) suspectedLocked(id string, heard, now time.Time) bool {
 	for reporter, le := range s.live {
 		if reporter == id || now.Sub(le.seen) >= s.cfg.DownAfter {
 			continue
 		}
 		for _, m := range le.pool {
-			if m.ID == id && m.State != edgeapi.MemberAlive {
-				return true
+			if m.ID != id || m.State == edgeapi.MemberAlive {
+				continue
 			}
+			if m.State == edgeapi.MemberSuspect && !le.seen.After(heard) {
+				continue
+			}
+			return true
 		}
 	}
 	return false

@@ -83,6 +83,15 @@ func TestUsable(t *testing.T) {
 		{ID: "full-by-gossip", State: edgeapi.MemberAlive, Load: edgeapi.Load{Participants: 10}},
 	}}
 	s.live["draining"] = &liveEdge{seen: now, draining: true}
+	// A reporter that died (its last heartbeat still within DownAfter)
+	// suspected these two; one has heartbeated since, the other is dead to
+	// its region.
+	s.live["dead-reporter"] = &liveEdge{seen: now.Add(-time.Second), pool: []edgeapi.PoolMember{
+		{ID: "heard-since", State: edgeapi.MemberSuspect},
+		{ID: "dead-to-region", State: edgeapi.MemberDead},
+	}}
+	s.live["heard-since"] = &liveEdge{seen: now}
+	s.live["dead-to-region"] = &liveEdge{seen: now}
 	cases := []struct {
 		e    *state.Edge
 		want bool
@@ -92,6 +101,8 @@ func TestUsable(t *testing.T) {
 		{edge("quiet", "eu-west", 10), false, 0},
 		{edge("vouched", "eu-west", 10), true, 0.3},
 		{edge("suspect", "eu-west", 10), false, 0},
+		{edge("heard-since", "eu-west", 10), true, 0},
+		{edge("dead-to-region", "eu-west", 10), false, 0},
 		{edge("full-by-gossip", "eu-west", 10), false, 0},
 		{edge("draining", "eu-west", 10), false, 0},
 		{&state.Edge{ID: "down", Region: "eu-west", Up: false}, false, 0},

@@ -134,6 +134,14 @@ func (s *Service) attach(c *fiber.Ctx) error {
 		if err := s.claim(c, req); err != nil {
 			return err
 		}
+	} else if !s.node.IsLeader() {
+		// The edge is about to admit a participant whose join was placed
+		// through any control node: a follower that has not applied that
+		// placement yet would answer without the room's other edges, and
+		// the participant would be admitted before its cascade legs exist.
+		if err := s.node.Barrier(c.UserContext()); err != nil {
+			return err
+		}
 	}
 	rp, err := s.roomPeers(req.RoomID, req.EdgeID, sec, s.cfg.Now())
 	if err != nil {
