@@ -28,26 +28,13 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 
+	"github.com/meridian-video/meridian/edge/egress/egresstest"
 	"github.com/meridian-video/meridian/edge/sfu"
 	"github.com/meridian-video/meridian/shared/egressapi"
 	wire "github.com/meridian-video/meridian/shared/signal"
 	"github.com/meridian-video/meridian/shared/storage"
+	"github.com/meridian-video/meridian/shared/wait"
 )
-
-// needFFmpeg skips the test without ffmpeg/ffprobe, or fails it when
-// MERIDIAN_REQUIRE_FFMPEG=1 (CI).
-func needFFmpeg(t testing.TB) {
-	t.Helper()
-	for _, bin := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			msg := bin + " not found"
-			if os.Getenv("MERIDIAN_REQUIRE_FFMPEG") == "1" {
-				t.Fatal(msg + "; MERIDIAN_REQUIRE_FFMPEG=1 makes this a failure")
-			}
-			t.Skip(msg + "; set MERIDIAN_REQUIRE_FFMPEG=1 to fail instead of skipping")
-		}
-	}
-}
 
 // Test media, generated once per test binary by ffmpeg: VP8 in IVF
 // (keyframe every 0.5 s) and Opus in Ogg (one 20 ms packet per page).
@@ -61,7 +48,7 @@ type testMedia struct{ video, audio string }
 
 func mediaFile(t testing.TB, name string) string {
 	t.Helper()
-	needFFmpeg(t)
+	egresstest.NeedFFmpeg(t)
 	mediaOnce.Do(func() {
 		mediaDir, mediaErr = os.MkdirTemp("", "egress-media-")
 	})
@@ -168,7 +155,7 @@ type testRunner struct {
 
 func newRunner(t testing.TB, s *sfu.SFU, mod func(*Config)) *testRunner {
 	t.Helper()
-	needFFmpeg(t)
+	egresstest.NeedFFmpeg(t)
 	local, err := storage.NewLocal(storage.LocalConfig{Region: "local", Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -479,13 +466,12 @@ func (p *publisher) leave() {
 // waitFor polls cond (a state, never a speed: the bound only catches hangs).
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	wait.Until(t, 30*time.Second, func() string {
+		if cond() {
+			return ""
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return "waiting for " + what
+	})
 }
 
 // ffprobe is the tests' own reading of a file or URL (independent of the

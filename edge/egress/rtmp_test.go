@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/edge/egress/egresstest"
 	"github.com/meridian-video/meridian/shared/egressapi"
 )
 
@@ -196,7 +197,7 @@ func TestRTMPToNginx(t *testing.T) {
 // reason, by itself: refused connections at once, a server that accepts
 // and never speaks RTMP after the stall timeout.
 func TestRTMPUnreachableFails(t *testing.T) {
-	needFFmpeg(t)
+	egresstest.NeedFFmpeg(t)
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -26,21 +26,14 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	wire "github.com/meridian-video/meridian/shared/signal"
+	"github.com/meridian-video/meridian/shared/wait"
 )
 
 // eventually polls cond (it returns "" when satisfied, or why not) until it
 // holds or d passes: a bounded wait, never a timing assertion.
 func eventually(t testing.TB, d time.Duration, cond func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var why string
-	for time.Now().Before(deadline) {
-		if why = cond(); why == "" {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("not within %s: %s", d, why)
+	wait.Until(t, d, cond)
 }
 
 func quietPion() logging.LoggerFactory {

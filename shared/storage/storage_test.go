@@ -107,8 +107,7 @@ func TestLocalPutGetDelete(t *testing.T) {
 func TestSignedDownloadURL(t *testing.T) {
 	ctx := context.Background()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	otherPub, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
-	_ = otherPub
+	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
 	l, _ := NewLocal(LocalConfig{Region: "r", Dir: t.TempDir()})
 	data := []byte("0123456789abcdefghij")
 	if _, err := l.Put(ctx, "rec/s1/file.mp4", writeTemp(t, data), ""); err != nil {

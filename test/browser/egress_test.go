@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/meridian-video/meridian/edge/egress/egresstest"
 )
 
 // requireFFmpeg returns ffprobe's path or skips: `meridian dev` runs its
@@ -22,19 +24,10 @@ import (
 // ffprobe. MERIDIAN_REQUIRE_FFMPEG=1 (CI) makes a missing tool a failure.
 func requireFFmpeg(t *testing.T) string {
 	t.Helper()
-	var probe string
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		p, err := exec.LookPath(tool)
-		if err != nil {
-			msg := tool + " not found (apt-get install -y ffmpeg)"
-			if os.Getenv("MERIDIAN_REQUIRE_FFMPEG") == "1" {
-				t.Fatal(msg + "; MERIDIAN_REQUIRE_FFMPEG=1 makes this a failure")
-			}
-			t.Skip(msg + "; set MERIDIAN_REQUIRE_FFMPEG=1 to fail instead of skipping")
-		}
-		if tool == "ffprobe" {
-			probe = p
-		}
+	egresstest.NeedFFmpeg(t)
+	probe, err := exec.LookPath("ffprobe")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return probe
 }

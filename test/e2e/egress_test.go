@@ -28,6 +28,7 @@ import (
 	"github.com/meridian-video/meridian/shared/edgeapi"
 	"github.com/meridian-video/meridian/shared/egressapi"
 	"github.com/meridian-video/meridian/shared/storage"
+	"github.com/meridian-video/meridian/shared/wait"
 )
 
 // eventTap stands between an edge and a real control node: it forwards
@@ -212,13 +213,12 @@ func grepLines(s, sub string) string {
 
 func waitUntil(t *testing.T, what string, bound time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(bound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	wait.Until(t, bound, func() string {
+		if cond() {
+			return ""
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return "waiting for " + what
+	})
 }
 
 func (s *egressStack) signedURL(t *testing.T, f egressapi.File) string {

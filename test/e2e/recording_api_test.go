@@ -30,6 +30,7 @@ import (
 	"github.com/meridian-video/meridian/edge/egress/egresstest"
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
 	wire "github.com/meridian-video/meridian/shared/signal"
+	"github.com/meridian-video/meridian/shared/wait"
 	"github.com/meridian-video/meridian/test/procs"
 )
 
@@ -311,17 +312,12 @@ func (p *recPublisher) close() {
 
 func recWait(t *testing.T, what string, bound time.Duration, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(bound)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
+	wait.Until(t, bound, func() string {
+		if ok, state := cond(); !ok {
+			return what + " (last: " + state + ")"
 		}
-		last = state
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached within %s (last: %s)", what, bound, last)
+		return ""
+	})
 }
 
 // TestRecordingThroughRESTWithRealProcesses: a control process and an edge
