@@ -110,10 +110,7 @@ func newHTTPProxy(t *testing.T, n *network, dst, target string) *httpProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := procs.Listen(t, "127.0.0.1")
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.Transport = &http.Transport{DialContext: (&net.Dialer{Timeout: time.Second}).DialContext, MaxIdleConnsPerHost: 32}
 	// A dead node looks like a dead node (the connection drops), not like
@@ -156,10 +153,7 @@ type tcpProxy struct {
 }
 
 func newTCPProxy(t *testing.T, from, to, target string) *tcpProxy {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := procs.Listen(t, "127.0.0.1")
 	p := &tcpProxy{from: from, to: to, ln: ln, target: target, conns: map[net.Conn]bool{}}
 	p.wg.Add(1)
 	go p.accept()

@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/meridian-video/meridian/test/procs"
 )
 
 // tcpProxy forwards TCP connections from its listener to target. Cut
@@ -26,10 +28,7 @@ type tcpProxy struct {
 
 func newTCPProxy(tb testing.TB, listenIP, target string) *tcpProxy {
 	tb.Helper()
-	ln, err := net.Listen("tcp4", net.JoinHostPort(listenIP, "0"))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	ln := procs.Listen(tb, listenIP)
 	p := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
 	p.wg.Add(1)
 	go p.accept()

@@ -425,6 +425,38 @@ func freePort(tb testing.TB, network, ip string) int {
 	return 0
 }
 
+// Listen opens a TCP listener on ip (port chosen by the kernel) whose port
+// this package has not handed out, and marks the port as handed out. A
+// test's own listeners (proxies, receivers) must come from here when
+// processes are started with FreeTCPPort ports: such a port is closed until
+// its process binds it, so a plain ":0" listener can get it from the kernel
+// and steal it (a chaos proxy once did, and node c1 talked to itself).
+func Listen(tb testing.TB, ip string) net.Listener {
+	tb.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	var refused []net.Listener // held open so the kernel offers other ports
+	defer func() {
+		for _, l := range refused {
+			l.Close()
+		}
+	}()
+	for range 100 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		key := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		if !given[key] {
+			given[key] = true
+			return ln
+		}
+		refused = append(refused, ln)
+	}
+	tb.Fatal("procs: no free port to listen on")
+	return nil
+}
+
 var (
 	helpMu sync.Mutex
 	help   = map[string]string{} // "bin sub" -> `meridian sub -h` output
