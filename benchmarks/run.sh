@@ -14,6 +14,9 @@
 #   BASELINE=0 ...                    # without the trivial forwarder
 #   PROFILE=1 ...                     # also save Meridian's pprof profiles per row
 #   WINDOW=10s FEEDBACK=rr,twcc       # loadgen -window / -feedback
+#   LOADGEN_ARGS="-pkts-per-frame 10" # more load per subscriber (here 350
+#                                     # pkt/s), e.g. to put a server at half
+#                                     # a core for the latency target
 #
 # Every server runs on CPU 0 (taskset -c 0) and the load generator on CPU 1.
 # Each row gets a fresh server process, so its RSS delta is not hidden by
@@ -35,6 +38,7 @@ WINDOW=${WINDOW:-10s}
 FEEDBACK=${FEEDBACK:-rr,twcc}
 BASELINE=${BASELINE:-1}
 PROFILE=${PROFILE:-0}
+read -r -a EXTRA_ARGS <<<"${LOADGEN_ARGS:-}"
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 if [[ "$BASELINE" != 1 ]]; then
@@ -194,7 +198,7 @@ run_row() { # server n
 	fi
 	echo "== $target N=$n (server pid $SERVER_PID on CPU $SERVER_CPU; load average $(cut -d' ' -f1 /proc/loadavg))"
 	if ${PIN_LOADGEN[@]+"${PIN_LOADGEN[@]}"} "$LOADGEN" "${args[@]}" -label "$target" -url "$SERVER_URL" -pid "$SERVER_PID" \
-		-subs "$n" -window "$WINDOW" -idle 2s -settle 1s -server-cpu "$MEASURE_CPU" -feedback "$FEEDBACK" -json "$RESULTS/$target-$n.json" \
+		-subs "$n" -window "$WINDOW" -idle 2s -settle 1s -server-cpu "$MEASURE_CPU" -feedback "$FEEDBACK" ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"} -json "$RESULTS/$target-$n.json" \
 		>"$WORK/loadgen.out" 2>"$WORK/loadgen.err"; then
 		tail -n 1 "$WORK/loadgen.out"
 	else
@@ -232,7 +236,7 @@ for k in livekit livekit-protocol janus; do
 done
 versions+=", load generator on $(go list -m github.com/pion/webrtc/v4)"
 {
-	echo "Fan-out benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, window $WINDOW, subscriber feedback $FEEDBACK"
+	echo "Fan-out benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, window $WINDOW, subscriber feedback $FEEDBACK${LOADGEN_ARGS:+, loadgen $LOADGEN_ARGS}"
 	echo "Servers: $versions."
 	echo "Design targets (not asserted): <= 9 µs server CPU per forwarded packet, <= 300 KB per video subscriber."
 	echo

@@ -273,6 +273,14 @@ type rowResult struct {
 	OtherCPUPct  float64 `json:"otherCpuPct"`
 	StealPct     float64 `json:"stealPct"`
 	UDPRcvbufErr uint64  `json:"udpRcvbufErrors"`
+
+	// One-way delay publisher → server → subscriber of the packets
+	// received in the window (latency.go), in ms: median, 99th percentile
+	// and largest, each the upper edge of its histogram bucket (≤ 3 % high).
+	DelayP50Ms   float64 `json:"delayP50Ms"`
+	DelayP99Ms   float64 `json:"delayP99Ms"`
+	DelayMaxMs   float64 `json:"delayMaxMs"`
+	DelayPackets uint64  `json:"delayPackets"` // stamped packets counted
 }
 
 type snapshot struct {
@@ -289,10 +297,11 @@ type snapshot struct {
 	udpIn, udpRB uint64
 	coreBusy     time.Duration
 	coreSteal    time.Duration
+	delay        []uint64 // delay histogram counts over every subscriber track
 }
 
 func take[P participant](subs []P, gen *generator, pid, serverCPU int) snapshot {
-	s := snapshot{at: time.Now(), sent: gen.sent.Load(), perSub: make([]uint64, len(subs))}
+	s := snapshot{at: time.Now(), sent: gen.sent.Load(), perSub: make([]uint64, len(subs)), delay: make([]uint64, histBuckets)}
 	s.video, s.audio = gen.videoSent.Load(), gen.audioSent.Load()
 	for i, c := range subs {
 		for _, t := range c.counters() {
@@ -301,6 +310,7 @@ func take[P participant](subs []P, gen *generator, pid, serverCPU int) snapshot 
 			s.perSub[i] += p
 			s.late += t.late.Load()
 			s.expected += t.highest.Load()
+			t.delay.addTo(s.delay)
 			if t.video {
 				s.recvVideo += p
 			} else {
@@ -499,6 +509,7 @@ func (r *rowResult) measure(a, b snapshot, idle cpuSample, withServer, withCore 
 		r.LossPct = max(0, 100*(exp-recv)/exp)
 	}
 	r.Late = b.late - a.late
+	r.DelayP50Ms, r.DelayP99Ms, r.DelayMaxMs, r.DelayPackets = delayStats(a.delay, b.delay)
 	if v := float64(b.video-a.video) * float64(n); v > 0 {
 		r.VideoDeliveryPct = 100 * float64(b.recvVideo-a.recvVideo) / v
 	}
@@ -581,24 +592,27 @@ func sleep(ctx context.Context, d time.Duration) {
 const (
 	targetUsPerPkt = 9.0
 	targetKBPerSub = 300.0
+	// p99 one-way delay a forwarded packet may take, at half a core of
+	// server CPU (issue 11).
+	targetDelayP99Ms = 2.0
 )
 
 func printTable(w io.Writer, rows []rowResult) {
-	fmt.Fprintln(w, "| server | N subs | fwd pkt/s | delivered (video/audio) | subs < 90 % | seq loss | server CPU (idle) | µs/fwd pkt (target ≤ 9) | marginal µs/pkt | RSS/sub KB (target ≤ 300) | heap/sub KB | goroutines/sub | join s (all N receiving) | loadgen CPU | other load on server core | UDP rcvbuf drops |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| server | N subs | fwd pkt/s | delivered (video/audio) | subs < 90 % | seq loss | server CPU (idle) | µs/fwd pkt (target ≤ 9) | marginal µs/pkt | RSS/sub KB (target ≤ 300) | heap/sub KB | goroutines/sub | join s (all N receiving) | loadgen CPU | other load on server core | UDP rcvbuf drops | one-way delay ms p50 / p99 (target ≤ 2) / max |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		if r.Missing != "" {
-			fmt.Fprintf(w, "| %s | %d | **missing**: %s %s\n", r.Label, r.Subs, cell(r.Missing), strings.Repeat("|", 14))
+			fmt.Fprintf(w, "| %s | %d | **missing**: %s %s\n", r.Label, r.Subs, cell(r.Missing), strings.Repeat("|", 15))
 			continue
 		}
 		heap, gor := "–", "–"
 		if r.HeapPerSubKB != 0 || r.GoroutinesSub != 0 {
 			heap, gor = fmt.Sprintf("%.0f", r.HeapPerSubKB), fmt.Sprintf("%.1f", r.GoroutinesSub)
 		}
-		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f%% (%.1f/%.1f) | %d | %.3f%% | %.0f%% (%.0f%%) | %.2f%s | %.2f | %.0f%s | %s | %s | %.2f | %.0f%% | %.0f%% | %d |\n",
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f%% (%.1f/%.1f) | %d | %.3f%% | %.0f%% (%.0f%%) | %.2f%s | %.2f | %.0f%s | %s | %s | %.2f | %.0f%% | %.0f%% | %d | %s |\n",
 			r.Label, r.Subs, r.FwdPPS, r.DeliveryPct, r.VideoDeliveryPct, r.AudioDeliveryPct, r.StarvedSubs, r.LossPct, r.ServerCPUPct, r.IdleCPUPct,
 			r.ServerUsPerPkt, mark(r.ServerUsPerPkt <= targetUsPerPkt), r.MarginalUsPerPkt, r.RSSPerSubKB, mark(r.RSSPerSubKB <= targetKBPerSub),
-			heap, gor, r.JoinSeconds, r.GenCPUPct, r.OtherCPUPct, r.UDPRcvbufErr)
+			heap, gor, r.JoinSeconds, r.GenCPUPct, r.OtherCPUPct, r.UDPRcvbufErr, delayCell(r))
 	}
 	ratios(w, measured(rows))
 }

@@ -140,6 +140,9 @@ func (g *generator) videoLoop() {
 				vp8Packet(payload, i == 0, key)
 				pkt.Payload = payload
 				pkt.Marker = i == sh.PktsPerFrame-1
+				if len(payload) >= 11+stampLen { // never over the VP8 header
+					stampPayload(payload, monoNow())
+				}
 				if g.video.WriteRTP(&pkt) == nil {
 					g.videoSent.Add(1)
 					g.sent.Add(1)
@@ -187,6 +190,7 @@ func (g *generator) audioLoop(levelID uint8) {
 		case <-g.stop:
 			return
 		case <-tick.C:
+			stampPayload(payload, monoNow())
 			if g.audio.WriteRTP(&pkt) == nil {
 				g.audioSent.Add(1)
 				g.sent.Add(1)

@@ -20,6 +20,8 @@ type trackCounter struct {
 	rtpBytes atomic.Uint64
 	highest  atomic.Int64 // extended sequence number of the newest packet, 0 before the first
 	late     atomic.Uint64
+	// delay counts the one-way delay of every stamped packet (latency.go).
+	delay delayHist
 }
 
 // sink counts what one participant receives. Every kind of server's
@@ -49,8 +51,12 @@ func (s *sink) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 			if err != nil {
 				return
 			}
+			now := monoNow()
 			if n < 12 {
 				continue
+			}
+			if at, ok := readStamp(rtpPayload(buf[:n])); ok {
+				tc.delay.record(now - at)
 			}
 			seq := binary.BigEndian.Uint16(buf[2:4])
 			var ext int64
