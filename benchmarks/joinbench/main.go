@@ -1,0 +1,299 @@
+// Command joinbench measures browser join-to-first-frame: two headless
+// Chromium pages open the meeting page (/meet/{room}) of a running
+// `meridian dev` at the same moment, each with a fake camera and microphone,
+// and the time until each one shows the other's first video frame is
+// measured, broken down by step. K repetitions, a fresh room each; the
+// browsers stay up between repetitions (their start-up is not part of a
+// join). Numbers only, never pass/fail. See docs/benchmarks.md and
+// benchmarks/join.sh.
+//
+//	joinbench -url http://127.0.0.1:PORT -api-key K -api-secret S -reps 20 -json out.json
+//	joinbench report out.json [more.json]   # the tables again
+package main
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/meridian-video/meridian/control/auth"
+)
+
+// probe records the steps of a join inside each page (see probe.js).
+//
+//go:embed probe.js
+var probe string
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "report" {
+		if err := runReport(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "joinbench report:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "joinbench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	url, key, secret string
+	chromium         string
+	reps             int
+	timeout          time.Duration
+	pause            time.Duration
+	jsonOut, label   string
+	verbose          bool
+}
+
+func run() error {
+	var o options
+	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "meridian dev base URL (API, /meet and /sdk)")
+	flag.StringVar(&o.key, "api-key", "", "API key")
+	flag.StringVar(&o.secret, "api-secret", "", "API secret")
+	flag.StringVar(&o.chromium, "chromium", envOr("MERIDIAN_CHROMIUM", "/usr/bin/chromium"), "Chromium binary")
+	flag.IntVar(&o.reps, "reps", 20, "repetitions (a fresh room and two fresh page loads each)")
+	flag.DurationVar(&o.timeout, "timeout", 20*time.Second, "give up on a repetition after this long")
+	flag.DurationVar(&o.pause, "pause", time.Second, "pause between repetitions (the pages left the previous room)")
+	flag.StringVar(&o.jsonOut, "json", "", "write the samples and the summary here")
+	flag.StringVar(&o.label, "label", "meridian", "label stored with the results")
+	flag.BoolVar(&o.verbose, "v", false, "one line per repetition on stderr")
+	flag.Parse()
+	if o.key == "" || o.secret == "" {
+		return errors.New("-api-key and -api-secret are required")
+	}
+	if _, err := os.Stat(o.chromium); err != nil {
+		return fmt.Errorf("chromium not found at %s (apt-get install -y chromium, or -chromium PATH)", o.chromium)
+	}
+	o.url = strings.TrimRight(o.url, "/")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var pages [2]*browser
+	for i, name := range []string{"A", "B"} {
+		b, err := startBrowser(ctx, o.chromium, name)
+		if err != nil {
+			return err
+		}
+		defer b.close()
+		pages[i] = b
+	}
+	res := result{Label: o.label, Time: time.Now().UTC(), URL: o.url}
+	for rep := 0; rep < o.reps; rep++ {
+		s, err := oneRep(ctx, o, pages, rep)
+		if err != nil {
+			res.Failed = append(res.Failed, fmt.Sprintf("rep %d: %v", rep, err))
+			fmt.Fprintf(os.Stderr, "joinbench: rep %d: %v\n", rep, err)
+		} else {
+			res.Samples = append(res.Samples, s...)
+			if o.verbose {
+				for _, x := range s {
+					fmt.Fprintf(os.Stderr, "joinbench: rep %d page %s: first frame of the other at %.0f ms\n", rep, x.Page, x.Marks["frame-presented"])
+				}
+			}
+		}
+		for _, b := range pages {
+			_ = b.navigate(ctx, "about:blank")
+		}
+		time.Sleep(o.pause)
+	}
+	res.summarize()
+	printReport(os.Stdout, res)
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if len(res.Samples) == 0 {
+		return errors.New("no repetition completed")
+	}
+	return nil
+}
+
+// oneRep opens a fresh room on both pages at once and waits until each
+// shows the other's first video frame; it returns each page's marks.
+func oneRep(ctx context.Context, o options, pages [2]*browser, rep int) ([]sample, error) {
+	room, err := createRoom(o)
+	if err != nil {
+		return nil, err
+	}
+	links := make([]string, 2)
+	for i, b := range pages {
+		tok, err := auth.Mint(auth.MintOptions{APIKey: o.key, Secret: []byte(o.secret), Roles: []string{auth.RoleRTC},
+			Permissions: []string{auth.PermAllowJoin}, RoomID: room, ParticipantID: fmt.Sprintf("%s%d", strings.ToLower(b.name), rep), TTL: time.Hour})
+		if err != nil {
+			return nil, err
+		}
+		links[i] = o.url + "/meet/" + room + "?" + url.Values{"token": {tok}, "name": {b.name}}.Encode()
+	}
+	rctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	out := make([]sample, 2)
+	for i, b := range pages {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.navigate(rctx, links[i]); err != nil {
+				errs[i] = fmt.Errorf("page %s: open the meeting: %w", b.name, err)
+				return
+			}
+			out[i], errs[i] = b.waitFirstFrame(rctx)
+			out[i].Rep = rep
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// createRoom asks the API for a fresh room.
+func createRoom(o options) (string, error) {
+	tok, err := auth.Mint(auth.MintOptions{APIKey: o.key, Secret: []byte(o.secret), Roles: []string{auth.RoleCrawler},
+		Permissions: []string{auth.PermAllowJoin, auth.PermAllowMod}, TTL: time.Hour})
+	if err != nil {
+		return "", err
+	}
+	req, _ := http.NewRequest("POST", o.url+"/v2/rooms", bytes.NewReader([]byte("{}")))
+	req.Header.Set("Authorization", tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var room struct {
+		RoomID string `json:"roomId"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(body, &room) != nil || room.RoomID == "" {
+		return "", fmt.Errorf("create room: %d %s", resp.StatusCode, body)
+	}
+	return room.RoomID, nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// browser is one headless Chromium with one tab and the probe installed.
+type browser struct {
+	name   string
+	ctx    context.Context
+	cancel func()
+	dir    string
+}
+
+func startBrowser(parent context.Context, path, name string) (*browser, error) {
+	dir, err := os.MkdirTemp("", "joinbench-"+name+"-")
+	if err != nil {
+		return nil, err
+	}
+	// The flags that make WebRTC work headless on loopback
+	// (/work/shared/TESTING.md; the same set as test/browser).
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(dir),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.WindowSize(1280, 800),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+	}
+	actx, acancel := chromedp.NewExecAllocator(parent, opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	b := &browser{name: name, ctx: ctx, dir: dir, cancel: func() { cancel(); acancel() }}
+	if err := chromedp.Do(ctx); err != nil {
+		b.close()
+		return nil, fmt.Errorf("start chromium %s: %w", name, err)
+	}
+	err = chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: probe})
+		return err
+	}))
+	if err != nil {
+		b.close()
+		return nil, fmt.Errorf("chromium %s: install the probe: %w", name, err)
+	}
+	return b, nil
+}
+
+func (b *browser) close() {
+	b.cancel()
+	_ = os.RemoveAll(b.dir)
+}
+
+// navigate opens u in b's tab, bounded by ctx.
+func (b *browser) navigate(ctx context.Context, u string) error {
+	nctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	return chromedp.Do(nctx, chromedp.Navigate(u))
+}
+
+// marksJS is the probe's marks plus the navigation and SDK fetch timings.
+const marksJS = `(() => {
+  const m = {...(window.__joinbench?.marks ?? {})};
+  const nav = performance.getEntriesByType('navigation')[0];
+  if (nav?.responseEnd) m['doc-fetched'] = nav.responseEnd;
+  const sdk = performance.getEntriesByType('resource').find(e => e.name.endsWith('/sdk/meridian.js'));
+  if (sdk?.responseEnd) m['sdk-fetched'] = sdk.responseEnd;
+  return m;
+})()`
+
+// waitFirstFrame polls the probe until the page presented the other's first
+// frame, then returns every mark (ms since navigation start).
+func (b *browser) waitFirstFrame(ctx context.Context) (sample, error) {
+	s := sample{Page: b.name}
+	for {
+		ectx, cancel := context.WithCancel(b.ctx)
+		stop := context.AfterFunc(ctx, cancel)
+		m, err := chromedp.Run(ectx, chromedp.Evaluate[map[string]float64](marksJS))
+		stop()
+		cancel()
+		if err == nil {
+			s.Marks = m
+			if _, ok := m["frame-presented"]; ok {
+				return s, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return s, fmt.Errorf("page %s: no frame of the other page (marks %v, last error %v)", b.name, s.Marks, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
