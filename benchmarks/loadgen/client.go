@@ -36,6 +36,12 @@ const audioLevelURI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
 // newAPI builds the one webrtc.API all clients of this process share.
 func newAPI(feedback string, verbose bool) (*webrtc.API, error) {
+	return newAPIWith(feedback, verbose, nil)
+}
+
+// newAPIWith is newAPI with a last say on the SettingEngine (probeAPI: a
+// timestamping socket).
+func newAPIWith(feedback string, verbose bool, tweak func(*webrtc.SettingEngine)) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	for _, c := range []struct {
 		p webrtc.RTPCodecParameters
@@ -89,6 +95,9 @@ func newAPI(feedback string, verbose bool) (*webrtc.API, error) {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	if tweak != nil {
+		tweak(&se)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }
 

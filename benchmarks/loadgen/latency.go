@@ -31,15 +31,12 @@ const stampMagic = 0x4d524454 // "MRDT"
 // stampLen is what a stamp takes at the end of a payload.
 const stampLen = 12
 
-// clockBase anchors the monotonic clock both ends read.
-var clockBase = time.Now()
+// stampNow is the stamps' clock: wall-clock ns.
+func stampNow() int64 { return time.Now().UnixNano() }
 
-// monoNow is the time since clockBase (monotonic).
-func monoNow() time.Duration { return time.Since(clockBase) }
-
-// stampPayload writes at into the last stampLen bytes of p; a payload too
-// short to hold it is left alone.
-func stampPayload(p []byte, at time.Duration) {
+// stampPayload writes at (stampNow) into the last stampLen bytes of p; a
+// payload too short to hold it is left alone.
+func stampPayload(p []byte, at int64) {
 	if len(p) < stampLen {
 		return
 	}
@@ -49,7 +46,7 @@ func stampPayload(p []byte, at time.Duration) {
 }
 
 // readStamp returns the send time stamped at the end of payload p.
-func readStamp(p []byte) (time.Duration, bool) {
+func readStamp(p []byte) (int64, bool) {
 	if len(p) < stampLen {
 		return 0, false
 	}
@@ -57,7 +54,7 @@ func readStamp(p []byte) (time.Duration, bool) {
 	if binary.BigEndian.Uint32(t) != stampMagic {
 		return 0, false
 	}
-	return time.Duration(binary.BigEndian.Uint64(t[4:])), true
+	return int64(binary.BigEndian.Uint64(t[4:])), true
 }
 
 // rtpPayload is the payload of an RTP packet (CSRCs, header extension and

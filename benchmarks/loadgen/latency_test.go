@@ -18,7 +18,7 @@ import (
 func TestStampSurvivesHeaderAndDescriptorRewrite(t *testing.T) {
 	payload := make([]byte, 200)
 	vp8Packet(payload, true, true)
-	at := 1234567890 * time.Nanosecond
+	at := int64(1234567890123456789)
 	stampPayload(payload, at)
 
 	// What a server might send on: its own header with an extension and
@@ -146,18 +146,32 @@ func TestMeasureDelay(t *testing.T) {
 	near(t, "p99 ms", r.DelayP99Ms, 0.203)
 	near(t, "max ms", r.DelayMaxMs, 3.007) // 3,000 µs: bucket [2,944, 3,007]
 
+	if r.SockDelayPackets != 0 || r.SockDelayP99Ms != 0 {
+		t.Errorf("socket delays without probe subscribers: %d, p99 %v", r.SockDelayPackets, r.SockDelayP99Ms)
+	}
+	a.sockDelay = histOf(map[time.Duration]int{20 * time.Millisecond: 10})
+	b.sockDelay = histOf(map[time.Duration]int{20 * time.Millisecond: 10, 100 * time.Microsecond: 40})
+	r.measure(a, b, idle, true, true)
+	if r.SockDelayPackets != 40 {
+		t.Fatalf("%d socket delays, want 40", r.SockDelayPackets)
+	}
+	near(t, "socket p99 ms", r.SockDelayP99Ms, 0.101)
+
 	var buf bytes.Buffer
 	r.Label = "meridian"
 	printTable(&buf, []rowResult{r})
-	if !strings.Contains(buf.String(), "| 0.20 / 0.20 / 3.01 |") {
-		t.Errorf("table lacks the delay cell:\n%s", buf.String())
+	if !strings.Contains(buf.String(), "| 0.10 / 0.10 / 0.10 | 0.20 / 0.20 / 3.01 |") {
+		t.Errorf("table lacks the delay cells:\n%s", buf.String())
 	}
-	r.DelayP99Ms = 2.5
-	if c := delayCell(r); c != "0.20 / 2.50 (over) / 3.01" {
-		t.Errorf("delay cell %q, want the p99 marked over the 2 ms target", c)
+	r.SockDelayP99Ms = 2.5
+	if c := sockDelayCell(r); c != "0.10 / 2.50 (over) / 0.10" {
+		t.Errorf("socket delay cell %q, want the p99 marked over the 2 ms target", c)
 	}
 	if c := delayCell(rowResult{}); c != "–" {
 		t.Errorf("row without stamped packets: %q", c)
+	}
+	if c := sockDelayCell(rowResult{}); c != "–" {
+		t.Errorf("row without probe subscribers: %q", c)
 	}
 }
 
@@ -177,7 +191,12 @@ func TestSinkMeasuresDelayOfEveryPacket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	sub, err := api.NewPeerConnection(webrtc.Configuration{})
+	papi, arr, closeMux, err := probeAPI("rr,twcc", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeMux()
+	sub, err := papi.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +210,7 @@ func TestSinkMeasuresDelayOfEveryPacket(t *testing.T) {
 		senders = append(senders, s)
 	}
 	var sk sink
+	sk.probeWith(arr)
 	sub.OnTrack(sk.onTrack)
 	pairPCs(t, pub, sub)
 	gen.start(senders)
@@ -215,12 +235,23 @@ func TestSinkMeasuresDelayOfEveryPacket(t *testing.T) {
 	for _, tc := range sk.counters() {
 		h := make([]uint64, histBuckets)
 		tc.delay.addTo(h)
-		_, _, mx, n := delayStats(nil, h)
+		p50, _, mx, n := delayStats(nil, h)
 		if got := tc.packets.Load(); n != got {
 			t.Errorf("video=%v: %d packets, %d delays", tc.video, got, n)
 		}
 		if mx <= 0 || math.IsNaN(mx) {
 			t.Errorf("video=%v: largest delay %v ms", tc.video, mx)
+		}
+		// Every packet's socket arrival was found, and it comes before the
+		// read: each quantile of the socket delays is at most the read's.
+		hs := make([]uint64, histBuckets)
+		tc.sockDelay.addTo(hs)
+		sp50, _, smx, sn := delayStats(nil, hs)
+		if sn != n {
+			t.Errorf("video=%v: %d socket delays for %d packets", tc.video, sn, n)
+		}
+		if sp50 > p50 || smx > mx {
+			t.Errorf("video=%v: socket delay p50 %v max %v above the read's %v %v", tc.video, sp50, smx, p50, mx)
 		}
 	}
 }

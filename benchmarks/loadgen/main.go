@@ -119,6 +119,7 @@ type options struct {
 	idle                     time.Duration
 	feedback                 string
 	concurrency              int
+	probes                   int
 	metricsURL               string
 	jsonOut, label           string
 	pprofURL, pprofDir       string
@@ -142,6 +143,7 @@ func run() error {
 	flag.DurationVar(&o.settle, "settle", 2*time.Second, "pause after the publisher starts, and after a row ends")
 	flag.StringVar(&o.feedback, "feedback", "rr,twcc", "RTCP the subscribers send, like a browser: comma list of rr, twcc, nack, or none")
 	flag.IntVar(&o.concurrency, "join-concurrency", 16, "subscribers joining at once")
+	flag.IntVar(&o.probes, "probes", 4, "subscribers that receive on a timestamping socket of their own, for the forwarding delay at the socket (arrival.go)")
 	flag.StringVar(&o.metricsURL, "metrics", "", "Prometheus endpoint with Go runtime metrics (default <url>/metrics for meridian)")
 	flag.StringVar(&o.jsonOut, "json", "", "write the rows as JSON to this file")
 	flag.StringVar(&o.label, "label", "", "label stored with the rows (e.g. the server name)")
@@ -281,6 +283,14 @@ type rowResult struct {
 	DelayP99Ms   float64 `json:"delayP99Ms"`
 	DelayMaxMs   float64 `json:"delayMaxMs"`
 	DelayPackets uint64  `json:"delayPackets"` // stamped packets counted
+	// The same to the packet's arrival on the socket of the probe
+	// subscribers (arrival.go): the server's part without the generator's
+	// own queueing after it. ProbeSubs is how many subscribers were probes.
+	SockDelayP50Ms   float64 `json:"sockDelayP50Ms"`
+	SockDelayP99Ms   float64 `json:"sockDelayP99Ms"`
+	SockDelayMaxMs   float64 `json:"sockDelayMaxMs"`
+	SockDelayPackets uint64  `json:"sockDelayPackets"`
+	ProbeSubs        int     `json:"probeSubs"`
 }
 
 type snapshot struct {
@@ -298,10 +308,12 @@ type snapshot struct {
 	coreBusy     time.Duration
 	coreSteal    time.Duration
 	delay        []uint64 // delay histogram counts over every subscriber track
+	sockDelay    []uint64 // the same to the socket, probe subscribers only
 }
 
 func take[P participant](subs []P, gen *generator, pid, serverCPU int) snapshot {
-	s := snapshot{at: time.Now(), sent: gen.sent.Load(), perSub: make([]uint64, len(subs)), delay: make([]uint64, histBuckets)}
+	s := snapshot{at: time.Now(), sent: gen.sent.Load(), perSub: make([]uint64, len(subs)),
+		delay: make([]uint64, histBuckets), sockDelay: make([]uint64, histBuckets)}
 	s.video, s.audio = gen.videoSent.Load(), gen.audioSent.Load()
 	for i, c := range subs {
 		for _, t := range c.counters() {
@@ -311,6 +323,7 @@ func take[P participant](subs []P, gen *generator, pid, serverCPU int) snapshot 
 			s.late += t.late.Load()
 			s.expected += t.highest.Load()
 			t.delay.addTo(s.delay)
+			t.sockDelay.addTo(s.sockDelay)
 			if t.video {
 				s.recvVideo += p
 			} else {
@@ -382,13 +395,37 @@ func runRow(ctx context.Context, api *webrtc.API, srv server, o options, n int) 
 		first error
 	)
 	sem := make(chan struct{}, o.concurrency)
+	// The first o.probes subscribers each receive on a timestamping socket.
+	probeAPIs := make([]*webrtc.API, min(o.probes, n))
+	probeArr := make([]*arrivals, len(probeAPIs))
+	for i := range probeAPIs {
+		a, arr, closeMux, err := probeAPI(o.feedback, o.verbose)
+		if err != nil {
+			return r, fmt.Errorf("probe subscriber: %w", err)
+		}
+		defer closeMux()
+		probeAPIs[i], probeArr[i] = a, arr
+	}
+	r.ProbeSubs = len(probeAPIs)
 	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := srv.subscribe(ctx, api, roomID, fmt.Sprintf("sub-%03d", i))
+			sapi := api
+			if i < len(probeAPIs) {
+				sapi = probeAPIs[i]
+			}
+			c, err := srv.subscribe(ctx, sapi, roomID, fmt.Sprintf("sub-%03d", i))
+			if err == nil && i < len(probeAPIs) {
+				p, ok := c.(interface{ probeWith(*arrivals) })
+				if !ok {
+					err = fmt.Errorf("%T cannot be a probe subscriber", c)
+				} else {
+					p.probeWith(probeArr[i])
+				}
+			}
 			if err != nil {
 				emu.Lock()
 				if first == nil {
@@ -510,6 +547,7 @@ func (r *rowResult) measure(a, b snapshot, idle cpuSample, withServer, withCore 
 	}
 	r.Late = b.late - a.late
 	r.DelayP50Ms, r.DelayP99Ms, r.DelayMaxMs, r.DelayPackets = delayStats(a.delay, b.delay)
+	r.SockDelayP50Ms, r.SockDelayP99Ms, r.SockDelayMaxMs, r.SockDelayPackets = delayStats(a.sockDelay, b.sockDelay)
 	if v := float64(b.video-a.video) * float64(n); v > 0 {
 		r.VideoDeliveryPct = 100 * float64(b.recvVideo-a.recvVideo) / v
 	}
@@ -598,21 +636,21 @@ const (
 )
 
 func printTable(w io.Writer, rows []rowResult) {
-	fmt.Fprintln(w, "| server | N subs | fwd pkt/s | delivered (video/audio) | subs < 90 % | seq loss | server CPU (idle) | µs/fwd pkt (target ≤ 9) | marginal µs/pkt | RSS/sub KB (target ≤ 300) | heap/sub KB | goroutines/sub | join s (all N receiving) | loadgen CPU | other load on server core | UDP rcvbuf drops | one-way delay ms p50 / p99 (target ≤ 2) / max |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| server | N subs | fwd pkt/s | delivered (video/audio) | subs < 90 % | seq loss | server CPU (idle) | µs/fwd pkt (target ≤ 9) | marginal µs/pkt | RSS/sub KB (target ≤ 300) | heap/sub KB | goroutines/sub | join s (all N receiving) | loadgen CPU | other load on server core | UDP rcvbuf drops | forwarding delay ms to the socket p50 / p99 (target ≤ 2) / max | to the subscriber's read p50 / p99 / max |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		if r.Missing != "" {
-			fmt.Fprintf(w, "| %s | %d | **missing**: %s %s\n", r.Label, r.Subs, cell(r.Missing), strings.Repeat("|", 15))
+			fmt.Fprintf(w, "| %s | %d | **missing**: %s %s\n", r.Label, r.Subs, cell(r.Missing), strings.Repeat("|", 16))
 			continue
 		}
 		heap, gor := "–", "–"
 		if r.HeapPerSubKB != 0 || r.GoroutinesSub != 0 {
 			heap, gor = fmt.Sprintf("%.0f", r.HeapPerSubKB), fmt.Sprintf("%.1f", r.GoroutinesSub)
 		}
-		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f%% (%.1f/%.1f) | %d | %.3f%% | %.0f%% (%.0f%%) | %.2f%s | %.2f | %.0f%s | %s | %s | %.2f | %.0f%% | %.0f%% | %d | %s |\n",
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f%% (%.1f/%.1f) | %d | %.3f%% | %.0f%% (%.0f%%) | %.2f%s | %.2f | %.0f%s | %s | %s | %.2f | %.0f%% | %.0f%% | %d | %s | %s |\n",
 			r.Label, r.Subs, r.FwdPPS, r.DeliveryPct, r.VideoDeliveryPct, r.AudioDeliveryPct, r.StarvedSubs, r.LossPct, r.ServerCPUPct, r.IdleCPUPct,
 			r.ServerUsPerPkt, mark(r.ServerUsPerPkt <= targetUsPerPkt), r.MarginalUsPerPkt, r.RSSPerSubKB, mark(r.RSSPerSubKB <= targetKBPerSub),
-			heap, gor, r.JoinSeconds, r.GenCPUPct, r.OtherCPUPct, r.UDPRcvbufErr, delayCell(r))
+			heap, gor, r.JoinSeconds, r.GenCPUPct, r.OtherCPUPct, r.UDPRcvbufErr, sockDelayCell(r), delayCell(r))
 	}
 	ratios(w, measured(rows))
 }

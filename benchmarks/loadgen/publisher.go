@@ -141,7 +141,7 @@ func (g *generator) videoLoop() {
 				pkt.Payload = payload
 				pkt.Marker = i == sh.PktsPerFrame-1
 				if len(payload) >= 11+stampLen { // never over the VP8 header
-					stampPayload(payload, monoNow())
+					stampPayload(payload, stampNow())
 				}
 				if g.video.WriteRTP(&pkt) == nil {
 					g.videoSent.Add(1)
@@ -190,7 +190,7 @@ func (g *generator) audioLoop(levelID uint8) {
 		case <-g.stop:
 			return
 		case <-tick.C:
-			stampPayload(payload, monoNow())
+			stampPayload(payload, stampNow())
 			if g.audio.WriteRTP(&pkt) == nil {
 				g.audioSent.Add(1)
 				g.sent.Add(1)

@@ -97,12 +97,12 @@ func fmtRatio(x float64) string {
 func printPeers(w io.Writer, rows []rowResult) {
 	// The publisher's rate and the other load on the server's core say
 	// whether a row was starved by something else on the machine.
-	fmt.Fprintln(w, "| N subs | server | fwd pkt/s | delivered | µs server CPU / fwd pkt | marginal µs/pkt | RSS/sub KB | join s (all N receiving) | Meridian ÷ server: µs/pkt | marginal | RSS/sub | join | publisher pkt/s | other load on server core | server CPU | one-way delay ms p50 / p99 / max |")
-	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| N subs | server | fwd pkt/s | delivered | µs server CPU / fwd pkt | marginal µs/pkt | RSS/sub KB | join s (all N receiving) | Meridian ÷ server: µs/pkt | marginal | RSS/sub | join | publisher pkt/s | other load on server core | server CPU | forwarding delay ms to the socket p50 / p99 / max | to the subscriber's read p50 / p99 / max |")
+	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, l := range compare(rows) {
 		r := l.row
 		if r.Missing != "" {
-			fmt.Fprintf(w, "| %d | %s | **missing**: %s %s\n", r.Subs, r.Label, cell(r.Missing), strings.Repeat("|", 14))
+			fmt.Fprintf(w, "| %d | %s | **missing**: %s %s\n", r.Subs, r.Label, cell(r.Missing), strings.Repeat("|", 15))
 			continue
 		}
 		ratios := "| – | – | – | –"
@@ -111,18 +111,28 @@ func printPeers(w io.Writer, rows []rowResult) {
 		} else if r.Label != "meridian" {
 			ratios = "| no Meridian row | | |"
 		}
-		fmt.Fprintf(w, "| %d | %s | %.0f | %.1f%% | %.2f | %.2f | %.0f | %.2f %s | %.0f | %.0f%% | %.0f%% | %s |\n",
-			r.Subs, r.Label, r.FwdPPS, r.DeliveryPct, r.ServerUsPerPkt, r.MarginalUsPerPkt, r.RSSPerSubKB, r.JoinSeconds, ratios, r.SentPPS, r.OtherCPUPct, r.ServerCPUPct, delayCell(r))
+		fmt.Fprintf(w, "| %d | %s | %.0f | %.1f%% | %.2f | %.2f | %.0f | %.2f %s | %.0f | %.0f%% | %.0f%% | %s | %s |\n",
+			r.Subs, r.Label, r.FwdPPS, r.DeliveryPct, r.ServerUsPerPkt, r.MarginalUsPerPkt, r.RSSPerSubKB, r.JoinSeconds, ratios, r.SentPPS, r.OtherCPUPct, r.ServerCPUPct, sockDelayCell(r), delayCell(r))
 	}
 }
 
-// delayCell is a row's one-way delay, p50 / p99 / max in ms, with the
-// design target (p99 ≤ 2 ms at half a core) marked when p99 misses it.
+// sockDelayCell is a row's forwarding delay to the probe subscribers'
+// sockets, p50 / p99 / max in ms, with the design target (p99 ≤ 2 ms at
+// half a core) marked when p99 misses it.
+func sockDelayCell(r rowResult) string {
+	if r.SockDelayPackets == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f / %.2f%s / %.2f", r.SockDelayP50Ms, r.SockDelayP99Ms, mark(r.SockDelayP99Ms <= targetDelayP99Ms), r.SockDelayMaxMs)
+}
+
+// delayCell is the same to the subscribers' reads (all subscribers; the
+// generator's own queueing included, so no target).
 func delayCell(r rowResult) string {
 	if r.DelayPackets == 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.2f / %.2f%s / %.2f", r.DelayP50Ms, r.DelayP99Ms, mark(r.DelayP99Ms <= targetDelayP99Ms), r.DelayMaxMs)
+	return fmt.Sprintf("%.2f / %.2f / %.2f", r.DelayP50Ms, r.DelayP99Ms, r.DelayMaxMs)
 }
 
 // measured drops the rows marked missing.

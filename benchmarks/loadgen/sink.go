@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -20,8 +21,11 @@ type trackCounter struct {
 	rtpBytes atomic.Uint64
 	highest  atomic.Int64 // extended sequence number of the newest packet, 0 before the first
 	late     atomic.Uint64
-	// delay counts the one-way delay of every stamped packet (latency.go).
-	delay delayHist
+	// delay counts the one-way delay of every stamped packet to the
+	// subscriber's read (latency.go); sockDelay, on probe subscribers, to
+	// the packet's arrival on the socket (arrival.go).
+	delay     delayHist
+	sockDelay delayHist
 }
 
 // sink counts what one participant receives. Every kind of server's
@@ -32,7 +36,13 @@ type sink struct {
 	tmu     sync.Mutex
 	tracks  []*trackCounter
 	readers sync.WaitGroup
+	// arr is set on probe subscribers: their socket's arrival times.
+	arr atomic.Pointer[arrivals]
 }
+
+// probeWith makes this subscriber a probe whose packets' socket arrival
+// times are in a.
+func (s *sink) probeWith(a *arrivals) { s.arr.Store(a) }
 
 // onTrack starts the receive loop of one forwarded track: read into one
 // reused buffer, take the sequence number straight from the RTP header.
@@ -51,14 +61,19 @@ func (s *sink) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 			if err != nil {
 				return
 			}
-			now := monoNow()
+			now := stampNow()
 			if n < 12 {
 				continue
 			}
-			if at, ok := readStamp(rtpPayload(buf[:n])); ok {
-				tc.delay.record(now - at)
-			}
 			seq := binary.BigEndian.Uint16(buf[2:4])
+			if at, ok := readStamp(rtpPayload(buf[:n])); ok {
+				tc.delay.record(time.Duration(now - at))
+				if a := s.arr.Load(); a != nil {
+					if k, ok := a.get(binary.BigEndian.Uint32(buf[8:12]), seq); ok {
+						tc.sockDelay.record(time.Duration(k - at))
+					}
+				}
+			}
 			var ext int64
 			if highest == 0 {
 				ext = 1<<32 + int64(seq)
