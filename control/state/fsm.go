@@ -81,11 +81,11 @@ type Result struct {
 	Err   error
 }
 
-// FSM implements raft.FSM over a go-memdb database. Apply runs each command
-// in one write transaction, committed when the command succeeds and
-// aborted when it fails (a refused command changes nothing). Readers open
-// read transactions on the latest committed version: they never wait for
-// Apply, and Apply never waits for them.
+// FSM implements raft.FSM over a go-memdb database. Apply runs the entries
+// Raft commits together in one write transaction (ApplyBatch); a command
+// that fails changes nothing. Readers open read transactions on the latest
+// committed version: they never wait for Apply, and Apply never waits for
+// them.
 type FSM struct {
 	db  atomic.Pointer[memdb.MemDB]
 	log *slog.Logger
@@ -158,13 +158,80 @@ func (f *FSM) markApplied(index uint64) {
 	f.appliedMu.Unlock()
 }
 
-// Apply implements raft.FSM.
+// Apply implements raft.FSM: one entry, one write transaction.
 func (f *FSM) Apply(l *raft.Log) any {
-	// After the commit: a reader that waited for this index sees its effects.
-	defer f.markApplied(l.Index)
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch implements raft.BatchingFSM: the entries Raft committed
+// together are applied in one write transaction. A memdb write copies the
+// path from each index's root to the changed leaf once per transaction, and
+// builds a cache of the nodes it copied; entry by entry, every create paid
+// for both again (most of the FSM's CPU and allocations at 16 writing
+// clients). The state after a batch is exactly the state after applying its
+// entries one by one: each entry sees the effects of those before it, and
+// one that fails leaves no trace (see batch.rollback), so replicas that
+// group the same log differently stay identical.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	if len(logs) == 0 {
+		return out
+	}
+	// After the commit: a reader that waited for these indexes sees their effects.
+	defer f.markApplied(logs[len(logs)-1].Index)
+	b := &batch{f: f}
+	b.begin()
+	defer func() { b.tx.Abort() }() // no-op after Commit; a panic leaves nothing half-applied
+	for i, l := range logs {
+		out[i] = b.apply(l)
+	}
+	b.s.flush()
+	b.tx.Commit()
+	return out
+}
+
+// batch is the write transaction of one ApplyBatch.
+type batch struct {
+	f  *FSM
+	tx *memdb.Txn
+	s  *Store
+	// redo holds, for each entry applied in tx so far, what it did: when a
+	// later entry fails, the transaction is dropped and rebuilt from them,
+	// since memdb cannot undo part of a transaction.
+	redo []func(s *Store)
+}
+
+func (b *batch) begin() {
+	b.tx = b.f.db.Load().Txn(true)
+	b.s = newStore(b.tx)
+}
+
+// rollback drops what the failing entry wrote: a fresh transaction with
+// only the entries before it. Failures are rare (a conflict, a refused
+// command), so replaying is cheaper than committing after every entry.
+func (b *batch) rollback() {
+	b.tx.Abort()
+	b.begin()
+	for _, fn := range b.redo {
+		b.s.startEntry()
+		fn(b.s)
+	}
+	b.s.startEntry()
+}
+
+// again re-applies an entry that succeeded once on this same state; the FSM
+// is deterministic, so failing now would mean a bug.
+func again(v any, err error) {
+	if err != nil {
+		panic("state: an entry that applied failed when replayed: " + err.Error())
+	}
+}
+
+func (b *batch) apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand || len(l.Data) == 0 {
 		return nil
 	}
+	b.s.startEntry()
 	t := CommandType(l.Data[0])
 	body := l.Data[1:]
 	var (
@@ -172,37 +239,28 @@ func (f *FSM) Apply(l *raft.Log) any {
 		err error
 	)
 	if t&^IgnoreUnknownFlag == CmdRequest {
-		v, err = f.applyRequest(l.Index, body)
+		v, err = b.applyRequest(l.Index, body)
 	} else {
 		h, ok := handlers[t&^IgnoreUnknownFlag]
 		if !ok {
 			if t&IgnoreUnknownFlag != 0 {
-				f.log.Warn("skipping unknown command", "type", uint8(t), "index", l.Index)
+				b.f.log.Warn("skipping unknown command", "type", uint8(t), "index", l.Index)
 				return nil
 			}
 			panic(fmt.Sprintf("state: unknown command type %d at index %d", t, l.Index))
 		}
-		v, err = f.write(func(s *Store) (any, error) { return h(s, l.Index, body) })
+		run := func(s *Store) (any, error) { return h(s, l.Index, body) }
+		if v, err = run(b.s); err != nil {
+			b.rollback() // a refused command changes nothing
+			v = nil
+		} else {
+			b.redo = append(b.redo, func(s *Store) { again(run(s)) })
+		}
 	}
 	if err != nil {
 		return Result{Err: err}
 	}
 	return Result{Value: v}
-}
-
-// write runs fn in a write transaction: committed if fn succeeds, aborted
-// if it returns an error (or panics).
-func (f *FSM) write(fn func(s *Store) (any, error)) (any, error) {
-	tx := f.db.Load().Txn(true)
-	defer tx.Abort() // no-op after Commit
-	s := newStore(tx)
-	v, err := fn(s)
-	if err != nil {
-		return nil, err
-	}
-	s.flush()
-	tx.Commit()
-	return v, nil
 }
 
 // handler decodes one command and applies it. A decode failure panics

@@ -21,6 +21,7 @@ type testFSM struct {
 	*FSM
 	index uint64
 	t     *testing.T
+	log   []*raft.Log // every entry applied, in order
 }
 
 func newTestFSM(t *testing.T) *testFSM { return &testFSM{FSM: NewFSM(nil), t: t} }
@@ -32,7 +33,9 @@ func (f *testFSM) apply(ct CommandType, body any) (any, error) {
 		f.t.Fatal(err)
 	}
 	f.index++
-	res := f.Apply(&raft.Log{Index: f.index, Type: raft.LogCommand, Data: b})
+	l := &raft.Log{Index: f.index, Type: raft.LogCommand, Data: b}
+	f.log = append(f.log, l)
+	res := f.Apply(l)
 	if res == nil {
 		return nil, nil
 	}

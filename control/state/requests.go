@@ -109,7 +109,7 @@ func init() {
 
 // applyRequest applies a command wrapped with its request id, or answers a
 // repeat with the first outcome.
-func (f *FSM) applyRequest(index uint64, body []byte) (any, error) {
+func (b *batch) applyRequest(index uint64, body []byte) (any, error) {
 	var c Request
 	if err := json.Unmarshal(body, &c); err != nil {
 		panic("state: decode request envelope: " + err.Error())
@@ -117,10 +117,7 @@ func (f *FSM) applyRequest(index uint64, body []byte) (any, error) {
 	if c.ID == "" {
 		return nil, errf(CodeInvalid, "request without an id")
 	}
-	tx := f.db.Load().Txn(true)
-	defer tx.Abort()
-	s := newStore(tx)
-	if r := s.request(c.ID); r != nil {
+	if r := b.s.request(c.ID); r != nil {
 		if c.BodyHash != r.BodyHash {
 			return nil, errf(CodeUnprocessable, "Idempotency-Key was already used with a different request")
 		}
@@ -139,8 +136,13 @@ func (f *FSM) applyRequest(index uint64, body []byte) (any, error) {
 		}
 		panic("state: unknown command type in request envelope")
 	}
-	v, err := h(s, index, c.Body)
+	run := func(s *Store) (any, error) { return h(s, index, c.Body) }
+	v, err := run(b.s)
 	rec := &requestRecord{ID: c.ID, Key: c.Key, BodyHash: c.BodyHash, At: c.At, Index: index}
+	record := func(s *Store) {
+		s.addRequest(rec)
+		s.evictRequests(c.At)
+	}
 	var se *Error
 	switch {
 	case err == nil:
@@ -154,20 +156,19 @@ func (f *FSM) applyRequest(index uint64, body []byte) (any, error) {
 			rec.Value = raw
 		}
 		v = json.RawMessage(raw)
+		record(b.s)
+		b.redo = append(b.redo, func(s *Store) { again(run(s)); record(s) })
 	case asError(err, &se):
 		// The command said no: none of its changes stay, its outcome does.
-		tx.Abort()
-		tx = f.db.Load().Txn(true)
-		defer tx.Abort()
-		s = newStore(tx)
+		b.rollback()
 		rec.Err = se
+		record(b.s)
+		b.redo = append(b.redo, record)
+		v = nil
 	default:
-		return v, err
+		b.rollback()
+		return nil, err
 	}
-	s.addRequest(rec)
-	s.evictRequests(c.At)
-	s.flush()
-	tx.Commit()
 	return v, err
 }
 

@@ -24,9 +24,13 @@ type Store struct {
 	// commit (a command that enqueues ten deliveries updates each counter
 	// row once).
 	deltas map[string]int
-	// sub numbers the deliveries enqueued by this command (Delivery.Sub).
+	// sub numbers the deliveries enqueued by this command (Delivery.Sub);
+	// ApplyBatch resets it for each entry of a batch (startEntry).
 	sub uint32
 }
+
+// startEntry readies the store for the next log entry of a transaction.
+func (s *Store) startEntry() { s.sub = 0 }
 
 func newStore(tx *memdb.Txn) *Store { return &Store{tx: tx} }
 
