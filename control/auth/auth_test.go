@@ -119,3 +119,84 @@ func FuzzAuthenticate(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifiedTokenCacheRechecks: a token verified once is not parsed
+// again, but what can change after it was verified is checked on every
+// use: the clock against exp, and the key (revoked, rotated, deleted).
+func TestVerifiedTokenCacheRechecks(t *testing.T) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	s, err := NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	k, secret, err := NewAPIKey(nil, s, NewKeySpec{Key: "k1"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.ModifyIndex = 7
+	keys := memKeys{"k1": k}
+	a := New(s, keys, func() time.Time { return now })
+	mint := func() string {
+		tok, err := Mint(MintOptions{APIKey: "k1", Secret: []byte(secret), Permissions: []string{PermAllowJoin}, TTL: time.Minute, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	verify := func(tok, wantErr string) {
+		t.Helper()
+		for range 2 { // the first check and the cached one
+			p, err := a.VerifyJWT(tok)
+			switch {
+			case wantErr == "" && err != nil:
+				t.Fatalf("verify: %v", err)
+			case wantErr == "" && (p.Key != keys["k1"] || p.Claims.APIKey != "k1" || p.Via != "jwt"):
+				t.Fatalf("principal %+v", p)
+			case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+				t.Fatalf("got %v, want an error with %q", err, wantErr)
+			}
+		}
+	}
+	tok := mint()
+	verify(tok, "")
+
+	if !a.tokens.Contains(tok) {
+		t.Fatal("a verified token was not remembered")
+	}
+
+	// Any change to the key (here a rename) sends it through the full check again.
+	renamed := *k
+	renamed.Name, renamed.ModifyIndex = "renamed", 8
+	keys["k1"] = &renamed
+	verify(tok, "")
+
+	// Revoked.
+	revoked := renamed
+	revoked.RevokedAt, revoked.ModifyIndex = &now, 9
+	keys["k1"] = &revoked
+	verify(tok, "revoked")
+
+	// Rotated: a new secret under the same key id.
+	rotated, _, err := NewAPIKey(nil, s, NewKeySpec{Key: "k1"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated.ModifyIndex = 10
+	keys["k1"] = rotated
+	verify(tok, "signature is invalid")
+
+	// Deleted.
+	keys["k1"] = k
+	tok = mint()
+	verify(tok, "")
+	delete(keys, "k1")
+	verify(tok, "unknown apikey")
+
+	// Expired while cached.
+	keys["k1"] = k
+	verify(tok, "")
+	now = now.Add(time.Minute + jwtLeeway)
+	verify(tok, "expired")
+}
