@@ -104,11 +104,16 @@ type batchConn struct {
 }
 
 // sendBuf is one batch: datagram copies and their messages, reused.
+//
+// The datagram slots are allocated the first time a batch fills that far:
+// a socket that only ever queues a STUN check or two during a fan-out (an
+// address no subscriber's media uses) keeps a few kB, not the 96 kB a full
+// batch needs.
 type sendBuf struct {
 	n     int
 	msgs  [maxBatch]ipv4.Message
 	iov   [maxBatch][1][]byte
-	data  [maxBatch][maxDatagram]byte
+	data  [maxBatch]*[maxDatagram]byte
 	addrs [maxBatch]net.UDPAddr
 	ips   [maxBatch][16]byte
 }
@@ -189,6 +194,9 @@ func (c *batchConn) queue(b []byte, addr netip.AddrPort) bool {
 	}
 	i := p.n
 	p.n++
+	if p.data[i] == nil {
+		p.data[i] = new([maxDatagram]byte)
+	}
 	p.iov[i][0] = p.data[i][:copy(p.data[i][:], b)]
 	ip := addr.Addr()
 	if ip.Is4() {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -345,16 +347,39 @@ func subscriberProcess(in io.Reader, out io.Writer) {
 // publisher sending 200 packets/s of video and audio, and reports what each
 // costs the edge once media flows: goroutines, Go heap and RSS per
 // subscriber. Run with -benchtime 1x; -v lists the goroutines by function.
+//
+// addrs=all is the edge as tests and `meridian dev` run it: a media socket
+// on every local address, loopback included (4 on a host with IPv4 and
+// IPv6 on lo and one interface), and pion gives each subscriber a host
+// candidate per address, each with a reader goroutine, a mux watcher and
+// read buffers, for the connection's life. addrs=1 binds one address
+// (Config.UDPMuxAddr), as an edge with a single public address has.
 func BenchmarkSubscriberFootprint(b *testing.B) {
+	b.Run("addrs=all", func(b *testing.B) { benchSubscriberFootprint(b, testConfig()) })
+	one := testConfig()
+	one.UDPMuxAddr = "127.0.0.1"
+	b.Run("addrs=1", func(b *testing.B) { benchSubscriberFootprint(b, one) })
+}
+
+func benchSubscriberFootprint(b *testing.B, cfg Config) {
 	const n = 50
 	for i := 0; i < b.N; i++ {
-		s := newTestSFU(b, testConfig())
+		s := newTestSFU(b, cfg)
 		pub := startPublisher(b, s, "room", "alice", pubOpts{fps: 30, pktsPerFrame: 5, size: 1000, keyEvery: 60, audio: true})
 		pub.videoTrack(b)
-		time.Sleep(500 * time.Millisecond)
+		// Let the publisher's rings fill before the baseline: its NACK
+		// responder keeps 1024 packets (7 s of its 150 video packets/s)
+		// and the edge's retransmission ring 512 (3.4 s). Filling during
+		// the measurement counted them (~35 kB) as per-subscriber memory.
+		time.Sleep(7500 * time.Millisecond)
 		runtime.GC()
-		g0, heap0, rss0 := runtime.NumGoroutine(), heapInuse(), rssKB()
+		g0, heap0, rss0, stack0, mapped0 := runtime.NumGoroutine(), heapInuse(), rssKB(), stackInuse(), heapMapped()
+		debug.FreeOSMemory()
+		rssFree0 := rssKB()
 		stacks0 := goroutineStacks()
+		if path := os.Getenv("MERIDIAN_SFU_FOOTPRINT_HEAPPROFILE"); path != "" {
+			writeHeapProfile(b, path+".base") // for pprof -diff_base
+		}
 		kids := startSubscriberProcess(b, s, "room", n)
 		eventually(b, 60*time.Second, func() string {
 			if got := kids.count(b); got < int64(n)*400 {
@@ -367,6 +392,20 @@ func BenchmarkSubscriberFootprint(b *testing.B) {
 		b.ReportMetric(float64(runtime.NumGoroutine()-g0)/n, "goroutines/sub")
 		b.ReportMetric(float64(heapInuse()-heap0)/1024/n, "heap-KB/sub")
 		b.ReportMetric(float64(rssKB()-rss0)/n, "RSS-KB/sub")
+		// RSS moves with when the runtime last collected and returned
+		// memory; after FreeOSMemory it is what the subscribers hold, which
+		// is steadier from run to run.
+		debug.FreeOSMemory()
+		b.ReportMetric(float64(rssKB()-rssFree0)/n, "RSS-freed-KB/sub")
+		b.ReportMetric(float64(stackInuse()-stack0)/1024/n, "stack-KB/sub")
+		// Heap memory the runtime holds from the OS (live, garbage not yet
+		// collected, free spans not yet returned): what RSS sees of the heap.
+		b.ReportMetric(float64(heapMapped()-mapped0)/1024/n, "heap-mapped-KB/sub")
+		if path := os.Getenv("MERIDIAN_SFU_FOOTPRINT_HEAPPROFILE"); path != "" {
+			// -memprofile is written after the subscribers are gone; this
+			// one is taken while they are connected and receiving.
+			writeHeapProfile(b, path)
+		}
 		if testing.Verbose() {
 			var lines []string
 			for k, v := range goroutineStacks() {
@@ -378,6 +417,29 @@ func BenchmarkSubscriberFootprint(b *testing.B) {
 			b.Logf("goroutines per subscriber by where they wait and who started them:\n%s", strings.Join(lines, "\n"))
 		}
 	}
+}
+
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func stackInuse() int64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.StackInuse)
+}
+
+func heapMapped() int64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapSys - ms.HeapReleased)
 }
 
 func heapInuse() int64 {

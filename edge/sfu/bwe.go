@@ -21,9 +21,15 @@ import (
 // additive-multiplicative rate controller bounded by the configured
 // bitrates. Without probing it grows slowly (8 %/s) and falls fast.
 
-// twccHistory is the send-history ring (packets): 2 s at 1000 packets/s,
-// more than the feedback delay of any useful path. 16 kB per subscriber.
-const twccHistory = 2048
+// twccHistory is the send-history ring (packets). Feedback comes every
+// 50-100 ms (browsers), so a packet must stay findable for a round trip
+// plus that interval. 1024 packets are 1.2 s at the highest rate a
+// subscriber is allowed (DefaultConfig's MaxBitrate, 8 Mbit/s, is about
+// 830 video packets/s of 1200 B, plus 50 audio), 4-5 s at a typical
+// 2 Mbit/s: more than the feedback delay of any path worth estimating. An
+// acknowledgement for a packet already overwritten is ignored (ack checks
+// the sequence number). 8 kB per subscriber (was 16 with 2048).
+const twccHistory = 1024
 
 // twccSent is one sent packet in one word, so a forwarder writes it with
 // one atomic store and feedback never sees half of it: the transport

@@ -163,6 +163,8 @@ type mediaAPI struct {
 	// batch batches the mux sockets' sends during fan-outs (nil without
 	// a mux).
 	batch *sendBatcher
+	// net is what the mux sockets were opened through (nil without a mux).
+	net transport.Net
 	// rtcp routes subscribers' RTCP to forwarders (shared with relay).
 	rtcp *rtcpRouter
 	// relay builds cascade legs' PeerConnections: the same media and
@@ -220,9 +222,7 @@ func buildOneAPI(cfg Config, noMux bool, router *rtcpRouter) (*mediaAPI, error) 
 	}
 	ma := &mediaAPI{rtcp: router}
 	se := webrtc.SettingEngine{}
-	if cfg.PionLoggerFactory != nil {
-		se.LoggerFactory = cfg.PionLoggerFactory
-	}
+	se.LoggerFactory = newSharedLoggers(cfg.PionLoggerFactory)
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopbackCandidate)
 	if cfg.DisableMDNS {
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -247,6 +247,12 @@ func buildOneAPI(cfg Config, noMux bool, router *rtcpRouter) (*mediaAPI, error) 
 			return nil, err
 		}
 		se.SetICEUDPMux(ma.udpMux)
+		// With the mux, an ICE agent gathers its host candidates from the
+		// mux's sockets and has no STUN or TURN servers, so it never
+		// enumerates interfaces or opens sockets through its Net; without
+		// one set, pion builds a stdnet.Net per agent, which keeps a copy
+		// of the interface table (about 7 kB per PeerConnection).
+		se.SetNet(ma.net)
 	} else if cfg.UDPPortMin != 0 {
 		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
 			return nil, fmt.Errorf("sfu: UDP port range: %w", err)
@@ -360,11 +366,8 @@ func (ma *mediaAPI) listenMux(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	lf := cfg.PionLoggerFactory
-	if lf == nil {
-		lf = logging.NewDefaultLoggerFactory()
-	}
-	log := lf.NewLogger("ice")
+	ma.net = mn
+	log := newSharedLoggers(cfg.PionLoggerFactory).NewLogger("ice")
 	if cfg.UDPMuxAddr != "" {
 		conn, err := mn.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(cfg.UDPMuxAddr), Port: cfg.UDPMuxPort})
 		if err != nil {
