@@ -136,6 +136,10 @@ type Phase struct {
 	// write calls (files and sockets). Next to DiskPerOp it shows how much
 	// of what reached the block layer the process asked to write.
 	WcharPerOp float64 `json:"wcharPerOp"`
+	// DevicePerOp is what the block device holding the data directory
+	// wrote per request (all of the machine's writes to it, from
+	// /proc/diskstats; 0 when unknown).
+	DevicePerOp float64 `json:"devicePerOp,omitempty"`
 	// The load client's own CPU (% of one core): near 100 the client, not
 	// the server, is the limit.
 	ClientCPUPct float64 `json:"clientCpuPct"`
@@ -168,6 +172,7 @@ type procSnap struct {
 	cpu    time.Duration
 	disk   int64
 	wchar  int64
+	device int64 // bytes written to the data directory's device
 	client time.Duration
 	busy   time.Duration
 	rss    int64
@@ -177,6 +182,7 @@ type loader struct {
 	servers   []*node // every process whose CPU and disk count
 	serverCPU int     // CPU the servers are pinned to (-1: unknown)
 	binEvery  time.Duration
+	device    string // "major minor" of the first server's data directory ("": unknown)
 }
 
 func (l *loader) snap(done int64) (procSnap, error) {
@@ -200,6 +206,9 @@ func (l *loader) snap(done int64) (procSnap, error) {
 		if r, err := rss(n.PID); err == nil {
 			s.rss += r
 		}
+	}
+	if l.device != "" {
+		s.device, _ = deviceWrites(l.device)
 	}
 	s.client, _ = cpuTime(0)
 	return s, nil
@@ -336,6 +345,9 @@ func summarize(via string, clients int, all []sample, a, b procSnap) Phase {
 	ph.DiskBytes = b.disk - a.disk
 	ph.DiskPerOp = ratio(float64(ph.DiskBytes), float64(ph.N))
 	ph.WcharPerOp = ratio(float64(b.wchar-a.wchar), float64(ph.N))
+	if a.device > 0 && b.device >= a.device {
+		ph.DevicePerOp = ratio(float64(b.device-a.device), float64(ph.N))
+	}
 	ph.ClientCPUPct = 100 * ratio((b.client-a.client).Seconds(), span)
 	if b.busy > 0 {
 		ph.OtherLoadPct = max(0, 100*ratio((b.busy-a.busy-cpu).Seconds(), span))

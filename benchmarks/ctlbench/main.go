@@ -206,7 +206,7 @@ func runBench(args []string) error {
 		*listClients = *clients
 	}
 	b := &bench{nodes: nodes, clients: *clients, writesPhase: *writesPhase, listClients: *listClients, window: *window, seqN: *seqN,
-		ld:  &loader{servers: nodes, serverCPU: *serverCPU, binEvery: *binEvery},
+		ld:  &loader{servers: nodes, serverCPU: *serverCPU, binEvery: *binEvery, device: dataDevice(nodes)},
 		log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "   "+f+"\n", a...) }}
 	if b.body, err = roomBody(*bodyKind); err != nil {
 		return err
@@ -366,8 +366,8 @@ func (b *bench) step(size int, mixed bool) (*Step, error) {
 			return nil, fmt.Errorf("fill to %d rooms: %w", size, err)
 		}
 		st.Fill = ph
-		b.log("  %d creates in %.1f s: %.0f/s, p50 %.2f ms, p99 %.2f ms, %.0f B written per create, server CPU %.0f %%",
-			ph.N, ph.Seconds, ph.PerSec, ph.P50Ms, ph.P99Ms, ph.DiskPerOp, ph.ServerCPUPct)
+		b.log("  %d creates in %.1f s: %.0f/s, p50 %.2f ms, p99 %.2f ms, %.0f B written per create (%.0f B at the device), server CPU %.0f %%",
+			ph.N, ph.Seconds, ph.PerSec, ph.P50Ms, ph.P99Ms, ph.DiskPerOp, ph.DevicePerOp, ph.ServerCPUPct)
 	}
 	st.Rooms = b.rooms
 	var err error
@@ -397,8 +397,8 @@ func (b *bench) step(size int, mixed bool) (*Step, error) {
 			return st, fmt.Errorf("creates at %d rooms: %w", st.Rooms, err)
 		}
 		st.Writes = &ph
-		b.log("  %d creates: %.0f/s, p50 %.2f ms, p99 %.2f ms, %.0f B written per create, server CPU %.0f %%",
-			ph.N, ph.PerSec, ph.P50Ms, ph.P99Ms, ph.DiskPerOp, ph.ServerCPUPct)
+		b.log("  %d creates: %.0f/s, p50 %.2f ms, p99 %.2f ms, %.0f B written per create (%.0f B at the device), server CPU %.0f %%",
+			ph.N, ph.PerSec, ph.P50Ms, ph.P99Ms, ph.DiskPerOp, ph.DevicePerOp, ph.ServerCPUPct)
 	}
 	b.log("sequential writes (1 client, %d each)", b.seqN)
 	if st.SeqLeader, err = b.seq(b.leader); err != nil {
@@ -797,4 +797,20 @@ func readJSON(path string, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
+}
+
+// dataDevice is the block device of the first node's data directory ("" if
+// it cannot be found: the device column stays empty).
+func dataDevice(nodes nodeList) string {
+	if len(nodes) == 0 || nodes[0].Data == "" {
+		return ""
+	}
+	dev, err := deviceOf(nodes[0].Data)
+	if err != nil {
+		return ""
+	}
+	if _, err := deviceWrites(dev); err != nil {
+		return ""
+	}
+	return dev
 }

@@ -10,7 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // userHZ is the unit of utime/stime in /proc/PID/stat.
@@ -48,6 +51,45 @@ func cpuTime(pid int) (time.Duration, error) {
 // what reaches the disk, not what write(2) was asked for).
 func writeBytes(pid int) (int64, error) {
 	return procField(fmt.Sprintf("/proc/%d/io", pid), "write_bytes:", 1)
+}
+
+// deviceOf names the block device that holds path, as the "major minor"
+// of /proc/diskstats (a partition's own line when it is one).
+func deviceOf(path string) (string, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d %d", unix.Major(st.Dev), unix.Minor(st.Dev)), nil
+}
+
+// deviceWrites is the bytes written to a block device so far (sectors
+// written in /proc/diskstats, 512 bytes each), by everything on the
+// machine. Next to write_bytes it shows what reached the device: on some
+// file systems the per-process counter charges far more than is ever
+// written (fsyncs into preallocated WAL segments here).
+func deviceWrites(dev string) (int64, error) {
+	b, err := os.ReadFile("/proc/diskstats")
+	if err != nil {
+		return 0, err
+	}
+	return diskstatsWritten(string(b), dev)
+}
+
+// diskstatsWritten reads the sectors-written field of one device's line.
+func diskstatsWritten(diskstats, dev string) (int64, error) {
+	for _, line := range strings.Split(diskstats, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[0]+" "+f[1] != dev {
+			continue
+		}
+		sectors, err := strconv.ParseInt(f[9], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/diskstats: %q: %w", line, err)
+		}
+		return sectors * 512, nil
+	}
+	return 0, fmt.Errorf("/proc/diskstats: no device %s", dev)
 }
 
 // wcharBytes is wchar of /proc/PID/io: bytes passed to write(2) and

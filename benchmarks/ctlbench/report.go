@@ -44,12 +44,16 @@ func printResult(w io.Writer, r *Result) {
 	}
 
 	fmt.Fprintf(w, "**Creates** (`POST /v2/rooms`, %d clients, through the leader; a fill while the store grows, or a %s window at a size):\n\n", r.Clients, window(r))
-	fmt.Fprintln(w, "| rooms | creates/s | p50 ms | p99 ms | disk written per create (write_bytes) | bytes passed to write calls per create (wchar, files and sockets) | server CPU | CPU µs per create | other load on server core | client CPU |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| rooms | creates/s | p50 ms | p99 ms | disk written per create (write_bytes) | written to the data directory's device per create (whole machine) | bytes passed to write calls per create (wchar, files and sockets) | server CPU | CPU µs per create | other load on server core | client CPU |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	from := r.Baseline.Rooms
 	row := func(label string, f Phase) {
-		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.1f | %s | %s | %.0f %% | %.0f | %.0f %% | %.0f %% |\n", label, f.PerSec, f.P50Ms, f.P99Ms,
-			size(f.DiskPerOp), size(f.WcharPerOp), f.ServerCPUPct, f.CPUPerOpUs, f.OtherLoadPct, f.ClientCPUPct)
+		dev := "–"
+		if f.DevicePerOp > 0 {
+			dev = size(f.DevicePerOp)
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.1f | %s | %s | %s | %.0f %% | %.0f | %.0f %% | %.0f %% |\n", label, f.PerSec, f.P50Ms, f.P99Ms,
+			size(f.DiskPerOp), dev, size(f.WcharPerOp), f.ServerCPUPct, f.CPUPerOpUs, f.OtherLoadPct, f.ClientCPUPct)
 	}
 	for _, s := range r.Steps {
 		if f := s.Fill; f.N > 0 {
