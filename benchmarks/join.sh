@@ -9,6 +9,8 @@
 #   benchmarks/join.sh               # 20 repetitions
 #   REPS=50 benchmarks/join.sh
 #   CHROMIUM=/path/to/chromium ...   # default /usr/bin/chromium
+#   MERIDIAN=/path/to/meridian ...   # a prebuilt binary (e.g. from a worktree
+#                                    # of another commit) instead of bin/meridian
 #
 # Nothing is pinned: the two browsers need both CPUs (renderer, video
 # capture, encoder, decoder each), and the server runs beside them.
@@ -40,13 +42,19 @@ if [[ ! -x "$CHROMIUM" ]]; then
 	exit 1
 fi
 echo "== building bin/meridian and joinbench"
-go build -o bin/meridian ./cmd/meridian
+if [[ -z "${MERIDIAN:-}" ]]; then
+	go build -o bin/meridian ./cmd/meridian
+	MERIDIAN=./bin/meridian
+	VERSION="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- 2>/dev/null || echo ' + uncommitted changes')"
+else
+	VERSION="$MERIDIAN"
+fi
 go build -o "$WORK/joinbench" ./benchmarks/joinbench
 go build -o "$WORK/loadgen" ./benchmarks/loadgen # for a free port
 
 PORT=$("$WORK/loadgen" freeport)
 # Rate limits off: every page joins from 127.0.0.1 with one key.
-./bin/meridian dev --http "127.0.0.1:$PORT" --data "$WORK/data" \
+"$MERIDIAN" dev --http "127.0.0.1:$PORT" --data "$WORK/data" \
 	--api-key "$KEY" --api-secret "$SECRET" --turn-udp 127.0.0.1:0 --turn-tcp 127.0.0.1:0 \
 	--rate-limit-ip 0 --rate-limit-key 0 --log-level warn >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
@@ -57,7 +65,7 @@ fi
 
 mkdir -p "$RESULTS"
 {
-	echo "Join to first frame, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), Meridian $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- 2>/dev/null || echo ' + uncommitted changes'), $("$CHROMIUM" --version 2>/dev/null | head -n1)"
+	echo "Join to first frame, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), Meridian $VERSION, $("$CHROMIUM" --version 2>/dev/null | head -n1)"
 	echo
 	"$WORK/joinbench" -url "http://127.0.0.1:$PORT" -api-key "$KEY" -api-secret "$SECRET" -chromium "$CHROMIUM" \
 		-reps "$REPS" -json "$RESULTS/join.json"

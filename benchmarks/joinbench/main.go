@@ -269,8 +269,11 @@ const marksJS = `(() => {
   const m = {...(window.__joinbench?.marks ?? {})};
   const nav = performance.getEntriesByType('navigation')[0];
   if (nav?.responseEnd) m['doc-fetched'] = nav.responseEnd;
-  const sdk = performance.getEntriesByType('resource').find(e => e.name.endsWith('/sdk/meridian.js'));
-  if (sdk?.responseEnd) m['sdk-fetched'] = sdk.responseEnd;
+  const res = performance.getEntriesByType('resource');
+  const sdk = res.find(e => e.name.endsWith('/sdk/meridian.js'));
+  if (sdk) { m['sdk-fetch-start'] = sdk.startTime; m['sdk-fetched'] = sdk.responseEnd; }
+  const page = res.find(e => e.name.endsWith('/meet.js'));
+  if (page) { m['meet-fetch-start'] = page.startTime; m['meet-fetched'] = page.responseEnd; }
   return m;
 })()`
 

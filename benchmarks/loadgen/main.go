@@ -152,6 +152,7 @@ func run() error {
 	flag.IntVar(&o.shape.VideoBytes, "video-bytes", 1000, "video RTP payload size")
 	flag.IntVar(&o.shape.AudioBytes, "audio-bytes", 100, "audio RTP payload size")
 	flag.DurationVar(&o.shape.KeyEvery, "key-every", 2*time.Second, "key frame interval")
+	flag.DurationVar(&o.shape.Pace, "pace", 0, "spread each video frame's packets over this long, as a browser's pacer does (0: back to back)")
 	flag.StringVar(&o.pprofURL, "pprof", "", "server's net/http/pprof base URL (run.sh PROFILE=1): fetch CPU, allocs and mutex profiles over each window")
 	flag.StringVar(&o.pprofDir, "pprof-dir", ".", "where -pprof profiles are written")
 	flag.StringVar(&cpuprofile, "cpuprofile", "", "write the load generator's own CPU profile here")
@@ -166,6 +167,9 @@ func run() error {
 	}
 	if o.label == "" {
 		o.label = o.target
+	}
+	if o.shape.Pace < 0 || (o.shape.FPS > 0 && o.shape.Pace >= time.Second/time.Duration(o.shape.FPS)) {
+		return fmt.Errorf("-pace %v: must be shorter than a frame (%v)", o.shape.Pace, time.Second/time.Duration(max(o.shape.FPS, 1)))
 	}
 	var srv server
 	switch o.target {

@@ -21,6 +21,10 @@ type mediaShape struct {
 	VideoBytes   int           `json:"videoBytes"`
 	AudioBytes   int           `json:"audioBytes"`
 	KeyEvery     time.Duration `json:"keyEvery"`
+	// Pace spreads a frame's packets over this long (0: back to back, the
+	// worst case for a fan-out). Browsers pace: Chrome sends video at about
+	// 2.5× its target rate.
+	Pace time.Duration `json:"pace,omitempty"`
 }
 
 func (m mediaShape) packetsPerSecond() float64 { return float64(m.FPS*m.PktsPerFrame) + 50 }
@@ -148,6 +152,9 @@ func (g *generator) videoLoop() {
 					g.sent.Add(1)
 				}
 				pkt.SequenceNumber++
+				if sh.Pace > 0 && i < sh.PktsPerFrame-1 {
+					time.Sleep(sh.Pace / time.Duration(sh.PktsPerFrame))
+				}
 			}
 		}
 	}
