@@ -577,6 +577,9 @@ func (n *Node) Apply(ctx context.Context, t state.CommandType, body any) (json.R
 
 // WaitApplied blocks until the local FSM has applied index.
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	if n.fsm.AppliedIndex() >= index {
+		return nil
+	}
 	done := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() { close(done) })
 	defer stop()

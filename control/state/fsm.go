@@ -125,6 +125,11 @@ func (f *FSM) AppliedIndex() uint64 {
 
 // WaitApplied blocks until index is applied or done is closed.
 func (f *FSM) WaitApplied(index uint64, done <-chan struct{}) bool {
+	// Usually already there (the leader's apply future answers after the
+	// FSM applied): no watcher goroutine then.
+	if f.AppliedIndex() >= index {
+		return true
+	}
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
