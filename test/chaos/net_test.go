@@ -1,8 +1,6 @@
 package chaos
 
 import (
-	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -12,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/test/netproxy"
 	"github.com/meridian-video/meridian/test/procs"
 )
 
@@ -19,16 +18,16 @@ import (
 // read to the leader (cluster.ForwardedHeader).
 const forwardedHeader = "X-Meridian-Forwarded"
 
-// network is what stands between the control nodes: a TCP proxy per
-// ordered pair for Raft (node from dials node to through pair[from][to])
-// and an HTTP proxy in front of each node's API for node-to-node calls.
+// network is what stands between the control nodes: a TCP proxy
+// (netproxy) per ordered pair for Raft (node from dials node to through
+// its own raftLink) and an HTTP proxy in front of each node's API for node-to-node calls.
 // Isolating a node cuts every link to and from it, like a partition that
 // leaves clients on the node's side.
 type network struct {
 	mu       sync.Mutex
 	isolated map[string]bool
 	healed   chan struct{} // closed when the current partition heals
-	pairs    []*tcpProxy
+	pairs    []raftLink
 	https    map[string]*httpProxy // by node id
 	held     atomic.Int64          // node-to-node HTTP requests black-holed
 }
@@ -42,7 +41,7 @@ func newNetwork() *network {
 // clusterOptions wires the proxies into procs.StartCluster.
 func (n *network) clusterOptions(t *testing.T, o procs.ClusterOptions) procs.ClusterOptions {
 	o.PeerAddr = func(from, to *procs.Control) string {
-		p := newTCPProxy(t, from.ID, to.ID, to.RaftAddr)
+		p := raftLink{from: from.ID, to: to.ID, TCP: netproxy.New(t, "127.0.0.1", to.RaftAddr)}
 		n.mu.Lock()
 		n.pairs = append(n.pairs, p)
 		n.mu.Unlock()
@@ -137,109 +136,8 @@ func newHTTPProxy(t *testing.T, n *network, dst, target string) *httpProxy {
 
 func (p *httpProxy) Addr() string { return p.ln.Addr().String() }
 
-// tcpProxy forwards TCP connections to target (Raft from one node to
-// another). Cut partitions it like a network would: open connections are
-// closed and new ones are accepted but never answered, until Heal.
-type tcpProxy struct {
+// raftLink is the proxy node from dials to reach node to's Raft port.
+type raftLink struct {
 	from, to string
-	ln       net.Listener
-	target   string
-
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]bool
-	held  []net.Conn
-	wg    sync.WaitGroup
-}
-
-func newTCPProxy(t *testing.T, from, to, target string) *tcpProxy {
-	ln := procs.Listen(t, "127.0.0.1")
-	p := &tcpProxy{from: from, to: to, ln: ln, target: target, conns: map[net.Conn]bool{}}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *tcpProxy) Addr() string { return p.ln.Addr().String() }
-
-func (p *tcpProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.held = append(p.held, c)
-			p.mu.Unlock()
-			continue
-		}
-		p.conns[c] = true
-		p.mu.Unlock()
-		p.wg.Add(1)
-		go p.serve(c)
-	}
-}
-
-func (p *tcpProxy) serve(c net.Conn) {
-	defer p.wg.Done()
-	defer p.drop(c)
-	up, err := net.DialTimeout("tcp", p.target, time.Second)
-	if err != nil {
-		return
-	}
-	p.mu.Lock()
-	if p.cut {
-		p.mu.Unlock()
-		up.Close()
-		return
-	}
-	p.conns[up] = true
-	p.mu.Unlock()
-	defer p.drop(up)
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-	<-done
-}
-
-func (p *tcpProxy) drop(c net.Conn) {
-	p.mu.Lock()
-	delete(p.conns, c)
-	p.mu.Unlock()
-	_ = c.Close()
-}
-
-func (p *tcpProxy) Cut() {
-	p.mu.Lock()
-	p.cut = true
-	conns := p.conns
-	p.conns = map[net.Conn]bool{}
-	p.mu.Unlock()
-	for c := range conns {
-		_ = c.Close()
-	}
-}
-
-func (p *tcpProxy) Heal() {
-	p.mu.Lock()
-	p.cut = false
-	held := p.held
-	p.held = nil
-	p.mu.Unlock()
-	for _, c := range held {
-		_ = c.Close()
-	}
-}
-
-func (p *tcpProxy) close() {
-	_ = p.ln.Close()
-	p.Cut()
-	p.Heal()
-	p.wg.Wait()
+	*netproxy.TCP
 }

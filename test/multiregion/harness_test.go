@@ -19,6 +19,7 @@ import (
 	"github.com/meridian-video/meridian/shared/wait"
 
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
+	"github.com/meridian-video/meridian/test/netproxy"
 	"github.com/meridian-video/meridian/test/procs"
 )
 
@@ -38,7 +39,7 @@ type world struct {
 	probes map[string]*probeNet // by participant
 	// ctl are each edge's ways to the control nodes (one proxy per node),
 	// so that an edge can be cut off from the control plane alone.
-	ctl map[string][]*tcpProxy
+	ctl map[string][]*netproxy.TCP
 }
 
 type edgeSpec struct{ id, region string }
@@ -60,7 +61,7 @@ func needNetNS(t *testing.T) {
 func startWorld(t *testing.T, oneWay time.Duration, controls int, specs ...edgeSpec) *world {
 	t.Helper()
 	w := &world{t: t, wan: newWAN(oneWay), edges: map[string]*procs.Edge{}, probes: map[string]*probeNet{},
-		ctl: map[string][]*tcpProxy{}}
+		ctl: map[string][]*netproxy.TCP{}}
 	w.ns = procs.NewNetNS(t)
 	w.cl = procs.StartCluster(t, procs.ClusterOptions{Nodes: controls, Host: w.ns.HostIP, Region: "eu-west"})
 	w.key = w.cl.NewAPIKey(t, w.cl.Nodes[0])
@@ -114,9 +115,9 @@ const legPorts = 16
 func (w *world) startEdge(s edgeSpec) {
 	var controls []string
 	for _, c := range w.cl.Nodes {
-		p := newTCPProxy(w.t, w.ns.HostIP, strings.TrimPrefix(c.URL, "http://"))
+		p := netproxy.New(w.t, w.ns.HostIP, strings.TrimPrefix(c.URL, "http://"))
 		w.ctl[s.id] = append(w.ctl[s.id], p)
-		controls = append(controls, p.URL())
+		controls = append(controls, "http://"+p.Addr())
 	}
 	lo, hi := w.wan.frontEdge(w.t, node{id: s.id, region: s.region}, w.ns.HostIP, w.ns.NSIP, 1+legPorts)
 	w.edges[s.id] = procs.StartEdge(w.t, procs.EdgeOptions{ID: s.id, Region: s.region, Controls: controls, EdgeToken: w.cl.EdgeToken,
