@@ -107,7 +107,7 @@ func listenStamped() (*stampedConn, error) {
 func (c *stampedConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, oobn, _, addr, err := c.ReadMsgUDP(b, c.oob)
 	if err != nil {
-		return n, addr, err
+		return n, nil, err // not a typed nil *net.UDPAddr in a non-nil net.Addr
 	}
 	if at, ok := kernelTime(c.oob[:oobn]); ok {
 		c.arr.noteRTP(b[:n], at)
