@@ -71,6 +71,9 @@ func TestSummaryBothSeeIsTheLaterPage(t *testing.T) {
 			sample{Rep: rep, Page: "A", Marks: map[string]float64{"sdk-ready": 50, "frame-presented": f[0]}},
 			sample{Rep: rep, Page: "B", Marks: map[string]float64{"sdk-ready": 60, "frame-presented": f[1]}})
 	}
+	// Page B of rep 1 waited 700 ms for its first keyframe, A of rep 0 exactly 500.
+	r.Samples[3].Marks["sub-dtls-connected"], r.Samples[3].Marks["frame-received"] = 100, 800
+	r.Samples[0].Marks["sub-dtls-connected"], r.Samples[0].Marks["frame-received"] = 0, 500
 	// A repetition where only one page got a frame counts for the pages,
 	// not for "both see each other".
 	r.Samples = append(r.Samples, sample{Rep: 3, Page: "A", Marks: map[string]float64{"frame-presented": 100}})
@@ -95,6 +98,7 @@ func TestSummaryBothSeeIsTheLaterPage(t *testing.T) {
 		"| page load + SDK | `sdk-ready` | 50 | 60 | 60 | 6 |",
 		"| join API | `join-answer` | – | – | – | 0 |",
 		"failed: rep 3: page B: no frame",
+		"first keyframe more than 500 ms after the subscriber connected: 1 of 2 pages",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
