@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/edge/egress/egresstest"
 	"github.com/meridian-video/meridian/shared/egressapi"
 )
 
@@ -79,7 +80,7 @@ func benchOnce(b *testing.B, spec egressapi.Spec, d time.Duration, iter int) (go
 	})
 	room := fmt.Sprintf("bench-%d", iter)
 	for i := 0; i < 4; i++ {
-		publish(b, s, room, fmt.Sprintf("p%d", i), pubOptions{video: mediaFile(b, "pattern720.ivf"), audio: mediaFile(b, "440.ogg")})
+		publish(b, s, room, fmt.Sprintf("p%d", i), egresstest.Options{Video: mediaFile(b, "pattern720.ivf"), Audio: mediaFile(b, "440.ogg")})
 	}
 	time.Sleep(time.Second) // let the publishers settle
 	c0 := processCPU()

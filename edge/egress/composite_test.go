@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/edge/egress/egresstest"
 	"github.com/meridian-video/meridian/shared/egressapi"
 )
 
@@ -15,8 +16,8 @@ import (
 func TestCompositeRecording(t *testing.T) {
 	s := startSFU(t)
 	tr := newRunner(t, s, nil)
-	publish(t, s, "room-c", "alice", pubOptions{video: mediaFile(t, "pattern.ivf"), audio: mediaFile(t, "440.ogg")})
-	publish(t, s, "room-c", "bob", pubOptions{video: mediaFile(t, "pattern.ivf"), audio: mediaFile(t, "880.ogg")})
+	publish(t, s, "room-c", "alice", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "440.ogg")})
+	publish(t, s, "room-c", "bob", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "880.ogg")})
 
 	begin := time.Now()
 	st, err := tr.Start(egressapi.Spec{ID: "rec-1", Kind: egressapi.KindComposite, RoomID: "room-c", SessionID: "sess-1"})
@@ -44,24 +45,24 @@ func TestCompositeRecording(t *testing.T) {
 	if f.Key != "recordings/sess-1/rec-1.mp4" || f.Storage != "local" || f.Region != "local" || f.Type != "video" {
 		t.Fatalf("file: %+v", f)
 	}
-	probe := ffprobe(t, storedPath(t, tr.local, f.Key))
-	if c := probe.codecs(); c["video"] != "h264" || c["audio"] != "aac" {
+	probe := egresstest.FFprobe(t, storedPath(t, tr.local, f.Key))
+	if c := probe.Codecs(); c["video"] != "h264" || c["audio"] != "aac" {
 		t.Fatalf("codecs %v, want h264 + aac", c)
 	}
-	if w, h := probe.videoSize(); w != 1280 || h != 720 {
+	if w, h := probe.VideoSize(); w != 1280 || h != 720 {
 		t.Fatalf("resolution %dx%d, want 1280x720 (quality med, landscape)", w, h)
 	}
-	if d := probe.duration(); !near(d, elapsed, 1) {
+	if d := probe.Duration(); !near(d, elapsed, 1) {
 		t.Fatalf("duration %.2f s, want %.2f ± 1 s", d, elapsed)
 	}
 	// Each stream, not just the longer one, lasts as long as the recording.
 	for _, typ := range []string{"video", "audio"} {
-		if d := probe.streamDuration(typ); !near(d, elapsed, 1) {
+		if d := probe.StreamDuration(typ); !near(d, elapsed, 1) {
 			t.Fatalf("%s stream lasts %.2f s, want %.2f ± 1 s", typ, d, elapsed)
 		}
 	}
-	if !near(f.Duration, probe.duration(), 0.05) || f.Width != 1280 || f.Height != 720 || f.Size != st.Size || f.Size == 0 {
-		t.Fatalf("reported file %+v does not match the stored file (%.2f s)", f, probe.duration())
+	if !near(f.Duration, probe.Duration(), 0.05) || f.Width != 1280 || f.Height != 720 || f.Size != st.Size || f.Size == 0 {
+		t.Fatalf("reported file %+v does not match the stored file (%.2f s)", f, probe.Duration())
 	}
 	if !st.StoppedAt.After(st.StartedAt) {
 		t.Fatalf("times: %+v", st)
@@ -134,17 +135,17 @@ func inOrder(got, want []string) bool {
 func TestCompositeLayoutFollowsJoinsLeavesMutes(t *testing.T) {
 	s := startSFU(t)
 	tr := newRunner(t, s, nil)
-	alice := publish(t, s, "room-l", "alice", pubOptions{video: mediaFile(t, "red.ivf"), audio: mediaFile(t, "440.ogg")})
+	alice := publish(t, s, "room-l", "alice", egresstest.Options{Video: mediaFile(t, "red.ivf"), Audio: mediaFile(t, "440.ogg")})
 	if _, err := tr.Start(egressapi.Spec{ID: "rec-l", Kind: egressapi.KindComposite, RoomID: "room-l",
 		Config: egressapi.Config{Layout: egressapi.Layout{Type: "GRID"}}}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
-	bob := publish(t, s, "room-l", "bob", pubOptions{video: mediaFile(t, "blue.ivf"), audio: mediaFile(t, "880.ogg")})
+	bob := publish(t, s, "room-l", "bob", egresstest.Options{Video: mediaFile(t, "blue.ivf"), Audio: mediaFile(t, "880.ogg")})
 	time.Sleep(2 * time.Second)
-	alice.setMuted("video", true)
+	alice.SetMuted("video", true)
 	time.Sleep(2 * time.Second)
-	bob.leave()
+	bob.Leave()
 	time.Sleep(2 * time.Second)
 	st := tr.stopAndWait(t, "rec-l")
 	if st.State != egressapi.StateStopped {
@@ -183,15 +184,15 @@ func historyOf(tr *testRunner, id string) []string {
 func TestCompositeActiveSpeakerLarger(t *testing.T) {
 	s := startSFU(t)
 	tr := newRunner(t, s, nil)
-	alice := publish(t, s, "room-s", "alice", pubOptions{video: mediaFile(t, "red.ivf"), audio: mediaFile(t, "440.ogg"), level: 10})
-	bob := publish(t, s, "room-s", "bob", pubOptions{video: mediaFile(t, "blue.ivf"), audio: mediaFile(t, "880.ogg")})
+	alice := publish(t, s, "room-s", "alice", egresstest.Options{Video: mediaFile(t, "red.ivf"), Audio: mediaFile(t, "440.ogg"), Level: 10})
+	bob := publish(t, s, "room-s", "bob", egresstest.Options{Video: mediaFile(t, "blue.ivf"), Audio: mediaFile(t, "880.ogg")})
 	if _, err := tr.Start(egressapi.Spec{ID: "rec-s", Kind: egressapi.KindComposite, RoomID: "room-s",
 		Config: egressapi.Config{Layout: egressapi.Layout{Type: "SIDEBAR", Priority: "SPEAKER"}}}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second)
-	alice.level.Store(127)
-	bob.level.Store(10)
+	alice.SetLevel(127)
+	bob.SetLevel(10)
 	time.Sleep(3 * time.Second)
 	st := tr.stopAndWait(t, "rec-s")
 	if st.State != egressapi.StateStopped {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meridian-video/meridian/edge/egress/egresstest"
 	"github.com/meridian-video/meridian/shared/egressapi"
 )
 
@@ -49,7 +50,7 @@ func TestHLS(t *testing.T) {
 	tr := newRunner(t, s, nil)
 	srv := httptest.NewServer(http.StripPrefix("/hls", tr.HLSHandler()))
 	defer srv.Close()
-	publish(t, s, "room-h", "alice", pubOptions{video: mediaFile(t, "pattern.ivf"), audio: mediaFile(t, "440.ogg")})
+	publish(t, s, "room-h", "alice", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "440.ogg")})
 	st, err := tr.Start(egressapi.Spec{ID: "hls-1", Kind: egressapi.KindHLS, RoomID: "room-h", SessionID: "sess",
 		Config: egressapi.Config{Quality: "low"},
 		HLS:    egressapi.HLSOptions{SegmentSeconds: 1, WindowSegments: 3, Renditions: 2, Record: true, Path: "p4th"}})
@@ -108,12 +109,12 @@ func TestHLS(t *testing.T) {
 	if code != 200 || ctype != "video/mp2t" || len(seg) == 0 {
 		t.Fatalf("segment: %d %s %d bytes", code, ctype, len(seg))
 	}
-	p := ffprobe(t, base+"index.m3u8")
+	p := egresstest.FFprobe(t, base+"index.m3u8")
 	widths := map[int]bool{}
 	for _, s := range p.Streams {
 		widths[s.Width] = true
 	}
-	if c := p.codecs(); c["video"] != "h264" || c["audio"] != "aac" || !widths[854] || !widths[640] {
+	if c := p.Codecs(); c["video"] != "h264" || c["audio"] != "aac" || !widths[854] || !widths[640] {
 		t.Fatalf("ffprobe of the HLS stream: %+v", p.Streams)
 	}
 
@@ -143,8 +144,8 @@ func TestHLS(t *testing.T) {
 	if st.State != egressapi.StateStopped || len(st.Files) != 1 || !strings.HasPrefix(st.Files[0].Key, "hls-recordings/sess/hls-1") {
 		t.Fatalf("after stop: %+v", st)
 	}
-	rec := ffprobe(t, storedPath(t, tr.local, st.Files[0].Key))
-	if w, h := rec.videoSize(); w != 854 || h != 480 || rec.codecs()["audio"] != "aac" {
+	rec := egresstest.FFprobe(t, storedPath(t, tr.local, st.Files[0].Key))
+	if w, h := rec.VideoSize(); w != 854 || h != 480 || rec.Codecs()["audio"] != "aac" {
 		t.Fatalf("HLS recording: %+v", rec.Streams)
 	}
 	// Still playable after the end (playback), with the end marked.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/edge/egress/egresstest"
 	"github.com/meridian-video/meridian/shared/egressapi"
 )
 
@@ -23,7 +24,7 @@ func TestParticipantRecording(t *testing.T) {
 		t.Run(tc.format, func(t *testing.T) {
 			s := startSFU(t)
 			tr := newRunner(t, s, nil)
-			publish(t, s, "room-p", "alice", pubOptions{video: mediaFile(t, "pattern.ivf"), audio: mediaFile(t, "440.ogg")})
+			publish(t, s, "room-p", "alice", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "440.ogg")})
 			begin := time.Now()
 			if _, err := tr.Start(egressapi.Spec{ID: "p-1", Kind: egressapi.KindParticipant, RoomID: "room-p", SessionID: "sess",
 				ParticipantID: "alice", FileFormat: tc.format}); err != nil {
@@ -39,17 +40,17 @@ func TestParticipantRecording(t *testing.T) {
 			if !regexp.MustCompile(`^individual-recordings/sess/alice/participant_recording_alice_[0-9]{13}\.` + tc.format + `$`).MatchString(f.Key) {
 				t.Fatalf("key %q", f.Key)
 			}
-			p := ffprobe(t, storedPath(t, tr.local, f.Key))
-			if c := p.codecs(); c["video"] != tc.video || c["audio"] != tc.audio {
+			p := egresstest.FFprobe(t, storedPath(t, tr.local, f.Key))
+			if c := p.Codecs(); c["video"] != tc.video || c["audio"] != tc.audio {
 				t.Fatalf("codecs %v, want %s + %s", c, tc.video, tc.audio)
 			}
-			if w, h := p.videoSize(); w != 640 || h != 360 {
+			if w, h := p.VideoSize(); w != 640 || h != 360 {
 				t.Fatalf("size %dx%d, want the publisher's 640x360", w, h)
 			}
 			if p.Format.FormatName != tc.container || f.Format != tc.container {
 				t.Fatalf("container %q (reported %q), want %q", p.Format.FormatName, f.Format, tc.container)
 			}
-			if d := p.duration(); !near(d, elapsed, 1) {
+			if d := p.Duration(); !near(d, elapsed, 1) {
 				t.Fatalf("duration %.2f s, want %.2f ± 1 s", d, elapsed)
 			}
 			for _, typ := range []string{"v", "a"} {
@@ -69,7 +70,7 @@ func TestParticipantRecording(t *testing.T) {
 func TestTrackRecording(t *testing.T) {
 	s := startSFU(t)
 	tr := newRunner(t, s, nil)
-	alice := publish(t, s, "room-t", "alice", pubOptions{video: mediaFile(t, "pattern.ivf"), audio: mediaFile(t, "440.ogg")})
+	alice := publish(t, s, "room-t", "alice", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "440.ogg")})
 	begin := time.Now()
 	for _, spec := range []egressapi.Spec{
 		{ID: "t-video", Kind: egressapi.KindTrack, RoomID: "room-t", SessionID: "sess", ParticipantID: "alice", TrackKind: "video", FileFormat: "mp4"},
@@ -80,9 +81,9 @@ func TestTrackRecording(t *testing.T) {
 		}
 	}
 	time.Sleep(2 * time.Second)
-	alice.setMuted("video", true)
+	alice.SetMuted("video", true)
 	time.Sleep(time.Second)
-	alice.setMuted("video", false)
+	alice.SetMuted("video", false)
 	time.Sleep(2 * time.Second)
 	video := tr.stopAndWait(t, "t-video")
 	audioElapsed := time.Since(begin).Seconds()
@@ -95,11 +96,11 @@ func TestTrackRecording(t *testing.T) {
 		if !regexp.MustCompile(`^individual-recordings/sess/alice/video/track_recording_alice_video_[0-9]{13}\.mp4$`).MatchString(f.Key) {
 			t.Fatalf("key %q", f.Key)
 		}
-		p := ffprobe(t, storedPath(t, tr.local, f.Key))
-		if c := p.codecs(); c["video"] != "h264" || c["audio"] != "" {
+		p := egresstest.FFprobe(t, storedPath(t, tr.local, f.Key))
+		if c := p.Codecs(); c["video"] != "h264" || c["audio"] != "" {
 			t.Fatalf("file %d codecs %v, want h264 only", i, c)
 		}
-		if d := p.duration(); d < 1 || d > 3 {
+		if d := p.Duration(); d < 1 || d > 3 {
 			t.Fatalf("file %d lasts %.2f s, want the ~2 s around the mute", i, d)
 		}
 	}
@@ -109,11 +110,11 @@ func TestTrackRecording(t *testing.T) {
 	if audio.State != egressapi.StateStopped || len(audio.Files) != 1 {
 		t.Fatalf("audio track recording: %+v", audio)
 	}
-	p := ffprobe(t, storedPath(t, tr.local, audio.Files[0].Key))
-	if c := p.codecs(); c["audio"] != "opus" || c["video"] != "" {
+	p := egresstest.FFprobe(t, storedPath(t, tr.local, audio.Files[0].Key))
+	if c := p.Codecs(); c["audio"] != "opus" || c["video"] != "" {
 		t.Fatalf("audio file codecs %v, want opus only", c)
 	}
-	if d := p.duration(); !near(d, audioElapsed, 1) {
+	if d := p.Duration(); !near(d, audioElapsed, 1) {
 		t.Fatalf("audio file lasts %.2f s, want %.2f ± 1 s (a muted camera does not cut the microphone)", d, audioElapsed)
 	}
 	if audio.Files[0].Type != "audio" || video.Files[0].Type != "video" {
@@ -153,12 +154,12 @@ func tone(samples []float64, f float64) float64 {
 func TestMergeChannelLayout(t *testing.T) {
 	s := startSFU(t)
 	tr := newRunner(t, s, nil)
-	publish(t, s, "room-m", "alice", pubOptions{audio: mediaFile(t, "440.ogg")})
+	publish(t, s, "room-m", "alice", egresstest.Options{Audio: mediaFile(t, "440.ogg")})
 	if _, err := tr.Start(egressapi.Spec{ID: "m-alice", Kind: egressapi.KindParticipant, RoomID: "room-m", SessionID: "sess", ParticipantID: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond) // bob joins later: his audio must start later
-	publish(t, s, "room-m", "bob", pubOptions{audio: mediaFile(t, "1000.ogg")})
+	publish(t, s, "room-m", "bob", egresstest.Options{Audio: mediaFile(t, "1000.ogg")})
 	if _, err := tr.Start(egressapi.Spec{ID: "m-bob", Kind: egressapi.KindParticipant, RoomID: "room-m", SessionID: "sess", ParticipantID: "bob"}); err != nil {
 		t.Fatal(err)
 	}
@@ -180,12 +181,12 @@ func TestMergeChannelLayout(t *testing.T) {
 		t.Fatalf("merge: %+v", m)
 	}
 	file := storedPath(t, tr.local, m.Files[0].Key)
-	p := ffprobe(t, file)
+	p := egresstest.FFprobe(t, file)
 	if len(p.Streams) != 1 || p.Streams[0].CodecName != "mp3" || p.Streams[0].Channels != 2 {
 		t.Fatalf("merge output streams %+v, want one stereo mp3 stream", p.Streams)
 	}
 	wantDur := b.Files[0].End.Sub(a.Files[0].Start).Seconds()
-	if d := p.duration(); !near(d, wantDur, 0.5) {
+	if d := p.Duration(); !near(d, wantDur, 0.5) {
 		t.Fatalf("merge lasts %.2f s, want the span of both recordings, %.2f s", d, wantDur)
 	}
 	left, right := pcmStereo(t, file)

@@ -141,7 +141,7 @@ func TestRTMPToNginx(t *testing.T) {
 	srv := startNginxRTMP(t)
 	s := startSFU(t)
 	tr := newRunner(t, s, nil)
-	publish(t, s, "room-r", "alice", pubOptions{video: mediaFile(t, "pattern.ivf"), audio: mediaFile(t, "440.ogg")})
+	publish(t, s, "room-r", "alice", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "440.ogg")})
 	dead := freePort(t)
 	begin := time.Now()
 	st, err := tr.Start(egressapi.Spec{ID: "live-1", Kind: egressapi.KindRTMP, RoomID: "room-r", Outputs: []egressapi.RTMPOutput{
@@ -180,14 +180,14 @@ func TestRTMPToNginx(t *testing.T) {
 			return err == nil && fi.Size() > 0
 		})
 		time.Sleep(300 * time.Millisecond) // nginx closes the file when the publisher has left
-		p := ffprobe(t, f)
-		if c := p.codecs(); c["video"] != "h264" || c["audio"] != "aac" {
+		p := egresstest.FFprobe(t, f)
+		if c := p.Codecs(); c["video"] != "h264" || c["audio"] != "aac" {
 			t.Fatalf("%s: codecs %v, want h264 + aac", key, c)
 		}
-		if w, h := p.videoSize(); w != 1280 || h != 720 {
+		if w, h := p.VideoSize(); w != 1280 || h != 720 {
 			t.Fatalf("%s: %dx%d", key, w, h)
 		}
-		if d := p.duration(); !near(d, elapsed, 1) {
+		if d := p.Duration(); !near(d, elapsed, 1) {
 			t.Fatalf("%s: nginx received %.2f s, want %.2f ± 1 s", key, d, elapsed)
 		}
 	}
@@ -223,7 +223,7 @@ func TestRTMPUnreachableFails(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startSFU(t)
 			tr := newRunner(t, s, func(c *Config) { c.RTMPStallTimeout = 2 * time.Second })
-			publish(t, s, "room-u", "alice", pubOptions{video: mediaFile(t, "pattern.ivf"), audio: mediaFile(t, "440.ogg")})
+			publish(t, s, "room-u", "alice", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "440.ogg")})
 			if _, err := tr.Start(egressapi.Spec{ID: "live-u", Kind: egressapi.KindRTMP, RoomID: "room-u",
 				Outputs: []egressapi.RTMPOutput{{URL: tc.url, StreamKey: "k"}}}); err != nil {
 				t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/meridian-video/meridian/edge/egress/egresstest"
 	"github.com/meridian-video/meridian/shared/egressapi"
 	"github.com/meridian-video/meridian/shared/storage"
 )
@@ -24,7 +25,7 @@ import (
 func TestStartRefusals(t *testing.T) {
 	s := startSFU(t)
 	tr := newRunner(t, s, nil)
-	publish(t, s, "room-e", "alice", pubOptions{audio: mediaFile(t, "440.ogg")})
+	publish(t, s, "room-e", "alice", egresstest.Options{Audio: mediaFile(t, "440.ogg")})
 	field := func(spec egressapi.Spec, want string) {
 		t.Helper()
 		_, err := tr.Start(spec)
@@ -109,7 +110,7 @@ func TestPinnedRoomStoresInItsRegion(t *testing.T) {
 	}
 	var tr *testRunner
 	tr = newRunner(t, s, func(c *Config) { c.Storage = append(c.Storage, bucket) })
-	publish(t, s, "room-eu", "alice", pubOptions{video: mediaFile(t, "pattern.ivf"), audio: mediaFile(t, "440.ogg")})
+	publish(t, s, "room-eu", "alice", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "440.ogg")})
 	st, err := tr.Start(egressapi.Spec{ID: "eu-1", Kind: egressapi.KindParticipant, RoomID: "room-eu", SessionID: "s",
 		ParticipantID: "alice", AllowedRegions: []string{"eu-west"}, DirPath: "customer/dir"})
 	if err != nil {
@@ -138,7 +139,7 @@ func TestPinnedRoomStoresInItsRegion(t *testing.T) {
 	if err := bucket.Get(context.Background(), f.Key, local); err != nil {
 		t.Fatal(err)
 	}
-	if c := ffprobe(t, local).codecs(); c["video"] != "vp8" || c["audio"] != "opus" {
+	if c := egresstest.FFprobe(t, local).Codecs(); c["video"] != "vp8" || c["audio"] != "opus" {
 		t.Fatalf("uploaded file codecs %v", c)
 	}
 }

@@ -8,13 +8,16 @@ package egresstest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +31,7 @@ import (
 
 	"github.com/meridian-video/meridian/edge/sfu"
 	wire "github.com/meridian-video/meridian/shared/signal"
+	"github.com/meridian-video/meridian/shared/wait"
 )
 
 // NeedFFmpeg skips the test without ffmpeg/ffprobe, or fails it when
@@ -45,36 +49,69 @@ func NeedFFmpeg(t testing.TB) {
 	}
 }
 
-// Media generates the test files into t's temp dir: pattern.ivf (VP8
-// testsrc2 640×360, 30 fps, keyframe every 0.5 s) and 440.ogg (Opus tone,
-// one 20 ms packet per page).
+// Media generates the test files into t's temp dir: pattern.ivf and
+// 440.ogg (see Generate).
 func Media(t testing.TB) (video, audio string) {
 	t.Helper()
-	NeedFFmpeg(t)
 	dir := t.TempDir()
 	video, audio = filepath.Join(dir, "pattern.ivf"), filepath.Join(dir, "440.ogg")
-	run := func(args ...string) {
-		out, err := exec.Command("ffmpeg", append([]string{"-hide_banner", "-loglevel", "error", "-y"}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("generate test media: %v: %s", err, out)
-		}
-	}
-	run("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", "6",
-		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-g", "15", "-auto-alt-ref", "0", "-f", "ivf", video)
-	run("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4",
-		"-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-page_duration", "20000", "-f", "ogg", audio)
+	Generate(t, video)
+	Generate(t, audio)
 	return video, audio
+}
+
+// Generate writes the test medium its file name names, with ffmpeg:
+//   - pattern.ivf, pattern720.ivf: VP8 testsrc2 at 640×360 or 1280×720, 6 s
+//   - <colour>.ivf (red.ivf, blue.ivf …): VP8 solid colour 640×360, 2 s
+//   - <hz>.ogg (440.ogg …): Opus sine tone, 4 s
+//
+// Video is 30 fps with a keyframe every 0.5 s (a subscriber or a recording
+// started late gets a picture soon); audio has one 20 ms packet per Ogg
+// page, so a page is an RTP payload. The file appears whole or not at all
+// (written beside it, then renamed), so a cache may test for it.
+func Generate(t testing.TB, path string) {
+	t.Helper()
+	NeedFFmpeg(t)
+	name := filepath.Base(path)
+	stem := strings.TrimSuffix(name, filepath.Ext(name))
+	var args []string
+	switch {
+	case name == "pattern.ivf":
+		args = []string{"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", "6"}
+	case name == "pattern720.ivf":
+		args = []string{"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", "6"}
+	case filepath.Ext(name) == ".ivf":
+		args = []string{"-f", "lavfi", "-i", "color=c=" + stem + ":size=640x360:rate=30", "-t", "2"}
+	case filepath.Ext(name) == ".ogg":
+		args = []string{"-f", "lavfi", "-i", "sine=frequency=" + stem + ":sample_rate=48000", "-t", "4"}
+	default:
+		t.Fatalf("unknown test media %s", name)
+	}
+	if filepath.Ext(name) == ".ivf" {
+		args = append(args, "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-g", "15", "-auto-alt-ref", "0", "-f", "ivf")
+	} else {
+		args = append(args, "-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-page_duration", "20000", "-f", "ogg")
+	}
+	tmp := path + ".tmp"
+	out, err := exec.Command("ffmpeg", append(append([]string{"-hide_banner", "-loglevel", "error", "-y"}, args...), tmp)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("generate %s: %v: %s", name, err, out)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Publisher is a pion participant publishing looped test media into an
 // SFU over loopback.
 type Publisher struct {
-	ID   string
-	Part *sfu.Participant
-	pc   *webrtc.PeerConnection
-	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	ID    string
+	Part  *sfu.Participant
+	pc    *webrtc.PeerConnection
+	level atomic.Int32 // RFC 6464 level sent with Options.AudioLevel (0 loud .. 127 silent)
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
 
 	mu      sync.Mutex
 	pending []webrtc.ICECandidateInit
@@ -102,11 +139,21 @@ func (sink) TrackUnpublished(string, string)   {}
 func (sink) ActiveSpeakers([]string)           {}
 func (sink) ConnectionQuality(string, float64) {}
 
-func api(t testing.TB) *webrtc.API {
+const audioLevelURI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+// api is a pion API for loopback only; audioLevel offers the RFC 6464
+// header extension (without it the SFU sees no levels, as from a client
+// that does not send them).
+func api(t testing.TB, audioLevel bool) *webrtc.API {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
+	}
+	if audioLevel {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: audioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+			t.Fatal(err)
+		}
 	}
 	reg := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
@@ -120,12 +167,40 @@ func api(t testing.TB) *webrtc.API {
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 }
 
-// Publish joins room as id, publishes the camera video and microphone
-// audio files (empty: none of that kind) and returns once the SFU has the
-// tracks. The publisher leaves at the end of the test (or on Leave).
+// Options say what PublishWith publishes.
+type Options struct {
+	// Video and Audio are test media files (IVF VP8, Ogg Opus; see
+	// Generate); empty publishes nothing of that kind.
+	Video, Audio string
+	// Stream is the tracks' source: "camera" (default) or "screen".
+	Stream string
+	// AudioLevel sends the RFC 6464 audio level with every audio packet,
+	// starting at Level (0 loud .. 127 silent; 0 here means 127, so a
+	// publisher is silent until SetLevel says otherwise).
+	AudioLevel bool
+	Level      int
+}
+
+// Publish joins room as id and publishes the camera video and microphone
+// audio files (empty: none of that kind); see PublishWith.
 func Publish(t testing.TB, s *sfu.SFU, room, id, video, audio string) *Publisher {
 	t.Helper()
+	return PublishWith(t, s, room, id, Options{Video: video, Audio: audio})
+}
+
+// PublishWith joins room as id, publishes what o says (each file looped
+// at its real rate) and returns once the SFU has the tracks. The
+// publisher leaves at the end of the test (or on Leave).
+func PublishWith(t testing.TB, s *sfu.SFU, room, id string, o Options) *Publisher {
+	t.Helper()
+	if o.Stream == "" {
+		o.Stream = "camera"
+	}
+	if o.Level == 0 {
+		o.Level = 127
+	}
 	p := &Publisher{ID: id, stop: make(chan struct{})}
+	p.level.Store(int32(o.Level))
 	part, err := s.Join(room, sfu.ParticipantConfig{ID: id, Name: "name-" + id, CanPublish: true, Sink: sink{p}})
 	if err != nil {
 		t.Fatal(err)
@@ -134,14 +209,15 @@ func Publish(t testing.TB, s *sfu.SFU, room, id, video, audio string) *Publisher
 		t.Fatal(err)
 	}
 	p.Part = part
-	if p.pc, err = api(t).NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if p.pc, err = api(t, o.AudioLevel).NewPeerConnection(webrtc.Configuration{}); err != nil {
 		t.Fatal(err)
 	}
 	var vt *webrtc.TrackLocalStaticSample
 	var at *webrtc.TrackLocalStaticRTP
+	var asender *webrtc.RTPSender
 	want := 0
-	if video != "" {
-		if vt, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video-camera", "camera"); err != nil {
+	if o.Video != "" {
+		if vt, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video-"+o.Stream, o.Stream); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := p.pc.AddTransceiverFromTrack(vt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
@@ -149,13 +225,15 @@ func Publish(t testing.TB, s *sfu.SFU, room, id, video, audio string) *Publisher
 		}
 		want++
 	}
-	if audio != "" {
-		if at, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio-camera", "camera"); err != nil {
+	if o.Audio != "" {
+		if at, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio-"+o.Stream, o.Stream); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := p.pc.AddTransceiverFromTrack(at, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		tr, err := p.pc.AddTransceiverFromTrack(at, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
 			t.Fatal(err)
 		}
+		asender = tr.Sender()
 		want++
 	}
 	offer, err := p.pc.CreateOffer(nil)
@@ -184,23 +262,31 @@ func Publish(t testing.TB, s *sfu.SFU, room, id, video, audio string) *Publisher
 	}
 	if vt != nil {
 		p.wg.Add(1)
-		go p.sendVideo(vt, video)
+		go p.sendVideo(vt, o.Video)
 	}
 	if at != nil {
 		p.wg.Add(1)
-		go p.sendAudio(at, audio)
+		go p.sendAudio(at, asender, o.Audio)
 	}
 	t.Cleanup(p.Leave)
-	deadline := time.Now().Add(30 * time.Second)
-	for len(part.Tracks()) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("tracks of %s never reached the SFU", id)
+	wait.Until(t, 30*time.Second, func() string {
+		if len(part.Tracks()) != want {
+			return "tracks of " + id + " never reached the SFU"
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ""
+	})
 	return p
 }
 
+// SetLevel changes the audio level sent from now on (with
+// Options.AudioLevel): 0 loud .. 127 silent.
+func (p *Publisher) SetLevel(level int) { p.level.Store(int32(level)) }
+
+// SetMuted marks the publisher's tracks of kind muted, as its client's
+// mute message does.
+func (p *Publisher) SetMuted(kind string, muted bool) { p.Part.SetTrackMuted("", kind, muted) }
+
+// sendVideo loops an IVF file at 30 fps.
 func (p *Publisher) sendVideo(track *webrtc.TrackLocalStaticSample, file string) {
 	defer p.wg.Done()
 	tick := time.NewTicker(time.Second / 30)
@@ -232,8 +318,16 @@ func (p *Publisher) sendVideo(track *webrtc.TrackLocalStaticSample, file string)
 	}
 }
 
-func (p *Publisher) sendAudio(track *webrtc.TrackLocalStaticRTP, file string) {
+// sendAudio loops an Ogg Opus file, one packet per 20 ms, with the audio
+// level extension when it was negotiated.
+func (p *Publisher) sendAudio(track *webrtc.TrackLocalStaticRTP, sender *webrtc.RTPSender, file string) {
 	defer p.wg.Done()
+	var levelID uint8
+	for _, e := range sender.GetParameters().HeaderExtensions {
+		if e.URI == audioLevelURI {
+			levelID = uint8(e.ID)
+		}
+	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	seq, ts := uint16(rand.Uint32()), rand.Uint32()
@@ -261,7 +355,15 @@ func (p *Publisher) sendAudio(track *webrtc.TrackLocalStaticRTP, file string) {
 				return
 			case <-tick.C:
 			}
-			_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts}, Payload: page})
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts}, Payload: page}
+			if levelID != 0 {
+				lv := uint8(p.level.Load())
+				if lv < 127 {
+					lv |= 0x80 // voice activity
+				}
+				_ = pkt.Header.SetExtension(levelID, []byte{lv})
+			}
+			_ = track.WriteRTP(&pkt)
 			seq++
 			ts += 960
 		}
@@ -279,18 +381,21 @@ func (p *Publisher) Leave() {
 	})
 }
 
-// Probe is ffprobe's reading of a file or URL.
+// Probe is ffprobe's reading of a file or URL: the tests' own, kept apart
+// from package egress's probe (the code under test) on purpose.
 type Probe struct {
 	Format struct {
 		FormatName string `json:"format_name"`
 		Duration   string `json:"duration"`
 	} `json:"format"`
 	Streams []struct {
-		CodecType string `json:"codec_type"`
-		CodecName string `json:"codec_name"`
-		Width     int    `json:"width"`
-		Height    int    `json:"height"`
-		Duration  string `json:"duration"`
+		CodecType     string `json:"codec_type"`
+		CodecName     string `json:"codec_name"`
+		Width         int    `json:"width"`
+		Height        int    `json:"height"`
+		Channels      int    `json:"channels"`
+		ChannelLayout string `json:"channel_layout"`
+		Duration      string `json:"duration"`
 	} `json:"streams"`
 }
 
@@ -299,6 +404,10 @@ func FFprobe(t testing.TB, target string) Probe {
 	t.Helper()
 	out, err := exec.Command("ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", target).Output()
 	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("ffprobe %s: %v: %s", target, err, ee.Stderr)
+		}
 		t.Fatalf("ffprobe %s: %v", target, err)
 	}
 	var p Probe
@@ -332,11 +441,26 @@ func (p Probe) StreamDuration(typ string) float64 {
 }
 
 // Codec is the codec of the first stream of a type ("" if none).
-func (p Probe) Codec(typ string) string {
+func (p Probe) Codec(typ string) string { return p.Codecs()[typ] }
+
+// Codecs maps each stream type (video, audio) to the codec of its first
+// stream.
+func (p Probe) Codecs() map[string]string {
+	m := map[string]string{}
 	for _, s := range p.Streams {
-		if s.CodecType == typ {
-			return s.CodecName
+		if _, ok := m[s.CodecType]; !ok {
+			m[s.CodecType] = s.CodecName
 		}
 	}
-	return ""
+	return m
+}
+
+// VideoSize is the size of the first video stream (0, 0 if none).
+func (p Probe) VideoSize() (width, height int) {
+	for _, s := range p.Streams {
+		if s.CodecType == "video" {
+			return s.Width, s.Height
+		}
+	}
+	return 0, 0
 }
