@@ -475,20 +475,51 @@ type testSubscriber struct {
 	part *Participant
 	pc   *webrtc.PeerConnection
 
-	mu     sync.Mutex
-	tracks map[string]*recvTrack // by kind
-	wg     sync.WaitGroup
-	done   chan struct{}
-	closed bool
+	mu        sync.Mutex
+	tracks    map[string]*recvTrack // by kind
+	offers    []string              // every offer the edge sent, in order
+	answerErr error                 // the first error answering one
+	wg        sync.WaitGroup
+	done      chan struct{}
+	closed    bool
 }
 
+// startSubscriber joins room as a subscribe-only participant whose client
+// answers the edge's offers (joinSubscriber, then attachSubscriber).
 func startSubscriber(t testing.TB, s *SFU, room, id string, o clientOpts) *testSubscriber {
+	t.Helper()
+	part, sink := joinSubscriber(t, s, room, id)
+	return attachSubscriber(t, part, sink, o)
+}
+
+// joinSubscriber joins and starts a subscribe-only participant whose
+// client is not there yet: the SFU subscribes it to the room's tracks,
+// but holds its negotiation until attachSubscriber calls Ready (as the
+// edge does until the client is told `joined`).
+func joinSubscriber(t testing.TB, s *SFU, room, id string) (*Participant, *testSink) {
 	t.Helper()
 	sink := newTestSink()
 	part, err := s.Join(room, ParticipantConfig{ID: id, CanSubscribe: true, Sink: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(part.Close)
+	if err := part.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return part, sink
+}
+
+// attachSubscriber gives part a pion client that behaves like the
+// signaling client: it trickles candidates both ways (the edge's wait
+// until the client has an offer to add them to) and answers every offer
+// the edge sends until the subscriber closes, or until its own
+// PeerConnection fails to take an offer (then it answers nothing more and
+// the test misses the media it expects). The first error, the client's or
+// the edge's HandleAnswer, is kept for negotiation. It releases the held
+// negotiation (Ready).
+func attachSubscriber(t testing.TB, part *Participant, sink *testSink, o clientOpts) *testSubscriber {
+	t.Helper()
 	pc, err := clientAPI(t, o).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
@@ -511,41 +542,67 @@ func startSubscriber(t testing.TB, s *SFU, room, id string, o clientOpts) *testS
 		}
 	})
 	pc.OnTrack(c.onTrack)
+	fail := func(err error) {
+		c.mu.Lock()
+		if c.answerErr == nil {
+			c.answerErr = err
+		}
+		c.mu.Unlock()
+	}
+	// answer reports whether the client can go on: after its own
+	// PeerConnection refused an offer it cannot answer another.
+	answer := func(sdp string) bool {
+		c.mu.Lock()
+		c.offers = append(c.offers, sdp)
+		c.mu.Unlock()
+		pmu.Lock()
+		err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp})
+		for _, cand := range pend {
+			_ = pc.AddICECandidate(cand)
+		}
+		pend = nil
+		pmu.Unlock()
+		var ans webrtc.SessionDescription
+		if err == nil {
+			ans, err = pc.CreateAnswer(nil)
+		}
+		if err == nil {
+			err = pc.SetLocalDescription(ans)
+		}
+		if err != nil {
+			fail(err)
+			return false
+		}
+		if err := part.HandleAnswer(ans.SDP); err != nil {
+			fail(err) // the edge's side: its next offer may still work
+		}
+		return true
+	}
 	c.wg.Add(1)
-	go func() { // answers the edge's offers, like the signaling client
+	go func() {
 		defer c.wg.Done()
 		for {
 			select {
 			case <-c.done:
 				return
 			case sdp := <-sink.offers:
-				pmu.Lock()
-				err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp})
-				for _, cand := range pend {
-					_ = pc.AddICECandidate(cand)
-				}
-				pend = nil
-				pmu.Unlock()
-				if err != nil {
+				if !answer(sdp) {
 					return
 				}
-				ans, err := pc.CreateAnswer(nil)
-				if err != nil {
-					return
-				}
-				if err := pc.SetLocalDescription(ans); err != nil {
-					return
-				}
-				_ = part.HandleAnswer(ans.SDP)
 			}
 		}
 	}()
-	if err := part.Start(); err != nil {
-		t.Fatal(err)
-	}
 	part.Ready()
 	t.Cleanup(c.close)
 	return c
+}
+
+// negotiation returns the offers the edge sent so far and the first error
+// answering one (nil if none).
+func (c *testSubscriber) negotiation() ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.offers...), c.answerErr
 }
 
 func (c *testSubscriber) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
