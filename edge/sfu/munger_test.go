@@ -183,6 +183,24 @@ func TestKeyframeLimiter(t *testing.T) {
 	if k.Due(base.Add(3e9)) {
 		t.Fatal("coalesced requests must produce one PLI")
 	}
+
+	// Answered: a keyframe arrived since the last PLI (sent at base+1s), so
+	// the next request may go after a quarter of the interval, not before.
+	k.Answered()
+	if k.Request(base.Add(1e9 + 2e8)) {
+		t.Fatal("an answered request must still wait a quarter of the interval")
+	}
+	if !k.Due(base.Add(1e9 + 25e7)) {
+		t.Fatal("a deferred request after an answered PLI must go after a quarter of the interval")
+	}
+	// That PLI (at base+1.25s) is not answered yet: the full interval again.
+	if k.Request(base.Add(1e9 + 25e7 + 5e8)) {
+		t.Fatal("an unanswered PLI must hold the next for the whole interval")
+	}
+	k.Answered()
+	if !k.Due(base.Add(1e9 + 25e7 + 6e8)) {
+		t.Fatal("the deferred request must go once the PLI is answered")
+	}
 }
 
 func TestSpeakerDetector(t *testing.T) {

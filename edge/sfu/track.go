@@ -227,6 +227,9 @@ func (t *PublishedTrack) readLoop(l *layer) {
 		key := true
 		if video {
 			key = isKeyframe(t.ck, pkt.Payload)
+			if key {
+				t.keyframeArrived(l)
+			}
 			if key && t.ck == codecVP8 {
 				if w, h, ok := vp8Size(pkt.Payload); ok {
 					l.stats.width.Store(int32(w))
@@ -377,6 +380,14 @@ func (t *PublishedTrack) RequestKeyframe(idx int) {
 	if send {
 		t.pub.sendPLI(ssrc)
 	}
+}
+
+// keyframeArrived lets the layer's next keyframe request go sooner (see
+// keyframeLimiter).
+func (t *PublishedTrack) keyframeArrived(l *layer) {
+	t.mu.Lock()
+	l.kf.Answered()
+	t.mu.Unlock()
 }
 
 // flushKeyframes sends deferred keyframe requests that are due.
