@@ -7,7 +7,6 @@
 package egress
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -29,6 +28,7 @@ import (
 	"github.com/meridian-video/meridian/shared/egressapi"
 	"github.com/meridian-video/meridian/shared/ids"
 	"github.com/meridian-video/meridian/shared/storage"
+	"github.com/meridian-video/meridian/shared/tlsutil"
 )
 
 // Config configures the service.
@@ -107,9 +107,7 @@ func New(cfg Config, node *cluster.Node) (*Service, error) {
 		// Starting a job waits for the edge to have it running (ffmpeg up).
 		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 		if cfg.TLSClientConfig != nil {
-			t := http.DefaultTransport.(*http.Transport).Clone()
-			t.TLSClientConfig, t.ForceAttemptHTTP2 = cfg.TLSClientConfig, false
-			cfg.HTTPClient.Transport = t
+			cfg.HTTPClient.Transport = tlsutil.NodeTransport(cfg.TLSClientConfig)
 		}
 	}
 	if err := cfg.Validate(); err != nil {
@@ -481,16 +479,10 @@ func (s *Service) bestEffortStop(edge *state.Edge, id string) {
 }
 
 func (s *Service) do(ctx context.Context, edge *state.Edge, path string, body any) (*http.Response, error) {
-	b, err := json.Marshal(body)
+	req, err := edgeapi.NewRequest(ctx, strings.TrimRight(edge.InternalURL, "/")+path, s.cfg.EdgeToken, body)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(edge.InternalURL, "/")+path, bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.cfg.EdgeToken)
 	return s.cfg.HTTPClient.Do(req)
 }
 

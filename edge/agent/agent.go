@@ -22,6 +22,7 @@ import (
 
 	"github.com/meridian-video/meridian/shared/edgeapi"
 	"github.com/meridian-video/meridian/shared/egressapi"
+	"github.com/meridian-video/meridian/shared/tlsutil"
 )
 
 // Config configures the agent.
@@ -113,9 +114,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 		if cfg.TLSConfig != nil {
-			t := http.DefaultTransport.(*http.Transport).Clone()
-			t.TLSClientConfig, t.ForceAttemptHTTP2 = cfg.TLSConfig, false
-			cfg.HTTPClient.Transport = t
+			cfg.HTTPClient.Transport = tlsutil.NodeTransport(cfg.TLSConfig)
 		}
 	}
 	if cfg.Now == nil {
@@ -283,19 +282,14 @@ func (a *Agent) Pending() int {
 	return len(a.queue)
 }
 
+// post calls the control nodes in turn until one answers 200.
 func (a *Agent) post(ctx context.Context, path string, in, out any) error {
-	b, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
 	var lastErr error
 	for _, base := range a.cfg.ControlURLs {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(b))
+		req, err := edgeapi.NewRequest(ctx, base+path, a.cfg.EdgeToken, in)
 		if err != nil {
 			return err
 		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+a.cfg.EdgeToken)
 		resp, err := a.cfg.HTTPClient.Do(req)
 		if err != nil {
 			lastErr = err

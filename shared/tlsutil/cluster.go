@@ -126,10 +126,16 @@ func (c *Cluster) PeerServerConfig() *tls.Config {
 }
 
 // HTTPTransport is an http.Transport for node-to-node calls (ClientConfig).
-func (c *Cluster) HTTPTransport() *http.Transport {
+func (c *Cluster) HTTPTransport() *http.Transport { return NodeTransport(c.ClientConfig()) }
+
+// NodeTransport is an http.Transport for calls between nodes (control to
+// edge, edge to control) over TLS with cfg. It speaks HTTP/1.1 only: the
+// nodes' servers (fiber on fasthttp) have no HTTP/2, and a clone of
+// http.DefaultTransport would otherwise offer h2 in ALPN.
+func NodeTransport(cfg *tls.Config) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = c.ClientConfig()
-	t.ForceAttemptHTTP2 = false // fasthttp speaks HTTP/1.1
+	t.TLSClientConfig = cfg
+	t.ForceAttemptHTTP2 = false
 	return t
 }
 
