@@ -99,8 +99,8 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	if !existed {
 		p.part.room.publish(t)
 	}
-	// Late layers (and the first): let waiting forwarders get a keyframe.
-	t.RequestKeyframe(l.idx)
+	// Late layers: let waiting forwarders get a keyframe.
+	t.keyframeForWaiting(l.idx)
 }
 
 func transceiverOf(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver) *webrtc.RTPTransceiver {
@@ -191,5 +191,5 @@ func (p *Publisher) addRelayTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPRe
 	if !existed {
 		p.part.room.publish(t)
 	}
-	t.RequestKeyframe(l.idx)
+	t.keyframeForWaiting(l.idx)
 }

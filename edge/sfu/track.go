@@ -382,6 +382,22 @@ func (t *PublishedTrack) RequestKeyframe(idx int) {
 	}
 }
 
+// keyframeForWaiting asks for a keyframe of layer idx when it starts, only if
+// a forwarder that can receive it already waits for that layer (a late
+// simulcast layer). A new track starts with a keyframe anyway, and its
+// forwarders are not connected yet: a request then is answered before
+// anyone can use the answer, and the limiter makes the first subscriber to
+// connect wait out the rest of its interval (the join benchmark's slow
+// first keyframes).
+func (t *PublishedTrack) keyframeForWaiting(idx int) {
+	for _, f := range t.forwarders() {
+		if f.waitingSince.Load() != 0 && int(f.target.Load()) == idx && f.dt.b.Load() != nil && (f.sub == nil || f.sub.connected.Load()) {
+			t.RequestKeyframe(idx)
+			return
+		}
+	}
+}
+
 // keyframeArrived lets the layer's next keyframe request go sooner (see
 // keyframeLimiter).
 func (t *PublishedTrack) keyframeArrived(l *layer) {
