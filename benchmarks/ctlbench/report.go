@@ -98,22 +98,29 @@ func printResult(w io.Writer, r *Result) {
 
 	fmt.Fprintln(w, "\n**One client writing sequentially** (and, with a follower, all clients writing through it):")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| rooms | through the leader p50 / p99 ms | through a follower p50 / p99 ms | follower ÷ leader (p50) | disk written per write (leader / follower) | all clients through a follower: creates/s (p50 / p99 ms) |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| rooms | through the leader p50 / p99 ms | through a follower p50 / p99 ms | follower ÷ leader (p50) | disk written per write (write_bytes, leader / follower) | written to the device per write (whole machine, leader / follower) | all clients through a follower: creates/s (p50 / p99 ms) |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
 	for _, s := range r.Steps {
 		if s.SeqLeader == nil {
 			continue
 		}
-		fol, rat, disk, all := "–", "–", size(s.SeqLeader.DiskPerOp), "–"
+		dev := func(p *Phase) string {
+			if p.DevicePerOp > 0 {
+				return size(p.DevicePerOp)
+			}
+			return "–"
+		}
+		fol, rat, disk, device, all := "–", "–", size(s.SeqLeader.DiskPerOp), dev(s.SeqLeader), "–"
 		if s.SeqFollower != nil {
 			fol = fmt.Sprintf("%.2f / %.1f", s.SeqFollower.P50Ms, s.SeqFollower.P99Ms)
 			rat = fmt.Sprintf("%.1f×", ratio(s.SeqFollower.P50Ms, s.SeqLeader.P50Ms))
 			disk += " / " + size(s.SeqFollower.DiskPerOp)
+			device += " / " + dev(s.SeqFollower)
 		}
 		if s.FollowerWrite != nil {
 			all = rate(*s.FollowerWrite)
 		}
-		fmt.Fprintf(w, "| %s | %.2f / %.1f | %s | %s | %s | %s |\n", count(s.Rooms), s.SeqLeader.P50Ms, s.SeqLeader.P99Ms, fol, rat, disk, all)
+		fmt.Fprintf(w, "| %s | %.2f / %.1f | %s | %s | %s | %s | %s |\n", count(s.Rooms), s.SeqLeader.P50Ms, s.SeqLeader.P99Ms, fol, rat, disk, device, all)
 	}
 
 	names := nodeNames(r)
