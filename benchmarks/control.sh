@@ -85,6 +85,9 @@ keep_logs() { # prefix
 }
 cleanup() {
 	stop_all
+	# A run that stops early keeps its servers' logs (a node that did not
+	# come back is only explained there).
+	[[ -d "$RESULTS" ]] && keep_logs "unfinished"
 	rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -135,9 +135,12 @@ func runDev(args []string) error {
 	srv.Start()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = srv.WaitReady(rctx)
-	cancel()
+	// A restart applies the log written since the newest snapshot before it
+	// is ready: wait as long as that makes progress (a large store takes
+	// minutes), saying where it is.
+	err = srv.WaitReadyProgressing(ctx, 5*time.Minute, func(applied, target uint64) {
+		logger.Info("starting: applying the Raft log", "applied", applied, "of", target)
+	})
 	if err != nil {
 		srv.Close()
 		return err

@@ -266,15 +266,51 @@ func (s *Server) ServeErr() <-chan error { return s.serveErr }
 
 // WaitReady blocks until /healthz would answer 200.
 func (s *Server) WaitReady(ctx context.Context) error {
-	t := time.NewTicker(20 * time.Millisecond)
+	return s.WaitReadyProgressing(ctx, 0, nil)
+}
+
+// WaitReadyProgressing is WaitReady for as long as the node makes progress:
+// a restart restores the newest snapshot and then applies the log written
+// after it (hundreds of thousands of entries after a busy hour, minutes at a
+// million rooms), which takes as long as it takes. It fails when the
+// applied index has not moved for stall while the node is not ready (0: only
+// ctx ends the wait); progress, when set, hears where the replay is every
+// few seconds.
+func (s *Server) WaitReadyProgressing(ctx context.Context, stall time.Duration, progress func(applied, target uint64)) error {
+	err := waitProgressing(ctx, s.Ready, func() (uint64, uint64) { return s.node.Progress() }, stall, 20*time.Millisecond, 5*time.Second, progress)
+	if err != nil {
+		return fmt.Errorf("control node %s not ready: %w", s.node.ID(), err)
+	}
+	return nil
+}
+
+// errStalled: not ready, and nothing applied for the stall period.
+var errStalled = errors.New("nothing applied while starting")
+
+func waitProgressing(ctx context.Context, ready func() bool, where func() (applied, target uint64), stall, tick, every time.Duration, progress func(applied, target uint64)) error {
+	t := time.NewTicker(tick)
 	defer t.Stop()
+	last, _ := where()
+	moved, told := time.Now(), time.Now()
 	for {
-		if s.Ready() {
+		if ready() {
 			return nil
+		}
+		now := time.Now()
+		applied, target := where()
+		if applied != last {
+			last, moved = applied, now
+		}
+		if stall > 0 && now.Sub(moved) >= stall {
+			return fmt.Errorf("%w for %v (applied %d of %d)", errStalled, stall, applied, target)
+		}
+		if progress != nil && now.Sub(told) >= every {
+			told = now
+			progress(applied, target)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("control node %s not ready: %w", s.node.ID(), ctx.Err())
+			return ctx.Err()
 		case <-t.C:
 		}
 	}
