@@ -198,12 +198,12 @@ func str(p *string) string {
 }
 
 // requiredRoom resolves the body's roomId (or customRoomId) under the
-// caller's scope.
+// caller's scope, as a write route does (a miss from stale state is a 503).
 func (s *Server) requiredRoom(c *fiber.Ctx, ref *string) (*state.Room, error) {
 	if str(ref) == "" {
 		return nil, invalidField("roomId", "is required")
 	}
-	return s.findRoom(c, str(ref))
+	return s.findRoomToWrite(c, str(ref))
 }
 
 // unsupported rejects options this deployment cannot honour, naming the

@@ -330,7 +330,7 @@ func (s *Server) endSession(c *fiber.Ctx) error {
 	if req.RoomID == nil || *req.RoomID == "" {
 		return invalidField("roomId", "is required")
 	}
-	room, err := s.findRoom(c, *req.RoomID)
+	room, err := s.findRoomToWrite(c, *req.RoomID)
 	if err != nil {
 		return err
 	}
@@ -384,7 +384,7 @@ func (s *Server) removeParticipant(c *fiber.Ctx) error {
 			return err
 		}
 	case req.RoomID != nil && *req.RoomID != "":
-		room, err := s.findRoom(c, *req.RoomID)
+		room, err := s.findRoomToWrite(c, *req.RoomID)
 		if err != nil {
 			return err
 		}

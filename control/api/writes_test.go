@@ -60,3 +60,48 @@ func TestWritesToARoomCreatedElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteRoutesRefuse404FromStaleState: a follower that has not applied
+// a room's create and cannot reach a leader must not answer "room not
+// found" on routes that act on the room (ending its session, removing a
+// participant): the room exists, and a
+// client told 404 may create it again. The answer is a retryable 503.
+func TestWriteRoutesRefuse404FromStaleState(t *testing.T) {
+	c := clustertest.New(t, 3, clustertest.Options{LeaderReadyOnly: true, Configure: func(i int, cfg *server.Config) {
+		cfg.Cluster.CommitTimeout = time.Hour
+		cfg.Cluster.LeaderHoldTimeout = time.Second
+	}})
+	leader, followers := c.Leader(), c.Followers()
+	stale := followers[0]
+	tok := c.Token()
+	r := c.Do(leader, "POST", "/v2/rooms", tok, map[string]any{})
+	if r.Status != 200 {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	var room struct{ RoomID string }
+	r.JSON(t, &room)
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		if !c.Node(stale).Ready() {
+			return "the follower is not ready"
+		}
+		return ""
+	})
+	var seen *state.Room
+	c.Node(stale).Node().FSM().Read(func(s *state.Store) { seen, _ = s.RoomByRoomID(room.RoomID) })
+	if seen != nil {
+		t.Fatal("the follower applied the create already; the test would not show a stale read")
+	}
+	// No leader anywhere: the stale follower cannot catch up.
+	c.Stop(leader)
+	c.Stop(followers[1])
+	for _, call := range []struct{ path string }{
+		{"/v2/sessions/end"},
+		{"/v2/sessions/participants/remove"},
+	} {
+		body := map[string]any{"roomId": room.RoomID, "participantId": "p1"}
+		r := c.Do(stale, "POST", call.path, tok, body)
+		if r.Status != 503 {
+			t.Errorf("POST %s for a room the follower has not applied, with no leader: %d %s (want a retryable 503, not a 404 from stale state)", call.path, r.Status, r.Body)
+		}
+	}
+}
