@@ -31,17 +31,16 @@ type Subscriber struct {
 
 	wg sync.WaitGroup // the negotiation goroutine, while one runs
 
-	mu        sync.Mutex
-	downs     map[string]*down // by publisher id + "/" + track id
-	toAdd     []*down
-	toRemove  []*down
-	awaiting  bool // an offer is outstanding
-	held      bool // negotiation held until the participant is announced
-	dirty     bool // changes may need an offer
-	running   bool // a negotiation goroutine is running
-	pending   []webrtc.ICECandidateInit
-	closed    bool
-	offeredAt time.Time
+	mu       sync.Mutex
+	downs    map[string]*down // by publisher id + "/" + track id
+	toAdd    []*down
+	toRemove []*down
+	awaiting bool // an offer is outstanding
+	held     bool // negotiation held until the participant is announced
+	dirty    bool // changes may need an offer
+	running  bool // a negotiation goroutine is running
+	pending  []webrtc.ICECandidateInit
+	closed   bool
 }
 
 type down struct {
@@ -275,7 +274,6 @@ func (s *Subscriber) negotiate() {
 	}
 	s.mu.Lock()
 	s.awaiting = true
-	s.offeredAt = s.part.room.sfu.now()
 	s.mu.Unlock()
 	s.part.sink.SubscriberOffer(offer.SDP)
 }
