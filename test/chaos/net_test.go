@@ -73,6 +73,22 @@ func (n *network) Isolate(id string) {
 	}
 }
 
+// RaftDialsHeld counts the Raft connections to or from node id that cuts
+// held unanswered so far: a partition that never made a node try to cross
+// it was not exercised.
+func (n *network) RaftDialsHeld(id string) int {
+	n.mu.Lock()
+	pairs := n.pairs
+	n.mu.Unlock()
+	held := 0
+	for _, p := range pairs {
+		if p.from == id || p.to == id {
+			held += p.Refused()
+		}
+	}
+	return held
+}
+
 // Heal ends every partition.
 func (n *network) Heal() {
 	n.mu.Lock()

@@ -550,6 +550,7 @@ func TestChaosRooms(t *testing.T) {
 			role = "leader"
 		}
 		t0, h0 := time.Now(), r.h.now()
+		heldBefore := 0
 		switch f.kind {
 		case "kill":
 			if f.lead {
@@ -574,6 +575,7 @@ func TestChaosRooms(t *testing.T) {
 		case "pause":
 			victim.Pause(t)
 		case "partition":
+			heldBefore = nw.RaftDialsHeld(victim.ID)
 			nw.Isolate(victim.ID)
 		}
 		probes = append(probes, r.probeWrites(label, t0, others(cl, victim), "survivor", recs))
@@ -588,6 +590,11 @@ func TestChaosRooms(t *testing.T) {
 		case "pause":
 			victim.Resume(t)
 		case "partition":
+			// Raft retries its links every heartbeat: across a real cut
+			// some of those dials must have been held.
+			if held := nw.RaftDialsHeld(victim.ID) - heldBefore; held == 0 {
+				t.Errorf("%s: %s was isolated for %v and no Raft connection to or from it was held: the partition was not exercised", label, victim.ID, f.down)
+			}
 			nw.Heal()
 		}
 		probes = append(probes, r.probeWrites(label, t1, []*procs.Control{victim}, role+" (after "+f.kind+")", recs))
