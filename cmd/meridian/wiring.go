@@ -482,13 +482,10 @@ func runEdgeDrain(args []string) error {
 }
 
 func postEdge(hc *http.Client, base, token, path string, in, out any) error {
-	b, _ := json.Marshal(in)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimRight(base, "/")+path, bytes.NewReader(b))
+	req, err := edgeapi.NewRequest(context.Background(), strings.TrimRight(base, "/")+path, token, in)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return err

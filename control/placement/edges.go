@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -273,13 +272,10 @@ func (s *Service) CloseRoom(ctx context.Context, roomID, reason string) error {
 }
 
 func (s *Service) post(ctx context.Context, url string, body any) error {
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	req, err := edgeapi.NewRequest(ctx, url, s.cfg.EdgeToken, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.cfg.EdgeToken)
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return err
