@@ -35,6 +35,12 @@ func TestCompositeRecording(t *testing.T) {
 	if st.State != egressapi.StateStopped || st.Error != "" {
 		t.Fatalf("final status: %+v", st)
 	}
+	// Statuses reach OnStatus from the runner's queue, so the last report
+	// may follow Wait's return by a moment.
+	waitFor(t, "the stopped status reported", func() bool {
+		_, ok := tr.log.find("rec-1", func(s egressapi.Status) bool { return s.State == egressapi.StateStopped })
+		return ok
+	})
 	if got := tr.log.states("rec-1"); len(got) != 3 || got[0] != egressapi.StateRunning || got[1] != egressapi.StateStopping || got[2] != egressapi.StateStopped {
 		t.Fatalf("reported states %v, want running, stopping, stopped", got)
 	}

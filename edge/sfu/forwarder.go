@@ -233,6 +233,19 @@ func (f *Forwarder) resend(b *binding, seq uint16) {
 	}
 }
 
+// connectedNow is called once the subscriber's transport is up: a
+// forwarder still waiting asks for its keyframe now (what it could have
+// forwarded before was lost). One that already started, on a keyframe
+// that came in between the connect and this call, is left alone: starting
+// it over would renumber its stream in the middle.
+func (f *Forwarder) connectedNow() {
+	if f.relay || f.current.Load() != noLayer {
+		return
+	}
+	f.waitingSince.Store(monoNow())
+	f.RequestKeyframe()
+}
+
 // resync makes the forwarder wait for the next keyframe of its target layer
 // and continue the output stream from there (after a pause).
 func (f *Forwarder) resync() {

@@ -3,6 +3,7 @@ package sfu
 import (
 	"fmt"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,27 +69,49 @@ func TestSubscriberNACKRetransmitsWithRightSequenceNumbers(t *testing.T) {
 	waitFor(len(first) + 300)
 
 	pkts := bob.received("video")
-	// The offset between output and publisher numbering, per layer (each
-	// layer is forwarded in one stretch here), from packets in order.
-	offset := map[int]uint16{}
+	// The offset between output and publisher numbering holds for a stretch
+	// of one layer: the forwarder renumbers at each switch, and automatic
+	// selection may visit a layer twice before the pin. Stretches are runs
+	// of one layer in output order; a retransmission must carry the offset
+	// of the stretch its output number falls in.
+	byOut := map[uint16]recvPacket{}
 	for _, p := range pkts {
 		if !p.tagged {
 			t.Fatalf("packet %d carries no publisher tag", p.seq)
 		}
-		if _, ok := offset[p.layer]; !ok {
-			offset[p.layer] = p.seq - p.pubSeq
+		if _, ok := byOut[p.seq]; !ok {
+			byOut[p.seq] = p
 		}
 	}
-	if len(offset) < 2 || offset[moved] == offset[pkts[0].layer] {
-		t.Fatalf("layers forwarded %v: want two with different offsets", offset)
+	order := make([]uint16, 0, len(byOut))
+	for seq := range byOut {
+		order = append(order, seq)
+	}
+	sort.Slice(order, func(i, j int) bool { return seqDiff(order[i], order[j]) < 0 })
+	offsetAt := map[uint16]uint16{} // output number -> its stretch's offset
+	layerAt := map[uint16]int{}
+	var stretches []string
+	for i, seq := range order {
+		p := byOut[seq]
+		if i == 0 || p.layer != byOut[order[i-1]].layer {
+			stretches = append(stretches, fmt.Sprintf("layer %d from %d (+%d)", p.layer, seq, p.seq-p.pubSeq))
+			offsetAt[seq] = p.seq - p.pubSeq
+		} else {
+			offsetAt[seq] = offsetAt[order[i-1]]
+		}
+		layerAt[seq] = p.layer
+	}
+	offset := stretches
+	if len(stretches) < 2 || byOut[order[len(order)-1]].layer != moved {
+		t.Fatalf("stretches forwarded %v: want the pinned layer %d last, after another", stretches, moved)
 	}
 	got := map[uint16]bool{}
 	highest := pkts[0].seq
 	late := 0
 	for _, p := range pkts {
-		if p.seq-p.pubSeq != offset[p.layer] {
-			t.Fatalf("packet %d carries publisher packet %d of layer %d: that layer maps %d to %d",
-				p.seq, p.pubSeq, p.layer, p.pubSeq+offset[p.layer], p.pubSeq)
+		if p.layer != layerAt[p.seq] || p.seq-p.pubSeq != offsetAt[p.seq] {
+			t.Fatalf("packet %d carries publisher packet %d of layer %d: its stretch (layer %d) maps %d to %d",
+				p.seq, p.pubSeq, p.layer, layerAt[p.seq], p.pubSeq+offsetAt[p.seq], p.pubSeq)
 		}
 		if got[p.seq] {
 			continue
@@ -116,7 +139,7 @@ func TestSubscriberNACKRetransmitsWithRightSequenceNumbers(t *testing.T) {
 		}
 	}
 	f := bob.part.Forwarder("alice", "video")
-	t.Logf("%d packets (layer offsets %v), %d dropped on arrival, %d checked, %d arrived late; edge: %d NACKed, %d retransmitted",
+	t.Logf("%d packets (stretches %v), %d dropped on arrival, %d checked, %d arrived late; edge: %d NACKed, %d retransmitted",
 		len(pkts), offset, drops.Load(), checked, late, f.stats.nacks.Load(), f.stats.retransmits.Load())
 	if checked < 40 {
 		t.Fatalf("only %d dropped packets to check", checked)

@@ -68,7 +68,7 @@ func newSubscriber(part *Participant) (*Subscriber, error) {
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateConnected && !s.connected.Swap(true) {
 			for _, f := range s.forwarders() {
-				f.resync()
+				f.connectedNow()
 			}
 		}
 		if fn := s.onState.Load(); fn != nil {
