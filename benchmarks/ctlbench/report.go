@@ -48,10 +48,7 @@ func printResult(w io.Writer, r *Result) {
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	from := r.Baseline.Rooms
 	row := func(label string, f Phase) {
-		dev := "–"
-		if f.DevicePerOp > 0 {
-			dev = size(f.DevicePerOp)
-		}
+		dev := deviceSize(f)
 		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.1f | %s | %s | %s | %.0f %% | %.0f | %.0f %% | %.0f %% |\n", label, f.PerSec, f.P50Ms, f.P99Ms,
 			size(f.DiskPerOp), dev, size(f.WcharPerOp), f.ServerCPUPct, f.CPUPerOpUs, f.OtherLoadPct, f.ClientCPUPct)
 	}
@@ -104,18 +101,12 @@ func printResult(w io.Writer, r *Result) {
 		if s.SeqLeader == nil {
 			continue
 		}
-		dev := func(p *Phase) string {
-			if p.DevicePerOp > 0 {
-				return size(p.DevicePerOp)
-			}
-			return "–"
-		}
-		fol, rat, disk, device, all := "–", "–", size(s.SeqLeader.DiskPerOp), dev(s.SeqLeader), "–"
+		fol, rat, disk, device, all := "–", "–", size(s.SeqLeader.DiskPerOp), deviceSize(*s.SeqLeader), "–"
 		if s.SeqFollower != nil {
 			fol = fmt.Sprintf("%.2f / %.1f", s.SeqFollower.P50Ms, s.SeqFollower.P99Ms)
 			rat = fmt.Sprintf("%.1f×", ratio(s.SeqFollower.P50Ms, s.SeqLeader.P50Ms))
 			disk += " / " + size(s.SeqFollower.DiskPerOp)
-			device += " / " + dev(s.SeqFollower)
+			device += " / " + deviceSize(*s.SeqFollower)
 		}
 		if s.FollowerWrite != nil {
 			all = rate(*s.FollowerWrite)
@@ -343,4 +334,12 @@ func size(v float64) string {
 		return fmt.Sprintf("%.1f KiB", v/(1<<10))
 	}
 	return fmt.Sprintf("%.0f B", v)
+}
+
+// deviceSize is a phase's device bytes per request, "–" when unknown.
+func deviceSize(p Phase) string {
+	if p.DevicePerOp > 0 {
+		return size(p.DevicePerOp)
+	}
+	return "–"
 }

@@ -24,25 +24,8 @@ func TestWritesToARoomCreatedElsewhere(t *testing.T) {
 	leader, follower := c.Leader(), c.Followers()[0]
 	tok := c.Token()
 	for _, route := range []string{"deactivate", "enable"} {
-		r := c.Do(leader, "POST", "/v2/rooms", tok, map[string]any{})
-		if r.Status != 200 {
-			t.Fatalf("create: %d %s", r.Status, r.Body)
-		}
-		var room struct{ RoomID string }
-		r.JSON(t, &room)
-		// The create's append told the follower that the bootstrap
-		// entries committed: it becomes ready, without the room.
-		clustertest.Eventually(t, 10*time.Second, func() string {
-			if !c.Node(follower).Ready() {
-				return "the follower is not ready"
-			}
-			return ""
-		})
-		var seen *state.Room
-		c.Node(follower).Node().FSM().Read(func(s *state.Store) { seen, _ = s.RoomByRoomID(room.RoomID) })
-		if seen != nil {
-			t.Fatalf("%s: the follower applied the create already; the test would not show a stale read", route)
-		}
+		room := createUnseenBy(t, c, leader, follower, tok, route)
+		var r clustertest.Response
 		if route == "deactivate" {
 			r = c.Do(follower, "POST", "/v2/rooms/deactivate", tok, map[string]any{"roomId": room.RoomID})
 		} else {
@@ -74,23 +57,7 @@ func TestWriteRoutesRefuse404FromStaleState(t *testing.T) {
 	leader, followers := c.Leader(), c.Followers()
 	stale := followers[0]
 	tok := c.Token()
-	r := c.Do(leader, "POST", "/v2/rooms", tok, map[string]any{})
-	if r.Status != 200 {
-		t.Fatalf("create: %d %s", r.Status, r.Body)
-	}
-	var room struct{ RoomID string }
-	r.JSON(t, &room)
-	clustertest.Eventually(t, 10*time.Second, func() string {
-		if !c.Node(stale).Ready() {
-			return "the follower is not ready"
-		}
-		return ""
-	})
-	var seen *state.Room
-	c.Node(stale).Node().FSM().Read(func(s *state.Store) { seen, _ = s.RoomByRoomID(room.RoomID) })
-	if seen != nil {
-		t.Fatal("the follower applied the create already; the test would not show a stale read")
-	}
+	room := createUnseenBy(t, c, leader, stale, tok, "stale follower")
 	// No leader anywhere: the stale follower cannot catch up.
 	c.Stop(leader)
 	c.Stop(followers[1])
@@ -104,4 +71,30 @@ func TestWriteRoutesRefuse404FromStaleState(t *testing.T) {
 			t.Errorf("POST %s for a room the follower has not applied, with no leader: %d %s (want a retryable 503, not a 404 from stale state)", call.path, r.Status, r.Body)
 		}
 	}
+}
+
+// createUnseenBy creates a room through leader and returns it once follower
+// is ready without having applied the create (its CommitTimeout is long),
+// so a request to follower meets stale state.
+func createUnseenBy(t *testing.T, c *clustertest.Cluster, leader, follower int, tok, what string) (room struct{ RoomID string }) {
+	t.Helper()
+	r := c.Do(leader, "POST", "/v2/rooms", tok, map[string]any{})
+	if r.Status != 200 {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	r.JSON(t, &room)
+	// The create's append told the follower that the bootstrap entries
+	// committed: it becomes ready, without the room.
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		if !c.Node(follower).Ready() {
+			return "the follower is not ready"
+		}
+		return ""
+	})
+	var seen *state.Room
+	c.Node(follower).Node().FSM().Read(func(s *state.Store) { seen, _ = s.RoomByRoomID(room.RoomID) })
+	if seen != nil {
+		t.Fatalf("%s: the follower applied the create already; the test would not show a stale read", what)
+	}
+	return room
 }

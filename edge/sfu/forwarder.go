@@ -57,7 +57,7 @@ func newForwarder(t *PublishedTrack, sub *Subscriber, relayLayer int) *Forwarder
 		// request; the connect (Subscriber) asks instead. A track added to a
 		// connected subscriber asks at once.
 		onBind: func() {
-			if !f.relay && (sub == nil || sub.connected.Load()) {
+			if !f.relay && f.transportUp() {
 				f.RequestKeyframe()
 			}
 		},
@@ -85,6 +85,13 @@ func newForwarder(t *PublishedTrack, sub *Subscriber, relayLayer int) *Forwarder
 	return f
 }
 
+// transportUp reports whether what the forwarder writes can reach its
+// subscriber (a tap has no transport of its own).
+func (f *Forwarder) transportUp() bool { return f.sub == nil || f.sub.connected.Load() }
+
+// receiving reports whether the forwarder is negotiated and its transport up.
+func (f *Forwarder) receiving() bool { return f.dt.b.Load() != nil && f.transportUp() }
+
 // DownTrack returns the local track the subscriber PC sends.
 func (f *Forwarder) DownTrack() *DownTrack { return f.dt }
 
@@ -95,7 +102,7 @@ func (f *Forwarder) forward(idx int, pkt *rtp.Packet, key bool, arrival int64) {
 		return
 	}
 	b := f.dt.b.Load()
-	if b == nil || (f.sub != nil && !f.sub.connected.Load()) {
+	if b == nil || !f.transportUp() {
 		f.stats.skipNotConnected.Add(1)
 		return // not negotiated or not connected yet
 	}

@@ -391,7 +391,7 @@ func (t *PublishedTrack) RequestKeyframe(idx int) {
 // first keyframes).
 func (t *PublishedTrack) keyframeForWaiting(idx int) {
 	for _, f := range t.forwarders() {
-		if f.waitingSince.Load() != 0 && int(f.target.Load()) == idx && f.dt.b.Load() != nil && (f.sub == nil || f.sub.connected.Load()) {
+		if f.waitingSince.Load() != 0 && int(f.target.Load()) == idx && f.receiving() {
 			t.RequestKeyframe(idx)
 			return
 		}
