@@ -234,12 +234,21 @@ func (s *Server) jobWebhook(p *string) (string, error) {
 	return u, nil
 }
 
-func dirPath(ps ...*string) (string, error) {
-	for _, p := range ps {
-		if v := str(p); v != "" {
+// dirField is one directory field of a request body: its REST name (so a
+// 400 names the field the bad value came in) and its value.
+type dirField struct {
+	name string
+	v    *string
+}
+
+// dirPath returns the first non-empty directory among fields, trimmed of
+// slashes, or a 400 naming that field.
+func dirPath(fields ...dirField) (string, error) {
+	for _, f := range fields {
+		if v := str(f.v); v != "" {
 			v = strings.Trim(v, "/")
 			if len(v) > 512 || strings.Contains(v, "..") || unsafeText(v) {
-				return "", invalidField("awsDirPath", "must be a relative path of at most 512 characters without \"..\"")
+				return "", invalidField(f.name, "must be a relative path of at most 512 characters without \"..\"")
 			}
 			return v, nil
 		}
@@ -287,7 +296,7 @@ func (s *Server) startRecording(composite bool) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		dir, err := dirPath(req.AWSDirPath, req.BucketDirPath)
+		dir, err := dirPath(dirField{"awsDirPath", req.AWSDirPath}, dirField{"bucketDirPath", req.BucketDirPath})
 		if err != nil {
 			return err
 		}
@@ -332,7 +341,7 @@ func (s *Server) startIndividual(c *fiber.Ctx, track bool) error {
 	if err != nil {
 		return err
 	}
-	dir, err := dirPath(req.BucketDirPath)
+	dir, err := dirPath(dirField{"bucketDirPath", req.BucketDirPath})
 	if err != nil {
 		return err
 	}
@@ -453,7 +462,7 @@ func (s *Server) startMerge(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	dir, err := dirPath(req.DirPath)
+	dir, err := dirPath(dirField{"dirPath", req.DirPath})
 	if err != nil {
 		return err
 	}
@@ -935,8 +944,8 @@ func checkAutoStart(raw []byte, checkURL func(string) error) error {
 			}
 			return badRequest(err.Error())
 		}
-		if _, err := dirPath(k.j.AWSDirPath); err != nil {
-			return invalidField(prefix+"awsDirPath", "must be a relative path of at most 512 characters without \"..\"")
+		if _, err := dirPath(dirField{prefix + "awsDirPath", k.j.AWSDirPath}); err != nil {
+			return err
 		}
 		if u := str(k.j.WebhookURL); u != "" {
 			if err := validateWebhookURL(prefix+"webhookUrl", u); err != nil {
