@@ -256,7 +256,7 @@ func dirPath(fields ...dirField) (string, error) {
 	return "", nil
 }
 
-// normalize checks a spec the way the edge will (field errors → 400
+// checkSpec checks a spec the way the edge will (field errors → 400
 // naming the REST field) before anything is recorded.
 func checkSpec(spec egressapi.Spec) error {
 	spec.ID = "000000000000000000000000"
@@ -266,11 +266,36 @@ func checkSpec(spec egressapi.Spec) error {
 	if spec.Kind == egressapi.KindMerge {
 		spec.SessionID = "check"
 	}
-	_, err := spec.Normalize()
+	norm, err := spec.Normalize()
 	if fe := (*egressapi.FieldError)(nil); err != nil && asFieldError(err, &fe) {
 		return invalidField(fe.Field, "%s", fe.Message)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	switch spec.Kind {
+	case egressapi.KindComposite, egressapi.KindRTMP, egressapi.KindHLS:
+		return notRendered(norm.Config, "config")
+	}
+	return nil
+}
+
+// notRendered rejects the config values the shared contract accepts but
+// the edge compositor cannot render as asked (a normalized config; prefix
+// names the object in the request), so the caller gets a 400 naming the
+// field instead of a different layout or size than it asked for:
+//   - layout.priority PIN: pins are client-side state no Meridian edge
+//     receives, so the compositor would fall back to join order;
+//   - quality ultra: the largest size the compositor renders is high's
+//     1920×1080 (and a larger one would not fit the one-core budget).
+func notRendered(cfg egressapi.Config, prefix string) error {
+	if cfg.Layout.Priority == egressapi.PriorityPin {
+		return invalidField(prefix+".layout.priority", "PIN is not supported: Meridian does not know which participants are pinned; the supported value is SPEAKER (the default)")
+	}
+	if cfg.Quality == egressapi.QualityUltra {
+		return invalidField(prefix+".quality", "ultra is not supported: the largest output is high (1920x1080); supported values are low, med and high")
+	}
+	return nil
 }
 
 func (s *Server) startRecording(composite bool) fiber.Handler {
@@ -938,11 +963,15 @@ func checkAutoStart(raw []byte, checkURL func(string) error) error {
 		if k.j.Config != nil {
 			spec.Config = *k.j.Config
 		}
-		if _, err := spec.Normalize(); err != nil {
+		norm, err := spec.Normalize()
+		if err != nil {
 			if fe := (*egressapi.FieldError)(nil); asFieldError(err, &fe) {
 				return invalidField(prefix+fe.Field, "%s", fe.Message)
 			}
 			return badRequest(err.Error())
+		}
+		if err := notRendered(norm.Config, prefix+"config"); err != nil {
+			return err
 		}
 		if _, err := dirPath(dirField{prefix + "awsDirPath", k.j.AWSDirPath}); err != nil {
 			return err
