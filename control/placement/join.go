@@ -89,13 +89,19 @@ func (s *Service) poolReportLocked(id string, now time.Time) (edgeapi.PoolMember
 }
 
 // suspectedLocked: a fresh heartbeat from another edge of the region
-// reports this one as not alive. A mere suspicion (memberlist's probe timed
-// out, as it may on a loaded host) counts only when it is newer than the
-// edge's own last heartbeat (heard): an edge heard from since is evidently
-// running — say, after the reporter itself died with that suspicion in its
-// last heartbeat. Dead or left always counts (partitioned from its region,
-// an edge still reaching the control plane must not get joiners). s.mu held.
+// reports this one as not alive, and this node has not heard from the edge
+// itself within LateAfter (heard: its last heartbeat here). An edge whose
+// own heartbeats are on time is running and reaching the control plane; a
+// gossip fault between it and its peers must not take it out of join
+// answers (docs/multi-edge.md, "Edge liveness and load"). A mere suspicion
+// (memberlist's probe timed out, as it may on a loaded host) also has to be
+// newer than that heartbeat: an edge heard from since is evidently running —
+// say, after the reporter itself died with that suspicion in its last
+// heartbeat. s.mu held.
 func (s *Service) suspectedLocked(id string, heard, now time.Time) bool {
+	if now.Sub(heard) < s.cfg.LateAfter {
+		return false
+	}
 	for reporter, le := range s.live {
 		if reporter == id || now.Sub(le.seen) >= s.cfg.DownAfter {
 			continue

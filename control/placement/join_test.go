@@ -13,6 +13,7 @@ func testService(now time.Time) *Service {
 	cfg := DefaultConfig()
 	cfg.Catalog = geo.NewCatalog()
 	cfg.Now = func() time.Time { return now }
+	cfg.LateAfter = 3 * cfg.HeartbeatEvery // what New derives
 	return &Service{cfg: cfg, live: map[string]*liveEdge{}}
 }
 
@@ -91,7 +92,12 @@ func TestUsable(t *testing.T) {
 		{ID: "dead-to-region", State: edgeapi.MemberDead},
 	}}
 	s.live["heard-since"] = &liveEdge{seen: now}
+	// Dead to its region but heartbeating on time: a gossip fault between
+	// it and its peers, not a dead edge; it keeps taking joiners.
 	s.live["dead-to-region"] = &liveEdge{seen: now}
+	// Dead to its region and its heartbeats late (not yet DownAfter): killed.
+	s.live["dead-and-late"] = &liveEdge{seen: now.Add(-4 * time.Second)}
+	s.live["dead-reporter"].pool = append(s.live["dead-reporter"].pool, edgeapi.PoolMember{ID: "dead-and-late", State: edgeapi.MemberDead})
 	cases := []struct {
 		e    *state.Edge
 		want bool
@@ -102,7 +108,8 @@ func TestUsable(t *testing.T) {
 		{edge("vouched", "eu-west", 10), true, 0.3},
 		{edge("suspect", "eu-west", 10), false, 0},
 		{edge("heard-since", "eu-west", 10), true, 0},
-		{edge("dead-to-region", "eu-west", 10), false, 0},
+		{edge("dead-to-region", "eu-west", 10), true, 0},
+		{edge("dead-and-late", "eu-west", 10), false, 0},
 		{edge("full-by-gossip", "eu-west", 10), false, 0},
 		{edge("draining", "eu-west", 10), false, 0},
 		{&state.Edge{ID: "down", Region: "eu-west", Up: false}, false, 0},
@@ -116,26 +123,38 @@ func TestUsable(t *testing.T) {
 	}
 }
 
-// TestVerdict: when the leader marks an edge down.
+// TestVerdict: when the leader marks an edge down. A region peer's report
+// counts only once the edge's own heartbeats are late (LateAfter, 3 s
+// here): a gossip fault between two edges that both reach the control
+// plane takes neither down.
 func TestVerdict(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	leaderSince := now.Add(-time.Hour)
 	s := testService(now)
-	s.live["a"] = &liveEdge{seen: now, pool: []edgeapi.PoolMember{{ID: "b", State: edgeapi.MemberDead}, {ID: "c", State: edgeapi.MemberAlive}}}
-	s.live["b"] = &liveEdge{seen: now}                       // still heartbeating, but its region says dead
-	s.live["c"] = &liveEdge{seen: now.Add(-time.Minute)}     // silent to us, alive to its region
-	s.live["d"] = &liveEdge{seen: now.Add(-time.Minute)}     // silent, nobody vouches
-	s.live["e"] = &liveEdge{seen: now.Add(-2 * time.Second)} // fine
-	cases := map[string]bool{"b": true, "c": false, "d": true, "e": false, "never": true}
+	late := now.Add(-4 * time.Second) // past LateAfter, within DownAfter
+	s.live["a"] = &liveEdge{seen: now, pool: []edgeapi.PoolMember{{ID: "b", State: edgeapi.MemberDead}, {ID: "c", State: edgeapi.MemberAlive},
+		{ID: "f", State: edgeapi.MemberDead}, {ID: "h", State: edgeapi.MemberLeft}, {ID: "i", State: edgeapi.MemberLeft}}}
+	s.live["b"] = &liveEdge{seen: now, pool: []edgeapi.PoolMember{{ID: "a", State: edgeapi.MemberDead}}} // a and b: gossip cut between them
+	s.live["c"] = &liveEdge{seen: now.Add(-time.Minute)}                                                 // silent to us, alive to its region
+	s.live["d"] = &liveEdge{seen: now.Add(-time.Minute)}                                                 // silent, nobody vouches
+	s.live["e"] = &liveEdge{seen: now.Add(-2 * time.Second)}                                             // fine
+	s.live["f"] = &liveEdge{seen: late}                                                                  // late and dead to its region: killed
+	s.live["g"] = &liveEdge{seen: late}                                                                  // late, nobody reports: not yet
+	s.live["h"] = &liveEdge{seen: now}                                                                   // left by its peer's word, heartbeating (restarted)
+	s.live["i"] = &liveEdge{seen: late}                                                                  // left and late: gone
+	cases := map[string]bool{"a": false, "b": false, "c": false, "d": true, "e": false, "f": true, "g": false, "h": false, "i": true, "never": true}
 	for id, down := range cases {
 		why := s.verdictLocked(&state.Edge{ID: id, Region: "eu-west", Up: true}, now, leaderSince)
 		if (why != "") != down {
 			t.Errorf("%s: verdict %q, want down=%v", id, why, down)
 		}
 	}
-	// A new leader gives silent edges DownAfter to report.
-	if why := s.verdictLocked(&state.Edge{ID: "d", Region: "eu-west", Up: true}, now, now.Add(-time.Second)); why != "" {
-		t.Errorf("fresh leader marked a silent edge down at once: %q", why)
+	// A new leader gives every edge LateAfter before believing its peers,
+	// and DownAfter before calling it silent.
+	for _, id := range []string{"d", "f", "never"} {
+		if why := s.verdictLocked(&state.Edge{ID: id, Region: "eu-west", Up: true}, now, now.Add(-time.Second)); why != "" {
+			t.Errorf("fresh leader marked %s down at once: %q", id, why)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package placement
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -38,9 +39,28 @@ func (s *Service) nudge() {
 	}
 }
 
-// verdict is why an edge is to be marked down ("" = it is fine).
+// verdictLocked is why an edge is to be marked down ("" = it is fine).
+//
+// The edge's own heartbeats come first. While they are on time (heard
+// within LateAfter, counted from when this node became leader at the
+// earliest, so a new leader first gives every edge a chance to report) the
+// edge is running and reaches the control plane: a region peer's word that
+// it is dead does not take it down. Two edges whose gossip is cut from each
+// other each report the other dead; believing them would end both edges'
+// meetings, and the edges would register again and be marked down again,
+// round after round. Once its heartbeats are late, a live peer's report
+// that it is dead or left marks it down at once (a killed edge: gossip's
+// verdict and the late heartbeat agree within ~4 s); an edge silent for
+// DownAfter that no peer vouches for is down too.
 func (s *Service) verdictLocked(e *state.Edge, now, leaderSince time.Time) string {
-	le := s.live[e.ID]
+	heard := leaderSince
+	if le := s.live[e.ID]; le != nil && le.seen.After(heard) {
+		heard = le.seen
+	}
+	quiet := now.Sub(heard)
+	if quiet < s.cfg.LateAfter {
+		return ""
+	}
 	vouched := false
 	for reporter, rl := range s.live {
 		if reporter == e.ID || now.Sub(rl.seen) >= s.cfg.DownAfter {
@@ -52,17 +72,16 @@ func (s *Service) verdictLocked(e *state.Edge, now, leaderSince time.Time) strin
 			}
 			switch m.State {
 			case edgeapi.MemberDead:
-				return "dead according to region peer " + reporter
+				return fmt.Sprintf("dead according to region peer %s, no heartbeat for %s", reporter, quiet.Round(time.Millisecond))
 			case edgeapi.MemberLeft:
-				return "left its region's pool (reported by " + reporter + ")"
+				return fmt.Sprintf("left its region's pool (reported by %s), no heartbeat for %s", reporter, quiet.Round(time.Millisecond))
 			case edgeapi.MemberAlive:
 				vouched = true
 			}
 		}
 	}
-	silent := le == nil || now.Sub(le.seen) >= s.cfg.DownAfter
-	if !silent || now.Sub(leaderSince) < s.cfg.DownAfter {
-		return "" // a new leader first gives every edge a chance to report
+	if quiet < s.cfg.DownAfter {
+		return ""
 	}
 	if vouched {
 		// Cut off from the control plane but alive to its region: its

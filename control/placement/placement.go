@@ -49,6 +49,12 @@ type Config struct {
 	NearKm         float64
 	HeartbeatEvery time.Duration
 	DownAfter      time.Duration // no heartbeat for this long: edge is down
+	// LateAfter: an edge heard from more recently than this is running,
+	// whatever its region's gossip says; a peer's suspect/dead/left report
+	// counts (in placement and in the leader's verdict) only once the
+	// edge's own heartbeats are this late. 0: 3 × HeartbeatEvery, at most
+	// DownAfter (docs/multi-edge.md, "Edge liveness and load").
+	LateAfter      time.Duration
 	TicketTTL      time.Duration
 	RelayTicketTTL time.Duration
 	TURNTTL        time.Duration
@@ -85,6 +91,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("placement: RelayTicketTTL must be in (0, %s]", ticket.RelayMaxTTL)
 	case c.DownAfter <= c.HeartbeatEvery:
 		return errors.New("placement: DownAfter must exceed HeartbeatEvery")
+	case c.LateAfter != 0 && (c.LateAfter <= c.HeartbeatEvery || c.LateAfter > c.DownAfter):
+		return errors.New("placement: LateAfter must exceed HeartbeatEvery and be at most DownAfter")
 	case c.NearKm < 0:
 		return errors.New("placement: NearKm must not be negative")
 	}
@@ -163,6 +171,9 @@ func New(cfg Config, node *cluster.Node) (*Service, error) {
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.LateAfter == 0 {
+		cfg.LateAfter = min(3*cfg.HeartbeatEvery, cfg.DownAfter)
 	}
 	s := &Service{cfg: cfg, node: node, log: cfg.Logger, live: map[string]*liveEdge{}, pushes: make(chan pushJob, 1024), stop: make(chan struct{})}
 	s.bg.Add(1)
