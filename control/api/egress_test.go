@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -421,4 +422,103 @@ func TestEgressStartInAnEmptySession(t *testing.T) {
 	if n := jobCount(c); n != 0 {
 		t.Fatalf("%d jobs recorded", n)
 	}
+}
+
+// TestEgressViewsShowWhatRaftHolds: every job view carries the edge that
+// runs the job and, where the job has them, its duration and size as Raft
+// holds them — for a running job too, not only inside `file` once stopped
+// — next to the documented fields, which keep their values.
+func TestEgressViewsShowWhatRaftHolds(t *testing.T) {
+	c := egressNode(t, time.Hour)
+	room := createRoom(t, c, "views")
+	const (
+		sess  = "eeeeeeeeeeeeeeeeeeeeee00"
+		comp  = "eeeeeeeeeeeeeeeeeeeeee01"
+		part  = "eeeeeeeeeeeeeeeeeeeeee02"
+		track = "eeeeeeeeeeeeeeeeeeeeee03"
+		live  = "eeeeeeeeeeeeeeeeeeeeee04"
+		hls   = "eeeeeeeeeeeeeeeeeeeeee05"
+		merge = "eeeeeeee-eeee-4eee-8eee-eeeeeeeeee06"
+	)
+	jobs := []state.Job{
+		{ID: comp, Kind: egressapi.KindComposite, EdgeID: "edge-comp"},
+		{ID: part, Kind: egressapi.KindParticipant, ParticipantID: "p1", FileFormat: "webm", EdgeID: "edge-part"},
+		{ID: track, Kind: egressapi.KindTrack, ParticipantID: "p1", TrackKind: "audio", FileFormat: "webm", EdgeID: "edge-track"},
+		{ID: live, Kind: egressapi.KindRTMP, Outputs: []egressapi.RTMPOutput{{URL: "rtmp://x.example/live", StreamKey: "k"}}, EdgeID: "edge-live"},
+		{ID: hls, Kind: egressapi.KindHLS, EdgeID: "edge-hls"},
+		{ID: merge, Kind: egressapi.KindMerge, EdgeID: "edge-merge"},
+	}
+	for _, j := range jobs {
+		j.UserID, j.APIKey, j.RoomID, j.SessionID = room.UserID, room.APIKey, room.RoomID, sess
+		putJob(t, c, j)
+	}
+	report := func(edge string, st egressapi.Status) {
+		t.Helper()
+		if _, _, err := c.Node(0).Node().Apply(context.Background(), state.CmdJobStatus, state.JobStatus{EdgeID: edge, Status: st, At: time.Now().UTC()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started := time.Now().UTC().Add(-time.Minute)
+	// Running jobs, as their edges last reported them.
+	report("edge-comp", egressapi.Status{ID: comp, Kind: egressapi.KindComposite, State: egressapi.StateRunning, Seq: 1, StartedAt: started, Duration: 41.5, Size: 3_000_000})
+	report("edge-part", egressapi.Status{ID: part, Kind: egressapi.KindParticipant, State: egressapi.StateRunning, Seq: 1, StartedAt: started, Duration: 12.25, Size: 250_000})
+	report("edge-live", egressapi.Status{ID: live, Kind: egressapi.KindRTMP, State: egressapi.StateRunning, Seq: 1, StartedAt: started, Duration: 33.75})
+	report("edge-hls", egressapi.Status{ID: hls, Kind: egressapi.KindHLS, State: egressapi.StateRunning, Seq: 1, StartedAt: started, Duration: 7.5})
+
+	get := func(path string) map[string]any {
+		t.Helper()
+		var v map[string]any
+		c.Do(0, "GET", path, c.Token(), nil).JSON(t, &v)
+		return v
+	}
+	pick := func(v map[string]any, keys ...string) map[string]any {
+		out := map[string]any{}
+		for _, k := range keys {
+			if x, ok := v[k]; ok {
+				out[k] = x
+			}
+		}
+		return out
+	}
+	expect := func(what string, got, want map[string]any) {
+		t.Helper()
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: got %v, want %v", what, got, want)
+		}
+	}
+	expect("running composite", pick(get("/v2/recordings/"+comp), "id", "status", "edgeId", "duration", "size", "file"),
+		map[string]any{"id": comp, "status": "running", "edgeId": "edge-comp", "duration": 41.5, "size": 3e6})
+	expect("running participant recording", pick(get("/v2/recordings/participant/"+part), "id", "kind", "mode", "status", "edgeId", "duration", "size", "files"),
+		map[string]any{"id": part, "kind": "audio_video", "mode": "participant", "status": "running", "edgeId": "edge-part", "duration": 12.25, "size": 250000.0, "files": []any{}})
+	expect("starting track recording", pick(get("/v2/recordings/participant/track/"+track), "id", "kind", "mode", "status", "edgeId", "duration", "size"),
+		map[string]any{"id": track, "kind": "audio", "mode": "track", "status": "starting", "edgeId": "edge-track", "duration": 0.0, "size": 0.0})
+	expect("running livestream", pick(get("/v2/livestreams/"+live), "id", "status", "edgeId", "duration", "size", "outputs"),
+		map[string]any{"id": live, "status": "running", "edgeId": "edge-live", "duration": 33.75,
+			"outputs": []any{map[string]any{"streamKey": "k", "url": "rtmp://x.example/live"}}})
+	expect("running hls", pick(get("/v2/hls/"+hls), "id", "status", "edgeId", "duration"),
+		map[string]any{"id": hls, "status": "running", "edgeId": "edge-hls", "duration": 7.5})
+	expect("running merge", pick(get("/v2/recordings/participant/merge/"+merge), "id", "status", "edgeId"),
+		map[string]any{"id": merge, "status": "running", "edgeId": "edge-merge"})
+
+	// Once stopped, the top-level totals are the final ones and the
+	// documented file carries the same numbers.
+	stopped := time.Now().UTC()
+	report("edge-comp", egressapi.Status{ID: comp, Kind: egressapi.KindComposite, State: egressapi.StateStopped, Seq: 2, StartedAt: started, StoppedAt: stopped, Duration: 55.055, Size: 17023255,
+		Files: []egressapi.File{{Storage: "local", Key: "recordings/" + comp + ".mp4", Size: 17023255, Duration: 55.055, Width: 1280, Height: 720, Format: "mov,mp4,m4a,3gp,3g2,mj2", Type: "video"}}})
+	report("edge-live", egressapi.Status{ID: live, Kind: egressapi.KindRTMP, State: egressapi.StateStopped, Seq: 2, StartedAt: started, StoppedAt: stopped, Duration: 60.5})
+	v := get("/v2/recordings/" + comp)
+	expect("stopped composite", pick(v, "status", "edgeId", "duration", "size", "fileId"),
+		map[string]any{"status": "stopped", "edgeId": "edge-comp", "duration": 55.055, "size": 17023255.0, "fileId": comp})
+	file, _ := v["file"].(map[string]any)
+	expect("stopped composite file", pick(file, "size", "meta", "type"),
+		map[string]any{"size": 17023255.0, "type": "video", "meta": map[string]any{"duration": 55.055, "format": "mov,mp4,m4a,3gp,3g2,mj2", "resolution": map[string]any{"width": 1280.0, "height": 720.0}}})
+	expect("stopped livestream", pick(get("/v2/livestreams/"+live), "status", "edgeId", "duration"),
+		map[string]any{"status": "stopped", "edgeId": "edge-live", "duration": 60.5})
+	// Lists carry the same fields.
+	var l struct{ Data []map[string]any }
+	c.Do(0, "GET", "/v2/livestreams?roomId=views", c.Token(), nil).JSON(t, &l)
+	if len(l.Data) != 1 {
+		t.Fatalf("livestream list: %+v", l)
+	}
+	expect("livestream list item", pick(l.Data[0], "id", "edgeId", "duration"), map[string]any{"id": live, "edgeId": "edge-live", "duration": 60.5})
 }

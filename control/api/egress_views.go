@@ -8,8 +8,11 @@ import (
 	"github.com/meridian-video/meridian/shared/egressapi"
 )
 
-// Response shapes of §5-10: field names as documented; status, error and
-// the stored files' details are Meridian extras clients may read.
+// Response shapes of §5-10: field names as documented; status, error, the
+// stored files' details and what Raft holds about the job (edgeId: the edge
+// node running it; duration and size: the job's totals as its edge last
+// reported them, final once it ended) are Meridian extras clients may read.
+// Extras are only ever added next to the documented fields.
 
 type resolution struct {
 	Width  int `json:"width"`
@@ -152,6 +155,9 @@ type recordingView struct {
 	Config    any             `json:"config,omitempty"`
 	Webhook   webhookSummary  `json:"webhook"`
 	Links     jobLinks        `json:"links"`
+	EdgeID    string          `json:"edgeId,omitempty"`
+	Duration  float64         `json:"duration"`
+	Size      int64           `json:"size"`
 }
 
 type individualView struct {
@@ -170,6 +176,9 @@ type individualView struct {
 	ID              string          `json:"id"`
 	Status          egressapi.State `json:"status"`
 	Error           string          `json:"error,omitempty"`
+	EdgeID          string          `json:"edgeId,omitempty"`
+	Duration        float64         `json:"duration"`
+	Size            int64           `json:"size"`
 }
 
 type outputView struct {
@@ -191,6 +200,10 @@ type livestreamView struct {
 	Region    string          `json:"region,omitempty"`
 	Webhook   webhookSummary  `json:"webhook"`
 	Links     jobLinks        `json:"links"`
+	EdgeID    string          `json:"edgeId,omitempty"`
+	// Duration is how long the stream ran, in seconds. A livestream has no
+	// size: it stores nothing, and bytes sent are not counted.
+	Duration float64 `json:"duration"`
 }
 
 type hlsView struct {
@@ -211,6 +224,7 @@ type hlsView struct {
 	Quality        string          `json:"quality"`
 	Orientation    string          `json:"orientation"`
 	Webhook        webhookSummary  `json:"webhook"`
+	EdgeID         string          `json:"edgeId,omitempty"`
 	// File is the MP4 of the stream when it was started with recording enabled.
 	File *fileView `json:"file,omitempty"`
 }
@@ -226,6 +240,7 @@ type mergeView struct {
 	SessionID string           `json:"sessionId"`
 	Error     string           `json:"message,omitempty"`
 	File      *fileView        `json:"file,omitempty"`
+	EdgeID    string           `json:"edgeId,omitempty"`
 }
 
 func (s *Server) jobView(j *state.Job) any {
@@ -233,7 +248,8 @@ func (s *Server) jobView(j *state.Job) any {
 	switch j.Kind {
 	case egressapi.KindComposite:
 		v := recordingView{UserID: j.UserID, RoomID: j.RoomID, SessionID: j.SessionID, CreatedAt: restTime(j.CreatedAt), UpdatedAt: restTime(j.UpdatedAt),
-			ID: j.ID, Start: jobStart(j), End: restTimePtr(j.StoppedAt), Status: j.State, Error: j.Error, Config: j.Config, Webhook: wh, Links: s.jobLinks(j)}
+			ID: j.ID, Start: jobStart(j), End: restTimePtr(j.StoppedAt), Status: j.State, Error: j.Error, Config: j.Config, Webhook: wh, Links: s.jobLinks(j),
+			EdgeID: j.EdgeID, Duration: j.Duration, Size: j.Size}
 		if len(j.Files) > 0 && j.State == egressapi.StateStopped {
 			f := s.fileViewOf(j, 0, j.Files[0])
 			v.File, v.FileID = &f, f.ID
@@ -241,7 +257,8 @@ func (s *Server) jobView(j *state.Job) any {
 		return v
 	case egressapi.KindParticipant, egressapi.KindTrack:
 		v := individualView{SessionID: j.SessionID, ParticipantID: j.ParticipantID, Kind: "audio_video", FileFormat: j.FileFormat, Start: jobStart(j),
-			End: restTimePtr(j.StoppedAt), Mode: "participant", Region: j.Region, Files: []fileView{}, RoomID: j.RoomID, Webhook: wh, ParticipantName: name, ID: j.ID, Status: j.State, Error: j.Error}
+			End: restTimePtr(j.StoppedAt), Mode: "participant", Region: j.Region, Files: []fileView{}, RoomID: j.RoomID, Webhook: wh, ParticipantName: name, ID: j.ID, Status: j.State, Error: j.Error,
+			EdgeID: j.EdgeID, Duration: j.Duration, Size: j.Size}
 		if j.Kind == egressapi.KindTrack {
 			v.Kind, v.Mode = j.TrackKind, "track"
 		}
@@ -253,7 +270,7 @@ func (s *Server) jobView(j *state.Job) any {
 		return v
 	case egressapi.KindRTMP:
 		v := livestreamView{ID: j.ID, SessionID: j.SessionID, Outputs: []outputView{}, Start: jobStart(j), End: restTimePtr(j.StoppedAt), RoomID: j.RoomID,
-			Status: j.State, Error: j.Error, Region: j.Region, Webhook: wh, Links: s.jobLinks(j)}
+			Status: j.State, Error: j.Error, Region: j.Region, Webhook: wh, Links: s.jobLinks(j), EdgeID: j.EdgeID, Duration: j.Duration}
 		for i, o := range j.Outputs {
 			ov := outputView{StreamKey: o.StreamKey, URL: o.URL}
 			if i < len(j.OutputStatus) {
@@ -273,7 +290,7 @@ func (s *Server) jobView(j *state.Job) any {
 func (s *Server) hlsView(j *state.Job) hlsView {
 	v := hlsView{SessionID: j.SessionID, Start: jobStart(j), End: restTimePtr(j.StoppedAt), RoomID: j.RoomID, Duration: j.Duration, Links: s.jobLinks(j),
 		DownstreamURL: j.PlaybackURL, PlaybackHLSURL: j.PlaybackURL, LivestreamURL: j.LivestreamURL, ID: j.ID, Status: j.State, Playable: j.Playable,
-		Error: j.Error, Mode: j.Config.Mode, Quality: j.Config.Quality, Orientation: j.Config.Orientation}
+		Error: j.Error, Mode: j.Config.Mode, Quality: j.Config.Quality, Orientation: j.Config.Orientation, EdgeID: j.EdgeID}
 	v.Webhook, _ = s.jobExtras(j)
 	if len(j.Files) > 0 && j.State == egressapi.StateStopped {
 		f := s.fileViewOf(j, 0, j.Files[0])
@@ -284,7 +301,7 @@ func (s *Server) hlsView(j *state.Job) hlsView {
 
 func (s *Server) mergeView(j *state.Job) mergeView {
 	v := mergeView{ID: j.ID, Channel1: orEmpty(j.Channel1), Channel2: orEmpty(j.Channel2), Start: jobStart(j), End: restTimePtr(j.StoppedAt),
-		MeetingID: j.RoomID, SessionID: j.SessionID}
+		MeetingID: j.RoomID, SessionID: j.SessionID, EdgeID: j.EdgeID}
 	switch j.State {
 	case egressapi.StateStopped:
 		v.Status = "completed"
