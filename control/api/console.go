@@ -155,9 +155,9 @@ func (s *Server) Audit(c *fiber.Ctx, e state.AuditEntry, err error) {
 }
 
 // routeOf is the route pattern that matched (/v2/rooms/:roomId), or the
-// path when none did (a refusal before routing).
+// path as the router saw it when none did (a refusal before routing).
 func routeOf(c *fiber.Ctx) string {
-	path := strings.TrimSuffix(c.Path(), "/")
+	path := auth.RoutePath(c.Path())
 	r := c.Route()
 	// A refusal in a group's middleware sees the group's route (/v2):
 	// only a route with as many segments as the path is the handler's.

@@ -219,9 +219,10 @@ func (s *Server) routes() {
 	}
 	app.Use(s.requestIDMiddleware, s.metrics.middleware, cors.New(cors.Config{
 		AllowOrigins: corsOrigins, AllowMethods: "GET,POST,DELETE,OPTIONS", AllowHeaders: "Authorization,Content-Type,X-Request-Id,Idempotency-Key",
-		ExposeHeaders: "Retry-After,X-Request-Id", MaxAge: 600,
+		ExposeHeaders: "Retry-After,X-Request-Id,Idempotent-Replayed", MaxAge: 600,
 		Next: func(c *fiber.Ctx) bool {
-			return strings.HasPrefix(c.Path(), "/internal/") || strings.HasPrefix(c.Path(), "/admin/")
+			p := auth.RoutePath(c.Path())
+			return strings.HasPrefix(p, "/internal/") || strings.HasPrefix(p, "/admin/")
 		},
 	}), s.readyGate, s.ipRateLimit, limitBody)
 
@@ -261,7 +262,7 @@ func (s *Server) readyGate(c *fiber.Ctx) error {
 	if s.started.Load() {
 		return c.Next()
 	}
-	p := c.Path()
+	p := auth.RoutePath(c.Path()) // as routed: /V2/ROOMS reaches /v2/rooms
 	gated := strings.HasPrefix(p, "/v2/") || p == "/v2" || strings.HasPrefix(p, "/auth/") || strings.HasPrefix(p, "/admin/") ||
 		strings.HasPrefix(p, "/internal/v1/edges/") || strings.HasPrefix(p, "/internal/v1/rooms/attach") ||
 		strings.HasPrefix(p, "/console/api/") || strings.HasPrefix(p, "/console/auth/")
@@ -353,14 +354,20 @@ func (s *Server) requireREST(c *fiber.Ctx) error {
 	return s.idempotencyKey(c)
 }
 
-// isNearestRoute: any valid token (rtc ones too) may ask for its nearest edges.
+// isNearestRoute: any valid token (rtc ones too) may ask for its nearest
+// edges. Paths are compared as the router matches them (auth.RoutePath).
 func isNearestRoute(c *fiber.Ctx) bool {
-	return c.Method() == fiber.MethodGet && strings.TrimSuffix(c.Path(), "/") == "/v2/edges/nearest"
+	return (c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead) && auth.RoutePath(c.Path()) == "/v2/edges/nearest"
 }
 
+// isJoinRoute: exactly the paths that reach POST /v2/rooms/:roomId/join.
+// A prefix/suffix test is not enough: POST /v2/rooms/join is the room
+// status route (for a room called "join"), and /v2/rooms/validate/join
+// reaches the validate route, registered before join.
 func isJoinRoute(c *fiber.Ctx) bool {
-	path := strings.TrimSuffix(c.Path(), "/")
-	return c.Method() == fiber.MethodPost && strings.HasPrefix(path, "/v2/rooms/") && strings.HasSuffix(path, "/join")
+	seg := strings.Split(auth.RoutePath(c.Path()), "/")
+	return c.Method() == fiber.MethodPost && len(seg) == 5 && seg[1] == "v2" && seg[2] == "rooms" &&
+		seg[3] != "" && seg[3] != "validate" && seg[4] == "join"
 }
 
 // maxDiscard bounds how much of an oversized body is read and thrown away

@@ -63,12 +63,27 @@ func (o *Operator) Actor() string {
 	return o.Subject
 }
 
+// RoutePath is path as the API's router matches it: fiber compares paths
+// case-insensitively (CaseSensitive is off) and ignores trailing slashes
+// (StrictRouting is off), without decoding escapes or collapsing "//".
+// A decision about which route a request reaches must look at this form,
+// not at the client's spelling: otherwise /ADMIN/V1/KEYS reaches the keys
+// route while a check on "/admin/v1/keys" does not see it.
+func RoutePath(path string) string {
+	path = strings.ToLower(path)
+	if t := strings.TrimRight(path, "/"); t != "" {
+		return t
+	}
+	return "/"
+}
+
 // Allow decides whether a console role may send method to path on the
 // REST API (/v2, /admin/v1). It is the one place the roles are defined:
 // the console's pages call the same routes as API clients and pass here
-// first.
+// first. path is the request's path as the client sent it; Allow judges
+// it in the router's form (RoutePath).
 func Allow(role Role, method, path string) error {
-	path = strings.TrimSuffix(path, "/")
+	path = RoutePath(path)
 	read := method == http.MethodGet || method == http.MethodHead
 	admin := strings.HasPrefix(path, "/admin/")
 	switch role {

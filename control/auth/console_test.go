@@ -37,6 +37,19 @@ func TestConsoleRoles(t *testing.T) {
 		{RoleViewer, "POST", "/admin/v1/keys", false},
 		{RoleViewer, "GET", "/admin/v1/audit", false},
 		{Role("root"), "GET", "/v2/rooms", false},
+		// The router matches paths case-insensitively and without trailing
+		// slashes, so the role check must see them the same way.
+		{RoleOperator, "POST", "/ADMIN/V1/KEYS", false},
+		{RoleOperator, "POST", "/Admin/v1/Keys/", false},
+		{RoleOperator, "POST", "/admin/v1/keys//", false},
+		{RoleOperator, "DELETE", "/Admin/v1/cluster/nodes/b", false},
+		{RoleOperator, "GET", "/admin/v1/AUDIT", false},
+		{RoleViewer, "GET", "/Admin/v1/audit", false},
+		{RoleViewer, "GET", "/V2/webhooks/signing-secret", false},
+		{RoleViewer, "GET", "/v2/webhooks/Signing-Secret//", false},
+		{RoleViewer, "POST", "/V2/Rooms", false},
+		{RoleViewer, "DELETE", "/ADMIN/v1/keys/k1", false},
+		{RoleViewer, "GET", "/V2/Rooms", true},
 	} {
 		err := Allow(c.role, c.method, c.path)
 		if (err == nil) != c.ok {

@@ -220,6 +220,19 @@ func roomCount(t *testing.T, e *env) int {
 	return out.PageInfo.Total
 }
 
+func keyCount(t *testing.T, e *env) int {
+	t.Helper()
+	r := e.c.Do(0, "GET", "/admin/v1/keys?perPage=100", "Bearer "+e.c.AdminToken, nil)
+	var out struct {
+		PageInfo struct{ Total int } `json:"pageInfo"`
+	}
+	r.JSON(t, &out)
+	if r.Status != 200 || out.PageInfo.Total == 0 {
+		t.Fatalf("keys: %d %s", r.Status, r.Body)
+	}
+	return out.PageInfo.Total
+}
+
 // TestConsoleSignInRolesAndReplication: users sign in through the real
 // provider; their groups give their role; the session works on every
 // node and survives the leader's death; every change is audited.
@@ -287,6 +300,45 @@ func TestConsoleSignInRolesAndReplication(t *testing.T) {
 	}
 	if st, _ := vic.do(e.urls[0], "GET", "/v2/rooms", nil, nil); st != 200 {
 		t.Fatalf("viewer lists rooms: %d", st)
+	}
+	// The router ignores case and trailing slashes: the role check must
+	// too. Each path here reaches a route the role may not use (403).
+	keysBefore := keyCount(t, e)
+	for _, c := range []struct {
+		who          *session
+		method, path string
+	}{
+		{olga, "POST", "/ADMIN/V1/KEYS"}, {olga, "POST", "/Admin/v1/keys/"}, {olga, "POST", "/admin/v1/Keys//"},
+		{olga, "DELETE", "/Admin/v1/cluster/nodes/node2"}, {olga, "DELETE", "/admin/v1/KEYS/" + e.c.APIKey},
+		{olga, "GET", "/Admin/V1/Audit"}, {olga, "GET", "/admin/v1/keys/"},
+		{vic, "GET", "/Admin/v1/audit"}, {vic, "GET", "/V2/webhooks/signing-secret"}, {vic, "GET", "/v2/Webhooks/Signing-Secret/"},
+		{vic, "POST", "/V2/ROOMS"}, {vic, "GET", "/ADMIN/v1/keys"},
+	} {
+		if st, body := c.who.do(e.urls[1], c.method, c.path, map[string]any{"name": "sneaky"}, nil); st != 403 {
+			t.Errorf("%s %s %s: %d %s, want 403", c.who.role, c.method, c.path, st, body)
+		}
+	}
+	// Other spellings either reach the same check or no route at all.
+	for _, c := range []struct {
+		who          *session
+		method, path string
+	}{
+		{olga, "POST", "//admin/v1/keys"}, {olga, "POST", "/admin//v1/keys"}, {olga, "POST", "/admin/v1//keys"},
+		{olga, "POST", "/admin%2Fv1/keys"}, {olga, "POST", "/admin/v1%2Fkeys"}, {olga, "POST", "/admin/v1/%6Beys"},
+		{olga, "POST", "/admin/v1/./keys"}, {olga, "POST", "/admin/v1/x/../keys"}, {olga, "POST", "/admin/v1/keys?x=/v2/rooms"},
+		{vic, "GET", "//v2/webhooks/signing-secret"}, {vic, "GET", "/v2/webhooks/signing-secret%2F"}, {vic, "GET", "/v2/webhooks//signing-secret"},
+		{vic, "GET", "/admin/v1/audit%3F"}, {vic, "GET", "/v2/webhooks/signing%2Dsecret"},
+	} {
+		st, body := c.who.do(e.urls[1], c.method, c.path, map[string]any{"name": "sneaky"}, nil)
+		if st != 403 && st != 404 {
+			t.Errorf("%s %s %s: %d %s, want 403 or 404", c.who.role, c.method, c.path, st, body)
+		}
+	}
+	if n := keyCount(t, e); n != keysBefore {
+		t.Fatalf("keys %d after refused requests, want %d", n, keysBefore)
+	}
+	if r := e.c.Do(0, "GET", "/admin/v1/cluster", "Bearer "+e.c.AdminToken, nil); !strings.Contains(string(r.Body), "node2") {
+		t.Fatalf("a refused request removed node2: %s", r.Body)
 	}
 	if roomCount(t, e) != n {
 		t.Fatal("a refused request created a room")
