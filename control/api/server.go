@@ -281,24 +281,6 @@ func (s *Server) readyGate(c *fiber.Ctx) error {
 	return &Error{Status: fiber.StatusServiceUnavailable, Message: msg, RetryAfter: 1}
 }
 
-// idempotencyKey scopes a POST's writes to its Idempotency-Key: the same
-// key with the same request gets the first answer again; with another
-// request it is refused (422). Keys live per API key, for a day.
-func (s *Server) idempotencyKey(c *fiber.Ctx) error {
-	key := c.Get("Idempotency-Key")
-	if key == "" || c.Method() != fiber.MethodPost {
-		return c.Next()
-	}
-	if len(key) > 255 || strings.IndexFunc(key, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
-		return &Error{Status: fiber.StatusBadRequest, Message: "header \"Idempotency-Key\" must be 1-255 visible ASCII characters"}
-	}
-	p := principal(c)
-	hash := cluster.HashRequest(c.Method(), c.Path(), c.Body())
-	c.SetUserContext(cluster.WithIdempotencyKey(c.UserContext(), p.Key.Key, key, hash))
-	c.Set("Idempotency-Key", key)
-	return c.Next()
-}
-
 func (s *Server) healthz(c *fiber.Ctx) error {
 	if s.ready != nil && !s.ready() {
 		return &Error{Status: fiber.StatusServiceUnavailable, Message: "node is starting: waiting for a leader and cluster bootstrap", RetryAfter: 1}

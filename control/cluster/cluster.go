@@ -538,7 +538,13 @@ func (n *Node) Apply(ctx context.Context, t state.CommandType, body any) (json.R
 		return nil, 0, fmt.Errorf("cluster: encode command %d: %w", t, err)
 	}
 	id, hash, key := nextRequestID(ctx)
-	req := state.Request{ID: id, Key: key, BodyHash: hash, At: time.Now().UTC(), Type: t, Body: raw}
+	return n.propose(ctx, state.Request{ID: id, Key: key, BodyHash: hash, At: time.Now().UTC(), Type: t, Body: raw})
+}
+
+// propose sends a request to the leader until its outcome is known,
+// holding through elections (up to LeaderHoldTimeout), and waits until the
+// local FSM has applied it.
+func (n *Node) propose(ctx context.Context, req state.Request) (json.RawMessage, uint64, error) {
 	deadline := time.Now().Add(n.cfg.LeaderHoldTimeout)
 	for {
 		var (

@@ -5,8 +5,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
 	"sync/atomic"
+	"time"
+
+	"github.com/meridian-video/meridian/control/state"
 )
 
 // requestKey is the context key of an Idempotency-Key scope.
@@ -47,4 +53,82 @@ func nextRequestID(ctx context.Context) (id, bodyHash string, key bool) {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return "r-" + hex.EncodeToString(b[:]), "", false
+}
+
+// Answer is the HTTP answer a client got for an Idempotency-Key request;
+// RecordAnswer stores it and StoredAnswer finds it, so that a repeat gets
+// it again without running its handler (whose checks and edge calls would
+// see the state the first run left).
+type Answer struct {
+	Status      int    `json:"status"`
+	ContentType string `json:"contentType,omitempty"`
+	Body        []byte `json:"body,omitempty"`
+}
+
+// answerID names the stored answer of an Idempotency-Key: next to the ids
+// of the writes the handler made ("-1", "-2"...), which it can never equal.
+func answerID(ctx context.Context) (id, bodyHash string, ok bool) {
+	v, ok := ctx.Value(requestKey{}).(*idempotency)
+	if !ok {
+		return "", "", false
+	}
+	return v.base + "-answer", v.bodyHash, true
+}
+
+// keyReused is the answer to an Idempotency-Key used before with another
+// request (HTTP 422), worded as the state machine's.
+func keyReused() error {
+	return &state.Error{Code: state.CodeUnprocessable, Message: "Idempotency-Key was already used with a different request"}
+}
+
+// StoredAnswer returns the answer this node has applied for ctx's
+// Idempotency-Key, nil if there is none (or ctx has no key). A key stored
+// with another request answers a 422 state.Error. A follower that has not yet
+// applied the answer finds none; RecordAnswer then returns the stored one.
+func (n *Node) StoredAnswer(ctx context.Context) (*Answer, error) {
+	id, hash, ok := answerID(ctx)
+	if !ok {
+		return nil, nil
+	}
+	var (
+		raw   json.RawMessage
+		other string
+		found bool
+	)
+	n.fsm.Read(func(s *state.Store) { raw, other, found = s.RequestAnswer(id) })
+	if !found {
+		return nil, nil
+	}
+	if other != hash {
+		return nil, keyReused()
+	}
+	var a Answer
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, fmt.Errorf("cluster: stored answer %s: %w", id, err)
+	}
+	return &a, nil
+}
+
+// RecordAnswer stores a as the answer to ctx's Idempotency-Key unless one
+// is stored already, and returns the stored one: the first answer wins, so
+// two copies of a request that ran at once (on two nodes, or both before
+// either stored its answer) answer alike.
+func (n *Node) RecordAnswer(ctx context.Context, a Answer) (*Answer, error) {
+	id, hash, ok := answerID(ctx)
+	if !ok {
+		return nil, errors.New("cluster: RecordAnswer without an Idempotency-Key")
+	}
+	body, err := json.Marshal(a)
+	if err != nil {
+		return nil, err
+	}
+	raw, _, err := n.propose(ctx, state.Request{ID: id, Key: true, BodyHash: hash, At: time.Now().UTC(), Type: state.CmdRecordAnswer, Body: body})
+	if err != nil {
+		return nil, err
+	}
+	var stored Answer
+	if err := json.Unmarshal(raw, &stored); err != nil {
+		return nil, fmt.Errorf("cluster: stored answer %s: %w", id, err)
+	}
+	return &stored, nil
 }

@@ -31,6 +31,15 @@ const (
 	maxRecordedValue = 256 << 10
 )
 
+// CmdRecordAnswer stores the HTTP answer given to a client's
+// Idempotency-Key request. It is proposed wrapped in a Request whose id
+// names the key (cluster.RecordAnswer), so the request record is the
+// stored answer: the first one applied wins, a later proposal for the same
+// key gets it back (and one for another request a 422), and it shares the
+// key records' bounds (a day, MaxKeyRecords). The body is the answer as the
+// API encoded it; the state machine only keeps it.
+const CmdRecordAnswer CommandType = 60
+
 // Request wraps a command with its request id.
 type Request struct {
 	ID string `json:"id"`
@@ -99,6 +108,7 @@ func (s *Store) evictRequests(now time.Time) {
 }
 
 func init() {
+	register(CmdRecordAnswer, func(_ *Store, _ uint64, answer *json.RawMessage) (any, error) { return *answer, nil })
 	// Requests are applied by the FSM itself (applyRequest): a business
 	// error must undo the inner command yet keep the record of its outcome.
 	if _, dup := handlers[CmdRequest]; dup {
@@ -182,3 +192,13 @@ func asError(err error, target **Error) bool {
 
 // RequestSeen reports whether a request id has been applied (tests, diagnostics).
 func (s *Store) RequestSeen(id string) bool { return s.request(id) != nil }
+
+// RequestAnswer returns the value recorded for a request id that succeeded
+// and the body hash it was made with (a stored Idempotency-Key answer).
+func (s *Store) RequestAnswer(id string) (value json.RawMessage, bodyHash string, ok bool) {
+	r := s.request(id)
+	if r == nil || r.Err != nil || r.Dropped || r.Value == nil {
+		return nil, "", false
+	}
+	return r.Value, r.BodyHash, true
+}

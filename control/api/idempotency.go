@@ -1,0 +1,125 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/meridian-video/meridian/control/cluster"
+	"github.com/meridian-video/meridian/control/state"
+)
+
+// MaxStoredAnswerBytes bounds the body of an answer kept for an
+// Idempotency-Key. API answers to POSTs are a few KiB; a larger one is not
+// stored, and its repeat runs the handler again (whose writes still apply
+// once, through their request ids).
+const MaxStoredAnswerBytes = 64 << 10
+
+// headerReplayed marks an answer that is the stored answer of an earlier
+// request with the same Idempotency-Key.
+const headerReplayed = "Idempotent-Replayed"
+
+// idempotencyKey makes a POST with an Idempotency-Key answer once: the
+// first answer (status, content type, body) is stored in the replicated
+// state, per API key, and a repeat of the same request gets it back before
+// its handler runs — the handler's checks and edge calls would see the
+// state the first run left (a stopped job, an ended session) and answer
+// differently. The same key with another request answers 422. Keys live
+// for a day (state.KeyRecordTTL). See docs/control-plane.md.
+//
+// The handler's own writes keep their key-derived request ids, so two
+// copies running at once (neither found a stored answer) apply them once;
+// the first answer stored wins and both return it.
+func (s *Server) idempotencyKey(c *fiber.Ctx) error {
+	key := c.Get("Idempotency-Key")
+	if key == "" || c.Method() != fiber.MethodPost {
+		return c.Next()
+	}
+	if len(key) > 255 || strings.IndexFunc(key, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
+		return &Error{Status: fiber.StatusBadRequest, Message: "header \"Idempotency-Key\" must be 1-255 visible ASCII characters"}
+	}
+	p := principal(c)
+	hash := cluster.HashRequest(c.Method(), c.Path(), c.Body())
+	ctx := cluster.WithIdempotencyKey(c.UserContext(), p.Key.Key, key, hash)
+	c.SetUserContext(ctx)
+	c.Set("Idempotency-Key", key)
+
+	stored, err := s.node.StoredAnswer(ctx)
+	if err != nil {
+		return err
+	}
+	if stored != nil {
+		return replay(c, stored, true)
+	}
+
+	err = c.Next()
+	if err != nil {
+		// Render the error here: its status and body are the answer to keep.
+		if herr := c.App().ErrorHandler(c, err); herr != nil {
+			return err
+		}
+	}
+	res := c.Response()
+	if !storable(c, err) || len(res.Body()) > MaxStoredAnswerBytes {
+		return nil
+	}
+	mine := cluster.Answer{Status: res.StatusCode(), ContentType: string(res.Header.ContentType()), Body: bytes.Clone(res.Body())}
+	stored, rerr := s.node.RecordAnswer(ctx, mine)
+	if rerr != nil {
+		var se *state.Error
+		if errors.As(rerr, &se) {
+			// The key was stored for another request meanwhile (422).
+			return rerr
+		}
+		// The work is done and this is its answer; only a repeat could
+		// differ (it runs the handler again). Say so and answer.
+		s.log.Warn("Idempotency-Key answer not stored", "path", c.Path(), "err", rerr, "request_id", requestID(c))
+		return nil
+	}
+	// Another copy of this request stored its answer first: that one is
+	// the answer.
+	return replay(c, stored, stored.Status != mine.Status || !bytes.Equal(stored.Body, mine.Body))
+}
+
+// storable: answers that a repeat must get again — 2xx, the 4xx that
+// describe the request, and 502 (an edge failed the request and the
+// outcome is settled: a start's job is failed; answering its repeat with
+// the job's state and 200 would hide that). Answers that ask for a retry
+// are not kept, so the retry runs: any with Retry-After (503s), 408, 425,
+// 429, and 500/504 (nothing is known). Nor is a 422 for a key reused with
+// another request (from the state machine): it says nothing about this
+// key's request.
+func storable(c *fiber.Ctx, err error) bool {
+	status := c.Response().StatusCode()
+	if len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) > 0 {
+		return false
+	}
+	switch {
+	case status >= 200 && status < 300, status == fiber.StatusBadGateway:
+		return true
+	case status < 400 || status >= 500:
+		return false
+	case status == fiber.StatusRequestTimeout || status == fiber.StatusTooEarly || status == fiber.StatusTooManyRequests:
+		return false
+	}
+	var se *state.Error
+	return !(errors.As(err, &se) && se.Code == state.CodeUnprocessable)
+}
+
+// replay writes a stored answer.
+func replay(c *fiber.Ctx, a *cluster.Answer, replayed bool) error {
+	res := c.Response()
+	res.SetStatusCode(a.Status)
+	res.Header.SetContentType(a.ContentType)
+	if a.ContentType == "" {
+		res.Header.Del(fiber.HeaderContentType)
+	}
+	res.Header.Del(fiber.HeaderRetryAfter)
+	res.SetBodyRaw(a.Body)
+	if replayed {
+		c.Set(headerReplayed, "true")
+	}
+	return nil
+}
