@@ -131,24 +131,99 @@ func startCascadeEdge(tb testing.TB) string {
 // FuzzWebhookURL: whatever CheckURL accepts under the default policy is an
 // https URL whose host is a domain name or an unrestricted IP address.
 func FuzzWebhookURL(f *testing.F) {
+	addWebhookSeeds(f)
+	cfg := webhooks.DefaultConfig()
+	f.Fuzz(func(t *testing.T, raw string) { checkAccepted(t, &cfg, raw) })
+}
+
+// FuzzWebhookURLAllowPrivate: the same under an operator allow-list
+// (--webhook-allow-private 10.20.0.0/16 crm.corp.internal *.corp.internal):
+// an accepted IP literal is unrestricted or inside 10.20.0.0/16, and an
+// accepted name is a public-looking domain or one the list names.
+func FuzzWebhookURLAllowPrivate(f *testing.F) {
+	addWebhookSeeds(f)
+	for _, s := range []string{"https://10.20.3.4/hook", "https://10.21.0.1/", "https://[::ffff:10.20.0.1]/", "https://crm.corp.internal/x",
+		"https://a.b.corp.internal/", "https://corp.internal/", "https://evilcorp.internal/", "https://crm.corp.internal./", "https://CRM.Corp.Internal/",
+		"https://10.20.0.0/", "https://10.19.255.255/", "https://0xa140001/", "https://crm.corp.internal@10.0.0.1/"} {
+		f.Add(s)
+	}
+	allowed := netip.MustParsePrefix("10.20.0.0/16")
+	cfg := webhooks.DefaultConfig()
+	cfg.AllowedNets = []netip.Prefix{allowed}
+	cfg.AllowedHosts = []string{"crm.corp.internal", "*.corp.internal"}
+	if err := cfg.Validate(); err != nil {
+		f.Fatal(err)
+	}
+	for _, must := range []string{"https://10.20.3.4/hook", "https://crm.corp.internal/x", "https://a.b.corp.internal/"} {
+		if err := cfg.CheckURL(must); err != nil {
+			f.Fatalf("the allow-list refuses %q: %v", must, err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, raw string) { checkAccepted(t, &cfg, raw) })
+}
+
+func addWebhookSeeds(f *testing.F) {
 	for _, s := range []string{"https://hooks.example.com/x", "https://10.0.0.1/", "https://[::1]/", "https://2130706433/", "http://example.com",
 		"https://0x7f000001/", "https://127.1/", "https://a..b/", "https://exa mple.com/", "https://[fe80::1%25eth0]/"} {
 		f.Add(s)
 	}
-	cfg := webhooks.DefaultConfig()
-	f.Fuzz(func(t *testing.T, raw string) {
-		if err := cfg.CheckURL(raw); err != nil {
-			return
-		}
-		u, err := url.Parse(raw)
-		if err != nil || !strings.EqualFold(u.Scheme, "https") || u.Hostname() == "" {
-			t.Fatalf("accepted %q (scheme %v, err %v)", raw, u, err)
-		}
-		if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
-			ip = ip.Unmap()
-			if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast() {
-				t.Fatalf("accepted a restricted address: %q", raw)
+}
+
+// checkAccepted fails when cfg accepts raw although, by an independent
+// reading of the URL, it is not https, has no host, is a restricted IP
+// outside cfg.AllowedNets, or is a name that is neither a dotted domain
+// with a non-numeric last label nor on cfg.AllowedHosts.
+func checkAccepted(t *testing.T, cfg *webhooks.Config, raw string) {
+	if err := cfg.CheckURL(raw); err != nil {
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !strings.EqualFold(u.Scheme, "https") || u.Hostname() == "" {
+		t.Fatalf("accepted %q (scheme %v, err %v)", raw, u, err)
+	}
+	host := u.Hostname()
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ip = ip.Unmap()
+		for _, p := range cfg.AllowedNets {
+			if p.Contains(ip) {
+				return
 			}
 		}
-	})
+		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast() {
+			t.Fatalf("accepted a restricted address: %q", raw)
+		}
+		return
+	}
+	name := strings.TrimSuffix(strings.ToLower(host), ".")
+	for _, h := range cfg.AllowedHosts {
+		if name == h || strings.HasPrefix(h, "*.") && strings.HasSuffix(name, h[1:]) {
+			return
+		}
+	}
+	labels := strings.Split(name, ".")
+	last := labels[len(labels)-1]
+	if len(labels) < 2 || last == "" || strings.Trim(last, "0123456789") == "" {
+		t.Fatalf("accepted host %q of %q: neither a domain name nor on the allow-list", host, raw)
+	}
+	if inetAton(labels) {
+		t.Fatalf("accepted host %q of %q: an IPv4 address in inet_aton's notation (hex/octal parts), not a domain name", host, raw)
+	}
+}
+
+// inetAton: up to four parts, each a C integer literal (decimal, 0x hex,
+// 0 octal), as inet_aton and some resolvers read 127.0.0.0x1 = 127.0.0.1.
+func inetAton(labels []string) bool {
+	if len(labels) > 4 {
+		return false
+	}
+	for _, l := range labels {
+		digits := "0123456789"
+		if h, ok := strings.CutPrefix(l, "0x"); ok {
+			l, digits = h, "0123456789abcdef"
+		}
+		if strings.Trim(l, digits) != "" {
+			return false
+		}
+	}
+	return true
 }
