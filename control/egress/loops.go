@@ -181,7 +181,13 @@ func (s *Service) autoStart(ctx context.Context, tried map[string]bool) {
 		if t.kind == egressapi.KindHLS && t.cfg.Recording != nil {
 			spec.HLS.Record = t.cfg.Recording.Enabled
 		}
+		// The record keeps the normalized config (defaults filled), as for
+		// a job started through the API; the room's config was checked
+		// when it was stored, so an error here is left to Start to report.
 		job.Config = spec.Config
+		if cfg, err := spec.Config.Normalize(t.kind, "config"); err == nil {
+			job.Config = cfg
+		}
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		j, err := s.Start(cctx, t.room, job, spec)
 		cancel()
