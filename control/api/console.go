@@ -31,26 +31,31 @@ func WithSessionAuth(sa SessionAuth) Option { return func(s *Server) { s.session
 
 // EdgeStatus is one edge as the operator console shows it.
 type EdgeStatus struct {
-	ID            string   `json:"id"`
-	Region        string   `json:"region"`
-	Up            bool     `json:"up"`
-	Draining      bool     `json:"draining"`
-	Capacity      int      `json:"capacity"`
-	Participants  int      `json:"participants"`
-	Tracks        int      `json:"tracks"`
-	Rooms         int      `json:"rooms"`
-	CPU           float64  `json:"cpu"`
-	EgressBps     int64    `json:"egressBps"`
-	Load          float64  `json:"load"` // participants / capacity
-	LastHeartbeat *string  `json:"lastHeartbeat"`
-	SignalURL     string   `json:"signalUrl"`
-	Version       string   `json:"version,omitempty"`
-	TURNURLs      []string `json:"turnUrls,omitempty"`
+	ID            string  `json:"id"`
+	Region        string  `json:"region"`
+	Up            bool    `json:"up"`
+	Draining      bool    `json:"draining"`
+	Capacity      int     `json:"capacity"`
+	Participants  int     `json:"participants"`
+	Tracks        int     `json:"tracks"`
+	Rooms         int     `json:"rooms"`
+	CPU           float64 `json:"cpu"`
+	EgressBps     int64   `json:"egressBps"`
+	Load          float64 `json:"load"` // participants / capacity
+	LastHeartbeat *string `json:"lastHeartbeat"`
+	// LoadFrom says where the load comes from: "heartbeat" (the edge's own,
+	// to this node), "leader" (the leader's view), "region-peer" (a region
+	// peer's gossip), "heartbeat (stale)", or "" (nobody reported it: the
+	// zero load is unknown, not idle).
+	LoadFrom  string   `json:"loadFrom"`
+	SignalURL string   `json:"signalUrl"`
+	Version   string   `json:"version,omitempty"`
+	TURNURLs  []string `json:"turnUrls,omitempty"`
 }
 
-// EdgeStatusService reports the edges' load as this node last heard it.
+// EdgeStatusService reports the edges and their latest known load.
 type EdgeStatusService interface {
-	EdgeStatus() []EdgeStatus
+	EdgeStatus(ctx context.Context) []EdgeStatus
 }
 
 // WithEdgeStatus enables GET /admin/v1/edges.
@@ -216,7 +221,7 @@ func (s *Server) adminAudit(c *fiber.Ctx) error {
 }
 
 // adminEdges is GET /admin/v1/edges: every registered edge with its region,
-// status and the load its last heartbeat to this node reported (region
+// status and latest known load, and where that load comes from (region
 // filter; paginated).
 func (s *Server) adminEdges(c *fiber.Ctx) error {
 	pg, err := parsePage(c, 50)
@@ -225,7 +230,7 @@ func (s *Server) adminEdges(c *fiber.Ctx) error {
 	}
 	var list []EdgeStatus
 	if s.edgeStatus != nil {
-		list = s.edgeStatus.EdgeStatus()
+		list = s.edgeStatus.EdgeStatus(c.UserContext())
 	}
 	if region := c.Query("region"); region != "" {
 		kept := list[:0:0]

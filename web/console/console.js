@@ -478,7 +478,9 @@ function clusterPage() {
       table(["Edge", "Status", "Load", "Participants", "Rooms", "Tracks", "CPU", "Egress", "Last heartbeat"], es.map((e) =>
         h("tr", { dataset: { edge: e.id } }, h("td", {}, h("code", {}, e.id)),
           h("td", { class: e.up ? "up" : "down" }, e.up ? (e.draining ? "draining" : "up") : "down"),
-          h("td", {}, `${Math.round(e.load * 100)} % of ${e.capacity || "∞"}`), h("td", {}, e.participants), h("td", {}, e.rooms), h("td", {}, e.tracks),
+          // No report reached this node or the leader: the load is unknown, not zero.
+          e.loadFrom ? h("td", { title: `reported by: ${e.loadFrom}` }, `${Math.round(e.load * 100)} % of ${e.capacity || "∞"}`) : h("td", { class: "muted" }, "not reported"),
+          h("td", {}, e.participants), h("td", {}, e.rooms), h("td", {}, e.tracks),
           h("td", {}, `${Math.round((e.cpu || 0) * 100)} %`), h("td", {}, `${((e.egressBps || 0) / 1e6).toFixed(2)} Mbit/s`), h("td", {}, fmtTime(e.lastHeartbeat))))))));
   }, (p) => api("GET", `/admin/v1/edges?page=${p}&perPage=50`));
   const load = async () => {
