@@ -25,6 +25,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/shared/backoff"
 	"github.com/meridian-video/meridian/shared/tlsutil"
 )
 
@@ -285,9 +286,11 @@ func (n *Node) AddLeaderLoop(l LeaderLoop) {
 	n.loops = append(n.loops, l)
 }
 
-// OnLeadership registers a step run once each time this node establishes
+// OnLeadership registers a step run each time this node establishes
 // leadership, after the barrier and before the loops start (e.g. generating
-// cluster secrets). A failing step makes the node give up leadership.
+// cluster secrets). A failing step is run again, with backoff, until it
+// succeeds or leadership is lost (runLeaderSteps), so steps must be safe
+// to repeat.
 func (n *Node) OnLeadership(fn func(ctx context.Context) error) {
 	n.loopsMu.Lock()
 	defer n.loopsMu.Unlock()
@@ -345,28 +348,8 @@ func (n *Node) establishLeadership() {
 
 	go func() {
 		defer close(done)
-		// Everything committed in earlier terms must be applied before the
-		// leader acts on state (the webhook dispatcher must see the whole
-		// outbox), and followers must know where to forward. A leader that
-		// cannot do both must not stay leader without its loops: it retries
-		// briefly, then hands leadership over.
-		if err := n.retryLeaderStep(ctx, "barrier", func() error { return n.raft.Barrier(n.cfg.ApplyTimeout).Error() }); err != nil {
+		if !n.runLeaderSteps(ctx, steps) {
 			return
-		}
-		if err := n.retryLeaderStep(ctx, "register address", func() error {
-			_, _, err := n.applyLocal(state.CmdRegisterNode, state.RegisterNode{Node: state.Node{ID: n.cfg.NodeID, HTTPAddr: n.cfg.HTTPAddr}})
-			return err
-		}); err != nil {
-			return
-		}
-		for _, step := range steps {
-			if err := step(ctx); err != nil {
-				if ctx.Err() == nil {
-					n.log.Error("establishing leadership failed; stepping down", "err", err)
-					_ = n.raft.LeadershipTransfer().Error()
-				}
-				return
-			}
 		}
 		n.leaderMu.Lock()
 		if n.leaderDone == done {
@@ -396,29 +379,67 @@ func (n *Node) establishLeadership() {
 	}()
 }
 
-// retryLeaderStep runs a step of establishing leadership a few times; if it
-// keeps failing while this node still leads, leadership is transferred.
-func (n *Node) retryLeaderStep(ctx context.Context, what string, fn func() error) error {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if err = fn(); err == nil {
-			return nil
-		}
-		if ctx.Err() != nil || !n.IsLeader() {
+// leaderStepBackoff paces retries of the leadership steps.
+var leaderStepBackoff = backoff.Policy{Min: 100 * time.Millisecond, Max: 2 * time.Second}
+
+// transferAfter is how many failed rounds of leadership steps pass before
+// the node also tries to hand leadership to another voter (and again at
+// every round after that).
+const transferAfter = 5
+
+type leaderStep struct {
+	name string
+	fn   func(context.Context) error
+}
+
+// runLeaderSteps establishes leadership: everything committed in earlier
+// terms must be applied before the leader acts on state (the webhook
+// dispatcher must see the whole outbox), followers must know where to
+// forward (the node's address), and the registered steps (cluster
+// secrets...) must have run. A leader without its loops sends no webhooks,
+// watches no edges and closes no rooms, so it never gives up: a failing
+// step is retried (from where it failed) with backoff until it succeeds or
+// leadership is lost (ctx is cancelled). After transferAfter failed rounds
+// it also tries to hand leadership over, in case another node can do
+// better; a transfer that fails (a single node, no reachable voter) just
+// means it keeps trying here. It reports whether the loops may start.
+func (n *Node) runLeaderSteps(ctx context.Context, steps []func(context.Context) error) bool {
+	all := []leaderStep{
+		{"barrier", func(context.Context) error { return n.raft.Barrier(n.cfg.ApplyTimeout).Error() }},
+		{"register address", func(context.Context) error {
+			_, _, err := n.applyLocal(state.CmdRegisterNode, state.RegisterNode{Node: state.Node{ID: n.cfg.NodeID, HTTPAddr: n.cfg.HTTPAddr}})
 			return err
+		}},
+	}
+	for i, fn := range steps {
+		all = append(all, leaderStep{fmt.Sprintf("leadership step %d", i+1), fn})
+	}
+	next := 0
+	for attempt := 0; ; attempt++ {
+		for next < len(all) {
+			if err := all[next].fn(ctx); err != nil {
+				if ctx.Err() != nil || !n.IsLeader() {
+					return false // leadership moved on; the next leader runs the steps
+				}
+				n.log.Warn("establishing leadership: retrying", "step", all[next].name, "attempt", attempt+1, "err", err)
+				break
+			}
+			next++
 		}
-		n.log.Warn("establishing leadership: retrying", "step", what, "err", err)
+		if next == len(all) {
+			return true
+		}
+		if attempt+1 >= transferAfter {
+			if err := n.raft.LeadershipTransfer().Error(); err != nil {
+				n.log.Warn("establishing leadership: handing over failed; retrying here", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
+			return false
+		case <-time.After(leaderStepBackoff.Jittered(attempt, rand.Float64())):
 		}
 	}
-	if ctx.Err() == nil && n.IsLeader() {
-		n.log.Error("establishing leadership failed; stepping down", "step", what, "err", err)
-		_ = n.raft.LeadershipTransfer().Error()
-	}
-	return err
 }
 
 // revokeLeadership cancels leader work and waits for it: no loop from an old
