@@ -1,7 +1,8 @@
 // Package cascade links the edges that serve one room with relay legs
 // (docs/multi-edge.md, "Cascade"). A leg is directional: the downstream
-// edge pulls the upstream edge's local participants and tracks while it has
-// participants of its own in the room. Legs are authorised by a relay
+// edge pulls the upstream edge's local participants and tracks while
+// something here needs them: participants of its own in the room, or an
+// egress job recording it (Hold). Legs are authorised by a relay
 // ticket the control plane signed, and each end proves with its identity
 // key that it is the edge the ticket names.
 package cascade
@@ -129,6 +130,14 @@ type roomState struct {
 	peers  map[string]edgeapi.Peer // by edge id
 	pulls  map[string]*pullLeg     // downstream legs, by upstream edge id
 	served map[*servedLeg]struct{} // upstream legs we serve
+	// holds: in-process consumers (egress jobs) that need the room's
+	// remote media here whether or not participants are, by key.
+	holds map[string]struct{}
+}
+
+// idle reports whether nothing keeps the room's state (m.mu held).
+func (rs *roomState) idle() bool {
+	return len(rs.served) == 0 && len(rs.pulls) == 0 && len(rs.holds) == 0
 }
 
 // New builds a manager; Register mounts its WebSocket route.
@@ -174,7 +183,7 @@ func (m *Manager) PublicKey() ed25519.PublicKey { return m.cfg.Key.Public().(ed2
 func (m *Manager) room(id string) *roomState {
 	rs := m.rooms[id]
 	if rs == nil {
-		rs = &roomState{id: id, peers: map[string]edgeapi.Peer{}, pulls: map[string]*pullLeg{}, served: map[*servedLeg]struct{}{}}
+		rs = &roomState{id: id, peers: map[string]edgeapi.Peer{}, pulls: map[string]*pullLeg{}, served: map[*servedLeg]struct{}{}, holds: map[string]struct{}{}}
 		m.rooms[id] = rs
 	}
 	return rs
@@ -243,12 +252,73 @@ func (m *Manager) Prewarm(roomID string, timeout time.Duration) {
 }
 
 // ensurePulls starts a downstream leg to every known peer of a room that
-// has participants here, and updates tickets of running ones.
+// is needed here, and updates tickets of running ones.
 func (m *Manager) ensurePulls(roomID string) {
-	if !m.cfg.Members.HasLocalMembers(roomID) {
+	if !m.needed(roomID) {
 		return
 	}
 	m.startPulls(roomID)
+}
+
+// needed reports whether something on this edge needs the room's media
+// from the other edges: a local participant, or a hold (egress job).
+func (m *Manager) needed(roomID string) bool {
+	return m.Held(roomID) || m.cfg.Members.HasLocalMembers(roomID)
+}
+
+// Hold makes this edge pull the room's remote media for key (an egress
+// job recording the room here) until Release, whether or not the room has
+// participants here: a recording on the home edge must see the
+// participants of the other edges even when nobody is left locally.
+// Holding a key twice holds it once.
+func (m *Manager) Hold(roomID, key string) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.room(roomID).holds[key] = struct{}{}
+	m.mu.Unlock()
+	m.startPulls(roomID)
+}
+
+// Release ends a Hold; the room's legs close when nothing else needs them.
+func (m *Manager) Release(roomID, key string) {
+	m.mu.Lock()
+	rs := m.rooms[roomID]
+	if rs == nil {
+		m.mu.Unlock()
+		return
+	}
+	if _, ok := rs.holds[key]; !ok {
+		m.mu.Unlock()
+		return
+	}
+	delete(rs.holds, key)
+	m.mu.Unlock()
+	m.stopIfUnneeded(roomID)
+}
+
+// Held reports whether some Hold keeps the room's remote media here.
+func (m *Manager) Held(roomID string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rs := m.rooms[roomID]
+	return rs != nil && len(rs.holds) > 0
+}
+
+// HeldRooms lists the rooms kept here by a Hold (sorted).
+func (m *Manager) HeldRooms() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for id, rs := range m.rooms {
+		if len(rs.holds) > 0 {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // startPulls starts (or refreshes) the legs to a room's peers and returns them.
@@ -283,7 +353,7 @@ const unusedLegAfter = 15 * time.Second
 
 // dropIfUnused stops a room's leg to peer when nobody here needs it.
 func (m *Manager) dropIfUnused(roomID string, l *pullLeg) {
-	if m.cfg.Members.HasLocalMembers(roomID) {
+	if m.needed(roomID) {
 		return
 	}
 	m.mu.Lock()
@@ -406,9 +476,16 @@ func (m *Manager) remoteEgress(roomID, peer string, st wire.EgressState) {
 	}
 }
 
-// LocalRoomEmpty implements signal.Cascade: nobody here needs the other
-// edges' media any more.
-func (m *Manager) LocalRoomEmpty(roomID string) {
+// LocalRoomEmpty implements signal.Cascade: no participant here needs the
+// other edges' media any more (a Hold may still).
+func (m *Manager) LocalRoomEmpty(roomID string) { m.stopIfUnneeded(roomID) }
+
+// stopIfUnneeded closes the room's downstream legs when nothing here needs
+// them, and forgets the room when nothing is left of it.
+func (m *Manager) stopIfUnneeded(roomID string) {
+	if m.needed(roomID) {
+		return
+	}
 	m.mu.Lock()
 	rs := m.rooms[roomID]
 	var stop []*pullLeg
@@ -417,7 +494,7 @@ func (m *Manager) LocalRoomEmpty(roomID string) {
 			stop = append(stop, l)
 			delete(rs.pulls, id)
 		}
-		if len(rs.served) == 0 {
+		if rs.idle() {
 			delete(m.rooms, roomID)
 		}
 	}

@@ -193,7 +193,7 @@ func (m *Manager) dropServed(sl *servedLeg) {
 	m.mu.Lock()
 	if rs := m.rooms[sl.roomID]; rs != nil {
 		delete(rs.served, sl)
-		if len(rs.served) == 0 && len(rs.pulls) == 0 && !m.cfg.Members.HasLocalMembers(sl.roomID) {
+		if rs.idle() && !m.cfg.Members.HasLocalMembers(sl.roomID) {
 			delete(m.rooms, sl.roomID)
 		}
 	}

@@ -51,7 +51,11 @@ func (n *Node) startEgress() {
 	cfg.OnStatus = func(st egressapi.Status) {
 		n.reportEgress(st)
 		rooms.update(n, st)
+		n.holdForJob(st)
 	}
+	// A room with participants on other edges is not over because nobody
+	// is left here: the cascade leg may be coming back.
+	cfg.OccupiedElsewhere = func(roomID string) bool { return n.casc != nil && len(n.casc.Peers(roomID)) > 0 }
 	if ec.Configure != nil {
 		ec.Configure(&cfg)
 	}
@@ -81,6 +85,56 @@ func (n *Node) Egress() *egress.Runner { return n.egress }
 // ordered, retried event batch. It only enqueues.
 func (n *Node) reportEgress(st egressapi.Status) {
 	n.agent.ReportEgress(st)
+}
+
+// egressHold is the cascade hold key of a job.
+func egressHold(jobID string) string { return "egress/" + jobID }
+
+// capturesRoom: jobs of these kinds read the room's media while they run.
+func capturesRoom(spec egressapi.Spec) bool {
+	return spec.RoomID != "" && spec.Kind != egressapi.KindMerge
+}
+
+// holdForJob keeps the cascade pulling the room's remote media while a
+// job captures it, and lets it go once the job stops capturing (stopping:
+// it only finishes its files). Fed by the runner's OnStatus goroutine.
+func (n *Node) holdForJob(st egressapi.Status) {
+	if n.casc == nil || st.RoomID == "" || st.Kind == egressapi.KindMerge {
+		return
+	}
+	if st.State == egressapi.StateStarting || st.State == egressapi.StateRunning {
+		n.casc.Hold(st.RoomID, egressHold(st.ID))
+	} else {
+		n.casc.Release(st.RoomID, egressHold(st.ID))
+	}
+}
+
+// egressPrewarm bounds how long a job start waits for the room's legs.
+const egressPrewarm = 3 * time.Second
+
+// prepareRoomMedia makes the room's media from every edge present here
+// before a job that captures it starts: the job holds the cascade (the
+// home edge records the room even with nobody local), this edge learns
+// the room's peers if it does not know them (joining the placement if the
+// control plane sent the job to an edge no longer in it), and the legs'
+// welcomes are awaited so the other edges' participants are members of
+// the local room when the job checks for them. Bounded; on failure the
+// job's own checks answer.
+func (n *Node) prepareRoomMedia(spec egressapi.Spec) {
+	n.casc.Hold(spec.RoomID, egressHold(spec.ID))
+	if !n.casc.Member(spec.RoomID) {
+		ctx, cancel := context.WithTimeout(n.bgCtx, egressPrewarm)
+		rp, err := n.agent.Attach(ctx, spec.RoomID, true)
+		cancel()
+		if err != nil {
+			n.log.Warn("egress: could not learn the room's other edges", "room", spec.RoomID, "job", spec.ID, "err", err)
+			return
+		}
+		if rp.Member {
+			n.casc.SetPeers(rp)
+		}
+	}
+	n.casc.Prewarm(spec.RoomID, egressPrewarm)
 }
 
 // roomEgress follows which rooms have jobs capturing them here, so the
@@ -214,8 +268,16 @@ func (n *Node) handleEgressStart(c *fiber.Ctx) error {
 	if !decodeBody(c, &spec) {
 		return nil
 	}
+	if n.casc != nil && capturesRoom(spec) {
+		if _, known := n.egress.Status(spec.ID); !known {
+			n.prepareRoomMedia(spec)
+		}
+	}
 	st, err := n.egress.Start(spec)
 	if err != nil {
+		if n.casc != nil && capturesRoom(spec) && !errors.Is(err, egress.ErrJobExists) {
+			n.casc.Release(spec.RoomID, egressHold(spec.ID))
+		}
 		return n.egressError(c, err)
 	}
 	return c.JSON(st)

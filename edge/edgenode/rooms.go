@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -43,7 +44,16 @@ func (n *Node) heartbeat() edgeapi.Heartbeat {
 		}
 	}
 	if n.sig != nil && n.casc != nil {
-		hb.Rooms = n.casc.RoomEpochs(n.sig.Rooms())
+		// Rooms an egress job records here count as served: the control
+		// plane keeps this edge in their placement (and its legs) while
+		// the job runs, participants here or not.
+		rooms := n.sig.Rooms()
+		for _, id := range n.casc.HeldRooms() {
+			if !slices.Contains(rooms, id) {
+				rooms = append(rooms, id)
+			}
+		}
+		hb.Rooms = n.casc.RoomEpochs(rooms)
 	}
 	return hb
 }
@@ -55,7 +65,7 @@ func (n *Node) heartbeat() edgeapi.Heartbeat {
 func (n *Node) onHeartbeatReply(r edgeapi.HeartbeatReply) {
 	for _, rp := range r.Rooms {
 		if !rp.Member {
-			if n.sig.HasLocalMembers(rp.RoomID) && !n.draining.Load() {
+			if (n.sig.HasLocalMembers(rp.RoomID) || n.casc.Held(rp.RoomID)) && !n.draining.Load() {
 				n.fetchPeers(rp.RoomID, true)
 			}
 			continue

@@ -218,7 +218,8 @@ func (j *job) loop() {
 			if playable && !j.status().Playable {
 				j.update(true, func(s *egressapi.Status) { s.Playable = true })
 			}
-			if since := j.comp.emptySince(); !since.IsZero() && now.Sub(since) >= cfg.EmptyRoomTimeout {
+			if since := j.comp.emptySince(); !since.IsZero() && now.Sub(since) >= cfg.EmptyRoomTimeout &&
+				(cfg.OccupiedElsewhere == nil || !cfg.OccupiedElsewhere(j.spec.RoomID)) {
 				cfg.Logger.Info("egress: room empty, stopping", "job", j.spec.ID)
 				_, _ = j.requestStop()
 			}

@@ -60,6 +60,12 @@ type Config struct {
 	// been gone this long, so nothing records an empty room forever if the
 	// control plane is unreachable.
 	EmptyRoomTimeout time.Duration
+	// OccupiedElsewhere reports whether the room still has participants on
+	// other edges (the cascade knows it serves the room with peers). While
+	// it does, an empty room here is a relay leg that is down or coming up,
+	// not the end of the meeting: EmptyRoomTimeout does not stop a
+	// composing job. Nil: the edge is alone.
+	OccupiedElsewhere func(roomID string) bool
 	// OnStatus hears every status change, in order, from one goroutine. It
 	// should return quickly (enqueue).
 	OnStatus func(egressapi.Status)

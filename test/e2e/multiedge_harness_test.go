@@ -45,6 +45,15 @@ type multi struct {
 	seeds map[string][]string // region -> gossip addresses
 	regs  map[string]*prometheus.Registry
 	recv  *receiver
+	opts  multiOptions
+}
+
+// multiOptions adds parts to a multi-edge deployment.
+type multiOptions struct {
+	// controlPlugins are added to every control node.
+	controlPlugins func() []server.Plugin
+	// edgeEgress configures egress on an edge (nil: egress off).
+	edgeEgress func(t *testing.T, s edgeSpec) edgenode.EgressConfig
 }
 
 func quietLogger() *slog.Logger {
@@ -56,7 +65,12 @@ func quietLogger() *slog.Logger {
 
 func startMulti(t *testing.T, controls int, specs ...edgeSpec) *multi {
 	t.Helper()
-	m := &multi{t: t, edges: map[string]*edgenode.Node{}, specs: map[string]edgeSpec{}, seeds: map[string][]string{}, regs: map[string]*prometheus.Registry{}}
+	return startMultiWith(t, controls, multiOptions{}, specs...)
+}
+
+func startMultiWith(t *testing.T, controls int, opts multiOptions, specs ...edgeSpec) *multi {
+	t.Helper()
+	m := &multi{t: t, edges: map[string]*edgenode.Node{}, specs: map[string]edgeSpec{}, seeds: map[string][]string{}, regs: map[string]*prometheus.Registry{}, opts: opts}
 	m.recv = newReceiver(t)
 	m.recv.accept.Store(true)
 	m.c = clustertest.New(t, controls, clustertest.Options{Configure: func(i int, cfg *server.Config) {
@@ -69,6 +83,9 @@ func startMulti(t *testing.T, controls int, specs ...edgeSpec) *multi {
 		wc.MinBackoff, wc.MaxBackoff = 50*time.Millisecond, 200*time.Millisecond
 		cfg.Region = "eu-west"
 		cfg.Plugins = append(cfg.Plugins, placement.Plugin(pc), raftoutbox.Plugin(wc))
+		if opts.controlPlugins != nil {
+			cfg.Plugins = append(cfg.Plugins, opts.controlPlugins()...)
+		}
 	}})
 	for _, s := range specs {
 		m.startEdge(s)
@@ -115,7 +132,11 @@ func (m *multi) startEdgeVia(s edgeSpec, urls []string) *edgenode.Node {
 	if capacity == 0 {
 		capacity = 100
 	}
-	n, err := edgenode.New(edgenode.Config{Registry: reg, EdgeID: s.id, Region: s.region, ControlURLs: urls, EdgeToken: edgeToken,
+	var ec edgenode.EgressConfig
+	if m.opts.edgeEgress != nil {
+		ec = m.opts.edgeEgress(m.t, s)
+	}
+	n, err := edgenode.New(edgenode.Config{Registry: reg, EdgeID: s.id, Egress: ec, Region: s.region, ControlURLs: urls, EdgeToken: edgeToken,
 		HTTPListen: addr, PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, EnableTURN: true, TURN: tc, Capacity: capacity,
 		StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond, GossipEnabled: true, Gossip: gc, Logger: quietLogger(),
 		DrainTimeout: 20 * time.Second,

@@ -137,10 +137,21 @@ func recPeerAPI(t *testing.T) *webrtc.API {
 
 func recJoinAndPublish(t *testing.T, rest recAPI, rtcToken, room, name, video, audio string) *recPublisher {
 	t.Helper()
+	return recJoinAndPublishIn(t, rest, rtcToken, room, name, "", video, audio)
+}
+
+// recJoinAndPublishIn is recJoinAndPublish with the client's region hint
+// ("" for none), which steers the join to an edge of that region.
+func recJoinAndPublishIn(t *testing.T, rest recAPI, rtcToken, room, name, region, video, audio string) *recPublisher {
+	t.Helper()
 	var jr struct {
 		Edges []struct{ SignalingURL, Ticket string }
 	}
-	if st, b := (recAPI{base: rest.base, token: rtcToken}).do(t, "POST", "/v2/rooms/"+room+"/join", map[string]string{"name": name}, &jr); st != 200 || len(jr.Edges) == 0 {
+	body := map[string]string{"name": name}
+	if region != "" {
+		body["region"] = region
+	}
+	if st, b := (recAPI{base: rest.base, token: rtcToken}).do(t, "POST", "/v2/rooms/"+room+"/join", body, &jr); st != 200 || len(jr.Edges) == 0 {
 		t.Fatalf("join: %d %s", st, b)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

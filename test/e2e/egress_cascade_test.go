@@ -1,0 +1,311 @@
+package e2e
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	ctlegress "github.com/meridian-video/meridian/control/egress"
+	"github.com/meridian-video/meridian/control/server"
+	"github.com/meridian-video/meridian/edge/edgenode"
+	"github.com/meridian-video/meridian/edge/egress"
+	"github.com/meridian-video/meridian/edge/egress/egresstest"
+	"github.com/meridian-video/meridian/shared/storage"
+)
+
+// egressCascade is a control node with egress and two edges in two
+// regions, each recording to its own disk, with red and blue test
+// pictures for the participants.
+type egressCascade struct {
+	m                   *multi
+	rest                recAPI
+	red, blue, lo, high string
+}
+
+func startEgressCascade(t *testing.T) *egressCascade {
+	t.Helper()
+	egresstest.NeedFFmpeg(t)
+	dir := t.TempDir()
+	w := &egressCascade{red: filepath.Join(dir, "red.ivf"), blue: filepath.Join(dir, "blue.ivf"), lo: filepath.Join(dir, "440.ogg"), high: filepath.Join(dir, "880.ogg")}
+	for _, f := range []string{w.red, w.blue, w.lo, w.high} {
+		egresstest.Generate(t, f)
+	}
+	opts := multiOptions{
+		controlPlugins: func() []server.Plugin {
+			return []server.Plugin{ctlegress.Plugin(ctlegress.PluginConfig{Config: ctlegress.Config{EdgeToken: edgeToken}})}
+		},
+		edgeEgress: func(t *testing.T, s edgeSpec) edgenode.EgressConfig {
+			local, err := storage.NewLocal(storage.LocalConfig{Region: s.region, Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return edgenode.EgressConfig{WorkDir: t.TempDir(), Storage: []storage.Target{local}, Configure: func(ec *egress.Config) {
+				ec.Poll = 100 * time.Millisecond
+				ec.StopTimeout = 30 * time.Second
+				ec.MaxLag = 30 * time.Second // a shared machine; this test is about what is recorded
+				// Short, so that a room that looks empty here ends its
+				// jobs within the test.
+				ec.EmptyRoomTimeout = 2 * time.Second
+			}}
+		},
+	}
+	w.m = startMultiWith(t, 1, opts, edgeSpec{id: "paris-1", region: "eu-west"}, edgeSpec{id: "montreal-1", region: "ca-east"})
+	w.rest = recAPI{base: w.m.c.Node(0).URL(), token: w.m.c.Token()}
+	return w
+}
+
+// join publishes a participant's picture and tone from near region.
+func (w *egressCascade) join(t *testing.T, room, pid, region, video, audio string) *recPublisher {
+	t.Helper()
+	return recJoinAndPublishIn(t, w.rest, w.m.rtcToken(pid), room, "name-"+pid, region, video, audio)
+}
+
+// leave sends an explicit leave (no resume grace) and stops the client.
+func (w *egressCascade) leave(t *testing.T, p *recPublisher, room, edgeID string) {
+	t.Helper()
+	if err := p.cl.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	p.close()
+	waitUntil(t, "the participant to be gone from "+edgeID, 20*time.Second, func() bool {
+		return !w.m.edge(edgeID).Signal().HasLocalMembers(room)
+	})
+}
+
+// relayedOn waits until edge's SFU room lists pid (relayed in) with tracks.
+func (w *egressCascade) relayedOn(t *testing.T, edgeID, room, pid string) {
+	t.Helper()
+	waitUntil(t, pid+" relayed into "+edgeID, 20*time.Second, func() bool {
+		r := w.m.edge(edgeID).SFU().Room(room)
+		if r == nil {
+			return false
+		}
+		for _, mb := range r.Members() {
+			if mb.ID == pid && mb.Remote && len(mb.Tracks) == 2 {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+type cascadeRec struct {
+	ID, EdgeID, Status string
+	File               *struct {
+		FileURL string `json:"fileUrl"`
+	}
+	Files []struct {
+		FileURL string `json:"fileUrl"`
+	}
+}
+
+// startRecordings starts a composite recording of the room and a
+// participant recording of pid, and returns their ids and edges.
+func (w *egressCascade) startRecordings(t *testing.T, room, pid string) (comp, part cascadeRec) {
+	t.Helper()
+	if st, b := w.rest.do(t, "POST", "/v2/recordings/start", map[string]any{"roomId": room, "config": map[string]any{"layout": map[string]any{"type": "GRID"}, "quality": "low"}}, nil); st != 200 {
+		t.Fatalf("composite start: %d %s", st, b)
+	}
+	if st, b := w.rest.do(t, "POST", "/v2/recordings/participant/start", map[string]any{"roomId": room, "participantId": pid}, nil); st != 200 {
+		t.Fatalf("participant start: %d %s", st, b)
+	}
+	var comps, parts struct{ Data []cascadeRec }
+	if st, b := w.rest.do(t, "GET", "/v2/recordings?roomId="+room, nil, &comps); st != 200 || len(comps.Data) != 1 {
+		t.Fatalf("composite list: %d %s", st, b)
+	}
+	if st, b := w.rest.do(t, "GET", "/v2/recordings/participant?roomId="+room, nil, &parts); st != 200 || len(parts.Data) != 1 {
+		t.Fatalf("participant list: %d %s", st, b)
+	}
+	return comps.Data[0], parts.Data[0]
+}
+
+// stopRecordings stops both; each must still be running (a job the edge
+// ended on its own — an empty room, a participant gone — answers 409).
+// It returns the downloaded files.
+func (w *egressCascade) stopRecordings(t *testing.T, room, pid string, comp, part cascadeRec) (compFile, partFile string) {
+	t.Helper()
+	if st, b := w.rest.do(t, "POST", "/v2/recordings/end", map[string]any{"roomId": room}, nil); st != 200 {
+		t.Fatalf("composite end: %d %s (the job ended on its own?)", st, b)
+	}
+	if st, b := w.rest.do(t, "POST", "/v2/recordings/participant/stop", map[string]any{"roomId": room, "participantId": pid}, nil); st != 200 {
+		t.Fatalf("participant stop: %d %s (the job ended on its own?)", st, b)
+	}
+	var c, p cascadeRec
+	recWait(t, "both recordings stopped with their files", 90*time.Second, func() (bool, string) {
+		_, b1 := w.rest.do(t, "GET", "/v2/recordings/"+comp.ID, nil, &c)
+		_, b2 := w.rest.do(t, "GET", "/v2/recordings/participant/"+part.ID, nil, &p)
+		return c.Status == "stopped" && c.File != nil && c.File.FileURL != "" && p.Status == "stopped" && len(p.Files) > 0, string(b1) + " " + string(b2)
+	})
+	compFile, _ = recDownload(t, c.File.FileURL, "composite.mp4")
+	partFile, _ = recDownload(t, p.Files[0].FileURL, "participant.webm")
+	return compFile, partFile
+}
+
+// videoSpan is the time from a file's first video packet to its last.
+func videoSpan(t *testing.T, path string) float64 {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe packets of %s: %v", path, err)
+	}
+	first, last := -1.0, -1.0
+	for _, l := range strings.Fields(string(out)) {
+		v, err := strconv.ParseFloat(strings.Trim(l, ","), 64)
+		if err != nil {
+			continue
+		}
+		if first < 0 || v < first {
+			first = v
+		}
+		if v > last {
+			last = v
+		}
+	}
+	if first < 0 {
+		t.Fatalf("%s has no video packets", path)
+	}
+	return last - first
+}
+
+// pictureShares decodes a video at 5 pictures a second and returns, for
+// each picture, the shares of its pixels that are red and blue.
+func pictureShares(t *testing.T, path string) (red, blue []float64) {
+	t.Helper()
+	const w, h = 160, 90
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-i", path,
+		"-vf", fmt.Sprintf("fps=5,scale=%d:%d", w, h), "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1").Output()
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	for ; len(out) >= w*h*3; out = out[w*h*3:] {
+		var r, b int
+		for i := 0; i < w*h*3; i += 3 {
+			pr, pg, pb := int(out[i]), int(out[i+1]), int(out[i+2])
+			switch {
+			case pr > 150 && pg < 90 && pb < 90:
+				r++
+			case pb > 150 && pr < 90 && pg < 90:
+				b++
+			}
+		}
+		red, blue = append(red, float64(r)/(w*h)), append(blue, float64(b)/(w*h))
+	}
+	return red, blue
+}
+
+// TestRecordingAnEdgeWithNobodyLocal: alice joins the home edge (paris-1),
+// bob another region's edge (montreal-1), alice leaves; the recordings the
+// control plane then starts run on the home edge, where nobody is left,
+// and must still contain bob: the job pulls his tracks over the cascade as
+// a participant there would.
+func TestRecordingAnEdgeWithNobodyLocal(t *testing.T) {
+	w := startEgressCascade(t)
+	room := w.m.room(nil)
+	alice := w.join(t, room, "alice", "eu-west", w.red, w.lo)
+	w.join(t, room, "bob", "ca-east", w.blue, w.high)
+	if p := w.m.placement(0, room); p == nil || p.Home != "paris-1" || !p.Has("montreal-1") {
+		t.Fatalf("placement %+v: want home paris-1 with montreal-1", p)
+	}
+	w.relayedOn(t, "paris-1", room, "bob")
+	w.leave(t, alice, room, "paris-1")
+
+	comp, part := w.startRecordings(t, room, "bob")
+	begin := time.Now()
+	if comp.EdgeID != "paris-1" || part.EdgeID != "paris-1" {
+		t.Fatalf("jobs run on %s and %s, want the home edge paris-1 (nobody local there)", comp.EdgeID, part.EdgeID)
+	}
+	time.Sleep(6 * time.Second) // media time to record, not an assertion
+	elapsed := time.Since(begin).Seconds()
+	compFile, partFile := w.stopRecordings(t, room, "bob", comp, part)
+
+	checkBobRecorded(t, compFile, partFile, elapsed, 0)
+}
+
+// TestRecordingKeepsFarParticipantsWhenTheLastLocalOneLeaves: a recording
+// on the home edge runs while its last local participant leaves; the
+// participant on the other edge stays in the composite and in his own
+// recording until the end (the leg is not dropped, the job does not end
+// as an empty room).
+func TestRecordingKeepsFarParticipantsWhenTheLastLocalOneLeaves(t *testing.T) {
+	w := startEgressCascade(t)
+	room := w.m.room(nil)
+	alice := w.join(t, room, "alice", "eu-west", w.red, w.lo)
+	w.join(t, room, "bob", "ca-east", w.blue, w.high)
+	w.relayedOn(t, "paris-1", room, "bob")
+
+	comp, part := w.startRecordings(t, room, "bob")
+	begin := time.Now()
+	if comp.EdgeID != "paris-1" || part.EdgeID != "paris-1" {
+		t.Fatalf("jobs run on %s and %s, want the home edge paris-1", comp.EdgeID, part.EdgeID)
+	}
+	time.Sleep(3 * time.Second) // media time with both
+	w.leave(t, alice, room, "paris-1")
+	left := time.Since(begin).Seconds()
+	time.Sleep(6 * time.Second) // media time after she left
+	elapsed := time.Since(begin).Seconds()
+	compFile, partFile := w.stopRecordings(t, room, "bob", comp, part)
+
+	red, _ := checkBobRecorded(t, compFile, partFile, elapsed, left)
+	// Alice was in the composite before she left.
+	seen := false
+	for _, r := range red {
+		seen = seen || r > 0.1
+	}
+	if !seen {
+		t.Fatal("alice's red picture never appears in the composite")
+	}
+}
+
+// checkBobRecorded: the composite lasts as long as the recording ran and
+// shows bob's blue picture from its first appearance to its last picture,
+// without alice's red after she left (at `left` s, 0: before the start);
+// bob's own recording has his video for as long.
+func checkBobRecorded(t *testing.T, compFile, partFile string, elapsed, left float64) (red, blue []float64) {
+	t.Helper()
+	pr := egresstest.FFprobe(t, compFile)
+	if pr.Codec("video") != "h264" || pr.Codec("audio") != "aac" {
+		t.Fatalf("composite streams %v", pr.Codecs())
+	}
+	if d := pr.StreamDuration("video"); d < elapsed-1 || d > elapsed+1 {
+		t.Fatalf("composite video lasts %.2f s, the recording ran %.2f s", d, elapsed)
+	}
+	red, blue = pictureShares(t, compFile)
+	first := -1
+	for i, b := range blue {
+		if b > 0.1 {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		t.Fatalf("bob's blue picture never appears in the composite (%d pictures)", len(blue))
+	}
+	for i := first; i < len(blue); i++ {
+		if blue[i] < 0.1 {
+			t.Fatalf("bob's picture gone from the composite at %.1f s of %.1f s (blue %.2f); alice left at %.1f s", float64(i)/5, float64(len(blue))/5, blue[i], left)
+		}
+	}
+	if shown := float64(len(blue)-first) / 5; shown < elapsed-2 {
+		t.Fatalf("bob shown for %.1f s of a %.1f s recording", shown, elapsed)
+	}
+	// Pictures a second after alice left no longer have her.
+	for i := int((left + 1) * 5); left > 0 && i < len(red); i++ {
+		if red[i] > 0.01 {
+			t.Fatalf("alice's red still in the composite at %.1f s; she left at %.1f s", float64(i)/5, left)
+		}
+	}
+	pp := egresstest.FFprobe(t, partFile)
+	if pp.Codec("video") != "vp8" || pp.Codec("audio") != "opus" {
+		t.Fatalf("bob's recording streams %v", pp.Codecs())
+	}
+	if span := videoSpan(t, partFile); span < elapsed-2 || span > elapsed+1 {
+		t.Fatalf("bob's recording has %.2f s of video, the recording ran %.2f s", span, elapsed)
+	}
+	t.Logf("recorded %.1f s: composite %.2f s, bob shown from %.1f s; bob's own file %.2f s of video; alice left at %.1f s",
+		elapsed, pr.StreamDuration("video"), float64(first)/5, videoSpan(t, partFile), left)
+	return red, blue
+}
