@@ -31,6 +31,7 @@ func long() bool { return os.Getenv("MERIDIAN_CHAOS_LONG") == "1" }
 // check to show that the check fails when the property is broken.
 //
 //	model    the register model believes a deactivated room reads as active
+//	sessions the sessions model believes an ended session is still ongoing
 //	lost     an acknowledged room is dropped from the final listing of one node
 //	dup      a second room is invented for one customRoomId in a final listing
 //	ikdup    a second room is invented for one Idempotency-Key in a final listing

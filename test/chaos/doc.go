@@ -21,7 +21,12 @@
 // acknowledged room with its acknowledged roomId, no customRoomId or
 // Idempotency-Key may map to two rooms, and all nodes must list the same
 // rooms. Recovery times (fault → first acknowledged write through each
-// node) and the error mix are logged.
+// node) and the error mix are logged. Through the same faults, 3 more
+// clients start sessions in 4 rooms of their own (an edge's
+// participant-joined report), end them (POST /v2/sessions/end) and read
+// them (GET /v2/sessions?status=ongoing&consistent=true); that history is
+// checked per room against a session model (no session ↔
+// ongoing(sessionId), an ended session never ongoing again).
 //
 // TestChaosWebhooks: rooms with a webhook endpoint served by the test; an
 // edge reporter (the test plays an edge: POST /internal/v1/edges/events

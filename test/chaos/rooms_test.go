@@ -455,6 +455,13 @@ func TestChaosRooms(t *testing.T) {
 	for range 10 {
 		r.rotate()
 	}
+	// The sessions history: its own rooms, its own clients.
+	sr := &sessRun{cl: cl, api: r.api, edge: newAPI("Bearer " + cl.EdgeToken), t0: r.h.t0, mix: &r.mix}
+	for i := range 4 {
+		var v roomView
+		r.api.mustJSON(t, []string{cl.Nodes[0].URL}, "POST", "/v2/rooms", map[string]any{"customRoomId": fmt.Sprintf("sess-%d", i)}, &v, 20*time.Second)
+		sr.rooms = append(sr.rooms, v.RoomID)
+	}
 	t.Logf("cluster up in %v; raft links through %d pair proxies, node-to-node HTTP through %d proxies", ms(time.Since(began)), len(nw.pairs), len(nw.https))
 
 	stop := make(chan struct{})
@@ -463,6 +470,11 @@ func TestChaosRooms(t *testing.T) {
 	for i := range clients {
 		workers.Add(1)
 		go func() { defer workers.Done(); r.worker(i, stop) }()
+	}
+	const sessClients = 3
+	for i := range sessClients {
+		workers.Add(1)
+		go func() { defer workers.Done(); sr.worker(200+i, r.opTimeout, stop) }()
 	}
 	workers.Add(1)
 	go func() {
@@ -649,6 +661,7 @@ func TestChaosRooms(t *testing.T) {
 			}
 		}
 	}
+	sr.final()
 	// An Idempotency-Key reused for another request is refused on every
 	// node, whichever node saw it first.
 	misuse := 0
@@ -692,6 +705,7 @@ func TestChaosRooms(t *testing.T) {
 	checkStart := time.Now()
 	lin := checkLinearizable(ops, 20*time.Second)
 	fin := checkFinal(r.acked, r.ackedIK, listings)
+	sessLin, sessRecs := checkSessions(sr.snapshot(), 20*time.Second)
 
 	var rs []recovery
 	for x := range recs {
@@ -730,6 +744,8 @@ func TestChaosRooms(t *testing.T) {
 		"local (non-consistent) reads: %d, of which %d missed a room acknowledged before they began; node-to-node requests held by partitions: %d; "+
 		"Idempotency-Key reuses with another body: %d",
 		lin.Ops, lin.Keys, lin.Unknown, ms(time.Since(checkStart)), len(r.acked)+len(r.ackedIK), len(cl.Nodes), r.localReads.Load(), r.localMisses.Load(), nw.held.Load(), misuse)
+	t.Logf("sessions history: %d operations on %d rooms (%d writes of unknown outcome); %d joins and %d session ends acknowledged",
+		sessLin.Ops, sessLin.Keys, sessLin.Unknown, sr.started.Load(), sr.ended.Load())
 	t.Logf("faults took %v; whole test %v", ms(faultsDone.Sub(began)), ms(time.Since(began)))
 
 	for _, k := range lin.Illegal {
@@ -738,6 +754,22 @@ func TestChaosRooms(t *testing.T) {
 			p = err.Error()
 		}
 		t.Errorf("NOT LINEARIZABLE: object %s (visualisation: %s):\n%s\nfaults:\n  %s", k, p, describeKey(lin.Recs[k], 80), strings.Join(r.faults, "\n  "))
+	}
+	for _, k := range sessLin.Illegal {
+		p := evidencePath(t, "sessions-"+k+".html")
+		if err := porcupine.VisualizePath(sessModel, sessLin.Infos[k], p); err != nil {
+			p = err.Error()
+		}
+		t.Errorf("NOT LINEARIZABLE: sessions of room %s (visualisation: %s):\n%s\nfaults:\n  %s", k, p, describeSessions(sessRecs[k], 80), strings.Join(r.faults, "\n  "))
+	}
+	for _, k := range sessLin.TimedOut {
+		t.Errorf("linearizability of room %s's sessions undecided within the checker's time limit:\n%s", k, describeSessions(sessRecs[k], 40))
+	}
+	for _, s := range sr.unexpect {
+		t.Errorf("unexpected sessions answer: %s", s)
+	}
+	if sr.started.Load() == 0 || sr.ended.Load() == 0 || sessLin.Ops < 100 {
+		t.Errorf("too little happened to the sessions: %d acknowledged joins, %d acknowledged ends, %d operations", sr.started.Load(), sr.ended.Load(), sessLin.Ops)
 	}
 	for _, k := range lin.TimedOut {
 		t.Errorf("linearizability of object %s undecided within the checker's time limit:\n%s", k, describeKey(lin.Recs[k], 40))

@@ -46,6 +46,45 @@ func TestCheckersCatch(t *testing.T) {
 		}
 	}
 
+	// Sessions: one room, s1 and s2 its sessions.
+	sj := func(call, ret int64, out sessOutput) sessRec {
+		return sessRec{Room: "r", In: sessInput{Kind: opJoin, PID: "p"}, Call: call * s, Return: ret * s, Out: out}
+	}
+	se := func(call, ret int64, out sessOutput) sessRec {
+		return sessRec{Room: "r", In: sessInput{Kind: opEnd}, Call: call * s, Return: ret * s, Out: out}
+	}
+	sr := func(call, ret int64, out sessOutput) sessRec {
+		return sessRec{Room: "r", In: sessInput{Kind: opRead}, Call: call * s, Return: ret * s, Out: out}
+	}
+	s1, s2, none := sessOutput{SessionID: "s1"}, sessOutput{SessionID: "s2"}, sessOutput{NoSession: true}
+	sessCases := []struct {
+		name  string
+		ops   []sessRec
+		legal bool
+	}{
+		{"join, read, end, read, join, read", []sessRec{sj(0, 1, sessOutput{}), sr(2, 3, s1), se(4, 5, s1), sr(6, 7, none), sj(8, 9, sessOutput{}), sr(10, 11, s2)}, true},
+		{"stale read after an acknowledged end", []sessRec{sj(0, 1, sessOutput{}), sr(2, 3, s1), se(4, 5, s1), sr(6, 7, s1)}, false},
+		{"an ended session ongoing again after a new join", []sessRec{sj(0, 1, sessOutput{}), se(2, 3, s1), sj(4, 5, sessOutput{}), sr(6, 7, s1)}, false},
+		{"no session after an acknowledged join", []sessRec{sj(0, 1, sessOutput{}), sr(2, 3, none)}, false},
+		{"end says no session after an acknowledged join", []sessRec{sj(0, 1, sessOutput{}), se(2, 3, none)}, false},
+		{"two ongoing sessions listed", []sessRec{sj(0, 1, sessOutput{}), sr(2, 3, sessOutput{SessionID: "s1", Count: 2})}, false},
+		{"the session changes without an end", []sessRec{sj(0, 1, sessOutput{}), sr(2, 3, s1), sr(4, 5, s2)}, false},
+		{"an end of unknown outcome that happened", []sessRec{sj(0, 1, sessOutput{}), sr(2, 3, s1), se(4, 5, sessOutput{Unknown: true}), sr(6, 7, none)}, true},
+		{"a join of unknown outcome, seen late", []sessRec{sj(0, 1, sessOutput{Unknown: true}), sr(2, 3, none), sr(4, 5, s1)}, true},
+		{"concurrent end and read may see either", []sessRec{sj(0, 1, sessOutput{}), se(2, 10, s1), sr(3, 4, s1), sr(5, 6, none)}, true},
+	}
+	for _, c := range sessCases {
+		for i := range c.ops {
+			if c.ops[i].In.Kind == opRead && c.ops[i].Out.Count == 0 && !c.ops[i].Out.NoSession {
+				c.ops[i].Out.Count = 1
+			}
+		}
+		rep, _ := checkSessions(c.ops, 5*time.Second)
+		if got := len(rep.Illegal) == 0 && len(rep.TimedOut) == 0; got != c.legal {
+			t.Errorf("sessions %s: linearizable %v, want %v", c.name, got, c.legal)
+		}
+	}
+
 	good := []finalRoom{{RoomID: "r1", CustomRoomID: "a"}, {RoomID: "r2", Tag: "ik-1"}}
 	acked, ackedIK := map[string]string{"a": "r1"}, map[string]string{"ik-1": "r2"}
 	if rep := checkFinal(acked, ackedIK, map[string][]finalRoom{"c1": good, "c2": good}); len(rep.Lost)+len(rep.Dups)+len(rep.Diverged) > 0 || rep.Checked != 4 {
