@@ -93,7 +93,7 @@ func TestSilentLeaderDoesNotHoldForwards(t *testing.T) {
 	follower := c.Followers()[0]
 	leaderURL := c.Node(leader).URL()
 	resume := make(chan struct{})
-	held := make(chan struct{}, 16)    // a forward reached the silent leader
+	held := make(chan struct{}, 16)   // a forward reached the silent leader
 	abandoned := make(chan error, 16) // ...and the follower gave it up
 	fn := func(r *http.Request) (*http.Response, error) {
 		if strings.HasPrefix(r.URL.String(), leaderURL) {
