@@ -12,14 +12,14 @@ import (
 )
 
 // leaderHeardFrom wakes the leader's liveness check at once when an edge
-// reports a region peer dead or left, so the verdict of gossip (seconds)
-// is not delayed by the check's period.
+// reports a region peer suspect, dead or left, so the verdict of gossip
+// (seconds) is not delayed by the check's period.
 func (s *Service) leaderHeardFrom(hb edgeapi.Heartbeat) {
 	if !s.node.IsLeader() {
 		return
 	}
 	for _, m := range hb.Pool {
-		if m.State == edgeapi.MemberDead || m.State == edgeapi.MemberLeft {
+		if m.State != edgeapi.MemberAlive {
 			s.nudge()
 			return
 		}
@@ -49,13 +49,19 @@ func (s *Service) nudge() {
 // other each report the other dead; believing them would end both edges'
 // meetings, and the edges would register again and be marked down again,
 // round after round. Once its heartbeats are late, a live peer's report
-// that it is dead or left marks it down at once (a killed edge: gossip's
-// verdict and the late heartbeat agree within ~4 s); an edge silent for
+// that it is suspect, dead or left marks it down at once (a killed edge:
+// late 2-3 s after the kill, suspect after 1-2 s); a suspicion must be
+// newer than the edge's last heartbeat (a reporter that died suspecting it
+// is not believed over the edge's own later word). An edge silent for
 // DownAfter that no peer vouches for is down too.
 func (s *Service) verdictLocked(e *state.Edge, now, leaderSince time.Time) string {
 	heard := leaderSince
-	if le := s.live[e.ID]; le != nil && le.seen.After(heard) {
-		heard = le.seen
+	var lastBeat time.Time
+	if le := s.live[e.ID]; le != nil {
+		lastBeat = le.seen
+		if le.seen.After(heard) {
+			heard = le.seen
+		}
 	}
 	quiet := now.Sub(heard)
 	if quiet < s.cfg.LateAfter {
@@ -71,6 +77,10 @@ func (s *Service) verdictLocked(e *state.Edge, now, leaderSince time.Time) strin
 				continue
 			}
 			switch m.State {
+			case edgeapi.MemberSuspect:
+				if rl.seen.After(lastBeat) {
+					return fmt.Sprintf("suspected by region peer %s, no heartbeat for %s", reporter, quiet.Round(time.Millisecond))
+				}
 			case edgeapi.MemberDead:
 				return fmt.Sprintf("dead according to region peer %s, no heartbeat for %s", reporter, quiet.Round(time.Millisecond))
 			case edgeapi.MemberLeft:
