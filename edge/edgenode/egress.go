@@ -47,7 +47,8 @@ func (n *Node) startEgress() {
 	cfg.Storage = ec.Storage
 	cfg.WorkDir = ec.WorkDir
 	cfg.Logger = n.log
-	rooms := &roomEgress{jobs: map[string]egressJob{}}
+	rooms := &roomEgress{jobs: map[string]egressJob{}, recordsMP4: map[string]bool{}}
+	n.egRooms = rooms
 	cfg.OnStatus = func(st egressapi.Status) {
 		n.reportEgress(st)
 		rooms.update(n, st)
@@ -143,11 +144,33 @@ func (n *Node) prepareRoomMedia(spec egressapi.Spec) {
 type roomEgress struct {
 	mu   sync.Mutex
 	jobs map[string]egressJob // capturing jobs by id
+	// recordsMP4: HLS jobs started with recording enabled (they also
+	// store the meeting as an MP4), noted at start: statuses do not say.
+	recordsMP4 map[string]bool
 }
 
 type egressJob struct {
-	room string
-	kind egressapi.Kind
+	room    string
+	kind    egressapi.Kind
+	records bool // an HLS job that also records
+}
+
+// noteStart remembers what a job's status does not carry, before it starts.
+func (re *roomEgress) noteStart(spec egressapi.Spec) {
+	if spec.Kind == egressapi.KindHLS && spec.HLS.Record {
+		re.mu.Lock()
+		re.recordsMP4[spec.ID] = true
+		re.mu.Unlock()
+	}
+}
+
+// forget drops a note of a job that did not start.
+func (re *roomEgress) forget(id string) {
+	re.mu.Lock()
+	if _, running := re.jobs[id]; !running {
+		delete(re.recordsMP4, id)
+	}
+	re.mu.Unlock()
 }
 
 // update applies one status and passes the job's room state on when it
@@ -159,9 +182,10 @@ func (re *roomEgress) update(n *Node, st egressapi.Status) {
 	}
 	re.mu.Lock()
 	if st.State == egressapi.StateStarting || st.State == egressapi.StateRunning {
-		re.jobs[st.ID] = egressJob{room: st.RoomID, kind: st.Kind}
+		re.jobs[st.ID] = egressJob{room: st.RoomID, kind: st.Kind, records: re.recordsMP4[st.ID]}
 	} else {
 		delete(re.jobs, st.ID)
+		delete(re.recordsMP4, st.ID)
 	}
 	var state wire.EgressState
 	for _, j := range re.jobs {
@@ -171,8 +195,13 @@ func (re *roomEgress) update(n *Node, st egressapi.Status) {
 		switch j.kind {
 		case egressapi.KindComposite, egressapi.KindParticipant, egressapi.KindTrack:
 			state.Recording = true
-		case egressapi.KindRTMP, egressapi.KindHLS:
+		case egressapi.KindRTMP:
 			state.Streaming = true
+		case egressapi.KindHLS:
+			state.Streaming = true
+			// Recording enabled: the stream is also stored as a file, and
+			// participants are told they are recorded.
+			state.Recording = state.Recording || j.records
 		}
 	}
 	if sig := n.sigReady.Load(); sig != nil {
@@ -268,15 +297,24 @@ func (n *Node) handleEgressStart(c *fiber.Ctx) error {
 	if !decodeBody(c, &spec) {
 		return nil
 	}
-	if n.casc != nil && capturesRoom(spec) {
-		if _, known := n.egress.Status(spec.ID); !known {
+	// A repeated start of a known job only gets its 409.
+	if _, known := n.egress.Status(spec.ID); !known {
+		if n.casc != nil && capturesRoom(spec) {
 			n.prepareRoomMedia(spec)
+		}
+		if n.egRooms != nil {
+			n.egRooms.noteStart(spec)
 		}
 	}
 	st, err := n.egress.Start(spec)
 	if err != nil {
-		if n.casc != nil && capturesRoom(spec) && !errors.Is(err, egress.ErrJobExists) {
-			n.casc.Release(spec.RoomID, egressHold(spec.ID))
+		if !errors.Is(err, egress.ErrJobExists) {
+			if n.casc != nil && capturesRoom(spec) {
+				n.casc.Release(spec.RoomID, egressHold(spec.ID))
+			}
+			if n.egRooms != nil {
+				n.egRooms.forget(spec.ID)
+			}
 		}
 		return n.egressError(c, err)
 	}

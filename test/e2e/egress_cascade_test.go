@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,8 @@ import (
 	"github.com/meridian-video/meridian/edge/edgenode"
 	"github.com/meridian-video/meridian/edge/egress"
 	"github.com/meridian-video/meridian/edge/egress/egresstest"
+	"github.com/meridian-video/meridian/edge/signal/signaltest"
+	wire "github.com/meridian-video/meridian/shared/signal"
 	"github.com/meridian-video/meridian/shared/storage"
 )
 
@@ -308,4 +311,65 @@ func checkBobRecorded(t *testing.T, compFile, partFile string, elapsed, left flo
 	t.Logf("recorded %.1f s: composite %.2f s, bob shown from %.1f s; bob's own file %.2f s of video; alice left at %.1f s",
 		elapsed, pr.StreamDuration("video"), float64(first)/5, videoSpan(t, partFile), left)
 	return red, blue
+}
+
+// egressStates lists the egress-state messages a client received, in order.
+func egressStates(t *testing.T, p *recPublisher) []wire.EgressState {
+	t.Helper()
+	var out []wire.EgressState
+	for _, env := range p.cl.Messages() {
+		if env.Type == wire.TypeEgressState {
+			st, err := signaltest.Decode[wire.EgressState](env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// TestHLSWithRecordingShowsRecordingIndicator: an HLS job started with
+// recording enabled also stores the meeting as a file, so the room's
+// participants — on the edge that runs it and, through the cascade, on
+// the other edge — are told they are recorded as well as live; a plain
+// HLS job only says live.
+func TestHLSWithRecordingShowsRecordingIndicator(t *testing.T) {
+	w := startEgressCascade(t)
+	room := w.m.room(nil)
+	alice := w.join(t, room, "alice", "eu-west", w.red, w.lo)
+	bob := w.join(t, room, "bob", "ca-east", w.blue, w.high)
+	w.relayedOn(t, "paris-1", room, "bob")
+
+	off := wire.EgressState{}
+	var want []wire.EgressState
+	expect := func(what string, st wire.EgressState) {
+		t.Helper()
+		want = append(want, st)
+		for _, p := range []*recPublisher{alice, bob} {
+			recWait(t, what, 30*time.Second, func() (bool, string) {
+				got := egressStates(t, p)
+				return slices.Equal(got, want), fmt.Sprintf("%v, want %v", got, want)
+			})
+		}
+	}
+	run := func(config map[string]any, during wire.EgressState) {
+		t.Helper()
+		var hls struct{ ID string }
+		if st, b := w.rest.do(t, "POST", "/v2/hls/start", map[string]any{"roomId": room, "config": config}, &hls); st != 200 || hls.ID == "" {
+			t.Fatalf("hls start: %d %s", st, b)
+		}
+		expect(fmt.Sprintf("egress-state %+v while HLS %v runs", during, config), during)
+		if st, b := w.rest.do(t, "POST", "/v2/hls/stop", map[string]any{"id": hls.ID}, nil); st != 200 {
+			t.Fatalf("hls stop: %d %s", st, b)
+		}
+		expect("egress-state off after the HLS job", off)
+		recWait(t, "the HLS job to end", 90*time.Second, func() (bool, string) {
+			var v struct{ Status string }
+			_, b := w.rest.do(t, "GET", "/v2/hls/"+hls.ID, nil, &v)
+			return v.Status == "stopped", string(b)
+		})
+	}
+	run(map[string]any{"quality": "low", "recording": map[string]any{"enabled": true}}, wire.EgressState{Recording: true, Streaming: true})
+	run(map[string]any{"quality": "low"}, wire.EgressState{Streaming: true})
 }
