@@ -126,7 +126,7 @@ type Node struct {
 
 	egress     *egress.Runner // nil: egress off (egressOff says why)
 	egressOff  string
-	egRooms    *roomEgress // the rooms' recording/streaming state by this edge's jobs
+	egRooms    *roomEgress      // the rooms' recording/streaming state by this edge's jobs
 	localFiles []*storage.Local // served at edgeapi.EgressFilesPrefix
 
 	turnMu       sync.Mutex
