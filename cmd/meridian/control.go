@@ -38,6 +38,7 @@ type controlFlags struct {
 	webhooks                                                  webhookFlags
 	frameAncestors                                            listFlag
 	corsOrigins                                               listFlag
+	trustedProxies                                            listFlag
 	geo                                                       geoFlags
 	tls                                                       tlsFlags // control only; dev runs without certificates
 	raft                                                      raftFlags
@@ -74,6 +75,7 @@ func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
 	f.retention.register(fs)
 	f.console.register(fs, devDefaults)
 	fs.Var(&f.corsOrigins, "cors-origins", "browser origins allowed to call the API (default: any; tokens are never cookies)")
+	fs.Var(&f.trustedProxies, "trusted-proxies", "load balancers (IP addresses or CIDR ranges, comma-separated) whose X-Forwarded-For gives the client's address for the audit log, per-address limits and GeoIP (default: none; the TCP peer is the client)")
 	fs.Var(&f.frameAncestors, "frame-ancestors", "origins allowed to embed the meeting page in an iframe (default: any)")
 	if !devDefaults {
 		fs.BoolVar(&f.bootstrap, "bootstrap", false, "bootstrap a new cluster (with --peers, or alone) if this node has no state")
@@ -187,6 +189,10 @@ func (f *controlFlags) serverConfig(logger *slog.Logger) (server.Config, error) 
 	ac.AdminToken, ac.ClusterToken = adminToken, clusterToken
 	ac.RateLimitPerKey, ac.RateLimitPerIP = f.rateKey, f.rateIP
 	ac.CORSOrigins = f.corsOrigins
+	ac.TrustedProxies = f.trustedProxies
+	if _, err := api.ParseTrustedProxies(f.trustedProxies); err != nil {
+		return cfg, fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	var hooks []state.GlobalEndpoint
 	for _, u := range f.globalWebhooks {
 		hooks = append(hooks, state.GlobalEndpoint{URL: u})

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -53,6 +54,12 @@ type Config struct {
 	// cookies, so "*" is safe and the default.
 	CORSOrigins []string
 
+	// TrustedProxies (addresses or CIDR ranges) are the load balancers
+	// whose X-Forwarded-For is believed for the client's address
+	// (clientip.go). Empty: the TCP peer is the client, and no proxy header
+	// (X-Forwarded-For, -Proto, -Host) is believed from anybody.
+	TrustedProxies []string
+
 	// Catalog and Fences describe regions and the geoFence table (room
 	// validation, sovereignty audit); nil means the built-in ones.
 	Catalog *geo.Catalog
@@ -86,6 +93,9 @@ func (c Config) Validate() error {
 	if c.AccessTokenTTL <= 0 || c.RefreshTokenTTL <= 0 {
 		return errors.New("api: token TTLs must be positive")
 	}
+	if _, err := ParseTrustedProxies(c.TrustedProxies); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -111,7 +121,8 @@ type Server struct {
 	// sessions authenticates console cookies (nil: API credentials only).
 	sessions   SessionAuth
 	edgeStatus EdgeStatusService
-	egress     EgressService // recordings, RTMP, HLS (nil: those routes answer 503)
+	egress     EgressService  // recordings, RTMP, HLS (nil: those routes answer 503)
+	proxies    []netip.Prefix // Config.TrustedProxies
 }
 
 // WithWebhookURLCheck validates webhook URLs (scheme, SSRF policy) with the
@@ -151,6 +162,7 @@ func New(cfg Config, node *cluster.Node, sealer *auth.Sealer, opts ...Option) (*
 		o(s)
 	}
 	s.metrics = newHTTPMetrics(cfg.Registry)
+	s.proxies, _ = ParseTrustedProxies(cfg.TrustedProxies) // validated above
 	s.app = fiber.New(fiber.Config{
 		// fasthttp answers an over-limit body by closing the connection before
 		// reading it, which clients see as a reset instead of the 413. So
@@ -166,6 +178,11 @@ func New(cfg Config, node *cluster.Node, sealer *auth.Sealer, opts ...Option) (*
 		IdleTimeout:           120 * time.Second,
 		// Trailing slashes are equivalent (documented URLs carry them).
 		StrictRouting: false,
+		// Proxy headers only from the configured proxies; c.IP() is the
+		// client as clientIP worked it out (clientip.go).
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.TrustedProxies,
+		ProxyHeader:             clientIPHeader,
 	})
 	s.routes()
 	return s, nil
@@ -217,7 +234,7 @@ func (s *Server) routes() {
 	if corsOrigins == "" {
 		corsOrigins = "*"
 	}
-	app.Use(s.requestIDMiddleware, s.metrics.middleware, cors.New(cors.Config{
+	app.Use(s.clientIP, s.requestIDMiddleware, s.metrics.middleware, cors.New(cors.Config{
 		AllowOrigins: corsOrigins, AllowMethods: "GET,POST,DELETE,OPTIONS", AllowHeaders: "Authorization,Content-Type,X-Request-Id,Idempotency-Key",
 		ExposeHeaders: "Retry-After,X-Request-Id,Idempotent-Replayed", MaxAge: 600,
 		Next: func(c *fiber.Ctx) bool {
