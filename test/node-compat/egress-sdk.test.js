@@ -23,6 +23,23 @@ if (!haveFFmpeg && process.env.MERIDIAN_REQUIRE_FFMPEG === '1') {
   throw new Error('ffmpeg/ffprobe not found; MERIDIAN_REQUIRE_FFMPEG=1 makes this a failure');
 }
 
+// RTMP out is checked against a real RTMP server: Debian's nginx with its
+// RTMP module, started by this file on loopback. Without it that test
+// skips, unless CI requires it (MERIDIAN_REQUIRE_RTMP=1): then the file fails.
+function rtmpModule() {
+  for (const p of ['/usr/lib/nginx/modules/ngx_rtmp_module.so', '/usr/lib64/nginx/modules/ngx_rtmp_module.so']) {
+    if (fs.existsSync(p)) return p;
+  }
+  const r = spawnSync('dpkg', ['-L', 'libnginx-mod-rtmp'], { encoding: 'utf8' });
+  return (r.stdout || '').split('\n').find((l) => l.endsWith('ngx_rtmp_module.so')) || '';
+}
+const nginxMissing = spawnSync('nginx', ['-v']).status !== 0 ? 'nginx not found' : rtmpModule() === '' ? 'libnginx-mod-rtmp not found' : '';
+if (nginxMissing && process.env.MERIDIAN_REQUIRE_RTMP === '1') {
+  throw new Error(`${nginxMissing}; MERIDIAN_REQUIRE_RTMP=1 makes this a failure`);
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 let m;
 let client;
 let rec;
@@ -66,6 +83,86 @@ function probe(buf, name) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// channelLevels is the RMS level (dB, -Infinity for digital silence) of
+// each channel of an audio file, by ffmpeg's astats.
+function channelLevels(buf, name) {
+  const file = path.join(fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'egress-sdk-')), name);
+  fs.writeFileSync(file, buf);
+  const r = spawnSync('ffmpeg', ['-hide_banner', '-nostats', '-i', file, '-af', 'astats=measure_perchannel=RMS_level:measure_overall=none', '-f', 'null', '-'], { encoding: 'utf8' });
+  fs.rmSync(path.dirname(file), { recursive: true, force: true });
+  assert.equal(r.status, 0, r.stderr);
+  return [...r.stderr.matchAll(/RMS level dB: (\S+)/g)].map((x) => (x[1] === '-inf' ? -Infinity : Number(x[1])));
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+// startNginxRTMP runs nginx-rtmp in the foreground on a free loopback port;
+// it records every stream it receives to <dir>/rec/<streamKey>.flv.
+async function startNginxRTMP() {
+  const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'egress-nginx-'));
+  const recDir = path.join(dir, 'rec');
+  fs.mkdirSync(recDir, { mode: 0o777 });
+  fs.chmodSync(recDir, 0o777);
+  const port = await freePort();
+  const conf = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(conf, `load_module ${rtmpModule()};
+daemon off;
+master_process off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log info;
+events { worker_connections 64; }
+rtmp {
+  server {
+    listen 127.0.0.1:${port};
+    chunk_size 4096;
+    application live {
+      live on;
+      record all;
+      record_path ${recDir};
+      record_unique off;
+    }
+  }
+}
+`);
+  const out = [];
+  const child = spawn('nginx', ['-p', dir, '-e', path.join(dir, 'startup.log'), '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', (d) => out.push(String(d)));
+  child.stderr.on('data', (d) => out.push(String(d)));
+  const exited = new Promise((r) => child.once('exit', r));
+  await eventually(async () => {
+    assert.equal(child.exitCode, null, `nginx exited: ${out.join('')}`);
+    await new Promise((resolve, reject) => {
+      const c = net.connect(port, '127.0.0.1', () => {
+        c.end();
+        resolve();
+      });
+      c.once('error', reject);
+    });
+  }, 10000);
+  return {
+    url: `rtmp://127.0.0.1:${port}/live`,
+    file: (key) => path.join(recDir, `${key}.flv`),
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// The participant and track recordings the merge test combines.
+let partRec;
+let trackRec;
 
 before(async () => {
   if (!haveFFmpeg) return;
@@ -153,6 +250,12 @@ describe('SDK egress resources', { skip: !haveFFmpeg && 'ffmpeg not installed' }
     // Stopping it again: it already ended.
     const again = await rejection(client.recordings.composite.stop(handle));
     assert.equal(again.httpStatus, 409);
+    // Deleted through the composite resource, it is gone from both families.
+    assert.equal(await client.recordings.composite.delete(handle.id), 'Room recording deleted successfully');
+    assert.deepEqual([rec.last().method, rec.last().path], ['DELETE', `/v2/recordings/composite/${handle.id}`]);
+    assert.equal((await rejection(client.recordings.composite.get(handle.id))).httpStatus, 404);
+    assert.equal((await rejection(client.recordings.get(handle.id))).httpStatus, 404);
+    assert.deepEqual((await client.recordings.composite.list({ roomId: room.roomId })).data.map((r) => r.id).filter((i) => i === handle.id), []);
   });
 
   it('participant and track recordings: start, stop, list, get', async () => {
@@ -186,6 +289,67 @@ describe('SDK egress resources', { skip: !haveFFmpeg && 'ffmpeg not installed' }
     assert.equal(track.kind, 'audio');
     assert.equal(track.mode, 'track');
     assert.equal((await client.recordings.track.get(track.id)).participantId, 'bob');
+    partRec = part;
+    trackRec = track;
+  });
+
+  it('recordings.merge: create, list, get; the MP3 has channel1 left and channel2 right', async () => {
+    assert.ok(partRec && trackRec, 'the participant and track recordings of the previous test');
+    // bob has no participant recording: his entry takes his audio track recording.
+    const res = await client.recordings.merge.create({ sessionId, channel1: [{ participantId: 'alice', recordingId: partRec.id }], channel2: [{ participantId: 'bob' }] });
+    assert.deepEqual([rec.last().method, rec.last().path], ['POST', '/v2/recordings/participant/merge']);
+    assert.equal(res.message, 'Merge recording job started successfully.');
+    const id = res.recording.id;
+    assert.match(id, UUID_RE);
+    assert.deepEqual(
+      { channel1: res.recording.channel1, channel2: res.recording.channel2, meetingId: res.recording.meetingId, sessionId: res.recording.sessionId, status: res.recording.status },
+      { channel1: [{ participantId: 'alice', recordingId: partRec.id }], channel2: [{ participantId: 'bob', recordingId: trackRec.id }], meetingId: room.roomId, sessionId, status: 'running' },
+    );
+    const done = await eventually(async () => {
+      const r = await client.recordings.merge.get(id);
+      assert.equal(r.status, 'completed', JSON.stringify(r));
+      return r;
+    }, 60000);
+    assert.equal(rec.last().path, `/v2/recordings/participant/merge/${id}`);
+    assert.deepEqual([done.id, done.meetingId, done.sessionId, done.file.type, done.file.meta.format], [id, room.roomId, sessionId, 'audio', 'mp3']);
+    const { body } = await download(done.file.fileUrl);
+    assert.equal(body.length, done.file.size);
+    const p = probe(body, 'merge.mp3');
+    assert.deepEqual(p.streams.map((s) => [s.codec_type, s.codec_name, s.channels, s.channel_layout]), [['audio', 'mp3', 2, 'stereo']]);
+    const both = channelLevels(body, 'merge.mp3');
+    assert.equal(both.length, 2);
+    assert.ok(both[0] > -50 && both[1] > -50, `alice left and bob right both carry sound: ${both} dB`);
+
+    // The layout: channel1 is the left channel; an empty channel2 leaves the right one silent.
+    const left = await client.recordings.merge.create({ sessionId, channel1: [{ participantId: 'alice' }], channel2: [] });
+    assert.deepEqual(left.recording.channel1, [{ participantId: 'alice', recordingId: partRec.id }]);
+    assert.deepEqual(left.recording.channel2, []);
+    const leftDone = await eventually(async () => {
+      const r = await client.recordings.merge.get(left.recording.id);
+      assert.equal(r.status, 'completed', JSON.stringify(r));
+      return r;
+    }, 60000);
+    const levels = channelLevels((await download(leftDone.file.fileUrl)).body, 'left.mp3');
+    assert.equal(levels.length, 2);
+    assert.ok(levels[0] > -50, `left channel carries alice: ${levels[0]} dB`);
+    assert.equal(levels[1], -Infinity, 'right channel (empty channel2) is silent');
+
+    const completed = await client.recordings.merge.list({ sessionId, status: 'completed' });
+    assert.deepEqual(rec.last().query, { sessionId, status: 'completed' });
+    assert.deepEqual(completed.data.map((r) => [r.id, r.status]), [[left.recording.id, 'completed'], [id, 'completed']]);
+    assert.equal(rec.last().json.pageInfo.total, 2);
+    assert.deepEqual((await client.recordings.merge.list({ sessionId, status: 'failed' })).data, []);
+    const byId = await client.recordings.merge.list({ id });
+    assert.deepEqual(byId.data.map((r) => r.id), [id]);
+
+    // The sources can be deleted once merged.
+    assert.equal(await client.recordings.participant.delete(partRec.id), 'Participant Recording deleted successfully.');
+    assert.deepEqual([rec.last().method, rec.last().path], ['DELETE', `/v2/recordings/participant/${partRec.id}`]);
+    assert.equal((await rejection(client.recordings.participant.get(partRec.id))).httpStatus, 404);
+    assert.equal(await client.recordings.track.delete(trackRec.id), 'Track Recording deleted successfully.');
+    assert.deepEqual([rec.last().method, rec.last().path], ['DELETE', `/v2/recordings/participant/track/${trackRec.id}`]);
+    assert.equal((await rejection(client.recordings.track.get(trackRec.id))).httpStatus, 404);
+    assert.deepEqual((await client.recordings.track.list({ roomId: room.roomId })).data, []);
   });
 
   it('hls: start answers the stream object; get (active), getById, capture, list, stop, delete', async () => {
@@ -219,13 +383,7 @@ describe('SDK egress resources', { skip: !haveFFmpeg && 'ffmpeg not installed' }
   });
 
   it('rtmp: a destination nobody listens on ends failed with its reason; get and list', async () => {
-    const port = await new Promise((resolve) => {
-      const s = net.createServer();
-      s.listen(0, '127.0.0.1', () => {
-        const p = s.address().port;
-        s.close(() => resolve(p));
-      });
-    });
+    const port = await freePort();
     const handle = await client.rtmp.start(room.roomId, { streams: [{ url: `rtmp://127.0.0.1:${port}/live`, streamKey: 'key-1' }] });
     assert.equal(rec.last().path, '/v2/livestreams/start');
     assert.equal(rec.last().text, '"Livestream started successfully"');
@@ -242,5 +400,53 @@ describe('SDK egress resources', { skip: !haveFFmpeg && 'ffmpeg not installed' }
     const bad = await rejection(client.rtmp.start(room.roomId, { streams: [{ url: 'http://not-rtmp.example/live' }] }));
     assert.equal(bad.httpStatus, 400);
     assert.match(bad.message, /outputs\[0\]\.url/);
+  });
+
+  it('rtmp: two destinations on a real nginx-rtmp receive the meeting; stop by handle; get and list', { skip: nginxMissing || false }, async () => {
+    const srv = await startNginxRTMP();
+    try {
+      const handle = await client.rtmp.start(room.roomId, { streams: [{ url: srv.url, streamKey: 'sdk-one' }, { url: srv.url, streamKey: 'sdk-two' }], composition: { quality: 'low' } });
+      assert.deepEqual([rec.last().path, rec.last().text], ['/v2/livestreams/start', '"Livestream started successfully"']);
+      assert.deepEqual(rec.last().requestBody.config, { layout: { type: 'GRID', priority: 'SPEAKER' }, quality: 'low' });
+      const running = await eventually(async () => {
+        const p = await client.rtmp.list({ roomId: room.roomId });
+        const r = p.data.find((d) => d.status !== 'failed');
+        assert.equal(r && r.status, 'running');
+        return r;
+      });
+      assert.equal(running.sessionId, sessionId);
+      assert.deepEqual(running.outputs.map((o) => [o.url, o.streamKey]), [[srv.url, 'sdk-one'], [srv.url, 'sdk-two']]);
+      await sleep(4000); // media for the servers to receive
+      assert.equal(await client.rtmp.stop(handle), 'Livestream ended successfully');
+      assert.deepEqual([rec.last().path, rec.last().requestBody], ['/v2/livestreams/end', { roomId: room.roomId }]);
+      const done = await eventually(async () => {
+        const r = await client.rtmp.get(running.id);
+        assert.equal(r.status, 'stopped', JSON.stringify(r));
+        return r;
+      }, 60000);
+      assert.deepEqual(done.outputs.map((o) => [o.url, o.streamKey, o.status, o.error]), [[srv.url, 'sdk-one', 'stopped', undefined], [srv.url, 'sdk-two', 'stopped', undefined]]);
+      assert.equal(done.error, undefined);
+      // Nothing runs any more: a second stop by room finds nothing.
+      assert.equal((await rejection(client.rtmp.stop(room.roomId))).httpStatus, 404);
+      const page = await client.rtmp.list({ roomId: room.roomId });
+      assert.deepEqual(page.data.map((d) => d.status).sort(), ['failed', 'stopped']);
+
+      // What each server received: H.264 + AAC at the asked size, as long as the job ran (±1 s).
+      for (const key of ['sdk-one', 'sdk-two']) {
+        const info = await eventually(async () => {
+          const r = spawnSync('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_streams', '-show_format', srv.file(key)], { encoding: 'utf8' });
+          assert.equal(r.status, 0, r.stderr);
+          return JSON.parse(r.stdout);
+        }, 10000);
+        const codecs = Object.fromEntries(info.streams.map((s) => [s.codec_type, s.codec_name]));
+        assert.deepEqual(codecs, { video: 'h264', audio: 'aac' }, key);
+        const v = info.streams.find((s) => s.codec_type === 'video');
+        assert.deepEqual([v.width, v.height], [854, 480], key);
+        const got = Number(info.format.duration);
+        assert.ok(Math.abs(got - done.duration) <= 1, `${key}: nginx received ${got} s, the job reports ${done.duration} s`);
+      }
+    } finally {
+      await srv.stop();
+    }
   });
 });
