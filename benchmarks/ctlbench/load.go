@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/sync/errgroup"
 )
 
 // node is one server process under test.
@@ -233,13 +235,7 @@ type spec struct {
 }
 
 func (l *loader) run(sp spec) (Phase, error) {
-	var (
-		next, done atomic.Int64
-		stop       atomic.Bool
-		errOnce    sync.Once
-		firstErr   error
-		wg         sync.WaitGroup
-	)
+	var next, done atomic.Int64
 	per := make([][]sample, sp.clients)
 	start, err := l.snap(0)
 	if err != nil {
@@ -272,31 +268,31 @@ func (l *loader) run(sp spec) (Phase, error) {
 			}
 		}()
 	}
-	for w := 0; w < sp.clients; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for !stop.Load() {
+	// One goroutine per simulated client; the first error stops them all
+	// (ctx is cancelled) and is the phase's error.
+	g, ctx := errgroup.WithContext(context.Background())
+	for w := range sp.clients {
+		g.Go(func() error {
+			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if sp.total > 0 && i >= sp.total {
-					return
+					return nil
 				}
 				t0 := time.Now()
 				if sp.total == 0 && !t0.Before(deadline) {
-					return
+					return nil
 				}
 				if err := sp.op(w, i); err != nil {
-					errOnce.Do(func() { firstErr = err })
-					stop.Store(true)
-					return
+					return err
 				}
 				t1 := time.Now()
 				per[w] = append(per[w], sample{end: t1.Sub(start.at), lat: t1.Sub(t0)})
 				done.Add(1)
 			}
-		}(w)
+			return nil
+		})
 	}
-	wg.Wait()
+	firstErr := g.Wait()
 	close(sampleDone)
 	samplerWG.Wait()
 	end, serr := l.snap(done.Load())

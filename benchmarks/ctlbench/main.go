@@ -30,9 +30,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 func main() {
@@ -521,20 +522,17 @@ func checkPage(body []byte, total, want int) error {
 func (b *bench) mixed() (get, list *Phase, err error) {
 	listers := min(b.listClients, b.clients/2)
 	half := b.clients - listers
-	var wg sync.WaitGroup
+	var g errgroup.Group
 	var gp, lp Phase
-	var gerr, lerr error
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		gp, gerr = b.ld.run(spec{via: b.leader, clients: half, window: b.window, op: b.getOp()})
-	}()
-	go func() {
-		defer wg.Done()
-		lp, lerr = b.ld.run(spec{via: b.leader, clients: listers, window: b.window, op: b.listOp(1)})
-	}()
-	wg.Wait()
-	if err := errors.Join(gerr, lerr); err != nil {
+	g.Go(func() (err error) {
+		gp, err = b.ld.run(spec{via: b.leader, clients: half, window: b.window, op: b.getOp()})
+		return err
+	})
+	g.Go(func() (err error) {
+		lp, err = b.ld.run(spec{via: b.leader, clients: listers, window: b.window, op: b.listOp(1)})
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return nil, nil, fmt.Errorf("GET while listing: %w", err)
 	}
 	b.log("GET at %d clients while %d list page 1: p50 %.2f ms, p99 %.2f ms (list: %.0f/s)", half, listers, gp.P50Ms, gp.P99Ms, lp.PerSec)

@@ -24,11 +24,11 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/meridian-video/meridian/control/auth"
 )
@@ -145,23 +145,22 @@ func oneRep(ctx context.Context, o options, pages [2]*browser, rep int) ([]sampl
 	}
 	rctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
+	// Both pages at once; the first that fails cancels the other's wait
+	// (it would otherwise sit out the whole timeout) and is the error.
+	g, gctx := errgroup.WithContext(rctx)
 	out := make([]sample, 2)
 	for i, b := range pages {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := b.navigate(rctx, links[i]); err != nil {
-				errs[i] = fmt.Errorf("page %s: open the meeting: %w", b.name, err)
-				return
+		g.Go(func() error {
+			if err := b.navigate(gctx, links[i]); err != nil {
+				return fmt.Errorf("page %s: open the meeting: %w", b.name, err)
 			}
-			out[i], errs[i] = b.waitFirstFrame(rctx)
+			var err error
+			out[i], err = b.waitFirstFrame(gctx)
 			out[i].Rep = rep
-		}()
+			return err
+		})
 	}
-	wg.Wait()
-	return out, errors.Join(errs...)
+	return out, g.Wait()
 }
 
 // createRoom asks the API for a fresh room.
