@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/control/api"
 	"github.com/meridian-video/meridian/control/cluster/clustertest"
+	"github.com/meridian-video/meridian/control/webhooks"
 )
 
 // TestBadInputIsRefusedClearly: every case is a 4xx JSON error that names
@@ -30,6 +33,17 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 		return clustertest.Response{Status: resp.StatusCode, Body: b, Header: resp.Header}
 	}
 	deep := strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 40)
+	manyIDs := make([]string, api.MaxAllowedParticipantIDs+1)
+	for i := range manyIDs {
+		manyIDs[i] = fmt.Sprintf("p%d", i)
+	}
+	manyEvents := make([]string, len(webhooks.EventTypes())+5)
+	for i := range manyEvents {
+		manyEvents[i] = "session-started"
+	}
+	webhookWith := func(events []string) string {
+		return jsonString(map[string]any{"webhook": map[string]any{"endPoint": "https://hooks.example.com/h", "events": events}})
+	}
 	now := time.Now().Unix()
 	cases := []struct {
 		name, method, path, body string
@@ -47,6 +61,10 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 		{"numeric webhook host", "POST", "/v2/rooms", `{"webhook":{"endPoint":"https://2130706433/x"}}`, tok, 400, "webhook.endPoint"},
 		{"hex webhook host", "POST", "/v2/rooms", `{"webhook":{"endPoint":"https://0x7f000001/x"}}`, tok, 400, "webhook.endPoint"},
 		{"short dotted webhook host", "POST", "/v2/rooms", `{"webhook":{"endPoint":"https://127.1/x"}}`, tok, 400, "webhook.endPoint"},
+		{"1,001 allowedParticipantIds", "POST", "/v2/rooms", jsonString(map[string]any{"allowedParticipantIds": manyIDs}), tok, 400, `allowedParticipantIds\" must list at most 1000`},
+		{"more webhook events than event types", "POST", "/v2/rooms", webhookWith(manyEvents), tok, 400, `webhook.events\" must list at most`},
+		{"unknown webhook event", "POST", "/v2/rooms", webhookWith([]string{"session-started", "sesion-ended"}), tok, 400, `webhook.events[1]`},
+		{"webhook pattern matching no event", "POST", "/v2/rooms", webhookWith([]string{"meeting-*"}), tok, 400, `webhook.events[0]`},
 		{"string exp", "GET", "/v2/rooms", "", hs256(`{"alg":"HS256","typ":"JWT"}`, fmt.Sprintf(`{"apikey":%q,"exp":"%d"}`, c.APIKey, now+3600), []byte(c.APISecret)), 401, "exp"},
 		{"iat in the future", "GET", "/v2/rooms", "", hs256(`{"alg":"HS256","typ":"JWT"}`, fmt.Sprintf(`{"apikey":%q,"iat":%d,"exp":%d}`, c.APIKey, now+3600, now+7200), []byte(c.APISecret)), 401, "future"},
 	}
@@ -64,6 +82,21 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 	if n := roomCount(c); n != 0 {
 		t.Fatalf("bad requests created %d rooms", n)
 	}
+	// At the limits, and names upstream documents without Meridian sending
+	// them, rooms are created.
+	r = raw("POST", "/v2/rooms", jsonString(map[string]any{"allowedParticipantIds": manyIDs[:api.MaxAllowedParticipantIDs],
+		"webhook": map[string]any{"endPoint": "https://hooks.example.com/h", "events": []string{"*", "recording-*", "participant-joined", "resource-acquired", "agent-session-*"}}}), tok)
+	if r.Status != 200 {
+		t.Fatalf("room at the limits: %d %s", r.Status, r.Body)
+	}
+}
+
+func jsonString(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
 
 // TestOversizedBodiesGetJSON413: bodies over 1 MiB, and far over the read

@@ -16,6 +16,7 @@ import (
 
 	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/control/webhooks"
 	"github.com/meridian-video/meridian/geo"
 	"github.com/meridian-video/meridian/shared/ids"
 )
@@ -42,6 +43,37 @@ func (s *Server) fenceTable() geo.FenceTable {
 }
 
 var eventPatternRe = regexp.MustCompile(`^(\*|[a-z][a-z0-9-]*\*?)$`)
+
+// knownEventTypes is the webhook catalogue. A room's events list names
+// these (or patterns matching some), or names upstream has and Meridian
+// does not send (upstreamOnlyEvents: accepted so that a client moving
+// from VideoSDK keeps working; they just never arrive). A typo is refused:
+// it would silently deliver nothing. The list is never longer than the
+// two together.
+var knownEventTypes = webhooks.EventTypes()
+
+// upstreamOnlyEvents: event names and name prefixes upstream documents but
+// Meridian does not emit (videosdk-v2.md §11.3).
+var upstreamOnlyEvents = []string{"resource-acquired", "ai-deployment-session-", "agent-session-", "composite-merge-"}
+
+// maxEvents bounds a room's webhook.events list.
+var maxEvents = len(knownEventTypes) + len(upstreamOnlyEvents)
+
+// knownEventPattern: pattern e selects an event of the catalogue, or names
+// one upstream has.
+func knownEventPattern(e string) bool {
+	if slices.ContainsFunc(knownEventTypes, func(t string) bool { return webhooks.Match([]string{e}, t) }) {
+		return true
+	}
+	name := strings.TrimSuffix(e, "*")
+	return slices.ContainsFunc(upstreamOnlyEvents, func(u string) bool {
+		return strings.HasPrefix(name, u) || (strings.HasSuffix(e, "*") && strings.HasPrefix(u, name))
+	})
+}
+
+// MaxAllowedParticipantIDs bounds a room's allowedParticipantIds: the list
+// is stored with the room and echoed in every view of it.
+const MaxAllowedParticipantIDs = 1000
 
 // Limits on client JSON the API stores as given (autoStartConfig).
 const (
@@ -160,9 +192,15 @@ func (req *createRoomRequest) toRoom(checkURL func(string) error, fences geo.Fen
 				return r, invalidField("webhook.endPoint", "is not allowed: %v", err)
 			}
 		}
+		if len(w.Events) > maxEvents {
+			return r, invalidField("webhook.events", "must list at most %d entries (one per event type)", maxEvents)
+		}
 		for i, e := range w.Events {
 			if !eventPatternRe.MatchString(e) || len(e) > 64 {
 				return r, invalidField(fmt.Sprintf("webhook.events[%d]", i), "must be an event name or a pattern like \"recording-*\"")
+			}
+			if !knownEventPattern(e) {
+				return r, invalidField(fmt.Sprintf("webhook.events[%d]", i), "%q is not an event type nor a pattern matching one (e.g. \"session-ended\", \"recording-*\")", e)
 			}
 		}
 		r.Webhook = &state.RoomWebhook{EndPoint: w.EndPoint, Events: w.Events}
@@ -206,6 +244,9 @@ func (req *createRoomRequest) toRoom(checkURL func(string) error, fences geo.Fen
 		}
 		r.GeoFence = *req.GeoFence
 	}
+	if len(req.AllowedParticipantIDs) > MaxAllowedParticipantIDs {
+		return r, invalidField("allowedParticipantIds", "must list at most %d participant ids", MaxAllowedParticipantIDs)
+	}
 	for i, p := range req.AllowedParticipantIDs {
 		if _, err := ids.ParseParticipantID(p); err != nil {
 			return r, invalidField(fmt.Sprintf("allowedParticipantIds[%d]", i), "must be 1-64 characters without whitespace")
@@ -248,6 +289,9 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	room, err := req.toRoom(s.checkURL, s.fenceTable())
 	if err != nil {
 		return err
+	}
+	if room.RequireSSO && !s.participantSSO() {
+		return invalidField("requireSSO", "needs an identity provider, and this control plane has none configured (--console-oidc-issuer)")
 	}
 	if p.Claims.RoomID != "" {
 		return &Error{Status: fiber.StatusForbidden, Message: fmt.Sprintf("this token is scoped to room %q and cannot create rooms", p.Claims.RoomID)}
