@@ -26,6 +26,14 @@ type SessionAuth interface {
 	Session(c *fiber.Ctx) (*auth.Operator, error)
 }
 
+// participantSSO reports whether rooms may require participants to sign
+// in with the identity provider: the console is there and has one
+// configured. Without it a requireSSO room could never be joined.
+func (s *Server) participantSSO() bool {
+	p, ok := s.sessions.(interface{ ParticipantSSO() bool })
+	return ok && p.ParticipantSSO()
+}
+
 // WithSessionAuth accepts console sessions on the REST API.
 func WithSessionAuth(sa SessionAuth) Option { return func(s *Server) { s.sessions = sa } }
 

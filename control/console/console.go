@@ -20,6 +20,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
 
 	"github.com/meridian-video/meridian/control/api"
@@ -49,6 +50,9 @@ type Console struct {
 	api    func() *api.Server
 	limit  *auth.RateLimiter // local password attempts per user and address
 	probe  *http.Client      // other members' /healthz (cluster TLS when set)
+	// refused counts requests turned away for their session or CSRF token
+	// (see refuse): counted and logged, not audited.
+	refused *prometheus.CounterVec
 
 	provMu   sync.Mutex
 	provider *oidc.Provider
@@ -77,7 +81,10 @@ func New(cfg Config, node *cluster.Node, sealer *auth.Sealer) (*Console, error) 
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &Console{cfg: cfg, log: cfg.Logger, node: node, sealer: sealer, limit: auth.NewRateLimiter(5.0/60, 5, cfg.Now),
-		probe: &http.Client{Timeout: 2 * time.Second}}, nil
+		probe: &http.Client{Timeout: 2 * time.Second},
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meridian_console_refused_requests_total",
+			Help: "Console requests refused for their session cookie (malformed, unknown, expired) or CSRF check (missing, wrong, cross-site)."},
+			[]string{"reason"})}, nil
 }
 
 // Plugin wires the console into a control node: it authenticates console
@@ -104,6 +111,9 @@ func Plugin(cfg Config) server.Plugin {
 			return nil, nil, err
 		}
 		c.api = s.API
+		if err := s.Registry().Register(c.refused); err != nil {
+			return nil, nil, err
+		}
 		if t := s.ClientTLS(); t != nil {
 			c.probe.Transport = &http.Transport{TLSClientConfig: t}
 		}
@@ -119,6 +129,10 @@ func Plugin(cfg Config) server.Plugin {
 			[]cluster.LeaderLoop{{Name: "console-session-prune", Run: c.pruneLoop}}, nil
 	}
 }
+
+// ParticipantSSO tells the API that rooms may require participants to sign
+// in: an identity provider is configured.
+func (cs *Console) ParticipantSSO() bool { return cs.cfg.OIDC != nil }
 
 // Routes mounts sign-in, sign-out and the session's own routes.
 func (cs *Console) Routes(r fiber.Router) {
@@ -179,6 +193,22 @@ func (cs *Console) clearCookie(c *fiber.Ctx, name, path string) {
 func unauthorized(msg string) error {
 	return &api.Error{Status: fiber.StatusUnauthorized, Message: msg}
 }
+
+// refusal counts and logs a request refused for its session or CSRF token.
+// These are not written to the audit log: a bad cookie names nobody, and
+// anyone could send such requests at the per-address rate — each would be
+// a Raft write on every node, and since the audit log is bounded (oldest
+// dropped) they would push the real trail out. A cross-site request with a
+// valid session is logged with the operator it was aimed at.
+func (cs *Console) refusal(c *fiber.Ctx, reason string, ss *state.ConsoleSession, err error) error {
+	cs.refused.WithLabelValues(reason).Inc()
+	args := []any{"reason", reason, "method", c.Method(), "path", truncate(c.Path(), 200), "ip", c.IP(), "err", err}
+	if ss != nil {
+		args = append(args, "actor", operatorOf(ss).Actor())
+	}
+	cs.log.Warn("console request refused", args...)
+	return err
+}
 func forbidden(msg string) error { return &api.Error{Status: fiber.StatusForbidden, Message: msg} }
 
 // lookup finds the session of a cookie. A session made through another
@@ -186,7 +216,7 @@ func forbidden(msg string) error { return &api.Error{Status: fiber.StatusForbidd
 // with the leader once before saying no.
 func (cs *Console) lookup(c *fiber.Ctx, token string) (*state.ConsoleSession, error) {
 	if len(token) != encodedTokenLen {
-		return nil, unauthorized("console session cookie is malformed; sign in again")
+		return nil, cs.refusal(c, "session_malformed", nil, unauthorized("console session cookie is malformed; sign in again"))
 	}
 	id := hashOf(token)
 	var ss *state.ConsoleSession
@@ -197,10 +227,10 @@ func (cs *Console) lookup(c *fiber.Ctx, token string) (*state.ConsoleSession, er
 		}
 	}
 	if ss == nil {
-		return nil, unauthorized("console session is invalid or has ended; sign in again")
+		return nil, cs.refusal(c, "session_unknown", nil, unauthorized("console session is invalid or has ended; sign in again"))
 	}
 	if ss.Expired(cs.cfg.Now(), cs.cfg.IdleTimeout) {
-		return nil, unauthorized("console session has expired; sign in again")
+		return nil, cs.refusal(c, "session_expired", ss, unauthorized("console session has expired; sign in again"))
 	}
 	return ss, nil
 }
@@ -218,7 +248,7 @@ func (cs *Console) Session(c *fiber.Ctx) (*auth.Operator, error) {
 	}
 	if c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead && c.Method() != fiber.MethodOptions {
 		if err := cs.checkCSRF(c, token); err != nil {
-			return nil, err
+			return nil, cs.refusal(c, "csrf", ss, err)
 		}
 	}
 	cs.touch(ss)
@@ -349,7 +379,7 @@ func (cs *Console) logout(c *fiber.Ctx) error {
 		return err
 	}
 	if err := cs.checkCSRF(c, token); err != nil {
-		return err
+		return cs.refusal(c, "csrf", ss, err)
 	}
 	if _, err := cs.apply(state.CmdEndConsoleSession, state.EndConsoleSession{ID: ss.ID}); err != nil {
 		return err

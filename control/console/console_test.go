@@ -35,6 +35,8 @@ var users = []consoletest.User{
 	{ID: "u-olga", Username: "olga", Password: password, Email: "olga@example.com", First: "Olga", Last: "Ops", Groups: []string{"meridian-operators"}},
 	{ID: "u-vic", Username: "vic", Password: password, Email: "vic@example.com", First: "Vic", Last: "Viewer", Groups: []string{"meridian-viewers"}},
 	{ID: "u-nora", Username: "nora", Password: password, Email: "nora@example.com", First: "Nora", Last: "Nobody", Groups: []string{"staff"}},
+	// Claims an e-mail the provider has not verified (someone else's).
+	{ID: "u-uma", Username: "uma", Password: password, Email: "ana@example.com", EmailUnverified: true, First: "Uma", Last: "Unverified", Groups: []string{"meridian-viewers"}},
 }
 
 // clock is the control plane's clock: real time plus an offset the test
@@ -498,6 +500,13 @@ func TestConsoleSessionRefusals(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("tampered cookie: %d, want 401", resp.StatusCode)
 	}
+	// The refusals are counted by reason (not audited: see refusal).
+	_, metrics := get(t, http.DefaultClient, base+"/metrics")
+	for _, want := range []string{`meridian_console_refused_requests_total{reason="csrf"} 6`, `meridian_console_refused_requests_total{reason="session_unknown"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 
 	// Idle timeout (30 min by default): used at 20 min, alive at 45.
 	e.clock.Advance(20 * time.Minute)
@@ -711,6 +720,20 @@ func TestParticipantSSO(t *testing.T) {
 	// Past the room's SSO check (this cluster has no media edges: 501).
 	if r := e.c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/join", tok, map[string]any{}); r.Status != 501 {
 		t.Fatalf("SSO participant joins: %d %s, want 501 (no edges)", r.Status, r.Body)
+	}
+	// An e-mail the provider has not verified does not become the
+	// participant's id: the subject does.
+	hc = consoletest.Browser(console.CallbackPath)
+	if cb, err = consoletest.SignIn(hc, link.URL, "uma", password); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = get(t, noFollow(hc), cb.String())
+	if loc, _ = resp.Location(); resp.StatusCode != 302 || loc == nil {
+		t.Fatalf("participant callback for uma: %d %s", resp.StatusCode, body)
+	}
+	if claims := decodeClaims(t, loc.Query().Get("token")); claims.ParticipantID != "u-uma" || claims.IdP == nil || claims.IdP.Subject != "u-uma" ||
+		loc.Query().Get("name") != "Uma Unverified" {
+		t.Fatalf("participant with an unverified e-mail: id %q idp %+v name %q", claims.ParticipantID, claims.IdP, loc.Query().Get("name"))
 	}
 
 	// A room without SSO has no participant sign-in.

@@ -202,7 +202,12 @@ func (cs *Console) finish(c *fiber.Ctx) (string, error) {
 	if err := idt.Claims(&claims); err != nil {
 		return a.Purpose, err
 	}
-	who.Email, _ = claims["email"].(string)
+	// An e-mail the provider has not verified may be anybody's (some
+	// providers let users type one in): it names nobody, neither a
+	// participant nor an operator in the audit log; the subject does.
+	if verifiedEmail(claims) {
+		who.Email, _ = claims["email"].(string)
+	}
 	who.Name, _ = claims["name"].(string)
 	if who.Name == "" {
 		who.Name, _ = claims["preferred_username"].(string)
@@ -231,6 +236,18 @@ func (cs *Console) finish(c *fiber.Ctx) (string, error) {
 		return a.Purpose, c.Redirect(link, fiber.StatusFound)
 	}
 	return a.Purpose, refuse(fiber.StatusBadRequest, "unknown sign-in purpose")
+}
+
+// verifiedEmail: the email_verified claim is true (a JSON boolean, or the
+// string "true" some providers send).
+func verifiedEmail(claims map[string]any) bool {
+	switch v := claims["email_verified"].(type) {
+	case bool:
+		return v
+	case string:
+		return v == "true"
+	}
+	return false
 }
 
 func displayName(id identity) string {

@@ -154,7 +154,20 @@ function setupLogin() {
     } catch (e) { err.textContent = e.message; err.hidden = false; }
   });
   document.getElementById("logout").addEventListener("click", async () => {
-    try { await api("POST", "/console/auth/logout"); } catch (e) { /* the session may be gone already */ }
+    try {
+      await api("POST", "/console/auth/logout");
+    } catch (e) {
+      if (e.status !== 401) {
+        // Refused (CSRF, another origin) or not reached: the session is
+        // still alive on the server, so saying "Signed out." would lie.
+        const g = document.getElementById("global-error");
+        g.textContent = `Sign-out failed, you are still signed in: ${e.message}`;
+        g.hidden = false;
+        return;
+      }
+      showLogin("Signed out (the session had already ended).");
+      return;
+    }
     showLogin("Signed out.");
   });
   document.getElementById("project").addEventListener("change", (ev) => { state.project = ev.target.value; route(); });

@@ -41,6 +41,8 @@ type User struct {
 	First    string
 	Last     string
 	Groups   []string
+	// EmailUnverified: the provider says email_verified false.
+	EmailUnverified bool
 }
 
 // Client is an OAuth client registered at the provider.
@@ -103,7 +105,7 @@ func newProvider(issuer string, client Client, other string, users []User) http.
 	groups := map[string][]string{}
 	for _, u := range users {
 		us.byID[u.ID] = &storage.User{ID: u.ID, Username: u.Username, Password: u.Password, FirstName: u.First, LastName: u.Last,
-			Email: u.Email, EmailVerified: true, PreferredLanguage: language.English}
+			Email: u.Email, EmailVerified: !u.EmailUnverified, PreferredLanguage: language.English}
 		groups[u.ID] = u.Groups
 	}
 	clients := map[string]*storage.Client{
