@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	raftwal "github.com/hashicorp/raft-wal"
 
 	"github.com/meridian-video/meridian/control/state"
@@ -226,14 +225,10 @@ func seedDir(dataDir, key string, rooms, seeded int, body string, measure bool) 
 }
 
 // openLogs opens the node's Raft log read-write (the node is stopped):
-// the WAL, or bolt for a data directory that has raft.db.
+// the WAL, the only log store meridian has.
 func openLogs(dir string) (raft.LogStore, func(), error) {
 	if _, err := os.Stat(filepath.Join(dir, "raft.db")); err == nil {
-		b, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
-		if err != nil {
-			return nil, nil, err
-		}
-		return b, func() { _ = b.Close() }, nil
+		return nil, nil, fmt.Errorf("%s holds a bolt Raft log (raft.db), which meridian no longer reads: seed a data dir made by this meridian", dir)
 	}
 	wd := filepath.Join(dir, "wal")
 	if _, err := os.Stat(wd); err != nil {

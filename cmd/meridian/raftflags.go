@@ -18,7 +18,7 @@ type raftFlags struct {
 
 func (r *raftFlags) register(fs *flag.FlagSet) {
 	def := cluster.DefaultConfig()
-	fs.StringVar(&r.logStore, "raft-log-store", "", `Raft log backend for a new data dir: "wal" (default; segment files, flat cost per write) or "bolt"; an existing data dir keeps its backend`)
+	fs.StringVar(&r.logStore, "raft-log-store", "", `Raft log backend: "wal" (the default and only one; segment files, flat cost per write)`)
 	fs.Uint64Var(&r.snapshotThreshold, "raft-snapshot-threshold", def.SnapshotThreshold, "log entries since the last snapshot that make the next check take one")
 	fs.DurationVar(&r.snapshotInterval, "raft-snapshot-interval", def.SnapshotInterval, "how often to check the threshold (randomised up to 2x so nodes do not snapshot together)")
 	fs.Uint64Var(&r.trailingLogs, "raft-trailing-logs", def.TrailingLogs, "log entries kept after a snapshot, so a briefly absent node catches up from the log instead of a full snapshot")
@@ -26,9 +26,11 @@ func (r *raftFlags) register(fs *flag.FlagSet) {
 
 func (r *raftFlags) apply(cc *cluster.Config) error {
 	switch r.logStore {
-	case "", cluster.LogStoreWAL, cluster.LogStoreBolt:
+	case "", cluster.LogStoreWAL:
+	case cluster.LogStoreBolt:
+		return fmt.Errorf("--raft-log-store bolt: the bolt store is no longer built in (the WAL replaced it, docs/state-store.md); use %q", cluster.LogStoreWAL)
 	default:
-		return fmt.Errorf("--raft-log-store %q: want %q or %q", r.logStore, cluster.LogStoreWAL, cluster.LogStoreBolt)
+		return fmt.Errorf("--raft-log-store %q: want %q", r.logStore, cluster.LogStoreWAL)
 	}
 	if r.snapshotThreshold == 0 {
 		return fmt.Errorf("--raft-snapshot-threshold must be at least 1")

@@ -9,10 +9,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
-	"go.etcd.io/bbolt"
 )
 
 // Log store backends. The write-ahead log (hashicorp/raft-wal, what Consul
@@ -20,11 +18,25 @@ import (
 // compaction, so what one commit writes does not grow with the log or the
 // state; the bolt store rewrites B+tree pages and its freelist on every
 // commit, which grew from ~13 KB to ~41 KB per write as raft.db grew (see
-// docs/state-store.md for the measurements that chose the default).
+// docs/state-store.md for the measurements that chose the WAL).
+//
+// Only the WAL is built into meridian. The bolt store (hashicorp/raft-boltdb,
+// which pulls in the archived boltdb/bolt) is registered by this package's
+// tests (logstore_bolt_test.go), so BenchmarkWrite can still compare the two;
+// a data dir holding a bolt log (raft.db) is refused with what to do.
 const (
 	LogStoreWAL  = "wal"
 	LogStoreBolt = "bolt"
 )
+
+// extraLogStores are backends opened by code outside the server binary
+// (tests and benchmarks), by kind.
+var extraLogStores = map[string]func(dir string) (logStore, error){}
+
+func logStoreKnown(kind string) bool {
+	_, extra := extraLogStores[kind]
+	return kind == LogStoreWAL || extra
+}
 
 const (
 	boltFile = "raft.db"
@@ -38,14 +50,18 @@ func resolveLogStore(dir, configured string) (string, error) {
 	_, boltErr := os.Stat(filepath.Join(dir, boltFile))
 	_, walErr := os.Stat(filepath.Join(dir, walDir))
 	hasBolt, hasWAL := boltErr == nil, walErr == nil
-	switch configured {
-	case "", LogStoreWAL, LogStoreBolt:
-	default:
-		return "", fmt.Errorf("cluster: unknown raft log store %q (want %q or %q)", configured, LogStoreWAL, LogStoreBolt)
+	switch {
+	case configured == LogStoreBolt && !logStoreKnown(LogStoreBolt):
+		return "", fmt.Errorf("cluster: the bolt raft log store is no longer built into meridian (the WAL replaced it, docs/state-store.md); use %q", LogStoreWAL)
+	case configured != "" && !logStoreKnown(configured):
+		return "", fmt.Errorf("cluster: unknown raft log store %q (want %q)", configured, LogStoreWAL)
 	}
 	switch {
 	case hasBolt && hasWAL:
 		return "", fmt.Errorf("cluster: %s holds both a bolt log (%s) and a WAL (%s/); remove the one that is not in use", dir, boltFile, walDir)
+	case hasBolt && !logStoreKnown(LogStoreBolt):
+		return "", fmt.Errorf("cluster: %s holds a bolt raft log (%s), which this meridian no longer reads (the WAL replaced it, docs/state-store.md): "+
+			"remove this node from the cluster and add it back with an empty data dir, or run the release that wrote it", dir, boltFile)
 	case hasBolt:
 		if configured == LogStoreWAL {
 			return "", fmt.Errorf("cluster: %s already holds a bolt raft log; it cannot be switched to the WAL in place (start this node with the bolt store, or remove it from the cluster and re-add it with an empty data dir)", dir)
@@ -70,14 +86,10 @@ type logStore interface {
 }
 
 func openLogStore(dir, kind string, walSegmentBytes int, logger hclog.Logger) (logStore, error) {
+	if open, ok := extraLogStores[kind]; ok {
+		return open(dir)
+	}
 	switch kind {
-	case LogStoreBolt:
-		// No freelist sync: bolt would otherwise write the whole freelist
-		// on every commit, and it grows with the history compaction frees.
-		return raftboltdb.New(raftboltdb.Options{
-			Path:        filepath.Join(dir, boltFile),
-			BoltOptions: &bbolt.Options{NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
-		})
 	case LogStoreWAL:
 		wd := filepath.Join(dir, walDir)
 		if err := os.MkdirAll(wd, 0o700); err != nil {
