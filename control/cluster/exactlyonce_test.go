@@ -199,3 +199,51 @@ func readAll(resp *http.Response) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestIdempotencyKeyConcurrentCopies: copies of one keyed request sent at
+// once through every node (none finds a stored answer: they all run) apply
+// once and all answer with the one stored answer — the first stored —
+// whose links name the node that stored it, not the node asked.
+func TestIdempotencyKeyConcurrentCopies(t *testing.T) {
+	c := clustertest.New(t, 3, clustertest.Options{})
+	const copies = 9
+	answers := make(chan clustertest.Response, copies)
+	start := make(chan struct{})
+	for i := range copies {
+		go func() {
+			<-start
+			req, _ := http.NewRequest("POST", c.Node(i%3).URL()+"/v2/rooms", strings.NewReader(`{"customRoomId":"concurrent"}`))
+			req.Header.Set("Authorization", c.Token())
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Idempotency-Key", "same-key")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				answers <- clustertest.Response{Body: []byte(err.Error())}
+				return
+			}
+			defer resp.Body.Close()
+			answers <- clustertest.Response{Status: resp.StatusCode, Body: []byte(readAll(resp))}
+		}()
+	}
+	close(start)
+	var first clustertest.Response
+	for i := range copies {
+		r := <-answers
+		if r.Status != 200 {
+			t.Fatalf("copy answered %d %s", r.Status, r.Body)
+		}
+		if i == 0 {
+			first = r
+		} else if string(r.Body) != string(first.Body) {
+			t.Fatalf("copies answered differently:\n%s\n%s", first.Body, r.Body)
+		}
+	}
+	clustertest.Eventually(t, 5*time.Second, func() string {
+		for i := range 3 {
+			if n := rooms(c, i); n != 1 {
+				return fmt.Sprintf("node%d has %d rooms, want 1", i, n)
+			}
+		}
+		return ""
+	})
+}
