@@ -135,8 +135,10 @@ func (s *Server) sessionAudit(c *fiber.Ctx) error {
 	}
 	if room != nil {
 		addPin("room", geo.Policy{Regions: room.Pin.Regions, Jurisdictions: room.Pin.Jurisdictions})
-		if room.GeoFence != "" && s.cfg.Fences != nil {
-			if p, ok := s.cfg.Fences.Policy(room.GeoFence); ok {
+		if room.GeoFence != "" {
+			// The same table the room was checked against at creation
+			// (the default one when none is configured).
+			if p, ok := s.fenceTable().Policy(room.GeoFence); ok {
 				addPin("geoFence "+room.GeoFence, p)
 			}
 		}
