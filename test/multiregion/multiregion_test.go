@@ -139,6 +139,25 @@ func TestMultiRegion(t *testing.T) {
 		cross := []string{"alice>carol", "alice>dave", "carol>alice", "carol>bob"}
 		same := []string{"alice>bob", "carol>dave"}
 		on := measure()
+		// The cascade's own RTT gauge (from RTCP receiver reports on the leg
+		// paris sends to montreal), read while the WAN delay is on: it must
+		// exist and see the delay (a round trip crosses it twice), and be in
+		// seconds (a value in milliseconds would read as minutes).
+		var rtt time.Duration
+		var rttOK bool
+		for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+			if rtt, rttOK = w.cascadeRTT(euHome, caHome); rttOK && rtt >= oneWay {
+				break
+			}
+		}
+		switch {
+		case !rttOK:
+			t.Errorf("meridian_cascade_rtt_seconds{peer=%q} is absent on %s: no RTT is known on its outgoing leg", caHome, euHome)
+		case rtt < oneWay || rtt > time.Second:
+			t.Errorf("meridian_cascade_rtt_seconds{peer=%q} on %s reads %v across a WAN of %v each way", caHome, euHome, rtt, oneWay)
+		default:
+			t.Logf("meridian_cascade_rtt_seconds{peer=%q} on %s: %v (2 × %v expected)", caHome, euHome, rtt, oneWay)
+		}
 		w.wan.SetDelay(0)
 		off := measure()
 		w.wan.SetDelay(oneWay)
@@ -152,13 +171,6 @@ func TestMultiRegion(t *testing.T) {
 		// Once across the WAN: about oneWay; not zero, not twice.
 		if added < oneWay-15*time.Millisecond || added > 2*oneWay-15*time.Millisecond {
 			t.Errorf("the cascade hop adds %v one way, want about %v: media does not cross the simulated WAN once", added, oneWay)
-		}
-		// The cascade's own RTT gauge (from RTCP receiver reports).
-		if rtt, ok := w.cascadeRTT(euHome, caHome); ok {
-			t.Logf("meridian_cascade_rtt_seconds{peer=%q} on %s: %v (2 × %v expected)", caHome, euHome, rtt, oneWay)
-		} else {
-			t.Logf("KNOWN SERVER BUG: meridian_cascade_rtt_seconds is absent on %s (no RTT on any leg): the SFU never reads RTCP "+
-				"on its RTPReceivers, so sender reports are never seen and receiver reports carry LSR=0", euHome)
 		}
 	})
 	if !ok {
