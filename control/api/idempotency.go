@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -46,7 +48,23 @@ func (s *Server) idempotencyKey(c *fiber.Ctx) error {
 	c.SetUserContext(ctx)
 	c.Set("Idempotency-Key", key)
 
+	// A copy of this request already running here: wait for its answer
+	// rather than run the handler beside it.
+	leave, err := s.keyed.enter(p.Key.Key+"\x00"+key, keyWait)
+	if err != nil {
+		return err
+	}
+	defer leave()
+
 	stored, err := s.node.StoredAnswer(ctx)
+	if err == nil && stored == nil && !s.node.IsLeader() {
+		// A follower may not have applied an answer stored through another
+		// node yet: catch up once (best effort; the write path holds
+		// through elections anyway).
+		if s.node.Barrier(ctx) == nil {
+			stored, err = s.node.StoredAnswer(ctx)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -122,4 +140,47 @@ func replay(c *fiber.Ctx, a *cluster.Answer, replayed bool) error {
 		c.Set(headerReplayed, "true")
 	}
 	return nil
+}
+
+// keyWait bounds how long a copy waits for the one running on this node
+// (the server's write timeout: that one has answered or failed by then).
+const keyWait = 30 * time.Second
+
+// inflightKeys tracks the Idempotency-Keys whose requests run on this node.
+// Copies on other nodes are not seen: they run, their writes apply once,
+// and the first answer stored is what all of them return.
+type inflightKeys struct {
+	mu sync.Mutex
+	m  map[string]chan struct{}
+}
+
+// enter waits until no request with key k runs here and claims it; leave
+// releases it. Waiting longer than wait answers a retryable 409.
+func (f *inflightKeys) enter(k string, wait time.Duration) (leave func(), err error) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		f.mu.Lock()
+		running, busy := f.m[k]
+		if !busy {
+			if f.m == nil {
+				f.m = map[string]chan struct{}{}
+			}
+			done := make(chan struct{})
+			f.m[k] = done
+			f.mu.Unlock()
+			return func() {
+				f.mu.Lock()
+				delete(f.m, k)
+				f.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		f.mu.Unlock()
+		select {
+		case <-running:
+		case <-deadline.C:
+			return nil, &Error{Status: fiber.StatusConflict, Message: "a request with this Idempotency-Key is still in progress; retry shortly", RetryAfter: 1}
+		}
+	}
 }

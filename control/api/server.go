@@ -123,6 +123,7 @@ type Server struct {
 	edgeStatus EdgeStatusService
 	egress     EgressService  // recordings, RTMP, HLS (nil: those routes answer 503)
 	proxies    []netip.Prefix // Config.TrustedProxies
+	keyed      inflightKeys   // Idempotency-Key requests running here (idempotency.go)
 }
 
 // WithWebhookURLCheck validates webhook URLs (scheme, SSRF policy) with the

@@ -209,11 +209,13 @@ func TestIdempotencyKeyConcurrentCopies(t *testing.T) {
 	const copies = 9
 	answers := make(chan clustertest.Response, copies)
 	start := make(chan struct{})
+	token := c.Token()
 	for i := range copies {
+		url := c.Node(i%3).URL() + "/v2/rooms"
 		go func() {
 			<-start
-			req, _ := http.NewRequest("POST", c.Node(i%3).URL()+"/v2/rooms", strings.NewReader(`{"customRoomId":"concurrent"}`))
-			req.Header.Set("Authorization", c.Token())
+			req, _ := http.NewRequest("POST", url, strings.NewReader(`{"customRoomId":"concurrent"}`))
+			req.Header.Set("Authorization", token)
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Idempotency-Key", "same-key")
 			resp, err := http.DefaultClient.Do(req)
