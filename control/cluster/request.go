@@ -122,13 +122,19 @@ func (n *Node) RecordAnswer(ctx context.Context, a Answer) (*Answer, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, _, err := n.propose(ctx, state.Request{ID: id, Key: true, BodyHash: hash, At: time.Now().UTC(), Type: state.CmdRecordAnswer, Body: body})
+	// An older binary (rolling upgrade) skips the answer instead of
+	// stopping on an unknown command: its repeats run the handler, as before.
+	req := state.Request{ID: id, Key: true, BodyHash: hash, At: time.Now().UTC(), Type: state.CmdRecordAnswer | state.IgnoreUnknownFlag, Body: body}
+	raw, _, err := n.propose(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	var stored Answer
 	if err := json.Unmarshal(raw, &stored); err != nil {
 		return nil, fmt.Errorf("cluster: stored answer %s: %w", id, err)
+	}
+	if stored.Status == 0 {
+		return &a, nil // skipped by an older leader: nothing stored
 	}
 	return &stored, nil
 }

@@ -116,3 +116,32 @@ func TestRequestLogBoundsAndSnapshot(t *testing.T) {
 		t.Fatalf("restored applied index %d, want %d", g.AppliedIndex(), f.AppliedIndex())
 	}
 }
+
+// TestRecordAnswerKeepsTheFirst: the answer stored for an Idempotency-Key
+// is the first one applied; a later one for the same request gets it back
+// (and changes nothing), one for another request is refused, and a binary
+// that does not know the command skips it (the flag) instead of stopping.
+func TestRecordAnswerKeepsTheFirst(t *testing.T) {
+	f := newTestFSM(t)
+	answer := func(hash, body string) Request {
+		return request(t, "k-abc-answer", true, hash, t0, CmdRecordAnswer|IgnoreUnknownFlag, json.RawMessage(body))
+	}
+	got, err := f.apply(CmdRequest, answer("h1", `{"status":200,"body":"Zmlyc3Q="}`))
+	first, ok := got.(json.RawMessage)
+	if err != nil || !ok {
+		t.Fatalf("first answer: %v %v, want it stored and returned", got, err)
+	}
+	again, err := f.apply(CmdRequest, answer("h1", `{"status":404,"body":"c2Vjb25k"}`))
+	if av, _ := again.(json.RawMessage); err != nil || !bytes.Equal(first, av) {
+		t.Fatalf("second answer for the key: %s %v, want the first %s", again, err, first)
+	}
+	if _, err := f.apply(CmdRequest, answer("h2", `{"status":200}`)); !errors.Is(err, &Error{Code: CodeUnprocessable}) {
+		t.Fatalf("answer for another request under the key: %v, want 422", err)
+	}
+	f.Read(func(s *Store) {
+		v, hash, ok := s.RequestAnswer("k-abc-answer")
+		if !ok || hash != "h1" || !bytes.Equal(v, first) {
+			t.Fatalf("stored answer %s %q %v", v, hash, ok)
+		}
+	})
+}
