@@ -524,8 +524,8 @@ function clusterPage() {
 
 function auditPage() {
   const list = pager((items) => table(["When", "Who", "Role", "Action", "Target", "Result", "From"], items.map((a) =>
-    h("tr", {}, h("td", {}, fmtTime(a.at)), h("td", {}, a.actor), h("td", {}, a.role || ""), h("td", {}, h("code", {}, a.action)), h("td", {}, h("code", {}, a.target || "")),
-      h("td", {}, String(a.status), a.detail ? ` ${a.detail}` : ""), h("td", {}, a.ip || "")))),
+    h("tr", { dataset: { seq: a.seq } }, h("td", {}, fmtTime(a.at)), h("td", { class: "actor" }, a.actor), h("td", {}, a.role || ""), h("td", { class: "action" }, h("code", {}, a.action)), h("td", {}, h("code", {}, a.target || "")),
+      h("td", { class: "result" }, String(a.status), a.detail ? ` ${a.detail}` : ""), h("td", { class: "from" }, a.ip || "")))),
   (p) => api("GET", `/admin/v1/audit?page=${p}&perPage=50`));
   return h("section", {}, h("h1", {}, "Audit log"), list.el);
 }
