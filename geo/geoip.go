@@ -21,14 +21,52 @@ type cityRecord struct {
 	} `maxminddb:"location"`
 }
 
-// openGeoIP opens a MaxMind-format database. Every failure names the path,
-// since the operator has to find and fix the file.
+// openGeoIP opens a MaxMind-format database and probes it. Every failure
+// names the path, since the operator has to find and fix the file.
 func openGeoIP(path string) (*maxminddb.Reader, error) {
 	db, err := maxminddb.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("geo: GeoIP database %q: %w", path, err)
 	}
+	if err := probeGeoIP(db); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("geo: GeoIP database %q is damaged: %w", path, err)
+	}
 	return db, nil
+}
+
+// probeGeoIP looks up an address in every public IPv4 /8 (and a few IPv6
+// ranges in an IPv6 database) and decodes what it finds. Open reads only
+// the metadata at the end of the file: a file whose search tree or data
+// was damaged opens fine and then fails every lookup, which the locator
+// treats as "not found", silently sending every joiner to the default
+// region. Reader.Verify would walk the whole file but also insists on
+// metadata (a description) that custom databases often lack; a few hundred
+// lookups cost well under a millisecond.
+func probeGeoIP(db *maxminddb.Reader) error {
+	addrs := make([]netip.Addr, 0, 230)
+	for a := 1; a < 224; a++ {
+		addrs = append(addrs, netip.AddrFrom4([4]byte{byte(a), 1, 2, 3}))
+	}
+	if db.Metadata.IPVersion == 6 {
+		for _, s := range []string{"2001:4860::1", "2a00:1450::1", "2400:cb00::1", "2c0f:fb50::1", "2600::1"} {
+			addrs = append(addrs, netip.MustParseAddr(s))
+		}
+	}
+	for _, a := range addrs {
+		res := db.Lookup(a)
+		if err := res.Err(); err != nil {
+			return fmt.Errorf("looking up %s: %w", a, err)
+		}
+		if !res.Found() {
+			continue
+		}
+		var v any
+		if err := res.Decode(&v); err != nil {
+			return fmt.Errorf("decoding the record of %s: %w", a, err)
+		}
+	}
+	return nil
 }
 
 // describeDB renders the database type and build date for startup logs, so
