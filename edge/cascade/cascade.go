@@ -1,8 +1,9 @@
 // Package cascade links the edges that serve one room with relay legs
 // (docs/multi-edge.md, "Cascade"). A leg is directional: the downstream
-// edge pulls the upstream edge's local participants and tracks while
-// something here needs them: participants of its own in the room, or an
-// egress job recording it (Hold). Legs are authorised by a relay
+// edge pulls the upstream edge's local tracks while something here needs
+// them — a local participant that subscribes, or an egress job recording
+// the room (Hold) — and only the room's events while its local
+// participants only publish. Legs are authorised by a relay
 // ticket the control plane signed, and each end proves with its identity
 // key that it is the edge the ticket names.
 package cascade
@@ -34,6 +35,8 @@ type Members interface {
 	RemoteQuality(roomID, pid string, score float64)
 	LocalParticipants(roomID string) []wire.Participant
 	HasLocalMembers(roomID string) bool
+	// HasLocalSubscribers: some local participant may subscribe.
+	HasLocalSubscribers(roomID string) bool
 	// IsLocal reports whether pid is admitted on this edge.
 	IsLocal(roomID, pid string) bool
 	ModerateLocal(roomID, pid, action, kind string) bool
@@ -237,10 +240,11 @@ func (m *Manager) SetPeers(rp edgeapi.RoomPeers) {
 // Prewarm sets up the legs to a room's peers before the room's first
 // participant here is admitted, and waits up to timeout for each to be
 // welcomed, so that participant's `joined` already lists the participants
-// of the other edges (instead of hearing of them a moment later). Legs
-// nobody here ends up using are closed after a while.
-func (m *Manager) Prewarm(roomID string, timeout time.Duration) {
-	legs := m.startPulls(roomID)
+// of the other edges (instead of hearing of them a moment later). media:
+// the participant subscribes (or a job records), so the legs carry the
+// tracks too. Legs nobody here ends up using are closed after a while.
+func (m *Manager) Prewarm(roomID string, media bool, timeout time.Duration) {
+	legs := m.startPulls(roomID, media || m.wantMedia(roomID))
 	deadline := time.After(timeout)
 	for _, l := range legs {
 		select {
@@ -257,13 +261,20 @@ func (m *Manager) ensurePulls(roomID string) {
 	if !m.needed(roomID) {
 		return
 	}
-	m.startPulls(roomID)
+	m.startPulls(roomID, m.wantMedia(roomID))
 }
 
-// needed reports whether something on this edge needs the room's media
-// from the other edges: a local participant, or a hold (egress job).
+// needed reports whether something on this edge needs legs to the room's
+// other edges: a local participant (their room events at least), or a
+// hold (egress job).
 func (m *Manager) needed(roomID string) bool {
 	return m.Held(roomID) || m.cfg.Members.HasLocalMembers(roomID)
+}
+
+// wantMedia reports whether the legs must carry the other edges' tracks:
+// a local participant subscribes, or a hold (egress job) records them.
+func (m *Manager) wantMedia(roomID string) bool {
+	return m.Held(roomID) || m.cfg.Members.HasLocalSubscribers(roomID)
 }
 
 // Hold makes this edge pull the room's remote media for key (an egress
@@ -279,7 +290,7 @@ func (m *Manager) Hold(roomID, key string) {
 	}
 	m.room(roomID).holds[key] = struct{}{}
 	m.mu.Unlock()
-	m.startPulls(roomID)
+	m.startPulls(roomID, true)
 }
 
 // Release ends a Hold; the room's legs close when nothing else needs them.
@@ -321,8 +332,10 @@ func (m *Manager) HeldRooms() []string {
 	return out
 }
 
-// startPulls starts (or refreshes) the legs to a room's peers and returns them.
-func (m *Manager) startPulls(roomID string) []*pullLeg {
+// startPulls starts (or refreshes) the legs to a room's peers and returns
+// them; media says whether they carry tracks or room events only (a leg in
+// the other mode is set up again in this one).
+func (m *Manager) startPulls(roomID string, media bool) []*pullLeg {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rs := m.rooms[roomID]
@@ -333,10 +346,11 @@ func (m *Manager) startPulls(roomID string) []*pullLeg {
 	for id, p := range rs.peers {
 		if l := rs.pulls[id]; l != nil {
 			l.setPeer(p)
+			l.setMedia(media)
 			legs = append(legs, l)
 			continue
 		}
-		l := newPullLeg(m, roomID, p)
+		l := newPullLeg(m, roomID, p, media)
 		rs.pulls[id] = l
 		legs = append(legs, l)
 		m.wg.Add(1)
@@ -427,12 +441,15 @@ func (m *Manager) LocalJoined(roomID string, p wire.Participant) {
 	m.ensurePulls(roomID)
 }
 
-// LocalLeft implements signal.Cascade.
+// LocalLeft implements signal.Cascade. When the last local subscriber
+// left but participants that only publish remain, the legs go on with
+// room events only (LocalRoomEmpty closes them when nobody remains).
 func (m *Manager) LocalLeft(roomID, pid, reason string) {
 	m.broadcastServed(roomID, edgeapi.CascadeLeft, edgeapi.CascadeLeftMsg{ParticipantID: pid, Reason: reason})
 	for _, l := range m.pulls(roomID) {
 		l.unshadow(pid)
 	}
+	m.ensurePulls(roomID)
 }
 
 func (m *Manager) pulls(roomID string) []*pullLeg {
@@ -484,6 +501,7 @@ func (m *Manager) LocalRoomEmpty(roomID string) { m.stopIfUnneeded(roomID) }
 // them, and forgets the room when nothing is left of it.
 func (m *Manager) stopIfUnneeded(roomID string) {
 	if m.needed(roomID) {
+		m.ensurePulls(roomID) // perhaps with room events only now
 		return
 	}
 	m.mu.Lock()
@@ -544,6 +562,9 @@ type LegInfo struct {
 	PeerEdgeID string
 	PeerRegion string
 	Direction  string // "in" (we pull) or "out" (we serve)
+	// EventsOnly: the leg carries room events, no media (no local
+	// subscriber on the pulling edge); it never connects a PeerConnection.
+	EventsOnly bool
 	Connected  bool
 	// Idle: the leg's socket is up but it has no track to carry, so its
 	// PeerConnection was never negotiated.

@@ -7,7 +7,7 @@ import (
 )
 
 var (
-	descLegs    = prometheus.NewDesc("meridian_cascade_legs", "Cascade relay legs by remote edge and direction (in: we pull its media; out: it pulls ours) and state (connected; connecting; idle: up, but no track to carry yet).", []string{"peer", "direction", "state"}, nil)
+	descLegs    = prometheus.NewDesc("meridian_cascade_legs", "Cascade relay legs by remote edge and direction (in: we pull its media; out: it pulls ours) and state (connected; connecting; idle: up, but no track to carry yet; events: up, room events only, as the pulling edge has no subscriber).", []string{"peer", "direction", "state"}, nil)
 	descPackets = prometheus.NewDesc("meridian_cascade_packets_total", "RTP packets on cascade legs, by remote edge and direction.", []string{"peer", "direction"}, nil)
 	descBytes   = prometheus.NewDesc("meridian_cascade_bytes_total", "RTP bytes on cascade legs, by remote edge and direction.", []string{"peer", "direction"}, nil)
 	descBitrate = prometheus.NewDesc("meridian_cascade_bits_per_second", "Current bitrate on cascade legs, by remote edge and direction.", []string{"peer", "direction"}, nil)
@@ -52,11 +52,11 @@ func (x *metrics) Describe(ch chan<- *prometheus.Desc) {
 
 func (x *metrics) Collect(ch chan<- prometheus.Metric) {
 	type agg struct {
-		up, down, idle int
-		packets, bytes uint64
-		bitrate        float64
-		rtt            float64
-		rttN           int
+		up, down, idle, events int
+		packets, bytes         uint64
+		bitrate                float64
+		rtt                    float64
+		rttN                   int
 	}
 	byKey := map[[2]string]*agg{}
 	get := func(k [2]string) *agg {
@@ -78,6 +78,8 @@ func (x *metrics) Collect(ch chan<- prometheus.Metric) {
 		switch {
 		case li.Connected:
 			a.up++
+		case li.EventsOnly:
+			a.events++
 		case li.Idle:
 			a.idle++
 		default:
@@ -95,6 +97,7 @@ func (x *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLegs, prometheus.GaugeValue, float64(a.up), k[0], k[1], "connected")
 		ch <- prometheus.MustNewConstMetric(descLegs, prometheus.GaugeValue, float64(a.down), k[0], k[1], "connecting")
 		ch <- prometheus.MustNewConstMetric(descLegs, prometheus.GaugeValue, float64(a.idle), k[0], k[1], "idle")
+		ch <- prometheus.MustNewConstMetric(descLegs, prometheus.GaugeValue, float64(a.events), k[0], k[1], "events")
 		ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(a.packets), k[0], k[1])
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(a.bytes), k[0], k[1])
 		ch <- prometheus.MustNewConstMetric(descBitrate, prometheus.GaugeValue, a.bitrate, k[0], k[1])

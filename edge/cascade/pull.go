@@ -22,13 +22,21 @@ import (
 
 // pullLeg is the downstream end of a leg: it keeps a leg to one upstream
 // edge up (dialling again with backoff) until stopped, and shows the
-// upstream edge's participants to this edge's clients.
+// upstream edge's participants to this edge's clients. Without media it
+// carries room events only: no RelayIn, the upstream edge runs no relay
+// subscriber.
 type pullLeg struct {
 	m      *Manager
 	roomID string
 
 	mu        sync.Mutex
 	peer      edgeapi.Peer
+	media     bool // the next connection carries tracks (else room events only)
+	switching bool // the connection is being replaced by one in the other mode
+	// egressOff forgets the peer's egress state a moment after a mode
+	// switch closed the connection, unless the next welcome says it again:
+	// the recording indicator does not flicker for a redial.
+	egressOff *time.Timer
 	conn      *frameConn
 	ri        *sfu.RelayIn
 	remotes   map[string]bool
@@ -41,8 +49,8 @@ type pullLeg struct {
 	started   time.Time
 }
 
-func newPullLeg(m *Manager, roomID string, p edgeapi.Peer) *pullLeg {
-	return &pullLeg{m: m, roomID: roomID, peer: p, remotes: map[string]bool{}, shadowed: map[string]wire.Participant{}, wake: make(chan struct{}, 1),
+func newPullLeg(m *Manager, roomID string, p edgeapi.Peer, media bool) *pullLeg {
+	return &pullLeg{m: m, roomID: roomID, peer: p, media: media, remotes: map[string]bool{}, shadowed: map[string]wire.Participant{}, wake: make(chan struct{}, 1),
 		welcomed: make(chan struct{}), started: time.Now()}
 }
 
@@ -59,11 +67,46 @@ func (l *pullLeg) setPeer(p edgeapi.Peer) {
 	}
 }
 
+// setMedia switches the leg between carrying tracks and room events only:
+// the current connection is closed and the leg dials again at once in the
+// new mode (the upstream edge decides at the handshake whether to run a
+// relay subscriber). Remote participants stay shown meanwhile: their
+// "lost" grace covers the redial.
+func (l *pullLeg) setMedia(media bool) {
+	l.mu.Lock()
+	changed := l.media != media
+	l.media = media
+	c := l.conn
+	l.mu.Unlock()
+	if !changed {
+		return
+	}
+	l.mu.Lock()
+	l.switching = c != nil
+	l.mu.Unlock()
+	if c != nil {
+		c.close()
+	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (l *pullLeg) stop() {
 	l.mu.Lock()
 	l.stopped = true
 	c := l.conn
+	pending := l.egressOff != nil // kept over a mode switch: forget it now
+	if pending {
+		l.egressOff.Stop()
+		l.egressOff = nil
+	}
+	peer := l.peer.EdgeID
 	l.mu.Unlock()
+	if pending {
+		l.m.remoteEgress(l.roomID, peer, wire.EgressState{})
+	}
 	if c != nil {
 		c.close()
 	}
@@ -133,7 +176,7 @@ func wsURL(base string) string {
 func (l *pullLeg) once() error {
 	m := l.m
 	l.mu.Lock()
-	p := l.peer
+	p, media := l.peer, l.media
 	l.mu.Unlock()
 	key := m.cfg.TicketKey()
 	if key == nil {
@@ -181,7 +224,7 @@ func (l *pullLeg) once() error {
 	}
 	nonce := newNonce()
 	proof := ed25519.Sign(m.cfg.Key, ticket.ProofMessage(l.roomID, m.cfg.EdgeID, p.EdgeID, ch.Nonce))
-	conn.send(edgeapi.CascadeHello, edgeapi.CascadeHelloMsg{Ticket: p.RelayTicket, RoomID: l.roomID, EdgeID: m.cfg.EdgeID, Nonce: nonce, Proof: proof})
+	conn.send(edgeapi.CascadeHello, edgeapi.CascadeHelloMsg{Ticket: p.RelayTicket, RoomID: l.roomID, EdgeID: m.cfg.EdgeID, Nonce: nonce, Proof: proof, EventsOnly: !media})
 	env, err = conn.read(m.cfg.HandshakeTimeout)
 	if err != nil {
 		return err
@@ -198,29 +241,39 @@ func (l *pullLeg) once() error {
 		return fmt.Errorf("cascade: %s did not prove its identity: %w", p.EdgeID, err)
 	}
 
-	ri, err := m.cfg.SFU.NewRelayIn(l.roomID, p.EdgeID, func(c *webrtc.ICECandidateInit) {
-		var raw json.RawMessage = []byte("null")
-		if c != nil {
-			raw, _ = json.Marshal(c)
+	// ri stays nil on a leg that carries room events only.
+	var ri *sfu.RelayIn
+	if media {
+		ri, err = m.cfg.SFU.NewRelayIn(l.roomID, p.EdgeID, func(c *webrtc.ICECandidateInit) {
+			var raw json.RawMessage = []byte("null")
+			if c != nil {
+				raw, _ = json.Marshal(c)
+			}
+			conn.send(edgeapi.CascadeCandidate, wire.Candidate{Target: wire.TargetSubscriber, Candidate: raw})
+		})
+		if err != nil {
+			return err
 		}
-		conn.send(edgeapi.CascadeCandidate, wire.Candidate{Target: wire.TargetSubscriber, Candidate: raw})
-	})
-	if err != nil {
-		return err
+		ri.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+			if st == webrtc.PeerConnectionStateConnected && !l.connected.Swap(true) {
+				m.report(edgeapi.EventCascadeLegUp, l.roomID, p.EdgeID, p.Region)
+			}
+		})
+		l.mu.Lock()
+		l.ri = ri
+		l.mu.Unlock()
 	}
-	ri.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateConnected && !l.connected.Swap(true) {
-			m.report(edgeapi.EventCascadeLegUp, l.roomID, p.EdgeID, p.Region)
-		}
-	})
-	l.mu.Lock()
-	l.ri = ri
-	l.mu.Unlock()
 	m.metrics.legsOpened.WithLabelValues("in").Inc()
-	m.log.Info("cascade: pulling", "room", l.roomID, "peer", p.EdgeID, "peerRegion", p.Region, "participants", len(welcome.Participants))
+	m.log.Info("cascade: pulling", "room", l.roomID, "peer", p.EdgeID, "peerRegion", p.Region, "participants", len(welcome.Participants), "media", media)
 	for _, wp := range welcome.Participants {
 		l.addRemote(ri, wp)
 	}
+	l.mu.Lock()
+	if l.egressOff != nil {
+		l.egressOff.Stop()
+		l.egressOff = nil
+	}
+	l.mu.Unlock()
 	m.remoteEgress(l.roomID, p.EdgeID, welcome.Egress)
 	l.welcOnce.Do(func() { close(l.welcomed) })
 
@@ -249,6 +302,9 @@ func (l *pullLeg) once() error {
 		}
 		switch env.Type {
 		case edgeapi.CascadeOffer:
+			if ri == nil {
+				continue // an upstream edge that ignores EventsOnly: nothing here takes media
+			}
 			var d wire.SDP
 			if err := json.Unmarshal(env.Data, &d); err != nil {
 				return err
@@ -260,7 +316,7 @@ func (l *pullLeg) once() error {
 			conn.send(edgeapi.CascadeAnswer, wire.SDP{Target: wire.TargetSubscriber, SDP: ans})
 		case edgeapi.CascadeCandidate:
 			var d wire.Candidate
-			if json.Unmarshal(env.Data, &d) == nil {
+			if ri != nil && json.Unmarshal(env.Data, &d) == nil {
 				_ = ri.AddICECandidate(d.Candidate)
 			}
 		case edgeapi.CascadeJoined:
@@ -276,14 +332,14 @@ func (l *pullLeg) once() error {
 		case edgeapi.CascadeMute:
 			var d wire.Mute
 			if json.Unmarshal(env.Data, &d) == nil && d.ParticipantID != "" {
-				if d.TrackID != "" {
+				if d.TrackID != "" && ri != nil {
 					ri.SetMuted(d.ParticipantID, d.TrackID, d.Muted)
 				}
 				m.cfg.Members.RemoteMute(l.roomID, d)
 			}
 		case edgeapi.CascadeTrackGone:
 			var d edgeapi.CascadeTrackGoneMsg
-			if json.Unmarshal(env.Data, &d) == nil {
+			if ri != nil && json.Unmarshal(env.Data, &d) == nil {
 				ri.RemoveTrack(d.ParticipantID, d.TrackID)
 			}
 		case edgeapi.CascadeQuality:
@@ -316,12 +372,14 @@ func (l *pullLeg) addRemote(ri *sfu.RelayIn, p wire.Participant) {
 		return
 	}
 	l.m.takeRemote(l.roomID, p.ParticipantID, l)
-	if err := ri.AddParticipant(p.ParticipantID, p.Name); err != nil {
-		return
-	}
-	for _, t := range p.Tracks {
-		if t.Muted {
-			ri.SetMuted(p.ParticipantID, t.TrackID, true)
+	if ri != nil { // nil: room events only
+		if err := ri.AddParticipant(p.ParticipantID, p.Name); err != nil {
+			return
+		}
+		for _, t := range p.Tracks {
+			if t.Muted {
+				ri.SetMuted(p.ParticipantID, t.TrackID, true)
+			}
 		}
 	}
 	l.mu.Lock()
@@ -331,7 +389,9 @@ func (l *pullLeg) addRemote(ri *sfu.RelayIn, p wire.Participant) {
 }
 
 func (l *pullLeg) removeRemote(ri *sfu.RelayIn, origin, pid, reason string, lost bool) {
-	ri.RemoveParticipant(pid)
+	if ri != nil {
+		ri.RemoveParticipant(pid)
+	}
 	l.mu.Lock()
 	delete(l.remotes, pid)
 	_, shadowed := l.shadowed[pid]
@@ -418,8 +478,30 @@ func (l *pullLeg) teardown(conn *frameConn, p edgeapi.Peer) {
 		l.m.cfg.Members.RemoteLeft(l.roomID, p.EdgeID, pid, edgeapi.CascadeReasonLost, true)
 	}
 	// The peer's jobs are no longer known here; a new leg's welcome says
-	// again what they are.
-	l.m.remoteEgress(l.roomID, p.EdgeID, wire.EgressState{})
+	// again what they are. After a mode switch that welcome is expected
+	// at once: the state is kept for a handshake's time meanwhile.
+	l.mu.Lock()
+	switching := l.switching && !l.stopped
+	l.switching = false
+	if switching && l.egressOff == nil {
+		var t *time.Timer
+		t = time.AfterFunc(l.m.cfg.HandshakeTimeout, func() {
+			l.mu.Lock()
+			mine := l.egressOff == t // not already answered by a welcome
+			if mine {
+				l.egressOff = nil
+			}
+			l.mu.Unlock()
+			if mine {
+				l.m.remoteEgress(l.roomID, p.EdgeID, wire.EgressState{})
+			}
+		})
+		l.egressOff = t
+	}
+	l.mu.Unlock()
+	if !switching {
+		l.m.remoteEgress(l.roomID, p.EdgeID, wire.EgressState{})
+	}
 	if l.connected.Swap(false) {
 		l.m.report(edgeapi.EventCascadeLegDown, l.roomID, p.EdgeID, p.Region)
 	}
@@ -427,9 +509,9 @@ func (l *pullLeg) teardown(conn *frameConn, p edgeapi.Peer) {
 
 func (l *pullLeg) info(now time.Time) LegInfo {
 	l.mu.Lock()
-	p, ri := l.peer, l.ri
+	p, ri, media, up := l.peer, l.ri, l.media, l.conn != nil
 	l.mu.Unlock()
-	li := LegInfo{RoomID: l.roomID, PeerEdgeID: p.EdgeID, PeerRegion: p.Region, Direction: "in", Connected: l.connected.Load()}
+	li := LegInfo{RoomID: l.roomID, PeerEdgeID: p.EdgeID, PeerRegion: p.Region, Direction: "in", Connected: l.connected.Load(), EventsOnly: !media && up}
 	if ri != nil {
 		li.Stats = ri.Stats(now)
 		li.Idle = !li.Connected && !ri.Negotiated()

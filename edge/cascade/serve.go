@@ -28,6 +28,9 @@ type servedLeg struct {
 	conn       *frameConn
 	relay      atomic.Pointer[sfu.Participant]
 	connected  atomic.Bool
+	// eventsOnly: the downstream edge has no subscriber; no relay
+	// subscriber runs, the leg carries room events only.
+	eventsOnly bool
 }
 
 // Register mounts GET /internal/v1/cascade.
@@ -116,7 +119,7 @@ func (m *Manager) serveWS(ws *websocket.Conn) {
 		return
 	}
 
-	sl := &servedLeg{m: m, roomID: claims.RoomID, peer: peer.ID, peerRegion: peer.Region, conn: conn}
+	sl := &servedLeg{m: m, roomID: claims.RoomID, peer: peer.ID, peerRegion: peer.Region, conn: conn, eventsOnly: hello.EventsOnly}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -136,27 +139,31 @@ func (m *Manager) serveWS(ws *websocket.Conn) {
 	if !conn.send(edgeapi.CascadeWelcome, welcome) {
 		return
 	}
-	relay, err := m.cfg.SFU.Join(claims.RoomID, sfu.ParticipantConfig{ID: "relay-" + peer.ID, Relay: true, Sink: (*relaySink)(sl)})
-	if err != nil {
-		m.log.Warn("cascade: relay subscriber", "room", claims.RoomID, "peer", peer.ID, "err", err)
-		return
-	}
-	sl.relay.Store(relay)
-	defer func() {
-		m.metrics.retire(sl.info()) // before Close drops the forwarders' counts
-		relay.Close()
-	}()
-	// The leg counts as carrying the room (audit) once its PeerConnection connects.
-	relay.OnSubscriberState(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateConnected && !sl.connected.Swap(true) {
-			m.report(edgeapi.EventCascadeLegUp, sl.roomID, sl.peer, sl.peerRegion)
+	// relay stays nil on a leg that carries room events only.
+	var relay *sfu.Participant
+	if !hello.EventsOnly {
+		relay, err = m.cfg.SFU.Join(claims.RoomID, sfu.ParticipantConfig{ID: "relay-" + peer.ID, Relay: true, Sink: (*relaySink)(sl)})
+		if err != nil {
+			m.log.Warn("cascade: relay subscriber", "room", claims.RoomID, "peer", peer.ID, "err", err)
+			return
 		}
-	})
-	if err := relay.Start(); err != nil {
-		return
+		sl.relay.Store(relay)
+		defer func() {
+			m.metrics.retire(sl.info()) // before Close drops the forwarders' counts
+			relay.Close()
+		}()
+		// The leg counts as carrying the room (audit) once its PeerConnection connects.
+		relay.OnSubscriberState(func(st webrtc.PeerConnectionState) {
+			if st == webrtc.PeerConnectionStateConnected && !sl.connected.Swap(true) {
+				m.report(edgeapi.EventCascadeLegUp, sl.roomID, sl.peer, sl.peerRegion)
+			}
+		})
+		if err := relay.Start(); err != nil {
+			return
+		}
+		relay.Ready()
 	}
-	relay.Ready()
-	m.log.Info("cascade: serving leg", "room", claims.RoomID, "peer", peer.ID, "peerRegion", peer.Region)
+	m.log.Info("cascade: serving leg", "room", claims.RoomID, "peer", peer.ID, "peerRegion", peer.Region, "media", !hello.EventsOnly)
 	m.metrics.legsOpened.WithLabelValues("out").Inc()
 
 	for {
@@ -169,13 +176,13 @@ func (m *Manager) serveWS(ws *websocket.Conn) {
 			conn.send(wire.TypePong, nil)
 		case edgeapi.CascadeAnswer:
 			var d wire.SDP
-			if json.Unmarshal(env.Data, &d) != nil || relay.HandleAnswer(d.SDP) != nil {
+			if relay == nil || json.Unmarshal(env.Data, &d) != nil || relay.HandleAnswer(d.SDP) != nil {
 				m.log.Warn("cascade: bad answer from peer", "peer", peer.ID)
 				return
 			}
 		case edgeapi.CascadeCandidate:
 			var d wire.Candidate
-			if json.Unmarshal(env.Data, &d) == nil {
+			if relay != nil && json.Unmarshal(env.Data, &d) == nil {
 				_ = relay.AddICECandidate(wire.TargetSubscriber, d.Candidate)
 			}
 		case edgeapi.CascadeModerate:
@@ -204,7 +211,7 @@ func (m *Manager) dropServed(sl *servedLeg) {
 }
 
 func (sl *servedLeg) info() LegInfo {
-	li := LegInfo{RoomID: sl.roomID, PeerEdgeID: sl.peer, PeerRegion: sl.peerRegion, Direction: "out", Connected: sl.connected.Load()}
+	li := LegInfo{RoomID: sl.roomID, PeerEdgeID: sl.peer, PeerRegion: sl.peerRegion, Direction: "out", Connected: sl.connected.Load(), EventsOnly: sl.eventsOnly}
 	if r := sl.relay.Load(); r != nil {
 		li.Stats = r.RelayStats()
 		li.Idle = !li.Connected && li.Stats.Tracks == 0

@@ -135,7 +135,7 @@ func (n *Node) prepareRoomMedia(spec egressapi.Spec) {
 			n.casc.SetPeers(rp)
 		}
 	}
-	n.casc.Prewarm(spec.RoomID, egressPrewarm)
+	n.casc.Prewarm(spec.RoomID, true, egressPrewarm)
 }
 
 // roomEgress follows which rooms have jobs capturing them here, so the

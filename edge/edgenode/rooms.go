@@ -119,7 +119,7 @@ func (n *Node) admit(roomID string, cl ticket.Claims) error {
 			return errors.New("the control plane did not place the room here")
 		}
 		n.casc.SetPeers(rp)
-		n.casc.Prewarm(roomID, time.Second)
+		n.casc.Prewarm(roomID, cl.Permissions.Subscribe, time.Second)
 		return nil
 	}
 	if n.sig.HasLocalMembers(roomID) {
@@ -141,7 +141,7 @@ func (n *Node) admit(roomID string, cl ticket.Claims) error {
 		}
 		n.casc.SetPeers(rp)
 	}
-	n.casc.Prewarm(roomID, time.Second)
+	n.casc.Prewarm(roomID, cl.Permissions.Subscribe, time.Second)
 	return nil
 }
 

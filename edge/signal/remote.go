@@ -181,6 +181,24 @@ func (s *Server) HasLocalMembers(roomID string) bool {
 	return r != nil && (len(r.members) > 0 || len(r.lobby) > 0)
 }
 
+// HasLocalSubscribers reports whether the room has admitted participants
+// on this edge that may subscribe: they need the other edges' media (a
+// publisher-only participant only needs their room events).
+func (s *Server) HasLocalSubscribers(roomID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[roomID]
+	if r == nil {
+		return false
+	}
+	for _, m := range r.members {
+		if m.perms.Subscribe && m.state != stateGone {
+			return true
+		}
+	}
+	return false
+}
+
 // Rooms lists the rooms with participants on this edge.
 func (s *Server) Rooms() []string {
 	s.mu.Lock()

@@ -50,6 +50,10 @@ type CascadeHelloMsg struct {
 	EdgeID string `json:"edgeId"`
 	Nonce  string `json:"nonce"`
 	Proof  []byte `json:"proof"`
+	// EventsOnly: D has participants in the room but none that subscribes
+	// (and no egress job): U sends room events only, no media (no relay
+	// PeerConnection). D dials again without it when a subscriber arrives.
+	EventsOnly bool `json:"eventsOnly,omitempty"`
 }
 
 // CascadeWelcomeMsg accepts a leg.
