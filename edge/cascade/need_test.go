@@ -139,4 +139,13 @@ func TestCascadeLegCarriesMediaOnlyForSubscribers(t *testing.T) {
 	if j := dave.Joined(); j.Egress != rec {
 		t.Fatalf("dave's joined says %+v, want %+v", j.Egress, rec)
 	}
+
+	// Nobody left on B: no leg from B at all.
+	for _, c := range []*signaltest.Client{pete, dave} {
+		if err := c.Leave(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitLeg(t, b, "paris-1", "in", "")
+	waitLeg(t, a, "montreal-1", "out", "")
 }
