@@ -22,9 +22,10 @@
 // Idempotency-Key may map to two rooms, and all nodes must list the same
 // rooms. Recovery times (fault → first acknowledged write through each
 // node) and the error mix are logged. Through the same faults, 3 more
-// clients start sessions in 4 rooms of their own (an edge's
-// participant-joined report), end them (POST /v2/sessions/end) and read
-// them (GET /v2/sessions?status=ongoing&consistent=true); that history is
+// clients start sessions (an edge's participant-joined report), end them
+// (POST /v2/sessions/end) and read them (GET
+// /v2/sessions?status=ongoing&consistent=true) in rooms of their own, 4 at
+// a time, a new one every 5 s replacing the oldest; that history is
 // checked per room against a session model (no session ↔
 // ongoing(sessionId), an ended session never ongoing again).
 //

@@ -457,10 +457,11 @@ func TestChaosRooms(t *testing.T) {
 	}
 	// The sessions history: its own rooms, its own clients.
 	sr := &sessRun{cl: cl, api: r.api, edge: newAPI("Bearer " + cl.EdgeToken), t0: r.h.t0, mix: &r.mix}
-	for i := range 4 {
-		var v roomView
-		r.api.mustJSON(t, []string{cl.Nodes[0].URL}, "POST", "/v2/rooms", map[string]any{"customRoomId": fmt.Sprintf("sess-%d", i)}, &v, 20*time.Second)
-		sr.rooms = append(sr.rooms, v.RoomID)
+	for try := 0; len(sr.rooms) < sessRooms; try++ {
+		if try == 50 {
+			t.Fatalf("could not create the sessions' rooms: %d of %d", len(sr.rooms), sessRooms)
+		}
+		sr.rotate()
 	}
 	t.Logf("cluster up in %v; raft links through %d pair proxies, node-to-node HTTP through %d proxies", ms(time.Since(began)), len(nw.pairs), len(nw.https))
 
@@ -481,12 +482,16 @@ func TestChaosRooms(t *testing.T) {
 		defer workers.Done()
 		tk := time.NewTicker(time.Second)
 		defer tk.Stop()
+		sessTicks := 0
 		for {
 			select {
 			case <-stop:
 				return
 			case <-tk.C:
 				r.rotate()
+				if sessTicks++; sessTicks%5 == 0 {
+					sr.rotate()
+				}
 			}
 		}
 	}()

@@ -229,14 +229,16 @@ func describeSessions(recs []sessRec, max int) string {
 // sessRun drives the sessions history next to TestChaosRooms' clients,
 // through the same faults.
 type sessRun struct {
-	cl    *procs.Cluster
-	api   *api // crawler token: the sessions API
-	edge  *api // the edge token: event reports
-	t0    time.Time
-	rooms []string // roomIds
-	mix   *mix
+	cl   *procs.Cluster
+	api  *api // crawler token: the sessions API
+	edge *api // the edge token: event reports
+	t0   time.Time
+	mix  *mix
 
 	mu       sync.Mutex
+	rooms    []string // roomIds the clients use now (at most sessRooms)
+	all      []string // every room used
+	nextRoom int
 	ops      []sessRec
 	unexpect []string
 	events   atomic.Int64
@@ -262,6 +264,40 @@ func (s *sessRun) snapshot() []sessRec {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]sessRec(nil), s.ops...)
+}
+
+// sessRooms is how many rooms the clients share at a time. A room's
+// history only grows while it is in use: rotate retires the oldest, so
+// porcupine checks many short histories (a write of unknown outcome stays
+// open to the end of its room's history, and a long run would pile them up).
+const sessRooms = 4
+
+// rotate adds a room (through any node that answers) and retires the
+// oldest beyond sessRooms; during a fault it may add none this time.
+func (s *sessRun) rotate() {
+	s.mu.Lock()
+	n := s.nextRoom
+	s.nextRoom++
+	s.mu.Unlock()
+	c := s.cl.Nodes[n%len(s.cl.Nodes)]
+	a := s.api.do(c.URL, "POST", "/v2/rooms", map[string]any{"customRoomId": fmt.Sprintf("sess-%04d", n)}, nil, 3*time.Second)
+	var v roomView
+	if a.Status != 200 || json.Unmarshal(a.Body, &v) != nil || v.RoomID == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.all = append(s.all, v.RoomID)
+	s.rooms = append(s.rooms, v.RoomID)
+	if len(s.rooms) > sessRooms {
+		s.rooms = s.rooms[1:]
+	}
+}
+
+func (s *sessRun) pick(rng *rand.Rand) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[rng.IntN(len(s.rooms))]
 }
 
 // join reports one participant joining room (a fresh event id: not a
@@ -365,7 +401,7 @@ func (s *sessRun) worker(client int, timeout func() time.Duration, stop <-chan s
 		default:
 		}
 		c := s.cl.Nodes[rng.IntN(len(s.cl.Nodes))]
-		room := s.rooms[rng.IntN(len(s.rooms))]
+		room := s.pick(rng)
 		switch x := rng.Float64(); {
 		case x < 0.35:
 			s.join(client, c, room, fmt.Sprintf("p%d", rng.IntN(4)), timeout())
@@ -380,8 +416,11 @@ func (s *sessRun) worker(client int, timeout func() time.Duration, stop <-chan s
 
 // final reads every room through every node until the answer is definite.
 func (s *sessRun) final() {
+	s.mu.Lock()
+	rooms := append([]string(nil), s.all...)
+	s.mu.Unlock()
 	for _, c := range s.cl.Nodes {
-		for _, room := range s.rooms {
+		for _, room := range rooms {
 			for try := 0; try < 6 && !s.read(100, c, room, 10*time.Second); try++ {
 				time.Sleep(200 * time.Millisecond)
 			}
