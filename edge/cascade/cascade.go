@@ -566,6 +566,8 @@ type LegInfo struct {
 	// subscriber on the pulling edge); it never connects a PeerConnection.
 	EventsOnly bool
 	Connected  bool
+	// LastError: why the leg's last attempt ended (pulled legs; "" if none).
+	LastError string
 	// Idle: the leg's socket is up but it has no track to carry, so its
 	// PeerConnection was never negotiated.
 	Idle  bool

@@ -31,8 +31,9 @@ type pullLeg struct {
 
 	mu        sync.Mutex
 	peer      edgeapi.Peer
-	media     bool // the next connection carries tracks (else room events only)
-	switching bool // the connection is being replaced by one in the other mode
+	media     bool  // the next connection carries tracks (else room events only)
+	switching bool  // the connection is being replaced by one in the other mode
+	lastErr   error // why the last attempt ended (diagnostics)
 	// egressOff forgets the peer's egress state a moment after a mode
 	// switch closed the connection, unless the next welcome says it again:
 	// the recording indicator does not flicker for a redial.
@@ -134,6 +135,9 @@ func (l *pullLeg) run() {
 		start := time.Now()
 		err := l.once()
 		l.welcOnce.Do(func() { close(l.welcomed) }) // a failed first try ends a Prewarm wait too
+		l.mu.Lock()
+		l.lastErr = err
+		l.mu.Unlock()
 		if l.isStopped() {
 			return
 		}
@@ -509,9 +513,12 @@ func (l *pullLeg) teardown(conn *frameConn, p edgeapi.Peer) {
 
 func (l *pullLeg) info(now time.Time) LegInfo {
 	l.mu.Lock()
-	p, ri, media, up := l.peer, l.ri, l.media, l.conn != nil
+	p, ri, media, up, lastErr := l.peer, l.ri, l.media, l.conn != nil, l.lastErr
 	l.mu.Unlock()
 	li := LegInfo{RoomID: l.roomID, PeerEdgeID: p.EdgeID, PeerRegion: p.Region, Direction: "in", Connected: l.connected.Load(), EventsOnly: !media && up}
+	if lastErr != nil {
+		li.LastError = lastErr.Error()
+	}
 	if ri != nil {
 		li.Stats = ri.Stats(now)
 		li.Idle = !li.Connected && !ri.Negotiated()
