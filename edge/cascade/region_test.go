@@ -83,7 +83,7 @@ func TestCascadeDownstreamRefusesDisallowedRegions(t *testing.T) {
 		d.casc.SetPeers(edgeapi.RoomPeers{RoomID: room, Epoch: 1, Member: true, Peers: []edgeapi.Peer{{EdgeID: u.ID, Region: u.Region, URL: up.srv.URL, RelayTicket: tok}}})
 		ctl.join(t, d, room, "p-"+room, all) // a subscriber here: the edge wants the leg
 	}
-	link("r-far", []string{"eu-west"}) // the upstream edge's region is not allowed
+	link("r-far", []string{"eu-west"})  // the upstream edge's region is not allowed
 	link("r-self", []string{"us-east"}) // this edge's own region is not allowed
 	link("r-ok", []string{"eu-west", "us-east"})
 
