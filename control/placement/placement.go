@@ -52,8 +52,9 @@ type Config struct {
 	// LateAfter: an edge heard from more recently than this is running,
 	// whatever its region's gossip says; a peer's suspect/dead/left report
 	// counts (in placement and in the leader's verdict) only once the
-	// edge's own heartbeats are this late. 0: 3 × HeartbeatEvery, at most
-	// DownAfter (docs/multi-edge.md, "Edge liveness and load").
+	// edge's own heartbeats are this late. 0: 3 × HeartbeatEvery or half of
+	// DownAfter, whichever is longer, at most DownAfter (docs/multi-edge.md,
+	// "Edge liveness and load").
 	LateAfter      time.Duration
 	TicketTTL      time.Duration
 	RelayTicketTTL time.Duration
@@ -173,7 +174,9 @@ func New(cfg Config, node *cluster.Node) (*Service, error) {
 		return nil, err
 	}
 	if cfg.LateAfter == 0 {
-		cfg.LateAfter = min(3*cfg.HeartbeatEvery, cfg.DownAfter)
+		// Short heartbeat periods (tests) would make a busy moment look
+		// like a dead edge: never less than half of DownAfter.
+		cfg.LateAfter = min(max(3*cfg.HeartbeatEvery, cfg.DownAfter/2), cfg.DownAfter)
 	}
 	s := &Service{cfg: cfg, node: node, log: cfg.Logger, live: map[string]*liveEdge{}, pushes: make(chan pushJob, 1024), stop: make(chan struct{})}
 	s.bg.Add(1)
