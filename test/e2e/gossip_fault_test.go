@@ -207,8 +207,8 @@ func (w *gossipWorld) createRoom(t *testing.T) string {
 	return room.RoomID
 }
 
-// participants reads the room's ongoing session: participant id -> its
-// timelog intervals and whether the last one is open.
+// sessionPart is one participant of a session as GET /v2/sessions shows
+// it: an interval per stay, the last one open (End nil) while it is in.
 type sessionPart struct {
 	ParticipantID string
 	EdgeID        string
@@ -218,6 +218,8 @@ type sessionPart struct {
 	}
 }
 
+// ongoing reads the participants of the room's ongoing session through
+// the first control node ("" reason) or why it could not.
 func (w *gossipWorld) ongoing(t *testing.T, room string) ([]sessionPart, string) {
 	t.Helper()
 	var l struct {
