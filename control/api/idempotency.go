@@ -2,13 +2,16 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/control/cluster"
 	"github.com/meridian-video/meridian/control/state"
 )
@@ -44,13 +47,13 @@ func (s *Server) idempotencyKey(c *fiber.Ctx) error {
 	}
 	p := principal(c)
 	hash := cluster.HashRequest(c.Method(), c.Path(), c.Body())
-	ctx := cluster.WithIdempotencyKey(c.UserContext(), p.Key.Key, key, hash)
+	ctx := cluster.WithIdempotencyKey(c.UserContext(), keyScope(p), key, hash)
 	c.SetUserContext(ctx)
 	c.Set("Idempotency-Key", key)
 
 	// A copy of this request already running here: wait for its answer
 	// rather than run the handler beside it.
-	leave, err := s.keyed.enter(p.Key.Key+"\x00"+key, keyWait)
+	leave, err := s.keyed.enter(keyScope(p)+"\x00"+key, keyWait)
 	if err != nil {
 		return err
 	}
@@ -99,6 +102,29 @@ func (s *Server) idempotencyKey(c *fiber.Ctx) error {
 	// Another copy of this request stored its answer first: that one is
 	// the answer.
 	return replay(c, stored, stored.Status != mine.Status || !bytes.Equal(stored.Body, mine.Body))
+}
+
+// keyScope is the namespace of a caller's Idempotency-Keys: its API key
+// and what its credentials allow (the claims an answer depends on: room
+// and participant scope, roles, permissions, media rights, the signed-in
+// identity, the console operator). A stored answer — a join's ticket, a
+// room-scoped view — is only ever replayed to a caller with the same
+// authority; a token minted again (another expiry) keeps the namespace.
+func keyScope(p *auth.Principal) string {
+	cl := p.Claims
+	scope := struct {
+		Key, Room, Participant string
+		Roles, Permissions     []string
+		Publish, Subscribe     *bool
+		IdP                    *auth.IdPIdentity
+		Operator               string
+	}{p.Key.Key, cl.RoomID, cl.ParticipantID, slices.Sorted(slices.Values(cl.Roles)), slices.Sorted(slices.Values(cl.Permissions)),
+		cl.CanPublish, cl.CanSubscribe, cl.IdP, ""}
+	if op := p.Operator; op != nil {
+		scope.Operator = op.Issuer + "\x00" + op.Subject
+	}
+	b, _ := json.Marshal(scope)
+	return string(b)
 }
 
 // storable: answers that a repeat must get again — 2xx, the 4xx that

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/control/cluster/clustertest"
 	"github.com/meridian-video/meridian/control/state"
 	"github.com/meridian-video/meridian/shared/egressapi"
@@ -16,11 +17,16 @@ import (
 // postKeyed sends a POST with an Idempotency-Key to node i.
 func postKeyed(t *testing.T, c *clustertest.Cluster, i int, path, key, body string) clustertest.Response {
 	t.Helper()
+	return postKeyedAs(t, c, i, c.Token(), path, key, body)
+}
+
+func postKeyedAs(t *testing.T, c *clustertest.Cluster, i int, token, path, key, body string) clustertest.Response {
+	t.Helper()
 	req, err := http.NewRequest("POST", c.Node(i).URL()+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", c.Token())
+	req.Header.Set("Authorization", token)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
 	resp, err := http.DefaultClient.Do(req)
@@ -135,4 +141,29 @@ func TestIdempotencyKeyRetryAnswersAreNotStored(t *testing.T) {
 	}
 	// The 409 is an answer: it is stored.
 	sameAnswer(t, "stop after the retry", again, postKeyed(t, c, 0, "/v2/recordings/stop", "stop-1", body))
+}
+
+// TestIdempotencyKeyAnswersStayWithTheirCaller: a stored answer is only
+// replayed to a caller with the same authority. A room-scoped token that
+// sends the request a full token sent, with the same key, is not handed
+// the full token's answer (another room's data, "deactivated"): its own
+// request runs and is refused. A token minted again for the same caller
+// (another expiry) gets the stored answer.
+func TestIdempotencyKeyAnswersStayWithTheirCaller(t *testing.T) {
+	c := newNode(t)
+	a := createRoom(t, c, "mine").RoomID
+	b := createRoom(t, c, "theirs").RoomID
+	body := `{"roomId":"` + b + `"}`
+	first := postKeyed(t, c, 0, "/v2/rooms/deactivate", "deact-1", body)
+	if first.Status != 200 {
+		t.Fatalf("deactivate: %d %s", first.Status, first.Body)
+	}
+	scoped := c.Token(func(o *auth.MintOptions) { o.RoomID = a })
+	r := postKeyedAs(t, c, 0, scoped, "/v2/rooms/deactivate", "deact-1", body)
+	expectError(t, r, 403, "scoped")
+	if r.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatal("a room-scoped token was handed a full token's stored answer")
+	}
+	again := c.Token(func(o *auth.MintOptions) { o.TTL = 2 * time.Hour })
+	sameAnswer(t, "the same caller with a token minted again", first, postKeyedAs(t, c, 0, again, "/v2/rooms/deactivate", "deact-1", body))
 }
