@@ -45,6 +45,11 @@ type Config struct {
 	// get sockets of their own. Both zero: any ephemeral port.
 	RelayPortMin uint16
 	RelayPortMax uint16
+	// RelayNet, when set, is the network cascade legs' sockets are opened
+	// through (tests put a lossy one there to exercise NACKs on the leg
+	// hop). Legs need sockets of their own for it: not with UDPPortMin set
+	// and no UDPMuxPort.
+	RelayNet transport.Net
 
 	// IncludeLoopbackCandidate gathers 127.0.0.1 candidates (tests, single-host dev).
 	IncludeLoopbackCandidate bool
@@ -103,6 +108,9 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	if c.UDPMuxPort < 0 || c.UDPMuxPort > 65535 {
 		return fmt.Errorf("sfu: UDPMuxPort %d out of range", c.UDPMuxPort)
+	}
+	if c.RelayNet != nil && c.UDPMuxPort == 0 && c.UDPPortMin != 0 {
+		return errors.New("sfu: RelayNet needs legs on sockets of their own (UDPMuxPort set, or no UDPPortMin/UDPPortMax)")
 	}
 	if c.UDPPortMin > c.UDPPortMax {
 		return fmt.Errorf("sfu: UDPPortMin %d > UDPPortMax %d", c.UDPPortMin, c.UDPPortMax)
@@ -257,6 +265,9 @@ func buildOneAPI(cfg Config, noMux bool, router *rtcpRouter) (*mediaAPI, error) 
 		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
 			return nil, fmt.Errorf("sfu: UDP port range: %w", err)
 		}
+	}
+	if noMux && cfg.RelayNet != nil {
+		se.SetNet(cfg.RelayNet)
 	}
 	ma.recv = webrtc.NewAPI(webrtc.WithMediaEngine(recvME), webrtc.WithInterceptorRegistry(recvReg), webrtc.WithSettingEngine(se))
 	sendSE := se
