@@ -29,6 +29,12 @@ const (
 	// maxRecordedValue: larger results are not kept (a repeat learns that
 	// the request was applied, not its result).
 	maxRecordedValue = 256 << 10
+	// MaxRetryRecordBytes and MaxKeyRecordBytes bound the recorded values
+	// of each class (results, stored HTTP answers): counts alone would let
+	// 50,000 answers of 64 KiB hold gigabytes in every replica's memory
+	// and snapshot. Oldest records go first when a class is over.
+	MaxRetryRecordBytes = 64 << 20
+	MaxKeyRecordBytes   = 128 << 20
 )
 
 // CmdRecordAnswer stores the HTTP answer given to a client's
@@ -73,36 +79,44 @@ func requestsCounter(key bool) string {
 	return "requests/retry"
 }
 
+// requestsBytesCounter sums the recorded values' sizes of a class.
+func requestsBytesCounter(key bool) string { return requestsCounter(key) + "/bytes" }
+
 func (s *Store) request(id string) *requestRecord { return one[*requestRecord](s, tRequests, "id", id) }
 
 func (s *Store) addRequest(r *requestRecord) {
 	if old := s.request(r.ID); old != nil {
-		s.del(tRequests, old)
-		s.count(requestsCounter(old.Key), -1)
+		s.delRequest(old)
 	}
 	s.put(tRequests, r)
 	s.count(requestsCounter(r.Key), 1)
+	s.count(requestsBytesCounter(r.Key), len(r.Value))
+}
+
+func (s *Store) delRequest(r *requestRecord) {
+	s.del(tRequests, r)
+	s.count(requestsCounter(r.Key), -1)
+	s.count(requestsBytesCounter(r.Key), -len(r.Value))
 }
 
 // evictRequests drops records beyond the bounds, judged at the time of the
 // request being applied: oldest first, stopping at the first one that is
-// both within the count and fresh.
+// fresh with its class within its count and bytes.
 func (s *Store) evictRequests(now time.Time) {
 	for _, c := range []struct {
-		key bool
-		max int
-		ttl time.Duration
-	}{{false, MaxRetryRecords, RetryRecordTTL}, {true, MaxKeyRecords, KeyRecordTTL}} {
-		n := s.counter(requestsCounter(c.key))
+		key           bool
+		max, maxBytes int
+		ttl           time.Duration
+	}{{false, MaxRetryRecords, MaxRetryRecordBytes, RetryRecordTTL}, {true, MaxKeyRecords, MaxKeyRecordBytes, KeyRecordTTL}} {
+		n, size := s.counter(requestsCounter(c.key)), s.counter(requestsBytesCounter(c.key))
 		it := s.iter(tRequests, "fifo", false, c.key)
 		for v := it.Next(); v != nil; v = it.Next() {
 			r := v.(*requestRecord)
-			if n <= c.max && now.Sub(r.At) <= c.ttl {
+			if n <= c.max && size <= c.maxBytes && now.Sub(r.At) <= c.ttl {
 				break
 			}
-			s.del(tRequests, r)
-			s.count(requestsCounter(c.key), -1)
-			n--
+			s.delRequest(r)
+			n, size = n-1, size-len(r.Value)
 		}
 	}
 }

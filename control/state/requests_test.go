@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 )
@@ -142,6 +143,47 @@ func TestRecordAnswerKeepsTheFirst(t *testing.T) {
 		v, hash, ok := s.RequestAnswer("k-abc-answer")
 		if !ok || hash != "h1" || !bytes.Equal(v, first) {
 			t.Fatalf("stored answer %s %q %v", v, hash, ok)
+		}
+	})
+}
+
+// TestRequestLogByteBound: recorded values count against their class's
+// byte bound; the oldest go first when it is passed, and the count of
+// bytes is rebuilt from a snapshot exactly.
+func TestRequestLogByteBound(t *testing.T) {
+	f := newTestFSM(t)
+	value := `"` + strings.Repeat("v", 200<<10) + `"` // a 200 KiB stored answer
+	n := MaxKeyRecordBytes/len(value) + 10
+	for i := range n {
+		if _, err := f.apply(CmdRequest, request(t, fmt.Sprintf("k-%d-answer", i), true, "h", t0, CmdRecordAnswer|IgnoreUnknownFlag, json.RawMessage(value))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var size int
+	f.Read(func(s *Store) {
+		size = s.counter(requestsBytesCounter(true))
+		if size > MaxKeyRecordBytes || size < MaxKeyRecordBytes-len(value) {
+			t.Fatalf("%d bytes of key records, want at most %d (and within one record of it)", size, MaxKeyRecordBytes)
+		}
+		if s.RequestSeen("k-0-answer") || !s.RequestSeen(fmt.Sprintf("k-%d-answer", n-1)) {
+			t.Fatalf("byte bound: oldest kept %v, newest kept %v", s.RequestSeen("k-0-answer"), s.RequestSeen(fmt.Sprintf("k-%d-answer", n-1)))
+		}
+	})
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	g := newTestFSM(t)
+	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	g.Read(func(s *Store) {
+		if got := s.counter(requestsBytesCounter(true)); got != size {
+			t.Fatalf("restored byte count %d, want %d", got, size)
 		}
 	})
 }
