@@ -1,6 +1,8 @@
 package placement
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,4 +174,38 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestLateAfter: how late an edge's heartbeats must be before its peers'
+// reports count, by default and when set.
+func TestLateAfter(t *testing.T) {
+	secrets := func() (*Secrets, error) { return nil, errors.New("unused") }
+	for _, tc := range []struct {
+		every, down, set, want time.Duration
+	}{
+		{time.Second, 5 * time.Second, 0, 3 * time.Second},                         // production: 3 periods
+		{200 * time.Millisecond, 2 * time.Second, 0, time.Second},                  // short periods: half of DownAfter
+		{50 * time.Millisecond, 100 * time.Millisecond, 0, 100 * time.Millisecond}, // never past DownAfter
+		{time.Second, 5 * time.Second, 2 * time.Second, 2 * time.Second},           // set
+		{time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second},           // set to DownAfter: peers never speed it up
+	} {
+		cfg := DefaultConfig()
+		cfg.EdgeToken, cfg.Secrets = "t", secrets
+		cfg.HeartbeatEvery, cfg.DownAfter, cfg.LateAfter = tc.every, tc.down, tc.set
+		s, err := New(cfg, nil)
+		if err != nil {
+			t.Fatalf("%+v: %v", tc, err)
+		}
+		s.Close()
+		if s.cfg.LateAfter != tc.want {
+			t.Errorf("heartbeat %v, DownAfter %v, LateAfter %v: got %v, want %v", tc.every, tc.down, tc.set, s.cfg.LateAfter, tc.want)
+		}
+	}
+	for _, bad := range []time.Duration{time.Second, 500 * time.Millisecond, 6 * time.Second} {
+		cfg := DefaultConfig()
+		cfg.EdgeToken, cfg.Secrets, cfg.LateAfter = "t", secrets, bad
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "LateAfter") {
+			t.Errorf("LateAfter %v accepted (heartbeat 1 s, DownAfter 5 s): %v", bad, err)
+		}
+	}
 }
