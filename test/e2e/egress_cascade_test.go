@@ -221,11 +221,23 @@ func TestRecordingAnEdgeWithNobodyLocal(t *testing.T) {
 	if comp.EdgeID != "paris-1" || part.EdgeID != "paris-1" {
 		t.Fatalf("jobs run on %s and %s, want the home edge paris-1 (nobody local there)", comp.EdgeID, part.EdgeID)
 	}
+	if !w.m.edge("paris-1").Cascade().Held(room) {
+		t.Fatal("the recordings do not hold the room's remote media on paris-1")
+	}
 	time.Sleep(6 * time.Second) // media time to record, not an assertion
 	elapsed := time.Since(begin).Seconds()
 	compFile, partFile := w.stopRecordings(t, room, "bob", comp, part)
 
 	checkBobRecorded(t, compFile, partFile, elapsed, 0)
+	// The jobs are over and nobody is on paris-1: it no longer pulls.
+	waitUntil(t, "paris-1's legs pulling the room to close", 20*time.Second, func() bool {
+		for _, li := range w.m.edge("paris-1").Cascade().Legs() {
+			if li.RoomID == room && li.Direction == "in" {
+				return false
+			}
+		}
+		return !w.m.edge("paris-1").Cascade().Held(room)
+	})
 }
 
 // TestRecordingKeepsFarParticipantsWhenTheLastLocalOneLeaves: a recording
