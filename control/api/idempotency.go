@@ -28,7 +28,7 @@ const headerReplayed = "Idempotent-Replayed"
 
 // idempotencyKey makes a POST with an Idempotency-Key answer once: the
 // first answer (status, content type, body) is stored in the replicated
-// state, per API key, and a repeat of the same request gets it back before
+// state, per API key and caller authority (keyScope), and a repeat of the same request gets it back before
 // its handler runs — the handler's checks and edge calls would see the
 // state the first run left (a stopped job, an ended session) and answer
 // differently. The same key with another request answers 422. Keys live
@@ -45,15 +45,15 @@ func (s *Server) idempotencyKey(c *fiber.Ctx) error {
 	if len(key) > 255 || strings.IndexFunc(key, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
 		return &Error{Status: fiber.StatusBadRequest, Message: "header \"Idempotency-Key\" must be 1-255 visible ASCII characters"}
 	}
-	p := principal(c)
+	scope := keyScope(principal(c))
 	hash := cluster.HashRequest(c.Method(), c.Path(), c.Body())
-	ctx := cluster.WithIdempotencyKey(c.UserContext(), keyScope(p), key, hash)
+	ctx := cluster.WithIdempotencyKey(c.UserContext(), scope, key, hash)
 	c.SetUserContext(ctx)
 	c.Set("Idempotency-Key", key)
 
 	// A copy of this request already running here: wait for its answer
 	// rather than run the handler beside it.
-	leave, err := s.keyed.enter(keyScope(p)+"\x00"+key, keyWait)
+	leave, err := s.keyed.enter(scope+"\x00"+key, keyWait)
 	if err != nil {
 		return err
 	}
