@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -341,7 +342,7 @@ func TestAPIKeyExchangeAndRefresh(t *testing.T) {
 	}
 }
 
-// fsmSnapshot returns the bytes Raft would persist for the FSM's state.
+// fsmSnapshot returns the JSON Raft would persist (S2 framed) for the FSM's state.
 func fsmSnapshot(t *testing.T, fsm *state.FSM) []byte {
 	t.Helper()
 	s, err := fsm.Snapshot()
@@ -353,7 +354,15 @@ func fsmSnapshot(t *testing.T, fsm *state.FSM) []byte {
 	if err := s.Persist(&sink); err != nil {
 		t.Fatal(err)
 	}
-	return sink.Bytes()
+	r, err := state.OpenSnapshot(&sink.Buffer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // memSink is a raft.SnapshotSink that keeps the snapshot in memory.

@@ -64,7 +64,14 @@ func fillAllTables(t *testing.T, f *testFSM) {
 		Body: []byte(`{"events":[{"roomId":"abcd-efgh-ijkl","eventId":"eg1","eventType":"recording-started","data":{"id":"r1"},"extraUrl":"https://extra.example/x","at":"2026-11-23T10:01:00Z"}]}`)})
 }
 
+// persist returns the JSON of the FSM's snapshot (Persist writes it S2
+// framed; persistRaw returns what it writes).
 func persist(t *testing.T, f *FSM) []byte {
+	t.Helper()
+	return snapshotJSON(t, persistRaw(t, f))
+}
+
+func persistRaw(t *testing.T, f *FSM) []byte {
 	t.Helper()
 	snap, err := f.Snapshot()
 	if err != nil {
@@ -76,6 +83,19 @@ func persist(t *testing.T, f *FSM) []byte {
 	}
 	snap.Release()
 	return sink.Bytes()
+}
+
+func snapshotJSON(t *testing.T, raw []byte) []byte {
+	t.Helper()
+	r, err := OpenSnapshot(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func restoreBytes(t *testing.T, b []byte) *FSM {

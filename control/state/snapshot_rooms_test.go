@@ -1,0 +1,125 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// TestAppendRoomMatchesEncodingJSON: the rooms of a snapshot are written
+// by hand, and must be the bytes encoding/json writes for them (the
+// golden files and every earlier snapshot were written by it): every
+// field empty and set, strings that need escaping, times in zones.
+func TestAppendRoomMatchesEncodingJSON(t *testing.T) {
+	strs := []string{"", "abcd-efgh-ijkl", "a\"b\\c", "<script>&", "a<b", "x>y", "q&r", "tab\there", "\x00\x1f", "héllo", "\u2028\u2029", "bad\xffutf8", "🎥 room", "\u202eevil"}
+	zone := time.FixedZone("x", 5*3600+30*60)
+	times := []time.Time{{}, t0, t0.Add(123456789), t0.In(zone), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func() string { return strs[rng.IntN(len(strs))] }
+	list := func() []string {
+		switch rng.IntN(3) {
+		case 0:
+			return nil
+		case 1:
+			return []string{}
+		}
+		return []string{pick(), pick()}
+	}
+	var w rowBuf
+	for i := 0; i < 5000; i++ {
+		r := &Room{ID: pick(), RoomID: pick(), CustomRoomID: pick(), UserID: pick(), APIKey: pick(), Disabled: rng.IntN(2) == 0,
+			GeoFence: pick(), AllowedParticipantIDs: list(), MaxParticipants: rng.IntN(3) - 1, Pin: PinPolicy{Regions: list(), Jurisdictions: list()},
+			RequireSSO: rng.IntN(2) == 0, CreatedAt: times[rng.IntN(len(times))], UpdatedAt: times[rng.IntN(len(times))],
+			CreateIndex: rng.Uint64(), ModifyIndex: uint64(rng.IntN(10))}
+		if rng.IntN(2) == 0 {
+			r.Webhook = &RoomWebhook{EndPoint: pick(), Events: list()}
+		}
+		if rng.IntN(2) == 0 {
+			r.AutoCloseConfig = &AutoCloseConfig{Type: pick(), Duration: []float64{0, 60, 1.5, 1e21, 1e-7}[rng.IntN(5)]}
+		}
+		if rng.IntN(2) == 0 {
+			r.AutoStartConfig = json.RawMessage(` {"a": [1, "<b>"] } `)
+		}
+		if rng.IntN(3) == 0 {
+			r.MultiComposition = json.RawMessage(`{"layout":"GRID"}`)
+		}
+		want, werr := json.Marshal(r)
+		got := append([]byte(nil), w.room(r)...)
+		if werr != nil {
+			if w.err == nil {
+				t.Fatalf("encoding/json refuses %+v (%v); the appender did not", r, werr)
+			}
+			w.err = nil
+			continue
+		}
+		if w.err != nil {
+			t.Fatalf("appender error %v for %+v", w.err, r)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("room %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
+
+func FuzzAppendRoom(f *testing.F) {
+	f.Add("abcd-efgh-ijkl", "<&>", "https://h.example/x?a=b", "eu", int64(0))
+	f.Fuzz(func(t *testing.T, id, custom, url, region string, ns int64) {
+		r := &Room{ID: id, RoomID: id, CustomRoomID: custom, UserID: region, Webhook: &RoomWebhook{EndPoint: url, Events: []string{custom}},
+			Pin: PinPolicy{Regions: []string{region}}, CreatedAt: time.Unix(0, ns).UTC(), UpdatedAt: time.Unix(0, ns)}
+		want, err := json.Marshal(r)
+		var w rowBuf
+		got := w.room(r)
+		if err != nil || w.err != nil {
+			if (err == nil) != (w.err == nil) {
+				t.Fatalf("encoding/json error %v, appender error %v", err, w.err)
+			}
+			return
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+// TestSnapshotIsS2AndPlainJSONRestores: Persist writes an S2 stream much
+// smaller than its JSON, and a node restores both that and the plain JSON
+// snapshots earlier builds left on disk, to the same state.
+func TestSnapshotIsS2AndPlainJSONRestores(t *testing.T) {
+	f := newTestFSM(t)
+	fillAllTables(t, f)
+	for i := 0; i < 2000; i++ {
+		r := benchRoom(i)
+		r.ID = "r" + r.ID[1:]
+		if _, err := f.apply(CmdCreateRoom, CreateRoom{Room: r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw := persistRaw(t, f.FSM)
+	if !bytes.HasPrefix(raw, s2Magic) {
+		t.Fatalf("snapshot does not start with the S2 stream identifier: %q", raw[:min(len(raw), 16)])
+	}
+	plain := snapshotJSON(t, raw)
+	if !json.Valid(plain) {
+		t.Fatal("the S2 stream does not hold JSON")
+	}
+	if len(raw)*3 > len(plain) {
+		t.Errorf("snapshot %d bytes for %d bytes of JSON: not compressed", len(raw), len(plain))
+	}
+	for name, b := range map[string][]byte{"s2": raw, "plain JSON": plain} {
+		g := NewFSM(nil)
+		if err := g.Restore(io.NopCloser(bytes.NewReader(b))); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := persist(t, g); !bytes.Equal(got, plain) {
+			t.Errorf("%s restored to another state", name)
+		}
+	}
+	// A torn S2 stream is an error, never a short state.
+	g := NewFSM(nil)
+	if err := g.Restore(io.NopCloser(bytes.NewReader(raw[:len(raw)/2]))); err == nil {
+		t.Error("half a snapshot restored without an error")
+	}
+}
