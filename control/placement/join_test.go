@@ -136,22 +136,24 @@ func TestVerdict(t *testing.T) {
 	late := now.Add(-4 * time.Second) // past LateAfter, within DownAfter
 	s.live["a"] = &liveEdge{seen: now, pool: []edgeapi.PoolMember{{ID: "b", State: edgeapi.MemberDead}, {ID: "c", State: edgeapi.MemberAlive},
 		{ID: "f", State: edgeapi.MemberDead}, {ID: "h", State: edgeapi.MemberLeft}, {ID: "i", State: edgeapi.MemberLeft},
-		{ID: "j", State: edgeapi.MemberSuspect}, {ID: "l", State: edgeapi.MemberSuspect}}}
+		{ID: "j", State: edgeapi.MemberSuspect}, {ID: "l", State: edgeapi.MemberSuspect}, {ID: "m", State: edgeapi.MemberSuspect}}}
 	// A reporter that went quiet (it died) suspecting k, which heartbeated after that.
 	s.live["z"] = &liveEdge{seen: now.Add(-4500 * time.Millisecond), pool: []edgeapi.PoolMember{{ID: "k", State: edgeapi.MemberSuspect}}}
-	s.live["b"] = &liveEdge{seen: now, pool: []edgeapi.PoolMember{{ID: "a", State: edgeapi.MemberDead}}} // a and b: gossip cut between them
-	s.live["c"] = &liveEdge{seen: now.Add(-time.Minute)}                                                 // silent to us, alive to its region
-	s.live["d"] = &liveEdge{seen: now.Add(-time.Minute)}                                                 // silent, nobody vouches
-	s.live["e"] = &liveEdge{seen: now.Add(-2 * time.Second)}                                             // fine
-	s.live["f"] = &liveEdge{seen: late}                                                                  // late and dead to its region: killed
-	s.live["g"] = &liveEdge{seen: late}                                                                  // late, nobody reports: not yet
-	s.live["h"] = &liveEdge{seen: now}                                                                   // left by its peer's word, heartbeating (restarted)
-	s.live["i"] = &liveEdge{seen: late}                                                                  // left and late: gone
-	s.live["j"] = &liveEdge{seen: late}                                                                  // late and suspected now: killed, seen sooner than by "dead"
-	s.live["k"] = &liveEdge{seen: late}                                                                  // late, but the suspicion is older than its last heartbeat
-	s.live["l"] = &liveEdge{seen: now}                                                                   // suspected, heartbeating: a probe lost on a loaded host
+	// a and b: gossip cut between them, both heartbeating.
+	s.live["b"] = &liveEdge{seen: now, pool: []edgeapi.PoolMember{{ID: "a", State: edgeapi.MemberDead}, {ID: "m", State: edgeapi.MemberAlive}}}
+	s.live["c"] = &liveEdge{seen: now.Add(-time.Minute)}     // silent to us, alive to its region
+	s.live["d"] = &liveEdge{seen: now.Add(-time.Minute)}     // silent, nobody vouches
+	s.live["e"] = &liveEdge{seen: now.Add(-2 * time.Second)} // fine
+	s.live["f"] = &liveEdge{seen: late}                      // late and dead to its region: killed
+	s.live["g"] = &liveEdge{seen: late}                      // late, nobody reports: not yet
+	s.live["h"] = &liveEdge{seen: now}                       // left by its peer's word, heartbeating (restarted)
+	s.live["i"] = &liveEdge{seen: late}                      // left and late: gone
+	s.live["j"] = &liveEdge{seen: late}                      // late and suspected now: killed, seen sooner than by "dead"
+	s.live["k"] = &liveEdge{seen: late}                      // late, but the suspicion is older than its last heartbeat
+	s.live["l"] = &liveEdge{seen: now}                       // suspected, heartbeating: a probe lost on a loaded host
+	s.live["m"] = &liveEdge{seen: late}                      // late (cut off from us), suspected by a but alive to b: keeps its meetings
 	cases := map[string]bool{"a": false, "b": false, "c": false, "d": true, "e": false, "f": true, "g": false, "h": false, "i": true,
-		"j": true, "k": false, "l": false, "never": true}
+		"j": true, "k": false, "l": false, "m": false, "never": true}
 	for id, down := range cases {
 		why := s.verdictLocked(&state.Edge{ID: id, Region: "eu-west", Up: true}, now, leaderSince)
 		if (why != "") != down {

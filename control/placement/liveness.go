@@ -49,11 +49,14 @@ func (s *Service) nudge() {
 // other each report the other dead; believing them would end both edges'
 // meetings, and the edges would register again and be marked down again,
 // round after round. Once its heartbeats are late, a live peer's report
-// that it is suspect, dead or left marks it down at once (a killed edge:
-// late 2-3 s after the kill, suspect after 1-2 s); a suspicion must be
-// newer than the edge's last heartbeat (a reporter that died suspecting it
-// is not believed over the edge's own later word). An edge silent for
-// DownAfter that no peer vouches for is down too.
+// that it is dead or left marks it down at once, and so does a suspicion
+// that no live peer contradicts (a killed edge: late 2-3 s after the kill,
+// suspect after 1-2 s). A suspicion must also be newer than the edge's last
+// heartbeat (a reporter that died suspecting it is not believed over the
+// edge's own later word); one that another peer contradicts is a probe
+// lost on a busy host, and an edge cut off from the control plane only
+// must keep its meetings. An edge silent for DownAfter that no peer
+// vouches for is down too.
 func (s *Service) verdictLocked(e *state.Edge, now, leaderSince time.Time) string {
 	heard := leaderSince
 	var lastBeat time.Time
@@ -67,7 +70,7 @@ func (s *Service) verdictLocked(e *state.Edge, now, leaderSince time.Time) strin
 	if quiet < s.cfg.LateAfter {
 		return ""
 	}
-	vouched := false
+	vouched, suspectedBy := false, ""
 	for reporter, rl := range s.live {
 		if reporter == e.ID || now.Sub(rl.seen) >= s.cfg.DownAfter {
 			continue
@@ -79,7 +82,7 @@ func (s *Service) verdictLocked(e *state.Edge, now, leaderSince time.Time) strin
 			switch m.State {
 			case edgeapi.MemberSuspect:
 				if rl.seen.After(lastBeat) {
-					return fmt.Sprintf("suspected by region peer %s, no heartbeat for %s", reporter, quiet.Round(time.Millisecond))
+					suspectedBy = reporter
 				}
 			case edgeapi.MemberDead:
 				return fmt.Sprintf("dead according to region peer %s, no heartbeat for %s", reporter, quiet.Round(time.Millisecond))
@@ -89,6 +92,9 @@ func (s *Service) verdictLocked(e *state.Edge, now, leaderSince time.Time) strin
 				vouched = true
 			}
 		}
+	}
+	if suspectedBy != "" && !vouched {
+		return fmt.Sprintf("suspected by region peer %s, no heartbeat for %s", suspectedBy, quiet.Round(time.Millisecond))
 	}
 	if quiet < s.cfg.DownAfter {
 		return ""
