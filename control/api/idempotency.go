@@ -46,7 +46,8 @@ func (s *Server) idempotencyKey(c *fiber.Ctx) error {
 		return &Error{Status: fiber.StatusBadRequest, Message: "header \"Idempotency-Key\" must be 1-255 visible ASCII characters"}
 	}
 	scope := keyScope(principal(c))
-	hash := cluster.HashRequest(c.Method(), c.Path(), c.Body())
+	// The path as the router matched it: /V2/Rooms/ is /v2/rooms.
+	hash := cluster.HashRequest(c.Method(), auth.RoutePath(c.Path()), c.Body())
 	ctx := cluster.WithIdempotencyKey(c.UserContext(), scope, key, hash)
 	c.SetUserContext(ctx)
 	c.Set("Idempotency-Key", key)

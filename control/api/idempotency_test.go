@@ -112,6 +112,8 @@ func TestIdempotencyKeyReplaysTheFirstAnswer(t *testing.T) {
 		t.Fatalf("create: %d %s", created.Status, created.Body)
 	}
 	sameAnswer(t, "rooms repeated", created, postKeyed(t, c, 0, "/v2/rooms", "create-1", `{"autoCloseConfig":{"type":"session-ends"}}`))
+	// The router takes /V2/Rooms/ for /v2/rooms: so does the key.
+	sameAnswer(t, "rooms repeated as /V2/Rooms/", created, postKeyed(t, c, 0, "/V2/Rooms/", "create-1", `{"autoCloseConfig":{"type":"session-ends"}}`))
 	if n := roomCount(c); n != rooms+1 {
 		t.Fatalf("%d rooms after a create and its repeat, want %d", n, rooms+1)
 	}
