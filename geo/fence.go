@@ -147,3 +147,25 @@ func DescribeAll(ps ...Policy) string {
 	}
 	return strings.Join(parts, " and ")
 }
+
+// AnyAllowed reports whether some region satisfies every policy: a region
+// the catalog knows, one of extra (say, the regions edges registered in),
+// or one a policy names. Policies that no region can satisfy together (a
+// key pinned to eu and a room fenced to us) would refuse every join.
+func (c *Catalog) AnyAllowed(extra []string, ps ...Policy) bool {
+	names := slices.Clone(extra)
+	c.mu.RLock()
+	for name := range c.regions {
+		names = append(names, name)
+	}
+	c.mu.RUnlock()
+	for _, p := range ps {
+		names = append(names, p.Regions...)
+	}
+	for _, name := range names {
+		if AllowedByAll(c.Lookup(name), ps...) {
+			return true
+		}
+	}
+	return false
+}

@@ -139,3 +139,28 @@ func TestDescribeAll(t *testing.T) {
 		}
 	}
 }
+
+func TestAnyAllowed(t *testing.T) {
+	c := NewCatalog()
+	eu := Policy{Jurisdictions: []string{"eu"}}
+	fr := Policy{Jurisdictions: []string{"fr"}}
+	us := Policy{Jurisdictions: []string{"us"}}
+	cases := []struct {
+		extra []string
+		ps    []Policy
+		want  bool
+	}{
+		{nil, nil, true},
+		{nil, []Policy{eu, fr}, true},  // eu-west is both
+		{nil, []Policy{eu, us}, false}, // no region is both
+		{nil, []Policy{eu, {Regions: []string{"us-east"}}}, false},
+		{nil, []Policy{{Jurisdictions: []string{"onprem-1"}}, {Regions: []string{"onprem-1"}}}, true}, // named only by a policy
+		{[]string{"lab"}, []Policy{{Jurisdictions: []string{"lab"}}}, true},                           // a region an edge registered in
+		{nil, []Policy{{Jurisdictions: []string{"lab"}}}, false},
+	}
+	for i, tc := range cases {
+		if got := c.AnyAllowed(tc.extra, tc.ps...); got != tc.want {
+			t.Errorf("%d: %s (extra %v) = %v", i, DescribeAll(tc.ps...), tc.extra, got)
+		}
+	}
+}

@@ -280,6 +280,37 @@ func (req *createRoomRequest) toRoom(checkURL func(string) error, fences geo.Fen
 
 var regionNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 
+// pinsMeet refuses a room whose own pin or geoFence allows no region the
+// API key's pin allows: placement requires all of them, so every join to
+// such a room would answer 503.
+func (s *Server) pinsMeet(room state.Room, keyPin state.PinPolicy) error {
+	if keyPin.Empty() {
+		return nil
+	}
+	ps := []geo.Policy{{Regions: room.Pin.Regions, Jurisdictions: room.Pin.Jurisdictions}, {Regions: keyPin.Regions, Jurisdictions: keyPin.Jurisdictions}}
+	field := "pin"
+	if room.GeoFence != "" {
+		if fp, ok := s.fenceTable().Policy(room.GeoFence); ok {
+			ps = append(ps, fp)
+			field = "geoFence"
+		}
+	}
+	catalog := s.cfg.Catalog
+	if catalog == nil {
+		catalog = geo.NewCatalog()
+	}
+	var regions []string
+	s.node.FSM().Read(func(st *state.Store) {
+		for _, e := range st.Edges() {
+			regions = append(regions, e.Region)
+		}
+	})
+	if catalog.AnyAllowed(regions, ps...) {
+		return nil
+	}
+	return invalidField(field, "allows no region this API key may use (the key is pinned to %s)", geo.DescribeAll(ps[1]))
+}
+
 func (s *Server) createRoom(c *fiber.Ctx) error {
 	p := principal(c)
 	var req createRoomRequest
@@ -298,6 +329,9 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	}
 	if room.Pin.Empty() {
 		room.Pin = p.Key.Pin // a pinned key's rooms inherit its policy
+	}
+	if err := s.pinsMeet(room, p.Key.Pin); err != nil {
+		return err
 	}
 	roomID, err := ids.NewRoomID(s.cfg.Rand)
 	if err != nil {
