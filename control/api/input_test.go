@@ -60,6 +60,7 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 		{"huge autoStartConfig", "POST", "/v2/rooms", `{"autoStartConfig":{"x":"` + strings.Repeat("y", 20000) + `"}}`, tok, 400, "autoStartConfig"},
 		{"numeric webhook host", "POST", "/v2/rooms", `{"webhook":{"endPoint":"https://2130706433/x"}}`, tok, 400, "webhook.endPoint"},
 		{"hex webhook host", "POST", "/v2/rooms", `{"webhook":{"endPoint":"https://0x7f000001/x"}}`, tok, 400, "webhook.endPoint"},
+		{"dotted hex webhook host", "POST", "/v2/rooms", `{"webhook":{"endPoint":"https://127.0.0.0x1/x"}}`, tok, 400, "webhook.endPoint"},
 		{"short dotted webhook host", "POST", "/v2/rooms", `{"webhook":{"endPoint":"https://127.1/x"}}`, tok, 400, "webhook.endPoint"},
 		{"1,001 allowedParticipantIds", "POST", "/v2/rooms", jsonString(map[string]any{"allowedParticipantIds": manyIDs}), tok, 400, `allowedParticipantIds\" must list at most 1000`},
 		{"more webhook events than event types", "POST", "/v2/rooms", webhookWith(manyEvents), tok, 400, `webhook.events\" must list at most`},

@@ -228,8 +228,9 @@ func (c *Config) hostAllowed(host string) bool {
 	return false
 }
 
-// publicHostName: a DNS name with a dot whose last label is not numeric
-// (RFC 1123 labels; a numeric "TLD" is an address in disguise).
+// publicHostName: a DNS name with a dot whose last label is not a number
+// (RFC 1123 labels; a numeric "TLD" is an address in disguise: inet_aton
+// and the WHATWG URL parser read 127.0.0.0x1 as 127.0.0.1).
 func publicHostName(host string) bool {
 	h := strings.TrimSuffix(strings.ToLower(host), ".")
 	labels := strings.Split(h, ".")
@@ -241,8 +242,22 @@ func publicHostName(host string) bool {
 			return false
 		}
 	}
-	last := labels[len(labels)-1]
-	return strings.IndexFunc(last, func(r rune) bool { return r < '0' || r > '9' }) >= 0
+	return !numberLabel(labels[len(labels)-1])
+}
+
+// numberLabel: a label an IPv4 parser takes for a number — decimal or
+// octal digits, or 0x followed by hex digits (or nothing), as the WHATWG
+// URL standard's "ends in a number" check reads it.
+func numberLabel(l string) bool {
+	digits, isDigit := l, func(r rune) bool { return r >= '0' && r <= '9' }
+	if rest, ok := strings.CutPrefix(l, "0x"); ok {
+		digits = rest
+		isDigit = func(r rune) bool { return r >= '0' && r <= '9' || r >= 'a' && r <= 'f' }
+		if digits == "" {
+			return true
+		}
+	}
+	return strings.IndexFunc(digits, func(r rune) bool { return !isDigit(r) }) < 0
 }
 
 func dnsLabel(l string) bool {

@@ -72,6 +72,12 @@ func TestPrivateReceiversAllowList(t *testing.T) {
 		{&cfg, "https://2130706433/hook", ErrInvalidURL},
 		{&cfg, "https://0x7f000001/hook", ErrInvalidURL},
 		{&cfg, "https://127.1/hook", ErrInvalidURL},
+		{&cfg, "https://127.0.0.0x1/hook", ErrInvalidURL}, // inet_aton: 127.0.0.1
+		{&cfg, "https://127.0.0.0X7F/hook", ErrInvalidURL},
+		{&cfg, "https://hooks.0x/hook", ErrInvalidURL},
+		{&cfg, "https://10.0.0.017/hook", ErrInvalidURL},
+		{&cfg, "https://hooks.0xample/hook", nil}, // not hex: a name
+		{&cfg, "https://hooks.example0x1.com/hook", nil},
 		{&cfg, "https://intranet/hook", ErrInvalidURL},
 		{&cfg, "https://hooks.example.com/hook", nil}, // a public name: checked at the dial
 	} {

@@ -164,7 +164,7 @@ func FuzzWebhookURLAllowPrivate(f *testing.F) {
 
 func addWebhookSeeds(f *testing.F) {
 	for _, s := range []string{"https://hooks.example.com/x", "https://10.0.0.1/", "https://[::1]/", "https://2130706433/", "http://example.com",
-		"https://0x7f000001/", "https://127.1/", "https://a..b/", "https://exa mple.com/", "https://[fe80::1%25eth0]/"} {
+		"https://0x7f000001/", "https://127.1/", "https://127.0.0.0x1/", "https://a..b/", "https://exa mple.com/", "https://[fe80::1%25eth0]/"} {
 		f.Add(s)
 	}
 }
