@@ -11,6 +11,7 @@ import (
 	"time"
 
 	ctlegress "github.com/meridian-video/meridian/control/egress"
+	"github.com/meridian-video/meridian/control/placement"
 	"github.com/meridian-video/meridian/control/server"
 	"github.com/meridian-video/meridian/edge/edgenode"
 	"github.com/meridian-video/meridian/edge/egress"
@@ -29,7 +30,7 @@ type egressCascade struct {
 	red, blue, lo, high string
 }
 
-func startEgressCascade(t *testing.T) *egressCascade {
+func startEgressCascade(t *testing.T, tweaks ...func(*multiOptions)) *egressCascade {
 	t.Helper()
 	egresstest.NeedFFmpeg(t)
 	dir := t.TempDir()
@@ -55,6 +56,9 @@ func startEgressCascade(t *testing.T) *egressCascade {
 				ec.EmptyRoomTimeout = 2 * time.Second
 			}}
 		},
+	}
+	for _, f := range tweaks {
+		f(&opts)
 	}
 	w.m = startMultiWith(t, 1, opts, edgeSpec{id: "paris-1", region: "eu-west"}, edgeSpec{id: "montreal-1", region: "ca-east"})
 	w.rest = recAPI{base: w.m.c.Node(0).URL(), token: w.m.c.Token()}
@@ -384,4 +388,60 @@ func TestHLSWithRecordingShowsRecordingIndicator(t *testing.T) {
 	}
 	run(map[string]any{"quality": "low", "recording": map[string]any{"enabled": true}}, wire.EgressState{Recording: true, Streaming: true})
 	run(map[string]any{"quality": "low"}, wire.EgressState{Streaming: true})
+}
+
+// TestRecordingKeepsTheHomeEdgeInThePlacement: an edge with nobody left in
+// a room is dropped from its placement once its reservation ends — unless
+// a job records the room there: the edge reports the room in its
+// heartbeats while the job runs, so the control plane keeps it (and the
+// other edges keep serving its legs), and lets it go after the job.
+func TestRecordingKeepsTheHomeEdgeInThePlacement(t *testing.T) {
+	// Join tickets of 5 s: an edge's reservation in a placement ends 35 s
+	// after the join that made it.
+	w := startEgressCascade(t, func(o *multiOptions) { o.placement = func(pc *placement.Config) { pc.TicketTTL = 5 * time.Second } })
+	room := w.m.room(nil)
+	alice := w.join(t, room, "alice", "eu-west", w.red, w.lo)
+	w.join(t, room, "bob", "ca-east", w.blue, w.high)
+	w.relayedOn(t, "paris-1", room, "bob")
+	if st, b := w.rest.do(t, "POST", "/v2/recordings/participant/track/start", map[string]any{"roomId": room, "participantId": "bob", "kind": "audio"}, nil); st != 200 {
+		t.Fatalf("track start: %d %s", st, b)
+	}
+	var tracks struct{ Data []cascadeRec }
+	if st, b := w.rest.do(t, "GET", "/v2/recordings/participant/track?roomId="+room+"&participantId=bob", nil, &tracks); st != 200 || len(tracks.Data) != 1 || tracks.Data[0].EdgeID != "paris-1" {
+		t.Fatalf("track recordings: %d %s (want one on paris-1)", st, b)
+	}
+	w.leave(t, alice, room, "paris-1")
+
+	reservedUntil := func() time.Time {
+		p := w.m.placement(0, room)
+		if p == nil {
+			return time.Time{}
+		}
+		for _, e := range p.Edges {
+			if e.EdgeID == "paris-1" {
+				return e.ReservedUntil
+			}
+		}
+		return time.Time{}
+	}
+	until := reservedUntil()
+	if until.IsZero() {
+		t.Fatalf("paris-1 is not in the placement %+v", w.m.placement(0, room))
+	}
+	// Past the reservation, over several repair rounds (every 500 ms),
+	// paris-1 stays in the placement while the job runs.
+	for time.Now().Before(until.Add(3 * time.Second)) {
+		if p := w.m.placement(0, room); p == nil || !p.Has("paris-1") {
+			t.Fatalf("paris-1 left the placement %+v %v after its reservation ended, while it records the room", p, time.Until(until))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st, b := w.rest.do(t, "POST", "/v2/recordings/participant/track/stop", map[string]any{"roomId": room, "participantId": "bob", "kind": "audio"}, nil); st != 200 {
+		t.Fatalf("track stop: %d %s (the job ended on its own?)", st, b)
+	}
+	// The job over, nothing keeps paris-1 in the room.
+	waitUntil(t, "paris-1 to leave the placement after the job", 30*time.Second, func() bool {
+		p := w.m.placement(0, room)
+		return p != nil && !p.Has("paris-1") && p.Has("montreal-1")
+	})
 }

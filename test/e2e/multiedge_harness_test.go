@@ -54,6 +54,8 @@ type multiOptions struct {
 	controlPlugins func() []server.Plugin
 	// edgeEgress configures egress on an edge (nil: egress off).
 	edgeEgress func(t *testing.T, s edgeSpec) edgenode.EgressConfig
+	// placement adjusts the control nodes' placement configuration.
+	placement func(*placement.Config)
 }
 
 func quietLogger() *slog.Logger {
@@ -77,6 +79,9 @@ func startMultiWith(t *testing.T, controls int, opts multiOptions, specs ...edge
 		pc := placement.DefaultConfig()
 		pc.EdgeToken = edgeToken
 		pc.HeartbeatEvery, pc.DownAfter, pc.RepairEvery = 200*time.Millisecond, 2*time.Second, 500*time.Millisecond
+		if opts.placement != nil {
+			opts.placement(&pc)
+		}
 		wc := webhooks.DefaultConfig()
 		wc.AllowHTTP = true
 		wc.AllowedNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
