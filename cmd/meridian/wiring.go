@@ -85,6 +85,7 @@ type edgeFlags struct {
 	turnAllowPeers                  listFlag
 	natIPs                          listFlag
 	udpMin, udpMax, udpMux          int
+	udpIP                           string
 	relayMin, relayMax              int
 	origins                         listFlag
 	capacity                        int
@@ -132,6 +133,7 @@ func (e *edgeFlags) register(fs *flag.FlagSet, dev bool) {
 	fs.BoolVar(&e.noTURN, "no-turn", false, "disable the embedded TURN server")
 	fs.Var(&e.natIPs, "nat-ip", "public IP(s) to advertise instead of host candidates (1:1 NAT)")
 	fs.IntVar(&e.udpMux, "udp-port", 0, "single UDP port for all media (0 = per-connection ports from --udp-port-min/max if set, else shared sockets on ports the system picks)")
+	fs.StringVar(&e.udpIP, "udp-ip", "", "the one local IP the shared media socket binds (default: a socket on every local address; each address is a candidate every subscriber gathers)")
 	fs.IntVar(&e.udpMin, "udp-port-min", 0, "lowest ephemeral media UDP port (0 = any)")
 	fs.IntVar(&e.udpMax, "udp-port-max", 0, "highest ephemeral media UDP port (0 = any)")
 	fs.IntVar(&e.relayMin, "relay-port-min", 0, "with --udp-port: lowest UDP port of cascade legs to other edges (0 = any)")
@@ -157,6 +159,16 @@ func (e *edgeFlags) nodeConfig(dev bool, logger *slog.Logger) (edgenode.Config, 
 	sc.UDPMuxPort, sc.UDPPortMin, sc.UDPPortMax = e.udpMux, uint16(e.udpMin), uint16(e.udpMax)
 	sc.RelayPortMin, sc.RelayPortMax = uint16(e.relayMin), uint16(e.relayMax)
 	sc.NAT1To1IPs = e.natIPs
+	if e.udpIP != "" {
+		ip, err := netip.ParseAddr(e.udpIP)
+		if err != nil {
+			return edgenode.Config{}, fmt.Errorf("--udp-ip %q: %w", e.udpIP, err)
+		}
+		if e.udpMin != 0 || e.udpMax != 0 {
+			return edgenode.Config{}, errors.New("--udp-ip binds the shared media socket: use it with --udp-port (or alone), not with --udp-port-min/max")
+		}
+		sc.UDPMuxAddr = ip.String()
+	}
 	sc.IncludeLoopbackCandidate = dev || e.loopback
 	origins := []string(e.origins)
 	if len(origins) == 0 {
