@@ -78,12 +78,14 @@ func TestCascadeLegCarriesMediaOnlyForSubscribers(t *testing.T) {
 	if err := alice.Publish(ctx, pub); err != nil {
 		t.Fatal(err)
 	}
+	bobAt := time.Now()
 	bob := ctl.join(t, b, "r-need", "bob", ticket.Permissions{Subscribe: true})
 	pete := ctl.join(t, b, "r-need", "pete", publishOnly)
 	if err := pete.Publish(ctx, pub); err != nil {
 		t.Fatal(err)
 	}
 	receivesVideo(t, bob, "alice")
+	t.Logf("first subscriber on an edge with no leg yet: 10 video packets %v after the join", time.Since(bobAt).Round(time.Millisecond))
 	// A records the room: B's participants are told over the leg.
 	rec := wire.EgressState{Recording: true}
 	a.sig.SetEgress("r-need", "", rec)
@@ -116,17 +118,21 @@ func TestCascadeLegCarriesMediaOnlyForSubscribers(t *testing.T) {
 			t.Fatalf("paris-1 still sends %d tracks to %s", li.Stats.Tracks, li.PeerEdgeID)
 		}
 	}
+	carolAt := time.Now()
 	carol := ctl.join(t, a, "r-need", "carol", ticket.Permissions{Subscribe: true})
 	waitFor(t, pete, wire.TypeParticipantJoined, about("carol"))
 
 	// carol subscribes on A: A pulls pete's media now.
 	receivesVideo(t, carol, "pete")
+	t.Logf("first subscriber on an events-only edge: 10 video packets %v after the join (leg set up again with media)", time.Since(carolAt).Round(time.Millisecond))
 	waitLeg(t, a, "montreal-1", "in", "connected")
 	waitLeg(t, b, "paris-1", "out", "connected")
 
 	// A subscriber on B again: the media leg from A comes back.
+	daveAt := time.Now()
 	dave := ctl.join(t, b, "r-need", "dave", ticket.Permissions{Subscribe: true})
 	receivesVideo(t, dave, "alice")
+	t.Logf("and again on the other edge: %v", time.Since(daveAt).Round(time.Millisecond))
 	waitLeg(t, b, "paris-1", "in", "connected")
 	waitLeg(t, a, "montreal-1", "out", "connected")
 	if legs := b.casc.Legs(); len(legs) != 2 {
