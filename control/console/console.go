@@ -398,7 +398,8 @@ func (cs *Console) audit(c *fiber.Ctx, e state.AuditEntry, err error) {
 	cs.api().Audit(c, e, err)
 }
 
-// pruneLoop removes expired sessions and abandoned sign-ins (leader only).
+// pruneLoop removes expired sessions, used sign-in states past their
+// expiry and abandoned sign-ins of older versions (leader only).
 func (cs *Console) pruneLoop(ctx context.Context) error {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -411,7 +412,7 @@ func (cs *Console) pruneLoop(ctx context.Context) error {
 		now := cs.cfg.Now().UTC()
 		due := false
 		cs.node.FSM().Read(func(st *state.Store) {
-			due = st.LoginAttemptCount() > 0
+			due = st.LoginAttemptCount() > 0 || st.UsedLoginStateCount() > 0
 			for _, ss := range st.ConsoleSessions() {
 				due = due || ss.Expired(now, cs.cfg.IdleTimeout)
 			}
@@ -423,12 +424,4 @@ func (cs *Console) pruneLoop(ctx context.Context) error {
 			return err
 		}
 	}
-}
-
-func decodeAttempt(raw json.RawMessage) (*state.LoginAttempt, error) {
-	var a state.LoginAttempt
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return nil, err
-	}
-	return &a, nil
 }

@@ -765,3 +765,142 @@ func decodeClaims(t *testing.T, tok string) auth.Claims {
 	}
 	return c
 }
+
+// TestSignInFloodWritesNothing: starting a sign-in needs no credentials,
+// so it must not write to Raft. 20,000 starts spread over the nodes leave
+// the replicated state as it was, and neither a sign-in started before
+// them nor one started after them is refused.
+func TestSignInFloodWritesNothing(t *testing.T) {
+	e := start(t, 3, consoletest.Honest, true)
+	e.c.WaitReady()
+
+	// A real user starts signing in on node0 and is sent to the provider.
+	early := consoletest.Browser(console.CallbackPath)
+	resp, err := noFollow(early).Get(e.urls[0] + "/console/auth/login?return=/console/rooms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	toIdP, err := resp.Location()
+	if resp.StatusCode != http.StatusFound || err != nil {
+		t.Fatalf("start: %d %v", resp.StatusCode, err)
+	}
+
+	applied := func() (idx []uint64, pending int) {
+		for _, n := range e.c.Nodes() {
+			f := n.Node().FSM()
+			idx = append(idx, f.AppliedIndex())
+			f.Read(func(s *state.Store) { pending += s.LoginAttemptCount() + s.UsedLoginStateCount() })
+		}
+		return idx, pending
+	}
+	before, _ := applied()
+
+	const starts = 20000
+	var refused atomic.Int64
+	var next atomic.Int64
+	flood := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	done := make(chan struct{})
+	for w := 0; w < 8; w++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := next.Add(1); i <= starts; i = next.Add(1) {
+				r, err := flood.Get(e.urls[int(i)%len(e.urls)] + "/console/auth/login")
+				if err != nil {
+					refused.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, r.Body)
+				r.Body.Close()
+				if r.StatusCode != http.StatusFound || !strings.Contains(r.Header.Get("Set-Cookie"), "meridian_login_") {
+					refused.Add(1)
+				}
+			}
+		}()
+	}
+	for w := 0; w < 8; w++ {
+		<-done
+	}
+	if n := refused.Load(); n != 0 {
+		t.Fatalf("%d of %d sign-in starts refused", n, starts)
+	}
+	after, pending := applied()
+	t.Logf("Raft entries applied during %d starts: before %v after %v", starts, before, after)
+	for i := range before {
+		// Nothing proportional to the starts: the nodes' own background
+		// writes (registration, pruning) are a handful at most.
+		if d := after[i] - before[i]; d > 10 {
+			t.Errorf("node%d applied %d Raft entries during %d sign-in starts", i, d, starts)
+		}
+	}
+	if pending != 0 {
+		t.Errorf("%d sign-in records in the replicated state after the starts, want 0", pending)
+	}
+
+	// The early user finishes.
+	cb, err := consoletest.SignIn(early, toIdP.String(), "ana", password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := get(t, noFollow(early), cb.String())
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/console/rooms" {
+		t.Fatalf("sign-in started before the flood: %d %s", resp.StatusCode, body)
+	}
+	s := &session{t: t, hc: early}
+	s.refresh(e.urls[1])
+	if s.role != "admin" {
+		t.Fatalf("role %q", s.role)
+	}
+	// And one started after it.
+	if late := e.login(2, "olga"); late.role != "operator" {
+		t.Fatalf("late sign-in role %q", late.role)
+	}
+	// A sign-in cookie the browser altered opens nowhere: refused.
+	hc := consoletest.Browser(console.CallbackPath)
+	cb, err = consoletest.SignIn(hc, e.urls[0]+"/console/auth/login", "vic", password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authURL, _ := url.Parse(e.urls[0] + "/console/auth/")
+	var forged []*http.Cookie
+	for _, c := range hc.Jar.Cookies(authURL) {
+		if strings.HasPrefix(c.Name, "meridian_login_") {
+			v := []byte(c.Value)
+			v[len(v)/2] ^= 1 // one character changed
+			forged = append(forged, &http.Cookie{Name: c.Name, Value: string(v)})
+		}
+	}
+	if len(forged) != 1 {
+		t.Fatalf("%d sign-in cookies, want 1", len(forged))
+	}
+	req, _ := http.NewRequest("GET", cb.String(), nil)
+	req.AddCookie(forged[0])
+	if r, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else if b, _ := io.ReadAll(r.Body); r.StatusCode != 403 || !strings.Contains(string(b), "not started in this browser") {
+		t.Fatalf("altered sign-in cookie: %d %s", r.StatusCode, b)
+	} else {
+		r.Body.Close()
+	}
+	// One browser keeps a bounded number of sign-in cookies (all of them
+	// come with every callback).
+	many := consoletest.Browser(console.CallbackPath)
+	for range 7 {
+		if r, err := noFollow(many).Get(e.urls[0] + "/console/auth/login"); err != nil || r.StatusCode != http.StatusFound {
+			t.Fatalf("start: %v %v", r, err)
+		} else {
+			r.Body.Close()
+		}
+	}
+	if n := len(many.Jar.Cookies(authURL)); n != 4 {
+		t.Errorf("a browser that started 7 sign-ins holds %d sign-in cookies, want 4", n)
+	}
+	// Completing sign-ins wrote their used states, replicated.
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		if _, p := applied(); p != 2*len(e.urls) {
+			return fmt.Sprintf("%d used states over the nodes, want %d", p, 2*len(e.urls))
+		}
+		return ""
+	})
+}

@@ -1,7 +1,10 @@
 package console
 
 import (
+	"cmp"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -64,9 +67,91 @@ func (cs *Console) client() (*oidc.Provider, *oidc.IDTokenVerifier, *oauth2.Conf
 
 func loginCookieName(state string) string { return loginCookiePre + hashOf(state)[:16] }
 
-// startLogin records a sign-in (state, nonce and PKCE verifier, hashed or
-// sealed) in Raft, binds it to this browser with a cookie, and sends the
-// browser to the provider.
+// pendingLogin is a sign-in between the redirect to the provider and its
+// callback. It lives in a cookie of the browser that started it, sealed
+// with the cluster key (AES-GCM: the browser can neither read the PKCE
+// verifier nor change a field, and any control node can open it), not in
+// Raft: starting a sign-in needs no credentials, so it must not write
+// anything every node stores (see docs/console.md).
+type pendingLogin struct {
+	Kind     string `json:"k"` // loginKind: no other sealed value passes as one
+	State    string `json:"s"`
+	Nonce    string `json:"n"`
+	Verifier string `json:"v"`
+	Purpose  string `json:"p"`
+	ReturnTo string `json:"r,omitempty"`
+	Expires  int64  `json:"e"` // unix seconds
+}
+
+const (
+	loginKind = "meridian-login-v1"
+	// maxPendingLogins bounds the sign-in cookies one browser holds (each
+	// is a few hundred bytes, and all of them come with every callback).
+	maxPendingLogins = 4
+	maxReturnTo      = 512
+)
+
+func (cs *Console) sealLogin(p pendingLogin) (string, error) {
+	p.Kind = loginKind
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", err
+	}
+	sealed, err := cs.sealer.Seal(cs.cfg.Rand, b)
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(sealed), nil
+}
+
+func (cs *Console) openLogin(v string) (*pendingLogin, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return nil, false
+	}
+	b, err := cs.sealer.Open(raw)
+	if err != nil {
+		return nil, false
+	}
+	var p pendingLogin
+	if json.Unmarshal(b, &p) != nil || p.Kind != loginKind || p.State == "" || p.Nonce == "" || p.Verifier == "" {
+		return nil, false
+	}
+	return &p, true
+}
+
+// pruneLoginCookies clears this browser's expired or unreadable sign-in
+// cookies and the oldest ones beyond maxPendingLogins-1, making room for
+// one more.
+func (cs *Console) pruneLoginCookies(c *fiber.Ctx) {
+	type pending struct {
+		name    string
+		expires int64
+	}
+	var live []pending
+	now := cs.cfg.Now().Unix()
+	c.Request().Header.VisitAllCookie(func(k, v []byte) {
+		name := string(k)
+		if !strings.HasPrefix(name, loginCookiePre) {
+			return
+		}
+		if p, ok := cs.openLogin(string(v)); ok && p.Expires > now {
+			live = append(live, pending{name, p.Expires})
+			return
+		}
+		cs.clearCookie(c, name, "/console/auth/")
+	})
+	slices.SortFunc(live, func(a, b pending) int { return cmp.Compare(a.expires, b.expires) })
+	for len(live) >= maxPendingLogins {
+		cs.clearCookie(c, live[0].name, "/console/auth/")
+		live = live[1:]
+	}
+}
+
+// startLogin keeps a sign-in (state, nonce, PKCE verifier, purpose) in a
+// sealed cookie bound to this browser and sends the browser to the
+// provider. Nothing is written to Raft until the provider vouches for the
+// user (finish).
 func (cs *Console) startLogin(c *fiber.Ctx, purpose, returnTo string) error {
 	_, _, oc, err := cs.client()
 	if err != nil {
@@ -81,17 +166,14 @@ func (cs *Console) startLogin(c *fiber.Ctx, purpose, returnTo string) error {
 		return err
 	}
 	verifier := oauth2.GenerateVerifier()
-	sealed, err := cs.sealer.Seal(cs.cfg.Rand, []byte(verifier))
+	now := cs.cfg.Now().UTC()
+	sealed, err := cs.sealLogin(pendingLogin{State: st, Nonce: nonce, Verifier: verifier, Purpose: purpose, ReturnTo: returnTo,
+		Expires: now.Add(cs.cfg.LoginTimeout).Unix()})
 	if err != nil {
 		return err
 	}
-	now := cs.cfg.Now().UTC()
-	a := state.LoginAttempt{StateHash: hashOf(st), NonceHash: hashOf(nonce), VerifierEnc: sealed, Purpose: purpose, ReturnTo: returnTo,
-		CreatedAt: now, ExpiresAt: now.Add(cs.cfg.LoginTimeout)}
-	if _, err := cs.apply(state.CmdStartLogin, state.StartLogin{Attempt: a}); err != nil {
-		return err
-	}
-	c.Cookie(&fiber.Cookie{Name: loginCookieName(st), Value: st, Path: "/console/auth/", MaxAge: int(cs.cfg.LoginTimeout / time.Second),
+	cs.pruneLoginCookies(c)
+	c.Cookie(&fiber.Cookie{Name: loginCookieName(st), Value: sealed, Path: "/console/auth/", MaxAge: int(cs.cfg.LoginTimeout / time.Second),
 		HTTPOnly: true, Secure: cs.secure(), SameSite: fiber.CookieSameSiteLaxMode})
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Redirect(oc.AuthCodeURL(st, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), fiber.StatusFound)
@@ -100,7 +182,7 @@ func (cs *Console) startLogin(c *fiber.Ctx, purpose, returnTo string) error {
 // startConsoleLogin is GET /console/auth/login[?return=/console/...].
 func (cs *Console) startConsoleLogin(c *fiber.Ctx) error {
 	ret := c.Query("return")
-	if !strings.HasPrefix(ret, "/console/") || strings.HasPrefix(ret, "//") || strings.ContainsAny(ret, "\\\r\n") {
+	if !strings.HasPrefix(ret, "/console/") || len(ret) > maxReturnTo || strings.HasPrefix(ret, "//") || strings.ContainsAny(ret, "\\\r\n") {
 		ret = "/console/"
 	}
 	return cs.startLogin(c, purposeConsole, ret)
@@ -156,33 +238,27 @@ func (cs *Console) finish(c *fiber.Ctx) (string, error) {
 		return "", refuse(fiber.StatusBadRequest, "the callback lacks state or code")
 	}
 	name := loginCookieName(st)
-	if bound := c.Cookies(name); bound == "" || !eq(bound, st) {
-		// Not started in this browser: a forged or stolen callback link.
+	a, ok := cs.openLogin(c.Cookies(name))
+	if !ok || !eq(a.State, st) {
+		// Not started in this browser (or its cookie was altered): a
+		// forged or stolen callback link.
 		return "", refuse(fiber.StatusForbidden, "this sign-in was not started in this browser; start again")
 	}
 	cs.clearCookie(c, name, "/console/auth/")
 	now := cs.cfg.Now().UTC()
-	raw, err := cs.apply(state.CmdFinishLogin, state.FinishLogin{StateHash: hashOf(st), At: now})
-	if err != nil {
-		if errors.Is(err, state.ErrForbidden) {
-			return "", refuse(fiber.StatusForbidden, "unknown or already used sign-in state; start again")
-		}
-		return "", err
-	}
-	a, err := decodeAttempt(raw)
-	if err != nil {
-		return "", err
-	}
-	if !now.Before(a.ExpiresAt) {
+	if now.Unix() >= a.Expires {
 		return a.Purpose, refuse(fiber.StatusForbidden, "the sign-in took too long; start again")
 	}
-	pkce, err := cs.sealer.Open(a.VerifierEnc)
-	if err != nil {
-		return a.Purpose, err
+	// A state this node knows was used is refused before the provider is
+	// asked; useState below refuses it on any node after the exchange.
+	var used bool
+	cs.node.FSM().Read(func(s *state.Store) { used = s.LoginStateUsed(hashOf(st)) })
+	if used {
+		return a.Purpose, refuse(fiber.StatusForbidden, "unknown or already used sign-in state; start again")
 	}
 	ctx, cancel := context.WithTimeout(context.WithValue(c.UserContext(), oauth2.HTTPClient, cs.cfg.HTTPClient), 15*time.Second)
 	defer cancel()
-	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(string(pkce)))
+	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(a.Verifier))
 	if err != nil {
 		return a.Purpose, refuse(fiber.StatusForbidden, "the identity provider did not accept the authorization code: %s", oauthError(err))
 	}
@@ -195,8 +271,15 @@ func (cs *Console) finish(c *fiber.Ctx) (string, error) {
 		return a.Purpose, refuse(fiber.StatusForbidden, "ID token refused: %v", err)
 	}
 	who := identity{Issuer: idt.Issuer, Subject: idt.Subject}
-	if !eq(hashOf(idt.Nonce), a.NonceHash) {
+	if !eq(idt.Nonce, a.Nonce) {
 		return a.Purpose, &refusal{status: fiber.StatusForbidden, msg: "ID token refused: its nonce does not belong to this sign-in", who: who}
+	}
+	// The provider vouched for this sign-in: consume its state once, in
+	// Raft, so that a replay is refused on every node. This is the first
+	// write of a sign-in, and only a user the provider authenticated for
+	// this client can cause it.
+	if err := cs.useState(st, time.Unix(a.Expires, 0).UTC(), now); err != nil {
+		return a.Purpose, err
 	}
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
@@ -236,6 +319,14 @@ func (cs *Console) finish(c *fiber.Ctx) (string, error) {
 		return a.Purpose, c.Redirect(link, fiber.StatusFound)
 	}
 	return a.Purpose, refuse(fiber.StatusBadRequest, "unknown sign-in purpose")
+}
+
+func (cs *Console) useState(st string, expires, now time.Time) error {
+	_, err := cs.apply(state.CmdUseLoginState|state.IgnoreUnknownFlag, state.UseLoginState{StateHash: hashOf(st), ExpiresAt: expires, At: now})
+	if errors.Is(err, state.ErrForbidden) {
+		return &refusal{status: fiber.StatusForbidden, msg: "unknown or already used sign-in state; start again"}
+	}
+	return err
 }
 
 // verifiedEmail: the email_verified claim is true (a JSON boolean, or the

@@ -18,10 +18,20 @@ const (
 	tConsoleSessions = "consoleSessions" // *ConsoleSession by token hash
 	tConsoleAdmins   = "consoleAdmins"   // *LocalAdmin by user name
 	tConsoleAudit    = "consoleAudit"    // *AuditEntry by sequence (Raft index)
+	// tConsoleUsedStates holds the states of completed sign-ins until they
+	// expire, so that a replayed callback is refused on every node.
+	tConsoleUsedStates = "consoleUsedStates" // *UsedLoginState by state hash
 )
+
+// CmdUseLoginState records that a sign-in's state was used (console range,
+// see fsm.go). Proposers set IgnoreUnknownFlag: a node of an older version
+// skips it (it only loses the replay marker, not replicated data it knows).
+const CmdUseLoginState CommandType = 48
 
 // Bounds that keep unauthenticated callers from growing the state: sign-ins
 // in progress are capped, and the audit log keeps its newest entries.
+// (Sign-ins in progress now live in the browser's sealed cookie; the table
+// and its commands remain for logs and snapshots written by older versions.)
 const MaxLoginAttempts = 10000
 
 // MaxAuditEntries is how many audit entries are kept (a variable so tests
@@ -29,7 +39,8 @@ const MaxLoginAttempts = 10000
 var MaxAuditEntries = 100000
 
 // LoginAttempt is an OpenID Connect sign-in between the redirect to the
-// identity provider and its callback. It is consumed exactly once.
+// identity provider and its callback. It is consumed exactly once. Only
+// older versions wrote it (see UsedLoginState).
 type LoginAttempt struct {
 	StateHash string `json:"stateHash"` // SHA-256 of the state parameter
 	// NonceHash is the SHA-256 of the nonce sent to the IdP: the ID token
@@ -42,6 +53,24 @@ type LoginAttempt struct {
 	ReturnTo  string    `json:"returnTo,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// UsedLoginState is the state of a sign-in that completed (its code was
+// exchanged and its ID token verified), kept until the sign-in would have
+// expired anyway: a replay of the callback is refused on every node. Only
+// a sign-in the identity provider vouched for writes one, so callers
+// without an IdP account cannot grow this table.
+type UsedLoginState struct {
+	StateHash string    `json:"stateHash"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// UseLoginState records a sign-in's state as used; a second use (or one at
+// or after its expiry) is refused with CodeForbidden.
+type UseLoginState struct {
+	StateHash string    `json:"stateHash"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	At        time.Time `json:"at"`
 }
 
 // ConsoleSession is a signed-in operator.
@@ -147,6 +176,9 @@ var consoleTables = []*memdb.TableSchema{
 		ix("expires", false, always(func(s *ConsoleSession) []byte { return keyOf(s.ExpiresAt) }))),
 	table(tConsoleAdmins, ix("id", true, always(func(a *LocalAdmin) []byte { return keyOf(a.Username) }))),
 	table(tConsoleAudit, ix("id", true, always(func(e *AuditEntry) []byte { return keyOf(e.Seq) }))),
+	table(tConsoleUsedStates,
+		ix("id", true, always(func(u *UsedLoginState) []byte { return keyOf(u.StateHash) })),
+		ix("expires", false, always(func(u *UsedLoginState) []byte { return keyOf(u.ExpiresAt) }))),
 }
 
 func init() {
@@ -166,6 +198,22 @@ func init() {
 	register(CmdRecordConsoleAudit, applyRecordConsoleAudit)
 	register(CmdPruneConsole, applyPruneConsole)
 	register(CmdSetLocalAdmin, applySetLocalAdmin)
+	register(CmdUseLoginState, applyUseLoginState)
+}
+
+func applyUseLoginState(s *Store, index uint64, c *UseLoginState) (any, error) {
+	if c.StateHash == "" || c.ExpiresAt.IsZero() {
+		return nil, errf(CodeInvalid, "used sign-in state needs a state hash and an expiry")
+	}
+	if !c.At.Before(c.ExpiresAt) {
+		return nil, errf(CodeForbidden, "sign-in state expired")
+	}
+	if one[*UsedLoginState](s, tConsoleUsedStates, "id", c.StateHash) != nil {
+		return nil, errf(CodeForbidden, "sign-in state already used")
+	}
+	s.put(tConsoleUsedStates, &UsedLoginState{StateHash: c.StateHash, ExpiresAt: c.ExpiresAt})
+	s.count("console/usedStates", 1)
+	return nil, nil
 }
 
 func applyStartLogin(s *Store, index uint64, c *StartLogin) (any, error) {
@@ -262,6 +310,14 @@ func applyPruneConsole(s *Store, index uint64, c *PruneConsole) (any, error) {
 		s.count("console/logins", -1)
 		n++
 	}
+	for _, u := range all[*UsedLoginState](s.iter(tConsoleUsedStates, "expires", false)) {
+		if c.At.Before(u.ExpiresAt) {
+			break
+		}
+		s.del(tConsoleUsedStates, u)
+		s.count("console/usedStates", -1)
+		n++
+	}
 	// Sessions expire on either timeout; operators have few of them.
 	for _, ss := range all[*ConsoleSession](s.iter(tConsoleSessions, "id", false)) {
 		if ss.Expired(c.At, c.Idle) {
@@ -301,8 +357,17 @@ func (s *Store) ConsoleSessions() []*ConsoleSession {
 	return out
 }
 
-// LoginAttemptCount is the number of sign-ins in progress.
+// LoginAttemptCount is the number of sign-ins in progress that older
+// versions stored in Raft.
 func (s *Store) LoginAttemptCount() int { return s.counter("console/logins") }
+
+// LoginStateUsed reports whether a sign-in with this state hash completed.
+func (s *Store) LoginStateUsed(stateHash string) bool {
+	return one[*UsedLoginState](s, tConsoleUsedStates, "id", stateHash) != nil
+}
+
+// UsedLoginStateCount is the number of used states kept until they expire.
+func (s *Store) UsedLoginStateCount() int { return s.counter("console/usedStates") }
 
 // LocalAdmin returns the bootstrap admin with that user name.
 func (s *Store) LocalAdmin(username string) (*LocalAdmin, bool) {
@@ -351,6 +416,7 @@ func consoleSnapshot(j *jsonWriter, s *Store) {
 	array(j, "consoleSessions", true, s.iter(tConsoleSessions, "id", false), same[*ConsoleSession])
 	array(j, "consoleAdmins", true, s.iter(tConsoleAdmins, "id", false), same[*LocalAdmin])
 	array(j, "consoleAudit", true, s.iter(tConsoleAudit, "id", false), same[*AuditEntry])
+	array(j, "consoleUsedStates", true, s.iter(tConsoleUsedStates, "id", false), same[*UsedLoginState])
 }
 
 // consoleRestore reads one console field of a snapshot; ok is false for a
@@ -365,6 +431,8 @@ func consoleRestore(name string, dec *json.Decoder, s *Store) (ok bool, err erro
 		return true, rows(dec, func(a *LocalAdmin) { s.put(tConsoleAdmins, a) })
 	case "consoleAudit":
 		return true, rows(dec, func(e *AuditEntry) { s.put(tConsoleAudit, e); s.count("console/audit", 1) })
+	case "consoleUsedStates":
+		return true, rows(dec, func(u *UsedLoginState) { s.put(tConsoleUsedStates, u); s.count("console/usedStates", 1) })
 	}
 	return false, nil
 }

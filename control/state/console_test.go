@@ -21,6 +21,7 @@ func fillConsoleTables(t *testing.T, f *testFSM) {
 			IP: "192.0.2.1", UserAgent: "test", CreatedAt: t0, LastSeen: t0, ExpiresAt: t0.Add(8 * time.Hour)}}},
 		{CmdSetLocalAdmin, SetLocalAdmin{Admin: LocalAdmin{Username: "admin", PasswordHash: "$2a$10$x", UpdatedAt: t0}}},
 		{CmdRecordConsoleAudit, RecordConsoleAudit{Entry: AuditEntry{At: t0, Actor: "ana@example.com", Subject: "u-1", Role: "admin", Via: "console", Action: "POST /v2/rooms", Status: 200, IP: "192.0.2.1"}}},
+		{CmdUseLoginState, UseLoginState{StateHash: "used1", ExpiresAt: t0.Add(10 * time.Minute), At: t0}},
 	} {
 		if _, err := f.apply(c.t, c.body); err != nil {
 			t.Fatalf("command %d: %v", c.t, err)
@@ -63,6 +64,38 @@ func TestLoginAttemptIsSingleUse(t *testing.T) {
 	f.Read(func(s *Store) {
 		if n := s.LoginAttemptCount(); n != 0 {
 			t.Fatalf("%d sign-ins left, want 0", n)
+		}
+	})
+}
+
+// TestUsedLoginStateIsSingleUse: a completed sign-in's state is refused a
+// second time, and at or after its expiry; prune drops it once expired.
+func TestUsedLoginStateIsSingleUse(t *testing.T) {
+	f := newTestFSM(t)
+	exp := t0.Add(10 * time.Minute)
+	if _, err := f.apply(CmdUseLoginState|IgnoreUnknownFlag, UseLoginState{StateHash: "s", ExpiresAt: exp, At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.apply(CmdUseLoginState, UseLoginState{StateHash: "s", ExpiresAt: exp, At: t0.Add(time.Minute)}); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("replayed state: %v, want forbidden", err)
+	}
+	if _, err := f.apply(CmdUseLoginState, UseLoginState{StateHash: "late", ExpiresAt: exp, At: exp}); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("expired state: %v, want forbidden", err)
+	}
+	if _, err := f.apply(CmdUseLoginState, UseLoginState{ExpiresAt: exp, At: t0}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("no state hash: %v, want invalid", err)
+	}
+	f.Read(func(s *Store) {
+		if !s.LoginStateUsed("s") || s.LoginStateUsed("late") || s.UsedLoginStateCount() != 1 {
+			t.Fatalf("used s=%v late=%v count=%d", s.LoginStateUsed("s"), s.LoginStateUsed("late"), s.UsedLoginStateCount())
+		}
+	})
+	if _, err := f.apply(CmdPruneConsole, PruneConsole{At: exp}); err != nil {
+		t.Fatal(err)
+	}
+	f.Read(func(s *Store) {
+		if s.LoginStateUsed("s") || s.UsedLoginStateCount() != 0 {
+			t.Fatalf("used state kept after its expiry")
 		}
 	})
 }
