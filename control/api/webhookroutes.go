@@ -115,30 +115,50 @@ func (s *Server) getDelivery(c *fiber.Ctx) error {
 	if gone := removedByRetention(p, tomb); gone != nil {
 		return gone
 	}
-	if d == nil || !s.inScope(c, d) {
+	if d == nil {
+		return notFound(fmt.Sprintf("delivery %q not found", truncateForMsg(c.Params("id"))))
+	}
+	if ok, err := s.inScope(c, d); err != nil {
+		return err
+	} else if !ok {
 		return notFound(fmt.Sprintf("delivery %q not found", truncateForMsg(c.Params("id"))))
 	}
 	return c.JSON(deliveryViewOf(d))
 }
 
 // tokenRoom is the room a room-scoped token is limited to (nil: no scope).
+// The room may have been created through another node a moment ago: like
+// findRoomToWrite, a node that has not applied it catches up with the
+// leader before saying it does not exist, and one that cannot (no leader)
+// answers a retryable 503 rather than a definite 403.
 func (s *Server) tokenRoom(c *fiber.Ctx) (*state.Room, error) {
 	p := principal(c)
 	if p.Claims.RoomID == "" {
 		return nil, nil
 	}
 	var r *state.Room
-	s.node.FSM().Read(func(st *state.Store) { r, _ = st.Room(p.Key.UserID, p.Claims.RoomID) })
+	find := func(st *state.Store) { r, _ = st.Room(p.Key.UserID, p.Claims.RoomID) }
+	if s.node.FSM().Read(find); r == nil {
+		if err := s.node.Barrier(c.UserContext()); err != nil {
+			return nil, err
+		}
+		s.node.FSM().Read(find)
+	}
 	if r == nil {
 		return nil, &Error{Status: fiber.StatusForbidden, Message: fmt.Sprintf("this token is scoped to room %q, which does not exist", truncateForMsg(p.Claims.RoomID))}
 	}
 	return r, nil
 }
 
-// inScope: a room-scoped token may only touch its room's deliveries.
-func (s *Server) inScope(c *fiber.Ctx, d *state.Delivery) bool {
+// inScope: a room-scoped token may only touch its room's deliveries. An
+// error is the token's room not being known (403) or not yet knowable
+// (503).
+func (s *Server) inScope(c *fiber.Ctx, d *state.Delivery) (bool, error) {
 	scope, err := s.tokenRoom(c)
-	return err == nil && (scope == nil || d.RoomID == scope.RoomID)
+	if err != nil {
+		return false, err
+	}
+	return scope == nil || d.RoomID == scope.RoomID, nil
 }
 
 func (s *Server) redeliver(c *fiber.Ctx) error {
@@ -148,16 +168,33 @@ func (s *Server) redeliver(c *fiber.Ctx) error {
 		cur  *state.Delivery
 		tomb *state.Tombstone
 	)
-	s.node.FSM().Read(func(st *state.Store) {
+	find := func(st *state.Store) {
 		if cur, _ = st.Delivery(p.Key.UserID, id); cur == nil {
 			tomb, _ = st.Removed(p.Key.UserID, state.KindDelivery, id)
 		}
-	})
+	}
+	s.node.FSM().Read(find)
+	if cur == nil && tomb == nil && p.Claims.RoomID != "" {
+		// A room-scoped token may only redeliver what it can see to be its
+		// room's: a node that has not applied the delivery catches up first
+		// rather than applying the redelivery unchecked.
+		if err := s.node.Barrier(c.UserContext()); err != nil {
+			return err
+		}
+		s.node.FSM().Read(find)
+	}
 	if gone := removedByRetention(p, tomb); gone != nil {
 		return gone
 	}
-	if cur != nil && !s.inScope(c, cur) {
+	if cur == nil && p.Claims.RoomID != "" {
 		return notFound(fmt.Sprintf("delivery %q not found", truncateForMsg(id)))
+	}
+	if cur != nil {
+		if ok, err := s.inScope(c, cur); err != nil {
+			return err
+		} else if !ok {
+			return notFound(fmt.Sprintf("delivery %q not found", truncateForMsg(id)))
+		}
 	}
 	if _, err := s.apply(c, state.CmdRedeliver, state.Redeliver{UserID: p.Key.UserID, ID: id, At: s.cfg.Now().UTC()}); err != nil {
 		return err
