@@ -134,6 +134,9 @@ func TestConsoleEndToEnd(t *testing.T) {
   const cards = [...document.querySelectorAll('.participant')];
   const out = {cards: cards.map(c => ({id: c.dataset.participant, points: +(c.dataset.points || 0), plots: c.querySelectorAll('.uplot canvas').length}))};
   out.ok = cards.length === 2 && out.cards.every(c => c.points >= 1 && c.plots === 4);
+  // The cards are paged like every other list.
+  out.pager = document.getElementById('participants')?.parentElement?.querySelector('.pager span')?.textContent;
+  out.ok = out.ok && out.pager === 'page 1 of 1 · 2 total';
   // The chart library drew what the API measured: video sent by pion-a.
   const bitrate = state.charts.filter(u => u.root.closest('.participant')?.dataset.participant === 'pion-a' && u.root.closest('[data-graph=bitrate]'));
   out.maxVideoKbps = bitrate.length ? Math.max(0, ...bitrate[0].data[1]) : -1;
@@ -201,6 +204,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.waitFor("the delivery in the endpoint's log", 10*time.Second, fmt.Sprintf(`({ok: !!document.querySelector('tr[data-delivery=%[1]q] button.redeliver') &&
+  document.querySelector('#endpoints h2')?.textContent === 'Endpoints in this page of the delivery log' &&
   document.querySelector('#delivery-filter input[name=url]').value === %[2]q && location.pathname === '/console/webhooks' &&
   performance.getEntriesByType('resource').some(e => e.name.includes('/v2/webhooks/deliveries?') && e.name.endsWith('&url=' + encodeURIComponent(%[2]q)))})`,
 		target.ID, hooks.srv.URL+"/hook"))
@@ -252,8 +256,10 @@ func TestConsoleEndToEnd(t *testing.T) {
 	p.waitFor("the cluster and its edge", 10*time.Second, `(() => {
   const member = document.querySelector('tr[data-node="dev"] .health')?.textContent || '';
   const edge = document.querySelector('[data-region="local"] tr[data-edge="dev-edge"]');
+  // The members table is paged like every other list.
+  const pager = document.getElementById('members')?.parentElement?.querySelector('.pager span')?.textContent;
   return {ok: member.startsWith('ready') && document.getElementById('health').textContent === '1 of 1 members ready' &&
-    edge?.querySelector('.up')?.textContent === 'up', member, edge: edge?.textContent};
+    edge?.querySelector('.up')?.textContent === 'up' && pager === 'page 1 of 1 · 1 total', member, edge: edge?.textContent, pager};
 })()`)
 
 	// Sign out: the session ends on the server, the page asks to sign in.

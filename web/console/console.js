@@ -107,6 +107,14 @@ function pager(render, load) {
   return { el: h("div", {}, err, wrap), reload: () => go(page) };
 }
 
+// pageOf cuts one page out of a list the API returns whole (the Raft
+// members, a session's participants), in the shape pager expects.
+function pageOf(items, page, perPage) {
+  const lastPage = Math.max(1, Math.ceil(items.length / perPage));
+  const p = Math.min(Math.max(1, page), lastPage);
+  return { pageInfo: { currentPage: p, perPage, lastPage, total: items.length }, data: items.slice((p - 1) * perPage, p * perPage) };
+}
+
 function every(ms, fn) {
   const id = setInterval(fn, ms);
   state.timers.push(id);
@@ -341,6 +349,9 @@ function newChart(g, host, stats) {
   return u;
 }
 
+// Participant cards per page: each carries four live charts.
+const CARDS_PER_PAGE = 8;
+
 function sessionPage(id) {
   const [err, show] = errorBox();
   const summary = h("span", {});
@@ -350,49 +361,66 @@ function sessionPage(id) {
   endBtn.onclick = action(endBtn, show, async () => {
     if (!confirm("End this session for everyone?")) return;
     await api("POST", "/v2/sessions/end", { roomId, sessionId: id });
-    await refresh();
+    list.reload();
   });
   const head = h("p", {}, summary, " ", endBtn);
   const people = h("div", { id: "participants" });
-  const cards = new Map(); // participantId -> {charts, points}
+  const cards = new Map(); // participantId -> {el, hosts, charts, points}, this page's only
   let ended = false, roomId = "";
-  const refresh = async () => {
-    try {
-      const s = await api("GET", `/v2/sessions/${encodeURIComponent(id)}`);
-      ended = s.status !== "ongoing";
-      roomId = s.roomId;
-      const dur = ((s.end ? new Date(s.end) : Date.now()) - new Date(s.start)) / 1000;
-      endBtn.hidden = ended || !can("operator");
-      summary.replaceChildren("Room ", h("code", {}, s.roomId), ` · ${s.status} · started ${fmtTime(s.start)} · ${fmtDuration(dur)}`);
-      for (const p of s.participants) {
-        const live = p.timelog.some((t) => !t.end);
-        let card = cards.get(p.participantId);
-        if (!card) {
-          const hosts = GRAPHS.map((g) => h("div", { class: "chart", dataset: { graph: g.key } }, h("h3", {}, g.title)));
-          const el = h("div", { class: "participant", dataset: { participant: p.participantId } },
-            h("h2", {}, p.name || p.participantId, " ", h("span", { class: "muted status" })), h("div", { class: "muted points" }), h("div", { class: "charts" }, hosts));
-          people.append(el);
-          card = { el, hosts, charts: null, points: 0 };
-          cards.set(p.participantId, card);
-        }
-        card.el.querySelector(".status").textContent = `${p.participantId} · ${live ? "in the meeting" : "left"}`;
-        const st = await api("GET", `/v2/sessions/${encodeURIComponent(id)}/participant/${encodeURIComponent(p.participantId)}/stats`);
-        const stats = st.stats || [];
-        if (!card.charts) {
-          card.charts = GRAPHS.map((g, i) => newChart(g, card.hosts[i], stats));
-        } else if (stats.length !== card.points) {
-          GRAPHS.forEach((g, i) => card.charts[i].setData(graphData(g, stats)));
-        }
-        card.points = stats.length;
-        card.el.dataset.points = String(stats.length);
-        card.el.querySelector(".points").textContent = stats.length ? `${stats.length} samples, last at ${fmtTime(stats[stats.length - 1].time)}` : "waiting for the first stats sample";
+  // The session comes whole from the API; its participants are paged here
+  // (and only this page's stats are fetched): a large meeting would
+  // otherwise draw four charts for everyone.
+  const list = pager((items) => {
+    const shown = new Set();
+    const els = items.map(({ p, stats }) => {
+      const live = p.timelog.some((t) => !t.end);
+      let card = cards.get(p.participantId);
+      if (!card) {
+        const hosts = GRAPHS.map((g) => h("div", { class: "chart", dataset: { graph: g.key } }, h("h3", {}, g.title)));
+        const el = h("div", { class: "participant", dataset: { participant: p.participantId } },
+          h("h2", {}, p.name || p.participantId, " ", h("span", { class: "muted status" })), h("div", { class: "muted points" }), h("div", { class: "charts" }, hosts));
+        card = { el, hosts, charts: null, points: 0 };
+        cards.set(p.participantId, card);
       }
-      show(null);
-    } catch (e) { show(e); }
-  };
-  refresh();
-  every(3000, () => { if (!ended) refresh(); });
-  return h("section", {}, h("h1", {}, "Session ", h("code", {}, id)), err, head, people);
+      shown.add(p.participantId);
+      card.el.querySelector(".status").textContent = `${p.participantId} · ${live ? "in the meeting" : "left"}`;
+      if (!card.charts) {
+        card.charts = GRAPHS.map((g, i) => newChart(g, card.hosts[i], stats));
+      } else if (stats.length !== card.points) {
+        GRAPHS.forEach((g, i) => card.charts[i].setData(graphData(g, stats)));
+      }
+      card.points = stats.length;
+      card.el.dataset.points = String(stats.length);
+      card.el.querySelector(".points").textContent = stats.length ? `${stats.length} samples, last at ${fmtTime(stats[stats.length - 1].time)}` : "waiting for the first stats sample";
+      return card.el;
+    });
+    // Cards of another page: their charts go.
+    for (const [pid, card] of cards) {
+      if (shown.has(pid)) continue;
+      for (const u of card.charts || []) {
+        u.destroy();
+        state.charts = state.charts.filter((x) => x !== u);
+      }
+      cards.delete(pid);
+    }
+    people.replaceChildren(...els);
+    return items.length ? people : h("p", { class: "muted" }, "Nobody has joined yet.");
+  }, async (page) => {
+    const s = await api("GET", `/v2/sessions/${encodeURIComponent(id)}`);
+    ended = s.status !== "ongoing";
+    roomId = s.roomId;
+    const dur = ((s.end ? new Date(s.end) : Date.now()) - new Date(s.start)) / 1000;
+    endBtn.hidden = ended || !can("operator");
+    summary.replaceChildren("Room ", h("code", {}, s.roomId), ` · ${s.status} · started ${fmtTime(s.start)} · ${fmtDuration(dur)}`);
+    const pg = pageOf(s.participants || [], page, CARDS_PER_PAGE);
+    const data = await Promise.all(pg.data.map(async (p) => {
+      const st = await api("GET", `/v2/sessions/${encodeURIComponent(id)}/participant/${encodeURIComponent(p.participantId)}/stats`);
+      return { p, stats: st.stats || [] };
+    }));
+    return { pageInfo: pg.pageInfo, data };
+  });
+  every(3000, () => { if (!ended) list.reload(); });
+  return h("section", {}, h("h1", {}, "Session ", h("code", {}, id)), err, head, list.el);
 }
 
 // ------------------------------------------------------------ webhooks
@@ -419,7 +447,11 @@ function webhooksPage() {
       e[d.status] = (e[d.status] || 0) + 1;
       byURL.set(d.url, e);
     }
-    endpoints.replaceChildren(h("h2", {}, "Endpoints on this page"), table(["URL", "Delivered", "Pending", "Failed"],
+    // Counted from the deliveries on this page of the log, not from all of
+    // them: the heading says so.
+    endpoints.replaceChildren(h("h2", {}, "Endpoints in this page of the delivery log"),
+      h("p", { class: "muted" }, `Counts of the ${ds.length} deliveries shown below, not of the whole log.`),
+      table(["URL", "Delivered", "Pending", "Failed"],
       [...byURL.values()].map((e) => h("tr", {}, h("td", {}, h("code", {}, e.url)), h("td", {}, e.delivered), h("td", {}, e.pending), h("td", {}, e.failed)))));
     return table(["Event", "Room", "Endpoint", "Status", "Attempts", "Last answer", "Created", ""], ds.map((d) => {
       const btn = h("button", { type: "button", class: "redeliver", disabled: !can("operator") }, "Redeliver");
@@ -480,8 +512,7 @@ function keysPage() {
 // ------------------------------------------------------------ cluster
 
 function clusterPage() {
-  const [err, show] = errorBox();
-  const members = h("div", { id: "members" });
+  const leader = h("p", {}, "Leader: ", h("code", { id: "leader" }, "…"));
   const health = h("p", { id: "health" });
   const edges = pager((list) => {
     const regions = new Map();
@@ -496,28 +527,26 @@ function clusterPage() {
           h("td", {}, e.participants), h("td", {}, e.rooms), h("td", {}, e.tracks),
           h("td", {}, `${Math.round((e.cpu || 0) * 100)} %`), h("td", {}, `${((e.egressBps || 0) / 1e6).toFixed(2)} Mbit/s`), h("td", {}, fmtTime(e.lastHeartbeat))))))));
   }, (p) => api("GET", `/admin/v1/edges?page=${p}&perPage=50`));
-  const load = async () => {
-    try {
-      const [c, hl] = await Promise.all([api("GET", "/admin/v1/cluster"), api("GET", "/console/api/cluster/health")]);
-      const byID = new Map(hl.members.map((m) => [m.id, m]));
-      const healthCell = (id) => {
-        const m = byID.get(id);
-        if (!m) return h("td", {}, "—");
-        return h("td", { class: m.ready ? "up health" : "down health" }, m.ready ? `ready (${m.latencyMs} ms)` : (m.error || `not ready (HTTP ${m.status})`));
-      };
-      members.replaceChildren(h("p", {}, "Leader: ", h("code", { id: "leader" }, c.leader || "none (election in progress)")),
-        table(["Node", "Raft address", "API address", "Suffrage", "Role", "Health"], c.members.map((m) =>
-          h("tr", { dataset: { node: m.id } }, h("td", {}, h("code", {}, m.id)), h("td", {}, m.raftAddr), h("td", {}, m.httpAddr || (byID.get(m.id) || {}).url || ""),
-            h("td", {}, m.suffrage), h("td", {}, m.leader ? "leader" : "follower"), healthCell(m.id)))));
-      const ready = hl.members.filter((m) => m.ready).length;
-      health.textContent = `${ready} of ${hl.members.length} members ready`;
-      health.className = ready === hl.members.length ? "up" : "down";
-      show(null);
-    } catch (e) { show(e); }
+  // The members come whole from /admin/v1/cluster and are paged here, with
+  // each member's probe from /console/api/cluster/health.
+  const healthCell = (m) => {
+    if (!m) return h("td", {}, "—");
+    return h("td", { class: m.ready ? "up health" : "down health" }, m.ready ? `ready (${m.latencyMs} ms)` : (m.error || `not ready (HTTP ${m.status})`));
   };
-  load();
-  every(5000, () => { load(); edges.reload(); });
-  return h("section", {}, h("h1", {}, "Cluster"), err, health, members, h("h2", {}, "Edges by region"), edges.el);
+  const members = pager((ms) => h("div", { id: "members" }, table(["Node", "Raft address", "API address", "Suffrage", "Role", "Health"], ms.map((m) =>
+    h("tr", { dataset: { node: m.id } }, h("td", {}, h("code", {}, m.id)), h("td", {}, m.raftAddr), h("td", {}, m.httpAddr || (m.health || {}).url || ""),
+      h("td", {}, m.suffrage), h("td", {}, m.leader ? "leader" : "follower"), healthCell(m.health))))),
+  async (p) => {
+    const [c, hl] = await Promise.all([api("GET", "/admin/v1/cluster"), api("GET", "/console/api/cluster/health")]);
+    const byID = new Map(hl.members.map((m) => [m.id, m]));
+    leader.replaceChildren("Leader: ", h("code", { id: "leader" }, c.leader || "none (election in progress)"));
+    const ready = hl.members.filter((m) => m.ready).length;
+    health.textContent = `${ready} of ${hl.members.length} members ready`;
+    health.className = ready === hl.members.length ? "up" : "down";
+    return pageOf(c.members.map((m) => ({ ...m, health: byID.get(m.id) })), p, PER_PAGE);
+  });
+  every(5000, () => { members.reload(); edges.reload(); });
+  return h("section", {}, h("h1", {}, "Cluster"), health, leader, h("h2", {}, "Raft members"), members.el, h("h2", {}, "Edges by region"), edges.el);
 }
 
 // ------------------------------------------------------------ audit
