@@ -135,7 +135,7 @@ func TestConsoleEndToEnd(t *testing.T) {
   const out = {cards: cards.map(c => ({id: c.dataset.participant, points: +(c.dataset.points || 0), plots: c.querySelectorAll('.uplot canvas').length}))};
   out.ok = cards.length === 2 && out.cards.every(c => c.points >= 1 && c.plots === 4);
   // The cards are paged like every other list.
-  out.pager = document.getElementById('participants')?.parentElement?.querySelector('.pager span')?.textContent;
+  out.pager = document.getElementById('participants')?.closest('.paged')?.querySelector(':scope > .pager span')?.textContent;
   out.ok = out.ok && out.pager === 'page 1 of 1 · 2 total';
   // The chart library drew what the API measured: video sent by pion-a.
   const bitrate = state.charts.filter(u => u.root.closest('.participant')?.dataset.participant === 'pion-a' && u.root.closest('[data-graph=bitrate]'));
@@ -257,7 +257,7 @@ func TestConsoleEndToEnd(t *testing.T) {
   const member = document.querySelector('tr[data-node="dev"] .health')?.textContent || '';
   const edge = document.querySelector('[data-region="local"] tr[data-edge="dev-edge"]');
   // The members table is paged like every other list.
-  const pager = document.getElementById('members')?.parentElement?.querySelector('.pager span')?.textContent;
+  const pager = document.getElementById('members')?.closest('.paged')?.querySelector(':scope > .pager span')?.textContent;
   return {ok: member.startsWith('ready') && document.getElementById('health').textContent === '1 of 1 members ready' &&
     edge?.querySelector('.up')?.textContent === 'up' && pager === 'page 1 of 1 · 1 total', member, edge: edge?.textContent, pager};
 })()`)
