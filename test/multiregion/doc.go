@@ -6,7 +6,8 @@
 // (eu-west), montreal-1 and montreal-2 (ca-east). Participants are pion
 // clients (signaltest.Session) joining through the join API with a region
 // hint. Subtests, in order: media (everyone hears everyone, the cascade
-// crosses the WAN relay), latency (one-way media latency with and without
+// crosses the WAN relay; join to media per pair of clients on two edges,
+// joinmedia_test.go), latency (one-way media latency with and without
 // the simulated WAN delay), edge-kill (kill -9 of the eu-west edge in use),
 // leader-kill (kill -9 of the Raft leader), partition (one ca-east edge
 // loses the control plane only) and drain (SIGTERM of the ca-east edge in

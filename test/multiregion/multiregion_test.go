@@ -24,7 +24,10 @@ const oneWay = 40 * time.Millisecond
 // the join API, and then:
 //
 //   - media: everyone receives fresh audio and video from everyone, and
-//     the cascade between the regions crosses the relay;
+//     the cascade between the regions crosses the relay; for each pair of
+//     clients on two edges, the time from both being connected to the
+//     first far-side audio and video is logged (p50, max), and a pair
+//     that never gets one fails the test;
 //   - latency: one-way media latency between the clients, with and without
 //     the WAN delay, shows the cascade hop adds oneWay;
 //   - edge-kill: the eu-west edge serving alice and bob is killed (-9);
@@ -65,9 +68,12 @@ func TestMultiRegion(t *testing.T) {
 	eu, ca := []string{"alice", "bob"}, []string{"carol", "dave"}
 	regionOf := map[string]string{"alice": "eu-west", "bob": "eu-west", "carol": "ca-east", "dave": "ca-east"}
 	sess := map[string]*signaltest.Session{}
+	watch := map[string]*connWatch{}
 	firstJoin := time.Now()
 	for i, pid := range everyone {
 		sess[pid] = w.session(room, pid, regionOf[pid], i%len(w.cl.Nodes))
+		watch[pid] = watchConnected(sess[pid].Client())
+		t.Cleanup(watch[pid].close)
 	}
 	m := newMeter(t, sess)
 	euHome, caHome := sess["alice"].EdgeID(), sess["carol"].EdgeID()
@@ -81,9 +87,43 @@ func TestMultiRegion(t *testing.T) {
 		if caOther == "" || sess["dave"].EdgeID() != caHome {
 			t.Fatalf("carol on %s, dave on %s: want both on one ca-east edge", caHome, sess["dave"].EdgeID())
 		}
-		eventually(t, 20*time.Second, func() string { return m.hears(nil, everyone, everyone) })
-		t.Logf("everyone hears everyone %v after the first join (alice %s, bob %s, carol %s, dave %s)",
-			time.Since(firstJoin).Round(10*time.Millisecond), euHome, sess["bob"].EdgeID(), caHome, sess["dave"].EdgeID())
+		// Not eventually: when media never comes, the pairs below say
+		// which streams are missing before the test stops.
+		notYet := m.hears(nil, everyone, everyone)
+		for end := time.Now().Add(20 * time.Second); notYet != "" && time.Now().Before(end); notYet = m.hears(nil, everyone, everyone) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if notYet == "" {
+			t.Logf("everyone hears everyone %v after the first join (alice %s, bob %s, carol %s, dave %s)",
+				time.Since(firstJoin).Round(10*time.Millisecond), euHome, sess["bob"].EdgeID(), caHome, sess["dave"].EdgeID())
+		}
+		// Join to media per pair on two edges (the promise: within 2 s of
+		// both being connected), measured from the later of the two
+		// clients' first PeerConnection reaching "connected" to the last
+		// of the four first far-side packets (audio and video, both ways).
+		for _, pid := range everyone {
+			t.Logf("%s connected: %s", pid, watch[pid])
+		}
+		pairs := joinToMedia(sess, watch, eu, ca)
+		for _, pd := range pairs {
+			if pd.missing != "" {
+				t.Errorf("%s and %s (on two edges): %s", pd.a, pd.b, pd.missing)
+				continue
+			}
+			t.Logf("join to media %s+%s: %v after both were connected: %s", pd.a, pd.b, pd.took.Round(time.Millisecond), pd.detail)
+		}
+		if notYet != "" {
+			t.Fatalf("not everyone hears everyone 20 s after the joins: %s", notYet)
+		}
+		p50, worst := summarise(pairs)
+		t.Logf("join to media across two edges (%s, %s) over %d pairs: p50 %v, max %v after both clients were connected (promise: 2 s)",
+			euHome, caHome, len(pairs), p50.Round(time.Millisecond), worst.Round(time.Millisecond))
+		// For comparison, the same on one edge (no cascade).
+		for _, pd := range append(joinToMedia(sess, watch, eu[:1], eu[1:]), joinToMedia(sess, watch, ca[:1], ca[1:])...) {
+			if pd.missing == "" {
+				t.Logf("join to media on one edge %s+%s: %v: %s", pd.a, pd.b, pd.took.Round(time.Millisecond), pd.detail)
+			}
+		}
 		// The cascade between the two regions really crosses the relay.
 		before := [2]uint64{w.wan.Bytes(euHome, caHome), w.wan.Bytes(caHome, euHome)}
 		time.Sleep(time.Second)
