@@ -49,7 +49,10 @@ type Console struct {
 	sealer *auth.Sealer
 	api    func() *api.Server
 	limit  *auth.RateLimiter // local password attempts per user and address
-	probe  *http.Client      // other members' /healthz (cluster TLS when set)
+	// anonAudit bounds, per address, the audited sign-in refusals that name
+	// nobody (see callback).
+	anonAudit *auth.RateLimiter
+	probe     *http.Client // other members' /healthz (cluster TLS when set)
 	// refused counts requests turned away for their session or CSRF token
 	// (see refuse): counted and logged, not audited.
 	refused *prometheus.CounterVec
@@ -81,9 +84,10 @@ func New(cfg Config, node *cluster.Node, sealer *auth.Sealer) (*Console, error) 
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &Console{cfg: cfg, log: cfg.Logger, node: node, sealer: sealer, limit: auth.NewRateLimiter(5.0/60, 5, cfg.Now),
-		probe: &http.Client{Timeout: 2 * time.Second},
+		anonAudit: auth.NewRateLimiter(anonAuditPerMinute/60, anonAuditBurst, cfg.Now),
+		probe:     &http.Client{Timeout: 2 * time.Second},
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meridian_console_refused_requests_total",
-			Help: "Console requests refused for their session cookie (malformed, unknown, expired) or CSRF check (missing, wrong, cross-site)."},
+			Help: "Console requests refused for their session cookie (malformed, unknown, expired) or CSRF check (missing, wrong, cross-site), and sign-in refusals naming nobody beyond the per-address audit rate (signin_unaudited)."},
 			[]string{"reason"})}, nil
 }
 

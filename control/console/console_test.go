@@ -795,6 +795,7 @@ func TestSignInFloodWritesNothing(t *testing.T) {
 		return idx, pending
 	}
 	before, _ := applied()
+	termBefore := e.c.Node(0).Node().Stats()["term"]
 
 	const starts = 20000
 	var refused atomic.Int64
@@ -826,11 +827,14 @@ func TestSignInFloodWritesNothing(t *testing.T) {
 		t.Fatalf("%d of %d sign-in starts refused", n, starts)
 	}
 	after, pending := applied()
-	t.Logf("Raft entries applied during %d starts: before %v after %v", starts, before, after)
+	t.Logf("Raft entries applied during %d starts: before %v after %v; term %s -> %s", starts, before, after, termBefore, e.c.Node(0).Node().Stats()["term"])
 	for i := range before {
-		// Nothing proportional to the starts: the nodes' own background
-		// writes (registration, pruning) are a handful at most.
-		if d := after[i] - before[i]; d > 10 {
+		// Nothing proportional to the starts (a Raft record per start
+		// would be 20,000 entries). The nodes' own writes are not zero: on
+		// a loaded machine the flood can cost the leader a heartbeat, and
+		// each election writes a few leadership entries (seen: 15 over eight
+		// elections, the term is logged).
+		if d := after[i] - before[i]; d > 200 {
 			t.Errorf("node%d applied %d Raft entries during %d sign-in starts", i, d, starts)
 		}
 	}
@@ -903,4 +907,48 @@ func TestSignInFloodWritesNothing(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// TestAnonymousSignInRefusalsAreBounded: a callback that names nobody (no
+// sign-in cookie, a made-up code) needs no credentials; past a small
+// per-address burst such refusals are counted, not written to the audit
+// log (each would be a Raft write pushing real entries out of it). A
+// refusal the provider vouched for (a user without a role) is still
+// audited.
+func TestAnonymousSignInRefusalsAreBounded(t *testing.T) {
+	e := start(t, 1, consoletest.Honest, true)
+	e.c.WaitReady()
+	refusedLogins := func() int {
+		n := 0
+		for _, x := range e.audit(0).Data {
+			if x.Action == "login" && x.Status >= 400 {
+				n++
+			}
+		}
+		return n
+	}
+	before := refusedLogins()
+	for i := range 200 {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s%s?state=s%d&code=c%d", e.urls[0], console.CallbackPath, i, i), nil)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != 403 || !strings.Contains(string(b), "not started in this browser") {
+			t.Fatalf("anonymous callback %d: %d %s", i, r.StatusCode, b)
+		}
+	}
+	if n := refusedLogins() - before; n < 1 || n > 20 {
+		t.Errorf("%d of 200 anonymous sign-in refusals audited, want between 1 and the burst of 20", n)
+	}
+	// nora has no console role: refused after the provider named her,
+	// audited whatever the address did before.
+	if _, _, resp, body := e.signIn(0, "nora"); resp.StatusCode != 403 || !strings.Contains(body, "no Meridian console role") {
+		t.Fatalf("nora: %d %s", resp.StatusCode, body)
+	}
+	if !e.audit(0).has("nora@example.com", "login", 403) {
+		t.Error("a refusal naming a user was not audited after the anonymous ones")
+	}
 }

@@ -207,7 +207,7 @@ func (cs *Console) callback(c *fiber.Ctx) error {
 	purpose, err := cs.finish(c)
 	var r *refusal
 	if errors.As(err, &r) {
-		if purpose == "" || purpose == purposeConsole {
+		if (purpose == "" || purpose == purposeConsole) && cs.auditAnonymous(c, r) {
 			actor := r.who.Email
 			if actor == "" {
 				actor = r.who.Subject
@@ -222,6 +222,31 @@ func (cs *Console) callback(c *fiber.Ctx) error {
 		return errorPage(c, r.status, r.msg)
 	}
 	return err
+}
+
+// Audited sign-in refusals that name nobody, per address: a burst, then
+// this many a minute.
+const (
+	anonAuditBurst     = 20
+	anonAuditPerMinute = 10.0
+)
+
+// auditAnonymous reports whether a refused callback goes to the audit log.
+// One the provider vouched for (it names a user) always does. One that
+// names nobody (no sign-in cookie, a made-up code, the provider's error)
+// needs no credentials at all: each would be a Raft write on every node
+// pushing real entries out of the bounded audit log, so past a small
+// per-address rate they are only counted and logged, like refused
+// session cookies.
+func (cs *Console) auditAnonymous(c *fiber.Ctx, r *refusal) bool {
+	if r.who.Subject != "" {
+		return true
+	}
+	if ok, _ := cs.anonAudit.Allow("signin:" + c.IP()); ok {
+		return true
+	}
+	cs.refused.WithLabelValues("signin_unaudited").Inc()
+	return false
 }
 
 // finish checks and completes a sign-in; it returns the attempt's purpose.
