@@ -55,7 +55,7 @@ const (
 	CmdRequest            CommandType = 25 // a command wrapped with its request id (requests.go)
 	CmdPurgeExpired       CommandType = 26 // retention: remove listed expired records (retention.go)
 	// 27-39 are left to work in progress elsewhere; the operator console
-	// (console.go) uses 40-47.
+	// (console.go) uses 40-48 (48, CmdUseLoginState, is declared there).
 	CmdStartLogin           CommandType = 40
 	CmdFinishLogin          CommandType = 41
 	CmdCreateConsoleSession CommandType = 42
