@@ -218,8 +218,10 @@ func New(cfg Config) (*Node, error) {
 		if gc.Registerer == nil {
 			gc.Registerer = cfg.Registry
 		}
+		// The exact load: the pool coarsens it and limits how often it is
+		// re-broadcast (edge/gossip/load.go).
 		gc.Meta = func() gossip.Meta {
-			return gossip.Meta{ID: cfg.EdgeID, Region: cfg.Region, InternalURL: cfg.InternalURL, Capacity: cfg.Capacity, Load: coarseLoad(media.Load()), Draining: n.draining.Load()}
+			return gossip.Meta{ID: cfg.EdgeID, Region: cfg.Region, InternalURL: cfg.InternalURL, Capacity: cfg.Capacity, Load: media.Load(), Draining: n.draining.Load()}
 		}
 		pool, err := gossip.New(gc)
 		if err != nil {

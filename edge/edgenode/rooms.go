@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
@@ -340,13 +339,3 @@ func (n *Node) reportTURN(sig *signal.Server, pid string) {
 
 // PublicURL is the edge's HTTP base URL.
 func (n *Node) PublicURL() string { return n.cfg.PublicURL }
-
-// coarseLoad rounds what the region is told about this edge's load, so
-// meta (re-broadcast to every member) changes when something a placement
-// decision would notice changes, not on every bit/s: exact participant and
-// track counts, egress in 250 kbit/s steps, CPU in 5 % steps.
-func coarseLoad(l edgeapi.Load) edgeapi.Load {
-	l.EgressBps = (l.EgressBps + 125_000) / 250_000 * 250_000
-	l.CPU = math.Round(l.CPU*20) / 20
-	return l
-}

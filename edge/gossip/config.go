@@ -86,6 +86,13 @@ type Config struct {
 	// MetaRefresh is the longest time between two publications even when the
 	// meta is unchanged (it repairs peers that missed an update).
 	MetaRefresh time.Duration
+	// MetaMinInterval is the shortest time between two publications when
+	// only the load changed (counted in whole MetaEvery ticks, rounded up; 0:
+	// every tick). Any other change (draining, capacity, address, the edge
+	// becoming full) is published at the next tick. It bounds gossip
+	// traffic under churn (load.go): each publication costs ~6-7 kB of gossip
+	// in a 10-edge region.
+	MetaMinInterval time.Duration
 	// Meta returns what this edge tells its region. It is called by the meta
 	// ticker goroutine only (never by a memberlist callback), so it may take
 	// locks. ID and Region are always overwritten with NodeID and Region. Nil:
@@ -109,16 +116,18 @@ type Config struct {
 }
 
 // DefaultConfig returns production defaults: 0.0.0.0:7946, meta every 2 s
-// (and at least every 10 s), LAN timers, dead members forgotten after 10 min.
-// NodeID and Region must still be set.
+// (and at least every 10 s; a load-only change at most every 8 s), LAN
+// timers, dead members forgotten after 10 min. NodeID and Region must still
+// be set.
 func DefaultConfig() Config {
 	return Config{
-		BindAddr:    "0.0.0.0",
-		BindPort:    7946,
-		MetaEvery:   2 * time.Second,
-		MetaRefresh: 10 * time.Second,
-		ForgetAfter: 10 * time.Minute,
-		Timers:      TimersLAN,
+		BindAddr:        "0.0.0.0",
+		BindPort:        7946,
+		MetaEvery:       2 * time.Second,
+		MetaRefresh:     10 * time.Second,
+		MetaMinInterval: 8 * time.Second,
+		ForgetAfter:     10 * time.Minute,
+		Timers:          TimersLAN,
 	}
 }
 
@@ -168,6 +177,9 @@ func (c Config) Validate() error {
 	}
 	if c.MetaRefresh < c.MetaEvery {
 		return invalid("MetaRefresh", "%v is shorter than MetaEvery %v", c.MetaRefresh, c.MetaEvery)
+	}
+	if c.MetaMinInterval < 0 || c.MetaMinInterval > c.MetaRefresh {
+		return invalid("MetaMinInterval", "%v: want 0 up to MetaRefresh %v", c.MetaMinInterval, c.MetaRefresh)
 	}
 	if c.ForgetAfter <= 0 {
 		return invalid("ForgetAfter", "must be positive, got %v", c.ForgetAfter)

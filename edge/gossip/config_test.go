@@ -40,6 +40,8 @@ func TestConfigValidate(t *testing.T) {
 		{"SecretKey", func(c *Config) { c.SecretKey = []byte("short") }},
 		{"MetaEvery", func(c *Config) { c.MetaEvery = 0 }},
 		{"MetaRefresh", func(c *Config) { c.MetaRefresh = time.Second }},
+		{"MetaMinInterval", func(c *Config) { c.MetaMinInterval = -time.Second }},
+		{"MetaMinInterval", func(c *Config) { c.MetaMinInterval = c.MetaRefresh + time.Second }},
 		{"ForgetAfter", func(c *Config) { c.ForgetAfter = 0 }},
 		{"Timers", func(c *Config) { c.Timers = "wan" }},
 	} {

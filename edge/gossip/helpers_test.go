@@ -66,6 +66,7 @@ func localConfig(id, region string, seeds ...string) Config {
 	cfg.Timers = TimersLocal
 	cfg.MetaEvery = 100 * time.Millisecond
 	cfg.MetaRefresh = time.Second
+	cfg.MetaMinInterval = 200 * time.Millisecond
 	cfg.Logger = testLogger().With("node", id)
 	return cfg
 }

@@ -12,7 +12,7 @@ import (
 type collector struct {
 	p *Pool
 
-	bytes, members, metaErrors, refused *prometheus.Desc
+	bytes, members, metaErrors, refused, published *prometheus.Desc
 }
 
 func newCollector(p *Pool) *collector {
@@ -27,6 +27,9 @@ func newCollector(p *Pool) *collector {
 		metaErrors: prometheus.NewDesc("meridian_gossip_meta_errors_total",
 			"Node meta refused by the meta ticker (too large or invalid); the last good meta stays published.",
 			nil, nil),
+		published: prometheus.NewDesc("meridian_gossip_meta_published_total",
+			"Node meta publications (each is an alive message memberlist spreads to the whole region).",
+			nil, nil),
 		refused: prometheus.NewDesc("meridian_gossip_refused_total",
 			"Alive or join messages refused because the member is in another region or its meta is unreadable.",
 			nil, nil),
@@ -38,6 +41,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.members
 	ch <- c.metaErrors
 	ch <- c.refused
+	ch <- c.published
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -50,6 +54,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.metaErrors, prometheus.CounterValue, float64(c.p.metaErrors.Load()))
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(c.p.refused.Load()))
+	ch <- prometheus.MustNewConstMetric(c.published, prometheus.CounterValue, float64(c.p.published.Load()))
 }
 
 // registration remembers what to unregister on Close.

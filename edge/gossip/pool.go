@@ -102,12 +102,15 @@ type Pool struct {
 
 	meta       atomic.Pointer[[]byte] // last good encoded meta, read by NodeMeta
 	metaErrors atomic.Uint64
+	published  atomic.Uint64 // meta publications (ticker and Leave)
 	refused    atomic.Uint64
 	firstMeta  chan struct{} // closed after the ticker's first publication
 
-	pubMu   sync.Mutex // orders meta publications (ticker and Leave)
-	pub     wireMeta   // last published content
-	pubTime time.Time
+	pubMu         sync.Mutex // orders meta publications (ticker and Leave)
+	pub           wireMeta   // last published content
+	pubTime       time.Time
+	ticksSincePub int // meta ticks since the last publication
+	minTicks      int // MetaMinInterval in whole meta ticks (rounded up)
 
 	leaving atomic.Bool // Leave started: the ticker stops publishing
 	left    atomic.Bool // memberlist's Leave returned
@@ -156,6 +159,9 @@ func New(cfg Config) (*Pool, error) {
 		seedsChanged: make(chan struct{}, 1),
 		firstMeta:    make(chan struct{}),
 		seeds:        cfg.Seeds,
+		// Counted in ticks: a wall-clock comparison would miss the tick
+		// that lands a hair early and wait a whole extra period.
+		minTicks: int((cfg.MetaMinInterval + cfg.MetaEvery - 1) / cfg.MetaEvery),
 	}
 	// Until the ticker's first run: a meta with id and region only, enough
 	// for the region check of our own alive message.
@@ -294,8 +300,10 @@ func (p *Pool) runTicker() {
 	}
 }
 
-// publishMeta asks Config.Meta for the current meta and publishes it when it
-// changed or MetaRefresh passed. A meta that does not encode within the
+// publishMeta asks Config.Meta for the current meta, coarsens its load and
+// publishes it when it changed (a load-only change at most once per
+// MetaMinInterval, see load.go) or MetaRefresh passed. A meta that does not
+// encode within the
 // budget (with room left for the leaving flag and the largest generation)
 // is refused: logged, counted, and the last good one stays.
 func (p *Pool) publishMeta() {
@@ -325,7 +333,15 @@ func (p *Pool) publishMeta() {
 		return
 	}
 	w.Gen = p.pub.Gen
-	if w == p.pub && p.now().Sub(p.pubTime) < p.cfg.MetaRefresh {
+	w = coarsen(w, p.pub)
+	p.ticksSincePub++
+	switch {
+	case w == p.pub && p.now().Sub(p.pubTime) < p.cfg.MetaRefresh:
+		p.pubMu.Unlock()
+		return
+	case w != p.pub && !urgent(w, p.pub) && p.ticksSincePub < p.minTicks && !p.pubTime.IsZero():
+		// A load-only change waits (load.go); the next tick that may
+		// publish sends the newest load, so nothing queues up.
 		p.pubMu.Unlock()
 		return
 	}
@@ -333,7 +349,7 @@ func (p *Pool) publishMeta() {
 	b, err := encodeWire(w) // fits: checked above with the largest Gen
 	if err == nil {
 		p.meta.Store(&b)
-		p.pub, p.pubTime = w, p.now()
+		p.pub, p.pubTime, p.ticksSincePub = w, p.now(), 0
 	}
 	p.pubMu.Unlock()
 	if err != nil {
@@ -341,6 +357,7 @@ func (p *Pool) publishMeta() {
 		p.log.Warn("gossip: meta refused, keeping the last good one", "err", err)
 		return
 	}
+	p.published.Add(1)
 	// UpdateNode queues the alive broadcast, then waits until it has been
 	// retransmitted to everyone (or the timeout). The ticker needs no
 	// confirmation, and waiting would delay Close (and make a closing
@@ -459,8 +476,9 @@ func (p *Pool) Member(id string) (Member, bool) { return p.members.member(id) }
 
 // Changes is nudged (1 slot, never blocking) after any join, leave, meta
 // update or state change. Read Members() after a nudge; several changes may
-// coalesce into one nudge. Load updates make it fire about N/MetaEvery times a
-// second in a pool of N: rate-limit what it triggers.
+// coalesce into one nudge. Load updates make it fire up to about
+// N/MetaMinInterval times a second in a pool of N: rate-limit what it
+// triggers.
 func (p *Pool) Changes() <-chan struct{} { return p.changes }
 
 // LocalAddr returns the advertised gossip host:port (the port actually bound
