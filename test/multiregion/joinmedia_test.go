@@ -20,7 +20,8 @@ import (
 type connWatch struct {
 	mu           sync.Mutex
 	pub, sub     time.Time
-	subAtFirst   bool // the subscriber was connected at the first poll
+	subOffer     time.Time // the edge's first subscriber offer arrived
+	subAtFirst   bool      // the subscriber was connected at the first poll
 	stop, done   chan struct{}
 	client       *signaltest.Client
 	watchStarted time.Time
@@ -32,9 +33,23 @@ func watchConnected(c *signaltest.Client) *connWatch {
 		defer close(cw.done)
 		tk := time.NewTicker(2 * time.Millisecond)
 		defer tk.Stop()
+		seen := 0 // messages already scanned for the subscriber offer
 		for first := true; ; first = false {
 			now := time.Now()
+			var offerAt time.Time
+			if msgs := c.Messages(); len(msgs) > seen {
+				for _, env := range msgs[seen:] {
+					if d, err := signaltest.Decode[wire.SDP](env); env.Type == wire.TypeOffer && err == nil && d.Target == wire.TargetSubscriber {
+						offerAt = now
+						break
+					}
+				}
+				seen = len(msgs)
+			}
 			cw.mu.Lock()
+			if cw.subOffer.IsZero() && !offerAt.IsZero() {
+				cw.subOffer = offerAt
+			}
 			if cw.pub.IsZero() && c.Connected(wire.TargetPublisher) {
 				cw.pub = now
 			}
@@ -88,7 +103,7 @@ func (cw *connWatch) String() string {
 		}
 		return "+" + t.Sub(cw.watchStarted).Round(time.Millisecond).String()
 	}
-	s := fmt.Sprintf("publisher %s, subscriber %s after the join returned", at(cw.pub), at(cw.sub))
+	s := fmt.Sprintf("publisher %s, subscriber offered %s, connected %s after the join returned", at(cw.pub), at(cw.subOffer), at(cw.sub))
 	if cw.subAtFirst {
 		s += " (subscriber already connected at the first poll)"
 	}
