@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"math"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -22,8 +23,9 @@ import (
 )
 
 // egressCascade is a control node with egress and two edges in two
-// regions, each recording to its own disk, with red and blue test
-// pictures for the participants.
+// regions, each recording to its own disk, with test pictures for the
+// participants: red, and blue with a white square moving across it (so a
+// frozen picture is told from a live one).
 type egressCascade struct {
 	m                   *multi
 	rest                recAPI
@@ -34,9 +36,15 @@ func startEgressCascade(t *testing.T, tweaks ...func(*multiOptions)) *egressCasc
 	t.Helper()
 	egresstest.NeedFFmpeg(t)
 	dir := t.TempDir()
-	w := &egressCascade{red: filepath.Join(dir, "red.ivf"), blue: filepath.Join(dir, "blue.ivf"), lo: filepath.Join(dir, "440.ogg"), high: filepath.Join(dir, "880.ogg")}
-	for _, f := range []string{w.red, w.blue, w.lo, w.high} {
+	w := &egressCascade{red: filepath.Join(dir, "red.ivf"), blue: filepath.Join(dir, "bluebox.ivf"), lo: filepath.Join(dir, "440.ogg"), high: filepath.Join(dir, "880.ogg")}
+	for _, f := range []string{w.red, w.lo, w.high} {
 		egresstest.Generate(t, f)
+	}
+	// Encoded like egresstest's pictures (VP8, keyframe every 0.5 s, 2 s).
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+		"-i", "color=c=blue:size=640x360:rate=30[bg];color=c=white:size=80x80:rate=30[box];[bg][box]overlay=x='mod(t*300,560)':y=140:shortest=1[out0]", "-t", "2",
+		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-g", "15", "-auto-alt-ref", "0", "-f", "ivf", w.blue).CombinedOutput(); err != nil {
+		t.Fatalf("generate %s: %v: %s", w.blue, err, out)
 	}
 	opts := multiOptions{
 		controlPlugins: func() []server.Plugin {
@@ -147,6 +155,9 @@ func (w *egressCascade) stopRecordings(t *testing.T, room, pid string, comp, par
 		_, b2 := w.rest.do(t, "GET", "/v2/recordings/participant/"+part.ID, nil, &p)
 		return c.Status == "stopped" && c.File != nil && c.File.FileURL != "" && p.Status == "stopped" && len(p.Files) > 0, string(b1) + " " + string(b2)
 	})
+	if len(p.Files) != 1 {
+		t.Errorf("bob's recording has %d files, want 1 (a new one starts when his tracks are replaced: the leg was set up again?)", len(p.Files))
+	}
 	compFile, _ = recDownload(t, c.File.FileURL, "composite.mp4")
 	partFile, _ = recDownload(t, p.Files[0].FileURL, "participant.webm")
 	return compFile, partFile
@@ -154,33 +165,38 @@ func (w *egressCascade) stopRecordings(t *testing.T, room, pid string, comp, par
 
 // videoSpan is the time from a file's first video packet to its last.
 func videoSpan(t *testing.T, path string) float64 {
+	first, last, _ := videoPackets(t, path)
+	return last - first
+}
+
+// videoPackets returns the times of a file's first and last video packet
+// and the longest gap between two packets.
+func videoPackets(t *testing.T, path string) (first, last, gap float64) {
 	t.Helper()
 	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0", path).Output()
 	if err != nil {
 		t.Fatalf("ffprobe packets of %s: %v", path, err)
 	}
-	first, last := -1.0, -1.0
+	var ts []float64
 	for _, l := range strings.Fields(string(out)) {
-		v, err := strconv.ParseFloat(strings.Trim(l, ","), 64)
-		if err != nil {
-			continue
-		}
-		if first < 0 || v < first {
-			first = v
-		}
-		if v > last {
-			last = v
+		if v, err := strconv.ParseFloat(strings.Trim(l, ","), 64); err == nil {
+			ts = append(ts, v)
 		}
 	}
-	if first < 0 {
+	if len(ts) == 0 {
 		t.Fatalf("%s has no video packets", path)
 	}
-	return last - first
+	slices.Sort(ts)
+	for i := 1; i < len(ts); i++ {
+		gap = max(gap, ts[i]-ts[i-1])
+	}
+	return ts[0], ts[len(ts)-1], gap
 }
 
 // pictureShares decodes a video at 5 pictures a second and returns, for
-// each picture, the shares of its pixels that are red and blue.
-func pictureShares(t *testing.T, path string) (red, blue []float64) {
+// each picture, the shares of its pixels that are red and blue, and the
+// mean column of its white pixels (-1: none).
+func pictureShares(t *testing.T, path string) (red, blue, whiteX []float64) {
 	t.Helper()
 	const w, h = 160, 90
 	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-i", path,
@@ -189,7 +205,7 @@ func pictureShares(t *testing.T, path string) (red, blue []float64) {
 		t.Fatalf("decode %s: %v", path, err)
 	}
 	for ; len(out) >= w*h*3; out = out[w*h*3:] {
-		var r, b int
+		var r, b, wn, wx int
 		for i := 0; i < w*h*3; i += 3 {
 			pr, pg, pb := int(out[i]), int(out[i+1]), int(out[i+2])
 			switch {
@@ -197,11 +213,18 @@ func pictureShares(t *testing.T, path string) (red, blue []float64) {
 				r++
 			case pb > 150 && pr < 90 && pg < 90:
 				b++
+			case pr > 180 && pg > 180 && pb > 180:
+				wn++
+				wx += (i / 3) % w
 			}
 		}
-		red, blue = append(red, float64(r)/(w*h)), append(blue, float64(b)/(w*h))
+		x := -1.0
+		if wn > 0 {
+			x = float64(wx) / float64(wn)
+		}
+		red, blue, whiteX = append(red, float64(r)/(w*h)), append(blue, float64(b)/(w*h)), append(whiteX, x)
 	}
-	return red, blue
+	return red, blue, whiteX
 }
 
 // TestRecordingAnEdgeWithNobodyLocal: alice joins the home edge (paris-1),
@@ -292,7 +315,7 @@ func checkBobRecorded(t *testing.T, compFile, partFile string, elapsed, left flo
 	if d := pr.StreamDuration("video"); d < elapsed-1 || d > elapsed+1 {
 		t.Fatalf("composite video lasts %.2f s, the recording ran %.2f s", d, elapsed)
 	}
-	red, blue = pictureShares(t, compFile)
+	red, blue, whiteX := pictureShares(t, compFile)
 	first := -1
 	for i, b := range blue {
 		if b > 0.1 {
@@ -311,6 +334,19 @@ func checkBobRecorded(t *testing.T, compFile, partFile string, elapsed, left flo
 	if shown := float64(len(blue)-first) / 5; shown < elapsed-2 {
 		t.Fatalf("bob shown for %.1f s of a %.1f s recording", shown, elapsed)
 	}
+	// And live at the end, not a last picture kept: his white square moves
+	// (300 px/s of his 640). (The composite repeats pictures while its
+	// encoder is behind on a busy machine, so short still stretches are
+	// not counted against him.)
+	var seen []float64
+	for _, x := range whiteX[max(first, len(whiteX)-10):] {
+		if x >= 0 && !slices.ContainsFunc(seen, func(s float64) bool { return math.Abs(s-x) < 1 }) {
+			seen = append(seen, x)
+		}
+	}
+	if len(seen) < 3 {
+		t.Fatalf("bob's picture does not move in the composite's last 2 s (square at %v): his video stopped; alice left at %.1f s", seen, left)
+	}
 	// Pictures a second after alice left no longer have her.
 	for i := int((left + 1) * 5); left > 0 && i < len(red); i++ {
 		if red[i] > 0.01 {
@@ -321,8 +357,8 @@ func checkBobRecorded(t *testing.T, compFile, partFile string, elapsed, left flo
 	if pp.Codec("video") != "vp8" || pp.Codec("audio") != "opus" {
 		t.Fatalf("bob's recording streams %v", pp.Codecs())
 	}
-	if span := videoSpan(t, partFile); span < elapsed-2 || span > elapsed+1 {
-		t.Fatalf("bob's recording has %.2f s of video, the recording ran %.2f s", span, elapsed)
+	if f, l, gap := videoPackets(t, partFile); l-f < elapsed-2 || l-f > elapsed+1 {
+		t.Fatalf("bob's recording has %.2f s of video (%.2f to %.2f s, longest gap %.2f s), the recording ran %.2f s; alice left at %.1f s", l-f, f, l, gap, elapsed, left)
 	}
 	t.Logf("recorded %.1f s: composite %.2f s, bob shown from %.1f s; bob's own file %.2f s of video; alice left at %.1f s",
 		elapsed, pr.StreamDuration("video"), float64(first)/5, videoSpan(t, partFile), left)
