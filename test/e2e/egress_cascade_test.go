@@ -357,7 +357,10 @@ func checkBobRecorded(t *testing.T, compFile, partFile string, elapsed, left flo
 	if pp.Codec("video") != "vp8" || pp.Codec("audio") != "opus" {
 		t.Fatalf("bob's recording streams %v", pp.Codecs())
 	}
-	if f, l, gap := videoPackets(t, partFile); l-f < elapsed-2 || l-f > elapsed+1 {
+	// On a starved machine the frames still on their way when the job
+	// stops are not written (seen: the last 2.5 s with 2 CPU hogs beside
+	// the test); a file that lost bob when alice left has about 3 s.
+	if f, l, gap := videoPackets(t, partFile); l-f < elapsed-3 || l-f > elapsed+1 {
 		t.Fatalf("bob's recording has %.2f s of video (%.2f to %.2f s, longest gap %.2f s), the recording ran %.2f s; alice left at %.1f s", l-f, f, l, gap, elapsed, left)
 	}
 	t.Logf("recorded %.1f s: composite %.2f s, bob shown from %.1f s; bob's own file %.2f s of video; alice left at %.1f s",
