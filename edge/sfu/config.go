@@ -245,6 +245,16 @@ func buildOneAPI(cfg Config, noMux bool, router *rtcpRouter) (*mediaAPI, error) 
 		}
 	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	// The edge is the controlling ICE agent of the connections it offers
+	// (subscribers, cascade legs), and a client behind a NAT first shows
+	// up as a peer-reflexive candidate: pion waits 1 s before it nominates
+	// such a pair (0.5 s for server-reflexive ones) in case a better one
+	// comes. An edge has nothing better to wait for, and the wait was a
+	// second of every join to first media (docs/multi-edge.md, "Join to
+	// media"). Relayed pairs keep pion's 2 s: a TURN path should not win
+	// over a direct one that is a moment late.
+	se.SetSrflxAcceptanceMinWait(0)
+	se.SetPrflxAcceptanceMinWait(0)
 	// AES-128-GCM first: authenticated encryption in one pass with AES-NI,
 	// and 10 AES rounds instead of AES-256's 14 (pion's default order puts
 	// 256 first). The edge is the DTLS server of subscriber connections
