@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -46,17 +45,7 @@ type clock struct{ offset atomic.Int64 }
 func (c *clock) Now() time.Time           { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *clock) Advance(d time.Duration)  { c.offset.Add(int64(d)) }
 func (c *clock) reset()                   { c.offset.Store(0) }
-func freeAddr(t *testing.T) (addr string) { return reserve(t) }
-
-func reserve(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) (addr string) { return clustertest.FreeAddr(t) }
 
 type env struct {
 	t     *testing.T

@@ -126,14 +126,19 @@ func (c *Cluster) config(i int, peers []cluster.Peer) server.Config {
 	return cfg
 }
 
-func freeAddr(t testing.TB) string {
+// freeAddr returns a Raft address for a node (see FreeAddr).
+func freeAddr(t testing.TB) string { t.Helper(); return FreeAddr(t) }
+
+// FreeAddr returns a free 127.0.0.1 address for a listener that must be
+// known before it is opened (a node's Raft or HTTP address named in
+// another's config): its port is below the kernel's ephemeral range, so no
+// ":0" listener or outgoing connection takes it in the meantime.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := netListen()
+	addr, err := reserveAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	return addr
 }
 
