@@ -37,7 +37,12 @@
         try { m = JSON.parse(ev.data); } catch { return; }
         const target = m?.data?.target;
         if (m.type === 'joined') mark('joined');
-        else if (m.type === 'offer' && target === 'subscriber') mark('sub-offer');
+        else if (m.type === 'offer' && target === 'subscriber') {
+          // The edge's first subscriber offer may carry no track (it opens
+          // the transport at join); 'sub-offer' is the first one with one.
+          mark('sub-offer-first');
+          if (/\na=msid:/.test(m.data.sdp || '')) mark('sub-offer');
+        }
         else if (m.type === 'answer' && target === 'publisher') mark('pub-answer');
         else if (m.type === 'track-published') mark('track-published');
       });
@@ -48,7 +53,12 @@
         const target = m?.data?.target;
         if (m.type === 'join') mark('join-sent');
         else if (m.type === 'offer' && target === 'publisher') mark('pub-offer');
-        else if (m.type === 'answer' && target === 'subscriber') mark('sub-answer');
+        else if (m.type === 'answer' && target === 'subscriber') {
+          // The edge has one offer outstanding at most: an answer sent after
+          // the first offer with a track answers that offer.
+          mark('sub-answer-first');
+          if ('sub-offer' in marks) mark('sub-answer');
+        }
       } catch { /* not JSON */ }
       return super.send(data);
     }

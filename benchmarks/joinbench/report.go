@@ -35,14 +35,19 @@ type step struct {
 }
 
 // path is the order the observing page goes through. Each step ends at its
-// mark and starts where the previous one ended, so the steps add up to the
-// first frame. The subscriber offer arrives once the other page has
-// published: that wait holds the other side's capture and publishing.
+// mark and starts where the path had got to (the latest earlier end), so
+// the steps add up to the first frame; a step that ended before that (done
+// in parallel, off the critical path) counts 0. The first subscriber offer
+// that carries a track arrives once the other page has published: that
+// wait holds the other side's capture and publishing. An edge that opens
+// the subscriber transport at join (an offer without tracks, marked
+// sub-offer-first) has its ICE and DTLS done during that wait: those steps
+// then count 0 and the first keyframe runs from the answer.
 var path = []step{
 	{"page load + SDK", "sdk-ready"},
 	{"join API", "join-answer"},
 	{"signaling connected (socket + join)", "joined"},
-	{"wait for the subscriber offer", "sub-offer"},
+	{"wait for the subscriber offer with the other's track", "sub-offer"},
 	{"subscriber answer", "sub-answer"},
 	{"ICE connected", "sub-ice-connected"},
 	{"DTLS connected", "sub-dtls-connected"},
@@ -51,7 +56,7 @@ var path = []step{
 }
 
 // otherMarks are shown as points in time too (the page's own publishing).
-var otherMarks = []string{"doc-fetched", "meet-fetch-start", "meet-fetched", "sdk-fetch-start", "sdk-fetched", "join-request", "ws-open", "gum-end", "pub-offer", "pub-answer", "pub-ice-connected", "pub-dtls-connected", "sub-track-video"}
+var otherMarks = []string{"doc-fetched", "meet-fetch-start", "meet-fetched", "sdk-fetch-start", "sdk-fetched", "join-request", "ws-open", "gum-end", "pub-offer", "pub-answer", "pub-ice-connected", "pub-dtls-connected", "sub-offer-first", "sub-answer-first", "sub-track-video"}
 
 // stat is a p50/p95 pair over n samples (ms).
 type stat struct {
@@ -69,7 +74,8 @@ type summary struct {
 	Steps   map[string]stat `json:"steps"`
 	Marks   map[string]stat `json:"marks"`
 	// SlowKeyframes counts pages whose first keyframe came more than
-	// slowKeyframeMs after their subscriber connected: the long mode of a
+	// slowKeyframeMs after their subscriber was connected and had answered
+	// the offer with the track (the later of the two): the long mode of a
 	// bimodal wait (a keyframe request held back by the edge's limiter).
 	SlowKeyframes int `json:"slowKeyframes"`
 }
@@ -96,17 +102,19 @@ func statOf(xs []float64) stat {
 	return stat{N: len(xs), P50: percentile(xs, 0.5), P95: percentile(xs, 0.95), Max: slices.Max(xs)}
 }
 
-// steps is the duration of each step of path for one sample; a step whose
-// end mark or whose start (the previous step's end) is missing is left out.
+// steps is the duration of each step of path for one sample: from where
+// the path had got to (the latest end so far) to its own end, 0 if it
+// ended earlier. A step whose end mark or whose start (the previous step's
+// end) is missing is left out.
 func (s sample) steps() map[string]float64 {
 	out := map[string]float64{}
-	prev, havePrev := 0.0, true
+	at, haveAt := 0.0, true
 	for _, st := range path {
 		end, ok := s.Marks[st.End]
-		if ok && havePrev {
-			out[st.Name] = end - prev
+		if ok && haveAt {
+			out[st.Name] = max(end-at, 0)
 		}
-		prev, havePrev = end, ok
+		at, haveAt = max(at, end), ok
 	}
 	return out
 }
@@ -183,7 +191,7 @@ func printReport(w io.Writer, r result) {
 		a, b, c := x.cells()
 		fmt.Fprintf(w, "| %s | `%s` | %s | %s | %s | %d |\n", st.Name, st.End, a, b, c, x.N)
 	}
-	fmt.Fprintf(w, "\nfirst keyframe more than %d ms after the subscriber connected: %d of %d pages\n", slowKeyframeMs, sm.SlowKeyframes, sm.Steps["first keyframe received"].N)
+	fmt.Fprintf(w, "\nfirst keyframe more than %d ms after the subscriber was connected and had the track: %d of %d pages\n", slowKeyframeMs, sm.SlowKeyframes, sm.Steps["first keyframe received"].N)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| mark (ms after opening the page) | p50 | p95 | n |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|")

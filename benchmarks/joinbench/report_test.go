@@ -37,7 +37,7 @@ func TestStepsFollowThePath(t *testing.T) {
 	}}
 	st := s.steps()
 	want := map[string]float64{
-		"page load + SDK": 100, "join API": 30, "signaling connected (socket + join)": 30, "wait for the subscriber offer": 240,
+		"page load + SDK": 100, "join API": 30, "signaling connected (socket + join)": 30, "wait for the subscriber offer with the other's track": 240,
 		"subscriber answer": 10, "ICE connected": 40, "DTLS connected": 30, "first keyframe received": 220, "decoded and shown": 20,
 	}
 	var sum float64
@@ -61,6 +61,34 @@ func TestStepsFollowThePath(t *testing.T) {
 	}
 	if st["first keyframe received"] != 220 {
 		t.Errorf("first keyframe = %v, want 220", st["first keyframe received"])
+	}
+}
+
+// An edge that opens the subscriber transport at join has its ICE and DTLS
+// done before the offer with the other's track: those steps are off the
+// critical path (0), the first keyframe runs from the answer, and the steps
+// still add up to the first frame.
+func TestStepsWithTheTransportOpenedAtJoin(t *testing.T) {
+	s := sample{Marks: map[string]float64{
+		"sdk-ready": 100, "join-answer": 130, "joined": 160, "sub-offer-first": 165, "sub-answer-first": 180,
+		"sub-ice-connected": 200, "sub-dtls-connected": 215, "sub-offer": 400, "sub-answer": 410,
+		"frame-received": 500, "frame-presented": 520,
+	}}
+	st := s.steps()
+	want := map[string]float64{
+		"page load + SDK": 100, "join API": 30, "signaling connected (socket + join)": 30,
+		"wait for the subscriber offer with the other's track": 240, "subscriber answer": 10,
+		"ICE connected": 0, "DTLS connected": 0, "first keyframe received": 90, "decoded and shown": 20,
+	}
+	var sum float64
+	for k, v := range want {
+		if got, ok := st[k]; !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+		sum += st[k]
+	}
+	if len(st) != len(path) || sum != 520 {
+		t.Errorf("%d steps adding up to %v, want %d adding up to the first frame (520)", len(st), sum, len(path))
 	}
 }
 
@@ -98,7 +126,7 @@ func TestSummaryBothSeeIsTheLaterPage(t *testing.T) {
 		"| page load + SDK | `sdk-ready` | 50 | 60 | 60 | 6 |",
 		"| join API | `join-answer` | – | – | – | 0 |",
 		"failed: rep 3: page B: no frame",
-		"first keyframe more than 500 ms after the subscriber connected: 1 of 2 pages",
+		"first keyframe more than 500 ms after the subscriber was connected and had the track: 1 of 2 pages",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)

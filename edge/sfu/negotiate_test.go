@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 )
 
 // A track published and unpublished while a subscriber's negotiation is
@@ -53,5 +55,66 @@ func TestNoOfferWhenQueuedChangesCancelOut(t *testing.T) {
 	}
 	if answerErr != nil {
 		t.Errorf("the client could not answer an offer: %v", answerErr)
+	}
+}
+
+// A client's subscriber PeerConnection is offered as soon as negotiation is
+// released, before anyone publishes: its ICE and DTLS complete while the
+// others are still starting their cameras, and a track published later is
+// a renegotiation of that connected transport (same ICE credentials, no new
+// DTLS handshake), whose media then arrives.
+func TestSubscriberConnectsBeforeAnyTrack(t *testing.T) {
+	s := newTestSFU(t, testConfig())
+	sub := startSubscriber(t, s, "room", "early", browserLike)
+
+	eventually(t, 10*time.Second, func() string {
+		if !sub.part.sub.connected.Load() {
+			offers, err := sub.negotiation()
+			return fmt.Sprintf("subscriber transport not connected while the room has no track; offers %d, answer error %v", len(offers), err)
+		}
+		if st := sub.pc.ConnectionState(); st != webrtc.PeerConnectionStateConnected {
+			return "client's PeerConnection is " + st.String()
+		}
+		return ""
+	})
+	if n := len(sub.part.sub.forwarders()); n != 0 {
+		t.Fatalf("%d forwarders in a room nobody publishes in", n)
+	}
+	if got := sub.received("audio"); len(got) != 0 {
+		t.Fatalf("the transport-only section carried %d packets", len(got))
+	}
+	dtls := sub.pc.SCTP().Transport() // the bundled DTLS transport
+	firstOffers, _ := sub.negotiation()
+	if len(firstOffers) != 1 {
+		t.Fatalf("%d offers before any track, want 1", len(firstOffers))
+	}
+
+	startPublisher(t, s, "room", "pub", pubOpts{fps: 30, pktsPerFrame: 1, size: 200, keyEvery: 30})
+	eventually(t, 10*time.Second, func() string {
+		if len(sub.received("video")) == 0 {
+			offers, err := sub.negotiation()
+			return fmt.Sprintf("no video after the track was published; offers %d, answer error %v", len(offers), err)
+		}
+		return ""
+	})
+	offers, answerErr := sub.negotiation()
+	if answerErr != nil {
+		t.Fatalf("answering: %v", answerErr)
+	}
+	ufrag := func(sdp string) string {
+		for _, l := range strings.Split(sdp, "\n") {
+			if strings.HasPrefix(l, "a=ice-ufrag:") {
+				return strings.TrimSpace(l)
+			}
+		}
+		return ""
+	}
+	for i, o := range offers[1:] {
+		if ufrag(o) != ufrag(offers[0]) {
+			t.Errorf("offer %d restarts ICE (%s, first offer %s)", i+2, ufrag(o), ufrag(offers[0]))
+		}
+	}
+	if sub.pc.SCTP().Transport() != dtls || dtls.State() != webrtc.DTLSTransportStateConnected {
+		t.Errorf("the DTLS transport changed or is %s after the renegotiation", dtls.State())
 	}
 }

@@ -36,6 +36,7 @@ type Subscriber struct {
 	toAdd    []*down
 	toRemove []*down
 	awaiting bool // an offer is outstanding
+	opened   bool // the first offer went out (the transport is being set up)
 	held     bool // negotiation held until the participant is announced
 	dirty    bool // changes may need an offer
 	running  bool // a negotiation goroutine is running
@@ -210,7 +211,11 @@ func (s *Subscriber) run() {
 // negotiate applies queued changes and sends one offer.
 func (s *Subscriber) negotiate() {
 	s.mu.Lock()
-	if s.closed || s.awaiting || s.held || (len(s.toAdd) == 0 && len(s.toRemove) == 0) {
+	// A client's first offer goes out at once, tracks or not: its ICE and
+	// DTLS then run while the others are still publishing, and their
+	// tracks come later as a renegotiation of the connected transport.
+	early := !s.opened && !s.part.relay
+	if s.closed || s.awaiting || s.held || (len(s.toAdd) == 0 && len(s.toRemove) == 0 && !early) {
 		s.mu.Unlock()
 		return
 	}
@@ -252,6 +257,21 @@ func (s *Subscriber) negotiate() {
 		s.mu.Unlock()
 		changed = true
 	}
+	if !changed && early {
+		// Nothing to send yet: a receive-only audio section gives the offer
+		// its ICE and DTLS parameters. Clients answer it inactive (they have
+		// nothing to send), so it never carries media nor makes a remote
+		// track; later offers keep it as it is. Rejected: a data channel —
+		// an SCTP association per subscriber that nothing uses.
+		if _, err := s.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio,
+			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			if s.pc.ConnectionState() != webrtc.PeerConnectionStateClosed {
+				s.part.room.sfu.log.Warn("sfu: subscriber transport", "participant", s.part.id, "err", err)
+			}
+			return
+		}
+		changed = true
+	}
 	if !changed {
 		// Everything queued was undone before it reached the connection (a
 		// track unpublished right after it was published, as when
@@ -273,7 +293,7 @@ func (s *Subscriber) negotiate() {
 		return
 	}
 	s.mu.Lock()
-	s.awaiting = true
+	s.awaiting, s.opened = true, true
 	s.mu.Unlock()
 	s.part.sink.SubscriberOffer(offer.SDP)
 }

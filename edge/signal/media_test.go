@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
+	wire "github.com/meridian-video/meridian/shared/signal"
 	"github.com/meridian-video/meridian/shared/ticket"
 )
 
@@ -80,4 +81,51 @@ func TestTwoPublishersAndSubscriberExchangeMedia(t *testing.T) {
 		}
 		return signaltest.Reasonf("no stats for carol: %+v", e.SFU.Stats())
 	})
+}
+
+// The edge offers a participant's subscriber PeerConnection right after
+// `joined`, before anyone publishes: over the real signaling socket the
+// client's subscriber connects in an empty room (ICE and DTLS off the path
+// of the first remote track), the offer comes after `joined`, and a track
+// published later arrives over that connection after a renegotiation.
+func TestSubscriberConnectsBeforeAnyoneJoins(t *testing.T) {
+	e := signaltest.StartEdge(t, signaltest.EdgeOptions{})
+	ctx := ctxT(t, 30*time.Second)
+	alice := e.Join(t, "room-early", "alice", nil)
+	signaltest.Eventually(t, 10*time.Second, func() string {
+		if !alice.Connected(wire.TargetSubscriber) {
+			return "alice's subscriber PeerConnection is not connected in a room without tracks"
+		}
+		return ""
+	})
+	offers, joinedAt := 0, -1
+	for i, m := range alice.Messages() {
+		switch m.Type {
+		case wire.TypeJoined:
+			joinedAt = i
+		case wire.TypeOffer:
+			offers++
+			if joinedAt < 0 {
+				t.Fatalf("subscriber offer (message %d) before joined", i)
+			}
+		}
+	}
+	if offers != 1 {
+		t.Fatalf("%d subscriber offers before any track, want 1", offers)
+	}
+
+	bob := e.Join(t, "room-early", "bob", nil)
+	if err := bob.Publish(ctx, signaltest.PublishOptions{Video: true}); err != nil {
+		t.Fatal(err)
+	}
+	signaltest.Eventually(t, 20*time.Second, func() string { return received(alice, "bob", "video", 20) })
+	offers = 0
+	for _, m := range alice.Messages() {
+		if m.Type == wire.TypeOffer {
+			offers++
+		}
+	}
+	if offers < 2 {
+		t.Fatalf("bob's track reached alice with %d subscriber offers, want a renegotiation", offers)
+	}
 }
