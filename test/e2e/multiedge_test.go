@@ -20,7 +20,9 @@ import (
 // sessions API and the audit show the edges, regions and legs.
 func TestRoomSpansRegions(t *testing.T) {
 	m := startMulti(t, 1, edgeSpec{id: "paris-1", region: "eu-west"}, edgeSpec{id: "paris-2", region: "eu-west"}, edgeSpec{id: "montreal-1", region: "ca-east"})
-	room := m.room(nil)
+	// The room's webhook goes to a real receiver: the audit must name the
+	// control node (and its region) its deliveries were sent from.
+	room := m.room(map[string]any{"webhook": map[string]any{"endPoint": m.recv.srv.URL + "/hook", "events": []string{"participant-joined"}}})
 	start := time.Now()
 	alice := m.session(0, room, "alice", "eu-west")
 	bob := m.session(0, room, "bob", "eu-west")
@@ -70,7 +72,10 @@ func TestRoomSpansRegions(t *testing.T) {
 	sid := sessions.Data[0].ID
 	var audit struct {
 		Compliant bool
-		Hops      []struct{ Kind, EdgeID, Region, PeerEdgeID, PeerRegion string }
+		Hops      []struct {
+			Kind, EdgeID, Region, PeerEdgeID, PeerRegion, NodeID string
+			Count                                                int
+		}
 	}
 	clustertest.Eventually(t, 10*time.Second, func() string {
 		r := m.c.Do(0, "GET", "/v2/sessions/"+sid+"/audit", m.c.Token(), nil)
@@ -78,8 +83,12 @@ func TestRoomSpansRegions(t *testing.T) {
 		kinds := map[string]bool{}
 		for _, h := range audit.Hops {
 			kinds[h.Kind+":"+h.EdgeID+">"+h.PeerEdgeID] = true
+			if h.Kind == "webhook" && h.Count >= 3 {
+				kinds["webhook:"+h.NodeID+"@"+h.Region] = true
+			}
 		}
-		for _, want := range []string{"edge:" + home + ">", "edge:montreal-1>", "cascade:" + home + ">montreal-1", "cascade:montreal-1>" + home} {
+		// Three participant-joined deliveries, sent by the one control node.
+		for _, want := range []string{"edge:" + home + ">", "edge:montreal-1>", "cascade:" + home + ">montreal-1", "cascade:montreal-1>" + home, "webhook:node0@eu-west"} {
 			if !kinds[want] {
 				return fmt.Sprintf("audit lacks %s: %s", want, r.Body)
 			}
