@@ -183,12 +183,20 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // not state stream durations (WebM).
 func streamSpan(t testing.TB, file, typ string) float64 {
 	t.Helper()
+	first, last := streamTimes(t, file, typ)
+	return last - first
+}
+
+// streamTimes returns the times of a stream's first and last packet (0, 0
+// without packets).
+func streamTimes(t testing.TB, file, typ string) (first, last float64) {
+	t.Helper()
 	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", typ+":0", "-show_entries", "packet=pts_time",
 		"-of", "csv=p=0", file).Output()
 	if err != nil {
 		t.Fatalf("ffprobe packets of %s: %v", file, err)
 	}
-	first, last, n := 0.0, 0.0, 0
+	n := 0
 	for _, l := range bytes.Fields(out) {
 		v, err := strconv.ParseFloat(strings.TrimRight(string(l), ","), 64)
 		if err != nil {
@@ -200,10 +208,7 @@ func streamSpan(t testing.TB, file, typ string) float64 {
 		last = max(last, v)
 		n++
 	}
-	if n == 0 {
-		return 0
-	}
-	return last - first
+	return first, last
 }
 
 // near reports |a-b| <= tol.

@@ -65,6 +65,35 @@ func TestParticipantRecording(t *testing.T) {
 	}
 }
 
+// A participant whose video RTP clock runs at half the real rate (frames
+// sent at 30 per second, stamped 1/60 s apart, as from a sender that falls
+// behind) is recorded on the wall clock: his video lasts until the
+// recording stops, as his audio does, instead of ending seconds early
+// with no gap in the file.
+func TestParticipantRecordingFollowsTheWallClock(t *testing.T) {
+	s := startSFU(t)
+	tr := newRunner(t, s, nil)
+	publish(t, s, "room-c", "alice", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "440.ogg"), VideoClock: 0.5})
+	begin := time.Now()
+	if _, err := tr.Start(egressapi.Spec{ID: "p-clock", Kind: egressapi.KindParticipant, RoomID: "room-c", SessionID: "sess",
+		ParticipantID: "alice", FileFormat: "webm"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second)
+	elapsed := time.Since(begin).Seconds()
+	st := tr.stopAndWait(t, "p-clock")
+	if st.State != egressapi.StateStopped || len(st.Files) != 1 {
+		t.Fatalf("status %+v", st)
+	}
+	file := storedPath(t, tr.local, st.Files[0].Key)
+	vf, vl := streamTimes(t, file, "v")
+	af, al := streamTimes(t, file, "a")
+	if !near(al, elapsed, 1) || !near(vl, elapsed, 1) {
+		t.Fatalf("video %.2f to %.2f s, audio %.2f to %.2f s; the recording ran %.2f s: both must last until it stopped (± 1 s)", vf, vl, af, al, elapsed)
+	}
+	t.Logf("recording ran %.2f s: video %.2f to %.2f s, audio %.2f to %.2f s", elapsed, vf, vl, af, al)
+}
+
 // A track recording starts a new file each time the track is re-enabled;
 // an audio track recording holds audio only.
 func TestTrackRecording(t *testing.T) {

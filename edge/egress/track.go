@@ -51,7 +51,8 @@ type frame struct {
 // full: the SFU never waits for egress), reordered and reassembled by
 // pion's samplebuilder on the reader's own goroutine, and stamped with
 // their time since the job's origin: the arrival of the first frame
-// anchors the track, RTP timestamps place the rest.
+// anchors the track, RTP timestamps place the rest — as long as they keep
+// up with the wall clock (see driftWindow).
 type trackReader struct {
 	info   wire.TrackInfo
 	codec  codec
@@ -61,7 +62,7 @@ type trackReader struct {
 	now    func() time.Time
 	sink   func(frame) // runs on the reader goroutine; may block
 
-	in   chan *rtp.Packet
+	in   chan arrivedPacket
 	done chan struct{}
 	wg   sync.WaitGroup
 
@@ -76,9 +77,35 @@ type trackReader struct {
 // queue bound: about 1 s of 2.5 Mbit/s video.
 const trackQueue = 256
 
+// A sender's RTP clock need not follow the wall clock: a sender that is
+// starved of CPU sends fewer frames than real time yet stamps each one a
+// frame period after the last (pion's sample tracks do; the test
+// publishers did, losing ticks with 2 CPU hogs beside them), so its RTP
+// time falls behind. Placed by RTP time alone, such a track's file was
+// shorter than the recording with no gap in it — the last seconds seemed
+// lost — and drifted off the participant's other track. So the reader
+// compares each frame's place with its arrival: when every frame of a
+// driftWindow (of arrival time) arrived more than driftMax later than its
+// place, the track is re-anchored by the smallest of those delays (a
+// network or scheduling delay shows only on some frames: the least
+// delayed frame of a window is the sender's clock). Frames are never
+// placed earlier than before: the correction only moves forward, leaving
+// a gap where the sender's clock lost time.
+const (
+	driftWindow = 500 * time.Millisecond
+	driftMax    = 200 * time.Millisecond
+)
+
 func newTrackReader(info wire.TrackInfo, c codec, clock uint32, origin time.Time, now func() time.Time, sink func(frame)) *trackReader {
 	return &trackReader{info: info, codec: c, clock: clock, origin: origin, now: now, sink: sink,
-		in: make(chan *rtp.Packet, trackQueue), done: make(chan struct{})}
+		in: make(chan arrivedPacket, trackQueue), done: make(chan struct{})}
+}
+
+// arrivedPacket is a queued packet and when the SFU handed it over (the
+// reader's own goroutine may run late on a busy machine).
+type arrivedPacket struct {
+	p  *rtp.Packet
+	at time.Time
 }
 
 // WriteRTP implements sfu.TapWriter: copy and enqueue, never block.
@@ -87,7 +114,7 @@ func (t *trackReader) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	p.Header.Extensions = nil
 	select {
 	case <-t.done:
-	case t.in <- p:
+	case t.in <- arrivedPacket{p, t.now()}:
 	default:
 		if t.dropped.Add(1) == 1 || t.codec.video() {
 			t.needKey.Store(true)
@@ -116,20 +143,25 @@ func (t *trackReader) run() {
 	}
 	var (
 		anchored  bool
-		anchorPTS time.Duration
-		firstTS   uint32
-		extTS     int64 // extended RTP timestamp of the last sample, relative to firstTS
+		anchorPTS time.Duration // place of the first sample's RTP time
+		extTS     int64         // extended RTP timestamp of the last sample, relative to the first
 		lastTS    uint32
 		lastPTS   time.Duration = -1
+		winEnd    time.Duration // end of the current drift window (arrival time; 0: none yet)
+		winLate   time.Duration // least lateness of the window's frames
 	)
 	for {
-		var p *rtp.Packet
+		var ap arrivedPacket
 		select {
 		case <-t.done:
 			return
-		case p = <-t.in:
+		case ap = <-t.in:
 		}
-		sb.Push(p)
+		sb.Push(ap.p)
+		// The samplebuilder hands a frame over when the next one starts:
+		// its arrival is that of the packet just pushed (a frame late,
+		// the same for every frame).
+		arrival := ap.at.Sub(t.origin)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
 			if len(s.Data) == 0 {
 				continue
@@ -162,13 +194,25 @@ func (t *trackReader) run() {
 			}
 			if !anchored {
 				anchored = true
-				anchorPTS = t.now().Sub(t.origin)
-				firstTS, lastTS = s.PacketTimestamp, s.PacketTimestamp
+				anchorPTS, lastTS = arrival, s.PacketTimestamp
 			}
 			extTS += int64(int32(s.PacketTimestamp - lastTS))
 			lastTS = s.PacketTimestamp
-			_ = firstTS
-			f.pts = anchorPTS + time.Duration(extTS)*time.Second/time.Duration(t.clock)
+			rtpTime := time.Duration(extTS) * time.Second / time.Duration(t.clock)
+			late := arrival - (anchorPTS + rtpTime)
+			if winEnd == 0 {
+				// A window starts at a frame, so one late frame after a
+				// silence (a network stall) is never a window of its own.
+				winEnd, winLate = arrival+driftWindow, late
+			}
+			winLate = min(winLate, late)
+			if arrival >= winEnd {
+				if winLate > driftMax {
+					anchorPTS += winLate
+				}
+				winEnd = 0
+			}
+			f.pts = anchorPTS + rtpTime
 			if f.pts <= lastPTS {
 				f.pts = lastPTS + time.Millisecond
 			}

@@ -179,6 +179,12 @@ type Options struct {
 	// publisher is silent until SetLevel says otherwise).
 	AudioLevel bool
 	Level      int
+	// VideoClock is the share of real time by which the video's RTP
+	// timestamps advance (0 means 1): at 0.5 the frames go out at 30 per
+	// second stamped 1/60 s apart, as from a sender whose RTP clock falls
+	// behind (a starved sender that stamps each frame one period after
+	// the last while sending fewer of them).
+	VideoClock float64
 }
 
 // Publish joins room as id and publishes the camera video and microphone
@@ -262,7 +268,11 @@ func PublishWith(t testing.TB, s *sfu.SFU, room, id string, o Options) *Publishe
 	}
 	if vt != nil {
 		p.wg.Add(1)
-		go p.sendVideo(vt, o.Video)
+		clock := o.VideoClock
+		if clock == 0 {
+			clock = 1
+		}
+		go p.sendVideo(vt, o.Video, time.Duration(clock*float64(time.Second/30)))
 	}
 	if at != nil {
 		p.wg.Add(1)
@@ -286,8 +296,9 @@ func (p *Publisher) SetLevel(level int) { p.level.Store(int32(level)) }
 // mute message does.
 func (p *Publisher) SetMuted(kind string, muted bool) { p.Part.SetTrackMuted("", kind, muted) }
 
-// sendVideo loops an IVF file at 30 fps.
-func (p *Publisher) sendVideo(track *webrtc.TrackLocalStaticSample, file string) {
+// sendVideo loops an IVF file at 30 fps, each frame stamped step after
+// the last.
+func (p *Publisher) sendVideo(track *webrtc.TrackLocalStaticSample, file string, step time.Duration) {
 	defer p.wg.Done()
 	tick := time.NewTicker(time.Second / 30)
 	defer tick.Stop()
@@ -312,7 +323,7 @@ func (p *Publisher) sendVideo(track *webrtc.TrackLocalStaticSample, file string)
 				return
 			case <-tick.C:
 			}
-			_ = track.WriteSample(media.Sample{Data: frame, Duration: time.Second / 30})
+			_ = track.WriteSample(media.Sample{Data: frame, Duration: step})
 		}
 		f.Close()
 	}
