@@ -180,6 +180,13 @@ func (r *recorder) refresh() {
 			rd.tap.Maintain()
 		}
 	}
+	r.mu.Unlock()
+	// Ended readers write what had arrived before a replacement ends the
+	// segment below.
+	for _, rd := range stale {
+		rd.finish()
+	}
+	r.mu.Lock()
 	var open []wire.TrackInfo
 	for _, t := range tracks {
 		if r.c.trackKind != "" {
@@ -200,9 +207,6 @@ func (r *recorder) refresh() {
 		}
 	}
 	r.mu.Unlock()
-	for _, rd := range stale {
-		rd.close()
-	}
 	for _, t := range open {
 		rd, err := openTrack(r.c.media, r.c.roomID, t, r.c.origin, r.c.now,
 			func(rd *trackReader) func(frame) { return func(f frame) { r.write(rd, f) } })
@@ -346,15 +350,15 @@ func (r *recorder) size() int64 {
 	return n
 }
 
-// finish stops the readers, closes the last segment and returns the
-// segments to mux.
+// finish stops the readers (each writes what had arrived first), closes
+// the last segment and returns the segments to mux.
 func (r *recorder) finish() ([]*segment, error) {
 	r.mu.Lock()
 	rs := r.readers
 	r.readers = map[string]*trackReader{}
 	r.mu.Unlock()
 	for _, rd := range rs {
-		rd.close()
+		rd.finish()
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

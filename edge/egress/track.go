@@ -70,6 +70,8 @@ type trackReader struct {
 	frames  atomic.Uint64
 	// needKey drops video frames until the next keyframe after a loss.
 	needKey atomic.Bool
+	// drain: on close, the reader first writes what is queued (finish).
+	drain atomic.Bool
 
 	closeOnce sync.Once
 }
@@ -150,18 +152,35 @@ func (t *trackReader) run() {
 		winEnd    time.Duration // end of the current drift window (arrival time; 0: none yet)
 		winLate   time.Duration // least lateness of the window's frames
 	)
-	for {
-		var ap arrivedPacket
-		select {
-		case <-t.done:
-			return
-		case ap = <-t.in:
+	// A frame's arrival is that of its first packet. The samplebuilder
+	// hands a frame over only when the next one starts (a frame later, up
+	// to seconds for a still screen share), so the arrivals of the last
+	// RTP timestamps pushed are kept.
+	var (
+		arrivals [64]struct {
+			ts uint32
+			at time.Duration
+		}
+		nArr int
+	)
+	push := func(ap arrivedPacket) {
+		at := ap.at.Sub(t.origin)
+		if nArr == 0 || arrivals[(nArr-1)%len(arrivals)].ts != ap.p.Timestamp {
+			arrivals[nArr%len(arrivals)].ts, arrivals[nArr%len(arrivals)].at = ap.p.Timestamp, at
+			nArr++
 		}
 		sb.Push(ap.p)
-		// The samplebuilder hands a frame over when the next one starts:
-		// its arrival is that of the packet just pushed (a frame late,
-		// the same for every frame).
-		arrival := ap.at.Sub(t.origin)
+	}
+	arrivalOf := func(ts uint32) time.Duration {
+		for i := nArr - 1; i >= 0 && i >= nArr-len(arrivals); i-- {
+			if a := arrivals[i%len(arrivals)]; a.ts == ts {
+				return a.at
+			}
+		}
+		return arrivals[(nArr-1)%len(arrivals)].at // older than the kept ones: the latest
+	}
+	// pop hands the samplebuilder's complete frames to the sink.
+	pop := func() {
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
 			if len(s.Data) == 0 {
 				continue
@@ -192,6 +211,7 @@ func (t *trackReader) run() {
 				}
 				t.needKey.Store(false)
 			}
+			arrival := arrivalOf(s.PacketTimestamp)
 			if !anchored {
 				anchored = true
 				anchorPTS, lastTS = arrival, s.PacketTimestamp
@@ -221,6 +241,38 @@ func (t *trackReader) run() {
 			t.sink(f)
 		}
 	}
+	for {
+		select {
+		case <-t.done:
+			if !t.drain.Load() {
+				return
+			}
+			for {
+				select {
+				case ap := <-t.in:
+					push(ap)
+					pop()
+					continue
+				default:
+				}
+				break
+			}
+			sb.Flush()
+			pop()
+			return
+		case ap := <-t.in:
+			push(ap)
+			pop()
+		}
+	}
+}
+
+// finish is close for a recording: the frames that had arrived — still
+// queued, or the last one the samplebuilder holds until the next starts —
+// go to the sink first (a stop must not lose what had arrived).
+func (t *trackReader) finish() {
+	t.drain.Store(true)
+	t.close()
 }
 
 // close detaches the tap and stops the reader (the sink is not called
