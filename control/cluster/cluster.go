@@ -771,7 +771,7 @@ const TokenHeader = "X-Meridian-Cluster-Token"
 // forward sends a request to the leader. It follows leadership: the call
 // is abandoned (ErrNoLeader, so the caller retries where the leader is
 // now) as soon as another leader is known, or when a silent leader has
-// not answered within about two election timeouts — a paused leader must
+// not answered within about an election timeout — a paused leader must
 // not hold writes for the length of its pause.
 func (n *Node) forward(ctx context.Context, path string, in, out any) error {
 	leaderID := n.LeaderID()
@@ -812,10 +812,12 @@ func (n *Node) forward(ctx context.Context, path string, in, out any) error {
 }
 
 // forwardPatience bounds one forwarded call: an answer normally takes
-// milliseconds; a leader silent for two election timeouts has been
-// replaced (or is about to be), and the request id makes a retry safe.
+// milliseconds; a leader silent for an election timeout is being replaced
+// (the followers' own heartbeat timeout is about as long), and the
+// request id makes a retry — to the new leader, or to the same one if it
+// was only slow — safe.
 func (n *Node) forwardPatience() time.Duration {
-	return min(max(2*n.cfg.ElectionTimeout, time.Second), n.cfg.ApplyTimeout)
+	return min(max(n.cfg.ElectionTimeout, time.Second), n.cfg.ApplyTimeout)
 }
 
 // ForwardHTTP sends a node-to-node request to the leader's HTTP API.
