@@ -332,7 +332,9 @@ describe('SDK egress resources', { skip: !haveFFmpeg && 'ffmpeg not installed' }
     const levels = channelLevels((await download(leftDone.file.fileUrl)).body, 'left.mp3');
     assert.equal(levels.length, 2);
     assert.ok(levels[0] > -50, `left channel carries alice: ${levels[0]} dB`);
-    assert.equal(levels[1], -Infinity, 'right channel (empty channel2) is silent');
+    // Silent, not necessarily digital zero: the MP3 encoder's joint stereo can leave ~-150 dB
+    // in an empty channel (seen in CI); speech leaking into it would be -20 to -50 dB.
+    assert.ok(levels[1] <= -90, `right channel (empty channel2) is silent: ${levels[1]} dB`);
 
     const completed = await client.recordings.merge.list({ sessionId, status: 'completed' });
     assert.deepEqual(rec.last().query, { sessionId, status: 'completed' });
