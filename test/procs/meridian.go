@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -392,57 +391,38 @@ func FreeUDPPort(tb testing.TB, ip string) int {
 	return freePort(tb, "udp", ip)
 }
 
-// freePort picks a port below the kernel's ephemeral range
-// (clustertest.FreeAddr): a process binds it only once it has started, and
-// an ephemeral port could be taken before that by any other test process's
-// ":0" listener or outgoing connection; below the range only another test
-// choosing the same random port could collide.
 func freePort(tb testing.TB, network, ip string) int {
 	tb.Helper()
 	portsMu.Lock()
 	defer portsMu.Unlock()
-	low := ephemeralLow()
-	for range 1000 {
-		port := 10000 + mrand.IntN(low-10000)
-		// A port handed out once is never reused (by either protocol), so
-		// two processes started back to back cannot get the same one.
-		key := strconv.Itoa(port)
-		if given[key] {
-			continue
-		}
-		addr := net.JoinHostPort(ip, key)
+	for i := 0; i < 100; i++ {
+		var port int
+		addr := net.JoinHostPort(ip, "0")
 		if network == "tcp" {
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
-				continue
+				tb.Fatal(err)
 			}
+			port = ln.Addr().(*net.TCPAddr).Port
 			ln.Close()
 		} else {
 			pc, err := net.ListenPacket("udp", addr)
 			if err != nil {
-				continue
+				tb.Fatal(err)
 			}
+			port = pc.LocalAddr().(*net.UDPAddr).Port
 			pc.Close()
 		}
-		given[key] = true
-		return port
+		// A port handed out once is never reused (by either protocol), so
+		// two processes started back to back cannot get the same one.
+		key := strconv.Itoa(port)
+		if !given[key] {
+			given[key] = true
+			return port
+		}
 	}
 	tb.Fatal("procs: no free port")
 	return 0
-}
-
-// ephemeralLow is the lowest port the kernel hands out for ":0" (Linux's
-// ip_local_port_range; 32768 where it cannot be read).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
-				return n
-			}
-		}
-	}
-	return 32768
 }
 
 // Listen opens a TCP listener on ip (port chosen by the kernel) whose port

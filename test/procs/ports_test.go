@@ -27,17 +27,3 @@ func TestListenAvoidsHandedOutPorts(t *testing.T) {
 		t.Fatalf("Listen returned %d ports already handed out: %v", len(stolen), stolen)
 	}
 }
-
-// TestFreePortsAreBelowTheEphemeralRange: a handed-out port waits closed
-// until its process starts; the kernel never offers a port below
-// ip_local_port_range to ":0" listeners or outgoing connections.
-func TestFreePortsAreBelowTheEphemeralRange(t *testing.T) {
-	low := ephemeralLow()
-	for range 200 {
-		for _, p := range []int{FreeTCPPort(t, "127.0.0.1"), FreeUDPPort(t, "127.0.0.1")} {
-			if p < 10000 || p >= low {
-				t.Fatalf("port %d handed out, want 10000 <= port < %d", p, low)
-			}
-		}
-	}
-}
