@@ -169,18 +169,7 @@ func TestRequestLogByteBound(t *testing.T) {
 			t.Fatalf("byte bound: oldest kept %v, newest kept %v", s.RequestSeen("k-0-answer"), s.RequestSeen(fmt.Sprintf("k-%d-answer", n-1)))
 		}
 	})
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
-	g := newTestFSM(t)
-	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
+	g := restoreBytes(t, persistRaw(t, f.FSM))
 	g.Read(func(s *Store) {
 		if got := s.counter(requestsBytesCounter(true)); got != size {
 			t.Fatalf("restored byte count %d, want %d", got, size)
