@@ -35,11 +35,15 @@ func TestScopedWebhookRoutesOnAStaleFollower(t *testing.T) {
 	// unchecked or a 403 for the room.
 	expectError(t, c.Do(stale, "POST", "/v2/webhooks/deliveries/no-such-delivery/redeliver", scoped, nil), 404, "not found")
 
-	// Without a leader the follower cannot know: 503, retryable.
-	room = createUnseenBy(t, c, leader, stale, tok, "scoped, no leader")
-	scoped = c.Token(func(o *auth.MintOptions) { o.RoomID = room.RoomID })
+	// Without a leader the follower cannot know: 503, retryable. The
+	// token names a room the follower has never seen; whether the leader
+	// created it a moment ago or never did is exactly what the follower
+	// cannot tell alone. (A room created just before the leader stops is
+	// not a reliable premise: any later append from the leader can carry
+	// the create's commit to the follower before the calls below.)
 	c.Stop(leader)
 	c.Stop(followers[1])
+	scoped = c.Token(func(o *auth.MintOptions) { o.RoomID = "room-the-follower-never-saw" })
 	for _, call := range []struct{ method, path string }{
 		{"GET", "/v2/webhooks/deliveries"},
 		{"POST", "/v2/webhooks/deliveries/no-such-delivery/redeliver"},
