@@ -3,6 +3,7 @@ package sfu
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/pion/webrtc/v4"
@@ -57,7 +58,93 @@ func (p *Publisher) handleOffer(sdp string) (string, error) {
 	for _, c := range pend {
 		_ = p.pc.AddICECandidate(c)
 	}
+	p.announce()
 	return ans.SDP, nil
+}
+
+// announce publishes the tracks the client's offer says it sends, before
+// their first packet: subscribers get their offer while the publisher's
+// ICE and DTLS are still running, so their answer is usually in place
+// before the encoder's first keyframe reaches the edge, and no keyframe
+// has to be asked for. The layers still start from pion's OnTrack at each
+// stream's first packet (onTrack finds the announced track by its id).
+//
+// From the SDP, because pion's SettingEngine.SetFireOnTrackBeforeFirstRTP
+// fires OnTrack only once DTLS is up (startRTP), not for simulcast (rid)
+// streams, and with no codec. A track whose negotiated codec is ambiguous
+// (several video codecs enabled) is left to its first packet, which
+// tells. Tracks announced by an earlier offer that this one no longer
+// sends, and that never received a packet, end here (a started one ends
+// when pion stops its receiver).
+func (p *Publisher) announce() {
+	present := map[string]bool{}
+	var fresh []*PublishedTrack
+	for _, tr := range p.pc.GetTransceivers() {
+		recv := tr.Receiver()
+		if recv == nil || tr.Direction() != webrtc.RTPTransceiverDirectionRecvonly && tr.Direction() != webrtc.RTPTransceiverDirectionSendrecv {
+			continue
+		}
+		remotes := recv.Tracks()
+		if len(remotes) == 0 {
+			continue
+		}
+		id := remotes[0].ID()
+		if id == "" {
+			id = "mid-" + tr.Mid()
+		}
+		present[id] = true
+		params := recv.GetParameters()
+		codec, ok := soleCodec(params.Codecs)
+		if !ok {
+			continue
+		}
+		kind := tr.Kind()
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return
+		}
+		if p.tracks[id] == nil {
+			t := newTrack(p, kind, codec, params.HeaderExtensions, wire.TrackInfo{
+				TrackID: id, ParticipantID: p.part.id, Kind: kind.String(),
+				Source: sourceOf(remotes[0].StreamID(), kind), Simulcast: len(remotes) > 1,
+			})
+			p.tracks[id] = t
+			fresh = append(fresh, t)
+		}
+		p.mu.Unlock()
+	}
+	var gone []*PublishedTrack
+	p.mu.Lock()
+	for id, t := range p.tracks {
+		if !present[id] && t.endIfIdle() {
+			delete(p.tracks, id)
+			gone = append(gone, t)
+		}
+	}
+	p.mu.Unlock()
+	for _, t := range gone {
+		p.part.room.unpublish(t)
+	}
+	for _, t := range fresh {
+		p.part.room.publish(t)
+	}
+}
+
+// soleCodec returns the one media codec negotiated for a transceiver
+// (retransmission and FEC formats aside), if there is exactly one.
+func soleCodec(cs []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
+	var out webrtc.RTPCodecParameters
+	n := 0
+	for _, c := range cs {
+		switch strings.ToLower(c.MimeType) {
+		case "video/rtx", "video/red", "video/ulpfec", "video/flexfec-03", "audio/red":
+			continue
+		}
+		out = c
+		n++
+	}
+	return out, n == 1
 }
 
 func (p *Publisher) addCandidate(c webrtc.ICECandidateInit) error {
@@ -99,8 +186,6 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	if !existed {
 		p.part.room.publish(t)
 	}
-	// Late layers: let waiting forwarders get a keyframe.
-	t.keyframeForWaiting(l.idx)
 }
 
 func transceiverOf(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver) *webrtc.RTPTransceiver {
@@ -191,5 +276,4 @@ func (p *Publisher) addRelayTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPRe
 	if !existed {
 		p.part.room.publish(t)
 	}
-	t.keyframeForWaiting(l.idx)
 }

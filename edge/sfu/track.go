@@ -101,10 +101,15 @@ func newPublishedTrack(p *Publisher, remote *webrtc.TrackRemote, recv *webrtc.RT
 // newTrackWithInfo builds a track whose description is known (relayed
 // tracks carry theirs in the relay track id).
 func newTrackWithInfo(p *Publisher, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, info wire.TrackInfo) *PublishedTrack {
-	kind := remote.Kind()
-	t := &PublishedTrack{pub: p, info: info, kind: kind, codec: remote.Codec(), simulcast: info.Simulcast, batch: p.part.room.sfu.media.batch}
+	return newTrack(p, remote.Kind(), remote.Codec(), recv.GetParameters().HeaderExtensions, info)
+}
+
+// newTrack builds a track from its negotiated codec and header extensions
+// (from its first packet, or from the SDP for a track announced before it).
+func newTrack(p *Publisher, kind webrtc.RTPCodecType, codec webrtc.RTPCodecParameters, exts []webrtc.RTPHeaderExtensionParameter, info wire.TrackInfo) *PublishedTrack {
+	t := &PublishedTrack{pub: p, info: info, kind: kind, codec: codec, simulcast: info.Simulcast, batch: p.part.room.sfu.media.batch}
 	t.ck = codecFromMime(t.codec.MimeType)
-	for _, e := range recv.GetParameters().HeaderExtensions {
+	for _, e := range exts {
 		if e.URI == audioLevelURI {
 			t.levelExt = uint8(e.ID)
 		}
@@ -207,6 +212,7 @@ func (t *PublishedTrack) readLoop(l *layer) {
 	var pkt rtp.Packet
 	clock := t.codec.ClockRate
 	video := t.kind == webrtc.RTPCodecTypeVideo
+	first := video
 	for {
 		n, _, err := l.remote.Read(buf)
 		if err != nil {
@@ -229,6 +235,12 @@ func (t *PublishedTrack) readLoop(l *layer) {
 			key = isKeyframe(t.ck, pkt.Payload)
 			if key {
 				t.keyframeArrived(l)
+			}
+			if first {
+				first = false
+				if !key {
+					t.keyframeForWaiting(l.idx)
+				}
 			}
 			if key && t.ck == codecVP8 {
 				if w, h, ok := vp8Size(pkt.Payload); ok {
@@ -285,6 +297,19 @@ func (t *PublishedTrack) layerDone() {
 	if last {
 		t.pub.trackEnded(t)
 	}
+}
+
+// endIfIdle ends a track none of whose layers ever started (announced from
+// an offer, then negotiated away before its first packet) and reports
+// whether it did.
+func (t *PublishedTrack) endIfIdle() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ended || t.layers != [nLayers]*layer{} {
+		return false
+	}
+	t.ended = true
+	return true
 }
 
 // end marks the track finished (the publisher is closing).
@@ -382,13 +407,14 @@ func (t *PublishedTrack) RequestKeyframe(idx int) {
 	}
 }
 
-// keyframeForWaiting asks for a keyframe of layer idx when it starts, only if
-// a forwarder that can receive it already waits for that layer (a late
-// simulcast layer). A new track starts with a keyframe anyway, and its
-// forwarders are not connected yet: a request then is answered before
-// anyone can use the answer, and the limiter makes the first subscriber to
-// connect wait out the rest of its interval (the join benchmark's slow
-// first keyframes).
+// keyframeForWaiting asks for a keyframe of layer idx when its first packet
+// is not one, only if a forwarder that can receive it already waits for
+// that layer (a relayed layer joining mid-stream, a lost first packet). A
+// new encoder starts with a keyframe, and since tracks are announced from
+// the SDP (Publisher.announce) subscribers are often bound before it
+// arrives: a request then would only spend the limiter's budget on a
+// second keyframe, and make the next subscriber to connect wait out the
+// rest of its interval (the join benchmark's slow first keyframes).
 func (t *PublishedTrack) keyframeForWaiting(idx int) {
 	for _, f := range t.forwarders() {
 		if f.waitingSince.Load() != 0 && int(f.target.Load()) == idx && f.receiving() {
