@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -71,23 +72,43 @@ type requestRecord struct {
 }
 
 // Request records live in their own table, one FIFO per retention class
-// (the "fifo" index orders them by class and Raft index).
+// (the "fifo" index orders them by class and Raft index). The counter keys
+// are constants: evictRequests reads them for every write.
+const (
+	retryRecordsCounter = "requests/retry"
+	keyRecordsCounter   = "requests/key"
+	retryBytesCounter   = retryRecordsCounter + "/bytes"
+	keyBytesCounter     = keyRecordsCounter + "/bytes"
+)
+
 func requestsCounter(key bool) string {
 	if key {
-		return "requests/key"
+		return keyRecordsCounter
 	}
-	return "requests/retry"
+	return retryRecordsCounter
 }
 
 // requestsBytesCounter sums the recorded values' sizes of a class.
-func requestsBytesCounter(key bool) string { return requestsCounter(key) + "/bytes" }
+func requestsBytesCounter(key bool) string {
+	if key {
+		return keyBytesCounter
+	}
+	return retryBytesCounter
+}
 
 func (s *Store) request(id string) *requestRecord { return one[*requestRecord](s, tRequests, "id", id) }
 
+// addRequest stores a record, replacing one with the same id (a restore).
 func (s *Store) addRequest(r *requestRecord) {
 	if old := s.request(r.ID); old != nil {
 		s.delRequest(old)
 	}
+	s.insertRequest(r)
+}
+
+// insertRequest stores the record of an id the caller just looked up and
+// did not find (applyRequest): no second lookup.
+func (s *Store) insertRequest(r *requestRecord) {
 	s.put(tRequests, r)
 	s.count(requestsCounter(r.Key), 1)
 	s.count(requestsBytesCounter(r.Key), len(r.Value))
@@ -99,16 +120,35 @@ func (s *Store) delRequest(r *requestRecord) {
 	s.count(requestsBytesCounter(r.Key), -len(r.Value))
 }
 
+// requestClasses are the retention classes, in the order evictRequests
+// judges them.
+var requestClasses = [...]struct {
+	key           bool
+	max, maxBytes int
+	ttl           time.Duration
+}{{false, MaxRetryRecords, MaxRetryRecordBytes, RetryRecordTTL}, {true, MaxKeyRecords, MaxKeyRecordBytes, KeyRecordTTL}}
+
 // evictRequests drops records beyond the bounds, judged at the time of the
 // request being applied: oldest first, stopping at the first one that is
 // fresh with its class within its count and bytes.
+//
+// It runs after every write, so the common cases skip the walk and its
+// iterator: a class with no records (the key class, unless clients send
+// Idempotency-Keys), and a class within its count and bytes whose oldest
+// record is fresh (one index lookup). Both are the walk's own stopping
+// rule applied to the first record, so what is evicted, and at which log
+// entry, is exactly what the walk alone would evict.
 func (s *Store) evictRequests(now time.Time) {
-	for _, c := range []struct {
-		key           bool
-		max, maxBytes int
-		ttl           time.Duration
-	}{{false, MaxRetryRecords, MaxRetryRecordBytes, RetryRecordTTL}, {true, MaxKeyRecords, MaxKeyRecordBytes, KeyRecordTTL}} {
+	for _, c := range requestClasses {
 		n, size := s.counter(requestsCounter(c.key)), s.counter(requestsBytesCounter(c.key))
+		if n == 0 {
+			continue
+		}
+		if n <= c.max && size <= c.maxBytes {
+			if oldest, _ := s.first(tRequests, "fifo", c.key).(*requestRecord); oldest == nil || now.Sub(oldest.At) <= c.ttl {
+				continue
+			}
+		}
 		it := s.iter(tRequests, "fifo", false, c.key)
 		for v := it.Next(); v != nil; v = it.Next() {
 			r := v.(*requestRecord)
@@ -164,16 +204,13 @@ func (b *batch) applyRequest(index uint64, body []byte) (any, error) {
 	v, err := run(b.s)
 	rec := &requestRecord{ID: c.ID, Key: c.Key, BodyHash: c.BodyHash, At: c.At, Index: index}
 	record := func(s *Store) {
-		s.addRequest(rec)
+		s.insertRequest(rec) // not there: looked up above, and a redo replays it on the state before it
 		s.evictRequests(c.At)
 	}
 	var se *Error
 	switch {
 	case err == nil:
-		raw, merr := json.Marshal(v)
-		if merr != nil {
-			panic("state: encode result: " + merr.Error())
-		}
+		raw := encodeResult(v)
 		if len(raw) > maxRecordedValue {
 			rec.Dropped = true
 		} else {
@@ -194,6 +231,28 @@ func (b *batch) applyRequest(index uint64, body []byte) (any, error) {
 		return nil, err
 	}
 	return v, err
+}
+
+// encodeResult encodes a command's result for its record and the
+// proposer, on every replica: a created room (most writes) by appendRoom,
+// byte for byte what encoding/json writes for it
+// (TestEncodeResultMatchesEncodingJSON), anything else by encoding/json.
+func encodeResult(v any) []byte {
+	if c, ok := v.(*CreateRoomResult); ok && c.Room != nil {
+		var w rowBuf
+		b := append(make([]byte, 0, 1024), `{"room":`...)
+		b = w.appendRoom(b, c.Room)
+		b = append(b, `,"created":`...)
+		b = strconv.AppendBool(b, c.Created)
+		if b = append(b, '}'); w.err == nil {
+			return b
+		}
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		panic("state: encode result: " + err.Error())
+	}
+	return raw
 }
 
 func asError(err error, target **Error) bool {

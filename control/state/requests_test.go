@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 func request(t *testing.T, id string, key bool, hash string, at time.Time, ct CommandType, body any) Request {
@@ -175,4 +179,163 @@ func TestRequestLogByteBound(t *testing.T) {
 			t.Fatalf("restored byte count %d, want %d", got, size)
 		}
 	})
+}
+
+// TestRequestEvictionSameOnEveryReplica: which request records are evicted,
+// and at which entry, follows the rule of evictRequests exactly (oldest
+// first by log index, stopping at the first fresh record while the class
+// is within its bounds), however a replica batches the log and whether it
+// restored a snapshot half-way. The log mixes both classes, refused
+// commands, repeats (which evict nothing), clocks that go backwards (an old
+// record behind a fresh oldest one stays) and jumps past both TTLs.
+func TestRequestEvictionSameOnEveryReplica(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	type rec struct {
+		id   string
+		at   time.Time
+		size int
+	}
+	// model: the records each class should hold, in log order.
+	model := map[bool][]rec{}
+	live := map[string]bool{}
+	evicted := map[bool]int{}
+	evictModel := func(now time.Time) {
+		for _, c := range requestClasses {
+			rs, size := model[c.key], 0
+			for _, r := range rs {
+				size += r.size
+			}
+			for len(rs) > 0 && (len(rs) > c.max || size > c.maxBytes || now.Sub(rs[0].at) > c.ttl) {
+				delete(live, rs[0].id)
+				size -= rs[0].size
+				rs = rs[1:]
+				evicted[c.key]++
+			}
+			model[c.key] = rs
+		}
+	}
+	var (
+		log      []*raft.Log
+		ids      []string
+		at       = t0
+		behind   int // records left behind a fresher oldest one
+		repeated int
+	)
+	for i := range 600 {
+		at = at.Add(time.Duration(rng.IntN(120)) * time.Second)
+		if i%150 == 149 {
+			at = at.Add(KeyRecordTTL + time.Hour)
+		}
+		when := at
+		if rng.IntN(5) == 0 { // another proposer's clock, behind
+			when = at.Add(-time.Duration(rng.IntN(15)) * time.Minute)
+		}
+		key := rng.IntN(3) == 0
+		id := fmt.Sprintf("id-%d", i)
+		if len(ids) > 0 && rng.IntN(6) == 0 {
+			id = ids[rng.IntN(len(ids))] // a repeat, or a reuse after eviction
+			key = strings.HasPrefix(id, "k")
+		} else if key {
+			id = "k" + id
+		}
+		ids = append(ids, id)
+		var r Request
+		size := 0
+		if rng.IntN(4) == 0 { // refused: the record keeps the error, no value
+			r = request(t, id, key, "", when, CmdCreateRoom, CreateRoom{})
+		} else {
+			value := fmt.Sprintf(`"%s"`, strings.Repeat("v", rng.IntN(64)))
+			r = request(t, id, key, "", when, CmdRecordAnswer|IgnoreUnknownFlag, json.RawMessage(value))
+			size = len(value)
+		}
+		if live[id] {
+			repeated++ // answered from the record: nothing added, nothing evicted
+		} else {
+			if rs := model[key]; len(rs) > 0 && when.Sub(rs[0].at) <= requestClasses[btoi(key)].ttl && when.Before(rs[0].at) {
+				behind++
+			}
+			model[key] = append(model[key], rec{id, when, size})
+			live[id] = true
+			evictModel(when)
+		}
+		data, err := Encode(CmdRequest, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log = append(log, &raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: data})
+	}
+	if evicted[false] < 100 || evicted[true] < 50 || behind < 20 || repeated < 20 {
+		t.Fatalf("the log does not exercise eviction: %v evicted, %d records behind a fresher oldest one, %d repeats", evicted, behind, repeated)
+	}
+
+	one := NewFSM(nil) // entry by entry
+	for _, l := range log {
+		one.Apply(l)
+	}
+	batched := NewFSM(nil) // random batches, restored from its snapshot half-way
+	for i := 0; i < len(log); {
+		if i >= len(log)/2 && batched.Restores() == 0 {
+			batched = restoreBytes(t, persistRaw(t, batched))
+		}
+		n := min(1+rng.IntN(20), len(log)-i)
+		batched.ApplyBatch(log[i : i+n])
+		i += n
+	}
+	for name, f := range map[string]*FSM{"one by one": one, "batched and restored": batched} {
+		f.Read(func(s *Store) {
+			for _, key := range []bool{false, true} {
+				var got, want []string
+				for _, r := range all[*requestRecord](s.iter(tRequests, "fifo", false, key)) {
+					got = append(got, r.ID)
+				}
+				for _, r := range model[key] {
+					want = append(want, r.id)
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s, key records %v: holds\n%v\nthe rule keeps\n%v", name, key, got, want)
+				}
+				if n := s.counter(requestsCounter(key)); n != len(want) {
+					t.Fatalf("%s: counter %d for %d records", name, n, len(want))
+				}
+			}
+		})
+	}
+	if a, b := persist(t, one), persist(t, batched); !bytes.Equal(a, b) {
+		t.Fatalf("the replicas' snapshots differ (%d and %d bytes)", len(a), len(b))
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestEncodeResultMatchesEncodingJSON: the recorded result of a room
+// create is what encoding/json writes for it, byte for byte (replicas and
+// older builds record and compare the same bytes).
+func TestEncodeResultMatchesEncodingJSON(t *testing.T) {
+	strs := []string{"", "abcd-efgh-ijkl", "a\"b\\c", "<script>&", "\u2028", "bad\xffutf8", "🎥 room"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	pick := func() string { return strs[rng.IntN(len(strs))] }
+	for i := range 2000 {
+		r := &Room{ID: pick(), RoomID: pick(), CustomRoomID: pick(), UserID: pick(), APIKey: pick(), Disabled: rng.IntN(2) == 0, GeoFence: pick(),
+			MaxParticipants: rng.IntN(3), Pin: PinPolicy{Regions: []string{pick()}}, CreatedAt: t0.Add(time.Duration(rng.IntN(1e9))), UpdatedAt: t0, CreateIndex: rng.Uint64()}
+		if rng.IntN(2) == 0 {
+			r.Webhook = &RoomWebhook{EndPoint: pick(), Events: []string{pick(), pick()}}
+		}
+		if rng.IntN(3) == 0 {
+			r.AutoStartConfig = json.RawMessage(` {"a": [1, "<b>"] } `)
+		}
+		for _, v := range []any{&CreateRoomResult{Room: r, Created: i%2 == 0}, &CreateRoomResult{}, r, nil} {
+			want, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := encodeResult(v); !bytes.Equal(got, want) {
+				t.Fatalf("%T:\n got %s\nwant %s", v, got, want)
+			}
+		}
+	}
 }
