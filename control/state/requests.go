@@ -140,10 +140,11 @@ var requestClasses = [...]struct {
 // entry, is exactly what the walk alone would evict.
 func (s *Store) evictRequests(now time.Time) {
 	for _, c := range requestClasses {
-		n, size := s.counter(requestsCounter(c.key)), s.counter(requestsBytesCounter(c.key))
+		n := s.counter(requestsCounter(c.key))
 		if n == 0 {
 			continue
 		}
+		size := s.counter(requestsBytesCounter(c.key))
 		if n <= c.max && size <= c.maxBytes {
 			if oldest, _ := s.first(tRequests, "fifo", c.key).(*requestRecord); oldest == nil || now.Sub(oldest.At) <= c.ttl {
 				continue

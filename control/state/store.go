@@ -24,6 +24,14 @@ type Store struct {
 	// commit (a command that enqueues ten deliveries updates each counter
 	// row once).
 	deltas map[string]int
+	// counted caches the committed value of each counter this transaction
+	// read (the rows change only in flush): evictRequests reads four for
+	// every write of a batch.
+	counted map[string]int
+	// bumps are the table indexes this transaction moved, written once
+	// in flush like the counters (every create moved "rooms" with a row
+	// insert of its own).
+	bumps map[string]uint64
 	// sub numbers the deliveries enqueued by this command (Delivery.Sub);
 	// ApplyBatch resets it for each entry of a batch (startEntry).
 	sub uint32
@@ -103,12 +111,20 @@ func (s *Store) del(table string, row any) {
 	}
 }
 
+// bump records that index modified table: the last bump of a table in a
+// transaction is what flush writes, as if each had written the row.
 func (s *Store) bump(table string, index uint64) {
-	s.put(tIndex, &tableIndex{Table: table, Index: index})
+	if s.bumps == nil {
+		s.bumps = map[string]uint64{}
+	}
+	s.bumps[table] = index
 }
 
 // TableIndex is the last index that modified table.
 func (s *Store) TableIndex(table string) uint64 {
+	if i, ok := s.bumps[table]; ok {
+		return i
+	}
 	if r := one[*tableIndex](s, tIndex, "id", table); r != nil {
 		return r.Index
 	}
@@ -125,11 +141,17 @@ func (s *Store) count(key string, delta int) {
 
 // counter reads a counter, including this transaction's changes.
 func (s *Store) counter(key string) int {
-	n := s.deltas[key]
-	if c := one[*counter](s, tCounters, "id", key); c != nil {
-		n += c.N
+	n, ok := s.counted[key]
+	if !ok {
+		if c := one[*counter](s, tCounters, "id", key); c != nil {
+			n = c.N
+		}
+		if s.counted == nil {
+			s.counted = map[string]int{}
+		}
+		s.counted[key] = n
 	}
-	return n
+	return n + s.deltas[key]
 }
 
 // recount moves a row's contribution from the counters of its old version
@@ -143,8 +165,17 @@ func (s *Store) recount(old, cur []string) {
 	}
 }
 
-// flush writes this transaction's counter changes.
+// flush writes this transaction's counter changes and table indexes.
 func (s *Store) flush() {
+	tables := make([]string, 0, len(s.bumps))
+	for t := range s.bumps {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	for _, t := range tables {
+		s.put(tIndex, &tableIndex{Table: t, Index: s.bumps[t]})
+	}
+	s.bumps, s.counted = nil, nil
 	keys := make([]string, 0, len(s.deltas))
 	for k, d := range s.deltas {
 		if d != 0 {
