@@ -236,6 +236,7 @@ export class Room extends Emitter {
     this._pendingRemoteCands = { publisher: [], subscriber: [] };
     this._heldLocalCands = { publisher: null, subscriber: null };
     this._mediaPromise = null;
+    this._attempt = 0; // join() calls so far: media asked for by an older one is stale
     this._closing = false;
     this._reconnecting = false;
     this._reconnect = null; // {from, reason, at} while reconnecting
@@ -257,7 +258,13 @@ export class Room extends Emitter {
     if (this.state !== 'new' && this.state !== 'left') throw new MeridianError('already joined', { code: 'bad-request' });
     this.state = 'connecting';
     this._closing = false;
-    this._mediaPromise = null;
+    const attempt = ++this._attempt;
+    // Ask for the devices at once, in parallel with the join API request and
+    // the edge's admission (the permission prompt shows now): the camera's
+    // start is the longest step before publishing, and the others see us
+    // only once we publish. A stream that arrives after this join failed (or
+    // after leave()) is stopped at once (_acquireLocalMedia).
+    this._mediaPromise = this._acquireLocalMedia(attempt);
     try {
       // Every candidate unreachable (or refusing with a transient code): ask
       // the API once more, avoiding them.
@@ -265,8 +272,6 @@ export class Room extends Emitter {
       for (let round = 0; ; round++) {
         const resp = await this._requestJoin(avoid);
         this._adoptJoinAnswer(resp);
-        // Ask for the devices while connecting (the permission prompt shows now).
-        if (this._mediaPromise === null) this._mediaPromise = this._acquireLocalMedia();
         try {
           await this._connectAnyEdge(avoid);
           return this;
@@ -791,9 +796,12 @@ export class Room extends Emitter {
 
   // ----------------------------------------------------------------- publish
 
-  async _acquireLocalMedia() {
+  async _acquireLocalMedia(attempt = this._attempt) {
     const { audio, video } = this.options;
     if (audio === false && video === false) return null;
+    // The join that asked failed, another join started, or we left while
+    // the devices were starting: nobody will publish or stop this stream.
+    const stale = () => attempt !== this._attempt || this.state === 'left';
     const want = {
       audio: audio === false ? false : (audio === true ? { echoCancellation: true, noiseSuppression: true } : audio),
       video: video === false ? false : (video === true ? { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } } : video),
@@ -808,11 +816,16 @@ export class Room extends Emitter {
         if (!fallback.audio && !fallback.video) continue;
         try { stream = await navigator.mediaDevices.getUserMedia(fallback); break; } catch { /* next */ }
       }
+      if (!stream && stale()) return null;
       if (!stream) {
         this._emit('error', { code: 'media-denied', message: `camera/microphone unavailable: ${err.message || err.name}`, fatal: false });
         this.micEnabled = this.cameraEnabled = false;
         return null;
       }
+    }
+    if (stale()) {
+      for (const t of stream.getTracks()) t.stop();
+      return null;
     }
     this.localStream = stream;
     this.micEnabled = stream.getAudioTracks().length > 0;
