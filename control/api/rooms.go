@@ -348,8 +348,8 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var res state.CreateRoomResult
-	if err := json.Unmarshal(raw, &res); err != nil {
+	res, err := state.DecodeCreateRoomResult(raw) // encoding/json's result, without its reflection in the common case
+	if err != nil {
 		return err
 	}
 	return c.JSON(s.roomView(res.Room, false))
