@@ -32,6 +32,10 @@ func run(args []string) error {
 		raiseProcs()
 	}
 	switch cmd {
+	case "dev", "control":
+		tuneControlGC()
+	}
+	switch cmd {
 	case "dev":
 		return runDev(rest)
 	case "control":
