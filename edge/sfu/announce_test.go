@@ -124,3 +124,53 @@ func TestAnnouncedTrackRemovedBeforeMedia(t *testing.T) {
 		return ""
 	})
 }
+
+// A simulcast layer picked for a forwarder that cannot receive yet (its
+// subscriber has not answered) asks the publisher for no keyframe: the
+// answer would go by unused and spend the layer's request budget, so the
+// request made when the subscriber is bound would wait out the limiter.
+// Once bound, the subscriber's first packet is a keyframe.
+func TestLayerPickedBeforeTheAnswerAsksNoKeyframe(t *testing.T) {
+	s := newTestSFU(t, testConfig())
+	pub := startPublisher(t, s, "room", "alice", pubOpts{simulcast: true, fps: 30, pktsPerFrame: 1, size: 200})
+	tr := pub.videoTrack(t)
+	eventually(t, 10*time.Second, func() string {
+		if avail, _ := tr.availableLayers(); avail != [nLayers]bool{true, true, true} {
+			return fmt.Sprintf("layers with media: %v", avail)
+		}
+		return ""
+	})
+	lastPLI := func() (out [nLayers]time.Time) {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		for i, l := range tr.layers {
+			out[i] = l.kf.last
+		}
+		return out
+	}
+
+	part, sink := joinSubscriber(t, s, "room", "bob") // negotiation held: not bound
+	fs := part.sub.forwarders()
+	if len(fs) != 1 {
+		t.Fatalf("bob has %d forwarders, want alice's video", len(fs))
+	}
+	f := fs[0]
+	before := lastPLI()
+	for _, idx := range []int{LayerQ, LayerH, LayerF} {
+		f.setTarget(idx)
+	}
+	if after := lastPLI(); after != before {
+		t.Fatalf("layers picked for an unbound forwarder sent keyframe requests (last PLI per layer %v, before %v)", after, before)
+	}
+
+	sub := attachSubscriber(t, part, sink, browserLike)
+	eventually(t, 10*time.Second, func() string {
+		if n := len(sub.received("video")); n < 5 {
+			return fmt.Sprintf("bob has %d video packets", n)
+		}
+		return ""
+	})
+	if got := sub.received("video")[0]; !got.key {
+		t.Fatalf("bob's first video packet is not a keyframe: %+v", got)
+	}
+}

@@ -266,7 +266,14 @@ func (f *Forwarder) resync() {
 	f.RequestKeyframe()
 }
 
-// setTarget changes the wanted layer; the switch happens at its next keyframe.
+// setTarget changes the wanted layer; the switch happens at its next
+// keyframe. The keyframe is asked for only once the forwarder can receive
+// it: before its subscriber's answer binds it, or before the transport is
+// up, the answer would go by unused and spend the layer's request budget,
+// and the bind's own request (DownTrack.onBind, connectedNow) would then
+// wait out the limiter. Since tracks are announced from the SDP, a layer
+// often starts, and the housekeeping picks it, before the subscriber
+// answered.
 func (f *Forwarder) setTarget(idx int) {
 	if !f.track.simulcast || idx < 0 || idx >= nLayers {
 		return
@@ -276,7 +283,9 @@ func (f *Forwarder) setTarget(idx int) {
 	}
 	if f.current.Load() != int32(idx) {
 		f.waitingSince.Store(monoNow())
-		f.track.RequestKeyframe(idx)
+		if f.receiving() {
+			f.track.RequestKeyframe(idx)
+		}
 	}
 }
 
