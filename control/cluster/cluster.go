@@ -156,6 +156,13 @@ type Node struct {
 	logStoreKind string // "wal", "bolt", or "" in memory
 	nudger       *commitNudger
 	logs         raft.LogStore
+
+	// leaderEpoch is cancelled each time the leader this node knows of
+	// changes (a Raft LeaderObservation) and replaced: a forwarded call
+	// follows leadership by watching it, without a goroutine per call.
+	epochMu     sync.Mutex
+	leaderEpoch context.Context
+	nextEpoch   context.CancelFunc
 }
 
 // New builds the node; call Start to begin leadership monitoring.
@@ -265,6 +272,8 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 	}
 	n.raft = r
 	n.logs = logs
+	n.leaderEpoch, n.nextEpoch = context.WithCancel(context.Background())
+	n.watchLeader(r)
 	n.nudger = &commitNudger{raft: r, timeout: cfg.ApplyTimeout}
 	n.startLast = r.LastIndex()
 	return n, nil
@@ -774,6 +783,7 @@ const TokenHeader = "X-Meridian-Cluster-Token"
 // not answered within about an election timeout — a paused leader must
 // not hold writes for the length of its pause.
 func (n *Node) forward(ctx context.Context, path string, in, out any) error {
+	epoch := n.currentLeaderEpoch() // before the leader is read: a change after it cancels the epoch
 	leaderID := n.LeaderID()
 	if leaderID == "" || leaderID == n.cfg.NodeID {
 		return ErrNoLeader
@@ -785,30 +795,44 @@ func (n *Node) forward(ctx context.Context, path string, in, out any) error {
 	}
 	fctx, cancel := context.WithTimeout(ctx, n.forwardPatience())
 	defer cancel()
-	watchDone := make(chan struct{})
-	defer close(watchDone)
-	go func() {
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-watchDone:
-				return
-			case <-fctx.Done():
-				return
-			case <-t.C:
-				if id := n.LeaderID(); id != leaderID {
-					cancel() // leadership moved: retry there
-					return
-				}
-			}
-		}
-	}()
+	// Leadership moved since leaderID was read: give up, retry there.
+	defer context.AfterFunc(epoch, cancel)()
 	err := n.post(fctx, node.HTTPAddr+path, in, out, true)
 	if err != nil && ctx.Err() == nil && fctx.Err() != nil {
 		return ErrNoLeader
 	}
 	return err
+}
+
+// watchLeader ends the current leader epoch at every leader change Raft
+// observes. The observer does not block Raft; its buffer holds far more
+// changes than can happen between two reads, and a forward that missed
+// one still ends at forwardPatience.
+func (n *Node) watchLeader(r *raft.Raft) {
+	ch := make(chan raft.Observation, 64)
+	r.RegisterObserver(raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	}))
+	go func() {
+		for {
+			select {
+			case <-n.stop:
+				return
+			case <-ch:
+				n.epochMu.Lock()
+				n.nextEpoch()
+				n.leaderEpoch, n.nextEpoch = context.WithCancel(context.Background())
+				n.epochMu.Unlock()
+			}
+		}
+	}()
+}
+
+func (n *Node) currentLeaderEpoch() context.Context {
+	n.epochMu.Lock()
+	defer n.epochMu.Unlock()
+	return n.leaderEpoch
 }
 
 // forwardPatience bounds one forwarded call: an answer normally takes

@@ -86,9 +86,17 @@ func TestForwardedWriteWhoseAnswerIsLost(t *testing.T) {
 // old one is still silent: the silence ends only when the test resumes it,
 // after the answer, or when the forwarding HTTP client gives up — which
 // here takes ten minutes (ApplyTimeout), so a follower that waited on its
-// call instead of following leadership never answers within the test.
+// call instead of following leadership never answers within the test. The
+// follower must give the call up because the leader changed (the call's
+// context cancelled), not because its patience ran out (deadline
+// exceeded): the election timeout, which bounds that patience, is made
+// longer than it takes the followers to replace the stopped leader
+// (heartbeat timeout).
 func TestSilentLeaderDoesNotHoldForwards(t *testing.T) {
-	c, ft := faultyCluster(t, func(cfg *server.Config) { cfg.Cluster.ApplyTimeout = 10 * time.Minute })
+	c, ft := faultyCluster(t, func(cfg *server.Config) {
+		cfg.Cluster.ApplyTimeout = 10 * time.Minute
+		cfg.Cluster.ElectionTimeout = 5 * time.Second
+	})
 	leader := c.Leader()
 	follower := c.Followers()[0]
 	leaderURL := c.Node(leader).URL()
@@ -128,7 +136,9 @@ func TestSilentLeaderDoesNotHoldForwards(t *testing.T) {
 	close(resume) // only now does the old leader wake up
 	select {
 	case err := <-abandoned:
-		t.Logf("the forward to the silent leader was abandoned: %v", err)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the forward to the silent leader was abandoned with %v, want it cancelled when leadership moved", err)
+		}
 	default:
 		t.Fatal("the write was answered, but its forward to the silent leader was never abandoned")
 	}
