@@ -126,10 +126,10 @@ start_meridian() {
 	fi
 	# Rate limits off: every participant joins from 127.0.0.1 with one key.
 	# Media on loopback only (--udp-ip), as LiveKit and Janus are configured.
-	# GOGC=100: the collector setting of `meridian edge` (dev raises it for
-	# the control plane's large heap, cmd/meridian/gc.go; the SFU measured
-	# here runs as an edge in production).
-	GOGC=100 ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} ./bin/meridian dev --http "127.0.0.1:$PORT" --data "$data" \
+	# GOGC: the collector setting of `meridian edge` (edgeGCPercent in
+	# cmd/meridian/gc.go; dev runs the control plane's, made for its large
+	# heap), as the SFU measured here runs as an edge in production.
+	GOGC=${EDGE_GOGC:-50} ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} ./bin/meridian dev --http "127.0.0.1:$PORT" --data "$data" \
 		--udp-ip 127.0.0.1 \
 		--api-key "$KEY" --api-secret "$SECRET" --turn-udp 127.0.0.1:0 --turn-tcp 127.0.0.1:0 \
 		--rate-limit-ip 0 --rate-limit-key 0 --log-level warn >"$WORK/server-$PORT.log" 2>&1 &

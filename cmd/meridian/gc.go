@@ -16,26 +16,32 @@ import (
 // mark workers compete with the request handlers for all that time. In a
 // continuous fill to a million rooms on one core the collector was marking
 // 42–48 % of the time (gctrace); at GOGC=200 25 %, with about 10 % less CPU
-// per create (docs/benchmarks.md, "Control plane"). The price is heap
-// headroom (up to 3× the live heap instead of 2×), so a soft memory limit
-// makes the collector run earlier again before the machine or the
-// container runs short. An edge-only process keeps Go's defaults: its heap
-// is small and its memory per subscriber matters more than GC frequency.
+// per create (docs/benchmarks.md, "Control plane").
+//
+// An edge is the opposite case: its forward path allocates nothing per
+// packet, so the collector runs for joins and signaling only, and what its
+// headroom costs is memory per subscriber. At GOGC=50 an edge held 30–40
+// KB less RSS per subscriber than at 100 with the same CPU per forwarded
+// packet (benchmarks/run.sh at N = 100 and 250; docs/benchmarks.md).
+//
+// A soft memory limit makes the collector run earlier again before the
+// machine or the container runs short.
 const (
 	controlGCPercent = 200
+	edgeGCPercent    = 50
 	// memoryLimitShare of the machine's (or the container's) memory is the
 	// soft limit set when the operator sets none.
 	memoryLimitShare = 0.75
 )
 
-// gcSettings decides the collector's settings for a control-plane
-// process: GOGC and GOMEMLIMIT set by the operator win (env values, "" when
-// unset); available is the memory the process may use (0: unknown). A
-// negative result means "leave as is".
-func gcSettings(gogcEnv, memLimitEnv string, available int64) (percent int, limit int64) {
+// gcSettings decides the collector's settings: GOGC and GOMEMLIMIT set by
+// the operator win (env values, "" when unset), else percent is the
+// process's default; available is the memory the process may use (0:
+// unknown). A negative result means "leave as is".
+func gcSettings(defaultPercent int, gogcEnv, memLimitEnv string, available int64) (percent int, limit int64) {
 	percent, limit = -1, -1
 	if gogcEnv == "" {
-		percent = controlGCPercent
+		percent = defaultPercent
 	}
 	if memLimitEnv == "" && available > 0 {
 		limit = int64(float64(available) * memoryLimitShare)
@@ -43,15 +49,24 @@ func gcSettings(gogcEnv, memLimitEnv string, available int64) (percent int, limi
 	return percent, limit
 }
 
-// tuneControlGC applies gcSettings to this process (dev, control).
-func tuneControlGC() {
-	percent, limit := gcSettings(os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"), availableMemory())
+// tuneGC applies gcSettings to this process: dev and control run the
+// control plane's setting (dev's edge shares its process), edge its own.
+func tuneGC(cmd string) {
+	percent, limit := gcSettings(defaultGCPercent(cmd), os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"), availableMemory())
 	if percent >= 0 {
 		debug.SetGCPercent(percent)
 	}
 	if limit > 0 {
 		debug.SetMemoryLimit(limit)
 	}
+}
+
+// defaultGCPercent is a server command's GOGC when the operator sets none.
+func defaultGCPercent(cmd string) int {
+	if cmd == "edge" {
+		return edgeGCPercent
+	}
+	return controlGCPercent
 }
 
 // availableMemory is the smaller of the machine's memory and the cgroup

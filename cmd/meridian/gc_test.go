@@ -8,20 +8,30 @@ import (
 func TestGCSettings(t *testing.T) {
 	for _, c := range []struct {
 		name          string
+		def           int
 		gogc, limit   string
 		available     int64
 		percent       int
 		memoryLimitAt int64
 	}{
-		{"defaults on a known machine", "", "", 8 << 30, controlGCPercent, 6 << 30},
-		{"memory unknown: no limit", "", "", 0, controlGCPercent, -1},
-		{"the operator's GOGC wins", "50", "", 8 << 30, -1, 6 << 30},
-		{"the operator's GOMEMLIMIT wins", "", "1GiB", 8 << 30, controlGCPercent, -1},
-		{"GOGC=off is the operator's too", "off", "", 8 << 30, -1, 6 << 30},
+		{"control defaults on a known machine", controlGCPercent, "", "", 8 << 30, controlGCPercent, 6 << 30},
+		{"edge defaults", edgeGCPercent, "", "", 8 << 30, edgeGCPercent, 6 << 30},
+		{"memory unknown: no limit", controlGCPercent, "", "", 0, controlGCPercent, -1},
+		{"the operator's GOGC wins", controlGCPercent, "50", "", 8 << 30, -1, 6 << 30},
+		{"the operator's GOMEMLIMIT wins", edgeGCPercent, "", "1GiB", 8 << 30, edgeGCPercent, -1},
+		{"GOGC=off is the operator's too", controlGCPercent, "off", "", 8 << 30, -1, 6 << 30},
 	} {
-		percent, limit := gcSettings(c.gogc, c.limit, c.available)
+		percent, limit := gcSettings(c.def, c.gogc, c.limit, c.available)
 		if percent != c.percent || limit != c.memoryLimitAt {
-			t.Errorf("%s: gcSettings(%q, %q, %d) = %d, %d; want %d, %d", c.name, c.gogc, c.limit, c.available, percent, limit, c.percent, c.memoryLimitAt)
+			t.Errorf("%s: gcSettings(%d, %q, %q, %d) = %d, %d; want %d, %d", c.name, c.def, c.gogc, c.limit, c.available, percent, limit, c.percent, c.memoryLimitAt)
+		}
+	}
+}
+
+func TestDefaultGCPercent(t *testing.T) {
+	for cmd, want := range map[string]int{"dev": controlGCPercent, "control": controlGCPercent, "edge": edgeGCPercent} {
+		if got := defaultGCPercent(cmd); got != want {
+			t.Errorf("defaultGCPercent(%q) = %d, want %d", cmd, got, want)
 		}
 	}
 }

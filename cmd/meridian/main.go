@@ -30,10 +30,7 @@ func run(args []string) error {
 	switch cmd {
 	case "dev", "control", "edge":
 		raiseProcs()
-	}
-	switch cmd {
-	case "dev", "control":
-		tuneControlGC()
+		tuneGC(cmd)
 	}
 	switch cmd {
 	case "dev":
