@@ -17,6 +17,7 @@
 #   LOADGEN_ARGS="-pkts-per-frame 10" # more load per subscriber (here 350
 #                                     # pkt/s), e.g. to put a server at half
 #                                     # a core for the latency target
+#   EDGE_GOGC=100 ...                 # Meridian's GOGC (default: the edge's, 50)
 #
 # Every server runs on CPU 0 (taskset -c 0) and the load generator on CPU 1.
 # Each row gets a fresh server process, so its RSS delta is not hidden by
