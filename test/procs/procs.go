@@ -267,11 +267,46 @@ func (p *Proc) Stop(tb testing.TB, timeout time.Duration) (time.Duration, error)
 }
 
 // Pause sends SIGSTOP: the process keeps its sockets but answers nothing.
+//
+// It returns once every thread of the process is stopped: kill(2) only
+// queues the signal, and a thread running on another CPU can still
+// answer a request sent right after it (a paused edge answering /healthz
+// in a CI run).
 func (p *Proc) Pause(tb testing.TB) {
 	tb.Helper()
 	if err := p.signal(syscall.SIGSTOP); err != nil {
 		tb.Fatalf("pause %s: %v", p.Name, err)
 	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !allThreadsStopped(p.PID()) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("pause %s: threads still running 10 s after SIGSTOP", p.Name)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allThreadsStopped reports whether every thread of pid is in the
+// stopped state ('T' in /proc/PID/task/TID/stat).
+func allThreadsStopped(pid int) bool {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "stat"))
+		if err != nil {
+			return false
+		}
+		// The state follows the command name, which is in parentheses
+		// and may itself contain ") ".
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // Resume sends SIGCONT.
