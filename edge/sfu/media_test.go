@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 )
 
 // seqDiff is a − b in 16-bit sequence space.
@@ -306,8 +307,16 @@ func TestMediaSocketsKeepPacketOrder(t *testing.T) {
 // leave take every goroutine they started with them (SFU and client side).
 func TestSubscribersLeaveNoGoroutinesBehind(t *testing.T) {
 	s := newTestSFU(t, testConfig())
-	startPublisher(t, s, "room", "alice", pubOpts{fps: 30, pktsPerFrame: 2, size: 300, keyEvery: 30, audio: true})
-	time.Sleep(200 * time.Millisecond)
+	pub := startPublisher(t, s, "room", "alice", pubOpts{fps: 30, pktsPerFrame: 2, size: 300, keyEvery: 30, audio: true})
+	// The baseline counts the publisher's goroutines: connected, and its
+	// first packets in (the edge starts its track readers on them).
+	eventually(t, 15*time.Second, func() string {
+		if st := pub.pc.ConnectionState(); st != webrtc.PeerConnectionStateConnected {
+			return "publisher " + st.String()
+		}
+		return ""
+	})
+	time.Sleep(300 * time.Millisecond)
 	base := runtime.NumGoroutine()
 	baseStacks := goroutineStacks()
 	const n = 4
