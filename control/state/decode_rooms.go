@@ -19,8 +19,8 @@ import (
 // (TestFastRoomDecodeMatchesEncodingJSON, FuzzFastRoomDecode), and
 // replicas of different builds decode a log entry alike.
 
-// fastDecoder is a command that can decode its usual encoding without
-// encoding/json (register tries it first).
+// fastDecoder is a command or result that can decode its usual encoding without
+// encoding/json (decodeJSON tries it first).
 type fastDecoder interface {
 	decodeFast(b []byte) bool
 }
@@ -30,18 +30,33 @@ func (c *CreateRoom) decodeFast(b []byte) bool {
 	return p.lit(`{"room":`) && p.room(&c.Room) && p.lit(`}`) && p.end()
 }
 
+func (c *CreateRoomResult) decodeFast(b []byte) bool {
+	p := fastJSON{b: b}
+	var r Room
+	if p.lit(`{"room":`) && p.room(&r) && p.lit(`,"created":`) && p.boolean(&c.Created) && p.lit(`}`) && p.end() {
+		c.Room = &r
+		return true
+	}
+	return false
+}
+
+// decodeJSON decodes b into v as json.Unmarshal would: by v's fast
+// decoder when it has one and b has the usual shape, else by encoding/json
+// (from a zero v: a failed fast decode may have set fields).
+func decodeJSON[T any](b []byte, v *T) error {
+	if d, ok := any(v).(fastDecoder); ok && d.decodeFast(b) {
+		return nil
+	}
+	var zero T
+	*v = zero
+	return json.Unmarshal(b, v)
+}
+
 // DecodeCreateRoomResult decodes the result of a CmdCreateRoom as
 // json.Unmarshal would.
 func DecodeCreateRoomResult(b []byte) (*CreateRoomResult, error) {
 	var res CreateRoomResult
-	p := fastJSON{b: b}
-	var r Room
-	if p.lit(`{"room":`) && p.room(&r) && p.lit(`,"created":`) && p.boolean(&res.Created) && p.lit(`}`) && p.end() {
-		res.Room = &r
-		return &res, nil
-	}
-	res = CreateRoomResult{}
-	if err := json.Unmarshal(b, &res); err != nil {
+	if err := decodeJSON(b, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -56,7 +71,8 @@ type fastJSON struct {
 
 func (p *fastJSON) end() bool { return p.i == len(p.b) }
 
-// lit consumes s exactly.
+// lit consumes s exactly, if it comes next (an optional field's key is
+// tried with it too).
 func (p *fastJSON) lit(s string) bool {
 	if len(p.b)-p.i < len(s) || string(p.b[p.i:p.i+len(s)]) != s {
 		return false
@@ -64,9 +80,6 @@ func (p *fastJSON) lit(s string) bool {
 	p.i += len(s)
 	return true
 }
-
-// peek reports whether s comes next, consuming it if so.
-func (p *fastJSON) peek(s string) bool { return p.lit(s) }
 
 // str reads a string of printable ASCII. The escapes json.Marshal writes
 // in such a string are understood (\", \\, and \u0026, \u003c, \u003e
@@ -123,7 +136,7 @@ func (p *fastJSON) strs(dst *[]string) bool {
 		return false
 	}
 	out := []string{}
-	if p.peek(`]`) {
+	if p.lit(`]`) {
 		*dst = out
 		return true
 	}
@@ -133,7 +146,7 @@ func (p *fastJSON) strs(dst *[]string) bool {
 			return false
 		}
 		out = append(out, s)
-		if p.peek(`]`) {
+		if p.lit(`]`) {
 			*dst = out
 			return true
 		}
@@ -145,9 +158,9 @@ func (p *fastJSON) strs(dst *[]string) bool {
 
 func (p *fastJSON) boolean(dst *bool) bool {
 	switch {
-	case p.peek(`true`):
+	case p.lit(`true`):
 		*dst = true
-	case p.peek(`false`):
+	case p.lit(`false`):
 		*dst = false
 	default:
 		return false
@@ -212,36 +225,36 @@ func (p *fastJSON) room(r *Room) bool {
 	if !(p.lit(`{"id":`) && p.str(&r.ID) && p.lit(`,"roomId":`) && p.str(&r.RoomID)) {
 		return false
 	}
-	if p.peek(`,"customRoomId":`) && !p.str(&r.CustomRoomID) {
+	if p.lit(`,"customRoomId":`) && !p.str(&r.CustomRoomID) {
 		return false
 	}
 	if !(p.lit(`,"userId":`) && p.str(&r.UserID) && p.lit(`,"apiKey":`) && p.str(&r.APIKey) && p.lit(`,"disabled":`) && p.boolean(&r.Disabled)) {
 		return false
 	}
-	if p.peek(`,"webhook":{"endPoint":`) {
+	if p.lit(`,"webhook":{"endPoint":`) {
 		w := &RoomWebhook{}
-		if !p.str(&w.EndPoint) || (p.peek(`,"events":`) && !p.strs(&w.Events)) || !p.lit(`}`) {
+		if !p.str(&w.EndPoint) || (p.lit(`,"events":`) && !p.strs(&w.Events)) || !p.lit(`}`) {
 			return false
 		}
 		r.Webhook = w
 	}
-	if p.peek(`,"geoFence":`) && !p.str(&r.GeoFence) {
+	if p.lit(`,"geoFence":`) && !p.str(&r.GeoFence) {
 		return false
 	}
-	if p.peek(`,"allowedParticipantIds":`) && !p.strs(&r.AllowedParticipantIDs) {
+	if p.lit(`,"allowedParticipantIds":`) && !p.strs(&r.AllowedParticipantIDs) {
 		return false
 	}
-	if p.peek(`,"maxParticipants":`) && !p.int(&r.MaxParticipants) {
+	if p.lit(`,"maxParticipants":`) && !p.int(&r.MaxParticipants) {
 		return false
 	}
 	if !p.lit(`,"pin":{`) {
 		return false
 	}
-	regions := p.peek(`"regions":`)
+	regions := p.lit(`"regions":`)
 	if regions && !p.strs(&r.Pin.Regions) {
 		return false
 	}
-	if regions && p.peek(`,"jurisdictions":`) || !regions && p.peek(`"jurisdictions":`) {
+	if regions && p.lit(`,"jurisdictions":`) || !regions && p.lit(`"jurisdictions":`) {
 		if !p.strs(&r.Pin.Jurisdictions) {
 			return false
 		}
@@ -249,7 +262,7 @@ func (p *fastJSON) room(r *Room) bool {
 	if !p.lit(`}`) {
 		return false
 	}
-	if p.peek(`,"requireSSO":`) && !p.boolean(&r.RequireSSO) {
+	if p.lit(`,"requireSSO":`) && !p.boolean(&r.RequireSSO) {
 		return false
 	}
 	return p.lit(`,"createdAt":`) && p.time(&r.CreatedAt) && p.lit(`,"updatedAt":`) && p.time(&r.UpdatedAt) &&

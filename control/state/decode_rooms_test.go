@@ -15,25 +15,9 @@ func randomRoom(rng *rand.Rand, plain bool) *Room {
 	if !plain {
 		strs = append(strs, "a\"b\\c", "tab\there", "\x00\x1f", "héllo", "\u2028", "bad\xffutf8", "🎥")
 	}
-	pick := func() string { return strs[rng.IntN(len(strs))] }
-	list := func() []string {
-		switch rng.IntN(3) {
-		case 0:
-			return nil
-		case 1:
-			return []string{}
-		}
-		return []string{pick(), pick()}
-	}
-	zone := time.FixedZone("x", 5*3600+30*60)
-	times := []time.Time{{}, t0, t0.Add(123456789), t0.In(zone), time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)}
-	r := &Room{ID: pick(), RoomID: pick(), CustomRoomID: pick(), UserID: pick(), APIKey: pick(), Disabled: rng.IntN(2) == 0,
-		GeoFence: pick(), AllowedParticipantIDs: list(), MaxParticipants: rng.IntN(5) - 2, Pin: PinPolicy{Regions: list(), Jurisdictions: list()},
-		RequireSSO: rng.IntN(2) == 0, CreatedAt: times[rng.IntN(len(times))], UpdatedAt: times[rng.IntN(len(times))],
-		CreateIndex: []uint64{0, 7, rng.Uint64()}[rng.IntN(3)], ModifyIndex: uint64(rng.IntN(10))}
-	if rng.IntN(2) == 0 {
-		r.Webhook = &RoomWebhook{EndPoint: pick(), Events: list()}
-	}
+	g := roomGen{rng: rng, strs: strs, times: []time.Time{{}, t0, t0.Add(123456789), t0.In(time.FixedZone("x", 5*3600+30*60)), time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)}}
+	r := g.room()
+	pick := g.str
 	if !plain && rng.IntN(4) == 0 {
 		r.AutoCloseConfig = &AutoCloseConfig{Type: pick(), Duration: 1.5}
 	}

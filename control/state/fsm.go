@@ -280,12 +280,7 @@ func register[T any](t CommandType, apply func(s *Store, index uint64, cmd *T) (
 	}
 	handlers[t] = func(s *Store, index uint64, body []byte) (any, error) {
 		var cmd T
-		if d, ok := any(&cmd).(fastDecoder); ok && d.decodeFast(body) {
-			return apply(s, index, &cmd)
-		}
-		var zero T
-		cmd = zero // what a failed fast decode left
-		if err := json.Unmarshal(body, &cmd); err != nil {
+		if err := decodeJSON(body, &cmd); err != nil {
 			panic(fmt.Sprintf("state: decode command %d at index %d: %v", t, index, err))
 		}
 		return apply(s, index, &cmd)

@@ -182,10 +182,10 @@ func (c *Request) decodeFast(b []byte) bool {
 	if !p.lit(`{"id":`) || !p.str(&c.ID) {
 		return false
 	}
-	if p.peek(`,"key":`) && !p.boolean(&c.Key) {
+	if p.lit(`,"key":`) && !p.boolean(&c.Key) {
 		return false
 	}
-	if p.peek(`,"bodyHash":`) && !p.str(&c.BodyHash) {
+	if p.lit(`,"bodyHash":`) && !p.str(&c.BodyHash) {
 		return false
 	}
 	var t uint64
@@ -210,11 +210,8 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\
 // repeat with the first outcome.
 func (b *batch) applyRequest(index uint64, body []byte) (any, error) {
 	var c Request
-	if !c.decodeFast(body) {
-		c = Request{}
-		if err := json.Unmarshal(body, &c); err != nil {
-			panic("state: decode request envelope: " + err.Error())
-		}
+	if err := decodeJSON(body, &c); err != nil {
+		panic("state: decode request envelope: " + err.Error())
 	}
 	if c.ID == "" {
 		return nil, errf(CodeInvalid, "request without an id")

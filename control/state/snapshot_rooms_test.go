@@ -14,29 +14,15 @@ import (
 // golden files and every earlier snapshot were written by it): every
 // field empty and set, strings that need escaping, times in zones.
 func TestAppendRoomMatchesEncodingJSON(t *testing.T) {
-	strs := []string{"", "abcd-efgh-ijkl", "a\"b\\c", "<script>&", "a<b", "x>y", "q&r", "tab\there", "\x00\x1f", "héllo", "\u2028\u2029", "bad\xffutf8", "🎥 room", "\u202eevil"}
-	zone := time.FixedZone("x", 5*3600+30*60)
-	times := []time.Time{{}, t0, t0.Add(123456789), t0.In(zone), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)}
-	rng := rand.New(rand.NewPCG(1, 2))
-	pick := func() string { return strs[rng.IntN(len(strs))] }
-	list := func() []string {
-		switch rng.IntN(3) {
-		case 0:
-			return nil
-		case 1:
-			return []string{}
-		}
-		return []string{pick(), pick()}
+	g := roomGen{
+		rng:   rand.New(rand.NewPCG(1, 2)),
+		strs:  []string{"", "abcd-efgh-ijkl", "a\"b\\c", "<script>&", "a<b", "x>y", "q&r", "tab\there", "\x00\x1f", "héllo", "\u2028\u2029", "bad\xffutf8", "🎥 room", "\u202eevil"},
+		times: []time.Time{{}, t0, t0.Add(123456789), t0.In(time.FixedZone("x", 5*3600+30*60)), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)},
 	}
+	rng, pick := g.rng, g.str
 	var w rowBuf
 	for i := 0; i < 5000; i++ {
-		r := &Room{ID: pick(), RoomID: pick(), CustomRoomID: pick(), UserID: pick(), APIKey: pick(), Disabled: rng.IntN(2) == 0,
-			GeoFence: pick(), AllowedParticipantIDs: list(), MaxParticipants: rng.IntN(3) - 1, Pin: PinPolicy{Regions: list(), Jurisdictions: list()},
-			RequireSSO: rng.IntN(2) == 0, CreatedAt: times[rng.IntN(len(times))], UpdatedAt: times[rng.IntN(len(times))],
-			CreateIndex: rng.Uint64(), ModifyIndex: uint64(rng.IntN(10))}
-		if rng.IntN(2) == 0 {
-			r.Webhook = &RoomWebhook{EndPoint: pick(), Events: list()}
-		}
+		r := g.room()
 		if rng.IntN(2) == 0 {
 			r.AutoCloseConfig = &AutoCloseConfig{Type: pick(), Duration: []float64{0, 60, 1.5, 1e21, 1e-7}[rng.IntN(5)]}
 		}
@@ -62,6 +48,41 @@ func TestAppendRoomMatchesEncodingJSON(t *testing.T) {
 			t.Fatalf("room %d:\n got %s\nwant %s", i, got, want)
 		}
 	}
+}
+
+// roomGen makes random rooms for the encoder and decoder tests: every
+// field empty or set, strings and times from the given sets.
+type roomGen struct {
+	rng   *rand.Rand
+	strs  []string
+	times []time.Time
+}
+
+func (g roomGen) str() string { return g.strs[g.rng.IntN(len(g.strs))] }
+
+func (g roomGen) list() []string {
+	switch g.rng.IntN(3) {
+	case 0:
+		return nil
+	case 1:
+		return []string{}
+	}
+	return []string{g.str(), g.str()}
+}
+
+func (g roomGen) time() time.Time { return g.times[g.rng.IntN(len(g.times))] }
+
+// room sets the fields every test varies; callers add their own extras.
+func (g roomGen) room() *Room {
+	rng := g.rng
+	r := &Room{ID: g.str(), RoomID: g.str(), CustomRoomID: g.str(), UserID: g.str(), APIKey: g.str(), Disabled: rng.IntN(2) == 0,
+		GeoFence: g.str(), AllowedParticipantIDs: g.list(), MaxParticipants: rng.IntN(5) - 2, Pin: PinPolicy{Regions: g.list(), Jurisdictions: g.list()},
+		RequireSSO: rng.IntN(2) == 0, CreatedAt: g.time(), UpdatedAt: g.time(),
+		CreateIndex: []uint64{0, 7, rng.Uint64()}[rng.IntN(3)], ModifyIndex: uint64(rng.IntN(10))}
+	if rng.IntN(2) == 0 {
+		r.Webhook = &RoomWebhook{EndPoint: g.str(), Events: g.list()}
+	}
+	return r
 }
 
 func FuzzAppendRoom(f *testing.F) {
