@@ -372,10 +372,7 @@ func TestJoinErrorsShown(t *testing.T) {
 	t.Cleanup(cancel)
 	s := startDev(t)
 
-	deactivated := s.createRoom()
-	if st, b := s.call("POST", "/v2/rooms/deactivate", s.crawler(), map[string]string{"roomId": deactivated}, nil); st != 200 {
-		t.Fatalf("deactivate: %d %s", st, b)
-	}
+	deactivated := s.deactivatedRoom()
 	other := s.createRoom()
 	open := s.createRoom()
 

@@ -295,6 +295,16 @@ func (s *devServer) createRoom() string {
 	return room.RoomID
 }
 
+// deactivatedRoom creates a room and deactivates it: joins to it are refused.
+func (s *devServer) deactivatedRoom() string {
+	s.t.Helper()
+	room := s.createRoom()
+	if st, b := s.call("POST", "/v2/rooms/deactivate", s.crawler(), map[string]string{"roomId": room}, nil); st != 200 {
+		s.t.Fatalf("deactivate: %d %s", st, b)
+	}
+	return room
+}
+
 // rtcToken mints a join token for participant pid in room.
 func (s *devServer) rtcToken(room, pid string, moderator bool) string {
 	perms := []string{auth.PermAllowJoin}

@@ -21,10 +21,7 @@ func TestRefusedJoinStopsTheCamera(t *testing.T) {
 	t.Cleanup(cancel)
 	s := startDev(t)
 
-	room := s.createRoom()
-	if st, b := s.call("POST", "/v2/rooms/deactivate", s.crawler(), map[string]string{"roomId": room}, nil); st != 200 {
-		t.Fatalf("deactivate: %d %s", st, b)
-	}
+	room := s.deactivatedRoom()
 
 	p := newPage(t, ctx, "A")
 	p.screenshotOnFailure(t)
