@@ -3,6 +3,7 @@ package state
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -28,6 +29,7 @@ type benchFSM struct {
 	*FSM
 	index uint64
 	rooms int
+	at    time.Time // the latest request time applied (BenchmarkApplyCreateRequest)
 }
 
 func newBenchFSM() *benchFSM { return &benchFSM{FSM: NewFSM(nil)} }
@@ -283,17 +285,69 @@ func cpuNow() time.Duration {
 // are after a few seconds at 2,000 creates/s. Figures are per create;
 // cpu-ns/op (the process's CPU, GC included) is the one a shared machine
 // disturbs least.
+//
+// ids=sequential numbers the document ids, room ids and request ids (the
+// benchmark's first form, kept so that its figures compare); ids=random
+// draws them as the API and the cluster do (random hex document and request
+// ids, random alphanumeric room ids), which is what a replica pays: a
+// random key copies a path of its own from the root of the index, where
+// consecutive keys share theirs within a transaction.
 func BenchmarkApplyCreateRequest(b *testing.B) {
+	b.Run("ids=sequential", func(b *testing.B) { benchApplyCreateRequest(b, roomsFSM(b, 100_000), benchRoom, seqRequestID) })
+	b.Run("ids=random", func(b *testing.B) { benchApplyCreateRequest(b, randomRoomsFSM(b), randomBenchRoom, randomRequestID) })
+}
+
+var randomFSM *benchFSM // 100k rooms with random ids, shared by the runs of one process
+
+func randomRoomsFSM(tb testing.TB) *benchFSM {
+	if randomFSM == nil {
+		randomFSM = newBenchFSM()
+		for ; randomFSM.rooms < 100_000; randomFSM.rooms++ {
+			randomFSM.apply(tb, CmdCreateRoom, CreateRoom{Room: randomBenchRoom(randomFSM.rooms)})
+		}
+	}
+	return randomFSM
+}
+
+func seqRequestID(n int) string { return fmt.Sprintf("r-%032x", n) }
+
+// randomRequestID is shaped as control/cluster's nextRequestID makes one
+// (deterministic per n, so every run applies the same log).
+func randomRequestID(n int) string {
+	r := rand.New(rand.NewPCG(uint64(n), 1))
+	return fmt.Sprintf("r-%016x%016x", r.Uint64(), r.Uint64())
+}
+
+// randomBenchRoom is benchRoom with ids shaped as shared/ids draws them: a
+// 24-hex document id and an abcd-efgh-ijkl room id over [a-z0-9].
+func randomBenchRoom(n int) Room {
+	r := benchRoom(n)
+	g := rand.New(rand.NewPCG(uint64(n), 2))
+	r.ID = fmt.Sprintf("%016x%08x", g.Uint64(), g.Uint32())
+	const alnum = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var id [14]byte
+	for i := range id {
+		id[i] = alnum[g.IntN(len(alnum))]
+	}
+	id[4], id[9] = '-', '-'
+	r.RoomID = string(id[:])
+	return r
+}
+
+func benchApplyCreateRequest(b *testing.B, f *benchFSM, room func(int) Room, requestID func(int) string) {
 	const batchLen = 8
-	f := roomsFSM(b, 100_000)
 	at := t0.Add(30 * 24 * time.Hour) // after every other record of the shared FSM
+	if f.at.After(at) {
+		at = f.at
+	}
+	defer func() { f.at = at }()
 	entry := func(n int) *raft.Log {
-		body, err := json.Marshal(CreateRoom{Room: benchRoom(n)})
+		body, err := json.Marshal(CreateRoom{Room: room(n)})
 		if err != nil {
 			b.Fatal(err)
 		}
 		at = at.Add(500 * time.Microsecond)
-		data, err := Encode(CmdRequest, Request{ID: fmt.Sprintf("r-%032x", n), At: at, Type: CmdCreateRoom, Body: body})
+		data, err := Encode(CmdRequest, Request{ID: requestID(n), At: at, Type: CmdCreateRoom, Body: body})
 		if err != nil {
 			b.Fatal(err)
 		}
