@@ -260,6 +260,9 @@ func (b *batch) apply(l *raft.Log) any {
 			v = nil
 		} else {
 			b.redo = append(b.redo, func(s *Store) { again(run(s)) })
+			if d, ok := v.(detacher); ok {
+				v = d.detach()
+			}
 		}
 	}
 	if err != nil {
@@ -267,6 +270,12 @@ func (b *batch) apply(l *raft.Log) any {
 	}
 	return Result{Value: v}
 }
+
+// detacher is a result that points into the store (rows are shared with
+// readers and never changed in place): detach returns one that does not, for
+// a result that leaves the state machine as a value. A request's result is
+// only encoded (applyRequest), so it is never copied.
+type detacher interface{ detach() any }
 
 // handler decodes one command and applies it. A decode failure panics
 // (corruption or a bug); a business rule returns *Error.

@@ -275,7 +275,7 @@ func (b *batch) applyRequest(index uint64, body []byte) (any, error) {
 func encodeResult(v any) []byte {
 	if c, ok := v.(*CreateRoomResult); ok && c.Room != nil {
 		var w rowBuf
-		b := append(make([]byte, 0, 1024), `{"room":`...)
+		b := append(make([]byte, 0, roomJSONSize(c.Room)+32), `{"room":`...)
 		b = w.appendRoom(b, c.Room)
 		b = append(b, `,"created":`...)
 		b = strconv.AppendBool(b, c.Created)
@@ -288,6 +288,32 @@ func encodeResult(v any) []byte {
 		panic("state: encode result: " + err.Error())
 	}
 	return raw
+}
+
+// roomJSONSize is about the length of a room's JSON, so that a result is
+// encoded into one allocation of about its size: the retry records keep
+// their values (10,000 of them at 2,000 creates/s), and a fixed 1 KiB
+// buffer kept twice what a common room needs. A room with escapes or long
+// lists grows the buffer once.
+func roomJSONSize(r *Room) int {
+	// The field names, punctuation, booleans, two times and two indexes.
+	n := 260 + len(r.ID) + len(r.RoomID) + len(r.CustomRoomID) + len(r.UserID) + len(r.APIKey) + len(r.GeoFence) +
+		len(r.AutoStartConfig) + len(r.MultiComposition)
+	if r.Webhook != nil {
+		n += 40 + len(r.Webhook.EndPoint)
+		for _, e := range r.Webhook.Events {
+			n += len(e) + 3
+		}
+	}
+	if r.AutoCloseConfig != nil {
+		n += 40 + len(r.AutoCloseConfig.Type)
+	}
+	for _, l := range [][]string{r.AllowedParticipantIDs, r.Pin.Regions, r.Pin.Jurisdictions} {
+		for _, v := range l {
+			n += len(v) + 3
+		}
+	}
+	return n
 }
 
 func asError(err error, target **Error) bool {

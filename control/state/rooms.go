@@ -71,6 +71,13 @@ type CreateRoomResult struct {
 	Created bool  `json:"created"`
 }
 
+// detach is the result with a room of its own: applyCreateRoom answers with
+// the stored row, which a request only encodes (encodeResult), so the copy
+// is made only where the result leaves the state machine as a value.
+func (c *CreateRoomResult) detach() any {
+	return &CreateRoomResult{Room: c.Room.clone(), Created: c.Created}
+}
+
 // DeactivateRoom disables a room for good and ends its ongoing session.
 type DeactivateRoom struct {
 	UserID string    `json:"userId"`
@@ -127,13 +134,13 @@ func (s *Store) putRoom(old, r *Room) {
 }
 
 func applyCreateRoom(s *Store, index uint64, c *CreateRoom) (any, error) {
-	r := c.Room
+	r := &c.Room // decoded for this application alone: it becomes the stored row
 	if r.ID == "" || r.RoomID == "" || r.UserID == "" {
 		return nil, errf(CodeInvalid, "room needs id, roomId and userId")
 	}
 	if r.CustomRoomID != "" {
 		if old := one[*Room](s, tRooms, "custom", r.UserID, r.CustomRoomID); old != nil {
-			return &CreateRoomResult{Room: old.clone()}, nil
+			return &CreateRoomResult{Room: old}, nil // detached by the FSM when it leaves as a value
 		}
 	}
 	if s.roomByRoomID(r.RoomID) != nil {
@@ -147,15 +154,15 @@ func applyCreateRoom(s *Store, index uint64, c *CreateRoom) (any, error) {
 	if r.Webhook != nil {
 		s.ungone(r.UserID, r.Webhook.EndPoint) // configured again: try it again
 	}
-	s.putRoom(nil, &r)
+	s.putRoom(nil, r)
 	s.bump("rooms", index)
-	return &CreateRoomResult{Room: r.clone(), Created: true}, nil
+	return &CreateRoomResult{Room: r, Created: true}, nil
 }
 
-// intern shares the strings rooms of a project repeat.
+// intern shares the strings rooms of a project repeat (the webhook config
+// is shared by putRoom, which every stored room goes through).
 func (r *Room) intern() {
 	r.UserID, r.APIKey, r.GeoFence = intern(r.UserID), intern(r.APIKey), intern(r.GeoFence)
-	r.Webhook = internWebhook(r.Webhook)
 	r.Pin.Regions = internAll(r.Pin.Regions)
 	r.Pin.Jurisdictions = internAll(r.Pin.Jurisdictions)
 }

@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 	"unique"
@@ -214,23 +213,40 @@ func intern(v string) string {
 // sharedWebhooks shares equal webhook configs between rooms (a customer
 // configures one endpoint for all its rooms). Rows are never changed in
 // place, so rooms can point at one config; entries are weak and go away
-// with the last room that uses them.
-var sharedWebhooks sync.Map // config key -> weak.Pointer[RoomWebhook]
+// with the last room that uses them. A plain map under a mutex rather than
+// a sync.Map: a lookup by a key built in a stack buffer then allocates
+// nothing (every create and every restored room looks its config up).
+var sharedWebhooks = struct {
+	sync.Mutex
+	m map[string]weak.Pointer[RoomWebhook] // config key -> config
+}{m: map[string]weak.Pointer[RoomWebhook]{}}
 
 func internWebhook(w *RoomWebhook) *RoomWebhook {
 	if w == nil {
 		return nil
 	}
-	k := w.EndPoint + "\x00" + strings.Join(w.Events, "\x00")
-	if v, ok := sharedWebhooks.Load(k); ok {
-		if shared := v.(weak.Pointer[RoomWebhook]).Value(); shared != nil && shared.EndPoint == w.EndPoint && slices.Equal(shared.Events, w.Events) {
+	var buf [256]byte
+	k := append(buf[:0], w.EndPoint...)
+	for _, e := range w.Events {
+		k = append(append(k, 0), e...)
+	}
+	sharedWebhooks.Lock()
+	defer sharedWebhooks.Unlock()
+	if shared := sharedWebhooks.m[string(k)].Value(); shared != nil {
+		if shared == w || shared.EndPoint == w.EndPoint && slices.Equal(shared.Events, w.Events) {
 			return shared
 		}
 	}
 	w.EndPoint, w.Events = intern(w.EndPoint), internAll(w.Events)
-	wp := weak.Make(w)
-	sharedWebhooks.Store(k, wp)
-	runtime.AddCleanup(w, func(k string) { sharedWebhooks.CompareAndDelete(k, wp) }, k)
+	wp, key := weak.Make(w), string(k)
+	sharedWebhooks.m[key] = wp
+	runtime.AddCleanup(w, func(k string) {
+		sharedWebhooks.Lock()
+		if sharedWebhooks.m[k] == wp {
+			delete(sharedWebhooks.m, k)
+		}
+		sharedWebhooks.Unlock()
+	}, key)
 	return w
 }
 

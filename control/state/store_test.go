@@ -8,6 +8,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // world is a store with several projects, rooms, sessions (ties in start
@@ -315,6 +317,75 @@ func TestRoomsShareWebhookConfigSafely(t *testing.T) {
 				if r.Webhook.EndPoint != "https://hooks.example/x" || !reflect.DeepEqual(r.Webhook.Events, want) {
 					t.Errorf("%s: webhook %+v, want events %v", ref, r.Webhook, want)
 				}
+			}
+		})
+	}
+	check(f.FSM)
+	check(restoreBytes(t, persist(t, f.FSM)))
+}
+
+// TestCreateResultIsTheCallersToChange: a create answers with the room it
+// stored, which the state machine copies only where the result leaves it as
+// a value (a request's result is encoded instead): changing what a create
+// returned, created or found by its customRoomId, leaves the store as it was.
+func TestCreateResultIsTheCallersToChange(t *testing.T) {
+	f := newTestFSM(t)
+	created := mustRoom(t, f, "aaaaaaaaaaaaaaaaaaaaaaaa", "abcd-efgh-ijkl", "my-room")
+	v, err := f.apply(CmdCreateRoom, CreateRoom{Room: Room{ID: "bbbbbbbbbbbbbbbbbbbbbbbb", RoomID: "zzzz-zzzz-zzzz", CustomRoomID: "my-room", UserID: "u1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := v.(*CreateRoomResult).Room
+	f.Read(func(s *Store) {
+		want, _ := s.Room("u1", "abcd-efgh-ijkl")
+		for _, r := range []*Room{created, found} {
+			r.Disabled, r.MaxParticipants, r.Webhook.EndPoint, r.Webhook.Events[0] = true, 7, "https://elsewhere.example/", "changed"
+		}
+		got, _ := s.Room("u1", "abcd-efgh-ijkl")
+		if !reflect.DeepEqual(got, want) || got.Webhook.EndPoint != "https://hooks.example/x" || got.Webhook.Events[0] != "participant-*" {
+			t.Errorf("the store changed with a create's result: %+v (webhook %+v), was %+v", got, got.Webhook, want)
+		}
+	})
+}
+
+// TestRoomsWithOneWebhookConfigShareIt: stored rooms with equal webhook
+// configs point at one copy, created one by one, in one batch, or restored;
+// another event list, or the same events in another order, is another copy.
+func TestRoomsWithOneWebhookConfigShareIt(t *testing.T) {
+	f := newTestFSM(t)
+	hook := func(events ...string) *RoomWebhook {
+		return &RoomWebhook{EndPoint: "https://hooks.example/shared", Events: events}
+	}
+	rooms := []Room{
+		{ID: "aaaaaaaaaaaaaaaaaaaaaaaa", RoomID: "aaaa-aaaa-aaaa", UserID: "u1", Webhook: hook("session-started", "session-ended")},
+		{ID: "bbbbbbbbbbbbbbbbbbbbbbbb", RoomID: "bbbb-bbbb-bbbb", UserID: "u2", Webhook: hook("session-started", "session-ended")},
+		{ID: "cccccccccccccccccccccccc", RoomID: "cccc-cccc-cccc", UserID: "u1", Webhook: hook("session-ended", "session-started")},
+		{ID: "dddddddddddddddddddddddd", RoomID: "dddd-dddd-dddd", UserID: "u1", Webhook: hook("session-started", "session-ended")},
+	}
+	for _, r := range rooms[:2] {
+		if _, err := f.apply(CmdCreateRoom, CreateRoom{Room: r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var batch []*raft.Log
+	for _, r := range rooms[2:] {
+		b, err := Encode(CmdCreateRoom, CreateRoom{Room: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.index++
+		batch = append(batch, &raft.Log{Index: f.index, Type: raft.LogCommand, Data: b})
+	}
+	f.ApplyBatch(batch)
+	check := func(fsm *FSM) {
+		t.Helper()
+		fsm.Read(func(s *Store) {
+			a, b, c, d := s.roomByRoomID("aaaa-aaaa-aaaa"), s.roomByRoomID("bbbb-bbbb-bbbb"), s.roomByRoomID("cccc-cccc-cccc"), s.roomByRoomID("dddd-dddd-dddd")
+			if a.Webhook != b.Webhook || a.Webhook != d.Webhook || a.Webhook == c.Webhook {
+				t.Errorf("webhook configs %p %p %p %p: want the first, second and fourth shared, the third its own", a.Webhook, b.Webhook, c.Webhook, d.Webhook)
+			}
+			if !reflect.DeepEqual(c.Webhook.Events, []string{"session-ended", "session-started"}) {
+				t.Errorf("third room's events %v", c.Webhook.Events)
 			}
 		})
 	}
