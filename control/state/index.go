@@ -16,8 +16,17 @@ import (
 
 // keyOf encodes parts into an index key, allocated at its exact size
 // (memdb keeps the slice; a non-unique index appends the row id to it).
-func keyOf(parts ...any) []byte {
+func keyOf(parts ...any) []byte { return keyOfRow("", parts...) }
+
+// keyOfRow is keyOf for a non-unique index whose row id (the id index's
+// key, from the string id) memdb appends to the key: with room for it, the
+// append does not copy the key into a second allocation (a create inserts
+// and a request record's eviction deletes two such keys).
+func keyOfRow(id string, parts ...any) []byte {
 	n := 0
+	if id != "" {
+		n = partLen(id)
+	}
 	for _, p := range parts {
 		n += partLen(p)
 	}

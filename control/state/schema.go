@@ -91,7 +91,7 @@ func init() {
 			ix("roomId", true, always(func(r *Room) []byte { return keyOf(r.RoomID) })),
 			ix("custom", true, func(r *Room) (bool, []byte) { return r.CustomRoomID != "", keyOf(r.UserID, r.CustomRoomID) }),
 			// A project's rooms in creation order: list pages walk it backwards.
-			ix("project", false, always(func(r *Room) []byte { return keyOf(r.UserID, r.CreateIndex) }))),
+			ix("project", false, always(func(r *Room) []byte { return keyOfRow(r.ID, r.UserID, r.CreateIndex) }))),
 		table(tRefresh,
 			ix("id", true, always(func(r *refreshRow) []byte { return keyOf(r.Hash) })),
 			ix("apiKey", false, always(func(r *refreshRow) []byte { return keyOf(r.APIKey) })),
@@ -142,7 +142,7 @@ func init() {
 		table(tRequests,
 			ix("id", true, always(func(r *requestRecord) []byte { return keyOf(r.ID) })),
 			// One FIFO per retention class, oldest first.
-			ix("fifo", false, always(func(r *requestRecord) []byte { return keyOf(r.Key, r.Index) }))),
+			ix("fifo", false, always(func(r *requestRecord) []byte { return keyOfRow(r.ID, r.Key, r.Index) }))),
 		table(tTombstones,
 			ix("id", true, always(func(t *Tombstone) []byte { return keyOf(t.Kind, t.ID) })),
 			ix("removed", false, always(func(t *Tombstone) []byte { return keyOf(t.RemovedAt) }))),

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -391,4 +392,36 @@ func TestRoomsWithOneWebhookConfigShareIt(t *testing.T) {
 	}
 	check(f.FSM)
 	check(restoreBytes(t, persist(t, f.FSM)))
+}
+
+// TestNonUniqueKeysHaveRoomForTheRowID: memdb appends the row's id key to a
+// key of a non-unique index; the create path's two (a project's rooms, the
+// request records' FIFO) are made with room for it, so the append writes in
+// place instead of copying the key, and the keys are still keyOf's.
+func TestNonUniqueKeysHaveRoomForTheRowID(t *testing.T) {
+	room := &Room{ID: "64b0c2f1a9e4d3b2c1a0f9e8", RoomID: "abcd-efgh-ijkl", UserID: "u\x00\x01", CreateIndex: 7}
+	rec := &requestRecord{ID: "r-0123456789abcdef0123456789abcdef", Key: true, Index: 9}
+	for _, c := range []struct {
+		table, id string
+		row       any
+		want      []byte
+	}{
+		{tRooms, room.ID, room, keyOf(room.UserID, room.CreateIndex)},
+		{tRequests, rec.ID, rec, keyOf(rec.Key, rec.Index)},
+	} {
+		for name, ix := range dbSchema.Tables[c.table].Indexes {
+			if ix.Unique {
+				continue
+			}
+			_, k, err := ix.Indexer.(interface {
+				FromObject(any) (bool, []byte, error)
+			}).FromObject(c.row)
+			if err != nil || !bytes.Equal(k, c.want) {
+				t.Errorf("%s.%s key %q (%v), want %q", c.table, name, k, err, c.want)
+			}
+			if full := append(k, keyOf(c.id)...); &full[0] != &k[0] {
+				t.Errorf("%s.%s: appending the row id copied the key (cap %d for %d+%d bytes)", c.table, name, cap(k), len(k), len(keyOf(c.id)))
+			}
+		}
+	}
 }
