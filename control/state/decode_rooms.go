@@ -129,6 +129,25 @@ func (p *fastJSON) str(dst *string) bool {
 	return false
 }
 
+// plainOr reads a string: one without escapes into raw, uncopied (the
+// caller copies it), any other into dst as str does.
+func (p *fastJSON) plainOr(raw *[]byte, dst *string) bool {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return false
+	}
+	for j := p.i + 1; j < len(p.b); j++ {
+		switch c := p.b[j]; {
+		case c == '"':
+			*raw = p.b[p.i+1 : j : j]
+			p.i = j + 1
+			return true
+		case c == '\\' || c < 0x20 || c >= 0x80:
+			return p.str(dst)
+		}
+	}
+	return false
+}
+
 // strs reads an array of such strings; [] is an empty, non-nil slice, as
 // encoding/json makes it.
 func (p *fastJSON) strs(dst *[]string) bool {
@@ -222,11 +241,26 @@ func (p *fastJSON) time(dst *time.Time) bool {
 // room reads a room as json.Marshal writes one (see appendRoom), without
 // autoCloseConfig, autoStartConfig and multiComposition.
 func (p *fastJSON) room(r *Room) bool {
-	if !(p.lit(`{"id":`) && p.str(&r.ID) && p.lit(`,"roomId":`) && p.str(&r.RoomID)) {
+	// The three ids are read without copying and stored as one string: a
+	// stored room holds one object for them instead of three (fewer objects
+	// for the collector to mark, one allocation instead of three).
+	var id, roomID, custom []byte
+	if !(p.lit(`{"id":`) && p.plainOr(&id, &r.ID) && p.lit(`,"roomId":`) && p.plainOr(&roomID, &r.RoomID)) {
 		return false
 	}
-	if p.lit(`,"customRoomId":`) && !p.str(&r.CustomRoomID) {
+	if p.lit(`,"customRoomId":`) && !p.plainOr(&custom, &r.CustomRoomID) {
 		return false
+	}
+	var buf [96]byte
+	all := string(append(append(append(buf[:0], id...), roomID...), custom...))
+	if id != nil {
+		r.ID, all = all[:len(id)], all[len(id):]
+	}
+	if roomID != nil {
+		r.RoomID, all = all[:len(roomID)], all[len(roomID):]
+	}
+	if custom != nil {
+		r.CustomRoomID = all
 	}
 	if !(p.lit(`,"userId":`) && p.str(&r.UserID) && p.lit(`,"apiKey":`) && p.str(&r.APIKey) && p.lit(`,"disabled":`) && p.boolean(&r.Disabled)) {
 		return false

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // randomRoom is a room with every field set or not, its strings sometimes
@@ -166,4 +167,32 @@ func FuzzFastRequestDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFastRoomDecodeSharesOneStringForTheIDs: the ids of a room decoded
+// fast live in one allocation (a stored room is fewer objects to mark), and
+// an id with escapes is decoded on its own, to the same values.
+func TestFastRoomDecodeSharesOneStringForTheIDs(t *testing.T) {
+	for _, r := range []Room{
+		{ID: "64b0c2f1a9e4d3b2c1a0f9e8", RoomID: "abcd-efgh-ijkl", CustomRoomID: "meeting-1"},
+		{ID: "64b0c2f1a9e4d3b2c1a0f9e8", RoomID: "abcd-efgh-ijkl"},
+		{ID: "64b0c2f1a9e4d3b2c1a0f9e8", RoomID: "a<b>&c", CustomRoomID: "meeting-1"},
+	} {
+		b, err := json.Marshal(CreateRoom{Room: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c CreateRoom
+		if !c.decodeFast(b) || c.Room.ID != r.ID || c.Room.RoomID != r.RoomID || c.Room.CustomRoomID != r.CustomRoomID {
+			t.Fatalf("%s decoded to %+v", b, c.Room)
+		}
+		next := unsafe.Add(unsafe.Pointer(unsafe.StringData(c.Room.ID)), len(c.Room.ID))
+		plain := r.RoomID == "abcd-efgh-ijkl"
+		if shared := unsafe.Pointer(unsafe.StringData(c.Room.RoomID)) == next; shared != plain {
+			t.Errorf("%s: roomId shares the id's allocation: %v", b, shared)
+		}
+		if r.CustomRoomID != "" && plain && unsafe.Pointer(unsafe.StringData(c.Room.CustomRoomID)) != unsafe.Add(next, len(r.RoomID)) {
+			t.Errorf("%s: customRoomId not in the ids' allocation", b)
+		}
+	}
 }
