@@ -207,8 +207,10 @@ type batch struct {
 }
 
 func (b *batch) begin() {
-	b.tx = b.f.db.Load().Txn(true)
+	db := b.f.db.Load()
+	b.tx = db.Txn(true)
 	b.s = newStore(b.tx)
+	b.s.reqs, b.s.rooms = newRequestView(db), newRoomView(db)
 }
 
 // rollback drops what the failing entry wrote: a fresh transaction with

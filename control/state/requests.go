@@ -2,8 +2,11 @@ package state
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/hashicorp/go-memdb"
 )
 
 // Exactly-once effects (the "client sessions" of the Raft dissertation,
@@ -96,7 +99,101 @@ func requestsBytesCounter(key bool) string {
 	return retryBytesCounter
 }
 
-func (s *Store) request(id string) *requestRecord { return one[*requestRecord](s, tRequests, "id", id) }
+func (s *Store) request(id string) *requestRecord {
+	v := s.reqs
+	if v == nil {
+		return one[*requestRecord](s, tRequests, "id", id)
+	}
+	if r, ok := v.added[id]; ok {
+		return r
+	}
+	if v.removed[id] {
+		return nil
+	}
+	r, err := v.base.First(tRequests, "id", id)
+	if err != nil {
+		panic("state: requests.id lookup: " + err.Error())
+	}
+	rec, _ := r.(*requestRecord)
+	return rec
+}
+
+// requestView answers a write transaction's reads of the request table
+// from the table as the transaction found it and the transaction's own
+// inserts and deletes, not through the transaction. memdb reads an index
+// that the transaction wrote through a clone of it, which drops the
+// index's cache of radix nodes already copied (go-immutable-radix
+// Txn.Clone): with a lookup and the eviction's walk between the writes of
+// consecutive entries, every record inserted or evicted copied its whole
+// path from the root again, and the batch shared nothing (a request table
+// alone: 10.4 against 5.7 KB allocated per record inserted and evicted).
+// The writes still go to the transaction, which stays the table; this is
+// only where its reads come from. A batch's records are newer (higher
+// Raft index) than every record before it, so per class the FIFO is the
+// earlier records still there, then the batch's, in order.
+type requestView struct {
+	base    *memdb.Txn                // the table before this transaction (read only)
+	added   map[string]*requestRecord // records inserted by this transaction and still there
+	fifo    [2][]*requestRecord       // the same, per class (retry, key), oldest first
+	removed map[string]bool           // earlier records this transaction deleted
+}
+
+func newRequestView(db *memdb.MemDB) *requestView {
+	return &requestView{base: db.Txn(false), added: map[string]*requestRecord{}, removed: map[string]bool{}}
+}
+
+func classOf(key bool) int {
+	if key {
+		return 1
+	}
+	return 0
+}
+
+func (v *requestView) insert(r *requestRecord) {
+	v.added[r.ID] = r
+	v.fifo[classOf(r.Key)] = append(v.fifo[classOf(r.Key)], r)
+}
+
+func (v *requestView) delete(r *requestRecord) {
+	if v.added[r.ID] != r {
+		v.removed[r.ID] = true
+		return
+	}
+	delete(v.added, r.ID)
+	c := classOf(r.Key)
+	if i := slices.Index(v.fifo[c], r); i >= 0 {
+		v.fifo[c] = slices.Delete(v.fifo[c], i, i+1)
+	}
+}
+
+// oldestRequests calls fn with a class's records, oldest first, until fn
+// returns false; fn may delete the record it is given.
+func (s *Store) oldestRequests(key bool, fn func(r *requestRecord) bool) {
+	v := s.reqs
+	if v == nil {
+		it := s.iter(tRequests, "fifo", false, key)
+		for r := it.Next(); r != nil; r = it.Next() {
+			if !fn(r.(*requestRecord)) {
+				return
+			}
+		}
+		return
+	}
+	it, err := v.base.Get(tRequests, "fifo", key)
+	if err != nil {
+		panic("state: requests.fifo walk: " + err.Error())
+	}
+	for r := it.Next(); r != nil; r = it.Next() {
+		if rec := r.(*requestRecord); !v.removed[rec.ID] && !fn(rec) {
+			return
+		}
+	}
+	for _, rec := range slices.Clone(v.fifo[classOf(key)]) {
+		if !fn(rec) {
+			return
+		}
+	}
+}
 
 // addRequest stores a record, replacing one with the same id (a restore).
 func (s *Store) addRequest(r *requestRecord) {
@@ -110,12 +207,18 @@ func (s *Store) addRequest(r *requestRecord) {
 // did not find (applyRequest): no second lookup.
 func (s *Store) insertRequest(r *requestRecord) {
 	s.put(tRequests, r)
+	if s.reqs != nil {
+		s.reqs.insert(r)
+	}
 	s.count(requestsCounter(r.Key), 1)
 	s.count(requestsBytesCounter(r.Key), len(r.Value))
 }
 
 func (s *Store) delRequest(r *requestRecord) {
 	s.del(tRequests, r)
+	if s.reqs != nil {
+		s.reqs.delete(r)
+	}
 	s.count(requestsCounter(r.Key), -1)
 	s.count(requestsBytesCounter(r.Key), -len(r.Value))
 }
@@ -145,20 +248,14 @@ func (s *Store) evictRequests(now time.Time) {
 			continue
 		}
 		size := s.counter(requestsBytesCounter(c.key))
-		if n <= c.max && size <= c.maxBytes {
-			if oldest, _ := s.first(tRequests, "fifo", c.key).(*requestRecord); oldest == nil || now.Sub(oldest.At) <= c.ttl {
-				continue
-			}
-		}
-		it := s.iter(tRequests, "fifo", false, c.key)
-		for v := it.Next(); v != nil; v = it.Next() {
-			r := v.(*requestRecord)
+		s.oldestRequests(c.key, func(r *requestRecord) bool {
 			if n <= c.max && size <= c.maxBytes && now.Sub(r.At) <= c.ttl {
-				break
+				return false
 			}
 			s.delRequest(r)
 			n, size = n-1, size-len(r.Value)
-		}
+			return true
+		})
 	}
 }
 

@@ -130,6 +130,9 @@ func (s *Store) putRoom(old, r *Room) {
 		s.recount(nil, roomCounters(r))
 	}
 	r.Webhook = internWebhook(r.Webhook) // an edited copy shares again
+	if v := s.rooms; v != nil {
+		v.put(s.roomByID(r.ID), r)
+	}
 	s.put(tRooms, r)
 }
 
@@ -139,14 +142,14 @@ func applyCreateRoom(s *Store, index uint64, c *CreateRoom) (any, error) {
 		return nil, errf(CodeInvalid, "room needs id, roomId and userId")
 	}
 	if r.CustomRoomID != "" {
-		if old := one[*Room](s, tRooms, "custom", r.UserID, r.CustomRoomID); old != nil {
+		if old := s.roomByCustom(r.UserID, r.CustomRoomID); old != nil {
 			return &CreateRoomResult{Room: old}, nil // detached by the FSM when it leaves as a value
 		}
 	}
 	if s.roomByRoomID(r.RoomID) != nil {
 		return nil, errf(CodeConflict, "room id %q already exists", r.RoomID)
 	}
-	if one[*Room](s, tRooms, "id", r.ID) != nil {
+	if s.roomByID(r.ID) != nil {
 		return nil, errf(CodeConflict, "room document %q already exists", r.ID)
 	}
 	r.CreateIndex, r.ModifyIndex = index, index
@@ -170,7 +173,7 @@ func (r *Room) intern() {
 func applyDeactivateRoom(s *Store, index uint64, c *DeactivateRoom) (any, error) {
 	old := s.roomByRoomID(c.RoomID)
 	if old == nil || old.UserID != c.UserID {
-		if one[*Room](s, tRooms, "custom", c.UserID, c.RoomID) != nil {
+		if s.roomByCustom(c.UserID, c.RoomID) != nil {
 			return nil, errf(CodeInvalid, "deactivate takes the roomId, not the customRoomId %q", c.RoomID)
 		}
 		return nil, errf(CodeNotFound, "room %q not found", c.RoomID)
@@ -185,17 +188,15 @@ func applyDeactivateRoom(s *Store, index uint64, c *DeactivateRoom) (any, error)
 	return r.clone(), nil
 }
 
-func (s *Store) roomByRoomID(roomID string) *Room { return one[*Room](s, tRooms, "roomId", roomID) }
-
 // lookupRoom resolves a roomId, customRoomId or document id within a project.
 func (s *Store) lookupRoom(userID, ref string) (*Room, bool) {
 	if r := s.roomByRoomID(ref); r != nil && r.UserID == userID {
 		return r, true
 	}
-	if r := one[*Room](s, tRooms, "custom", userID, ref); r != nil {
+	if r := s.roomByCustom(userID, ref); r != nil {
 		return r, true
 	}
-	if r := one[*Room](s, tRooms, "id", ref); r != nil && r.UserID == userID {
+	if r := s.roomByID(ref); r != nil && r.UserID == userID {
 		return r, true
 	}
 	return nil, false
@@ -236,9 +237,9 @@ func (s *Store) RoomsByRef(userID, ref string, withDocID bool) []*Room {
 		out = append(out, r.clone())
 	}
 	add(s.roomByRoomID(ref))
-	add(one[*Room](s, tRooms, "custom", userID, ref))
+	add(s.roomByCustom(userID, ref))
 	if withDocID {
-		add(one[*Room](s, tRooms, "id", ref))
+		add(s.roomByID(ref))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreateIndex > out[j].CreateIndex })
 	return out

@@ -347,7 +347,7 @@ func applyEndSession(s *Store, index uint64, c *EndSession) (any, error) {
 	if old.End != nil {
 		return nil, errf(CodeInvalid, "session %q has already ended", old.ID)
 	}
-	r := one[*Room](s, tRooms, "id", old.RoomDocID)
+	r := s.roomByID(old.RoomDocID)
 	ids := &idSource{ids: c.IDs, base: "end-" + old.ID}
 	s.endSession(index, r, old, c.At, c.Reason, ids)
 	// VideoSDK answers with the session as it was when the request arrived.
@@ -390,7 +390,7 @@ func (s *Store) finishSession(index uint64, r *Room, ss *Session, at time.Time, 
 	// replicas of every version build the same outbox.
 	s.enqueue(index, r, "", ids.next(), "session-ended", at, sessionEndedData{SessionID: ss.ID, MeetingID: r.RoomID, Start: WebhookTime(ss.Start), End: WebhookTime(at)})
 	if r.AutoCloseConfig != nil && r.AutoCloseConfig.Type == "session-end-and-deactivate" && !r.Disabled {
-		cur := one[*Room](s, tRooms, "id", r.ID)
+		cur := s.roomByID(r.ID)
 		nr := cur.clone()
 		nr.Disabled = true
 		nr.UpdatedAt = at
@@ -409,7 +409,7 @@ func (s *Store) endOngoingSession(index uint64, r *Room, at time.Time, reason st
 	}
 	ids := &idSource{base: "deactivate-" + old.ID + "-" + itoa(int(index))}
 	s.endSession(index, r, old, at, reason, ids)
-	return one[*Room](s, tRooms, "id", r.ID)
+	return s.roomByID(r.ID)
 }
 
 func (s *Store) session(id string) *Session { return one[*Session](s, tSessions, "id", id) }

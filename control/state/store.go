@@ -31,6 +31,11 @@ type Store struct {
 	// in flush like the counters (every create moved "rooms" with a row
 	// insert of its own).
 	bumps map[string]uint64
+	// reqs, in an FSM's write transaction, is where reads of the request
+	// table come from (requestView); nil elsewhere.
+	reqs *requestView
+	// rooms is the same for the rooms table's unique lookups (roomView).
+	rooms *roomView
 	// sub numbers the deliveries enqueued by this command (Delivery.Sub);
 	// ApplyBatch resets it for each entry of a batch (startEntry).
 	sub uint32
