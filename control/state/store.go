@@ -180,6 +180,21 @@ func (s *Store) flush() {
 		s.put(tIndex, &tableIndex{Table: t, Index: s.bumps[t]})
 	}
 	s.bumps, s.counted = nil, nil
+	// The counter rows as the transaction found them: only flush writes
+	// them, once per transaction. In an FSM write transaction they are read
+	// from the state before it (see requestView: a read through the
+	// transaction would drop the copied nodes each counter's write reuses).
+	stored := func(k string) *counter { return one[*counter](s, tCounters, "id", k) }
+	if s.reqs != nil {
+		stored = func(k string) *counter {
+			c, err := s.reqs.base.First(tCounters, "id", k)
+			if err != nil {
+				panic("state: counters.id lookup: " + err.Error())
+			}
+			row, _ := c.(*counter)
+			return row
+		}
+	}
 	keys := make([]string, 0, len(s.deltas))
 	for k, d := range s.deltas {
 		if d != 0 {
@@ -189,14 +204,15 @@ func (s *Store) flush() {
 	sort.Strings(keys)
 	for _, k := range keys {
 		n := s.deltas[k]
-		if c := one[*counter](s, tCounters, "id", k); c != nil {
+		c := stored(k)
+		if c != nil {
 			n += c.N
 		}
 		if n < 0 {
 			panic(fmt.Sprintf("state: counter %q below zero", k))
 		}
 		if n == 0 {
-			if c := one[*counter](s, tCounters, "id", k); c != nil {
+			if c != nil {
 				s.del(tCounters, c)
 			}
 			continue
