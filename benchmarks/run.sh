@@ -17,9 +17,16 @@
 #   LOADGEN_ARGS="-pkts-per-frame 10" # more load per subscriber (here 350
 #                                     # pkt/s), e.g. to put a server at half
 #                                     # a core for the latency target
-#   EDGE_GOGC=100 ...                 # Meridian's GOGC (default: the edge's, 50)
+#   EDGE_GOGC=100 EDGE_GOMAXPROCS=2   # the Meridian edge's GOGC / GOMAXPROCS (default: its own,
+#                                     # cmd/meridian/gc.go and procs.go)
 #
 # Every server runs on CPU 0 (taskset -c 0) and the load generator on CPU 1.
+# Meridian runs as it is deployed: a `meridian control` and a `meridian edge`
+# process, both on CPU 0, each with its own runtime settings (cmd/meridian:
+# GOGC, GOMAXPROCS); server CPU is the sum of the two, memory (RSS, heap,
+# goroutines per subscriber) the edge's: what a subscriber costs the media
+# server (the control plane's records per participant are measured by the
+# control-plane benchmark).
 # Each row gets a fresh server process, so its RSS delta is not hidden by
 # memory the previous row freed. Rows alternate between servers at every N,
 # so drift on the machine hits all of them. A server that cannot be
@@ -62,12 +69,15 @@ RESULTS="$ROOT/benchmarks/results/$STAMP"
 WORK=$(mktemp -d /tmp/meridian-bench.XXXXXX)
 mkdir -p "$RESULTS"
 
-SERVER_PID="" SERVER_URL=""
+# SERVER_PID is the media server; CONTROL_PID Meridian's control plane.
+SERVER_PID="" CONTROL_PID="" SERVER_URL="" METRICS_URL=""
 cleanup() {
-	if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-		kill "$SERVER_PID" 2>/dev/null || true
-		wait "$SERVER_PID" 2>/dev/null || true
-	fi
+	for pid in $SERVER_PID $CONTROL_PID; do
+		if kill -0 "$pid" 2>/dev/null; then
+			kill "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+		fi
+	done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -118,25 +128,56 @@ wait_log() { # file pattern pid
 	return 1
 }
 
+# Node-to-node links on loopback without mutual TLS (a build that has the flag).
+INSECURE=()
 start_meridian() {
-	PORT=$("$LOADGEN" freeport)
-	local data="$WORK/data-$PORT"
-	if [[ "$PROFILE" == 1 ]]; then
-		PPROF_PORT=$("$LOADGEN" freeport)
-		export MERIDIAN_BENCH_PPROF="127.0.0.1:$PPROF_PORT"
+	local ctl raft edge cluster_key="" edge_token admin_token
+	ctl=$("$LOADGEN" freeport)
+	raft=$("$LOADGEN" freeport)
+	edge=$("$LOADGEN" freeport)
+	edge_token="edge-$RANDOM$RANDOM" admin_token="admin-$RANDOM$RANDOM"
+	if [[ ${#INSECURE[@]} == 0 && $(./bin/meridian edge -h 2>&1 || true) == *-insecure-cluster-links* ]]; then
+		INSECURE=(--insecure-cluster-links)
 	fi
 	# Rate limits off: every participant joins from 127.0.0.1 with one key.
+	${PIN_SERVER[@]+"${PIN_SERVER[@]}"} ./bin/meridian control --bootstrap --id c1 --http "127.0.0.1:$ctl" \
+		--raft "127.0.0.1:$raft" --data "$WORK/control-$ctl" --edge-token "$edge_token" --admin-token "$admin_token" \
+		--rate-limit-ip 0 --rate-limit-key 0 --log-level warn ${INSECURE[@]+"${INSECURE[@]}"} >"$WORK/server-$ctl.log" 2>&1 &
+	CONTROL_PID=$!
+	SERVER_URL="http://127.0.0.1:$ctl"
+	PORT=$ctl # whose log run_row shows if the start fails
+	local ok=0
+	for _ in $(seq 150); do
+		if ./bin/meridian keys create --server "$SERVER_URL" --admin-token "$admin_token" \
+			--name bench --api-key "$KEY" --api-secret "$SECRET" >"$WORK/key.out" 2>&1; then
+			ok=1
+			break
+		fi
+		kill -0 "$CONTROL_PID" 2>/dev/null || break
+		sleep 0.2
+	done
+	if [[ $ok != 1 ]]; then
+		cat "$WORK/key.out" >>"$WORK/server-$ctl.log"
+		return 1
+	fi
+	local prof=""
+	if [[ "$PROFILE" == 1 ]]; then
+		PPROF_PORT=$("$LOADGEN" freeport)
+		prof="127.0.0.1:$PPROF_PORT"
+	fi
 	# Media on loopback only (--udp-ip), as LiveKit and Janus are configured.
-	# GOGC: the collector setting of `meridian edge` (edgeGCPercent in
-	# cmd/meridian/gc.go; dev runs the control plane's, made for its large
-	# heap), as the SFU measured here runs as an edge in production.
-	GOGC=${EDGE_GOGC:-50} ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} ./bin/meridian dev --http "127.0.0.1:$PORT" --data "$data" \
-		--udp-ip 127.0.0.1 \
-		--api-key "$KEY" --api-secret "$SECRET" --turn-udp 127.0.0.1:0 --turn-tcp 127.0.0.1:0 \
-		--rate-limit-ip 0 --rate-limit-key 0 --log-level warn >"$WORK/server-$PORT.log" 2>&1 &
+	# No gossip: one edge.
+	local env=(env)
+	if [[ -n "${EDGE_GOGC:-}" ]]; then env+=("GOGC=$EDGE_GOGC"); fi
+	if [[ -n "${EDGE_GOMAXPROCS:-}" ]]; then env+=("GOMAXPROCS=$EDGE_GOMAXPROCS"); fi
+	MERIDIAN_BENCH_PPROF="$prof" "${env[@]}" ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} ./bin/meridian edge --id e1 --region local \
+		--http "127.0.0.1:$edge" --public-url "http://127.0.0.1:$edge" --control "$SERVER_URL" --edge-token "$edge_token" \
+		--udp-ip 127.0.0.1 --loopback-candidates --turn-public-ip 127.0.0.1 --turn-udp 127.0.0.1:0 --turn-tcp 127.0.0.1:0 \
+		--gossip "" --log-level warn ${INSECURE[@]+"${INSECURE[@]}"} >"$WORK/server-$edge.log" 2>&1 &
 	SERVER_PID=$!
-	SERVER_URL="http://127.0.0.1:$PORT"
-	wait_log "$WORK/server-$PORT.log" "Meridian dev is running" "$SERVER_PID"
+	PORT=$edge
+	METRICS_URL="http://127.0.0.1:$edge/metrics"
+	"$LOADGEN" waitok "http://127.0.0.1:$edge/healthz" "$SERVER_PID"
 }
 
 start_baseline() {
@@ -148,9 +189,11 @@ start_baseline() {
 }
 
 stop_server() {
-	kill "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
-	SERVER_PID=""
+	for pid in $SERVER_PID $CONTROL_PID; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	SERVER_PID="" CONTROL_PID="" METRICS_URL=""
 }
 
 # kind_of SERVER: the server a variant belongs to (what MISSING is keyed by).
@@ -178,7 +221,7 @@ run_row() { # server n
 	case $kind in
 	meridian)
 		start_meridian && started=1
-		args=(-target meridian -api-key "$KEY" -api-secret "$SECRET")
+		args=(-target meridian -api-key "$KEY" -api-secret "$SECRET" -metrics "$METRICS_URL")
 		if [[ "$PROFILE" == 1 ]]; then
 			args+=(-pprof "http://127.0.0.1:$PPROF_PORT" -pprof-dir "$RESULTS")
 		fi
@@ -202,8 +245,8 @@ run_row() { # server n
 		stop_server
 		return
 	fi
-	echo "== $target N=$n (server pid $SERVER_PID on CPU $SERVER_CPU; load average $(cut -d' ' -f1 /proc/loadavg))"
-	if ${PIN_LOADGEN[@]+"${PIN_LOADGEN[@]}"} "$LOADGEN" "${args[@]}" -label "$target" -url "$SERVER_URL" -pid "$SERVER_PID" \
+	echo "== $target N=$n (server pid $SERVER_PID${CONTROL_PID:+ and control plane $CONTROL_PID} on CPU $SERVER_CPU; load average $(cut -d' ' -f1 /proc/loadavg))"
+	if ${PIN_LOADGEN[@]+"${PIN_LOADGEN[@]}"} "$LOADGEN" "${args[@]}" -label "$target" -url "$SERVER_URL" -pid "$SERVER_PID${CONTROL_PID:+,$CONTROL_PID}" \
 		-subs "$n" -window "$WINDOW" -idle 2s -settle 1s -server-cpu "$MEASURE_CPU" -feedback "$FEEDBACK" ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"} -json "$RESULTS/$target-$n.json" \
 		>"$WORK/loadgen.out" 2>"$WORK/loadgen.err"; then
 		tail -n 1 "$WORK/loadgen.out"

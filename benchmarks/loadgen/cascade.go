@@ -590,9 +590,9 @@ func runCascadeRow(ctx context.Context, api *webrtc.API, j *apiJoiner, o cascade
 	sleep(ctx, o.warmup)
 
 	cs := clients()
-	a, pa := take(cs, gen, 0, o.serverCPU), takeProcs(o, cs, nil)
+	a, pa := take(cs, gen, nil, o.serverCPU), takeProcs(o, cs, nil)
 	sleep(ctx, o.window)
-	b, pb := take(cs, gen, 0, o.serverCPU), takeProcs(o, cs, nil)
+	b, pb := take(cs, gen, nil, o.serverCPU), takeProcs(o, cs, nil)
 	if ctx.Err() != nil {
 		return r, ctx.Err()
 	}
@@ -1067,9 +1067,9 @@ func failover(ctx context.Context, api *webrtc.API, j *apiJoiner, o cascadeOptio
 			cs[i], _ = s.current()
 		}
 		sleep(ctx, time.Second)
-		a := take(cs, gen, 0, -1)
+		a := take(cs, gen, nil, -1)
 		sleep(ctx, o.afterWindow)
-		b := take(cs, gen, 0, -1)
+		b := take(cs, gen, nil, -1)
 		fo.AfterWindow = b.at.Sub(a.at).Seconds()
 		fo.AfterDelivery, fo.AfterVideo, fo.AfterAudio = delivery(a, b, len(subs))
 		if fo.AfterDelivery < 90 {

@@ -113,7 +113,8 @@ func main() {
 
 type options struct {
 	target, url, key, secret string
-	pid, serverCPU           int
+	pids                     []int // the server's processes (an edge and its control plane are two)
+	serverCPU                int
 	subs                     []int
 	window, warmup, settle   time.Duration
 	idle                     time.Duration
@@ -129,12 +130,12 @@ type options struct {
 
 func run() error {
 	var o options
-	var subs, cpuprofile string
+	var subs, cpuprofile, pids string
 	flag.StringVar(&o.target, "target", "meridian", "meridian (join API + signaling), baseline (loadgen baseline-server), janus (VideoRoom over WebSocket) or livekit (when built with benchmarks/peers/livekit.go.in)")
 	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "server base URL (janus: its WebSocket transport, ws://127.0.0.1:PORT)")
 	flag.StringVar(&o.key, "api-key", "", "API key (meridian, livekit)")
 	flag.StringVar(&o.secret, "api-secret", "", "API secret (meridian, livekit)")
-	flag.IntVar(&o.pid, "pid", 0, "server process id for CPU and memory (0: not measured)")
+	flag.StringVar(&pids, "pid", "", "server process id(s), comma-separated: CPU is summed over all (e.g. an edge and its control plane), memory is the first's (the media server's); empty: not measured")
 	flag.IntVar(&o.serverCPU, "server-cpu", 0, "CPU the server is pinned to: report what else ran there (-1: skip)")
 	flag.StringVar(&subs, "subs", "10,50,100,250", "comma-separated subscriber counts, one row each")
 	flag.DurationVar(&o.window, "window", 10*time.Second, "measurement window per row")
@@ -158,6 +159,10 @@ func run() error {
 	flag.StringVar(&cpuprofile, "cpuprofile", "", "write the load generator's own CPU profile here")
 	flag.BoolVar(&o.verbose, "v", false, "progress on stderr")
 	flag.Parse()
+	var err error
+	if o.pids, err = parsePIDs(pids); err != nil {
+		return err
+	}
 	for _, s := range strings.Split(subs, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= 0 {
@@ -315,7 +320,7 @@ type snapshot struct {
 	sockDelay    []uint64 // the same to the socket, probe subscribers only
 }
 
-func take[P participant](subs []P, gen *generator, pid, serverCPU int) snapshot {
+func take[P participant](subs []P, gen *generator, pids []int, serverCPU int) snapshot {
 	s := snapshot{at: time.Now(), sent: gen.sent.Load(), perSub: make([]uint64, len(subs)),
 		delay: make([]uint64, histBuckets), sockDelay: make([]uint64, histBuckets)}
 	s.video, s.audio = gen.videoSent.Load(), gen.audioSent.Load()
@@ -335,8 +340,8 @@ func take[P participant](subs []P, gen *generator, pid, serverCPU int) snapshot 
 			}
 		}
 	}
-	if pid > 0 {
-		s.srvCPU, _ = cpuTime(pid)
+	if len(pids) > 0 {
+		s.srvCPU, _ = serverCPUTime(pids)
 	}
 	s.genCPU, _ = cpuTime(os.Getpid())
 	s.udpIn, s.udpRB = udpErrors()
@@ -378,15 +383,15 @@ func runRow(ctx context.Context, api *webrtc.API, srv server, o options, n int) 
 	// Idle: the server with the publisher alone (ingest, control plane,
 	// housekeeping), the fixed cost the marginal figure leaves out.
 	var idle cpuSample
-	if o.pid > 0 && o.idle > 0 {
-		idle.cpu0, _ = cpuTime(o.pid)
+	if len(o.pids) > 0 && o.idle > 0 {
+		idle.cpu0, _ = serverCPUTime(o.pids)
 		idle.at0 = time.Now()
 		sleep(ctx, o.idle)
-		idle.cpu1, _ = cpuTime(o.pid)
+		idle.cpu1, _ = serverCPUTime(o.pids)
 		idle.at1 = time.Now()
 	}
-	if o.pid > 0 {
-		r.RSSBefore, _, _ = procStatus(o.pid)
+	if len(o.pids) > 0 {
+		r.RSSBefore, _, _ = procStatus(o.pids[0])
 	}
 	m0 := goMetrics(o.metricsURL)
 
@@ -477,20 +482,20 @@ func runRow(ctx context.Context, api *webrtc.API, srv server, o options, n int) 
 	o.logf("N=%d all receiving after %.1fs", n, r.JoinSeconds)
 	sleep(ctx, o.warmup)
 
-	a := take(subs, gen, o.pid, o.serverCPU)
+	a := take(subs, gen, o.pids, o.serverCPU)
 	profDone := fetchProfiles(o, n)
 	sleep(ctx, o.window)
-	b := take(subs, gen, o.pid, o.serverCPU)
+	b := take(subs, gen, o.pids, o.serverCPU)
 	<-profDone
 	if ctx.Err() != nil {
 		return r, ctx.Err()
 	}
-	r.measure(a, b, idle, o.pid > 0, o.serverCPU >= 0)
+	r.measure(a, b, idle, len(o.pids) > 0, o.serverCPU >= 0)
 	r.GenCPUPct = 100 * (b.genCPU - a.genCPU).Seconds() / r.Window
 	r.UDPRcvbufErr = b.udpRB - a.udpRB
-	if o.pid > 0 {
+	if len(o.pids) > 0 {
 		var threads int
-		r.RSSAfter, threads, _ = procStatus(o.pid)
+		r.RSSAfter, threads, _ = procStatus(o.pids[0])
 		r.ServerThreads = threads
 		r.RSSPerSubKB = float64(r.RSSAfter-r.RSSBefore) / 1024 / float64(n)
 	}

@@ -161,3 +161,33 @@ func cpuBusy(cpu int) (busy, steal time.Duration) {
 	}
 	return busy, steal
 }
+
+// serverCPUTime is the CPU time of all the server's processes (a
+// Meridian edge and its control plane run as two).
+func serverCPUTime(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		d, err := cpuTime(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
+// parsePIDs reads -pid: comma-separated process ids, "" or "0" for none.
+func parsePIDs(s string) ([]int, error) {
+	var pids []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" || f == "0" {
+			continue
+		}
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid < 0 {
+			return nil, fmt.Errorf("-pid: bad process id %q", f)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
+}

@@ -29,7 +29,7 @@ func run(args []string) error {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "dev", "control", "edge":
-		raiseProcs()
+		raiseProcs(cmd)
 		tuneGC(cmd)
 	}
 	switch cmd {

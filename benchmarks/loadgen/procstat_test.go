@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestParsePIDs(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []int
+	}{
+		{"", nil},
+		{"0", nil},
+		{"12", []int{12}},
+		{"12,34", []int{12, 34}}, // an edge and its control plane
+		{" 12 , 34 ,", []int{12, 34}},
+	} {
+		got, err := parsePIDs(c.in)
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("parsePIDs(%q) = %v, %v; want %v", c.in, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"x", "12,-3", "1.5"} {
+		if _, err := parsePIDs(bad); err == nil {
+			t.Errorf("parsePIDs(%q): no error", bad)
+		}
+	}
+}
+
+// The CPU of several processes is their sum: the same process twice
+// counts twice (its time can only grow between the reads).
+func TestServerCPUTimeSumsProcesses(t *testing.T) {
+	pid := os.Getpid()
+	// Some CPU time to measure (/proc counts in clock ticks).
+	for d, _ := cpuTime(pid); d < 30*time.Millisecond; d, _ = cpuTime(pid) {
+		for i := 0; i < 1e5; i++ {
+			_ = fmt.Sprint(i)
+		}
+	}
+	one, err := serverCPUTime([]int{pid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := serverCPUTime([]int{pid, pid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one <= 0 || two < 2*one {
+		t.Fatalf("one process %v, the same twice %v: want at least %v", one, two, 2*one)
+	}
+	if _, err := serverCPUTime([]int{pid, 1 << 30}); err == nil {
+		t.Fatal("a process that does not exist: no error")
+	}
+}
