@@ -288,13 +288,42 @@ func cpuNow() time.Duration {
 //
 // ids=sequential numbers the document ids, room ids and request ids (the
 // benchmark's first form, kept so that its figures compare); ids=random
-// draws them as the API and the cluster do (random hex document and request
-// ids, random alphanumeric room ids), which is what a replica pays: a
-// random key copies a path of its own from the root of the index, where
-// consecutive keys share theirs within a transaction.
+// draws them all at random (as the API and the cluster did until document
+// and request ids got a time prefix): a random key copies a path of its own
+// from the root of the index, where consecutive keys share theirs within a
+// transaction; ids=ordered draws them as they are drawn now (document ids
+// start with their second, request ids with their nanosecond, room ids
+// stay random).
 func BenchmarkApplyCreateRequest(b *testing.B) {
 	b.Run("ids=sequential", func(b *testing.B) { benchApplyCreateRequest(b, roomsFSM(b, 100_000), benchRoom, seqRequestID) })
 	b.Run("ids=random", func(b *testing.B) { benchApplyCreateRequest(b, randomRoomsFSM(b), randomBenchRoom, randomRequestID) })
+	b.Run("ids=ordered", func(b *testing.B) { benchApplyCreateRequest(b, orderedRoomsFSM(b), orderedBenchRoom, orderedRequestID) })
+}
+
+var orderedFSM *benchFSM
+
+func orderedRoomsFSM(tb testing.TB) *benchFSM {
+	if orderedFSM == nil {
+		orderedFSM = newBenchFSM()
+		for ; orderedFSM.rooms < 100_000; orderedFSM.rooms++ {
+			orderedFSM.apply(tb, CmdCreateRoom, CreateRoom{Room: orderedBenchRoom(orderedFSM.rooms)})
+		}
+	}
+	return orderedFSM
+}
+
+// orderedBenchRoom: a document id that starts with its creation second
+// (5,000 creates a second), then random.
+func orderedBenchRoom(n int) Room {
+	r := randomBenchRoom(n)
+	g := rand.New(rand.NewPCG(uint64(n), 3))
+	r.ID = fmt.Sprintf("%08x%016x", 0x6900_0000+n/5000, g.Uint64())
+	return r
+}
+
+func orderedRequestID(n int) string {
+	r := rand.New(rand.NewPCG(uint64(n), 1))
+	return fmt.Sprintf("r-%016x%016x", 0x1880_0000_0000_0000+uint64(n)*200_000, r.Uint64())
 }
 
 var randomFSM *benchFSM // 100k rooms with random ids, shared by the runs of one process
