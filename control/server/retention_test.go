@@ -139,6 +139,19 @@ func TestRetentionRemovesHistoryThroughRaft(t *testing.T) {
 		}
 		return ""
 	})
+	// The receiver has them all; their outcomes are committed a moment
+	// later. Retention counts from an outcome's time, so the clock moves on
+	// only once the leader (whose loop removes them) has applied every one.
+	clustertest.Eventually(t, 20*time.Second, func() string {
+		var delivered int
+		c.Node(leader).Node().FSM().Read(func(s *state.Store) {
+			_, delivered = s.DeliveriesPage(state.DeliveryFilter{UserID: userID(t, c, leader), Status: state.DeliveryDelivered}, state.Page{Limit: 0})
+		})
+		if delivered != 4*len(old) {
+			return fmt.Sprintf("the leader has %d deliveries delivered, want %d", delivered, 4*len(old))
+		}
+		return ""
+	})
 	var removedDelivery string
 	c.Node(leader).Node().FSM().Read(func(s *state.Store) {
 		ds := s.SessionDeliveries(old[0])
