@@ -199,16 +199,33 @@ func liveWindow(src []byte, n int) []byte {
 }
 
 // hlsPlayable reports whether the master playlist exists and every
-// variant lists at least one segment.
+// variant's playlist lists a segment with data in it. An ffmpeg stopped
+// before its first packet still lists the segment it opened, empty: that
+// stream has nothing to play, and its recording nothing to remux.
 func hlsPlayable(dir string, variants int) bool {
 	if _, err := os.Stat(filepath.Join(dir, "index.m3u8")); err != nil {
 		return false
 	}
 	for i := 0; i < variants; i++ {
-		b, err := os.ReadFile(filepath.Join(dir, "v"+strconv.Itoa(i), "index.m3u8"))
-		if err != nil || !bytes.Contains(b, []byte("#EXTINF")) {
+		vdir := filepath.Join(dir, "v"+strconv.Itoa(i))
+		b, err := os.ReadFile(filepath.Join(vdir, "index.m3u8"))
+		if err != nil || !listsMedia(vdir, b) {
 			return false
 		}
 	}
 	return true
+}
+
+// listsMedia reports whether a media playlist in dir lists a segment file
+// that is not empty.
+func listsMedia(dir string, playlist []byte) bool {
+	for _, l := range strings.Split(string(playlist), "\n") {
+		if l = strings.TrimSpace(l); l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(dir, filepath.Base(l))); err == nil && fi.Size() > 0 {
+			return true
+		}
+	}
+	return false
 }
