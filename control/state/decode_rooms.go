@@ -40,6 +40,12 @@ func (c *CreateRoomResult) decodeFast(b []byte) bool {
 	return false
 }
 
+// decodeFast reads a room as appendRoom writes it (a snapshot's rows).
+func (r *Room) decodeFast(b []byte) bool {
+	p := fastJSON{b: b}
+	return p.room(r) && p.end()
+}
+
 // decodeJSON decodes b into v as json.Unmarshal would: by v's fast
 // decoder when it has one and b has the usual shape, else by encoding/json
 // (from a zero v: a failed fast decode may have set fields).
