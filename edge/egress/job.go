@@ -243,6 +243,10 @@ type pending struct {
 	expectAudioVideo bool
 }
 
+// minHLSRecording is the media an HLS job must have encoded for a failed
+// remux of its recording to fail the job (TestHLSRecordingStoppedAtOnce).
+const minHLSRecording = 500 * time.Millisecond
+
 func (j *job) finish() {
 	cfg := j.r.cfg
 	var files []pending
@@ -261,9 +265,15 @@ func (j *job) finish() {
 		case egressapi.KindHLS:
 			if err == nil && j.spec.HLS.Record && hlsPlayable(j.hlsDir, 1) {
 				out := filepath.Join(j.dir, "hls.mp4")
-				if err = remuxHLS(cfg.FFmpeg, filepath.Join(j.hlsDir, "v0", "index.m3u8"), out, cfg.StopTimeout, &j.r.cpu); err == nil {
+				if rerr := remuxHLS(cfg.FFmpeg, filepath.Join(j.hlsDir, "v0", "index.m3u8"), out, cfg.StopTimeout, &j.r.cpu); rerr == nil {
 					files = append(files, pending{path: out, key: j.key("hls-recordings", j.session(), j.spec.ID+".mp4"), ctype: "video/mp4", start: j.origin, end: end})
+				} else if j.comp.mediaTime() >= minHLSRecording {
+					err = rerr
 				}
+				// Else the job was stopped within a frame or two of its start:
+				// ffmpeg's only segment (one frame, a target duration of 0)
+				// does not remux, and there is nothing to record. Stopped,
+				// without a file.
 			}
 		}
 		j.update(false, func(s *egressapi.Status) { s.Duration = j.comp.mediaTime().Seconds() })
