@@ -296,20 +296,12 @@ func cpuNow() time.Duration {
 // stay random).
 func BenchmarkApplyCreateRequest(b *testing.B) {
 	b.Run("ids=sequential", func(b *testing.B) { benchApplyCreateRequest(b, roomsFSM(b, 100_000), benchRoom, seqRequestID) })
-	b.Run("ids=random", func(b *testing.B) { benchApplyCreateRequest(b, randomRoomsFSM(b), randomBenchRoom, randomRequestID) })
-	b.Run("ids=ordered", func(b *testing.B) { benchApplyCreateRequest(b, orderedRoomsFSM(b), orderedBenchRoom, orderedRequestID) })
-}
-
-var orderedFSM *benchFSM
-
-func orderedRoomsFSM(tb testing.TB) *benchFSM {
-	if orderedFSM == nil {
-		orderedFSM = newBenchFSM()
-		for ; orderedFSM.rooms < 100_000; orderedFSM.rooms++ {
-			orderedFSM.apply(tb, CmdCreateRoom, CreateRoom{Room: orderedBenchRoom(orderedFSM.rooms)})
-		}
-	}
-	return orderedFSM
+	b.Run("ids=random", func(b *testing.B) {
+		benchApplyCreateRequest(b, prefilled(b, &randomFSM, randomBenchRoom), randomBenchRoom, randomRequestID)
+	})
+	b.Run("ids=ordered", func(b *testing.B) {
+		benchApplyCreateRequest(b, prefilled(b, &orderedFSM, orderedBenchRoom), orderedBenchRoom, orderedRequestID)
+	})
 }
 
 // orderedBenchRoom: a document id that starts with its creation second
@@ -326,16 +318,20 @@ func orderedRequestID(n int) string {
 	return fmt.Sprintf("r-%016x%016x", 0x1880_0000_0000_0000+uint64(n)*200_000, r.Uint64())
 }
 
-var randomFSM *benchFSM // 100k rooms with random ids, shared by the runs of one process
+// 100k rooms with random, and with ordered, ids; each shared by the runs
+// of one process.
+var randomFSM, orderedFSM *benchFSM
 
-func randomRoomsFSM(tb testing.TB) *benchFSM {
-	if randomFSM == nil {
-		randomFSM = newBenchFSM()
-		for ; randomFSM.rooms < 100_000; randomFSM.rooms++ {
-			randomFSM.apply(tb, CmdCreateRoom, CreateRoom{Room: randomBenchRoom(randomFSM.rooms)})
+// prefilled returns *shared, first filled with 100k rooms made by room.
+func prefilled(tb testing.TB, shared **benchFSM, room func(int) Room) *benchFSM {
+	if *shared == nil {
+		f := newBenchFSM()
+		for ; f.rooms < 100_000; f.rooms++ {
+			f.apply(tb, CmdCreateRoom, CreateRoom{Room: room(f.rooms)})
 		}
+		*shared = f
 	}
-	return randomFSM
+	return *shared
 }
 
 func seqRequestID(n int) string { return fmt.Sprintf("r-%032x", n) }
