@@ -128,28 +128,23 @@ func startEgressStack(t *testing.T, preferred ...storage.Target) *egressStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
 	sc := sfu.DefaultConfig()
 	sc.IncludeLoopbackCandidate = true
 	sc.DisableMDNS = true
-	reg := prometheus.NewRegistry()
-	n, err := edgenode.New(edgenode.Config{Registry: reg, Gatherer: reg, EdgeID: "edge-eg", Region: "local", ControlURLs: []string{tap.srv.URL}, EdgeToken: edgeToken,
-		HTTPListen: addr, PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, HeartbeatEvery: 200 * time.Millisecond,
-		DrainTimeout: 90 * time.Second,
-		Egress: edgenode.EgressConfig{WorkDir: t.TempDir(), Storage: append(preferred, local), Configure: func(ec *egress.Config) {
-			ec.Poll = 100 * time.Millisecond
-			ec.StopTimeout = 30 * time.Second
-			// The machine running the tests is shared: a starved encoder
-			// may fall behind for a while without failing the job (as in
-			// the egress benchmark); this test is about the edge's wiring.
-			ec.MaxLag = 30 * time.Second
-		}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(); err != nil {
-		t.Fatal(err)
-	}
+	n := startEdgeOnFreePort(t, func(addr string) edgenode.Config {
+		reg := prometheus.NewRegistry()
+		return edgenode.Config{Registry: reg, Gatherer: reg, EdgeID: "edge-eg", Region: "local", ControlURLs: []string{tap.srv.URL}, EdgeToken: edgeToken,
+			HTTPListen: addr, PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, HeartbeatEvery: 200 * time.Millisecond,
+			DrainTimeout: 90 * time.Second,
+			Egress: edgenode.EgressConfig{WorkDir: t.TempDir(), Storage: append(preferred, local), Configure: func(ec *egress.Config) {
+				ec.Poll = 100 * time.Millisecond
+				ec.StopTimeout = 30 * time.Second
+				// The machine running the tests is shared: a starved encoder
+				// may fall behind for a while without failing the job (as in
+				// the egress benchmark); this test is about the edge's wiring.
+				ec.MaxLag = 30 * time.Second
+			}}}
+	})
 	t.Cleanup(func() { n.Close() })
 	select {
 	case <-n.Registered():

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +33,29 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// startEdgeOnFreePort builds and starts an edge on a free HTTP port. Its
+// public URL names the port, so the port is picked before the edge listens,
+// and another test's socket may take it meanwhile (go test runs packages in
+// parallel): a taken port means another try, with a fresh config (cfg
+// builds everything that cannot be reused, such as a metrics registry).
+func startEdgeOnFreePort(t *testing.T, cfg func(addr string) edgenode.Config) *edgenode.Node {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		n, err := edgenode.New(cfg(freePort(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = n.Start()
+		if err == nil {
+			return n
+		}
+		n.Close()
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 4 {
+			t.Fatal(err)
+		}
+	}
+}
+
 // stack is a control node plus one real edge (SFU, signaling, TURN) over loopback.
 type stack struct {
 	c    *clustertest.Cluster
@@ -49,7 +74,6 @@ func startStack(t *testing.T) *stack {
 		wc.MinBackoff, wc.MaxBackoff = 50*time.Millisecond, 200*time.Millisecond
 		cfg.Plugins = append(cfg.Plugins, placement.Plugin(pc), raftoutbox.Plugin(wc))
 	}})
-	addr := freePort(t)
 	sc := sfu.DefaultConfig()
 	sc.IncludeLoopbackCandidate = true
 	tc := turn.DefaultConfig()
@@ -57,16 +81,13 @@ func startStack(t *testing.T) *stack {
 	tc.TCPListen = netip.AddrPort{}
 	tc.RelayAddress = netip.MustParseAddr("127.0.0.1")
 	tc.AllowPeers = []string{"127.0.0.0/8"}
-	reg := prometheus.NewRegistry()
-	n, err := edgenode.New(edgenode.Config{Registry: reg, EdgeID: "edge-1", Region: "local", ControlURLs: []string{c.Node(0).URL()}, EdgeToken: edgeToken,
-		HTTPListen: addr, PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, EnableTURN: true, TURN: tc,
-		StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(); err != nil {
-		t.Fatal(err)
-	}
+	var reg *prometheus.Registry
+	n := startEdgeOnFreePort(t, func(addr string) edgenode.Config {
+		reg = prometheus.NewRegistry()
+		return edgenode.Config{Registry: reg, EdgeID: "edge-1", Region: "local", ControlURLs: []string{c.Node(0).URL()}, EdgeToken: edgeToken,
+			HTTPListen: addr, PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, EnableTURN: true, TURN: tc,
+			StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond}
+	})
 	t.Cleanup(func() { n.Close() })
 	select {
 	case <-n.Registered():

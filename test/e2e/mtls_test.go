@@ -32,19 +32,14 @@ import (
 // legs use the cluster identity id. It does not wait for registration.
 func mtlsEdge(t *testing.T, id, region string, controls []string, ident *tlsutil.Cluster) *edgenode.Node {
 	t.Helper()
-	addr := freePort(t)
 	sc := sfu.DefaultConfig()
 	sc.IncludeLoopbackCandidate = true
-	n, err := edgenode.New(edgenode.Config{EdgeID: id, Region: region, ControlURLs: controls, EdgeToken: edgeToken,
-		HTTPListen: addr, PublicURL: "https://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, Capacity: 100,
-		StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond, Logger: quietLogger(), MTLS: ident,
-		Cascade: func(c *cascade.Config) { c.IdleTimeout = 3 * time.Second; c.RedialMax = time.Second }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(); err != nil {
-		t.Fatal(err)
-	}
+	n := startEdgeOnFreePort(t, func(addr string) edgenode.Config {
+		return edgenode.Config{EdgeID: id, Region: region, ControlURLs: controls, EdgeToken: edgeToken,
+			HTTPListen: addr, PublicURL: "https://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, Capacity: 100,
+			StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond, Logger: quietLogger(), MTLS: ident,
+			Cascade: func(c *cascade.Config) { c.IdleTimeout = 3 * time.Second; c.RedialMax = time.Second }}
+	})
 	t.Cleanup(func() { n.Close() })
 	return n
 }

@@ -119,7 +119,6 @@ func (m *multi) startEdge(s edgeSpec) *edgenode.Node {
 // startEdgeVia starts an edge that reaches the control plane at urls.
 func (m *multi) startEdgeVia(s edgeSpec, urls []string) *edgenode.Node {
 	m.t.Helper()
-	addr := freePort(m.t)
 	sc := sfu.DefaultConfig()
 	sc.IncludeLoopbackCandidate = true
 	tc := turn.DefaultConfig()
@@ -132,7 +131,6 @@ func (m *multi) startEdgeVia(s edgeSpec, urls []string) *edgenode.Node {
 	m.mu.Lock()
 	gc.Seeds = append([]string(nil), m.seeds[s.region]...)
 	m.mu.Unlock()
-	reg := prometheus.NewRegistry()
 	capacity := s.capacity
 	if capacity == 0 {
 		capacity = 100
@@ -141,17 +139,15 @@ func (m *multi) startEdgeVia(s edgeSpec, urls []string) *edgenode.Node {
 	if m.opts.edgeEgress != nil {
 		ec = m.opts.edgeEgress(m.t, s)
 	}
-	n, err := edgenode.New(edgenode.Config{Registry: reg, EdgeID: s.id, Egress: ec, Region: s.region, ControlURLs: urls, EdgeToken: edgeToken,
-		HTTPListen: addr, PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, EnableTURN: true, TURN: tc, Capacity: capacity,
-		StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond, GossipEnabled: true, Gossip: gc, Logger: quietLogger(),
-		DrainTimeout: 20 * time.Second,
-		Cascade:      func(c *cascade.Config) { c.IdleTimeout = 3 * time.Second; c.RedialMax = time.Second }})
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	if err := n.Start(); err != nil {
-		m.t.Fatal(err)
-	}
+	var reg *prometheus.Registry
+	n := startEdgeOnFreePort(m.t, func(addr string) edgenode.Config {
+		reg = prometheus.NewRegistry()
+		return edgenode.Config{Registry: reg, EdgeID: s.id, Egress: ec, Region: s.region, ControlURLs: urls, EdgeToken: edgeToken,
+			HTTPListen: addr, PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, EnableTURN: true, TURN: tc, Capacity: capacity,
+			StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond, GossipEnabled: true, Gossip: gc, Logger: quietLogger(),
+			DrainTimeout: 20 * time.Second,
+			Cascade:      func(c *cascade.Config) { c.IdleTimeout = 3 * time.Second; c.RedialMax = time.Second }}
+	})
 	m.t.Cleanup(func() { n.Close() })
 	m.mu.Lock()
 	m.edges[s.id], m.specs[s.id], m.regs[s.id] = n, s, reg
