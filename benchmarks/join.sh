@@ -71,5 +71,9 @@ mkdir -p "$RESULTS"
 		-reps "$REPS" -json "$RESULTS/join.json"
 	echo
 	echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+	# How the edge sent the pages' media: its own SRTP (edge/sfu/srtpdirect.go)
+	# against every datagram on its media sockets (ICE, DTLS, RTCP included).
+	curl -fsS "http://127.0.0.1:$PORT/metrics" 2>/dev/null |
+		grep -E '^meridian_sfu_(direct_srtp_packets|udp_sent_datagrams)_total' || true
 } | tee "$RESULTS/table.md"
 echo "results: $RESULTS"

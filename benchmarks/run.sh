@@ -10,7 +10,8 @@
 #   ROWS="25 75" benchmarks/run.sh    # any rows
 #   SERVERS="meridian livekit" ...    # any of: baseline meridian livekit
 #                                     # livekit-twcc livekit-batchio janus
-#                                     # janus-loops1 (see benchmarks/README.md)
+#                                     # janus-loops1 meridian-pionsend
+#                                     # (see benchmarks/README.md)
 #   BASELINE=0 ...                    # without the trivial forwarder
 #   PROFILE=1 ...                     # also save Meridian's pprof profiles per row
 #   WINDOW=10s FEEDBACK=rr,twcc       # loadgen -window / -feedback
@@ -54,7 +55,7 @@ if [[ "$BASELINE" != 1 ]]; then
 fi
 for s in $SERVERS; do
 	case $s in
-	baseline | meridian | livekit | livekit-twcc | livekit-batchio | janus | janus-loops1) ;;
+	baseline | meridian | meridian-pionsend | livekit | livekit-twcc | livekit-batchio | janus | janus-loops1) ;;
 	*)
 		echo "unknown server $s in SERVERS" >&2
 		exit 2
@@ -130,8 +131,8 @@ wait_log() { # file pattern pid
 
 # Node-to-node links on loopback without mutual TLS (a build that has the flag).
 INSECURE=()
-start_meridian() {
-	local ctl raft edge cluster_key="" edge_token admin_token
+start_meridian() { # target
+	local ctl raft edge edge_args=() cluster_key="" edge_token admin_token
 	ctl=$("$LOADGEN" freeport)
 	raft=$("$LOADGEN" freeport)
 	edge=$("$LOADGEN" freeport)
@@ -170,10 +171,13 @@ start_meridian() {
 	local env=(env)
 	if [[ -n "${EDGE_GOGC:-}" ]]; then env+=("GOGC=$EDGE_GOGC"); fi
 	if [[ -n "${EDGE_GOMAXPROCS:-}" ]]; then env+=("GOMAXPROCS=$EDGE_GOMAXPROCS"); fi
+	# meridian-pionsend: the same edge with subscribers' media on pion's
+	# send path instead of its direct SRTP (edge/sfu/srtpdirect.go).
+	if [[ "$1" == meridian-pionsend ]]; then edge_args+=(--pion-send-path); fi
 	MERIDIAN_BENCH_PPROF="$prof" "${env[@]}" ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} ./bin/meridian edge --id e1 --region local \
 		--http "127.0.0.1:$edge" --public-url "http://127.0.0.1:$edge" --control "$SERVER_URL" --edge-token "$edge_token" \
 		--udp-ip 127.0.0.1 --loopback-candidates --turn-public-ip 127.0.0.1 --turn-udp 127.0.0.1:0 --turn-tcp 127.0.0.1:0 \
-		--gossip "" --log-level warn ${INSECURE[@]+"${INSECURE[@]}"} >"$WORK/server-$edge.log" 2>&1 &
+		--gossip "" --log-level warn ${INSECURE[@]+"${INSECURE[@]}"} ${edge_args[@]+"${edge_args[@]}"} >"$WORK/server-$edge.log" 2>&1 &
 	SERVER_PID=$!
 	PORT=$edge
 	METRICS_URL="http://127.0.0.1:$edge/metrics"
@@ -201,6 +205,7 @@ kind_of() {
 	case $1 in
 	livekit*) echo livekit ;;
 	janus*) echo janus ;;
+	meridian*) echo meridian ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -220,7 +225,7 @@ run_row() { # server n
 	fi
 	case $kind in
 	meridian)
-		start_meridian && started=1
+		start_meridian "$target" && started=1
 		args=(-target meridian -api-key "$KEY" -api-secret "$SECRET" -metrics "$METRICS_URL")
 		if [[ "$PROFILE" == 1 ]]; then
 			args+=(-pprof "http://127.0.0.1:$PPROF_PORT" -pprof-dir "$RESULTS")

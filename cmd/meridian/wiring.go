@@ -90,6 +90,7 @@ type edgeFlags struct {
 	origins                         listFlag
 	capacity                        int
 	loopback                        bool
+	pionSendPath                    bool
 	noTURN                          bool
 	gossipBind, gossipAdvertise     string
 	gossipKey, gossipKeyFile        string
@@ -115,6 +116,7 @@ func (e *edgeFlags) register(fs *flag.FlagSet, dev bool) {
 		fs.Var(&e.control, "control", "control-plane URL(s) (repeatable; any node works)")
 		fs.StringVar(&e.edgeToken, "edge-token", "", "token shared with the control plane (its --edge-token)")
 		fs.BoolVar(&e.loopback, "loopback-candidates", false, "offer 127.0.0.1 ICE candidates (single-host testing)")
+		fs.BoolVar(&e.pionSendPath, "pion-send-path", false, "send subscribers' media through pion's SRTP session instead of the edge's own direct SRTP (slower; to compare or to rule it out)")
 		fs.StringVar(&e.gossipBind, "gossip", "0.0.0.0:7946", "gossip (memberlist) listen address for the region's pool, udp+tcp (empty disables gossip)")
 		fs.StringVar(&e.gossipAdvertise, "gossip-advertise", "", "gossip address other edges of the region dial (default: the listen address)")
 		fs.StringVar(&e.gossipKey, "gossip-key", "", "hex AES key (32, 48 or 64 hex chars) encrypting gossip; the same on every edge of the region")
@@ -170,6 +172,7 @@ func (e *edgeFlags) nodeConfig(dev bool, logger *slog.Logger) (edgenode.Config, 
 		sc.UDPMuxAddr = ip.String()
 	}
 	sc.IncludeLoopbackCandidate = dev || e.loopback
+	sc.PionSendPath = e.pionSendPath
 	origins := []string(e.origins)
 	if len(origins) == 0 {
 		origins = []string{"*"}

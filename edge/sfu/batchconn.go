@@ -23,8 +23,8 @@ import (
 // unless a fan-out is running, in which case they wait for its end (at
 // most one fan-out: about a millisecond at 250 subscribers).
 //
-// SRTP stays per subscriber and happens before the socket, in pion's
-// write path, so a batch holds finished datagrams.
+// SRTP stays per subscriber and happens before the socket (the edge's own,
+// srtpdirect.go, or pion's), so a batch holds finished datagrams.
 
 // maxBatch is the most datagrams per sendmmsg (the kernel's UIO_MAXIOV is
 // 1024; 64 keeps the first packet's wait short).
@@ -43,6 +43,7 @@ type sendBatcher struct {
 	syscalls atomic.Uint64 // sendmmsg and sendto calls made for media sockets
 	packets  atomic.Uint64 // datagrams they sent
 	errors   atomic.Uint64 // datagrams the kernel refused
+	direct   atomic.Uint64 // RTP packets encrypted by the edge (srtpdirect.go)
 }
 
 func (b *sendBatcher) begin() {

@@ -53,6 +53,10 @@ type Config struct {
 
 	// IncludeLoopbackCandidate gathers 127.0.0.1 candidates (tests, single-host dev).
 	IncludeLoopbackCandidate bool
+	// PionSendPath keeps subscribers' RTP on pion's send path (RTPSender,
+	// SRTP session, ICE connection) instead of the edge's direct SRTP on
+	// the shared sockets (srtpdirect.go): for comparison and diagnosis.
+	PionSendPath bool
 	// DisableMDNS stops gathering and resolving .local candidates.
 	DisableMDNS bool
 	// NAT1To1IPs replaces host candidate addresses with these public IPs
@@ -179,6 +183,12 @@ type mediaAPI struct {
 	// interceptors, but sockets of their own (never the mux); nil when
 	// there is no mux (then recv and send serve legs too).
 	relay *mediaAPI
+	// sendSE and sendME build a subscriber connection's own API when the
+	// mux is on: its DTLS key log and ServerHello hook are per connection
+	// (direct SRTP, srtpdirect.go).
+	sendSE       webrtc.SettingEngine
+	sendME       *webrtc.MediaEngine
+	pionSendPath bool
 }
 
 func videoFeedback() []webrtc.RTCPFeedback {
@@ -283,6 +293,7 @@ func buildOneAPI(cfg Config, noMux bool, router *rtcpRouter) (*mediaAPI, error) 
 	sendSE := se
 	sendSE.BufferFactory = router.bufferFactory
 	ma.send = webrtc.NewAPI(webrtc.WithMediaEngine(sendME), webrtc.WithInterceptorRegistry(&interceptor.Registry{}), webrtc.WithSettingEngine(sendSE))
+	ma.sendSE, ma.sendME, ma.pionSendPath = sendSE, sendME, cfg.PionSendPath
 	return ma, nil
 }
 
@@ -365,6 +376,24 @@ func (ma *mediaAPI) newPeerConnection(sending bool) (*webrtc.PeerConnection, err
 		api = ma.send
 	}
 	return api.NewPeerConnection(webrtc.Configuration{SDPSemantics: webrtc.SDPSemanticsUnifiedPlan})
+}
+
+// newSubscriberPeerConnection creates a client's subscriber connection.
+// On the mux it gets an API of its own whose DTLS key log and ServerHello
+// hook fill secrets, so its RTP can skip pion's send path (srtpdirect.go);
+// secrets is nil without a mux.
+func (ma *mediaAPI) newSubscriberPeerConnection() (*webrtc.PeerConnection, *dtlsSecrets, error) {
+	if ma.batch == nil || ma.pionSendPath {
+		pc, err := ma.newPeerConnection(true)
+		return pc, nil, err
+	}
+	sec := &dtlsSecrets{}
+	se := ma.sendSE
+	se.SetDTLSKeyLogWriter(sec)
+	se.SetDTLSServerHelloMessageHook(sec.serverHello)
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(ma.sendME), webrtc.WithInterceptorRegistry(&interceptor.Registry{}), webrtc.WithSettingEngine(se))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{SDPSemantics: webrtc.SDPSemanticsUnifiedPlan})
+	return pc, sec, err
 }
 
 // muxBuffer is the kernel buffer asked for each media socket: it carries

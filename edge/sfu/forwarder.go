@@ -85,6 +85,15 @@ func newForwarder(t *PublishedTrack, sub *Subscriber, relayLayer int) *Forwarder
 	return f
 }
 
+// directSender is the subscriber connection's direct SRTP writer, nil
+// while pion's path serves it (srtpdirect.go).
+func (f *Forwarder) directSender() *directSender {
+	if f.sub == nil {
+		return nil
+	}
+	return f.sub.direct.Load()
+}
+
 // transportUp reports whether what the forwarder writes can reach its
 // subscriber (a tap has no transport of its own).
 func (f *Forwarder) transportUp() bool { return f.sub == nil || f.sub.connected.Load() }
@@ -186,7 +195,12 @@ func (f *Forwarder) write(b *binding, h *rtp.Header, payload []byte) error {
 		f.twccBuf = [2]byte{byte(seq >> 8), byte(seq)}
 		_ = h.SetExtension(b.twccExt, f.twccBuf[:])
 	}
-	_, err := b.w.WriteRTP(h, payload)
+	var err error
+	if d := f.directSender(); d != nil {
+		err = d.writeRTP(h, payload)
+	} else {
+		_, err = b.w.WriteRTP(h, payload)
+	}
 	if tw != nil && err == nil {
 		tw.sent(seq, h.MarshalSize()+len(payload), monoNow())
 	}

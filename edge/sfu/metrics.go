@@ -53,6 +53,7 @@ var (
 	descSendCalls    = prometheus.NewDesc("meridian_sfu_udp_send_calls_total", "sendmmsg and sendto calls on the edge's media sockets (cascade legs have sockets of their own and are not counted).", nil, nil)
 	descSentDgrams   = prometheus.NewDesc("meridian_sfu_udp_sent_datagrams_total", "Datagrams those calls sent; divided by the calls, how well fan-outs are batched.", nil, nil)
 	descSendErrors   = prometheus.NewDesc("meridian_sfu_udp_send_errors_total", "Datagrams the kernel refused in batched sends on the media sockets.", nil, nil)
+	descDirectSRTP   = prometheus.NewDesc("meridian_sfu_direct_srtp_packets_total", "RTP packets to subscribers the edge encrypted itself (direct SRTP) rather than through pion's send path.", nil, nil)
 )
 
 // Collector exports SFU metrics computed at scrape time (nothing on the
@@ -63,7 +64,7 @@ type sfuCollector struct{ s *SFU }
 
 func (c sfuCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRooms, descParticipants, descTracks, descEgress, descPackets, descBytes, descNACKs, descPLIs, descSkips,
-		descRetransmits, descSendCalls, descSentDgrams, descSendErrors} {
+		descRetransmits, descSendCalls, descSentDgrams, descSendErrors, descDirectSRTP} {
 		ch <- d
 	}
 }
@@ -110,5 +111,6 @@ func (c sfuCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSendCalls, prometheus.CounterValue, float64(b.syscalls.Load()))
 		ch <- prometheus.MustNewConstMetric(descSentDgrams, prometheus.CounterValue, float64(b.packets.Load()))
 		ch <- prometheus.MustNewConstMetric(descSendErrors, prometheus.CounterValue, float64(b.errors.Load()))
+		ch <- prometheus.MustNewConstMetric(descDirectSRTP, prometheus.CounterValue, float64(b.direct.Load()))
 	}
 }

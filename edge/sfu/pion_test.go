@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
@@ -95,6 +96,13 @@ type clientOpts struct {
 	nack, reports, twcc bool
 	// net replaces the client's sockets (injected loss).
 	net transport.Net
+	// srtpProfiles and dtlsSuites narrow what the client's DTLS offers
+	// (nil: pion's defaults); dtlsServer makes it answer as the DTLS server.
+	srtpProfiles []dtls.SRTPProtectionProfile
+	dtlsSuites   []dtls.CipherSuiteID
+	dtlsServer   bool
+	// noCryptex: the client declares no RTP header encryption (RFC 9335).
+	noCryptex bool
 }
 
 var browserLike = clientOpts{nack: true, reports: true, twcc: true}
@@ -142,6 +150,17 @@ func newClientAPI(o clientOpts) (*webrtc.API, error) {
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	if o.net != nil {
 		se.SetNet(o.net)
+	}
+	if o.srtpProfiles != nil {
+		se.SetSRTPProtectionProfiles(o.srtpProfiles...)
+	}
+	if o.dtlsSuites != nil {
+		se.SetDTLSCipherSuites(o.dtlsSuites...)
+	}
+	if o.dtlsServer {
+		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+			return nil, err
+		}
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }
@@ -520,7 +539,11 @@ func joinSubscriber(t testing.TB, s *SFU, room, id string) (*Participant, *testS
 // negotiation (Ready).
 func attachSubscriber(t testing.TB, part *Participant, sink *testSink, o clientOpts) *testSubscriber {
 	t.Helper()
-	pc, err := clientAPI(t, o).NewPeerConnection(webrtc.Configuration{})
+	conf := webrtc.Configuration{}
+	if o.noCryptex {
+		conf.RTPHeaderEncryptionPolicy = webrtc.RTPHeaderEncryptionPolicyDisable
+	}
+	pc, err := clientAPI(t, o).NewPeerConnection(conf)
 	if err != nil {
 		t.Fatal(err)
 	}

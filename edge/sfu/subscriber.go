@@ -29,6 +29,13 @@ type Subscriber struct {
 	// onState, when set, hears the PeerConnection's state changes.
 	onState atomic.Pointer[func(webrtc.PeerConnectionState)]
 
+	// secrets and batch let the connection's RTP skip pion's send path
+	// (srtpdirect.go); direct is set, once, just before connected.
+	secrets    *dtlsSecrets
+	batch      *sendBatcher
+	direct     atomic.Pointer[directSender]
+	directOnce sync.Once
+
 	wg sync.WaitGroup // the negotiation goroutine, while one runs
 
 	mu       sync.Mutex
@@ -52,11 +59,17 @@ type down struct {
 }
 
 func newSubscriber(part *Participant) (*Subscriber, error) {
-	newPC := part.room.sfu.media.newPeerConnection
+	media := part.room.sfu.media
+	var (
+		pc      *webrtc.PeerConnection
+		secrets *dtlsSecrets
+		err     error
+	)
 	if part.relay {
-		newPC = part.room.sfu.media.newRelayPeerConnection
+		pc, err = media.newRelayPeerConnection(true)
+	} else {
+		pc, secrets, err = media.newSubscriberPeerConnection()
 	}
-	pc, err := newPC(true)
 	if err != nil {
 		return nil, fmt.Errorf("sfu: subscriber peer connection: %w", err)
 	}
@@ -64,12 +77,25 @@ func newSubscriber(part *Participant) (*Subscriber, error) {
 	s := &Subscriber{
 		part: part, pc: pc, twcc: newTWCCSender(cfg.InitialBitrate, cfg.MinBitrate, cfg.MaxBitrate),
 		downs: make(map[string]*down), held: true,
+		secrets: secrets, batch: media.batch,
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { part.sendCandidate(TargetSubscriber, c) })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateConnected && !s.connected.Swap(true) {
-			for _, f := range s.forwarders() {
-				f.connectedNow()
+		if st == webrtc.PeerConnectionStateConnected {
+			// pion runs state handlers on goroutines of their own: the
+			// Once orders the switch before connected in all of them.
+			s.directOnce.Do(s.enableDirect)
+			if !s.connected.Swap(true) {
+				for _, f := range s.forwarders() {
+					f.connectedNow()
+				}
+			}
+		}
+		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			// ICE gave up (no consent from the client for pion's failed
+			// timeout) or the connection closed: direct SRTP stops sending.
+			if d := s.direct.Load(); d != nil {
+				d.stop()
 			}
 		}
 		if fn := s.onState.Load(); fn != nil {
