@@ -359,6 +359,10 @@ func BenchmarkSubscriberFootprint(b *testing.B) {
 	one := testConfig()
 	one.UDPMuxAddr = "127.0.0.1"
 	b.Run("addrs=1", func(b *testing.B) { benchSubscriberFootprint(b, one) })
+	// What direct SRTP costs in memory: the same with pion's send path.
+	pionSend := one
+	pionSend.PionSendPath = true
+	b.Run("addrs=1,pion-send-path", func(b *testing.B) { benchSubscriberFootprint(b, pionSend) })
 }
 
 func benchSubscriberFootprint(b *testing.B, cfg Config) {
