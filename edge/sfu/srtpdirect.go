@@ -275,8 +275,7 @@ func (s *Subscriber) enableDirect() {
 }
 
 // pathFor finds the media socket a candidate pair's local candidate is on
-// (nil if none: a candidate address rewritten for a 1:1 NAT on an edge
-// with several sockets on one port, or not a UDP host candidate).
+// (nil if none can be told, or not a UDP host candidate).
 func (b *sendBatcher) pathFor(pair *webrtc.ICECandidatePair) *directPath {
 	if pair == nil || pair.Local == nil || pair.Remote == nil ||
 		pair.Local.Typ != webrtc.ICECandidateTypeHost || pair.Local.Protocol != webrtc.ICEProtocolUDP {
@@ -290,20 +289,43 @@ func (b *sendBatcher) pathFor(pair *webrtc.ICECandidatePair) *directPath {
 	b.mu.Lock()
 	conns := b.conns
 	b.mu.Unlock()
-	var byPort *batchConn
-	nPort := 0
-	for _, c := range conns {
-		la, ok := c.LocalAddr().(*net.UDPAddr)
-		if !ok || la.Port != int(pair.Local.Port) {
+	socks := make([]netip.AddrPort, len(conns))
+	for i, c := range conns {
+		if la, ok := c.LocalAddr().(*net.UDPAddr); ok {
+			socks[i] = la.AddrPort()
+		}
+	}
+	i := pickSocket(socks, netip.AddrPortFrom(laddr, pair.Local.Port), raddr)
+	if i < 0 {
+		return nil
+	}
+	return &directPath{conn: conns[i], addr: netip.AddrPortFrom(raddr.Unmap(), pair.Remote.Port)}
+}
+
+// pickSocket picks, among the media sockets' addresses, the one a local
+// candidate stands for: the socket with the candidate's address and port;
+// else, when the candidate's address was rewritten (NAT1To1IPs, a cloud
+// VM's public address), the one socket on its port that can reach remote
+// (same family; a loopback socket only for a loopback peer and the other
+// way round). -1 when none or several qualify.
+func pickSocket(socks []netip.AddrPort, local netip.AddrPort, remote netip.Addr) int {
+	remote = remote.Unmap()
+	pick, n := -1, 0
+	for i, s := range socks {
+		if s.Port() != local.Port() {
 			continue
 		}
-		byPort, nPort = c, nPort+1
-		if a, ok := netip.AddrFromSlice(la.IP); ok && laddr.IsValid() && a.Unmap() == laddr.Unmap() {
-			return &directPath{conn: c, addr: netip.AddrPortFrom(raddr.Unmap(), pair.Remote.Port)}
+		a := s.Addr().Unmap()
+		if a == local.Addr().Unmap() {
+			return i
 		}
+		if a.Is4() != remote.Is4() || !a.IsUnspecified() && a.IsLoopback() != remote.IsLoopback() {
+			continue
+		}
+		pick, n = i, n+1
 	}
-	if nPort == 1 {
-		return &directPath{conn: byPort, addr: netip.AddrPortFrom(raddr.Unmap(), pair.Remote.Port)}
+	if n != 1 {
+		return -1
 	}
-	return nil
+	return pick
 }

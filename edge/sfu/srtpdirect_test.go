@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,4 +90,37 @@ func TestSubscriberRTPSkipsPionSendPath(t *testing.T) {
 func withDTLS(o clientOpts, profiles []dtls.SRTPProtectionProfile, suites []dtls.CipherSuiteID) clientOpts {
 	o.srtpProfiles, o.dtlsSuites = profiles, suites
 	return o
+}
+
+// TestPickSocketForCandidate: the media socket a selected pair's local
+// candidate stands for, with the address as gathered and as rewritten for
+// a 1:1 NAT (one socket per local address, all on one port, as --udp-port
+// runs).
+func TestPickSocketForCandidate(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	socks := []netip.AddrPort{ap("127.0.0.1:7882"), ap("10.0.0.5:7882"), ap("[::1]:7882"), ap("[fd00::5]:7882"), ap("10.0.0.5:9000")}
+	cases := []struct {
+		name   string
+		local  string
+		remote string
+		want   int
+	}{
+		{"as gathered", "10.0.0.5:7882", "198.51.100.9", 1},
+		{"loopback as gathered", "127.0.0.1:7882", "127.0.0.1", 0},
+		{"other port as gathered", "10.0.0.5:9000", "198.51.100.9", 4},
+		{"public address of a 1:1 NAT, IPv4 peer", "203.0.113.7:7882", "198.51.100.9", 1},
+		{"public address of a 1:1 NAT, IPv6 peer", "[2001:db8::7]:7882", "2001:db8:1::9", 3},
+		{"IPv4-mapped peer", "203.0.113.7:7882", "::ffff:198.51.100.9", 1},
+		{"no socket on the port", "203.0.113.7:5000", "198.51.100.9", -1},
+	}
+	for _, c := range cases {
+		if got := pickSocket(socks, ap(c.local), netip.MustParseAddr(c.remote)); got != c.want {
+			t.Errorf("%s: socket %d, want %d", c.name, got, c.want)
+		}
+	}
+	// Two sockets that could both reach the peer: neither is guessed.
+	two := []netip.AddrPort{ap("10.0.0.5:7882"), ap("10.0.1.5:7882")}
+	if got := pickSocket(two, ap("203.0.113.7:7882"), netip.MustParseAddr("198.51.100.9")); got != -1 {
+		t.Errorf("two private sockets: picked %d, want none", got)
+	}
 }
