@@ -254,23 +254,24 @@ func (s *Subscriber) enableDirect() {
 	if err != nil {
 		return
 	}
-	it := s.pc.SCTP().Transport().ICETransport()
-	pair, err := it.GetSelectedCandidatePair()
-	if err != nil || pair == nil {
-		return
-	}
-	p := s.batch.pathFor(pair)
-	if p == nil {
-		return
-	}
 	d := &directSender{ctx: ctx}
-	d.path.Store(p)
+	// Follow the pair from before it is read, so no change falls between.
+	it := s.pc.SCTP().Transport().ICETransport()
 	it.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
 		d.path.Store(s.batch.pathFor(pair))
 		if d.stopped.Load() { // stop ran meanwhile: it wins
 			d.path.Store(nil)
 		}
 	})
+	pair, err := it.GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		return
+	}
+	p := s.batch.pathFor(pair)
+	if p == nil {
+		return // pion's path serves the connection; d is never used
+	}
+	d.path.CompareAndSwap(nil, p) // a change seen meanwhile is newer
 	s.direct.Store(d)
 }
 
