@@ -404,8 +404,15 @@ func runRow(ctx context.Context, api *webrtc.API, srv server, o options, n int) 
 		first error
 	)
 	sem := make(chan struct{}, o.concurrency)
-	// The first o.probes subscribers each receive on a timestamping socket.
+	// o.probes subscribers each receive on a timestamping socket, spread
+	// evenly over the join order (the middle of each n/probes stretch): a
+	// server that fans out in join order sends the first joiners' copies
+	// first, and probes among them only would see its best case.
 	probeAPIs := make([]*webrtc.API, min(o.probes, n))
+	probeAt := make(map[int]int, len(probeAPIs)) // subscriber index -> probe
+	for k := range probeAPIs {
+		probeAt[(2*k+1)*n/(2*len(probeAPIs))] = k
+	}
 	probeArr := make([]*arrivals, len(probeAPIs))
 	for i := range probeAPIs {
 		a, arr, closeMux, err := probeAPI(o.feedback, o.verbose)
@@ -423,16 +430,17 @@ func runRow(ctx context.Context, api *webrtc.API, srv server, o options, n int) 
 			defer wg.Done()
 			defer func() { <-sem }()
 			sapi := api
-			if i < len(probeAPIs) {
-				sapi = probeAPIs[i]
+			k, probe := probeAt[i]
+			if probe {
+				sapi = probeAPIs[k]
 			}
 			c, err := srv.subscribe(ctx, sapi, roomID, fmt.Sprintf("sub-%03d", i))
-			if err == nil && i < len(probeAPIs) {
+			if err == nil && probe {
 				p, ok := c.(interface{ probeWith(*arrivals) })
 				if !ok {
 					err = fmt.Errorf("%T cannot be a probe subscriber", c)
 				} else {
-					p.probeWith(probeArr[i])
+					p.probeWith(probeArr[k])
 				}
 			}
 			if err != nil {
