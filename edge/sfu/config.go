@@ -292,6 +292,8 @@ func buildOneAPI(cfg Config, noMux bool, router *rtcpRouter) (*mediaAPI, error) 
 	ma.recv = webrtc.NewAPI(webrtc.WithMediaEngine(recvME), webrtc.WithInterceptorRegistry(recvReg), webrtc.WithSettingEngine(se))
 	sendSE := se
 	sendSE.BufferFactory = router.bufferFactory
+	// Nudged connectivity passes ping unanswered pairs too (icenudge.go).
+	sendSE.SetICEMaxBindingRequests(uint16(pionMaxBindingRequests + len(nudgeDelays)))
 	ma.send = webrtc.NewAPI(webrtc.WithMediaEngine(sendME), webrtc.WithInterceptorRegistry(&interceptor.Registry{}), webrtc.WithSettingEngine(sendSE))
 	ma.sendSE, ma.sendME, ma.pionSendPath = sendSE, sendME, cfg.PionSendPath
 	return ma, nil

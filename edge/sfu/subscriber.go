@@ -35,6 +35,10 @@ type Subscriber struct {
 	batch      *sendBatcher
 	direct     atomic.Pointer[directSender]
 	directOnce sync.Once
+	// nudging and nudges: connectivity passes asked of pion while ICE
+	// checks (icenudge.go).
+	nudging atomic.Bool
+	nudges  atomic.Uint32
 
 	wg sync.WaitGroup // the negotiation goroutine, while one runs
 
@@ -343,6 +347,7 @@ func (s *Subscriber) handleAnswer(sdp string) error {
 	for _, c := range pend {
 		_ = s.pc.AddICECandidate(c)
 	}
+	s.scheduleNudges()
 	s.poke()
 	return nil
 }
