@@ -46,6 +46,11 @@ type Config struct {
 	// HTTPListen is the edge's own listener; empty when routes are mounted
 	// on another app (dev mode).
 	HTTPListen string
+	// HTTPListener, when set, is used instead of listening on HTTPListen:
+	// a socket bound before the config was written (tests bind port 0, so
+	// PublicURL can name the port without a window in which another
+	// process takes it). The node closes it.
+	HTTPListener net.Listener
 	// PublicURL is how clients and the control plane reach this edge's HTTP
 	// (http://host:port); the signaling URL is derived from it.
 	PublicURL      string
@@ -344,10 +349,13 @@ func (n *Node) Mount(app fiber.Router) {
 
 // Start connects to the control plane and, if configured, listens.
 func (n *Node) Start() error {
-	if n.cfg.HTTPListen != "" {
-		ln, err := net.Listen("tcp", n.cfg.HTTPListen)
-		if err != nil {
-			return err
+	if n.cfg.HTTPListen != "" || n.cfg.HTTPListener != nil {
+		ln := n.cfg.HTTPListener
+		if ln == nil {
+			var err error
+			if ln, err = net.Listen("tcp", n.cfg.HTTPListen); err != nil {
+				return err
+			}
 		}
 		if n.cfg.TLSCert != nil || n.cfg.MTLS != nil {
 			ln = tls.NewListener(ln, tlsutil.ListenerConfig(n.cfg.TLSCert, n.cfg.MTLS))

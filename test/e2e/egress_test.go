@@ -134,7 +134,7 @@ func startEgressStack(t *testing.T, preferred ...storage.Target) *egressStack {
 	n := startEdgeOnFreePort(t, func(addr string) edgenode.Config {
 		reg := prometheus.NewRegistry()
 		return edgenode.Config{Registry: reg, Gatherer: reg, EdgeID: "edge-eg", Region: "local", ControlURLs: []string{tap.srv.URL}, EdgeToken: edgeToken,
-			HTTPListen: addr, PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, HeartbeatEvery: 200 * time.Millisecond,
+			PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, HeartbeatEvery: 200 * time.Millisecond,
 			DrainTimeout: 90 * time.Second,
 			Egress: edgenode.EgressConfig{WorkDir: t.TempDir(), Storage: append(preferred, local), Configure: func(ec *egress.Config) {
 				ec.Poll = 100 * time.Millisecond

@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,36 +22,27 @@ import (
 	"github.com/meridian-video/meridian/edge/turn"
 )
 
-func freePort(t *testing.T) string {
+// startEdgeOnFreePort builds and starts an edge on a free HTTP port: the
+// socket is bound first (port 0) and handed to the edge, so cfg can name
+// the port in the public URL before anything else could take it.
+func startEdgeOnFreePort(t *testing.T, cfg func(addr string) edgenode.Config) *edgenode.Node {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startEdgeOnFreePort builds and starts an edge on a free HTTP port. Its
-// public URL names the port, so the port is picked before the edge listens,
-// and another test's socket may take it meanwhile (go test runs packages in
-// parallel): a taken port means another try, with a fresh config (cfg
-// builds everything that cannot be reused, such as a metrics registry).
-func startEdgeOnFreePort(t *testing.T, cfg func(addr string) edgenode.Config) *edgenode.Node {
-	t.Helper()
-	for attempt := 0; ; attempt++ {
-		n, err := edgenode.New(cfg(freePort(t)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = n.Start()
-		if err == nil {
-			return n
-		}
-		n.Close()
-		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 4 {
-			t.Fatal(err)
-		}
+	c := cfg(ln.Addr().String())
+	c.HTTPListener = ln
+	n, err := edgenode.New(c)
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
 	}
+	if err := n.Start(); err != nil {
+		n.Close()
+		t.Fatal(err)
+	}
+	return n
 }
 
 // stack is a control node plus one real edge (SFU, signaling, TURN) over loopback.
@@ -85,7 +74,7 @@ func startStack(t *testing.T) *stack {
 	n := startEdgeOnFreePort(t, func(addr string) edgenode.Config {
 		reg = prometheus.NewRegistry()
 		return edgenode.Config{Registry: reg, EdgeID: "edge-1", Region: "local", ControlURLs: []string{c.Node(0).URL()}, EdgeToken: edgeToken,
-			HTTPListen: addr, PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, EnableTURN: true, TURN: tc,
+			PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, EnableTURN: true, TURN: tc,
 			StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond}
 	})
 	t.Cleanup(func() { n.Close() })

@@ -36,7 +36,7 @@ func mtlsEdge(t *testing.T, id, region string, controls []string, ident *tlsutil
 	sc.IncludeLoopbackCandidate = true
 	n := startEdgeOnFreePort(t, func(addr string) edgenode.Config {
 		return edgenode.Config{EdgeID: id, Region: region, ControlURLs: controls, EdgeToken: edgeToken,
-			HTTPListen: addr, PublicURL: "https://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, Capacity: 100,
+			PublicURL: "https://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, Capacity: 100,
 			StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond, Logger: quietLogger(), MTLS: ident,
 			Cascade: func(c *cascade.Config) { c.IdleTimeout = 3 * time.Second; c.RedialMax = time.Second }}
 	})

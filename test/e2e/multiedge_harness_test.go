@@ -143,7 +143,7 @@ func (m *multi) startEdgeVia(s edgeSpec, urls []string) *edgenode.Node {
 	n := startEdgeOnFreePort(m.t, func(addr string) edgenode.Config {
 		reg = prometheus.NewRegistry()
 		return edgenode.Config{Registry: reg, EdgeID: s.id, Egress: ec, Region: s.region, ControlURLs: urls, EdgeToken: edgeToken,
-			HTTPListen: addr, PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, EnableTURN: true, TURN: tc, Capacity: capacity,
+			PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, EnableTURN: true, TURN: tc, Capacity: capacity,
 			StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond, GossipEnabled: true, Gossip: gc, Logger: quietLogger(),
 			DrainTimeout: 20 * time.Second,
 			Cascade:      func(c *cascade.Config) { c.IdleTimeout = 3 * time.Second; c.RedialMax = time.Second }}
