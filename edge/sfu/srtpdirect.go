@@ -197,8 +197,6 @@ type directSender struct {
 	ctx *srtp.Context
 	buf [maxDatagram + 64]byte
 	hdr rtp.Header // EncryptRTP parses the header again into this
-
-	packets atomic.Uint64 // datagrams queued or sent (failures count in the forwarder's stats)
 }
 
 // stop drops every packet from now on (the connection failed or closed).
@@ -227,7 +225,6 @@ func (d *directSender) writeRTP(h *rtp.Header, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	d.packets.Add(1)
 	p.conn.b.direct.Add(1)
 	return nil
 }
@@ -238,9 +235,10 @@ var errNoDirectPath = errors.New("sfu: no media socket for the selected candidat
 // runs once, when the connection is first connected, before any forwarder
 // writes.
 func (s *Subscriber) enableDirect() {
-	if s.secrets == nil || s.batch == nil {
+	if s.secrets == nil { // no shared sockets, or pion's path chosen
 		return
 	}
+	batch := s.part.room.sfu.media.batch
 	rd := s.pc.CurrentRemoteDescription()
 	if rd == nil {
 		return
@@ -258,7 +256,7 @@ func (s *Subscriber) enableDirect() {
 	// Follow the pair from before it is read, so no change falls between.
 	it := s.pc.SCTP().Transport().ICETransport()
 	it.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
-		d.path.Store(s.batch.pathFor(pair))
+		d.path.Store(batch.pathFor(pair))
 		if d.stopped.Load() { // stop ran meanwhile: it wins
 			d.path.Store(nil)
 		}
@@ -267,7 +265,7 @@ func (s *Subscriber) enableDirect() {
 	if err != nil || pair == nil {
 		return
 	}
-	p := s.batch.pathFor(pair)
+	p := batch.pathFor(pair)
 	if p == nil {
 		return // pion's path serves the connection; d is never used
 	}

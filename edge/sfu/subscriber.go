@@ -29,10 +29,9 @@ type Subscriber struct {
 	// onState, when set, hears the PeerConnection's state changes.
 	onState atomic.Pointer[func(webrtc.PeerConnectionState)]
 
-	// secrets and batch let the connection's RTP skip pion's send path
+	// secrets lets the connection's RTP skip pion's send path
 	// (srtpdirect.go); direct is set, once, just before connected.
 	secrets    *dtlsSecrets
-	batch      *sendBatcher
 	direct     atomic.Pointer[directSender]
 	directOnce sync.Once
 	// nudging and nudges: connectivity passes asked of pion while ICE
@@ -81,7 +80,7 @@ func newSubscriber(part *Participant) (*Subscriber, error) {
 	s := &Subscriber{
 		part: part, pc: pc, twcc: newTWCCSender(cfg.InitialBitrate, cfg.MinBitrate, cfg.MaxBitrate),
 		downs: make(map[string]*down), held: true,
-		secrets: secrets, batch: media.batch,
+		secrets: secrets,
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { part.sendCandidate(TargetSubscriber, c) })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
