@@ -563,12 +563,12 @@ func (n *Node) Stats() map[string]string {
 // so a write is applied exactly once and never reported as failed because
 // its first attempt succeeded.
 func (n *Node) Apply(ctx context.Context, t state.CommandType, body any) (json.RawMessage, uint64, error) {
-	raw, err := json.Marshal(body)
+	raw, err := state.MarshalBody(body)
 	if err != nil {
 		return nil, 0, fmt.Errorf("cluster: encode command %d: %w", t, err)
 	}
 	id, hash, key := nextRequestID(ctx)
-	return n.propose(ctx, state.Request{ID: id, Key: key, BodyHash: hash, At: time.Now().UTC(), Type: t, Body: raw})
+	return n.propose(ctx, state.Request{ID: id, Key: key, BodyHash: hash, At: time.Now().UTC(), Type: t, Body: raw, Compact: true})
 }
 
 // propose sends a request to the leader until its outcome is known,
@@ -704,6 +704,12 @@ func (n *Node) applyLocal(t state.CommandType, body any) (json.RawMessage, uint6
 			return nil, f.Index(), r.Err
 		}
 		value = r.Value
+	}
+	if raw, ok := value.(json.RawMessage); ok && raw != nil {
+		// A request's result, encoded once by the FSM (as json.Marshal
+		// writes it): re-encoding would only compact it again. The
+		// record keeps these bytes; capped, an append cannot reach them.
+		return raw[:len(raw):len(raw)], f.Index(), nil
 	}
 	raw, err := json.Marshal(value)
 	if err != nil {

@@ -7,7 +7,6 @@
 package state
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,15 +64,6 @@ const (
 	CmdPruneConsole         CommandType = 46
 	CmdSetLocalAdmin        CommandType = 47
 )
-
-// Encode builds a log entry: type byte followed by the JSON body.
-func Encode(t CommandType, body any) ([]byte, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return nil, fmt.Errorf("state: encode command %d: %w", t, err)
-	}
-	return append([]byte{byte(t)}, b...), nil
-}
 
 // Result is what Apply returns to the proposer.
 type Result struct {

@@ -60,6 +60,10 @@ type Request struct {
 	At       time.Time       `json:"at"`
 	Type     CommandType     `json:"type"`
 	Body     json.RawMessage `json:"body"`
+	// Compact is set by a proposer whose Body came from MarshalBody or
+	// json.Marshal: the log entry copies it without checking it again
+	// (Encode). Not sent: a forwarded request is checked by the leader.
+	Compact bool `json:"-"`
 }
 
 // requestRecord is the remembered outcome of a request's first application.
