@@ -3,7 +3,6 @@ package state
 import (
 	"bytes"
 	"encoding/json"
-	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -16,11 +15,7 @@ import (
 // zones and out of range, and bodies encoding/json would rewrite
 // (whitespace, characters it escapes) or refuse (invalid JSON).
 func TestEncodeMatchesEncodingJSON(t *testing.T) {
-	g := roomGen{
-		rng:   rand.New(rand.NewPCG(3, 4)),
-		strs:  []string{"", "abcd-efgh-ijkl", "a\"b\\c", "<script>&", "tab\there", "\x00\x1f", "héllo", "\u2028\u2029", "bad\xffutf8", "🎥 room"},
-		times: []time.Time{{}, t0, t0.Add(123456789), t0.In(time.FixedZone("x", 5*3600+30*60)), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
-	}
+	g := escapingRooms(3)
 	rng := g.rng
 	bodies := []json.RawMessage{
 		nil, json.RawMessage(`{}`), json.RawMessage(`{"a":"b\"c"}`), json.RawMessage(`"x\\"`),
