@@ -352,7 +352,7 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(s.roomView(res.Room, false))
+	return sendRoom(c, s.roomView(res.Room, false))
 }
 
 func (s *Server) listRooms(c *fiber.Ctx) error {
@@ -391,7 +391,12 @@ func (s *Server) listRooms(c *fiber.Ctx) error {
 	for i, r := range items {
 		data[i] = s.roomView(r, true)
 	}
-	return c.JSON(fiber.Map{"pageInfo": info, "data": data})
+	var w jsonBuf
+	body := w.appendRoomsPage(make([]byte, 0, 768*len(data)+128), info, data)
+	if w.err != nil {
+		return w.err
+	}
+	return sendJSON(c, body)
 }
 
 // findRoom resolves a path or body room reference for the caller and
@@ -443,7 +448,7 @@ func (s *Server) getRoom(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(s.roomView(room, true))
+	return sendRoom(c, s.roomView(room, true))
 }
 
 // validateRoom answers 400 for unknown rooms: VideoSDK's sample apps check
@@ -457,7 +462,7 @@ func (s *Server) validateRoom(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(s.roomView(room, false))
+	return sendRoom(c, s.roomView(room, false))
 }
 
 func (s *Server) deactivateRoom(c *fiber.Ctx) error {
