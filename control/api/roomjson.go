@@ -1,10 +1,11 @@
 package api
 
 import (
-	"encoding/json"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/meridian-video/meridian/shared/jsonappend"
 )
 
 // Rooms are what the API answers most (created, fetched, listed twenty to
@@ -17,57 +18,57 @@ import (
 // appendRoomView appends v's JSON to b.
 func (w *jsonBuf) appendRoomView(b []byte, v *roomView) []byte {
 	if v.AutoCloseConfig != nil || v.AutoStartConfig != nil || v.MultiComposition != nil || v.Pin != nil {
-		return w.marshal(b, v)
+		return w.Marshal(b, v)
 	}
 	b = append(b, `{"roomId":`...)
-	b = w.appendString(b, v.RoomID)
+	b = w.String(b, v.RoomID)
 	if v.CustomRoomID != "" {
 		b = append(b, `,"customRoomId":`...)
-		b = w.appendString(b, v.CustomRoomID)
+		b = w.String(b, v.CustomRoomID)
 	}
 	if v.UserID != "" {
 		b = append(b, `,"userId":`...)
-		b = w.appendString(b, v.UserID)
+		b = w.String(b, v.UserID)
 	}
 	if u := v.User; u != nil {
 		b = append(b, `,"user":{"email":`...)
-		b = w.appendString(b, u.Email)
+		b = w.String(b, u.Email)
 		b = append(b, `,"name":`...)
-		b = w.appendString(b, u.Name)
+		b = w.String(b, u.Name)
 		b = append(b, `,"discontinuedReason":`...)
 		if u.DiscontinuedReason == nil {
 			b = append(b, "null"...)
 		} else {
-			b = w.appendString(b, *u.DiscontinuedReason)
+			b = w.String(b, *u.DiscontinuedReason)
 		}
 		b = append(b, `,"id":`...)
-		b = w.appendString(b, u.ID)
+		b = w.String(b, u.ID)
 		b = append(b, '}')
 	}
 	b = append(b, `,"disabled":`...)
 	b = strconv.AppendBool(b, v.Disabled)
 	b = append(b, `,"createdAt":`...)
-	b = w.appendString(b, v.CreatedAt)
+	b = w.String(b, v.CreatedAt)
 	b = append(b, `,"updatedAt":`...)
-	b = w.appendString(b, v.UpdatedAt)
+	b = w.String(b, v.UpdatedAt)
 	b = append(b, `,"id":`...)
-	b = w.appendString(b, v.ID)
+	b = w.String(b, v.ID)
 	if h := v.Webhook; h != nil {
 		b = append(b, `,"webhook":{"endPoint":`...)
-		b = w.appendString(b, h.EndPoint)
+		b = w.String(b, h.EndPoint)
 		if len(h.Events) > 0 {
 			b = append(b, `,"events":`...)
-			b = w.appendStrings(b, h.Events)
+			b = w.Strings(b, h.Events)
 		}
 		b = append(b, '}')
 	}
 	if v.GeoFence != "" {
 		b = append(b, `,"geoFence":`...)
-		b = w.appendString(b, v.GeoFence)
+		b = w.String(b, v.GeoFence)
 	}
 	if len(v.AllowedParticipantIDs) > 0 {
 		b = append(b, `,"allowedParticipantIds":`...)
-		b = w.appendStrings(b, v.AllowedParticipantIDs)
+		b = w.Strings(b, v.AllowedParticipantIDs)
 	}
 	if v.MaxParticipants != 0 {
 		b = append(b, `,"maxParticipants":`...)
@@ -78,9 +79,9 @@ func (w *jsonBuf) appendRoomView(b []byte, v *roomView) []byte {
 	}
 	if l := v.Links; l != nil {
 		b = append(b, `,"links":{"get_room":`...)
-		b = w.appendString(b, l.GetRoom)
+		b = w.String(b, l.GetRoom)
 		b = append(b, `,"get_session":`...)
-		b = w.appendString(b, l.GetSession)
+		b = w.String(b, l.GetSession)
 		b = append(b, '}')
 	}
 	return append(b, '}')
@@ -118,50 +119,17 @@ func sendJSON(c *fiber.Ctx, body []byte) error {
 	return c.Send(body)
 }
 
-// appendJSONString appends s quoted as encoding/json writes it: bytes it
-// would escape (control characters, quotes, backslashes, <, >, & and
-// anything outside ASCII, which it checks for invalid UTF-8 and U+2028/9)
-// send the string through encoding/json.
-func (w *jsonBuf) appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return w.marshal(b, s)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-func (w *jsonBuf) appendStrings(b []byte, ss []string) []byte {
-	b = append(b, '[')
-	for i, s := range ss {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = w.appendString(b, s)
-	}
-	return append(b, ']')
-}
-
-// jsonBuf appends JSON; err is the first encoding error (encoding/json's,
-// for a value it refuses), after which the bytes are not to be sent.
-type jsonBuf struct{ err error }
-
-func (w *jsonBuf) marshal(b []byte, v any) []byte {
-	j, err := json.Marshal(v)
-	if err != nil && w.err == nil {
-		w.err = err
-	}
-	return append(b, j...)
-}
+// jsonBuf appends rooms; the embedded Writer's Err is the first encoding
+// error (encoding/json's, for a value it refuses), after which the bytes
+// are not to be sent.
+type jsonBuf struct{ jsonappend.Writer }
 
 // sendRoom answers one room as c.JSON(v) would.
 func sendRoom(c *fiber.Ctx, v roomView) error {
 	var w jsonBuf
 	b := w.appendRoomView(make([]byte, 0, 512), &v)
-	if w.err != nil {
-		return w.err
+	if w.Err != nil {
+		return w.Err
 	}
 	return sendJSON(c, b)
 }

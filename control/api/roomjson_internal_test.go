@@ -63,8 +63,8 @@ func TestRoomJSONMatchesEncodingJSON(t *testing.T) {
 				t.Fatal(err)
 			}
 			var w jsonBuf
-			if got := w.appendRoomView(nil, &v); w.err != nil || !bytes.Equal(got, want) {
-				t.Fatalf("room %d:\n got %s (%v)\nwant %s", i, got, w.err, want)
+			if got := w.appendRoomView(nil, &v); w.Err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("room %d:\n got %s (%v)\nwant %s", i, got, w.Err, want)
 			}
 			views = append(views, v)
 		}
@@ -77,8 +77,8 @@ func TestRoomJSONMatchesEncodingJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 		var w jsonBuf
-		if got := w.appendRoomsPage(nil, info, views); w.err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("page %d:\n got %s (%v)\nwant %s", i, got, w.err, want)
+		if got := w.appendRoomsPage(nil, info, views); w.Err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("page %d:\n got %s (%v)\nwant %s", i, got, w.Err, want)
 		}
 	}
 }
@@ -107,8 +107,8 @@ func BenchmarkRoomsPageJSON(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var w jsonBuf
-			if w.appendRoomsPage(make([]byte, 0, 768*len(views)+128), info, views); w.err != nil {
-				b.Fatal(w.err)
+			if w.appendRoomsPage(make([]byte, 0, 768*len(views)+128), info, views); w.Err != nil {
+				b.Fatal(w.Err)
 			}
 		}
 	})

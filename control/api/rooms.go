@@ -393,8 +393,8 @@ func (s *Server) listRooms(c *fiber.Ctx) error {
 	}
 	var w jsonBuf
 	body := w.appendRoomsPage(make([]byte, 0, 768*len(data)+128), info, data)
-	if w.err != nil {
-		return w.err
+	if w.Err != nil {
+		return w.Err
 	}
 	return sendJSON(c, body)
 }

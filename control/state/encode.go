@@ -30,7 +30,7 @@ func MarshalBody(body any) ([]byte, error) {
 		var w rowBuf
 		b := append(make([]byte, 0, roomJSONSize(r)+10), `{"room":`...)
 		b = w.appendRoom(b, r)
-		if b = append(b, '}'); w.err == nil {
+		if b = append(b, '}'); w.Err == nil {
 			return b, nil
 		}
 	}
@@ -80,16 +80,16 @@ func (c *Request) appendJSON(b []byte) ([]byte, error) {
 	}
 	var w rowBuf
 	b = append(b, `{"id":`...)
-	b = w.appendString(b, c.ID)
+	b = w.String(b, c.ID)
 	if c.Key {
 		b = append(b, `,"key":true`...)
 	}
 	if c.BodyHash != "" {
 		b = append(b, `,"bodyHash":`...)
-		b = w.appendString(b, c.BodyHash)
+		b = w.String(b, c.BodyHash)
 	}
 	b = append(b, `,"at":`...)
-	b = w.appendTime(b, c.At)
+	b = w.Time(b, c.At)
 	b = append(b, `,"type":`...)
 	b = strconv.AppendUint(b, uint64(c.Type), 10)
 	b = append(b, `,"body":`...)
@@ -98,8 +98,8 @@ func (c *Request) appendJSON(b []byte) ([]byte, error) {
 	} else {
 		b = append(b, c.Body...)
 	}
-	if w.err != nil {
-		return nil, w.err
+	if w.Err != nil {
+		return nil, w.Err
 	}
 	return append(b, '}'), nil
 }

@@ -380,7 +380,7 @@ func encodeResult(v any) []byte {
 		b = w.appendRoom(b, c.Room)
 		b = append(b, `,"created":`...)
 		b = strconv.AppendBool(b, c.Created)
-		if b = append(b, '}'); w.err == nil {
+		if b = append(b, '}'); w.Err == nil {
 			return b
 		}
 	}

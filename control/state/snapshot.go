@@ -179,7 +179,7 @@ func writeSnapshot(w io.Writer, s *Store, applied uint64) error {
 	}
 	array(j, "keys", false, s.iter(tKeys, "id", false), same[*APIKey])
 	var rb rowBuf
-	encodedArray(j, "rooms", s.iter(tRooms, "id", false), func(r *Room) ([]byte, error) { return rb.room(r), rb.err })
+	encodedArray(j, "rooms", s.iter(tRooms, "id", false), func(r *Room) ([]byte, error) { return rb.room(r), rb.Err })
 	object(j, "refresh", false, s.iter(tRefresh, "id", false), func(r *refreshRow) (string, any, bool) { return r.Hash, &r.RefreshToken, true })
 	if sec := s.secrets(); sec != nil {
 		j.field("secrets", sec)

@@ -31,14 +31,14 @@ func TestAppendRoomMatchesEncodingJSON(t *testing.T) {
 		want, werr := json.Marshal(r)
 		got := append([]byte(nil), w.room(r)...)
 		if werr != nil {
-			if w.err == nil {
+			if w.Err == nil {
 				t.Fatalf("encoding/json refuses %+v (%v); the appender did not", r, werr)
 			}
-			w.err = nil
+			w.Err = nil
 			continue
 		}
-		if w.err != nil {
-			t.Fatalf("appender error %v for %+v", w.err, r)
+		if w.Err != nil {
+			t.Fatalf("appender error %v for %+v", w.Err, r)
 		}
 		if !bytes.Equal(got, want) {
 			t.Fatalf("room %d:\n got %s\nwant %s", i, got, want)
@@ -100,9 +100,9 @@ func FuzzAppendRoom(f *testing.F) {
 		want, err := json.Marshal(r)
 		var w rowBuf
 		got := w.room(r)
-		if err != nil || w.err != nil {
-			if (err == nil) != (w.err == nil) {
-				t.Fatalf("encoding/json error %v, appender error %v", err, w.err)
+		if err != nil || w.Err != nil {
+			if (err == nil) != (w.Err == nil) {
+				t.Fatalf("encoding/json error %v, appender error %v", err, w.Err)
 			}
 			return
 		}
