@@ -432,16 +432,18 @@ func BenchmarkProposeCreate(b *testing.B) {
 			_ = append([]byte{byte(CmdRequest)}, env...)
 		}
 	})
-	b.Run("appenders", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			body, err := MarshalBody(CreateRoom{Room: room})
-			if err != nil {
-				b.Fatal(err)
+	for _, compact := range []bool{true, false} {
+		b.Run(fmt.Sprintf("appenders,compact=%v", compact), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				body, err := MarshalBody(CreateRoom{Room: room})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := Encode(CmdRequest, Request{ID: "0123456789abcdef01234567", At: at, Type: CmdCreateRoom, Body: body, Compact: compact}); err != nil {
+					b.Fatal(err)
+				}
 			}
-			if _, err := Encode(CmdRequest, Request{ID: "0123456789abcdef01234567", At: at, Type: CmdCreateRoom, Body: body, Compact: true}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+		})
+	}
 }

@@ -17,19 +17,10 @@ import (
 
 // MarshalBody encodes a command body as json.Marshal would.
 func MarshalBody(body any) ([]byte, error) {
-	var r *Room
-	switch c := body.(type) {
-	case CreateRoom:
-		r = &c.Room
-	case *CreateRoom:
-		if c != nil {
-			r = &c.Room
-		}
-	}
-	if r != nil {
+	if c, ok := body.(CreateRoom); ok {
 		var w rowBuf
-		b := append(make([]byte, 0, roomJSONSize(r)+10), `{"room":`...)
-		b = w.appendRoom(b, r)
+		b := append(make([]byte, 0, roomJSONSize(&c.Room)+10), `{"room":`...)
+		b = w.appendRoom(b, &c.Room)
 		if b = append(b, '}'); w.Err == nil {
 			return b, nil
 		}
@@ -41,17 +32,9 @@ func MarshalBody(body any) ([]byte, error) {
 func Encode(t CommandType, body any) ([]byte, error) {
 	var b []byte
 	var err error
-	switch c := body.(type) {
-	case Request:
+	if c, ok := body.(Request); ok {
 		b, err = c.appendJSON(envelopeBuf(t, &c))
-	case *Request:
-		if c == nil {
-			b, err = json.Marshal(body)
-			b = append([]byte{byte(t)}, b...)
-		} else {
-			b, err = c.appendJSON(envelopeBuf(t, c))
-		}
-	default:
+	} else {
 		b, err = json.Marshal(body)
 		b = append([]byte{byte(t)}, b...)
 	}
