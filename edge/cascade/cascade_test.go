@@ -51,14 +51,18 @@ type edge struct {
 	events     chan edgeapi.Event
 }
 
-func startEdge(t *testing.T, ctl *control, id, region string, opts ...func(*sfu.Config)) *edge {
+// startEdge starts an edge; opts are func(*sfu.Config) or
+// func(*signal.Config), applied after the test defaults.
+func startEdge(t *testing.T, ctl *control, id, region string, opts ...any) *edge {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	sc := sfu.DefaultConfig()
 	sc.IncludeLoopbackCandidate = true
 	sc.Logger = quiet
 	for _, o := range opts {
-		o(&sc)
+		if o, ok := o.(func(*sfu.Config)); ok {
+			o(&sc)
+		}
 	}
 	media, err := sfu.New(sc)
 	if err != nil {
@@ -71,6 +75,15 @@ func startEdge(t *testing.T, ctl *control, id, region string, opts ...func(*sfu.
 	cfg.TicketKey = func() ed25519.PublicKey { return ctl.pub }
 	cfg.Logger = quiet
 	cfg.RemoteGrace = 300 * time.Millisecond
+	for _, o := range opts {
+		switch o := o.(type) {
+		case func(*sfu.Config):
+		case func(*signal.Config):
+			o(&cfg)
+		default:
+			t.Fatalf("startEdge: option of type %T", o)
+		}
+	}
 	sig, err := signal.New(cfg, media)
 	if err != nil {
 		t.Fatal(err)

@@ -77,7 +77,7 @@ func (s *Server) RemoteJoined(roomID, origin string, p wire.Participant) {
 	}
 	rm.name, rm.moderator, rm.origin = p.Name, p.Moderator, origin
 	var targets []*member
-	if fresh && !r.localAnnounced(p.ParticipantID) {
+	if fresh && !r.localAnnounced(p.ParticipantID) && !r.backFromMove(p.ParticipantID) {
 		targets = s.othersLocked(roomID, p.ParticipantID)
 	}
 	s.mu.Unlock()
@@ -101,9 +101,16 @@ func (s *Server) RemoteLeft(roomID, origin, pid, reason string, lost bool) {
 		s.mu.Unlock()
 		return // unknown, or it moved to another edge meanwhile
 	}
-	if lost && s.cfg.RemoteGrace > 0 {
+	// A participant that moved on from its edge (make before break) is
+	// normally relayed from its new edge before it leaves the old one, but
+	// the legs to its new edge may still be opening: same grace as a lost leg.
+	if (lost || reason == wire.ReasonMoved) && s.cfg.RemoteGrace > 0 {
 		if rm.lost == nil {
-			rm.lost = time.AfterFunc(s.cfg.RemoteGrace, func() { s.RemoteLeft(roomID, origin, pid, reason, false) })
+			final := reason
+			if final == wire.ReasonMoved {
+				final = wire.ReasonLeft
+			}
+			rm.lost = time.AfterFunc(s.cfg.RemoteGrace, func() { s.RemoteLeft(roomID, origin, pid, final, false) })
 		}
 		s.mu.Unlock()
 		return
@@ -239,6 +246,62 @@ func cmpString(a, b string) int {
 }
 
 // clearRemotes stops the grace timers of a room that is going away. s.mu held.
+// leftAfterMove tells the room's other local participants that pid left,
+// unless within RemoteGrace it is relayed back here from the edge it moved
+// to (or joins here again): a move is shown as a change of tracks, never as
+// a leave and a join.
+func (s *Server) leftAfterMove(roomID, pid string) {
+	s.mu.Lock()
+	r := s.rooms[roomID]
+	if r == nil {
+		s.mu.Unlock()
+		return // nobody left here to tell
+	}
+	if s.cfg.RemoteGrace <= 0 {
+		targets := s.othersLocked(roomID, pid)
+		s.mu.Unlock()
+		s.deliverAll(targets, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: pid, Reason: wire.ReasonLeft}))
+		return
+	}
+	if r.movedAway == nil {
+		r.movedAway = map[string]*time.Timer{}
+	}
+	if old := r.movedAway[pid]; old != nil {
+		old.Stop()
+	}
+	var tm *time.Timer
+	tm = time.AfterFunc(s.cfg.RemoteGrace, func() {
+		s.mu.Lock()
+		r := s.rooms[roomID]
+		if r == nil || r.movedAway[pid] != tm {
+			s.mu.Unlock()
+			return // the room emptied, or the participant came back
+		}
+		delete(r.movedAway, pid)
+		var targets []*member
+		if r.remotes[pid] == nil && !r.localAnnounced(pid) {
+			targets = s.othersLocked(roomID, pid)
+		}
+		s.mu.Unlock()
+		s.deliverAll(targets, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: pid, Reason: wire.ReasonLeft}))
+	})
+	r.movedAway[pid] = tm
+	s.mu.Unlock()
+}
+
+// backFromMove reports whether pid moved away from this edge less than
+// RemoteGrace ago (the others were never told it left) and forgets the
+// move. s.mu held.
+func (r *room) backFromMove(pid string) bool {
+	tm := r.movedAway[pid]
+	if tm == nil {
+		return false
+	}
+	tm.Stop()
+	delete(r.movedAway, pid)
+	return true
+}
+
 func (r *room) clearRemotes() {
 	for _, rm := range r.remotes {
 		if rm.lost != nil {

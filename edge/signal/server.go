@@ -47,6 +47,10 @@ type room struct {
 	members map[string]*member
 	lobby   map[string]*member
 	remotes map[string]*remoteMember // relayed from other edges
+	// movedAway: local participants that left for another edge (`leave`
+	// with reason "moved") and are not relayed back here yet; the others
+	// hear they left only when the timer fires.
+	movedAway map[string]*time.Timer
 }
 
 // New creates a Server driving media. cfg is validated.
@@ -353,13 +357,23 @@ func (s *Server) leaveLocked(m *member, reason string, final []byte, announce bo
 	if !wasAdmitted {
 		return
 	}
-	s.report(edgeapi.EventParticipantLeft, m, name, reason)
+	moved := reason == wire.ReasonMoved
+	if moved {
+		// For the control plane a move is a leave here and a join there.
+		s.report(edgeapi.EventParticipantLeft, m, name, wire.ReasonLeft)
+	} else {
+		s.report(edgeapi.EventParticipantLeft, m, name, reason)
+	}
 	if casc != nil {
 		casc.LocalLeft(m.roomID, m.id, reason)
 	}
 	// The same participant already reconnected through another edge: the
 	// room keeps seeing it (its tracks change), so nobody is told it left.
-	if announce && !remoteStays {
+	switch {
+	case !announce || remoteStays:
+	case moved:
+		s.leftAfterMove(m.roomID, m.id)
+	default:
 		s.broadcast(m.roomID, m.id, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: m.id, Reason: reason}))
 	}
 }

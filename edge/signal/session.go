@@ -364,7 +364,7 @@ func (s *Server) activateLocked(m *member, resumed, announce bool) *protoError {
 		var targets []*member
 		// Already in the room through another edge (it is moving here):
 		// the others know it; only its tracks change.
-		if r := s.rooms[m.roomID]; r == nil || r.remotes[m.id] == nil {
+		if r := s.rooms[m.roomID]; r == nil || (r.remotes[m.id] == nil && !r.backFromMove(m.id)) {
 			targets = s.othersLocked(m.roomID, m.id)
 		}
 		s.mu.Unlock()
@@ -403,6 +403,17 @@ func (m *member) mediaNow() *sfu.Participant {
 	return m.media
 }
 
+// leaveReason is the reason a `leave` gives: ReasonMoved or, for anything
+// else (no body, another reason, a body that does not parse), ReasonLeft —
+// a leave is never refused.
+func leaveReason(data json.RawMessage) string {
+	var l wire.Leave
+	if len(data) > 0 && json.Unmarshal(data, &l) == nil && l.Reason == wire.ReasonMoved {
+		return wire.ReasonMoved
+	}
+	return wire.ReasonLeft
+}
+
 // handle processes one message of an admitted (or lobby) member.
 func (s *Server) handle(m *member, env wire.Envelope) *protoError {
 	s.mu.Lock()
@@ -420,7 +431,7 @@ func (s *Server) handle(m *member, env wire.Envelope) *protoError {
 	case wire.TypeJoin:
 		return perr(wire.CodeBadRequest, "already joined")
 	case wire.TypeLeave:
-		s.leave(m, wire.ReasonLeft, nil, true)
+		s.leave(m, leaveReason(env.Data), nil, true)
 		return nil
 	case wire.TypeOffer:
 		var d wire.SDP

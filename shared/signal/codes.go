@@ -27,4 +27,9 @@ const (
 	ReasonRoomClosed = "room-closed"
 	ReasonDuplicate  = "duplicate"
 	ReasonTimeout    = "timeout"
+	// ReasonMoved (client → edge, in `leave`): the participant is leaving
+	// this edge because another edge has admitted it (make before break).
+	// Nobody is told it left unless it fails to appear through the other
+	// edge within the remote grace period.
+	ReasonMoved = "moved"
 )

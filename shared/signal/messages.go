@@ -48,6 +48,12 @@ type Envelope struct {
 	Data json.RawMessage `json:"data,omitempty"`
 }
 
+// Leave ends the participant on this edge. Reason is empty (a leave) or
+// ReasonMoved.
+type Leave struct {
+	Reason string `json:"reason,omitempty"`
+}
+
 // Join opens (or resumes) a participant's signaling session.
 type Join struct {
 	Ticket      string `json:"ticket,omitempty"`

@@ -402,9 +402,11 @@ export class Room extends Emitter {
 
   _attach(ws, edge) {
     // Make before break: a socket to the edge we are moving away from is
-    // still open (it asked us to reconnect, or its media failed): leave it.
+    // still open (it asked us to reconnect, or its media failed): leave it,
+    // saying we moved, so the room is not told we left while the new edge's
+    // cascade legs are still coming up.
     const prev = this._ws;
-    if (prev && prev !== ws) this._retireSocket(prev, true);
+    if (prev && prev !== ws) this._retireSocket(prev, 'moved');
     this._ws = ws;
     this._edge = edge;
     this._lastError = null;
@@ -423,11 +425,11 @@ export class Room extends Emitter {
     this._pingTimer = setInterval(() => this._send('ping'), PING_INTERVAL);
   }
 
-  /** Detaches a socket we no longer use, optionally sending `leave` first. */
-  _retireSocket(ws, leave) {
+  /** Detaches a socket we no longer use, sending `leave` with this reason first (none: no leave). */
+  _retireSocket(ws, leaveReason) {
     ws.onmessage = ws.onclose = ws.onerror = null;
-    if (leave && ws.readyState === WebSocket.OPEN) {
-      try { ws.send(JSON.stringify({ type: 'leave' })); } catch { /* closing */ }
+    if (leaveReason && ws.readyState === WebSocket.OPEN) {
+      try { ws.send(JSON.stringify({ type: 'leave', data: { reason: leaveReason } })); } catch { /* closing */ }
     }
     // Give the `leave` frame a moment to flush before closing.
     setTimeout(() => { try { ws.close(1000, 'moved'); } catch { /* ignore */ } }, 50);
