@@ -571,7 +571,7 @@ func (s *Server) roomView(r *state.Room, withUser bool) roomView {
 	v := roomView{RoomID: r.RoomID, CustomRoomID: r.CustomRoomID, Disabled: r.Disabled, CreatedAt: restTime(r.CreatedAt), UpdatedAt: restTime(r.UpdatedAt),
 		ID: r.ID, Webhook: r.Webhook, AutoCloseConfig: r.AutoCloseConfig, AutoStartConfig: r.AutoStartConfig, GeoFence: r.GeoFence,
 		AllowedParticipantIDs: r.AllowedParticipantIDs, MultiComposition: r.MultiComposition, MaxParticipants: r.MaxParticipants, RequireSSO: r.RequireSSO,
-		Links: &roomLinks{GetRoom: s.cfg.PublicURL + "/v2/rooms/" + r.RoomID, GetSession: s.cfg.PublicURL + "/v2/sessions/"}}
+		Links: &roomLinks{GetRoom: s.cfg.PublicURL + "/v2/rooms/" + r.RoomID, GetSession: s.sessionsURL}}
 	if !r.Pin.Empty() {
 		pin := r.Pin
 		v.Pin = &pin

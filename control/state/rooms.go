@@ -247,15 +247,13 @@ func (s *Store) RoomsByRef(userID, ref string, withDocID bool) []*Room {
 
 // RoomsPage is a page of a project's rooms, newest first, and how many the
 // project has: an index walk that stops after the page, the total from the
-// project's counter.
+// project's counter. Unlike the other getters it returns the stored rows
+// themselves, not copies (copying was a sixth of a list page's CPU): rows
+// are never changed once stored (schema.go), and callers must not change
+// them either.
 func (s *Store) RoomsPage(userID string, p Page) ([]*Room, int) {
 	total := s.counter(roomsCounter(userID))
-	rows := window[*Room](s, tRooms, "project", total, p, userID)
-	out := make([]*Room, len(rows))
-	for i, r := range rows {
-		out[i] = r.clone()
-	}
-	return out, total
+	return window[*Room](s, tRooms, "project", total, p, userID), total
 }
 
 // RoomCount is the number of rooms (metrics).
