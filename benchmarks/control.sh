@@ -25,6 +25,8 @@
 #   REV=5a482b1 SEED=0 ...                       # build meridian from this commit (git archive), not the working tree
 #   LIST_CLIENTS=4 ...                           # fewer clients for the list phases (default CLIENTS)
 #   CLIENTS=16 WINDOW=5s SEQ=200 BODY=customer|empty SNAPSHOT_WAIT=2m RESTART=1 LOG_LEVEL=warn
+#   PROFILE=1 ...                                # a CPU profile of every node over each size's measurements
+#                                                # (SEED=1 only): results/…/pprof/nodes-N-NAME-SIZE.pprof
 #
 # Servers run on CPU 0 (taskset -c 0; all three nodes share it), the load
 # client on CPU 1. Rate limits are off (--rate-limit-ip 0 --rate-limit-key 0).
@@ -47,6 +49,7 @@ else
 	SNAPSHOT_WAIT=${SNAPSHOT_WAIT:-2m}
 fi
 SEED=${SEED:-1}
+PROFILE=${PROFILE:-0}
 SIZES3=${SIZES3:-$SIZES}
 NODES=${NODES:-"1 3"}
 CLIENTS=${CLIENTS:-16}
@@ -101,14 +104,23 @@ else
 fi
 
 echo "== building meridian${REV:+ at $REV} and ctlbench (into $WORK)"
+# PROFILE=1: the benchmark's profiling hooks (benchmarks/pprof) built into
+# this binary only, nothing in the tree.
+overlay() { # source dir → go build flags
+	[[ "$PROFILE" == 1 ]] || return 0
+	printf '{"Replace": {"%s/cmd/meridian/zz_bench_pprof.go": "%s/benchmarks/pprof/zz_bench_pprof.go.in"}}\n' "$1" "$ROOT" >"$WORK/overlay.json"
+	echo "-overlay=$WORK/overlay.json"
+}
 if [[ -n "${REV:-}" ]]; then
 	mkdir -p "$WORK/src"
 	git archive "$REV" | tar -x -C "$WORK/src"
-	(cd "$WORK/src" && go build -o "$WORK/meridian" ./cmd/meridian)
+	# shellcheck disable=SC2046
+	(cd "$WORK/src" && go build $(overlay "$WORK/src") -o "$WORK/meridian" ./cmd/meridian)
 	BUILT="commit $(git rev-parse --short "$REV")"
 	rm -rf "$WORK/src"
 else
-	go build -o "$WORK/meridian" ./cmd/meridian
+	# shellcheck disable=SC2046
+	go build $(overlay "$ROOT") -o "$WORK/meridian" ./cmd/meridian
 	BUILT="working tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' with uncommitted changes')"
 fi
 go build -o "$WORK/ctlbench" ./benchmarks/ctlbench
@@ -123,10 +135,35 @@ fi
 declare -a NAMES=() URLS=() DATAS=() ARGS=()
 
 start_node() { # index: start NAMES[i] with ARGS[i] (a string of words without spaces inside)
-	local i=$1
+	local i=$1 env=()
+	if [[ "$PROFILE" == 1 ]]; then
+		mkdir -p "$WORK/pprof-${NAMES[$i]}"
+		rm -f "$WORK/pprof-${NAMES[$i]}"/cpu-*.pprof
+		env=(env "MERIDIAN_BENCH_CPUPROFILE_DIR=$WORK/pprof-${NAMES[$i]}")
+	fi
 	# shellcheck disable=SC2086
-	${PIN_SERVER[@]+"${PIN_SERVER[@]}"} "$MERIDIAN" ${ARGS[$i]} >>"$WORK/${NAMES[$i]}.log" 2>&1 &
+	${PIN_SERVER[@]+"${PIN_SERVER[@]}"} ${env[@]+"${env[@]}"} "$MERIDIAN" ${ARGS[$i]} >>"$WORK/${NAMES[$i]}.log" 2>&1 &
 	PIDS[$i]=$!
+}
+
+# profile_toggle starts (or ends) a CPU profile segment on every node.
+profile_toggle() {
+	local p
+	[[ "$PROFILE" == 1 ]] || return 0
+	for p in "${PIDS[@]}"; do kill -USR1 "$p" 2>/dev/null || true; done
+}
+
+# profile_keep moves every node's finished segment to the results: prefix-NAME-label.pprof.
+profile_keep() { # prefix label
+	local i f
+	[[ "$PROFILE" == 1 ]] || return 0
+	mkdir -p "$RESULTS/pprof"
+	sleep 1 # the segment is written after the signal
+	for i in "${!NAMES[@]}"; do
+		for f in "$WORK/pprof-${NAMES[$i]}"/cpu-*.pprof; do
+			[[ -s "$f" ]] && mv "$f" "$RESULTS/pprof/$1-${NAMES[$i]}-$2.pprof"
+		done
+	done
 }
 
 node_flags() { # the -node flags for ctlbench
@@ -210,10 +247,13 @@ run_seeded() { # json label sizes
 		for i in "${!NAMES[@]}"; do start_node "$i"; done
 		${PIN_CLIENT[@]+"${PIN_CLIENT[@]}"} "$CTLBENCH" ready -seeded-start -node "${NAMES[0]}=${URLS[0]},${PIDS[0]},${DATAS[0]}" \
 			-since "$since" -api-key "$KEY" -api-secret "$SECRET" -json "$json"
+		profile_toggle
 		# shellcheck disable=SC2046
 		${PIN_CLIENT[@]+"${PIN_CLIENT[@]}"} "$CTLBENCH" run $(node_flags) -append -api-key "$KEY" -api-secret "$SECRET" -seeded "$seeded" \
 			-sizes "$size" -clients "$CLIENTS" -list-clients "$LIST_CLIENTS" -window "$WINDOW" -seq "$SEQ" -body "$BODY" \
 			-server-cpu "$MEASURE_CPU" -snapshot-wait 0 -label "$label, $BUILT" -json "$json"
+		profile_toggle
+		profile_keep "$(basename "$json" .json)" "$size"
 	done
 	if [[ "$SNAPSHOT_WAIT" != 0 ]]; then
 		# The snapshot at the largest size, taken by the servers themselves:
