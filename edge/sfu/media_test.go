@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // seqDiff is a − b in 16-bit sequence space.
@@ -232,7 +233,9 @@ func TestSimulcastSwitchIsSeamless(t *testing.T) {
 }
 
 // TestKeyframeRequestedOnBind: a publisher that sends key frames only when
-// asked; subscribers joining later each get a key frame first.
+// asked; subscribers joining later each get a key frame first. The edge
+// counts the requests it sent (meridian_sfu_keyframe_requests_total), as
+// many as reached the publisher.
 func TestKeyframeRequestedOnBind(t *testing.T) {
 	s := newTestSFU(t, testConfig())
 	pub := startPublisher(t, s, "room", "alice", pubOpts{fps: 30, pktsPerFrame: 2, size: 300})
@@ -259,6 +262,46 @@ func TestKeyframeRequestedOnBind(t *testing.T) {
 			t.Fatalf("%s: no key frame request reached the publisher", id)
 		}
 	}
+	// Two requests at once: the second waits for the first's interval.
+	deferred := sfuCounter(t, s, "meridian_sfu_keyframe_requests_total", "deferred")
+	tr.RequestKeyframe(0)
+	tr.RequestKeyframe(0)
+	if d := sfuCounter(t, s, "meridian_sfu_keyframe_requests_total", "deferred"); d <= deferred {
+		t.Fatalf("two keyframe requests at once: deferred count %v → %v", deferred, d)
+	}
+	eventually(t, 10*time.Second, func() string {
+		sent, got := sfuCounter(t, s, "meridian_sfu_keyframe_requests_total", "sent"), pub.plis[0].Load()
+		if sent < 2 || int64(sent) != got {
+			return fmt.Sprintf("the edge counts %v keyframe requests sent; the publisher received %d", sent, got)
+		}
+		return ""
+	})
+}
+
+// sfuCounter reads one of the SFU's metrics (the one whose label value is
+// label, if any).
+func sfuCounter(t *testing.T, s *SFU, name, label string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(s.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 0 || m.GetLabel()[0].GetValue() == label {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("metric %s{%s} not found", name, label)
+	return 0
 }
 
 // TestMediaSocketsKeepPacketOrder: with the default media sockets (a UDP

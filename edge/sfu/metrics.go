@@ -53,6 +53,7 @@ var (
 	descSendCalls    = prometheus.NewDesc("meridian_sfu_udp_send_calls_total", "sendmmsg and sendto calls on the edge's media sockets (cascade legs have sockets of their own and are not counted).", nil, nil)
 	descSentDgrams   = prometheus.NewDesc("meridian_sfu_udp_sent_datagrams_total", "Datagrams those calls sent; divided by the calls, how well fan-outs are batched.", nil, nil)
 	descSendErrors   = prometheus.NewDesc("meridian_sfu_udp_send_errors_total", "Datagrams the kernel refused in batched sends on the media sockets.", nil, nil)
+	descKeyframes    = prometheus.NewDesc("meridian_sfu_keyframe_requests_total", "Keyframe requests (PLI) the edge made to publishers (for a relayed track, to the edge it comes from), by outcome: sent, or deferred by the per-layer limit (at most one per KeyframeInterval while unanswered) and sent later or merged with the next.", []string{"outcome"}, nil)
 	descDirectSRTP   = prometheus.NewDesc("meridian_sfu_direct_srtp_packets_total", "RTP packets to subscribers the edge encrypted itself (direct SRTP) rather than through pion's send path.", nil, nil)
 )
 
@@ -64,7 +65,7 @@ type sfuCollector struct{ s *SFU }
 
 func (c sfuCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRooms, descParticipants, descTracks, descEgress, descPackets, descBytes, descNACKs, descPLIs, descSkips,
-		descRetransmits, descSendCalls, descSentDgrams, descSendErrors, descDirectSRTP} {
+		descRetransmits, descSendCalls, descSentDgrams, descSendErrors, descDirectSRTP, descKeyframes} {
 		ch <- d
 	}
 }
@@ -107,6 +108,8 @@ func (c sfuCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSkips, prometheus.CounterValue, float64(n), skipReasonNames[i])
 	}
 	ch <- prometheus.MustNewConstMetric(descRetransmits, prometheus.CounterValue, float64(rtx))
+	ch <- prometheus.MustNewConstMetric(descKeyframes, prometheus.CounterValue, float64(s.keyframes.sent.Load()), "sent")
+	ch <- prometheus.MustNewConstMetric(descKeyframes, prometheus.CounterValue, float64(s.keyframes.deferred.Load()), "deferred")
 	if b := s.media.batch; b != nil {
 		ch <- prometheus.MustNewConstMetric(descSendCalls, prometheus.CounterValue, float64(b.syscalls.Load()))
 		ch <- prometheus.MustNewConstMetric(descSentDgrams, prometheus.CounterValue, float64(b.packets.Load()))

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meridian-video/meridian/shared/edgeapi"
@@ -40,6 +41,10 @@ type SFU struct {
 	closed bool
 
 	retired retiredTotals
+	// keyframes counts the edge's keyframe requests to publishers: sent
+	// (PLIs written) and deferred (held by a layer's keyframeLimiter, sent
+	// later or coalesced): whether the limiter delays joins shows here.
+	keyframes struct{ sent, deferred atomic.Uint64 }
 }
 
 // New builds the edge's webrtc.API from cfg.

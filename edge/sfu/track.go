@@ -399,12 +399,16 @@ func (t *PublishedTrack) RequestKeyframe(idx int) {
 		t.mu.Unlock()
 		return
 	}
-	send := l.kf.Request(t.pub.part.room.sfu.now())
+	sfu := t.pub.part.room.sfu
+	send := l.kf.Request(sfu.now())
 	ssrc := l.ssrc
 	t.mu.Unlock()
-	if send {
-		t.pub.sendPLI(ssrc)
+	if !send {
+		sfu.keyframes.deferred.Add(1)
+		return
 	}
+	sfu.keyframes.sent.Add(1)
+	t.pub.sendPLI(ssrc)
 }
 
 // keyframeForWaiting asks for a keyframe of layer idx when its first packet
@@ -442,6 +446,7 @@ func (t *PublishedTrack) flushKeyframes(now time.Time) {
 		}
 	}
 	t.mu.Unlock()
+	t.pub.part.room.sfu.keyframes.sent.Add(uint64(len(due)))
 	for _, ssrc := range due {
 		t.pub.sendPLI(ssrc)
 	}
