@@ -20,7 +20,9 @@ import (
 // A move that never completes (she leaves paris-2 as "moved" and appears
 // nowhere) is a leave once the grace period is over.
 func TestCascadeMoveIsNotALeave(t *testing.T) {
-	const grace = 3 * time.Second
+	// Long enough for the legs to paris-2 to open on a loaded machine: a
+	// leg slower than that would be a (correct) leave, and a failed test.
+	const grace = 6 * time.Second
 	withGrace := func(c *signal.Config) { c.RemoteGrace = grace }
 	ctl := newControl(t)
 	p1 := startEdge(t, ctl, "paris-1", "eu-west", withGrace)
@@ -56,7 +58,7 @@ func TestCascadeMoveIsNotALeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	movedAt := time.Now()
-	time.Sleep(grace / 6) // the leave has crossed to montreal-1 by now
+	time.Sleep(300 * time.Millisecond) // the leave has crossed to montreal-1 by now
 	ctl.link(t, "r1", 11, nil, p1, p2, m1)
 	bobBefore, daveBefore := videoFrom(bob), videoFrom(dave)
 	signaltest.Eventually(t, 20*time.Second, func() string {
