@@ -14,13 +14,13 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/meridian-video/meridian/edge/cascade"
 	"github.com/meridian-video/meridian/edge/sfu"
 	"github.com/meridian-video/meridian/edge/signal"
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
 	"github.com/meridian-video/meridian/shared/edgeapi"
+	"github.com/meridian-video/meridian/shared/metrictest"
 	wire "github.com/meridian-video/meridian/shared/signal"
 	"github.com/meridian-video/meridian/shared/ticket"
 )
@@ -338,37 +338,15 @@ func TestCascadeOneMeetingAcrossTwoEdges(t *testing.T) {
 	waitFor(t, bob, wire.TypeParticipantLeft, about("alice"))
 }
 
+// gauge is the value of the sample of name with these labels (summed if
+// several match), -1 if there is none.
 func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v, ok := metrictest.Sum(t, reg, name, labels)
+	if !ok {
+		return -1
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
-					continue next
-				}
-			}
-			return value(m)
-		}
-	}
-	return -1
-}
-
-func value(m *dto.Metric) float64 {
-	switch {
-	case m.GetGauge() != nil:
-		return m.GetGauge().GetValue()
-	case m.GetCounter() != nil:
-		return m.GetCounter().GetValue()
-	}
-	return -1
+	return v
 }
 
 func encodeEnv(typ string, v any) ([]byte, error) {

@@ -11,7 +11,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+
+	"github.com/meridian-video/meridian/shared/metrictest"
 )
 
 // threePools starts a, b, c; b and c join through a as their seed.
@@ -111,7 +112,7 @@ func TestPoolMetaTooLargeKeepsLastGood(t *testing.T) {
 	if got := (delegate{a}).NodeMeta(MetaMaxSize); string(got) != string(good) {
 		t.Fatalf("NodeMeta changed after a refused meta:\n got %q\nwant %q", got, good)
 	}
-	if v := gaugeValue(t, reg, "meridian_gossip_meta_errors_total", ""); v < 2 {
+	if v := metrictest.Value(t, reg, "meridian_gossip_meta_errors_total", nil); v < 2 {
 		t.Errorf("meridian_gossip_meta_errors_total = %v", v)
 	}
 	if m, _ := b.Member("a"); m.Meta.Load.Participants != 5 || m.State != StateAlive {
@@ -384,19 +385,19 @@ func TestPoolMetrics(t *testing.T) {
 	eventually(t, 5*time.Second, "two alive", func() (bool, string) {
 		return allSee([]*Pool{a, b}, []string{"a", "b"}, StateAlive)
 	})
-	if v := gaugeValue(t, reg, "meridian_gossip_members", "alive"); v != 2 {
+	if v := metrictest.Value(t, reg, "meridian_gossip_members", map[string]string{"state": "alive"}); v != 2 {
 		t.Errorf("members{alive} = %v", v)
 	}
 	for _, s := range []string{"suspect", "dead", "left"} {
-		if v := gaugeValue(t, reg, "meridian_gossip_members", s); v != 0 {
+		if v := metrictest.Value(t, reg, "meridian_gossip_members", map[string]string{"state": s}); v != 0 {
 			t.Errorf("members{%s} = %v", s, v)
 		}
 	}
 	sent, recv := a.Traffic()
-	if v := gaugeValue(t, reg, "meridian_gossip_bytes_total", "sent"); v < float64(sent) || v == 0 {
+	if v := metrictest.Value(t, reg, "meridian_gossip_bytes_total", map[string]string{"direction": "sent"}); v < float64(sent) || v == 0 {
 		t.Errorf("bytes{sent} = %v, Traffic %d", v, sent)
 	}
-	if v := gaugeValue(t, reg, "meridian_gossip_bytes_total", "received"); v < float64(recv) || v == 0 {
+	if v := metrictest.Value(t, reg, "meridian_gossip_bytes_total", map[string]string{"direction": "received"}); v < float64(recv) || v == 0 {
 		t.Errorf("bytes{received} = %v, Traffic %d", v, recv)
 	}
 	// A second pool on the same registry is refused; Close unregisters.
@@ -412,36 +413,6 @@ func TestPoolMetrics(t *testing.T) {
 	if len(mfs) != 0 {
 		t.Errorf("metrics left after Close: %d families", len(mfs))
 	}
-}
-
-// gaugeValue returns the value of the metric family name with the given
-// label value ("" for none).
-func gaugeValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label != "" && (len(m.GetLabel()) != 1 || m.GetLabel()[0].GetValue() != label) {
-				continue
-			}
-			return metricValue(m)
-		}
-	}
-	t.Fatalf("no %s{%s}", name, label)
-	return 0
-}
-
-func metricValue(m *dto.Metric) float64 {
-	if m.Counter != nil {
-		return m.Counter.GetValue()
-	}
-	return m.Gauge.GetValue()
 }
 
 func TestPoolCloseIdempotentAndAfterClose(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meridian-video/meridian/shared/metrictest"
 )
 
 // seqDiff is a − b in 16-bit sequence space.
@@ -278,30 +280,14 @@ func TestKeyframeRequestedOnBind(t *testing.T) {
 	})
 }
 
-// sfuCounter reads one of the SFU's metrics (the one whose label value is
-// label, if any).
-func sfuCounter(t *testing.T, s *SFU, name, label string) float64 {
+// sfuCounter reads one of the SFU's metrics, by its outcome label.
+func sfuCounter(t *testing.T, s *SFU, name, outcome string) float64 {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(s.Collector()); err != nil {
 		t.Fatal(err)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) == 0 || m.GetLabel()[0].GetValue() == label {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("metric %s{%s} not found", name, label)
-	return 0
+	return metrictest.Value(t, reg, name, map[string]string{"outcome": outcome})
 }
 
 // TestMediaSocketsKeepPacketOrder: with the default media sockets (a UDP

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/shared/metrictest"
 	"github.com/meridian-video/meridian/shared/wait"
 
 	"github.com/pion/logging"
@@ -151,40 +152,11 @@ func readWithin(t *testing.T, c net.PacketConn, d time.Duration) ([]byte, net.Ad
 	return buf[:n], from
 }
 
-// metric sums the samples of a family whose labels include want.
+// metric sums the samples of a family whose labels include want (0 if none).
 func metric(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			for k, v := range want {
-				found := false
-				for _, l := range m.GetLabel() {
-					if l.GetName() == k && l.GetValue() == v {
-						found = true
-					}
-				}
-				if !found {
-					continue next
-				}
-			}
-			switch {
-			case m.GetGauge() != nil:
-				sum += m.GetGauge().GetValue()
-			case m.GetCounter() != nil:
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
+	v, _ := metrictest.Sum(t, reg, name, want)
+	return v
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {

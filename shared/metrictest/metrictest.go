@@ -1,0 +1,62 @@
+// Package metrictest reads Prometheus metrics back in tests: what a
+// registry would expose, by family name and labels.
+package metrictest
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Sum adds up the samples (counters, gauges, untyped) of the family name in
+// g whose labels include every name/value pair of labels (nil: every
+// sample); found reports whether any sample matched.
+func Sum(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (sum float64, found bool) {
+	tb.Helper()
+	families, err := g.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for k, v := range labels {
+				has := false
+				for _, l := range m.GetLabel() {
+					if l.GetName() == k && l.GetValue() == v {
+						has = true
+						break
+					}
+				}
+				if !has {
+					continue next
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				sum += m.GetGauge().GetValue()
+			case m.GetUntyped() != nil:
+				sum += m.GetUntyped().GetValue()
+			default:
+				continue
+			}
+			found = true
+		}
+	}
+	return sum, found
+}
+
+// Value is Sum for a sample that must exist: the test fails without one.
+func Value(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]string) float64 {
+	tb.Helper()
+	v, ok := Sum(tb, g, name, labels)
+	if !ok {
+		tb.Fatalf("no metric %s%v", name, labels)
+	}
+	return v
+}
