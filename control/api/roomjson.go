@@ -127,9 +127,20 @@ type jsonBuf struct{ jsonappend.Writer }
 // sendRoom answers one room as c.JSON(v) would.
 func sendRoom(c *fiber.Ctx, v roomView) error {
 	var w jsonBuf
-	b := w.appendRoomView(make([]byte, 0, 512), &v)
+	return w.send(c, w.appendRoomView(make([]byte, 0, 512), &v))
+}
+
+// sendRoomsPage answers a list page as c.JSON(fiber.Map{"pageInfo": info,
+// "data": rooms}) would.
+func sendRoomsPage(c *fiber.Ctx, info pageInfo, rooms []roomView) error {
+	var w jsonBuf
+	return w.send(c, w.appendRoomsPage(make([]byte, 0, 768*len(rooms)+128), info, rooms))
+}
+
+// send answers body unless appending it failed.
+func (w *jsonBuf) send(c *fiber.Ctx, body []byte) error {
 	if w.Err != nil {
 		return w.Err
 	}
-	return sendJSON(c, b)
+	return sendJSON(c, body)
 }

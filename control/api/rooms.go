@@ -391,12 +391,7 @@ func (s *Server) listRooms(c *fiber.Ctx) error {
 	for i, r := range items {
 		data[i] = s.roomView(r, true)
 	}
-	var w jsonBuf
-	body := w.appendRoomsPage(make([]byte, 0, 768*len(data)+128), info, data)
-	if w.Err != nil {
-		return w.Err
-	}
-	return sendJSON(c, body)
+	return sendRoomsPage(c, info, data)
 }
 
 // findRoom resolves a path or body room reference for the caller and

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"github.com/meridian-video/meridian/shared/jsonappend"
 )
 
 // Encoding what a write proposes. Every create passes through here once, on
@@ -61,7 +63,7 @@ func (c *Request) appendJSON(b []byte) ([]byte, error) {
 		j, err := json.Marshal(c)
 		return append(b, j...), err
 	}
-	var w rowBuf
+	var w jsonappend.Writer
 	b = append(b, `{"id":`...)
 	b = w.String(b, c.ID)
 	if c.Key {

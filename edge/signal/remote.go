@@ -77,7 +77,7 @@ func (s *Server) RemoteJoined(roomID, origin string, p wire.Participant) {
 	}
 	rm.name, rm.moderator, rm.origin = p.Name, p.Moderator, origin
 	var targets []*member
-	if fresh && !r.localAnnounced(p.ParticipantID) && !r.backFromMove(p.ParticipantID) {
+	if fresh && !r.localAnnounced(p.ParticipantID) {
 		targets = s.othersLocked(roomID, p.ParticipantID)
 	}
 	s.mu.Unlock()
@@ -246,60 +246,17 @@ func cmpString(a, b string) int {
 }
 
 // clearRemotes stops the grace timers of a room that is going away. s.mu held.
-// leftAfterMove tells the room's other local participants that pid left,
-// unless within RemoteGrace it is relayed back here from the edge it moved
-// to (or joins here again): a move is shown as a change of tracks, never as
-// a leave and a join.
-func (s *Server) leftAfterMove(roomID, pid string) {
-	s.mu.Lock()
-	r := s.rooms[roomID]
-	if r == nil {
-		s.mu.Unlock()
-		return // nobody left here to tell
+// movedAwayLocked keeps m, which left this edge for another one, listed
+// as a remote participant whose leg is lost (origin "": none yet): the
+// relay from its new edge takes it over without a join, and if none comes
+// within RemoteGrace the room is told it left. s.mu held.
+func (s *Server) movedAwayLocked(r *room, m *member) {
+	if r.remotes == nil {
+		r.remotes = map[string]*remoteMember{}
 	}
-	if s.cfg.RemoteGrace <= 0 {
-		targets := s.othersLocked(roomID, pid)
-		s.mu.Unlock()
-		s.deliverAll(targets, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: pid, Reason: wire.ReasonLeft}))
-		return
-	}
-	if r.movedAway == nil {
-		r.movedAway = map[string]*time.Timer{}
-	}
-	if old := r.movedAway[pid]; old != nil {
-		old.Stop()
-	}
-	var tm *time.Timer
-	tm = time.AfterFunc(s.cfg.RemoteGrace, func() {
-		s.mu.Lock()
-		r := s.rooms[roomID]
-		if r == nil || r.movedAway[pid] != tm {
-			s.mu.Unlock()
-			return // the room emptied, or the participant came back
-		}
-		delete(r.movedAway, pid)
-		var targets []*member
-		if r.remotes[pid] == nil && !r.localAnnounced(pid) {
-			targets = s.othersLocked(roomID, pid)
-		}
-		s.mu.Unlock()
-		s.deliverAll(targets, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: pid, Reason: wire.ReasonLeft}))
-	})
-	r.movedAway[pid] = tm
-	s.mu.Unlock()
-}
-
-// backFromMove reports whether pid moved away from this edge less than
-// RemoteGrace ago (the others were never told it left) and forgets the
-// move. s.mu held.
-func (r *room) backFromMove(pid string) bool {
-	tm := r.movedAway[pid]
-	if tm == nil {
-		return false
-	}
-	tm.Stop()
-	delete(r.movedAway, pid)
-	return true
+	roomID, pid := m.roomID, m.id
+	r.remotes[pid] = &remoteMember{id: pid, name: m.name, moderator: m.perms.Moderate,
+		lost: time.AfterFunc(s.cfg.RemoteGrace, func() { s.RemoteLeft(roomID, "", pid, wire.ReasonLeft, false) })}
 }
 
 func (r *room) clearRemotes() {

@@ -47,10 +47,6 @@ type room struct {
 	members map[string]*member
 	lobby   map[string]*member
 	remotes map[string]*remoteMember // relayed from other edges
-	// movedAway: local participants that left for another edge (`leave`
-	// with reason "moved") and are not relayed back here yet; the others
-	// hear they left only when the timer fires.
-	movedAway map[string]*time.Timer
 }
 
 // New creates a Server driving media. cfg is validated.
@@ -316,6 +312,7 @@ func (s *Server) leaveLocked(m *member, reason string, final []byte, announce bo
 		m.graceTimer = nil
 	}
 	name := m.name
+	moved := reason == wire.ReasonMoved
 	roomGone, remoteStays := false, false
 	if r := s.rooms[m.roomID]; r != nil {
 		if r.members[m.id] == m {
@@ -329,6 +326,12 @@ func (s *Server) leaveLocked(m *member, reason string, final []byte, announce bo
 			r.clearRemotes()
 			delete(s.rooms, m.roomID)
 			roomGone = true
+		} else if moved && wasAdmitted && announce && !remoteStays && s.cfg.RemoteGrace > 0 {
+			// It moved to another edge whose leg may not have relayed it
+			// here yet: listed as a remote whose leg is lost, as if it had
+			// always been relayed, until that leg brings it back.
+			s.movedAwayLocked(r, m)
+			remoteStays = true
 		}
 	}
 	s.mu.Unlock()
@@ -357,24 +360,21 @@ func (s *Server) leaveLocked(m *member, reason string, final []byte, announce bo
 	if !wasAdmitted {
 		return
 	}
-	moved := reason == wire.ReasonMoved
+	// For the control plane and clients a move is a leave here (and a join
+	// there); only the cascade hears "moved", so the other edges wait.
+	shown := reason
 	if moved {
-		// For the control plane a move is a leave here and a join there.
-		s.report(edgeapi.EventParticipantLeft, m, name, wire.ReasonLeft)
-	} else {
-		s.report(edgeapi.EventParticipantLeft, m, name, reason)
+		shown = wire.ReasonLeft
 	}
+	s.report(edgeapi.EventParticipantLeft, m, name, shown)
 	if casc != nil {
 		casc.LocalLeft(m.roomID, m.id, reason)
 	}
-	// The same participant already reconnected through another edge: the
-	// room keeps seeing it (its tracks change), so nobody is told it left.
-	switch {
-	case !announce || remoteStays:
-	case moved:
-		s.leftAfterMove(m.roomID, m.id)
-	default:
-		s.broadcast(m.roomID, m.id, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: m.id, Reason: reason}))
+	// The same participant already reconnected through another edge (or
+	// is listed until it does): the room keeps seeing it (its tracks
+	// change), so nobody is told it left.
+	if announce && !remoteStays {
+		s.broadcast(m.roomID, m.id, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: m.id, Reason: shown}))
 	}
 }
 

@@ -364,7 +364,7 @@ func (s *Server) activateLocked(m *member, resumed, announce bool) *protoError {
 		var targets []*member
 		// Already in the room through another edge (it is moving here):
 		// the others know it; only its tracks change.
-		if r := s.rooms[m.roomID]; r == nil || (r.remotes[m.id] == nil && !r.backFromMove(m.id)) {
+		if r := s.rooms[m.roomID]; r == nil || r.remotes[m.id] == nil {
 			targets = s.othersLocked(m.roomID, m.id)
 		}
 		s.mu.Unlock()
