@@ -207,6 +207,7 @@ func (p *Publisher) trackEnded(t *PublishedTrack) {
 }
 
 func (p *Publisher) sendPLI(ssrc uint32) {
+	p.part.room.sfu.keyframes.sent.Add(1)
 	if err := p.pc.WriteRTCP(pliPacket(ssrc)); err != nil && !errors.Is(err, errClosedPipe) {
 		p.part.room.sfu.log.Debug("sfu: PLI write failed", "participant", p.part.id, "err", err)
 	}

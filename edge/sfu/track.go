@@ -407,7 +407,6 @@ func (t *PublishedTrack) RequestKeyframe(idx int) {
 		sfu.keyframes.deferred.Add(1)
 		return
 	}
-	sfu.keyframes.sent.Add(1)
 	t.pub.sendPLI(ssrc)
 }
 
@@ -446,7 +445,6 @@ func (t *PublishedTrack) flushKeyframes(now time.Time) {
 		}
 	}
 	t.mu.Unlock()
-	t.pub.part.room.sfu.keyframes.sent.Add(uint64(len(due)))
 	for _, ssrc := range due {
 		t.pub.sendPLI(ssrc)
 	}
