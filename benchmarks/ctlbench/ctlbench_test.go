@@ -90,23 +90,36 @@ func TestMintedTokenIsAVideoSDKCrawlerToken(t *testing.T) {
 
 func TestCheckPageRefusesWrongTotalsAndLengths(t *testing.T) {
 	page := func(total, n int) []byte {
-		data := make([]map[string]string, n)
-		for i := range data {
-			data[i] = map[string]string{"roomId": fmt.Sprint(i)}
+		type room struct { // in the API's order
+			RoomID string `json:"roomId,omitempty"`
+			ID     string `json:"id"`
 		}
-		b, _ := json.Marshal(map[string]any{"pageInfo": map[string]int{"total": total}, "data": data})
+		data := make([]room, n)
+		for i := range data {
+			data[i] = room{RoomID: fmt.Sprint(i), ID: "x"}
+		}
+		b, _ := json.Marshal(map[string]any{"pageInfo": map[string]int{"currentPage": 1, "total": total, "perPage": 20}, "data": data})
 		return b
 	}
-	if err := checkPage(page(45, 5), 45, 5); err != nil {
-		t.Errorf("right page refused: %v", err)
-	}
-	for _, c := range []struct{ total, n int }{{44, 5}, {45, 4}, {45, 20}} {
-		if err := checkPage(page(c.total, c.n), 45, 5); err == nil {
-			t.Errorf("page with total %d and %d rooms accepted, want total 45 and 5", c.total, c.n)
+	for name, check := range map[string]func([]byte, int, int) error{"scan": checkPage, "decode": decodePage} {
+		if err := check(page(45, 5), 45, 5); err != nil {
+			t.Errorf("%s: right page refused: %v", name, err)
 		}
-	}
-	if err := checkPage([]byte("not json"), 1, 1); err == nil {
-		t.Error("a body that is not JSON was accepted")
+		if err := check(page(0, 0), 0, 0); err != nil {
+			t.Errorf("%s: right empty page refused: %v", name, err)
+		}
+		for _, c := range []struct{ total, n int }{{44, 5}, {45, 4}, {45, 20}, {450, 5}, {4, 5}} {
+			if err := check(page(c.total, c.n), 45, 5); err == nil {
+				t.Errorf("%s: page with total %d and %d rooms accepted, want total 45 and 5", name, c.total, c.n)
+			}
+		}
+		good := string(page(45, 5))
+		for _, bad := range []string{"not json", good[:len(good)-1], good[:len(good)/2], strings.Replace(good, `{"roomId":"4","id":"x"}`, `{"id":"x"}`, 1),
+			strings.Replace(good, `"total":45`, `"totl":45`, 1), strings.Replace(good, `"total":45`, `"total":"45"`, 1)} {
+			if err := check([]byte(bad), 45, 5); err == nil {
+				t.Errorf("%s: bad page accepted: %s", name, bad)
+			}
+		}
 	}
 }
 

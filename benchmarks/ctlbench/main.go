@@ -489,27 +489,80 @@ func (b *bench) getOp() func(w, i int) error {
 }
 
 // listOp lists one page and checks total and page length: a page that is
-// fast but wrong must not count.
+// fast but wrong must not count. Every answer is checked by a scan
+// (checkPage); every decodeEvery-th by each client is decoded in full too.
 func (b *bench) listOp(page int) func(w, i int) error {
 	total := b.rooms
 	want := min(20, max(0, total-(page-1)*20))
 	path := fmt.Sprintf("/v2/rooms?page=%d&perPage=20", page)
-	return func(int, int) error {
+	return func(_, i int) error {
 		return b.leader.do("GET", path, b.token, nil, func(body []byte) error {
+			if i%decodeEvery == 0 {
+				if err := decodePage(body, total, want); err != nil {
+					return err
+				}
+			}
 			return checkPage(body, total, want)
 		})
 	}
 }
 
+// decodeEvery: decoding a 12 KB page with encoding/json costs the client
+// about as much CPU as the server spends answering it, so with the client
+// on one core the list numbers measured the client. A scan of every answer
+// plus a full decode of one in sixteen keeps every kind of wrong page
+// caught (TestCheckPageRefusesWrongTotalsAndLengths).
+const decodeEvery = 16
+
+// checkPage checks a page by a scan: a JSON object whose data array comes
+// first and holds want rooms (objects that start with "roomId", as the
+// API writes them), and whose pageInfo's total is total.
 func checkPage(body []byte, total, want int) error {
+	rest, ok := bytes.CutPrefix(body, []byte(`{"data":[`))
+	i := bytes.LastIndex(rest, []byte(`],"pageInfo":{`))
+	if !ok || i < 0 || !bytes.HasSuffix(rest, []byte("}}")) {
+		return fmt.Errorf("bad page: %.200s", body)
+	}
+	data, info := rest[:i], rest[i:]
+	rooms := bytes.Count(data, []byte(`{"roomId":`))
+	if rooms > 0 && !bytes.HasPrefix(data, []byte(`{"roomId":`)) || rooms == 0 && len(data) > 0 {
+		return fmt.Errorf("bad page data: %.200s", data)
+	}
+	_, t, ok := bytes.Cut(info, []byte(`"total":`))
+	if !ok {
+		return fmt.Errorf("page without total: %.200s", info)
+	}
+	t = t[:len(t)-2]
+	if j := bytes.IndexByte(t, ','); j >= 0 {
+		t = t[:j]
+	}
+	got, err := strconv.Atoi(string(t))
+	if err != nil {
+		return fmt.Errorf("page total %q: %v", t, err)
+	}
+	if got != total || rooms != want {
+		return fmt.Errorf("page has total %d and %d rooms, want total %d and %d rooms", got, rooms, total, want)
+	}
+	return nil
+}
+
+// decodePage checks a page as checkPage does, by decoding it.
+func decodePage(body []byte, total, want int) error {
 	var p struct {
 		PageInfo struct {
 			Total int `json:"total"`
 		} `json:"pageInfo"`
-		Data []json.RawMessage `json:"data"`
+		Data []struct {
+			RoomID string `json:"roomId"`
+		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &p); err != nil {
 		return fmt.Errorf("bad page: %v", err)
+	}
+	for _, r := range p.Data {
+		if r.RoomID == "" {
+			return fmt.Errorf("page has a room without a roomId")
+		}
 	}
 	if p.PageInfo.Total != total || len(p.Data) != want {
 		return fmt.Errorf("page has total %d and %d rooms, want total %d and %d rooms", p.PageInfo.Total, len(p.Data), total, want)
