@@ -5,6 +5,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/meridian-video/meridian/control/state"
 	"github.com/meridian-video/meridian/shared/jsonappend"
 )
 
@@ -15,45 +16,38 @@ import (
 // writes for it (TestRoomJSONMatchesEncodingJSON); any other room, and any
 // string that needs escaping, goes through encoding/json.
 
-// appendRoomView appends v's JSON to b.
-func (w *jsonBuf) appendRoomView(b []byte, v *roomView) []byte {
-	if v.AutoCloseConfig != nil || v.AutoStartConfig != nil || v.MultiComposition != nil || v.Pin != nil {
-		return w.Marshal(b, v)
+// appendRoom appends room r as encoding/json writes s.roomView(r, withUser),
+// straight from the stored row: a list page no longer builds twenty views
+// (each with two timestamp strings, a links and a user struct and a link
+// string) only to append them.
+func (s *Server) appendRoom(w *jsonBuf, b []byte, r *state.Room, withUser bool) []byte {
+	if r.AutoCloseConfig != nil || r.AutoStartConfig != nil || r.MultiComposition != nil || !r.Pin.Empty() {
+		v := s.roomView(r, withUser)
+		return w.Marshal(b, &v)
 	}
 	b = append(b, `{"roomId":`...)
-	b = w.String(b, v.RoomID)
-	if v.CustomRoomID != "" {
+	b = w.String(b, r.RoomID)
+	if r.CustomRoomID != "" {
 		b = append(b, `,"customRoomId":`...)
-		b = w.String(b, v.CustomRoomID)
+		b = w.String(b, r.CustomRoomID)
 	}
-	if v.UserID != "" {
-		b = append(b, `,"userId":`...)
-		b = w.String(b, v.UserID)
-	}
-	if u := v.User; u != nil {
-		b = append(b, `,"user":{"email":`...)
-		b = w.String(b, u.Email)
-		b = append(b, `,"name":`...)
-		b = w.String(b, u.Name)
-		b = append(b, `,"discontinuedReason":`...)
-		if u.DiscontinuedReason == nil {
-			b = append(b, "null"...)
-		} else {
-			b = w.String(b, *u.DiscontinuedReason)
-		}
-		b = append(b, `,"id":`...)
-		b = w.String(b, u.ID)
+	if withUser {
+		b = append(b, `,"user":{"email":"","name":"","discontinuedReason":null,"id":`...)
+		b = w.String(b, r.UserID)
 		b = append(b, '}')
+	} else if r.UserID != "" {
+		b = append(b, `,"userId":`...)
+		b = w.String(b, r.UserID)
 	}
 	b = append(b, `,"disabled":`...)
-	b = strconv.AppendBool(b, v.Disabled)
-	b = append(b, `,"createdAt":`...)
-	b = w.String(b, v.CreatedAt)
-	b = append(b, `,"updatedAt":`...)
-	b = w.String(b, v.UpdatedAt)
-	b = append(b, `,"id":`...)
-	b = w.String(b, v.ID)
-	if h := v.Webhook; h != nil {
+	b = strconv.AppendBool(b, r.Disabled)
+	b = append(b, `,"createdAt":"`...)
+	b = appendRESTTime(b, r.CreatedAt)
+	b = append(b, `","updatedAt":"`...)
+	b = appendRESTTime(b, r.UpdatedAt)
+	b = append(b, `","id":`...)
+	b = w.String(b, r.ID)
+	if h := r.Webhook; h != nil {
 		b = append(b, `,"webhook":{"endPoint":`...)
 		b = w.String(b, h.EndPoint)
 		if len(h.Events) > 0 {
@@ -62,47 +56,40 @@ func (w *jsonBuf) appendRoomView(b []byte, v *roomView) []byte {
 		}
 		b = append(b, '}')
 	}
-	if v.GeoFence != "" {
+	if r.GeoFence != "" {
 		b = append(b, `,"geoFence":`...)
-		b = w.String(b, v.GeoFence)
+		b = w.String(b, r.GeoFence)
 	}
-	if len(v.AllowedParticipantIDs) > 0 {
+	if len(r.AllowedParticipantIDs) > 0 {
 		b = append(b, `,"allowedParticipantIds":`...)
-		b = w.Strings(b, v.AllowedParticipantIDs)
+		b = w.Strings(b, r.AllowedParticipantIDs)
 	}
-	if v.MaxParticipants != 0 {
+	if r.MaxParticipants != 0 {
 		b = append(b, `,"maxParticipants":`...)
-		b = strconv.AppendInt(b, int64(v.MaxParticipants), 10)
+		b = strconv.AppendInt(b, int64(r.MaxParticipants), 10)
 	}
-	if v.RequireSSO {
+	if r.RequireSSO {
 		b = append(b, `,"requireSSO":true`...)
 	}
-	if l := v.Links; l != nil {
-		b = append(b, `,"links":{"get_room":`...)
-		b = w.String(b, l.GetRoom)
-		b = append(b, `,"get_session":`...)
-		b = w.String(b, l.GetSession)
-		b = append(b, '}')
-	}
-	return append(b, '}')
+	b = append(b, `,"links":{"get_room":`...)
+	b = w.Concat(b, s.roomsURL, r.RoomID)
+	b = append(b, `,"get_session":`...)
+	b = w.String(b, s.sessionsURL)
+	return append(b, "}}"...)
 }
 
 // appendRoomsPage appends a room list page as c.JSON(fiber.Map{"pageInfo":
-// info, "data": rooms}) writes it (map keys sorted: data first).
-func (w *jsonBuf) appendRoomsPage(b []byte, info pageInfo, rooms []roomView) []byte {
-	if rooms == nil {
-		b = append(b, `{"data":null`...)
-	} else {
-		b = append(b, `{"data":[`...)
-		for i := range rooms {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = w.appendRoomView(b, &rooms[i])
+// info, "data": views}) writes it (map keys sorted: data first), views
+// being the rooms' roomView(r, true).
+func (s *Server) appendRoomsPage(w *jsonBuf, b []byte, info pageInfo, rooms []*state.Room) []byte {
+	b = append(b, `{"data":[`...)
+	for i, r := range rooms {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		b = append(b, ']')
+		b = s.appendRoom(w, b, r, true)
 	}
-	b = append(b, `,"pageInfo":{"currentPage":`...)
+	b = append(b, `],"pageInfo":{"currentPage":`...)
 	b = strconv.AppendInt(b, int64(info.CurrentPage), 10)
 	b = append(b, `,"perPage":`...)
 	b = strconv.AppendInt(b, int64(info.PerPage), 10)
@@ -124,17 +111,17 @@ func sendJSON(c *fiber.Ctx, body []byte) error {
 // are not to be sent.
 type jsonBuf struct{ jsonappend.Writer }
 
-// sendRoom answers one room as c.JSON(v) would.
-func sendRoom(c *fiber.Ctx, v roomView) error {
+// sendRoom answers one room as c.JSON(s.roomView(r, withUser)) would.
+func (s *Server) sendRoom(c *fiber.Ctx, r *state.Room, withUser bool) error {
 	var w jsonBuf
-	return w.send(c, w.appendRoomView(make([]byte, 0, 512), &v))
+	return w.send(c, s.appendRoom(&w, make([]byte, 0, 768), r, withUser))
 }
 
 // sendRoomsPage answers a list page as c.JSON(fiber.Map{"pageInfo": info,
-// "data": rooms}) would.
-func sendRoomsPage(c *fiber.Ctx, info pageInfo, rooms []roomView) error {
+// "data": views}) would.
+func (s *Server) sendRoomsPage(c *fiber.Ctx, info pageInfo, rooms []*state.Room) error {
 	var w jsonBuf
-	return w.send(c, w.appendRoomsPage(make([]byte, 0, 768*len(rooms)+128), info, rooms))
+	return w.send(c, s.appendRoomsPage(&w, make([]byte, 0, 768*len(rooms)+128), info, rooms))
 }
 
 // send answers body unless appending it failed.

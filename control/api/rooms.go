@@ -352,7 +352,7 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return sendRoom(c, s.roomView(res.Room, false))
+	return s.sendRoom(c, res.Room, false)
 }
 
 func (s *Server) listRooms(c *fiber.Ctx) error {
@@ -387,11 +387,7 @@ func (s *Server) listRooms(c *fiber.Ctx) error {
 	}); err != nil {
 		return err
 	}
-	data := make([]roomView, len(items))
-	for i, r := range items {
-		data[i] = s.roomView(r, true)
-	}
-	return sendRoomsPage(c, info, data)
+	return s.sendRoomsPage(c, info, items)
 }
 
 // findRoom resolves a path or body room reference for the caller and
@@ -443,7 +439,7 @@ func (s *Server) getRoom(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return sendRoom(c, s.roomView(room, true))
+	return s.sendRoom(c, room, true)
 }
 
 // validateRoom answers 400 for unknown rooms: VideoSDK's sample apps check
@@ -457,7 +453,7 @@ func (s *Server) validateRoom(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return sendRoom(c, s.roomView(room, false))
+	return s.sendRoom(c, room, false)
 }
 
 func (s *Server) deactivateRoom(c *fiber.Ctx) error {
@@ -566,7 +562,7 @@ func (s *Server) roomView(r *state.Room, withUser bool) roomView {
 	v := roomView{RoomID: r.RoomID, CustomRoomID: r.CustomRoomID, Disabled: r.Disabled, CreatedAt: restTime(r.CreatedAt), UpdatedAt: restTime(r.UpdatedAt),
 		ID: r.ID, Webhook: r.Webhook, AutoCloseConfig: r.AutoCloseConfig, AutoStartConfig: r.AutoStartConfig, GeoFence: r.GeoFence,
 		AllowedParticipantIDs: r.AllowedParticipantIDs, MultiComposition: r.MultiComposition, MaxParticipants: r.MaxParticipants, RequireSSO: r.RequireSSO,
-		Links: &roomLinks{GetRoom: s.cfg.PublicURL + "/v2/rooms/" + r.RoomID, GetSession: s.sessionsURL}}
+		Links: &roomLinks{GetRoom: s.roomsURL + r.RoomID, GetSession: s.sessionsURL}}
 	if !r.Pin.Empty() {
 		pin := r.Pin
 		v.Pin = &pin

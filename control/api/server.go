@@ -124,8 +124,10 @@ type Server struct {
 	egress     EgressService  // recordings, RTMP, HLS (nil: those routes answer 503)
 	proxies    []netip.Prefix // Config.TrustedProxies
 	keyed      inflightKeys   // Idempotency-Key requests running here (idempotency.go)
-	// sessionsURL is PublicURL + "/v2/sessions/", every room's get_session link.
-	sessionsURL string
+	// roomsURL is PublicURL + "/v2/rooms/", the start of every room's
+	// get_room link; sessionsURL is PublicURL + "/v2/sessions/", every
+	// room's get_session link.
+	roomsURL, sessionsURL string
 }
 
 // WithWebhookURLCheck validates webhook URLs (scheme, SSRF policy) with the
@@ -156,7 +158,7 @@ func New(cfg Config, node *cluster.Node, sealer *auth.Sealer, opts ...Option) (*
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{cfg: cfg, log: cfg.Logger, node: node, sealer: sealer, registry: cfg.Registry, sessionsURL: cfg.PublicURL + "/v2/sessions/",
+	s := &Server{cfg: cfg, log: cfg.Logger, node: node, sealer: sealer, registry: cfg.Registry, roomsURL: cfg.PublicURL + "/v2/rooms/", sessionsURL: cfg.PublicURL + "/v2/sessions/",
 		auth:     auth.New(sealer, &catchUpKeys{fsmKeys: fsmKeys{node.FSM()}, node: node}, cfg.Now),
 		keyLimit: auth.NewRateLimiter(cfg.RateLimitPerKey, cfg.RateBurstPerKey, cfg.Now),
 		ipLimit:  auth.NewRateLimiter(cfg.RateLimitPerIP, cfg.RateBurstPerIP, cfg.Now),
@@ -179,6 +181,11 @@ func New(cfg Config, node *cluster.Node, sealer *auth.Sealer, opts ...Option) (*
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
+		// A default list page (20 rooms with webhooks, ~12 KB) fits the
+		// write buffer, so it leaves in one write instead of a buffer's
+		// worth and then the rest: on loopback each write costs the
+		// sender the receiver's TCP work too.
+		WriteBufferSize: 16 << 10,
 		// Trailing slashes are equivalent (documented URLs carry them).
 		StrictRouting: false,
 		// Proxy headers only from the configured proxies; c.IP() is the

@@ -22,14 +22,33 @@ type Writer struct {
 // ASCII with nothing to escape; any other string goes through
 // encoding/json (HTML-safe escapes, U+2028/U+2029, invalid UTF-8 replaced).
 func (w *Writer) String(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if !plain[s[i]] {
-			return w.Marshal(b, s)
-		}
+	if !isPlain(s) {
+		return w.Marshal(b, s)
 	}
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// Concat appends a+c as one JSON string without building a+c when
+// neither needs escaping (a link: a configured prefix and an id).
+func (w *Writer) Concat(b []byte, a, c string) []byte {
+	if !isPlain(a) || !isPlain(c) {
+		return w.Marshal(b, a+c)
+	}
+	b = append(b, '"')
+	b = append(b, a...)
+	b = append(b, c...)
+	return append(b, '"')
+}
+
+func isPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !plain[s[i]] {
+			return false
+		}
+	}
+	return true
 }
 
 // plain: the bytes encoding/json writes as they are in a string.
