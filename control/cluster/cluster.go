@@ -41,6 +41,10 @@ type Peer struct {
 	RaftAddr string `json:"raftAddr"`
 }
 
+// logCacheEntries: how many of the newest Raft log entries are kept in
+// memory in front of the on-disk log (~1 KB each for a room create).
+const logCacheEntries = 512
+
 // Config configures a control node's Raft participation.
 type Config struct {
 	NodeID        string
@@ -242,7 +246,16 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 			n.closeAll()
 			return nil, err
 		}
-		logs, stable, snaps = store, store, fss
+		// The last entries stay in memory: the leader reads each new entry
+		// back once per follower to send it and every follower reads it back
+		// to apply it; from the cache that is a copy, not a WAL frame read
+		// and decode (what Consul and Nomad do too).
+		cached, err := raft.NewLogCache(logCacheEntries, store)
+		if err != nil {
+			n.closeAll()
+			return nil, err
+		}
+		logs, stable, snaps = cached, store, fss
 	}
 
 	if cfg.Bootstrap {
