@@ -184,7 +184,7 @@ func New(cfg Config, node *cluster.Node, sealer *auth.Sealer, opts ...Option) (*
 		// A default list page (20 rooms with webhooks, ~12 KB) fits the
 		// write buffer, so it leaves in one write instead of a buffer's
 		// worth and then the rest: on loopback each write costs the
-		// sender the receiver's TCP work too (a third of a page's CPU,
+		// sender the receiver's TCP work too (a sixth to a quarter of a page's CPU,
 		// docs/benchmarks.md). The price: fasthttp keeps the buffer while
 		// a keep-alive connection idles (up to IdleTimeout), 12 KB more
 		// per open connection than the default 4 KB.
