@@ -245,7 +245,6 @@ func cmpString(a, b string) int {
 	return 0
 }
 
-// clearRemotes stops the grace timers of a room that is going away. s.mu held.
 // movedAwayLocked keeps m, which left this edge for another one, listed
 // as a remote participant whose leg is lost (origin "": none yet): the
 // relay from its new edge takes it over without a join, and if none comes
@@ -259,6 +258,7 @@ func (s *Server) movedAwayLocked(r *room, m *member) {
 		lost: time.AfterFunc(s.cfg.RemoteGrace, func() { s.RemoteLeft(roomID, "", pid, wire.ReasonLeft, false) })}
 }
 
+// clearRemotes stops the grace timers of a room that is going away. s.mu held.
 func (r *room) clearRemotes() {
 	for _, rm := range r.remotes {
 		if rm.lost != nil {
