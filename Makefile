@@ -30,6 +30,7 @@ node-deps:
 
 test-go:
 	$(GO) test -race -count=1 -timeout 25m ./...
+	cd third_party/go-immutable-radix && $(GO) test -race -count=1 ./...
 
 test-node: build tools
 	@for d in $(NODE_TESTS); do \

@@ -3,6 +3,7 @@ package state
 import (
 	"time"
 
+	iradix "github.com/hashicorp/go-immutable-radix"
 	"github.com/hashicorp/go-memdb"
 )
 
@@ -153,6 +154,14 @@ func init() {
 		panic("state: schema: " + err.Error())
 	}
 }
+
+// Nothing in this process watches the state's trees (memdb.WatchSet,
+// WatchCh), so their nodes carry no watch channels: with them, channels
+// were 40 % of a room's memory (about nine 96-byte channels per room) and
+// a fifth of what a create allocates on every replica. The switch is
+// Meridian's patch of go-immutable-radix (third_party/go-immutable-radix,
+// PATCHES.md), process-wide, and must be set before the first tree is built.
+func init() { iradix.DisableWatchChannels() }
 
 // newDB returns an empty database without watch notifications: nothing
 // here blocks on memdb watch channels, and a database made by Snapshot
