@@ -27,6 +27,7 @@
 #   CLIENTS=16 WINDOW=5s SEQ=200 BODY=customer|empty SNAPSHOT_WAIT=2m RESTART=1 LOG_LEVEL=warn
 #   PROFILE=1 ...                                # a CPU profile of every node over each size's measurements
 #                                                # (SEED=1 only): results/…/pprof/nodes-N-NAME-SIZE.pprof
+#   NODE_GOGC="170 200 230" ...                  # GOGC of each node (c1 c2 c3; default: meridian's own)
 #
 # Servers run on CPU 0 (taskset -c 0; all three nodes share it), the load
 # client on CPU 1. Rate limits are off (--rate-limit-ip 0 --rate-limit-key 0).
@@ -135,12 +136,14 @@ fi
 declare -a NAMES=() URLS=() DATAS=() ARGS=()
 
 start_node() { # index: start NAMES[i] with ARGS[i] (a string of words without spaces inside)
-	local i=$1 env=()
+	local i=$1 env=(env) gogc=()
 	if [[ "$PROFILE" == 1 ]]; then
 		mkdir -p "$WORK/pprof-${NAMES[$i]}"
 		rm -f "$WORK/pprof-${NAMES[$i]}"/cpu-*.pprof
-		env=(env "MERIDIAN_BENCH_CPUPROFILE_DIR=$WORK/pprof-${NAMES[$i]}")
+		env+=("MERIDIAN_BENCH_CPUPROFILE_DIR=$WORK/pprof-${NAMES[$i]}")
 	fi
+	read -r -a gogc <<<"${NODE_GOGC:-}"
+	if [[ -n "${gogc[$i]:-}" ]]; then env+=("GOGC=${gogc[$i]}"); fi
 	# shellcheck disable=SC2086
 	${PIN_SERVER[@]+"${PIN_SERVER[@]}"} ${env[@]+"${env[@]}"} "$MERIDIAN" ${ARGS[$i]} >>"$WORK/${NAMES[$i]}.log" 2>&1 &
 	PIDS[$i]=$!
