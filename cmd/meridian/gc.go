@@ -10,7 +10,7 @@ import (
 )
 
 // The control plane keeps every room, session and delivery in memory: at a
-// million rooms its live heap is about 2 GB of pointer-dense radix trees.
+// million rooms its live heap is 1–2 GB of pointer-dense radix trees.
 // With Go's default GOGC=100 the collector starts a cycle each time the
 // heap doubles, and a cycle over 2 GB runs for seconds; on a busy core the
 // mark workers compete with the request handlers for all that time. In a
