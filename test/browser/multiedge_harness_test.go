@@ -172,22 +172,51 @@ func logLevel() string {
 
 func waitHTTP200(t *testing.T, what, u string, c *child, timeout time.Duration) {
 	t.Helper()
+	if err := waitHealthy(what, u, c, timeout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitHealthy waits until u answers 200, or says why not: the child exited
+// (with its output) or the timeout passed.
+func waitHealthy(what, u string, c *child, timeout time.Duration) error {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(timeout)
 	for {
 		if !c.running() {
-			t.Fatalf("%s exited early: %v\n%s", c.name, c.err, tail(c.out.String(), 60))
+			return fmt.Errorf("%s exited early: %v\n%s", c.name, c.err, tail(c.out.String(), 60))
 		}
 		if resp, err := hc.Get(u); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s (%s) not answering 200 after %v:\n%s", what, u, timeout, tail(c.out.String(), 60))
+			return fmt.Errorf("%s (%s) not answering 200 after %v:\n%s", what, u, timeout, tail(c.out.String(), 60))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// startHealthy starts a child whose listen addresses come from start (which
+// picks free ports each time it is called) and waits for its /healthz. A
+// port found free can be bound by another test process (packages run in
+// parallel) before the child binds it: a child that exited with "address
+// already in use" is started again on new ports, up to three times.
+func startHealthy(t *testing.T, what string, timeout time.Duration, start func() (*child, string)) (*child, string) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		c, url := start()
+		err := waitHealthy(what, url+"/healthz", c, timeout)
+		if err == nil {
+			return c, url
+		}
+		if attempt < 3 && !c.running() && strings.Contains(c.out.String(), "address already in use") {
+			t.Logf("%s: a port was taken before it bound it; starting again on other ports", what)
+			continue
+		}
+		t.Fatal(err)
 	}
 }
 
@@ -196,13 +225,14 @@ func waitHTTP200(t *testing.T, what, u string, c *child, timeout time.Duration) 
 func startCluster(t *testing.T, edges ...edgeSpec) *cluster {
 	t.Helper()
 	bin := meridianBinary(t)
-	httpPort, raftPort := freePort(t), freePort(t)
-	cl := &cluster{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), edges: map[string]*clusterEdge{}}
-	cl.control = startChild(t, "control c1", bin, 10*time.Second, "control",
-		"--id", "c1", "--http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--raft", fmt.Sprintf("127.0.0.1:%d", raftPort),
-		"--data", t.TempDir(), "--bootstrap", "--edge-token", clusterEdgeToken, "--admin-token", clusterAdminToken,
-		"--region", "eu-west", "--rate-limit-key", "0", "--rate-limit-ip", "0", "--log-level", logLevel())
-	waitHTTP200(t, "control node", cl.URL+"/healthz", cl.control, 45*time.Second)
+	cl := &cluster{t: t, edges: map[string]*clusterEdge{}}
+	cl.control, cl.URL = startHealthy(t, "control node", 45*time.Second, func() (*child, string) {
+		httpPort, raftPort := freePort(t), freePort(t)
+		return startChild(t, "control c1", bin, 10*time.Second, "control",
+			"--id", "c1", "--http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--raft", fmt.Sprintf("127.0.0.1:%d", raftPort),
+			"--data", t.TempDir(), "--bootstrap", "--edge-token", clusterEdgeToken, "--admin-token", clusterAdminToken,
+			"--region", "eu-west", "--rate-limit-key", "0", "--rate-limit-ip", "0", "--log-level", logLevel()), fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	})
 
 	// An API key for this test (the tokens are signed with its secret).
 	req, _ := http.NewRequest("POST", cl.URL+"/admin/v1/keys", strings.NewReader(`{"name":"t"}`))
@@ -224,23 +254,34 @@ func startCluster(t *testing.T, edges ...edgeSpec) *cluster {
 	cl.key, cl.secret = created.APIKey, created.Secret
 	cl.api = &devServer{t: t, URL: cl.URL, out: cl.control.out, client: &http.Client{Timeout: 10 * time.Second}}
 
-	for _, e := range edges {
+	// The edges start together; one whose port was taken starts again alone.
+	startEdge := func(e edgeSpec) (*child, string) {
 		edgeHTTP := freePort(t)
-		ce := &clusterEdge{edgeSpec: e, URL: fmt.Sprintf("http://127.0.0.1:%d", edgeHTTP)}
 		drain := e.DrainTimeout
 		if drain == "" {
 			drain = "2s"
 		}
-		ce.proc = startChild(t, "edge "+e.ID, bin, 10*time.Second, "edge",
+		return startChild(t, "edge "+e.ID, bin, 10*time.Second, "edge",
 			"--id", e.ID, "--region", e.Region, "--http", fmt.Sprintf("127.0.0.1:%d", edgeHTTP), "--control", cl.URL,
 			"--edge-token", clusterEdgeToken, "--loopback-candidates", "--turn-public-ip", "127.0.0.1",
 			"--turn-udp", fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t)), "--turn-tcp", "",
 			"--gossip", fmt.Sprintf("127.0.0.1:%d", freeBothPort(t)), "--allowed-origins", "*",
-			"--drain-timeout", drain, "--insecure-cluster-links", "--log-level", logLevel())
+			"--drain-timeout", drain, "--insecure-cluster-links", "--log-level", logLevel()), fmt.Sprintf("http://127.0.0.1:%d", edgeHTTP)
+	}
+	for _, e := range edges {
+		ce := &clusterEdge{edgeSpec: e}
+		ce.proc, ce.URL = startEdge(e)
 		cl.edges[e.ID] = ce
 	}
 	for _, ce := range cl.edges {
-		waitHTTP200(t, "edge "+ce.ID, ce.URL+"/healthz", ce.proc, 30*time.Second)
+		first := true
+		ce.proc, ce.URL = startHealthy(t, "edge "+ce.ID, 30*time.Second, func() (*child, string) {
+			if first {
+				first = false
+				return ce.proc, ce.URL
+			}
+			return startEdge(ce.edgeSpec)
+		})
 	}
 	// On failure, what each live edge's SFU and cascade counted (where media
 	// stopped). Registered after the processes: runs before they stop.

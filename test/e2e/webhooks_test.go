@@ -42,11 +42,12 @@ type receiver struct {
 	accept atomic.Bool
 	mu     sync.Mutex
 	got    []received
-	tries  map[string]int
+	tries  map[string]int // per webhook-id
+	paths  map[string]int // tries per request path (one endpoint per room here)
 }
 
 func newReceiver(t *testing.T) *receiver {
-	r := &receiver{tries: map[string]int{}}
+	r := &receiver{tries: map[string]int{}, paths: map[string]int{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		var env struct{ WebhookType string }
@@ -54,6 +55,7 @@ func newReceiver(t *testing.T) *receiver {
 		r.mu.Lock()
 		id := req.Header.Get("webhook-id")
 		r.tries[id]++
+		r.paths[req.URL.Path]++
 		ok := r.accept.Load()
 		if ok {
 			r.got = append(r.got, received{id: id, typ: env.WebhookType, body: body, header: req.Header.Clone(), attemptNo: r.tries[id]})
@@ -118,12 +120,14 @@ func TestWebhooksSurviveLeaderLoss(t *testing.T) {
 
 	want := []string{"session-started", "participant-joined", "participant-joined", "participant-joined",
 		"participant-left", "participant-left", "participant-left", "session-ended"}
-	// Wait until the receiver has been tried (deliveries are pending and failing).
+	// Wait until the room's endpoint has been tried (its deliveries are
+	// pending and failing); a try of the other room's endpoint says nothing
+	// about this room's head event.
 	clustertest.Eventually(t, 10*time.Second, func() string {
 		recv.mu.Lock()
 		defer recv.mu.Unlock()
-		if len(recv.tries) == 0 {
-			return "no delivery attempt yet"
+		if recv.paths["/hook"] == 0 {
+			return "no delivery attempt to the room's endpoint yet"
 		}
 		return ""
 	})
