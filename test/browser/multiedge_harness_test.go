@@ -199,21 +199,20 @@ func waitHealthy(what, u string, c *child, timeout time.Duration) error {
 	}
 }
 
-// startHealthy starts a child whose listen addresses come from start (which
-// picks free ports each time it is called) and waits for its /healthz. A
-// port found free can be bound by another test process (packages run in
-// parallel) before the child binds it: a child that exited with "address
-// already in use" is started again on new ports, up to three times.
-func startHealthy(t *testing.T, what string, timeout time.Duration, start func() (*child, string)) (*child, string) {
+// healthyOrRestart waits for c's /healthz at url. A port found free can be
+// bound by another test process (packages run in parallel) before the
+// child binds it: a child that exited with "address already in use" is
+// replaced by restart (which picks new ports), up to twice.
+func healthyOrRestart(t *testing.T, what string, timeout time.Duration, c *child, url string, restart func() (*child, string)) (*child, string) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		c, url := start()
 		err := waitHealthy(what, url+"/healthz", c, timeout)
 		if err == nil {
 			return c, url
 		}
 		if attempt < 3 && !c.running() && strings.Contains(c.out.String(), "address already in use") {
 			t.Logf("%s: a port was taken before it bound it; starting again on other ports", what)
+			c, url = restart()
 			continue
 		}
 		t.Fatal(err)
@@ -226,13 +225,15 @@ func startCluster(t *testing.T, edges ...edgeSpec) *cluster {
 	t.Helper()
 	bin := meridianBinary(t)
 	cl := &cluster{t: t, edges: map[string]*clusterEdge{}}
-	cl.control, cl.URL = startHealthy(t, "control node", 45*time.Second, func() (*child, string) {
+	startControl := func() (*child, string) {
 		httpPort, raftPort := freePort(t), freePort(t)
 		return startChild(t, "control c1", bin, 10*time.Second, "control",
 			"--id", "c1", "--http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--raft", fmt.Sprintf("127.0.0.1:%d", raftPort),
 			"--data", t.TempDir(), "--bootstrap", "--edge-token", clusterEdgeToken, "--admin-token", clusterAdminToken,
 			"--region", "eu-west", "--rate-limit-key", "0", "--rate-limit-ip", "0", "--log-level", logLevel()), fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	})
+	}
+	c, url := startControl()
+	cl.control, cl.URL = healthyOrRestart(t, "control node", 45*time.Second, c, url, startControl)
 
 	// An API key for this test (the tokens are signed with its secret).
 	req, _ := http.NewRequest("POST", cl.URL+"/admin/v1/keys", strings.NewReader(`{"name":"t"}`))
@@ -274,14 +275,7 @@ func startCluster(t *testing.T, edges ...edgeSpec) *cluster {
 		cl.edges[e.ID] = ce
 	}
 	for _, ce := range cl.edges {
-		first := true
-		ce.proc, ce.URL = startHealthy(t, "edge "+ce.ID, 30*time.Second, func() (*child, string) {
-			if first {
-				first = false
-				return ce.proc, ce.URL
-			}
-			return startEdge(ce.edgeSpec)
-		})
+		ce.proc, ce.URL = healthyOrRestart(t, "edge "+ce.ID, 30*time.Second, ce.proc, ce.URL, func() (*child, string) { return startEdge(ce.edgeSpec) })
 	}
 	// On failure, what each live edge's SFU and cascade counted (where media
 	// stopped). Registered after the processes: runs before they stop.
