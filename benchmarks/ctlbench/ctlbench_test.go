@@ -138,11 +138,18 @@ func TestBinsSplitAtSnapshots(t *testing.T) {
 	}
 	got := bins(ss, snaps, 1000)
 	want := []Bin{
-		{Rooms: 1003, N: 3, Seconds: 1, PerSec: 3, P50Ms: 2, P99Ms: 3, DiskPerOp: 1000, ServerCPUPct: 50},
-		{Rooms: 1004, N: 1, Seconds: 1, PerSec: 1, P50Ms: 10, P99Ms: 10, DiskPerOp: 4000, ServerCPUPct: 100},
+		{Rooms: 1003, N: 3, Seconds: 1, PerSec: 3, P50Ms: 2, P99Ms: 3, MaxMs: 3, End: t0.Add(time.Second).UTC(), DiskPerOp: 1000, ServerCPUPct: 50},
+		{Rooms: 1004, N: 1, Seconds: 1, PerSec: 1, P50Ms: 10, P99Ms: 10, MaxMs: 10, End: t0.Add(2 * time.Second).UTC(), DiskPerOp: 4000, ServerCPUPct: 100},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("bins =\n%+v\nwant\n%+v", got, want)
+	}
+	if s, want := stallSummary(got), "Stretches with a p99 over 20 ms: 0 of 2. Slowest request: 10 ms, in the stretch that ended at 00:01:42 with 1,004 rooms."; s != want {
+		t.Errorf("stallSummary = %q, want %q", s, want)
+	}
+	got[0].P99Ms = 25
+	if s := stallSummary(got); !strings.HasPrefix(s, "Stretches with a p99 over 20 ms: 1 of 2.") {
+		t.Errorf("stallSummary with one slow stretch = %q", s)
 	}
 }
 

@@ -157,14 +157,18 @@ type Phase struct {
 // Bin is a stretch of a long phase (the fill), to show how costs move as
 // the store grows.
 type Bin struct {
-	Rooms        int     `json:"rooms"` // rooms in the store at the end of the bin
-	N            int     `json:"n"`
-	Seconds      float64 `json:"seconds"`
-	PerSec       float64 `json:"perSec"`
-	P50Ms        float64 `json:"p50Ms"`
-	P99Ms        float64 `json:"p99Ms"`
-	DiskPerOp    float64 `json:"diskPerOp"`
-	ServerCPUPct float64 `json:"serverCpuPct"`
+	Rooms   int     `json:"rooms"` // rooms in the store at the end of the bin
+	N       int     `json:"n"`
+	Seconds float64 `json:"seconds"`
+	PerSec  float64 `json:"perSec"`
+	P50Ms   float64 `json:"p50Ms"`
+	P99Ms   float64 `json:"p99Ms"`
+	// MaxMs and End place a stall: the slowest request of the bin and when
+	// the bin ended (UTC), to line up with the nodes' logs and gctrace.
+	MaxMs        float64   `json:"maxMs"`
+	End          time.Time `json:"end"`
+	DiskPerOp    float64   `json:"diskPerOp"`
+	ServerCPUPct float64   `json:"serverCpuPct"`
 }
 
 // procSnap is the server processes' counters at one moment.
@@ -374,7 +378,7 @@ func bins(all []sample, snaps []procSnap, roomsBefore int) []Bin {
 		lat := latencies(all[lo:j])
 		out = append(out, Bin{
 			Rooms: roomsBefore + j, N: n, Seconds: span, PerSec: float64(n) / span,
-			P50Ms: ms(percentile(lat, 50)), P99Ms: ms(percentile(lat, 99)),
+			P50Ms: ms(percentile(lat, 50)), P99Ms: ms(percentile(lat, 99)), MaxMs: ms(lat[len(lat)-1]), End: b.at.UTC(),
 			DiskPerOp:    float64(b.disk-a.disk) / float64(n),
 			ServerCPUPct: 100 * (b.cpu - a.cpu).Seconds() / span,
 		})

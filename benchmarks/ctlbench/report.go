@@ -74,6 +74,8 @@ func printResult(w io.Writer, r *Result) {
 			b := tl[len(tl)-1]
 			fmt.Fprintf(w, "| %s | %.0f | %.2f | %.1f | %s | %.0f %% |\n", count(b.Rooms), b.PerSec, b.P50Ms, b.P99Ms, size(b.DiskPerOp), b.ServerCPUPct)
 		}
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, stallSummary(tl))
 	}
 
 	lc := r.ListClients
@@ -342,4 +344,24 @@ func deviceSize(p Phase) string {
 		return size(p.DevicePerOp)
 	}
 	return "–"
+}
+
+// stallSummary counts the stretches that missed issue 10's p99 and names the
+// slowest request of the fill with when its stretch ended, so a stall can be
+// lined up with the nodes' logs.
+func stallSummary(tl []Bin) string {
+	over, worst := 0, tl[0]
+	for _, b := range tl {
+		if b.P99Ms > 20 {
+			over++
+		}
+		if b.MaxMs > worst.MaxMs {
+			worst = b
+		}
+	}
+	s := fmt.Sprintf("Stretches with a p99 over 20 ms: %d of %d.", over, len(tl))
+	if worst.MaxMs > 0 {
+		s += fmt.Sprintf(" Slowest request: %.0f ms, in the stretch that ended at %s with %s rooms.", worst.MaxMs, worst.End.Format("15:04:05"), count(worst.Rooms))
+	}
+	return s
 }
