@@ -2,13 +2,8 @@ package state
 
 import (
 	"fmt"
-	"runtime"
-	"slices"
 	"sort"
-	"sync"
 	"time"
-	"unique"
-	"weak"
 
 	"github.com/hashicorp/go-memdb"
 )
@@ -220,62 +215,6 @@ func (s *Store) flush() {
 		s.put(tCounters, &counter{Key: k, N: n})
 	}
 	s.deltas = nil
-}
-
-// intern shares equal strings between rows (project ids, API keys,
-// endpoints, event names repeat across millions of rows).
-func intern(v string) string {
-	if v == "" {
-		return v
-	}
-	return unique.Make(v).Value()
-}
-
-// sharedWebhooks shares equal webhook configs between rooms (a customer
-// configures one endpoint for all its rooms). Rows are never changed in
-// place, so rooms can point at one config; entries are weak and go away
-// with the last room that uses them. A plain map under a mutex rather than
-// a sync.Map: a lookup by a key built in a stack buffer then allocates
-// nothing (every create and every restored room looks its config up).
-var sharedWebhooks = struct {
-	sync.Mutex
-	m map[string]weak.Pointer[RoomWebhook] // config key -> config
-}{m: map[string]weak.Pointer[RoomWebhook]{}}
-
-func internWebhook(w *RoomWebhook) *RoomWebhook {
-	if w == nil {
-		return nil
-	}
-	var buf [256]byte
-	k := append(buf[:0], w.EndPoint...)
-	for _, e := range w.Events {
-		k = append(append(k, 0), e...)
-	}
-	sharedWebhooks.Lock()
-	defer sharedWebhooks.Unlock()
-	if shared := sharedWebhooks.m[string(k)].Value(); shared != nil {
-		if shared == w || shared.EndPoint == w.EndPoint && slices.Equal(shared.Events, w.Events) {
-			return shared
-		}
-	}
-	w.EndPoint, w.Events = intern(w.EndPoint), internAll(w.Events)
-	wp, key := weak.Make(w), string(k)
-	sharedWebhooks.m[key] = wp
-	runtime.AddCleanup(w, func(k string) {
-		sharedWebhooks.Lock()
-		if sharedWebhooks.m[k] == wp {
-			delete(sharedWebhooks.m, k)
-		}
-		sharedWebhooks.Unlock()
-	}, key)
-	return w
-}
-
-func internAll(vs []string) []string {
-	for i, v := range vs {
-		vs[i] = intern(v)
-	}
-	return vs
 }
 
 func ptrTime(t time.Time) *time.Time { return &t }
