@@ -3,8 +3,6 @@ package iradix
 import (
 	"bytes"
 	"strings"
-
-	"github.com/hashicorp/golang-lru/simplelru"
 )
 
 const (
@@ -63,7 +61,10 @@ type Txn struct {
 	// nodes for further writes and avoid unnecessary copies of nodes that
 	// have never been exposed outside the transaction. This will only hold
 	// up to defaultModifiedCache number of entries.
-	writable *simplelru.LRU
+	//
+	// Meridian's patch: a set that starts over when full instead of
+	// upstream's LRU, whose entries cost two allocations each (PATCHES.md).
+	writable map[*Node]struct{}
 
 	// trackChannels is used to hold channels that need to be notified to
 	// signal mutation of the tree. This will only hold up to
@@ -145,21 +146,12 @@ func (t *Txn) trackChannel(ch chan struct{}) {
 // forLeafUpdate to true if you are getting a write node to update the leaf,
 // which will set leaf mutation tracking appropriately as well.
 func (t *Txn) writeNode(n *Node, forLeafUpdate bool) *Node {
-	// Ensure the writable set exists.
-	if t.writable == nil {
-		lru, err := simplelru.NewLRU(defaultModifiedCache, nil)
-		if err != nil {
-			panic(err)
-		}
-		t.writable = lru
-	}
-
 	// If this node has already been modified, we can continue to use it
 	// during this transaction. We know that we don't need to track it for
 	// a node update since the node is writable, but if this is for a leaf
 	// update we track it, in case the initial write to this node didn't
 	// update the leaf.
-	if _, ok := t.writable.Get(n); ok {
+	if _, ok := t.writable[n]; ok {
 		if t.trackMutate && forLeafUpdate && n.leaf != nil {
 			t.trackChannel(n.leaf.mutateCh)
 		}
@@ -180,21 +172,27 @@ func (t *Txn) writeNode(n *Node, forLeafUpdate bool) *Node {
 	// safe to replace this leaf with another after you get your node for
 	// writing. You MUST replace it, because the channel associated with
 	// this leaf will be closed when this transaction is committed.
+	//
+	// Meridian's patch: the copy shares the prefix's bytes. Nothing writes
+	// into a prefix (it is resliced, or replaced by concat's new slice), so
+	// upstream's copy of it was an allocation per copied node for nothing.
 	nc := &Node{
 		mutateCh: newMutateCh(),
 		leaf:     n.leaf,
-	}
-	if n.prefix != nil {
-		nc.prefix = make([]byte, len(n.prefix))
-		copy(nc.prefix, n.prefix)
+		prefix:   n.prefix,
 	}
 	if len(n.edges) != 0 {
 		nc.edges = make([]edge, len(n.edges))
 		copy(nc.edges, n.edges)
 	}
 
-	// Mark this node as writable.
-	t.writable.Add(nc, nil)
+	// Mark this node as writable. A full set starts over: nodes dropped
+	// from it are copied again on their next write, as upstream's LRU
+	// copied the ones it evicted.
+	if t.writable == nil || len(t.writable) >= defaultModifiedCache {
+		t.writable = make(map[*Node]struct{})
+	}
+	t.writable[nc] = struct{}{}
 	return nc
 }
 
