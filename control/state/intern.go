@@ -31,12 +31,6 @@ type internTable[V any] struct {
 	m  map[string]V
 }
 
-// load returns the value interned for key, if any.
-func (t *internTable[V]) load(key []byte) (V, bool) {
-	v, ok := t.m[string(key)] // no allocation for the lookup
-	return v, ok
-}
-
 // store interns v under key, starting a new generation when full.
 func (t *internTable[V]) store(key string, v V) {
 	if len(t.m) >= internLimit {
@@ -87,7 +81,7 @@ func internWebhook(w *RoomWebhook) *RoomWebhook {
 	t := &sharedWebhooks
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if shared, ok := t.load(k); ok {
+	if shared, ok := t.m[string(k)]; ok { // the conversion does not allocate for a lookup
 		if shared == w || shared.EndPoint == w.EndPoint && slices.Equal(shared.Events, w.Events) {
 			return shared
 		}
