@@ -26,7 +26,8 @@
 #   LIST_CLIENTS=4 ...                           # fewer clients for the list phases (default CLIENTS)
 #   CLIENTS=16 WINDOW=5s SEQ=200 BODY=customer|empty SNAPSHOT_WAIT=2m RESTART=1 LOG_LEVEL=warn
 #   PROFILE=1 ...                                # a CPU profile of every node over each size's measurements
-#                                                # (SEED=1 only): results/…/pprof/nodes-N-NAME-SIZE.pprof
+#                                                # (SEED=1 only): results/…/pprof/nodes-N-NAME-SIZE.pprof;
+#                                                # each node also serves net/http/pprof (address printed at start)
 #   NODE_GOGC="170 200 230" ...                  # GOGC of each node (c1 c2 c3; default: meridian's own)
 #
 # Servers run on CPU 0 (taskset -c 0; all three nodes share it), the load
@@ -133,7 +134,7 @@ if [[ $("$MERIDIAN" control -h 2>&1 || true) == *-insecure-cluster-links* ]]; th
 fi
 
 # Every node's command line, so a node can be started again the same way.
-declare -a NAMES=() URLS=() DATAS=() ARGS=()
+declare -a NAMES=() URLS=() DATAS=() ARGS=() PPROF=()
 
 start_node() { # index: start NAMES[i] with ARGS[i] (a string of words without spaces inside)
 	local i=$1 env=(env) gogc=()
@@ -141,6 +142,10 @@ start_node() { # index: start NAMES[i] with ARGS[i] (a string of words without s
 		mkdir -p "$WORK/pprof-${NAMES[$i]}"
 		rm -f "$WORK/pprof-${NAMES[$i]}"/cpu-*.pprof
 		env+=("MERIDIAN_BENCH_CPUPROFILE_DIR=$WORK/pprof-${NAMES[$i]}")
+		# and net/http/pprof (heap, allocations) for a look during the run
+		PPROF[$i]=${PPROF[$i]:-127.0.0.1:$(freeport)}
+		env+=("MERIDIAN_BENCH_PPROF=${PPROF[$i]}")
+		echo "   ${NAMES[$i]}: pprof at http://${PPROF[$i]}/debug/pprof/"
 	fi
 	read -r -a gogc <<<"${NODE_GOGC:-}"
 	if [[ -n "${gogc[$i]:-}" ]]; then env+=("GOGC=${gogc[$i]}"); fi
