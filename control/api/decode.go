@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -77,13 +78,22 @@ func unsafeText(s string) bool {
 	return false
 }
 
+// decodeBytes decodes one JSON value that must fill the body. Unmarshal
+// reads the body where it is (a json.Decoder would first copy it into a
+// buffer of its own: a kilobyte per room create) and refuses anything
+// after the value with a syntax error that says so.
 func decodeBytes(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(body, v); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			switch msg := syn.Error(); {
+			case strings.HasSuffix(msg, "after top-level value"):
+				return badRequest("request body has data after the JSON value")
+			case msg == "unexpected end of JSON input":
+				err = io.ErrUnexpectedEOF // as a json.Decoder reports a cut body
+			}
+		}
 		return badRequest(describeJSONError(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest("request body has data after the JSON value")
 	}
 	return nil
 }

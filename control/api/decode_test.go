@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/meridian-video/meridian/geo"
@@ -47,4 +48,35 @@ func FuzzGenericDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodeBytesMessages: what a client hears about a body that does not
+// decode names the problem — a second value or other data after the object,
+// a body cut short, a wrong type (with the field), a syntax error (with the
+// byte) — and whitespace around the object is fine.
+func TestDecodeBytesMessages(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{`{"customRoomId":"a"} x`, "request body has data after the JSON value"},
+		{`{"customRoomId":"a"}{"customRoomId":"b"}`, "request body has data after the JSON value"},
+		{`{"customRoomId":"a"} null`, "request body has data after the JSON value"},
+		{`{"customRoomId":`, "malformed JSON: unexpected end of body"},
+		{`{"customRoomId":"a"`, "malformed JSON: unexpected end of body"},
+		{`{"customRoomId":3}`, `field "customRoomId" must be a string, not number`},
+		{`{"customRoomId" "a"}`, "malformed JSON at byte 17"},
+		{" \n{\"customRoomId\":\"a\"}\t\n", ""},
+	} {
+		var req createRoomRequest
+		err := decodeBytes([]byte(tc.body), &req)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v, want it decoded", tc.body, err)
+		case tc.want == "" && (req.CustomRoomID == nil || *req.CustomRoomID != "a"):
+			t.Errorf("%q: decoded %+v", tc.body, req)
+		case tc.want != "":
+			e, ok := err.(*Error)
+			if !ok || e.Status != 400 || !strings.Contains(e.Message, tc.want) {
+				t.Errorf("%q: %v, want a 400 saying %q", tc.body, err, tc.want)
+			}
+		}
+	}
 }

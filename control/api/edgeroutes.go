@@ -138,7 +138,7 @@ func (s *Server) sessionAudit(c *fiber.Ctx) error {
 		if room.GeoFence != "" {
 			// The same table the room was checked against at creation
 			// (the default one when none is configured).
-			if p, ok := s.fenceTable().Policy(room.GeoFence); ok {
+			if p, ok := s.cfg.Fences.Policy(room.GeoFence); ok {
 				addPin("geoFence "+room.GeoFence, p)
 			}
 		}

@@ -33,15 +33,6 @@ func (s *Server) roomRoutes(r fiber.Router) {
 	r.Post("/rooms/:roomId", s.setRoomStatus)
 }
 
-// fenceTable maps the geoFence codes VideoSDK clients send to pins
-// (operator-configurable; the built-in table otherwise).
-func (s *Server) fenceTable() geo.FenceTable {
-	if s.cfg.Fences != nil {
-		return s.cfg.Fences
-	}
-	return geo.DefaultFences()
-}
-
 var eventPatternRe = regexp.MustCompile(`^(\*|[a-z][a-z0-9-]*\*?)$`)
 
 // knownEventTypes is the webhook catalogue. A room's events list names
@@ -290,7 +281,7 @@ func (s *Server) pinsMeet(room state.Room, keyPin state.PinPolicy) error {
 	ps := []geo.Policy{{Regions: room.Pin.Regions, Jurisdictions: room.Pin.Jurisdictions}, {Regions: keyPin.Regions, Jurisdictions: keyPin.Jurisdictions}}
 	field := "pin"
 	if room.GeoFence != "" {
-		if fp, ok := s.fenceTable().Policy(room.GeoFence); ok {
+		if fp, ok := s.cfg.Fences.Policy(room.GeoFence); ok {
 			ps = append(ps, fp)
 			field = "geoFence"
 		}
@@ -317,7 +308,7 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	room, err := req.toRoom(s.checkURL, s.fenceTable())
+	room, err := req.toRoom(s.checkURL, s.cfg.Fences)
 	if err != nil {
 		return err
 	}

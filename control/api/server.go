@@ -61,7 +61,8 @@ type Config struct {
 	TrustedProxies []string
 
 	// Catalog and Fences describe regions and the geoFence table (room
-	// validation, sovereignty audit); nil means the built-in ones.
+	// validation, sovereignty audit): the geoFence codes VideoSDK clients
+	// send, mapped to pins. nil means the built-in ones.
 	Catalog *geo.Catalog
 	Fences  geo.FenceTable
 
@@ -156,6 +157,9 @@ func New(cfg Config, node *cluster.Node, sealer *auth.Sealer, opts ...Option) (*
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Fences == nil {
+		cfg.Fences = geo.DefaultFences() // once, not a fresh table per room create
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{cfg: cfg, log: cfg.Logger, node: node, sealer: sealer, registry: cfg.Registry, roomsURL: cfg.PublicURL + "/v2/rooms/", sessionsURL: cfg.PublicURL + "/v2/sessions/",

@@ -576,18 +576,19 @@ func (n *Node) Stats() map[string]string {
 // so a write is applied exactly once and never reported as failed because
 // its first attempt succeeded.
 func (n *Node) Apply(ctx context.Context, t state.CommandType, body any) (json.RawMessage, uint64, error) {
-	raw, err := state.MarshalBody(body)
+	id, hash, key := nextRequestID(ctx)
+	entry, req, err := state.EncodeRequest(state.Request{ID: id, Key: key, BodyHash: hash, At: time.Now().UTC(), Type: t}, body)
 	if err != nil {
 		return nil, 0, fmt.Errorf("cluster: encode command %d: %w", t, err)
 	}
-	id, hash, key := nextRequestID(ctx)
-	return n.propose(ctx, state.Request{ID: id, Key: key, BodyHash: hash, At: time.Now().UTC(), Type: t, Body: raw, Compact: true})
+	return n.propose(ctx, req, entry)
 }
 
 // propose sends a request to the leader until its outcome is known,
 // holding through elections (up to LeaderHoldTimeout), and waits until the
-// local FSM has applied it.
-func (n *Node) propose(ctx context.Context, req state.Request) (json.RawMessage, uint64, error) {
+// local FSM has applied it. entry, when not nil, is req's log entry
+// (state.EncodeRequest), proposed as it is when this node leads.
+func (n *Node) propose(ctx context.Context, req state.Request, entry []byte) (json.RawMessage, uint64, error) {
 	deadline := time.Now().Add(n.cfg.LeaderHoldTimeout)
 	for {
 		var (
@@ -598,7 +599,11 @@ func (n *Node) propose(ctx context.Context, req state.Request) (json.RawMessage,
 		if n.IsLeader() {
 			// Leadership lost: the outcome is unknown, so retry the same
 			// request (at most once applied) where the leader is now.
-			res, index, err = n.applyLocal(state.CmdRequest, req)
+			if entry != nil {
+				res, index, err = n.applyEntry(entry)
+			} else {
+				res, index, err = n.applyLocal(state.CmdRequest, req)
+			}
 			err = leaderless(err)
 		} else {
 			res, index, err = n.forwardApply(ctx, state.CmdRequest, req)
@@ -699,12 +704,17 @@ func (n *Node) applyLocal(t state.CommandType, body any) (json.RawMessage, uint6
 	if err != nil {
 		return nil, 0, err
 	}
+	return n.applyEntry(b)
+}
+
+// applyEntry applies log entry b (state.Encode's) through Raft on the leader.
+func (n *Node) applyEntry(b []byte) (json.RawMessage, uint64, error) {
 	if len(b) > 512*1024 {
-		n.log.Warn("large raft entry", "type", uint8(t), "bytes", len(b))
+		n.log.Warn("large raft entry", "type", b[0], "bytes", len(b))
 	}
 	start := time.Now()
 	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
-	err = f.Error()
+	err := f.Error()
 	if n.cfg.ObserveApply != nil {
 		n.cfg.ObserveApply(time.Since(start))
 	}

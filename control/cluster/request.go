@@ -137,7 +137,7 @@ func (n *Node) RecordAnswer(ctx context.Context, a Answer) (*Answer, error) {
 	// An older binary (rolling upgrade) skips the answer instead of
 	// stopping on an unknown command: its repeats run the handler, as before.
 	req := state.Request{ID: id, Key: true, BodyHash: hash, At: time.Now().UTC(), Type: state.CmdRecordAnswer | state.IgnoreUnknownFlag, Body: body}
-	raw, _, err := n.propose(ctx, req)
+	raw, _, err := n.propose(ctx, req, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -68,3 +68,51 @@ func FuzzEncodeRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestEncodeRequestMatchesEncode: a proposal's entry built in one pass
+// (EncodeRequest) is the entry Encode writes for the same request with the
+// body MarshalBody writes, and the request it returns carries exactly that
+// body (what a follower forwards and a retry proposes again): room creates
+// (appended straight into the entry, escaping ids and times included) and
+// any other body (the two steps).
+func TestEncodeRequestMatchesEncode(t *testing.T) {
+	g := escapingRooms(5)
+	rng := g.rng
+	for i := 0; i < 3000; i++ {
+		room := g.room()
+		if i%3 == 0 {
+			room.AutoStartConfig = json.RawMessage(` {"a": [1, "<b>"] } `)
+		}
+		var body any = CreateRoom{Room: *room}
+		if i%4 == 0 {
+			body = RegisterNode{Node: Node{ID: g.str(), HTTPAddr: g.str()}}
+		}
+		in := Request{ID: g.str(), Key: rng.IntN(2) == 0, BodyHash: g.str(), At: g.time(), Type: CmdCreateRoom}
+		entry, req, err := EncodeRequest(in, body)
+		raw, werr := MarshalBody(body)
+		var want []byte
+		if werr == nil {
+			two := in
+			two.Body, two.Compact = raw, true
+			want, werr = Encode(CmdRequest, two)
+		}
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("request %d: EncodeRequest error %v, the two steps' error %v", i, err, werr)
+		}
+		if err != nil {
+			continue
+		}
+		if !bytes.Equal(entry, want) {
+			t.Fatalf("request %d:\n got %q\nwant %q", i, entry, want)
+		}
+		if !bytes.Equal(req.Body, raw) || !req.Compact {
+			t.Fatalf("request %d: body %q (compact %v), want %q compact", i, req.Body, req.Compact, raw)
+		}
+		if _, inEntry := body.(CreateRoom); inEntry && cap(req.Body) != len(req.Body) {
+			t.Fatalf("request %d: the body inside the entry is not capped (cap %d, len %d): an append would write into the entry", i, cap(req.Body), len(req.Body))
+		}
+		if req.ID != in.ID || req.Key != in.Key || req.BodyHash != in.BodyHash || !req.At.Equal(in.At) || req.Type != in.Type {
+			t.Fatalf("request %d: envelope changed: %+v, want %+v", i, req, in)
+		}
+	}
+}
