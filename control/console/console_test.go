@@ -20,6 +20,7 @@ import (
 	"github.com/meridian-video/meridian/control/console/consoletest"
 	"github.com/meridian-video/meridian/control/server"
 	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/shared/porttest"
 )
 
 const (
@@ -42,10 +43,9 @@ var users = []consoletest.User{
 // moves forward to expire sessions.
 type clock struct{ offset atomic.Int64 }
 
-func (c *clock) Now() time.Time           { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *clock) Advance(d time.Duration)  { c.offset.Add(int64(d)) }
-func (c *clock) reset()                   { c.offset.Store(0) }
-func freeAddr(t *testing.T) (addr string) { return clustertest.FreeAddr(t) }
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+func (c *clock) reset()                  { c.offset.Store(0) }
 
 type env struct {
 	t     *testing.T
@@ -62,7 +62,7 @@ func start(t *testing.T, n int, mode int32, dev bool) *env {
 	addrs := make([]string, n)
 	var redirects []string
 	for i := range addrs {
-		addrs[i] = freeAddr(t)
+		addrs[i] = porttest.Addr(t)
 		redirects = append(redirects, "http://"+addrs[i]+console.CallbackPath)
 	}
 	idp := consoletest.Start(t, consoletest.Client{ID: clientID, Secret: clientSecret, RedirectURIs: redirects}, users...)

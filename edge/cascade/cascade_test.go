@@ -21,6 +21,7 @@ import (
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
 	"github.com/meridian-video/meridian/shared/edgeapi"
 	"github.com/meridian-video/meridian/shared/metrictest"
+	"github.com/meridian-video/meridian/shared/porttest"
 	wire "github.com/meridian-video/meridian/shared/signal"
 	"github.com/meridian-video/meridian/shared/ticket"
 )
@@ -357,22 +358,12 @@ func encodeEnv(typ string, v any) ([]byte, error) {
 	return json.Marshal(wire.Envelope{Type: typ, Data: data})
 }
 
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
-}
-
 // TestCascadeBothWaysWithOneMediaPort: edges that serve clients on a single
 // UDP port (the production setting) still link both ways: the two legs
 // between one pair of edges must not share that port's address pair.
 func TestCascadeBothWaysWithOneMediaPort(t *testing.T) {
 	ctl := newControl(t)
-	mux := func(c *sfu.Config) { c.UDPMuxPort, c.UDPMuxAddr = freeUDPPort(t), "127.0.0.1" }
+	mux := func(c *sfu.Config) { c.UDPMuxPort, c.UDPMuxAddr = porttest.Port(t), "127.0.0.1" }
 	a := startEdge(t, ctl, "a", "eu-west", mux)
 	b := startEdge(t, ctl, "b", "ca-east", mux)
 	ctl.link(t, "rm", 1, nil, a, b)

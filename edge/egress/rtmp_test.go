@@ -13,6 +13,7 @@ import (
 
 	"github.com/meridian-video/meridian/edge/egress/egresstest"
 	"github.com/meridian-video/meridian/shared/egressapi"
+	"github.com/meridian-video/meridian/shared/porttest"
 )
 
 // nginxRTMP is a real RTMP server (Debian nginx + libnginx-mod-rtmp) on a
@@ -59,16 +60,6 @@ func needRTMP(t *testing.T) string {
 	return mod
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func startNginxRTMP(t *testing.T) *nginxRTMP {
 	t.Helper()
 	mod := needRTMP(t)
@@ -77,7 +68,7 @@ func startNginxRTMP(t *testing.T) *nginxRTMP {
 	if err := os.MkdirAll(rec, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	n := &nginxRTMP{port: freePort(t), dir: rec}
+	n := &nginxRTMP{port: porttest.Port(t), dir: rec}
 	conf := fmt.Sprintf(`load_module %s;
 daemon off;
 master_process off;
@@ -142,7 +133,7 @@ func TestRTMPToNginx(t *testing.T) {
 	s := startSFU(t)
 	tr := newRunner(t, s, nil)
 	publish(t, s, "room-r", "alice", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "440.ogg")})
-	dead := freePort(t)
+	dead := porttest.Port(t)
 	begin := time.Now()
 	st, err := tr.Start(egressapi.Spec{ID: "live-1", Kind: egressapi.KindRTMP, RoomID: "room-r", Outputs: []egressapi.RTMPOutput{
 		{URL: srv.url(), StreamKey: "one"},
@@ -215,7 +206,7 @@ func TestRTMPUnreachableFails(t *testing.T) {
 	for _, tc := range []struct {
 		name, url, reason string
 	}{
-		{"refused", fmt.Sprintf("rtmp://127.0.0.1:%d/live", freePort(t)), "refused"},
+		{"refused", fmt.Sprintf("rtmp://127.0.0.1:%d/live", porttest.Port(t)), "refused"},
 		// ffmpeg's own I/O timeout (set to the stall timeout) or the
 		// relay monitor, whichever notices first.
 		{"silent", fmt.Sprintf("rtmp://%s/live", silent.Addr()), "timed out|no progress"},

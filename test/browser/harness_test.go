@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/shared/porttest"
 )
 
 const (
@@ -155,20 +155,10 @@ type devServer struct {
 	exited chan error
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func startDev(t *testing.T) *devServer {
 	t.Helper()
 	bin := meridianBinary(t)
-	port := freePort(t)
+	port := porttest.Port(t)
 	level := os.Getenv("MERIDIAN_BROWSER_LOG_LEVEL")
 	if level == "" {
 		level = "info"

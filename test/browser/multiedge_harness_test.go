@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/shared/porttest"
 )
 
 // A real multi-edge deployment on loopback: one `meridian control` node and
@@ -105,38 +105,6 @@ func (c *child) running() bool {
 	}
 }
 
-// freeUDPPort returns a loopback UDP port that was free a moment ago.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
-// freeBothPort returns a loopback port free for TCP and UDP (memberlist
-// listens on both).
-func freeBothPort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both TCP and UDP")
-	return 0
-}
-
 // edgeSpec describes one `meridian edge`.
 type edgeSpec struct {
 	ID, Region string
@@ -199,41 +167,19 @@ func waitHealthy(what, u string, c *child, timeout time.Duration) error {
 	}
 }
 
-// healthyOrRestart waits for c's /healthz at url. A port found free can be
-// bound by another test process (packages run in parallel) before the
-// child binds it: a child that exited with "address already in use" is
-// replaced by restart (which picks new ports), up to twice.
-func healthyOrRestart(t *testing.T, what string, timeout time.Duration, c *child, url string, restart func() (*child, string)) (*child, string) {
-	t.Helper()
-	for attempt := 1; ; attempt++ {
-		err := waitHealthy(what, url+"/healthz", c, timeout)
-		if err == nil {
-			return c, url
-		}
-		if attempt < 3 && !c.running() && strings.Contains(c.out.String(), "address already in use") {
-			t.Logf("%s: a port was taken before it bound it; starting again on other ports", what)
-			c, url = restart()
-			continue
-		}
-		t.Fatal(err)
-	}
-}
-
 // startCluster starts `meridian control` (region eu-west) and the edges,
 // creates an API key and waits until the control plane offers every edge.
 func startCluster(t *testing.T, edges ...edgeSpec) *cluster {
 	t.Helper()
 	bin := meridianBinary(t)
 	cl := &cluster{t: t, edges: map[string]*clusterEdge{}}
-	startControl := func() (*child, string) {
-		httpPort, raftPort := freePort(t), freePort(t)
-		return startChild(t, "control c1", bin, 10*time.Second, "control",
-			"--id", "c1", "--http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--raft", fmt.Sprintf("127.0.0.1:%d", raftPort),
-			"--data", t.TempDir(), "--bootstrap", "--edge-token", clusterEdgeToken, "--admin-token", clusterAdminToken,
-			"--region", "eu-west", "--rate-limit-key", "0", "--rate-limit-ip", "0", "--log-level", logLevel()), fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	}
-	c, url := startControl()
-	cl.control, cl.URL = healthyOrRestart(t, "control node", 45*time.Second, c, url, startControl)
+	httpPort, raftPort := porttest.Port(t), porttest.Port(t)
+	cl.URL = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	cl.control = startChild(t, "control c1", bin, 10*time.Second, "control",
+		"--id", "c1", "--http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--raft", fmt.Sprintf("127.0.0.1:%d", raftPort),
+		"--data", t.TempDir(), "--bootstrap", "--edge-token", clusterEdgeToken, "--admin-token", clusterAdminToken,
+		"--region", "eu-west", "--rate-limit-key", "0", "--rate-limit-ip", "0", "--log-level", logLevel())
+	waitHTTP200(t, "control node", cl.URL+"/healthz", cl.control, 45*time.Second)
 
 	// An API key for this test (the tokens are signed with its secret).
 	req, _ := http.NewRequest("POST", cl.URL+"/admin/v1/keys", strings.NewReader(`{"name":"t"}`))
@@ -255,27 +201,24 @@ func startCluster(t *testing.T, edges ...edgeSpec) *cluster {
 	cl.key, cl.secret = created.APIKey, created.Secret
 	cl.api = &devServer{t: t, URL: cl.URL, out: cl.control.out, client: &http.Client{Timeout: 10 * time.Second}}
 
-	// The edges start together; one whose port was taken starts again alone.
-	startEdge := func(e edgeSpec) (*child, string) {
-		edgeHTTP := freePort(t)
+	// The edges start together, then each must answer.
+	for _, e := range edges {
+		edgeHTTP := porttest.Port(t)
 		drain := e.DrainTimeout
 		if drain == "" {
 			drain = "2s"
 		}
-		return startChild(t, "edge "+e.ID, bin, 10*time.Second, "edge",
+		ce := &clusterEdge{edgeSpec: e, URL: fmt.Sprintf("http://127.0.0.1:%d", edgeHTTP)}
+		ce.proc = startChild(t, "edge "+e.ID, bin, 10*time.Second, "edge",
 			"--id", e.ID, "--region", e.Region, "--http", fmt.Sprintf("127.0.0.1:%d", edgeHTTP), "--control", cl.URL,
 			"--edge-token", clusterEdgeToken, "--loopback-candidates", "--turn-public-ip", "127.0.0.1",
-			"--turn-udp", fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t)), "--turn-tcp", "",
-			"--gossip", fmt.Sprintf("127.0.0.1:%d", freeBothPort(t)), "--allowed-origins", "*",
-			"--drain-timeout", drain, "--insecure-cluster-links", "--log-level", logLevel()), fmt.Sprintf("http://127.0.0.1:%d", edgeHTTP)
-	}
-	for _, e := range edges {
-		ce := &clusterEdge{edgeSpec: e}
-		ce.proc, ce.URL = startEdge(e)
+			"--turn-udp", fmt.Sprintf("127.0.0.1:%d", porttest.Port(t)), "--turn-tcp", "",
+			"--gossip", fmt.Sprintf("127.0.0.1:%d", porttest.Port(t)), "--allowed-origins", "*",
+			"--drain-timeout", drain, "--insecure-cluster-links", "--log-level", logLevel())
 		cl.edges[e.ID] = ce
 	}
 	for _, ce := range cl.edges {
-		ce.proc, ce.URL = healthyOrRestart(t, "edge "+ce.ID, 30*time.Second, ce.proc, ce.URL, func() (*child, string) { return startEdge(ce.edgeSpec) })
+		waitHTTP200(t, "edge "+ce.ID, ce.URL+"/healthz", ce.proc, 30*time.Second)
 	}
 	// On failure, what each live edge's SFU and cascade counted (where media
 	// stopped). Registered after the processes: runs before they stop.

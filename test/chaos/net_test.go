@@ -125,7 +125,10 @@ func newHTTPProxy(t *testing.T, n *network, dst, target string) *httpProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := procs.Listen(t, "127.0.0.1")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.Transport = &http.Transport{DialContext: (&net.Dialer{Timeout: time.Second}).DialContext, MaxIdleConnsPerHost: 32}
 	// A dead node looks like a dead node (the connection drops), not like

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -57,7 +58,10 @@ type receiver struct {
 }
 
 func newReceiver(t *testing.T, fail float64) *receiver {
-	ln := procs.Listen(t, "127.0.0.1")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := &receiver{url: "http://" + ln.Addr().String() + "/hook", fail: fail, rng: rand.New(rand.NewPCG(3, uint64(time.Now().UnixNano()))),
 		acked: map[string]bool{}}
 	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 10 * time.Second}

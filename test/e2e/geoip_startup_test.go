@@ -15,6 +15,7 @@ import (
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 
+	"github.com/meridian-video/meridian/shared/porttest"
 	"github.com/meridian-video/meridian/test/procs"
 )
 
@@ -76,8 +77,8 @@ func TestBrokenGeoIPDatabaseFailsStartup(t *testing.T) {
 		return p
 	}
 	control := func(ctx context.Context, geoip string) *exec.Cmd {
-		raft := "127.0.0.1:" + strconv.Itoa(procs.FreeTCPPort(t, "127.0.0.1"))
-		args := []string{"control", "--id", "c1", "--http", "127.0.0.1:" + strconv.Itoa(procs.FreeTCPPort(t, "127.0.0.1")),
+		raft := "127.0.0.1:" + strconv.Itoa(porttest.Port(t))
+		args := []string{"control", "--id", "c1", "--http", "127.0.0.1:" + strconv.Itoa(porttest.Port(t)),
 			"--raft", raft, "--raft-advertise", raft, "--data", t.TempDir(), "--bootstrap", "--peers", "c1=" + raft,
 			"--cluster-key", strings.Repeat("ab", 32), "--edge-token", "edge-token-0123456789", "--admin-token", "admin-token-0123456789",
 			"--region", "eu-west", "--geoip", geoip}

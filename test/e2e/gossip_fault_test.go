@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
+	"github.com/meridian-video/meridian/shared/porttest"
 	"github.com/meridian-video/meridian/shared/wait"
 	"github.com/meridian-video/meridian/test/netproxy"
 	"github.com/meridian-video/meridian/test/procs"
@@ -104,7 +105,7 @@ func startGossipWorld(t *testing.T, controls int, ids ...string) *gossipWorld {
 	w := &gossipWorld{edges: map[string]*procs.Edge{}, fronts: map[string]*gossipFront{}, hc: &http.Client{Timeout: 5 * time.Second}}
 	w.cl = procs.StartCluster(t, procs.ClusterOptions{Nodes: controls})
 	for _, id := range ids {
-		gossipAddr := "127.0.0.1:" + strconv.Itoa(procs.FreeTCPPort(t, "127.0.0.1"))
+		gossipAddr := "127.0.0.1:" + strconv.Itoa(porttest.Port(t))
 		f := newGossipFront(t, gossipAddr)
 		e := procs.StartEdge(t, procs.EdgeOptions{ID: id, Region: "eu-west", Controls: w.cl.URLs(), EdgeToken: w.cl.EdgeToken,
 			Args: []string{"--data", t.TempDir(), "--gossip", gossipAddr, "--gossip-advertise", f.Addr()}})

@@ -20,8 +20,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/meridian-video/meridian/test/procs"
 )
 
 // dialTimeout bounds the proxy's dial to its target. A target that is
@@ -43,12 +41,16 @@ type TCP struct {
 	wg      sync.WaitGroup    // the accept loop and every serve
 }
 
-// New starts a proxy listening on ip (a port from procs.Listen, so it
-// never takes a port procs handed to a process that has not bound it
-// yet) and forwarding to target (host:port). It stops in tb.Cleanup.
+// New starts a proxy listening on ip (a port from the kernel: it cannot be
+// one shared/porttest handed to a process that has not bound it yet) and
+// forwarding to target (host:port). It stops in tb.Cleanup.
 func New(tb testing.TB, ip, target string) *TCP {
 	tb.Helper()
-	p := &TCP{ln: procs.Listen(tb, ip), target: target, conns: map[net.Conn]bool{}}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &TCP{ln: ln, target: target, conns: map[net.Conn]bool{}}
 	p.wg.Add(1)
 	go p.accept()
 	tb.Cleanup(p.close)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/shared/porttest"
 )
 
 // ClusterOptions configure StartCluster.
@@ -79,8 +80,8 @@ func StartCluster(tb testing.TB, o ClusterOptions) *Cluster {
 	}
 	cl := &Cluster{ClusterKey: randHex(32), EdgeToken: "edge-" + randHex(16), AdminToken: "admin-" + randHex(16)}
 	for i := 1; i <= o.Nodes; i++ {
-		c := &Control{ID: fmt.Sprintf("c%d", i), RaftAddr: "127.0.0.1:" + strconv.Itoa(FreeTCPPort(tb, "127.0.0.1")), Data: tb.TempDir()}
-		c.URL = "http://" + net.JoinHostPort(o.Host, strconv.Itoa(FreeTCPPort(tb, o.Host)))
+		c := &Control{ID: fmt.Sprintf("c%d", i), RaftAddr: "127.0.0.1:" + strconv.Itoa(porttest.Port(tb)), Data: tb.TempDir()}
+		c.URL = "http://" + net.JoinHostPort(o.Host, strconv.Itoa(porttest.Port(tb)))
 		cl.Nodes = append(cl.Nodes, c)
 	}
 	insecure := insecureLinks(tb, "control")
@@ -292,17 +293,17 @@ func StartEdge(tb testing.TB, o EdgeOptions) *Edge {
 		o.Host = "127.0.0.1"
 	}
 	if o.MediaPort == 0 && o.MediaPortMin == 0 {
-		o.MediaPort = FreeUDPPort(tb, "")
+		o.MediaPort = porttest.Port(tb)
 	}
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = 20 * time.Second
 	}
 	e := &Edge{ID: o.ID, Region: o.Region,
-		URL:        "http://" + net.JoinHostPort(o.Host, strconv.Itoa(FreeTCPPort(tb, ""))),
-		GossipAddr: "127.0.0.1:" + strconv.Itoa(FreeTCPPort(tb, "127.0.0.1"))}
+		URL:        "http://" + net.JoinHostPort(o.Host, strconv.Itoa(porttest.Port(tb))),
+		GossipAddr: "127.0.0.1:" + strconv.Itoa(porttest.Port(tb))}
 	args := []string{"edge", "--id", o.ID, "--region", o.Region, "--http", strings.TrimPrefix(e.URL, "http://"), "--public-url", e.URL,
 		"--edge-token", o.EdgeToken, "--turn-public-ip", "127.0.0.1",
-		"--turn-udp", "127.0.0.1:" + strconv.Itoa(FreeUDPPort(tb, "127.0.0.1")), "--turn-tcp", "",
+		"--turn-udp", "127.0.0.1:" + strconv.Itoa(porttest.Port(tb)), "--turn-tcp", "",
 		"--gossip", e.GossipAddr, "--drain-timeout", o.DrainTimeout.String()}
 	if o.NetNS == nil {
 		args = append(args, "--loopback-candidates")
@@ -370,91 +371,6 @@ func waitHealthy(tb testing.TB, p *Proc, url string, timeout time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-var (
-	portsMu sync.Mutex
-	given   = map[string]bool{}
-)
-
-// FreeTCPPort returns a TCP port free on ip ("" = all addresses) that this
-// package has not handed out before.
-func FreeTCPPort(tb testing.TB, ip string) int {
-	tb.Helper()
-	return freePort(tb, "tcp", ip)
-}
-
-// FreeUDPPort returns a UDP port free on ip ("" = all addresses) that this
-// package has not handed out before.
-func FreeUDPPort(tb testing.TB, ip string) int {
-	tb.Helper()
-	return freePort(tb, "udp", ip)
-}
-
-func freePort(tb testing.TB, network, ip string) int {
-	tb.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for i := 0; i < 100; i++ {
-		var port int
-		addr := net.JoinHostPort(ip, "0")
-		if network == "tcp" {
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			port = ln.Addr().(*net.TCPAddr).Port
-			ln.Close()
-		} else {
-			pc, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			port = pc.LocalAddr().(*net.UDPAddr).Port
-			pc.Close()
-		}
-		// A port handed out once is never reused (by either protocol), so
-		// two processes started back to back cannot get the same one.
-		key := strconv.Itoa(port)
-		if !given[key] {
-			given[key] = true
-			return port
-		}
-	}
-	tb.Fatal("procs: no free port")
-	return 0
-}
-
-// Listen opens a TCP listener on ip (port chosen by the kernel) whose port
-// this package has not handed out, and marks the port as handed out. A
-// test's own listeners (proxies, receivers) must come from here when
-// processes are started with FreeTCPPort ports: such a port is closed until
-// its process binds it, so a plain ":0" listener can get it from the kernel
-// and steal it (a chaos proxy once did, and node c1 talked to itself).
-func Listen(tb testing.TB, ip string) net.Listener {
-	tb.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	var refused []net.Listener // held open so the kernel offers other ports
-	defer func() {
-		for _, l := range refused {
-			l.Close()
-		}
-	}()
-	for range 100 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		key := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-		if !given[key] {
-			given[key] = true
-			return ln
-		}
-		refused = append(refused, ln)
-	}
-	tb.Fatal("procs: no free port to listen on")
-	return nil
 }
 
 var (

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/shared/porttest"
 	"github.com/meridian-video/meridian/shared/wait"
 
 	"github.com/meridian-video/meridian/control/api"
@@ -64,7 +65,7 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 	// each node's transport first, one at a time (New binds immediately).
 	peers := make([]cluster.Peer, n)
 	for i := 0; i < n; i++ {
-		peers[i] = cluster.Peer{ID: fmt.Sprintf("node%d", i), RaftAddr: freeAddr(t)}
+		peers[i] = cluster.Peer{ID: fmt.Sprintf("node%d", i), RaftAddr: porttest.Addr(t)}
 	}
 	for i := 0; i < n; i++ {
 		cfg := c.config(i, peers)
@@ -124,22 +125,6 @@ func (c *Cluster) config(i int, peers []cluster.Peer) server.Config {
 		c.opts.Configure(i, &cfg)
 	}
 	return cfg
-}
-
-// freeAddr returns a Raft address for a node (see FreeAddr).
-func freeAddr(t testing.TB) string { t.Helper(); return FreeAddr(t) }
-
-// FreeAddr returns a free 127.0.0.1 address for a listener that must be
-// known before it is opened (a node's Raft or HTTP address named in
-// another's config): its port is below the kernel's ephemeral range, so no
-// ":0" listener or outgoing connection takes it in the meantime.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	addr, err := reserveAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 // Nodes returns the running nodes (nil entries are stopped).
@@ -223,7 +208,7 @@ func (c *Cluster) AddNode(via int) int {
 	c.t.Helper()
 	i := len(c.Nodes())
 	peers := make([]cluster.Peer, i+1)
-	peers[i] = cluster.Peer{ID: fmt.Sprintf("node%d", i), RaftAddr: freeAddr(c.t)}
+	peers[i] = cluster.Peer{ID: fmt.Sprintf("node%d", i), RaftAddr: porttest.Addr(c.t)}
 	cfg := c.config(i, peers)
 	cfg.Cluster.Bootstrap, cfg.Cluster.Peers = false, nil
 	srv, err := server.New(cfg)
