@@ -2,27 +2,34 @@
 //
 // Such a process must be told its ports before it runs (a Raft peer list
 // names every node's address, a meeting URL is built from the API's), so
-// they are found free and bound a moment later by the child. A port from
-// the kernel's ephemeral range can be taken in that moment, or while a
-// node is stopped for a restart, by any ":0" listener or outgoing
-// connection of any process on the machine: `go test ./...` runs test
-// binaries side by side, and CI failed more than once on "bind: address
-// already in use". The kernel never hands out a port below that range, so
-// this package picks ports there, at random (two test binaries pick the
-// same one only by chance, and then the bind check below turns one of them
-// away), each at most once per process, free for both TCP and UDP.
-// A test's own listeners can keep using ":0": they can never get one of
-// these ports.
+// they are found free and bound a moment later by the child, and they stay
+// the child's across a restart. Two things can take such a port in the
+// meantime:
+//
+//   - any ":0" listener or outgoing connection of any process, when the
+//     port is in the kernel's ephemeral range. So ports come from below
+//     that range, which the kernel never hands out.
+//   - another test binary handing out the same port (`go test ./...` runs
+//     them side by side; a node stopped for a restart leaves its port free
+//     for seconds). So a port is handed out only by the process that holds
+//     an exclusive lock on a file named after it, and it keeps the lock
+//     until it exits (the kernel drops it then, however the process ends).
+//
+// Each port is also checked free for TCP and UDP on every address when it
+// is handed out. A test's own listeners can keep using ":0".
 package porttest
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -32,12 +39,12 @@ const lowest = 10000
 
 var (
 	mu    sync.Mutex
-	given = map[int]bool{}
+	given = map[int]*os.File{} // the ports handed out, with their held locks
 )
 
-// Port returns a port, free for TCP and UDP on every address, that this
-// process has not handed out before and the kernel does not hand out for
-// ":0".
+// Port returns a port, free for TCP and UDP on every address, that no
+// other process using this package holds, this process has not handed out
+// before, and the kernel does not hand out for ":0".
 func Port(tb testing.TB) int {
 	tb.Helper()
 	port, err := pick(lowest, ephemeralLow())
@@ -47,6 +54,17 @@ func Port(tb testing.TB) int {
 	return port
 }
 
+// Run returns the first of n consecutive ports handed out together, each
+// as Port would hand it out (for a process given a port range).
+func Run(tb testing.TB, n int) int {
+	tb.Helper()
+	base, err := pickRun(lowest, ephemeralLow(), n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return base
+}
+
 // Addr returns "127.0.0.1:<Port>".
 func Addr(tb testing.TB) string {
 	tb.Helper()
@@ -54,18 +72,81 @@ func Addr(tb testing.TB) string {
 }
 
 // pick hands out a port in [low, high).
-func pick(low, high int) (int, error) {
+func pick(low, high int) (int, error) { return pickRun(low, high, 1) }
+
+// pickRun hands out n consecutive ports in [low, high) and returns the
+// first.
+func pickRun(low, high, n int) (int, error) {
 	mu.Lock()
 	defer mu.Unlock()
+	dir := filepath.Join(os.TempDir(), "meridian-porttest")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return 0, fmt.Errorf("porttest: %w", err)
+	}
 	for range 1000 {
-		port := low + rand.IntN(high-low)
-		if given[port] || !free(port) {
+		base := low + rand.IntN(high-low-n+1)
+		locks, err := claimRun(dir, base, n)
+		if err != nil {
+			return 0, err
+		}
+		if locks == nil {
 			continue
 		}
-		given[port] = true
-		return port, nil
+		for i, lock := range locks {
+			given[base+i] = lock
+		}
+		return base, nil
 	}
-	return 0, fmt.Errorf("porttest: no free port in %d-%d", low, high-1)
+	return 0, fmt.Errorf("porttest: no %d free consecutive ports in %d-%d", n, low, high-1)
+}
+
+// claimRun claims ports base to base+n-1 if none is handed out already,
+// claimed by another process or bound: their locks, or nil (nothing held).
+func claimRun(dir string, base, n int) ([]*os.File, error) {
+	var locks []*os.File
+	release := func() {
+		for _, l := range locks {
+			l.Close()
+		}
+	}
+	for port := base; port < base+n; port++ {
+		if _, ok := given[port]; ok {
+			release()
+			return nil, nil
+		}
+		lock, err := claim(dir, port)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		if lock == nil { // another process has it
+			release()
+			return nil, nil
+		}
+		locks = append(locks, lock)
+		if !free(port) {
+			release()
+			return nil, nil
+		}
+	}
+	return locks, nil
+}
+
+// claim takes the lock on port's file in dir without waiting: the open
+// file holding it, or nil when another process holds it.
+func claim(dir string, port int) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, fmt.Errorf("porttest: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("porttest: lock port %d: %w", port, err)
+	}
+	return f, nil
 }
 
 // free reports whether port can be bound for TCP and UDP on all addresses

@@ -2,6 +2,8 @@ package porttest
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 )
@@ -36,53 +38,69 @@ func TestPortsStayOutOfTheKernelsWay(t *testing.T) {
 }
 
 // TestPortSkipsBusyPorts: a port another socket holds — TCP on loopback
-// only, or UDP only — is never handed out; when every port is held, the
-// answer is an error, not a busy port.
+// only, or UDP only — or that another process has claimed is never handed
+// out; when every port is taken, the answer is an error, not a busy port.
 func TestPortSkipsBusyPorts(t *testing.T) {
-	const n = 16
+	const n = 24
 	var base int
 	for base = Port(t); ; base = Port(t) { // a run of n free ports
 		if base+n <= ephemeralLow() && allFree(base, n) {
 			break
 		}
 	}
-	hold := func(p int) {
+	for p := base; p < base+n; p++ {
+		forget(p) // as if this process had never handed them out
+	}
+	dir := filepath.Join(os.TempDir(), "meridian-porttest")
+	take := func(p int) {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-		if p%2 == 0 {
+		switch p % 3 {
+		case 0:
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { ln.Close() })
-			return
+		case 1:
+			pc, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { pc.Close() })
+		default:
+			// Another process's claim: a lock on its own open file, which
+			// conflicts with this process's as another process's would.
+			f, err := claim(dir, p)
+			if err != nil || f == nil {
+				t.Fatalf("claim %d: %v", p, err)
+			}
+			t.Cleanup(func() { f.Close() })
 		}
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { pc.Close() })
 	}
-	left := base + n/2 + 1 // held last, to see pick fail
+	left := base + n/2 + 1 // taken last, to see pick fail
 	for p := base; p < base+n; p++ {
 		if p != left {
-			hold(p)
+			take(p)
 		}
 	}
-	mu.Lock()
-	for p := base; p < base+n; p++ {
-		delete(given, p) // as if this process had never seen them
-	}
-	mu.Unlock()
 	if got, err := pick(base, base+n); err != nil || got != left {
-		t.Fatalf("pick = %d, %v; want %d, the one port not held", got, err, left)
+		t.Fatalf("pick = %d, %v; want %d, the one port not taken", got, err, left)
 	}
-	mu.Lock()
-	delete(given, left)
-	mu.Unlock()
-	hold(left)
+	forget(left)
+	take(left)
 	if got, err := pick(base, base+n); err == nil {
-		t.Fatalf("pick = %d with every port held; want an error", got)
+		t.Fatalf("pick = %d with every port taken; want an error", got)
 	}
+}
+
+// forget drops a port this process handed out, with its claim.
+func forget(p int) {
+	mu.Lock()
+	defer mu.Unlock()
+	if f := given[p]; f != nil {
+		f.Close()
+	}
+	delete(given, p)
 }
 
 func allFree(base, n int) bool {
@@ -92,4 +110,34 @@ func allFree(base, n int) bool {
 		}
 	}
 	return true
+}
+
+// TestRunIsConsecutiveAndExclusive: a run is n consecutive ports, none of
+// them handed out before or after (by Port or another Run).
+func TestRunIsConsecutiveAndExclusive(t *testing.T) {
+	handed := map[int]bool{}
+	for range 50 {
+		p := Port(t)
+		handed[p] = true
+	}
+	for range 50 {
+		base := Run(t, 17)
+		for p := base; p < base+17; p++ {
+			if handed[p] {
+				t.Fatalf("run %d-%d includes port %d, handed out before", base, base+16, p)
+			}
+			handed[p] = true
+			mu.Lock()
+			_, ok := given[p]
+			mu.Unlock()
+			if !ok {
+				t.Fatalf("port %d of run %d-%d is not held", p, base, base+16)
+			}
+		}
+	}
+	for range 200 {
+		if p := Port(t); handed[p] {
+			t.Fatalf("port %d handed out again after a run", p)
+		}
+	}
 }

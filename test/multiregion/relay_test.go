@@ -3,13 +3,14 @@ package multiregion
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/meridian-video/meridian/shared/porttest"
 )
 
 // wan simulates the network between regions in user space. Every edge's
@@ -127,13 +128,14 @@ type relay struct {
 	wg     sync.WaitGroup
 }
 
-// frontEdge reserves n consecutive free UDP ports on listenIP and puts a
-// relay on each, forwarding to the same port on targetIP, where edge e's
-// media sockets will be. It returns the port range.
+// frontEdge takes n consecutive ports (shared/porttest, which no other
+// test process hands out) and puts a relay on each on listenIP,
+// forwarding to the same port on targetIP, where edge e's media sockets
+// will be. It returns the port range.
 func (w *wan) frontEdge(tb testing.TB, e node, listenIP, targetIP string, n int) (min, max int) {
 	tb.Helper()
 	for try := 0; try < 50; try++ {
-		base := 20000 + rand.IntN(12000)
+		base := porttest.Run(tb, n)
 		var lns []*net.UDPConn
 		for p := base; p < base+n; p++ {
 			ln, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(listenIP), Port: p})
