@@ -15,7 +15,7 @@ import (
 // client calls (authentication, decoding, the Raft proposal, the FSM, the
 // response), without a socket. B/op counts every goroutine's allocations,
 // Raft's and the FSM's included — what the collector has to catch up with
-// per create on a leader (docs/benchmarks.md, "Control plane").
+// per create on a leader (docs/benchmarks.md, "Less allocation on the leader's HTTP path").
 //
 //	go test -run '^$' -bench CreateRoomHandler -benchmem ./control/api/
 func BenchmarkCreateRoomHandler(b *testing.B) {

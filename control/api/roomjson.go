@@ -120,7 +120,7 @@ func (s *Server) sendRoomsPage(c *fiber.Ctx, info pageInfo, rooms []*state.Room)
 // Room answers are appended into a pooled scratch buffer, which fasthttp's
 // Response.SetBody copies into its own pooled body buffer, so the scratch
 // goes back at once. A fresh buffer per answer was ~4 % of what a leader
-// allocates per room create (docs/benchmarks.md, "Control plane").
+// allocates per room create (docs/benchmarks.md, "Less allocation on the leader's HTTP path").
 var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // maxPooledScratch keeps the buffer of an unusually large answer (a page
