@@ -17,8 +17,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/meridian-video/meridian/shared/metrictest"
 )
 
 func TestDeliverSignedRequest(t *testing.T) {
@@ -773,20 +774,27 @@ func TestMetrics(t *testing.T) {
 	waitStatus(t, o, "bad", StatusFailed, 1)
 
 	eventually(t, 2*time.Second, func() string {
-		got := gather(t, reg)
-		for k, want := range map[string]float64{
-			`meridian_webhook_deliveries_total{outcome="delivered"}`:        1,
-			`meridian_webhook_deliveries_total{outcome="failed"}`:           1,
-			`meridian_webhook_deliveries_total{outcome="retry"}`:            0,
-			`meridian_webhook_attempt_duration_seconds_count{result="2xx"}`: 1,
-			`meridian_webhook_attempt_duration_seconds_count{result="4xx"}`: 1,
-			`meridian_webhook_queue_depth`:                                  1,
-			`meridian_webhook_workers_busy`:                                 0,
-			`meridian_webhook_record_errors_total`:                          0,
-			`meridian_webhook_scan_errors_total`:                            0,
+		// A labelled series not yet created reads as 0.
+		for _, c := range []struct {
+			name   string
+			labels map[string]string
+			want   float64
+		}{
+			{"meridian_webhook_deliveries_total", map[string]string{"outcome": "delivered"}, 1},
+			{"meridian_webhook_deliveries_total", map[string]string{"outcome": "failed"}, 1},
+			{"meridian_webhook_deliveries_total", map[string]string{"outcome": "retry"}, 0},
+			{"meridian_webhook_queue_depth", nil, 1},
+			{"meridian_webhook_workers_busy", nil, 0},
+			{"meridian_webhook_record_errors_total", nil, 0},
+			{"meridian_webhook_scan_errors_total", nil, 0},
 		} {
-			if got[k] != want {
-				return fmt.Sprintf("%s = %v, want %v (all: %v)", k, got[k], want, got)
+			if got, _ := metrictest.Sum(t, reg, c.name, c.labels); got != c.want {
+				return fmt.Sprintf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+			}
+		}
+		for _, result := range []string{"2xx", "4xx"} {
+			if n, _ := metrictest.Count(t, reg, "meridian_webhook_attempt_duration_seconds", map[string]string{"result": result}); n != 1 {
+				return fmt.Sprintf("meridian_webhook_attempt_duration_seconds{result=%q} observed %d attempts, want 1", result, n)
 			}
 		}
 		return ""
@@ -796,35 +804,4 @@ func TestMetrics(t *testing.T) {
 	if _, err := New(cfg, o, testSigner(t)); err == nil {
 		t.Fatal("registering twice succeeded")
 	}
-}
-
-func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			name := mf.GetName()
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-			}
-			suffix := ""
-			if len(labels) > 0 {
-				suffix = "{" + strings.Join(labels, ",") + "}"
-			}
-			switch mf.GetType() {
-			case dto.MetricType_COUNTER:
-				out[name+suffix] = m.GetCounter().GetValue()
-			case dto.MetricType_GAUGE:
-				out[name+suffix] = m.GetGauge().GetValue()
-			case dto.MetricType_HISTOGRAM:
-				out[name+"_count"+suffix] = float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return out
 }

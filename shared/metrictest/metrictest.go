@@ -6,12 +6,51 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Sum adds up the samples (counters, gauges, untyped) of the family name in
 // g whose labels include every name/value pair of labels (nil: every
 // sample); found reports whether any sample matched.
 func Sum(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (sum float64, found bool) {
+	tb.Helper()
+	each(tb, g, name, labels, func(m *dto.Metric) {
+		switch {
+		case m.GetCounter() != nil:
+			sum += m.GetCounter().GetValue()
+		case m.GetGauge() != nil:
+			sum += m.GetGauge().GetValue()
+		case m.GetUntyped() != nil:
+			sum += m.GetUntyped().GetValue()
+		default:
+			return
+		}
+		found = true
+	})
+	return sum, found
+}
+
+// Count adds up the observation counts of the histograms and summaries of
+// the family name in g whose labels include labels, as Sum does for values.
+func Count(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (count uint64, found bool) {
+	tb.Helper()
+	each(tb, g, name, labels, func(m *dto.Metric) {
+		switch {
+		case m.GetHistogram() != nil:
+			count += m.GetHistogram().GetSampleCount()
+		case m.GetSummary() != nil:
+			count += m.GetSummary().GetSampleCount()
+		default:
+			return
+		}
+		found = true
+	})
+	return count, found
+}
+
+// each calls fn for every sample of the family name in g whose labels
+// include every name/value pair of labels.
+func each(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]string, fn func(*dto.Metric)) {
 	tb.Helper()
 	families, err := g.Gather()
 	if err != nil {
@@ -35,20 +74,9 @@ func Sum(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]st
 					continue next
 				}
 			}
-			switch {
-			case m.GetCounter() != nil:
-				sum += m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				sum += m.GetGauge().GetValue()
-			case m.GetUntyped() != nil:
-				sum += m.GetUntyped().GetValue()
-			default:
-				continue
-			}
-			found = true
+			fn(m)
 		}
 	}
-	return sum, found
 }
 
 // Value is Sum for a sample that must exist: the test fails without one.

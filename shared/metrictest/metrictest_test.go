@@ -37,3 +37,32 @@ func TestSumAndValue(t *testing.T) {
 		t.Errorf("Value = %v, want 5", v)
 	}
 }
+
+func TestCount(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "d_seconds", Help: "d"}, []string{"result"})
+	s := prometheus.NewSummary(prometheus.SummaryOpts{Name: "s_seconds", Help: "s"})
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "c_total", Help: "c"})
+	reg.MustRegister(h, s, c)
+	h.WithLabelValues("2xx").Observe(0.1)
+	h.WithLabelValues("2xx").Observe(0.2)
+	h.WithLabelValues("4xx").Observe(0.3)
+	s.Observe(1)
+	c.Inc()
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   uint64
+		found  bool
+	}{
+		{"d_seconds", nil, 3, true},
+		{"d_seconds", map[string]string{"result": "2xx"}, 2, true},
+		{"d_seconds", map[string]string{"result": "5xx"}, 0, false},
+		{"s_seconds", nil, 1, true},
+		{"c_total", nil, 0, false}, // a counter has values, not observations
+	} {
+		if n, ok := Count(t, reg, tc.name, tc.labels); n != tc.want || ok != tc.found {
+			t.Errorf("Count(%s, %v) = %v, %v; want %v, %v", tc.name, tc.labels, n, ok, tc.want, tc.found)
+		}
+	}
+}
