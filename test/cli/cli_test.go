@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meridian-video/meridian/shared/porttest"
 )
 
 func repoRoot(t *testing.T) string {
@@ -42,15 +43,6 @@ func build(t *testing.T) string {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // syncBuffer collects a child's output while the test reads it.
@@ -139,7 +131,7 @@ func run(t *testing.T, bin string, args ...string) string {
 func TestDevFirstRunRestartAndCLI(t *testing.T) {
 	bin := build(t)
 	data := t.TempDir()
-	addr := freeAddr(t)
+	addr := porttest.Addr(t)
 	url := "http://" + addr
 	// Flags through the environment, as the README documents.
 	env := []string{"MERIDIAN_HTTP=" + addr, "MERIDIAN_DATA=" + data}
@@ -231,10 +223,10 @@ func TestBadFlagsFailClearly(t *testing.T) {
 	}{
 		{[]string{"dev", "--nope"}, "flag provided but not defined: -nope"},
 		{[]string{"token", "--api-key", "k"}, "secret"},
-		{[]string{"dev", "--turn-udp", "not-an-address", "--data", t.TempDir(), "--http", freeAddr(t)}, "not-an-address"},
+		{[]string{"dev", "--turn-udp", "not-an-address", "--data", t.TempDir(), "--http", porttest.Addr(t)}, "not-an-address"},
 		{[]string{"frobnicate"}, "frobnicate"},
-		{[]string{"dev", "--raft-log-store", "rocks", "--data", t.TempDir(), "--http", freeAddr(t)}, `--raft-log-store "rocks"`},
-		{[]string{"dev", "--raft-snapshot-interval", "10ms", "--data", t.TempDir(), "--http", freeAddr(t)}, "--raft-snapshot-interval 10ms"},
+		{[]string{"dev", "--raft-log-store", "rocks", "--data", t.TempDir(), "--http", porttest.Addr(t)}, `--raft-log-store "rocks"`},
+		{[]string{"dev", "--raft-snapshot-interval", "10ms", "--data", t.TempDir(), "--http", porttest.Addr(t)}, "--raft-snapshot-interval 10ms"},
 	} {
 		// A case that is wrongly accepted would start a server: bound it.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

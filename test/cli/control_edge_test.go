@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/shared/porttest"
 )
 
 type proc struct {
@@ -59,7 +60,7 @@ func waitOK(t *testing.T, url string, p *proc) {
 // placed on it with its region.
 func TestControlAndEdgeProcesses(t *testing.T) {
 	bin := build(t)
-	httpAddr, raftAddr, edgeAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	httpAddr, raftAddr, edgeAddr := porttest.Addr(t), porttest.Addr(t), porttest.Addr(t)
 	key := strings.Repeat("ab", 32)
 	data := t.TempDir()
 	ctl := start(t, bin, "control", "--id", "c1", "--http", httpAddr, "--raft", raftAddr, "--data", data, "--bootstrap",

@@ -15,6 +15,7 @@ import (
 	"github.com/meridian-video/meridian/edge/egress/egresstest"
 	"github.com/meridian-video/meridian/shared/edgeapi"
 	"github.com/meridian-video/meridian/shared/egressapi"
+	"github.com/meridian-video/meridian/shared/porttest"
 )
 
 // TestEdgeEgressFlags: `meridian edge` runs egress with the storage its
@@ -25,7 +26,7 @@ import (
 func TestEdgeEgressFlags(t *testing.T) {
 	egresstest.NeedFFmpeg(t)
 	bin := build(t)
-	httpAddr, raftAddr, edgeAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	httpAddr, raftAddr, edgeAddr := porttest.Addr(t), porttest.Addr(t), porttest.Addr(t)
 	ctl := start(t, bin, "control", "--id", "c1", "--http", httpAddr, "--raft", raftAddr, "--data", t.TempDir(), "--bootstrap",
 		"--cluster-key", strings.Repeat("ab", 32), "--edge-token", "edge-secret-token", "--admin-token", "admin-secret")
 	waitOK(t, "http://"+httpAddr+"/healthz", ctl)
@@ -87,7 +88,7 @@ func TestEdgeEgressFlags(t *testing.T) {
 		args := append(append([]string(nil), edgeArgs...), tc.args...)
 		for i := range args[:len(args)-1] {
 			if args[i] == "--http" {
-				args[i+1] = freeAddr(t) // never the running edge's
+				args[i+1] = porttest.Addr(t) // never the running edge's
 			}
 		}
 		c := exec.CommandContext(ctx, bin, args...)
@@ -107,7 +108,7 @@ func TestEdgeEgressFlags(t *testing.T) {
 func TestDevEgressUnderData(t *testing.T) {
 	egresstest.NeedFFmpeg(t)
 	bin := build(t)
-	data, addr := t.TempDir(), freeAddr(t)
+	data, addr := t.TempDir(), porttest.Addr(t)
 	p := startDev(t, bin, []string{"MERIDIAN_DATA=" + data}, "--http", addr, "--turn-udp", "127.0.0.1:0", "--turn-tcp", "127.0.0.1:0")
 	p.waitHealthy(t, "http://"+addr)
 	for _, sub := range []string{"recordings", "egress/jobs", "egress/hls"} {

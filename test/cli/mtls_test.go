@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/shared/porttest"
 )
 
 // TestClusterLinksNeedMutualTLS: a control node with peers or --join, and
@@ -22,11 +23,11 @@ func TestClusterLinksNeedMutualTLS(t *testing.T) {
 	bin := build(t)
 	key := strings.Repeat("cd", 32)
 	cases := map[string][]string{
-		"control --peers": {"control", "--id", "a", "--http", freeAddr(t), "--raft", freeAddr(t), "--data", t.TempDir(), "--cluster-key", key,
+		"control --peers": {"control", "--id", "a", "--http", porttest.Addr(t), "--raft", porttest.Addr(t), "--data", t.TempDir(), "--cluster-key", key,
 			"--bootstrap", "--peers", "a=127.0.0.1:7000,b=127.0.0.1:7001,c=127.0.0.1:7002"},
-		"control --join": {"control", "--id", "b", "--http", freeAddr(t), "--raft", freeAddr(t), "--data", t.TempDir(), "--cluster-key", key,
+		"control --join": {"control", "--id", "b", "--http", porttest.Addr(t), "--raft", porttest.Addr(t), "--data", t.TempDir(), "--cluster-key", key,
 			"--join", "http://127.0.0.1:1"},
-		"edge": {"edge", "--id", "e1", "--http", freeAddr(t), "--control", "http://127.0.0.1:1", "--edge-token", "t", "--no-turn", "--gossip", ""},
+		"edge": {"edge", "--id", "e1", "--http", porttest.Addr(t), "--control", "http://127.0.0.1:1", "--edge-token", "t", "--no-turn", "--gossip", ""},
 	}
 	for name, args := range cases {
 		cmd := exec.Command(bin, args...)
@@ -82,7 +83,7 @@ func TestCertsAndMutualTLSProcesses(t *testing.T) {
 		return []string{"--mtls-cert", filepath.Join(pki, name+".crt"), "--mtls-key", filepath.Join(pki, name+".key"), "--mtls-ca", filepath.Join(pki, "ca.crt")}
 	}
 
-	httpAddr, raftAddr, edgeAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	httpAddr, raftAddr, edgeAddr := porttest.Addr(t), porttest.Addr(t), porttest.Addr(t)
 	ctl := start(t, bin, append([]string{"control", "--id", "c1", "--http", httpAddr, "--raft", raftAddr, "--data", t.TempDir(), "--bootstrap",
 		"--cluster-key", strings.Repeat("ef", 32), "--edge-token", "edge-secret-token", "--admin-token", "admin-secret"}, mtls("c1")...)...)
 	waitTLS(t, browser, "https://"+httpAddr+"/healthz", ctl)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/meridian-video/meridian/edge/egress/egresstest"
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
+	"github.com/meridian-video/meridian/shared/porttest"
 	wire "github.com/meridian-video/meridian/shared/signal"
 	"github.com/meridian-video/meridian/shared/wait"
 	"github.com/meridian-video/meridian/test/procs"
@@ -751,13 +752,9 @@ func TestHLSParticipantTrackMergeAndRTMPThroughREST(t *testing.T) {
 		return ok && e.field("id") == merge.Recording.ID, fmt.Sprint(w.hookTypes("merge-"))
 	})
 
-	// A livestream to a port nothing listens on fails with a reason.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	// A livestream to a port nothing listens on fails with a reason (one
+	// from porttest: no other process's ":0" listener can be given it).
+	dead := porttest.Addr(t)
 	if st, b := rest.do(t, "POST", "/v2/livestreams/start", map[string]any{"roomId": roomID, "outputs": []map[string]string{{"url": "rtmp://" + dead + "/live", "streamKey": "secret-key"}}}, &msg); st != 200 || msg != "Livestream started successfully" {
 		t.Fatalf("livestream start: %d %s", st, b)
 	}
