@@ -212,8 +212,8 @@ func startCluster(t *testing.T, edges ...edgeSpec) *cluster {
 		ce.proc = startChild(t, "edge "+e.ID, bin, 10*time.Second, "edge",
 			"--id", e.ID, "--region", e.Region, "--http", fmt.Sprintf("127.0.0.1:%d", edgeHTTP), "--control", cl.URL,
 			"--edge-token", clusterEdgeToken, "--loopback-candidates", "--turn-public-ip", "127.0.0.1",
-			"--turn-udp", fmt.Sprintf("127.0.0.1:%d", porttest.Port(t)), "--turn-tcp", "",
-			"--gossip", fmt.Sprintf("127.0.0.1:%d", porttest.Port(t)), "--allowed-origins", "*",
+			"--turn-udp", porttest.Addr(t), "--turn-tcp", "",
+			"--gossip", porttest.Addr(t), "--allowed-origins", "*",
 			"--drain-timeout", drain, "--insecure-cluster-links", "--log-level", logLevel())
 		cl.edges[e.ID] = ce
 	}

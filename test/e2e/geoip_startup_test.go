@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,8 +76,8 @@ func TestBrokenGeoIPDatabaseFailsStartup(t *testing.T) {
 		return p
 	}
 	control := func(ctx context.Context, geoip string) *exec.Cmd {
-		raft := "127.0.0.1:" + strconv.Itoa(porttest.Port(t))
-		args := []string{"control", "--id", "c1", "--http", "127.0.0.1:" + strconv.Itoa(porttest.Port(t)),
+		raft := porttest.Addr(t)
+		args := []string{"control", "--id", "c1", "--http", porttest.Addr(t),
 			"--raft", raft, "--raft-advertise", raft, "--data", t.TempDir(), "--bootstrap", "--peers", "c1=" + raft,
 			"--cluster-key", strings.Repeat("ab", 32), "--edge-token", "edge-token-0123456789", "--admin-token", "admin-token-0123456789",
 			"--region", "eu-west", "--geoip", geoip}

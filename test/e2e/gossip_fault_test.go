@@ -105,7 +105,7 @@ func startGossipWorld(t *testing.T, controls int, ids ...string) *gossipWorld {
 	w := &gossipWorld{edges: map[string]*procs.Edge{}, fronts: map[string]*gossipFront{}, hc: &http.Client{Timeout: 5 * time.Second}}
 	w.cl = procs.StartCluster(t, procs.ClusterOptions{Nodes: controls})
 	for _, id := range ids {
-		gossipAddr := "127.0.0.1:" + strconv.Itoa(porttest.Port(t))
+		gossipAddr := porttest.Addr(t)
 		f := newGossipFront(t, gossipAddr)
 		e := procs.StartEdge(t, procs.EdgeOptions{ID: id, Region: "eu-west", Controls: w.cl.URLs(), EdgeToken: w.cl.EdgeToken,
 			Args: []string{"--data", t.TempDir(), "--gossip", gossipAddr, "--gossip-advertise", f.Addr()}})

@@ -134,32 +134,18 @@ type relay struct {
 // will be. It returns the port range.
 func (w *wan) frontEdge(tb testing.TB, e node, listenIP, targetIP string, n int) (min, max int) {
 	tb.Helper()
-	for try := 0; try < 50; try++ {
-		base := porttest.Run(tb, n)
-		var lns []*net.UDPConn
-		for p := base; p < base+n; p++ {
-			ln, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(listenIP), Port: p})
-			if err != nil {
-				break
-			}
-			lns = append(lns, ln)
+	base := porttest.Run(tb, n) // checked free and claimed: binding them cannot race another test
+	w.mu.Lock()
+	w.ranges = append(w.ranges, portRange{ip: targetIP, min: base, max: base + n - 1, n: e})
+	w.mu.Unlock()
+	for p := base; p < base+n; p++ {
+		ln, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(listenIP), Port: p})
+		if err != nil {
+			tb.Fatalf("relay for %s on port %d: %v", e.id, p, err)
 		}
-		if len(lns) < n {
-			for _, ln := range lns {
-				ln.Close()
-			}
-			continue
-		}
-		w.mu.Lock()
-		w.ranges = append(w.ranges, portRange{ip: targetIP, min: base, max: base + n - 1, n: e})
-		w.mu.Unlock()
-		for i, ln := range lns {
-			w.startRelay(tb, e, ln, &net.UDPAddr{IP: net.ParseIP(targetIP), Port: base + i})
-		}
-		return base, base + n - 1
+		w.startRelay(tb, e, ln, &net.UDPAddr{IP: net.ParseIP(targetIP), Port: p})
 	}
-	tb.Fatalf("no %d free consecutive UDP ports on %s", n, listenIP)
-	return 0, 0
+	return base, base + n - 1
 }
 
 // startRelay relays what arrives on ln to target, for edge e.

@@ -80,7 +80,7 @@ func StartCluster(tb testing.TB, o ClusterOptions) *Cluster {
 	}
 	cl := &Cluster{ClusterKey: randHex(32), EdgeToken: "edge-" + randHex(16), AdminToken: "admin-" + randHex(16)}
 	for i := 1; i <= o.Nodes; i++ {
-		c := &Control{ID: fmt.Sprintf("c%d", i), RaftAddr: "127.0.0.1:" + strconv.Itoa(porttest.Port(tb)), Data: tb.TempDir()}
+		c := &Control{ID: fmt.Sprintf("c%d", i), RaftAddr: porttest.Addr(tb), Data: tb.TempDir()}
 		c.URL = "http://" + net.JoinHostPort(o.Host, strconv.Itoa(porttest.Port(tb)))
 		cl.Nodes = append(cl.Nodes, c)
 	}
@@ -300,10 +300,10 @@ func StartEdge(tb testing.TB, o EdgeOptions) *Edge {
 	}
 	e := &Edge{ID: o.ID, Region: o.Region,
 		URL:        "http://" + net.JoinHostPort(o.Host, strconv.Itoa(porttest.Port(tb))),
-		GossipAddr: "127.0.0.1:" + strconv.Itoa(porttest.Port(tb))}
+		GossipAddr: porttest.Addr(tb)}
 	args := []string{"edge", "--id", o.ID, "--region", o.Region, "--http", strings.TrimPrefix(e.URL, "http://"), "--public-url", e.URL,
 		"--edge-token", o.EdgeToken, "--turn-public-ip", "127.0.0.1",
-		"--turn-udp", "127.0.0.1:" + strconv.Itoa(porttest.Port(tb)), "--turn-tcp", "",
+		"--turn-udp", porttest.Addr(tb), "--turn-tcp", "",
 		"--gossip", e.GossipAddr, "--drain-timeout", o.DrainTimeout.String()}
 	if o.NetNS == nil {
 		args = append(args, "--loopback-candidates")
