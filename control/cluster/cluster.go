@@ -74,6 +74,17 @@ type Config struct {
 	WALSegmentBytes int
 	// ObserveApply, when set, receives the latency of every local raft.Apply (metrics).
 	ObserveApply func(time.Duration)
+	// ObserveWriteBatch, when set, receives the number of requests in
+	// every proposal of batchable writes this node makes as leader
+	// (batch.go; 1 when a write went out on its own).
+	ObserveWriteBatch func(requests int)
+	// MaxWriteBatchesInFlight is how many proposals of batchable writes
+	// the leader keeps in Raft at once before it groups the next ones into
+	// one entry (batch.go); 0 means the default.
+	MaxWriteBatchesInFlight int
+	// Features overrides the features this node registers (nil: all this
+	// binary has, nodeFeatures). Tests use it to stand in for an older binary.
+	Features []string
 	// HTTPTransport carries node-to-node calls (forwarded writes); nil is
 	// the default transport (with MTLS: one presenting the node
 	// certificate). Tests wrap it to inject faults.
@@ -159,6 +170,7 @@ type Node struct {
 
 	logStoreKind string // "wal", "bolt", or "" in memory
 	nudger       *commitNudger
+	batcher      *batcher
 	logs         raft.LogStore
 
 	// leaderEpoch is cancelled each time the leader this node knows of
@@ -288,6 +300,7 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 	n.leaderEpoch, n.nextEpoch = context.WithCancel(context.Background())
 	n.watchLeader(r)
 	n.nudger = &commitNudger{raft: r, timeout: cfg.ApplyTimeout}
+	n.batcher = newBatcher(n, cfg.MaxWriteBatchesInFlight)
 	n.startLast = r.LastIndex()
 	return n, nil
 }
@@ -321,8 +334,9 @@ func (n *Node) OnLeadership(fn func(ctx context.Context) error) {
 
 // Start begins watching leadership.
 func (n *Node) Start() {
-	n.monitorWG.Add(1)
+	n.monitorWG.Add(2)
 	go n.monitorLeadership()
+	go n.advertiseFeatures()
 }
 
 func (n *Node) monitorLeadership() {
@@ -429,7 +443,7 @@ func (n *Node) runLeaderSteps(ctx context.Context, steps []func(context.Context)
 	all := []leaderStep{
 		{"barrier", func(context.Context) error { return n.raft.Barrier(n.cfg.ApplyTimeout).Error() }},
 		{"register address", func(context.Context) error {
-			_, _, err := n.applyLocal(state.CmdRegisterNode, state.RegisterNode{Node: state.Node{ID: n.cfg.NodeID, HTTPAddr: n.cfg.HTTPAddr}})
+			_, _, err := n.applyLocal(state.CmdRegisterNode, state.RegisterNode{Node: state.Node{ID: n.cfg.NodeID, HTTPAddr: n.cfg.HTTPAddr, Features: n.features()}})
 			return err
 		}},
 	}
@@ -599,9 +613,12 @@ func (n *Node) propose(ctx context.Context, req state.Request, entry []byte) (js
 		if n.IsLeader() {
 			// Leadership lost: the outcome is unknown, so retry the same
 			// request (at most once applied) where the leader is now.
-			if entry != nil {
+			switch {
+			case entry != nil && state.Batchable(req.Type):
+				res, index, err = n.batcher.apply(entry)
+			case entry != nil:
 				res, index, err = n.applyEntry(entry)
-			} else {
+			default:
 				res, index, err = n.applyLocal(state.CmdRequest, req)
 			}
 			err = leaderless(err)
@@ -721,10 +738,16 @@ func (n *Node) applyEntry(b []byte) (json.RawMessage, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	return resultOf(f.Response(), f.Index())
+}
+
+// resultOf turns what the FSM answered for a command applied at index into
+// the command's result.
+func resultOf(resp any, index uint64) (json.RawMessage, uint64, error) {
 	var value any
-	if r, ok := f.Response().(state.Result); ok {
+	if r, ok := resp.(state.Result); ok {
 		if r.Err != nil {
-			return nil, f.Index(), r.Err
+			return nil, index, r.Err
 		}
 		value = r.Value
 	}
@@ -732,13 +755,13 @@ func (n *Node) applyEntry(b []byte) (json.RawMessage, uint64, error) {
 		// A request's result, encoded once by the FSM (as json.Marshal
 		// writes it): re-encoding would only compact it again. The
 		// record keeps these bytes; capped, an append cannot reach them.
-		return raw[:len(raw):len(raw)], f.Index(), nil
+		return raw[:len(raw):len(raw)], index, nil
 	}
 	raw, err := json.Marshal(value)
 	if err != nil {
-		return nil, f.Index(), err
+		return nil, index, err
 	}
-	return raw, f.Index(), nil
+	return raw, index, nil
 }
 
 // ForwardedApply is the wire form of a write forwarded to the leader.
@@ -761,7 +784,19 @@ func (n *Node) HandleForwardedApply(req ForwardedApply) ForwardedResult {
 	if !n.IsLeader() {
 		return ForwardedResult{Other: ErrNoLeader.Error()}
 	}
-	res, index, err := n.applyLocal(state.CommandType(req.Type), req.Body)
+	var (
+		res   json.RawMessage
+		index uint64
+		err   error
+	)
+	if t := state.CommandType(req.Type); t == state.CmdRequest && batchableRequest(req.Body) {
+		var entry []byte
+		if entry, err = state.Encode(t, req.Body); err == nil {
+			res, index, err = n.batcher.apply(entry)
+		}
+	} else {
+		res, index, err = n.applyLocal(t, req.Body)
+	}
 	out := ForwardedResult{Index: index, Result: res}
 	if index > 0 {
 		// The sender waits to apply index itself: tell it about the commit now.
@@ -922,6 +957,7 @@ func (n *Node) AddVoter(req JoinRequest) error {
 	if !n.IsLeader() {
 		return ErrNoLeader
 	}
+	n.batcher.suspend()
 	if err := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return err
 	}

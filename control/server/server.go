@@ -158,6 +158,11 @@ func New(cfg Config) (*Server, error) {
 		Help: "Latency of Raft applies proposed by this node (leader only).", Buckets: prometheus.ExponentialBuckets(0.0002, 2.5, 12)})
 	cfg.Registry.MustRegister(applyLatency)
 	cc.ObserveApply = func(d time.Duration) { applyLatency.Observe(d.Seconds()) }
+	batchSize := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "meridian_raft_write_batch_requests",
+		Help:    "Requests per Raft proposal of batchable writes (room creates) made by this node as leader; 1 when a write went out on its own.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 8)})
+	cfg.Registry.MustRegister(batchSize)
+	cc.ObserveWriteBatch = func(n int) { batchSize.Observe(float64(n)) }
 	node, err := cluster.New(cc, s.fsm)
 	if err != nil {
 		ln.Close()

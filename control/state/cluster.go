@@ -21,6 +21,10 @@ type SetClusterSecrets struct {
 type Node struct {
 	ID       string `json:"id"`
 	HTTPAddr string `json:"httpAddr"`
+	// Features are what the node's binary supports beyond the commands
+	// every version applies (cluster.FeatureWriteBatch); the leader uses
+	// one only when every server has registered it.
+	Features []string `json:"features,omitempty"`
 }
 
 // RegisterNode records (or updates) a control node.
@@ -42,6 +46,16 @@ func init() {
 	})
 	register(CmdRegisterNode, func(s *Store, index uint64, c *RegisterNode) (any, error) {
 		n := c.Node
+		// A registration says what its sender knows: an address, features,
+		// or both; what it leaves out stays as it was.
+		if old := one[*Node](s, tNodes, "id", n.ID); old != nil {
+			if n.HTTPAddr == "" {
+				n.HTTPAddr = old.HTTPAddr
+			}
+			if n.Features == nil {
+				n.Features = old.Features
+			}
+		}
 		s.put(tNodes, &n)
 		s.bump("nodes", index)
 		return nil, nil

@@ -53,7 +53,8 @@ const (
 	CmdRecordAudit        CommandType = 24
 	CmdRequest            CommandType = 25 // a command wrapped with its request id (requests.go)
 	CmdPurgeExpired       CommandType = 26 // retention: remove listed expired records (retention.go)
-	// 27-39 are left to work in progress elsewhere; the operator console
+	CmdBatch              CommandType = 27 // several request entries proposed together (batch.go)
+	// 28-39 are left to work in progress elsewhere; the operator console
 	// (console.go) uses 40-48 (48, CmdUseLoginState, is declared there).
 	CmdStartLogin           CommandType = 40
 	CmdFinishLogin          CommandType = 41
@@ -228,25 +229,34 @@ func (b *batch) apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand || len(l.Data) == 0 {
 		return nil
 	}
+	if CommandType(l.Data[0]) == CmdBatch {
+		return b.applyBatchEntry(l.Index, l.Data[1:])
+	}
+	return b.applyCommand(l.Index, l.Data)
+}
+
+// applyCommand applies one command (a log entry's data, or one request of a
+// CmdBatch entry) at index.
+func (b *batch) applyCommand(index uint64, data []byte) any {
 	b.s.startEntry()
-	t := CommandType(l.Data[0])
-	body := l.Data[1:]
+	t := CommandType(data[0])
+	body := data[1:]
 	var (
 		v   any
 		err error
 	)
 	if t&^IgnoreUnknownFlag == CmdRequest {
-		v, err = b.applyRequest(l.Index, body)
+		v, err = b.applyRequest(index, body)
 	} else {
 		h, ok := handlers[t&^IgnoreUnknownFlag]
 		if !ok {
 			if t&IgnoreUnknownFlag != 0 {
-				b.f.log.Warn("skipping unknown command", "type", uint8(t), "index", l.Index)
+				b.f.log.Warn("skipping unknown command", "type", uint8(t), "index", index)
 				return nil
 			}
-			panic(fmt.Sprintf("state: unknown command type %d at index %d", t, l.Index))
+			panic(fmt.Sprintf("state: unknown command type %d at index %d", t, index))
 		}
-		run := func(s *Store) (any, error) { return h(s, l.Index, body) }
+		run := func(s *Store) (any, error) { return h(s, index, body) }
 		if v, err = run(b.s); err != nil {
 			b.rollback() // a refused command changes nothing
 			v = nil

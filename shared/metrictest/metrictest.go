@@ -34,18 +34,34 @@ func Sum(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]st
 // the family name in g whose labels include labels, as Sum does for values.
 func Count(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (count uint64, found bool) {
 	tb.Helper()
+	count, _, found = observations(tb, g, name, labels)
+	return count, found
+}
+
+// Observed adds up what the histograms and summaries of the family name in
+// g whose labels include labels observed: their counts and the sums of
+// their observations.
+func Observed(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (count uint64, sum float64, found bool) {
+	tb.Helper()
+	return observations(tb, g, name, labels)
+}
+
+func observations(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (count uint64, sum float64, found bool) {
+	tb.Helper()
 	each(tb, g, name, labels, func(m *dto.Metric) {
 		switch {
 		case m.GetHistogram() != nil:
 			count += m.GetHistogram().GetSampleCount()
+			sum += m.GetHistogram().GetSampleSum()
 		case m.GetSummary() != nil:
 			count += m.GetSummary().GetSampleCount()
+			sum += m.GetSummary().GetSampleSum()
 		default:
 			return
 		}
 		found = true
 	})
-	return count, found
+	return count, sum, found
 }
 
 // each calls fn for every sample of the family name in g whose labels

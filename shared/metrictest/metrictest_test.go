@@ -1,6 +1,7 @@
 package metrictest
 
 import (
+	"math"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +64,23 @@ func TestCount(t *testing.T) {
 	} {
 		if n, ok := Count(t, reg, tc.name, tc.labels); n != tc.want || ok != tc.found {
 			t.Errorf("Count(%s, %v) = %v, %v; want %v, %v", tc.name, tc.labels, n, ok, tc.want, tc.found)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		count  uint64
+		sum    float64
+		found  bool
+	}{
+		{"d_seconds", nil, 3, 0.6, true},
+		{"d_seconds", map[string]string{"result": "4xx"}, 1, 0.3, true},
+		{"s_seconds", nil, 1, 1, true},
+		{"c_total", nil, 0, 0, false},
+	} {
+		n, sum, ok := Observed(t, reg, tc.name, tc.labels)
+		if n != tc.count || math.Abs(sum-tc.sum) > 1e-9 || ok != tc.found {
+			t.Errorf("Observed(%s, %v) = %v, %v, %v; want %v, %v, %v", tc.name, tc.labels, n, sum, ok, tc.count, tc.sum, tc.found)
 		}
 	}
 }
