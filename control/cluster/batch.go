@@ -19,13 +19,14 @@ import (
 // per round on the leader and five on the followers, and those rounds, not
 // the writes, were most of the cluster's CPU.
 //
-// So the leader lets at most MaxWriteBatchesInFlight proposals of batchable
-// requests (state.Batchable: room creates) be in Raft at once. A request
-// that finds a free slot is proposed at once, as its own entry: a lone
-// client waits for nothing. One that finds them all taken waits for the
-// next slot and goes out with every request that waited alongside it, as
-// one CmdBatch entry (at most maxBatchRequests requests or maxBatchBytes).
-// Under load the batches grow by themselves; nothing waits on a timer.
+// So the leader keeps one proposal of batchable requests (state.Batchable:
+// room creates) in Raft at a time. A request that finds none is proposed at
+// once, as its own entry: a lone client waits for nothing. Requests that
+// arrive meanwhile wait, and go out together as one CmdBatch entry (at most
+// maxBatchRequests requests or maxBatchBytes) when it finishes: under load
+// the batches grow by themselves, and nothing waits on a timer. Two in
+// flight, or a second one opened when the first ran long, measured no
+// better (docs/write-batching.md).
 
 // FeatureWriteBatch is the node feature (state.Node.Features) that says a
 // node's FSM applies CmdBatch entries. The leader batches only when every
@@ -38,29 +39,23 @@ const FeatureWriteBatch = "write-batch"
 var nodeFeatures = []string{FeatureWriteBatch}
 
 const (
-	// defaultWriteBatchesInFlight: with one, the batches were largest
-	// (least CPU per write) but a write that arrived during a slow round —
-	// a node collecting garbage, a snapshot — waited for all of it before
-	// its own began, and the fill's p99 was no better than without
-	// batching; with two it was lower in three of four alternating runs
-	// (docs/write-batching.md).
-	defaultWriteBatchesInFlight = 2
-	maxBatchRequests            = 128
-	maxBatchBytes               = 512 << 10
+	maxBatchRequests = 128
+	maxBatchBytes    = 512 << 10
 	// featureCheckEvery bounds how stale the leader's view of the
 	// servers' features is (a configuration read and a state read).
 	featureCheckEvery = time.Second
 )
 
 type batcher struct {
-	n        *Node
-	limit    int
-	mu       sync.Mutex
-	inFlight int
-	pending  []*queuedWrite
-	// the cluster-wide feature check, cached for featureCheckEvery
+	n       *Node
+	mu      sync.Mutex
+	busy    bool // a proposal of batchable requests is in Raft
+	pending []*queuedWrite
+	// the cluster-wide feature check, cached for featureCheckEvery;
+	// suspend bumps gen so that a check begun before it is not stored
 	checked time.Time
 	allowed bool
+	gen     uint64
 }
 
 type queuedWrite struct {
@@ -72,12 +67,7 @@ type queuedWrite struct {
 	err   error
 }
 
-func newBatcher(n *Node, limit int) *batcher {
-	if limit <= 0 {
-		limit = defaultWriteBatchesInFlight
-	}
-	return &batcher{n: n, limit: limit}
-}
+func newBatcher(n *Node) *batcher { return &batcher{n: n} }
 
 // apply proposes a batchable request entry on the leader and returns its
 // outcome as applyEntry does.
@@ -87,8 +77,8 @@ func (b *batcher) apply(entry []byte) (json.RawMessage, uint64, error) {
 		return b.n.applyEntry(entry)
 	}
 	b.mu.Lock()
-	if b.inFlight < b.limit {
-		b.inFlight++
+	if !b.busy {
+		b.busy = true
 		b.mu.Unlock()
 		b.observe(1)
 		res, index, err := b.n.applyEntry(entry)
@@ -102,12 +92,12 @@ func (b *batcher) apply(entry []byte) (json.RawMessage, uint64, error) {
 	return q.res, q.index, q.err
 }
 
-// release frees the slot of a finished proposal, or hands it straight to
-// the writes waiting for one.
+// release ends the proposal in Raft; the writes that waited for it, if
+// any, go out next.
 func (b *batcher) release() {
 	b.mu.Lock()
 	if len(b.pending) == 0 {
-		b.inFlight--
+		b.busy = false
 		b.mu.Unlock()
 		return
 	}
@@ -172,11 +162,15 @@ func (b *batcher) enabled() bool {
 		return b.allowed
 	}
 	b.checked = time.Now() // writes meanwhile go by the last answer
+	gen := b.gen
 	b.mu.Unlock()
 	ok := b.n.clusterHasFeature(FeatureWriteBatch)
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.gen != gen {
+		return false // a server was added meanwhile: the next check decides
+	}
 	b.allowed = ok
-	b.mu.Unlock()
 	return ok
 }
 
@@ -185,6 +179,7 @@ func (b *batcher) enabled() bool {
 func (b *batcher) suspend() {
 	b.mu.Lock()
 	b.checked, b.allowed = time.Now(), false
+	b.gen++
 	b.mu.Unlock()
 }
 

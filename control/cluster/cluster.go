@@ -78,10 +78,6 @@ type Config struct {
 	// every proposal of batchable writes this node makes as leader
 	// (batch.go; 1 when a write went out on its own).
 	ObserveWriteBatch func(requests int)
-	// MaxWriteBatchesInFlight is how many proposals of batchable writes
-	// the leader keeps in Raft at once before it groups the next ones into
-	// one entry (batch.go); 0 means the default.
-	MaxWriteBatchesInFlight int
 	// Features overrides the features this node registers (nil: all this
 	// binary has, nodeFeatures). Tests use it to stand in for an older binary.
 	Features []string
@@ -300,7 +296,7 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 	n.leaderEpoch, n.nextEpoch = context.WithCancel(context.Background())
 	n.watchLeader(r)
 	n.nudger = &commitNudger{raft: r, timeout: cfg.ApplyTimeout}
-	n.batcher = newBatcher(n, cfg.MaxWriteBatchesInFlight)
+	n.batcher = newBatcher(n)
 	n.startLast = r.LastIndex()
 	return n, nil
 }

@@ -53,7 +53,7 @@ const (
 	CmdRecordAudit        CommandType = 24
 	CmdRequest            CommandType = 25 // a command wrapped with its request id (requests.go)
 	CmdPurgeExpired       CommandType = 26 // retention: remove listed expired records (retention.go)
-	CmdBatch              CommandType = 27 // several request entries proposed together (batch.go)
+	CmdBatch              CommandType = 27 // several request entries proposed together (batchentry.go)
 	// 28-39 are left to work in progress elsewhere; the operator console
 	// (console.go) uses 40-48 (48, CmdUseLoginState, is declared there).
 	CmdStartLogin           CommandType = 40
