@@ -81,12 +81,14 @@ func createMany(t *testing.T, c *clustertest.Cluster, via []int, prefix string) 
 	return len(roomIDs)
 }
 
-// batches reads the leader's batch-size histogram: proposals and the
-// requests they carried.
+// batches reads the batch-size histograms of every node (whichever led):
+// proposals and the requests they carried.
 func batches(t *testing.T, c *clustertest.Cluster) (proposals uint64, requests float64) {
 	t.Helper()
-	reg := c.Node(c.Leader()).Registry()
-	proposals, requests, _ = metrictest.Observed(t, reg, batchMetric, nil)
+	for _, srv := range c.Nodes() {
+		p, r, _ := metrictest.Observed(t, srv.Registry(), batchMetric, nil)
+		proposals, requests = proposals+p, requests+r
+	}
 	return proposals, requests
 }
 
@@ -121,11 +123,13 @@ func TestWritesGroupedUnderLoad(t *testing.T) {
 	p1, r1 := batches(t, c)
 	proposals, requests := p1-p0, r1-r0
 	t.Logf("%d writes in %d proposals", n, proposals)
-	if int(requests) != n {
-		t.Fatalf("the leader's proposals carried %v writes; %d were made", requests, n)
+	// A write whose leader was lost is proposed again where the leader is
+	// now, so the proposals may carry more than n.
+	if int(requests) < n {
+		t.Fatalf("the leaders' proposals carried %v writes; %d were made", requests, n)
 	}
-	if proposals >= uint64(n) {
-		t.Fatalf("%d writes went out in %d proposals: nothing was grouped", n, proposals)
+	if proposals >= uint64(requests) {
+		t.Fatalf("%v writes went out in %d proposals: nothing was grouped", requests, proposals)
 	}
 }
 
@@ -144,7 +148,7 @@ func TestWritesNotGroupedUntilEveryServerCanApplyThem(t *testing.T) {
 	p0, r0 := batches(t, c)
 	n := createMany(t, c, []int{c.Leader()}, "o")
 	p1, r1 := batches(t, c)
-	if int(r1-r0) != n || p1-p0 != uint64(n) {
+	if int(r1-r0) < n || p1-p0 != uint64(r1-r0) {
 		t.Fatalf("with node2 unable to apply batches, %d writes went out in %d proposals carrying %v", n, p1-p0, r1-r0)
 	}
 
@@ -156,10 +160,10 @@ func TestWritesNotGroupedUntilEveryServerCanApplyThem(t *testing.T) {
 	}
 	everyServerHas(t, c, cluster.FeatureWriteBatch)
 	time.Sleep(1100 * time.Millisecond)
-	p0, _ = batches(t, c)
-	n = createMany(t, c, []int{c.Leader()}, "u")
-	p1, _ = batches(t, c)
-	if p1-p0 >= uint64(n) {
-		t.Fatalf("after node2 registered the feature, %d writes still went out in %d proposals", n, p1-p0)
+	p0, r0 = batches(t, c)
+	createMany(t, c, []int{c.Leader()}, "u")
+	p1, r1 = batches(t, c)
+	if p1-p0 >= uint64(r1-r0) {
+		t.Fatalf("after node2 registered the feature, %v writes still went out in %d proposals", r1-r0, p1-p0)
 	}
 }
