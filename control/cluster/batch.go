@@ -222,11 +222,13 @@ func (n *Node) features() []string {
 	return nodeFeatures
 }
 
-// advertiseFeatures registers this binary's features for its node once the
-// node is ready and its row lacks them: a node upgraded in place, one the
-// leader registered from a join request, or a follower of a bootstrapped
-// cluster that nobody registered.
-func (n *Node) advertiseFeatures() {
+// registerSelf records this node's API address and its binary's features
+// once the node is ready and its row lacks them. Only the leader registers
+// itself at once (and the leader registers nodes that join with --join,
+// without features), so this is what records a follower of a bootstrapped
+// cluster — whose address the console's health page probes — and the
+// features of a node upgraded in place. It stops once the row has them.
+func (n *Node) registerSelf() {
 	defer n.monitorWG.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -245,7 +247,7 @@ func (n *Node) advertiseFeatures() {
 			_, _, err := n.Apply(ctx, state.CmdRegisterNode, state.RegisterNode{Node: state.Node{ID: n.cfg.NodeID, HTTPAddr: n.cfg.HTTPAddr, Features: want}})
 			cancel()
 			if err != nil {
-				n.log.Debug("registering this node's features failed; retrying", "err", err)
+				n.log.Debug("registering this node failed; retrying", "err", err)
 			}
 		}
 		select {

@@ -332,7 +332,7 @@ func (n *Node) OnLeadership(fn func(ctx context.Context) error) {
 func (n *Node) Start() {
 	n.monitorWG.Add(2)
 	go n.monitorLeadership()
-	go n.advertiseFeatures()
+	go n.registerSelf()
 }
 
 func (n *Node) monitorLeadership() {

@@ -121,13 +121,6 @@ func Plugin(cfg Config) server.Plugin {
 		if t := s.ClientTLS(); t != nil {
 			c.probe.Transport = &http.Transport{TLSClientConfig: t}
 		}
-		addr := s.Config().Cluster.HTTPAddr
-		if addr == "" {
-			addr = s.URL()
-		}
-		ctx, stop := context.WithCancel(context.Background())
-		s.AddCloser(stop)
-		go c.registerSelf(ctx, addr)
 		s.Node().OnLeadership(c.ensureLocalAdmins)
 		return []api.Option{api.WithSessionAuth(c), api.WithRoutes(c.Routes)},
 			[]cluster.LeaderLoop{{Name: "console-session-prune", Run: c.pruneLoop}}, nil

@@ -79,35 +79,3 @@ func (cs *Console) clusterHealth(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(fiber.Map{"leader": cs.node.LeaderID(), "members": out})
 }
-
-// registerSelf records this node's API address unless one is recorded.
-// Only the leader registers itself (and nodes that joined with --join), so
-// after a --bootstrap --peers start the followers' addresses are unknown
-// and the console could not probe their health. The write goes through
-// the leader like any other; it stops once a record is there (a leader
-// re-registers its current address itself, which is what forwarding
-// needs).
-func (cs *Console) registerSelf(ctx context.Context, addr string) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		var cur *state.Node
-		cs.node.FSM().Read(func(st *state.Store) { cur, _ = st.Node(cs.node.ID()) })
-		if cur != nil {
-			return
-		}
-		if cs.node.Ready() {
-			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, _, err := cs.node.Apply(actx, state.CmdRegisterNode, state.RegisterNode{Node: state.Node{ID: cs.node.ID(), HTTPAddr: addr}})
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				cs.log.Debug("registering this node's address failed; retrying", "err", err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
