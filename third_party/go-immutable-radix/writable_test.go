@@ -7,9 +7,9 @@ import (
 )
 
 // Meridian's patch keeps a transaction's writable nodes in a set that
-// starts over when full, and lets a copied node share its original's
-// prefix bytes. Neither may let a transaction change a tree committed
-// before it: here one transaction copies several times defaultModifiedCache
+// starts over when full and goes back to a pool for later transactions,
+// and lets a copied node share its original's prefix bytes. None of this
+// may let a transaction change a tree committed before it: here one transaction copies several times defaultModifiedCache
 // nodes (so the set starts over many times) with inserts that split nodes
 // and deletes that merge them (concat builds new prefixes), and every
 // earlier tree still holds exactly what it held.
