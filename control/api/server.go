@@ -517,6 +517,8 @@ func (k fsmKeys) APIKey(key string) (out *state.APIKey, ok bool) {
 	return
 }
 
+func (k fsmKeys) KeysVersion() uint64 { return k.fsm.KeysVersion() }
+
 func (k fsmKeys) APIKeyBySecretHash(h string) (out *state.APIKey, ok bool) {
 	k.fsm.Read(func(s *state.Store) { out, ok = s.APIKeyBySecretHash(h) })
 	return

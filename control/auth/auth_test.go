@@ -3,6 +3,10 @@ package auth
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +17,16 @@ import (
 type memKeys map[string]*state.APIKey
 
 func (m memKeys) APIKey(k string) (*state.APIKey, bool) { v, ok := m[k]; return v, ok }
+
+// KeysVersion fingerprints the map: the tests change a key by putting
+// another one in its place, which shows as another pointer.
+func (m memKeys) KeysVersion() uint64 {
+	h := fnv.New64a()
+	for _, id := range slices.Sorted(maps.Keys(m)) {
+		fmt.Fprintf(h, "%s=%p;", id, m[id])
+	}
+	return h.Sum64()
+}
 func (m memKeys) APIKeyBySecretHash(h string) (*state.APIKey, bool) {
 	for _, k := range m {
 		if k.SecretHash == h && k.RevokedAt == nil {

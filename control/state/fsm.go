@@ -87,6 +87,9 @@ type FSM struct {
 	// restores counts snapshots restored (at start, or installed from the
 	// leader by a node that fell behind the compacted log).
 	restores atomic.Uint64
+	// keysVersion changes after every commit that changed an API key and
+	// after every restore (see KeysVersion).
+	keysVersion atomic.Uint64
 }
 
 // NewFSM returns an empty state machine.
@@ -181,10 +184,22 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	for i, l := range logs {
 		out[i] = b.apply(l)
 	}
+	_, keysChanged := b.s.bumps[tKeys]
 	b.s.flush()
 	b.tx.Commit()
+	if keysChanged {
+		f.keysVersion.Add(1) // after the commit: see KeysVersion
+	}
 	return out
 }
+
+// KeysVersion changes whenever the API keys may have changed: it moves
+// after the commit of every transaction that created or revoked a key, and
+// after a restore. A reader that takes the version before reading a key,
+// and later finds the same version, knows the key is still as it read it
+// (the token cache relies on this instead of looking the key up for every
+// request).
+func (f *FSM) KeysVersion() uint64 { return f.keysVersion.Load() }
 
 // batch is the write transaction of one ApplyBatch.
 type batch struct {
@@ -316,6 +331,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("state: restore: %w", err)
 	}
 	f.db.Store(db)
+	f.keysVersion.Add(1)
 	f.markApplied(applied)
 	f.restores.Add(1)
 	return nil

@@ -312,3 +312,44 @@ func TestGoneEndpointStopsDeliveries(t *testing.T) {
 		}
 	})
 }
+
+// The token cache (control/auth) skips looking a key up while KeysVersion
+// stays the same, so it must move with every committed change to a key and
+// every restore, and only then.
+func TestKeysVersionMovesWhenKeysChange(t *testing.T) {
+	f := newTestFSM(t)
+	last := f.KeysVersion()
+	step := func(what string, wantMoved bool, ct CommandType, body any) {
+		t.Helper()
+		f.apply(ct, body)
+		if moved := f.KeysVersion() != last; moved != wantMoved {
+			t.Fatalf("%s: KeysVersion moved %v, want %v", what, moved, wantMoved)
+		}
+		last = f.KeysVersion()
+	}
+	k1 := APIKey{Key: "k1", UserID: "u1", SecretEnc: []byte{1}, SecretHash: "h1", CreatedAt: t0}
+	step("a key created", true, CmdUpsertAPIKey, UpsertAPIKey{APIKey: k1})
+	step("the same key upserted again (no change)", false, CmdUpsertAPIKey, UpsertAPIKey{APIKey: k1})
+	step("a refused key (its secret is taken)", false, CmdUpsertAPIKey, UpsertAPIKey{APIKey: APIKey{Key: "k2", UserID: "u2", SecretEnc: []byte{2}, SecretHash: "h1", CreatedAt: t0}})
+	mustRoom(t, f, "aaaaaaaaaaaaaaaaaaaaaaaa", "abcd-efgh-ijkl", "c1")
+	if f.KeysVersion() != last {
+		t.Fatal("a room create moved KeysVersion")
+	}
+	step("a key revoked", true, CmdRevokeAPIKey, RevokeAPIKey{Key: "k1", At: t0})
+	step("a revoked key revoked again", false, CmdRevokeAPIKey, RevokeAPIKey{Key: "k1", At: t0})
+
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if f.KeysVersion() == last {
+		t.Fatal("a restore left KeysVersion where it was")
+	}
+}
