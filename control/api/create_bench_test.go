@@ -10,6 +10,43 @@ import (
 	"github.com/meridian-video/meridian/control/server"
 )
 
+// handlerBench calls the API's handler of a one-node cluster (rate limits
+// off) the way fasthttp would for one request, without a socket.
+type handlerBench struct {
+	c       *clustertest.Cluster
+	handler fasthttp.RequestHandler
+	authz   []byte
+	req     fasthttp.Request
+	ctx     fasthttp.RequestCtx
+}
+
+func newHandlerBench(b *testing.B) *handlerBench {
+	c := clustertest.New(b, 1, clustertest.Options{Configure: func(i int, cfg *server.Config) {
+		cfg.API.RateLimitPerKey, cfg.API.RateLimitPerIP = 0, 0
+	}})
+	return &handlerBench{c: c, handler: c.Node(0).App().Handler(), authz: []byte(c.Token())}
+}
+
+var benchRemote = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}
+
+// do runs one request with the cluster's token and fails the benchmark on
+// any status but 200.
+func (h *handlerBench) do(b *testing.B, method, uri string, body []byte) {
+	h.req.Reset()
+	h.req.Header.SetMethod(method)
+	h.req.SetRequestURI(uri)
+	h.req.Header.SetBytesV(fasthttp.HeaderAuthorization, h.authz)
+	if body != nil {
+		h.req.Header.SetContentType("application/json")
+		h.req.SetBody(body)
+	}
+	h.ctx.Init(&h.req, benchRemote, nil)
+	h.handler(&h.ctx)
+	if h.ctx.Response.StatusCode() != fasthttp.StatusOK {
+		b.Fatalf("%s %s: status %d: %s", method, uri, h.ctx.Response.StatusCode(), h.ctx.Response.Body())
+	}
+}
+
 // BenchmarkCreateRoomHandler is one POST /v2/rooms through the API's
 // handler on a one-node cluster: the request's whole path on the node a
 // client calls (authentication, decoding, the Raft proposal, the FSM, the
@@ -19,75 +56,38 @@ import (
 //
 //	go test -run '^$' -bench CreateRoomHandler -benchmem ./control/api/
 func BenchmarkCreateRoomHandler(b *testing.B) {
-	c := clustertest.New(b, 1, clustertest.Options{Configure: func(i int, cfg *server.Config) {
-		cfg.API.RateLimitPerKey, cfg.API.RateLimitPerIP = 0, 0
-	}})
-	handler := c.Node(0).App().Handler()
-	authz := []byte(c.Token())
+	h := newHandlerBench(b)
 	body := []byte(`{"customRoomId":"meeting-84663aeb-0","webhook":{"endPoint":"https://hooks.example.com/meridian/events","events":["session-started","session-ended","participant-joined","participant-left"]}}`)
-	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}
-	var req fasthttp.Request
-	var ctx fasthttp.RequestCtx
-	create := func() {
-		req.Reset()
-		req.Header.SetMethod(fasthttp.MethodPost)
-		req.SetRequestURI("/v2/rooms")
-		req.Header.SetContentType("application/json")
-		req.Header.SetBytesV(fasthttp.HeaderAuthorization, authz)
-		req.SetBody(body)
-		ctx.Init(&req, remote, nil)
-		handler(&ctx)
-		if ctx.Response.StatusCode() != fasthttp.StatusOK {
-			b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-		}
-	}
 	for range 100 { // the token cache, the log, the indexes' first nodes
-		create()
+		h.do(b, fasthttp.MethodPost, "/v2/rooms", body)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		create()
+		h.do(b, fasthttp.MethodPost, "/v2/rooms", body)
 	}
 }
 
-// BenchmarkGetRoomHandler is one GET /v2/rooms/{roomId} through the API's
-// handler on a one-node cluster, as BenchmarkCreateRoomHandler: the token
-// check, the read and the response, without a socket.
+// BenchmarkGetRoomHandler is one GET /v2/rooms/{roomId} the same way: the
+// token check, the read and the response (docs/benchmarks.md, "Where the
+// three-node p99 goes").
 //
 //	go test -run '^$' -bench GetRoomHandler -benchmem ./control/api/
 func BenchmarkGetRoomHandler(b *testing.B) {
-	c := clustertest.New(b, 1, clustertest.Options{Configure: func(i int, cfg *server.Config) {
-		cfg.API.RateLimitPerKey, cfg.API.RateLimitPerIP = 0, 0
-	}})
+	h := newHandlerBench(b)
 	var room struct{ RoomID string }
-	if r := c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{"customRoomId": "meeting-84663aeb-0"}); r.Status != fasthttp.StatusOK {
+	r := h.c.Do(0, "POST", "/v2/rooms", h.c.Token(), map[string]any{"customRoomId": "meeting-84663aeb-0"})
+	if r.Status != fasthttp.StatusOK {
 		b.Fatalf("create: %d %s", r.Status, r.Body)
-	} else {
-		r.JSON(b, &room)
 	}
-	handler := c.Node(0).App().Handler()
-	authz := []byte(c.Token())
-	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}
-	var req fasthttp.Request
-	var ctx fasthttp.RequestCtx
-	get := func() {
-		req.Reset()
-		req.Header.SetMethod(fasthttp.MethodGet)
-		req.SetRequestURI("/v2/rooms/" + room.RoomID)
-		req.Header.SetBytesV(fasthttp.HeaderAuthorization, authz)
-		ctx.Init(&req, remote, nil)
-		handler(&ctx)
-		if ctx.Response.StatusCode() != fasthttp.StatusOK {
-			b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-		}
-	}
+	r.JSON(b, &room)
+	uri := "/v2/rooms/" + room.RoomID
 	for range 100 { // the token cache
-		get()
+		h.do(b, fasthttp.MethodGet, uri, nil)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		get()
+		h.do(b, fasthttp.MethodGet, uri, nil)
 	}
 }

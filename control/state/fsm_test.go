@@ -338,15 +338,7 @@ func TestKeysVersionMovesWhenKeysChange(t *testing.T) {
 	step("a key revoked", true, CmdRevokeAPIKey, RevokeAPIKey{Key: "k1", At: t0})
 	step("a revoked key revoked again", false, CmdRevokeAPIKey, RevokeAPIKey{Key: "k1", At: t0})
 
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+	if err := f.Restore(io.NopCloser(bytes.NewReader(persistRaw(t, f.FSM)))); err != nil {
 		t.Fatal(err)
 	}
 	if f.KeysVersion() == last {
