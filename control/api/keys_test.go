@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +58,47 @@ func TestNewKeyWorksThroughEveryNode(t *testing.T) {
 	bad, _ := auth.Mint(auth.MintOptions{APIKey: "00000000-0000-4000-8000-000000000000", Secret: []byte(key.Secret), Roles: []string{auth.RoleCrawler}, TTL: time.Hour})
 	if r := c.Do(follower, "GET", "/v2/rooms", bad, nil); r.Status != 401 {
 		t.Fatalf("an unknown key through a follower: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestRevokedKeyRefusedOnEveryNode: every node has verified and cached a
+// token of a key; once the key's revocation has reached a node, that node
+// refuses the token. Each node's token cache skips the key lookup until its
+// own state's KeysVersion moves, so this fails if applying the revocation
+// on a follower does not move it.
+func TestRevokedKeyRefusedOnEveryNode(t *testing.T) {
+	c := clustertest.New(t, 3, clustertest.Options{})
+	admin := "Bearer " + c.AdminToken
+	leader := c.Leader()
+	var created struct{ APIKey, Secret string }
+	if r := c.Do(leader, "POST", "/admin/v1/keys", admin, map[string]any{"name": "revoked-soon"}); r.Status != 201 {
+		t.Fatalf("create key: %d %s", r.Status, r.Body)
+	} else {
+		r.JSON(t, &created)
+	}
+	tok := c.Token(func(o *auth.MintOptions) { o.APIKey, o.Secret = created.APIKey, []byte(created.Secret) })
+	for i := range 3 {
+		for range 2 { // the first call verifies and caches, the second is served from the cache
+			if r := c.Do(i, "GET", "/v2/rooms", tok, nil); r.Status != 200 {
+				t.Fatalf("node %d before the revocation: %d %s", i, r.Status, r.Body)
+			}
+		}
+	}
+	if r := c.Do(leader, "DELETE", "/admin/v1/keys/"+created.APIKey, admin, nil); r.Status != 200 {
+		t.Fatalf("revoke: %d %s", r.Status, r.Body)
+	}
+	for i := range 3 {
+		// Wait on the node the request goes to next: the revocation applied there.
+		clustertest.Eventually(t, 10*time.Second, func() string {
+			var k *state.APIKey
+			c.Node(i).Node().FSM().Read(func(s *state.Store) { k, _ = s.APIKey(created.APIKey) })
+			if k == nil || k.RevokedAt == nil {
+				return "the revocation has not reached this node"
+			}
+			return ""
+		})
+		if r := c.Do(i, "GET", "/v2/rooms", tok, nil); r.Status != 401 || !strings.Contains(string(r.Body), "revoked") {
+			t.Fatalf("node %d after the revocation reached it: %d %s", i, r.Status, r.Body)
+		}
 	}
 }
