@@ -783,15 +783,15 @@ func (n *Node) HandleForwardedApply(req ForwardedApply) ForwardedResult {
 	var (
 		res   json.RawMessage
 		index uint64
-		err   error
 	)
-	if t := state.CommandType(req.Type); t == state.CmdRequest && batchableRequest(req.Body) {
-		var entry []byte
-		if entry, err = state.Encode(t, req.Body); err == nil {
+	t := state.CommandType(req.Type)
+	entry, err := state.Encode(t, req.Body) // once, whichever way it is proposed
+	if err == nil {
+		if t == state.CmdRequest && batchableRequest(req.Body) {
 			res, index, err = n.batcher.apply(entry)
+		} else {
+			res, index, err = n.applyEntry(entry)
 		}
-	} else {
-		res, index, err = n.applyLocal(t, req.Body)
 	}
 	out := ForwardedResult{Index: index, Result: res}
 	if index > 0 {

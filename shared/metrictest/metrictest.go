@@ -34,7 +34,7 @@ func Sum(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]st
 // the family name in g whose labels include labels, as Sum does for values.
 func Count(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (count uint64, found bool) {
 	tb.Helper()
-	count, _, found = observations(tb, g, name, labels)
+	count, _, found = Observed(tb, g, name, labels)
 	return count, found
 }
 
@@ -42,11 +42,6 @@ func Count(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]
 // g whose labels include labels observed: their counts and the sums of
 // their observations.
 func Observed(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (count uint64, sum float64, found bool) {
-	tb.Helper()
-	return observations(tb, g, name, labels)
-}
-
-func observations(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (count uint64, sum float64, found bool) {
 	tb.Helper()
 	each(tb, g, name, labels, func(m *dto.Metric) {
 		switch {
