@@ -65,8 +65,9 @@ type Txn struct {
 	//
 	// Meridian's patch: a set that starts over when full instead of
 	// upstream's LRU, whose entries cost two allocations each, taken from
-	// and given back to a pool (writableSets; PATCHES.md).
-	writable map[*Node]struct{}
+	// and given back to a pool (writableSets; PATCHES.md). The value is
+	// true for a leafCarrier, whose leaf is never replaced in place.
+	writable map[*Node]bool
 
 	// trackChannels is used to hold channels that need to be notified to
 	// signal mutation of the tree. This will only hold up to
@@ -154,7 +155,13 @@ func (t *Txn) writeNode(n *Node, forLeafUpdate bool) *Node {
 	// a node update since the node is writable, but if this is for a leaf
 	// update we track it, in case the initial write to this node didn't
 	// update the leaf.
-	if _, ok := t.writable[n]; ok {
+	//
+	// Meridian's patch: a leafCarrier is used in place except to change its
+	// leaf: the leaf lives in the carrier's own allocation, so replacing or
+	// removing it in place would keep the old key and value alive with the
+	// node, and delete hands the old leaf back to its caller. It is copied
+	// instead (the copy is a plain node, whose leaf the caller replaces).
+	if carrier, ok := t.writable[n]; ok && !(carrier && forLeafUpdate) {
 		if t.trackMutate && forLeafUpdate && n.leaf != nil {
 			t.trackChannel(n.leaf.mutateCh)
 		}
@@ -179,10 +186,21 @@ func (t *Txn) writeNode(n *Node, forLeafUpdate bool) *Node {
 	// Meridian's patch: the copy shares the prefix's bytes. Nothing writes
 	// into a prefix (it is resliced, or replaced by concat's new slice), so
 	// upstream's copy of it was an allocation per copied node for nothing.
-	nc := &Node{
-		mutateCh: newMutateCh(),
-		leaf:     n.leaf,
-		prefix:   n.prefix,
+	//
+	// Meridian's patch: a copy that keeps its leaf carries a copy of the
+	// leaf in the same allocation (leafCarrier). Sharing the original's leaf
+	// instead would keep the original carrier alive, node and all, for as
+	// long as the copy lives.
+	var nc *Node
+	carrier := n.leaf != nil && !forLeafUpdate
+	if carrier {
+		nc = newLeafCarrier(n.prefix, *n.leaf)
+	} else {
+		nc = &Node{
+			mutateCh: newMutateCh(),
+			leaf:     n.leaf,
+			prefix:   n.prefix,
+		}
 	}
 	if len(n.edges) != 0 {
 		nc.edges = make([]edge, len(n.edges))
@@ -198,7 +216,7 @@ func (t *Txn) writeNode(n *Node, forLeafUpdate bool) *Node {
 	case len(t.writable) >= defaultModifiedCache:
 		emptyWritableSet(t.writable)
 	}
-	t.writable[nc] = struct{}{}
+	t.writable[nc] = carrier
 	return nc
 }
 
@@ -277,15 +295,7 @@ func (t *Txn) insert(n *Node, k, search []byte, v interface{}) (*Node, interface
 	if child == nil {
 		e := edge{
 			label: search[0],
-			node: &Node{
-				mutateCh: newMutateCh(),
-				leaf: &leafNode{
-					mutateCh: newMutateCh(),
-					key:      k,
-					val:      v,
-				},
-				prefix: search,
-			},
+			node:  newLeafCarrier(search, leafNode{mutateCh: newMutateCh(), key: k, val: v}),
 		}
 		nc := t.writeNode(n, false)
 		nc.addEdge(e)
@@ -325,7 +335,7 @@ func (t *Txn) insert(n *Node, k, search []byte, v interface{}) (*Node, interface
 	modChild.prefix = modChild.prefix[commonPrefix:]
 
 	// Create a new leaf node
-	leaf := &leafNode{
+	leaf := leafNode{
 		mutateCh: newMutateCh(),
 		key:      k,
 		val:      v,
@@ -334,18 +344,14 @@ func (t *Txn) insert(n *Node, k, search []byte, v interface{}) (*Node, interface
 	// If the new key is a subset, add to to this node
 	search = search[commonPrefix:]
 	if len(search) == 0 {
-		splitNode.leaf = leaf
+		splitNode.leaf = &leaf
 		return nc, nil, false
 	}
 
 	// Create a new edge for the node
 	splitNode.addEdge(edge{
 		label: search[0],
-		node: &Node{
-			mutateCh: newMutateCh(),
-			leaf:     leaf,
-			prefix:   search,
-		},
+		node:  newLeafCarrier(search, leaf),
 	})
 	return nc, nil, false
 }
@@ -588,7 +594,9 @@ func (t *Txn) slowNotify() {
 		rootElem := rootIter.Front()
 		if snapElem != rootElem {
 			closeWatch(snapElem.mutateCh)
-			if snapElem.leaf != nil && (snapElem.leaf != rootElem.leaf) {
+			// Meridian's patch: a leaf is known by its channel, not its
+			// address: a copied leafCarrier carries a copy of the same leaf.
+			if snapElem.leaf != nil && (rootElem.leaf == nil || snapElem.leaf.mutateCh != rootElem.leaf.mutateCh) {
 				closeWatch(snapElem.leaf.mutateCh)
 			}
 		}
@@ -688,11 +696,11 @@ func concat(a, b []byte) []byte {
 // of the bytes a room create allocates on each replica (PATCHES.md). An
 // emptied map keeps its buckets and refers to no node, so a set from the
 // pool holds on to nothing and admits nothing as writable.
-var writableSets = sync.Pool{New: func() interface{} { return make(map[*Node]struct{}) }}
+var writableSets = sync.Pool{New: func() interface{} { return make(map[*Node]bool) }}
 
-func newWritableSet() map[*Node]struct{} { return writableSets.Get().(map[*Node]struct{}) }
+func newWritableSet() map[*Node]bool { return writableSets.Get().(map[*Node]bool) }
 
-func releaseWritableSet(m map[*Node]struct{}) {
+func releaseWritableSet(m map[*Node]bool) {
 	if m == nil {
 		return
 	}
@@ -702,7 +710,7 @@ func releaseWritableSet(m map[*Node]struct{}) {
 
 // emptyWritableSet removes every node from m and keeps its buckets (the
 // compiler turns this loop into one map clear; the module predates clear).
-func emptyWritableSet(m map[*Node]struct{}) {
+func emptyWritableSet(m map[*Node]bool) {
 	for n := range m {
 		delete(m, n)
 	}

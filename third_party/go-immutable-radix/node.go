@@ -40,6 +40,25 @@ type Node struct {
 	edges edges
 }
 
+// leafCarrier is a node allocated together with its leaf (Meridian's
+// patch). Most nodes that hold a leaf are the last node of their key's
+// path, made when the key is inserted; in one allocation instead of two,
+// a tree of a million keys has a million fewer objects for the collector
+// to find and mark on every cycle. A carrier is never changed after it is
+// made (writeNode copies it), so its leaf is always its own; leaves are
+// never changed in place, so a copy of one is the same leaf.
+type leafCarrier struct {
+	node Node
+	leaf leafNode
+}
+
+// newLeafCarrier returns a node with prefix and a copy of leaf.
+func newLeafCarrier(prefix []byte, leaf leafNode) *Node {
+	c := &leafCarrier{leaf: leaf}
+	c.node = Node{mutateCh: newMutateCh(), leaf: &c.leaf, prefix: prefix}
+	return &c.node
+}
+
 func (n *Node) isLeaf() bool {
 	return n.leaf != nil
 }
