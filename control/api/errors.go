@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -25,6 +26,10 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// msgBodyCutShort answers a request whose connection ended before the
+// body it declared had arrived.
+const msgBodyCutShort = "could not read the request body: the connection ended before its declared Content-Length"
 
 func badRequest(msg string) *Error { return &Error{Status: http.StatusBadRequest, Message: msg} }
 func notFound(msg string) *Error   { return &Error{Status: http.StatusNotFound, Message: msg} }
@@ -104,6 +109,11 @@ func classify(err error) (status int, msg string, retryAfter int) {
 			return fe.Code, "no such route", 0
 		case http.StatusMethodNotAllowed:
 			return fe.Code, "method not allowed on this route", 0
+		case http.StatusBadRequest:
+			// fasthttp reading a small body before any handler runs.
+			if fe.Message == io.ErrUnexpectedEOF.Error() {
+				return fe.Code, msgBodyCutShort, 0
+			}
 		}
 		if fe.Code < 500 {
 			return fe.Code, fe.Message, 0

@@ -403,10 +403,12 @@ func limitBody(c *fiber.Ctx) error {
 		return &Error{Status: fiber.StatusRequestEntityTooLarge, Message: "request body is larger than 1 MiB"}
 	}
 	if stream := c.Context().RequestBodyStream(); stream != nil {
-		// Chunked or unknown length: read at most one byte past the limit.
-		body, err := io.ReadAll(io.LimitReader(stream, MaxBodyBytes+1))
+		body, err := readBody(stream, req.Header.ContentLength())
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return badRequest(msgBodyCutShort)
+		}
 		if err != nil {
-			return &Error{Status: fiber.StatusBadRequest, Message: "could not read the request body"}
+			return badRequest("could not read the request body")
 		}
 		if len(body) > MaxBodyBytes {
 			discardBody(c)
@@ -415,6 +417,27 @@ func limitBody(c *fiber.Ctx) error {
 		req.SetBodyRaw(body)
 	}
 	return c.Next()
+}
+
+// presizedBody is the largest declared body length read into a buffer
+// allocated at once; a larger one grows as its bytes arrive, so a client
+// cannot make the server hold a megabyte by declaring it and sending
+// nothing.
+const presizedBody = 64 << 10
+
+// readBody reads a streamed request body: a small declared length into one
+// buffer of that size (io.ReadAll would start at 512 bytes and grow, for
+// every create on the node a client calls), anything else up to one byte
+// past the limit.
+func readBody(stream io.Reader, contentLength int) ([]byte, error) {
+	if contentLength < 0 || contentLength > presizedBody {
+		return io.ReadAll(io.LimitReader(stream, MaxBodyBytes+1))
+	}
+	body := make([]byte, contentLength)
+	if _, err := io.ReadFull(stream, body); err != nil {
+		return nil, err
+	}
+	return body, nil
 }
 
 func discardBody(c *fiber.Ctx) {
