@@ -3,12 +3,14 @@ package api_test
 import (
 	"bytes"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/meridian-video/meridian/control/cluster/clustertest"
 	"github.com/meridian-video/meridian/control/server"
+	"github.com/meridian-video/meridian/control/state"
 )
 
 // handlerBench calls the API's handler of a one-node cluster (rate limits
@@ -61,17 +63,53 @@ func (h *handlerBench) do(b *testing.B, method, uri string, body []byte) {
 // Raft's and the FSM's included — what the collector has to catch up with
 // per create on a leader (docs/benchmarks.md, "Less allocation on the leader's HTTP path").
 //
+// new: every request a new customRoomId, so every one creates a room (as
+// a customer creating a room per meeting). repeat: the same customRoomId
+// every time, which after the first is answered with the existing room
+// (the idempotent create: a lookup and a request record, no insert). Until
+// 2026-12-05 this benchmark was repeat alone, under this one name.
+//
 //	go test -run '^$' -bench CreateRoomHandler -benchmem ./control/api/
 func BenchmarkCreateRoomHandler(b *testing.B) {
-	h := newHandlerBench(b)
-	body := []byte(`{"customRoomId":"meeting-84663aeb-0","webhook":{"endPoint":"https://hooks.example.com/meridian/events","events":["session-started","session-ended","participant-joined","participant-left"]}}`)
-	for range 100 { // the token cache, the log, the indexes' first nodes
-		h.do(b, fasthttp.MethodPost, "/v2/rooms", body)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		h.do(b, fasthttp.MethodPost, "/v2/rooms", body)
+	const tmpl = `{"customRoomId":"meeting-84663aeb-00000000","webhook":{"endPoint":"https://hooks.example.com/meridian/events","events":["session-started","session-ended","participant-joined","participant-left"]}}`
+	counter := strings.Index(tmpl, "00000000")
+	for _, fresh := range []bool{true, false} {
+		name := "repeat"
+		if fresh {
+			name = "new"
+		}
+		b.Run(name, func(b *testing.B) {
+			h := newHandlerBench(b)
+			body := []byte(tmpl)
+			n := 0
+			create := func() {
+				if fresh { // the next id, written over the digits in place
+					n++
+					for i, v := counter+7, n; i >= counter; i, v = i-1, v/10 {
+						body[i] = byte('0' + v%10)
+					}
+				}
+				h.do(b, fasthttp.MethodPost, "/v2/rooms", body)
+			}
+			for range 100 { // the token cache, the log, the indexes' first nodes
+				create()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				create()
+			}
+			b.StopTimer()
+			rooms := 0
+			h.c.Node(0).Node().FSM().Read(func(s *state.Store) { rooms = s.RoomCount() })
+			want := 1 // one customRoomId
+			if fresh {
+				want = 100 + b.N
+			}
+			if rooms != want {
+				b.Fatalf("%d rooms after %d creates, want %d", rooms, 100+b.N, want)
+			}
+		})
 	}
 }
 
