@@ -44,9 +44,10 @@ type Node struct {
 // patch). Most nodes that hold a leaf are the last node of their key's
 // path, made when the key is inserted; in one allocation instead of two,
 // a tree of a million keys has a million fewer objects for the collector
-// to find and mark on every cycle. A carrier is never changed after it is
-// made (writeNode copies it), so its leaf is always its own; leaves are
-// never changed in place, so a copy of one is the same leaf.
+// to find and mark on every cycle. A carrier's leaf is never replaced or
+// removed in place (writeNode copies the carrier first), so its leaf is
+// always its own; leaves are never changed in place, so a copy of one is
+// the same leaf.
 type leafCarrier struct {
 	node Node
 	leaf leafNode
