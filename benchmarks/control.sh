@@ -29,6 +29,8 @@
 #                                                # (SEED=1 only): results/…/pprof/nodes-N-NAME-SIZE.pprof;
 #                                                # each node also serves net/http/pprof (address printed at start)
 #   NODE_GOGC="170 200 230" ...                  # GOGC of each node (c1 c2 c3; default: meridian's own)
+#   GODEBUG=gctrace=1 ...                        # every node logs its collections; table.md then counts the
+#                                                # last fill's stretches by which nodes were marking in them
 #
 # Servers run on CPU 0 (taskset -c 0; all three nodes share it), the load
 # client on CPU 1. Rate limits are off (--rate-limit-ip 0 --rate-limit-key 0).
@@ -149,6 +151,9 @@ start_node() { # index: start NAMES[i] with ARGS[i] (a string of words without s
 	fi
 	read -r -a gogc <<<"${NODE_GOGC:-}"
 	if [[ -n "${gogc[$i]:-}" ]]; then env+=("GOGC=${gogc[$i]}"); fi
+	# gctrace places a collection in seconds from the process's start; the
+	# report (ctlbench collections.go) reads this line to place it in time.
+	echo "meridian-bench: started $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" >>"$WORK/${NAMES[$i]}.log"
 	# shellcheck disable=SC2086
 	${PIN_SERVER[@]+"${PIN_SERVER[@]}"} ${env[@]+"${env[@]}"} "$MERIDIAN" ${ARGS[$i]} >>"$WORK/${NAMES[$i]}.log" 2>&1 &
 	PIDS[$i]=$!

@@ -14,24 +14,32 @@ func runReport(files []string) error {
 		return errors.New("give result files")
 	}
 	var results []*Result
+	var logPrefixes []string
 	for _, f := range files {
 		var r Result
 		if err := readJSON(f, &r); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
 		results = append(results, &r)
+		// control.sh keeps the nodes' logs beside the JSON: nodes-3.json,
+		// nodes-3-c1.log, ...
+		logPrefixes = append(logPrefixes, strings.TrimSuffix(f, ".json"))
 	}
-	printReport(os.Stdout, results)
+	printReport(os.Stdout, results, logPrefixes)
 	return nil
 }
 
-func printReport(w io.Writer, results []*Result) {
-	for _, r := range results {
-		printResult(w, r)
+func printReport(w io.Writer, results []*Result, logPrefixes []string) {
+	for i, r := range results {
+		prefix := ""
+		if i < len(logPrefixes) {
+			prefix = logPrefixes[i]
+		}
+		printResult(w, r, prefix)
 	}
 }
 
-func printResult(w io.Writer, r *Result) {
+func printResult(w io.Writer, r *Result, logPrefix string) {
 	fmt.Fprintf(w, "### %s\n\n", r.Label)
 	fmt.Fprintf(w, "%s; started %s; leader %s", r.Machine, r.Started.Format("2006-01-02 15:04 UTC"), r.Leader)
 	if r.Follower != "" {
@@ -76,6 +84,7 @@ func printResult(w io.Writer, r *Result) {
 		}
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, stallSummary(tl))
+		printCollections(w, r, logPrefix)
 	}
 
 	lc := r.ListClients

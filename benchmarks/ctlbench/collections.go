@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// With GODEBUG=gctrace=1 every node logs its collections. The fill's slow
+// stretches line up with them (docs/benchmarks.md, "A leaf in its node's
+// allocation"): this part of the report counts the stretches of the last
+// fill by which nodes were marking during them, and how many of each kind
+// missed the p99 target. control.sh writes a "meridian-bench: started"
+// line into a node's log before each start, since gctrace gives a cycle's
+// start in seconds from the process's start.
+
+// minMark is the shortest mark phase counted: shorter ones (a small heap,
+// early in a fill) do not hold up a stretch.
+const minMark = 300 * time.Millisecond
+
+// startedPrefix begins the line control.sh writes before each start.
+const startedPrefix = "meridian-bench: started "
+
+// markPhase is one collection's concurrent mark phase on one node.
+type markPhase struct{ from, to time.Time }
+
+// gctraceLine matches "gc 12 @54.026s 1%: 0.31+1481+0.003 ms clock, ...":
+// the cycle's start after the process started, and its mark phase (the
+// middle clock figure, ms).
+var gctraceLine = regexp.MustCompile(`^gc \d+ @([0-9.]+)s \d+%: [0-9.]+\+([0-9.]+)\+`)
+
+// markPhases reads a node's log: its mark phases of at least minMark, each
+// placed after the start line that precedes it (a restarted node logs
+// into the same file).
+func markPhases(r io.Reader) ([]markPhase, error) {
+	var (
+		out     []markPhase
+		started time.Time
+	)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, startedPrefix); ok {
+			t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(rest))
+			if err != nil {
+				return nil, fmt.Errorf("start line %q: %w", line, err)
+			}
+			started = t
+			continue
+		}
+		m := gctraceLine.FindStringSubmatch(line)
+		if m == nil || started.IsZero() {
+			continue
+		}
+		at, err1 := strconv.ParseFloat(m[1], 64)
+		markMs, err2 := strconv.ParseFloat(m[2], 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		mark := time.Duration(markMs * float64(time.Millisecond))
+		if mark < minMark {
+			continue
+		}
+		from := started.Add(time.Duration(at * float64(time.Second)))
+		out = append(out, markPhase{from: from, to: from.Add(mark)})
+	}
+	return out, sc.Err()
+}
+
+// stretchesByMarking counts the stretches of tl by which nodes marked in
+// them: the leader (with or without others) or, without it, how many
+// other nodes; slow counts those over the p99 target.
+type markingCount struct{ stretches, slow int }
+
+func stretchesByMarking(tl []Bin, phases map[string][]markPhase, leader string) (leaderMarking markingCount, byOthers map[int]*markingCount) {
+	byOthers = map[int]*markingCount{}
+	for _, b := range tl {
+		to := b.End
+		from := to.Add(-time.Duration(b.Seconds * float64(time.Second)))
+		leaderIn, others := false, 0
+		for name, ps := range phases {
+			for _, p := range ps {
+				if p.from.Before(to) && p.to.After(from) {
+					if name == leader {
+						leaderIn = true
+					} else {
+						others++
+					}
+					break
+				}
+			}
+		}
+		c := &leaderMarking
+		if !leaderIn {
+			if byOthers[others] == nil {
+				byOthers[others] = &markingCount{}
+			}
+			c = byOthers[others]
+		}
+		c.stretches++
+		if b.P99Ms > targetP99Ms {
+			c.slow++
+		}
+	}
+	return leaderMarking, byOthers
+}
+
+// printCollections adds the breakdown to a result's report when the nodes'
+// logs (next to its JSON file, named prefix-NAME.log) carry gctrace lines.
+func printCollections(w io.Writer, r *Result, logPrefix string) {
+	tl := lastTimeline(r)
+	if len(tl) == 0 || logPrefix == "" {
+		return
+	}
+	phases := map[string][]markPhase{}
+	traced := false
+	for _, n := range r.Nodes {
+		f, err := os.Open(logPrefix + "-" + n.Name + ".log")
+		if err != nil {
+			continue
+		}
+		ps, err := markPhases(f)
+		f.Close()
+		if err != nil {
+			fmt.Fprintf(w, "\n(collections not counted: %s: %v)\n", n.Name, err)
+			return
+		}
+		phases[n.Name] = ps
+		traced = traced || len(ps) > 0
+	}
+	if !traced {
+		return
+	}
+	leader, others := stretchesByMarking(tl, phases, r.Leader)
+	fmt.Fprintf(w, "\nThe last fill's stretches by the nodes' collections running in them (gctrace, mark phases of %.1f s or more; slow: p99 over %d ms):\n\n", minMark.Seconds(), targetP99Ms)
+	fmt.Fprintln(w, "| nodes marking in the stretch | stretches | slow |")
+	fmt.Fprintln(w, "|---|---:|---:|")
+	for k := 0; k < len(r.Nodes); k++ {
+		c := others[k]
+		if c == nil {
+			continue
+		}
+		what := "none"
+		switch {
+		case k == 1 && len(r.Nodes) == 2:
+			what = "the other node"
+		case k == 1:
+			what = "one node, not the leader"
+		case k > 1:
+			what = fmt.Sprintf("%d nodes, not the leader", k)
+		}
+		fmt.Fprintf(w, "| %s | %d | %d |\n", what, c.stretches, c.slow)
+	}
+	if leader.stretches > 0 {
+		what := "the leader (with or without others)"
+		if len(r.Nodes) == 1 {
+			what = "the node"
+		}
+		fmt.Fprintf(w, "| %s | %d | %d |\n", what, leader.stretches, leader.slow)
+	}
+}
