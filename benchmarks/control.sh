@@ -108,6 +108,10 @@ else
 fi
 
 echo "== building meridian${REV:+ at $REV} and ctlbench (into $WORK)"
+# GODEBUG (e.g. gctrace=1) is for the servers: a compiler run with it
+# prints its own traces, which Go's build cache keeps and replays in every
+# later build of the same package.
+gobuild() { env -u GODEBUG go build "$@"; }
 # PROFILE=1: the benchmark's profiling hooks (benchmarks/pprof) built into
 # this binary only, nothing in the tree.
 overlay() { # source dir → go build flags
@@ -119,15 +123,15 @@ if [[ -n "${REV:-}" ]]; then
 	mkdir -p "$WORK/src"
 	git archive "$REV" | tar -x -C "$WORK/src"
 	# shellcheck disable=SC2046
-	(cd "$WORK/src" && go build $(overlay "$WORK/src") -o "$WORK/meridian" ./cmd/meridian)
+	(cd "$WORK/src" && gobuild $(overlay "$WORK/src") -o "$WORK/meridian" ./cmd/meridian)
 	BUILT="commit $(git rev-parse --short "$REV")"
 	rm -rf "$WORK/src"
 else
 	# shellcheck disable=SC2046
-	go build $(overlay "$ROOT") -o "$WORK/meridian" ./cmd/meridian
+	gobuild $(overlay "$ROOT") -o "$WORK/meridian" ./cmd/meridian
 	BUILT="working tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' with uncommitted changes')"
 fi
-go build -o "$WORK/ctlbench" ./benchmarks/ctlbench
+gobuild -o "$WORK/ctlbench" ./benchmarks/ctlbench
 MERIDIAN="$WORK/meridian" CTLBENCH="$WORK/ctlbench"
 freeport() { "$CTLBENCH" freeport; }
 INSECURE=()

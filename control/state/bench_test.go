@@ -277,23 +277,6 @@ func cpuNow() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkApplyCreateRequest: a room create as a cluster applies it, on
-// every node: CreateRoom wrapped in a Request (the request record kept,
-// the result encoded, old records evicted), eight entries per ApplyBatch
-// (about what Raft commits together at 16 writing clients), with 100k
-// rooms in the store and the retry records at their count bound, as they
-// are after a few seconds at 2,000 creates/s. Figures are per create;
-// cpu-ns/op (the process's CPU, GC included) is the one a shared machine
-// disturbs least.
-//
-// ids=sequential numbers the document ids, room ids and request ids (the
-// benchmark's first form, kept so that its figures compare); ids=random
-// draws them all at random (as the API and the cluster did until document
-// and request ids got a time prefix): a random key copies a path of its own
-// from the root of the index, where consecutive keys share theirs within a
-// transaction; ids=ordered draws them as they are drawn now (document ids
-// start with their second, request ids with their nanosecond, room ids
-// stay random).
 // BenchmarkMarkRooms: what a collection costs with 200k rooms shaped as
 // production makes them (time-ordered document ids, random room ids) in
 // the state: live bytes and objects per room, and the wall time of a full
@@ -328,6 +311,23 @@ func BenchmarkMarkRooms(b *testing.B) {
 	}
 }
 
+// BenchmarkApplyCreateRequest: a room create as a cluster applies it, on
+// every node: CreateRoom wrapped in a Request (the request record kept,
+// the result encoded, old records evicted), eight entries per ApplyBatch
+// (about what Raft commits together at 16 writing clients), with 100k
+// rooms in the store and the retry records at their count bound, as they
+// are after a few seconds at 2,000 creates/s. Figures are per create;
+// cpu-ns/op (the process's CPU, GC included) is the one a shared machine
+// disturbs least.
+//
+// ids=sequential numbers the document ids, room ids and request ids (the
+// benchmark's first form, kept so that its figures compare); ids=random
+// draws them all at random (as the API and the cluster did until document
+// and request ids got a time prefix): a random key copies a path of its own
+// from the root of the index, where consecutive keys share theirs within a
+// transaction; ids=ordered draws them as they are drawn now (document ids
+// start with their second, request ids with their nanosecond, room ids
+// stay random).
 func BenchmarkApplyCreateRequest(b *testing.B) {
 	b.Run("ids=sequential", func(b *testing.B) { benchApplyCreateRequest(b, roomsFSM(b, 100_000), benchRoom, seqRequestID) })
 	b.Run("ids=random", func(b *testing.B) {
