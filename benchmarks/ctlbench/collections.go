@@ -73,11 +73,13 @@ func markPhases(r io.Reader) ([]markPhase, error) {
 	return out, sc.Err()
 }
 
-// stretchesByMarking counts the stretches of tl by which nodes marked in
-// them: the leader (with or without others) or, without it, how many
-// other nodes; slow counts those over the p99 target.
+// markingCount is a number of stretches and how many of them were slow
+// (a p99 over the target).
 type markingCount struct{ stretches, slow int }
 
+// stretchesByMarking counts the stretches of tl by which nodes marked in
+// them: the leader (with or without others) or, without it, how many
+// other nodes.
 func stretchesByMarking(tl []Bin, phases map[string][]markPhase, leader string) (leaderMarking markingCount, byOthers map[int]*markingCount) {
 	byOthers = map[int]*markingCount{}
 	for _, b := range tl {
