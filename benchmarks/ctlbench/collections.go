@@ -73,44 +73,47 @@ func markPhases(r io.Reader) ([]markPhase, error) {
 	return out, sc.Err()
 }
 
+// marking says who was marking in a stretch: the leader, and how many of
+// the other nodes (counted only when the leader was not).
+type marking struct {
+	leader bool
+	others int
+}
+
 // markingCount is a number of stretches and how many of them were slow
 // (a p99 over the target).
 type markingCount struct{ stretches, slow int }
 
-// stretchesByMarking counts the stretches of tl by which nodes marked in
-// them: the leader (with or without others) or, without it, how many
-// other nodes.
-func stretchesByMarking(tl []Bin, phases map[string][]markPhase, leader string) (leaderMarking markingCount, byOthers map[int]*markingCount) {
-	byOthers = map[int]*markingCount{}
+// stretchesByMarking counts the stretches of tl by who marked in them.
+func stretchesByMarking(tl []Bin, phases map[string][]markPhase, leader string) map[marking]markingCount {
+	out := map[marking]markingCount{}
 	for _, b := range tl {
 		to := b.End
 		from := to.Add(-time.Duration(b.Seconds * float64(time.Second)))
-		leaderIn, others := false, 0
+		var k marking
 		for name, ps := range phases {
 			for _, p := range ps {
 				if p.from.Before(to) && p.to.After(from) {
 					if name == leader {
-						leaderIn = true
+						k.leader = true
 					} else {
-						others++
+						k.others++
 					}
 					break
 				}
 			}
 		}
-		c := &leaderMarking
-		if !leaderIn {
-			if byOthers[others] == nil {
-				byOthers[others] = &markingCount{}
-			}
-			c = byOthers[others]
+		if k.leader {
+			k.others = 0 // one row for the leader, whoever marked with it
 		}
+		c := out[k]
 		c.stretches++
 		if b.P99Ms > targetP99Ms {
 			c.slow++
 		}
+		out[k] = c
 	}
-	return leaderMarking, byOthers
+	return out
 }
 
 // printCollections adds the breakdown to a result's report when the nodes'
@@ -139,31 +142,23 @@ func printCollections(w io.Writer, r *Result, logPrefix string) {
 	if !traced {
 		return
 	}
-	leader, others := stretchesByMarking(tl, phases, r.Leader)
+	counts := stretchesByMarking(tl, phases, r.Leader)
 	fmt.Fprintf(w, "\nThe last fill's stretches by the nodes' collections running in them (gctrace, mark phases of %.1f s or more; slow: p99 over %d ms):\n\n", minMark.Seconds(), targetP99Ms)
 	fmt.Fprintln(w, "| nodes marking in the stretch | stretches | slow |")
 	fmt.Fprintln(w, "|---|---:|---:|")
-	for k := 0; k < len(r.Nodes); k++ {
-		c := others[k]
-		if c == nil {
-			continue
+	row := func(what string, k marking) {
+		if c, ok := counts[k]; ok {
+			fmt.Fprintf(w, "| %s | %d | %d |\n", what, c.stretches, c.slow)
 		}
-		what := "none"
-		switch {
-		case k == 1 && len(r.Nodes) == 2:
-			what = "the other node"
-		case k == 1:
-			what = "one node, not the leader"
-		case k > 1:
-			what = fmt.Sprintf("%d nodes, not the leader", k)
-		}
-		fmt.Fprintf(w, "| %s | %d | %d |\n", what, c.stretches, c.slow)
 	}
-	if leader.stretches > 0 {
-		what := "the leader (with or without others)"
-		if len(r.Nodes) == 1 {
-			what = "the node"
-		}
-		fmt.Fprintf(w, "| %s | %d | %d |\n", what, leader.stretches, leader.slow)
+	row("none", marking{})
+	row("one node, not the leader", marking{others: 1})
+	for n := 2; n < len(r.Nodes); n++ {
+		row(fmt.Sprintf("%d nodes, not the leader", n), marking{others: n})
+	}
+	if len(r.Nodes) == 1 {
+		row("the node", marking{leader: true})
+	} else {
+		row("the leader (with or without others)", marking{leader: true})
 	}
 }

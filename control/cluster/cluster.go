@@ -609,12 +609,9 @@ func (n *Node) propose(ctx context.Context, req state.Request, entry []byte) (js
 		if n.IsLeader() {
 			// Leadership lost: the outcome is unknown, so retry the same
 			// request (at most once applied) where the leader is now.
-			switch {
-			case entry != nil && state.Batchable(req.Type):
-				res, index, err = n.batcher.apply(entry)
-			case entry != nil:
-				res, index, err = n.applyEntry(entry)
-			default:
+			if entry != nil {
+				res, index, err = n.applyProposed(entry, state.Batchable(req.Type))
+			} else {
 				res, index, err = n.applyLocal(state.CmdRequest, req)
 			}
 			err = leaderless(err)
@@ -720,6 +717,18 @@ func (n *Node) applyLocal(t state.CommandType, body any) (json.RawMessage, uint6
 	return n.applyEntry(b)
 }
 
+// applyProposed applies a proposal's log entry on the leader: through the
+// batcher when its command may share a CmdBatch entry with others (the
+// batcher still applies it alone while the cluster cannot take batches),
+// else on its own. Local writes (propose) and forwarded ones
+// (HandleForwardedApply) both come here.
+func (n *Node) applyProposed(entry []byte, batchable bool) (json.RawMessage, uint64, error) {
+	if batchable {
+		return n.batcher.apply(entry)
+	}
+	return n.applyEntry(entry)
+}
+
 // applyEntry applies log entry b (state.Encode's) through Raft on the leader.
 func (n *Node) applyEntry(b []byte) (json.RawMessage, uint64, error) {
 	if len(b) > 512*1024 {
@@ -785,13 +794,9 @@ func (n *Node) HandleForwardedApply(req ForwardedApply) ForwardedResult {
 		index uint64
 	)
 	t := state.CommandType(req.Type)
-	entry, err := state.Encode(t, req.Body) // once, whichever way it is proposed
+	entry, err := state.Encode(t, req.Body)
 	if err == nil {
-		if t == state.CmdRequest && batchableRequest(req.Body) {
-			res, index, err = n.batcher.apply(entry)
-		} else {
-			res, index, err = n.applyEntry(entry)
-		}
+		res, index, err = n.applyProposed(entry, t == state.CmdRequest && batchableRequest(req.Body))
 	}
 	out := ForwardedResult{Index: index, Result: res}
 	if index > 0 {
