@@ -121,3 +121,5 @@ require (
 )
 
 replace github.com/hashicorp/go-immutable-radix => ./third_party/go-immutable-radix
+
+replace github.com/hashicorp/raft => ./third_party/raft
