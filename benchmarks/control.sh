@@ -28,6 +28,9 @@
 #   PROFILE=1 ...                                # a CPU profile of every node over each size's measurements
 #                                                # (SEED=1 only): results/…/pprof/nodes-N-NAME-SIZE.pprof;
 #                                                # each node also serves net/http/pprof (address printed at start)
+#   FILL_RATE=2000 ...                           # pace the fills (creates/s, all clients together): open loop,
+#                                                # latency from each create's scheduled start (default 0:
+#                                                # every client as fast as it can, closed loop)
 #   NODE_GOGC="170 200 230" ...                  # GOGC of each node (c1 c2 c3; default: meridian's own)
 #   GODEBUG=gctrace=1 ...                        # every node logs its collections; table.md then counts the
 #                                                # last fill's stretches by which nodes were marking in them
@@ -57,6 +60,7 @@ PROFILE=${PROFILE:-0}
 SIZES3=${SIZES3:-$SIZES}
 NODES=${NODES:-"1 3"}
 CLIENTS=${CLIENTS:-16}
+FILL_RATE=${FILL_RATE:-0}
 LIST_CLIENTS=${LIST_CLIENTS:-$CLIENTS}
 BODY=${BODY:-customer}
 RESTART=${RESTART:-1}
@@ -267,7 +271,7 @@ run_seeded() { # json label sizes
 		profile_toggle
 		# shellcheck disable=SC2046
 		${PIN_CLIENT[@]+"${PIN_CLIENT[@]}"} "$CTLBENCH" run $(node_flags) -append -api-key "$KEY" -api-secret "$SECRET" -seeded "$seeded" \
-			-sizes "$size" -clients "$CLIENTS" -list-clients "$LIST_CLIENTS" -window "$WINDOW" -seq "$SEQ" -body "$BODY" \
+			-sizes "$size" -clients "$CLIENTS" -list-clients "$LIST_CLIENTS" -fill-rate "$FILL_RATE" -window "$WINDOW" -seq "$SEQ" -body "$BODY" \
 			-server-cpu "$MEASURE_CPU" -snapshot-wait 0 -label "$label, $BUILT" -json "$json"
 		profile_toggle
 		profile_keep "$(basename "$json" .json)" "$size"
@@ -313,7 +317,7 @@ run_topology() { # nodes sizes
 	fi
 	# shellcheck disable=SC2046
 	${PIN_CLIENT[@]+"${PIN_CLIENT[@]}"} "$CTLBENCH" run $(node_flags) -api-key "$KEY" -api-secret "$SECRET" \
-		-sizes "${sizes// /,}" -clients "$CLIENTS" -list-clients "$LIST_CLIENTS" -window "$WINDOW" -seq "$SEQ" -body "$BODY" \
+		-sizes "${sizes// /,}" -clients "$CLIENTS" -list-clients "$LIST_CLIENTS" -fill-rate "$FILL_RATE" -window "$WINDOW" -seq "$SEQ" -body "$BODY" \
 		-server-cpu "$MEASURE_CPU" -snapshot-wait "$SNAPSHOT_WAIT" -label "$label, $BUILT" -json "$json"
 	if [[ "$RESTART" == 1 ]]; then
 		# Kill a follower (the only node on one node) and time it back to ready.

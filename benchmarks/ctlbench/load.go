@@ -121,8 +121,12 @@ func (n *node) health() (health, error) {
 
 // Phase is what one load phase measured.
 type Phase struct {
-	Via     string  `json:"via"` // node the requests went to
-	Clients int     `json:"clients"`
+	Via     string `json:"via"` // node the requests went to
+	Clients int    `json:"clients"`
+	// Rate, when set, is the pace the clients were held to (requests/s,
+	// all clients together); latencies then run from each request's
+	// scheduled start (spec.rate).
+	Rate    float64 `json:"rate,omitempty"`
 	N       int     `json:"n"` // completed requests (all 200)
 	Seconds float64 `json:"seconds"`
 	PerSec  float64 `json:"perSec"`
@@ -236,6 +240,18 @@ type spec struct {
 	roomsBefore int
 	// progress, when set, hears every 30 s or so how far a long phase is.
 	progress func(rooms int, perSec float64)
+	// rate, when set, paces the phase (open loop): request i is due
+	// i/rate seconds after the start, a client waits for it if early, and
+	// its latency is counted from when it was due, not from when a client
+	// got to it. A stall then counts against every request that should
+	// have gone during it (no coordinated omission), and a server that
+	// cannot keep the pace shows as latencies that keep growing.
+	rate float64
+}
+
+// due is when request i of a paced phase should start.
+func (sp spec) due(start time.Time, i int) time.Time {
+	return start.Add(time.Duration(float64(i) / sp.rate * float64(time.Second)))
 }
 
 func (l *loader) run(sp spec) (Phase, error) {
@@ -283,6 +299,17 @@ func (l *loader) run(sp spec) (Phase, error) {
 					return nil
 				}
 				t0 := time.Now()
+				if sp.rate > 0 {
+					due := sp.due(start.at, i)
+					if wait := due.Sub(t0); wait > 0 {
+						select {
+						case <-ctx.Done():
+							return nil
+						case <-time.After(wait):
+						}
+					}
+					t0 = due
+				}
 				if sp.total == 0 && !t0.Before(deadline) {
 					return nil
 				}
@@ -312,6 +339,7 @@ func (l *loader) run(sp spec) (Phase, error) {
 	}
 	slices.SortFunc(all, func(a, b sample) int { return int(a.end - b.end) })
 	ph := summarize(sp.via.Name, sp.clients, all, start, end)
+	ph.Rate = sp.rate
 	snaps = append(snaps, end)
 	for _, s := range snaps {
 		ph.PeakRSS = max(ph.PeakRSS, s.rss)

@@ -161,6 +161,7 @@ type bench struct {
 	clients          int
 	listClients      int
 	writesPhase      bool
+	fillRate         float64 // creates/s the fills are paced at (0: closed loop)
 	window           time.Duration
 	seqN             int
 	serial           atomic.Int64 // customRoomId counter
@@ -193,6 +194,7 @@ func runBench(args []string) error {
 	baselineOnly := fs.Bool("baseline-only", false, "record memory and disk of the empty store, measure nothing")
 	snapshotsOnly := fs.Bool("snapshots-only", false, "with -append: only wait for the nodes' snapshots (-snapshot-wait) and record them")
 	writesPhase := fs.Bool("writes", true, "after the reads, create rooms at all clients for the window")
+	fillRate := fs.Float64("fill-rate", 0, "pace the fills at this many creates/s (all clients together; latency from each create's scheduled start); 0: every client as fast as it can")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -206,7 +208,10 @@ func runBench(args []string) error {
 	if *listClients <= 0 || *listClients > *clients {
 		*listClients = *clients
 	}
-	b := &bench{nodes: nodes, clients: *clients, writesPhase: *writesPhase, listClients: *listClients, window: *window, seqN: *seqN,
+	if *fillRate < 0 {
+		return errors.New("-fill-rate: want creates per second, or 0")
+	}
+	b := &bench{nodes: nodes, clients: *clients, writesPhase: *writesPhase, fillRate: *fillRate, listClients: *listClients, window: *window, seqN: *seqN,
 		ld:  &loader{servers: nodes, serverCPU: *serverCPU, binEvery: *binEvery, device: dataDevice(nodes)},
 		log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "   "+f+"\n", a...) }}
 	if b.body, err = roomBody(*bodyKind); err != nil {
@@ -361,7 +366,11 @@ func (b *bench) lastID() string {
 func (b *bench) step(size int, mixed bool) (*Step, error) {
 	st := &Step{Target: size}
 	if size > b.rooms {
-		b.log("fill %d -> %d rooms through %s, %d clients", b.rooms, size, b.leader.Name, b.clients)
+		pace := "as fast as they can"
+		if b.fillRate > 0 {
+			pace = fmt.Sprintf("paced at %.0f creates/s", b.fillRate)
+		}
+		b.log("fill %d -> %d rooms through %s, %d clients %s", b.rooms, size, b.leader.Name, b.clients, pace)
 		ph, err := b.writes(b.leader, b.clients, size-b.rooms, true)
 		if err != nil {
 			return nil, fmt.Errorf("fill to %d rooms: %w", size, err)
@@ -448,6 +457,7 @@ func (b *bench) writes(n *node, clients, total int, timeline bool) (Phase, error
 	}
 	sp := spec{via: n, clients: clients, total: total, window: b.window, op: op, timeline: timeline, roomsBefore: b.rooms}
 	if timeline {
+		sp.rate = b.fillRate
 		sp.progress = func(rooms int, perSec float64) {
 			b.log("  ... %d rooms, %.0f creates/s over the last 30 s", rooms, perSec)
 		}

@@ -62,7 +62,12 @@ func printResult(w io.Writer, r *Result, logPrefix string) {
 	}
 	for _, s := range r.Steps {
 		if f := s.Fill; f.N > 0 {
-			row(count(from)+" → "+count(s.Rooms), f)
+			label := count(from) + " → " + count(s.Rooms)
+			if f.Rate > 0 {
+				// Open loop: latencies from each create's scheduled start.
+				label += fmt.Sprintf(", paced at %s/s", count(int(f.Rate)))
+			}
+			row(label, f)
 		}
 		if s.Writes != nil {
 			row("at "+count(s.Rooms), *s.Writes)
