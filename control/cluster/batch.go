@@ -24,9 +24,16 @@ import (
 // once, as its own entry: a lone client waits for nothing. Requests that
 // arrive meanwhile wait, and go out together as one CmdBatch entry (at most
 // maxBatchRequests requests or maxBatchBytes) when it finishes: under load
-// the batches grow by themselves, and nothing waits on a timer. Two in
-// flight, or a second one opened when the first ran long, measured no
-// better (docs/write-batching.md).
+// the batches grow by themselves. Two in flight, or a second one opened
+// when the first ran long, measured no better (docs/write-batching.md).
+//
+// When that proposal finishes with fewer than batchFullRequests waiting,
+// the batch is left to grow for Config.BatchLinger (1 ms) first, or until
+// it is full. Writes that waited are the sign of concurrent clients, and
+// at moderate load the rounds, not the writes, were the cost: paced at
+// 1,000 creates/s, three nodes on one core sent a round for every one or
+// two creates. A lone client never lingers: its write finds no proposal
+// in flight and goes out at once, as before.
 
 // FeatureWriteBatch is the node feature (state.Node.Features) that says a
 // node's FSM applies CmdBatch entries. The leader batches only when every
@@ -41,6 +48,12 @@ var nodeFeatures = []string{FeatureWriteBatch}
 const (
 	maxBatchRequests = 128
 	maxBatchBytes    = 512 << 10
+	// batchFullRequests waiting writes go out without lingering: a round
+	// shared by this many costs each of them little.
+	batchFullRequests = 16
+	// maxBatchLinger bounds Config.BatchLinger: it is added to the writes
+	// of a busy cluster, and must stay well under a write's latency budget.
+	maxBatchLinger = 20 * time.Millisecond
 	// featureCheckEvery bounds how stale the leader's view of the
 	// servers' features is (a configuration read and a state read).
 	featureCheckEvery = time.Second
@@ -56,6 +69,9 @@ type batcher struct {
 	checked time.Time
 	allowed bool
 	gen     uint64
+	// linger is the timer of a batch left to grow (release), nil when
+	// none is; busy stays set meanwhile.
+	linger *time.Timer
 }
 
 type queuedWrite struct {
@@ -87,13 +103,23 @@ func (b *batcher) apply(entry []byte) (json.RawMessage, uint64, error) {
 	}
 	q := &queuedWrite{entry: entry, start: time.Now(), done: make(chan struct{})}
 	b.pending = append(b.pending, q)
+	var full []*queuedWrite
+	// A lingering batch that is now full goes out without waiting for its
+	// timer (if the timer already fired, flush takes the batch instead).
+	if b.linger != nil && len(b.pending) >= batchFullRequests && b.linger.Stop() {
+		b.linger = nil
+		full = b.take()
+	}
 	b.mu.Unlock()
+	if full != nil {
+		go b.run(full)
+	}
 	<-q.done
 	return q.res, q.index, q.err
 }
 
 // release ends the proposal in Raft; the writes that waited for it, if
-// any, go out next.
+// any, go out next, after lingering for more when there are few of them.
 func (b *batcher) release() {
 	b.mu.Lock()
 	if len(b.pending) == 0 {
@@ -101,6 +127,35 @@ func (b *batcher) release() {
 		b.mu.Unlock()
 		return
 	}
+	if d := b.n.cfg.BatchLinger; d > 0 && len(b.pending) < batchFullRequests {
+		b.linger = time.AfterFunc(d, b.flush)
+		b.mu.Unlock()
+		if obs := b.n.cfg.ObserveBatchLinger; obs != nil {
+			obs()
+		}
+		return
+	}
+	next := b.take()
+	b.mu.Unlock()
+	go b.run(next)
+}
+
+// flush sends the batch that lingered, once its time is up.
+func (b *batcher) flush() {
+	b.mu.Lock()
+	b.linger = nil
+	if len(b.pending) == 0 { // cannot happen: only a full batch is taken early, stopping the timer
+		b.busy = false
+		b.mu.Unlock()
+		return
+	}
+	next := b.take()
+	b.mu.Unlock()
+	b.run(next)
+}
+
+// take removes the next batch from the waiting writes (b.mu held).
+func (b *batcher) take() []*queuedWrite {
 	n, size := 0, 0
 	for n < len(b.pending) && n < maxBatchRequests && (n == 0 || size+len(b.pending[n].entry) <= maxBatchBytes) {
 		size += len(b.pending[n].entry)
@@ -108,8 +163,7 @@ func (b *batcher) release() {
 	}
 	next := slices.Clone(b.pending[:n])
 	b.pending = append(b.pending[:0], b.pending[n:]...)
-	b.mu.Unlock()
-	go b.run(next)
+	return next
 }
 
 // run proposes queued writes together and answers each of them.

@@ -167,3 +167,53 @@ func TestWritesNotGroupedUntilEveryServerCanApplyThem(t *testing.T) {
 		t.Fatalf("after node2 registered the feature, %v writes still went out in %d proposals", r1-r0, p1-p0)
 	}
 }
+
+const lingerMetric = "meridian_raft_write_batch_lingers_total"
+
+// lingers sums the linger counters of every node.
+func lingers(t *testing.T, c *clustertest.Cluster) float64 {
+	t.Helper()
+	total := 0.0
+	for _, srv := range c.Nodes() {
+		total += metrictest.Value(t, srv.Registry(), lingerMetric, nil)
+	}
+	return total
+}
+
+// TestBatchLingersOnlyForWaitingWrites: one client writing at a time, through
+// the leader or a follower, never has its write held back to fill a batch
+// (each goes out alone, at once); many writing at once do have their
+// waiting writes left to grow into larger batches, and every write is still
+// answered with its own room.
+func TestBatchLingersOnlyForWaitingWrites(t *testing.T) {
+	c := clustertest.New(t, 3, clustertest.Options{Configure: func(i int, cfg *server.Config) {
+		cfg.Cluster.BatchLinger = 20 * time.Millisecond
+	}})
+	everyServerHas(t, c, cluster.FeatureWriteBatch)
+	time.Sleep(1100 * time.Millisecond) // past the leader's cached feature check
+	leader, follower := c.Leader(), c.Followers()[0]
+
+	p0, r0 := batches(t, c)
+	l0 := lingers(t, c)
+	for i := range 20 {
+		createRoom(t, c, leader, fmt.Sprintf("seq-leader-%d", i))
+		createRoom(t, c, follower, fmt.Sprintf("seq-follower-%d", i))
+	}
+	p1, r1 := batches(t, c)
+	if l := lingers(t, c) - l0; l != 0 {
+		t.Fatalf("one client writing at a time: %v batches lingered", l)
+	}
+	if r1-r0 < 40 || p1-p0 != uint64(r1-r0) {
+		t.Fatalf("one client writing at a time: 40 writes went out in %d proposals carrying %v", p1-p0, r1-r0)
+	}
+
+	l1 := lingers(t, c)
+	n := createMany(t, c, append([]int{leader}, c.Followers()...), "l")
+	p2, r2 := batches(t, c)
+	if l := lingers(t, c) - l1; l == 0 {
+		t.Fatalf("%d concurrent writes in %d proposals, and no batch lingered", n, p2-p1)
+	}
+	if int(r2-r1) < n || p2-p1 >= uint64(r2-r1) {
+		t.Fatalf("%v concurrent writes went out in %d proposals", r2-r1, p2-p1)
+	}
+}

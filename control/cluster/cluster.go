@@ -65,6 +65,10 @@ type Config struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64 // log entries kept after a snapshot (0 = raft default)
+	// BatchLinger is how long the leader lets a batch of waiting writes
+	// grow after the proposal before it finished, when fewer than
+	// batchFullRequests wait (batch.go). 0: they go out at once.
+	BatchLinger time.Duration
 	// LogStore is the on-disk Raft log backend, LogStoreWAL or LogStoreBolt;
 	// "" keeps what the data dir already holds, or the WAL for a new one.
 	LogStore string
@@ -78,6 +82,9 @@ type Config struct {
 	// every proposal of batchable writes this node makes as leader
 	// (batch.go; 1 when a write went out on its own).
 	ObserveWriteBatch func(requests int)
+	// ObserveBatchLinger, when set, is called each time the leader leaves
+	// a batch of waiting writes to grow (BatchLinger).
+	ObserveBatchLinger func()
 	// Features overrides the features this node registers (nil: all this
 	// binary has, nodeFeatures). Tests use it to stand in for an older binary.
 	Features []string
@@ -108,6 +115,7 @@ func DefaultConfig() Config {
 		SnapshotThreshold: 16384,
 		SnapshotInterval:  2 * time.Minute,
 		TrailingLogs:      10240,
+		BatchLinger:       time.Millisecond,
 	}
 }
 
@@ -124,6 +132,8 @@ func (c Config) Validate() error {
 		return errors.New("cluster: ClusterToken is required")
 	case c.ElectionTimeout <= 0 || c.HeartbeatTimeout <= 0 || c.ApplyTimeout <= 0:
 		return errors.New("cluster: timeouts must be positive")
+	case c.BatchLinger < 0 || c.BatchLinger > maxBatchLinger:
+		return fmt.Errorf("cluster: BatchLinger %v: want 0 to %v", c.BatchLinger, maxBatchLinger)
 	}
 	return nil
 }

@@ -163,6 +163,10 @@ func New(cfg Config) (*Server, error) {
 		Buckets: prometheus.ExponentialBuckets(1, 2, 8)})
 	cfg.Registry.MustRegister(batchSize)
 	cc.ObserveWriteBatch = func(n int) { batchSize.Observe(float64(n)) }
+	lingers := prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_raft_write_batch_lingers_total",
+		Help: "Batches of waiting writes this node as leader left to grow for --raft-batch-linger before proposing them."})
+	cfg.Registry.MustRegister(lingers)
+	cc.ObserveBatchLinger = lingers.Inc
 	node, err := cluster.New(cc, s.fsm)
 	if err != nil {
 		ln.Close()
