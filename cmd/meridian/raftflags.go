@@ -23,7 +23,7 @@ func (r *raftFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&r.snapshotThreshold, "raft-snapshot-threshold", def.SnapshotThreshold, "log entries since the last snapshot that make the next check take one")
 	fs.DurationVar(&r.snapshotInterval, "raft-snapshot-interval", def.SnapshotInterval, "how often to check the threshold (randomised up to 2x so nodes do not snapshot together)")
 	fs.Uint64Var(&r.trailingLogs, "raft-trailing-logs", def.TrailingLogs, "log entries kept after a snapshot, so a briefly absent node catches up from the log instead of a full snapshot")
-	fs.DurationVar(&r.batchLinger, "raft-batch-linger", def.BatchLinger, "how long the leader lets a batch of room creates that waited for the previous Raft round grow before proposing it (0: at once; at most 20ms); a lone client never waits")
+	fs.DurationVar(&r.batchLinger, "raft-batch-linger", def.BatchLinger, "how long the leader lets a batch of room creates that waited for the previous Raft round grow before proposing it (0: at once; at most "+cluster.MaxBatchLinger.String()+"); a lone client never waits")
 }
 
 func (r *raftFlags) apply(cc *cluster.Config) error {
@@ -40,8 +40,8 @@ func (r *raftFlags) apply(cc *cluster.Config) error {
 	if r.snapshotInterval < time.Second {
 		return fmt.Errorf("--raft-snapshot-interval %v: must be at least 1s", r.snapshotInterval)
 	}
-	if r.batchLinger < 0 || r.batchLinger > 20*time.Millisecond {
-		return fmt.Errorf("--raft-batch-linger %v: want 0 to 20ms", r.batchLinger)
+	if r.batchLinger < 0 || r.batchLinger > cluster.MaxBatchLinger {
+		return fmt.Errorf("--raft-batch-linger %v: want 0 to %v", r.batchLinger, cluster.MaxBatchLinger)
 	}
 	cc.LogStore, cc.SnapshotThreshold, cc.SnapshotInterval, cc.TrailingLogs = r.logStore, r.snapshotThreshold, r.snapshotInterval, r.trailingLogs
 	cc.BatchLinger = r.batchLinger

@@ -51,9 +51,9 @@ const (
 	// batchFullRequests waiting writes go out without lingering: a round
 	// shared by this many costs each of them little.
 	batchFullRequests = 16
-	// maxBatchLinger bounds Config.BatchLinger: it is added to the writes
+	// MaxBatchLinger bounds Config.BatchLinger: it is added to the writes
 	// of a busy cluster, and must stay well under a write's latency budget.
-	maxBatchLinger = 20 * time.Millisecond
+	MaxBatchLinger = 20 * time.Millisecond
 	// featureCheckEvery bounds how stale the leader's view of the
 	// servers' features is (a configuration read and a state read).
 	featureCheckEvery = time.Second

@@ -132,8 +132,8 @@ func (c Config) Validate() error {
 		return errors.New("cluster: ClusterToken is required")
 	case c.ElectionTimeout <= 0 || c.HeartbeatTimeout <= 0 || c.ApplyTimeout <= 0:
 		return errors.New("cluster: timeouts must be positive")
-	case c.BatchLinger < 0 || c.BatchLinger > maxBatchLinger:
-		return fmt.Errorf("cluster: BatchLinger %v: want 0 to %v", c.BatchLinger, maxBatchLinger)
+	case c.BatchLinger < 0 || c.BatchLinger > MaxBatchLinger:
+		return fmt.Errorf("cluster: BatchLinger %v: want 0 to %v", c.BatchLinger, MaxBatchLinger)
 	}
 	return nil
 }
