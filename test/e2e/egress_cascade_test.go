@@ -249,6 +249,7 @@ func TestRecordingAnEdgeWithNobodyLocal(t *testing.T) {
 	w.relayedOn(t, "paris-1", room, "bob")
 	w.leave(t, alice, room, "paris-1")
 
+	requested := time.Now()
 	comp, part := w.startRecordings(t, room, "bob")
 	begin := time.Now()
 	if comp.EdgeID != "paris-1" || part.EdgeID != "paris-1" {
@@ -258,10 +259,10 @@ func TestRecordingAnEdgeWithNobodyLocal(t *testing.T) {
 		t.Fatal("the recordings do not hold the room's remote media on paris-1")
 	}
 	time.Sleep(6 * time.Second) // media time to record, not an assertion
-	elapsed := time.Since(begin).Seconds()
+	elapsed, outer := time.Since(begin).Seconds(), time.Since(requested).Seconds()
 	compFile, partFile := w.stopRecordings(t, room, "bob", comp, part)
 
-	checkBobRecorded(t, compFile, partFile, elapsed, 0)
+	checkBobRecorded(t, compFile, partFile, elapsed, outer, 0)
 	// The jobs are over and nobody is on paris-1: it no longer pulls.
 	waitUntil(t, "paris-1's legs pulling the room to close", 20*time.Second, func() bool {
 		for _, li := range w.m.edge("paris-1").Cascade().Legs() {
@@ -285,6 +286,7 @@ func TestRecordingKeepsFarParticipantsWhenTheLastLocalOneLeaves(t *testing.T) {
 	w.join(t, room, "bob", "ca-east", w.blue, w.high)
 	w.relayedOn(t, "paris-1", room, "bob")
 
+	requested := time.Now()
 	comp, part := w.startRecordings(t, room, "bob")
 	begin := time.Now()
 	if comp.EdgeID != "paris-1" || part.EdgeID != "paris-1" {
@@ -292,12 +294,14 @@ func TestRecordingKeepsFarParticipantsWhenTheLastLocalOneLeaves(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second) // media time with both
 	w.leave(t, alice, room, "paris-1")
-	left := time.Since(begin).Seconds()
+	// From the composite's start request: the composite cannot show her
+	// leave later than this into its video.
+	left := time.Since(requested).Seconds()
 	time.Sleep(6 * time.Second) // media time after she left
-	elapsed := time.Since(begin).Seconds()
+	elapsed, outer := time.Since(begin).Seconds(), time.Since(requested).Seconds()
 	compFile, partFile := w.stopRecordings(t, room, "bob", comp, part)
 
-	red, _ := checkBobRecorded(t, compFile, partFile, elapsed, left)
+	red, _ := checkBobRecorded(t, compFile, partFile, elapsed, outer, left)
 	// Alice was in the composite before she left.
 	seen := false
 	for _, r := range red {
@@ -308,18 +312,24 @@ func TestRecordingKeepsFarParticipantsWhenTheLastLocalOneLeaves(t *testing.T) {
 	}
 }
 
-// checkBobRecorded: the composite lasts as long as the recording ran and
-// shows bob's blue picture from its first appearance to its last picture,
-// without alice's red after she left (at `left` s, 0: before the start);
-// bob's own recording has his video for as long.
-func checkBobRecorded(t *testing.T, compFile, partFile string, elapsed, left float64) (red, blue []float64) {
+// checkBobRecorded: the composite lasts as long as the recording ran
+// (at least elapsed s, from when the jobs were listed, at most outer s,
+// from the first start request; both until the stop) and shows bob's blue
+// picture from its first appearance to its last picture, without alice's
+// red after she left (at `left` s from the first start request, 0: before
+// the start); bob's own recording has his video for as long.
+func checkBobRecorded(t *testing.T, compFile, partFile string, elapsed, outer, left float64) (red, blue []float64) {
 	t.Helper()
 	pr := egresstest.FFprobe(t, compFile)
 	if pr.Codec("video") != "h264" || pr.Codec("audio") != "aac" {
 		t.Fatalf("composite streams %v", pr.Codecs())
 	}
-	if d := pr.StreamDuration("video"); d < elapsed-1 || d > elapsed+1 {
-		t.Fatalf("composite video lasts %.2f s, the recording ran %.2f s", d, elapsed)
+	// The composite starts with its own start request, before both jobs
+	// are listed (startRecordings), so its video may be longer than
+	// elapsed by the rest of that call: bounded by the time from the
+	// first request to the stop.
+	if d := pr.StreamDuration("video"); d < elapsed-1 || d > outer+1 {
+		t.Fatalf("composite video lasts %.2f s; the recording ran at least %.2f s and at most %.2f s", d, elapsed, outer)
 	}
 	red, blue, whiteX := pictureShares(t, compFile)
 	first := -1
@@ -367,9 +377,9 @@ func checkBobRecorded(t *testing.T, compFile, partFile string, elapsed, left flo
 	// once went missing on a starved machine: the publisher's RTP clock
 	// fell behind the wall clock, and the recorder placed frames by RTP
 	// time alone; see edge/egress TestParticipantRecordingFollowsTheWallClock.)
-	if f, l, gap := videoPackets(t, partFile); l-f < elapsed-2 || l-f > elapsed+1 {
+	if f, l, gap := videoPackets(t, partFile); l-f < elapsed-2 || l-f > outer+1 {
 		af, al, _ := streamPackets(t, partFile, "a:0")
-		t.Fatalf("bob's recording has %.2f s of video (%.2f to %.2f s, longest gap %.2f s; audio %.2f to %.2f s), the recording ran %.2f s; alice left at %.1f s", l-f, f, l, gap, af, al, elapsed, left)
+		t.Fatalf("bob's recording has %.2f s of video (%.2f to %.2f s, longest gap %.2f s; audio %.2f to %.2f s), the recording ran %.2f–%.2f s; alice left at %.1f s", l-f, f, l, gap, af, al, elapsed, outer, left)
 	}
 	t.Logf("recorded %.1f s: composite %.2f s, bob shown from %.1f s; bob's own file %.2f s of video; alice left at %.1f s",
 		elapsed, pr.StreamDuration("video"), float64(first)/5, videoSpan(t, partFile), left)
