@@ -642,11 +642,33 @@ func (n *Node) propose(ctx context.Context, req state.Request, entry []byte) (js
 		if err != nil {
 			return res, index, err
 		}
-		if err := n.WaitApplied(ctx, index); err != nil {
+		if err := n.waitCommittedApplied(ctx, index); err != nil {
 			return nil, index, err
 		}
 		return res, index, nil
 	}
+}
+
+// waitCommittedApplied waits until this node has applied index, which the
+// leader committed for a write this node proposed, so the caller can read
+// its write back here. The wait is bounded: a follower learns of a commit
+// only from a leader, and if the leader lost its quorum right after
+// committing — with this node not among the nodes that stored the entry —
+// no leader may tell it for as long as the quorum stays lost. The write's
+// outcome is known all the same (committed, with the leader's result), so
+// after ApplyTimeout, or when the node stops, the caller gets it without
+// the read-your-writes wait instead of waiting without end.
+func (n *Node) waitCommittedApplied(ctx context.Context, index uint64) error {
+	if n.fsm.AppliedIndex() >= index {
+		return nil
+	}
+	bounded, err := waitBounded(ctx, n.stop, n.cfg.ApplyTimeout, func(wctx context.Context) error { return n.WaitApplied(wctx, index) })
+	if !bounded {
+		return err
+	}
+	n.log.Warn("a write this node proposed was committed, but this node has not applied it yet; answering without waiting for it",
+		"index", index, "applied", n.fsm.AppliedIndex(), "waited", n.cfg.ApplyTimeout)
+	return nil
 }
 
 // WaitApplied blocks until the local FSM has applied index.
@@ -777,6 +799,26 @@ func resultOf(resp any, index uint64) (json.RawMessage, uint64, error) {
 		return nil, index, err
 	}
 	return raw, index, nil
+}
+
+// waitBounded runs wait with ctx, cut short after timeout or when stop is
+// closed. bounded reports that one of those ended it (err is then nil);
+// otherwise err is wait's, the caller's context error included.
+func waitBounded(ctx context.Context, stop <-chan struct{}, timeout time.Duration, wait func(context.Context) error) (bounded bool, err error) {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	err = wait(wctx)
+	if err == nil || ctx.Err() != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // ForwardedApply is the wire form of a write forwarded to the leader.
