@@ -292,6 +292,15 @@ func TestRecordingKeepsFarParticipantsWhenTheLastLocalOneLeaves(t *testing.T) {
 	if comp.EdgeID != "paris-1" || part.EdgeID != "paris-1" {
 		t.Fatalf("jobs run on %s and %s, want the home edge paris-1", comp.EdgeID, part.EdgeID)
 	}
+	// The API answers once the jobs are accepted; the edge's jobs take
+	// hold of the room's remote media when they start. Alice leaves after
+	// that: leaving before it drops the leg (nobody local, no hold yet)
+	// and the composite ends as an empty room, a window between the
+	// answer and the job's start that this test is not about (CI on a
+	// slow machine hit it).
+	waitUntil(t, "the recordings to hold the room's remote media on paris-1", 20*time.Second, func() bool {
+		return w.m.edge("paris-1").Cascade().Held(room)
+	})
 	time.Sleep(3 * time.Second) // media time with both
 	w.leave(t, alice, room, "paris-1")
 	// From the composite's start request: the composite cannot show her
