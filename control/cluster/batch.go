@@ -305,7 +305,7 @@ func (n *Node) registerSelf() {
 			}
 		}
 		select {
-		case <-n.stop:
+		case <-n.stop.Done():
 			return
 		case <-t.C:
 		}

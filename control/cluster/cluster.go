@@ -165,7 +165,10 @@ type Node struct {
 	leading      bool
 	notifyCh     chan bool
 
-	stop      chan struct{}
+	// stop is done once Close begins: a context, so waits can end with it
+	// (context.AfterFunc) without a goroutine watching a channel.
+	stop      context.Context
+	halt      context.CancelFunc
 	stopOnce  sync.Once
 	monitorWG sync.WaitGroup
 
@@ -196,9 +199,10 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	n := &Node{cfg: cfg, log: logger.With("node", cfg.NodeID), fsm: fsm, notifyCh: make(chan bool, 16), stop: make(chan struct{}),
+	n := &Node{cfg: cfg, log: logger.With("node", cfg.NodeID), fsm: fsm, notifyCh: make(chan bool, 16),
 		client: &http.Client{Timeout: cfg.ApplyTimeout + 5*time.Second, Transport: httpClientTransport(cfg)}}
 
+	n.stop, n.halt = context.WithCancel(context.Background())
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
@@ -349,7 +353,7 @@ func (n *Node) monitorLeadership() {
 	defer n.monitorWG.Done()
 	for {
 		select {
-		case <-n.stop:
+		case <-n.stop.Done():
 			n.revokeLeadership()
 			return
 		case isLeader := <-n.notifyCh:
@@ -633,7 +637,7 @@ func (n *Node) propose(ctx context.Context, req state.Request, entry []byte) (js
 			select {
 			case <-ctx.Done():
 				return nil, 0, ctx.Err()
-			case <-n.stop:
+			case <-n.stop.Done():
 				return nil, 0, ErrClosed
 			case <-time.After(50*time.Millisecond + rand.N(50*time.Millisecond)):
 				continue
@@ -700,7 +704,7 @@ func (n *Node) Barrier(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-n.stop:
+		case <-n.stop.Done():
 			return ErrClosed
 		case <-time.After(50*time.Millisecond + rand.N(50*time.Millisecond)):
 		}
@@ -802,18 +806,12 @@ func resultOf(resp any, index uint64) (json.RawMessage, uint64, error) {
 }
 
 // waitBounded runs wait with ctx, cut short after timeout or when stop is
-// closed. bounded reports that one of those ended it (err is then nil);
+// done. bounded reports that one of those ended it (err is then nil);
 // otherwise err is wait's, the caller's context error included.
-func waitBounded(ctx context.Context, stop <-chan struct{}, timeout time.Duration, wait func(context.Context) error) (bounded bool, err error) {
+func waitBounded(ctx, stop context.Context, timeout time.Duration, wait func(context.Context) error) (bounded bool, err error) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-stop:
-			cancel()
-		case <-wctx.Done():
-		}
-	}()
+	defer context.AfterFunc(stop, cancel)()
 	err = wait(wctx)
 	if err == nil || ctx.Err() != nil {
 		return false, err
@@ -934,7 +932,7 @@ func (n *Node) watchLeader(r *raft.Raft) {
 	go func() {
 		for {
 			select {
-			case <-n.stop:
+			case <-n.stop.Done():
 				return
 			case <-ch:
 				n.epochMu.Lock()
@@ -1046,7 +1044,7 @@ func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
 func (n *Node) Close() error {
 	var err error
 	n.stopOnce.Do(func() {
-		close(n.stop)
+		n.halt()
 		n.monitorWG.Wait()
 		err = n.raft.Shutdown().Error()
 		n.closeAll()

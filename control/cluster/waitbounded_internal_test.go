@@ -14,7 +14,7 @@ import (
 // caller forever.
 func TestWaitBoundedEndsOnTimeoutStopOrCaller(t *testing.T) {
 	blocks := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
-	run := func(name string, ctx context.Context, stop <-chan struct{}, timeout time.Duration, wait func(context.Context) error) (bool, error) {
+	run := func(name string, ctx, stop context.Context, timeout time.Duration, wait func(context.Context) error) (bool, error) {
 		t.Helper()
 		type result struct {
 			bounded bool
@@ -33,7 +33,7 @@ func TestWaitBoundedEndsOnTimeoutStopOrCaller(t *testing.T) {
 			return false, nil
 		}
 	}
-	never := make(chan struct{})
+	never := context.Background()
 
 	if b, err := run("done at once", context.Background(), never, time.Hour, func(context.Context) error { return nil }); b || err != nil {
 		t.Fatalf("done at once: bounded %v, err %v", b, err)
@@ -41,8 +41,8 @@ func TestWaitBoundedEndsOnTimeoutStopOrCaller(t *testing.T) {
 	if b, err := run("timeout", context.Background(), never, 50*time.Millisecond, blocks); !b || err != nil {
 		t.Fatalf("timeout: bounded %v, err %v; want bounded, no error", b, err)
 	}
-	stopped := make(chan struct{})
-	close(stopped)
+	stopped, halt := context.WithCancel(context.Background())
+	halt()
 	if b, err := run("node stopped", context.Background(), stopped, time.Hour, blocks); !b || err != nil {
 		t.Fatalf("node stopped: bounded %v, err %v; want bounded, no error", b, err)
 	}
