@@ -303,6 +303,7 @@ func (j *job) finish() {
 		}
 		s.StoppedAt = now
 		if err != nil {
+			cfg.Logger.Warn("egress: job failed while stopping", "job", j.spec.ID, "kind", j.spec.Kind, "room", j.spec.RoomID, "err", err)
 			s.State, s.Error = egressapi.StateFailed, err.Error()
 		} else {
 			s.State = egressapi.StateStopped
@@ -312,6 +313,9 @@ func (j *job) finish() {
 }
 
 func (j *job) abort(cause error) {
+	// An operator learns of a failed job from the log as well as from the
+	// status the control plane keeps (and its webhook).
+	j.r.cfg.Logger.Warn("egress: job failed", "job", j.spec.ID, "kind", j.spec.Kind, "room", j.spec.RoomID, "err", cause)
 	switch {
 	case j.comp != nil:
 		j.comp.abort()

@@ -35,7 +35,8 @@ import (
 )
 
 // NeedFFmpeg skips the test without ffmpeg/ffprobe, or fails it when
-// MERIDIAN_REQUIRE_FFMPEG=1 (CI).
+// MERIDIAN_REQUIRE_FFMPEG=1 (CI). Then it holds the machine's egress test
+// lock for the rest of the test (HoldEncoders).
 func NeedFFmpeg(t testing.TB) {
 	t.Helper()
 	for _, bin := range []string{"ffmpeg", "ffprobe"} {
@@ -47,6 +48,7 @@ func NeedFFmpeg(t testing.TB) {
 			t.Skip(msg + "; set MERIDIAN_REQUIRE_FFMPEG=1 to fail instead of skipping")
 		}
 	}
+	HoldEncoders(t)
 }
 
 // Media generates the test files into t's temp dir: pattern.ivf and
