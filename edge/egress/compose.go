@@ -28,8 +28,9 @@ import (
 // second of wall time, so the output's duration is the job's and audio
 // and video stay in step by construction. When the encoder falls behind,
 // the clock repeats the last picture instead of composing a new one (a
-// repeated picture costs the encoder almost nothing) and the job fails if
-// it is more than maxLag behind.
+// repeated picture costs the encoder almost nothing); more than maxLag
+// behind, it drops time from the output (both streams) until the encoder
+// catches up, and only an encoder that stops reading fails the job.
 
 // composerConfig is what a composing job needs.
 type composerConfig struct {
@@ -46,6 +47,9 @@ type composerConfig struct {
 	stdout  io.Writer // encoder stdout (FLV for RTMP), nil otherwise
 	// onFail is called once if the pipeline breaks while running.
 	onFail func(error)
+	// onDropped is told of media time dropped because the machine or the
+	// encoder was behind real time (see clock).
+	onDropped func(time.Duration)
 }
 
 type layoutChange struct {
@@ -79,7 +83,10 @@ type composer struct {
 	videoQ chan *yuvFrame // nil: repeat the last picture
 	free   chan *yuvFrame // picture buffers not queued
 	audioQ chan []byte
-	frames atomic.Int64
+	frames atomic.Int64 // ticks written: the output's media time
+	// progress is when an encoder input last took a write (unix ns, the
+	// config's clock): an encoder that stops reading fails the job.
+	progress atomic.Int64
 	// repeated counts pictures repeated because the clock ran late (the
 	// compositor or the machine is behind) or every picture buffer was
 	// queued (the encoder is behind): a measure of overload.
@@ -407,7 +414,19 @@ func openTrack(m Media, roomID string, info wire.TrackInfo, origin time.Time, no
 // (ffmpeg reads its inputs in its own order: at start it probes the video
 // input before opening the audio one, so a single writer would deadlock).
 // When the video writer is behind, the clock queues "repeat the last
-// picture" instead of composing; more than maxLag of backlog fails the job.
+// picture" instead of composing.
+//
+// A machine too busy for real time degrades the output rather than end
+// the job (and lose a recording to a few seconds of starvation): when the
+// encoder's queue holds more than maxLag, or the clock itself wakes more
+// than maxLag late, the ticks beyond are dropped — neither a picture nor
+// samples, so audio and video stay in step and the output skips that
+// time — and counted (onDropped: the runner's metric; one warning per
+// episode). Dropping goes on until the queue is down to half of maxLag, so
+// the output skips in a few long steps rather than stuttering. Only an
+// encoder that reads nothing at all for stallAfter (4 × maxLag) fails the
+// job. When the job stops, the ticks owed up to that instant are still
+// written (repeats), so a clock running late does not shorten the output.
 func (cp *composer) clock() {
 	defer cp.wg.Done()
 	defer close(cp.audioQ)
@@ -417,36 +436,69 @@ func (cp *composer) clock() {
 	rate := cp.tickRate()
 	tick := time.Second / time.Duration(rate)
 	start := cp.c.now()
+	deadline := func(n int64) time.Time { return start.Add(time.Duration(n) * time.Second / time.Duration(rate)) }
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	mix := make([]int32, 48000/rate+1)
 	maxBacklog := int(cp.c.maxLag.Seconds()*float64(rate)) + 1
+	stallAfter := 4 * cp.c.maxLag
+	cp.progress.Store(start.UnixNano())
+	var lag lagEpisode
+	final := false // stopping: write what is owed up to stopAt, then end
+	var stopAt time.Time
 	for n := int64(0); ; n++ {
-		deadline := start.Add(time.Duration(n) * time.Second / time.Duration(rate))
-		if d := deadline.Sub(cp.c.now()); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-cp.stop:
+		switch {
+		case final:
+			if deadline(n).After(stopAt) {
+				lag.end(cp, true)
 				return
-			case <-timer.C:
 			}
-		} else if cp.stopping() {
-			return
+		default:
+			if d := deadline(n).Sub(cp.c.now()); d > 0 {
+				timer.Reset(d)
+				select {
+				case <-cp.stop:
+					lag.end(cp, true)
+					return
+				case <-timer.C:
+				}
+			} else if cp.stopping() {
+				final, stopAt = true, cp.c.now()
+			}
 		}
-		late := cp.c.now().Sub(deadline)
+		now := cp.c.now()
+		if final {
+			now = stopAt
+		}
+		late := now.Sub(deadline(n))
 		if late > cp.c.maxLag {
-			cp.fail(fmt.Errorf("compositor too slow: %s behind real time", late.Round(time.Millisecond)))
-			return
+			// The clock's goroutine was starved: skip to the present. The
+			// encoder's writers were starved as well, so its stall is
+			// timed afresh.
+			k := int64(late / tick)
+			cp.progress.Store(max(cp.progress.Load(), now.UnixNano()))
+			lag.drop(cp, k, "the compositor's clock", late)
+			n += k
+			late = now.Sub(deadline(n))
 		}
+		backlog := len(cp.audioQ) // the encoder's pace: video's queue, else audio's
 		if cp.videoQ != nil {
-			if backlog := len(cp.videoQ); backlog > maxBacklog {
-				cp.fail(fmt.Errorf("encoder too slow: %d pictures behind real time", backlog))
+			backlog = len(cp.videoQ)
+		}
+		if backlog > maxBacklog || (lag.active && backlog > maxBacklog/2) {
+			if idle := now.Sub(time.Unix(0, cp.progress.Load())); idle > stallAfter {
+				cp.fail(fmt.Errorf("encoder stalled: it read nothing for %s", idle.Round(time.Millisecond)))
 				return
 			}
+			lag.drop(cp, 1, "the encoder", time.Duration(backlog)*tick)
+			continue
+		}
+		lag.end(cp, false)
+		if cp.videoQ != nil {
 			var pic *yuvFrame
 			// Compose the newest picture owed; ones already superseded by
 			// a later deadline are repeats (catching up after a stall).
-			if late < tick {
+			if late < tick && !final {
 				select {
 				case pic = <-cp.free:
 					cp.canvasMu.Lock()
@@ -473,8 +525,39 @@ func (cp *composer) clock() {
 			cp.fail(errors.New("encoder stopped reading audio"))
 			return
 		}
-		cp.frames.Store(n + 1)
+		cp.frames.Add(1)
 	}
+}
+
+// lagEpisode is a run of dropped ticks, reported once when it begins and
+// once when it ends.
+type lagEpisode struct {
+	active bool
+	ticks  int64
+}
+
+func (l *lagEpisode) drop(cp *composer, ticks int64, who string, behind time.Duration) {
+	if !l.active {
+		l.active = true
+		cp.log.Warn("egress: behind real time, dropping media until it catches up", "behind", who, "by", behind.Round(time.Millisecond))
+	}
+	l.ticks += ticks
+	if cp.c.onDropped != nil {
+		cp.c.onDropped(time.Duration(ticks) * time.Second / time.Duration(cp.tickRate()))
+	}
+}
+
+func (l *lagEpisode) end(cp *composer, stopping bool) {
+	if !l.active {
+		return
+	}
+	d := time.Duration(l.ticks) * time.Second / time.Duration(cp.tickRate())
+	if stopping {
+		cp.log.Warn("egress: stopped while behind real time", "dropped", d.Round(time.Millisecond))
+	} else {
+		cp.log.Info("egress: caught up with real time", "dropped", d.Round(time.Millisecond))
+	}
+	*l = lagEpisode{}
 }
 
 // writeVideo feeds the encoder's video input; a nil picture repeats the
@@ -499,7 +582,9 @@ func (cp *composer) writeVideo(w io.WriteCloser) {
 			if !cp.stopping() {
 				cp.fail(fmt.Errorf("encoder input: %w", err))
 			}
+			continue
 		}
+		cp.progress.Store(cp.c.now().UnixNano())
 	}
 }
 
@@ -516,7 +601,9 @@ func (cp *composer) writeAudio(w io.WriteCloser) {
 			if !cp.stopping() {
 				cp.fail(fmt.Errorf("encoder audio input: %w", err))
 			}
+			continue
 		}
+		cp.progress.Store(cp.c.now().UnixNano())
 	}
 }
 

@@ -117,7 +117,8 @@ func (j *job) start() error {
 			return ErrNoParticipants
 		}
 		cc := composerConfig{media: cfg.Media, roomID: j.spec.RoomID, cfg: j.spec.Config, fps: cfg.FrameRate,
-			origin: j.origin, now: cfg.Now, env: env, poll: cfg.Poll, maxLag: cfg.MaxLag, onFail: j.fail}
+			origin: j.origin, now: cfg.Now, env: env, poll: cfg.Poll, maxLag: cfg.MaxLag, onFail: j.fail,
+			onDropped: func(d time.Duration) { j.r.addDropped(j.spec.Kind, d) }}
 		switch j.spec.Kind {
 		case egressapi.KindComposite:
 			j.out = filepath.Join(j.dir, "composite.mp4")

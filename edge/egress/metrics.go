@@ -7,6 +7,8 @@ var (
 		[]string{"kind", "state"}, nil)
 	descFFmpegCPU = prometheus.NewDesc("meridian_egress_ffmpeg_cpu_seconds_total", "CPU time of finished ffmpeg processes, by role (encoder, video decoder, mux, ...).",
 		[]string{"role"}, nil)
+	descDropped = prometheus.NewDesc("meridian_egress_dropped_media_seconds_total", "Media time composite recordings, RTMP and HLS dropped because the machine or their encoder was more than MaxLag behind real time (the output skips it; audio and video stay in step), by kind.",
+		[]string{"kind"}, nil)
 )
 
 // Collector exports the runner's jobs and ffmpeg CPU at scrape time.
@@ -17,6 +19,7 @@ type runnerCollector struct{ r *Runner }
 func (c runnerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descJobs
 	ch <- descFFmpegCPU
+	ch <- descDropped
 }
 
 func (c runnerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -30,5 +33,8 @@ func (c runnerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for role, d := range c.r.ChildCPUByRole() {
 		ch <- prometheus.MustNewConstMetric(descFFmpegCPU, prometheus.CounterValue, d.Seconds(), role)
+	}
+	for kind, d := range c.r.DroppedMedia() {
+		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, d.Seconds(), string(kind))
 	}
 }

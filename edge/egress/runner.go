@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -107,6 +108,11 @@ type Runner struct {
 	cpu cpuMeter
 	hls hlsDirs
 
+	// dropped is media time composing jobs dropped while behind real
+	// time, by job kind (meridian_egress_dropped_media_seconds_total).
+	droppedMu sync.Mutex
+	dropped   map[egressapi.Kind]time.Duration
+
 	mu     sync.Mutex
 	jobs   map[string]*job
 	closed bool
@@ -160,6 +166,23 @@ func (r *Runner) ChildCPU() time.Duration { return r.cpu.total() }
 // ChildCPUByRole splits ChildCPU by process role (encoder, video decoder,
 // audio decoder, rtmp relay, mux, merge, probe, …).
 func (r *Runner) ChildCPUByRole() map[string]time.Duration { return r.cpu.roles() }
+
+// DroppedMedia is the media time composing jobs have dropped because the
+// machine or their encoder was behind real time, by job kind.
+func (r *Runner) DroppedMedia() map[egressapi.Kind]time.Duration {
+	r.droppedMu.Lock()
+	defer r.droppedMu.Unlock()
+	return maps.Clone(r.dropped)
+}
+
+func (r *Runner) addDropped(kind egressapi.Kind, d time.Duration) {
+	r.droppedMu.Lock()
+	defer r.droppedMu.Unlock()
+	if r.dropped == nil {
+		r.dropped = map[egressapi.Kind]time.Duration{}
+	}
+	r.dropped[kind] += d
+}
 
 // Start runs a job. It returns once the job is running (or has failed to
 // start: then no job is kept and the error says why — a *egressapi.FieldError,

@@ -1,0 +1,135 @@
+package egress
+
+import (
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meridian-video/meridian/edge/egress/egresstest"
+	"github.com/meridian-video/meridian/shared/egressapi"
+)
+
+// encoderPid is the pid of a composing job's encoder.
+func (tr *testRunner) encoderPid(t *testing.T, id string) int {
+	t.Helper()
+	tr.mu.Lock()
+	j := tr.jobs[id]
+	tr.mu.Unlock()
+	if j == nil || j.comp == nil || j.comp.enc == nil {
+		t.Fatalf("job %s has no encoder", id)
+	}
+	return j.comp.enc.cmd.Process.Pid
+}
+
+// checkDroppedRecording probes a stopped composite recording: it lasts the
+// time the job's clock ran less what was dropped, and both streams do (in
+// step).
+func checkDroppedRecording(t *testing.T, tr *testRunner, st egressapi.Status, ran, dropped time.Duration) {
+	t.Helper()
+	if st.State != egressapi.StateStopped || st.Error != "" || len(st.Files) != 1 {
+		t.Fatalf("final status: %+v", st)
+	}
+	probe := egresstest.FFprobe(t, storedPath(t, tr.local, st.Files[0].Key))
+	want := (ran - dropped).Seconds()
+	t.Logf("ran %.2f s, dropped %.2f s: file %.2f s (video %.2f, audio %.2f)", ran.Seconds(), dropped.Seconds(),
+		probe.Duration(), probe.StreamDuration("video"), probe.StreamDuration("audio"))
+	for _, typ := range []string{"video", "audio"} {
+		if d := probe.StreamDuration(typ); !near(d, want, 1) {
+			t.Errorf("%s stream lasts %.2f s, want %.2f ± 1 s (ran %.2f s, dropped %.2f s)", typ, d, want, ran.Seconds(), dropped.Seconds())
+		}
+	}
+	if v, a := probe.StreamDuration("video"), probe.StreamDuration("audio"); !near(v, a, 0.3) {
+		t.Errorf("video %.2f s and audio %.2f s are out of step", v, a)
+	}
+}
+
+// An encoder that is stopped for a while (a starved or descheduled
+// process) costs the recording the time it fell more than MaxLag behind,
+// not the recording: the job keeps running, drops that time from both
+// streams, reports it, and the file is whole when the job stops.
+func TestCompositeDropsTimeWhileItsEncoderIsStopped(t *testing.T) {
+	s := startSFU(t)
+	tr := newRunner(t, s, func(c *Config) { c.MaxLag = time.Second })
+	publish(t, s, "room-lag", "alice", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "440.ogg")})
+
+	begin := time.Now()
+	if _, err := tr.Start(egressapi.Spec{ID: "rec-lag", Kind: egressapi.KindComposite, RoomID: "room-lag", SessionID: "s",
+		Config: egressapi.Config{Quality: "low"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	pid := tr.encoderPid(t, "rec-lag")
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // three times MaxLag, less than the 4 × MaxLag that fails a stalled encoder
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if st, ok := tr.Status("rec-lag"); !ok || st.State != egressapi.StateRunning {
+		t.Fatalf("after the encoder was stopped for 3 s: %+v", st)
+	}
+	ran := time.Since(begin)
+	st := tr.stopAndWait(t, "rec-lag")
+	dropped := tr.DroppedMedia()[egressapi.KindComposite]
+	// At least the 3 s less MaxLag less what the pipes and ffmpeg's input
+	// queue took while it was stopped.
+	if dropped < time.Second {
+		t.Fatalf("dropped %v of media while the encoder was stopped 3 s with MaxLag 1 s", dropped)
+	}
+	checkDroppedRecording(t, tr, st, ran, dropped)
+}
+
+// An encoder that reads nothing for 4 × MaxLag fails the job, naming it.
+func TestCompositeFailsWhenItsEncoderStalls(t *testing.T) {
+	s := startSFU(t)
+	tr := newRunner(t, s, func(c *Config) { c.MaxLag = 500 * time.Millisecond })
+	publish(t, s, "room-stall", "alice", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "440.ogg")})
+	if _, err := tr.Start(egressapi.Spec{ID: "rec-stall", Kind: egressapi.KindComposite, RoomID: "room-stall", SessionID: "s",
+		Config: egressapi.Config{Quality: "low"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	pid := tr.encoderPid(t, "rec-stall")
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	st := tr.waitEnd(t, "rec-stall")
+	if st.State != egressapi.StateFailed || !strings.Contains(st.Error, "encoder stalled") {
+		t.Fatalf("a stopped encoder: %+v, want failed naming the stalled encoder", st)
+	}
+}
+
+// A clock that wakes far behind real time (the machine paused the edge)
+// skips to the present: the job goes on, and the recording lasts the time
+// the clock ran less the skipped time.
+func TestCompositeSkipsTimeItsClockMissed(t *testing.T) {
+	var offset atomic.Int64 // added to the wall clock the runner sees
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	s := startSFU(t)
+	tr := newRunner(t, s, func(c *Config) { c.MaxLag = time.Second; c.Now = now })
+	publish(t, s, "room-skip", "alice", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "440.ogg")})
+
+	begin := now()
+	if _, err := tr.Start(egressapi.Spec{ID: "rec-skip", Kind: egressapi.KindComposite, RoomID: "room-skip", SessionID: "s",
+		Config: egressapi.Config{Quality: "low"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	offset.Store(int64(4 * time.Second))
+	time.Sleep(1500 * time.Millisecond)
+	if st, ok := tr.Status("rec-skip"); !ok || st.State != egressapi.StateRunning {
+		t.Fatalf("after the clock jumped 4 s: %+v", st)
+	}
+	ran := now().Sub(begin)
+	st := tr.stopAndWait(t, "rec-skip")
+	dropped := tr.DroppedMedia()[egressapi.KindComposite]
+	if dropped < 3500*time.Millisecond {
+		t.Fatalf("dropped %v of media after the clock jumped 4 s", dropped)
+	}
+	checkDroppedRecording(t, tr, st, ran, dropped)
+}
