@@ -680,10 +680,7 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	if n.fsm.AppliedIndex() >= index {
 		return nil
 	}
-	done := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() { close(done) })
-	defer stop()
-	if !n.fsm.WaitApplied(index, done) {
+	if !n.fsm.WaitApplied(ctx, index) {
 		return ctx.Err()
 	}
 	return nil

@@ -7,6 +7,7 @@
 package state
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -117,31 +118,27 @@ func (f *FSM) AppliedIndex() uint64 {
 	return f.applied
 }
 
-// WaitApplied blocks until index is applied or done is closed.
-func (f *FSM) WaitApplied(index uint64, done <-chan struct{}) bool {
-	// Usually already there (the leader's apply future answers after the
-	// FSM applied): no watcher goroutine then.
+// WaitApplied blocks until index is applied (true) or ctx is done (false).
+// A wait that must block registers a wake-up with ctx (context.AfterFunc)
+// rather than starting a goroutine to watch it: a follower's forwarded
+// writes usually wait here.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) bool {
 	if f.AppliedIndex() >= index {
 		return true
 	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		select {
-		case <-done:
-			f.appliedMu.Lock()
-			f.appliedCond.Broadcast()
-			f.appliedMu.Unlock()
-		case <-stop:
-		}
-	}()
+	stop := context.AfterFunc(ctx, func() {
+		f.appliedMu.Lock()
+		f.appliedCond.Broadcast()
+		f.appliedMu.Unlock()
+	})
+	defer stop()
 	f.appliedMu.Lock()
 	defer f.appliedMu.Unlock()
 	for f.applied < index {
-		select {
-		case <-done:
+		// Checked under appliedMu, which the wake-up takes too: a ctx
+		// done after this check wakes the Wait below.
+		if ctx.Err() != nil {
 			return false
-		default:
 		}
 		f.appliedCond.Wait()
 	}
