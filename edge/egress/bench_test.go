@@ -75,7 +75,7 @@ func benchOnce(b *testing.B, spec egressapi.Spec, d time.Duration, iter int) (go
 			c.FFmpeg = ff
 		}
 		// On a loaded machine the job may fall behind; measure anyway and
-		// report how many pictures were repeated instead of failing.
+		// report how many pictures were repeated instead of dropping media.
 		c.MaxLag = time.Minute
 	})
 	room := fmt.Sprintf("bench-%d", iter)

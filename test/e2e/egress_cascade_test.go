@@ -58,7 +58,7 @@ func startEgressCascade(t *testing.T, tweaks ...func(*multiOptions)) *egressCasc
 			return edgenode.EgressConfig{WorkDir: t.TempDir(), Storage: []storage.Target{local}, Configure: func(ec *egress.Config) {
 				ec.Poll = 100 * time.Millisecond
 				ec.StopTimeout = 30 * time.Second
-				ec.MaxLag = 30 * time.Second // a shared machine; this test is about what is recorded
+				ec.MaxLag = 30 * time.Second // a shared machine: no media dropped; this test is about what is recorded
 				// Short, so that a room that looks empty here ends its
 				// jobs within the test.
 				ec.EmptyRoomTimeout = 2 * time.Second

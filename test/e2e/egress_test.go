@@ -140,8 +140,9 @@ func startEgressStack(t *testing.T, preferred ...storage.Target) *egressStack {
 				ec.Poll = 100 * time.Millisecond
 				ec.StopTimeout = 30 * time.Second
 				// The machine running the tests is shared: a starved encoder
-				// may fall behind for a while without failing the job (as in
-				// the egress benchmark); this test is about the edge's wiring.
+				// may fall behind for a while without the job dropping media
+				// (as in the egress benchmark), so the files last as long as
+				// the jobs ran; this test is about the edge's wiring.
 				ec.MaxLag = 30 * time.Second
 			}}}
 	})
