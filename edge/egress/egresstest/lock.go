@@ -10,14 +10,16 @@ import (
 )
 
 // The egress tests encode in real time (x264 at 720p, several renditions
-// for HLS, Chromium publishing simulcast in the browser test), and an
-// encoder that falls more than MaxLag behind real time fails its job.
-// `go test ./...` runs two packages at once on a two-core machine, so
-// without this the egress tests of two packages (test/e2e and
-// test/browser, say) could each get half the CPU they need and fail
-// together (CI did: TestEgressMeeting and TestEgressThroughEdge, "encoder too slow"). One test process at a time
-// holds the lock; tests inside one process share it (they already run one
-// at a time unless they ask otherwise).
+// for HLS, Chromium publishing simulcast in the browser test). An encoder
+// more than MaxLag behind real time drops media (it failed its job before
+// 14ee2bb), and the tests check what was encoded: how long each file
+// lasts, which pictures it shows. `go test ./...` runs two packages at
+// once on a two-core machine, so without this the egress tests of two
+// packages (test/e2e and test/browser, say) could each get half the CPU
+// they need (CI's TestEgressMeeting and TestEgressThroughEdge both failed
+// that way, "encoder too slow"). One test process at a time holds the
+// lock; tests inside one process share it (they run one at a time unless
+// they ask otherwise).
 var encoders struct {
 	mu   sync.Mutex
 	held int
