@@ -34,6 +34,7 @@ type hlsDirs struct {
 type hlsDir struct {
 	dir    string
 	window int
+	ended  bool // the job is over: a playlist missing now will stay missing
 }
 
 func (h *hlsDirs) add(path, dir string, window int) {
@@ -43,6 +44,17 @@ func (h *hlsDirs) add(path, dir string, window int) {
 		h.dirs = map[string]hlsDir{}
 	}
 	h.dirs[path] = hlsDir{dir: dir, window: window}
+}
+
+// end marks a stream whose job is over (stopped or failed); its files stay
+// served until the job is forgotten.
+func (h *hlsDirs) end(path string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d, ok := h.dirs[path]; ok {
+		d.ended = true
+		h.dirs[path] = d
+	}
 }
 
 func (h *hlsDirs) remove(path string) {
@@ -96,11 +108,15 @@ func (h *hlsDirs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case name == "index.m3u8":
+		if _, err := os.Stat(filepath.Join(d.dir, variant, name)); err != nil {
+			hlsError(w, http.StatusNotFound, d.noPlaylist())
+			return
+		}
 		h.serveFile(w, r, filepath.Join(d.dir, variant, name), "application/vnd.apple.mpegurl", true)
 	case name == "live.m3u8":
 		src, err := os.ReadFile(filepath.Join(d.dir, variant, "index.m3u8"))
 		if err != nil {
-			hlsError(w, http.StatusNotFound, "stream not started yet")
+			hlsError(w, http.StatusNotFound, d.noPlaylist())
 			return
 		}
 		var out []byte
@@ -120,6 +136,15 @@ func (h *hlsDirs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		hlsError(w, http.StatusNotFound, "not found")
 	}
+}
+
+// noPlaylist says why a playlist is missing: ffmpeg writes the master
+// playlist once every rendition has its first segment.
+func (d hlsDir) noPlaylist() string {
+	if d.ended {
+		return "stream ended before its first segment"
+	}
+	return "stream not started yet"
 }
 
 func (h *hlsDirs) serveFile(w http.ResponseWriter, r *http.Request, p, ctype string, playlist bool) {

@@ -290,6 +290,9 @@ func (j *job) finish() {
 		err = serr
 	}
 	now := cfg.Now()
+	if j.hlsDir != "" {
+		j.r.hls.end(j.spec.HLS.Path) // before the final status goes out
+	}
 	j.update(true, func(s *egressapi.Status) {
 		s.Files = append(s.Files, stored...)
 		s.Size = 0
@@ -327,6 +330,9 @@ func (j *job) abort(cause error) {
 		j.rec.abort()
 	}
 	now := j.r.cfg.Now()
+	if j.hlsDir != "" {
+		j.r.hls.end(j.spec.HLS.Path) // before the final status goes out
+	}
 	j.update(true, func(s *egressapi.Status) {
 		if j.fan != nil {
 			s.Outputs = j.fan.statuses()

@@ -1,6 +1,8 @@
 package egress
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -132,4 +134,38 @@ func TestCompositeSkipsTimeItsClockMissed(t *testing.T) {
 		t.Fatalf("dropped %v of media after the clock jumped 4 s", dropped)
 	}
 	checkDroppedRecording(t, tr, st, ran, dropped)
+}
+
+// An HLS stream whose job ends before ffmpeg wrote its first segment says
+// so on its playlists instead of "not started yet" for ever.
+func TestHLSEndedBeforeItsFirstSegment(t *testing.T) {
+	s := startSFU(t)
+	tr := newRunner(t, s, func(c *Config) { c.MaxLag = 250 * time.Millisecond })
+	srv := httptest.NewServer(http.StripPrefix("/hls", tr.HLSHandler()))
+	defer srv.Close()
+	publish(t, s, "room-hx", "alice", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "440.ogg")})
+	if _, err := tr.Start(egressapi.Spec{ID: "hls-x", Kind: egressapi.KindHLS, RoomID: "room-hx", SessionID: "s",
+		Config: egressapi.Config{Quality: "low"}, HLS: egressapi.HLSOptions{SegmentSeconds: 2, Renditions: 1, Path: "px"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Stopped before it can have encoded a 2-s segment: the job fails
+	// with a stalled encoder 1 s later.
+	pid := tr.encoderPid(t, "hls-x")
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	for _, name := range []string{"live.m3u8", "index.m3u8"} {
+		if code, _, body := httpGet(t, srv.URL+"/hls/px/"+name); code != 404 || !strings.Contains(string(body), "not started yet") {
+			t.Fatalf("%s of a running stream without segments: %d %s", name, code, body)
+		}
+	}
+	if st := tr.waitEnd(t, "hls-x"); st.State != egressapi.StateFailed {
+		t.Fatalf("a stalled encoder: %+v", st)
+	}
+	for _, name := range []string{"live.m3u8", "index.m3u8", "v0/live.m3u8"} {
+		if code, _, body := httpGet(t, srv.URL+"/hls/px/"+name); code != 404 || !strings.Contains(string(body), "ended before its first segment") {
+			t.Fatalf("%s of a stream that ended without a segment: %d %s", name, code, body)
+		}
+	}
 }
