@@ -178,7 +178,6 @@ type Node struct {
 	caughtUp  atomic.Bool
 
 	logStoreKind string // "wal", "bolt", or "" in memory
-	nudger       *commitNudger
 	batcher      *batcher
 	logs         raft.LogStore
 
@@ -309,7 +308,6 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 	n.logs = logs
 	n.leaderEpoch, n.nextEpoch = context.WithCancel(context.Background())
 	n.watchLeader(r)
-	n.nudger = &commitNudger{raft: r, timeout: cfg.ApplyTimeout}
 	n.batcher = newBatcher(n)
 	n.startLast = r.LastIndex()
 	return n, nil
@@ -541,7 +539,7 @@ func (n *Node) Ready() bool {
 }
 
 // lastCommandUpTo is the index of the last command entry in (floor, index],
-// or floor if there is none. Barriers (the commit nudge, consistent reads),
+// or floor if there is none. Barriers (consistent reads, a new leader's first step),
 // no-ops (elections) and configuration changes never reach the FSM, so the
 // FSM's applied index stops below a log that ends with them; readiness must
 // compare against the last entry the FSM will actually apply.
@@ -847,8 +845,13 @@ func (n *Node) HandleForwardedApply(req ForwardedApply) ForwardedResult {
 	}
 	out := ForwardedResult{Index: index, Result: res}
 	if index > 0 {
-		// The sender waits to apply index itself: tell it about the commit now.
-		n.nudger.nudge()
+		// The sender waits to apply index itself, and a follower learns
+		// that an entry committed only from the leader's next
+		// AppendEntries, which would come with the next write or after
+		// CommitTimeout (50–100 ms): send one to every follower now. It
+		// carries no entry (nothing to store or fsync) and pushes that
+		// share a pending one are merged, so a busy leader sends few.
+		n.raft.PushCommitIndex()
 	}
 	var se *state.Error
 	switch {

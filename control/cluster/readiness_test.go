@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -46,15 +47,21 @@ func TestRestartAnswersOnlyWhenCaughtUp(t *testing.T) {
 	t.Fatalf("node not serving 20 s after restart (%d early answers)", early)
 }
 
-// TestReadyWhenTheLogEndsWithoutACommand: barriers (the commit nudge after a
-// forwarded write, consistent reads) and election no-ops never reach the
-// FSM, so a node whose log ends with one has applied less than its last
-// index. Restarted with such a log and no further writes, it must still
-// become ready (it has applied every command there is).
+// TestReadyWhenTheLogEndsWithoutACommand: barriers (consistent reads, a new
+// leader's first step) and election no-ops never reach the FSM, so a node
+// whose log ends with one has applied less than its last index. Restarted
+// with such a log and no further writes, it must still become ready (it has
+// applied every command there is).
 func TestReadyWhenTheLogEndsWithoutACommand(t *testing.T) {
 	c := clustertest.New(t, 3, clustertest.Options{Persist: true})
 	f := c.Followers()[0]
-	createRoom(t, c, f, "through-a-follower") // the leader appends a barrier after it
+	createRoom(t, c, f, "through-a-follower")
+	// A consistent read through the follower: the leader appends a barrier.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Node(f).Node().Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
 	clustertest.Eventually(t, 10*time.Second, func() string {
 		st := c.Node(f).Node().Stats()
 		if st["last_log_index"] == st["commit_index"] && st["commit_index"] != fmt.Sprint(c.Node(f).Node().FSM().AppliedIndex()) {

@@ -209,6 +209,10 @@ type Raft struct {
 	// the main thread.
 	leadershipTransferCh chan *leadershipTransferFuture
 
+	// commitPushCh asks the leader's main thread to send every follower its
+	// commit index now (PushCommitIndex; a Meridian patch, see PATCHES.md).
+	commitPushCh chan struct{}
+
 	// leaderNotifyCh is used to tell leader that config has changed
 	leaderNotifyCh chan struct{}
 
@@ -578,6 +582,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		bootstrapCh:           make(chan *bootstrapFuture),
 		observers:             make(map[uint64]*Observer),
 		leadershipTransferCh:  make(chan *leadershipTransferFuture, 1),
+		commitPushCh:          make(chan struct{}, 1),
 		leaderNotifyCh:        make(chan struct{}, 1),
 		followerNotifyCh:      make(chan struct{}, 1),
 		mainThreadSaturation:  newSaturationMetric([]string{"raft", "thread", "main", "saturation"}, 1*time.Second),
@@ -1292,6 +1297,16 @@ func (r *Raft) CommitIndex() uint64 {
 // index.
 func (r *Raft) AppliedIndex() uint64 {
 	return r.getLastApplied()
+}
+
+// PushCommitIndex asks the leader to send each follower an AppendEntries
+// now, which carries the commit index: a follower otherwise learns that an
+// entry committed only with the next entries or after CommitTimeout. Calls
+// made while one push is pending share it; on a node that is not the leader
+// it does nothing (a pending push is dropped or served harmlessly when the
+// node next leads). A Meridian patch (PATCHES.md).
+func (r *Raft) PushCommitIndex() {
+	asyncNotifyCh(r.commitPushCh)
 }
 
 // LeadershipTransfer will transfer leadership to a server in the cluster.

@@ -846,6 +846,15 @@ func (r *Raft) leaderLoop() {
 				}
 			}
 
+		case <-r.commitPushCh:
+			// PushCommitIndex (a Meridian patch): a replication goroutine
+			// woken with nothing new to send still sends an AppendEntries,
+			// and every AppendEntries carries the commit index.
+			r.mainThreadSaturation.working()
+			for _, f := range r.leaderState.replState {
+				asyncNotifyCh(f.triggerCh)
+			}
+
 		case v := <-r.verifyCh:
 			r.mainThreadSaturation.working()
 			if v.quorumSize == 0 {
