@@ -32,8 +32,8 @@ import (
 // it is full. Writes that waited are the sign of concurrent clients, and
 // at moderate load the rounds, not the writes, were the cost: paced at
 // 1,000 creates/s, three nodes on one core spent half as much CPU again
-// per create as in a closed loop. A lone client never lingers: its write finds no proposal
-// in flight and goes out at once, as before.
+// per create as in a closed loop. A lone client never lingers: its write
+// finds no proposal in flight and goes out at once, as before.
 
 // FeatureWriteBatch is the node feature (state.Node.Features) that says a
 // node's FSM applies CmdBatch entries. The leader batches only when every

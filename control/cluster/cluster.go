@@ -675,9 +675,6 @@ func (n *Node) waitCommittedApplied(ctx context.Context, index uint64) error {
 
 // WaitApplied blocks until the local FSM has applied index.
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
-	if n.fsm.AppliedIndex() >= index {
-		return nil
-	}
 	if !n.fsm.WaitApplied(ctx, index) {
 		return ctx.Err()
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -21,12 +22,33 @@ import (
 // a new decoder, a leave closes one) — a single ffmpeg with a filter graph
 // fixes its inputs at start.
 
+// tally sums durations by key; safe for concurrent use.
+type tally struct {
+	mu    sync.Mutex
+	byKey map[string]time.Duration
+}
+
+func (t *tally) add(key string, d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.byKey == nil {
+		t.byKey = map[string]time.Duration{}
+	}
+	t.byKey[key] += d
+}
+
+// snapshot is a copy of the sums.
+func (t *tally) snapshot() map[string]time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.byKey)
+}
+
 // cpuMeter sums the CPU time of finished child processes, in total and
 // by role (encoder, video decoder, audio decoder, rtmp relay, mux, …).
 type cpuMeter struct {
 	ns     atomic.Int64
-	mu     sync.Mutex
-	byRole map[string]time.Duration
+	byRole tally
 }
 
 func (m *cpuMeter) add(p *proc) {
@@ -40,12 +62,7 @@ func (m *cpuMeter) addRole(role string, d time.Duration) {
 		return
 	}
 	m.ns.Add(int64(d))
-	m.mu.Lock()
-	if m.byRole == nil {
-		m.byRole = map[string]time.Duration{}
-	}
-	m.byRole[role] += d
-	m.mu.Unlock()
+	m.byRole.add(role, d)
 }
 
 func (m *cpuMeter) total() time.Duration {
@@ -55,15 +72,7 @@ func (m *cpuMeter) total() time.Duration {
 	return time.Duration(m.ns.Load())
 }
 
-func (m *cpuMeter) roles() map[string]time.Duration {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make(map[string]time.Duration, len(m.byRole))
-	for k, v := range m.byRole {
-		out[k] = v
-	}
-	return out
-}
+func (m *cpuMeter) roles() map[string]time.Duration { return m.byRole.snapshot() }
 
 type decoderEnv struct {
 	ffmpeg string

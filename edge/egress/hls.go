@@ -108,11 +108,7 @@ func (h *hlsDirs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case name == "index.m3u8":
-		if _, err := os.Stat(filepath.Join(d.dir, variant, name)); err != nil {
-			hlsError(w, http.StatusNotFound, d.noPlaylist())
-			return
-		}
-		h.serveFile(w, r, filepath.Join(d.dir, variant, name), "application/vnd.apple.mpegurl", true)
+		h.serveFile(w, r, filepath.Join(d.dir, variant, name), "application/vnd.apple.mpegurl", true, d.noPlaylist())
 	case name == "live.m3u8":
 		src, err := os.ReadFile(filepath.Join(d.dir, variant, "index.m3u8"))
 		if err != nil {
@@ -132,7 +128,7 @@ func (h *hlsDirs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write(out)
 		}
 	case variant != "" && reSegment.MatchString(name):
-		h.serveFile(w, r, filepath.Join(d.dir, variant, name), "video/mp2t", false)
+		h.serveFile(w, r, filepath.Join(d.dir, variant, name), "video/mp2t", false, "not found")
 	default:
 		hlsError(w, http.StatusNotFound, "not found")
 	}
@@ -147,10 +143,11 @@ func (d hlsDir) noPlaylist() string {
 	return "stream not started yet"
 }
 
-func (h *hlsDirs) serveFile(w http.ResponseWriter, r *http.Request, p, ctype string, playlist bool) {
+// serveFile serves p, or a 404 saying missing.
+func (h *hlsDirs) serveFile(w http.ResponseWriter, r *http.Request, p, ctype string, playlist bool, missing string) {
 	f, err := os.Open(p)
 	if err != nil {
-		hlsError(w, http.StatusNotFound, "not found")
+		hlsError(w, http.StatusNotFound, missing)
 		return
 	}
 	defer f.Close()

@@ -51,10 +51,14 @@ func (j *job) status() egressapi.Status {
 	return st
 }
 
-// update changes the status; emit reports it.
+// update changes the status; emit reports it. An HLS stream is marked
+// ended as its job's state turns final, before that status goes out.
 func (j *job) update(emit bool, fn func(*egressapi.Status)) {
 	j.mu.Lock()
 	fn(&j.st)
+	if j.hlsDir != "" && j.st.State.Final() {
+		j.r.hls.end(j.spec.HLS.Path)
+	}
 	if emit {
 		j.st.Seq++
 	}
@@ -118,7 +122,7 @@ func (j *job) start() error {
 		}
 		cc := composerConfig{media: cfg.Media, roomID: j.spec.RoomID, cfg: j.spec.Config, fps: cfg.FrameRate,
 			origin: j.origin, now: cfg.Now, env: env, poll: cfg.Poll, maxLag: cfg.MaxLag, onFail: j.fail,
-			onDropped: func(d time.Duration) { j.r.addDropped(j.spec.Kind, d) }}
+			onDropped: func(d time.Duration) { j.r.dropped.add(string(j.spec.Kind), d) }}
 		switch j.spec.Kind {
 		case egressapi.KindComposite:
 			j.out = filepath.Join(j.dir, "composite.mp4")
@@ -290,8 +294,8 @@ func (j *job) finish() {
 		err = serr
 	}
 	now := cfg.Now()
-	if j.hlsDir != "" {
-		j.r.hls.end(j.spec.HLS.Path) // before the final status goes out
+	if err != nil {
+		cfg.Logger.Warn("egress: job failed while stopping", "job", j.spec.ID, "kind", j.spec.Kind, "room", j.spec.RoomID, "err", err)
 	}
 	j.update(true, func(s *egressapi.Status) {
 		s.Files = append(s.Files, stored...)
@@ -307,7 +311,6 @@ func (j *job) finish() {
 		}
 		s.StoppedAt = now
 		if err != nil {
-			cfg.Logger.Warn("egress: job failed while stopping", "job", j.spec.ID, "kind", j.spec.Kind, "room", j.spec.RoomID, "err", err)
 			s.State, s.Error = egressapi.StateFailed, err.Error()
 		} else {
 			s.State = egressapi.StateStopped
@@ -330,9 +333,6 @@ func (j *job) abort(cause error) {
 		j.rec.abort()
 	}
 	now := j.r.cfg.Now()
-	if j.hlsDir != "" {
-		j.r.hls.end(j.spec.HLS.Path) // before the final status goes out
-	}
 	j.update(true, func(s *egressapi.Status) {
 		if j.fan != nil {
 			s.Outputs = j.fan.statuses()

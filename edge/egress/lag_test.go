@@ -76,7 +76,7 @@ func TestCompositeDropsTimeWhileItsEncoderIsStopped(t *testing.T) {
 	}
 	ran := time.Since(begin)
 	st := tr.stopAndWait(t, "rec-lag")
-	dropped := tr.DroppedMedia()[egressapi.KindComposite]
+	dropped := tr.DroppedMedia()[string(egressapi.KindComposite)]
 	// At least the 3 s less MaxLag less what the pipes and ffmpeg's input
 	// queue took while it was stopped.
 	if dropped < time.Second {
@@ -129,7 +129,7 @@ func TestCompositeSkipsTimeItsClockMissed(t *testing.T) {
 	}
 	ran := now().Sub(begin)
 	st := tr.stopAndWait(t, "rec-skip")
-	dropped := tr.DroppedMedia()[egressapi.KindComposite]
+	dropped := tr.DroppedMedia()[string(egressapi.KindComposite)]
 	if dropped < 3500*time.Millisecond {
 		t.Fatalf("dropped %v of media after the clock jumped 4 s", dropped)
 	}

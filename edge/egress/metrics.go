@@ -35,6 +35,6 @@ func (c runnerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descFFmpegCPU, prometheus.CounterValue, d.Seconds(), role)
 	}
 	for kind, d := range c.r.DroppedMedia() {
-		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, d.Seconds(), string(kind))
+		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, d.Seconds(), kind)
 	}
 }

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -110,8 +109,7 @@ type Runner struct {
 
 	// dropped is media time composing jobs dropped while behind real
 	// time, by job kind (meridian_egress_dropped_media_seconds_total).
-	droppedMu sync.Mutex
-	dropped   map[egressapi.Kind]time.Duration
+	dropped tally
 
 	mu     sync.Mutex
 	jobs   map[string]*job
@@ -169,20 +167,7 @@ func (r *Runner) ChildCPUByRole() map[string]time.Duration { return r.cpu.roles(
 
 // DroppedMedia is the media time composing jobs have dropped because the
 // machine or their encoder was behind real time, by job kind.
-func (r *Runner) DroppedMedia() map[egressapi.Kind]time.Duration {
-	r.droppedMu.Lock()
-	defer r.droppedMu.Unlock()
-	return maps.Clone(r.dropped)
-}
-
-func (r *Runner) addDropped(kind egressapi.Kind, d time.Duration) {
-	r.droppedMu.Lock()
-	defer r.droppedMu.Unlock()
-	if r.dropped == nil {
-		r.dropped = map[egressapi.Kind]time.Duration{}
-	}
-	r.dropped[kind] += d
-}
+func (r *Runner) DroppedMedia() map[string]time.Duration { return r.dropped.snapshot() }
 
 // Start runs a job. It returns once the job is running (or has failed to
 // start: then no job is kept and the error says why — a *egressapi.FieldError,
