@@ -255,6 +255,10 @@ run_row() { # server n
 		-subs "$n" -window "$WINDOW" -idle 2s -settle 1s -server-cpu "$MEASURE_CPU" -feedback "$FEEDBACK" ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"} -json "$RESULTS/$target-$n.json" \
 		>"$WORK/loadgen.out" 2>"$WORK/loadgen.err"; then
 		tail -n 1 "$WORK/loadgen.out"
+		# What the generator logged (with LOADGEN_ARGS=-v: the join breakdown).
+		if grep -v 'closed pipe' "$WORK/loadgen.err" >"$WORK/loadgen.log"; then
+			cp "$WORK/loadgen.log" "$RESULTS/$target-$n.log"
+		fi
 	else
 		# pion's twcc interceptor logs harmless "closed pipe" errors when
 		# hundreds of PeerConnections close at once; keep everything else.

@@ -395,7 +395,7 @@ func connect(ctx context.Context, api *webrtc.API, j *apiJoiner, roomID, pid, re
 	for _, e := range cands {
 		c, err := dialClient(ctx, api, e.SignalingURL, pid)
 		if err == nil {
-			if _, err = c.join(ctx, e.Ticket); err == nil {
+			if err = c.join(ctx, e.Ticket); err == nil {
 				return c, e.EdgeID, nil
 			}
 			go c.close()
@@ -488,7 +488,7 @@ func runCascadeRow(ctx context.Context, api *webrtc.API, j *apiJoiner, o cascade
 		return r, err
 	}
 	defer pub.close()
-	if _, err := pub.join(ctx, cands[0].Ticket); err != nil {
+	if err := pub.join(ctx, cands[0].Ticket); err != nil {
 		return r, err
 	}
 	gen, err := newGenerator(o.shape, "camera")

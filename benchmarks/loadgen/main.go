@@ -254,7 +254,17 @@ type rowResult struct {
 	Missing string `json:"missing,omitempty"`
 
 	JoinSeconds float64 `json:"joinSeconds"` // first join → every subscriber receives
-	SentPPS     float64 `json:"sentPps"`     // publisher packets/s
+	// Where the join time goes: first join request → every subscriber's
+	// signaling answered (Meridian: `joined`), → every subscriber read its
+	// first media packet; and the generator's and the server's CPU over the
+	// whole join (near 100 % of the generator's core: it, not the server,
+	// set the pace).
+	JoinSignaledSeconds float64 `json:"joinSignaledSeconds"`
+	JoinMediaSeconds    float64 `json:"joinMediaSeconds"`
+	JoinGenCPUPct       float64 `json:"joinGeneratorCpuPct"`
+	JoinServerCPUPct    float64 `json:"joinServerCpuPct"`
+
+	SentPPS     float64 `json:"sentPps"` // publisher packets/s
 	FwdPPS      float64 `json:"forwardedPps"`
 	DeliveryPct float64 `json:"deliveryPct"` // forwarded / (sent × N)
 	LossPct     float64 `json:"lossPct"`     // sequence gaps / expected
@@ -397,6 +407,11 @@ func runRow(ctx context.Context, api *webrtc.API, srv server, o options, n int) 
 
 	// Subscribers, o.concurrency at a time.
 	t0 := time.Now()
+	genCPU0, _ := cpuTime(os.Getpid())
+	var srvCPU0 time.Duration
+	if len(o.pids) > 0 {
+		srvCPU0, _ = serverCPUTime(o.pids)
+	}
 	subs := make([]participant, n)
 	var (
 		wg    sync.WaitGroup
@@ -469,7 +484,11 @@ func runRow(ctx context.Context, api *webrtc.API, srv server, o options, n int) 
 	if first != nil {
 		return r, first
 	}
+	r.JoinSignaledSeconds = time.Since(t0).Seconds()
 	o.logf("N=%d joined in %v; waiting for media", n, time.Since(t0).Round(time.Millisecond))
+	if steps := joinSteps.take(); steps != "" {
+		o.logf("N=%d per subscriber, %d at a time: %s", n, o.concurrency, steps)
+	}
 	for {
 		ready := 0
 		for _, c := range subs {
@@ -487,7 +506,19 @@ func runRow(ctx context.Context, api *webrtc.API, srv server, o options, n int) 
 		}
 	}
 	r.JoinSeconds = time.Since(t0).Seconds()
-	o.logf("N=%d all receiving after %.1fs", n, r.JoinSeconds)
+	if genCPU1, err := cpuTime(os.Getpid()); err == nil {
+		r.JoinGenCPUPct = 100 * (genCPU1 - genCPU0).Seconds() / r.JoinSeconds
+	}
+	if len(o.pids) > 0 {
+		if srvCPU1, err := serverCPUTime(o.pids); err == nil {
+			r.JoinServerCPUPct = 100 * (srvCPU1 - srvCPU0).Seconds() / r.JoinSeconds
+		}
+	}
+	for _, c := range subs {
+		r.JoinMediaSeconds = max(r.JoinMediaSeconds, c.firstPacketAt().Sub(t0).Seconds())
+	}
+	o.logf("N=%d all receiving after %.1fs (all signaled %.2fs, all with a first packet %.2fs; generator CPU %.0f%%, server %.0f%% over the join)",
+		n, r.JoinSeconds, r.JoinSignaledSeconds, r.JoinMediaSeconds, r.JoinGenCPUPct, r.JoinServerCPUPct)
 	sleep(ctx, o.warmup)
 
 	a := take(subs, gen, o.pids, o.serverCPU)

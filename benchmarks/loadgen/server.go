@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -14,6 +16,7 @@ import (
 type participant interface {
 	counters() []*trackCounter
 	receiving(min uint64) bool
+	firstPacketAt() time.Time
 	close()
 }
 
@@ -63,7 +66,7 @@ func (s signalServer) publish(ctx context.Context, api *webrtc.API, room string,
 		return nil, nil, err
 	}
 	senders, err := func() ([]*webrtc.RTPSender, error) {
-		if _, err := c.join(ctx, ticket); err != nil {
+		if err := c.join(ctx, ticket); err != nil {
 			return nil, err
 		}
 		senders, err := c.publish(ctx, tracks...)
@@ -80,17 +83,54 @@ func (s signalServer) publish(ctx context.Context, api *webrtc.API, room string,
 }
 
 func (s signalServer) subscribe(ctx context.Context, api *webrtc.API, room, pid string) (participant, error) {
+	t0 := time.Now()
 	url, ticket, err := s.j.join(ctx, room, pid, false)
 	if err != nil {
 		return nil, err
 	}
+	t1 := time.Now()
 	c, err := dialClient(ctx, api, url, pid)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.join(ctx, ticket); err != nil {
+	t2 := time.Now()
+	if err := c.join(ctx, ticket); err != nil {
 		c.close()
 		return nil, fmt.Errorf("%s: %w", pid, err)
 	}
+	joinSteps.add(t1.Sub(t0), t2.Sub(t1), time.Since(t2))
 	return c, nil
+}
+
+// joinSteps collects how long each subscriber's join steps took (the join
+// API request, the signaling socket's dial, `join` → `joined`), for the
+// join breakdown of -v.
+var joinSteps stepTimes
+
+type stepTimes struct {
+	mu                  sync.Mutex
+	api, dial, signaled []time.Duration
+}
+
+func (s *stepTimes) add(api, dial, signaled time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.api, s.dial, s.signaled = append(s.api, api), append(s.dial, dial), append(s.signaled, signaled)
+}
+
+// take returns a summary of the steps recorded since the last take and
+// forgets them ("" when none were).
+func (s *stepTimes) take() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.api) == 0 {
+		return ""
+	}
+	q := func(d []time.Duration) string {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return fmt.Sprintf("p50 %v, p95 %v, max %v", d[len(d)/2].Round(time.Millisecond), d[len(d)*95/100].Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond))
+	}
+	out := fmt.Sprintf("join API %s; socket dial %s; join → joined %s", q(s.api), q(s.dial), q(s.signaled))
+	s.api, s.dial, s.signaled = nil, nil, nil
+	return out
 }

@@ -38,6 +38,18 @@ type sink struct {
 	readers sync.WaitGroup
 	// arr is set on probe subscribers: their socket's arrival times.
 	arr atomic.Pointer[arrivals]
+	// firstPacket is when the first media packet of any track was read
+	// (UnixNano, 0 before): the join breakdown's "media flowing" mark.
+	firstPacket atomic.Int64
+}
+
+// firstPacketAt is when this receiver read its first media packet (zero
+// time before it has).
+func (s *sink) firstPacketAt() time.Time {
+	if ns := s.firstPacket.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // probeWith makes this subscriber a probe whose packets' socket arrival
@@ -62,6 +74,9 @@ func (s *sink) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 				return
 			}
 			now := stampNow()
+			if s.firstPacket.Load() == 0 {
+				s.firstPacket.CompareAndSwap(0, time.Now().UnixNano())
+			}
 			if n < 12 {
 				continue
 			}
