@@ -1,6 +1,7 @@
 package signal
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"net"
 	"sync"
@@ -103,6 +104,8 @@ func (c *conn) close() {
 func (c *conn) writeLoop() {
 	defer close(c.done)
 	defer c.closeSocket()
+	raw := c.ws.UnderlyingConn()
+	var batch [][]byte
 	for {
 		select {
 		case <-c.kill:
@@ -110,26 +113,83 @@ func (c *conn) writeLoop() {
 		case <-c.notify:
 		}
 		for {
+			// Take everything queued: a burst (a joiner's quality scores, a
+			// round's changes to every member) goes out in one write.
 			c.mu.Lock()
-			if len(c.queue) == 0 {
-				c.mu.Unlock()
+			batch, c.queue = c.queue, batch[:0]
+			c.mu.Unlock()
+			if len(batch) == 0 {
 				break
 			}
-			frame := c.queue[0]
-			c.queue[0] = nil
-			c.queue = c.queue[1:]
-			c.mu.Unlock()
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-			if frame == nil {
-				_ = c.ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseNormalClosure, ""), time.Now().Add(time.Second))
+			if !c.writeBatch(raw, batch) {
 				return
 			}
-			if err := c.ws.WriteMessage(fws.TextMessage, frame); err != nil {
-				c.writeFailed()
-				return
-			}
+			clear(batch)
 		}
 	}
+}
+
+// maxWriteBatch bounds the bytes writeBatch gathers into one write.
+const maxWriteBatch = 64 << 10
+
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// writeBatch writes frames as WebSocket text messages, as many per write
+// system call as fit in maxWriteBatch, instead of one call per message (the
+// socket's cost at 250 members is the calls, not the bytes). Only writeLoop
+// writes data frames; the library's control frames (a pong or close echo from
+// the reader) are single writes too, and net.Conn serializes whole writes, so
+// frames never interleave. A nil frame writes what came before it, then a
+// close frame, and reports false (done); so does a failed write.
+func (c *conn) writeBatch(raw net.Conn, frames [][]byte) bool {
+	bp := writeBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 2*maxWriteBatch {
+			*bp = (*bp)[:0]
+			writeBufs.Put(bp)
+		}
+	}()
+	flush := func() bool {
+		if len(*bp) == 0 {
+			return true
+		}
+		_ = raw.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		_, err := raw.Write(*bp)
+		*bp = (*bp)[:0]
+		if err != nil {
+			c.writeFailed()
+			return false
+		}
+		return true
+	}
+	for _, frame := range frames {
+		if frame == nil {
+			if flush() {
+				_ = c.ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseNormalClosure, ""), time.Now().Add(time.Second))
+			}
+			return false
+		}
+		*bp = appendTextFrame(*bp, frame)
+		if len(*bp) >= maxWriteBatch && !flush() {
+			return false
+		}
+	}
+	return flush()
+}
+
+// appendTextFrame appends payload as one unmasked, final text frame (RFC
+// 6455 section 5.2: a server's frames are not masked).
+func appendTextFrame(b, payload []byte) []byte {
+	switch n := len(payload); {
+	case n <= 125:
+		b = append(b, 0x81, byte(n))
+	case n <= 0xffff:
+		b = append(b, 0x81, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x81, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, payload...)
 }
 
 // readerDrain bounds how long a failed write leaves the socket open for the

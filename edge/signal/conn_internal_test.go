@@ -1,6 +1,8 @@
 package signal
 
 import (
+	"bytes"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -65,5 +67,54 @@ func TestFramesSentBeforeAResetAreRead(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the server handler did not finish")
+	}
+}
+
+// TestQueuedFramesArriveAsSeparateMessages: frames queued while nothing was
+// written go out together (writeBatch) and must still reach a client as the
+// same messages in the same order, whatever their length encoding (7-bit,
+// 16-bit, 64-bit), across the batch's size limit, and followed by a normal
+// close when the last one was final.
+func TestQueuedFramesArriveAsSeparateMessages(t *testing.T) {
+	var want [][]byte
+	for i, n := range []int{0, 1, 125, 126, 127, 300, 0xffff, 0x10000, maxWriteBatch + 5000, 2, 3} {
+		want = append(want, bytes.Repeat([]byte{byte('a' + i)}, n))
+	}
+	for i := range 500 { // a burst of small ones, as a joiner's quality scores
+		want = append(want, fmt.Appendf(nil, `{"type":"connection-quality","data":{"participantId":"p%03d","score":100}}`, i))
+	}
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get("/rtc", websocket.New(func(ws *websocket.Conn) {
+		c := newConn(ws, len(want)+1, 5*time.Second)
+		for _, f := range want[:len(want)-1] {
+			c.send(f)
+		}
+		c.sendFinal(want[len(want)-1])
+		c.writeLoop() // everything is queued before the first write
+	}))
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = app.Listener(ln) }()
+	t.Cleanup(func() { _ = app.Shutdown() })
+
+	ws, _, err := fws.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/rtc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i, w := range want {
+		typ, got, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("message %d of %d: %v", i, len(want), err)
+		}
+		if typ != fws.TextMessage || !bytes.Equal(got, w) {
+			t.Fatalf("message %d: type %d, %d bytes %.40q, want text, %d bytes %.40q", i, typ, len(got), got, len(w), w)
+		}
+	}
+	if _, _, err := ws.ReadMessage(); !fws.IsCloseError(err, fws.CloseNormalClosure) {
+		t.Fatalf("after the final frame: %v, want a normal close", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/edge/sfu"
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
 	wire "github.com/meridian-video/meridian/shared/signal"
 )
@@ -197,5 +198,34 @@ func TestActiveSpeaker(t *testing.T) {
 		return len(as.ParticipantIDs) == 0
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConnectionQualityReachesEveryMember: every member hears every other
+// member's connection-quality score, members that joined later included (a
+// joiner gets the scores of those already there; they get the joiner's).
+// The frames are shared between recipients (qualityFrames), so this also
+// checks that one member's frame is not another's.
+func TestConnectionQualityReachesEveryMember(t *testing.T) {
+	e := signaltest.StartEdge(t, signaltest.EdgeOptions{SFU: func(c *sfu.Config) { c.QualityInterval = 100 * time.Millisecond }})
+	ctx := ctxT(t, 30*time.Second)
+	names := []string{"alice", "bob", "carol", "dave"}
+	clients := map[string]*signaltest.Client{}
+	for _, n := range names {
+		clients[n] = e.Join(t, "room-cq", n, nil)
+		time.Sleep(150 * time.Millisecond) // a quality round between joins
+	}
+	for _, to := range names {
+		for _, about := range names {
+			if about == to {
+				continue
+			}
+			if _, err := clients[to].WaitFor(ctx, wire.TypeConnectionQuality, func(m wire.Envelope) bool {
+				q, err := signaltest.Decode[wire.ConnectionQuality](m)
+				return err == nil && q.ParticipantID == about && q.Score > 0 && q.Score <= 100
+			}); err != nil {
+				t.Fatalf("%s never heard %s's connection quality: %v", to, about, err)
+			}
+		}
 	}
 }

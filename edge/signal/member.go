@@ -122,5 +122,40 @@ func (k sink) ActiveSpeakers(ids []string) {
 }
 
 func (k sink) ConnectionQuality(participantID string, score float64) {
-	k.m.deliver(k.gen, encode(wire.TypeConnectionQuality, wire.ConnectionQuality{ParticipantID: participantID, Score: score}))
+	k.m.deliver(k.gen, qualityFrames.get(participantID, score))
+}
+
+// qualityFrames memoizes connection-quality frames. A quality round gives
+// every member of a room the same (participant, score) frames, and while a
+// room fills nearly every pair is sent (a joiner gets everyone's score,
+// everyone gets the joiner's): N² frames from N² encodings without it.
+var qualityFrames = qualityCache{m: map[qualityKey][]byte{}}
+
+type qualityKey struct {
+	participantID string
+	score         float64
+}
+
+type qualityCache struct {
+	mu sync.Mutex
+	m  map[qualityKey][]byte
+}
+
+// maxQualityFrames bounds the cache; it starts over when full (a round
+// refills it with what is current).
+const maxQualityFrames = 8192
+
+func (c *qualityCache) get(participantID string, score float64) []byte {
+	k := qualityKey{participantID, score}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.m[k]; ok {
+		return f
+	}
+	if len(c.m) >= maxQualityFrames {
+		clear(c.m)
+	}
+	f := encode(wire.TypeConnectionQuality, wire.ConnectionQuality{ParticipantID: participantID, Score: score})
+	c.m[k] = f
+	return f
 }
