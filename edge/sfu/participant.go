@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
 
@@ -67,6 +68,11 @@ type Participant struct {
 	pub    *Publisher  // nil without publish permission
 	sub    *Subscriber // nil without subscribe permission
 
+	// ready: the client was told `joined` (Ready). Room events sent before
+	// that wait in signaling's bounded buffer, which a quality round's full
+	// set (one frame per participant) would overflow in a large room.
+	ready atomic.Bool
+
 	closeOnce sync.Once
 }
 
@@ -104,6 +110,7 @@ func (p *Participant) OnSubscriberState(fn func(webrtc.PeerConnectionState)) {
 
 // Ready lets the subscriber PeerConnection negotiate.
 func (p *Participant) Ready() {
+	p.ready.Store(true)
 	if p.sub != nil {
 		p.sub.release()
 	}

@@ -267,7 +267,9 @@ func (r *Room) reportQuality(ps []*Participant, now time.Time) {
 		}
 	}
 	for _, p := range ps {
-		if p.remote {
+		if p.remote || !p.ready.Load() {
+			// Not told `joined` yet: it gets the full set at the first round
+			// after it is (informed stays false).
 			continue
 		}
 		send := changed
