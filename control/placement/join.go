@@ -138,6 +138,28 @@ func (s *Service) readView(roomID string) joinView {
 	return v
 }
 
+// reserveFor is how long a join reserves its edge in the room: the ticket's
+// life and a margin for the client to connect with it.
+func (s *Service) reserveFor() time.Duration { return s.cfg.TicketTTL + s.cfg.ReserveMargin }
+
+// reservedFor reports whether edgeID already serves the room in p with a
+// reservation that outlasts a ticket issued now by half the margin, so a
+// join may skip writing it again. A stale view (a follower a few entries
+// behind) can only make this true for an edge that served the room a
+// moment ago; an edge marked down leaves every placement in the same
+// command, so a view never has it both down and serving.
+func (s *Service) reservedFor(p *state.Placement, edgeID string, now time.Time) bool {
+	if p == nil {
+		return false
+	}
+	for _, e := range p.Edges {
+		if e.EdgeID == edgeID {
+			return e.ReservedUntil.After(now.Add(s.cfg.TicketTTL + s.cfg.ReserveMargin/2))
+		}
+	}
+	return false
+}
+
 // candidates lists the usable, allowed edges ranked for a joiner at loc.
 func (s *Service) candidates(v joinView, ps []geo.Policy, loc geo.Location, avoid []string, now time.Time) []candidate {
 	var out []candidate
@@ -229,8 +251,21 @@ func (s *Service) Join(ctx context.Context, req api.JoinRequest) (*api.JoinRespo
 			return nil, &api.Error{Status: fiber.StatusServiceUnavailable, Message: ErrNoEdge.Error(), RetryAfter: 5}
 		}
 		choice := s.decide(cands)
+		alts := make([]candidate, 0, s.cfg.MaxCandidates-1)
+		for _, c := range cands {
+			if c.edge.ID != choice.edge.ID && len(alts) < s.cfg.MaxCandidates-1 {
+				alts = append(alts, c)
+			}
+		}
+		if s.reservedFor(v.placement, choice.edge.ID, now) {
+			// The room is on that edge already, reserved beyond this
+			// ticket's life: the write would change nothing (same edges,
+			// same epoch), so a busy room's joins skip it, and write again
+			// only once the reservation runs short (every ReserveMargin/2).
+			return s.respond(req, sec, ps, v.edges, v.epoch, choice, alts, now)
+		}
 		raw, index, err := s.node.Apply(ctx, state.CmdPlaceRoom, state.PlaceRoom{RoomID: req.Room.RoomID, ExpectEpoch: v.epoch, EdgeID: choice.edge.ID,
-			ReserveFor: int64((s.cfg.TicketTTL + 30*time.Second) / time.Second), At: now.UTC()})
+			ReserveFor: int64(s.reserveFor() / time.Second), At: now.UTC()})
 		var se *state.Error
 		if errors.As(err, &se) && se.Code == state.CodeConflict {
 			// Another join (through any node, under any leader) changed the
@@ -249,12 +284,6 @@ func (s *Service) Join(ctx context.Context, req api.JoinRequest) (*api.JoinRespo
 		}
 		if p.Epoch != v.epoch {
 			s.pushPeers(&p, choice.edge.ID)
-		}
-		alts := make([]candidate, 0, s.cfg.MaxCandidates-1)
-		for _, c := range cands {
-			if c.edge.ID != choice.edge.ID && len(alts) < s.cfg.MaxCandidates-1 {
-				alts = append(alts, c)
-			}
 		}
 		return s.respond(req, sec, ps, v.edges, p.Epoch, choice, alts, now)
 	}

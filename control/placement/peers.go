@@ -176,7 +176,7 @@ func (s *Service) claim(c *fiber.Ctx, req edgeapi.Attach) error {
 		var epoch uint64
 		s.node.FSM().Read(func(st *state.Store) { epoch = st.PlacementEpoch(req.RoomID) })
 		raw, index, err := s.node.Apply(c.UserContext(), state.CmdPlaceRoom, state.PlaceRoom{RoomID: req.RoomID, ExpectEpoch: epoch, EdgeID: req.EdgeID,
-			ReserveFor: int64((s.cfg.TicketTTL + 30*time.Second) / time.Second), At: s.cfg.Now().UTC()})
+			ReserveFor: int64(s.reserveFor() / time.Second), At: s.cfg.Now().UTC()})
 		var se *state.Error
 		if errors.As(err, &se) && se.Code == state.CodeConflict {
 			if werr := s.node.WaitApplied(c.UserContext(), index); werr != nil {

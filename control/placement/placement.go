@@ -55,8 +55,13 @@ type Config struct {
 	// edge's own heartbeats are this late. 0: 3 × HeartbeatEvery or half of
 	// DownAfter, whichever is longer, at most DownAfter (docs/multi-edge.md,
 	// "Edge liveness and load").
-	LateAfter      time.Duration
-	TicketTTL      time.Duration
+	LateAfter time.Duration
+	TicketTTL time.Duration
+	// ReserveMargin: a join reserves its edge in the room for TicketTTL plus
+	// this (the client's time to connect with its ticket). A join whose
+	// edge is already reserved for more than TicketTTL plus half of it
+	// writes nothing (0: 30 s).
+	ReserveMargin  time.Duration
 	RelayTicketTTL time.Duration
 	TURNTTL        time.Duration
 	// RepairEvery is how often the leader drops edges without participants
@@ -75,7 +80,7 @@ type Config struct {
 
 // DefaultConfig returns production defaults.
 func DefaultConfig() Config {
-	return Config{HeartbeatEvery: time.Second, DownAfter: 5 * time.Second, TicketTTL: 60 * time.Second, RelayTicketTTL: 10 * time.Minute,
+	return Config{HeartbeatEvery: time.Second, DownAfter: 5 * time.Second, TicketTTL: 60 * time.Second, ReserveMargin: 30 * time.Second, RelayTicketTTL: 10 * time.Minute,
 		TURNTTL: 12 * time.Hour, MaxCandidates: 3, NearKm: 1000, RepairEvery: 5 * time.Second}
 }
 
@@ -162,6 +167,9 @@ func New(cfg Config, node *cluster.Node) (*Service, error) {
 	}
 	if cfg.RepairEvery <= 0 {
 		cfg.RepairEvery = d.RepairEvery
+	}
+	if cfg.ReserveMargin <= 0 {
+		cfg.ReserveMargin = d.ReserveMargin
 	}
 	if cfg.Locator == nil {
 		loc, err := geo.NewLocator(geo.LocatorConfig{Catalog: cfg.Catalog})

@@ -10,6 +10,8 @@ import (
 
 	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/control/cluster/clustertest"
+	"github.com/meridian-video/meridian/control/placement"
+	"github.com/meridian-video/meridian/control/state"
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
 	wire "github.com/meridian-video/meridian/shared/signal"
 )
@@ -605,4 +607,53 @@ func TestDrainMovesMeetings(t *testing.T) {
 			t.Fatalf("join during drain: %d %s", st, body)
 		}
 	}
+}
+
+// TestJoinsReuseAFreshReservation: a join records its edge in the room's
+// placement with a reservation (a Raft write); the joins that follow, through
+// any control node, while that reservation outlasts their tickets by more
+// than half the margin write nothing (the placement's modify index stays),
+// and still name the serving edge with the placement's epoch. Once the
+// reservation runs short, a join writes it again, later.
+func TestJoinsReuseAFreshReservation(t *testing.T) {
+	const margin = 2 * time.Second
+	m := startMultiWith(t, 3, multiOptions{placement: func(c *placement.Config) { c.ReserveMargin = margin }},
+		edgeSpec{id: "paris-1", region: "eu-west"})
+	room := m.room(nil)
+	if st, _, body := m.join(0, room, "first", nil); st != 200 {
+		t.Fatalf("first join: %d %s", st, body)
+	}
+	var first *state.Placement
+	for i := range 3 {
+		clustertest.Eventually(t, 5*time.Second, func() string {
+			if first = m.placement(i, room); first == nil {
+				return fmt.Sprintf("node%d has no placement", i)
+			}
+			return ""
+		})
+	}
+	for k := range 6 {
+		st, ja, body := m.join(k%3, room, fmt.Sprintf("p%d", k), nil)
+		if st != 200 || len(ja.Edges) == 0 || ja.Edges[0].EdgeID != "paris-1" {
+			t.Fatalf("join %d through node%d: %d %s", k, k%3, st, body)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // a write, had there been one, reaches every node
+	for i := range 3 {
+		if p := m.placement(i, room); p.ModifyIndex != first.ModifyIndex {
+			t.Fatalf("node%d: the placement was written again by joins within its reservation (modify index %d, was %d)", i, p.ModifyIndex, first.ModifyIndex)
+		}
+	}
+	time.Sleep(margin/2 + 200*time.Millisecond) // the reservation now outlasts a new ticket by less than half the margin
+	if st, _, body := m.join(1, room, "later", nil); st != 200 {
+		t.Fatalf("later join: %d %s", st, body)
+	}
+	clustertest.Eventually(t, 5*time.Second, func() string {
+		p := m.placement(1, room)
+		if p.ModifyIndex == first.ModifyIndex || !p.Edges[0].ReservedUntil.After(first.Edges[0].ReservedUntil) {
+			return fmt.Sprintf("a join with the reservation running short did not renew it: modify index %d (was %d), reserved until %v (was %v)",
+				p.ModifyIndex, first.ModifyIndex, p.Edges[0].ReservedUntil, first.Edges[0].ReservedUntil)
+		}
+		return ""
+	})
 }
