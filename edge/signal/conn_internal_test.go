@@ -41,17 +41,7 @@ func TestFramesSentBeforeAResetAreRead(t *testing.T) {
 		}
 		got <- string(data)
 	}))
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = app.Listener(ln) }()
-	t.Cleanup(func() { _ = app.Shutdown() })
-
-	ws, _, err := fws.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/rtc", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws := serveAndDial(t, app)
 	time.Sleep(100 * time.Millisecond) // the server's frame is in our receive buffer, unread
 	if err := ws.WriteMessage(fws.TextMessage, []byte(`{"type":"leave"}`)); err != nil {
 		t.Fatal(err)
@@ -92,17 +82,7 @@ func TestQueuedFramesArriveAsSeparateMessages(t *testing.T) {
 		c.sendFinal(want[len(want)-1])
 		c.writeLoop() // everything is queued before the first write
 	}))
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = app.Listener(ln) }()
-	t.Cleanup(func() { _ = app.Shutdown() })
-
-	ws, _, err := fws.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/rtc", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws := serveAndDial(t, app)
 	defer ws.Close()
 	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for i, w := range want {
@@ -117,4 +97,21 @@ func TestQueuedFramesArriveAsSeparateMessages(t *testing.T) {
 	if _, _, err := ws.ReadMessage(); !fws.IsCloseError(err, fws.CloseNormalClosure) {
 		t.Fatalf("after the final frame: %v, want a normal close", err)
 	}
+}
+
+// serveAndDial serves app on a free loopback port and opens a WebSocket to
+// its /rtc.
+func serveAndDial(t *testing.T, app *fiber.App) *fws.Conn {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = app.Listener(ln) }()
+	t.Cleanup(func() { _ = app.Shutdown() })
+	ws, _, err := fws.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/rtc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ws
 }
