@@ -284,8 +284,19 @@ func (c *Cluster) Do(i int, method, path, authz string, body any) Response {
 }
 
 // Do sends an HTTP request; body may be a string (sent raw) or a value (JSON).
+// A request that gets no answer fails the test.
 func Do(t testing.TB, base, method, path, authz string, body any) Response {
 	t.Helper()
+	resp, err := TryDo(base, method, path, authz, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// TryDo is Do for a request that may get no answer (a node being stopped;
+// also usable off the test goroutine): it returns the error instead.
+func TryDo(base, method, path, authz string, body any) (Response, error) {
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -299,7 +310,7 @@ func Do(t testing.TB, base, method, path, authz string, body any) Response {
 	}
 	req, err := http.NewRequest(method, base+path, r)
 	if err != nil {
-		t.Fatal(err)
+		return Response{}, err
 	}
 	if authz != "" {
 		req.Header.Set("Authorization", authz)
@@ -307,11 +318,11 @@ func Do(t testing.TB, base, method, path, authz string, body any) Response {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return Response{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
-	return Response{Status: resp.StatusCode, Body: out, Header: resp.Header}
+	return Response{Status: resp.StatusCode, Body: out, Header: resp.Header}, nil
 }
 
 // Token mints a crawler token for the cluster's key.
