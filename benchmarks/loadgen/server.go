@@ -127,8 +127,8 @@ func (s *stepTimes) take() string {
 		return ""
 	}
 	q := func(d []time.Duration) string {
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		return fmt.Sprintf("p50 %v, p95 %v, max %v", d[len(d)/2].Round(time.Millisecond), d[len(d)*95/100].Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond))
+		p := percentilesOf(d)
+		return fmt.Sprintf("p50 %.0f ms, p95 %.0f ms, max %.0f ms", 1000*p.P50, 1000*p.P95, 1000*p.Max)
 	}
 	out := fmt.Sprintf("join API %s; socket dial %s; join → joined %s", q(s.api), q(s.dial), q(s.signaled))
 	s.api, s.dial, s.signaled = nil, nil, nil

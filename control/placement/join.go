@@ -152,12 +152,8 @@ func (s *Service) reservedFor(p *state.Placement, edgeID string, now time.Time) 
 	if p == nil {
 		return false
 	}
-	for _, e := range p.Edges {
-		if e.EdgeID == edgeID {
-			return e.ReservedUntil.After(now.Add(s.cfg.TicketTTL + s.cfg.ReserveMargin/2))
-		}
-	}
-	return false
+	e, ok := p.Edge(edgeID)
+	return ok && e.ReservedUntil.After(now.Add(s.cfg.TicketTTL+s.cfg.ReserveMargin/2))
 }
 
 // candidates lists the usable, allowed edges ranked for a joiner at loc.

@@ -40,6 +40,14 @@ func (p *Placement) clone() *Placement {
 // Has reports whether edgeID serves the room.
 func (p *Placement) Has(edgeID string) bool { return p.edge(edgeID) != nil }
 
+// Edge returns edgeID's entry, if it serves the room.
+func (p *Placement) Edge(edgeID string) (RoomEdge, bool) {
+	if e := p.edge(edgeID); e != nil {
+		return *e, true
+	}
+	return RoomEdge{}, false
+}
+
 func (p *Placement) edge(id string) *RoomEdge {
 	for i := range p.Edges {
 		if p.Edges[i].EdgeID == id {

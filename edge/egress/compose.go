@@ -343,8 +343,11 @@ func sameTiles(a, b []tile) bool {
 	return slices.EqualFunc(a, b, func(x, y tile) bool { return x == y })
 }
 
-func (cp *composer) mediaTime() time.Duration {
-	return time.Duration(cp.frames.Load()) * time.Second / time.Duration(cp.tickRate())
+func (cp *composer) mediaTime() time.Duration { return cp.ticksTime(cp.frames.Load()) }
+
+// ticksTime is the media time n ticks of the clock stand for.
+func (cp *composer) ticksTime(n int64) time.Duration {
+	return time.Duration(n) * time.Second / time.Duration(cp.tickRate())
 }
 
 func (cp *composer) tickRate() int {
@@ -436,7 +439,7 @@ func (cp *composer) clock() {
 	rate := cp.tickRate()
 	tick := time.Second / time.Duration(rate)
 	start := cp.c.now()
-	deadline := func(n int64) time.Time { return start.Add(time.Duration(n) * time.Second / time.Duration(rate)) }
+	deadline := func(n int64) time.Time { return start.Add(cp.ticksTime(n)) }
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	mix := make([]int32, 48000/rate+1)
@@ -447,24 +450,21 @@ func (cp *composer) clock() {
 	final := false // stopping: write what is owed up to stopAt, then end
 	var stopAt time.Time
 	for n := int64(0); ; n++ {
-		switch {
-		case final:
+		if final {
 			if deadline(n).After(stopAt) {
 				lag.end(cp, true)
 				return
 			}
-		default:
-			if d := deadline(n).Sub(cp.c.now()); d > 0 {
-				timer.Reset(d)
-				select {
-				case <-cp.stop:
-					lag.end(cp, true)
-					return
-				case <-timer.C:
-				}
-			} else if cp.stopping() {
-				final, stopAt = true, cp.c.now()
+		} else if d := deadline(n).Sub(cp.c.now()); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-cp.stop:
+				lag.end(cp, true)
+				return
+			case <-timer.C:
 			}
+		} else if cp.stopping() {
+			final, stopAt = true, cp.c.now()
 		}
 		now := cp.c.now()
 		if final {
@@ -543,7 +543,7 @@ func (l *lagEpisode) drop(cp *composer, ticks int64, who string, behind time.Dur
 	}
 	l.ticks += ticks
 	if cp.c.onDropped != nil {
-		cp.c.onDropped(time.Duration(ticks) * time.Second / time.Duration(cp.tickRate()))
+		cp.c.onDropped(cp.ticksTime(ticks))
 	}
 }
 
@@ -551,7 +551,7 @@ func (l *lagEpisode) end(cp *composer, stopping bool) {
 	if !l.active {
 		return
 	}
-	d := time.Duration(l.ticks) * time.Second / time.Duration(cp.tickRate())
+	d := cp.ticksTime(l.ticks)
 	if stopping {
 		cp.log.Warn("egress: stopped while behind real time", "dropped", d.Round(time.Millisecond))
 	} else {

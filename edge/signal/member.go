@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/meridian-video/meridian/edge/sfu"
@@ -122,40 +123,32 @@ func (k sink) ActiveSpeakers(ids []string) {
 }
 
 func (k sink) ConnectionQuality(participantID string, score float64) {
-	k.m.deliver(k.gen, qualityFrames.get(participantID, score))
+	k.m.deliver(k.gen, qualityFrame(participantID, score))
 }
 
 // qualityFrames memoizes connection-quality frames. A quality round gives
 // every member of a room the same (participant, score) frames, and while a
 // room fills nearly every pair is sent (a joiner gets everyone's score,
 // everyone gets the joiner's): N² frames from N² encodings without it.
-var qualityFrames = qualityCache{m: map[qualityKey][]byte{}}
+var qualityFrames = func() *lru.Cache[qualityKey, []byte] {
+	c, err := lru.New[qualityKey, []byte](8192)
+	if err != nil {
+		panic(err) // only for a size below 1
+	}
+	return c
+}()
 
 type qualityKey struct {
 	participantID string
 	score         float64
 }
 
-type qualityCache struct {
-	mu sync.Mutex
-	m  map[qualityKey][]byte
-}
-
-// maxQualityFrames bounds the cache; it starts over when full (a round
-// refills it with what is current).
-const maxQualityFrames = 8192
-
-func (c *qualityCache) get(participantID string, score float64) []byte {
+func qualityFrame(participantID string, score float64) []byte {
 	k := qualityKey{participantID, score}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if f, ok := c.m[k]; ok {
+	if f, ok := qualityFrames.Get(k); ok {
 		return f
 	}
-	if len(c.m) >= maxQualityFrames {
-		clear(c.m)
-	}
 	f := encode(wire.TypeConnectionQuality, wire.ConnectionQuality{ParticipantID: participantID, Score: score})
-	c.m[k] = f
+	qualityFrames.Add(k, f)
 	return f
 }
