@@ -71,16 +71,24 @@ func (c *conn) send(frame []byte) bool {
 		return false
 	}
 	if len(c.queue) >= c.max {
-		c.closing, c.dead = true, true
-		c.queue = nil
 		c.mu.Unlock()
-		c.close()
+		c.abort()
 		return false
 	}
 	c.queue = append(c.queue, frame)
 	c.mu.Unlock()
 	c.wake()
 	return true
+}
+
+// abort is the drop policy: the client fell too far behind, so nothing more
+// is queued or written and the socket closes unflushed.
+func (c *conn) abort() {
+	c.mu.Lock()
+	c.closing, c.dead = true, true
+	c.queue = nil
+	c.mu.Unlock()
+	c.close()
 }
 
 // sendFinal queues a last frame; the socket closes once it is written.

@@ -2,6 +2,7 @@ package signal
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"testing"
@@ -114,4 +115,66 @@ func serveAndDial(t *testing.T, app *fiber.App) *fws.Conn {
 		t.Fatal(err)
 	}
 	return ws
+}
+
+// TestFramesBeforeJoinedAreKeptOrTheSocketCloses: what the SFU says between a
+// member's `join` and its `joined` (subscriber offers, candidates, tracks,
+// presence) is held back and sent after `joined`. Up to the conn's queue size
+// every frame must arrive, in order; beyond it the socket must close (the
+// drop policy) instead of frames going missing while the session carries on
+// (a fixed 128-frame buffer used to drop the rest silently).
+func TestFramesBeforeJoinedAreKeptOrTheSocketCloses(t *testing.T) {
+	const queue = 200
+	frame := func(i int) []byte {
+		return fmt.Appendf(nil, `{"type":"track-published","data":{"trackId":"t%03d"}}`, i)
+	}
+	joined := []byte(`{"type":"joined","data":{}}`)
+	for _, held := range []int{150, queue - 1, queue} { // joined + held must fit the queue
+		t.Run(fmt.Sprint(held), func(t *testing.T) {
+			app := fiber.New(fiber.Config{DisableStartupMessage: true})
+			app.Get("/rtc", websocket.New(func(ws *websocket.Conn) {
+				c := newConn(ws, queue, 5*time.Second)
+				m := &member{conn: c}
+				for i := range held {
+					m.deliver(0, frame(i))
+				}
+				m.mu.Lock()
+				m.sendJoinedLocked(joined, nil)
+				m.mu.Unlock()
+				c.writeLoop()
+			}))
+			ws := serveAndDial(t, app)
+			defer ws.Close()
+			_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+			want := [][]byte{joined}
+			for i := range held {
+				want = append(want, frame(i))
+			}
+			for i, w := range want {
+				_, got, err := ws.ReadMessage()
+				if held >= queue {
+					if err == nil {
+						t.Fatalf("%d frames held back, with joined more than the queue's %d: message %d arrived, want the socket closed unflushed", held, queue, i)
+					}
+					if err != nil {
+						var ne net.Error
+						if errors.As(err, &ne) && ne.Timeout() {
+							t.Fatalf("%d frames held back: the socket stayed open", held)
+						}
+						return // closed: the client will join again
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("%d frames held back: message %d of %d: %v", held, i, len(want), err)
+				}
+				if !bytes.Equal(got, w) {
+					t.Fatalf("message %d: %q, want %q", i, got, w)
+				}
+			}
+			if held >= queue {
+				t.Fatalf("%d frames held back, with joined more than the queue's %d: all arrived", held, queue)
+			}
+		})
+	}
 }

@@ -60,10 +60,11 @@ type member struct {
 	pending [][]byte
 }
 
-const maxPendingFrames = 128
-
 // deliver sends a frame from media generation gen to the current conn,
-// buffering it until `joined` went out.
+// buffering it until `joined` went out. The buffer is bounded by the conn's
+// queue (it is queued behind `joined`) and overflows the same way: the socket is closed (frames cannot be
+// dropped one by one without the client's view of the room going wrong, and a
+// client whose socket closed joins again and gets a fresh snapshot).
 func (m *member) deliver(gen int, frame []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -71,12 +72,30 @@ func (m *member) deliver(gen int, frame []byte) {
 		return
 	}
 	if !m.ready {
-		if len(m.pending) < maxPendingFrames {
-			m.pending = append(m.pending, frame)
+		if len(m.pending)+1 >= m.conn.max { // +1: joined goes first
+			m.pending = nil
+			m.conn.abort()
+			return
 		}
+		m.pending = append(m.pending, frame)
 		return
 	}
 	m.conn.send(frame) // never blocks
+}
+
+// sendJoinedLocked sends `joined`, then whatever the SFU said meanwhile (in
+// order), then extra; frames delivered from now on go straight to the conn.
+// m.mu is held.
+func (m *member) sendJoinedLocked(joined []byte, extra [][]byte) {
+	m.conn.send(joined)
+	for _, f := range m.pending {
+		m.conn.send(f)
+	}
+	for _, f := range extra {
+		m.conn.send(f)
+	}
+	m.pending = nil
+	m.ready = true
 }
 
 func (m *member) currentConn() *conn {

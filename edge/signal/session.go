@@ -381,16 +381,7 @@ func (s *Server) activateLocked(m *member, resumed, announce bool) *protoError {
 		return perr(wire.CodeInvalidTicket, "participant left")
 	}
 	m.media = media
-	// joined goes first, then whatever the SFU said meanwhile (in order).
-	m.conn.send(encode(wire.TypeJoined, joined))
-	for _, f := range m.pending {
-		m.conn.send(f)
-	}
-	for _, f := range lobbyReqs {
-		m.conn.send(f)
-	}
-	m.pending = nil
-	m.ready = true
+	m.sendJoinedLocked(encode(wire.TypeJoined, joined), lobbyReqs)
 	m.mu.Unlock()
 	media.Ready()
 
