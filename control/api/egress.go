@@ -607,7 +607,7 @@ func (s *Server) stopJob(kind egressapi.Kind, msg string) fiber.Handler {
 					return err
 				}
 				if room.RoomID != job.RoomID {
-					return notFound(fmt.Sprintf("%s %q is not in room %q", jobNoun(kind), id, echo(ref)))
+					return notFound(fmt.Sprintf("%s %q is not in room %q", kind.Noun(), id, echo(ref)))
 				}
 			}
 		} else {
@@ -616,7 +616,7 @@ func (s *Server) stopJob(kind egressapi.Kind, msg string) fiber.Handler {
 				return err
 			}
 			if job = s.runningJob(room, kind, func(*state.Job) bool { return true }); job == nil {
-				return notFound(fmt.Sprintf("no %s is running in room %q", jobNoun(kind), room.RoomID))
+				return notFound(fmt.Sprintf("no %s is running in room %q", kind.Noun(), room.RoomID))
 			}
 		}
 		if _, err := s.egress.Stop(c.UserContext(), job); err != nil {
@@ -762,7 +762,7 @@ func (s *Server) findJob(c *fiber.Ctx, kind egressapi.Kind, id string) (*state.J
 			return nil, badRequest("merge id must be a UUID")
 		}
 	} else if !ids.IsDocID(id) {
-		return nil, badRequest(fmt.Sprintf("%s id must be 24 lowercase hex characters", jobNoun(kind)))
+		return nil, badRequest(fmt.Sprintf("%s id must be 24 lowercase hex characters", kind.Noun()))
 	}
 	p := principal(c)
 	var job *state.Job
@@ -777,7 +777,7 @@ func (s *Server) findJob(c *fiber.Ctx, kind egressapi.Kind, id string) (*state.J
 		return nil, err
 	}
 	if job == nil || job.Kind != kind {
-		return nil, notFound(fmt.Sprintf("%s %q not found", jobNoun(kind), id))
+		return nil, notFound(fmt.Sprintf("%s %q not found", kind.Noun(), id))
 	}
 	ids := []string{job.RoomID}
 	if room != nil {
@@ -912,22 +912,6 @@ func (s *Server) listMerges(c *fiber.Ctx) error {
 		views = append(views, s.mergeView(j))
 	}
 	return c.JSON(fiber.Map{"pageInfo": pageInfoOf(total, pg), "recordings": views})
-}
-
-func jobNoun(k egressapi.Kind) string {
-	switch k {
-	case egressapi.KindRTMP:
-		return "livestream"
-	case egressapi.KindHLS:
-		return "HLS stream"
-	case egressapi.KindMerge:
-		return "merge"
-	case egressapi.KindTrack:
-		return "track recording"
-	case egressapi.KindParticipant:
-		return "participant recording"
-	}
-	return "recording"
 }
 
 // checkAutoStart validates the parts of a room's autoStartConfig that

@@ -295,10 +295,10 @@ func (s *Service) newID(k egressapi.Kind) (string, error) {
 // Stop asks the job's edge to stop it.
 func (s *Service) Stop(ctx context.Context, job *state.Job) (*state.Job, error) {
 	if !job.Active() {
-		return nil, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("%s %s has already ended (%s)", noun(job.Kind), job.ID, job.State)}
+		return nil, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("%s %s has already ended (%s)", job.Kind.Noun(), job.ID, job.State)}
 	}
 	if job.State == egressapi.StateStopping {
-		return nil, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("%s %s is already stopping", noun(job.Kind), job.ID)}
+		return nil, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("%s %s is already stopping", job.Kind.Noun(), job.ID)}
 	}
 	var edge *state.Edge
 	s.node.FSM().Read(func(st *state.Store) {
@@ -307,7 +307,7 @@ func (s *Service) Stop(ctx context.Context, job *state.Job) (*state.Job, error) 
 		}
 	})
 	if edge == nil {
-		return nil, &api.Error{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("edge %s running %s %s is not reachable; the job fails when the edge is declared lost", job.EdgeID, noun(job.Kind), job.ID), RetryAfter: 2}
+		return nil, &api.Error{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("edge %s running %s %s is not reachable; the job fails when the edge is declared lost", job.EdgeID, job.Kind.Noun(), job.ID), RetryAfter: 2}
 	}
 	var st egressapi.Status
 	status, err := s.call(ctx, edge, edgeapi.EgressStopPath, edgeapi.EgressStop{ID: job.ID}, &st)
@@ -317,10 +317,10 @@ func (s *Service) Stop(ctx context.Context, job *state.Job) (*state.Job, error) 
 	case status == http.StatusNotFound:
 		// The edge no longer has it (restarted): it cannot finish.
 		s.fail(ctx, []string{job.ID}, "edge "+edge.ID+" no longer runs the job")
-		return nil, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("%s %s was lost by edge %s and is now failed", noun(job.Kind), job.ID, edge.ID)}
+		return nil, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("%s %s was lost by edge %s and is now failed", job.Kind.Noun(), job.ID, edge.ID)}
 	case status == http.StatusConflict:
 		// Ended on the edge already; its final status is on the way.
-		return nil, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("%s %s has already ended", noun(job.Kind), job.ID)}
+		return nil, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("%s %s has already ended", job.Kind.Noun(), job.ID)}
 	}
 	return nil, err
 }
@@ -358,7 +358,7 @@ func (s *Service) Delete(ctx context.Context, job *state.Job) error {
 	}
 	if status == 0 || status >= 500 {
 		return &api.Error{Status: http.StatusServiceUnavailable, RetryAfter: 2,
-			Message: fmt.Sprintf("edge %s could not remove the files of %s %s: %v", edge.ID, noun(job.Kind), job.ID, err)}
+			Message: fmt.Sprintf("edge %s could not remove the files of %s %s: %v", edge.ID, job.Kind.Noun(), job.ID, err)}
 	}
 	return err
 }
@@ -539,20 +539,4 @@ func fieldError(err error) error {
 		return &api.Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("field %q %s", fe.Field, fe.Message)}
 	}
 	return &api.Error{Status: http.StatusBadRequest, Message: err.Error()}
-}
-
-func noun(k egressapi.Kind) string {
-	switch k {
-	case egressapi.KindRTMP:
-		return "livestream"
-	case egressapi.KindHLS:
-		return "HLS stream"
-	case egressapi.KindMerge:
-		return "merge"
-	case egressapi.KindTrack:
-		return "track recording"
-	case egressapi.KindParticipant:
-		return "participant recording"
-	}
-	return "recording"
 }

@@ -316,10 +316,10 @@ func applyAbortJob(s *Store, index uint64, c *AbortJob) (any, error) {
 func applyDeleteJob(s *Store, index uint64, c *DeleteJob) (any, error) {
 	old := s.job(c.ID)
 	if old == nil || old.UserID != c.UserID || old.DeletedAt != nil || (c.Kind != "" && old.Kind != c.Kind) {
-		return nil, errf(CodeNotFound, "%s %q not found", kindNoun(c.Kind), c.ID)
+		return nil, errf(CodeNotFound, "%s %q not found", c.Kind.Noun(), c.ID)
 	}
 	if old.Active() {
-		return nil, errf(CodeConflict, "%s %q is still %s; stop it before deleting it", kindNoun(c.Kind), c.ID, old.State)
+		return nil, errf(CodeConflict, "%s %q is still %s; stop it before deleting it", c.Kind.Noun(), c.ID, old.State)
 	}
 	j := old.clone()
 	j.DeletedAt = ptrTime(c.At)
@@ -327,22 +327,6 @@ func applyDeleteJob(s *Store, index uint64, c *DeleteJob) (any, error) {
 	s.put(tJobs, j)
 	s.bump(tJobs, index)
 	return j.clone(), nil
-}
-
-func kindNoun(k egressapi.Kind) string {
-	switch k {
-	case egressapi.KindRTMP:
-		return "livestream"
-	case egressapi.KindHLS:
-		return "hls"
-	case egressapi.KindMerge:
-		return "merge"
-	case egressapi.KindTrack:
-		return "track recording"
-	case egressapi.KindParticipant:
-		return "participant recording"
-	}
-	return "recording"
 }
 
 // Lifecycle webhooks. A state reached fires the events of the states it

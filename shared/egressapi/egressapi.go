@@ -31,6 +31,23 @@ const (
 	KindHLS Kind = "hls"
 )
 
+// Noun names a job of this kind in messages ("livestream %q not found").
+func (k Kind) Noun() string {
+	switch k {
+	case KindRTMP:
+		return "livestream"
+	case KindHLS:
+		return "HLS stream"
+	case KindMerge:
+		return "merge"
+	case KindTrack:
+		return "track recording"
+	case KindParticipant:
+		return "participant recording"
+	}
+	return "recording"
+}
+
 // State is a job's lifecycle state. A job goes starting → running →
 // stopping → stopped, or to failed from any state; stopped and failed are
 // final. For merges, stopped means completed.

@@ -95,3 +95,20 @@ func TestSpecNormalize(t *testing.T) {
 		t.Errorf("Target = %q", got)
 	}
 }
+
+// TestKindNoun: the API's and the state's messages name a job by its kind
+// ("livestream \"…\" not found"), the same words everywhere.
+func TestKindNoun(t *testing.T) {
+	for k, want := range map[Kind]string{
+		KindComposite:   "recording",
+		KindParticipant: "participant recording",
+		KindTrack:       "track recording",
+		KindMerge:       "merge",
+		KindRTMP:        "livestream",
+		KindHLS:         "HLS stream",
+	} {
+		if got := k.Noun(); got != want {
+			t.Errorf("%s.Noun() = %q, want %q", k, got, want)
+		}
+	}
+}
