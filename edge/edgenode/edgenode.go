@@ -245,7 +245,7 @@ func New(cfg Config) (*Node, error) {
 		return nil
 	}
 	sc.ICEServers = n.iceServers
-	sc.Logger = n.log
+	sc.Logger, sc.Registerer = n.log, cfg.Registry
 	n.agent, err = agent.New(agent.Config{ControlURLs: cfg.ControlURLs, EdgeToken: cfg.EdgeToken, Register: n.registration(),
 		Load: media.Load, Heartbeat: n.heartbeat, OnHeartbeatReply: n.onHeartbeatReply, Resync: n.resync,
 		Stats: media.Stats, Legs: n.legStats, OnRegistered: n.onRegistered, Logger: n.log,

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meridian-video/meridian/shared/edgeapi"
 	wire "github.com/meridian-video/meridian/shared/signal"
 	"github.com/meridian-video/meridian/shared/ticket"
@@ -64,6 +66,9 @@ type Config struct {
 	// Now is the clock for tickets and events. Nil: time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Registerer, when set, gets the signaling metrics
+	// (meridian_signal_sockets_dropped_total).
+	Registerer prometheus.Registerer
 }
 
 // DefaultConfig returns the protocol's timings.

@@ -32,7 +32,16 @@ type conn struct {
 	kill   chan struct{}
 	once   sync.Once
 	done   chan struct{} // writeLoop exited
+
+	// onDrop, when set, hears once why the drop policy closed the socket.
+	onDrop func(reason string)
 }
+
+// Why the drop policy closed a socket (meridian_signal_sockets_dropped_total).
+const (
+	dropQueueFull = "queue-full"
+	dropHeldFull  = "held-full"
+)
 
 func newConn(ws *websocket.Conn, max int, writeTimeout time.Duration) *conn {
 	return &conn{ws: ws, max: max, writeTimeout: writeTimeout,
@@ -72,7 +81,7 @@ func (c *conn) send(frame []byte) bool {
 	}
 	if len(c.queue) >= c.max {
 		c.mu.Unlock()
-		c.abort()
+		c.abort(dropQueueFull)
 		return false
 	}
 	c.queue = append(c.queue, frame)
@@ -83,11 +92,15 @@ func (c *conn) send(frame []byte) bool {
 
 // abort is the drop policy: the client fell too far behind, so nothing more
 // is queued or written and the socket closes unflushed.
-func (c *conn) abort() {
+func (c *conn) abort(reason string) {
 	c.mu.Lock()
+	first := !c.dead
 	c.closing, c.dead = true, true
 	c.queue = nil
 	c.mu.Unlock()
+	if first && c.onDrop != nil {
+		c.onDrop(reason) // before the socket closes: whoever sees it closed can see it counted
+	}
 	c.close()
 }
 

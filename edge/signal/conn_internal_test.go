@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -131,9 +132,26 @@ func TestFramesBeforeJoinedAreKeptOrTheSocketCloses(t *testing.T) {
 	joined := []byte(`{"type":"joined","data":{}}`)
 	for _, held := range []int{150, queue - 1, queue} { // joined + held must fit the queue
 		t.Run(fmt.Sprint(held), func(t *testing.T) {
+			drops := make(chan string, 4)
+			defer func() {
+				// abort reports before it closes the socket, so by now a
+				// report is in the channel.
+				var got []string
+				for len(drops) > 0 {
+					got = append(got, <-drops)
+				}
+				want := []string(nil)
+				if held >= queue {
+					want = []string{dropHeldFull}
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("%d frames held back: the drop policy reported %q, want %q", held, got, want)
+				}
+			}()
 			app := fiber.New(fiber.Config{DisableStartupMessage: true})
 			app.Get("/rtc", websocket.New(func(ws *websocket.Conn) {
 				c := newConn(ws, queue, 5*time.Second)
+				c.onDrop = func(reason string) { drops <- reason }
 				m := &member{conn: c}
 				for i := range held {
 					m.deliver(0, frame(i))

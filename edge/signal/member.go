@@ -74,7 +74,7 @@ func (m *member) deliver(gen int, frame []byte) {
 	if !m.ready {
 		if len(m.pending)+1 >= m.conn.max { // +1: joined goes first
 			m.pending = nil
-			m.conn.abort()
+			m.conn.abort(dropHeldFull)
 			return
 		}
 		m.pending = append(m.pending, frame)

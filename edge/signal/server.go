@@ -13,6 +13,7 @@ import (
 
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meridian-video/meridian/edge/sfu"
 	"github.com/meridian-video/meridian/shared/edgeapi"
@@ -35,6 +36,8 @@ type Server struct {
 
 	handlers sync.WaitGroup // WebSocket handler goroutines
 	cascade  cascadeRef
+	// socketsDropped counts sockets closed by the drop policy, by reason.
+	socketsDropped *prometheus.CounterVec
 
 	// egress: per room, whether it is recorded or streamed (egress.go),
 	// kept apart from rooms: a job may outlive the room's last member here.
@@ -64,8 +67,18 @@ func New(cfg Config, media *sfu.SFU) (*Server, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meridian_signal_sockets_dropped_total",
+		Help: "Signaling sockets closed because their client fell behind, by reason: " + dropQueueFull +
+			" (more frames waiting to be written than the socket's queue holds) or " + dropHeldFull +
+			" (as many held back for it before its joined)."},
+		[]string{"reason"})
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(dropped); err != nil {
+			return nil, err
+		}
+	}
 	return &Server{
-		cfg: cfg, media: media, log: cfg.Logger, resumeKey: key,
+		cfg: cfg, media: media, log: cfg.Logger, resumeKey: key, socketsDropped: dropped,
 		rooms: map[string]*room{}, closedRooms: map[string]time.Time{}, conns: map[*conn]struct{}{},
 	}, nil
 }

@@ -36,6 +36,10 @@ func errorFrame(e *protoError) []byte {
 // writeLoop writes; it returns only after writeLoop has exited.
 func (s *Server) handleWS(ws *websocket.Conn) {
 	c := newConn(ws, s.cfg.SendQueue, s.cfg.WriteTimeout)
+	c.onDrop = func(reason string) {
+		s.socketsDropped.WithLabelValues(reason).Inc()
+		s.log.Warn("signal: client fell behind; socket closed (it may resume)", "reason", reason, "queue", s.cfg.SendQueue)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
