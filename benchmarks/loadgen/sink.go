@@ -75,7 +75,7 @@ func (s *sink) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 			}
 			now := stampNow()
 			if s.firstPacket.Load() == 0 {
-				s.firstPacket.CompareAndSwap(0, time.Now().UnixNano())
+				s.firstPacket.CompareAndSwap(0, now) // stampNow: wall-clock ns
 			}
 			if n < 12 {
 				continue

@@ -69,8 +69,9 @@ type Participant struct {
 	sub    *Subscriber // nil without subscribe permission
 
 	// ready: the client was told `joined` (Ready). Room events sent before
-	// that wait in signaling's bounded buffer, which a quality round's full
-	// set (one frame per participant) would overflow in a large room.
+	// that wait in signaling's buffer, bounded by the socket's queue; a
+	// quality round's full set (one frame per participant) would overflow it
+	// in a room larger than the queue, and the overflow closes the socket.
 	ready atomic.Bool
 
 	closeOnce sync.Once

@@ -93,15 +93,21 @@ func (c *conn) send(frame []byte) bool {
 // abort is the drop policy: the client fell too far behind, so nothing more
 // is queued or written and the socket closes unflushed.
 func (c *conn) abort(reason string) {
-	c.mu.Lock()
-	first := !c.dead
-	c.closing, c.dead = true, true
-	c.queue = nil
-	c.mu.Unlock()
-	if first && c.onDrop != nil {
+	if c.markDead() && c.onDrop != nil {
 		c.onDrop(reason) // before the socket closes: whoever sees it closed can see it counted
 	}
 	c.close()
+}
+
+// markDead stops all queueing and writing; it reports whether the conn was
+// alive until now.
+func (c *conn) markDead() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	first := !c.dead
+	c.closing, c.dead = true, true
+	c.queue = nil
+	return first
 }
 
 // sendFinal queues a last frame; the socket closes once it is written.
@@ -225,10 +231,7 @@ const readerDrain = time.Second
 // and the socket stays open until the reader is done with it (it sees the
 // reset after the buffered frames), for at most readerDrain.
 func (c *conn) writeFailed() {
-	c.mu.Lock()
-	c.closing, c.dead = true, true
-	c.queue = nil
-	c.mu.Unlock()
+	c.markDead()
 	t := time.NewTimer(readerDrain)
 	defer t.Stop()
 	select {

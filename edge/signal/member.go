@@ -62,9 +62,10 @@ type member struct {
 
 // deliver sends a frame from media generation gen to the current conn,
 // buffering it until `joined` went out. The buffer is bounded by the conn's
-// queue (it is queued behind `joined`) and overflows the same way: the socket is closed (frames cannot be
-// dropped one by one without the client's view of the room going wrong, and a
-// client whose socket closed joins again and gets a fresh snapshot).
+// queue (it is queued behind `joined`) and overflows the same way: the
+// socket is closed. Frames cannot be dropped one by one without the client's
+// view of the room going wrong; a client whose socket closed joins again and
+// gets a fresh snapshot.
 func (m *member) deliver(gen int, frame []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
