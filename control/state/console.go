@@ -1,7 +1,6 @@
 package state
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -421,7 +420,7 @@ func consoleSnapshot(j *jsonWriter, s *Store) {
 
 // consoleRestore reads one console field of a snapshot; ok is false for a
 // field that is not the console's.
-func consoleRestore(name string, dec *json.Decoder, s *Store) (ok bool, err error) {
+func consoleRestore(name string, dec *jsonStream, s *Store) (ok bool, err error) {
 	switch name {
 	case "consoleLogins":
 		return true, rows(dec, func(a *LoginAttempt) { s.put(tConsoleLogins, a); s.count("console/logins", 1) })

@@ -516,7 +516,7 @@ func jobsSnapshot(j *jsonWriter, s *Store) {
 }
 
 // jobsRestore reads the jobs field of a snapshot; ok is false for any other.
-func jobsRestore(name string, dec *json.Decoder, s *Store) (ok bool, err error) {
+func jobsRestore(name string, dec *jsonStream, s *Store) (ok bool, err error) {
 	if name != "jobs" {
 		return false, nil
 	}

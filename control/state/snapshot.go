@@ -215,7 +215,7 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	dec := json.NewDecoder(plain)
+	dec := newJSONStream(plain)
 	db := newDB()
 	tx := db.Txn(true)
 	defer tx.Abort()
@@ -226,20 +226,12 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 		prevSeq uint64
 		sub     uint32
 	)
-	if err := delim(dec, '{'); err != nil {
-		return nil, 0, err
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, 0, err
-		}
-		name, _ := tok.(string)
+	err = dec.object(func(name string) (err error) {
 		switch name {
 		case "version":
-			err = dec.Decode(&version)
+			err = dec.decode(&version)
 		case "appliedIndex":
-			err = dec.Decode(&applied)
+			err = dec.decode(&applied)
 		case "keys":
 			err = rows(dec, func(k *APIKey) { k.UserID = intern(k.UserID); s.put(tKeys, k) })
 		case "rooms":
@@ -248,7 +240,7 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 			err = entries(dec, func(h string, t *RefreshToken) { s.put(tRefresh, &refreshRow{Hash: h, RefreshToken: *t}) })
 		case "secrets":
 			var sec *ClusterSecrets
-			if err = dec.Decode(&sec); err == nil && sec != nil {
+			if err = dec.decode(&sec); err == nil && sec != nil {
 				s.put(tMeta, &metaRow{Name: metaSecrets, Value: sec})
 			}
 		case "nodes":
@@ -288,7 +280,7 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 			err = entries(dec, func(table string, index *uint64) { s.put(tIndex, &tableIndex{Table: table, Index: *index}) })
 		case "global":
 			var g []GlobalEndpoint
-			if err = dec.Decode(&g); err == nil && len(g) > 0 {
+			if err = dec.decode(&g); err == nil && len(g) > 0 {
 				s.put(tMeta, &metaRow{Name: metaGlobal, Value: g})
 			}
 		case "gone":
@@ -308,15 +300,15 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 			}
 			if !known && err == nil {
 				// A field this version does not know: skip it.
-				var skip json.RawMessage
-				err = dec.Decode(&skip)
+				_, err = dec.value()
 			}
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", name, err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
-	}
-	if err := delim(dec, '}'); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, 0, err
 	}
 	if version < 1 || version > snapshotVersion {
@@ -346,69 +338,81 @@ func OpenSnapshot(r io.Reader) (io.Reader, error) {
 // snapshot starts with '{'.
 var s2Magic = []byte("\xff\x06\x00\x00S2sTwO")
 
-func delim(dec *json.Decoder, want json.Delim) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != want {
-		return fmt.Errorf("expected %q, got %v", want, tok)
-	}
-	return nil
-}
-
 // rows decodes a JSON array (or null) element by element.
-func rows[T any](dec *json.Decoder, fn func(*T)) error {
-	tok, err := dec.Token()
-	if err != nil || tok == nil {
-		return err
+func rows[T any](dec *jsonStream, fn func(*T)) error {
+	// A type with a fast decoder (rooms, which appendRoom wrote) is decoded
+	// by decodeJSON, which falls back to encoding/json for any other shape:
+	// a million rooms restore in ~10 % less time and CPU than by reflection
+	// (BenchmarkSnapshot1M/restore), and on another goroutine than the
+	// inserts.
+	if _, fast := any(new(T)).(fastDecoder); fast {
+		return pipelinedRows(dec, fn)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return errors.New("expected an array")
-	}
-	// A type with a fast decoder (rooms, which appendRoom wrote) has each
-	// element cut out by the scanner and decoded by decodeJSON, which falls
-	// back to encoding/json for any other shape: a million rooms restore in
-	// ~10 % less time and CPU than by reflection (BenchmarkSnapshot1M/restore).
-	_, fast := any(new(T)).(fastDecoder)
-	var raw json.RawMessage // reused: the fast decoder copies what it keeps
-	for dec.More() {
+	return dec.array(func() error {
 		v := new(T)
-		if fast {
-			err = dec.Decode(&raw)
-			if err == nil {
-				err = decodeJSON(raw, v)
-			}
-		} else {
-			err = dec.Decode(v)
-		}
-		if err != nil {
+		if err := dec.decode(v); err != nil {
 			return err
 		}
 		fn(v)
-	}
-	return delim(dec, ']')
+		return nil
+	})
 }
 
-// entries decodes a JSON object (or null) entry by entry.
-func entries[T any](dec *json.Decoder, fn func(string, *T)) error {
-	tok, err := dec.Token()
-	if err != nil || tok == nil {
-		return err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return errors.New("expected an object")
-	}
-	for dec.More() {
-		k, err := dec.Token()
+// restoreBatch is how many decoded rows go to the inserting goroutine at a
+// time: enough that the channel costs nothing per row, few enough that the
+// rows in flight are a few hundred KB.
+const restoreBatch = 256
+
+// pipelinedRows decodes an array on this goroutine while another one calls
+// fn (the index inserts). Decoding and inserting are each about half of a
+// restore's CPU (BenchmarkSnapshot1M/restore), so on a node with two cores
+// or more a large table restores in about the time of the slower half. fn
+// runs on one goroutine at a time, in array order, and every call has
+// returned when pipelinedRows does: the caller's transaction is never used
+// by two goroutines at once.
+func pipelinedRows[T any](dec *jsonStream, fn func(*T)) error {
+	batches := make(chan []*T, 4)
+	inserted := make(chan struct{})
+	go func() {
+		defer close(inserted)
+		for batch := range batches {
+			for _, v := range batch {
+				fn(v)
+			}
+		}
+	}()
+	batch := make([]*T, 0, restoreBatch)
+	err := dec.array(func() error {
+		raw, err := dec.value() // reused: the decoders copy what they keep
 		if err != nil {
 			return err
 		}
 		v := new(T)
-		if err := dec.Decode(v); err != nil {
+		if err := decodeJSON(raw, v); err != nil {
 			return err
 		}
-		fn(k.(string), v)
+		if batch = append(batch, v); len(batch) == restoreBatch {
+			batches <- batch
+			batch = make([]*T, 0, restoreBatch)
+		}
+		return nil
+	})
+	if err == nil && len(batch) > 0 {
+		batches <- batch
 	}
-	return delim(dec, '}')
+	close(batches)
+	<-inserted
+	return err
+}
+
+// entries decodes a JSON object (or null) entry by entry.
+func entries[T any](dec *jsonStream, fn func(string, *T)) error {
+	return dec.object(func(k string) error {
+		v := new(T)
+		if err := dec.decode(v); err != nil {
+			return err
+		}
+		fn(k, v)
+		return nil
+	})
 }
