@@ -1,8 +1,10 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -485,4 +487,57 @@ func BenchmarkProposeCreate(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRestoreHistory: Restore of a store whose history, not its
+// rooms, is most of the snapshot: 50k rooms with a webhook, each with an
+// ended session of two participants (sessions, their audits and edge
+// event ids, four webhook deliveries per participant), as a customer's
+// state looks after a day of meetings.
+func BenchmarkRestoreHistory(b *testing.B) {
+	n := 50_000
+	if testing.Short() {
+		n = 5_000
+	}
+	f := newBenchFSM()
+	for i := 0; i < n; i++ {
+		f.apply(b, CmdCreateRoom, CreateRoom{Room: benchRoom(i)})
+	}
+	for i := 0; i < n; i++ {
+		room, at := benchRoom(i).RoomID, t0.Add(time.Duration(i)*time.Second)
+		for p := 0; p < 2; p++ {
+			f.apply(b, CmdParticipantJoin, ParticipantJoin{EventID: fmt.Sprintf("j-%d-%d", i, p), RoomID: room, ParticipantID: fmt.Sprintf("prt%05d", p), Name: "Participant Name",
+				EdgeID: "edge-eu-1", Region: "eu-west", At: at, NewSessionID: fmt.Sprintf("%024x", 1<<40+i), NewDocID: fmt.Sprintf("%024x", 1<<41+i*64+p),
+				IDs: []string{fmt.Sprintf("%024x", 1<<42+i*64+2*p), fmt.Sprintf("%024x", 1<<42+i*64+2*p+1)}})
+		}
+		for p := 0; p < 2; p++ {
+			f.apply(b, CmdParticipantLeave, ParticipantLeave{EventID: fmt.Sprintf("l-%d-%d", i, p), RoomID: room, ParticipantID: fmt.Sprintf("prt%05d", p), EdgeID: "edge-eu-1",
+				At: at.Add(time.Minute), IDs: []string{fmt.Sprintf("%024x", 1<<43+i*64+2*p), fmt.Sprintf("%024x", 1<<43+i*64+2*p+1), fmt.Sprintf("%024x", 1<<44+i)}})
+		}
+	}
+	snap, _ := f.Snapshot()
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		b.Fatal(err)
+	}
+	raw := sink.Bytes()
+	var sessions int
+	f.Read(func(s *Store) { sessions = len(all[*Session](s.iter(tSessions, "id", false))) })
+	f = nil
+	runtime.GC()
+	b.ResetTimer()
+	cpu0 := cpuNow()
+	defer func() { b.ReportMetric(float64(cpuNow()-cpu0)/float64(b.N), "cpu-ns/op") }()
+	for i := 0; i < b.N; i++ {
+		g := NewFSM(nil)
+		if err := g.Restore(io.NopCloser(bytes.NewReader(raw))); err != nil {
+			b.Fatal(err)
+		}
+		g.Read(func(s *Store) {
+			if got := len(all[*Session](s.iter(tSessions, "id", false))); got != sessions || got != n {
+				b.Fatalf("%d sessions restored, %d persisted, %d made", got, sessions, n)
+			}
+		})
+	}
+	b.ReportMetric(float64(len(raw))/1e6, "MB")
 }

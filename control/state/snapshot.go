@@ -225,6 +225,9 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 		applied uint64
 		prevSeq uint64
 		sub     uint32
+		// the "seen" rows, held until the object is read (see below)
+		seen     []*seenRow
+		seenByID = map[string]*seenRow{}
 	)
 	err = dec.object(func(name string) (err error) {
 		switch name {
@@ -265,11 +268,15 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 				s.putDelivery(nil, d)
 			})
 		case "seen":
-			err = entries(dec, func(id string, index *uint64) { s.put(tSeen, &seenRow{ID: id, Index: *index}) })
+			err = entries(dec, func(id string, index *uint64) {
+				r := &seenRow{ID: id, Index: *index}
+				seen = append(seen, r)
+				seenByID[id] = r
+			})
 		case "seenAt":
 			err = entries(dec, func(id string, at *time.Time) {
-				if row := one[*seenRow](s, tSeen, "id", id); row != nil {
-					s.put(tSeen, &seenRow{ID: id, Index: row.Index, At: *at})
+				if r := seenByID[id]; r != nil {
+					r.At = *at
 				}
 			})
 		case "stats":
@@ -311,6 +318,12 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	// The edge event ids are inserted once, with their times: "seenAt"
+	// comes after "seen" and updating each row in the tree would insert it
+	// twice (a third of the restore of a store with a day's history).
+	for _, r := range seen {
+		s.put(tSeen, r)
+	}
 	if version < 1 || version > snapshotVersion {
 		return nil, 0, fmt.Errorf("snapshot version %d is not one this build reads (1-%d)", version, snapshotVersion)
 	}
@@ -338,24 +351,45 @@ func OpenSnapshot(r io.Reader) (io.Reader, error) {
 // snapshot starts with '{'.
 var s2Magic = []byte("\xff\x06\x00\x00S2sTwO")
 
-// rows decodes a JSON array (or null) element by element.
+// rows decodes a JSON array (or null) element by element. A type with a
+// fast decoder (rooms, which appendRoom wrote) is decoded by decodeJSON,
+// which falls back to encoding/json for any other shape: a million rooms
+// restore in ~10 % less time and CPU than by reflection
+// (BenchmarkSnapshot1M/restore).
 func rows[T any](dec *jsonStream, fn func(*T)) error {
-	// A type with a fast decoder (rooms, which appendRoom wrote) is decoded
-	// by decodeJSON, which falls back to encoding/json for any other shape:
-	// a million rooms restore in ~10 % less time and CPU than by reflection
-	// (BenchmarkSnapshot1M/restore), and on another goroutine than the
-	// inserts.
-	if _, fast := any(new(T)).(fastDecoder); fast {
-		return pipelinedRows(dec, fn)
-	}
-	return dec.array(func() error {
-		v := new(T)
-		if err := dec.decode(v); err != nil {
-			return err
-		}
-		fn(v)
-		return nil
-	})
+	return pipelined(func(emit func(*T)) error {
+		return dec.array(func() error {
+			raw, err := dec.value() // reused: the decoders copy what they keep
+			if err != nil {
+				return err
+			}
+			v := new(T)
+			if err := decodeJSON(raw, v); err != nil {
+				return err
+			}
+			emit(v)
+			return nil
+		})
+	}, fn)
+}
+
+type keyed[T any] struct {
+	key string
+	v   *T
+}
+
+// entries decodes a JSON object (or null) entry by entry.
+func entries[T any](dec *jsonStream, fn func(string, *T)) error {
+	return pipelined(func(emit func(keyed[T])) error {
+		return dec.object(func(k string) error {
+			v := new(T)
+			if err := dec.decode(v); err != nil {
+				return err
+			}
+			emit(keyed[T]{k, v})
+			return nil
+		})
+	}, func(e keyed[T]) { fn(e.key, e.v) })
 }
 
 // restoreBatch is how many decoded rows go to the inserting goroutine at a
@@ -363,39 +397,30 @@ func rows[T any](dec *jsonStream, fn func(*T)) error {
 // rows in flight are a few hundred KB.
 const restoreBatch = 256
 
-// pipelinedRows decodes an array on this goroutine while another one calls
-// fn (the index inserts). Decoding and inserting are each about half of a
-// restore's CPU (BenchmarkSnapshot1M/restore), so on a node with two cores
-// or more a large table restores in about the time of the slower half. fn
-// runs on one goroutine at a time, in array order, and every call has
-// returned when pipelinedRows does: the caller's transaction is never used
-// by two goroutines at once.
-func pipelinedRows[T any](dec *jsonStream, fn func(*T)) error {
-	batches := make(chan []*T, 4)
+// pipelined runs decode on this goroutine while another one calls insert
+// with what it emits. Decoding and inserting are each about half of a
+// restore's CPU (BenchmarkSnapshot1M/restore, BenchmarkRestoreHistory), so
+// on a node with two cores or more a large table restores in about the
+// time of the slower half. insert runs on one goroutine at a time, in the
+// order decode emits, and every call has returned when pipelined does: the
+// caller's transaction is never used by two goroutines at once.
+func pipelined[E any](decode func(emit func(E)) error, insert func(E)) error {
+	batches := make(chan []E, 4)
 	inserted := make(chan struct{})
 	go func() {
 		defer close(inserted)
 		for batch := range batches {
-			for _, v := range batch {
-				fn(v)
+			for _, e := range batch {
+				insert(e)
 			}
 		}
 	}()
-	batch := make([]*T, 0, restoreBatch)
-	err := dec.array(func() error {
-		raw, err := dec.value() // reused: the decoders copy what they keep
-		if err != nil {
-			return err
-		}
-		v := new(T)
-		if err := decodeJSON(raw, v); err != nil {
-			return err
-		}
-		if batch = append(batch, v); len(batch) == restoreBatch {
+	batch := make([]E, 0, restoreBatch)
+	err := decode(func(e E) {
+		if batch = append(batch, e); len(batch) == restoreBatch {
 			batches <- batch
-			batch = make([]*T, 0, restoreBatch)
+			batch = make([]E, 0, restoreBatch)
 		}
-		return nil
 	})
 	if err == nil && len(batch) > 0 {
 		batches <- batch
@@ -403,16 +428,4 @@ func pipelinedRows[T any](dec *jsonStream, fn func(*T)) error {
 	close(batches)
 	<-inserted
 	return err
-}
-
-// entries decodes a JSON object (or null) entry by entry.
-func entries[T any](dec *jsonStream, fn func(string, *T)) error {
-	return dec.object(func(k string) error {
-		v := new(T)
-		if err := dec.decode(v); err != nil {
-			return err
-		}
-		fn(k, v)
-		return nil
-	})
 }
