@@ -111,11 +111,14 @@ else
 	echo "warning: taskset or a second CPU is missing; servers and client are not pinned" >&2
 fi
 
+# GODEBUG (e.g. gctrace=1) is for the servers only (start_node passes it
+# on): the load client would trace its own collections into the results, and
+# a compiler run with it prints traces that Go's build cache keeps and
+# replays in every later build of the same package.
+SERVER_GODEBUG=${GODEBUG:-}
+unset GODEBUG
+
 echo "== building meridian${REV:+ at $REV} and ctlbench (into $WORK)"
-# GODEBUG (e.g. gctrace=1) is for the servers: a compiler run with it
-# prints its own traces, which Go's build cache keeps and replays in every
-# later build of the same package.
-gobuild() { env -u GODEBUG go build "$@"; }
 # PROFILE=1: the benchmark's profiling hooks (benchmarks/pprof) built into
 # this binary only, nothing in the tree.
 overlay() { # source dir → go build flags
@@ -127,15 +130,15 @@ if [[ -n "${REV:-}" ]]; then
 	mkdir -p "$WORK/src"
 	git archive "$REV" | tar -x -C "$WORK/src"
 	# shellcheck disable=SC2046
-	(cd "$WORK/src" && gobuild $(overlay "$WORK/src") -o "$WORK/meridian" ./cmd/meridian)
+	(cd "$WORK/src" && go build $(overlay "$WORK/src") -o "$WORK/meridian" ./cmd/meridian)
 	BUILT="commit $(git rev-parse --short "$REV")"
 	rm -rf "$WORK/src"
 else
 	# shellcheck disable=SC2046
-	gobuild $(overlay "$ROOT") -o "$WORK/meridian" ./cmd/meridian
+	go build $(overlay "$ROOT") -o "$WORK/meridian" ./cmd/meridian
 	BUILT="working tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' with uncommitted changes')"
 fi
-gobuild -o "$WORK/ctlbench" ./benchmarks/ctlbench
+go build -o "$WORK/ctlbench" ./benchmarks/ctlbench
 MERIDIAN="$WORK/meridian" CTLBENCH="$WORK/ctlbench"
 freeport() { "$CTLBENCH" freeport; }
 INSECURE=()
@@ -159,6 +162,7 @@ start_node() { # index: start NAMES[i] with ARGS[i] (a string of words without s
 	fi
 	read -r -a gogc <<<"${NODE_GOGC:-}"
 	if [[ -n "${gogc[$i]:-}" ]]; then env+=("GOGC=${gogc[$i]}"); fi
+	if [[ -n "$SERVER_GODEBUG" ]]; then env+=("GODEBUG=$SERVER_GODEBUG"); fi
 	# gctrace places a collection in seconds from the process's start; the
 	# report (ctlbench collections.go) reads this line to place it in time.
 	echo "meridian-bench: started $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" >>"$WORK/${NAMES[$i]}.log"
