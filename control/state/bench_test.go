@@ -113,6 +113,24 @@ func heapAfterGC() uint64 {
 	return m.HeapAlloc
 }
 
+// endedSessions gives each of the first n bench rooms a session that
+// participants joined and left (their edge event ids, audits and, for a
+// room with a webhook, deliveries), as a day of meetings leaves them.
+func (f *benchFSM) endedSessions(b *testing.B, n, participants int) {
+	for i := 0; i < n; i++ {
+		room, at := benchRoom(i).RoomID, t0.Add(time.Duration(i)*time.Second)
+		for p := 0; p < participants; p++ {
+			f.apply(b, CmdParticipantJoin, ParticipantJoin{EventID: fmt.Sprintf("j-%d-%d", i, p), RoomID: room, ParticipantID: fmt.Sprintf("prt%05d", p), Name: "Participant Name",
+				EdgeID: "edge-eu-1", Region: "eu-west", At: at, NewSessionID: fmt.Sprintf("%024x", 1<<40+i), NewDocID: fmt.Sprintf("%024x", 1<<41+i*64+p),
+				IDs: []string{fmt.Sprintf("%024x", 1<<42+i*64+2*p), fmt.Sprintf("%024x", 1<<42+i*64+2*p+1)}})
+		}
+		for p := 0; p < participants; p++ {
+			f.apply(b, CmdParticipantLeave, ParticipantLeave{EventID: fmt.Sprintf("l-%d-%d", i, p), RoomID: room, ParticipantID: fmt.Sprintf("prt%05d", p), EdgeID: "edge-eu-1",
+				At: at.Add(time.Minute), IDs: []string{fmt.Sprintf("%024x", 1<<43+i*64+2*p), fmt.Sprintf("%024x", 1<<43+i*64+2*p+1), fmt.Sprintf("%024x", 1<<44+i)}})
+		}
+	}
+}
+
 // BenchmarkMemory reports live heap per record after inserting 100k of
 // each (20k with -short) through Apply: a room with its webhook config; a session (one
 // participant, its audit and the two edge event ids of its join and
@@ -152,18 +170,7 @@ func BenchmarkMemory(b *testing.B) {
 			f.apply(b, CmdCreateRoom, CreateRoom{Room: r})
 		}
 		before := heapAfterGC()
-		for i := 0; i < n; i++ {
-			room, at := benchRoom(i).RoomID, t0.Add(time.Duration(i)*time.Second)
-			for p := 0; p < participants; p++ {
-				f.apply(b, CmdParticipantJoin, ParticipantJoin{EventID: fmt.Sprintf("j-%d-%d", i, p), RoomID: room, ParticipantID: fmt.Sprintf("prt%05d", p), Name: "Participant Name",
-					EdgeID: "edge-eu-1", Region: "eu-west", At: at, NewSessionID: fmt.Sprintf("%024x", 1<<40+i), NewDocID: fmt.Sprintf("%024x", 1<<41+i*64+p),
-					IDs: []string{fmt.Sprintf("%024x", 1<<42+i*64+2*p), fmt.Sprintf("%024x", 1<<42+i*64+2*p+1)}})
-			}
-			for p := 0; p < participants; p++ {
-				f.apply(b, CmdParticipantLeave, ParticipantLeave{EventID: fmt.Sprintf("l-%d-%d", i, p), RoomID: room, ParticipantID: fmt.Sprintf("prt%05d", p), EdgeID: "edge-eu-1",
-					At: at.Add(time.Minute), IDs: []string{fmt.Sprintf("%024x", 1<<43+i*64+2*p), fmt.Sprintf("%024x", 1<<43+i*64+2*p+1), fmt.Sprintf("%024x", 1<<44+i)}})
-			}
-		}
+		f.endedSessions(b, n, participants)
 		used := float64(heapAfterGC() - before)
 		runtime.KeepAlive(f)
 		return used / float64(n)
@@ -503,18 +510,7 @@ func BenchmarkRestoreHistory(b *testing.B) {
 	for i := 0; i < n; i++ {
 		f.apply(b, CmdCreateRoom, CreateRoom{Room: benchRoom(i)})
 	}
-	for i := 0; i < n; i++ {
-		room, at := benchRoom(i).RoomID, t0.Add(time.Duration(i)*time.Second)
-		for p := 0; p < 2; p++ {
-			f.apply(b, CmdParticipantJoin, ParticipantJoin{EventID: fmt.Sprintf("j-%d-%d", i, p), RoomID: room, ParticipantID: fmt.Sprintf("prt%05d", p), Name: "Participant Name",
-				EdgeID: "edge-eu-1", Region: "eu-west", At: at, NewSessionID: fmt.Sprintf("%024x", 1<<40+i), NewDocID: fmt.Sprintf("%024x", 1<<41+i*64+p),
-				IDs: []string{fmt.Sprintf("%024x", 1<<42+i*64+2*p), fmt.Sprintf("%024x", 1<<42+i*64+2*p+1)}})
-		}
-		for p := 0; p < 2; p++ {
-			f.apply(b, CmdParticipantLeave, ParticipantLeave{EventID: fmt.Sprintf("l-%d-%d", i, p), RoomID: room, ParticipantID: fmt.Sprintf("prt%05d", p), EdgeID: "edge-eu-1",
-				At: at.Add(time.Minute), IDs: []string{fmt.Sprintf("%024x", 1<<43+i*64+2*p), fmt.Sprintf("%024x", 1<<43+i*64+2*p+1), fmt.Sprintf("%024x", 1<<44+i)}})
-		}
-	}
+	f.endedSessions(b, n, 2)
 	snap, _ := f.Snapshot()
 	var sink memSink
 	if err := snap.Persist(&sink); err != nil {
