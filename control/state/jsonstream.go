@@ -32,21 +32,16 @@ func newJSONStream(r io.Reader) *jsonStream {
 	return &jsonStream{r: r, buf: make([]byte, 0, 256<<10)}
 }
 
-// fill reads more input, keeping buf[pos:]; false when none is left.
+// fill reads more input; false when none is left. Every caller has
+// consumed the buffer first (peek skips to its end, value copies what it
+// scanned into val), so it starts over instead of keeping a tail.
 func (s *jsonStream) fill() bool {
 	if s.err != nil {
 		return false
 	}
-	if s.pos > 0 {
-		s.off += int64(s.pos)
-		s.buf = s.buf[:copy(s.buf, s.buf[s.pos:])]
-		s.pos = 0
-	}
-	if len(s.buf) == cap(s.buf) {
-		s.buf = append(s.buf, 0)[:len(s.buf)]
-	}
-	n, err := s.r.Read(s.buf[len(s.buf):cap(s.buf)])
-	s.buf = s.buf[:len(s.buf)+n]
+	s.off += int64(len(s.buf))
+	n, err := s.r.Read(s.buf[:cap(s.buf)])
+	s.buf, s.pos = s.buf[:n], 0
 	if err != nil {
 		s.err = err
 	}

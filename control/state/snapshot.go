@@ -334,7 +334,8 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 
 // OpenSnapshot returns the JSON of a persisted snapshot: it undoes the S2
 // framing Persist writes, and passes the plain JSON of earlier builds
-// through.
+// through. The result is not buffered beyond the S2 reader's own blocks:
+// its reader (jsonStream) reads it in large chunks into a buffer of its own.
 func OpenSnapshot(r io.Reader) (io.Reader, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	head, err := br.Peek(len(s2Magic))
@@ -342,7 +343,7 @@ func OpenSnapshot(r io.Reader) (io.Reader, error) {
 		return nil, err
 	}
 	if bytes.Equal(head, s2Magic) {
-		return bufio.NewReaderSize(s2.NewReader(br), 1<<20), nil
+		return s2.NewReader(br), nil
 	}
 	return br, nil
 }
