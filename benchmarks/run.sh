@@ -20,6 +20,7 @@
 #                                     # a core for the latency target
 #   EDGE_GOGC=100 EDGE_GOMAXPROCS=2   # the Meridian edge's GOGC / GOMAXPROCS (default: its own,
 #                                     # cmd/meridian/gc.go and procs.go)
+#   EDGE_ARGS="--event-linger 0"      # more flags for the Meridian edge
 #
 # Every server runs on CPU 0 (taskset -c 0) and the load generator on CPU 1.
 # Meridian runs as it is deployed: a `meridian control` and a `meridian edge`
@@ -174,6 +175,11 @@ start_meridian() { # target
 	# meridian-pionsend: the same edge with subscribers' media on pion's
 	# send path instead of its direct SRTP (edge/sfu/srtpdirect.go).
 	if [[ "$1" == meridian-pionsend ]]; then edge_args+=(--pion-send-path); fi
+	if [[ -n "${EDGE_ARGS:-}" ]]; then
+		local extra
+		read -ra extra <<<"$EDGE_ARGS"
+		edge_args+=("${extra[@]}")
+	fi
 	MERIDIAN_BENCH_PPROF="$prof" "${env[@]}" ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} ./bin/meridian edge --id e1 --region local \
 		--http "127.0.0.1:$edge" --public-url "http://127.0.0.1:$edge" --control "$SERVER_URL" --edge-token "$edge_token" \
 		--udp-ip 127.0.0.1 --loopback-candidates --turn-public-ip 127.0.0.1 --turn-udp 127.0.0.1:0 --turn-tcp 127.0.0.1:0 \
@@ -294,7 +300,7 @@ for k in livekit livekit-protocol janus; do
 done
 versions+=", load generator on $(go list -m github.com/pion/webrtc/v4)"
 {
-	echo "Fan-out benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, window $WINDOW, subscriber feedback $FEEDBACK${LOADGEN_ARGS:+, loadgen $LOADGEN_ARGS}"
+	echo "Fan-out benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, window $WINDOW, subscriber feedback $FEEDBACK${LOADGEN_ARGS:+, loadgen $LOADGEN_ARGS}${EDGE_ARGS:+, Meridian edge $EDGE_ARGS}"
 	echo "Servers: $versions."
 	echo "Design targets (not asserted): <= 9 µs server CPU per forwarded packet, <= 300 KB per video subscriber."
 	echo

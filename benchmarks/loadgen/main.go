@@ -263,6 +263,11 @@ type rowResult struct {
 	JoinMediaSeconds    float64 `json:"joinMediaSeconds"`
 	JoinGenCPUPct       float64 `json:"joinGeneratorCpuPct"`
 	JoinServerCPUPct    float64 `json:"joinServerCpuPct"`
+	// Write system calls the server made over the join (its signaling
+	// sockets' writes; media goes out with sendmsg and is not counted),
+	// and read calls the generator made (its signaling sockets' reads).
+	JoinServerWrites uint64 `json:"joinServerWrites"`
+	JoinGenReads     uint64 `json:"joinGeneratorReads"`
 
 	SentPPS     float64 `json:"sentPps"` // publisher packets/s
 	FwdPPS      float64 `json:"forwardedPps"`
@@ -408,9 +413,12 @@ func runRow(ctx context.Context, api *webrtc.API, srv server, o options, n int) 
 	// Subscribers, o.concurrency at a time.
 	t0 := time.Now()
 	genCPU0, _ := cpuTime(os.Getpid())
+	genReads0, _, _ := ioCalls(os.Getpid())
 	var srvCPU0 time.Duration
+	var srvWrites0 uint64
 	if len(o.pids) > 0 {
 		srvCPU0, _ = serverCPUTime(o.pids)
+		srvWrites0, _ = serverWrites(o.pids)
 	}
 	subs := make([]participant, n)
 	var (
@@ -509,16 +517,22 @@ func runRow(ctx context.Context, api *webrtc.API, srv server, o options, n int) 
 	if genCPU1, err := cpuTime(os.Getpid()); err == nil {
 		r.JoinGenCPUPct = 100 * (genCPU1 - genCPU0).Seconds() / r.JoinSeconds
 	}
+	if genReads1, _, err := ioCalls(os.Getpid()); err == nil {
+		r.JoinGenReads = genReads1 - genReads0
+	}
 	if len(o.pids) > 0 {
 		if srvCPU1, err := serverCPUTime(o.pids); err == nil {
 			r.JoinServerCPUPct = 100 * (srvCPU1 - srvCPU0).Seconds() / r.JoinSeconds
+		}
+		if srvWrites1, err := serverWrites(o.pids); err == nil {
+			r.JoinServerWrites = srvWrites1 - srvWrites0
 		}
 	}
 	for _, c := range subs {
 		r.JoinMediaSeconds = max(r.JoinMediaSeconds, c.firstPacketAt().Sub(t0).Seconds())
 	}
-	o.logf("N=%d all receiving after %.1fs (all signaled %.2fs, all with a first packet %.2fs; generator CPU %.0f%%, server %.0f%% over the join)",
-		n, r.JoinSeconds, r.JoinSignaledSeconds, r.JoinMediaSeconds, r.JoinGenCPUPct, r.JoinServerCPUPct)
+	o.logf("N=%d all receiving after %.1fs (all signaled %.2fs, all with a first packet %.2fs; generator CPU %.0f%%, server %.0f%% over the join; server write calls %d, generator read calls %d)",
+		n, r.JoinSeconds, r.JoinSignaledSeconds, r.JoinMediaSeconds, r.JoinGenCPUPct, r.JoinServerCPUPct, r.JoinServerWrites, r.JoinGenReads)
 	sleep(ctx, o.warmup)
 
 	a := take(subs, gen, o.pids, o.serverCPU)

@@ -176,6 +176,47 @@ func serverCPUTime(pids []int) (time.Duration, error) {
 	return sum, nil
 }
 
+// ioCalls returns a process's read and write system calls so far
+// (syscr/syscw of /proc/PID/io: read, write and their vector forms; not
+// sendmsg/recvmsg, so a server's media sockets are not in them but its
+// signaling sockets, which use write, are).
+func ioCalls(pid int) (reads, writes uint64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/%d/io: %q: %w", pid, line, err)
+		}
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes, nil
+}
+
+// serverWrites sums the write system calls of the server's processes.
+func serverWrites(pids []int) (uint64, error) {
+	var sum uint64
+	for _, pid := range pids {
+		_, w, err := ioCalls(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += w
+	}
+	return sum, nil
+}
+
 // parsePIDs reads -pid: comma-separated process ids, "" or "0" for none.
 func parsePIDs(s string) ([]int, error) {
 	var pids []int

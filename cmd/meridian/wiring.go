@@ -91,6 +91,7 @@ type edgeFlags struct {
 	capacity                        int
 	loopback                        bool
 	pionSendPath                    bool
+	eventLinger                     time.Duration
 	noTURN                          bool
 	gossipBind, gossipAdvertise     string
 	gossipKey, gossipKeyFile        string
@@ -142,6 +143,7 @@ func (e *edgeFlags) register(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&e.relayMax, "relay-port-max", 0, "with --udp-port: highest UDP port of cascade legs to other edges (0 = any)")
 	fs.Var(&e.origins, "allowed-origins", "Origins allowed to open signaling WebSockets (default *)")
 	fs.IntVar(&e.capacity, "capacity", 500, "participants this edge accepts")
+	fs.DurationVar(&e.eventLinger, "event-linger", 25*time.Millisecond, "how long presence and quality events may wait to share a signaling socket's write with others (0 writes each at once; at most 1s)")
 	e.storage.register(fs, dev)
 }
 
@@ -177,9 +179,16 @@ func (e *edgeFlags) nodeConfig(dev bool, logger *slog.Logger) (edgenode.Config, 
 	if len(origins) == 0 {
 		origins = []string{"*"}
 	}
+	if e.eventLinger < 0 || e.eventLinger > time.Second {
+		return edgenode.Config{}, fmt.Errorf("--event-linger %v: must be between 0 and 1s", e.eventLinger)
+	}
+	eventLinger := e.eventLinger
+	if eventLinger == 0 {
+		eventLinger = -1 // none (edgenode's 0 is the default)
+	}
 	cfg := edgenode.Config{EdgeID: e.id, Region: e.region, ControlURLs: e.control, EdgeToken: e.edgeToken, HTTPListen: e.httpAddr,
 		PublicURL: e.publicURL, AllowedOrigins: origins, Capacity: e.capacity, SFU: sc, EnableTURN: !e.noTURN, Logger: logger,
-		Latitude: e.lat, Longitude: e.lon, DrainTimeout: e.drainTimeout, InternalURL: e.internalURL}
+		Latitude: e.lat, Longitude: e.lon, DrainTimeout: e.drainTimeout, InternalURL: e.internalURL, EventLinger: eventLinger}
 	var err error
 	if cfg.Egress, err = e.storage.config(e.region); err != nil {
 		return cfg, err

@@ -67,6 +67,10 @@ type Config struct {
 	// Gatherer serves /metrics on the edge's own listener (usually the same
 	// registry as Registry); nil serves none.
 	Gatherer prometheus.Gatherer
+	// EventLinger is how long presence and quality events may wait to
+	// share a signaling socket's write (signal.Config.EventLinger): 0 keeps
+	// the default (25 ms), a negative value writes each at once.
+	EventLinger time.Duration
 	// StatsEvery is how often summaries go to the control plane (10 s).
 	StatsEvery     time.Duration
 	HeartbeatEvery time.Duration
@@ -246,6 +250,12 @@ func New(cfg Config) (*Node, error) {
 	}
 	sc.ICEServers = n.iceServers
 	sc.Logger, sc.Registerer = n.log, cfg.Registry
+	switch {
+	case cfg.EventLinger < 0:
+		sc.EventLinger = 0
+	case cfg.EventLinger > 0:
+		sc.EventLinger = cfg.EventLinger
+	}
 	n.agent, err = agent.New(agent.Config{ControlURLs: cfg.ControlURLs, EdgeToken: cfg.EdgeToken, Register: n.registration(),
 		Load: media.Load, Heartbeat: n.heartbeat, OnHeartbeatReply: n.onHeartbeatReply, Resync: n.resync,
 		Stats: media.Stats, Legs: n.legStats, OnRegistered: n.onRegistered, Logger: n.log,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	fws "github.com/fasthttp/websocket"
@@ -23,10 +24,19 @@ type conn struct {
 	max          int
 	writeTimeout time.Duration
 
+	// linger is how long a frame queued with sendSoon may wait for others
+	// to share its write (0: written at once, as with send).
+	linger time.Duration
+
 	mu      sync.Mutex
 	queue   [][]byte
 	closing bool // a final frame is queued or the conn is dead
 	dead    bool
+	// lingering: lingerTimer will wake writeLoop for frames in the queue.
+	lingering   bool
+	lingerTimer *time.Timer
+
+	writes atomic.Int64 // write system calls made for data frames
 
 	notify chan struct{} // 1-slot
 	kill   chan struct{}
@@ -71,9 +81,18 @@ func (c *conn) wake() {
 	}
 }
 
-// send queues a frame; it never blocks. It reports false if the frame was
-// not queued (closing, or the queue overflowed and the conn is being closed).
-func (c *conn) send(frame []byte) bool {
+// send queues a frame to be written at once; it never blocks. It reports
+// false if the frame was not queued (closing, or the queue overflowed and
+// the conn is being closed).
+func (c *conn) send(frame []byte) bool { return c.enqueue(frame, false) }
+
+// sendSoon queues a frame that may wait up to c.linger for others to share
+// its write: presence and quality events, which while a room fills come to
+// every member once per joiner. Whatever is sent with send meanwhile takes
+// the waiting frames along, so the order of frames never changes.
+func (c *conn) sendSoon(frame []byte) bool { return c.enqueue(frame, c.linger > 0) }
+
+func (c *conn) enqueue(frame []byte, soon bool) bool {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -85,6 +104,18 @@ func (c *conn) send(frame []byte) bool {
 		return false
 	}
 	c.queue = append(c.queue, frame)
+	if soon {
+		if !c.lingering {
+			c.lingering = true
+			if c.lingerTimer == nil {
+				c.lingerTimer = time.AfterFunc(c.linger, c.wake)
+			} else {
+				c.lingerTimer.Reset(c.linger)
+			}
+		}
+		c.mu.Unlock()
+		return true
+	}
 	c.mu.Unlock()
 	c.wake()
 	return true
@@ -131,6 +162,7 @@ func (c *conn) close() {
 func (c *conn) writeLoop() {
 	defer close(c.done)
 	defer c.closeSocket()
+	defer c.stopLinger()
 	raw := c.ws.UnderlyingConn()
 	var batch [][]byte
 	for {
@@ -139,20 +171,31 @@ func (c *conn) writeLoop() {
 			return
 		case <-c.notify:
 		}
-		for {
-			// Take everything queued: a burst (a joiner's quality scores, a
-			// round's changes to every member) goes out in one write.
-			c.mu.Lock()
-			batch, c.queue = c.queue, batch[:0]
-			c.mu.Unlock()
-			if len(batch) == 0 {
-				break
-			}
-			if !c.writeBatch(raw, batch) {
-				return
-			}
-			clear(batch)
+		// Take everything queued: a burst (a joiner's quality scores, a
+		// round's changes to every member) goes out in one write. Frames
+		// queued while it is written wake the loop again (send) or wait
+		// for their linger (sendSoon).
+		c.mu.Lock()
+		batch, c.queue = c.queue, batch[:0]
+		c.stopLingerLocked() // the frames that waited go now
+		c.mu.Unlock()
+		if len(batch) > 0 && !c.writeBatch(raw, batch) {
+			return
 		}
+		clear(batch)
+	}
+}
+
+func (c *conn) stopLinger() {
+	c.mu.Lock()
+	c.stopLingerLocked()
+	c.mu.Unlock()
+}
+
+func (c *conn) stopLingerLocked() {
+	if c.lingering {
+		c.lingering = false
+		c.lingerTimer.Stop() // a wake already on its way finds an empty queue
 	}
 }
 
@@ -181,6 +224,7 @@ func (c *conn) writeBatch(raw net.Conn, frames [][]byte) bool {
 			return true
 		}
 		_ = raw.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		c.writes.Add(1)
 		_, err := raw.Write(*bp)
 		*bp = (*bp)[:0]
 		if err != nil {

@@ -196,3 +196,94 @@ func TestFramesBeforeJoinedAreKeptOrTheSocketCloses(t *testing.T) {
 		})
 	}
 }
+
+// TestEventsShareAWriteAndKeepTheirOrder: frames sent with sendSoon (the
+// presence and quality events a filling room sends every member once per
+// joiner) wait for the conn's linger and then go out in one write; a frame
+// sent with send takes the waiting ones along at once, in their order.
+func TestEventsShareAWriteAndKeepTheirOrder(t *testing.T) {
+	event := func(i int) []byte {
+		return fmt.Appendf(nil, `{"type":"participant-joined","data":{"participantId":"p%03d"}}`, i)
+	}
+	urgent := []byte(`{"type":"offer","data":{}}`)
+	for _, tc := range []struct {
+		name   string
+		linger time.Duration
+		events int
+		urgent bool // a send after the events
+	}{
+		{name: "events alone wait for the linger", linger: 500 * time.Millisecond, events: 20},
+		{name: "a frame sent at once takes them along", linger: time.Minute, events: 5, urgent: true},
+		{name: "no linger writes each at once", linger: 0, events: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conns := make(chan *conn, 1)
+			app := fiber.New(fiber.Config{DisableStartupMessage: true})
+			app.Get("/rtc", websocket.New(func(ws *websocket.Conn) {
+				c := newConn(ws, 64, 5*time.Second)
+				c.linger = tc.linger
+				conns <- c
+				c.writeLoop()
+			}))
+			// Read as a TCP stream: a websocket read that timed out cannot
+			// be resumed, and the stream shows the frames' exact bytes.
+			raw := serveAndDial(t, app).UnderlyingConn()
+			defer raw.Close()
+			c := <-conns
+			defer c.close()
+			read := func(frames [][]byte, deadline time.Time) ([]byte, error) {
+				var want []byte
+				for _, f := range frames {
+					want = appendTextFrame(want, f)
+				}
+				got := make([]byte, 0, len(want))
+				buf := make([]byte, 4096)
+				_ = raw.SetReadDeadline(deadline)
+				for len(got) < len(want) {
+					n, err := raw.Read(buf)
+					got = append(got, buf[:n]...)
+					if err != nil {
+						return got, err
+					}
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("the socket carried %q, want these frames in order: %q", got, want)
+				}
+				return got, nil
+			}
+			if tc.linger == 0 {
+				for i := range tc.events {
+					c.sendSoon(event(i))
+					if _, err := read([][]byte{event(i)}, time.Now().Add(10*time.Second)); err != nil {
+						t.Fatalf("event %d without a linger: %v", i, err)
+					}
+				}
+				if n := c.writes.Load(); n != int64(tc.events) {
+					t.Fatalf("%d events without a linger took %d writes, want one each", tc.events, n)
+				}
+				return
+			}
+			// Two rounds: the second must wait and be written like the first.
+			for round := 1; round <= 2; round++ {
+				var want [][]byte
+				start := time.Now()
+				for i := range tc.events {
+					c.sendSoon(event(round*100 + i))
+					want = append(want, event(round*100+i))
+				}
+				if tc.urgent {
+					c.send(urgent)
+					want = append(want, urgent)
+				} else if got, err := read(want, start.Add(tc.linger/2)); err == nil || len(got) > 0 {
+					t.Fatalf("round %d: %q arrived %v after it was sent, before the %v linger", round, got, time.Since(start), tc.linger)
+				}
+				if _, err := read(want, time.Now().Add(10*time.Second)); err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				if n := c.writes.Load(); n != int64(round) {
+					t.Fatalf("after round %d (%d frames each) the conn made %d writes, want %d", round, len(want), n, round)
+				}
+			}
+		})
+	}
+}

@@ -66,7 +66,13 @@ type member struct {
 // socket is closed. Frames cannot be dropped one by one without the client's
 // view of the room going wrong; a client whose socket closed joins again and
 // gets a fresh snapshot.
-func (m *member) deliver(gen int, frame []byte) {
+func (m *member) deliver(gen int, frame []byte) { m.deliverFrame(gen, frame, false) }
+
+// deliverSoon is deliver for presence and quality events, which may wait
+// briefly to share a socket write (conn.sendSoon).
+func (m *member) deliverSoon(gen int, frame []byte) { m.deliverFrame(gen, frame, true) }
+
+func (m *member) deliverFrame(gen int, frame []byte, soon bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if gen != m.gen || m.conn == nil {
@@ -81,7 +87,11 @@ func (m *member) deliver(gen int, frame []byte) {
 		m.pending = append(m.pending, frame)
 		return
 	}
-	m.conn.send(frame) // never blocks
+	if soon {
+		m.conn.sendSoon(frame) // never blocks
+	} else {
+		m.conn.send(frame)
+	}
 }
 
 // sendJoinedLocked sends `joined`, then whatever the SFU said meanwhile (in
@@ -143,7 +153,7 @@ func (k sink) ActiveSpeakers(ids []string) {
 }
 
 func (k sink) ConnectionQuality(participantID string, score float64) {
-	k.m.deliver(k.gen, qualityFrame(participantID, score))
+	k.m.deliverSoon(k.gen, qualityFrame(participantID, score))
 }
 
 // qualityFrames memoizes connection-quality frames. A quality round gives

@@ -82,7 +82,7 @@ func (s *Server) RemoteJoined(roomID, origin string, p wire.Participant) {
 	}
 	s.mu.Unlock()
 	if len(targets) > 0 {
-		s.deliverAll(targets, encode(wire.TypeParticipantJoined, wire.Participant{ParticipantID: p.ParticipantID, Name: p.Name,
+		s.deliverAllSoon(targets, encode(wire.TypeParticipantJoined, wire.Participant{ParticipantID: p.ParticipantID, Name: p.Name,
 			Moderator: p.Moderator, Tracks: []wire.TrackInfo{}}))
 	}
 }
@@ -128,7 +128,7 @@ func (s *Server) RemoteLeft(roomID, origin, pid, reason string, lost bool) {
 	}
 	s.mu.Unlock()
 	if len(targets) > 0 {
-		s.deliverAll(targets, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: pid, Reason: reason}))
+		s.deliverAllSoon(targets, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: pid, Reason: reason}))
 	}
 }
 
@@ -139,7 +139,7 @@ func (s *Server) RemoteMute(roomID string, m wire.Mute) {
 
 // RemoteQuality tells this edge's clients a relayed participant's quality.
 func (s *Server) RemoteQuality(roomID, pid string, score float64) {
-	s.broadcast(roomID, pid, encode(wire.TypeConnectionQuality, wire.ConnectionQuality{ParticipantID: pid, Score: score}))
+	s.broadcastSoon(roomID, pid, encode(wire.TypeConnectionQuality, wire.ConnectionQuality{ParticipantID: pid, Score: score}))
 }
 
 // LocalParticipants lists the room's admitted participants on this edge

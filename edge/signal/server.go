@@ -213,10 +213,20 @@ func (s *Server) report(kind string, m *member, name, reason string) {
 
 // broadcast sends frame to the room's admitted, connected members except skip.
 func (s *Server) broadcast(roomID, skip string, frame []byte) {
+	s.broadcastFrame(roomID, skip, frame, false)
+}
+
+// broadcastSoon is broadcast for a presence or quality event, which may
+// wait briefly to share each member's next socket write (conn.sendSoon).
+func (s *Server) broadcastSoon(roomID, skip string, frame []byte) {
+	s.broadcastFrame(roomID, skip, frame, true)
+}
+
+func (s *Server) broadcastFrame(roomID, skip string, frame []byte, soon bool) {
 	s.mu.Lock()
 	targets := s.othersLocked(roomID, skip)
 	s.mu.Unlock()
-	s.deliverAll(targets, frame)
+	s.deliverFrames(targets, frame, soon)
 }
 
 // othersLocked lists the room's members that got their snapshot, except skip.
@@ -232,12 +242,19 @@ func (s *Server) othersLocked(roomID, skip string) []*member {
 	return targets
 }
 
-func (s *Server) deliverAll(targets []*member, frame []byte) {
+func (s *Server) deliverAll(targets []*member, frame []byte) { s.deliverFrames(targets, frame, false) }
+
+// deliverAllSoon is deliverAll for a presence or quality event.
+func (s *Server) deliverAllSoon(targets []*member, frame []byte) {
+	s.deliverFrames(targets, frame, true)
+}
+
+func (s *Server) deliverFrames(targets []*member, frame []byte, soon bool) {
 	for _, m := range targets {
 		m.mu.Lock()
 		gen := m.gen
 		m.mu.Unlock()
-		m.deliver(gen, frame)
+		m.deliverFrame(gen, frame, soon)
 	}
 }
 
@@ -387,7 +404,7 @@ func (s *Server) leaveLocked(m *member, reason string, final []byte, announce bo
 	// is listed until it does): the room keeps seeing it (its tracks
 	// change), so nobody is told it left.
 	if announce && !remoteStays {
-		s.broadcast(m.roomID, m.id, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: m.id, Reason: shown}))
+		s.broadcastSoon(m.roomID, m.id, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: m.id, Reason: shown}))
 	}
 }
 

@@ -36,6 +36,7 @@ func errorFrame(e *protoError) []byte {
 // writeLoop writes; it returns only after writeLoop has exited.
 func (s *Server) handleWS(ws *websocket.Conn) {
 	c := newConn(ws, s.cfg.SendQueue, s.cfg.WriteTimeout)
+	c.linger = s.cfg.EventLinger
 	c.onDrop = func(reason string) {
 		s.socketsDropped.WithLabelValues(reason).Inc()
 		s.log.Warn("signal: client fell behind; socket closed (it may resume)", "reason", reason, "queue", s.cfg.SendQueue)
@@ -373,7 +374,7 @@ func (s *Server) activateLocked(m *member, resumed, announce bool) *protoError {
 		}
 		s.mu.Unlock()
 		p := wire.Participant{ParticipantID: m.id, Name: name, Moderator: perms.Moderate, Tracks: []wire.TrackInfo{}}
-		s.deliverAll(targets, encode(wire.TypeParticipantJoined, p))
+		s.deliverAllSoon(targets, encode(wire.TypeParticipantJoined, p))
 		if casc := s.cascade.get(); casc != nil {
 			casc.LocalJoined(m.roomID, p)
 		}
