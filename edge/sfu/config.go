@@ -189,6 +189,8 @@ type mediaAPI struct {
 	sendSE       webrtc.SettingEngine
 	sendME       *webrtc.MediaEngine
 	pionSendPath bool
+	// cert is the DTLS certificate of every connection (shared with relay).
+	cert *dtlsCertificate
 }
 
 func videoFeedback() []webrtc.RTCPFeedback {
@@ -202,8 +204,12 @@ func videoFeedback() []webrtc.RTCPFeedback {
 func buildAPI(cfg Config) (*mediaAPI, error) {
 	router := newRTCPRouter()
 	ma, err := buildOneAPI(cfg, false, router)
-	if err != nil || ma.udpMux == nil {
+	if err != nil {
 		return ma, err
+	}
+	ma.cert = newDTLSCertificate()
+	if ma.udpMux == nil {
+		return ma, nil
 	}
 	rc := cfg
 	rc.UDPMuxPort, rc.UDPPortMin, rc.UDPPortMax = 0, cfg.RelayPortMin, cfg.RelayPortMax
@@ -211,6 +217,7 @@ func buildAPI(cfg Config) (*mediaAPI, error) {
 		_ = ma.close()
 		return nil, err
 	}
+	ma.relay.cert = ma.cert
 	return ma, nil
 }
 
@@ -377,7 +384,11 @@ func (ma *mediaAPI) newPeerConnection(sending bool) (*webrtc.PeerConnection, err
 	if sending {
 		api = ma.send
 	}
-	return api.NewPeerConnection(webrtc.Configuration{SDPSemantics: webrtc.SDPSemanticsUnifiedPlan})
+	conf, err := ma.cert.configuration()
+	if err != nil {
+		return nil, err
+	}
+	return api.NewPeerConnection(conf)
 }
 
 // newSubscriberPeerConnection creates a client's subscriber connection.
@@ -394,7 +405,11 @@ func (ma *mediaAPI) newSubscriberPeerConnection() (*webrtc.PeerConnection, *dtls
 	se.SetDTLSKeyLogWriter(sec)
 	se.SetDTLSServerHelloMessageHook(sec.serverHello)
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(ma.sendME), webrtc.WithInterceptorRegistry(&interceptor.Registry{}), webrtc.WithSettingEngine(se))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{SDPSemantics: webrtc.SDPSemanticsUnifiedPlan})
+	conf, err := ma.cert.configuration()
+	if err != nil {
+		return nil, nil, err
+	}
+	pc, err := api.NewPeerConnection(conf)
 	return pc, sec, err
 }
 
