@@ -38,6 +38,12 @@ type conn struct {
 
 	writes atomic.Int64 // write system calls made for data frames
 
+	// writeMu orders data writes with the close frame: once closeSent, no
+	// data frame may follow (RFC 6455 section 5.5.1), whether the close
+	// answers the client's or ends a final frame.
+	writeMu   sync.Mutex
+	closeSent bool
+
 	notify chan struct{} // 1-slot
 	kill   chan struct{}
 	once   sync.Once
@@ -54,8 +60,32 @@ const (
 )
 
 func newConn(ws *websocket.Conn, max int, writeTimeout time.Duration) *conn {
-	return &conn{ws: ws, max: max, writeTimeout: writeTimeout,
+	c := &conn{ws: ws, max: max, writeTimeout: writeTimeout,
 		notify: make(chan struct{}, 1), kill: make(chan struct{}), done: make(chan struct{})}
+	ws.SetCloseHandler(c.answerClose)
+	return c
+}
+
+// answerClose answers a client's close frame (the reader calls it, then
+// returns an error and the handler ends the conn): nothing more is queued,
+// and a batch writeLoop took before is not written after the answer, as the
+// library's own answer would have allowed.
+func (c *conn) answerClose(code int, _ string) error {
+	c.markDead()
+	c.sendClose(code)
+	return nil
+}
+
+// sendClose writes a close frame unless one went out already; no data frame
+// is written after it.
+func (c *conn) sendClose(code int) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if c.closeSent {
+		return
+	}
+	c.closeSent = true
+	_ = c.ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, ""), time.Now().Add(time.Second))
 }
 
 func encode(typ string, v any) []byte {
@@ -207,10 +237,11 @@ var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &
 // writeBatch writes frames as WebSocket text messages, as many per write
 // system call as fit in maxWriteBatch, instead of one call per message (the
 // socket's cost at 250 members is the calls, not the bytes). Only writeLoop
-// writes data frames; the library's control frames (a pong or close echo from
-// the reader) are single writes too, and net.Conn serializes whole writes, so
-// frames never interleave. A nil frame writes what came before it, then a
-// close frame, and reports false (done); so does a failed write.
+// writes data frames; the library's control frames (a pong from the reader)
+// are single writes too, and net.Conn serializes whole writes, so frames
+// never interleave; nothing is written after a close frame (sendClose). A
+// nil frame writes what came before it, then a close frame, and reports
+// false (done); so does a failed write, or one after a close frame.
 func (c *conn) writeBatch(raw net.Conn, frames [][]byte) bool {
 	bp := writeBufs.Get().(*[]byte)
 	defer func() {
@@ -223,9 +254,15 @@ func (c *conn) writeBatch(raw net.Conn, frames [][]byte) bool {
 		if len(*bp) == 0 {
 			return true
 		}
+		c.writeMu.Lock()
+		if c.closeSent {
+			c.writeMu.Unlock()
+			return false
+		}
 		_ = raw.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 		c.writes.Add(1)
 		_, err := raw.Write(*bp)
+		c.writeMu.Unlock()
 		*bp = (*bp)[:0]
 		if err != nil {
 			c.writeFailed()
@@ -236,7 +273,7 @@ func (c *conn) writeBatch(raw net.Conn, frames [][]byte) bool {
 	for _, frame := range frames {
 		if frame == nil {
 			if flush() {
-				_ = c.ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseNormalClosure, ""), time.Now().Add(time.Second))
+				c.sendClose(fws.CloseNormalClosure)
 			}
 			return false
 		}

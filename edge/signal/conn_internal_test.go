@@ -287,3 +287,49 @@ func TestEventsShareAWriteAndKeepTheirOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestNothingIsWrittenAfterTheCloseAnswer: once the edge has answered a
+// client's close frame, no data frame may follow (RFC 6455 section 5.5.1),
+// not even a batch writeLoop had taken before the close arrived. Here the
+// close is answered first and such a batch is written after it.
+func TestNothingIsWrittenAfterTheCloseAnswer(t *testing.T) {
+	conns := make(chan *conn, 1)
+	written := make(chan bool, 1)
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get("/rtc", websocket.New(func(ws *websocket.Conn) {
+		c := newConn(ws, 16, 5*time.Second)
+		conns <- c
+		_, _, err := ws.ReadMessage() // the client's close, answered by the handler
+		if !fws.IsCloseError(err, fws.CloseNormalClosure) {
+			t.Errorf("the server read %v, want the client's close", err)
+		}
+		written <- c.writeBatch(ws.UnderlyingConn(), [][]byte{[]byte(`{"type":"participant-joined","data":{}}`)})
+		if c.send([]byte(`{"type":"pong"}`)) {
+			t.Error("a frame was queued after the close was answered")
+		}
+		c.closeSocket()
+	}))
+	ws := serveAndDial(t, app)
+	<-conns
+	if err := ws.WriteMessage(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseNormalClosure, "")); err != nil {
+		t.Fatal(err)
+	}
+	if <-written {
+		t.Error("writeBatch reported a batch written after the close answer")
+	}
+	raw := ws.UnderlyingConn()
+	_ = raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got []byte
+	buf := make([]byte, 1024)
+	for {
+		n, err := raw.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			break // the server closed the socket
+		}
+	}
+	want := []byte{0x88, 2, 0x03, 0xe8} // one close frame, code 1000, and nothing after it
+	if !bytes.Equal(got, want) {
+		t.Fatalf("after the client's close the socket carried % x, want only the close answer % x", got, want)
+	}
+}
