@@ -212,26 +212,17 @@ func (c *client) readLoop() {
 			return
 		}
 		data := msg.Bytes()
-		// Presence and quality events come to every member about every
-		// other (N² of them while a room fills) and nothing here uses
-		// them, nor the room snapshot in `joined`: they are read off the
-		// socket, as a client must, but not decoded, so that the
-		// generator's core is spent on what the scenario measures.
-		if typ, ok := envelopeType(data); ok {
-			if typ == wire.TypeJoined {
-				c.gotJoined()
-				continue
-			}
-			if !handledTypes[typ] {
-				continue
-			}
-		}
 		var env wire.Envelope
 		if json.Unmarshal(data, &env) != nil {
 			continue
 		}
 		switch env.Type {
 		case wire.TypeJoined:
+			var j wire.Joined // the room snapshot, decoded as a client's SDK does
+			if err := json.Unmarshal(env.Data, &j); err != nil {
+				c.fail(fmt.Errorf("%s: joined: %w", c.name, err))
+				return
+			}
 			c.gotJoined()
 		case wire.TypeOffer:
 			var d wire.SDP
@@ -263,37 +254,52 @@ func (c *client) readLoop() {
 			c.fail(fmt.Errorf("%s: %s %s", c.name, env.Type, env.Data))
 		case wire.TypeRemoved:
 			c.fail(fmt.Errorf("%s: %s %s", c.name, env.Type, env.Data))
+		default:
+			// Presence, quality and track events: nothing here uses them,
+			// but a client decodes them (the SDK keeps the room's state),
+			// as the LiveKit and Janus joiners decode theirs.
+			if err := decodeRoomEvent(env.Type, env.Data); err != nil {
+				c.fail(fmt.Errorf("%s: %s: %w", c.name, env.Type, err))
+				return
+			}
 		}
 	}
 }
 
-// gotJoined hands `joined` to join (its snapshot is not decoded: see
-// readLoop).
+// decodeRoomEvent decodes a room event into its wire type; types it does
+// not know are left alone.
+func decodeRoomEvent(typ string, data json.RawMessage) error {
+	var v any
+	switch typ {
+	case wire.TypeParticipantJoined:
+		v = &wire.Participant{}
+	case wire.TypeParticipantLeft:
+		v = &wire.ParticipantLeft{}
+	case wire.TypeConnectionQuality:
+		v = &wire.ConnectionQuality{}
+	case wire.TypeTrackPublished:
+		v = &wire.TrackInfo{}
+	case wire.TypeTrackUnpublished:
+		v = &wire.TrackUnpublished{}
+	case wire.TypeActiveSpeaker:
+		v = &wire.ActiveSpeaker{}
+	case wire.TypeMute:
+		v = &wire.Mute{}
+	case wire.TypeEgressState:
+		v = &wire.EgressState{}
+	default:
+		return nil
+	}
+	return json.Unmarshal(data, v)
+}
+
+// gotJoined hands `joined` to join.
 func (c *client) gotJoined() {
 	c.isJoined.Store(true)
 	select {
 	case c.joined <- struct{}{}:
 	default:
 	}
-}
-
-// handledTypes are the messages readLoop decodes.
-var handledTypes = map[string]bool{wire.TypeOffer: true, wire.TypeAnswer: true, wire.TypeCandidate: true, wire.TypeError: true, wire.TypeRemoved: true}
-
-// envelopeType returns a frame's type without decoding the rest, for frames
-// that start with it as the edge writes them ({"type":"…", …}); ok is false
-// for any other shape, which is then decoded in full.
-func envelopeType(frame []byte) (string, bool) {
-	const prefix = `{"type":"`
-	rest, found := bytes.CutPrefix(frame, []byte(prefix))
-	if !found {
-		return "", false
-	}
-	i := bytes.IndexByte(rest, '"')
-	if i < 0 || bytes.IndexByte(rest[:i], '\\') >= 0 {
-		return "", false
-	}
-	return string(rest[:i]), true
 }
 
 func (c *client) candidate(data json.RawMessage) {

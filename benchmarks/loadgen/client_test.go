@@ -7,22 +7,29 @@ import (
 	wire "github.com/meridian-video/meridian/shared/signal"
 )
 
-// TestEnvelopeTypeReadsTheEdgesFrames: the type peeked without decoding is
-// the type of a frame as the edge encodes it, and any frame of another
-// shape is left for a full decode instead of being guessed at.
-func TestEnvelopeTypeReadsTheEdgesFrames(t *testing.T) {
-	for _, typ := range []string{wire.TypeJoined, wire.TypeOffer, wire.TypeCandidate, wire.TypeConnectionQuality, wire.TypeParticipantJoined} {
-		frame, err := json.Marshal(wire.Envelope{Type: typ, Data: json.RawMessage(`{"type":"decoy"}`)})
+// TestRoomEventsAreDecoded: the joiner decodes every room event into its
+// wire type, as the edge encodes them, and a malformed one is an error
+// (the client fails rather than reading past it).
+func TestRoomEventsAreDecoded(t *testing.T) {
+	for typ, v := range map[string]any{
+		wire.TypeParticipantJoined: wire.Participant{ParticipantID: "p1", Name: "a", Tracks: []wire.TrackInfo{}},
+		wire.TypeParticipantLeft:   wire.ParticipantLeft{ParticipantID: "p1", Reason: "left"},
+		wire.TypeConnectionQuality: wire.ConnectionQuality{ParticipantID: "p1", Score: 80},
+		wire.TypeTrackPublished:    wire.TrackInfo{ParticipantID: "p1", TrackID: "t1"},
+		wire.TypeActiveSpeaker:     wire.ActiveSpeaker{ParticipantIDs: []string{"p1"}},
+	} {
+		data, err := json.Marshal(v)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, ok := envelopeType(frame); !ok || got != typ {
-			t.Errorf("%s: envelopeType = %q, %v; want %q", frame, got, ok, typ)
+		if err := decodeRoomEvent(typ, data); err != nil {
+			t.Errorf("%s %s: %v", typ, data, err)
+		}
+		if err := decodeRoomEvent(typ, json.RawMessage(`[1]`)); err == nil {
+			t.Errorf("%s with an array for its data: decoded", typ)
 		}
 	}
-	for _, frame := range []string{`{"data":{},"type":"offer"}`, `{ "type":"offer"}`, `{"type":"off\"er"}`, `{"type":"offer`, `[]`, ``} {
-		if got, ok := envelopeType([]byte(frame)); ok {
-			t.Errorf("%s: envelopeType = %q, true; want a full decode", frame, got)
-		}
+	if err := decodeRoomEvent("something-new", json.RawMessage(`[1]`)); err != nil {
+		t.Errorf("an event type the joiner does not know: %v", err)
 	}
 }
