@@ -164,14 +164,17 @@ func cpuBusy(cpu int) (busy, steal time.Duration) {
 
 // serverCPUTime is the CPU time of all the server's processes (a
 // Meridian edge and its control plane run as two).
-func serverCPUTime(pids []int) (time.Duration, error) {
-	var sum time.Duration
+func serverCPUTime(pids []int) (time.Duration, error) { return sumOver(pids, cpuTime) }
+
+// sumOver adds up a per-process figure over the server's processes.
+func sumOver[T time.Duration | uint64](pids []int, figure func(pid int) (T, error)) (T, error) {
+	var sum T
 	for _, pid := range pids {
-		d, err := cpuTime(pid)
+		v, err := figure(pid)
 		if err != nil {
 			return 0, err
 		}
-		sum += d
+		sum += v
 	}
 	return sum, nil
 }
@@ -206,15 +209,10 @@ func ioCalls(pid int) (reads, writes uint64, err error) {
 
 // serverWrites sums the write system calls of the server's processes.
 func serverWrites(pids []int) (uint64, error) {
-	var sum uint64
-	for _, pid := range pids {
+	return sumOver(pids, func(pid int) (uint64, error) {
 		_, w, err := ioCalls(pid)
-		if err != nil {
-			return 0, err
-		}
-		sum += w
-	}
-	return sum, nil
+		return w, err
+	})
 }
 
 // parsePIDs reads -pid: comma-separated process ids, "" or "0" for none.

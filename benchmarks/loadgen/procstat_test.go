@@ -56,3 +56,40 @@ func TestServerCPUTimeSumsProcesses(t *testing.T) {
 		t.Fatal("a process that does not exist: no error")
 	}
 }
+
+// Write calls are counted per process and summed the same way; a write to
+// a file is one more.
+func TestServerWritesCountsWriteCalls(t *testing.T) {
+	pid := os.Getpid()
+	before, err := serverWrites([]int{pid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(t.TempDir() + "/w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for range 3 {
+		if _, err := f.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one, err := serverWrites([]int{pid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one < before+3 {
+		t.Fatalf("write calls %d before three writes, %d after", before, one)
+	}
+	two, err := serverWrites([]int{pid, pid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if two < 2*one {
+		t.Fatalf("one process %d write calls, the same twice %d: want at least %d", one, two, 2*one)
+	}
+	if _, err := serverWrites([]int{pid, 1 << 30}); err == nil {
+		t.Fatal("a process that does not exist: no error")
+	}
+}
