@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/meridian-video/meridian/shared/egressapi"
 )
 
 // Benchmarks for the store at scale. Numbers are only meaningful as ratios
@@ -536,4 +538,53 @@ func BenchmarkRestoreHistory(b *testing.B) {
 		})
 	}
 	b.ReportMetric(float64(len(raw))/1e6, "MB")
+}
+
+// BenchmarkFilteredPages: page 1 of lists filtered the way the API offers,
+// with 1k and 100k records in the project: the delivery log by event type
+// (a quarter of it) and by endpoint URL, and a project's participant
+// recordings (alone, and by state). Each should cost the same at both sizes.
+func BenchmarkFilteredPages(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		f := newBenchFSM()
+		f.growRooms(b, n/4)
+		f.endedSessions(b, n/4, 1) // four deliveries each
+		for i := 0; i < n; i++ {
+			f.apply(b, CmdCreateJob, CreateJob{Job: Job{ID: fmt.Sprintf("job-%08d", i), Kind: egressapi.KindParticipant, UserID: benchUser, APIKey: "k",
+				RoomID: benchRoom(i % (n / 4)).RoomID, ParticipantID: fmt.Sprintf("prt%05d", i/(n/4)), CreatedAt: t0, UpdatedAt: t0}})
+		}
+		for _, c := range []struct {
+			name string
+			want int
+			page func(s *Store) (int, int)
+		}{
+			{"deliveries/event", n / 4, func(s *Store) (int, int) {
+				d, total := s.DeliveriesPage(DeliveryFilter{UserID: benchUser, EventType: "participant-left"}, PageOf(1, 20))
+				return len(d), total
+			}},
+			{"deliveries/url", n, func(s *Store) (int, int) {
+				d, total := s.DeliveriesPage(DeliveryFilter{UserID: benchUser, URL: "https://hooks.customer.example/videosdk/webhook"}, PageOf(1, 20))
+				return len(d), total
+			}},
+			{"recordings", n, func(s *Store) (int, int) {
+				j, total := s.JobsPage(JobFilter{UserID: benchUser, Kind: egressapi.KindParticipant}, PageOf(1, 20))
+				return len(j), total
+			}},
+			{"recordings/state", n, func(s *Store) (int, int) {
+				j, total := s.JobsPage(JobFilter{UserID: benchUser, Kind: egressapi.KindParticipant, State: egressapi.StateStarting}, PageOf(1, 20))
+				return len(j), total
+			}},
+		} {
+			b.Run(fmt.Sprintf("records=%d/%s", n, c.name), func(b *testing.B) {
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					f.Read(func(s *Store) {
+						if got, total := c.page(s); got != 20 || total != c.want {
+							b.Fatalf("%d rows of %d, want 20 of %d", got, total, c.want)
+						}
+					})
+				}
+			})
+		}
+	}
 }

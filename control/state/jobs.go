@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -153,15 +154,67 @@ type DeleteJob struct {
 var jobTables = []*memdb.TableSchema{
 	table(tJobs,
 		ix("id", true, always(func(j *Job) []byte { return keyOf(j.ID) })),
-		// Lists: a project's jobs of a kind, those of a room, of a session,
-		// by state; oldest first (lists walk them backwards).
-		ix("project", false, always(func(j *Job) []byte { return keyOf(j.UserID, string(j.Kind), j.CreateIndex) })),
-		ix("room", false, always(func(j *Job) []byte { return keyOf(j.UserID, j.RoomID, string(j.Kind), j.CreateIndex) })),
+		// Lists: a project's undeleted jobs of a kind, and those of a room,
+		// a session, a participant or a state; oldest first (lists walk them
+		// backwards). Each holds exactly the rows of one list filter, which
+		// jobCounters counts, so a page walks only its own rows.
+		ix("project", false, listedJob(func(j *Job) []byte { return keyOf(j.UserID, string(j.Kind), j.CreateIndex) })),
+		ix("room", false, listedJob(func(j *Job) []byte { return keyOf(j.UserID, string(j.Kind), j.RoomID, j.CreateIndex) })),
+		ix("status", false, listedJob(func(j *Job) []byte { return keyOf(j.UserID, string(j.Kind), string(j.State), j.CreateIndex) })),
+		ix("listSession", false, func(j *Job) (bool, []byte) {
+			return j.DeletedAt == nil && j.SessionID != "", keyOf(j.UserID, string(j.Kind), j.SessionID, j.CreateIndex)
+		}),
+		ix("participant", false, func(j *Job) (bool, []byte) {
+			return j.DeletedAt == nil && j.ParticipantID != "", keyOf(j.UserID, string(j.Kind), j.ParticipantID, j.CreateIndex)
+		}),
+		// A session's jobs, deleted ones included (SessionJobs).
 		ix("session", false, always(func(j *Job) []byte { return keyOf(j.SessionID, string(j.Kind), j.CreateIndex) })),
-		ix("status", false, always(func(j *Job) []byte { return keyOf(j.UserID, string(j.Kind), string(j.State), j.CreateIndex) })),
 		// Jobs that may still change, by room and kind: stop routes find
 		// the room's running job, and the edge-loss check walks them all.
 		ix("active", false, func(j *Job) (bool, []byte) { return j.Active(), keyOf(j.RoomID, string(j.Kind), j.CreateIndex) })),
+}
+
+// listedJob keeps deleted jobs out of a list index.
+func listedJob(f func(*Job) []byte) func(*Job) (bool, []byte) {
+	return func(j *Job) (bool, []byte) { return j.DeletedAt == nil, f(j) }
+}
+
+// jobsCounter names the counter of one job list: a project's jobs of a kind
+// (field ""), or those whose field (room, session, participant, state) has
+// value. The value comes last, so any string keeps the name unambiguous.
+func jobsCounter(userID string, kind egressapi.Kind, field, value string) string {
+	if field == "" {
+		return "jobs/" + userID + "/" + string(kind)
+	}
+	return "jobs/" + userID + "/" + string(kind) + "/" + field + "/" + value
+}
+
+// jobCounters lists the counters a job is in: one per list index it is in.
+func jobCounters(j *Job) []string {
+	if j == nil || j.DeletedAt != nil {
+		return nil
+	}
+	out := []string{
+		jobsCounter(j.UserID, j.Kind, "", ""),
+		jobsCounter(j.UserID, j.Kind, "room", j.RoomID),
+		jobsCounter(j.UserID, j.Kind, "state", string(j.State)),
+	}
+	if j.SessionID != "" {
+		out = append(out, jobsCounter(j.UserID, j.Kind, "session", j.SessionID))
+	}
+	if j.ParticipantID != "" {
+		out = append(out, jobsCounter(j.UserID, j.Kind, "participant", j.ParticipantID))
+	}
+	return out
+}
+
+// putJob stores a job version; old is the stored one it replaces (nil for
+// a new job). The lists' counters move with the fields they count.
+func (s *Store) putJob(old, j *Job) {
+	if was, is := jobCounters(old), jobCounters(j); !slices.Equal(was, is) {
+		s.recount(was, is)
+	}
+	s.put(tJobs, j)
 }
 
 func init() {
@@ -215,7 +268,7 @@ func applyCreateJob(s *Store, index uint64, c *CreateJob) (any, error) {
 	j.Seq, j.Fired, j.DeletedAt = 0, nil, nil
 	j.UserID, j.APIKey, j.EdgeID = intern(j.UserID), intern(j.APIKey), intern(j.EdgeID)
 	j.CreateIndex, j.ModifyIndex = index, index
-	s.put(tJobs, &j)
+	s.putJob(nil, &j)
 	s.bump(tJobs, index)
 	return j.clone(), nil
 }
@@ -274,7 +327,7 @@ func applyJobStatus(s *Store, index uint64, c *JobStatus) (any, error) {
 	}
 	j.UpdatedAt, j.ModifyIndex = c.At, index
 	s.fireJobEvents(index, j, c.At, c.FileURLs)
-	s.put(tJobs, j)
+	s.putJob(old, j)
 	s.bump(tJobs, index)
 	return j.clone(), nil
 }
@@ -291,7 +344,7 @@ func applyFailJobs(s *Store, index uint64, c *FailJobs) (any, error) {
 		j.StoppedAt = ptrTime(c.At)
 		j.UpdatedAt, j.ModifyIndex = c.At, index
 		s.fireJobEvents(index, j, c.At, nil)
-		s.put(tJobs, j)
+		s.putJob(old, j)
 		n++
 	}
 	if n > 0 {
@@ -308,6 +361,7 @@ func applyAbortJob(s *Store, index uint64, c *AbortJob) (any, error) {
 	if j.Seq != 0 || len(j.Fired) > 0 {
 		return nil, errf(CodeConflict, "job %q already ran; it can only be stopped", c.ID)
 	}
+	s.recount(jobCounters(j), nil)
 	s.del(tJobs, j)
 	s.bump(tJobs, index)
 	return nil, nil
@@ -324,7 +378,7 @@ func applyDeleteJob(s *Store, index uint64, c *DeleteJob) (any, error) {
 	j := old.clone()
 	j.DeletedAt = ptrTime(c.At)
 	j.UpdatedAt, j.ModifyIndex = c.At, index
-	s.put(tJobs, j)
+	s.putJob(old, j)
 	s.bump(tJobs, index)
 	return j.clone(), nil
 }
@@ -462,25 +516,51 @@ type JobFilter struct {
 	State         egressapi.State
 }
 
+// matches reports whether a job is in the list the filter selects.
+func (f JobFilter) matches(j *Job) bool {
+	return j.UserID == f.UserID && j.Kind == f.Kind && j.DeletedAt == nil &&
+		(f.RoomID == "" || j.RoomID == f.RoomID) && (f.SessionID == "" || j.SessionID == f.SessionID) &&
+		(f.ParticipantID == "" || j.ParticipantID == f.ParticipantID) && (f.ID == "" || j.ID == f.ID) &&
+		(f.State == "" || j.State == f.State)
+}
+
 // JobsPage returns a page of matching jobs, newest first, and how many match.
+// An id is a lookup. One filter (or none) has an index and a counter of its
+// own: the page walks only its rows and the total is read. Filters together
+// walk the narrowest one's rows (a session's, a room's, a participant's,
+// then a state's) and count the matches there.
 func (s *Store) JobsPage(f JobFilter, p Page) ([]*Job, int) {
-	var it memdb.ResultIterator
-	switch {
-	case f.SessionID != "":
-		it = s.iter(tJobs, "session", true, f.SessionID, string(f.Kind))
-	case f.RoomID != "":
-		it = s.iter(tJobs, "room", true, f.UserID, f.RoomID, string(f.Kind))
-	case f.State != "":
-		it = s.iter(tJobs, "status", true, f.UserID, string(f.Kind), string(f.State))
-	default:
-		it = s.iter(tJobs, "project", true, f.UserID, string(f.Kind))
+	if f.ID != "" {
+		j := s.job(f.ID)
+		if j == nil || !f.matches(j) {
+			return nil, 0
+		}
+		if p.Offset > 0 || p.Limit == 0 {
+			return nil, 1
+		}
+		return []*Job{j.clone()}, 1
 	}
-	rows, n := scan(it, p, true, func(j *Job) (bool, bool) {
-		return j.UserID == f.UserID && j.Kind == f.Kind && j.DeletedAt == nil &&
-			(f.RoomID == "" || j.RoomID == f.RoomID) && (f.SessionID == "" || j.SessionID == f.SessionID) &&
-			(f.ParticipantID == "" || j.ParticipantID == f.ParticipantID) && (f.ID == "" || j.ID == f.ID) &&
-			(f.State == "" || j.State == f.State), false
-	})
+	type list struct {
+		index, field, value string
+	}
+	var lists []list
+	for _, l := range []list{{"listSession", "session", f.SessionID}, {"room", "room", f.RoomID},
+		{"participant", "participant", f.ParticipantID}, {"status", "state", string(f.State)}} {
+		if l.value != "" {
+			lists = append(lists, l)
+		}
+	}
+	if len(lists) == 0 {
+		total := s.counter(jobsCounter(f.UserID, f.Kind, "", ""))
+		return copyJobs(window[*Job](s, tJobs, "project", total, p, f.UserID, string(f.Kind))), total
+	}
+	l := lists[0]
+	if len(lists) == 1 {
+		total := s.counter(jobsCounter(f.UserID, f.Kind, l.field, l.value))
+		return copyJobs(window[*Job](s, tJobs, l.index, total, p, f.UserID, string(f.Kind), l.value)), total
+	}
+	rows, n := scan(s.iter(tJobs, l.index, true, f.UserID, string(f.Kind), l.value), p, true,
+		func(j *Job) (bool, bool) { return f.matches(j), false })
 	return copyJobs(rows), n
 }
 
@@ -522,7 +602,7 @@ func jobsRestore(name string, dec *jsonStream, s *Store) (ok bool, err error) {
 	}
 	return true, rows(dec, func(j *Job) {
 		j.UserID, j.APIKey, j.EdgeID = intern(j.UserID), intern(j.APIKey), intern(j.EdgeID)
-		s.put(tJobs, j)
+		s.putJob(nil, j)
 	})
 }
 

@@ -205,16 +205,24 @@ func init() {
 	})
 }
 
-// Delivery counters: a project's deliveries, and by status.
+// Delivery counters: a project's deliveries, by status, and those of a
+// room, an event type or an endpoint URL: one per list index (the value
+// comes last, so any URL keeps the name unambiguous).
 func deliveriesCounter(userID string) string { return "outbox/" + userID }
 
 func deliveriesStatusCounter(userID, status string) string { return "outbox/" + userID + "/" + status }
+
+func deliveriesFieldCounter(userID, field, value string) string {
+	return "outbox/" + userID + "/" + field + "/" + value
+}
 
 func deliveryCounters(d *Delivery) []string {
 	if d == nil {
 		return nil
 	}
-	return []string{deliveriesCounter(d.UserID), deliveriesStatusCounter(d.UserID, d.Status)}
+	return []string{deliveriesCounter(d.UserID), deliveriesStatusCounter(d.UserID, d.Status),
+		deliveriesFieldCounter(d.UserID, "room", d.RoomID), deliveriesFieldCounter(d.UserID, "event", d.EventType),
+		deliveriesFieldCounter(d.UserID, "url", d.URL)}
 }
 
 // putDelivery stores a delivery version; old is the stored one it replaces.
@@ -379,36 +387,44 @@ type DeliveryFilter struct {
 }
 
 // DeliveriesPage is a page of a project's delivery log, newest first, and
-// how many deliveries match. The walk uses the room, status or project
-// index and stops after the page; the total is the project's counter
-// unless a room, event type or URL filter narrows it, in which case the
-// rows of that index range are counted (a room's deliveries, or the
-// project's).
+// how many deliveries match. One filter (or none) has an index and a
+// counter of its own, so the page walks only its rows and the total is
+// read. Filters together walk the narrowest one's rows (a room's, an
+// endpoint's, an event type's, then a status's) and count the matches.
 func (s *Store) DeliveriesPage(f DeliveryFilter, p Page) ([]*Delivery, int) {
-	var (
-		index  string
-		prefix []any
-		total  = -1
-	)
-	switch {
-	case f.RoomID != "":
-		index, prefix = "room", []any{f.RoomID}
-	case f.Status != "":
-		index, prefix = "status", []any{f.UserID, f.Status}
-		total = s.counter(deliveriesStatusCounter(f.UserID, f.Status))
-	default:
-		index, prefix = "project", []any{f.UserID}
-		total = s.counter(deliveriesCounter(f.UserID))
+	type list struct {
+		index string
+		args  []any
+		count string
 	}
-	var rows []*Delivery
-	if total >= 0 && f.EventType == "" && f.URL == "" {
-		rows = window[*Delivery](s, tOutbox, index, total, p, prefix...)
-	} else {
-		rows, total = scan(s.iter(tOutbox, index, true, prefix...), p, true, func(d *Delivery) (keep, stop bool) {
-			return d.UserID == f.UserID && (f.RoomID == "" || d.RoomID == f.RoomID) && (f.EventType == "" || d.EventType == f.EventType) &&
-				(f.Status == "" || d.Status == f.Status) && (f.URL == "" || d.URL == f.URL), false
-		})
+	var lists []list
+	if f.RoomID != "" {
+		// The room index holds the room's deliveries, all of its project's
+		// (a room never changes project); the counter is the project's, so
+		// another project's filter counts none and lists none.
+		lists = append(lists, list{"room", []any{f.RoomID}, deliveriesFieldCounter(f.UserID, "room", f.RoomID)})
 	}
+	if f.URL != "" {
+		lists = append(lists, list{"url", []any{f.UserID, f.URL}, deliveriesFieldCounter(f.UserID, "url", f.URL)})
+	}
+	if f.EventType != "" {
+		lists = append(lists, list{"event", []any{f.UserID, f.EventType}, deliveriesFieldCounter(f.UserID, "event", f.EventType)})
+	}
+	if f.Status != "" {
+		lists = append(lists, list{"status", []any{f.UserID, f.Status}, deliveriesStatusCounter(f.UserID, f.Status)})
+	}
+	if len(lists) == 0 {
+		lists = append(lists, list{"project", []any{f.UserID}, deliveriesCounter(f.UserID)})
+	}
+	l := lists[0]
+	if len(lists) == 1 {
+		total := s.counter(l.count)
+		return cloneDeliveries(window[*Delivery](s, tOutbox, l.index, total, p, l.args...)), total
+	}
+	rows, total := scan(s.iter(tOutbox, l.index, true, l.args...), p, true, func(d *Delivery) (keep, stop bool) {
+		return d.UserID == f.UserID && (f.RoomID == "" || d.RoomID == f.RoomID) && (f.EventType == "" || d.EventType == f.EventType) &&
+			(f.Status == "" || d.Status == f.Status) && (f.URL == "" || d.URL == f.URL), false
+	})
 	return cloneDeliveries(rows), total
 }
 

@@ -125,6 +125,9 @@ func init() {
 			ix("project", false, always(func(d *Delivery) []byte { return keyOf(d.UserID, d.Seq, d.Sub) })),
 			ix("status", false, always(func(d *Delivery) []byte { return keyOf(d.UserID, d.Status, d.Seq, d.Sub) })),
 			ix("room", false, always(func(d *Delivery) []byte { return keyOf(d.RoomID, d.Seq, d.Sub) })),
+			// The log's other filters, each an index of its own (lists).
+			ix("event", false, always(func(d *Delivery) []byte { return keyOf(d.UserID, d.EventType, d.Seq, d.Sub) })),
+			ix("url", false, always(func(d *Delivery) []byte { return keyOf(d.UserID, d.URL, d.Seq, d.Sub) })),
 			// Finished deliveries by the time they finished: what retention walks.
 			ix("finished", false, func(d *Delivery) (bool, []byte) { return d.Status != DeliveryPending, keyOf(d.finishedAt()) })),
 		table(tSeen,

@@ -219,16 +219,22 @@ func (s *Store) seen(eventID string, index uint64, at time.Time) bool {
 	return false
 }
 
-// Session counters: a project's sessions, and by status.
+// Session counters: a project's sessions, by status, and a room's (the
+// room index holds only its project's sessions; the counter is the
+// project's, so another project's filter counts none).
 func sessionsCounter(userID string) string { return "sessions/" + userID }
 
 func sessionsStatusCounter(userID, status string) string { return "sessions/" + userID + "/" + status }
+
+func sessionsRoomCounter(userID, roomDocID string) string {
+	return "sessions/" + userID + "/room/" + roomDocID
+}
 
 func sessionCounters(ss *Session) []string {
 	if ss == nil {
 		return nil
 	}
-	return []string{sessionsCounter(ss.UserID), sessionsStatusCounter(ss.UserID, ss.Status())}
+	return []string{sessionsCounter(ss.UserID), sessionsStatusCounter(ss.UserID, ss.Status()), sessionsRoomCounter(ss.UserID, ss.RoomDocID)}
 }
 
 // putSession stores a session version; old is the stored version it
@@ -471,8 +477,10 @@ type SessionFilter struct {
 // SessionsPage is a page of sessions, newest first (by start, then
 // creation), and how many match. The walk uses the index that holds
 // exactly the filter's project/status/room and stops after the page; the
-// total comes from the project's counters, except for a room filter or a
-// date range, which count the rows in their (bounded) range.
+// totals are counters. A room with a status needs no index of its own: a
+// room has at most one ongoing session (the ongoing index), so its ended
+// ones are the rest of the room's walk. A date range walks from the
+// range's newest end and counts the rows in the range.
 func (s *Store) SessionsPage(f SessionFilter, p Page) ([]*Session, int) {
 	var (
 		index  string
@@ -482,6 +490,10 @@ func (s *Store) SessionsPage(f SessionFilter, p Page) ([]*Session, int) {
 	switch {
 	case f.RoomDocID != "":
 		index, prefix = "room", []any{f.RoomDocID}
+		total = s.counter(sessionsRoomCounter(f.UserID, f.RoomDocID))
+		if f.Status != "" && total > 0 && f.StartAfter == nil && f.StartBefore == nil {
+			return s.roomSessionsByStatus(f, p, total)
+		}
 	case f.Status != "":
 		index, prefix = "status", []any{f.UserID, f.Status}
 		total = s.counter(sessionsStatusCounter(f.UserID, f.Status))
@@ -522,6 +534,39 @@ func (s *Store) SessionsPage(f SessionFilter, p Page) ([]*Session, int) {
 		out[i] = ss.clone()
 	}
 	return out, total
+}
+
+// roomSessionsByStatus pages a room's sessions of one status; roomTotal is
+// how many sessions the room has.
+func (s *Store) roomSessionsByStatus(f SessionFilter, p Page, roomTotal int) ([]*Session, int) {
+	live := s.ongoingSession(f.RoomDocID)
+	if f.Status == "ongoing" {
+		if live == nil || p.Offset > 0 || p.Limit == 0 {
+			return nil, boolToInt(live != nil)
+		}
+		return []*Session{live.clone()}, 1
+	}
+	total := roomTotal - boolToInt(live != nil)
+	if f.Status != "ended" {
+		total = 0
+	}
+	if p.Offset >= total || p.Limit == 0 {
+		return nil, total
+	}
+	// The walk skips at most the one ongoing session.
+	rows, _ := scan(s.iter(tSessions, "room", true, f.RoomDocID), p, false, func(ss *Session) (bool, bool) { return ss.End != nil, false })
+	out := make([]*Session, len(rows))
+	for i, ss := range rows {
+		out[i] = ss.clone()
+	}
+	return out, total
+}
+
+func boolToInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Sessions lists every session a filter selects, newest first (tests and

@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/meridian-video/meridian/shared/egressapi"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden snapshot files in testdata/")
@@ -196,6 +198,9 @@ func TestSnapshotRestoresEveryIndex(t *testing.T) {
 	fillAllTables(t, w.f)
 	fillConsoleTables(t, w.f)
 	addJobs(t, w.f, "111111111111111111111111")
+	// and a participant's recording, for the participant list's index
+	createJob(t, w.f, Job{ID: "aaaaaaaaaaaaaaaaaaaaaa07", Kind: egressapi.KindParticipant, UserID: "u1", APIKey: "k1", RoomID: "abcd-efgh-ijkl",
+		ParticipantID: "p1", EdgeID: "edge1", CreatedAt: t0, UpdatedAt: t0})
 	var c PurgeExpired
 	w.f.Read(func(s *Store) { c = s.Expired(t0.Add(30*time.Minute), MaxPurgeBatch) })
 	c.At, c.Cutoff = t0.Add(48*time.Hour), t0.Add(30*time.Minute)

@@ -182,7 +182,9 @@ func checkLists(t *testing.T, s *Store) {
 			SessionFilter{UserID: user, StartAfter: &after, StartBefore: &before}, SessionFilter{UserID: user, Status: "ended", StartAfter: &after, StartBefore: &before})
 		for _, r := range wantRooms(s, user)[:min(3, len(wantRooms(s, user)))] {
 			filters = append(filters, SessionFilter{UserID: user, RoomDocID: r.ID}, SessionFilter{UserID: user, RoomDocID: r.ID, Status: "ended"},
-				SessionFilter{UserID: user, RoomDocID: r.ID, StartBefore: &before})
+				SessionFilter{UserID: user, RoomDocID: r.ID, Status: "ongoing"}, SessionFilter{UserID: user, RoomDocID: r.ID, StartBefore: &before},
+				// another project asking for this room's sessions sees none
+				SessionFilter{UserID: user + "-other", RoomDocID: r.ID}, SessionFilter{UserID: user + "-other", RoomDocID: r.ID, Status: "ended"})
 		}
 		for _, f := range filters {
 			checkPages(t, fmt.Sprintf("sessions %+v", f), wantSessions(s, f), sessionID, func(p Page) ([]*Session, int) { return s.SessionsPage(f, p) })
@@ -191,8 +193,13 @@ func checkLists(t *testing.T, s *Store) {
 		for _, st := range []string{DeliveryPending, DeliveryDelivered, DeliveryFailed} {
 			dfs = append(dfs, DeliveryFilter{UserID: user, Status: st}, DeliveryFilter{UserID: user, Status: st, EventType: "session-ended"})
 		}
+		dfs = append(dfs, DeliveryFilter{UserID: user, EventType: "participant-left", URL: "https://hooks.example/" + user},
+			DeliveryFilter{UserID: user, EventType: "session-ended", URL: "https://hooks.example/nowhere"})
 		for _, r := range wantRooms(s, user)[:min(2, len(wantRooms(s, user)))] {
-			dfs = append(dfs, DeliveryFilter{UserID: user, RoomID: r.RoomID}, DeliveryFilter{UserID: user, RoomID: r.RoomID, Status: DeliveryDelivered})
+			dfs = append(dfs, DeliveryFilter{UserID: user, RoomID: r.RoomID}, DeliveryFilter{UserID: user, RoomID: r.RoomID, Status: DeliveryDelivered},
+				DeliveryFilter{UserID: user, RoomID: r.RoomID, EventType: "participant-left"})
+			// another project asking for this room's deliveries sees none
+			dfs = append(dfs, DeliveryFilter{UserID: user + "-other", RoomID: r.RoomID})
 		}
 		for _, f := range dfs {
 			checkPages(t, fmt.Sprintf("deliveries %+v", f), wantDeliveries(s, f), deliveryID, func(p Page) ([]*Delivery, int) { return s.DeliveriesPage(f, p) })
@@ -221,6 +228,9 @@ func checkCounters(t *testing.T, s *Store) {
 	}
 	for _, r := range allRows[*requestRecord](s, tRequests) {
 		add([]string{requestsCounter(r.Key)})
+	}
+	for _, j := range allRows[*Job](s, tJobs) {
+		add(jobCounters(j))
 	}
 	got := map[string]int{}
 	for _, c := range allRows[*counter](s, tCounters) {

@@ -1,0 +1,138 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/meridian-video/meridian/shared/egressapi"
+)
+
+// Every list filter the API offers is served from an index (and a counter)
+// of its own; these tests hold the pages and totals to a plain walk of
+// every row, over random histories and after a snapshot's restore.
+
+// pageOf cuts a window from a list already in newest-first order.
+func pageOf[T any](all []T, p Page) []T {
+	if p.Offset >= len(all) {
+		return nil
+	}
+	all = all[p.Offset:]
+	if p.Limit >= 0 && p.Limit < len(all) {
+		all = all[:p.Limit]
+	}
+	return all
+}
+
+var listWindows = []Page{{Offset: 0, Limit: 3}, {Offset: 2, Limit: 2}, {Offset: 5, Limit: 4}, {Offset: 0, Limit: -1}, {Offset: 40, Limit: 10}, {Offset: 0, Limit: 0}}
+
+func TestJobListsMatchAWalkOfEveryJob(t *testing.T) {
+	f := newTestFSM(t)
+	rooms := []struct{ user, roomID string }{{"u1", "aaaa-aaaa-aaaa"}, {"u1", "bbbb-bbbb-bbbb"}, {"u2", "cccc-cccc-cccc"}}
+	for i, r := range rooms {
+		if _, err := f.apply(CmdCreateRoom, CreateRoom{Room: Room{ID: fmt.Sprintf("r%023d", i), RoomID: r.roomID, UserID: r.user, APIKey: "k", CreatedAt: t0, UpdatedAt: t0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kinds := []egressapi.Kind{egressapi.KindComposite, egressapi.KindParticipant, egressapi.KindMerge}
+	sessions := []string{"", "111111111111111111111111", "222222222222222222222222"}
+	participants := []string{"", "p1", "p/2"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var created []string
+	seq := map[string]uint64{}
+	at := t0
+	for step := 0; step < 600; step++ {
+		at = at.Add(time.Second)
+		switch op := rng.IntN(10); {
+		case op < 4 || len(created) == 0:
+			r := rooms[rng.IntN(len(rooms))]
+			j := Job{ID: fmt.Sprintf("job-%04d", step), Kind: kinds[rng.IntN(len(kinds))], UserID: r.user, APIKey: "k", RoomID: r.roomID,
+				SessionID: sessions[rng.IntN(len(sessions))], ParticipantID: participants[rng.IntN(len(participants))], CreatedAt: at, UpdatedAt: at}
+			if _, err := f.apply(CmdCreateJob, CreateJob{Job: j}); err == nil {
+				created = append(created, j.ID)
+			} else if !errors.Is(err, ErrConflict) {
+				t.Fatal(err)
+			}
+		case op < 7:
+			id := created[rng.IntN(len(created))]
+			seq[id]++
+			st := []egressapi.State{egressapi.StateRunning, egressapi.StateStopping, egressapi.StateStopped, egressapi.StateFailed}[rng.IntN(4)]
+			// A report may also name the session the job records.
+			if _, err := f.apply(CmdJobStatus, JobStatus{Status: egressapi.Status{ID: id, State: st, Seq: seq[id], SessionID: sessions[1+rng.IntN(2)]}, At: at}); err != nil && !errors.Is(err, ErrNotFound) { // aborted
+				t.Fatal(err)
+			}
+		case op < 8:
+			if _, err := f.apply(CmdFailJobs, FailJobs{IDs: []string{created[rng.IntN(len(created))]}, Reason: "lost", At: at}); err != nil {
+				t.Fatal(err)
+			}
+		case op < 9:
+			id := created[rng.IntN(len(created))]
+			if _, err := f.apply(CmdAbortJob, AbortJob{ID: id}); err != nil && !errors.Is(err, ErrConflict) {
+				t.Fatal(err)
+			}
+		default:
+			id := created[rng.IntN(len(created))]
+			var user string
+			f.Read(func(s *Store) {
+				if j := s.job(id); j != nil {
+					user = j.UserID
+				}
+			})
+			if _, err := f.apply(CmdDeleteJob, DeleteJob{UserID: user, ID: id, At: at}); err != nil && !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(name string, g *FSM) {
+		g.Read(func(s *Store) {
+			every := allRows[*Job](s, tJobs)
+			slices.SortFunc(every, func(a, b *Job) int { return int(b.CreateIndex) - int(a.CreateIndex) })
+			listed, deleted := 0, 0
+			for _, j := range every {
+				if j.DeletedAt != nil {
+					deleted++
+				} else {
+					listed++
+				}
+			}
+			if deleted == 0 || listed < 50 {
+				t.Fatalf("the history left %d listed and %d deleted jobs: too few to test lists", listed, deleted)
+			}
+			for _, user := range []string{"u1", "u2"} {
+				for _, kind := range kinds {
+					for _, room := range []string{"", "aaaa-aaaa-aaaa", "cccc-cccc-cccc"} {
+						for _, session := range sessions {
+							for _, participant := range participants {
+								for _, state := range []egressapi.State{"", egressapi.StateStarting, egressapi.StateStopped} {
+									for _, id := range []string{"", every[len(every)/2].ID} {
+										flt := JobFilter{UserID: user, Kind: kind, RoomID: room, SessionID: session, ParticipantID: participant, State: state, ID: id}
+										var want []*Job
+										for _, j := range every {
+											if flt.matches(j) {
+												want = append(want, j)
+											}
+										}
+										for _, w := range listWindows {
+											got, total := s.JobsPage(flt, w)
+											if g, w := ids(got, jobID), ids(pageOf(want, w), jobID); total != len(want) || !slices.Equal(g, w) {
+												t.Fatalf("%s: %+v: total %d, want %d; page %v, want %v", name, flt, total, len(want), g, w)
+											}
+										}
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+	f.Read(func(s *Store) { checkCounters(t, s) })
+	check("applied", f.FSM)
+	check("restored", restoreBytes(t, persist(t, f.FSM)))
+}
+
+func jobID(j *Job) string { return j.ID }
