@@ -542,8 +542,10 @@ func BenchmarkRestoreHistory(b *testing.B) {
 
 // BenchmarkFilteredPages: page 1 of lists filtered the way the API offers,
 // with 1k and 100k records in the project: the delivery log by event type
-// (a quarter of it) and by endpoint URL, and a project's participant
-// recordings (alone, and by state). Each should cost the same at both sizes.
+// (a quarter of it) and by endpoint URL, sessions by a date range (half of
+// them, one started every second), and a project's participant recordings
+// (alone, and by state). Each should cost the same at both sizes, except
+// the date range: its ends walk an hour of sessions, up to 3,600 here.
 func BenchmarkFilteredPages(b *testing.B) {
 	for _, n := range []int{1_000, 100_000} {
 		f := newBenchFSM()
@@ -565,6 +567,12 @@ func BenchmarkFilteredPages(b *testing.B) {
 			{"deliveries/url", n, func(s *Store) (int, int) {
 				d, total := s.DeliveriesPage(DeliveryFilter{UserID: benchUser, URL: "https://hooks.customer.example/videosdk/webhook"}, PageOf(1, 20))
 				return len(d), total
+			}},
+			{"sessions/dateRange", n / 8, func(s *Store) (int, int) {
+				// the middle half of the sessions, which started a second apart
+				after, before := t0.Add(time.Duration(n/16)*time.Second), t0.Add(time.Duration(3*n/16-1)*time.Second)
+				ss, total := s.SessionsPage(SessionFilter{UserID: benchUser, StartAfter: &after, StartBefore: &before}, PageOf(1, 20))
+				return len(ss), total
 			}},
 			{"recordings", n, func(s *Store) (int, int) {
 				j, total := s.JobsPage(JobFilter{UserID: benchUser, Kind: egressapi.KindParticipant}, PageOf(1, 20))

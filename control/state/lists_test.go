@@ -136,3 +136,72 @@ func TestJobListsMatchAWalkOfEveryJob(t *testing.T) {
 }
 
 func jobID(j *Job) string { return j.ID }
+
+// TestSessionDateRangesAreCounted: sessions spread over three months
+// (month, day and hour boundaries, ties in start time, ongoing and ended)
+// listed by date ranges, alone and with a status, against a walk of every
+// session; ranges start and end on session starts, between them, outside
+// the history and reversed.
+func TestSessionDateRangesAreCounted(t *testing.T) {
+	w := &world{f: newTestFSM(t)}
+	rng := rand.New(rand.NewPCG(3, 4))
+	base := time.Date(2026, 1, 30, 22, 0, 0, 0, time.UTC)
+	var starts []time.Time
+	for i := 0; i < 6; i++ {
+		w.room(t, "u1", fmt.Sprintf("u1aa-room-%04d", i), false)
+	}
+	w.room(t, "u2", "u2aa-room-0000", false)
+	busy := time.Date(2026, 2, 27, 6, 0, 0, 0, time.UTC) // two busy days: several sessions an hour
+	for i := 0; i < 360; i++ {
+		start := base.Add(time.Duration(rng.Int64N(int64(90 * 24 * time.Hour))))
+		if i%3 == 0 {
+			start = busy.Add(time.Duration(rng.Int64N(int64(48 * time.Hour))))
+		}
+		if i%7 == 3 && len(starts) > 0 {
+			start = starts[rng.IntN(len(starts))] // a tie
+		}
+		starts = append(starts, start)
+		end := start.Add(time.Minute)
+		if i%5 == 0 {
+			end = time.Time{} // stays ongoing until the room's next session ends it
+		}
+		room := fmt.Sprintf("u1aa-room-%04d", i%6)
+		if i%11 == 0 {
+			room = "u2aa-room-0000"
+		}
+		w.session(t, room, start, end)
+	}
+	instants := []*time.Time{nil}
+	for _, t := range []time.Time{starts[0], starts[17], starts[100], base.Add(-time.Hour), base.Add(200 * 24 * time.Hour),
+		time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 2, 14, 13, 0, 0, 0, time.UTC), starts[5].Add(time.Nanosecond), starts[9].Add(-time.Nanosecond)} {
+		instants = append(instants, &t)
+	}
+	for i := 0; i < 12; i++ {
+		t := base.Add(time.Duration(rng.Int64N(int64(95 * 24 * time.Hour))))
+		u := busy.Add(time.Duration(rng.Int64N(int64(48 * time.Hour))))
+		instants = append(instants, &t, &u)
+	}
+	check := func(name string, s *Store) {
+		for _, user := range []string{"u1", "u2"} {
+			for _, status := range []string{"", "ongoing", "ended"} {
+				for _, after := range instants {
+					for _, before := range instants {
+						f := SessionFilter{UserID: user, Status: status, StartAfter: after, StartBefore: before}
+						want := wantSessions(s, f)
+						for _, p := range listWindows {
+							got, total := s.SessionsPage(f, p)
+							if g, w := ids(got, sessionID), ids(pageOf(want, p), sessionID); total != len(want) || !slices.Equal(g, w) {
+								t.Fatalf("%s: %s %q after %v before %v, %+v: total %d, want %d; page %v, want %v", name, user, status, after, before, p, total, len(want), g, w)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	w.f.Read(func(s *Store) {
+		checkCounters(t, s)
+		check("applied", s)
+	})
+	restoreBytes(t, persist(t, w.f.FSM)).Read(func(s *Store) { check("restored", s) })
+}

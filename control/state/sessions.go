@@ -230,11 +230,80 @@ func sessionsRoomCounter(userID, roomDocID string) string {
 	return "sessions/" + userID + "/room/" + roomDocID
 }
 
+// A project's sessions, and its sessions of a status, are also counted per
+// UTC month, day and hour of their start: a date range's total is then a
+// few dozen counter reads and a walk of at most an hour's sessions at
+// each end of the range (sessionsBefore), not a walk of the range.
 func sessionCounters(ss *Session) []string {
 	if ss == nil {
 		return nil
 	}
-	return []string{sessionsCounter(ss.UserID), sessionsStatusCounter(ss.UserID, ss.Status()), sessionsRoomCounter(ss.UserID, ss.RoomDocID)}
+	all, status := sessionsCounter(ss.UserID), sessionsStatusCounter(ss.UserID, ss.Status())
+	out := []string{all, status, sessionsRoomCounter(ss.UserID, ss.RoomDocID)}
+	for _, b := range startBuckets {
+		key := b.key(ss.Start)
+		out = append(out, all+key, status+key)
+	}
+	return out
+}
+
+// startBucket is one size of bucket sessions are counted in by start time.
+type startBucket struct {
+	tag    string // in the counter's name
+	layout string // the bucket's start, formatted
+	floor  func(time.Time) time.Time
+	next   func(time.Time) time.Time
+}
+
+func (b startBucket) key(t time.Time) string {
+	return b.tag + b.floor(t).Format(b.layout)
+}
+
+// startBuckets, largest first.
+var startBuckets = []startBucket{
+	{"/month/", "2006-01", func(t time.Time) time.Time {
+		t = t.UTC()
+		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	}, func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }},
+	{"/day/", "2006-01-02", func(t time.Time) time.Time {
+		t = t.UTC()
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	}, func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }},
+	{"/hour/", "2006-01-02T15", func(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) },
+		func(t time.Time) time.Time { return t.Add(time.Hour) }},
+}
+
+// sessionsBefore counts the sessions of a list (the project's, under
+// counter name base and index prefix, or of one status; listTotal of them)
+// that started before t: whole months from the list's first session,
+// whole days and hours up to t's hour, then a walk of t's hour. An instant
+// outside the list's span costs nothing, so the loops are bounded by the
+// span of the project's history, whatever the caller asks.
+func (s *Store) sessionsBefore(base, index string, prefix []any, inList func(*Session) bool, listTotal int, t time.Time) int {
+	first, _ := s.iter(tSessions, index, false, prefix...).Next().(*Session)
+	if first == nil || !first.Start.Before(t) {
+		return 0
+	}
+	if last, _ := s.iter(tSessions, index, true, prefix...).Next().(*Session); last.Start.Before(t) {
+		return listTotal
+	}
+	n := 0
+	from := startBuckets[0].floor(first.Start)
+	for _, b := range startBuckets {
+		end := b.floor(t)
+		for ; from.Before(end); from = b.next(from) {
+			n += s.counter(base + b.key(from))
+		}
+	}
+	it := s.from(tSessions, index, false, append(prefix, from)...)
+	for v := it.Next(); v != nil; v = it.Next() {
+		ss := v.(*Session)
+		if !inList(ss) || !ss.Start.Before(t) {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // putSession stores a session version; old is the stored version it
@@ -479,8 +548,9 @@ type SessionFilter struct {
 // exactly the filter's project/status/room and stops after the page; the
 // totals are counters. A room with a status needs no index of its own: a
 // room has at most one ongoing session (the ongoing index), so its ended
-// ones are the rest of the room's walk. A date range walks from the
-// range's newest end and counts the rows in the range.
+// ones are the rest of the room's walk. A date range over the project's
+// sessions (or one status's) is counted from the start-time buckets
+// (sessionsInRange); within a room it walks the room's range and counts.
 func (s *Store) SessionsPage(f SessionFilter, p Page) ([]*Session, int) {
 	var (
 		index  string
@@ -497,9 +567,17 @@ func (s *Store) SessionsPage(f SessionFilter, p Page) ([]*Session, int) {
 	case f.Status != "":
 		index, prefix = "status", []any{f.UserID, f.Status}
 		total = s.counter(sessionsStatusCounter(f.UserID, f.Status))
+		if f.StartAfter != nil || f.StartBefore != nil {
+			return s.sessionsInRange(f, p, sessionsStatusCounter(f.UserID, f.Status), index, prefix, total,
+				func(ss *Session) bool { return ss.UserID == f.UserID && ss.Status() == f.Status })
+		}
 	default:
 		index, prefix = "project", []any{f.UserID}
 		total = s.counter(sessionsCounter(f.UserID))
+		if f.StartAfter != nil || f.StartBefore != nil {
+			return s.sessionsInRange(f, p, sessionsCounter(f.UserID), index, prefix, total,
+				func(ss *Session) bool { return ss.UserID == f.UserID })
+		}
 	}
 	var rows []*Session
 	if total >= 0 && f.StartAfter == nil && f.StartBefore == nil {
@@ -528,6 +606,49 @@ func (s *Store) SessionsPage(f SessionFilter, p Page) ([]*Session, int) {
 			}
 			return ss.UserID == f.UserID && (f.Status == "" || ss.Status() == f.Status), false
 		})
+	}
+	out := make([]*Session, len(rows))
+	for i, ss := range rows {
+		out[i] = ss.clone()
+	}
+	return out, total
+}
+
+// sessionsInRange pages the sessions of a project's list (all, or one
+// status; listTotal of them) that started within the filter's date range:
+// the range's total from the bucket counters, the page walked from
+// whichever end of the range is nearer.
+func (s *Store) sessionsInRange(f SessionFilter, p Page, base, index string, prefix []any, listTotal int, inList func(*Session) bool) ([]*Session, int) {
+	lo, hi := 0, listTotal // the range is positions [lo, hi) of the list, oldest first
+	if f.StartAfter != nil {
+		lo = s.sessionsBefore(base, index, prefix, inList, listTotal, *f.StartAfter)
+	}
+	if f.StartBefore != nil {
+		hi = s.sessionsBefore(base, index, prefix, inList, listTotal, f.StartBefore.Add(time.Nanosecond))
+	}
+	total := max(hi-lo, 0)
+	if p.Offset >= total || p.Limit == 0 {
+		return nil, total
+	}
+	n := total - p.Offset
+	if p.Limit >= 0 && p.Limit < n {
+		n = p.Limit
+	}
+	older := total - p.Offset - n // range rows after the page, newest first
+	var rows []*Session
+	if older >= p.Offset {
+		it := s.iter(tSessions, index, true, prefix...)
+		if f.StartBefore != nil {
+			it = s.from(tSessions, index, true, append(prefix, *f.StartBefore, maxKey{})...)
+		}
+		rows, _ = scan[*Session](it, Page{Offset: p.Offset, Limit: n}, false, nil)
+	} else {
+		it := s.iter(tSessions, index, false, prefix...)
+		if f.StartAfter != nil {
+			it = s.from(tSessions, index, false, append(prefix, *f.StartAfter)...)
+		}
+		rows, _ = scan[*Session](it, Page{Offset: older, Limit: n}, false, nil)
+		slices.Reverse(rows)
 	}
 	out := make([]*Session, len(rows))
 	for i, ss := range rows {
