@@ -284,15 +284,14 @@ func applyRecordConsoleAudit(s *Store, index uint64, c *RecordConsoleAudit) (any
 	e.Seq = index
 	s.put(tConsoleAudit, &e)
 	s.count("console/audit", 1)
-	// Oldest first: drop what is beyond the bound.
+	// Oldest first: drop what is beyond the bound. Only those are read (a
+	// write at the bound used to collect all 100,000 entries first); they
+	// are collected before the deletes, which must not run under the walk.
 	if over := s.counter("console/audit") - MaxAuditEntries; over > 0 {
-		for _, old := range all[*AuditEntry](s.iter(tConsoleAudit, "id", false)) {
-			if over == 0 {
-				break
-			}
+		oldest, _ := scan[*AuditEntry](s.iter(tConsoleAudit, "id", false), Page{Limit: over}, false, nil)
+		for _, old := range oldest {
 			s.del(tConsoleAudit, old)
 			s.count("console/audit", -1)
-			over--
 		}
 	}
 	return e.Seq, nil
@@ -300,19 +299,20 @@ func applyRecordConsoleAudit(s *Store, index uint64, c *RecordConsoleAudit) (any
 
 func applyPruneConsole(s *Store, index uint64, c *PruneConsole) (any, error) {
 	n := 0
-	// Sign-ins by expiry, oldest first, up to the first one still valid.
-	for _, a := range all[*LoginAttempt](s.iter(tConsoleLogins, "expires", false)) {
-		if c.At.Before(a.ExpiresAt) {
-			break
-		}
+	// Sign-ins by expiry, oldest first, up to the first one still valid:
+	// only the expired ones are read, collected before the deletes.
+	logins, _ := scan(s.iter(tConsoleLogins, "expires", false), Page{Limit: -1}, false, func(a *LoginAttempt) (bool, bool) {
+		return true, c.At.Before(a.ExpiresAt)
+	})
+	for _, a := range logins {
 		s.del(tConsoleLogins, a)
 		s.count("console/logins", -1)
 		n++
 	}
-	for _, u := range all[*UsedLoginState](s.iter(tConsoleUsedStates, "expires", false)) {
-		if c.At.Before(u.ExpiresAt) {
-			break
-		}
+	states, _ := scan(s.iter(tConsoleUsedStates, "expires", false), Page{Limit: -1}, false, func(u *UsedLoginState) (bool, bool) {
+		return true, c.At.Before(u.ExpiresAt)
+	})
+	for _, u := range states {
 		s.del(tConsoleUsedStates, u)
 		s.count("console/usedStates", -1)
 		n++

@@ -3,12 +3,14 @@ package state
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -344,4 +346,31 @@ func TestKeysVersionMovesWhenKeysChange(t *testing.T) {
 	if f.KeysVersion() == last {
 		t.Fatal("a restore left KeysVersion where it was")
 	}
+}
+
+// TestPruneDropsOnlyExpiredRefreshTokens: the prune removes exactly the
+// tokens expired at its time (an expiry equal to it included), whatever
+// order they were issued in, and keeps the rest usable.
+func TestPruneDropsOnlyExpiredRefreshTokens(t *testing.T) {
+	f := newTestFSM(t)
+	if _, err := f.apply(CmdUpsertAPIKey, UpsertAPIKey{APIKey: APIKey{Key: "k1", UserID: "u1", SecretEnc: []byte{1}, SecretHash: "h1", CreatedAt: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, minutes := range []int{50, 10, 70, 30, 60, 20, 61} {
+		if _, err := f.apply(CmdPutRefreshToken, PutRefreshToken{Hash: fmt.Sprintf("r%d", i), Token: RefreshToken{APIKey: "k1", ExpiresAt: t0.Add(time.Duration(minutes) * time.Minute)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.apply(CmdPruneRefreshTokens, PruneRefreshTokens{Now: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	f.Read(func(s *Store) {
+		var left []string
+		for _, rt := range allRows[*refreshRow](s, tRefresh) {
+			left = append(left, rt.Hash)
+		}
+		if !slices.Equal(left, []string{"r2", "r6"}) {
+			t.Fatalf("after the prune at 60 min: %v, want the tokens expiring at 70 and 61 min (r2, r6)", left)
+		}
+	})
 }
