@@ -503,16 +503,12 @@ func (s *Server) registerMetrics() {
 	}))
 	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_sessions_ongoing", Help: "Ongoing sessions."}, func() float64 {
 		n := 0
-		s.fsm.Read(func(st *state.Store) { n = len(st.OngoingSessions()) })
+		s.fsm.Read(func(st *state.Store) { n, _ = st.OngoingCounts() })
 		return float64(n)
 	}))
 	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_participants_active", Help: "Participants in ongoing sessions."}, func() float64 {
 		n := 0
-		s.fsm.Read(func(st *state.Store) {
-			for _, ss := range st.OngoingSessions() {
-				n += ss.ActiveCount()
-			}
-		})
+		s.fsm.Read(func(st *state.Store) { _, n = st.OngoingCounts() })
 		return float64(n)
 	}))
 }

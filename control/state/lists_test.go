@@ -205,3 +205,33 @@ func TestSessionDateRangesAreCounted(t *testing.T) {
 	})
 	restoreBytes(t, persist(t, w.f.FSM)).Read(func(s *Store) { check("restored", s) })
 }
+
+// TestOngoingCountsMatchTheSessions: the metrics' counts equal the live
+// sessions and their active participants.
+func TestOngoingCountsMatchTheSessions(t *testing.T) {
+	w := buildWorld(t)
+	// a second participant in one live session; in another, one who came and left
+	if _, err := w.f.apply(CmdParticipantJoin, ParticipantJoin{EventID: "j-extra", RoomID: "u1aa-room-0000", ParticipantID: "q", Name: "Q", EdgeID: "e1",
+		At: t0.Add(3 * time.Hour), IDs: []string{w.id(), w.id()}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.f.apply(CmdParticipantJoin, ParticipantJoin{EventID: "j-gone", RoomID: "u1aa-room-0002", ParticipantID: "r", Name: "R", EdgeID: "e1",
+		At: t0.Add(3 * time.Hour), IDs: []string{w.id(), w.id()}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.f.apply(CmdParticipantLeave, ParticipantLeave{EventID: "l-gone", RoomID: "u1aa-room-0002", ParticipantID: "r", EdgeID: "e1",
+		At: t0.Add(3*time.Hour + time.Minute), IDs: []string{w.id(), w.id()}}); err != nil {
+		t.Fatal(err)
+	}
+	w.f.Read(func(s *Store) {
+		live := s.OngoingSessions()
+		active := 0
+		for _, ss := range live {
+			active += ss.ActiveCount()
+		}
+		sessions, participants := s.OngoingCounts()
+		if sessions != len(live) || participants != active || sessions == 0 || participants == sessions {
+			t.Fatalf("counts %d sessions, %d participants; the sessions say %d and %d", sessions, participants, len(live), active)
+		}
+	})
+}

@@ -705,3 +705,14 @@ func (s *Store) OngoingSessions() []*Session {
 	}
 	return out
 }
+
+// OngoingCounts counts the live sessions and the participants in them
+// without copying the sessions (the metrics gauges read it at every scrape).
+func (s *Store) OngoingCounts() (sessions, participants int) {
+	it := s.iter(tSessions, "ongoing", false)
+	for v := it.Next(); v != nil; v = it.Next() {
+		sessions++
+		participants += v.(*Session).ActiveCount()
+	}
+	return sessions, participants
+}
