@@ -295,10 +295,30 @@ func TestApplyIsDeterministic(t *testing.T) {
 
 func TestGoneEndpointStopsDeliveries(t *testing.T) {
 	f := newTestFSM(t)
+	// Other endpoints' deliveries, queued first, stay pending: another URL
+	// of the project, and the same URL in another project.
+	for i, o := range []struct{ user, url string }{{"u1", "https://hooks.example/other"}, {"u2", "https://hooks.example/x"}} {
+		roomID := fmt.Sprintf("othr-room-%04d", i)
+		if _, err := f.apply(CmdCreateRoom, CreateRoom{Room: Room{ID: fmt.Sprintf("%024d", i+1), RoomID: roomID, UserID: o.user, APIKey: "k-" + o.user, CreatedAt: t0, UpdatedAt: t0,
+			Webhook: &RoomWebhook{EndPoint: o.url, Events: []string{"participant-*", "session*"}}}}); err != nil {
+			t.Fatal(err)
+		}
+		f.apply(CmdParticipantJoin, ParticipantJoin{EventID: "o" + roomID, RoomID: roomID, ParticipantID: "p1", At: t0, NewSessionID: fmt.Sprintf("%024d", i+11), IDs: []string{"o1" + roomID, "o2" + roomID}})
+	}
+	var others int
+	f.Read(func(s *Store) { others = len(s.PendingDeliveries(0)) })
+	if others != 4 {
+		t.Fatalf("%d deliveries queued for the other endpoints, want 4", others)
+	}
 	mustRoom(t, f, "aaaaaaaaaaaaaaaaaaaaaaaa", "abcd-efgh-ijkl", "")
 	f.apply(CmdParticipantJoin, ParticipantJoin{EventID: "e1", RoomID: "abcd-efgh-ijkl", ParticipantID: "p1", At: t0, NewSessionID: "111111111111111111111111", IDs: []string{"a", "b"}})
 	var first *Delivery
-	f.Read(func(s *Store) { first = s.PendingDeliveries(1)[0] })
+	f.Read(func(s *Store) {
+		first = s.PendingDeliveries(0)[others]
+		if len(s.PendingDeliveries(0)) != others+2 || first.RoomID != "abcd-efgh-ijkl" {
+			t.Fatalf("pending %d, first of the room's %+v", len(s.PendingDeliveries(0)), first)
+		}
+	})
 	done := t0
 	if _, err := f.apply(CmdRecordDelivery, RecordDelivery{ID: first.ID, Status: DeliveryFailed, Attempts: 1, LastStatus: 410, EndpointGone: true, DoneAt: &done}); err != nil {
 		t.Fatal(err)
@@ -309,8 +329,13 @@ func TestGoneEndpointStopsDeliveries(t *testing.T) {
 	}
 	f.apply(CmdParticipantLeave, ParticipantLeave{EventID: "e2", RoomID: "abcd-efgh-ijkl", ParticipantID: "p1", At: t0, IDs: []string{"c", "d"}})
 	f.Read(func(s *Store) {
-		if n := len(s.PendingDeliveries(0)); n != 0 {
-			t.Fatalf("%d deliveries pending for an endpoint that answered 410", n)
+		for _, d := range s.PendingDeliveries(0) {
+			if d.UserID == "u1" && d.URL == "https://hooks.example/x" {
+				t.Fatalf("delivery %s pending for an endpoint that answered 410", d.ID)
+			}
+		}
+		if n := len(s.PendingDeliveries(0)); n != others {
+			t.Fatalf("%d deliveries pending, want the other endpoints' %d", n, others)
 		}
 	})
 }

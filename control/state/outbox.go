@@ -154,15 +154,13 @@ func init() {
 			// that endpoint and enqueue nothing more for it until a room is
 			// (re)configured with it.
 			s.put(tGone, &goneRow{Key: goneKey(d.UserID, d.URL), Index: index})
-			for _, other := range all[*Delivery](s.iter(tOutbox, "pending", false)) {
-				if other.UserID == d.UserID && other.URL == d.URL {
-					o := other.clone()
-					o.Status = DeliveryFailed
-					o.LastError = "endpoint answered 410 Gone"
-					o.DoneAt = c.DoneAt
-					o.ModifyIndex = index
-					s.putDelivery(other, o)
-				}
+			for _, other := range all[*Delivery](s.iter(tOutbox, "pendingURL", false, d.UserID, d.URL)) {
+				o := other.clone()
+				o.Status = DeliveryFailed
+				o.LastError = "endpoint answered 410 Gone"
+				o.DoneAt = c.DoneAt
+				o.ModifyIndex = index
+				s.putDelivery(other, o)
 			}
 		}
 		s.bump("outbox", index)

@@ -122,6 +122,10 @@ func init() {
 			ix("id", true, always(func(d *Delivery) []byte { return keyOf(d.ID) })),
 			// Pending deliveries in enqueue order: the dispatcher's queue.
 			ix("pending", false, func(d *Delivery) (bool, []byte) { return d.Status == DeliveryPending, keyOf(d.Seq, d.Sub) }),
+			// and by endpoint: what a 410 Gone from it fails.
+			ix("pendingURL", false, func(d *Delivery) (bool, []byte) {
+				return d.Status == DeliveryPending, keyOf(d.UserID, d.URL, d.Seq, d.Sub)
+			}),
 			ix("project", false, always(func(d *Delivery) []byte { return keyOf(d.UserID, d.Seq, d.Sub) })),
 			ix("status", false, always(func(d *Delivery) []byte { return keyOf(d.UserID, d.Status, d.Seq, d.Sub) })),
 			ix("room", false, always(func(d *Delivery) []byte { return keyOf(d.RoomID, d.Seq, d.Sub) })),
