@@ -540,27 +540,17 @@ func (s *Store) JobsPage(f JobFilter, p Page) ([]*Job, int) {
 		}
 		return []*Job{j.clone()}, 1
 	}
-	type list struct {
-		index, field, value string
-	}
-	var lists []list
-	for _, l := range []list{{"listSession", "session", f.SessionID}, {"room", "room", f.RoomID},
+	var lists []listFilter
+	for _, l := range []struct{ index, field, value string }{{"listSession", "session", f.SessionID}, {"room", "room", f.RoomID},
 		{"participant", "participant", f.ParticipantID}, {"status", "state", string(f.State)}} {
 		if l.value != "" {
-			lists = append(lists, l)
+			lists = append(lists, listFilter{l.index, []any{f.UserID, string(f.Kind), l.value}, jobsCounter(f.UserID, f.Kind, l.field, l.value)})
 		}
 	}
 	if len(lists) == 0 {
-		total := s.counter(jobsCounter(f.UserID, f.Kind, "", ""))
-		return copyJobs(window[*Job](s, tJobs, "project", total, p, f.UserID, string(f.Kind))), total
+		lists = append(lists, listFilter{"project", []any{f.UserID, string(f.Kind)}, jobsCounter(f.UserID, f.Kind, "", "")})
 	}
-	l := lists[0]
-	if len(lists) == 1 {
-		total := s.counter(jobsCounter(f.UserID, f.Kind, l.field, l.value))
-		return copyJobs(window[*Job](s, tJobs, l.index, total, p, f.UserID, string(f.Kind), l.value)), total
-	}
-	rows, n := scan(s.iter(tJobs, l.index, true, f.UserID, string(f.Kind), l.value), p, true,
-		func(j *Job) (bool, bool) { return f.matches(j), false })
+	rows, n := filteredPage(s, tJobs, lists, p, f.matches)
 	return copyJobs(rows), n
 }
 

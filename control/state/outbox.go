@@ -390,38 +390,28 @@ type DeliveryFilter struct {
 // read. Filters together walk the narrowest one's rows (a room's, an
 // endpoint's, an event type's, then a status's) and count the matches.
 func (s *Store) DeliveriesPage(f DeliveryFilter, p Page) ([]*Delivery, int) {
-	type list struct {
-		index string
-		args  []any
-		count string
-	}
-	var lists []list
+	var lists []listFilter
 	if f.RoomID != "" {
 		// The room index holds the room's deliveries, all of its project's
 		// (a room never changes project); the counter is the project's, so
 		// another project's filter counts none and lists none.
-		lists = append(lists, list{"room", []any{f.RoomID}, deliveriesFieldCounter(f.UserID, "room", f.RoomID)})
+		lists = append(lists, listFilter{"room", []any{f.RoomID}, deliveriesFieldCounter(f.UserID, "room", f.RoomID)})
 	}
 	if f.URL != "" {
-		lists = append(lists, list{"url", []any{f.UserID, f.URL}, deliveriesFieldCounter(f.UserID, "url", f.URL)})
+		lists = append(lists, listFilter{"url", []any{f.UserID, f.URL}, deliveriesFieldCounter(f.UserID, "url", f.URL)})
 	}
 	if f.EventType != "" {
-		lists = append(lists, list{"event", []any{f.UserID, f.EventType}, deliveriesFieldCounter(f.UserID, "event", f.EventType)})
+		lists = append(lists, listFilter{"event", []any{f.UserID, f.EventType}, deliveriesFieldCounter(f.UserID, "event", f.EventType)})
 	}
 	if f.Status != "" {
-		lists = append(lists, list{"status", []any{f.UserID, f.Status}, deliveriesStatusCounter(f.UserID, f.Status)})
+		lists = append(lists, listFilter{"status", []any{f.UserID, f.Status}, deliveriesStatusCounter(f.UserID, f.Status)})
 	}
 	if len(lists) == 0 {
-		lists = append(lists, list{"project", []any{f.UserID}, deliveriesCounter(f.UserID)})
+		lists = append(lists, listFilter{"project", []any{f.UserID}, deliveriesCounter(f.UserID)})
 	}
-	l := lists[0]
-	if len(lists) == 1 {
-		total := s.counter(l.count)
-		return cloneDeliveries(window[*Delivery](s, tOutbox, l.index, total, p, l.args...)), total
-	}
-	rows, total := scan(s.iter(tOutbox, l.index, true, l.args...), p, true, func(d *Delivery) (keep, stop bool) {
+	rows, total := filteredPage(s, tOutbox, lists, p, func(d *Delivery) bool {
 		return d.UserID == f.UserID && (f.RoomID == "" || d.RoomID == f.RoomID) && (f.EventType == "" || d.EventType == f.EventType) &&
-			(f.Status == "" || d.Status == f.Status) && (f.URL == "" || d.URL == f.URL), false
+			(f.Status == "" || d.Status == f.Status) && (f.URL == "" || d.URL == f.URL)
 	})
 	return cloneDeliveries(rows), total
 }

@@ -68,3 +68,24 @@ func window[T any](s *Store, table, index string, total int, p Page, prefix ...a
 	slices.Reverse(out)
 	return out
 }
+
+// listFilter is one list a filter selects: the index whose args prefix
+// holds exactly its rows, and the counter of them.
+type listFilter struct {
+	index   string
+	args    []any
+	counter string
+}
+
+// filteredPage pages the rows every given list holds, newest first. One
+// list (the usual case) is a window of its own index, with its counter as
+// the total; several are walked along the first, which the caller puts
+// narrowest, counting the rows that match all of them.
+func filteredPage[T any](s *Store, table string, lists []listFilter, p Page, matches func(T) bool) ([]T, int) {
+	l := lists[0]
+	if len(lists) == 1 {
+		total := s.counter(l.counter)
+		return window[T](s, table, l.index, total, p, l.args...), total
+	}
+	return scan(s.iter(table, l.index, true, l.args...), p, true, func(row T) (bool, bool) { return matches(row), false })
+}
