@@ -52,6 +52,14 @@ func scan[T any](it memdb.ResultIterator, p Page, countAll bool, m match[T]) ([]
 // costs nothing, and a page nearer the oldest end is walked from there, so
 // no page walks more than half the list.
 func window[T any](s *Store, table, index string, total int, p Page, prefix ...any) []T {
+	return windowBetween[T](total, p, func() memdb.ResultIterator { return s.iter(table, index, true, prefix...) },
+		func() memdb.ResultIterator { return s.iter(table, index, false, prefix...) })
+}
+
+// windowBetween is window for a list of total rows that newest walks from
+// its newest row backwards and oldest from its oldest row forwards (a
+// range of an index: both start with a seek).
+func windowBetween[T any](total int, p Page, newest, oldest func() memdb.ResultIterator) []T {
 	if p.Offset >= total || p.Limit == 0 {
 		return nil
 	}
@@ -61,10 +69,10 @@ func window[T any](s *Store, table, index string, total int, p Page, prefix ...a
 	}
 	older := total - p.Offset - n // rows after the page in newest-first order
 	if older >= p.Offset {
-		out, _ := scan[T](s.iter(table, index, true, prefix...), Page{Offset: p.Offset, Limit: n}, false, nil)
+		out, _ := scan[T](newest(), Page{Offset: p.Offset, Limit: n}, false, nil)
 		return out
 	}
-	out, _ := scan[T](s.iter(table, index, false, prefix...), Page{Offset: older, Limit: n}, false, nil)
+	out, _ := scan[T](oldest(), Page{Offset: older, Limit: n}, false, nil)
 	slices.Reverse(out)
 	return out
 }

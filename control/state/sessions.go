@@ -607,11 +607,7 @@ func (s *Store) SessionsPage(f SessionFilter, p Page) ([]*Session, int) {
 			return ss.UserID == f.UserID && (f.Status == "" || ss.Status() == f.Status), false
 		})
 	}
-	out := make([]*Session, len(rows))
-	for i, ss := range rows {
-		out[i] = ss.clone()
-	}
-	return out, total
+	return cloneSessions(rows), total
 }
 
 // sessionsInRange pages the sessions of a project's list (all, or one
@@ -627,34 +623,27 @@ func (s *Store) sessionsInRange(f SessionFilter, p Page, base, index string, pre
 		hi = s.sessionsBefore(base, index, prefix, inList, listTotal, f.StartBefore.Add(time.Nanosecond))
 	}
 	total := max(hi-lo, 0)
-	if p.Offset >= total || p.Limit == 0 {
-		return nil, total
-	}
-	n := total - p.Offset
-	if p.Limit >= 0 && p.Limit < n {
-		n = p.Limit
-	}
-	older := total - p.Offset - n // range rows after the page, newest first
-	var rows []*Session
-	if older >= p.Offset {
-		it := s.iter(tSessions, index, true, prefix...)
-		if f.StartBefore != nil {
-			it = s.from(tSessions, index, true, append(prefix, *f.StartBefore, maxKey{})...)
+	rows := windowBetween[*Session](total, p, func() memdb.ResultIterator {
+		if f.StartBefore == nil {
+			return s.iter(tSessions, index, true, prefix...)
 		}
-		rows, _ = scan[*Session](it, Page{Offset: p.Offset, Limit: n}, false, nil)
-	} else {
-		it := s.iter(tSessions, index, false, prefix...)
-		if f.StartAfter != nil {
-			it = s.from(tSessions, index, false, append(prefix, *f.StartAfter)...)
+		return s.from(tSessions, index, true, append(prefix, *f.StartBefore, maxKey{})...)
+	}, func() memdb.ResultIterator {
+		if f.StartAfter == nil {
+			return s.iter(tSessions, index, false, prefix...)
 		}
-		rows, _ = scan[*Session](it, Page{Offset: older, Limit: n}, false, nil)
-		slices.Reverse(rows)
-	}
+		return s.from(tSessions, index, false, append(prefix, *f.StartAfter)...)
+	})
+	return cloneSessions(rows), total
+}
+
+// cloneSessions copies a page of stored sessions for the caller.
+func cloneSessions(rows []*Session) []*Session {
 	out := make([]*Session, len(rows))
 	for i, ss := range rows {
 		out[i] = ss.clone()
 	}
-	return out, total
+	return out
 }
 
 // roomSessionsByStatus pages a room's sessions of one status; roomTotal is
@@ -676,11 +665,7 @@ func (s *Store) roomSessionsByStatus(f SessionFilter, p Page, roomTotal int) ([]
 	}
 	// The walk skips at most the one ongoing session.
 	rows, _ := scan(s.iter(tSessions, "room", true, f.RoomDocID), p, false, func(ss *Session) (bool, bool) { return ss.End != nil, false })
-	out := make([]*Session, len(rows))
-	for i, ss := range rows {
-		out[i] = ss.clone()
-	}
-	return out, total
+	return cloneSessions(rows), total
 }
 
 func boolToInt(b bool) int {
