@@ -266,31 +266,26 @@ func (c *client) readLoop() {
 	}
 }
 
+// roomEventTypes gives each room event the wire type it decodes into.
+var roomEventTypes = map[string]func() any{
+	wire.TypeParticipantJoined: func() any { return &wire.Participant{} },
+	wire.TypeParticipantLeft:   func() any { return &wire.ParticipantLeft{} },
+	wire.TypeConnectionQuality: func() any { return &wire.ConnectionQuality{} },
+	wire.TypeTrackPublished:    func() any { return &wire.TrackInfo{} },
+	wire.TypeTrackUnpublished:  func() any { return &wire.TrackUnpublished{} },
+	wire.TypeActiveSpeaker:     func() any { return &wire.ActiveSpeaker{} },
+	wire.TypeMute:              func() any { return &wire.Mute{} },
+	wire.TypeEgressState:       func() any { return &wire.EgressState{} },
+}
+
 // decodeRoomEvent decodes a room event into its wire type; types it does
 // not know are left alone.
 func decodeRoomEvent(typ string, data json.RawMessage) error {
-	var v any
-	switch typ {
-	case wire.TypeParticipantJoined:
-		v = &wire.Participant{}
-	case wire.TypeParticipantLeft:
-		v = &wire.ParticipantLeft{}
-	case wire.TypeConnectionQuality:
-		v = &wire.ConnectionQuality{}
-	case wire.TypeTrackPublished:
-		v = &wire.TrackInfo{}
-	case wire.TypeTrackUnpublished:
-		v = &wire.TrackUnpublished{}
-	case wire.TypeActiveSpeaker:
-		v = &wire.ActiveSpeaker{}
-	case wire.TypeMute:
-		v = &wire.Mute{}
-	case wire.TypeEgressState:
-		v = &wire.EgressState{}
-	default:
+	newValue, ok := roomEventTypes[typ]
+	if !ok {
 		return nil
 	}
-	return json.Unmarshal(data, v)
+	return json.Unmarshal(data, newValue())
 }
 
 // gotJoined hands `joined` to join.

@@ -23,10 +23,9 @@ import (
 // pion's certificates are valid for a month; a new one is made a week
 // before that, and connections made earlier keep theirs.
 type dtlsCertificate struct {
-	mu      sync.Mutex
-	cert    *webrtc.Certificate
-	renewAt time.Time
-	now     func() time.Time // tests move the clock
+	mu   sync.Mutex
+	cert *webrtc.Certificate
+	now  func() time.Time // tests move the clock
 }
 
 // certificateRenewBefore is how long before its expiry a certificate is
@@ -40,7 +39,7 @@ func newDTLSCertificate() *dtlsCertificate { return &dtlsCertificate{now: time.N
 func (d *dtlsCertificate) current() (webrtc.Certificate, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.cert == nil || !d.now().Before(d.renewAt) {
+	if d.cert == nil || !d.now().Before(d.cert.Expires().Add(-certificateRenewBefore)) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			return webrtc.Certificate{}, fmt.Errorf("sfu: DTLS key: %w", err)
@@ -49,7 +48,7 @@ func (d *dtlsCertificate) current() (webrtc.Certificate, error) {
 		if err != nil {
 			return webrtc.Certificate{}, fmt.Errorf("sfu: DTLS certificate: %w", err)
 		}
-		d.cert, d.renewAt = cert, cert.Expires().Add(-certificateRenewBefore)
+		d.cert = cert
 	}
 	return *d.cert, nil
 }
