@@ -596,3 +596,53 @@ func BenchmarkFilteredPages(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRoomHistoryViews: the views that read one session's or one
+// job's deliveries (GET /v2/sessions/{id}/audit, a recording's webhook
+// summary, 20 of them on a page of recordings) in a room that has held 250
+// and 25,000 sessions (1k and 100k deliveries): the cost is the session's
+// or job's own, not the room's history.
+func BenchmarkRoomHistoryViews(b *testing.B) {
+	for _, sessions := range []int{250, 25_000} {
+		f := newBenchFSM()
+		f.growRooms(b, 1)
+		room := benchRoom(0).RoomID
+		sessionID := func(i int) string { return fmt.Sprintf("%024x", 1<<40+i) }
+		for i := 0; i < sessions; i++ {
+			at := t0.Add(time.Duration(i) * time.Hour)
+			f.apply(b, CmdParticipantJoin, ParticipantJoin{EventID: fmt.Sprintf("j-%d", i), RoomID: room, ParticipantID: "prt00000", Name: "Participant Name",
+				EdgeID: "edge-eu-1", Region: "eu-west", At: at, NewSessionID: sessionID(i), NewDocID: fmt.Sprintf("%024x", 1<<41+i),
+				IDs: []string{fmt.Sprintf("%024x", 1<<42+2*i), fmt.Sprintf("%024x", 1<<42+2*i+1)}})
+			f.apply(b, CmdParticipantLeave, ParticipantLeave{EventID: fmt.Sprintf("l-%d", i), RoomID: room, ParticipantID: "prt00000", EdgeID: "edge-eu-1",
+				At: at.Add(time.Minute), IDs: []string{fmt.Sprintf("%024x", 1<<43+2*i), fmt.Sprintf("%024x", 1<<43+2*i+1), fmt.Sprintf("%024x", 1<<44+i)}})
+		}
+		// A recording of the first session, started and stopped: its
+		// lifecycle webhooks go to a URL of its own.
+		job := Job{ID: "job-00000001", Kind: egressapi.KindComposite, UserID: benchUser, APIKey: "k", RoomID: room, SessionID: sessionID(0),
+			WebhookURL: "https://hooks.customer.example/recordings", CreatedAt: t0, UpdatedAt: t0}
+		f.apply(b, CmdCreateJob, CreateJob{Job: job})
+		for seq, st := range []egressapi.State{egressapi.StateRunning, egressapi.StateStopped} {
+			f.apply(b, CmdJobStatus, JobStatus{Status: egressapi.Status{ID: job.ID, State: st, Seq: uint64(seq + 1)}, At: t0})
+		}
+		b.Run(fmt.Sprintf("deliveries=%d/sessionAudit", 4*sessions), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				f.Read(func(s *Store) {
+					if d := s.SessionDeliveries(sessionID(0)); len(d) < 4 {
+						b.Fatalf("%d deliveries, want the session's 4 and its recording's", len(d))
+					}
+				})
+			}
+		})
+		b.Run(fmt.Sprintf("deliveries=%d/jobWebhooks", 4*sessions), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				f.Read(func(s *Store) {
+					if w := s.JobWebhooks(s.job(job.ID)); len(w) < 2 {
+						b.Fatalf("%d webhooks, want the recording's start and stop", len(w))
+					}
+				})
+			}
+		})
+	}
+}

@@ -47,6 +47,8 @@ func partLen(p any) int {
 			}
 		}
 		return n
+	case stringPrefix:
+		return partLen(string(v)) - 1
 	case uint64, int:
 		return 16
 	case uint32:
@@ -75,19 +77,8 @@ func appendNibbles(b []byte, v uint64, bits int) []byte {
 func appendPart(b []byte, p any) []byte {
 	switch v := p.(type) {
 	case string:
-		// 0x00 terminates; 0x00 and 0x01 inside the string are escaped
-		// (0x01 0x01, 0x01 0x02), which keeps byte order.
-		for i := 0; i < len(v); i++ {
-			switch c := v[i]; c {
-			case 0:
-				b = append(b, 1, 1)
-			case 1:
-				b = append(b, 1, 2)
-			default:
-				b = append(b, c)
-			}
-		}
-		return append(b, 0)
+		// 0x00 terminates: a string is never a prefix of a longer one.
+		return append(appendEscaped(b, v), 0)
 	case uint64:
 		return appendNibbles(b, v, 64)
 	case uint32:
@@ -104,6 +95,10 @@ func appendPart(b []byte, p any) []byte {
 			return append(b, 1)
 		}
 		return append(b, 0)
+	case stringPrefix:
+		// Without the terminator: a walk of every key whose string
+		// part starts with it.
+		return appendEscaped(b, string(v))
 	case maxKey:
 		// Sorts after every key with the same prefix: reverse walks start here.
 		for i := 0; i < 32; i++ {
@@ -113,6 +108,26 @@ func appendPart(b []byte, p any) []byte {
 	default:
 		panic(fmt.Sprintf("state: index key part of type %T", p))
 	}
+}
+
+// stringPrefix as the last query part walks the keys whose string part
+// starts with it.
+type stringPrefix string
+
+// appendEscaped writes a string's bytes with 0x00 and 0x01 escaped (0x01
+// 0x01, 0x01 0x02), which keeps byte order and frees 0x00 to terminate.
+func appendEscaped(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case 0:
+			b = append(b, 1, 1)
+		case 1:
+			b = append(b, 1, 2)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
 }
 
 // maxKey as the last query part seeks past every key under the prefix.

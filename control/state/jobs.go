@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"encoding/json"
 	"slices"
 	"time"
@@ -603,14 +604,25 @@ type JobWebhook struct {
 }
 
 // JobWebhooks lists the deliveries of a job's lifecycle webhooks, in
-// enqueue order (a walk of its room's deliveries).
+// enqueue order. Their ids all start "msg_<job id>-" (enqueueRaw names a
+// delivery after its event, fireJobEvents an event after its job), so they
+// are a prefix walk of the id index, however long the room's log: a page
+// of jobs reads each job's own few deliveries.
 func (s *Store) JobWebhooks(j *Job) []JobWebhook {
-	prefix := j.ID + "-"
-	out := []JobWebhook{}
-	for _, d := range all[*Delivery](s.iter(tOutbox, "room", false, j.RoomID)) {
-		if len(d.EventID) > len(prefix) && d.EventID[:len(prefix)] == prefix {
-			out = append(out, JobWebhook{Type: d.EventType, Success: d.Status == DeliveryDelivered})
+	var own []*Delivery
+	for _, d := range all[*Delivery](s.iter(tOutbox, "id", false, stringPrefix("msg_"+j.ID+"-"))) {
+		// Exactly this job's: another job's id may extend this one's
+		// with "-…" and share the prefix.
+		if d.EventID == j.ID+"-"+d.EventType {
+			own = append(own, d)
 		}
+	}
+	slices.SortFunc(own, func(a, b *Delivery) int {
+		return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Sub, b.Sub))
+	})
+	out := make([]JobWebhook, len(own))
+	for i, d := range own {
+		out[i] = JobWebhook{Type: d.EventType, Success: d.Status == DeliveryDelivered}
 	}
 	return out
 }

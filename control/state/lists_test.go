@@ -1,10 +1,13 @@
 package state
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,7 +36,12 @@ func TestJobListsMatchAWalkOfEveryJob(t *testing.T) {
 	f := newTestFSM(t)
 	rooms := []struct{ user, roomID string }{{"u1", "aaaa-aaaa-aaaa"}, {"u1", "bbbb-bbbb-bbbb"}, {"u2", "cccc-cccc-cccc"}}
 	for i, r := range rooms {
-		if _, err := f.apply(CmdCreateRoom, CreateRoom{Room: Room{ID: fmt.Sprintf("r%023d", i), RoomID: r.roomID, UserID: r.user, APIKey: "k", CreatedAt: t0, UpdatedAt: t0}}); err != nil {
+		// Two rooms send webhooks (the job views list their deliveries).
+		var hook *RoomWebhook
+		if i != 1 {
+			hook = &RoomWebhook{EndPoint: "https://hooks.example/" + r.roomID}
+		}
+		if _, err := f.apply(CmdCreateRoom, CreateRoom{Room: Room{ID: fmt.Sprintf("r%023d", i), RoomID: r.roomID, UserID: r.user, APIKey: "k", CreatedAt: t0, UpdatedAt: t0, Webhook: hook}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -49,7 +57,13 @@ func TestJobListsMatchAWalkOfEveryJob(t *testing.T) {
 		switch op := rng.IntN(10); {
 		case op < 4 || len(created) == 0:
 			r := rooms[rng.IntN(len(rooms))]
-			j := Job{ID: fmt.Sprintf("job-%04d", step), Kind: kinds[rng.IntN(len(kinds))], UserID: r.user, APIKey: "k", RoomID: r.roomID,
+			id := fmt.Sprintf("job-%04d", step)
+			if len(created) > 0 && rng.IntN(4) == 0 {
+				// An id that extends another's with "-…": their webhooks'
+				// ids share a prefix.
+				id = created[rng.IntN(len(created))] + "-" + id
+			}
+			j := Job{ID: id, Kind: kinds[rng.IntN(len(kinds))], UserID: r.user, APIKey: "k", RoomID: r.roomID,
 				SessionID: sessions[rng.IntN(len(sessions))], ParticipantID: participants[rng.IntN(len(participants))], CreatedAt: at, UpdatedAt: at}
 			if _, err := f.apply(CmdCreateJob, CreateJob{Job: j}); err == nil {
 				created = append(created, j.ID)
@@ -101,6 +115,32 @@ func TestJobListsMatchAWalkOfEveryJob(t *testing.T) {
 			if deleted == 0 || listed < 50 {
 				t.Fatalf("the history left %d listed and %d deleted jobs: too few to test lists", listed, deleted)
 			}
+			// Each job's webhooks (its view) against a walk of every delivery.
+			log := allRows[*Delivery](s, tOutbox)
+			slices.SortFunc(log, func(a, b *Delivery) int { return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Sub, b.Sub)) })
+			var withHooks, delivered, sharing int
+			for _, j := range every {
+				want := []JobWebhook{}
+				for _, d := range log {
+					if d.EventID == j.ID+"-"+d.EventType {
+						want = append(want, JobWebhook{Type: d.EventType, Success: d.Status == DeliveryDelivered})
+						if d.Status == DeliveryDelivered {
+							delivered++
+						}
+					} else if strings.HasPrefix(d.EventID, j.ID+"-") {
+						sharing++
+					}
+				}
+				if got := s.JobWebhooks(j); !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s: job %s's webhooks %+v, want %+v", name, j.ID, got, want)
+				}
+				if len(want) > 0 {
+					withHooks++
+				}
+			}
+			if withHooks < 20 || delivered == 0 || sharing == 0 {
+				t.Fatalf("%s: %d jobs with webhooks, %d delivered, %d sharing another's prefix: too few to test", name, withHooks, delivered, sharing)
+			}
 			for _, user := range []string{"u1", "u2"} {
 				for _, kind := range kinds {
 					for _, room := range []string{"", "aaaa-aaaa-aaaa", "cccc-cccc-cccc"} {
@@ -129,6 +169,15 @@ func TestJobListsMatchAWalkOfEveryJob(t *testing.T) {
 				}
 			}
 		})
+	}
+	var pending []*Delivery
+	f.Read(func(s *Store) { pending = s.PendingDeliveries(0) })
+	for i, d := range pending {
+		if i%2 == 0 {
+			if _, err := f.apply(CmdRecordDelivery, RecordDelivery{ID: d.ID, Status: DeliveryDelivered, Attempts: 1, DoneAt: &at, AttemptedAt: at}); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	f.Read(func(s *Store) { checkCounters(t, s) })
 	check("applied", f.FSM)

@@ -425,17 +425,10 @@ func (s *Store) GlobalEndpoints() []GlobalEndpoint {
 }
 
 // SessionDeliveries lists the deliveries of a session's events, in order
-// (a walk of its room's deliveries).
+// (a walk of the session's own index).
 func (s *Store) SessionDeliveries(sessionID string) []*Delivery {
-	ss := s.session(sessionID)
-	if ss == nil {
+	if s.session(sessionID) == nil {
 		return nil
 	}
-	var out []*Delivery
-	for _, d := range all[*Delivery](s.iter(tOutbox, "room", false, ss.RoomID)) {
-		if d.SessionID == sessionID {
-			out = append(out, d.clone())
-		}
-	}
-	return out
+	return cloneDeliveries(all[*Delivery](s.iter(tOutbox, "session", false, sessionID)))
 }

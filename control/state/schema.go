@@ -129,6 +129,9 @@ func init() {
 			ix("project", false, always(func(d *Delivery) []byte { return keyOf(d.UserID, d.Seq, d.Sub) })),
 			ix("status", false, always(func(d *Delivery) []byte { return keyOf(d.UserID, d.Status, d.Seq, d.Sub) })),
 			ix("room", false, always(func(d *Delivery) []byte { return keyOf(d.RoomID, d.Seq, d.Sub) })),
+			// A session's deliveries (its audit view): a long-lived room's
+			// log would otherwise be walked for one session of it.
+			ix("session", false, func(d *Delivery) (bool, []byte) { return d.SessionID != "", keyOf(d.SessionID, d.Seq, d.Sub) }),
 			// The log's other filters, each an index of its own (lists).
 			ix("event", false, always(func(d *Delivery) []byte { return keyOf(d.UserID, d.EventType, d.Seq, d.Sub) })),
 			ix("url", false, always(func(d *Delivery) []byte { return keyOf(d.UserID, d.URL, d.Seq, d.Sub) })),

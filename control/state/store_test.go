@@ -2,10 +2,12 @@ package state
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -205,7 +207,31 @@ func checkLists(t *testing.T, s *Store) {
 			checkPages(t, fmt.Sprintf("deliveries %+v", f), wantDeliveries(s, f), deliveryID, func(p Page) ([]*Delivery, int) { return s.DeliveriesPage(f, p) })
 		}
 	}
+	checkSessionDeliveries(t, s)
 	checkCounters(t, s)
+}
+
+// checkSessionDeliveries holds each session's deliveries (its audit view)
+// to a walk of the log, and says how many sessions have any.
+func checkSessionDeliveries(t *testing.T, s *Store) int {
+	t.Helper()
+	withDeliveries := 0
+	for _, ss := range allRows[*Session](s, tSessions) {
+		var want []*Delivery
+		for _, d := range allRows[*Delivery](s, tOutbox) {
+			if d.SessionID == ss.ID {
+				want = append(want, d)
+			}
+		}
+		slices.SortFunc(want, func(a, b *Delivery) int { return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Sub, b.Sub)) })
+		if got, want := ids(s.SessionDeliveries(ss.ID), deliveryID), ids(want, deliveryID); !slices.Equal(got, want) {
+			t.Fatalf("session %s's deliveries: %v, want %v", ss.ID, got, want)
+		}
+		if len(want) > 0 {
+			withDeliveries++
+		}
+	}
+	return withDeliveries
 }
 
 // checkCounters recounts every counter from the tables.
@@ -247,7 +273,12 @@ func checkCounters(t *testing.T, s *Store) {
 // deletes rows from the middle of the lists, and after a restore.
 func TestListsAreIndexWalks(t *testing.T) {
 	w := buildWorld(t)
-	w.f.Read(func(s *Store) { checkLists(t, s) })
+	w.f.Read(func(s *Store) {
+		checkLists(t, s)
+		if n := checkSessionDeliveries(t, s); n < 10 {
+			t.Fatalf("only %d sessions have deliveries: too few to test", n)
+		}
+	})
 
 	// Deactivating rooms changes no list's membership.
 	if _, err := w.f.apply(CmdDeactivateRoom, DeactivateRoom{UserID: "u1", RoomID: "u1aa-room-0000", At: t0.Add(3 * time.Hour)}); err != nil {
