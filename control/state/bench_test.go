@@ -646,3 +646,46 @@ func BenchmarkRoomHistoryViews(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAuditPage: the console's audit log at its bound (100,000
+// entries), page 1 of 20 filtered by an actor with 1 % of the entries and
+// by one route (1 %), by an action prefix that two routes share (2 %), and
+// by both.
+func BenchmarkAuditPage(b *testing.B) {
+	f := newBenchFSM()
+	for i := 0; i < MaxAuditEntries; i++ {
+		action := []string{"GET /v2/rooms", "POST /v2/rooms", "GET /v2/sessions"}[i%3]
+		switch i % 100 {
+		case 7:
+			action = "POST /v2/rooms/:roomId/deactivate"
+		case 8:
+			action = "DELETE /v2/recordings/:id"
+		case 9:
+			action = "DELETE /v2/rooms/:roomId/participants/:participantId"
+		}
+		f.apply(b, CmdRecordConsoleAudit, RecordConsoleAudit{Entry: AuditEntry{At: t0.Add(time.Duration(i) * time.Second), Actor: fmt.Sprintf("user%02d@example.com", i%100),
+			Via: "oidc", Action: action, Status: 200}})
+	}
+	for _, c := range []struct {
+		name string
+		f    AuditFilter
+		want int
+	}{
+		{"all", AuditFilter{}, MaxAuditEntries},
+		{"actor", AuditFilter{Actor: "user42@example.com"}, MaxAuditEntries / 100},
+		{"action", AuditFilter{Action: "DELETE /v2/recordings"}, MaxAuditEntries / 100},
+		{"actionPrefix", AuditFilter{Action: "DELETE /v2/"}, MaxAuditEntries / 50},
+		{"actor+action", AuditFilter{Actor: "user07@example.com", Action: "POST /v2/rooms/"}, MaxAuditEntries / 100},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				f.Read(func(s *Store) {
+					if page, total := s.AuditPage(c.f, PageOf(1, 20)); len(page) != 20 || total != c.want {
+						b.Fatalf("%d entries of %d, want 20 of %d", len(page), total, c.want)
+					}
+				})
+			}
+		})
+	}
+}

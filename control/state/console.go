@@ -174,7 +174,10 @@ var consoleTables = []*memdb.TableSchema{
 		ix("id", true, always(func(s *ConsoleSession) []byte { return keyOf(s.ID) })),
 		ix("expires", false, always(func(s *ConsoleSession) []byte { return keyOf(s.ExpiresAt) }))),
 	table(tConsoleAdmins, ix("id", true, always(func(a *LocalAdmin) []byte { return keyOf(a.Username) }))),
-	table(tConsoleAudit, ix("id", true, always(func(e *AuditEntry) []byte { return keyOf(e.Seq) }))),
+	table(tConsoleAudit, ix("id", true, always(func(e *AuditEntry) []byte { return keyOf(e.Seq) })),
+		// The log's filters (AuditPage), each with a counter (auditCounters).
+		ix("actor", false, always(func(e *AuditEntry) []byte { return keyOf(e.Actor, e.Seq) })),
+		ix("action", false, always(func(e *AuditEntry) []byte { return keyOf(e.Action, e.Seq) }))),
 	table(tConsoleUsedStates,
 		ix("id", true, always(func(u *UsedLoginState) []byte { return keyOf(u.StateHash) })),
 		ix("expires", false, always(func(u *UsedLoginState) []byte { return keyOf(u.ExpiresAt) }))),
@@ -282,8 +285,7 @@ func applyRecordConsoleAudit(s *Store, index uint64, c *RecordConsoleAudit) (any
 		return nil, errf(CodeInvalid, "audit entry needs an actor and an action")
 	}
 	e.Seq = index
-	s.put(tConsoleAudit, &e)
-	s.count("console/audit", 1)
+	s.putAudit(&e)
 	// Oldest first: drop what is beyond the bound. Only those are read (a
 	// write at the bound used to collect all 100,000 entries first); they
 	// are collected before the deletes, which must not run under the walk.
@@ -291,7 +293,7 @@ func applyRecordConsoleAudit(s *Store, index uint64, c *RecordConsoleAudit) (any
 		oldest, _ := scan[*AuditEntry](s.iter(tConsoleAudit, "id", false), Page{Limit: over}, false, nil)
 		for _, old := range oldest {
 			s.del(tConsoleAudit, old)
-			s.count("console/audit", -1)
+			s.recount(auditCounters(old), nil)
 		}
 	}
 	return e.Seq, nil
@@ -384,18 +386,97 @@ type AuditFilter struct {
 	Action string // prefix match ("POST /v2/rooms")
 }
 
+// The audit log is counted as a whole, per actor and per action (an
+// action is a method and a route pattern, so there are as many as routes).
+func auditCounters(e *AuditEntry) []string {
+	return []string{"console/audit", auditActorCounter(e.Actor), auditActionCounter(e.Action)}
+}
+
+func auditActorCounter(actor string) string   { return "console/audit/actor/" + actor }
+func auditActionCounter(action string) string { return "console/audit/action/" + action }
+
+func (s *Store) putAudit(e *AuditEntry) {
+	s.put(tConsoleAudit, e)
+	s.recount(nil, auditCounters(e))
+}
+
 // AuditPage returns a page of the audit log, newest first, and how many
-// entries match.
+// entries match. Every filter is a walk of its own rows: an actor's index;
+// an action prefix the merge of the indexes of the actions it matches
+// (found through their counters, which also sum to its total); both
+// together the shorter of the two, counting the rows that match the other.
 func (s *Store) AuditPage(f AuditFilter, p Page) ([]*AuditEntry, int) {
-	if f == (AuditFilter{}) {
-		total := s.counter("console/audit")
-		out := window[*AuditEntry](s, tConsoleAudit, "id", total, p)
-		return copies(out), total
+	var actions []string // the actions an action filter matches, and their total
+	actionTotal := 0
+	if f.Action != "" {
+		it := s.iter(tCounters, "id", false, stringPrefix(auditActionCounter(f.Action)))
+		for v := it.Next(); v != nil; v = it.Next() {
+			if c := v.(*counter); c.N > 0 {
+				actions = append(actions, c.Key[len(auditActionCounter("")):])
+				actionTotal += c.N
+			}
+		}
 	}
-	out, n := scan(s.iter(tConsoleAudit, "id", true), p, true, func(e *AuditEntry) (bool, bool) {
-		return (f.Actor == "" || e.Actor == f.Actor) && (f.Action == "" || hasPrefix(e.Action, f.Action)), false
-	})
-	return copies(out), n
+	byAction := func(reverse bool) memdb.ResultIterator {
+		its := make([]memdb.ResultIterator, len(actions))
+		for i, a := range actions {
+			its[i] = s.iter(tConsoleAudit, "action", reverse, a)
+		}
+		return mergeBySeq(its, reverse)
+	}
+	var out []*AuditEntry
+	total := 0
+	switch {
+	case f.Actor == "" && f.Action == "":
+		total = s.counter("console/audit")
+		out = window[*AuditEntry](s, tConsoleAudit, "id", total, p)
+	case f.Action == "":
+		total = s.counter(auditActorCounter(f.Actor))
+		out = window[*AuditEntry](s, tConsoleAudit, "actor", total, p, f.Actor)
+	case f.Actor == "":
+		total = actionTotal
+		out = windowBetween[*AuditEntry](total, p, func() memdb.ResultIterator { return byAction(true) }, func() memdb.ResultIterator { return byAction(false) })
+	default:
+		it := byAction(true)
+		if n := s.counter(auditActorCounter(f.Actor)); n < actionTotal {
+			it = s.iter(tConsoleAudit, "actor", true, f.Actor)
+		}
+		out, total = scan(it, p, true, func(e *AuditEntry) (bool, bool) { return e.Actor == f.Actor && hasPrefix(e.Action, f.Action), false })
+	}
+	return copies(out), total
+}
+
+// mergeBySeq walks several walks of audit entries, each in sequence order
+// (descending when reverse), as one in that order.
+func mergeBySeq(its []memdb.ResultIterator, reverse bool) memdb.ResultIterator {
+	m := &seqMerge{its: its, heads: make([]*AuditEntry, len(its)), reverse: reverse}
+	for i, it := range its {
+		m.heads[i], _ = it.Next().(*AuditEntry)
+	}
+	return m
+}
+
+type seqMerge struct {
+	its     []memdb.ResultIterator
+	heads   []*AuditEntry
+	reverse bool
+}
+
+func (m *seqMerge) WatchCh() <-chan struct{} { return nil }
+
+func (m *seqMerge) Next() any {
+	best := -1
+	for i, h := range m.heads {
+		if h != nil && (best < 0 || (h.Seq > m.heads[best].Seq) == m.reverse) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	e := m.heads[best]
+	m.heads[best], _ = m.its[best].Next().(*AuditEntry)
+	return e
 }
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
@@ -429,7 +510,7 @@ func consoleRestore(name string, dec *jsonStream, s *Store) (ok bool, err error)
 	case "consoleAdmins":
 		return true, rows(dec, func(a *LocalAdmin) { s.put(tConsoleAdmins, a) })
 	case "consoleAudit":
-		return true, rows(dec, func(e *AuditEntry) { s.put(tConsoleAudit, e); s.count("console/audit", 1) })
+		return true, rows(dec, s.putAudit)
 	case "consoleUsedStates":
 		return true, rows(dec, func(u *UsedLoginState) { s.put(tConsoleUsedStates, u); s.count("console/usedStates", 1) })
 	}

@@ -3,8 +3,12 @@ package state
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -229,4 +233,79 @@ func TestConsoleSnapshotGolden(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("console snapshot encoding changed:\n got %s\nwant %s", got, want)
 	}
+}
+
+// TestAuditFiltersMatchAWalkOfTheLog: every page of the audit log by actor,
+// by action prefix (one route, routes sharing a prefix, none) and by both
+// equals a walk of the whole log, with totals, while the bound evicts the
+// oldest entries, and after a restore.
+func TestAuditFiltersMatchAWalkOfTheLog(t *testing.T) {
+	old := MaxAuditEntries
+	MaxAuditEntries = 150
+	t.Cleanup(func() { MaxAuditEntries = old })
+	f := newTestFSM(t)
+	actors := []string{"ana@example.com", "bob@example.com", "local:admin", "admin-token"}
+	actions := []string{"login", "logout", "GET /v2/rooms", "POST /v2/rooms", "POST /v2/rooms/:roomId/deactivate", "POST /v2/roomsX", "DELETE /v2/recordings/:id"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	filters := []AuditFilter{{}}
+	for _, actor := range append(actors, "nobody") {
+		filters = append(filters, AuditFilter{Actor: actor})
+	}
+	for _, prefix := range []string{"login", "log", "POST /v2/rooms", "POST /v2/rooms/", "POST", "DELETE /v2/recordings/:id", "GET /v2/sessions", "l"} {
+		filters = append(filters, AuditFilter{Action: prefix}, AuditFilter{Actor: actors[0], Action: prefix}, AuditFilter{Actor: actors[2], Action: prefix})
+	}
+	check := func(name string, g *FSM) {
+		t.Helper()
+		g.Read(func(s *Store) {
+			every := allRows[*AuditEntry](s, tConsoleAudit)
+			slices.Reverse(every) // newest first
+			for _, flt := range filters {
+				var want []*AuditEntry
+				for _, e := range every {
+					if (flt.Actor == "" || e.Actor == flt.Actor) && strings.HasPrefix(e.Action, flt.Action) {
+						want = append(want, e)
+					}
+				}
+				for _, w := range listWindows {
+					got, total := s.AuditPage(flt, w)
+					seqs := func(es []*AuditEntry) []uint64 {
+						out := []uint64{}
+						for _, e := range es {
+							out = append(out, e.Seq)
+						}
+						return out
+					}
+					if g, w := seqs(got), seqs(pageOf(want, w)); total != len(want) || !slices.Equal(g, w) {
+						t.Fatalf("%s: %+v %+v: total %d, want %d; page %v, want %v", name, flt, w, total, len(want), g, w)
+					}
+				}
+			}
+		})
+	}
+	for i := 0; i < 400; i++ {
+		e := AuditEntry{At: t0.Add(time.Duration(i) * time.Second), Actor: actors[rng.IntN(len(actors))], Via: "console", Action: actions[rng.IntN(len(actions))], Status: 200}
+		if _, err := f.apply(CmdRecordConsoleAudit, RecordConsoleAudit{Entry: e}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 100 || i == 399 { // before the bound and well past it
+			check(fmt.Sprintf("after %d entries", i+1), f.FSM)
+		}
+	}
+	f.Read(func(s *Store) {
+		want := map[string]int{}
+		for _, e := range allRows[*AuditEntry](s, tConsoleAudit) {
+			for _, k := range auditCounters(e) {
+				want[k]++
+			}
+		}
+		for k, n := range want {
+			if got := s.counter(k); got != n {
+				t.Errorf("counter %s = %d, the log has %d", k, got, n)
+			}
+		}
+		if len(want) < 10 || want["console/audit"] != MaxAuditEntries {
+			t.Fatalf("counters %v: the log is not at its bound", want)
+		}
+	})
+	check("restored", restoreBytes(t, persist(t, f.FSM)))
 }
