@@ -209,6 +209,9 @@ func TestSessionDateRangesAreCounted(t *testing.T) {
 		if i%7 == 3 && len(starts) > 0 {
 			start = starts[rng.IntN(len(starts))] // a tie
 		}
+		if i%13 == 4 {
+			start = start.Truncate(time.Hour) // on an hour's edge
+		}
 		starts = append(starts, start)
 		end := start.Add(time.Minute)
 		if i%5 == 0 {
@@ -224,6 +227,16 @@ func TestSessionDateRangesAreCounted(t *testing.T) {
 	for _, t := range []time.Time{starts[0], starts[17], starts[100], base.Add(-time.Hour), base.Add(200 * 24 * time.Hour),
 		time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 2, 14, 13, 0, 0, 0, time.UTC), starts[5].Add(time.Nanosecond), starts[9].Add(-time.Nanosecond)} {
 		instants = append(instants, &t)
+	}
+	// Around sessions on an hour's edge: the hour before counted from
+	// its end (an instant in its second half), the edge itself, and 1 ns
+	// either side.
+	for _, i := range []int{4, 30, 56} {
+		edge := starts[i]
+		for _, d := range []time.Duration{-10 * time.Minute, -time.Nanosecond, 0, time.Nanosecond, 20 * time.Minute} {
+			t := edge.Add(d)
+			instants = append(instants, &t)
+		}
 	}
 	for i := 0; i < 12; i++ {
 		t := base.Add(time.Duration(rng.Int64N(int64(95 * 24 * time.Hour))))

@@ -276,7 +276,8 @@ var startBuckets = []startBucket{
 // sessionsBefore counts the sessions of a list (the project's, under
 // counter name base and index prefix, or of one status; listTotal of them)
 // that started before t: whole months from the list's first session,
-// whole days and hours up to t's hour, then a walk of t's hour. An instant
+// whole days and hours up to t's hour, then a walk of t's hour from its
+// nearer end. An instant
 // outside the list's span costs nothing, so the loops are bounded by the
 // span of the project's history, whatever the caller asks.
 func (s *Store) sessionsBefore(base, index string, prefix []any, inList func(*Session) bool, listTotal int, t time.Time) int {
@@ -294,6 +295,22 @@ func (s *Store) sessionsBefore(base, index string, prefix []any, inList func(*Se
 		for ; from.Before(end); from = b.next(from) {
 			n += s.counter(base + b.key(from))
 		}
+	}
+	// The rest is in t's hour: walk its part before t, or, when t is in
+	// the hour's second half, count the hour and walk its part from t on
+	// back from the hour's end (half the walk where sessions are even).
+	hour := startBuckets[len(startBuckets)-1]
+	if end := hour.next(from); t.Sub(from) > end.Sub(t) {
+		n += s.counter(base + hour.key(from))
+		it := s.from(tSessions, index, true, append(prefix, end)...)
+		for v := it.Next(); v != nil; v = it.Next() {
+			ss := v.(*Session)
+			if !inList(ss) || ss.Start.Before(t) {
+				break
+			}
+			n--
+		}
+		return n
 	}
 	it := s.from(tSessions, index, false, append(prefix, from)...)
 	for v := it.Next(); v != nil; v = it.Next() {
