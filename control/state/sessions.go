@@ -277,9 +277,9 @@ var startBuckets = []startBucket{
 // counter name base and index prefix, or of one status; listTotal of them)
 // that started before t: whole months from the list's first session,
 // whole days and hours up to t's hour, then a walk of t's hour from its
-// nearer end. An instant
-// outside the list's span costs nothing, so the loops are bounded by the
-// span of the project's history, whatever the caller asks.
+// nearer end. An instant outside the list's span costs nothing, so the
+// loops are bounded by the span of the project's history, whatever the
+// caller asks.
 func (s *Store) sessionsBefore(base, index string, prefix []any, inList func(*Session) bool, listTotal int, t time.Time) int {
 	first, _ := s.iter(tSessions, index, false, prefix...).Next().(*Session)
 	if first == nil || !first.Start.Before(t) {
