@@ -50,7 +50,18 @@ type composerConfig struct {
 	// onDropped is told of media time dropped because the machine or the
 	// encoder was behind real time (see clock).
 	onDropped func(time.Duration)
+	// onRepeated is told of each picture the clock repeated instead of
+	// composing a new one, and why (repeatEncoder, repeatLate, repeatStop):
+	// the output shows a still picture for that long.
+	onRepeated func(reason string, d time.Duration)
 }
+
+// Why the clock repeated a picture (meridian_egress_repeated_media_seconds_total).
+const (
+	repeatEncoder = "encoder" // every picture buffer was queued: the encoder is behind
+	repeatLate    = "late"    // a tick already superseded by a later one (catching up)
+	repeatStop    = "stop"    // a tick owed at the stop, written so the output keeps its length
+)
 
 type layoutChange struct {
 	at    time.Duration // media time
@@ -507,9 +518,15 @@ func (cp *composer) clock() {
 					cp.canvasMu.Unlock()
 				default: // every buffer is queued: the encoder is behind
 					cp.repeatedQueued.Add(1)
+					cp.repeated(repeatEncoder, tick)
 				}
 			} else {
 				cp.repeatedLate.Add(1)
+				if final {
+					cp.repeated(repeatStop, tick)
+				} else {
+					cp.repeated(repeatLate, tick)
+				}
 			}
 			select {
 			case cp.videoQ <- pic:
@@ -526,6 +543,12 @@ func (cp *composer) clock() {
 			return
 		}
 		cp.frames.Add(1)
+	}
+}
+
+func (cp *composer) repeated(reason string, d time.Duration) {
+	if cp.c.onRepeated != nil {
+		cp.c.onRepeated(reason, d)
 	}
 }
 

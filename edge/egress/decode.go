@@ -23,22 +23,22 @@ import (
 // fixes its inputs at start.
 
 // tally sums durations by key; safe for concurrent use.
-type tally struct {
+type tally[K comparable] struct {
 	mu    sync.Mutex
-	byKey map[string]time.Duration
+	byKey map[K]time.Duration
 }
 
-func (t *tally) add(key string, d time.Duration) {
+func (t *tally[K]) add(key K, d time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.byKey == nil {
-		t.byKey = map[string]time.Duration{}
+		t.byKey = map[K]time.Duration{}
 	}
 	t.byKey[key] += d
 }
 
 // snapshot is a copy of the sums.
-func (t *tally) snapshot() map[string]time.Duration {
+func (t *tally[K]) snapshot() map[K]time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return maps.Clone(t.byKey)
@@ -48,7 +48,7 @@ func (t *tally) snapshot() map[string]time.Duration {
 // by role (encoder, video decoder, audio decoder, rtmp relay, mux, …).
 type cpuMeter struct {
 	ns     atomic.Int64
-	byRole tally
+	byRole tally[string]
 }
 
 func (m *cpuMeter) add(p *proc) {

@@ -122,7 +122,10 @@ func (j *job) start() error {
 		}
 		cc := composerConfig{media: cfg.Media, roomID: j.spec.RoomID, cfg: j.spec.Config, fps: cfg.FrameRate,
 			origin: j.origin, now: cfg.Now, env: env, poll: cfg.Poll, maxLag: cfg.MaxLag, onFail: j.fail,
-			onDropped: func(d time.Duration) { j.r.dropped.add(string(j.spec.Kind), d) }}
+			onDropped: func(d time.Duration) { j.r.dropped.add(string(j.spec.Kind), d) },
+			onRepeated: func(reason string, d time.Duration) {
+				j.r.repeated.add(RepeatKey{Kind: string(j.spec.Kind), Reason: reason}, d)
+			}}
 		switch j.spec.Kind {
 		case egressapi.KindComposite:
 			j.out = filepath.Join(j.dir, "composite.mp4")

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meridian-video/meridian/edge/egress/egresstest"
 	"github.com/meridian-video/meridian/shared/egressapi"
 )
@@ -82,7 +84,73 @@ func TestCompositeDropsTimeWhileItsEncoderIsStopped(t *testing.T) {
 	if dropped < time.Second {
 		t.Fatalf("dropped %v of media while the encoder was stopped 3 s with MaxLag 1 s", dropped)
 	}
+	// Before the queue held MaxLag, the clock repeated pictures for want of
+	// a free buffer: reported as the encoder's, for an operator to tell
+	// from a participant's video stopping.
+	if rep := tr.RepeatedMedia()[RepeatKey{Kind: string(egressapi.KindComposite), Reason: repeatEncoder}]; rep < 500*time.Millisecond {
+		t.Fatalf("%v of repeated pictures reported for the encoder while it was stopped 3 s with MaxLag 1 s (all: %v)", rep, tr.RepeatedMedia())
+	}
 	checkDroppedRecording(t, tr, st, ran, dropped)
+}
+
+// A clock that wakes late, but by less than MaxLag, writes the ticks it
+// owes as repeats of the newest picture (nothing is dropped) and reports
+// them as late repeats; a clock on time repeats nothing.
+func TestCompositeRepeatsThePicturesItsClockOwes(t *testing.T) {
+	var offset atomic.Int64 // added to the wall clock the runner sees
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	s := startSFU(t)
+	tr := newRunner(t, s, func(c *Config) { c.MaxLag = 2 * time.Second; c.Now = now })
+	publish(t, s, "room-owe", "alice", egresstest.Options{Video: mediaFile(t, "pattern.ivf"), Audio: mediaFile(t, "440.ogg")})
+	if _, err := tr.Start(egressapi.Spec{ID: "rec-owe", Kind: egressapi.KindComposite, RoomID: "room-owe", SessionID: "s",
+		Config: egressapi.Config{Quality: "low"}}); err != nil {
+		t.Fatal(err)
+	}
+	late := RepeatKey{Kind: string(egressapi.KindComposite), Reason: repeatLate}
+	time.Sleep(1500 * time.Millisecond)
+	before := tr.RepeatedMedia()[late]
+	offset.Store(int64(time.Second))
+	time.Sleep(1500 * time.Millisecond)
+	after := tr.RepeatedMedia()[late]
+	st := tr.stopAndWait(t, "rec-owe")
+	if st.State != egressapi.StateStopped {
+		t.Fatalf("final status %+v", st)
+	}
+	if got := after - before; got < 800*time.Millisecond || got > 1200*time.Millisecond {
+		t.Fatalf("the clock jumped 1 s: %v of late repeats reported, want about 1 s (all: %v)", got, tr.RepeatedMedia())
+	}
+	if d := tr.DroppedMedia()[string(egressapi.KindComposite)]; d != 0 {
+		t.Fatalf("dropped %v of media after a 1 s jump with MaxLag 2 s", d)
+	}
+	// The edge's /metrics exports the same sums.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(tr.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[RepeatKey]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "meridian_egress_repeated_media_seconds_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var k RepeatKey
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "kind":
+					k.Kind = l.GetValue()
+				case "reason":
+					k.Reason = l.GetValue()
+				}
+			}
+			exported[k] = m.GetCounter().GetValue()
+		}
+	}
+	sums := tr.RepeatedMedia()
+	if len(exported) != len(sums) || exported[late] != sums[late].Seconds() {
+		t.Fatalf("exported repeated media %v, the runner's sums %v", exported, sums)
+	}
 }
 
 // An encoder that reads nothing for 4 × MaxLag fails the job, naming it.

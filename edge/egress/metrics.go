@@ -9,6 +9,8 @@ var (
 		[]string{"role"}, nil)
 	descDropped = prometheus.NewDesc("meridian_egress_dropped_media_seconds_total", "Media time composite recordings, RTMP and HLS dropped because the machine or their encoder was more than MaxLag behind real time (the output skips it; audio and video stay in step), by kind.",
 		[]string{"kind"}, nil)
+	descRepeated = prometheus.NewDesc("meridian_egress_repeated_media_seconds_total", "Media time composite recordings, RTMP and HLS showed a repeated (still) picture instead of a new one, by kind and reason: encoder (the encoder was behind), late (the compositor caught up after a stall), stop (time owed when the job stopped).",
+		[]string{"kind", "reason"}, nil)
 )
 
 // Collector exports the runner's jobs and ffmpeg CPU at scrape time.
@@ -20,6 +22,7 @@ func (c runnerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descJobs
 	ch <- descFFmpegCPU
 	ch <- descDropped
+	ch <- descRepeated
 }
 
 func (c runnerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -36,5 +39,8 @@ func (c runnerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for kind, d := range c.r.DroppedMedia() {
 		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, d.Seconds(), kind)
+	}
+	for k, d := range c.r.RepeatedMedia() {
+		ch <- prometheus.MustNewConstMetric(descRepeated, prometheus.CounterValue, d.Seconds(), k.Kind, k.Reason)
 	}
 }

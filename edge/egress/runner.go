@@ -109,7 +109,10 @@ type Runner struct {
 
 	// dropped is media time composing jobs dropped while behind real
 	// time, by job kind (meridian_egress_dropped_media_seconds_total).
-	dropped tally
+	dropped tally[string]
+	// repeated is media time composing jobs showed as a repeated picture,
+	// by kind and reason (meridian_egress_repeated_media_seconds_total).
+	repeated tally[RepeatKey]
 
 	mu     sync.Mutex
 	jobs   map[string]*job
@@ -168,6 +171,15 @@ func (r *Runner) ChildCPUByRole() map[string]time.Duration { return r.cpu.roles(
 // DroppedMedia is the media time composing jobs have dropped because the
 // machine or their encoder was behind real time, by job kind.
 func (r *Runner) DroppedMedia() map[string]time.Duration { return r.dropped.snapshot() }
+
+// RepeatedMedia is the media time composing jobs have shown as a repeated
+// (still) picture instead of a new one, by job kind and reason: "encoder"
+// (the encoder was behind), "late" (the clock caught up after a stall),
+// "stop" (ticks owed when the job stopped).
+func (r *Runner) RepeatedMedia() map[RepeatKey]time.Duration { return r.repeated.snapshot() }
+
+// RepeatKey names a sum of RepeatedMedia.
+type RepeatKey struct{ Kind, Reason string }
 
 // Start runs a job. It returns once the job is running (or has failed to
 // start: then no job is kept and the error says why — a *egressapi.FieldError,

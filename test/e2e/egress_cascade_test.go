@@ -160,6 +160,11 @@ func (w *egressCascade) stopRecordings(t *testing.T, room, pid string, comp, par
 	}
 	compFile, _ = recDownload(t, c.File.FileURL, "composite.mp4")
 	partFile, _ = recDownload(t, p.Files[0].FileURL, "participant.webm")
+	// What the composite's still pictures owe to the machine rather than
+	// to a participant (shown when a check of the files fails).
+	if r := w.m.edge(comp.EdgeID).Egress(); r != nil {
+		t.Logf("%s's composing jobs so far: repeated pictures %v, dropped media %v", comp.EdgeID, r.RepeatedMedia(), r.DroppedMedia())
+	}
 	return compFile, partFile
 }
 
