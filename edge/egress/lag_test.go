@@ -87,7 +87,9 @@ func TestCompositeDropsTimeWhileItsEncoderIsStopped(t *testing.T) {
 	// Before the queue held MaxLag, the clock repeated pictures for want of
 	// a free buffer: reported as the encoder's, for an operator to tell
 	// from a participant's video stopping.
-	if rep := tr.RepeatedMedia()[RepeatKey{Kind: string(egressapi.KindComposite), Reason: repeatEncoder}]; rep < 500*time.Millisecond {
+	rep := tr.RepeatedMedia()[RepeatKey{Kind: string(egressapi.KindComposite), Reason: repeatEncoder}]
+	t.Logf("repeated for the encoder: %v", rep)
+	if rep < 500*time.Millisecond {
 		t.Fatalf("%v of repeated pictures reported for the encoder while it was stopped 3 s with MaxLag 1 s (all: %v)", rep, tr.RepeatedMedia())
 	}
 	checkDroppedRecording(t, tr, st, ran, dropped)
@@ -116,8 +118,11 @@ func TestCompositeRepeatsThePicturesItsClockOwes(t *testing.T) {
 	if st.State != egressapi.StateStopped {
 		t.Fatalf("final status %+v", st)
 	}
-	if got := after - before; got < 800*time.Millisecond || got > 1200*time.Millisecond {
-		t.Fatalf("the clock jumped 1 s: %v of late repeats reported, want about 1 s (all: %v)", got, tr.RepeatedMedia())
+	// At least the second owed; less than 2 s, which counting every tick
+	// of the 1.5 s after the jump as late would pass (a machine starved
+	// on its own may add some late ticks of its own).
+	if got := after - before; got < 800*time.Millisecond || got >= 2*time.Second {
+		t.Fatalf("the clock jumped 1 s: %v of late repeats reported, want at least 0.8 s and under 2 s (all: %v)", got, tr.RepeatedMedia())
 	}
 	if d := tr.DroppedMedia()[string(egressapi.KindComposite)]; d != 0 {
 		t.Fatalf("dropped %v of media after a 1 s jump with MaxLag 2 s", d)
