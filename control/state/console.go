@@ -301,20 +301,12 @@ func applyRecordConsoleAudit(s *Store, index uint64, c *RecordConsoleAudit) (any
 
 func applyPruneConsole(s *Store, index uint64, c *PruneConsole) (any, error) {
 	n := 0
-	// Sign-ins by expiry, oldest first, up to the first one still valid:
-	// only the expired ones are read, collected before the deletes.
-	logins, _ := scan(s.iter(tConsoleLogins, "expires", false), Page{Limit: -1}, false, func(a *LoginAttempt) (bool, bool) {
-		return true, c.At.Before(a.ExpiresAt)
-	})
-	for _, a := range logins {
+	for _, a := range expired(s, tConsoleLogins, c.At, func(a *LoginAttempt) time.Time { return a.ExpiresAt }) {
 		s.del(tConsoleLogins, a)
 		s.count("console/logins", -1)
 		n++
 	}
-	states, _ := scan(s.iter(tConsoleUsedStates, "expires", false), Page{Limit: -1}, false, func(u *UsedLoginState) (bool, bool) {
-		return true, c.At.Before(u.ExpiresAt)
-	})
-	for _, u := range states {
+	for _, u := range expired(s, tConsoleUsedStates, c.At, func(u *UsedLoginState) time.Time { return u.ExpiresAt }) {
 		s.del(tConsoleUsedStates, u)
 		s.count("console/usedStates", -1)
 		n++

@@ -604,13 +604,13 @@ type JobWebhook struct {
 }
 
 // JobWebhooks lists the deliveries of a job's lifecycle webhooks, in
-// enqueue order. Their ids all start "msg_<job id>-" (enqueueRaw names a
-// delivery after its event, fireJobEvents an event after its job), so they
-// are a prefix walk of the id index, however long the room's log: a page
+// enqueue order. Their ids all start with the delivery id prefix of
+// "<job id>-" (enqueueRaw names a delivery after its event, fireJobEvents
+// an event after its job), so they are a prefix walk of the id index, however long the room's log: a page
 // of jobs reads each job's own few deliveries.
 func (s *Store) JobWebhooks(j *Job) []JobWebhook {
 	var own []*Delivery
-	for _, d := range all[*Delivery](s.iter(tOutbox, "id", false, stringPrefix("msg_"+j.ID+"-"))) {
+	for _, d := range all[*Delivery](s.iter(tOutbox, "id", false, stringPrefix(deliveryIDPrefix(j.ID+"-")))) {
 		// Exactly this job's: another job's id may extend this one's
 		// with "-…" and share the prefix.
 		if d.EventID == j.ID+"-"+d.EventType {

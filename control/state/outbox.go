@@ -273,6 +273,10 @@ func MatchEvent(patterns []string, eventType string) bool {
 	return len(patterns) == 0 || webhooks.Match(patterns, eventType)
 }
 
+// deliveryIDPrefix begins the ids of an event's deliveries (one per
+// endpoint: "_<n>" follows); the id is the webhook-id receivers see.
+func deliveryIDPrefix(eventID string) string { return "msg_" + eventID }
+
 func (s *Store) enqueueRaw(index uint64, r *Room, sessionID, eventID, eventType string, at time.Time, data json.RawMessage, extraURL string) {
 	// Bodies are rendered exactly as JSON.stringify would (no HTML escaping,
 	// compact), because VideoSDK receivers verify re-serialised bodies.
@@ -301,7 +305,7 @@ func (s *Store) enqueueRaw(index uint64, r *Room, sessionID, eventID, eventType 
 			continue
 		}
 		seen[url] = true
-		d := &Delivery{ID: "msg_" + eventID + "_" + itoa(i), EventID: eventID, EventType: intern(eventType), RoomID: r.RoomID, SessionID: sessionID,
+		d := &Delivery{ID: deliveryIDPrefix(eventID) + "_" + itoa(i), EventID: eventID, EventType: intern(eventType), RoomID: r.RoomID, SessionID: sessionID,
 			UserID: r.UserID, APIKey: r.APIKey, URL: intern(url), Body: body, CreatedAt: at, Status: DeliveryPending, NextAttempt: at,
 			Seq: index, Sub: s.sub, CreateIndex: index, ModifyIndex: index}
 		if s.delivery(d.ID) != nil {

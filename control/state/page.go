@@ -2,6 +2,7 @@ package state
 
 import (
 	"slices"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
 )
@@ -45,6 +46,15 @@ func scan[T any](it memdb.ResultIterator, p Page, countAll bool, m match[T]) ([]
 		}
 	}
 	return out, n
+}
+
+// expired returns the rows of a table's "expires" index that expired at
+// now, oldest first: the walk stops at the first row still valid, so only
+// the expired ones are read. The caller deletes them (deletes must not run
+// under the walk).
+func expired[T any](s *Store, table string, now time.Time, expiresAt func(T) time.Time) []T {
+	rows, _ := scan(s.iter(table, "expires", false), Page{Limit: -1}, false, func(row T) (bool, bool) { return true, now.Before(expiresAt(row)) })
+	return rows
 }
 
 // window returns a page of the rows under an index prefix, newest (last

@@ -300,25 +300,20 @@ func (s *Store) sessionsBefore(base, index string, prefix []any, inList func(*Se
 	// the hour's second half, count the hour and walk its part from t on
 	// back from the hour's end (half the walk where sessions are even).
 	hour := startBuckets[len(startBuckets)-1]
-	if end := hour.next(from); t.Sub(from) > end.Sub(t) {
+	end := hour.next(from)
+	back := t.Sub(from) > end.Sub(t)
+	it, step := s.from(tSessions, index, false, append(prefix, from)...), 1
+	if back {
 		n += s.counter(base + hour.key(from))
-		it := s.from(tSessions, index, true, append(prefix, end)...)
-		for v := it.Next(); v != nil; v = it.Next() {
-			ss := v.(*Session)
-			if !inList(ss) || ss.Start.Before(t) {
-				break
-			}
-			n--
-		}
-		return n
+		it, step = s.from(tSessions, index, true, append(prefix, end)...), -1
 	}
-	it := s.from(tSessions, index, false, append(prefix, from)...)
+	// Either walk ends at the first session on t's other side.
 	for v := it.Next(); v != nil; v = it.Next() {
 		ss := v.(*Session)
-		if !inList(ss) || !ss.Start.Before(t) {
+		if !inList(ss) || ss.Start.Before(t) == back {
 			break
 		}
-		n++
+		n += step
 	}
 	return n
 }

@@ -56,12 +56,7 @@ func init() {
 		return rt.APIKey, nil
 	})
 	register(CmdPruneRefreshTokens, func(s *Store, index uint64, c *PruneRefreshTokens) (any, error) {
-		// Oldest expiry first, up to the first token still valid: only the
-		// expired ones are read, collected before the deletes.
-		expired, _ := scan(s.iter(tRefresh, "expires", false), Page{Limit: -1}, false, func(rt *refreshRow) (bool, bool) {
-			return true, c.Now.Before(rt.ExpiresAt)
-		})
-		for _, rt := range expired {
+		for _, rt := range expired(s, tRefresh, c.Now, func(rt *refreshRow) time.Time { return rt.ExpiresAt }) {
 			s.del(tRefresh, rt)
 		}
 		s.bump("refresh", index)

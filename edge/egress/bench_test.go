@@ -112,8 +112,10 @@ func benchOnce(b *testing.B, spec egressapi.Spec, d time.Duration, iter int) (go
 	}
 	late, queued := 0.0, 0.0
 	if j := tr.job(spec.ID); j != nil && j.comp != nil && j.comp.frames.Load() > 0 {
-		n := float64(j.comp.frames.Load())
-		late, queued = float64(j.comp.repeatedLate.Load())/n, float64(j.comp.repeatedQueued.Load())/n
+		// The runner is this job's alone: its sums are the job's.
+		rep, kind, mt := tr.RepeatedMedia(), string(spec.Kind), j.comp.mediaTime().Seconds()
+		late = (rep[RepeatKey{kind, repeatLate}] + rep[RepeatKey{kind, repeatStop}]).Seconds() / mt
+		queued = rep[RepeatKey{kind, repeatEncoder}].Seconds() / mt
 	}
 	var split []string
 	for role, v := range tr.ChildCPUByRole() {

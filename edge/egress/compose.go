@@ -98,11 +98,7 @@ type composer struct {
 	// progress is when an encoder input last took a write (unix ns, the
 	// config's clock): an encoder that stops reading fails the job.
 	progress atomic.Int64
-	// repeated counts pictures repeated because the clock ran late (the
-	// compositor or the machine is behind) or every picture buffer was
-	// queued (the encoder is behind): a measure of overload.
-	repeatedLate, repeatedQueued atomic.Int64
-	failed                       atomic.Bool
+	failed   atomic.Bool
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -517,11 +513,9 @@ func (cp *composer) clock() {
 					copy(pic.buf, cp.canvas.buf)
 					cp.canvasMu.Unlock()
 				default: // every buffer is queued: the encoder is behind
-					cp.repeatedQueued.Add(1)
 					cp.repeated(repeatEncoder, tick)
 				}
 			} else {
-				cp.repeatedLate.Add(1)
 				if final {
 					cp.repeated(repeatStop, tick)
 				} else {
