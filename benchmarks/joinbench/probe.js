@@ -96,7 +96,38 @@
       };
       this.addEventListener('signalingstatechange', watchDtls);
     }
-    createOffer(...a) { this.__setRole('pub'); return super.createOffer(...a); }
+    createOffer(...a) {
+      this.__setRole('pub');
+      this.__watchVideoOut();
+      return super.createOffer(...a);
+    }
+    // When the camera's first frame was encoded and its first packet sent:
+    // the publishing page's video pipeline (encoder start, pacer) between
+    // its offer and the edge's first video packet. Polled, as getStats has
+    // no event for it.
+    __watchVideoOut() {
+      if (this.__videoOut) return;
+      this.__videoOut = true;
+      const until = performance.now() + 10_000;
+      const poll = async () => {
+        let encoded = false;
+        try {
+          for (const s of (await this.getStats()).values()) {
+            if (s.type !== 'outbound-rtp' || s.kind !== 'video') continue;
+            if (s.framesEncoded > 0) {
+              encoded = true;
+              mark('pub-video-encoded');
+            }
+            if (s.packetsSent > 0) {
+              mark('pub-video-sent');
+              return;
+            }
+          }
+        } catch { /* closed */ return; }
+        if (performance.now() < until) setTimeout(poll, encoded ? 2 : 10);
+      };
+      poll();
+    }
     setRemoteDescription(d, ...a) { if (d?.type === 'offer') this.__setRole('sub'); return super.setRemoteDescription(d, ...a); }
   }
   window.RTCPeerConnection = ProbePC;

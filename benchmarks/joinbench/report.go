@@ -56,7 +56,7 @@ var path = []step{
 }
 
 // otherMarks are shown as points in time too (the page's own publishing).
-var otherMarks = []string{"doc-fetched", "meet-fetch-start", "meet-fetched", "sdk-fetch-start", "sdk-fetched", "join-request", "ws-open", "gum-end", "pub-offer", "pub-answer", "pub-ice-connected", "pub-dtls-connected", "sub-offer-first", "sub-answer-first", "sub-track-video"}
+var otherMarks = []string{"doc-fetched", "meet-fetch-start", "meet-fetched", "sdk-fetch-start", "sdk-fetched", "join-request", "ws-open", "gum-end", "pub-offer", "pub-answer", "pub-ice-connected", "pub-dtls-connected", "pub-video-encoded", "pub-video-sent", "sub-offer-first", "sub-answer-first", "sub-track-video"}
 
 // stat is a p50/p95 pair over n samples (ms).
 type stat struct {
