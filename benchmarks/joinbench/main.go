@@ -160,7 +160,37 @@ func oneRep(ctx context.Context, o options, pages [2]*browser, rep int) ([]sampl
 			return err
 		})
 	}
-	return out, g.Wait()
+	if err := g.Wait(); err != nil {
+		return out, err
+	}
+	// A page's marks were read when it saw the other's frame, which can be
+	// before its own camera's first frame went out (the other page still
+	// waiting for it): read them again until that mark is in.
+	for i, b := range pages {
+		out[i].Marks = b.marksOnceSent(rctx, out[i].Marks)
+	}
+	return out, nil
+}
+
+// marksOnceSent reads the page's marks again until its camera's first
+// packet was sent (pub-video-sent), for at most a second; it returns the
+// latest marks read, or have if none could be read.
+func (b *browser) marksOnceSent(ctx context.Context, have map[string]float64) map[string]float64 {
+	deadline := time.Now().Add(time.Second)
+	for {
+		if _, ok := have["pub-video-sent"]; ok || time.Now().After(deadline) {
+			return have
+		}
+		ectx, cancel := context.WithCancel(b.ctx)
+		stop := context.AfterFunc(ctx, cancel)
+		m, err := chromedp.Run(ectx, chromedp.Evaluate[map[string]float64](marksJS))
+		stop()
+		cancel()
+		if err == nil {
+			have = m
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // createRoom asks the API for a fresh room.
