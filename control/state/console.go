@@ -1,6 +1,7 @@
 package state
 
 import (
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -409,32 +410,30 @@ func (s *Store) AuditPage(f AuditFilter, p Page) ([]*AuditEntry, int) {
 			}
 		}
 	}
-	byAction := func(reverse bool) memdb.ResultIterator {
-		its := make([]memdb.ResultIterator, len(actions))
-		for i, a := range actions {
-			its[i] = s.iter(tConsoleAudit, "action", reverse, a)
-		}
-		return mergeBySeq(its, reverse)
+	var lists []listFilter
+	if f.Action != "" {
+		lists = append(lists, listFilter{total: actionTotal, walk: func(newestFirst bool) memdb.ResultIterator {
+			its := make([]memdb.ResultIterator, len(actions))
+			for i, a := range actions {
+				its[i] = s.iter(tConsoleAudit, "action", newestFirst, a)
+			}
+			return mergeBySeq(its, newestFirst)
+		}})
 	}
-	var out []*AuditEntry
-	total := 0
-	switch {
-	case f.Actor == "" && f.Action == "":
-		total = s.counter("console/audit")
-		out = window[*AuditEntry](s, tConsoleAudit, "id", total, p)
-	case f.Action == "":
-		total = s.counter(auditActorCounter(f.Actor))
-		out = window[*AuditEntry](s, tConsoleAudit, "actor", total, p, f.Actor)
-	case f.Actor == "":
-		total = actionTotal
-		out = windowBetween[*AuditEntry](total, p, func() memdb.ResultIterator { return byAction(true) }, func() memdb.ResultIterator { return byAction(false) })
-	default:
-		it := byAction(true)
-		if n := s.counter(auditActorCounter(f.Actor)); n < actionTotal {
-			it = s.iter(tConsoleAudit, "actor", true, f.Actor)
+	if f.Actor != "" {
+		actor := listFilter{index: "actor", args: []any{f.Actor}, counter: auditActorCounter(f.Actor)}
+		if len(lists) > 0 && actor.size(s) < actionTotal {
+			lists = []listFilter{actor, lists[0]} // the narrower first
+		} else {
+			lists = append(lists, actor)
 		}
-		out, total = scan(it, p, true, func(e *AuditEntry) (bool, bool) { return e.Actor == f.Actor && hasPrefix(e.Action, f.Action), false })
 	}
+	if len(lists) == 0 {
+		lists = []listFilter{{index: "id", counter: "console/audit"}}
+	}
+	out, total := filteredPage(s, tConsoleAudit, lists, p, func(e *AuditEntry) bool {
+		return (f.Actor == "" || e.Actor == f.Actor) && strings.HasPrefix(e.Action, f.Action)
+	})
 	return copies(out), total
 }
 
@@ -470,8 +469,6 @@ func (m *seqMerge) Next() any {
 	m.heads[best], _ = m.its[best].Next().(*AuditEntry)
 	return e
 }
-
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 
 func copies[T any](in []*T) []*T {
 	out := make([]*T, len(in))

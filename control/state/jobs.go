@@ -545,11 +545,11 @@ func (s *Store) JobsPage(f JobFilter, p Page) ([]*Job, int) {
 	for _, l := range []struct{ index, field, value string }{{"listSession", "session", f.SessionID}, {"room", "room", f.RoomID},
 		{"participant", "participant", f.ParticipantID}, {"status", "state", string(f.State)}} {
 		if l.value != "" {
-			lists = append(lists, listFilter{l.index, []any{f.UserID, string(f.Kind), l.value}, jobsCounter(f.UserID, f.Kind, l.field, l.value)})
+			lists = append(lists, listFilter{index: l.index, args: []any{f.UserID, string(f.Kind), l.value}, counter: jobsCounter(f.UserID, f.Kind, l.field, l.value)})
 		}
 	}
 	if len(lists) == 0 {
-		lists = append(lists, listFilter{"project", []any{f.UserID, string(f.Kind)}, jobsCounter(f.UserID, f.Kind, "", "")})
+		lists = append(lists, listFilter{index: "project", args: []any{f.UserID, string(f.Kind)}, counter: jobsCounter(f.UserID, f.Kind, "", "")})
 	}
 	rows, n := filteredPage(s, tJobs, lists, p, f.matches)
 	return copyJobs(rows), n

@@ -399,19 +399,19 @@ func (s *Store) DeliveriesPage(f DeliveryFilter, p Page) ([]*Delivery, int) {
 		// The room index holds the room's deliveries, all of its project's
 		// (a room never changes project); the counter is the project's, so
 		// another project's filter counts none and lists none.
-		lists = append(lists, listFilter{"room", []any{f.RoomID}, deliveriesFieldCounter(f.UserID, "room", f.RoomID)})
+		lists = append(lists, listFilter{index: "room", args: []any{f.RoomID}, counter: deliveriesFieldCounter(f.UserID, "room", f.RoomID)})
 	}
 	if f.URL != "" {
-		lists = append(lists, listFilter{"url", []any{f.UserID, f.URL}, deliveriesFieldCounter(f.UserID, "url", f.URL)})
+		lists = append(lists, listFilter{index: "url", args: []any{f.UserID, f.URL}, counter: deliveriesFieldCounter(f.UserID, "url", f.URL)})
 	}
 	if f.EventType != "" {
-		lists = append(lists, listFilter{"event", []any{f.UserID, f.EventType}, deliveriesFieldCounter(f.UserID, "event", f.EventType)})
+		lists = append(lists, listFilter{index: "event", args: []any{f.UserID, f.EventType}, counter: deliveriesFieldCounter(f.UserID, "event", f.EventType)})
 	}
 	if f.Status != "" {
-		lists = append(lists, listFilter{"status", []any{f.UserID, f.Status}, deliveriesStatusCounter(f.UserID, f.Status)})
+		lists = append(lists, listFilter{index: "status", args: []any{f.UserID, f.Status}, counter: deliveriesStatusCounter(f.UserID, f.Status)})
 	}
 	if len(lists) == 0 {
-		lists = append(lists, listFilter{"project", []any{f.UserID}, deliveriesCounter(f.UserID)})
+		lists = append(lists, listFilter{index: "project", args: []any{f.UserID}, counter: deliveriesCounter(f.UserID)})
 	}
 	rows, total := filteredPage(s, tOutbox, lists, p, func(d *Delivery) bool {
 		return d.UserID == f.UserID && (f.RoomID == "" || d.RoomID == f.RoomID) && (f.EventType == "" || d.EventType == f.EventType) &&

@@ -88,22 +88,42 @@ func windowBetween[T any](total int, p Page, newest, oldest func() memdb.ResultI
 }
 
 // listFilter is one list a filter selects: the index whose args prefix
-// holds exactly its rows, and the counter of them.
+// holds exactly its rows, and the counter of them; or, for a list no one
+// index prefix holds (an audit action prefix, several actions' walks
+// merged), its walk in either order and its size.
 type listFilter struct {
 	index   string
 	args    []any
 	counter string
+
+	walk  func(newestFirst bool) memdb.ResultIterator
+	total int
+}
+
+func (l listFilter) iter(s *Store, table string, newestFirst bool) memdb.ResultIterator {
+	if l.walk != nil {
+		return l.walk(newestFirst)
+	}
+	return s.iter(table, l.index, newestFirst, l.args...)
+}
+
+func (l listFilter) size(s *Store) int {
+	if l.walk != nil {
+		return l.total
+	}
+	return s.counter(l.counter)
 }
 
 // filteredPage pages the rows every given list holds, newest first. One
-// list (the usual case) is a window of its own index, with its counter as
-// the total; several are walked along the first, which the caller puts
-// narrowest, counting the rows that match all of them.
+// list (the usual case) is a window of it, with its size as the total;
+// several are walked along the first, which the caller puts narrowest,
+// counting the rows that match all of them.
 func filteredPage[T any](s *Store, table string, lists []listFilter, p Page, matches func(T) bool) ([]T, int) {
 	l := lists[0]
 	if len(lists) == 1 {
-		total := s.counter(l.counter)
-		return window[T](s, table, l.index, total, p, l.args...), total
+		total := l.size(s)
+		return windowBetween[T](total, p, func() memdb.ResultIterator { return l.iter(s, table, true) },
+			func() memdb.ResultIterator { return l.iter(s, table, false) }), total
 	}
-	return scan(s.iter(table, l.index, true, l.args...), p, true, func(row T) (bool, bool) { return matches(row), false })
+	return scan(l.iter(s, table, true), p, true, func(row T) (bool, bool) { return matches(row), false })
 }
