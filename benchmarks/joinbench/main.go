@@ -181,12 +181,7 @@ func (b *browser) marksOnceSent(ctx context.Context, have map[string]float64) ma
 		if _, ok := have["pub-video-sent"]; ok || time.Now().After(deadline) {
 			return have
 		}
-		ectx, cancel := context.WithCancel(b.ctx)
-		stop := context.AfterFunc(ctx, cancel)
-		m, err := chromedp.Run(ectx, chromedp.Evaluate[map[string]float64](marksJS))
-		stop()
-		cancel()
-		if err == nil {
+		if m, err := b.readMarks(ctx); err == nil {
 			have = m
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -306,16 +301,21 @@ const marksJS = `(() => {
   return m;
 })()`
 
+// readMarks reads the page's marks (marksJS), giving up when ctx ends.
+func (b *browser) readMarks(ctx context.Context) (map[string]float64, error) {
+	ectx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	return chromedp.Run(ectx, chromedp.Evaluate[map[string]float64](marksJS))
+}
+
 // waitFirstFrame polls the probe until the page presented the other's first
 // frame, then returns every mark (ms since navigation start).
 func (b *browser) waitFirstFrame(ctx context.Context) (sample, error) {
 	s := sample{Page: b.name}
 	for {
-		ectx, cancel := context.WithCancel(b.ctx)
-		stop := context.AfterFunc(ctx, cancel)
-		m, err := chromedp.Run(ectx, chromedp.Evaluate[map[string]float64](marksJS))
-		stop()
-		cancel()
+		m, err := b.readMarks(ctx)
 		if err == nil {
 			s.Marks = m
 			if _, ok := m["frame-presented"]; ok {
