@@ -399,9 +399,10 @@ func (s *Store) putAudit(e *AuditEntry) {
 // (found through their counters, which also sum to its total); both
 // together the shorter of the two, counting the rows that match the other.
 func (s *Store) AuditPage(f AuditFilter, p Page) ([]*AuditEntry, int) {
-	var actions []string // the actions an action filter matches, and their total
+	var lists []listFilter
 	actionTotal := 0
 	if f.Action != "" {
+		var actions []string // the actions the prefix matches, and their total
 		it := s.iter(tCounters, "id", false, stringPrefix(auditActionCounter(f.Action)))
 		for v := it.Next(); v != nil; v = it.Next() {
 			if c := v.(*counter); c.N > 0 {
@@ -409,9 +410,6 @@ func (s *Store) AuditPage(f AuditFilter, p Page) ([]*AuditEntry, int) {
 				actionTotal += c.N
 			}
 		}
-	}
-	var lists []listFilter
-	if f.Action != "" {
 		lists = append(lists, listFilter{total: actionTotal, walk: func(newestFirst bool) memdb.ResultIterator {
 			its := make([]memdb.ResultIterator, len(actions))
 			for i, a := range actions {

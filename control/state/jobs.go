@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -609,15 +610,16 @@ type JobWebhook struct {
 // an event after its job), so they are a prefix walk of the id index, however long the room's log: a page
 // of jobs reads each job's own few deliveries.
 func (s *Store) JobWebhooks(j *Job) []JobWebhook {
+	prefix := j.ID + "-"
 	var own []*Delivery
-	for _, d := range all[*Delivery](s.iter(tOutbox, "id", false, stringPrefix(deliveryIDPrefix(j.ID+"-")))) {
-		// Exactly this job's: another job's id may extend this one's
-		// with "-…" and share the prefix.
-		if d.EventID == j.ID+"-"+d.EventType {
+	for _, d := range all[*Delivery](s.iter(tOutbox, "id", false, stringPrefix(deliveryIDPrefix(prefix)))) {
+		// Exactly this job's ("<job id>-<event type>"): another job's id
+		// may extend this one's with "-…" and share the prefix.
+		if strings.HasPrefix(d.EventID, prefix) && d.EventID[len(prefix):] == d.EventType {
 			own = append(own, d)
 		}
 	}
-	slices.SortFunc(own, func(a, b *Delivery) int {
+	slices.SortFunc(own, func(a, b *Delivery) int { // enqueue order
 		return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Sub, b.Sub))
 	})
 	out := make([]JobWebhook, len(own))

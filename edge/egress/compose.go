@@ -515,12 +515,10 @@ func (cp *composer) clock() {
 				default: // every buffer is queued: the encoder is behind
 					cp.repeated(repeatEncoder, tick)
 				}
+			} else if final {
+				cp.repeated(repeatStop, tick)
 			} else {
-				if final {
-					cp.repeated(repeatStop, tick)
-				} else {
-					cp.repeated(repeatLate, tick)
-				}
+				cp.repeated(repeatLate, tick)
 			}
 			select {
 			case cp.videoQ <- pic:
