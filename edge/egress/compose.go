@@ -505,20 +505,23 @@ func (cp *composer) clock() {
 			var pic *yuvFrame
 			// Compose the newest picture owed; ones already superseded by
 			// a later deadline are repeats (catching up after a stall).
-			if late < tick && !final {
-				select {
-				case pic = <-cp.free:
-					cp.canvasMu.Lock()
-					cp.compose()
-					copy(pic.buf, cp.canvas.buf)
-					cp.canvasMu.Unlock()
-				default: // every buffer is queued: the encoder is behind
-					cp.repeated(repeatEncoder, tick)
-				}
-			} else if final {
+			// With every buffer queued the encoder is behind, and that is
+			// the reason reported even for a tick the clock is late for:
+			// on a busy machine the clock wakes late often, and the repeats
+			// an encoder stall causes would be blamed on the clock.
+			switch {
+			case final:
 				cp.repeated(repeatStop, tick)
-			} else {
+			case len(cp.free) == 0:
+				cp.repeated(repeatEncoder, tick)
+			case late >= tick:
 				cp.repeated(repeatLate, tick)
+			default:
+				pic = <-cp.free // only this goroutine takes buffers
+				cp.canvasMu.Lock()
+				cp.compose()
+				copy(pic.buf, cp.canvas.buf)
+				cp.canvasMu.Unlock()
 			}
 			select {
 			case cp.videoQ <- pic:
