@@ -110,8 +110,9 @@ func (s *Service) verdictLocked(e *state.Edge, now, leaderSince time.Time) strin
 
 // LivenessLoop is leader-only: it marks edges down (silent, or dead by
 // their region's gossip), which removes them from every room placement in
-// the same command, closes the participations that lived on them, and tells
-// the surviving edges of those rooms.
+// the same command and tells the surviving edges of those rooms; once an
+// edge has been down for RejoinGrace, it closes the participations still
+// recorded on it.
 func (s *Service) LivenessLoop(ctx context.Context) error {
 	started := s.cfg.Now()
 	check := make(chan struct{}, 1)
@@ -127,14 +128,32 @@ func (s *Service) LivenessLoop(ctx context.Context) error {
 	}()
 	t := time.NewTicker(max(s.cfg.HeartbeatEvery/2, 50*time.Millisecond))
 	defer t.Stop()
+	// stranded: edges marked down whose participations are still to be
+	// closed. A new leader starts with every edge that is down (its
+	// predecessor may have died within an edge's grace); the first sweep
+	// finds nothing to close on those long settled.
+	stranded := map[string]bool{}
+	s.node.FSM().Read(func(st *state.Store) {
+		for _, e := range st.Edges() {
+			if !e.Up {
+				stranded[e.ID] = true
+			}
+		}
+	})
 	for {
+		now := s.cfg.Now()
+		if len(stranded) > 0 {
+			if err := s.closeStranded(ctx, stranded, now); err != nil {
+				return err
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		case <-check:
 		}
-		now := s.cfg.Now()
+		now = s.cfg.Now()
 		var edges []*state.Edge
 		s.node.FSM().Read(func(st *state.Store) { edges = st.Edges() })
 		for _, e := range edges {
@@ -150,6 +169,7 @@ func (s *Service) LivenessLoop(ctx context.Context) error {
 			if err := s.markDown(ctx, e, why, now); err != nil {
 				return err
 			}
+			stranded[e.ID] = true
 		}
 	}
 }
@@ -157,26 +177,56 @@ func (s *Service) LivenessLoop(ctx context.Context) error {
 func (s *Service) markDown(ctx context.Context, e *state.Edge, why string, now time.Time) error {
 	var rooms []string
 	s.node.FSM().Read(func(st *state.Store) { rooms = st.EdgeRooms(e.ID) })
-	s.log.Warn("edge is down; re-placing its rooms", "edge", e.ID, "region", e.Region, "why", why, "rooms", len(rooms))
+	s.log.Warn("edge is down; re-placing its rooms", "edge", e.ID, "region", e.Region, "why", why, "rooms", len(rooms), "rejoinGrace", s.cfg.RejoinGrace)
 	if _, _, err := s.node.Apply(ctx, state.CmdMarkEdgeDown, state.MarkEdgeDown{ID: e.ID, At: now.UTC(), Reason: why}); err != nil {
-		return err
-	}
-	if err := s.closeParticipations(ctx, e.ID, now.UTC()); err != nil {
 		return err
 	}
 	s.pushRooms(rooms)
 	return nil
 }
 
-func (s *Service) closeParticipations(ctx context.Context, edgeID string, at time.Time) error {
-	type p struct{ room, pid string }
+// closeStranded closes the participations recorded on the stranded edges
+// that have been down for RejoinGrace, and forgets those edges. Closing
+// them at once would report everyone who is only moving as gone: a
+// participant whose edge stalls notices it itself (no media, a dead
+// socket) and joins another edge, often after the control plane declared
+// the edge down, and its session would record a participant-left and a
+// participant-joined for it, or end and start again when it was alone.
+// Within the grace such a join is a move (the open interval is kept), and
+// a participant that never comes back leaves at the moment its edge was
+// declared down. An edge that registered again in the meantime reports
+// its own participants (docs/multi-edge.md, "Failover and drain").
+func (s *Service) closeStranded(ctx context.Context, stranded map[string]bool, now time.Time) error {
+	type p struct {
+		room, pid, edge string
+		at              time.Time
+	}
 	var list []p
+	due := map[string]time.Time{}
 	s.node.FSM().Read(func(st *state.Store) {
+		for id := range stranded {
+			e, ok := st.Edge(id)
+			switch {
+			case !ok || e.Up:
+				delete(stranded, id)
+			case !now.Before(e.ChangedAt.Add(s.cfg.RejoinGrace)):
+				due[id] = e.ChangedAt.UTC()
+				delete(stranded, id)
+			}
+		}
+		if len(due) == 0 {
+			return
+		}
 		for _, ss := range st.OngoingSessions() {
 			for _, sp := range ss.Participants {
-				if sp.Active() && sp.EdgeID == edgeID {
-					list = append(list, p{ss.RoomID, sp.ParticipantID})
+				down, ok := due[sp.EdgeID]
+				if !ok || !sp.Active() {
+					continue
 				}
+				// A join reported after the edge was declared down (its
+				// event queued behind the stall) must not end before it
+				// began.
+				list = append(list, p{ss.RoomID, sp.ParticipantID, sp.EdgeID, latest(down, sp.Timelog[len(sp.Timelog)-1].Start)})
 			}
 		}
 	})
@@ -186,7 +236,7 @@ func (s *Service) closeParticipations(ctx context.Context, edgeID string, at tim
 			return err
 		}
 		if _, _, err := s.node.Apply(ctx, state.CmdParticipantLeave, state.ParticipantLeave{EventID: "edge-down-" + evIDs[3], RoomID: x.room,
-			ParticipantID: x.pid, EdgeID: edgeID, Reason: "edge-failed", At: at, IDs: evIDs[:3]}); err != nil {
+			ParticipantID: x.pid, EdgeID: x.edge, Reason: "edge-failed", At: x.at, IDs: evIDs[:3]}); err != nil {
 			var se *state.Error
 			if !errors.As(err, &se) {
 				return err
@@ -194,6 +244,13 @@ func (s *Service) closeParticipations(ctx context.Context, edgeID string, at tim
 		}
 	}
 	return nil
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // RepairLoop is leader-only: it drops from each placement the edges that

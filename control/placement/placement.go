@@ -49,6 +49,11 @@ type Config struct {
 	NearKm         float64
 	HeartbeatEvery time.Duration
 	DownAfter      time.Duration // no heartbeat for this long: edge is down
+	// RejoinGrace: the participations recorded on an edge marked down are
+	// closed (participant-left, at the time it was marked down) only after
+	// this long, so participants that move to another edge within it keep
+	// their place in the session (0: at once).
+	RejoinGrace time.Duration
 	// LateAfter: an edge heard from more recently than this is running,
 	// whatever its region's gossip says; a peer's suspect/dead/left report
 	// counts (in placement and in the leader's verdict) only once the
@@ -80,7 +85,7 @@ type Config struct {
 
 // DefaultConfig returns production defaults.
 func DefaultConfig() Config {
-	return Config{HeartbeatEvery: time.Second, DownAfter: 5 * time.Second, TicketTTL: 60 * time.Second, ReserveMargin: 30 * time.Second, RelayTicketTTL: 10 * time.Minute,
+	return Config{HeartbeatEvery: time.Second, DownAfter: 5 * time.Second, RejoinGrace: 15 * time.Second, TicketTTL: 60 * time.Second, ReserveMargin: 30 * time.Second, RelayTicketTTL: 10 * time.Minute,
 		TURNTTL: 12 * time.Hour, MaxCandidates: 3, NearKm: 1000, RepairEvery: 5 * time.Second}
 }
 
@@ -99,6 +104,8 @@ func (c Config) Validate() error {
 		return errors.New("placement: DownAfter must exceed HeartbeatEvery")
 	case c.LateAfter != 0 && (c.LateAfter <= c.HeartbeatEvery || c.LateAfter > c.DownAfter):
 		return errors.New("placement: LateAfter must exceed HeartbeatEvery and be at most DownAfter")
+	case c.RejoinGrace < 0:
+		return errors.New("placement: RejoinGrace must not be negative")
 	case c.NearKm < 0:
 		return errors.New("placement: NearKm must not be negative")
 	}

@@ -402,8 +402,11 @@ func applyParticipantLeave(s *Store, index uint64, c *ParticipantLeave) (any, er
 	p := ss.editParticipant(c.ParticipantID)
 	ids := &idSource{ids: c.IDs, base: c.EventID}
 	s.closeParticipant(index, r, ss, p, c.At, ids)
-	if ss.ActiveCount() == 0 && r.AutoCloseConfig == nil {
-		s.finishSession(index, r, ss, c.At, "last-participant-left", ids)
+	if last := ss.EmptySince(); last != nil && r.AutoCloseConfig == nil {
+		// The session ends when its last participant left, which is not
+		// always this one: a participation closed after its edge's rejoin
+		// grace leaves at the moment the edge was declared down.
+		s.finishSession(index, r, ss, *last, "last-participant-left", ids)
 	}
 	// With an autoCloseConfig the empty session stays open: whoever joins
 	// within the duration continues it, and the leader's auto-close loop

@@ -45,7 +45,7 @@
 // in two rooms with webhooks; the edge carrying them is killed with
 // SIGKILL, then the edge they moved to is paused with SIGSTOP. Participants
 // must come back on another edge, the control plane must keep them in
-// their sessions, those that then leave cleanly must leave their sessions
+// their sessions (no participant-left for a move within its rejoin grace), those that then leave cleanly must leave their sessions
 // at once, and the webhooks must form a valid lifecycle per room,
 // signed, in order, each delivered.
 //

@@ -21,12 +21,15 @@ import (
 
 const edgeToken = "edge-token-for-tests"
 
-func placementCluster(t *testing.T, n int, downAfter time.Duration) *clustertest.Cluster {
+func placementCluster(t *testing.T, n int, downAfter time.Duration, tune ...func(*placement.Config)) *clustertest.Cluster {
 	return clustertest.New(t, n, clustertest.Options{Configure: func(i int, cfg *server.Config) {
 		pc := placement.DefaultConfig()
 		pc.EdgeToken = edgeToken
 		pc.HeartbeatEvery = 100 * time.Millisecond
 		pc.DownAfter = downAfter
+		for _, f := range tune {
+			f(&pc)
+		}
 		cfg.Plugins = append(cfg.Plugins, placement.Plugin(pc))
 	}})
 }
@@ -199,10 +202,12 @@ func TestJoinFlowAndSessionLifecycle(t *testing.T) {
 }
 
 // TestDeadEdgeClosesItsParticipants: when an edge stops heartbeating the
-// leader marks it down, its participants leave and the session ends; joins
+// leader marks it down, and once its rejoin grace is over its participants
+// leave (at the moment it was marked down) and the session ends; joins
 // then fail with a clear error instead of pointing at the dead edge.
 func TestDeadEdgeClosesItsParticipants(t *testing.T) {
-	c := placementCluster(t, 1, 700*time.Millisecond)
+	const grace = time.Second
+	c := placementCluster(t, 1, 700*time.Millisecond, func(pc *placement.Config) { pc.RejoinGrace = grace })
 	edge := startAgent(t, c, "edge-b", "local")
 	var room struct{ RoomID string }
 	c.Do(0, "POST", "/v2/rooms", c.Token(), nil).JSON(t, &room)
@@ -224,10 +229,164 @@ func TestDeadEdgeClosesItsParticipants(t *testing.T) {
 		}
 		return ""
 	})
+	var down time.Time
+	c.Node(0).Node().FSM().Read(func(s *state.Store) {
+		if e, ok := s.Edge("edge-b"); ok && !e.Up {
+			down = e.ChangedAt
+		}
+	})
+	ss := session(t, c, 0, room.RoomID)
+	if left := ss.Participants[0].Timelog[0].End; down.IsZero() || !left.Equal(down) || !ss.End.Equal(down) {
+		t.Fatalf("edge down at %v; participant left at %v, session ended at %v: both should be when the edge was marked down", down, left, ss.End)
+	}
 	rtc := c.Token(func(o *auth.MintOptions) { o.Roles = []string{auth.RoleRTC} })
 	r := c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/join", rtc, nil)
 	if r.Status != 503 {
 		t.Fatalf("join with no edge: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestDeadEdgesParticipantsMayMoveWithinTheGrace: a participant of a dead
+// edge that joins another edge after the edge was marked down, but within
+// the rejoin grace, only moved: no participant-left or second
+// participant-joined, the session goes on. One that never comes back
+// leaves when the grace is over, at the moment its edge was marked down,
+// even when the leader that marked it down died within the grace; the
+// session ends when its last participant left, not before.
+func TestDeadEdgesParticipantsMayMoveWithinTheGrace(t *testing.T) {
+	const grace = 4 * time.Second
+	c := placementCluster(t, 3, 700*time.Millisecond, func(pc *placement.Config) { pc.RejoinGrace = grace })
+	dead := startAgent(t, c, "edge-dead", "local")
+	alive := startAgent(t, c, "edge-alive", "local")
+	var room struct{ RoomID string }
+	c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{
+		"webhook": map[string]any{"endPoint": "https://hooks.invalid/moves", "events": []string{"*"}}}).JSON(t, &room)
+	for _, p := range []string{"mover", "gone"} {
+		dead.ParticipantJoined(edgeapi.Event{RoomID: room.RoomID, ParticipantID: p, Name: p})
+	}
+	alive.ParticipantJoined(edgeapi.Event{RoomID: room.RoomID, ParticipantID: "stayer", Name: "stayer"})
+	// A second room: its participant on the dead edge never comes back, the
+	// other one leaves within the grace.
+	var room2 struct{ RoomID string }
+	c.Do(0, "POST", "/v2/rooms", c.Token(), nil).JSON(t, &room2)
+	dead.ParticipantJoined(edgeapi.Event{RoomID: room2.RoomID, ParticipantID: "lone", Name: "lone"})
+	alive.ParticipantJoined(edgeapi.Event{RoomID: room2.RoomID, ParticipantID: "early", Name: "early"})
+	clustertest.Eventually(t, 5*time.Second, func() string {
+		if ss := session(t, c, c.Leader(), room.RoomID); ss == nil || ss.ActiveCount() != 3 {
+			return "session with 3 participants not on the leader"
+		}
+		if ss := session(t, c, c.Leader(), room2.RoomID); ss == nil || ss.ActiveCount() != 2 {
+			return "second room's session with 2 participants not on the leader"
+		}
+		return ""
+	})
+
+	dead.Close()
+	var down time.Time
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		c.Node(c.Leader()).Node().FSM().Read(func(s *state.Store) {
+			if e, ok := s.Edge("edge-dead"); ok && !e.Up {
+				down = e.ChangedAt
+			}
+		})
+		if down.IsZero() {
+			return "edge-dead not marked down"
+		}
+		return ""
+	})
+	// Marked down, and its participants still in: the grace runs.
+	if ss := session(t, c, c.Leader(), room.RoomID); ss.End != nil || ss.ActiveCount() != 3 {
+		t.Fatalf("right after the edge was marked down (%v ago): %d active, end %v; want all 3 until the grace is over",
+			time.Since(down), ss.ActiveCount(), ss.End)
+	}
+	alive.ParticipantJoined(edgeapi.Event{RoomID: room.RoomID, ParticipantID: "mover", Name: "mover"})
+	alive.ParticipantLeft(edgeapi.Event{RoomID: room2.RoomID, ParticipantID: "early"})
+	old := c.KillLeader()
+	next := (old + 1) % 3
+
+	clustertest.Eventually(t, 20*time.Second, func() string {
+		ss := session(t, c, next, room.RoomID)
+		if ss == nil {
+			return "no session"
+		}
+		for _, p := range ss.Participants {
+			if p.ParticipantID == "gone" && p.Active() {
+				return "gone is still in the session"
+			}
+		}
+		return ""
+	})
+	ss := session(t, c, next, room.RoomID)
+	if ss.End != nil || ss.ActiveCount() != 2 {
+		t.Fatalf("after the grace: session end %v, %d active; want it ongoing with mover and stayer", ss.End, ss.ActiveCount())
+	}
+	for _, p := range ss.Participants {
+		switch p.ParticipantID {
+		case "mover":
+			if len(p.Timelog) != 1 || !p.Active() || p.EdgeID != "edge-alive" {
+				t.Fatalf("mover: timelog %+v on %s; want one open interval on edge-alive", p.Timelog, p.EdgeID)
+			}
+		case "gone":
+			if len(p.Timelog) != 1 || !p.Timelog[0].End.Equal(down) {
+				t.Fatalf("gone: timelog %+v; want one interval ending when its edge was marked down (%v)", p.Timelog, down)
+			}
+		}
+	}
+
+	// The second room's session ended when its dead edge's participant was
+	// closed, but at its last leave (early's), not at lone's.
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		if ss := session(t, c, next, room2.RoomID); ss == nil || ss.End == nil {
+			return "second room's session not ended"
+		}
+		return ""
+	})
+	ss2 := session(t, c, next, room2.RoomID)
+	for _, p := range ss2.Participants {
+		if p.ParticipantID == "lone" && !p.Timelog[0].End.Equal(down) {
+			t.Fatalf("lone left at %v; its edge was marked down at %v", p.Timelog[0].End, down)
+		}
+		if p.ParticipantID == "early" && (!p.Timelog[0].End.After(down) || !ss2.End.Equal(*p.Timelog[0].End)) {
+			t.Fatalf("second room: early left at %v, after its room's dead edge went down (%v); the session ended at %v, want early's leave",
+				p.Timelog[0].End, down, ss2.End)
+		}
+	}
+
+	// The others leave; the session ends at the last leave, later than gone's.
+	for _, p := range []string{"mover", "stayer"} {
+		alive.ParticipantLeft(edgeapi.Event{RoomID: room.RoomID, ParticipantID: p})
+	}
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		if ss := session(t, c, next, room.RoomID); ss.End == nil {
+			return "session not ended"
+		}
+		return ""
+	})
+	ss = session(t, c, next, room.RoomID)
+	if !ss.End.After(down) || !ss.End.Equal(*ss.EmptySince()) {
+		t.Fatalf("session ended at %v; its last participant left at %v, its dead edge went down at %v", ss.End, ss.EmptySince(), down)
+	}
+	var got []string
+	c.Node(next).Node().FSM().Read(func(s *state.Store) {
+		for _, d := range s.PendingDeliveries(0) {
+			var env struct {
+				Data struct {
+					ParticipantID string `json:"participantId"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(d.Body, &env); err != nil {
+				t.Fatalf("delivery %s body %s: %v", d.ID, d.Body, err)
+			}
+			if d.RoomID == room.RoomID {
+				got = append(got, strings.TrimSuffix(d.EventType+" "+env.Data.ParticipantID, " "))
+			}
+		}
+	})
+	slices.Sort(got)
+	want := []string{"participant-joined gone", "participant-joined mover", "participant-joined stayer",
+		"participant-left gone", "participant-left mover", "participant-left stayer", "session-ended", "session-started"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("webhook events (sorted):\n got %q\nwant %q", got, want)
 	}
 }
 
