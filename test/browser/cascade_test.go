@@ -368,6 +368,39 @@ func TestCascadeEdgeFailover(t *testing.T) {
 	expectVideoFrom(t, m.bob, "alice", "screen")
 }
 
+// TestCascadeEdgeStall (test B'): the eu-west browser's edge is stopped
+// (SIGSTOP: a frozen VM, a process the kernel stopped). Its sockets stay
+// open, so nothing closes: the page notices the silence itself, moves to
+// the other eu-west edge as after a kill, and both browsers see each other
+// again.
+func TestCascadeEdgeStall(t *testing.T) {
+	chromiumPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 170*time.Second)
+	t.Cleanup(cancel)
+	m := startCascadeMeeting(t, ctx, cascadeEdges)
+	from, to := m.aliceEdge, otherParis[m.aliceEdge]
+	m.instrument(t)
+
+	stalled := m.cl.edges[from].proc
+	if err := stalled.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// Before the harness stops it: a stopped process does not act on SIGTERM.
+	t.Cleanup(func() { _ = stalled.cmd.Process.Signal(syscall.SIGCONT) })
+	stoppedAt := time.Now()
+	t.Logf("stopped %s (SIGSTOP); alice should move to %s", from, to)
+	aliceTook, took := m.waitMoved(t, stoppedAt, to, 40*time.Second)
+	t.Logf("stall: alice on %s receiving bob's video %v after the stop; video flowing both ways %v after the stop",
+		to, aliceTook.Round(10*time.Millisecond), took.Round(10*time.Millisecond))
+	// 3 s of silence, then a move like any other; before the SDK listened
+	// for silence the page waited for ICE to give up, then for a resume on
+	// the stopped edge: 14.8 s, and bob saw alice leave and come back.
+	if took > 12*time.Second {
+		t.Errorf("video flowing both ways took %v after the stop; want ≤ 12 s", took.Round(10*time.Millisecond))
+	}
+	m.checkMoved(t, from, to, "edge-silent", "camera,microphone")
+}
+
 // screenShown is a JS expression: alice's screen share plays on this page.
 const screenShown = `(() => {
   const v = document.querySelector('video[data-participant-id="alice"][data-source="screen"]');

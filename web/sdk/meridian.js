@@ -77,7 +77,7 @@
  *   removed              {reason}                      removed | denied | room-closed | duplicate
  *   error                {code, message, fatal}
  *   reconnecting         {from, reason, deadline?}   the edge `from` was lost or asked us to move;
- *                        reason: socket-closed | media-lost | edge-draining
+ *                        reason: socket-closed | media-lost | edge-silent | edge-draining
  *   reconnected          {from, to, reason, resumed, took}   back in the room, on edge `to`
  *                        (resumed: same edge, same session; took: ms since reconnecting)
  *   left                 {reason}
@@ -87,8 +87,10 @@
  *   that admits it (the next one if its WebSocket cannot be opened or it
  *   answers wrong-edge / unavailable). Once in the room, the edge counts as
  *   lost when the signaling socket closes without `removed`/leave, when a
- *   PeerConnection goes "failed" or stays "disconnected" for 3 s, or when the
- *   edge sends `reconnect` (it is draining). Then room.state becomes
+ *   PeerConnection goes "failed" or stays "disconnected" for 3 s, when the
+ *   edge answers nothing (not even `pong`) for 3 s (edge-silent: a stalled
+ *   edge keeps its sockets open), or when the edge sends `reconnect` (it is
+ *   draining). Then room.state becomes
  *   'reconnecting' and, until it works or leave() is called (backoff 0.2 s →
  *   5 s, no time limit):
  *     1. socket closed / first media loss on this edge: one quick resume on
@@ -97,13 +99,14 @@
  *        join API is unreachable too (then our own network is down), within
  *        the edge's 30 s grace period;
  *     2. otherwise (resume refused: join afresh, same edge allowed; edge
- *        unreachable while the API answers; draining; media lost twice
+ *        unreachable while the API answers; silent; draining; media lost twice
  *        within 60 s): POST /v2/rooms/{roomId}/join with the same
  *        participantId and avoidEdges [the lost edge, + every candidate that
  *        could not be reached since], then the first candidate that admits us.
  *        When no edge is left (503) the list is cut back to the lost edge,
  *        then emptied (it may have come back).
- *   For `reconnect` the old edge keeps carrying media until the new edge
+ *   For `reconnect` and a silent edge the old edge keeps carrying media (if
+ *   it still does) until the new edge
  *   answers `joined`; then the SDK sends `leave` on the old socket and closes
  *   it. On the new edge the local tracks (camera, microphone, screen share)
  *   are published again without asking for the devices, participants are
@@ -118,7 +121,10 @@
  */
 
 const VERSION = '0.1.0';
-const PING_INTERVAL = 10_000;
+const PING_INTERVAL = 1_000;
+// An edge that answers nothing, not even a ping, for this long is stalled
+// (a frozen VM or process keeps its sockets open, so nothing closes).
+const EDGE_SILENT_AFTER = 3_000;
 const RESUME_WINDOW = 30_000; // the edge keeps a dropped participant this long
 const RESUME_TIMEOUT = 3_000; // one quick resume attempt on the same edge
 const CONNECT_TIMEOUT = 10_000;
@@ -410,7 +416,9 @@ export class Room extends Emitter {
     this._ws = ws;
     this._edge = edge;
     this._lastError = null;
+    this._pingOwedSince = 0;
     ws.onmessage = (ev) => {
+      this._pingOwedSince = 0;
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; }
       this._dispatch(msg);
@@ -422,7 +430,22 @@ export class Room extends Emitter {
     };
     ws.onerror = () => {};
     clearInterval(this._pingTimer);
-    this._pingTimer = setInterval(() => this._send('ping'), PING_INTERVAL);
+    this._pingTimer = setInterval(() => this._pingTick(), PING_INTERVAL);
+  }
+
+  /**
+   * Pings the edge, and counts it as lost when nothing at all came back for
+   * EDGE_SILENT_AFTER since the first unanswered ping. Measured from a ping
+   * actually sent, so a timer the browser throttles (a hidden tab) cannot
+   * make a healthy edge look silent.
+   */
+  _pingTick() {
+    const now = Date.now();
+    if (this._pingOwedSince && now - this._pingOwedSince > EDGE_SILENT_AFTER && this.state === 'joined') {
+      this._onEdgeLost('edge-silent', `no answer from the edge for ${((now - this._pingOwedSince) / 1000).toFixed(1)} s`, { keepSocket: true });
+      return;
+    }
+    if (this._send('ping') && !this._pingOwedSince) this._pingOwedSince = now;
   }
 
   /** Detaches a socket we no longer use, sending `leave` with this reason first (none: no leave). */
@@ -1067,9 +1090,10 @@ export class Room extends Emitter {
 
   /**
    * The edge is lost (or asks us to move). reason: 'socket-closed',
-   * 'media-lost' or 'edge-draining'. keepSocket: the socket still works
-   * (draining, media-only loss): keep it, and its media, until another edge
-   * has admitted us — then `leave` it (make before break).
+   * 'media-lost', 'edge-silent' or 'edge-draining'. keepSocket: the socket
+   * may still work (draining, media-only loss, silence that may end): keep
+   * it, and its media, until another edge has admitted us — then `leave` it
+   * (make before break).
    */
   _onEdgeLost(reason, detail, { keepSocket = false, deadline } = {}) {
     if (this._closing || this.state === 'left' || this._reconnecting) return;
@@ -1087,8 +1111,9 @@ export class Room extends Emitter {
     const from = this.edgeId;
     const wasLobby = this.state === 'lobby';
     // Resume first (same edge, same session) unless there is nothing to
-    // resume, the edge is draining, or its media failed twice in a minute.
-    let resume = !wasLobby && !!this._resumeToken && reason !== 'edge-draining';
+    // resume, the edge is draining or silent (a resume would wait on it),
+    // or its media failed twice in a minute.
+    let resume = !wasLobby && !!this._resumeToken && reason !== 'edge-draining' && reason !== 'edge-silent';
     if (reason === 'media-lost') {
       const again = this._mediaLost && this._mediaLost.edgeId === from && Date.now() - this._mediaLost.at < MEDIA_LOST_AGAIN;
       this._mediaLost = { edgeId: from, at: Date.now() };
