@@ -243,6 +243,19 @@ func (m *cascadeMeeting) waitMoved(t *testing.T, since time.Time, to string, lim
 
 // checkMoved checks alice's page after a move from → to for `reason`;
 // published lists the sources alice must publish again.
+// waitMovedWithin waits for alice's move to edge to after a fault (what:
+// "kill", "stop") at since, logs how long media took, and fails the test
+// when video took longer than bound to flow both ways again.
+func (m *cascadeMeeting) waitMovedWithin(t *testing.T, fault string, since time.Time, to string, bound time.Duration) {
+	t.Helper()
+	aliceTook, took := m.waitMoved(t, since, to, bound+20*time.Second)
+	t.Logf("after the %s: alice on %s receiving bob's video %v, video flowing both ways %v after it",
+		fault, to, aliceTook.Round(10*time.Millisecond), took.Round(10*time.Millisecond))
+	if took > bound {
+		t.Errorf("video flowing both ways took %v after the %s; want ≤ %v", took.Round(10*time.Millisecond), fault, bound)
+	}
+}
+
 func (m *cascadeMeeting) checkMoved(t *testing.T, from, to, reason, published string) {
 	t.Helper()
 	expectVideo(t, m.alice, "bob")
@@ -351,12 +364,7 @@ func TestCascadeEdgeFailover(t *testing.T) {
 	m.cl.edges[from].proc.kill9()
 	killed := time.Now()
 	t.Logf("killed %s (kill -9); alice should move to %s", from, to)
-	aliceTook, took := m.waitMoved(t, killed, to, 30*time.Second)
-	t.Logf("failover: alice on %s receiving bob's video %v after the kill; video flowing both ways %v after the kill",
-		to, aliceTook.Round(10*time.Millisecond), took.Round(10*time.Millisecond))
-	if took > 20*time.Second {
-		t.Errorf("video flowing both ways took %v after the kill; want ≤ 20 s", took.Round(10*time.Millisecond))
-	}
+	m.waitMovedWithin(t, "kill", killed, to, 20*time.Second)
 	m.checkMoved(t, from, to, "socket-closed", "camera,microphone,screen")
 	expectAudio(t, m.alice, "bob")
 	expectAudio(t, m.bob, "alice")
@@ -389,15 +397,10 @@ func TestCascadeEdgeStall(t *testing.T) {
 	t.Cleanup(func() { _ = stalled.cmd.Process.Signal(syscall.SIGCONT) })
 	stoppedAt := time.Now()
 	t.Logf("stopped %s (SIGSTOP); alice should move to %s", from, to)
-	aliceTook, took := m.waitMoved(t, stoppedAt, to, 40*time.Second)
-	t.Logf("stall: alice on %s receiving bob's video %v after the stop; video flowing both ways %v after the stop",
-		to, aliceTook.Round(10*time.Millisecond), took.Round(10*time.Millisecond))
 	// 3 s of silence, then a move like any other; before the SDK listened
 	// for silence the page waited for ICE to give up, then for a resume on
 	// the stopped edge: 14.8 s, and bob saw alice leave and come back.
-	if took > 12*time.Second {
-		t.Errorf("video flowing both ways took %v after the stop; want ≤ 12 s", took.Round(10*time.Millisecond))
-	}
+	m.waitMovedWithin(t, "stop", stoppedAt, to, 12*time.Second)
 	m.checkMoved(t, from, to, "edge-silent", "camera,microphone")
 }
 
