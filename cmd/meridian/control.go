@@ -19,6 +19,7 @@ import (
 
 	"github.com/meridian-video/meridian/control/api"
 	"github.com/meridian-video/meridian/control/cluster"
+	"github.com/meridian-video/meridian/control/placement"
 	"github.com/meridian-video/meridian/control/server"
 	"github.com/meridian-video/meridian/control/state"
 )
@@ -44,6 +45,7 @@ type controlFlags struct {
 	raft                                                      raftFlags
 	retention                                                 retentionFlags
 	console                                                   consoleFlags
+	rejoinGrace                                               time.Duration
 }
 
 func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
@@ -73,6 +75,7 @@ func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
 	f.geo.register(fs, devDefaults)
 	f.raft.register(fs)
 	f.retention.register(fs)
+	fs.DurationVar(&f.rejoinGrace, "rejoin-grace", placement.DefaultConfig().RejoinGrace, "how long the participants of an edge declared dead stay in their sessions, for them to move to another edge, before they are recorded as left at the time it died (0: at once; at most "+maxRejoinGrace.String()+")")
 	f.console.register(fs, devDefaults)
 	fs.Var(&f.corsOrigins, "cors-origins", "browser origins allowed to call the API (default: any; tokens are never cookies)")
 	fs.Var(&f.trustedProxies, "trusted-proxies", "load balancers (IP addresses or CIDR ranges, comma-separated) whose X-Forwarded-For gives the client's address for the audit log, per-address limits and GeoIP (default: none; the TCP peer is the client)")
@@ -235,6 +238,20 @@ func (f *controlFlags) advertisedHTTP() (string, error) {
 	return "", fmt.Errorf("--http %s listens on all interfaces: set --http-advertise host:port (the address other control nodes reach this one at)", f.httpAddr)
 }
 
+// maxRejoinGrace bounds --rejoin-grace: past a few minutes a participant
+// who is gone would count as in the meeting for longer than anyone waits.
+const maxRejoinGrace = 10 * time.Minute
+
+// placement is the placement configuration the control flags set.
+func (f *controlFlags) placement() (placement.Config, error) {
+	pc := placement.DefaultConfig()
+	if f.rejoinGrace < 0 || f.rejoinGrace > maxRejoinGrace {
+		return pc, fmt.Errorf("--rejoin-grace %v: want 0 to %v", f.rejoinGrace, maxRejoinGrace)
+	}
+	pc.RejoinGrace = f.rejoinGrace
+	return pc, nil
+}
+
 func runControl(args []string) error {
 	fs := newFlagSet("control", "Run a control-plane node. Three or five voters form a cluster: start one with\n--bootstrap --peers a=host1:7000,b=host2:7000,c=host3:7000 on each, or --join http://member:8080.")
 	var f controlFlags
@@ -267,7 +284,11 @@ func runControl(args []string) error {
 	if err != nil {
 		return err
 	}
-	controlPlugins(&cfg, f.edgeToken, wc, g)
+	pc, err := f.placement()
+	if err != nil {
+		return err
+	}
+	controlPlugins(&cfg, pc, f.edgeToken, wc, g)
 	cfg.Plugins = append(cfg.Plugins, webPlugin(f.frameAncestors))
 	if err := addConsole(&cfg, &f.console); err != nil {
 		return err

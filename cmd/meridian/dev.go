@@ -116,7 +116,11 @@ func runDev(args []string) error {
 	if err != nil {
 		return err
 	}
-	controlPlugins(&cfg, f.edgeToken, wc, g)
+	pc, err := f.placement()
+	if err != nil {
+		return err
+	}
+	controlPlugins(&cfg, pc, f.edgeToken, wc, g)
 	var edge *edgenode.Node
 	cfg.Plugins = append(cfg.Plugins, devEdgePlugin(&ef, f.edgeToken, logger, &edge), webPlugin(f.frameAncestors))
 	if f.console.adminPassword == "" {

@@ -334,9 +334,9 @@ func (g *geoFlags) setup() (*geoSetup, error) {
 	return &geoSetup{catalog: cat, locator: loc, fences: fences, region: g.region}, nil
 }
 
-// controlPlugins are the plugins every control node runs.
-func controlPlugins(cfg *server.Config, edgeToken string, wc webhooks.Config, g *geoSetup) {
-	pc := placement.DefaultConfig()
+// controlPlugins are the plugins every control node runs; pc is the
+// placement configuration of the flags, completed here.
+func controlPlugins(cfg *server.Config, pc placement.Config, edgeToken string, wc webhooks.Config, g *geoSetup) {
 	pc.EdgeToken = edgeToken
 	pc.Catalog, pc.Locator, pc.Fences = g.catalog, g.locator, g.fences
 	cfg.API.Catalog, cfg.API.Fences = g.catalog, g.fences

@@ -227,6 +227,7 @@ func TestBadFlagsFailClearly(t *testing.T) {
 		{[]string{"frobnicate"}, "frobnicate"},
 		{[]string{"dev", "--raft-log-store", "rocks", "--data", t.TempDir(), "--http", porttest.Addr(t)}, `--raft-log-store "rocks"`},
 		{[]string{"dev", "--raft-snapshot-interval", "10ms", "--data", t.TempDir(), "--http", porttest.Addr(t)}, "--raft-snapshot-interval 10ms"},
+		{[]string{"dev", "--rejoin-grace", "-5s", "--data", t.TempDir(), "--http", porttest.Addr(t)}, "--rejoin-grace -5s: want 0 to 10m0s"},
 	} {
 		// A case that is wrongly accepted would start a server: bound it.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
