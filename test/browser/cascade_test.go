@@ -390,9 +390,7 @@ func TestCascadeEdgeStall(t *testing.T) {
 	m.instrument(t)
 
 	stalled := m.cl.edges[from].proc
-	if err := stalled.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	stalled.signal(syscall.SIGSTOP)
 	// Before the harness stops it: a stopped process does not act on SIGTERM.
 	t.Cleanup(func() { _ = stalled.cmd.Process.Signal(syscall.SIGCONT) })
 	stoppedAt := time.Now()
@@ -425,9 +423,7 @@ func TestCascadeEdgeDrain(t *testing.T) {
 	m.instrument(t)
 
 	drained := m.cl.edges[from].proc
-	if err := drained.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	drained.signal(syscall.SIGTERM)
 	termAt := time.Now()
 	t.Logf("SIGTERM to %s (drain deadline 60 s); alice should move to %s", from, to)
 	aliceTook, took := m.waitMoved(t, termAt, to, 30*time.Second)

@@ -96,6 +96,15 @@ func (c *child) kill9() {
 	}
 }
 
+// signal sends sig to the process (SIGSTOP, SIGTERM, …), failing the test
+// if it cannot be sent.
+func (c *child) signal(sig syscall.Signal) {
+	c.t.Helper()
+	if err := c.cmd.Process.Signal(sig); err != nil {
+		c.t.Fatalf("%v to %s: %v", sig, c.name, err)
+	}
+}
+
 func (c *child) running() bool {
 	select {
 	case <-c.exited:

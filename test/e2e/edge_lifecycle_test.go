@@ -175,8 +175,21 @@ func TestJoinFlowAndSessionLifecycle(t *testing.T) {
 	})
 	// Every report the edge made, before and after the leader died, became
 	// exactly one event, in the order the edge made them.
+	got := queuedEvents(t, c, alive, room.RoomID)
+	want := []string{"session-started", "participant-joined alice", "participant-joined bob",
+		"participant-left alice", "participant-left bob", "session-ended"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("queued events:\n got %q\nwant %q", got, want)
+	}
+}
+
+// queuedEvents lists the webhook deliveries queued on node, in order, as
+// "<event type> <participant id>" (no id for session events); every one
+// must be roomID's, with a body that names its type and room.
+func queuedEvents(t *testing.T, c *clustertest.Cluster, node int, roomID string) []string {
+	t.Helper()
 	var got []string
-	c.Node(alive).Node().FSM().Read(func(s *state.Store) {
+	c.Node(node).Node().FSM().Read(func(s *state.Store) {
 		for _, d := range s.PendingDeliveries(0) {
 			var env struct {
 				WebhookType string `json:"webhookType"`
@@ -188,17 +201,13 @@ func TestJoinFlowAndSessionLifecycle(t *testing.T) {
 			if err := json.Unmarshal(d.Body, &env); err != nil {
 				t.Fatalf("delivery %s body %s: %v", d.ID, d.Body, err)
 			}
-			if env.WebhookType != d.EventType || env.Data.MeetingID != room.RoomID || d.RoomID != room.RoomID {
+			if env.WebhookType != d.EventType || env.Data.MeetingID != roomID || d.RoomID != roomID {
 				t.Fatalf("delivery %s: type %q, body %s", d.ID, d.EventType, d.Body)
 			}
 			got = append(got, strings.TrimSuffix(d.EventType+" "+env.Data.ParticipantID, " "))
 		}
 	})
-	want := []string{"session-started", "participant-joined alice", "participant-joined bob",
-		"participant-left alice", "participant-left bob", "session-ended"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("queued events:\n got %q\nwant %q", got, want)
-	}
+	return got
 }
 
 // TestDeadEdgeClosesItsParticipants: when an edge stops heartbeating the
@@ -366,22 +375,7 @@ func TestDeadEdgesParticipantsMayMoveWithinTheGrace(t *testing.T) {
 	if !ss.End.After(down) || !ss.End.Equal(*ss.EmptySince()) {
 		t.Fatalf("session ended at %v; its last participant left at %v, its dead edge went down at %v", ss.End, ss.EmptySince(), down)
 	}
-	var got []string
-	c.Node(next).Node().FSM().Read(func(s *state.Store) {
-		for _, d := range s.PendingDeliveries(0) {
-			var env struct {
-				Data struct {
-					ParticipantID string `json:"participantId"`
-				} `json:"data"`
-			}
-			if err := json.Unmarshal(d.Body, &env); err != nil {
-				t.Fatalf("delivery %s body %s: %v", d.ID, d.Body, err)
-			}
-			if d.RoomID == room.RoomID {
-				got = append(got, strings.TrimSuffix(d.EventType+" "+env.Data.ParticipantID, " "))
-			}
-		}
-	})
+	got := queuedEvents(t, c, next, room.RoomID)
 	slices.Sort(got)
 	want := []string{"participant-joined gone", "participant-joined mover", "participant-joined stayer",
 		"participant-left gone", "participant-left mover", "participant-left stayer", "session-ended", "session-started"}
