@@ -19,6 +19,20 @@ func (c *Catalog) Has(name string) bool {
 	return ok
 }
 
+// HasJurisdiction reports whether some region the catalog knows lies in
+// jurisdiction j. Edges register only in known regions, so a pin to any
+// other jurisdiction could never be met.
+func (c *Catalog) HasJurisdiction(j string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, r := range c.regions {
+		if slices.Contains(r.Jurisdictions, j) {
+			return true
+		}
+	}
+	return false
+}
+
 // Add adds a region, or replaces the built-in or earlier one of that name.
 // It is meant for startup (operator-defined regions); it is nevertheless
 // safe to call concurrently with readers.

@@ -101,6 +101,9 @@ func keyViewOf(k *state.APIKey, secret string) keyView {
 
 // CreateKey creates (or, for an identical key+secret, returns) an API key.
 func (s *Server) CreateKey(ctx context.Context, spec auth.NewKeySpec) (*state.APIKey, string, error) {
+	if err := s.checkPin("pin", spec.Pin); err != nil {
+		return nil, "", err
+	}
 	k, secret, err := auth.NewAPIKey(s.cfg.Rand, s.sealer, spec, s.cfg.Now())
 	if err != nil {
 		return nil, "", &Error{Status: fiber.StatusBadRequest, Message: err.Error()}

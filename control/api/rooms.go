@@ -256,12 +256,7 @@ func (req *createRoomRequest) toRoom(checkURL func(string) error, fences geo.Fen
 		r.MaxParticipants = int(n)
 	}
 	if req.Pin != nil {
-		for i, reg := range append(append([]string(nil), req.Pin.Regions...), req.Pin.Jurisdictions...) {
-			if !regionNameRe.MatchString(reg) {
-				return r, invalidField(fmt.Sprintf("pin[%d]", i), "region and jurisdiction names are 1-32 lowercase letters, digits or dashes")
-			}
-		}
-		r.Pin = *req.Pin
+		r.Pin = *req.Pin // checked against the region catalog by checkPin
 	}
 	if req.RequireSSO != nil {
 		r.RequireSSO = *req.RequireSSO
@@ -269,7 +264,35 @@ func (req *createRoomRequest) toRoom(checkURL func(string) error, fences geo.Fen
 	return r, nil
 }
 
-var regionNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+// checkPin refuses a pin naming a region or a jurisdiction the control
+// plane does not know. Edges register only in known regions (placement's
+// register), so such a pin could never be met: a room with it would answer
+// every join with 503, and a key with it could place no room at all. A
+// typo in a sovereignty pin is better refused when it is written.
+func (s *Server) checkPin(field string, p state.PinPolicy) error {
+	catalog := s.catalog()
+	for i, r := range p.Regions {
+		if !catalog.Has(r) {
+			return invalidField(fmt.Sprintf("%s.regions[%d]", field, i),
+				"region %q is not known to the control plane; use a built-in region or define it on every control node with --define-region", r)
+		}
+	}
+	for i, j := range p.Jurisdictions {
+		if !catalog.HasJurisdiction(j) {
+			return invalidField(fmt.Sprintf("%s.jurisdictions[%d]", field, i),
+				"no region known to the control plane is in jurisdiction %q; jurisdictions are lowercase (eu, us, de, ...), as the regions list them", j)
+		}
+	}
+	return nil
+}
+
+// catalog is the region catalog of this node's configuration.
+func (s *Server) catalog() *geo.Catalog {
+	if s.cfg.Catalog == nil {
+		return geo.NewCatalog()
+	}
+	return s.cfg.Catalog
+}
 
 // pinsMeet refuses a room whose own pin or geoFence allows no region the
 // API key's pin allows: placement requires all of them, so every join to
@@ -286,10 +309,7 @@ func (s *Server) pinsMeet(room state.Room, keyPin state.PinPolicy) error {
 			field = "geoFence"
 		}
 	}
-	catalog := s.cfg.Catalog
-	if catalog == nil {
-		catalog = geo.NewCatalog()
-	}
+	catalog := s.catalog()
 	var regions []string
 	s.node.FSM().Read(func(st *state.Store) {
 		for _, e := range st.Edges() {
@@ -317,6 +337,9 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	}
 	if p.Claims.RoomID != "" {
 		return &Error{Status: fiber.StatusForbidden, Message: fmt.Sprintf("this token is scoped to room %q and cannot create rooms", p.Claims.RoomID)}
+	}
+	if err := s.checkPin("pin", room.Pin); err != nil {
+		return err
 	}
 	if room.Pin.Empty() {
 		room.Pin = p.Key.Pin // a pinned key's rooms inherit its policy

@@ -1,9 +1,12 @@
 package api_test
 
 import (
+	"math"
 	"testing"
 
 	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/control/server"
+	"github.com/meridian-video/meridian/geo"
 )
 
 // TestRoomPinMustMeetTheKeyPin: placement holds a room to its own pin, its
@@ -54,5 +57,65 @@ func TestRoomPinMustMeetTheKeyPin(t *testing.T) {
 	// The same geoFence is fine for an unpinned key.
 	if r := c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{"geoFence": "us001"}); r.Status != 200 {
 		t.Errorf("geoFence us001 with an unpinned key: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestPinsNameKnownRegions: edges register only in regions the control
+// plane knows, so a room or API key pinned to any other region or
+// jurisdiction (a typo, a wrong case) could never be placed. It is
+// refused when written, with a 400 naming the entry, and nothing is stored.
+func TestPinsNameKnownRegions(t *testing.T) {
+	c := newNode(t)
+	admin := "Bearer " + c.AdminToken
+	total := func(path, auth string) int {
+		var page struct {
+			PageInfo struct{ Total int } `json:"pageInfo"`
+		}
+		c.Do(0, "GET", path, auth, nil).JSON(t, &page)
+		return page.PageInfo.Total
+	}
+	for _, tc := range []struct {
+		name  string
+		pin   map[string]any
+		field string // "" = accepted
+	}{
+		{"misspelt region", map[string]any{"regions": []string{"eu-west", "eu-wset"}}, "pin.regions[1]"},
+		{"region in capitals", map[string]any{"regions": []string{"EU-WEST"}}, "pin.regions[0]"},
+		{"unknown jurisdiction", map[string]any{"jurisdictions": []string{"eu", "atlantis"}}, "pin.jurisdictions[1]"},
+		{"jurisdiction in capitals", map[string]any{"jurisdictions": []string{"EU"}}, "pin.jurisdictions[0]"},
+		{"known region and jurisdiction", map[string]any{"regions": []string{"eu-central"}, "jurisdictions": []string{"de"}}, ""},
+	} {
+		rooms, keys := total("/v2/rooms", c.Token()), total("/admin/v1/keys", admin)
+		room := c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{"pin": tc.pin})
+		key := c.Do(0, "POST", "/admin/v1/keys", admin, map[string]any{"name": "pinned", "pin": tc.pin})
+		if tc.field == "" {
+			if room.Status != 200 || key.Status != 201 {
+				t.Errorf("%s: room %d %s; key %d %s", tc.name, room.Status, room.Body, key.Status, key.Body)
+			}
+			continue
+		}
+		expectError(t, room, 400, `field "`+tc.field+`"`)
+		expectError(t, key, 400, `field "`+tc.field+`"`)
+		if r, k := total("/v2/rooms", c.Token()), total("/admin/v1/keys", admin); r != rooms || k != keys {
+			t.Errorf("%s: refused, yet %d rooms and %d keys now, %d and %d before", tc.name, r, k, rooms, keys)
+		}
+	}
+}
+
+// TestPinsNameDefinedRegions: a region an operator defined
+// (--define-region, the catalog) is as good a pin as a built-in one, and so
+// is its jurisdiction.
+func TestPinsNameDefinedRegions(t *testing.T) {
+	cat := geo.NewCatalog()
+	if err := cat.Add(geo.Region{Name: "onprem-1", Lat: math.NaN(), Lon: math.NaN(), Jurisdictions: []string{"acme"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := newNode(t, func(cfg *server.Config) { cfg.API.Catalog = cat })
+	pin := map[string]any{"pin": map[string]any{"regions": []string{"onprem-1"}, "jurisdictions": []string{"acme"}}}
+	if r := c.Do(0, "POST", "/v2/rooms", c.Token(), pin); r.Status != 200 {
+		t.Fatalf("room pinned to a defined region: %d %s", r.Status, r.Body)
+	}
+	if r := c.Do(0, "POST", "/admin/v1/keys", "Bearer "+c.AdminToken, map[string]any{"name": "onprem", "pin": pin["pin"]}); r.Status != 201 {
+		t.Fatalf("key pinned to a defined region: %d %s", r.Status, r.Body)
 	}
 }
