@@ -8,6 +8,7 @@
 #
 #   benchmarks/join.sh               # 20 repetitions
 #   REPS=50 benchmarks/join.sh
+#   QUERY=simulcast=0 benchmarks/join.sh  # more meeting page parameters
 #   CHROMIUM=/path/to/chromium ...   # default /usr/bin/chromium
 #   MERIDIAN=/path/to/meridian ...   # a prebuilt binary (e.g. from a worktree
 #                                    # of another commit) instead of bin/meridian
@@ -19,6 +20,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 REPS=${REPS:-20}
+QUERY=${QUERY:-}
 CHROMIUM=${CHROMIUM:-${MERIDIAN_CHROMIUM:-/usr/bin/chromium}}
 KEY=bench-key
 SECRET=bench-secret-0123456789abcdef0123456789abcdef
@@ -65,10 +67,10 @@ fi
 
 mkdir -p "$RESULTS"
 {
-	echo "Join to first frame, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), Meridian $VERSION, $("$CHROMIUM" --version 2>/dev/null | head -n1)"
+	echo "Join to first frame, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), Meridian $VERSION, $("$CHROMIUM" --version 2>/dev/null | head -n1)${QUERY:+, meeting page parameters $QUERY}"
 	echo
 	"$WORK/joinbench" -url "http://127.0.0.1:$PORT" -api-key "$KEY" -api-secret "$SECRET" -chromium "$CHROMIUM" \
-		-reps "$REPS" -json "$RESULTS/join.json"
+		-reps "$REPS" -query "$QUERY" -json "$RESULTS/join.json"
 	echo
 	echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 	# How the edge sent the pages' media: its own SRTP (edge/sfu/srtpdirect.go)

@@ -60,6 +60,7 @@ type options struct {
 	pause            time.Duration
 	jsonOut, label   string
 	verbose          bool
+	query            string // more meeting page parameters
 }
 
 func run() error {
@@ -74,12 +75,16 @@ func run() error {
 	flag.StringVar(&o.jsonOut, "json", "", "write the samples and the summary here")
 	flag.StringVar(&o.label, "label", "meridian", "label stored with the results")
 	flag.BoolVar(&o.verbose, "v", false, "one line per repetition on stderr")
+	flag.StringVar(&o.query, "query", "", "more meeting page parameters, e.g. simulcast=0 (see web/meet/meet.js)")
 	flag.Parse()
 	if o.key == "" || o.secret == "" {
 		return errors.New("-api-key and -api-secret are required")
 	}
 	if _, err := os.Stat(o.chromium); err != nil {
 		return fmt.Errorf("chromium not found at %s (apt-get install -y chromium, or -chromium PATH)", o.chromium)
+	}
+	if _, err := url.ParseQuery(o.query); err != nil {
+		return fmt.Errorf("-query %q: %w", o.query, err)
 	}
 	o.url = strings.TrimRight(o.url, "/")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -141,7 +146,10 @@ func oneRep(ctx context.Context, o options, pages [2]*browser, rep int) ([]sampl
 		if err != nil {
 			return nil, err
 		}
-		links[i] = o.url + "/meet/" + room + "?" + url.Values{"token": {tok}, "name": {b.name}}.Encode()
+		q, _ := url.ParseQuery(o.query) // checked in run
+		q.Set("token", tok)
+		q.Set("name", b.name)
+		links[i] = o.url + "/meet/" + room + "?" + q.Encode()
 	}
 	rctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
