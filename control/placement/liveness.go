@@ -224,9 +224,9 @@ func (s *Service) closeStranded(ctx context.Context, stranded map[string]bool, n
 					continue
 				}
 				// A join reported after the edge was declared down (its
-				// event queued behind the stall) must not end before it
-				// began.
-				list = append(list, p{ss.RoomID, sp.ParticipantID, sp.EdgeID, latest(down, sp.Timelog[len(sp.Timelog)-1].Start)})
+				// event queued behind the stall) began after this time:
+				// the FSM ends such an interval at its start.
+				list = append(list, p{ss.RoomID, sp.ParticipantID, sp.EdgeID, down})
 			}
 		}
 	})
@@ -244,13 +244,6 @@ func (s *Service) closeStranded(ctx context.Context, stranded map[string]bool, n
 		}
 	}
 	return nil
-}
-
-func latest(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 // RepairLoop is leader-only: it drops from each placement the edges that

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"go/ast"
@@ -398,4 +399,73 @@ func TestPruneDropsOnlyExpiredRefreshTokens(t *testing.T) {
 			t.Fatalf("after the prune at 60 min: %v, want the tokens expiring at 70 and 61 min (r2, r6)", left)
 		}
 	})
+}
+
+// TestIntervalsNeverEndBeforeTheyBegin: a leave's time comes from another
+// clock than its join's (an edge ahead of the control plane, the leader's
+// sweep, an API call), and may precede it. The interval then ends at its
+// start, its participant-left is dated then, and the session does not end
+// before any of its participations.
+func TestIntervalsNeverEndBeforeTheyBegin(t *testing.T) {
+	f := newTestFSM(t)
+	mustRoom(t, f, "aaaaaaaaaaaaaaaaaaaaaaaa", "abcd-efgh-ijkl", "")
+	join := func(ev, pid, sid string, at time.Time) {
+		t.Helper()
+		if _, err := f.apply(CmdParticipantJoin, ParticipantJoin{EventID: ev, RoomID: "abcd-efgh-ijkl", ParticipantID: pid, EdgeID: "e1", At: at,
+			NewSessionID: sid, NewDocID: "d" + ev, IDs: []string{ev + "a", ev + "b"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(sid string, wantEnd time.Time) {
+		t.Helper()
+		f.Read(func(s *Store) {
+			ss, ok := s.Session("u1", sid)
+			if !ok || ss.End == nil || !ss.End.Equal(wantEnd) {
+				t.Fatalf("session %s: %+v, want it ended at %v", sid, ss, wantEnd)
+			}
+			for _, p := range ss.Participants {
+				for _, iv := range p.Timelog {
+					if iv.End == nil || iv.End.Before(iv.Start) {
+						t.Fatalf("%s: interval %v – %v", p.ParticipantID, iv.Start, iv.End)
+					}
+				}
+			}
+			left := 0
+			for _, d := range s.PendingDeliveries(0) {
+				if d.SessionID != sid || d.EventType != "participant-left" {
+					continue
+				}
+				left++
+				var body struct {
+					Data struct{ ParticipantID string } `json:"data"`
+				}
+				if err := json.Unmarshal(d.Body, &body); err != nil {
+					t.Fatal(err)
+				}
+				p := ss.participant(body.Data.ParticipantID)
+				if end := p.Timelog[len(p.Timelog)-1].End; !d.CreatedAt.Equal(*end) {
+					t.Fatalf("%s: participant-left dated %v, the interval ended %v", p.ParticipantID, d.CreatedAt, end)
+				}
+			}
+			if left != len(ss.Participants) {
+				t.Fatalf("session %s: %d participant-left for %d participants", sid, left, len(ss.Participants))
+			}
+		})
+	}
+	// The last one out, reported 5 s before its own join.
+	join("j1", "p1", "111111111111111111111111", t0)
+	join("j2", "p2", "111111111111111111111111", t0.Add(10*time.Second))
+	if _, err := f.apply(CmdParticipantLeave, ParticipantLeave{EventID: "l1", RoomID: "abcd-efgh-ijkl", ParticipantID: "p1", At: t0.Add(time.Second), IDs: []string{"l1a", "l1b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.apply(CmdParticipantLeave, ParticipantLeave{EventID: "l2", RoomID: "abcd-efgh-ijkl", ParticipantID: "p2", At: t0.Add(5 * time.Second), IDs: []string{"l2a", "l2b"}}); err != nil {
+		t.Fatal(err)
+	}
+	check("111111111111111111111111", t0.Add(10*time.Second))
+	// A session ended through the API at a time before a participant's join.
+	join("j3", "p3", "222222222222222222222222", t0.Add(30*time.Second))
+	if _, err := f.apply(CmdEndSession, EndSession{UserID: "u1", RoomRef: "abcd-efgh-ijkl", Reason: "api", At: t0.Add(20 * time.Second), IDs: []string{"x1", "x2", "x3"}}); err != nil {
+		t.Fatal(err)
+	}
+	check("222222222222222222222222", t0.Add(30*time.Second))
 }

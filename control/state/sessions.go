@@ -445,28 +445,40 @@ func applyEndSession(s *Store, index uint64, c *EndSession) (any, error) {
 }
 
 // endSession closes every open participation of a stored session and ends
-// it, in one new version.
+// it, in one new version; never before one of those participations ended.
 func (s *Store) endSession(index uint64, r *Room, old *Session, at time.Time, reason string, ids *idSource) {
 	ss := old.edit()
+	end := at
 	for _, cur := range old.Participants {
 		if cur.Active() {
-			s.closeParticipant(index, r, ss, ss.editParticipant(cur.ParticipantID), at, ids)
+			if left := s.closeParticipant(index, r, ss, ss.editParticipant(cur.ParticipantID), at, ids); left.After(end) {
+				end = left
+			}
 		}
 	}
-	s.finishSession(index, r, ss, at, reason, ids)
+	s.finishSession(index, r, ss, end, reason, ids)
 	ss.ModifyIndex = index
 	s.putSession(old, ss)
 	s.bump("sessions", index)
 }
 
-// closeParticipant ends p's open interval; ss and p are private copies.
-func (s *Store) closeParticipant(index uint64, r *Room, ss *Session, p *SessionParticipant, at time.Time, ids *idSource) {
+// closeParticipant ends p's open interval at at, or at its start if at
+// precedes it, and returns the end it recorded; ss and p are private copies.
+// The times come from different clocks (an edge's join, the leader's
+// sweep, an API call's arrival), and an interval that ended before it began
+// would give a negative duration to every reader of the timeline.
+func (s *Store) closeParticipant(index uint64, r *Room, ss *Session, p *SessionParticipant, at time.Time, ids *idSource) time.Time {
+	iv := &p.Timelog[len(p.Timelog)-1]
 	end := at
-	p.Timelog[len(p.Timelog)-1].End = &end
-	if p.EdgeID != "" {
-		s.touchHop(ss.ID, HopEdge, p.EdgeID, at)
+	if end.Before(iv.Start) {
+		end = iv.Start
 	}
-	s.enqueue(index, r, ss.ID, ids.next(), "participant-left", at, participantData{MeetingID: r.RoomID, SessionID: ss.ID, ParticipantID: p.ParticipantID, ParticipantName: p.Name})
+	iv.End = &end
+	if p.EdgeID != "" {
+		s.touchHop(ss.ID, HopEdge, p.EdgeID, end)
+	}
+	s.enqueue(index, r, ss.ID, ids.next(), "participant-left", end, participantData{MeetingID: r.RoomID, SessionID: ss.ID, ParticipantID: p.ParticipantID, ParticipantName: p.Name})
+	return end
 }
 
 // finishSession ends ss (a private copy, stored by the caller). A room set
