@@ -50,6 +50,15 @@ type EgressMembers interface {
 	SetEgress(roomID, origin string, st wire.EgressState)
 }
 
+// LobbyMembers is what a Members whose rooms have a lobby also does
+// (signal.Server): who waits in this edge's lobby goes to the peers, who
+// waits in theirs comes in by edge, for this edge's moderators to answer.
+type LobbyMembers interface {
+	LobbyRequests(roomID string) []wire.LobbyRequest
+	RemoteLobby(roomID, origin string, req wire.LobbyRequest)
+	RemoteLobbyGone(roomID, origin, pid string)
+}
+
 // Config configures a Manager.
 type Config struct {
 	EdgeID, Region string
@@ -480,6 +489,18 @@ func (m *Manager) LocalMute(roomID string, mu wire.Mute) {
 	m.broadcastServed(roomID, edgeapi.CascadeMute, mu)
 }
 
+// LocalLobby implements signal's optional lobby hook: req waits in this
+// edge's lobby.
+func (m *Manager) LocalLobby(roomID string, req wire.LobbyRequest) {
+	m.broadcastServed(roomID, edgeapi.CascadeLobby, req)
+}
+
+// LocalLobbyGone implements signal's optional lobby hook: pid no longer
+// waits in this edge's lobby.
+func (m *Manager) LocalLobbyGone(roomID, pid string) {
+	m.broadcastServed(roomID, edgeapi.CascadeLobbyGone, edgeapi.CascadeLobbyGoneMsg{ParticipantID: pid})
+}
+
 // LocalEgress implements signal's optional egress hook: the room's
 // recording/streaming state by this edge's jobs changed.
 func (m *Manager) LocalEgress(roomID string, st wire.EgressState) {
@@ -523,13 +544,14 @@ func (m *Manager) stopIfUnneeded(roomID string) {
 }
 
 // Moderate implements signal.Cascade: forward a moderator's action to the
-// edge the participant is on.
+// edge the participant is on, or, for a lobby decision, waits on.
 func (m *Manager) Moderate(roomID, pid, action, kind string) bool {
+	lobby := action == edgeapi.ModerateAdmit || action == edgeapi.ModerateDeny
 	m.mu.Lock()
 	var target *pullLeg
 	if rs := m.rooms[roomID]; rs != nil {
 		for _, l := range rs.pulls {
-			if l.hasRemote(pid) {
+			if (!lobby && l.hasRemote(pid)) || (lobby && l.hasAsker(pid)) {
 				target = l
 				break
 			}

@@ -156,6 +156,16 @@ func (ctl *control) link(t *testing.T, room string, epoch uint64, allowed []stri
 
 func (ctl *control) join(t *testing.T, e *edge, room, pid string, perms ticket.Permissions) *signaltest.Client {
 	t.Helper()
+	c, lobby := ctl.connect(t, e, room, pid, perms)
+	if lobby {
+		t.Fatalf("join %s on %s: put in the lobby", pid, e.id)
+	}
+	return c
+}
+
+// connect joins pid with a fresh ticket for e; lobby: it waits in e's lobby.
+func (ctl *control) connect(t *testing.T, e *edge, room, pid string, perms ticket.Permissions) (c *signaltest.Client, lobby bool) {
+	t.Helper()
 	now := time.Now()
 	tok, err := ticket.Sign(ctl.priv, ticket.Claims{RoomID: room, ParticipantID: pid, ParticipantName: "N-" + pid, EdgeID: e.id, Permissions: perms,
 		IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Minute).Unix()})
@@ -164,15 +174,16 @@ func (ctl *control) join(t *testing.T, e *edge, room, pid string, perms ticket.P
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := signaltest.Dial(ctx, signaltest.Config{URL: "ws://" + e.addr + "/rtc", PingInterval: time.Second})
+	c, err = signaltest.Dial(ctx, signaltest.Config{URL: "ws://" + e.addr + "/rtc", PingInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	if _, lobby, err := c.Join(ctx, tok, "N-"+pid); err != nil || lobby {
-		t.Fatalf("join %s on %s: lobby=%v %v", pid, e.id, lobby, err)
+	_, lobby, err = c.Join(ctx, tok, "N-"+pid)
+	if err != nil {
+		t.Fatalf("join %s on %s: %v", pid, e.id, err)
 	}
-	return c
+	return c, lobby
 }
 
 var all = ticket.Permissions{Publish: true, Subscribe: true}

@@ -136,6 +136,9 @@ func (m *Manager) serveWS(ws *websocket.Conn) {
 	if em, ok := m.cfg.Members.(EgressMembers); ok {
 		welcome.Egress = em.OwnEgress(claims.RoomID)
 	}
+	if lm, ok := m.cfg.Members.(LobbyMembers); ok {
+		welcome.Lobby = lm.LobbyRequests(claims.RoomID)
+	}
 	if !conn.send(edgeapi.CascadeWelcome, welcome) {
 		return
 	}

@@ -55,13 +55,9 @@ func (r *room) localAnnounced(pid string) bool {
 // RemoteJoined adds (or refreshes) a participant relayed from edge origin.
 func (s *Server) RemoteJoined(roomID, origin string, p wire.Participant) {
 	s.mu.Lock()
-	r := s.rooms[roomID]
-	if r == nil {
-		// Legs set up ahead of the room's first participant here: keep
-		// the relayed participants for its `joined`.
-		r = &room{members: map[string]*member{}, lobby: map[string]*member{}}
-		s.rooms[roomID] = r
-	}
+	// Legs set up ahead of the room's first participant here: keep the
+	// relayed participants for its `joined`.
+	r := s.roomLocked(roomID)
 	if r.remotes == nil {
 		r.remotes = map[string]*remoteMember{}
 	}
@@ -119,7 +115,7 @@ func (s *Server) RemoteLeft(roomID, origin, pid, reason string, lost bool) {
 		rm.lost.Stop()
 	}
 	delete(r.remotes, pid)
-	if len(r.members) == 0 && len(r.lobby) == 0 && len(r.remotes) == 0 {
+	if r.empty() {
 		delete(s.rooms, roomID)
 	}
 	var targets []*member
@@ -231,6 +227,9 @@ func (s *Server) ModerateLocal(roomID, pid, action, kind string) bool {
 		return s.muteLocal(roomID, wire.MuteParticipant{ParticipantID: pid, Kind: kind})
 	case edgeapi.ModerateRemove:
 		return s.RemoveParticipant(roomID, pid, wire.ReasonRemoved)
+	case edgeapi.ModerateAdmit, edgeapi.ModerateDeny:
+		// Only for someone waiting here: a decision never reaches further.
+		return s.decideLocal(roomID, wire.LobbyDecision{ParticipantID: pid, Admit: action == edgeapi.ModerateAdmit})
 	}
 	return false
 }

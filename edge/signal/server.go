@@ -50,6 +50,23 @@ type room struct {
 	members map[string]*member
 	lobby   map[string]*member
 	remotes map[string]*remoteMember // relayed from other edges
+	asking  map[string]remoteAsker   // waiting in other edges' lobbies
+}
+
+// roomLocked returns the room, created if this edge has none of it yet
+// (s.mu held).
+func (s *Server) roomLocked(roomID string) *room {
+	r := s.rooms[roomID]
+	if r == nil {
+		r = &room{members: map[string]*member{}, lobby: map[string]*member{}}
+		s.rooms[roomID] = r
+	}
+	return r
+}
+
+// empty: nothing of the room is left on this edge, local or relayed.
+func (r *room) empty() bool {
+	return len(r.members) == 0 && len(r.lobby) == 0 && len(r.remotes) == 0 && len(r.asking) == 0
 }
 
 // New creates a Server driving media. cfg is validated.
@@ -365,6 +382,9 @@ func (s *Server) leaveLocked(m *member, reason string, final []byte, announce bo
 		}
 	}
 	s.mu.Unlock()
+	if !wasAdmitted {
+		s.announceLobbyGone(m.roomID, m.id)
+	}
 	casc := s.cascade.get()
 	if casc != nil && roomGone {
 		defer casc.LocalRoomEmpty(m.roomID)

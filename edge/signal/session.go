@@ -163,11 +163,7 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 		s.mu.Unlock()
 		return nil, perr(wire.CodeRoomClosed, "room closed")
 	}
-	r := s.rooms[cl.RoomID]
-	if r == nil {
-		r = &room{members: map[string]*member{}, lobby: map[string]*member{}}
-		s.rooms[cl.RoomID] = r
-	}
+	r := s.roomLocked(cl.RoomID)
 	if old := r.members[cl.ParticipantID]; old != nil && old.state != stateGone {
 		// Duplicate: the new connection takes over the admitted participant.
 		old.name, old.perms = name, cl.Permissions
@@ -202,10 +198,12 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 
 	if lobby {
 		c.send(encode(wire.TypeLobby, struct{}{}))
-		req := encode(wire.TypeLobbyRequest, wire.LobbyRequest{ParticipantID: m.id, Name: name})
+		req := wire.LobbyRequest{ParticipantID: m.id, Name: name}
+		msg := encode(wire.TypeLobbyRequest, req)
 		for _, mod := range mods {
-			mod.deliverNow(req)
+			mod.deliverNow(msg)
 		}
+		s.announceLobby(cl.RoomID, req)
 		return m, nil
 	}
 	if pe := s.activate(m); pe != nil {
@@ -355,6 +353,11 @@ func (s *Server) activateLocked(m *member, resumed, announce bool) *protoError {
 		if r := s.rooms[m.roomID]; r != nil {
 			for id, l := range r.lobby {
 				lobbyReqs = append(lobbyReqs, encode(wire.TypeLobbyRequest, wire.LobbyRequest{ParticipantID: id, Name: l.name}))
+			}
+			for id, a := range r.asking {
+				if r.lobby[id] == nil {
+					lobbyReqs = append(lobbyReqs, encode(wire.TypeLobbyRequest, wire.LobbyRequest{ParticipantID: id, Name: a.name}))
+				}
 			}
 		}
 		s.mu.Unlock()
@@ -574,7 +577,18 @@ func (s *Server) announceMute(roomID string, m wire.Mute) {
 	}
 }
 
+// decide carries out a moderator's lobby decision, here or on the edge
+// the participant waits on.
 func (s *Server) decide(roomID string, d wire.LobbyDecision) *protoError {
+	if s.decideLocal(roomID, d) || s.decideRemote(roomID, d) {
+		return nil
+	}
+	return perr(wire.CodeNotFound, "nobody with that id is waiting")
+}
+
+// decideLocal carries out a lobby decision for someone waiting on this
+// edge; false if nobody with that id waits here.
+func (s *Server) decideLocal(roomID string, d wire.LobbyDecision) bool {
 	s.mu.Lock()
 	r := s.rooms[roomID]
 	var t *member
@@ -583,31 +597,32 @@ func (s *Server) decide(roomID string, d wire.LobbyDecision) *protoError {
 	}
 	if t == nil || t.state != stateLobby {
 		s.mu.Unlock()
-		return perr(wire.CodeNotFound, "nobody with that id is waiting")
+		return false
 	}
 	if !d.Admit {
 		s.mu.Unlock()
 		s.leave(t, wire.ReasonDenied, encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDenied}), false)
-		return nil
+		return true
 	}
 	if t.maxParticipants > 0 && len(r.members) >= t.maxParticipants {
 		s.mu.Unlock()
 		s.leave(t, wire.ReasonDenied, errorFrame(perr(wire.CodeRoomFull, "room is full")), false)
-		return nil
+		return true
 	}
 	delete(r.lobby, t.id)
 	if old := r.members[t.id]; old != nil && old != t {
 		s.mu.Unlock()
 		s.leave(t, wire.ReasonDuplicate, encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDuplicate}), false)
-		return nil
+		return true
 	}
 	r.members[t.id] = t
 	t.state = stateActive
 	s.mu.Unlock()
+	s.announceLobbyGone(roomID, t.id)
 	if pe := s.activate(t); pe != nil {
 		if c := t.currentConn(); c != nil {
 			c.sendFinal(errorFrame(pe))
 		}
 	}
-	return nil
+	return true
 }

@@ -13,7 +13,12 @@ import (
 //	U → D  welcome   {proof, participants}                    proof = U signs ProofMessage(room, U, D, D's nonce)
 //	U → D  offer / candidate (U offers on the leg's PeerConnection), D → U answer / candidate
 //	U → D  participant-joined, participant-left, mute, track-gone, quality
+//	U → D  lobby-request {participantId, name}, lobby-gone {participantId}
 //	D → U  moderate  {action, participantId, kind}
+//
+// The lobby frames let a moderator on D answer someone waiting in U's
+// lobby (moderate admit | deny): an asker lands on the edge nearest to
+// them, not necessarily on a moderator's.
 //
 // Either side closes the socket (and the leg) on any protocol violation.
 const (
@@ -29,11 +34,15 @@ const (
 	CascadeTrackGone   = "track-gone"
 	CascadeQuality     = "quality"
 	CascadeModerate    = "moderate"
-	CascadeEgress      = "egress-state" // wire.EgressState of U's own jobs for the room
+	CascadeLobby       = "lobby-request" // wire.LobbyRequest: someone waits in U's lobby
+	CascadeLobbyGone   = "lobby-gone"    // CascadeLobbyGoneMsg: no longer waiting there
+	CascadeEgress      = "egress-state"  // wire.EgressState of U's own jobs for the room
 	CascadeClose       = "close"
 	CascadePath        = "/internal/v1/cascade"
 	ModerateMute       = "mute"
 	ModerateRemove     = "remove"
+	ModerateAdmit      = "admit" // a lobby decision
+	ModerateDeny       = "deny"
 	CascadeReasonLost  = "edge-unreachable"
 	CascadeMaxFrameLen = 1 << 20
 )
@@ -62,6 +71,14 @@ type CascadeWelcomeMsg struct {
 	Participants []wire.Participant `json:"participants"`
 	// Egress is the room's recording/streaming state by U's own jobs.
 	Egress wire.EgressState `json:"egress,omitzero"`
+	// Lobby lists who waits in U's lobby for the room.
+	Lobby []wire.LobbyRequest `json:"lobby,omitempty"`
+}
+
+// CascadeLobbyGoneMsg says a participant no longer waits in U's lobby
+// (admitted, denied, gone, or moved to another edge).
+type CascadeLobbyGoneMsg struct {
+	ParticipantID string `json:"participantId"`
 }
 
 // CascadeLeftMsg says a participant left U.
@@ -84,7 +101,7 @@ type CascadeQualityMsg struct {
 
 // CascadeModerateMsg asks U to act on one of its participants.
 type CascadeModerateMsg struct {
-	Action        string `json:"action"` // mute | remove
+	Action        string `json:"action"` // mute | remove | admit | deny
 	ParticipantID string `json:"participantId"`
 	Kind          string `json:"kind,omitempty"` // audio | video for mute
 }

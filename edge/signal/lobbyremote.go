@@ -1,0 +1,115 @@
+package signal
+
+import (
+	"slices"
+
+	"github.com/meridian-video/meridian/shared/edgeapi"
+	wire "github.com/meridian-video/meridian/shared/signal"
+)
+
+// A room's lobby across edges. Someone who may only ask to join waits in
+// the lobby of the edge placement gave them, the one nearest to them; the
+// room's moderators may all be on other edges. So who waits here is told
+// to the room's other edges (lobbyCascade, then their RemoteLobby), their
+// moderators get the lobby-request as if it were local, and a decision
+// for someone waiting elsewhere goes to that edge (Cascade.Moderate with
+// admit or deny), whose lobby carries it out as for a local moderator.
+
+// lobbyCascade is the optional part of a Cascade that tells the room's
+// other edges who waits in this edge's lobby (edge/cascade.Manager).
+type lobbyCascade interface {
+	LocalLobby(roomID string, req wire.LobbyRequest)
+	LocalLobbyGone(roomID, participantID string)
+}
+
+// remoteAsker waits in the lobby of another edge.
+type remoteAsker struct {
+	origin, name string
+}
+
+// announceLobby tells the room's other edges that req waits here.
+func (s *Server) announceLobby(roomID string, req wire.LobbyRequest) {
+	if lc, ok := s.cascade.get().(lobbyCascade); ok {
+		lc.LocalLobby(roomID, req)
+	}
+}
+
+// announceLobbyGone tells them pid no longer waits here.
+func (s *Server) announceLobbyGone(roomID, pid string) {
+	if lc, ok := s.cascade.get().(lobbyCascade); ok {
+		lc.LocalLobbyGone(roomID, pid)
+	}
+}
+
+// LobbyRequests lists who waits in this edge's lobby for the room (what a
+// new cascade leg is told).
+func (s *Server) LobbyRequests(roomID string) []wire.LobbyRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []wire.LobbyRequest
+	if r := s.rooms[roomID]; r != nil {
+		for id, m := range r.lobby {
+			if m.state == stateLobby {
+				out = append(out, wire.LobbyRequest{ParticipantID: id, Name: m.name})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b wire.LobbyRequest) int { return cmpString(a.ParticipantID, b.ParticipantID) })
+	return out
+}
+
+// RemoteLobby records that req waits in the lobby of edge origin and asks
+// this edge's moderators, as a local request would.
+func (s *Server) RemoteLobby(roomID, origin string, req wire.LobbyRequest) {
+	if req.ParticipantID == "" {
+		return
+	}
+	s.mu.Lock()
+	r := s.roomLocked(roomID) // the leg's welcome can come before this edge's first participant
+	if r.asking == nil {
+		r.asking = map[string]remoteAsker{}
+	}
+	r.asking[req.ParticipantID] = remoteAsker{origin: origin, name: req.Name}
+	mods := s.moderatorsLocked(roomID)
+	s.mu.Unlock()
+	msg := encode(wire.TypeLobbyRequest, req)
+	for _, mod := range mods {
+		mod.deliverNow(msg)
+	}
+}
+
+// RemoteLobbyGone forgets that pid waits in the lobby of edge origin (it
+// was admitted or denied there, left, or its edge's leg is gone). A newer
+// request of pid through another edge stays.
+func (s *Server) RemoteLobbyGone(roomID, origin, pid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[roomID]
+	if r == nil || r.asking[pid].origin != origin {
+		return
+	}
+	delete(r.asking, pid)
+	if r.empty() {
+		delete(s.rooms, roomID)
+	}
+}
+
+// decideRemote sends a moderator's decision to the edge pid waits on;
+// false if pid waits on no edge this one knows of.
+func (s *Server) decideRemote(roomID string, d wire.LobbyDecision) bool {
+	s.mu.Lock()
+	var waits bool
+	if r := s.rooms[roomID]; r != nil {
+		_, waits = r.asking[d.ParticipantID]
+	}
+	s.mu.Unlock()
+	if !waits {
+		return false
+	}
+	action := edgeapi.ModerateDeny
+	if d.Admit {
+		action = edgeapi.ModerateAdmit
+	}
+	casc := s.cascade.get()
+	return casc != nil && casc.Moderate(roomID, d.ParticipantID, action, "")
+}
