@@ -86,7 +86,7 @@
  *   The join API answers a list of candidate edges; the SDK joins the first
  *   that admits it (the next one if its WebSocket cannot be opened or it
  *   answers wrong-edge / unavailable). Once in the room, the edge counts as
- *   lost when the signaling socket closes without `removed`/leave, when a
+ *   lost (in the lobby too) when the signaling socket closes without `removed`/leave, when a
  *   PeerConnection goes "failed" or stays "disconnected" for 3 s, when the
  *   edge answers nothing (not even `pong`) for 3 s (edge-silent: a stalled
  *   edge keeps its sockets open), or when the edge sends `reconnect` (it is
@@ -441,7 +441,9 @@ export class Room extends Emitter {
    */
   _pingTick() {
     const now = Date.now();
-    if (this._pingOwedSince && now - this._pingOwedSince > EDGE_SILENT_AFTER && this.state === 'joined') {
+    // In the lobby too: a participant waiting on a stalled edge would
+    // otherwise wait for ever (moderators on any edge answer a request).
+    if (this._pingOwedSince && now - this._pingOwedSince > EDGE_SILENT_AFTER && (this.state === 'joined' || this.state === 'lobby')) {
       this._onEdgeLost('edge-silent', `no answer from the edge for ${((now - this._pingOwedSince) / 1000).toFixed(1)} s`, { keepSocket: true });
       return;
     }

@@ -1,0 +1,72 @@
+package browser
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meridian-video/meridian/control/auth"
+)
+
+// TestCascadeLobbyEdgeStall: the room's moderator (bob) is in Montréal;
+// carol may only ask to join and waits in the lobby of a Paris edge. Bob's
+// page lists her request, although it waits on another edge. Then carol's
+// edge stalls (SIGSTOP): her page hears nothing from it, moves to the other
+// Paris edge and asks again; bob admits her from his list and the two see
+// each other.
+func TestCascadeLobbyEdgeStall(t *testing.T) {
+	chromiumPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	t.Cleanup(cancel)
+	cl := startCluster(t, cascadeEdges...)
+	room := cl.createRoom()
+	bob := newPage(t, ctx, "bob")
+	bob.screenshotOnFailure(t)
+	carol := newPage(t, ctx, "carol")
+	carol.screenshotOnFailure(t)
+
+	modToken := cl.mint(tokenOpts{roles: []string{auth.RoleRTC}, perms: []string{auth.PermAllowJoin, auth.PermAllowMod}, room: room, partID: "bob"})
+	bob.openMeeting(cl.meetURL(room, modToken, "Bob", "ca-east"))
+	if v := bob.waitFor("bob joined", 20*time.Second, roomState); v["edge"] != "montreal-1" {
+		t.Fatalf("bob (ca-east) placed on %v", v["edge"])
+	}
+	// Count the lobby requests bob's page gets, to admit carol only once
+	// her request from her new edge arrived.
+	if _, err := evalJS[bool](bob, `(window.testAsked = [], window.meridianRoom.on('lobby-request', (e) => window.testAsked.push(e.participantId)), true)`); err != nil {
+		t.Fatal(err)
+	}
+	askToken := cl.mint(tokenOpts{roles: []string{auth.RoleRTC}, perms: []string{auth.PermAskJoin}, room: room, partID: "carol"})
+	carol.openMeeting(cl.meetURL(room, askToken, "Carol", "eu-west"))
+	const inLobby = `(() => { const r = window.meridianRoom; return {ok: r?.state === 'lobby' && !!r.edgeId, state: r?.state, edge: r?.edgeId || ''}; })()`
+	from := carol.waitFor("carol in the lobby", 20*time.Second, inLobby)["edge"].(string)
+	to, ok := otherParis[from]
+	if !ok {
+		t.Fatalf("carol (eu-west) waits on %s, want a paris edge", from)
+	}
+	const asked = `(() => ({ok: window.testAsked.filter((p) => p === 'carol').length >= %d,
+  asked: window.testAsked, button: !!document.querySelector('#lobby-list li[data-participant-id="carol"] [data-action="admit"]')}))()`
+	if v := bob.waitFor("carol's request on bob's page (montreal-1)", 15*time.Second, fmt.Sprintf(asked, 1)); v["button"] != true {
+		t.Fatalf("bob's page has no admit button for carol: %v", v)
+	}
+
+	stalled := cl.edges[from].proc
+	stalled.signal(syscall.SIGSTOP)
+	t.Cleanup(func() { _ = stalled.cmd.Process.Signal(syscall.SIGCONT) })
+	stoppedAt := time.Now()
+	t.Logf("stopped %s (SIGSTOP) with carol in its lobby; she should ask again on %s", from, to)
+	carol.waitFor("carol in the lobby of "+to, 15*time.Second,
+		`(() => { const r = window.meridianRoom; return {ok: r?.state === 'lobby' && r.edgeId === '`+to+`', state: r?.state, edge: r?.edgeId || ''}; })()`)
+	bob.waitFor("carol's request again, from "+to, 15*time.Second, fmt.Sprintf(asked, 2))
+	t.Logf("carol waits on %s, asked again, %v after the stop", to, time.Since(stoppedAt).Round(100*time.Millisecond))
+
+	if err := bob.click(`#lobby-list li[data-participant-id="carol"] [data-action="admit"]`); err != nil {
+		t.Fatalf("bob: click admit: %v", err)
+	}
+	if v := carol.waitFor("carol admitted", 15*time.Second, roomState); v["edge"] != to {
+		t.Fatalf("carol admitted on %v, want %s", v["edge"], to)
+	}
+	expectVideo(t, bob, "carol")
+	expectVideo(t, carol, "bob")
+}
