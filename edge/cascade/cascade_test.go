@@ -154,9 +154,12 @@ func (ctl *control) link(t *testing.T, room string, epoch uint64, allowed []stri
 	}
 }
 
-func (ctl *control) join(t *testing.T, e *edge, room, pid string, perms ticket.Permissions) *signaltest.Client {
+func (ctl *control) join(t *testing.T, e *edge, room, pid string, perms ticket.Permissions, opts ...func(*ticket.Claims)) *signaltest.Client {
 	t.Helper()
-	c, lobby := ctl.connect(t, e, room, pid, perms)
+	c, lobby, err := ctl.try(t, e, room, pid, perms, opts...)
+	if err != nil {
+		t.Fatalf("join %s on %s: %v", pid, e.id, err)
+	}
 	if lobby {
 		t.Fatalf("join %s on %s: put in the lobby", pid, e.id)
 	}
@@ -166,9 +169,23 @@ func (ctl *control) join(t *testing.T, e *edge, room, pid string, perms ticket.P
 // connect joins pid with a fresh ticket for e; lobby: it waits in e's lobby.
 func (ctl *control) connect(t *testing.T, e *edge, room, pid string, perms ticket.Permissions) (c *signaltest.Client, lobby bool) {
 	t.Helper()
+	c, lobby, err := ctl.try(t, e, room, pid, perms)
+	if err != nil {
+		t.Fatalf("join %s on %s: %v", pid, e.id, err)
+	}
+	return c, lobby
+}
+
+// try is connect that returns the join's error (opts adjust the ticket).
+func (ctl *control) try(t *testing.T, e *edge, room, pid string, perms ticket.Permissions, opts ...func(*ticket.Claims)) (c *signaltest.Client, lobby bool, err error) {
+	t.Helper()
 	now := time.Now()
-	tok, err := ticket.Sign(ctl.priv, ticket.Claims{RoomID: room, ParticipantID: pid, ParticipantName: "N-" + pid, EdgeID: e.id, Permissions: perms,
-		IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Minute).Unix()})
+	claims := ticket.Claims{RoomID: room, ParticipantID: pid, ParticipantName: "N-" + pid, EdgeID: e.id, Permissions: perms,
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Minute).Unix()}
+	for _, o := range opts {
+		o(&claims)
+	}
+	tok, err := ticket.Sign(ctl.priv, claims)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,10 +197,7 @@ func (ctl *control) connect(t *testing.T, e *edge, room, pid string, perms ticke
 	}
 	t.Cleanup(c.Close)
 	_, lobby, err = c.Join(ctx, tok, "N-"+pid)
-	if err != nil {
-		t.Fatalf("join %s on %s: %v", pid, e.id, err)
-	}
-	return c, lobby
+	return c, lobby, err
 }
 
 var all = ticket.Permissions{Publish: true, Subscribe: true}

@@ -123,3 +123,47 @@ func TestLobbyAcrossEdges(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxParticipantsCountsTheWholeRoom: a room's maxParticipants caps
+// the room, not each of its edges. With two on two edges, a third is
+// refused on either (also when a moderator admits them from the lobby),
+// while someone already in the room who moves to another edge is not.
+func TestMaxParticipantsCountsTheWholeRoom(t *testing.T) {
+	ctl := newControl(t)
+	a := startEdge(t, ctl, "paris-1", "eu-west")
+	b := startEdge(t, ctl, "montreal-1", "ca-east")
+	ctl.link(t, "r1", 10, nil, a, b)
+	two := func(c *ticket.Claims) { c.MaxParticipants = 2 }
+	mod := ticket.Permissions{Subscribe: true, Moderate: true}
+
+	ctl.join(t, a, "r1", "alice", all, two)
+	bob := ctl.join(t, b, "r1", "bob", mod, two)
+	waitFor(t, bob, wire.TypeParticipantJoined, about("alice"))
+	for _, e := range []*edge{a, b} {
+		signaltest.Eventually(t, 10*time.Second, func() string {
+			_, _, err := ctl.try(t, e, "r1", "carol", all, two)
+			var pe *signaltest.ProtocolError
+			if !errors.As(err, &pe) || pe.Code != wire.CodeRoomFull {
+				return signaltest.Reasonf("carol on %s: %v, want room-full", e.id, err)
+			}
+			return ""
+		})
+	}
+	// From the lobby: bob (on the other edge) admits dave; the room is full.
+	dave, lobby, err := ctl.try(t, a, "r1", "dave", ticket.Permissions{Subscribe: true, AskJoin: true}, two)
+	if err != nil || !lobby {
+		t.Fatalf("dave: lobby=%v %v", lobby, err)
+	}
+	waitFor(t, bob, wire.TypeLobbyRequest, about("dave"))
+	if err := bob.Send(wire.TypeLobbyDecision, wire.LobbyDecision{ParticipantID: "dave", Admit: true}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var pe *signaltest.ProtocolError
+	if _, err := dave.WaitJoined(ctx); !errors.As(err, &pe) || pe.Code != wire.CodeRoomFull {
+		t.Fatalf("dave admitted into a full room: %v, want room-full", err)
+	}
+	// alice moves to montreal-1 (as after a failover): still two people.
+	ctl.join(t, b, "r1", "alice", all, two)
+}

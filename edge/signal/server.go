@@ -64,6 +64,25 @@ func (s *Server) roomLocked(roomID string) *room {
 	return r
 }
 
+// others counts the room's admitted participants other than pid, on this
+// edge and relayed from the room's other edges, each once (a participant
+// moving between edges may be both). The room's maxParticipants is for
+// the whole room, not for each of its edges. s.mu held.
+func (r *room) others(pid string) int {
+	n := 0
+	for id := range r.members {
+		if id != pid {
+			n++
+		}
+	}
+	for id := range r.remotes {
+		if _, local := r.members[id]; !local && id != pid {
+			n++
+		}
+	}
+	return n
+}
+
 // empty: nothing of the room is left on this edge, local or relayed.
 func (r *room) empty() bool {
 	return len(r.members) == 0 && len(r.lobby) == 0 && len(r.remotes) == 0 && len(r.asking) == 0

@@ -177,7 +177,7 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 		o.state = stateGone
 	}
 	lobby := cl.Permissions.AskJoin && !cl.Permissions.Moderate
-	if !lobby && cl.MaxParticipants > 0 && len(r.members) >= cl.MaxParticipants {
+	if !lobby && cl.MaxParticipants > 0 && r.others(cl.ParticipantID) >= cl.MaxParticipants {
 		s.mu.Unlock()
 		s.dropLobbyConn(oldLobby)
 		return nil, perr(wire.CodeRoomFull, "room is full (%d participants)", cl.MaxParticipants)
@@ -604,7 +604,7 @@ func (s *Server) decideLocal(roomID string, d wire.LobbyDecision) bool {
 		s.leave(t, wire.ReasonDenied, encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDenied}), false)
 		return true
 	}
-	if t.maxParticipants > 0 && len(r.members) >= t.maxParticipants {
+	if t.maxParticipants > 0 && r.others(t.id) >= t.maxParticipants {
 		s.mu.Unlock()
 		s.leave(t, wire.ReasonDenied, errorFrame(perr(wire.CodeRoomFull, "room is full")), false)
 		return true
