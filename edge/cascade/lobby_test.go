@@ -34,6 +34,10 @@ func TestLobbyAcrossEdges(t *testing.T) {
 		defer cancel()
 		return c.WaitJoined(ctx)
 	}
+	withdrawn := func(m *signaltest.Client, pid string) {
+		t.Helper()
+		waitFor(t, m, wire.TypeLobbyWithdrawn, about(pid))
+	}
 	decide := func(m *signaltest.Client, pid string, admit bool) {
 		t.Helper()
 		if err := m.Send(wire.TypeLobbyDecision, wire.LobbyDecision{ParticipantID: pid, Admit: admit}); err != nil {
@@ -52,6 +56,7 @@ func TestLobbyAcrossEdges(t *testing.T) {
 		t.Fatalf("carol after bob's admit: %+v %v", j, err)
 	}
 	waitFor(t, bob, wire.TypeParticipantJoined, about("carol"))
+	withdrawn(bob, "carol")
 
 	// Denied from another edge.
 	dave, _ := ctl.connect(t, a, "r1", "dave", ask)
@@ -61,6 +66,7 @@ func TestLobbyAcrossEdges(t *testing.T) {
 	if _, err := wait(dave); !errors.As(err, &removed) || removed.Reason != wire.ReasonDenied {
 		t.Fatalf("dave after bob's deny: %v, want removed (denied)", err)
 	}
+	withdrawn(bob, "dave")
 
 	// Decided requests are gone from the other edge too: deciding again
 	// finds nobody waiting.
@@ -95,6 +101,7 @@ func TestLobbyAcrossEdges(t *testing.T) {
 		t.Fatalf("eve after erin's admit: %+v %v", j, err)
 	}
 	waitFor(t, bob, wire.TypeParticipantJoined, about("eve"))
+	withdrawn(bob, "eve") // decided by erin, on another edge
 
 	// When the asker's edge goes away, so does its request: a decision
 	// for it finds nobody waiting instead of vanishing.
@@ -102,6 +109,7 @@ func TestLobbyAcrossEdges(t *testing.T) {
 	waitFor(t, bob, wire.TypeLobbyRequest, about("frank"))
 	before := notFound()
 	_ = a.casc.Close()
+	withdrawn(bob, "frank")
 	signaltest.Eventually(t, 10*time.Second, func() string {
 		decide(bob, "frank", true)
 		time.Sleep(100 * time.Millisecond)

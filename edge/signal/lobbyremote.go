@@ -34,10 +34,24 @@ func (s *Server) announceLobby(roomID string, req wire.LobbyRequest) {
 	}
 }
 
-// announceLobbyGone tells them pid no longer waits here.
+// announceLobbyGone tells this edge's moderators and the room's other
+// edges that pid no longer waits here.
 func (s *Server) announceLobbyGone(roomID, pid string) {
+	s.withdraw(roomID, pid)
 	if lc, ok := s.cascade.get().(lobbyCascade); ok {
 		lc.LocalLobbyGone(roomID, pid)
+	}
+}
+
+// withdraw tells this edge's moderators that pid's request is no longer
+// pending, so their lobby lists do not offer a decision nobody can take.
+func (s *Server) withdraw(roomID, pid string) {
+	s.mu.Lock()
+	mods := s.moderatorsLocked(roomID)
+	s.mu.Unlock()
+	msg := encode(wire.TypeLobbyWithdrawn, wire.LobbyWithdrawn{ParticipantID: pid})
+	for _, mod := range mods {
+		mod.deliverNow(msg)
 	}
 }
 
@@ -83,15 +97,17 @@ func (s *Server) RemoteLobby(roomID, origin string, req wire.LobbyRequest) {
 // request of pid through another edge stays.
 func (s *Server) RemoteLobbyGone(roomID, origin, pid string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	r := s.rooms[roomID]
 	if r == nil || r.asking[pid].origin != origin {
+		s.mu.Unlock()
 		return
 	}
 	delete(r.asking, pid)
 	if r.empty() {
 		delete(s.rooms, roomID)
 	}
+	s.mu.Unlock()
+	s.withdraw(roomID, pid)
 }
 
 // decideRemote sends a moderator's decision to the edge pid waits on;

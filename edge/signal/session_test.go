@@ -317,6 +317,15 @@ func TestLobby(t *testing.T) {
 		r, _ := signaltest.Decode[wire.LobbyRequest](m)
 		return r.ParticipantID == "early"
 	})
+	// A second moderator hears of every decision: the request is withdrawn.
+	mod2 := e.Join(t, "room-l", "mod2", func(c *ticket.Claims) { c.Permissions.Moderate = true })
+	withdrawn := func(c *signaltest.Client, pid string) {
+		t.Helper()
+		waitMsg(t, c, wire.TypeLobbyWithdrawn, func(m wire.Envelope) bool {
+			w, _ := signaltest.Decode[wire.LobbyWithdrawn](m)
+			return w.ParticipantID == pid
+		})
+	}
 	late := e.Dial(t, signaltest.Config{})
 	if _, lobby, err := late.Join(ctx, e.Ticket(t, "room-l", "late", ask), "late"); err != nil || !lobby {
 		t.Fatalf("late: lobby=%v err=%v", lobby, err)
@@ -341,10 +350,20 @@ func TestLobby(t *testing.T) {
 		p, _ := signaltest.Decode[wire.Participant](m)
 		return p.ParticipantID == "early"
 	})
+	withdrawn(mod2, "early")
 	_ = mod.Send(wire.TypeLobbyDecision, wire.LobbyDecision{ParticipantID: "late", Admit: false})
 	if _, err := late.WaitJoined(ctx); removedReason(err) != wire.ReasonDenied {
 		t.Fatalf("deny: %v", err)
 	}
+	withdrawn(mod2, "late")
+	// Someone who gives up waiting is withdrawn too.
+	quitter := e.Dial(t, signaltest.Config{})
+	if _, lobby, err := quitter.Join(ctx, e.Ticket(t, "room-l", "quitter", ask), "quitter"); err != nil || !lobby {
+		t.Fatalf("quitter: lobby=%v err=%v", lobby, err)
+	}
+	waitMsg(t, mod, wire.TypeLobbyRequest, func(m wire.Envelope) bool { return strings.Contains(string(m.Data), `"quitter"`) })
+	quitter.Close()
+	withdrawn(mod, "quitter")
 	if e.Reporter.Count(edgeapi.EventParticipantJoined, "early") != 1 || e.Reporter.Count(edgeapi.EventParticipantJoined, "late") != 0 {
 		t.Fatalf("events %+v", e.Reporter.Events())
 	}

@@ -22,6 +22,7 @@ const (
 	TypeRemoveParticipant = "remove-participant" // moderator → edge
 	TypeLobbyRequest      = "lobby-request"      // edge → moderators: someone asks to join
 	TypeLobbyDecision     = "lobby-decision"     // moderator → edge: admit or deny
+	TypeLobbyWithdrawn    = "lobby-withdrawn"    // edge → moderators: a request is no longer pending
 	TypeActiveSpeaker     = "active-speaker"     // edge → client
 	TypeConnectionQuality = "connection-quality" // edge → client
 	TypeEgressState       = "egress-state"       // edge → client: the room's recording / live streaming started or ended
@@ -163,6 +164,13 @@ type LobbyRequest struct {
 type LobbyDecision struct {
 	ParticipantID string `json:"participantId"`
 	Admit         bool   `json:"admit"`
+}
+
+// LobbyWithdrawn tells moderators a LobbyRequest no longer waits for an
+// answer: it was admitted or denied (perhaps by another moderator), the
+// asker left, or its edge can no longer be reached.
+type LobbyWithdrawn struct {
+	ParticipantID string `json:"participantId"`
 }
 
 // ActiveSpeaker lists the loudest participants, loudest first.

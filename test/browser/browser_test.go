@@ -449,6 +449,15 @@ func TestLobbyAndControls(t *testing.T) {
 	expectVideo(t, a, "carol")
 	expectVideo(t, c, "alice")
 
+	// A guest who gives up waiting leaves A's lobby list (lobby-withdrawn).
+	e := newPage(t, ctx, "E")
+	e.openMeeting(s.meetURL(room, mint(t, tokenOpts{roles: []string{"rtc"}, perms: []string{"ask_join"}, room: room, partID: "erin"}), "E"))
+	const erinListed = `#lobby-list li[data-participant-id="erin"]`
+	a.waitFor("erin's request on A", 15*time.Second, `({ok: !!document.querySelector('`+erinListed+`')})`)
+	e.navigate("about:blank")
+	a.waitFor("erin gone from A's lobby list", 10*time.Second,
+		`({ok: !document.querySelector('`+erinListed+`') && !window.meridianRoom.lobbyRequests().some((r) => r.participantId === 'erin')})`)
+
 	// Camera off: A sees carol's camera muted (avatar shown); on again: frames flow.
 	if err := c.click("#btn-cam"); err != nil {
 		t.Fatal(err)

@@ -401,6 +401,7 @@ function wire(r) {
   r.on('egress-state', () => showEgress(r));
   r.on('connection-quality', ({ participantId, score }) => { quality.set(participantId, score); refreshAll(); });
   r.on('lobby-request', ({ name }) => { showBanner(`${name} is waiting to join.`, 'info'); refreshAll(); });
+  r.on('lobby-withdrawn', () => refreshAll());
   r.on('removed', ({ reason }) => {
     const text = {
       removed: 'A host removed you from the meeting.',

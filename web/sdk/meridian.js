@@ -74,6 +74,8 @@
  *                        meeting started or ended (also once after joined when either is on)
  *   lobby                {}                            waiting for a moderator
  *   lobby-request        {participantId, name}         (moderators)
+ *   lobby-withdrawn      {participantId}               (moderators) the request needs no answer
+ *                        any more: decided elsewhere, or the asker left
  *   removed              {reason}                      removed | denied | room-closed | duplicate
  *   error                {code, message, fatal}
  *   reconnecting         {from, reason, deadline?}   the edge `from` was lost or asked us to move;
@@ -520,6 +522,10 @@ export class Room extends Emitter {
       case 'lobby-request':
         this._lobby.set(d.participantId, { participantId: d.participantId, name: d.name || d.participantId });
         this._emit('lobby-request', { participantId: d.participantId, name: d.name || d.participantId });
+        break;
+      case 'lobby-withdrawn':
+        // Admitted or denied elsewhere, gone, or unreachable: nothing to decide.
+        if (this._lobby.delete(d.participantId)) this._emit('lobby-withdrawn', { participantId: d.participantId });
         break;
       case 'removed':
         this._closing = true;
