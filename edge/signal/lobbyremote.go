@@ -73,7 +73,8 @@ func (s *Server) LobbyRequests(roomID string) []wire.LobbyRequest {
 }
 
 // RemoteLobby records that req waits in the lobby of edge origin and asks
-// this edge's moderators, as a local request would.
+// this edge's moderators, as a local request would; once per request (a
+// request can arrive both in a leg's welcome and right after it).
 func (s *Server) RemoteLobby(roomID, origin string, req wire.LobbyRequest) {
 	if req.ParticipantID == "" {
 		return
@@ -83,7 +84,12 @@ func (s *Server) RemoteLobby(roomID, origin string, req wire.LobbyRequest) {
 	if r.asking == nil {
 		r.asking = map[string]remoteAsker{}
 	}
-	r.asking[req.ParticipantID] = remoteAsker{origin: origin, name: req.Name}
+	a := remoteAsker{origin: origin, name: req.Name}
+	if r.asking[req.ParticipantID] == a {
+		s.mu.Unlock()
+		return
+	}
+	r.asking[req.ParticipantID] = a
 	mods := s.moderatorsLocked(roomID)
 	s.mu.Unlock()
 	msg := encode(wire.TypeLobbyRequest, req)

@@ -458,3 +458,27 @@ func TestResyncLeavesOutMembersInGrace(t *testing.T) {
 		t.Fatalf("after the resume, re-registration reports %v, want alice,bob", ids)
 	}
 }
+
+// TestRemoteLobbyAsksOnce: a request relayed from another edge can arrive
+// twice (in a cascade leg's welcome and right after it); moderators are
+// asked once, and again only when it comes through another edge (the
+// asker moved).
+func TestRemoteLobbyAsksOnce(t *testing.T) {
+	e := signaltest.StartEdge(t, signaltest.EdgeOptions{})
+	mod := e.Join(t, "room-r", "mod", func(c *ticket.Claims) { c.Permissions.Moderate = true })
+	req := wire.LobbyRequest{ParticipantID: "carol", Name: "Carol"}
+	e.Server.RemoteLobby("room-r", "paris-1", req)
+	e.Server.RemoteLobby("room-r", "paris-1", req)
+	e.Server.RemoteLobby("room-r", "paris-2", req)
+	_ = mod.Send(wire.TypePing, nil)
+	waitMsg(t, mod, wire.TypePong, nil)
+	n := 0
+	for _, m := range mod.Messages() {
+		if m.Type == wire.TypeLobbyRequest {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("moderator asked %d times, want 2 (once per edge the request came through)", n)
+	}
+}
