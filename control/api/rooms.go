@@ -294,20 +294,17 @@ func (s *Server) catalog() *geo.Catalog {
 	return s.cfg.Catalog
 }
 
-// pinsMeet refuses a room whose own pin or geoFence allows no region the
-// API key's pin allows: placement requires all of them, so every join to
-// such a room would answer 503.
+// pinsMeet refuses a room whose own pin and geoFence allow no region
+// together, or whose pin or geoFence allows no region the API key's pin
+// allows: placement requires all of them, so every join to such a room
+// would answer 503. room is as requested (its own pin, not the key's).
 func (s *Server) pinsMeet(room state.Room, keyPin state.PinPolicy) error {
-	if keyPin.Empty() {
+	own := geo.Policy{Regions: room.Pin.Regions, Jurisdictions: room.Pin.Jurisdictions}
+	key := geo.Policy{Regions: keyPin.Regions, Jurisdictions: keyPin.Jurisdictions}
+	fence, fenced := s.cfg.Fences.Policy(room.GeoFence)
+	fenced = fenced && room.GeoFence != ""
+	if own.Empty() && key.Empty() {
 		return nil
-	}
-	ps := []geo.Policy{{Regions: room.Pin.Regions, Jurisdictions: room.Pin.Jurisdictions}, {Regions: keyPin.Regions, Jurisdictions: keyPin.Jurisdictions}}
-	field := "pin"
-	if room.GeoFence != "" {
-		if fp, ok := s.cfg.Fences.Policy(room.GeoFence); ok {
-			ps = append(ps, fp)
-			field = "geoFence"
-		}
 	}
 	catalog := s.catalog()
 	var regions []string
@@ -316,10 +313,20 @@ func (s *Server) pinsMeet(room state.Room, keyPin state.PinPolicy) error {
 			regions = append(regions, e.Region)
 		}
 	})
+	if fenced && !own.Empty() && !catalog.AnyAllowed(regions, own, fence) {
+		return invalidField("geoFence", "%s allows no region the room's pin allows (%s)", room.GeoFence, geo.DescribeAll(own))
+	}
+	if key.Empty() {
+		return nil
+	}
+	ps, field := []geo.Policy{own, key}, "pin"
+	if fenced {
+		ps, field = append(ps, fence), "geoFence"
+	}
 	if catalog.AnyAllowed(regions, ps...) {
 		return nil
 	}
-	return invalidField(field, "allows no region this API key may use (the key is pinned to %s)", geo.DescribeAll(ps[1]))
+	return invalidField(field, "allows no region this API key may use (the key is pinned to %s)", geo.DescribeAll(key))
 }
 
 func (s *Server) createRoom(c *fiber.Ctx) error {
@@ -341,11 +348,11 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	if err := s.checkPin("pin", room.Pin); err != nil {
 		return err
 	}
-	if room.Pin.Empty() {
-		room.Pin = p.Key.Pin // a pinned key's rooms inherit its policy
-	}
 	if err := s.pinsMeet(room, p.Key.Pin); err != nil {
 		return err
+	}
+	if room.Pin.Empty() {
+		room.Pin = p.Key.Pin // a pinned key's rooms inherit its policy
 	}
 	roomID, err := ids.NewRoomID(s.cfg.Rand)
 	if err != nil {

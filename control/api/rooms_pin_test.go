@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/control/cluster/clustertest"
 	"github.com/meridian-video/meridian/control/server"
 	"github.com/meridian-video/meridian/geo"
 )
@@ -22,13 +23,7 @@ func TestRoomPinMustMeetTheKeyPin(t *testing.T) {
 	}
 	r.JSON(t, &key)
 	token := c.Token(func(o *auth.MintOptions) { o.APIKey, o.Secret = key.APIKey, []byte(key.Secret) })
-	count := func() int {
-		var page struct {
-			PageInfo struct{ Total int } `json:"pageInfo"`
-		}
-		c.Do(0, "GET", "/v2/rooms", token, nil).JSON(t, &page)
-		return page.PageInfo.Total
-	}
+	count := func() int { return total(t, c, "/v2/rooms", token) }
 	for _, tc := range []struct {
 		name  string
 		body  map[string]any
@@ -58,6 +53,31 @@ func TestRoomPinMustMeetTheKeyPin(t *testing.T) {
 	if r := c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{"geoFence": "us001"}); r.Status != 200 {
 		t.Errorf("geoFence us001 with an unpinned key: %d %s", r.Status, r.Body)
 	}
+	// A room's own pin and geoFence must meet too, whatever the key.
+	before := total(t, c, "/v2/rooms", c.Token())
+	r = c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{"pin": map[string]any{"regions": []string{"eu-west"}}, "geoFence": "us001"})
+	expectError(t, r, 400, `field "geoFence" us001 allows no region the room's pin allows`)
+	if n := total(t, c, "/v2/rooms", c.Token()); n != before {
+		t.Errorf("refused, yet %d rooms now, %d before", n, before)
+	}
+	for _, body := range []map[string]any{
+		{"pin": map[string]any{"regions": []string{"eu-west"}}, "geoFence": "eu001"},
+		{"pin": map[string]any{"jurisdictions": []string{"us"}}, "geoFence": "us001"},
+	} {
+		if r := c.Do(0, "POST", "/v2/rooms", c.Token(), body); r.Status != 200 {
+			t.Errorf("%v: %d %s", body, r.Status, r.Body)
+		}
+	}
+}
+
+// total is the pageInfo.total of a list on node 0.
+func total(t *testing.T, c *clustertest.Cluster, path, auth string) int {
+	t.Helper()
+	var page struct {
+		PageInfo struct{ Total int } `json:"pageInfo"`
+	}
+	c.Do(0, "GET", path, auth, nil).JSON(t, &page)
+	return page.PageInfo.Total
 }
 
 // TestPinsNameKnownRegions: edges register only in regions the control
@@ -67,13 +87,6 @@ func TestRoomPinMustMeetTheKeyPin(t *testing.T) {
 func TestPinsNameKnownRegions(t *testing.T) {
 	c := newNode(t)
 	admin := "Bearer " + c.AdminToken
-	total := func(path, auth string) int {
-		var page struct {
-			PageInfo struct{ Total int } `json:"pageInfo"`
-		}
-		c.Do(0, "GET", path, auth, nil).JSON(t, &page)
-		return page.PageInfo.Total
-	}
 	for _, tc := range []struct {
 		name  string
 		pin   map[string]any
@@ -85,7 +98,7 @@ func TestPinsNameKnownRegions(t *testing.T) {
 		{"jurisdiction in capitals", map[string]any{"jurisdictions": []string{"EU"}}, "pin.jurisdictions[0]"},
 		{"known region and jurisdiction", map[string]any{"regions": []string{"eu-central"}, "jurisdictions": []string{"de"}}, ""},
 	} {
-		rooms, keys := total("/v2/rooms", c.Token()), total("/admin/v1/keys", admin)
+		rooms, keys := total(t, c, "/v2/rooms", c.Token()), total(t, c, "/admin/v1/keys", admin)
 		room := c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{"pin": tc.pin})
 		key := c.Do(0, "POST", "/admin/v1/keys", admin, map[string]any{"name": "pinned", "pin": tc.pin})
 		if tc.field == "" {
@@ -96,7 +109,7 @@ func TestPinsNameKnownRegions(t *testing.T) {
 		}
 		expectError(t, room, 400, `field "`+tc.field+`"`)
 		expectError(t, key, 400, `field "`+tc.field+`"`)
-		if r, k := total("/v2/rooms", c.Token()), total("/admin/v1/keys", admin); r != rooms || k != keys {
+		if r, k := total(t, c, "/v2/rooms", c.Token()), total(t, c, "/admin/v1/keys", admin); r != rooms || k != keys {
 			t.Errorf("%s: refused, yet %d rooms and %d keys now, %d and %d before", tc.name, r, k, rooms, keys)
 		}
 	}
