@@ -181,18 +181,25 @@ func oneRep(ctx context.Context, o options, pages [2]*browser, rep int) ([]sampl
 }
 
 // marksOnceSent reads the page's marks again until its camera's first
-// packet was sent (pub-video-sent), for at most a second; it returns the
-// latest marks read, or have if none could be read.
+// packet was sent (pub-video-sent), for at most a second or until ctx is
+// done; it returns the latest marks read, or have if none could be read.
 func (b *browser) marksOnceSent(ctx context.Context, have map[string]float64) map[string]float64 {
-	deadline := time.Now().Add(time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for {
-		if _, ok := have["pub-video-sent"]; ok || time.Now().After(deadline) {
+		if _, ok := have["pub-video-sent"]; ok {
 			return have
 		}
 		if m, err := b.readMarks(ctx); err == nil {
 			have = m
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return have
+		case <-tick.C:
+		}
 	}
 }
 
