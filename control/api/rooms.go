@@ -301,8 +301,7 @@ func (s *Server) catalog() *geo.Catalog {
 func (s *Server) pinsMeet(room state.Room, keyPin state.PinPolicy) error {
 	own := geo.Policy{Regions: room.Pin.Regions, Jurisdictions: room.Pin.Jurisdictions}
 	key := geo.Policy{Regions: keyPin.Regions, Jurisdictions: keyPin.Jurisdictions}
-	fence, fenced := s.cfg.Fences.Policy(room.GeoFence)
-	fenced = fenced && room.GeoFence != ""
+	fence, fenced := s.cfg.Fences.Policy(room.GeoFence) // false for no geoFence
 	if own.Empty() && key.Empty() {
 		return nil
 	}
