@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -60,7 +61,8 @@ type options struct {
 	pause            time.Duration
 	jsonOut, label   string
 	verbose          bool
-	query            string // more meeting page parameters
+	query            string     // -query as given
+	params           url.Values // parsed: more meeting page parameters
 }
 
 func run() error {
@@ -83,7 +85,8 @@ func run() error {
 	if _, err := os.Stat(o.chromium); err != nil {
 		return fmt.Errorf("chromium not found at %s (apt-get install -y chromium, or -chromium PATH)", o.chromium)
 	}
-	if _, err := url.ParseQuery(o.query); err != nil {
+	var err error
+	if o.params, err = url.ParseQuery(o.query); err != nil {
 		return fmt.Errorf("-query %q: %w", o.query, err)
 	}
 	o.url = strings.TrimRight(o.url, "/")
@@ -146,7 +149,7 @@ func oneRep(ctx context.Context, o options, pages [2]*browser, rep int) ([]sampl
 		if err != nil {
 			return nil, err
 		}
-		q, _ := url.ParseQuery(o.query) // checked in run
+		q := maps.Clone(o.params) // ParseQuery never returns nil
 		q.Set("token", tok)
 		q.Set("name", b.name)
 		links[i] = o.url + "/meet/" + room + "?" + q.Encode()

@@ -57,6 +57,9 @@ type LobbyMembers interface {
 	LobbyRequests(roomID string) []wire.LobbyRequest
 	RemoteLobby(roomID, origin string, req wire.LobbyRequest)
 	RemoteLobbyGone(roomID, origin, pid string)
+	// ForgetLobby: the leg to origin ended; who waits there is unknown
+	// until its next welcome.
+	ForgetLobby(roomID, origin string)
 }
 
 // Config configures a Manager.
@@ -501,6 +504,22 @@ func (m *Manager) LocalLobbyGone(roomID, pid string) {
 	m.broadcastServed(roomID, edgeapi.CascadeLobbyGone, edgeapi.CascadeLobbyGoneMsg{ParticipantID: pid})
 }
 
+// Decide implements signal's optional lobby hook: a moderator here
+// decided on pid, who waits in the lobby of edge origin.
+func (m *Manager) Decide(roomID, origin, pid string, admit bool) bool {
+	m.mu.Lock()
+	var leg *pullLeg
+	if rs := m.rooms[roomID]; rs != nil {
+		leg = rs.pulls[origin]
+	}
+	m.mu.Unlock()
+	action := edgeapi.ModerateDeny
+	if admit {
+		action = edgeapi.ModerateAdmit
+	}
+	return leg != nil && leg.sendModerate(edgeapi.CascadeModerateMsg{Action: action, ParticipantID: pid})
+}
+
 // LocalEgress implements signal's optional egress hook: the room's
 // recording/streaming state by this edge's jobs changed.
 func (m *Manager) LocalEgress(roomID string, st wire.EgressState) {
@@ -544,14 +563,13 @@ func (m *Manager) stopIfUnneeded(roomID string) {
 }
 
 // Moderate implements signal.Cascade: forward a moderator's action to the
-// edge the participant is on, or, for a lobby decision, waits on.
+// edge the participant is on.
 func (m *Manager) Moderate(roomID, pid, action, kind string) bool {
-	lobby := action == edgeapi.ModerateAdmit || action == edgeapi.ModerateDeny
 	m.mu.Lock()
 	var target *pullLeg
 	if rs := m.rooms[roomID]; rs != nil {
 		for _, l := range rs.pulls {
-			if (!lobby && l.hasRemote(pid)) || (lobby && l.hasAsker(pid)) {
+			if l.hasRemote(pid) {
 				target = l
 				break
 			}

@@ -41,7 +41,6 @@ type pullLeg struct {
 	conn      *frameConn
 	ri        *sfu.RelayIn
 	remotes   map[string]bool
-	askers    map[string]bool             // waiting in the peer's lobby
 	shadowed  map[string]wire.Participant // relayed, but the participant is local here now
 	stopped   bool
 	connected atomic.Bool
@@ -52,7 +51,7 @@ type pullLeg struct {
 }
 
 func newPullLeg(m *Manager, roomID string, p edgeapi.Peer, media bool) *pullLeg {
-	return &pullLeg{m: m, roomID: roomID, peer: p, media: media, remotes: map[string]bool{}, askers: map[string]bool{}, shadowed: map[string]wire.Participant{}, wake: make(chan struct{}, 1),
+	return &pullLeg{m: m, roomID: roomID, peer: p, media: media, remotes: map[string]bool{}, shadowed: map[string]wire.Participant{}, wake: make(chan struct{}, 1),
 		welcomed: make(chan struct{}), started: time.Now()}
 }
 
@@ -273,8 +272,10 @@ func (l *pullLeg) once() error {
 	for _, wp := range welcome.Participants {
 		l.addRemote(ri, wp)
 	}
-	for _, req := range welcome.Lobby {
-		l.addAsker(req)
+	if lm, ok := m.cfg.Members.(LobbyMembers); ok {
+		for _, req := range welcome.Lobby {
+			lm.RemoteLobby(l.roomID, p.EdgeID, req)
+		}
 	}
 	l.mu.Lock()
 	if l.egressOff != nil {
@@ -357,13 +358,13 @@ func (l *pullLeg) once() error {
 			}
 		case edgeapi.CascadeLobby:
 			var d wire.LobbyRequest
-			if json.Unmarshal(env.Data, &d) == nil && d.ParticipantID != "" {
-				l.addAsker(d)
+			if lm, ok := m.cfg.Members.(LobbyMembers); ok && json.Unmarshal(env.Data, &d) == nil && d.ParticipantID != "" {
+				lm.RemoteLobby(l.roomID, p.EdgeID, d)
 			}
 		case edgeapi.CascadeLobbyGone:
 			var d edgeapi.CascadeLobbyGoneMsg
-			if json.Unmarshal(env.Data, &d) == nil && d.ParticipantID != "" {
-				l.removeAsker(d.ParticipantID)
+			if lm, ok := m.cfg.Members.(LobbyMembers); ok && json.Unmarshal(env.Data, &d) == nil && d.ParticipantID != "" {
+				lm.RemoteLobbyGone(l.roomID, p.EdgeID, d.ParticipantID)
 			}
 		case edgeapi.CascadeEgress:
 			var d wire.EgressState
@@ -461,35 +462,6 @@ func (l *pullLeg) unshadow(pid string) {
 	}
 }
 
-// addAsker: req waits in the peer's lobby; this edge's moderators are asked.
-func (l *pullLeg) addAsker(req wire.LobbyRequest) {
-	lm, ok := l.m.cfg.Members.(LobbyMembers)
-	if !ok {
-		return
-	}
-	l.mu.Lock()
-	l.askers[req.ParticipantID] = true
-	l.mu.Unlock()
-	lm.RemoteLobby(l.roomID, l.peerID(), req)
-}
-
-// removeAsker: pid no longer waits in the peer's lobby.
-func (l *pullLeg) removeAsker(pid string) {
-	l.mu.Lock()
-	had := l.askers[pid]
-	delete(l.askers, pid)
-	l.mu.Unlock()
-	if lm, ok := l.m.cfg.Members.(LobbyMembers); ok && had {
-		lm.RemoteLobbyGone(l.roomID, l.peerID(), pid)
-	}
-}
-
-func (l *pullLeg) hasAsker(pid string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.askers[pid]
-}
-
 func (l *pullLeg) hasRemote(pid string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -515,8 +487,8 @@ func (l *pullLeg) teardown(conn *frameConn, p edgeapi.Peer) {
 	if l.conn == conn {
 		l.conn = nil
 	}
-	remotes, askers := l.remotes, l.askers
-	l.remotes, l.askers = map[string]bool{}, map[string]bool{}
+	remotes := l.remotes
+	l.remotes = map[string]bool{}
 	l.mu.Unlock()
 	if ri != nil {
 		ri.Close()
@@ -527,9 +499,7 @@ func (l *pullLeg) teardown(conn *frameConn, p edgeapi.Peer) {
 	// Who waits in the peer's lobby is known again from the next welcome;
 	// meanwhile a decision here could not reach them.
 	if lm, ok := l.m.cfg.Members.(LobbyMembers); ok {
-		for pid := range askers {
-			lm.RemoteLobbyGone(l.roomID, p.EdgeID, pid)
-		}
+		lm.ForgetLobby(l.roomID, p.EdgeID)
 	}
 	// The peer's jobs are no longer known here; a new leg's welcome says
 	// again what they are. After a mode switch that welcome is expected

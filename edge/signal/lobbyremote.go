@@ -3,7 +3,6 @@ package signal
 import (
 	"slices"
 
-	"github.com/meridian-video/meridian/shared/edgeapi"
 	wire "github.com/meridian-video/meridian/shared/signal"
 )
 
@@ -13,13 +12,17 @@ import (
 // to the room's other edges (lobbyCascade, then their RemoteLobby), their
 // moderators get the lobby-request as if it were local, and a decision
 // for someone waiting elsewhere goes to that edge (Cascade.Moderate with
-// admit or deny), whose lobby carries it out as for a local moderator.
+// admit or deny, over the leg to that edge), whose lobby carries it out as
+// for a local moderator.
 
 // lobbyCascade is the optional part of a Cascade that tells the room's
 // other edges who waits in this edge's lobby (edge/cascade.Manager).
 type lobbyCascade interface {
 	LocalLobby(roomID string, req wire.LobbyRequest)
 	LocalLobbyGone(roomID, participantID string)
+	// Decide sends a moderator's decision on pid to edge origin, whose
+	// lobby pid waits in; false if that edge cannot be reached.
+	Decide(roomID, origin, pid string, admit bool) bool
 }
 
 // remoteAsker waits in the lobby of another edge.
@@ -116,22 +119,40 @@ func (s *Server) RemoteLobbyGone(roomID, origin, pid string) {
 	s.withdraw(roomID, pid)
 }
 
+// ForgetLobby forgets everyone waiting in the lobby of edge origin: the
+// leg to it ended, so a decision could not reach them; its next welcome
+// says again who waits there.
+func (s *Server) ForgetLobby(roomID, origin string) {
+	s.mu.Lock()
+	r := s.rooms[roomID]
+	var gone []string
+	if r != nil {
+		for pid, a := range r.asking {
+			if a.origin == origin {
+				delete(r.asking, pid)
+				gone = append(gone, pid)
+			}
+		}
+		if r.empty() {
+			delete(s.rooms, roomID)
+		}
+	}
+	s.mu.Unlock()
+	for _, pid := range gone {
+		s.withdraw(roomID, pid)
+	}
+}
+
 // decideRemote sends a moderator's decision to the edge pid waits on;
 // false if pid waits on no edge this one knows of.
 func (s *Server) decideRemote(roomID string, d wire.LobbyDecision) bool {
 	s.mu.Lock()
+	var a remoteAsker
 	var waits bool
 	if r := s.rooms[roomID]; r != nil {
-		_, waits = r.asking[d.ParticipantID]
+		a, waits = r.asking[d.ParticipantID]
 	}
 	s.mu.Unlock()
-	if !waits {
-		return false
-	}
-	action := edgeapi.ModerateDeny
-	if d.Admit {
-		action = edgeapi.ModerateAdmit
-	}
-	casc := s.cascade.get()
-	return casc != nil && casc.Moderate(roomID, d.ParticipantID, action, "")
+	lc, ok := s.cascade.get().(lobbyCascade)
+	return waits && ok && lc.Decide(roomID, a.origin, d.ParticipantID, d.Admit)
 }

@@ -3,7 +3,6 @@ package browser
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,9 +50,7 @@ func TestCascadeLobbyEdgeStall(t *testing.T) {
 		t.Fatalf("bob's page has no admit button for carol: %v", v)
 	}
 
-	stalled := cl.edges[from].proc
-	stalled.signal(syscall.SIGSTOP)
-	t.Cleanup(func() { _ = stalled.cmd.Process.Signal(syscall.SIGCONT) })
+	cl.edges[from].proc.stop()
 	stoppedAt := time.Now()
 	t.Logf("stopped %s (SIGSTOP) with carol in its lobby; she should ask again on %s", from, to)
 	carol.waitFor("carol in the lobby of "+to, 15*time.Second,

@@ -241,11 +241,9 @@ func (m *cascadeMeeting) waitMoved(t *testing.T, since time.Time, to string, lim
 	return aliceBack.Sub(since), bobBack.Sub(since)
 }
 
-// checkMoved checks alice's page after a move from → to for `reason`;
-// published lists the sources alice must publish again.
-// waitMovedWithin waits for alice's move to edge to after a fault (what:
-// "kill", "stop") at since, logs how long media took, and fails the test
-// when video took longer than bound to flow both ways again.
+// waitMovedWithin waits for alice's move to edge to after a fault ("kill",
+// "stop") at since, logs how long media took, and fails the test when
+// video took longer than bound to flow both ways again.
 func (m *cascadeMeeting) waitMovedWithin(t *testing.T, fault string, since time.Time, to string, bound time.Duration) {
 	t.Helper()
 	aliceTook, took := m.waitMoved(t, since, to, bound+20*time.Second)
@@ -256,6 +254,8 @@ func (m *cascadeMeeting) waitMovedWithin(t *testing.T, fault string, since time.
 	}
 }
 
+// checkMoved checks alice's page after a move from → to for `reason`;
+// published lists the sources alice must publish again.
 func (m *cascadeMeeting) checkMoved(t *testing.T, from, to, reason, published string) {
 	t.Helper()
 	expectVideo(t, m.alice, "bob")
@@ -389,10 +389,7 @@ func TestCascadeEdgeStall(t *testing.T) {
 	from, to := m.aliceEdge, otherParis[m.aliceEdge]
 	m.instrument(t)
 
-	stalled := m.cl.edges[from].proc
-	stalled.signal(syscall.SIGSTOP)
-	// Before the harness stops it: a stopped process does not act on SIGTERM.
-	t.Cleanup(func() { _ = stalled.cmd.Process.Signal(syscall.SIGCONT) })
+	m.cl.edges[from].proc.stop()
 	stoppedAt := time.Now()
 	t.Logf("stopped %s (SIGSTOP); alice should move to %s", from, to)
 	// 3 s of silence, then a move like any other; before the SDK listened

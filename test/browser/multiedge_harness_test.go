@@ -105,6 +105,15 @@ func (c *child) signal(sig syscall.Signal) {
 	}
 }
 
+// stop stops the process (SIGSTOP: a frozen VM) until the test ends; it
+// is continued then, before the harness stops it, as a stopped process
+// does not act on SIGTERM.
+func (c *child) stop() {
+	c.t.Helper()
+	c.signal(syscall.SIGSTOP)
+	c.t.Cleanup(func() { _ = c.cmd.Process.Signal(syscall.SIGCONT) })
+}
+
 func (c *child) running() bool {
 	select {
 	case <-c.exited:
