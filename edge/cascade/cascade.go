@@ -33,7 +33,7 @@ type Members interface {
 	RemoteLeft(roomID, origin, pid, reason string, lost bool)
 	RemoteMute(roomID string, m wire.Mute)
 	RemoteQuality(roomID, pid string, score float64)
-	LocalParticipants(roomID string) []wire.Participant
+	LocalParticipants(roomID string) []edgeapi.CascadeParticipant
 	HasLocalMembers(roomID string) bool
 	// HasLocalSubscribers: some local participant may subscribe.
 	HasLocalSubscribers(roomID string) bool
@@ -48,6 +48,15 @@ type Members interface {
 type EgressMembers interface {
 	OwnEgress(roomID string) wire.EgressState
 	SetEgress(roomID, origin string, st wire.EgressState)
+}
+
+// DuplicateMembers is what a Members that keeps one connection per
+// participant id across the room's edges also does (signal.Server).
+type DuplicateMembers interface {
+	// DuplicateElsewhere: pid, admitted here, has been connected to edge
+	// origin since `since` for DuplicateGrace; the older of the two
+	// connections is removed by its own edge.
+	DuplicateElsewhere(roomID, pid, origin string, since time.Time)
 }
 
 // LobbyMembers is what a Members whose rooms have a lobby also does
@@ -83,6 +92,11 @@ type Config struct {
 	RedialMin, RedialMax time.Duration
 	// HandshakeTimeout bounds each step of a leg's handshake.
 	HandshakeTimeout time.Duration
+	// DuplicateGrace is how long a participant id may stay connected both
+	// here and to a peer before the older connection is removed
+	// (DuplicateMembers): a participant moving between edges is on both
+	// until its client leaves the old one, which takes well under it.
+	DuplicateGrace time.Duration
 	// IdleTimeout closes a leg whose socket stays silent this long (pings
 	// every IdleTimeout/3 keep a quiet leg up).
 	IdleTimeout time.Duration
@@ -103,7 +117,7 @@ type Config struct {
 // DefaultConfig returns production timings.
 func DefaultConfig() Config {
 	return Config{RedialMin: 200 * time.Millisecond, RedialMax: 5 * time.Second, HandshakeTimeout: 5 * time.Second,
-		IdleTimeout: 30 * time.Second, SendQueue: 4096}
+		DuplicateGrace: 10 * time.Second, IdleTimeout: 30 * time.Second, SendQueue: 4096}
 }
 
 // Validate names the first invalid field.
@@ -119,8 +133,8 @@ func (c Config) Validate() error {
 		return errors.New("cascade: SFU and Members are required")
 	case c.RedialMin <= 0 || c.RedialMax < c.RedialMin:
 		return errors.New("cascade: RedialMin must be positive and not above RedialMax")
-	case c.HandshakeTimeout <= 0 || c.IdleTimeout <= 0 || c.SendQueue <= 0:
-		return errors.New("cascade: HandshakeTimeout, IdleTimeout and SendQueue must be positive")
+	case c.HandshakeTimeout <= 0 || c.IdleTimeout <= 0 || c.SendQueue <= 0 || c.DuplicateGrace <= 0:
+		return errors.New("cascade: HandshakeTimeout, DuplicateGrace, IdleTimeout and SendQueue must be positive")
 	}
 	return nil
 }
@@ -169,6 +183,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = d.IdleTimeout
+	}
+	if cfg.DuplicateGrace == 0 {
+		cfg.DuplicateGrace = d.DuplicateGrace
 	}
 	if cfg.SendQueue == 0 {
 		cfg.SendQueue = d.SendQueue
@@ -445,7 +462,7 @@ func (m *Manager) Peers(roomID string) []string {
 // LocalJoined implements signal.Cascade. A participant that joins here
 // while it is still relayed from another edge (it is moving) is shown from
 // here only: local wins.
-func (m *Manager) LocalJoined(roomID string, p wire.Participant) {
+func (m *Manager) LocalJoined(roomID string, p edgeapi.CascadeParticipant) {
 	for _, l := range m.pulls(roomID) {
 		l.shadow(p.ParticipantID)
 	}

@@ -52,8 +52,9 @@ type edge struct {
 	events     chan edgeapi.Event
 }
 
-// startEdge starts an edge; opts are func(*sfu.Config) or
-// func(*signal.Config), applied after the test defaults.
+// startEdge starts an edge; opts are func(*sfu.Config),
+// func(*signal.Config) or func(*cascade.Config), applied after the test
+// defaults.
 func startEdge(t *testing.T, ctl *control, id, region string, opts ...any) *edge {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -78,7 +79,7 @@ func startEdge(t *testing.T, ctl *control, id, region string, opts ...any) *edge
 	cfg.RemoteGrace = 300 * time.Millisecond
 	for _, o := range opts {
 		switch o := o.(type) {
-		case func(*sfu.Config):
+		case func(*sfu.Config), func(*cascade.Config):
 		case func(*signal.Config):
 			o(&cfg)
 		default:
@@ -102,6 +103,11 @@ func startEdge(t *testing.T, ctl *control, id, region string, opts ...any) *edge
 		select {
 		case e.events <- ev:
 		default:
+		}
+	}
+	for _, o := range opts {
+		if o, ok := o.(func(*cascade.Config)); ok {
+			o(&cc)
 		}
 	}
 	e.casc, err = cascade.New(cc)

@@ -41,7 +41,7 @@ type pullLeg struct {
 	conn      *frameConn
 	ri        *sfu.RelayIn
 	remotes   map[string]bool
-	shadowed  map[string]wire.Participant // relayed, but the participant is local here now
+	shadowed  map[string]*shadowed // relayed, but the participant is local here now
 	stopped   bool
 	connected atomic.Bool
 	wake      chan struct{} // 1-slot: stop, or a new ticket
@@ -51,7 +51,7 @@ type pullLeg struct {
 }
 
 func newPullLeg(m *Manager, roomID string, p edgeapi.Peer, media bool) *pullLeg {
-	return &pullLeg{m: m, roomID: roomID, peer: p, media: media, remotes: map[string]bool{}, shadowed: map[string]wire.Participant{}, wake: make(chan struct{}, 1),
+	return &pullLeg{m: m, roomID: roomID, peer: p, media: media, remotes: map[string]bool{}, shadowed: map[string]*shadowed{}, wake: make(chan struct{}, 1),
 		welcomed: make(chan struct{}), started: time.Now()}
 }
 
@@ -97,6 +97,9 @@ func (l *pullLeg) setMedia(media bool) {
 func (l *pullLeg) stop() {
 	l.mu.Lock()
 	l.stopped = true
+	for _, sh := range l.shadowed {
+		sh.disarm()
+	}
 	c := l.conn
 	pending := l.egressOff != nil // kept over a mode switch: forget it now
 	if pending {
@@ -329,7 +332,7 @@ func (l *pullLeg) once() error {
 				_ = ri.AddICECandidate(d.Candidate)
 			}
 		case edgeapi.CascadeJoined:
-			var d wire.Participant
+			var d edgeapi.CascadeParticipant
 			if json.Unmarshal(env.Data, &d) == nil && d.ParticipantID != "" {
 				l.addRemote(ri, d)
 			}
@@ -383,11 +386,26 @@ func refusal(env wire.Envelope) error {
 	return &errRefused{code: e.Code, msg: e.Message}
 }
 
-func (l *pullLeg) addRemote(ri *sfu.RelayIn, p wire.Participant) {
+// shadowed is a participant the peer relays while it is local here too:
+// moving here from the peer (its client leaves the peer soon), or connected
+// to both (two tabs with one id). kick, armed when the peer says since when
+// its connection exists, asks Members to settle a pair that stays.
+type shadowed struct {
+	since time.Time
+	kick  *time.Timer
+}
+
+func (sh *shadowed) disarm() {
+	if sh != nil && sh.kick != nil {
+		sh.kick.Stop()
+		sh.kick = nil
+	}
+}
+
+func (l *pullLeg) addRemote(ri *sfu.RelayIn, cp edgeapi.CascadeParticipant) {
+	p := cp.Participant
 	if l.m.cfg.Members.IsLocal(l.roomID, p.ParticipantID) {
-		l.mu.Lock()
-		l.shadowed[p.ParticipantID] = p
-		l.mu.Unlock()
+		l.shadowRemote(p.ParticipantID, cp.Since)
 		return
 	}
 	l.m.takeRemote(l.roomID, p.ParticipantID, l)
@@ -413,7 +431,8 @@ func (l *pullLeg) removeRemote(ri *sfu.RelayIn, origin, pid, reason string, lost
 	}
 	l.mu.Lock()
 	delete(l.remotes, pid)
-	_, shadowed := l.shadowed[pid]
+	sh, shadowed := l.shadowed[pid]
+	sh.disarm()
 	delete(l.shadowed, pid)
 	l.mu.Unlock()
 	if !shadowed {
@@ -440,7 +459,10 @@ func (l *pullLeg) shadow(pid string) {
 	ri, had := l.ri, l.remotes[pid]
 	if had {
 		delete(l.remotes, pid)
-		l.shadowed[pid] = wire.Participant{ParticipantID: pid, Name: pid, Tracks: []wire.TrackInfo{}}
+		// Here since just now, so the peer's connection is the older one:
+		// the peer settles it if it stays.
+		l.shadowed[pid].disarm()
+		l.shadowed[pid] = &shadowed{}
 	}
 	l.mu.Unlock()
 	if had && ri != nil {
@@ -453,13 +475,40 @@ func (l *pullLeg) shadow(pid string) {
 // welcome and offer bring the participant and its tracks back.
 func (l *pullLeg) unshadow(pid string) {
 	l.mu.Lock()
-	_, ok := l.shadowed[pid]
+	sh, ok := l.shadowed[pid]
+	sh.disarm()
 	delete(l.shadowed, pid)
 	c := l.conn
 	l.mu.Unlock()
 	if ok && c != nil {
 		c.close()
 	}
+}
+
+// shadowRemote records that the peer relays pid, admitted here too, with
+// its connection there since sinceMs (0: the peer does not say). If the
+// pair stays for DuplicateGrace, Members removes whichever connection is
+// older.
+func (l *pullLeg) shadowRemote(pid string, sinceMs int64) {
+	dm, settles := l.m.cfg.Members.(DuplicateMembers)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.shadowed[pid].disarm()
+	sh := &shadowed{}
+	l.shadowed[pid] = sh
+	if !settles || sinceMs <= 0 || l.stopped {
+		return
+	}
+	sh.since = time.UnixMilli(sinceMs)
+	origin := l.peer.EdgeID
+	sh.kick = time.AfterFunc(l.m.cfg.DuplicateGrace, func() {
+		l.mu.Lock()
+		still := l.shadowed[pid] == sh && sh.kick != nil
+		l.mu.Unlock()
+		if still {
+			dm.DuplicateElsewhere(l.roomID, pid, origin, sh.since)
+		}
+	})
 }
 
 func (l *pullLeg) hasRemote(pid string) bool {
@@ -489,6 +538,11 @@ func (l *pullLeg) teardown(conn *frameConn, p edgeapi.Peer) {
 	}
 	remotes := l.remotes
 	l.remotes = map[string]bool{}
+	// What the peer has is unknown until its next welcome, which arms
+	// these again.
+	for _, sh := range l.shadowed {
+		sh.disarm()
+	}
 	l.mu.Unlock()
 	if ri != nil {
 		ri.Close()

@@ -51,6 +51,10 @@ type member struct {
 	unreported bool
 	// maxParticipants is the room cap from the member's ticket (0 = none).
 	maxParticipants int
+	// since: when this connection of the participant was admitted (a
+	// resume keeps it, a duplicate join renews it). Other edges compare it
+	// when the same id is connected to them too (DuplicateElsewhere).
+	since time.Time
 
 	mu      sync.Mutex
 	conn    *conn

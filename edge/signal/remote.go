@@ -13,7 +13,7 @@ import (
 // edges that relay the room hear of it (edge/cascade implements it). Its
 // methods must not block.
 type Cascade interface {
-	LocalJoined(roomID string, p wire.Participant)
+	LocalJoined(roomID string, p edgeapi.CascadeParticipant)
 	LocalLeft(roomID, participantID, reason string)
 	LocalMute(roomID string, m wire.Mute)
 	// LocalRoomEmpty: the room has no participant on this edge any more.
@@ -140,10 +140,11 @@ func (s *Server) RemoteQuality(roomID, pid string, score float64) {
 
 // LocalParticipants lists the room's admitted participants on this edge
 // with their tracks (what a new cascade leg is told first).
-func (s *Server) LocalParticipants(roomID string) []wire.Participant {
+func (s *Server) LocalParticipants(roomID string) []edgeapi.CascadeParticipant {
 	type entry struct {
 		id, name string
 		mod      bool
+		since    time.Time
 		m        *member
 	}
 	s.mu.Lock()
@@ -151,20 +152,21 @@ func (s *Server) LocalParticipants(roomID string) []wire.Participant {
 	if r := s.rooms[roomID]; r != nil {
 		for id, m := range r.members {
 			if m.announced && m.state != stateGone {
-				es = append(es, entry{id, m.name, m.perms.Moderate, m})
+				es = append(es, entry{id, m.name, m.perms.Moderate, m.since, m})
 			}
 		}
 	}
 	s.mu.Unlock()
-	out := make([]wire.Participant, 0, len(es))
+	out := make([]edgeapi.CascadeParticipant, 0, len(es))
 	for _, e := range es {
 		tracks := []wire.TrackInfo{}
 		if media := e.m.mediaNow(); media != nil {
 			tracks = media.Tracks()
 		}
-		out = append(out, wire.Participant{ParticipantID: e.id, Name: e.name, Moderator: e.mod, Tracks: tracks})
+		out = append(out, edgeapi.CascadeParticipant{Participant: wire.Participant{ParticipantID: e.id, Name: e.name, Moderator: e.mod, Tracks: tracks},
+			Since: e.since.UnixMilli()})
 	}
-	slices.SortFunc(out, func(a, b wire.Participant) int { return cmpString(a.ParticipantID, b.ParticipantID) })
+	slices.SortFunc(out, func(a, b edgeapi.CascadeParticipant) int { return cmpString(a.ParticipantID, b.ParticipantID) })
 	return out
 }
 
@@ -357,4 +359,48 @@ func (s *Server) ParticipantCount() int {
 		n += len(r.members) + len(r.lobby)
 	}
 	return n
+}
+
+// announceSince tells the room's other edges again about an announced
+// member whose connection was renewed (a duplicate join took it over), so
+// that one holding an older connection of the same id removes it.
+func (s *Server) announceSince(m *member) {
+	casc := s.cascade.get()
+	s.mu.Lock()
+	ok := m.announced && m.state == stateActive
+	p := wire.Participant{ParticipantID: m.id, Name: m.name, Moderator: m.perms.Moderate, Tracks: []wire.TrackInfo{}}
+	since := m.since
+	s.mu.Unlock()
+	if ok && casc != nil {
+		casc.LocalJoined(m.roomID, edgeapi.CascadeParticipant{Participant: p, Since: since.UnixMilli()})
+	}
+}
+
+// DuplicateElsewhere: pid has been connected to edge origin since `since`
+// for a while (the cascade waited DuplicateGrace) while also admitted
+// here. If the connection here is the older one, it is the duplicate: it
+// is removed (`removed {reason: duplicate}`), as a duplicate join on one
+// edge removes the older connection. A participant moving between edges
+// is on both only until its client leaves the old edge, well within that
+// wait; two tabs (or devices) with one id stay on both. The room sees no
+// leave: the id stays present through origin, and the control plane
+// already records it there (a leave from an edge it moved away from is
+// ignored). Ties go against the edge with the smaller id, so exactly one
+// side removes its connection.
+func (s *Server) DuplicateElsewhere(roomID, pid, origin string, since time.Time) {
+	s.mu.Lock()
+	var m *member
+	if r := s.rooms[roomID]; r != nil {
+		m = r.members[pid]
+	}
+	older := m != nil && m.announced && m.state != stateGone && m.state != stateLobby &&
+		(m.since.Before(since) || (m.since.Equal(since) && s.cfg.EdgeID < origin))
+	s.mu.Unlock()
+	if !older {
+		return
+	}
+	s.log.Info("signal: removing a participant connected to another edge since later", "room", roomID, "participant", pid, "edge", origin)
+	// "moved" for the room and the cascade (the others keep seeing it, now
+	// through origin); `duplicate` for the client.
+	s.leave(m, wire.ReasonMoved, encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDuplicate}), true)
 }

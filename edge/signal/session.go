@@ -166,9 +166,16 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 	r := s.roomLocked(cl.RoomID)
 	if old := r.members[cl.ParticipantID]; old != nil && old.state != stateGone {
 		// Duplicate: the new connection takes over the admitted participant.
+		// It is the id's newest connection: the room's other edges hear so,
+		// in case the id is connected to one of them too.
 		old.name, old.perms = name, cl.Permissions
+		old.since = s.now()
 		s.mu.Unlock()
-		return s.takeOver(old, c, encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDuplicate}), false)
+		nm, pe := s.takeOver(old, c, encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDuplicate}), false)
+		if pe == nil {
+			s.announceSince(nm)
+		}
+		return nm, pe
 	}
 	var oldLobby *member
 	if o := r.lobby[cl.ParticipantID]; o != nil {
@@ -369,6 +376,8 @@ func (s *Server) activateLocked(m *member, resumed, announce bool) *protoError {
 		s.report(edgeapi.EventParticipantJoined, m, name, "")
 		s.mu.Lock()
 		m.announced = true
+		m.since = s.now()
+		since := m.since
 		var targets []*member
 		// Already in the room through another edge (it is moving here):
 		// the others know it; only its tracks change.
@@ -379,7 +388,7 @@ func (s *Server) activateLocked(m *member, resumed, announce bool) *protoError {
 		p := wire.Participant{ParticipantID: m.id, Name: name, Moderator: perms.Moderate, Tracks: []wire.TrackInfo{}}
 		s.deliverAllSoon(targets, encode(wire.TypeParticipantJoined, p))
 		if casc := s.cascade.get(); casc != nil {
-			casc.LocalJoined(m.roomID, p)
+			casc.LocalJoined(m.roomID, edgeapi.CascadeParticipant{Participant: p, Since: since.UnixMilli()})
 		}
 	}
 	m.mu.Lock()

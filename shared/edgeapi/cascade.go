@@ -12,7 +12,7 @@ import (
 //	D → U  hello     {ticket, roomId, edgeId, nonce, proof}  proof = D signs ProofMessage(room, D, U, U's nonce)
 //	U → D  welcome   {proof, participants}                    proof = U signs ProofMessage(room, U, D, D's nonce)
 //	U → D  offer / candidate (U offers on the leg's PeerConnection), D → U answer / candidate
-//	U → D  participant-joined, participant-left, mute, track-gone, quality
+//	U → D  participant-joined {participant, since}, participant-left, mute, track-gone, quality
 //	U → D  lobby-request {participantId, name}, lobby-gone {participantId}
 //	D → U  moderate  {action, participantId, kind}
 //
@@ -65,10 +65,21 @@ type CascadeHelloMsg struct {
 	EventsOnly bool `json:"eventsOnly,omitempty"`
 }
 
+// CascadeParticipant is one of U's participants as a leg relays it
+// (welcome, participant-joined): what clients see, and since when it has
+// been connected to U (U's clock, Unix milliseconds; 0 from an edge that
+// does not say). When the same participant id is connected to two edges
+// and stays so, the edges compare it: the older connection is the
+// duplicate, as on one edge, where a new join takes over.
+type CascadeParticipant struct {
+	wire.Participant
+	Since int64 `json:"since,omitempty"`
+}
+
 // CascadeWelcomeMsg accepts a leg.
 type CascadeWelcomeMsg struct {
-	Proof        []byte             `json:"proof"`
-	Participants []wire.Participant `json:"participants"`
+	Proof        []byte               `json:"proof"`
+	Participants []CascadeParticipant `json:"participants"`
 	// Egress is the room's recording/streaming state by U's own jobs.
 	Egress wire.EgressState `json:"egress,omitzero"`
 	// Lobby lists who waits in U's lobby for the room.

@@ -56,6 +56,8 @@ type multiOptions struct {
 	edgeEgress func(t *testing.T, s edgeSpec) edgenode.EgressConfig
 	// placement adjusts the control nodes' placement configuration.
 	placement func(*placement.Config)
+	// cascade adjusts every edge's cascade configuration.
+	cascade func(*cascade.Config)
 }
 
 func quietLogger() *slog.Logger {
@@ -146,7 +148,13 @@ func (m *multi) startEdgeVia(s edgeSpec, urls []string) *edgenode.Node {
 			PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, EnableTURN: true, TURN: tc, Capacity: capacity,
 			StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond, GossipEnabled: true, Gossip: gc, Logger: quietLogger(),
 			DrainTimeout: 20 * time.Second,
-			Cascade:      func(c *cascade.Config) { c.IdleTimeout = 3 * time.Second; c.RedialMax = time.Second }}
+			Cascade: func(c *cascade.Config) {
+				c.IdleTimeout = 3 * time.Second
+				c.RedialMax = time.Second
+				if m.opts.cascade != nil {
+					m.opts.cascade(c)
+				}
+			}}
 	})
 	m.t.Cleanup(func() { n.Close() })
 	m.mu.Lock()
