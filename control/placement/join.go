@@ -253,7 +253,16 @@ func (s *Service) Join(ctx context.Context, req api.JoinRequest) (*api.JoinRespo
 				alts = append(alts, c)
 			}
 		}
-		if s.reservedFor(v.placement, choice.edge.ID, now) {
+		// In a room with maxParticipants a direct joiner takes a seat in the
+		// same write (one waiting in the lobby is counted by its edge when
+		// admitted): concurrent joins through any node are ordered by the
+		// log, so together they cannot exceed the cap, whichever edges they
+		// land on.
+		seat := ""
+		if req.Room.MaxParticipants > 0 && !(req.AskJoin && !req.Moderate) {
+			seat = req.ParticipantID
+		}
+		if seat == "" && s.reservedFor(v.placement, choice.edge.ID, now) {
 			// The room is on that edge already, reserved beyond this
 			// ticket's life: the write would change nothing (same edges,
 			// same epoch), so a busy room's joins skip it, and write again
@@ -261,7 +270,7 @@ func (s *Service) Join(ctx context.Context, req api.JoinRequest) (*api.JoinRespo
 			return s.respond(req, sec, ps, v.edges, v.epoch, choice, alts, now)
 		}
 		raw, index, err := s.node.Apply(ctx, state.CmdPlaceRoom, state.PlaceRoom{RoomID: req.Room.RoomID, ExpectEpoch: v.epoch, EdgeID: choice.edge.ID,
-			ReserveFor: int64(s.reserveFor() / time.Second), At: now.UTC()})
+			ReserveFor: int64(s.reserveFor() / time.Second), At: now.UTC(), Seat: seat, MaxParticipants: req.Room.MaxParticipants})
 		var se *state.Error
 		if errors.As(err, &se) && se.Code == state.CodeConflict {
 			// Another join (through any node, under any leader) changed the

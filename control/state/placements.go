@@ -29,11 +29,23 @@ type Placement struct {
 	UpdatedAt   time.Time  `json:"updatedAt"`
 	CreateIndex uint64     `json:"createIndex"`
 	ModifyIndex uint64     `json:"modifyIndex"`
+	// Seats are held in a room with maxParticipants for joiners the join
+	// API let in who have not reached their edge yet (PlaceRoom.Seat).
+	Seats []Seat `json:"seats,omitempty"`
+}
+
+// Seat is a place in a capped room held for a participant between the
+// join API and its edge's report of the join (which releases it), or until
+// its ticket can no longer be used.
+type Seat struct {
+	ParticipantID string    `json:"participantId"`
+	Until         time.Time `json:"until"`
 }
 
 func (p *Placement) clone() *Placement {
 	c := *p
 	c.Edges = slices.Clone(p.Edges)
+	c.Seats = slices.Clone(p.Seats)
 	return &c
 }
 
@@ -75,6 +87,15 @@ type PlaceRoom struct {
 	EdgeID      string    `json:"edgeId"`
 	ReserveFor  int64     `json:"reserveFor"` // seconds from At
 	At          time.Time `json:"at"`
+	// Seat, in a room with MaxParticipants, is the joiner's participant
+	// id: the command fails (forbidden) unless the room has a place for it
+	// counting the active participants of its ongoing session and the
+	// seats held for others, each id once; it then holds one for
+	// ReserveFor. Edges enforce the cap too, but two edges of a room
+	// admitting joiners at the same instant cannot see each other's in
+	// time; the Raft log orders the join API's calls.
+	Seat            string `json:"seat,omitempty"`
+	MaxParticipants int    `json:"maxParticipants,omitempty"`
 }
 
 // UnplaceRoomEdges removes edges from a room (an edge that no longer has
@@ -116,11 +137,25 @@ func applyPlaceRoom(s *Store, index uint64, c *PlaceRoom) (any, error) {
 		return nil, errf(CodeConflict, "edge %q is not available", c.EdgeID)
 	}
 	until := c.At.Add(time.Duration(c.ReserveFor) * time.Second)
+	var seats []Seat
+	if c.Seat != "" && c.MaxParticipants > 0 {
+		var held []Seat
+		if old != nil {
+			held = old.Seats
+		}
+		var err error
+		if seats, err = s.takeSeat(held, c, until); err != nil {
+			return nil, err
+		}
+	}
 	var p *Placement
 	if old == nil {
 		p = &Placement{RoomID: c.RoomID, Home: c.EdgeID, CreateIndex: index}
 	} else {
 		p = old.clone()
+	}
+	if seats != nil {
+		p.Seats = seats
 	}
 	if re := p.edge(c.EdgeID); re != nil {
 		if until.After(re.ReservedUntil) {
@@ -229,4 +264,52 @@ func (s *Store) Placements() []*Placement {
 		out = append(out, p.clone())
 	}
 	return out
+}
+
+// takeSeat returns the room's seats with one held for c.Seat until
+// `until`, or forbidden when the room has no place for it: the active
+// participants of its ongoing session and the unexpired seats of others
+// already make MaxParticipants (each participant id counted once, the
+// joiner never: a participant joining again, e.g. moving to another edge,
+// keeps its place). Expired seats are dropped.
+func (s *Store) takeSeat(held []Seat, c *PlaceRoom, until time.Time) ([]Seat, error) {
+	taken := map[string]bool{}
+	if r := s.roomByRoomID(c.RoomID); r != nil {
+		if ss := s.ongoingSession(r.ID); ss != nil {
+			for _, sp := range ss.Participants {
+				if sp.Active() {
+					taken[sp.ParticipantID] = true
+				}
+			}
+		}
+	}
+	seats := make([]Seat, 0, len(held)+1)
+	for _, st := range held {
+		if st.Until.After(c.At) && st.ParticipantID != c.Seat {
+			seats = append(seats, st)
+			taken[st.ParticipantID] = true
+		}
+	}
+	delete(taken, c.Seat)
+	if len(taken) >= c.MaxParticipants {
+		return nil, errf(CodeForbidden, "room %q is full (maxParticipants %d)", c.RoomID, c.MaxParticipants)
+	}
+	return append(seats, Seat{ParticipantID: c.Seat, Until: until}), nil
+}
+
+// releaseSeat drops the seat held for pid in the room (its edge reported
+// it joined: from now on its session counts it).
+func (s *Store) releaseSeat(roomID, pid string, index uint64) {
+	old := s.placement(roomID)
+	if old == nil || !slices.ContainsFunc(old.Seats, func(st Seat) bool { return st.ParticipantID == pid }) {
+		return
+	}
+	p := old.clone()
+	p.Seats = slices.DeleteFunc(p.Seats, func(st Seat) bool { return st.ParticipantID == pid })
+	if len(p.Seats) == 0 {
+		p.Seats = nil
+	}
+	p.ModifyIndex = index
+	s.put(tPlacements, p)
+	s.bump("placements", index)
 }

@@ -335,6 +335,7 @@ func applyParticipantJoin(s *Store, index uint64, c *ParticipantJoin) (any, erro
 	if r == nil {
 		return nil, errf(CodeNotFound, "room %q not found", c.RoomID)
 	}
+	s.releaseSeat(r.RoomID, c.ParticipantID, index)
 	ids := &idSource{ids: c.IDs, base: c.EventID}
 	old := s.ongoingSession(r.ID)
 	var ss *Session
