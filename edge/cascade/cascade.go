@@ -65,6 +65,9 @@ type DuplicateMembers interface {
 type LobbyMembers interface {
 	LobbyRequests(roomID string) []wire.LobbyRequest
 	RemoteLobby(roomID, origin string, req wire.LobbyRequest)
+	// SetLobby: who waits in origin's lobby, as a leg's welcome lists it
+	// (the ones no longer listed are gone).
+	SetLobby(roomID, origin string, reqs []wire.LobbyRequest)
 	RemoteLobbyGone(roomID, origin, pid string)
 	// ForgetLobby: the leg to origin ended; who waits there is unknown
 	// until its next welcome.

@@ -175,3 +175,47 @@ func TestMaxParticipantsCountsTheWholeRoom(t *testing.T) {
 	// alice moves to montreal-1 (as after a failover): still two people.
 	ctl.join(t, b, "r1", "alice", all, two)
 }
+
+// TestLobbyKeptOverALegRedial: a leg that redials to switch between room
+// events only and media (here: the first subscriber arrives on the
+// moderator's edge) keeps who waits in the other edge's lobby, so the
+// moderator is neither told the request was withdrawn nor asked again,
+// and can still admit the guest through the new connection.
+func TestLobbyKeptOverALegRedial(t *testing.T) {
+	ctl := newControl(t)
+	a := startEdge(t, ctl, "paris-1", "eu-west")
+	b := startEdge(t, ctl, "montreal-1", "ca-east")
+	ctl.link(t, "r-redial", 7, nil, a, b)
+	ctl.join(t, a, "r-redial", "alice", ticket.Permissions{Publish: true})
+	bob := ctl.join(t, b, "r-redial", "bob", ticket.Permissions{Publish: true, Moderate: true}) // moderates, subscribes to nothing
+	waitLeg(t, b, "paris-1", "in", "events")
+	carol, lobby := ctl.connect(t, a, "r-redial", "carol", ticket.Permissions{Publish: true, Subscribe: true, AskJoin: true})
+	if !lobby {
+		t.Fatal("carol (ask to join) was not put in the lobby")
+	}
+	waitFor(t, bob, wire.TypeLobbyRequest, about("carol"))
+	seen := len(bob.Messages())
+
+	// A subscriber on montreal-1: its leg from paris-1 redials with media.
+	ctl.join(t, b, "r-redial", "dave", ticket.Permissions{Subscribe: true})
+	signaltest.Eventually(t, 15*time.Second, func() string {
+		if st := legState(t, b, "paris-1", "in"); st != "idle" && st != "connected" {
+			return signaltest.Reasonf("montreal-1's leg from paris-1 is %q, want it carrying media (idle: no track yet)", st)
+		}
+		return ""
+	})
+	time.Sleep(time.Second) // the new connection's welcome is in by now
+	for _, env := range bob.Messages()[seen:] {
+		if (env.Type == wire.TypeLobbyWithdrawn || env.Type == wire.TypeLobbyRequest) && about("carol")(env) {
+			t.Errorf("bob was told %s %s over the redial", env.Type, env.Data)
+		}
+	}
+	if err := bob.Send(wire.TypeLobbyDecision, wire.LobbyDecision{ParticipantID: "carol", Admit: true}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if j, err := carol.WaitJoined(ctx); err != nil || j.ParticipantID != "carol" {
+		t.Fatalf("carol after bob's admit through the new connection: %+v %v", j, err)
+	}
+}

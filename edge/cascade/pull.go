@@ -34,20 +34,21 @@ type pullLeg struct {
 	media     bool  // the next connection carries tracks (else room events only)
 	switching bool  // the connection is being replaced by one in the other mode
 	lastErr   error // why the last attempt ended (diagnostics)
-	// egressOff forgets the peer's egress state a moment after a mode
-	// switch closed the connection, unless the next welcome says it again:
-	// the recording indicator does not flicker for a redial.
-	egressOff *time.Timer
-	conn      *frameConn
-	ri        *sfu.RelayIn
-	remotes   map[string]bool
-	shadowed  map[string]*shadowed // relayed, but the participant is local here now
-	stopped   bool
-	connected atomic.Bool
-	wake      chan struct{} // 1-slot: stop, or a new ticket
-	welcomed  chan struct{} // closed once the first attempt was welcomed, or failed
-	welcOnce  sync.Once
-	started   time.Time
+	// forgetPeer forgets the peer's egress state and who waits in its
+	// lobby a moment after a mode switch closed the connection, unless the
+	// next welcome says them again: neither the recording indicator nor a
+	// moderator's list of lobby requests flickers for a redial.
+	forgetPeer *time.Timer
+	conn       *frameConn
+	ri         *sfu.RelayIn
+	remotes    map[string]bool
+	shadowed   map[string]*shadowed // relayed, but the participant is local here now
+	stopped    bool
+	connected  atomic.Bool
+	wake       chan struct{} // 1-slot: stop, or a new ticket
+	welcomed   chan struct{} // closed once the first attempt was welcomed, or failed
+	welcOnce   sync.Once
+	started    time.Time
 }
 
 func newPullLeg(m *Manager, roomID string, p edgeapi.Peer, media bool) *pullLeg {
@@ -101,15 +102,15 @@ func (l *pullLeg) stop() {
 		sh.disarm()
 	}
 	c := l.conn
-	pending := l.egressOff != nil // kept over a mode switch: forget it now
+	pending := l.forgetPeer != nil // kept over a mode switch: forget it now
 	if pending {
-		l.egressOff.Stop()
-		l.egressOff = nil
+		l.forgetPeer.Stop()
+		l.forgetPeer = nil
 	}
 	peer := l.peer.EdgeID
 	l.mu.Unlock()
 	if pending {
-		l.m.remoteEgress(l.roomID, peer, wire.EgressState{})
+		l.forgetPeerState(peer)
 	}
 	if c != nil {
 		c.close()
@@ -275,17 +276,15 @@ func (l *pullLeg) once() error {
 	for _, wp := range welcome.Participants {
 		l.addRemote(ri, wp)
 	}
-	if lm, ok := m.cfg.Members.(LobbyMembers); ok {
-		for _, req := range welcome.Lobby {
-			lm.RemoteLobby(l.roomID, p.EdgeID, req)
-		}
-	}
 	l.mu.Lock()
-	if l.egressOff != nil {
-		l.egressOff.Stop()
-		l.egressOff = nil
+	if l.forgetPeer != nil {
+		l.forgetPeer.Stop()
+		l.forgetPeer = nil
 	}
 	l.mu.Unlock()
+	if lm, ok := m.cfg.Members.(LobbyMembers); ok {
+		lm.SetLobby(l.roomID, p.EdgeID, welcome.Lobby)
+	}
 	m.remoteEgress(l.roomID, p.EdgeID, welcome.Egress)
 	l.welcOnce.Do(func() { close(l.welcomed) })
 
@@ -550,38 +549,43 @@ func (l *pullLeg) teardown(conn *frameConn, p edgeapi.Peer) {
 	for pid := range remotes {
 		l.m.cfg.Members.RemoteLeft(l.roomID, p.EdgeID, pid, edgeapi.CascadeReasonLost, true)
 	}
-	// Who waits in the peer's lobby is known again from the next welcome;
-	// meanwhile a decision here could not reach them.
-	if lm, ok := l.m.cfg.Members.(LobbyMembers); ok {
-		lm.ForgetLobby(l.roomID, p.EdgeID)
-	}
-	// The peer's jobs are no longer known here; a new leg's welcome says
-	// again what they are. After a mode switch that welcome is expected
-	// at once: the state is kept for a handshake's time meanwhile.
+	// The peer's jobs and who waits in its lobby are no longer known here
+	// (a decision here could not reach them); a new leg's welcome says
+	// again what they are. After a mode switch that welcome is expected at
+	// once: they are kept for a handshake's time meanwhile.
 	l.mu.Lock()
 	switching := l.switching && !l.stopped
 	l.switching = false
-	if switching && l.egressOff == nil {
+	if switching && l.forgetPeer == nil {
 		var t *time.Timer
 		t = time.AfterFunc(l.m.cfg.HandshakeTimeout, func() {
 			l.mu.Lock()
-			mine := l.egressOff == t // not already answered by a welcome
+			mine := l.forgetPeer == t // not already answered by a welcome
 			if mine {
-				l.egressOff = nil
+				l.forgetPeer = nil
 			}
 			l.mu.Unlock()
 			if mine {
-				l.m.remoteEgress(l.roomID, p.EdgeID, wire.EgressState{})
+				l.forgetPeerState(p.EdgeID)
 			}
 		})
-		l.egressOff = t
+		l.forgetPeer = t
 	}
 	l.mu.Unlock()
 	if !switching {
-		l.m.remoteEgress(l.roomID, p.EdgeID, wire.EgressState{})
+		l.forgetPeerState(p.EdgeID)
 	}
 	if l.connected.Swap(false) {
 		l.m.report(edgeapi.EventCascadeLegDown, l.roomID, p.EdgeID, p.Region)
+	}
+}
+
+// forgetPeerState drops what the peer's welcome and events said about its
+// egress jobs and its lobby.
+func (l *pullLeg) forgetPeerState(peer string) {
+	l.m.remoteEgress(l.roomID, peer, wire.EgressState{})
+	if lm, ok := l.m.cfg.Members.(LobbyMembers); ok {
+		lm.ForgetLobby(l.roomID, peer)
 	}
 }
 

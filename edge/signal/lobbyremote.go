@@ -156,3 +156,34 @@ func (s *Server) decideRemote(roomID string, d wire.LobbyDecision) bool {
 	lc, ok := s.cascade.get().(lobbyCascade)
 	return waits && ok && lc.Decide(roomID, a.origin, d.ParticipantID, d.Admit)
 }
+
+// SetLobby makes who waits in the lobby of edge origin what a leg's
+// welcome lists: the ones no longer listed are withdrawn, new ones asked
+// (those already known are not asked again, so a leg that redials does not
+// make moderators' lists flicker).
+func (s *Server) SetLobby(roomID, origin string, reqs []wire.LobbyRequest) {
+	listed := make(map[string]bool, len(reqs))
+	for _, req := range reqs {
+		listed[req.ParticipantID] = true
+	}
+	s.mu.Lock()
+	var gone []string
+	if r := s.rooms[roomID]; r != nil {
+		for pid, a := range r.asking {
+			if a.origin == origin && !listed[pid] {
+				delete(r.asking, pid)
+				gone = append(gone, pid)
+			}
+		}
+		if r.empty() {
+			delete(s.rooms, roomID)
+		}
+	}
+	s.mu.Unlock()
+	for _, pid := range gone {
+		s.withdraw(roomID, pid)
+	}
+	for _, req := range reqs {
+		s.RemoteLobby(roomID, origin, req)
+	}
+}
