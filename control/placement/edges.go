@@ -256,22 +256,6 @@ func (s *Service) RemoveParticipant(ctx context.Context, edgeID, roomID, partici
 	return s.post(ctx, e.InternalURL+"/internal/v1/rooms/remove-participant", edgeapi.RemoveParticipant{RoomID: roomID, ParticipantID: participantID, Reason: reason})
 }
 
-// CloseRoom tells every up edge to disconnect the room's participants.
-func (s *Service) CloseRoom(ctx context.Context, roomID, reason string) error {
-	var edges []*state.Edge
-	s.node.FSM().Read(func(st *state.Store) { edges = st.Edges() })
-	var errs []error
-	for _, e := range edges {
-		if !e.Up || e.InternalURL == "" {
-			continue
-		}
-		if err := s.post(ctx, e.InternalURL+"/internal/v1/rooms/close", edgeapi.CloseRoom{RoomID: roomID, Reason: reason}); err != nil {
-			errs = append(errs, fmt.Errorf("edge %s: %w", e.ID, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 func (s *Service) post(ctx context.Context, url string, body any) error {
 	req, err := edgeapi.NewRequest(ctx, url, s.cfg.EdgeToken, body)
 	if err != nil {

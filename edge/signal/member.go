@@ -51,9 +51,11 @@ type member struct {
 	unreported bool
 	// maxParticipants is the room cap from the member's ticket (0 = none).
 	maxParticipants int
-	// since: when this connection of the participant was admitted (a
-	// resume keeps it, a duplicate join renews it). Other edges compare it
-	// when the same id is connected to them too (DuplicateElsewhere).
+	// since: when this connection of the participant arrived, then when
+	// it was admitted (a resume keeps it, a duplicate join renews it).
+	// Other edges compare it when the same id is connected to them too
+	// (DuplicateElsewhere); a late room close spares members newer than
+	// the close (CloseRoomAt).
 	since time.Time
 
 	mu      sync.Mutex

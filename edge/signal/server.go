@@ -191,7 +191,7 @@ func (s *Server) handleCloseRoom(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &req); err != nil || req.RoomID == "" {
 		return jsonError(c, fiber.StatusBadRequest, wire.CodeBadRequest, "roomId is required")
 	}
-	n := s.CloseRoom(req.RoomID, req.Reason)
+	n := s.CloseRoomAt(req.RoomID, req.Reason, req.At)
 	return c.JSON(fiber.Map{"removed": n})
 }
 
@@ -329,21 +329,45 @@ func (s *Server) RemoveParticipant(roomID, pid, reason string) bool {
 // CloseRoom disconnects everybody in a room and refuses tickets issued
 // before now; it returns how many participants were disconnected.
 func (s *Server) CloseRoom(roomID, reason string) int {
+	return s.CloseRoomAt(roomID, reason, time.Time{})
+}
+
+// closeLateAfter: a close the control plane made longer ago than this
+// (by this edge's clock) reached the edge late, after retries.
+const closeLateAfter = 5 * time.Second
+
+// CloseRoomAt is CloseRoom for a room the control plane closed at `at`
+// (zero: now). Tickets issued until then are refused. A close arriving
+// promptly disconnects everybody, whatever the clocks say; one arriving
+// late (the edge was stalled or cut off while it was retried) disconnects
+// only those admitted before `at`: whoever joined since is in the room's
+// next session.
+func (s *Server) CloseRoomAt(roomID, reason string, at time.Time) int {
 	now := s.now()
+	late := !at.IsZero() && now.Sub(at) > closeLateAfter
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
 	s.mu.Lock()
-	for id, at := range s.closedRooms {
-		if now.Sub(at) > 2*ticket.MaxTTL {
+	for id, t := range s.closedRooms {
+		if now.Sub(t) > 2*ticket.MaxTTL {
 			delete(s.closedRooms, id)
 		}
 	}
-	s.closedRooms[roomID] = now
+	if at.After(s.closedRooms[roomID]) {
+		s.closedRooms[roomID] = at
+	}
 	var ms []*member
 	if r := s.rooms[roomID]; r != nil {
 		for _, m := range r.members {
-			ms = append(ms, m)
+			if !late || !m.since.After(at) {
+				ms = append(ms, m)
+			}
 		}
 		for _, m := range r.lobby {
-			ms = append(ms, m)
+			if !late || !m.since.After(at) {
+				ms = append(ms, m)
+			}
 		}
 	}
 	s.mu.Unlock()

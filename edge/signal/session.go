@@ -189,7 +189,7 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 		s.dropLobbyConn(oldLobby)
 		return nil, perr(wire.CodeRoomFull, "room is full (%d participants)", cl.MaxParticipants)
 	}
-	m := &member{roomID: cl.RoomID, id: cl.ParticipantID, nonce: newNonce(), name: name, perms: cl.Permissions, conn: c}
+	m := &member{roomID: cl.RoomID, id: cl.ParticipantID, nonce: newNonce(), name: name, perms: cl.Permissions, conn: c, since: s.now()}
 	m.maxParticipants = cl.MaxParticipants
 	var mods []*member
 	if lobby {

@@ -219,8 +219,13 @@ type RemoveParticipant struct {
 	Reason        string `json:"reason"`
 }
 
-// CloseRoom asks an edge to disconnect everybody in a room.
+// CloseRoom asks an edge to disconnect everybody in a room. At is when the
+// control plane closed it (its clock, as tickets' IssuedAt): the edge
+// refuses tickets issued until then, and a request arriving late (retried
+// while the edge was unreachable) spares those admitted after it, who are
+// in the room's next session.
 type CloseRoom struct {
-	RoomID string `json:"roomId"`
-	Reason string `json:"reason"`
+	RoomID string    `json:"roomId"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at,omitzero"`
 }

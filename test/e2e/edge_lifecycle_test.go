@@ -41,6 +41,13 @@ type fakeEdge struct {
 
 func startAgent(t *testing.T, c *clustertest.Cluster, id, region string) *fakeEdge {
 	t.Helper()
+	return startAgentAt(t, c, id, region, "http://127.0.0.1:1")
+}
+
+// startAgentAt is startAgent for an edge whose internal API (what the
+// control plane calls) is at internalURL.
+func startAgentAt(t *testing.T, c *clustertest.Cluster, id, region, internalURL string) *fakeEdge {
+	t.Helper()
 	var urls []string
 	for _, n := range c.Nodes() {
 		if n != nil {
@@ -49,7 +56,7 @@ func startAgent(t *testing.T, c *clustertest.Cluster, id, region string) *fakeEd
 	}
 	fe := &fakeEdge{pub: make(chan ed25519.PublicKey, 8)}
 	a, err := agent.New(agent.Config{ControlURLs: urls, EdgeToken: edgeToken, HeartbeatEvery: 100 * time.Millisecond,
-		Register: edgeapi.Register{EdgeID: id, Region: region, SignalURL: "ws://127.0.0.1:1/rtc", InternalURL: "http://127.0.0.1:1",
+		Register: edgeapi.Register{EdgeID: id, Region: region, SignalURL: "ws://127.0.0.1:1/rtc", InternalURL: internalURL,
 			STUNURLs: []string{"stun:127.0.0.1:3478"}, TURNURLs: []string{"turn:127.0.0.1:3478?transport=udp"}, Capacity: 100},
 		OnRegistered: func(r edgeapi.RegisterReply) {
 			select {
