@@ -246,16 +246,6 @@ func fill(audio, video *state.MediaSample, ts edgeapi.TrackStats) {
 	}
 }
 
-// RemoveParticipant tells the participant's edge to disconnect it.
-func (s *Service) RemoveParticipant(ctx context.Context, edgeID, roomID, participantID, reason string) error {
-	var e *state.Edge
-	s.node.FSM().Read(func(st *state.Store) { e, _ = st.Edge(edgeID) })
-	if e == nil || e.InternalURL == "" {
-		return fmt.Errorf("edge %q unknown", edgeID)
-	}
-	return s.post(ctx, e.InternalURL+"/internal/v1/rooms/remove-participant", edgeapi.RemoveParticipant{RoomID: roomID, ParticipantID: participantID, Reason: reason})
-}
-
 func (s *Service) post(ctx context.Context, url string, body any) error {
 	req, err := edgeapi.NewRequest(ctx, url, s.cfg.EdgeToken, body)
 	if err != nil {

@@ -55,3 +55,35 @@ func TestLateRoomCloseSparesTheNextSession(t *testing.T) {
 	waitMsg(t, bob, wire.TypeRemoved, nil)
 	waitMsg(t, carol, wire.TypeRemoved, nil)
 }
+
+// TestLateRemovalSparesAReturn: a participant removal retried until the
+// edge answered spares the participant's connection made after the
+// removal (a removed participant may come back), and removes the one it
+// was meant for.
+func TestLateRemovalSparesAReturn(t *testing.T) {
+	var skew atomic.Int64
+	e := signaltest.StartEdge(t, signaltest.EdgeOptions{Signal: func(c *signal.Config) {
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	}})
+	remove := func(at time.Time) {
+		t.Helper()
+		body, _ := json.Marshal(edgeapi.RemoveParticipant{RoomID: "room-r", ParticipantID: "dave", Reason: wire.ReasonRemoved, At: at})
+		if code, err := e.Internal("/internal/v1/rooms/remove-participant", string(body)); err != nil || code != 200 {
+			t.Fatalf("remove: %d %v", code, err)
+		}
+	}
+	e.Join(t, "room-r", "erin", nil)
+	dave := e.Join(t, "room-r", "dave", nil)
+	removedAt := time.Now().Add(time.Second)
+	skew.Store(int64(10 * time.Second))
+	remove(removedAt) // late, and dave has been here since before: removed
+	waitMsg(t, dave, wire.TypeRemoved, nil)
+	dave2 := e.Join(t, "room-r", "dave", nil) // back
+	remove(removedAt)                         // the same order, retried later still
+	time.Sleep(300 * time.Millisecond)
+	for _, env := range dave2.Messages() {
+		if env.Type == wire.TypeRemoved {
+			t.Fatalf("dave's return was removed by a late order for his earlier connection: %s", env.Data)
+		}
+	}
+}

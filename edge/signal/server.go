@@ -182,7 +182,7 @@ func (s *Server) handleRemoveParticipant(c *fiber.Ctx) error {
 	if reason == "" {
 		reason = wire.ReasonRemoved
 	}
-	found := s.RemoveParticipant(req.RoomID, req.ParticipantID, reason)
+	found := s.RemoveParticipantAt(req.RoomID, req.ParticipantID, reason, req.At)
 	return c.JSON(fiber.Map{"removed": found})
 }
 
@@ -310,6 +310,15 @@ func (s *Server) moderatorsLocked(roomID string) []*member {
 // RemoveParticipant disconnects a participant (control plane or moderator);
 // it reports whether one was found.
 func (s *Server) RemoveParticipant(roomID, pid, reason string) bool {
+	return s.RemoveParticipantAt(roomID, pid, reason, time.Time{})
+}
+
+// RemoveParticipantAt is RemoveParticipant for a participant the control
+// plane removed at `at` (zero: now). Arriving late (see CloseRoomAt), it
+// spares a connection of pid admitted after `at`: the participant came
+// back, as a removed participant may.
+func (s *Server) RemoveParticipantAt(roomID, pid, reason string, at time.Time) bool {
+	late := !at.IsZero() && s.now().Sub(at) > closeLateAfter
 	s.mu.Lock()
 	var m *member
 	if r := s.rooms[roomID]; r != nil {
@@ -317,6 +326,9 @@ func (s *Server) RemoveParticipant(roomID, pid, reason string) bool {
 		if m == nil {
 			m = r.lobby[pid]
 		}
+	}
+	if m != nil && late && m.since.After(at) {
+		m = nil
 	}
 	s.mu.Unlock()
 	if m == nil {

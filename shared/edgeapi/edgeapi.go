@@ -212,11 +212,14 @@ type StatsBatch struct {
 	Legs   []LegStats         `json:"legs,omitempty"`
 }
 
-// RemoveParticipant asks an edge to disconnect a participant.
+// RemoveParticipant asks an edge to disconnect a participant. At is when
+// the control plane removed it (as CloseRoom.At: arriving late, the order
+// spares a connection admitted after it).
 type RemoveParticipant struct {
-	RoomID        string `json:"roomId"`
-	ParticipantID string `json:"participantId"`
-	Reason        string `json:"reason"`
+	RoomID        string    `json:"roomId"`
+	ParticipantID string    `json:"participantId"`
+	Reason        string    `json:"reason"`
+	At            time.Time `json:"at,omitzero"`
 }
 
 // CloseRoom asks an edge to disconnect everybody in a room. At is when the

@@ -22,6 +22,7 @@ type closeRecorder struct {
 	mu     sync.Mutex
 	calls  int
 	closed []edgeapi.CloseRoom
+	kicked []edgeapi.RemoveParticipant
 	fail   int
 }
 
@@ -29,18 +30,25 @@ func newCloseRecorder(t *testing.T, fail int, stall bool) *closeRecorder {
 	r := &closeRecorder{fail: fail}
 	release := make(chan struct{})
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path != "/internal/v1/rooms/close" {
+		if req.URL.Path != "/internal/v1/rooms/close" && req.URL.Path != "/internal/v1/rooms/remove-participant" {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, "{}")
 			return
 		}
-		var cr edgeapi.CloseRoom
-		_ = json.NewDecoder(req.Body).Decode(&cr)
+		raw, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		r.calls++
 		failNow := r.calls <= r.fail
 		if !failNow && !stall {
-			r.closed = append(r.closed, cr)
+			if req.URL.Path == "/internal/v1/rooms/close" {
+				var cr edgeapi.CloseRoom
+				_ = json.Unmarshal(raw, &cr)
+				r.closed = append(r.closed, cr)
+			} else {
+				var rp edgeapi.RemoveParticipant
+				_ = json.Unmarshal(raw, &rp)
+				r.kicked = append(r.kicked, rp)
+			}
 		}
 		r.mu.Unlock()
 		if stall {
@@ -64,6 +72,36 @@ func (r *closeRecorder) state() (calls int, closed []edgeapi.CloseRoom) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.calls, append([]edgeapi.CloseRoom(nil), r.closed...)
+}
+
+func (r *closeRecorder) removals() []edgeapi.RemoveParticipant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]edgeapi.RemoveParticipant(nil), r.kicked...)
+}
+
+// TestParticipantRemovalReachesItsEdge: a participant removed through the
+// API whose edge fails the first calls is disconnected once the edge
+// answers again (asked in the background, with the moment it was removed).
+func TestParticipantRemovalReachesItsEdge(t *testing.T) {
+	c := webhookCluster(t, 1)
+	flaky := newCloseRecorder(t, 2, false)
+	fe := startAgentAt(t, c, "flaky", "eu-west", flaky.srv.URL)
+	var room struct{ RoomID string }
+	c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{}).JSON(t, &room)
+	fe.Report(edgeapi.Event{ID: "j-bob", Kind: edgeapi.EventParticipantJoined, RoomID: room.RoomID, ParticipantID: "bob", Name: "Bob", At: time.Now().UTC()})
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		if r := c.Do(0, "POST", "/v2/sessions/participants/remove", c.Token(), map[string]any{"roomId": room.RoomID, "participantId": "bob"}); r.Status != 200 {
+			return fmt.Sprintf("remove: %d %s", r.Status, r.Body)
+		}
+		return ""
+	})
+	clustertest.Eventually(t, 15*time.Second, func() string {
+		if k := flaky.removals(); len(k) != 1 || k[0].ParticipantID != "bob" || k[0].At.IsZero() {
+			return fmt.Sprintf("the edge got removals %+v, want bob's with its time", k)
+		}
+		return ""
+	})
 }
 
 // TestRoomCloseReachesEveryEdge: deactivating a room tells every edge to
