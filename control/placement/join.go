@@ -313,10 +313,25 @@ func (s *Service) respond(req api.JoinRequest, sec *Secrets, ps []geo.Policy, ed
 	resp := &api.JoinResponse{RoomID: req.Room.RoomID, ParticipantID: req.ParticipantID, Name: req.Name}
 	regions := s.allowedRegions(ps, edges)
 	exp := now.Add(s.cfg.TicketTTL)
+	// A guest who may only ask to join but is active in the room's session
+	// was admitted before: moving to another edge (its edge failed or
+	// drains), it is not put back in the lobby.
+	admitted := false
+	if req.AskJoin && !req.Moderate {
+		s.node.FSM().Read(func(st *state.Store) {
+			if ss, ok := st.OngoingSession(req.Room.ID); ok {
+				for _, sp := range ss.Participants {
+					if sp.ParticipantID == req.ParticipantID && sp.Active() {
+						admitted = true
+					}
+				}
+			}
+		})
+	}
 	for i, c := range append([]candidate{choice}, alts...) {
 		claims := ticket.Claims{RoomID: req.Room.RoomID, ParticipantID: req.ParticipantID, ParticipantName: req.Name, EdgeID: c.edge.ID,
 			Permissions:     ticket.Permissions{Publish: req.Publish, Subscribe: req.Subscribe, Moderate: req.Moderate, AskJoin: req.AskJoin},
-			MaxParticipants: req.Room.MaxParticipants, AllowedRegions: regions, Epoch: epoch, Claim: i > 0, IssuedAt: now.Unix(), ExpiresAt: exp.Unix()}
+			MaxParticipants: req.Room.MaxParticipants, AllowedRegions: regions, Epoch: epoch, Claim: i > 0, Admitted: admitted, IssuedAt: now.Unix(), ExpiresAt: exp.Unix()}
 		tok, err := ticket.Sign(sec.TicketKey, claims)
 		if err != nil {
 			return nil, err

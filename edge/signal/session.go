@@ -183,7 +183,7 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 		delete(r.lobby, cl.ParticipantID)
 		o.state = stateGone
 	}
-	lobby := cl.Permissions.AskJoin && !cl.Permissions.Moderate
+	lobby := cl.Permissions.AskJoin && !cl.Permissions.Moderate && !cl.Admitted
 	if !lobby && cl.MaxParticipants > 0 && r.others(cl.ParticipantID) >= cl.MaxParticipants {
 		s.mu.Unlock()
 		s.dropLobbyConn(oldLobby)

@@ -54,7 +54,11 @@ type Claims struct {
 	// Claim marks an alternate candidate: the room is not recorded on this
 	// edge yet, so the edge must add itself to the placement (through the
 	// control plane) before admitting anyone.
-	Claim     bool  `json:"claim,omitempty"`
+	Claim bool `json:"claim,omitempty"`
+	// Admitted: the participant may only ask to join, but is in the room's
+	// ongoing session already (a moderator admitted it, and it is moving
+	// between edges: its edge failed or drains): it skips the lobby.
+	Admitted  bool  `json:"admitted,omitempty"`
 	IssuedAt  int64 `json:"iat"`
 	ExpiresAt int64 `json:"exp"`
 }

@@ -65,3 +65,109 @@ func TestLobbyAcrossRegions(t *testing.T) {
 		t.Fatalf("bob never saw carol join: %v", err)
 	}
 }
+
+// TestAdmittedGuestMovesWithoutTheLobby: a guest who may only ask to join
+// was admitted by the moderator; then its edge goes away (it fails, or
+// drains for an upgrade) and the guest joins again through another edge
+// of its region. The join API sees it in the room's session and says so in
+// the ticket: the new edge admits it at once instead of putting it back in
+// the lobby for the moderator to admit again. A guest never admitted still
+// waits there.
+func TestAdmittedGuestMovesWithoutTheLobby(t *testing.T) {
+	m := startMulti(t, 1, edgeSpec{id: "paris-1", region: "eu-west"}, edgeSpec{id: "paris-2", region: "eu-west"}, edgeSpec{id: "montreal-1", region: "ca-east"})
+	room := m.room(nil)
+	bob := m.session(0, room, "bob", "ca-east") // moderator
+	askToken := func(pid string) string {
+		return m.c.Token(func(o *auth.MintOptions) {
+			o.Roles = []string{auth.RoleRTC}
+			o.Permissions = []string{auth.PermAskJoin}
+			o.ParticipantID = pid
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	connect := func(pid string, avoid []string) (*signaltest.Client, string, bool) {
+		t.Helper()
+		var ja joinAnswer
+		body := map[string]any{"participantId": pid, "region": "eu-west"}
+		if len(avoid) > 0 {
+			body["avoidEdges"] = avoid
+		}
+		r := clustertest.Do(t, m.c.Node(0).URL(), "POST", "/v2/rooms/"+room+"/join", askToken(pid), body)
+		if r.Status != 200 {
+			t.Fatalf("%s's join: %d %s", pid, r.Status, r.Body)
+		}
+		r.JSON(t, &ja)
+		c, err := signaltest.Dial(ctx, signaltest.Config{URL: ja.Edges[0].SignalingURL, PingInterval: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		_, lobby, err := c.Join(ctx, ja.Edges[0].Ticket, "N-"+pid)
+		if err != nil {
+			t.Fatalf("%s on %s: %v", pid, ja.Edges[0].EdgeID, err)
+		}
+		return c, ja.Edges[0].EdgeID, lobby
+	}
+
+	carol, first, lobby := connect("carol", nil)
+	if !lobby {
+		t.Fatalf("carol (ask to join) was admitted on %s without a moderator", first)
+	}
+	if _, err := bob.Client().WaitFor(ctx, wire.TypeLobbyRequest, func(e wire.Envelope) bool { return contains(e, "carol") }); err != nil {
+		t.Fatalf("bob was not asked about carol: %v", err)
+	}
+	if err := bob.Client().Send(wire.TypeLobbyDecision, wire.LobbyDecision{ParticipantID: "carol", Admit: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.WaitJoined(ctx); err != nil {
+		t.Fatalf("carol after bob's admit: %v", err)
+	}
+	// Her session records her once her edge reported the join.
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		var list struct {
+			Data []struct {
+				Participants []struct{ ParticipantID string }
+			}
+		}
+		m.c.Do(0, "GET", "/v2/sessions?roomId="+room, m.c.Token(), nil).JSON(t, &list)
+		for _, s := range list.Data {
+			for _, p := range s.Participants {
+				if p.ParticipantID == "carol" {
+					return ""
+				}
+			}
+		}
+		return "carol not in the session yet"
+	})
+	asked := 0
+	for _, e := range bob.Client().Messages() {
+		if e.Type == wire.TypeLobbyRequest && contains(e, "carol") {
+			asked++
+		}
+	}
+
+	// Her edge goes away: she joins again, avoiding it.
+	carol.Close()
+	_, second, lobby := connect("carol", []string{first})
+	if second == first {
+		t.Fatalf("carol's second join went to %s again", second)
+	}
+	if lobby {
+		t.Fatalf("carol, admitted before, was put back in the lobby on %s", second)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, e := range bob.Client().Messages() {
+		if e.Type == wire.TypeLobbyRequest && contains(e, "carol") {
+			asked--
+		}
+	}
+	if asked != 0 {
+		t.Errorf("bob was asked about carol again (%d more times)", -asked)
+	}
+
+	// A guest never admitted still waits.
+	if _, edge, lobby := connect("dora", nil); !lobby {
+		t.Fatalf("dora, never admitted, was let in on %s", edge)
+	}
+}
