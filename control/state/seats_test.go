@@ -3,7 +3,6 @@ package state
 import (
 	"bytes"
 	"errors"
-	"io"
 	"testing"
 	"time"
 
@@ -78,18 +77,7 @@ func TestSeatsCapTheRoom(t *testing.T) {
 	want("d", t0.Add(6*time.Second), false)
 
 	// Seats survive a snapshot: the restored replica decides the same.
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	g := NewFSM(nil)
-	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
+	g := restoreBytes(t, persistRaw(t, f.FSM))
 	if a, b := persist(t, f.FSM), persist(t, g); !bytes.Equal(a, b) {
 		t.Fatalf("restore differs:\n%s\n%s", a, b)
 	}

@@ -122,26 +122,7 @@ func (s *Server) RemoteLobbyGone(roomID, origin, pid string) {
 // ForgetLobby forgets everyone waiting in the lobby of edge origin: the
 // leg to it ended, so a decision could not reach them; its next welcome
 // says again who waits there.
-func (s *Server) ForgetLobby(roomID, origin string) {
-	s.mu.Lock()
-	r := s.rooms[roomID]
-	var gone []string
-	if r != nil {
-		for pid, a := range r.asking {
-			if a.origin == origin {
-				delete(r.asking, pid)
-				gone = append(gone, pid)
-			}
-		}
-		if r.empty() {
-			delete(s.rooms, roomID)
-		}
-	}
-	s.mu.Unlock()
-	for _, pid := range gone {
-		s.withdraw(roomID, pid)
-	}
-}
+func (s *Server) ForgetLobby(roomID, origin string) { s.SetLobby(roomID, origin, nil) }
 
 // decideRemote sends a moderator's decision to the edge pid waits on;
 // false if pid waits on no edge this one knows of.
