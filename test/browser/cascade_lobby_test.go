@@ -67,3 +67,47 @@ func TestCascadeLobbyEdgeStall(t *testing.T) {
 	expectVideo(t, bob, "carol")
 	expectVideo(t, carol, "bob")
 }
+
+// TestCascadeDuplicateTab: alice is in the meeting from a page in Paris,
+// then opens it again (same participant id) on a laptop in Montréal. The
+// Montréal page stays; once the pair has lasted the edges' duplicate grace
+// (10 s), the Paris page is told it joined from another tab or device and
+// leaves, and bob keeps seeing alice's video (the Montréal one's).
+func TestCascadeDuplicateTab(t *testing.T) {
+	chromiumPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	t.Cleanup(cancel)
+	cl := startCluster(t, cascadeEdges...)
+	room := cl.createRoom()
+	bob := newPage(t, ctx, "bob")
+	bob.screenshotOnFailure(t)
+	alice := newPage(t, ctx, "alice")
+	alice.screenshotOnFailure(t)
+	alice2 := newPage(t, ctx, "alice-laptop")
+	alice2.screenshotOnFailure(t)
+
+	tok := func(pid string) string {
+		return cl.mint(tokenOpts{roles: []string{auth.RoleRTC}, perms: []string{auth.PermAllowJoin}, room: room, partID: pid})
+	}
+	bob.openMeeting(cl.meetURL(room, tok("bob"), "Bob", "ca-east"))
+	bob.waitFor("bob joined", 20*time.Second, roomState)
+	alice.openMeeting(cl.meetURL(room, tok("alice"), "Alice", "eu-west"))
+	if v := alice.waitFor("alice joined in Paris", 20*time.Second, roomState); v["region"] != "eu-west" {
+		t.Fatalf("alice's first page on %v (%v)", v["edge"], v["region"])
+	}
+	expectVideo(t, bob, "alice")
+
+	alice2.openMeeting(cl.meetURL(room, tok("alice"), "Alice", "ca-east"))
+	if v := alice2.waitFor("alice joined again in Montréal", 20*time.Second, roomState); v["edge"] != "montreal-1" {
+		t.Fatalf("alice's second page on %v", v["edge"])
+	}
+	joinedAt := time.Now()
+	v := alice.waitFor("alice's Paris page told it is a duplicate", 30*time.Second,
+		`(() => { const r = window.meridianRoom; const b = document.getElementById('banner');
+  return {ok: r?.state === 'left' && !b.hidden && b.textContent.includes('another tab or device'), state: r?.state, banner: b.hidden ? '' : b.textContent}; })()`)
+	t.Logf("the Paris page left %v after the second joined: %v", time.Since(joinedAt).Round(100*time.Millisecond), v["banner"])
+	if v := alice2.waitFor("the Montréal page still in the meeting", 5*time.Second, roomState); v["edge"] != "montreal-1" {
+		t.Fatalf("alice's second page: %v", v)
+	}
+	expectVideo(t, bob, "alice")
+}
