@@ -2,6 +2,7 @@ package signal
 
 import (
 	"slices"
+	"time"
 
 	wire "github.com/meridian-video/meridian/shared/signal"
 )
@@ -93,6 +94,15 @@ func (s *Server) RemoteLobby(roomID, origin string, req wire.LobbyRequest) {
 		return
 	}
 	r.asking[req.ParticipantID] = a
+	if s.admittedLocked(r, req.ParticipantID) {
+		// Admitted here moments ago; that decision went to an edge the
+		// guest has since left.
+		s.mu.Unlock()
+		if lc, ok := s.cascade.get().(lobbyCascade); ok {
+			lc.Decide(roomID, origin, req.ParticipantID, true)
+		}
+		return
+	}
 	mods := s.moderatorsLocked(roomID)
 	s.mu.Unlock()
 	msg := encode(wire.TypeLobbyRequest, req)
@@ -130,12 +140,49 @@ func (s *Server) decideRemote(roomID string, d wire.LobbyDecision) bool {
 	s.mu.Lock()
 	var a remoteAsker
 	var waits bool
-	if r := s.rooms[roomID]; r != nil {
+	r := s.rooms[roomID]
+	if r != nil {
 		a, waits = r.asking[d.ParticipantID]
 	}
 	s.mu.Unlock()
 	lc, ok := s.cascade.get().(lobbyCascade)
-	return waits && ok && lc.Decide(roomID, a.origin, d.ParticipantID, d.Admit)
+	if !waits || !ok || !lc.Decide(roomID, a.origin, d.ParticipantID, d.Admit) {
+		return false
+	}
+	if d.Admit {
+		s.mu.Lock()
+		if r := s.rooms[roomID]; r != nil {
+			if r.admitted == nil {
+				r.admitted = map[string]time.Time{}
+			}
+			r.admitted[d.ParticipantID] = s.now()
+		}
+		s.mu.Unlock()
+	}
+	return true
+}
+
+// admitMemory is how long a moderator's admit of someone waiting on
+// another edge holds for that participant: the edge it waited on may have
+// stalled just as the decision went to it (the decision is then lost), and
+// the guest, hearing nothing, asks again through another edge within
+// seconds. Its new request is admitted at once instead of asking the
+// moderators again. Denials are not remembered (asked again, they cost a
+// second click, not a wrongly refused guest), and an admit is forgotten
+// once the guest is in the room: one that leaves or is removed asks again.
+const admitMemory = 30 * time.Second
+
+// admittedLocked reports whether a moderator here admitted pid within
+// admitMemory, forgetting older admits. s.mu held.
+func (s *Server) admittedLocked(r *room, pid string) bool {
+	now := s.now()
+	for id, at := range r.admitted {
+		if now.Sub(at) >= admitMemory {
+			delete(r.admitted, id)
+		}
+	}
+	_, ok := r.admitted[pid]
+	return ok
 }
 
 // SetLobby makes who waits in the lobby of edge origin what a leg's

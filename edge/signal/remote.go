@@ -72,6 +72,7 @@ func (s *Server) RemoteJoined(roomID, origin string, p wire.Participant) {
 		rm.lost = nil
 	}
 	rm.name, rm.moderator, rm.origin = p.Name, p.Moderator, origin
+	delete(r.admitted, p.ParticipantID) // in the room: an admit remembered for it has served
 	var targets []*member
 	if fresh && !r.localAnnounced(p.ParticipantID) {
 		targets = s.othersLocked(roomID, p.ParticipantID)

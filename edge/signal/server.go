@@ -51,6 +51,9 @@ type room struct {
 	lobby   map[string]*member
 	remotes map[string]*remoteMember // relayed from other edges
 	asking  map[string]remoteAsker   // waiting in other edges' lobbies
+	// admitted: when a moderator here admitted someone waiting on another
+	// edge (see rememberAdmit).
+	admitted map[string]time.Time
 }
 
 // roomLocked returns the room, created if this edge has none of it yet

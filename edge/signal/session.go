@@ -183,7 +183,9 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 		delete(r.lobby, cl.ParticipantID)
 		o.state = stateGone
 	}
-	lobby := cl.Permissions.AskJoin && !cl.Permissions.Moderate && !cl.Admitted
+	// Not in the lobby either: one a moderator here admitted moments ago
+	// while it waited on another edge (that edge stalled; see admitMemory).
+	lobby := cl.Permissions.AskJoin && !cl.Permissions.Moderate && !cl.Admitted && !s.admittedLocked(r, cl.ParticipantID)
 	if !lobby && cl.MaxParticipants > 0 && r.others(cl.ParticipantID) >= cl.MaxParticipants {
 		s.mu.Unlock()
 		s.dropLobbyConn(oldLobby)
@@ -378,6 +380,9 @@ func (s *Server) activateLocked(m *member, resumed, announce bool) *protoError {
 		m.announced = true
 		m.since = s.now()
 		since := m.since
+		if r := s.rooms[m.roomID]; r != nil {
+			delete(r.admitted, m.id) // in the room: an admit remembered for it has served
+		}
 		var targets []*member
 		// Already in the room through another edge (it is moving here):
 		// the others know it; only its tracks change.
