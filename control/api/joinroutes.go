@@ -79,15 +79,7 @@ func (s *Server) handleJoin(c *fiber.Ctx) error {
 	}
 	if room.MaxParticipants > 0 {
 		active := 0
-		s.node.FSM().Read(func(st *state.Store) {
-			if ss, ok := st.OngoingSession(room.ID); ok {
-				for _, sp := range ss.Participants {
-					if sp.Active() && sp.ParticipantID != pid {
-						active++
-					}
-				}
-			}
-		})
+		s.node.FSM().Read(func(st *state.Store) { active, _ = st.ActiveInSession(room.ID, pid) })
 		if active >= room.MaxParticipants {
 			return &Error{Status: fiber.StatusForbidden, Message: fmt.Sprintf("room %q is full (maxParticipants %d)", room.RoomID, room.MaxParticipants)}
 		}

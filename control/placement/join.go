@@ -270,7 +270,7 @@ func (s *Service) Join(ctx context.Context, req api.JoinRequest) (*api.JoinRespo
 			return s.respond(req, sec, ps, v.edges, v.epoch, choice, alts, now)
 		}
 		raw, index, err := s.node.Apply(ctx, state.CmdPlaceRoom, state.PlaceRoom{RoomID: req.Room.RoomID, ExpectEpoch: v.epoch, EdgeID: choice.edge.ID,
-			ReserveFor: int64(s.reserveFor() / time.Second), At: now.UTC(), Seat: seat, MaxParticipants: req.Room.MaxParticipants})
+			ReserveFor: int64(s.reserveFor() / time.Second), At: now.UTC(), Seat: seat})
 		var se *state.Error
 		if errors.As(err, &se) && se.Code == state.CodeConflict {
 			// Another join (through any node, under any leader) changed the
@@ -318,15 +318,7 @@ func (s *Service) respond(req api.JoinRequest, sec *Secrets, ps []geo.Policy, ed
 	// drains), it is not put back in the lobby.
 	admitted := false
 	if req.AskJoin && !req.Moderate {
-		s.node.FSM().Read(func(st *state.Store) {
-			if ss, ok := st.OngoingSession(req.Room.ID); ok {
-				for _, sp := range ss.Participants {
-					if sp.ParticipantID == req.ParticipantID && sp.Active() {
-						admitted = true
-					}
-				}
-			}
-		})
+		s.node.FSM().Read(func(st *state.Store) { _, admitted = st.ActiveInSession(req.Room.ID, req.ParticipantID) })
 	}
 	for i, c := range append([]candidate{choice}, alts...) {
 		claims := ticket.Claims{RoomID: req.Room.RoomID, ParticipantID: req.ParticipantID, ParticipantName: req.Name, EdgeID: c.edge.ID,

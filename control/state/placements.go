@@ -87,15 +87,15 @@ type PlaceRoom struct {
 	EdgeID      string    `json:"edgeId"`
 	ReserveFor  int64     `json:"reserveFor"` // seconds from At
 	At          time.Time `json:"at"`
-	// Seat, in a room with MaxParticipants, is the joiner's participant
-	// id: the command fails (forbidden) unless the room has a place for it
+	// Seat, in a room with maxParticipants (read from the room's record),
+	// is the joiner's participant id: the command fails (forbidden) unless
+	// the room has a place for it
 	// counting the active participants of its ongoing session and the
 	// seats held for others, each id once; it then holds one for
 	// ReserveFor. Edges enforce the cap too, but two edges of a room
 	// admitting joiners at the same instant cannot see each other's in
 	// time; the Raft log orders the join API's calls.
-	Seat            string `json:"seat,omitempty"`
-	MaxParticipants int    `json:"maxParticipants,omitempty"`
+	Seat string `json:"seat,omitempty"`
 }
 
 // UnplaceRoomEdges removes edges from a room (an edge that no longer has
@@ -138,14 +138,16 @@ func applyPlaceRoom(s *Store, index uint64, c *PlaceRoom) (any, error) {
 	}
 	until := c.At.Add(time.Duration(c.ReserveFor) * time.Second)
 	var seats []Seat
-	if c.Seat != "" && c.MaxParticipants > 0 {
-		var held []Seat
-		if old != nil {
-			held = old.Seats
-		}
-		var err error
-		if seats, err = s.takeSeat(held, c, until); err != nil {
-			return nil, err
+	if c.Seat != "" {
+		if r := s.roomByRoomID(c.RoomID); r != nil && r.MaxParticipants > 0 {
+			var held []Seat
+			if old != nil {
+				held = old.Seats
+			}
+			var err error
+			if seats, err = s.takeSeat(r, held, c, until); err != nil {
+				return nil, err
+			}
 		}
 	}
 	var p *Placement
@@ -269,17 +271,15 @@ func (s *Store) Placements() []*Placement {
 // takeSeat returns the room's seats with one held for c.Seat until
 // `until`, or forbidden when the room has no place for it: the active
 // participants of its ongoing session and the unexpired seats of others
-// already make MaxParticipants (each participant id counted once, the
-// joiner never: a participant joining again, e.g. moving to another edge,
-// keeps its place). Expired seats are dropped.
-func (s *Store) takeSeat(held []Seat, c *PlaceRoom, until time.Time) ([]Seat, error) {
+// already make the room's maxParticipants (each participant id counted
+// once, the joiner never: a participant joining again, e.g. moving to
+// another edge, keeps its place). Expired seats are dropped.
+func (s *Store) takeSeat(r *Room, held []Seat, c *PlaceRoom, until time.Time) ([]Seat, error) {
 	taken := map[string]bool{}
-	if r := s.roomByRoomID(c.RoomID); r != nil {
-		if ss := s.ongoingSession(r.ID); ss != nil {
-			for _, sp := range ss.Participants {
-				if sp.Active() {
-					taken[sp.ParticipantID] = true
-				}
+	if ss := s.ongoingSession(r.ID); ss != nil {
+		for _, sp := range ss.Participants {
+			if sp.Active() {
+				taken[sp.ParticipantID] = true
 			}
 		}
 	}
@@ -291,8 +291,8 @@ func (s *Store) takeSeat(held []Seat, c *PlaceRoom, until time.Time) ([]Seat, er
 		}
 	}
 	delete(taken, c.Seat)
-	if len(taken) >= c.MaxParticipants {
-		return nil, errf(CodeForbidden, "room %q is full (maxParticipants %d)", c.RoomID, c.MaxParticipants)
+	if len(taken) >= r.MaxParticipants {
+		return nil, errf(CodeForbidden, "room %q is full (maxParticipants %d)", c.RoomID, r.MaxParticipants)
 	}
 	return append(seats, Seat{ParticipantID: c.Seat, Until: until}), nil
 }

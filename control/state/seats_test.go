@@ -18,7 +18,9 @@ import (
 func TestSeatsCapTheRoom(t *testing.T) {
 	const room = "abcd-efgh-ijkl"
 	f := newTestFSM(t)
-	mustRoom(t, f, "aaaaaaaaaaaaaaaaaaaaaaaa", room, "")
+	if _, err := f.apply(CmdCreateRoom, CreateRoom{Room: Room{ID: "aaaaaaaaaaaaaaaaaaaaaaaa", RoomID: room, UserID: "u1", APIKey: "k1", CreatedAt: t0, UpdatedAt: t0, MaxParticipants: 2}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.apply(CmdUpsertEdge, UpsertEdge{Edge: Edge{ID: "edge1", Region: "eu-west", RegisteredAt: t0}}); err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +32,7 @@ func TestSeatsCapTheRoom(t *testing.T) {
 				epoch = p.Epoch
 			}
 		})
-		_, err := apply(CmdPlaceRoom, PlaceRoom{RoomID: room, ExpectEpoch: epoch, EdgeID: "edge1", ReserveFor: 90, At: at, Seat: pid, MaxParticipants: 2})
+		_, err := apply(CmdPlaceRoom, PlaceRoom{RoomID: room, ExpectEpoch: epoch, EdgeID: "edge1", ReserveFor: 90, At: at, Seat: pid})
 		if err != nil && !errors.Is(err, ErrForbidden) {
 			t.Fatalf("seat for %s: %v", pid, err)
 		}

@@ -521,6 +521,25 @@ func (s *Store) ongoingSession(roomDocID string) *Session {
 	return one[*Session](s, tSessions, "ongoing", roomDocID)
 }
 
+// ActiveInSession counts the participants active in the room's ongoing
+// session other than pid, and says whether pid is active there, without
+// copying the session (the join API asks on every join of a capped room
+// and of a guest who may only ask to join).
+func (s *Store) ActiveInSession(roomDocID, pid string) (others int, self bool) {
+	if ss := s.ongoingSession(roomDocID); ss != nil {
+		for _, sp := range ss.Participants {
+			switch {
+			case !sp.Active():
+			case sp.ParticipantID == pid:
+				self = true
+			default:
+				others++
+			}
+		}
+	}
+	return others, self
+}
+
 // OngoingSession returns the room's live session, if any.
 func (s *Store) OngoingSession(roomDocID string) (*Session, bool) {
 	ss := s.ongoingSession(roomDocID)

@@ -2,11 +2,9 @@ package signal_test
 
 import (
 	"encoding/json"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/meridian-video/meridian/edge/signal"
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
 	"github.com/meridian-video/meridian/shared/edgeapi"
 	wire "github.com/meridian-video/meridian/shared/signal"
@@ -20,10 +18,7 @@ import (
 // room's next session); arriving promptly, it removes everybody whatever
 // the clocks say.
 func TestLateRoomCloseSparesTheNextSession(t *testing.T) {
-	var skew atomic.Int64 // the edge's clock, ahead of the test's by this
-	e := signaltest.StartEdge(t, signaltest.EdgeOptions{Signal: func(c *signal.Config) {
-		c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	}})
+	e, skew := skewedEdge(t)
 	closeRoom := func(at time.Time) {
 		t.Helper()
 		body, _ := json.Marshal(edgeapi.CloseRoom{RoomID: "room-c", Reason: "ended", At: at})
@@ -61,10 +56,7 @@ func TestLateRoomCloseSparesTheNextSession(t *testing.T) {
 // removal (a removed participant may come back), and removes the one it
 // was meant for.
 func TestLateRemovalSparesAReturn(t *testing.T) {
-	var skew atomic.Int64
-	e := signaltest.StartEdge(t, signaltest.EdgeOptions{Signal: func(c *signal.Config) {
-		c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	}})
+	e, skew := skewedEdge(t)
 	remove := func(at time.Time) {
 		t.Helper()
 		body, _ := json.Marshal(edgeapi.RemoveParticipant{RoomID: "room-r", ParticipantID: "dave", Reason: wire.ReasonRemoved, At: at})

@@ -3,11 +3,9 @@ package signal_test
 import (
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/meridian-video/meridian/edge/signal"
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
 	"github.com/meridian-video/meridian/shared/edgeapi"
 	wire "github.com/meridian-video/meridian/shared/signal"
@@ -51,10 +49,7 @@ func (d *decisions) list() []string {
 // the admit goes to paris-2 at once and the moderator is not asked again.
 // Only for a while (30 s), and denials are asked again.
 func TestAdmitFollowsAGuestToItsNextEdge(t *testing.T) {
-	var skew atomic.Int64
-	e := signaltest.StartEdge(t, signaltest.EdgeOptions{Signal: func(c *signal.Config) {
-		c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	}})
+	e, skew := skewedEdge(t)
 	casc := &decisions{}
 	e.Server.SetCascade(casc)
 	mod := e.Join(t, "room-m", "mod", func(c *ticket.Claims) { c.Permissions.Moderate = true })

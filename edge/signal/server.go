@@ -341,18 +341,13 @@ func (s *Server) RemoveParticipantAt(roomID, pid, reason string, at time.Time) b
 	return true
 }
 
-// CloseRoom disconnects everybody in a room and refuses tickets issued
-// before now; it returns how many participants were disconnected.
-func (s *Server) CloseRoom(roomID, reason string) int {
-	return s.CloseRoomAt(roomID, reason, time.Time{})
-}
-
 // closeLateAfter: a close the control plane made longer ago than this
 // (by this edge's clock) reached the edge late, after retries.
 const closeLateAfter = 5 * time.Second
 
-// CloseRoomAt is CloseRoom for a room the control plane closed at `at`
-// (zero: now). Tickets issued until then are refused. A close arriving
+// CloseRoomAt disconnects everybody in a room the control plane closed at
+// `at` (zero: now) and returns how many it disconnected. Tickets issued
+// until then are refused. A close arriving
 // promptly disconnects everybody, whatever the clocks say; one arriving
 // late (the edge was stalled or cut off while it was retried) disconnects
 // only those admitted before `at`: whoever joined since is in the room's
