@@ -334,7 +334,7 @@ func (s *Server) endSession(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	cmd := state.EndSession{UserID: p.Key.UserID, RoomRef: room.RoomID, Reason: "ended-by-api", At: s.cfg.Now().UTC()}
+	cmd := state.EndSession{UserID: p.Key.UserID, RoomRef: room.RoomID, Reason: state.ReasonEndedByAPI, At: s.cfg.Now().UTC()}
 	if req.SessionID != nil && *req.SessionID != "" {
 		if _, err := ids.ParseDocID(*req.SessionID); err != nil {
 			return invalidField("sessionId", "must be 24 lowercase hex characters")
@@ -414,7 +414,7 @@ func (s *Server) removeParticipant(c *fiber.Ctx) error {
 	// The kick is authoritative in the replicated state at once; the edge is
 	// told to disconnect, and its own leave report is then a no-op.
 	if _, err := s.apply(c, state.CmdParticipantLeave, state.ParticipantLeave{EventID: "kick-" + evIDs[0], RoomID: ss.RoomID, ParticipantID: target.ParticipantID,
-		Reason: "removed", At: s.cfg.Now().UTC(), IDs: evIDs[1:]}); err != nil {
+		Reason: state.ReasonRemoved, At: s.cfg.Now().UTC(), IDs: evIDs[1:]}); err != nil {
 		return err
 	}
 	if s.edges != nil {

@@ -81,7 +81,8 @@ func (s *Service) register(c *fiber.Ctx) error {
 	s.noteHeartbeat(hb)
 	s.forwardToLeader(c, "/internal/v1/edges/heartbeat", hb)
 	s.log.Info("edge registered", "edge", req.EdgeID, "region", req.Region, "signal", req.SignalURL, "gossip", req.GossipAddr)
-	reply := edgeapi.RegisterReply{TicketPublicKey: sec.TicketPub, TURNSecret: sec.TURNSecret, HeartbeatEvery: s.cfg.HeartbeatEvery.String()}
+	reply := edgeapi.RegisterReply{TicketPublicKey: sec.TicketPub, TURNSecret: sec.TURNSecret, HeartbeatEvery: s.cfg.HeartbeatEvery.String(),
+		Missed: s.missed(req.EdgeID, req.Rooms)}
 	s.node.FSM().Read(func(st *state.Store) {
 		for _, o := range st.Edges() {
 			if o.ID != req.EdgeID && o.Region == req.Region && o.Up && o.GossipAddr != "" {
@@ -141,6 +142,7 @@ func (s *Service) heartbeat(c *fiber.Ctx) error {
 	reply := edgeapi.HeartbeatReply{Reregister: !known || !up}
 	if !reply.Reregister {
 		reply.Rooms = s.reconcile(hb.EdgeID, hb.Rooms)
+		reply.Missed = s.missed(hb.EdgeID, hb.Rooms)
 	}
 	return c.JSON(reply)
 }

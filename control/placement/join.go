@@ -323,7 +323,7 @@ func (s *Service) respond(req api.JoinRequest, sec *Secrets, ps []geo.Policy, ed
 	for i, c := range append([]candidate{choice}, alts...) {
 		claims := ticket.Claims{RoomID: req.Room.RoomID, ParticipantID: req.ParticipantID, ParticipantName: req.Name, EdgeID: c.edge.ID,
 			Permissions:     ticket.Permissions{Publish: req.Publish, Subscribe: req.Subscribe, Moderate: req.Moderate, AskJoin: req.AskJoin},
-			MaxParticipants: req.Room.MaxParticipants, AllowedRegions: regions, Epoch: epoch, Claim: i > 0, Admitted: admitted, IssuedAt: now.Unix(), ExpiresAt: exp.Unix()}
+			MaxParticipants: req.Room.MaxParticipants, AllowedRegions: regions, Epoch: epoch, Claim: i > 0, Admitted: admitted, IssuedAt: now.Unix(), IssuedAtMs: now.UnixMilli(), ExpiresAt: exp.Unix()}
 		tok, err := ticket.Sign(sec.TicketKey, claims)
 		if err != nil {
 			return nil, err

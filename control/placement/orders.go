@@ -18,6 +18,38 @@ import (
 // participant. Without them the people concerned stay in a meeting the
 // API says is over for them.
 
+// missed lists, for the rooms an edge reports, the closes and removals it
+// may not have carried out (state.MissedOrders): heartbeat and registration
+// replies carry them, so an order whose calls were lost (the edge was cut
+// off, the control node retrying it died) still reaches the edge from
+// whichever node it talks to next.
+func (s *Service) missed(edgeID string, rooms []edgeapi.RoomEpoch) edgeapi.Missed {
+	var out edgeapi.Missed
+	now := s.cfg.Now().UTC()
+	s.node.FSM().Read(func(st *state.Store) {
+		for _, r := range rooms {
+			if r.Oldest == 0 {
+				continue // nobody connected: held for an egress job
+			}
+			m := st.MissedOrders(r.RoomID, edgeID, time.UnixMilli(r.Oldest))
+			switch {
+			case m.Disabled:
+				// Nobody may be in a deactivated room, whenever they came.
+				out.Closed = append(out.Closed, edgeapi.CloseRoom{RoomID: r.RoomID, Reason: "room-deactivated", At: now})
+				continue
+			case !m.ClosedAt.IsZero():
+				out.Closed = append(out.Closed, edgeapi.CloseRoom{RoomID: r.RoomID, Reason: "room-closed", At: m.ClosedAt})
+			}
+			for _, x := range m.Removed {
+				if x.At.After(m.ClosedAt) {
+					out.Removed = append(out.Removed, edgeapi.RemoveParticipant{RoomID: r.RoomID, ParticipantID: x.ParticipantID, Reason: "removed", At: x.At})
+				}
+			}
+		}
+	})
+	return out
+}
+
 // orderAttempt bounds one call of an order to one edge: the API call that
 // made the change waits for the first attempt (to every edge at once for a
 // room) and no longer.

@@ -184,7 +184,7 @@ func applyDeactivateRoom(s *Store, index uint64, c *DeactivateRoom) (any, error)
 	r.ModifyIndex = index
 	s.putRoom(old, r)
 	s.bump("rooms", index)
-	r = s.endOngoingSession(index, r, c.At, "room-deactivated")
+	r = s.endOngoingSession(index, r, c.At, ReasonDeactivated)
 	return r.clone(), nil
 }
 

@@ -20,6 +20,10 @@ type SessionParticipant struct {
 	Name          string     `json:"name"`
 	EdgeID        string     `json:"edgeId,omitempty"`
 	Timelog       []Interval `json:"timelog"`
+	// Removed: the last interval was ended by a removal through the API
+	// (cleared when the participant comes back). An edge that missed the
+	// order is told again (MissedOrders).
+	Removed bool `json:"removed,omitempty"`
 }
 
 // Active reports whether the participant is in the session now.
@@ -370,6 +374,7 @@ func applyParticipantJoin(s *Store, index uint64, c *ParticipantJoin) (any, erro
 		p.Name = c.Name
 	}
 	p.EdgeID = intern(c.EdgeID)
+	p.Removed = false
 	p.Timelog = append(p.Timelog, Interval{Start: c.At})
 	ss.ModifyIndex = index
 	s.putSession(old, ss)
@@ -403,6 +408,7 @@ func applyParticipantLeave(s *Store, index uint64, c *ParticipantLeave) (any, er
 	p := ss.editParticipant(c.ParticipantID)
 	ids := &idSource{ids: c.IDs, base: c.EventID}
 	s.closeParticipant(index, r, ss, p, c.At, ids)
+	p.Removed = c.Reason == ReasonRemoved
 	if last := ss.EmptySince(); last != nil && r.AutoCloseConfig == nil {
 		// The session ends when its last participant left, which is not
 		// always this one: a participation closed after its edge's rejoin

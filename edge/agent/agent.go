@@ -314,7 +314,7 @@ func (a *Agent) register(ctx context.Context) error {
 	reg.Load = a.cfg.Load()
 	if a.cfg.Heartbeat != nil {
 		hb := a.cfg.Heartbeat()
-		reg.Load, reg.Draining = hb.Load, hb.Draining
+		reg.Load, reg.Draining, reg.Rooms = hb.Load, hb.Draining, hb.Rooms
 	}
 	var reply edgeapi.RegisterReply
 	if err := a.post(ctx, "/internal/v1/edges/register", reg, &reply); err != nil {

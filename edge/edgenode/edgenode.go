@@ -323,6 +323,10 @@ func wsURL(httpURL string) string {
 }
 
 func (n *Node) onRegistered(r edgeapi.RegisterReply) {
+	// Before the agent reports again who is here (a re-registration): a
+	// participant of a room closed while this edge was cut off is not
+	// reported into a new session.
+	n.applyMissed(r.Missed)
 	if len(r.TicketPublicKey) == ed25519.PublicKeySize {
 		k := ed25519.PublicKey(r.TicketPublicKey)
 		n.ticketKey.Store(&k)

@@ -53,8 +53,33 @@ func (n *Node) heartbeat() edgeapi.Heartbeat {
 			}
 		}
 		hb.Rooms = n.casc.RoomEpochs(rooms)
+		oldest := n.sig.Oldest()
+		for i := range hb.Rooms {
+			if t, ok := oldest[hb.Rooms[i].RoomID]; ok {
+				hb.Rooms[i].Oldest = t.UnixMilli()
+			}
+		}
 	}
 	return hb
+}
+
+// applyMissed carries out the room closes and removals the control plane
+// says this edge missed (their calls were lost): as late orders, they
+// spare whoever arrived after them.
+func (n *Node) applyMissed(m edgeapi.Missed) {
+	if n.sig == nil {
+		return
+	}
+	for _, c := range m.Closed {
+		if k := n.sig.CloseRoomMissed(c.RoomID, c.At); k > 0 {
+			n.log.Warn("closed a room whose close this edge had missed", "room", c.RoomID, "closedAt", c.At, "disconnected", k)
+		}
+	}
+	for _, r := range m.Removed {
+		if n.sig.RemoveParticipantMissed(r.RoomID, r.ParticipantID, r.Reason, r.At) {
+			n.log.Warn("removed a participant whose removal this edge had missed", "room", r.RoomID, "participant", r.ParticipantID, "removedAt", r.At)
+		}
+	}
 }
 
 // onHeartbeatReply applies room peers the control plane says changed. A
@@ -62,6 +87,7 @@ func (n *Node) heartbeat() edgeapi.Heartbeat {
 // (it was thought dead, or its reservation ran out before the join was
 // reported) is claimed again, so its participants are not left alone.
 func (n *Node) onHeartbeatReply(r edgeapi.HeartbeatReply) {
+	n.applyMissed(r.Missed)
 	for _, rp := range r.Rooms {
 		if !rp.Member {
 			if (n.sig.HasLocalMembers(rp.RoomID) || n.casc.Held(rp.RoomID)) && !n.draining.Load() {

@@ -1,6 +1,7 @@
 package signal_test
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -77,5 +78,65 @@ func TestLateRemovalSparesAReturn(t *testing.T) {
 		if env.Type == wire.TypeRemoved {
 			t.Fatalf("dave's return was removed by a late order for his earlier connection: %s", env.Data)
 		}
+	}
+}
+
+// TestOrdersSpareTicketsIssuedAfterThem: a close or removal that reaches
+// the edge a few seconds after it was made (prompt by the edge's clock,
+// which would otherwise disconnect everybody) spares whoever joined with a
+// ticket the control plane handed out after it: they are in the room's next
+// session, or came back after the removal.
+func TestOrdersSpareTicketsIssuedAfterThem(t *testing.T) {
+	e, _ := skewedEdge(t)
+	order := func(path string, body any) {
+		t.Helper()
+		raw, _ := json.Marshal(body)
+		if code, err := e.Internal(path, string(raw)); err != nil || code != 200 {
+			t.Fatalf("%s: %d %v", path, code, err)
+		}
+	}
+	before := func(c *ticket.Claims) { c.IssuedAt, c.ExpiresAt = c.IssuedAt-10, c.ExpiresAt-10 }
+	alice := e.Join(t, "room-n", "alice", before)
+	dan := e.Join(t, "room-n", "dan", nil) // his ticket: issued after the close below
+	dave := e.Join(t, "room-k", "dave", nil)
+	madeAt := time.Now().Add(-3 * time.Second)
+	order("/internal/v1/rooms/close", edgeapi.CloseRoom{RoomID: "room-n", Reason: "ended", At: madeAt})
+	order("/internal/v1/rooms/remove-participant", edgeapi.RemoveParticipant{RoomID: "room-k", ParticipantID: "dave", Reason: wire.ReasonRemoved, At: madeAt})
+	waitMsg(t, alice, wire.TypeRemoved, nil)
+	time.Sleep(300 * time.Millisecond)
+	for name, c := range map[string]*signaltest.Client{"dan": dan, "dave": dave} {
+		for _, env := range c.Messages() {
+			if env.Type == wire.TypeRemoved {
+				t.Errorf("%s, whose ticket was issued after the order, was removed: %s", name, env.Data)
+			}
+		}
+	}
+}
+
+// TestJoinInTheSecondOfAClose: tickets carry when they were issued to the
+// millisecond, so a join right after a close (an API call that ended the
+// session, then a new meeting in the room within the same second) is
+// admitted, while a ticket issued just before the close is still refused.
+func TestJoinInTheSecondOfAClose(t *testing.T) {
+	e, _ := skewedEdge(t)
+	closedAt := time.Now().Truncate(time.Second).Add(-500 * time.Millisecond) // x.500
+	raw, _ := json.Marshal(edgeapi.CloseRoom{RoomID: "room-s", Reason: "ended", At: closedAt})
+	if code, err := e.Internal("/internal/v1/rooms/close", string(raw)); err != nil || code != 200 {
+		t.Fatalf("close: %d %v", code, err)
+	}
+	issued := func(at time.Time) func(*ticket.Claims) {
+		return func(c *ticket.Claims) {
+			c.IssuedAt, c.IssuedAtMs, c.ExpiresAt = at.Unix(), at.UnixMilli(), at.Add(ticket.MaxTTL).Unix()
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c := e.Dial(t, signaltest.Config{})
+	if _, _, err := c.Join(ctx, e.Ticket(t, "room-s", "early", issued(closedAt.Add(-50*time.Millisecond))), "early"); protoCode(err) != wire.CodeRoomClosed {
+		t.Fatalf("a ticket issued 50 ms before the close: %v, want refused", err)
+	}
+	late := e.Join(t, "room-s", "next", issued(closedAt.Add(50*time.Millisecond)))
+	if late == nil {
+		t.Fatal("no client")
 	}
 }

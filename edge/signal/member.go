@@ -57,6 +57,11 @@ type member struct {
 	// (DuplicateElsewhere); a late room close spares members newer than
 	// the close (CloseRoomAt).
 	since time.Time
+	// issued is when the ticket this connection joined with was issued (the
+	// control plane's clock): a close or removal made before it spares it,
+	// whenever the order arrives, since the join API handed it out after the
+	// order (it is the room's next session, or the participant came back).
+	issued time.Time
 
 	mu      sync.Mutex
 	conn    *conn

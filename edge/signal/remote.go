@@ -219,6 +219,25 @@ func (s *Server) Rooms() []string {
 	return out
 }
 
+// Oldest says, for each room with somebody here, when its
+// longest-connected member or lobby guest arrived (heartbeats carry it: the
+// control plane compares it with the room's closes and removals).
+func (s *Server) Oldest() map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]time.Time, len(s.rooms))
+	for id, r := range s.rooms {
+		for _, ms := range [2]map[string]*member{r.members, r.lobby} {
+			for _, m := range ms {
+				if t, ok := out[id]; !ok || m.since.Before(t) {
+					out[id] = m.since
+				}
+			}
+		}
+	}
+	return out
+}
+
 // ModerateLocal carries out a moderator's action that arrived from another
 // edge on one of this edge's participants.
 func (s *Server) ModerateLocal(roomID, pid, action, kind string) bool {

@@ -317,11 +317,22 @@ func (s *Server) RemoveParticipant(roomID, pid, reason string) bool {
 }
 
 // RemoveParticipantAt is RemoveParticipant for a participant the control
-// plane removed at `at` (zero: now). Arriving late (see CloseRoomAt), it
-// spares a connection of pid admitted after `at`: the participant came
-// back, as a removed participant may.
+// plane removed at `at` (zero: now). It spares a connection of pid whose
+// ticket was issued after `at` and, arriving late (see CloseRoomAt),
+// one admitted after `at`: the participant came back, as a removed
+// participant may.
 func (s *Server) RemoveParticipantAt(roomID, pid, reason string, at time.Time) bool {
-	late := !at.IsZero() && s.now().Sub(at) > closeLateAfter
+	return s.removeParticipant(roomID, pid, reason, at, !at.IsZero() && s.now().Sub(at) > closeLateAfter)
+}
+
+// RemoveParticipantMissed carries out a removal the control plane made at
+// `at` that this edge missed (edgeapi.Missed): pid goes if its connection
+// here arrived by then, and is spared if it came back since.
+func (s *Server) RemoveParticipantMissed(roomID, pid, reason string, at time.Time) bool {
+	return s.removeParticipant(roomID, pid, reason, at, true)
+}
+
+func (s *Server) removeParticipant(roomID, pid, reason string, at time.Time, late bool) bool {
 	s.mu.Lock()
 	var m *member
 	if r := s.rooms[roomID]; r != nil {
@@ -330,7 +341,7 @@ func (s *Server) RemoveParticipantAt(roomID, pid, reason string, at time.Time) b
 			m = r.lobby[pid]
 		}
 	}
-	if m != nil && late && m.since.After(at) {
+	if m != nil && (late && m.since.After(at) || !at.IsZero() && m.issued.After(at)) {
 		m = nil
 	}
 	s.mu.Unlock()
@@ -347,14 +358,29 @@ const closeLateAfter = 5 * time.Second
 
 // CloseRoomAt disconnects everybody in a room the control plane closed at
 // `at` (zero: now) and returns how many it disconnected. Tickets issued
-// until then are refused. A close arriving
-// promptly disconnects everybody, whatever the clocks say; one arriving
-// late (the edge was stalled or cut off while it was retried) disconnects
-// only those admitted before `at`: whoever joined since is in the room's
-// next session.
+// until then are refused, and whoever joined with a ticket issued in a
+// later moment (both the control plane's clock) is spared: they are in the
+// room's next session. Otherwise a close arriving promptly disconnects
+// everybody, whatever this edge's clock says; one arriving late (the edge
+// was stalled or cut off while it was retried) disconnects only those
+// admitted before `at` by this edge's clock.
 func (s *Server) CloseRoomAt(roomID, reason string, at time.Time) int {
+	return s.closeRoom(roomID, at, !at.IsZero() && s.now().Sub(at) > closeLateAfter)
+}
+
+// CloseRoomMissed carries out a room close the control plane made at `at`
+// that this edge missed (edgeapi.Missed): whoever arrived by then is
+// disconnected, whoever arrived since is spared (the room's next session).
+func (s *Server) CloseRoomMissed(roomID string, at time.Time) int {
+	return s.closeRoom(roomID, at, true)
+}
+
+func (s *Server) closeRoom(roomID string, at time.Time, late bool) int {
 	now := s.now()
-	late := !at.IsZero() && now.Sub(at) > closeLateAfter
+	// A close made "now" (zero) spares no ticket; one the control plane
+	// made at a moment spares tickets it issued after it.
+	spareIssued := !at.IsZero()
+	closedAt := at
 	if at.IsZero() || at.After(now) {
 		at = now
 	}
@@ -367,15 +393,20 @@ func (s *Server) CloseRoomAt(roomID, reason string, at time.Time) int {
 	if at.After(s.closedRooms[roomID]) {
 		s.closedRooms[roomID] = at
 	}
+	// Spared: whoever joined with a ticket handed out after the close, and,
+	// when the close comes late, whoever connected after it.
+	goes := func(m *member) bool {
+		return !(spareIssued && m.issued.After(closedAt)) && (!late || !m.since.After(at))
+	}
 	var ms []*member
 	if r := s.rooms[roomID]; r != nil {
 		for _, m := range r.members {
-			if !late || !m.since.After(at) {
+			if goes(m) {
 				ms = append(ms, m)
 			}
 		}
 		for _, m := range r.lobby {
-			if !late || !m.since.After(at) {
+			if goes(m) {
 				ms = append(ms, m)
 			}
 		}
@@ -385,7 +416,6 @@ func (s *Server) CloseRoomAt(roomID, reason string, at time.Time) int {
 	for _, m := range ms {
 		s.leave(m, wire.ReasonRoomClosed, frame, false)
 	}
-	_ = reason
 	return len(ms)
 }
 

@@ -159,7 +159,7 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 		s.mu.Unlock()
 		return nil, perr(wire.CodeUnavailable, "edge shutting down")
 	}
-	if at, ok := s.closedRooms[cl.RoomID]; ok && cl.IssuedAt <= at.Unix() {
+	if at, ok := s.closedRooms[cl.RoomID]; ok && !cl.Issued().After(at) {
 		s.mu.Unlock()
 		return nil, perr(wire.CodeRoomClosed, "room closed")
 	}
@@ -169,7 +169,7 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 		// It is the id's newest connection: the room's other edges hear so,
 		// in case the id is connected to one of them too.
 		old.name, old.perms = name, cl.Permissions
-		old.since = s.now()
+		old.since, old.issued = s.now(), cl.Issued()
 		s.mu.Unlock()
 		nm, pe := s.takeOver(old, c, encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDuplicate}), false)
 		if pe == nil {
@@ -191,7 +191,7 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 		s.dropLobbyConn(oldLobby)
 		return nil, perr(wire.CodeRoomFull, "room is full (%d participants)", cl.MaxParticipants)
 	}
-	m := &member{roomID: cl.RoomID, id: cl.ParticipantID, nonce: newNonce(), name: name, perms: cl.Permissions, conn: c, since: s.now()}
+	m := &member{roomID: cl.RoomID, id: cl.ParticipantID, nonce: newNonce(), name: name, perms: cl.Permissions, conn: c, since: s.now(), issued: cl.Issued()}
 	m.maxParticipants = cl.MaxParticipants
 	var mods []*member
 	if lobby {

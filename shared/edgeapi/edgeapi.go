@@ -52,10 +52,17 @@ type Register struct {
 	// PublicKey is the edge's Ed25519 identity key (relay legs).
 	PublicKey []byte `json:"publicKey,omitempty"`
 	Draining  bool   `json:"draining,omitempty"`
+	// Rooms are the rooms with somebody connected here, as heartbeats
+	// report them: an edge the control plane lost may hold participants
+	// of a room closed meanwhile (the reply's Missed says so).
+	Rooms []RoomEpoch `json:"rooms,omitempty"`
 }
 
 // RegisterReply hands the edge what it needs to admit clients.
 type RegisterReply struct {
+	// Missed: orders the edge must carry out before it reports again who
+	// is here (see Missed).
+	Missed
 	TicketPublicKey []byte `json:"ticketPublicKey"` // Ed25519
 	TURNSecret      string `json:"turnSecret"`
 	HeartbeatEvery  string `json:"heartbeatEvery"` // Go duration
@@ -83,6 +90,23 @@ type PoolMember struct {
 type RoomEpoch struct {
 	RoomID string `json:"roomId"`
 	Epoch  uint64 `json:"epoch"`
+	// Oldest is when the longest-connected participant (or lobby guest) of
+	// the room on this edge arrived, Unix milliseconds by the edge's clock
+	// (0: nobody, the room is held for an egress job). The control plane
+	// compares it with the room's closes and removals (Missed).
+	Oldest int64 `json:"oldest,omitempty"`
+}
+
+// Missed are room closes and participant removals the control plane made
+// that an edge may not have carried out: the call telling it was lost (the
+// edge was stopped or cut off while it was retried, or the control node
+// retrying it died). Heartbeat and registration replies carry them while
+// the edge reports the room with somebody connected since before them, so
+// they reach the edge whichever control node it talks to. The edge applies
+// them as late orders: whoever it admitted after At is spared.
+type Missed struct {
+	Closed  []CloseRoom         `json:"closed,omitempty"`
+	Removed []RemoveParticipant `json:"removed,omitempty"`
 }
 
 // Heartbeat refreshes liveness and load.
@@ -101,6 +125,7 @@ type Heartbeat struct {
 type HeartbeatReply struct {
 	Reregister bool        `json:"reregister,omitempty"`
 	Rooms      []RoomPeers `json:"rooms,omitempty"`
+	Missed
 }
 
 // Peer is another edge serving a room, with the relay ticket that lets the

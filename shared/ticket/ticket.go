@@ -61,6 +61,20 @@ type Claims struct {
 	Admitted  bool  `json:"admitted,omitempty"`
 	IssuedAt  int64 `json:"iat"`
 	ExpiresAt int64 `json:"exp"`
+	// IssuedAtMs is IssuedAt to the millisecond: an edge compares it with
+	// the moment a room was closed, and a join right after a close (the
+	// same second) is in the room's next session, not refused.
+	IssuedAtMs int64 `json:"iatMs,omitempty"`
+}
+
+// Issued is when the ticket was issued, by the control plane's clock: to
+// the millisecond, or the start of its second for a ticket without
+// IssuedAtMs (so a close in that second still refuses it).
+func (c Claims) Issued() time.Time {
+	if c.IssuedAtMs/1000 == c.IssuedAt && c.IssuedAtMs != 0 {
+		return time.UnixMilli(c.IssuedAtMs)
+	}
+	return time.Unix(c.IssuedAt, 0)
 }
 
 // Sign encodes and signs claims.

@@ -58,6 +58,9 @@ type multiOptions struct {
 	placement func(*placement.Config)
 	// cascade adjusts every edge's cascade configuration.
 	cascade func(*cascade.Config)
+	// internalURL, given an edge's id and own URL, says where the control
+	// plane and other edges are told to reach it (a proxy the test can cut).
+	internalURL func(id, url string) string
 }
 
 func quietLogger() *slog.Logger {
@@ -144,7 +147,11 @@ func (m *multi) startEdgeVia(s edgeSpec, urls []string) *edgenode.Node {
 	var reg *prometheus.Registry
 	n := startEdgeOnFreePort(m.t, func(addr string) edgenode.Config {
 		reg = prometheus.NewRegistry()
-		return edgenode.Config{Registry: reg, EdgeID: s.id, Egress: ec, Region: s.region, ControlURLs: urls, EdgeToken: edgeToken,
+		internal := ""
+		if m.opts.internalURL != nil {
+			internal = m.opts.internalURL(s.id, "http://"+addr)
+		}
+		return edgenode.Config{Registry: reg, EdgeID: s.id, Egress: ec, Region: s.region, ControlURLs: urls, EdgeToken: edgeToken, InternalURL: internal,
 			PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, EnableTURN: true, TURN: tc, Capacity: capacity,
 			StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond, GossipEnabled: true, Gossip: gc, Logger: quietLogger(),
 			DrainTimeout: 20 * time.Second,
