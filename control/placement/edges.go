@@ -29,6 +29,7 @@ func (s *Service) Routes(r fiber.Router) {
 	g.Post("/events", s.events)
 	g.Post("/stats", s.stats)
 	r.Post("/rooms/attach", s.requireEdgeToken, s.attach)
+	r.Post("/rooms/seat", s.requireEdgeToken, s.seat)
 	r.Post("/edges/status", s.localStatusRoute) // a follower's EdgeStatus asks the leader (status.go)
 }
 

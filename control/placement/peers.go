@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -172,14 +173,21 @@ func (s *Service) claim(c *fiber.Ctx, req edgeapi.Attach) error {
 	if !s.allowed(edge.Region, ps) {
 		return &api.Error{Status: fiber.StatusForbidden, Message: fmt.Sprintf("room %q may not be served in region %q", req.RoomID, edge.Region)}
 	}
+	return s.place(c.UserContext(), req.RoomID, req.EdgeID, "")
+}
+
+// place records the edge in the room's placement (a fenced write, retried
+// while other writes move the epoch), holding a seat for `seat` if given
+// (state.PlaceRoom.Seat), and tells the room's edges when it changed.
+func (s *Service) place(ctx context.Context, roomID, edgeID, seat string) error {
 	for attempt := 0; attempt < 8; attempt++ {
 		var epoch uint64
-		s.node.FSM().Read(func(st *state.Store) { epoch = st.PlacementEpoch(req.RoomID) })
-		raw, index, err := s.node.Apply(c.UserContext(), state.CmdPlaceRoom, state.PlaceRoom{RoomID: req.RoomID, ExpectEpoch: epoch, EdgeID: req.EdgeID,
-			ReserveFor: int64(s.reserveFor() / time.Second), At: s.cfg.Now().UTC()})
+		s.node.FSM().Read(func(st *state.Store) { epoch = st.PlacementEpoch(roomID) })
+		raw, index, err := s.node.Apply(ctx, state.CmdPlaceRoom, state.PlaceRoom{RoomID: roomID, ExpectEpoch: epoch, EdgeID: edgeID,
+			ReserveFor: int64(s.reserveFor() / time.Second), At: s.cfg.Now().UTC(), Seat: seat})
 		var se *state.Error
 		if errors.As(err, &se) && se.Code == state.CodeConflict {
-			if werr := s.node.WaitApplied(c.UserContext(), index); werr != nil {
+			if werr := s.node.WaitApplied(ctx, index); werr != nil {
 				return werr
 			}
 			continue
@@ -192,11 +200,36 @@ func (s *Service) claim(c *fiber.Ctx, req edgeapi.Attach) error {
 			return err
 		}
 		if p.Epoch != epoch {
-			s.pushPeers(&p, req.EdgeID)
+			s.pushPeers(&p, edgeID)
 		}
 		return nil
 	}
 	return &api.Error{Status: fiber.StatusServiceUnavailable, Message: "room placement is changing too fast; retry", RetryAfter: 1}
+}
+
+// seat holds a place in a room with maxParticipants for a lobby guest a
+// moderator admitted: direct joiners take theirs through the join API, and
+// a guest's edge asks before admitting one, so that admissions on two
+// edges at the same instant, and seats held for joiners on their way,
+// cannot together pass the cap. Refused is an answer (granted false), not
+// an error: the edge then turns the guest away as the room is full.
+func (s *Service) seat(c *fiber.Ctx) error {
+	var req edgeapi.Seat
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.EdgeID == "" || req.RoomID == "" || req.ParticipantID == "" {
+		return &api.Error{Status: fiber.StatusBadRequest, Message: "seat needs edgeId, roomId and participantId"}
+	}
+	err := s.place(c.UserContext(), req.RoomID, req.EdgeID, req.ParticipantID)
+	var se *state.Error
+	if errors.As(err, &se) && se.Code == state.CodeForbidden {
+		return c.JSON(edgeapi.SeatReply{Message: se.Message})
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(edgeapi.SeatReply{Granted: true})
 }
 
 // reconcile answers a heartbeat's room list: the current peers of every

@@ -52,6 +52,13 @@ func (s *Store) MissedOrders(roomID, edgeID string, since time.Time) Missed {
 		out.Disabled = true
 		return out
 	}
+	if ss := s.ongoingSession(r.ID); ss != nil && !ss.Start.After(since) {
+		// The usual heartbeat: the session that is on began before the
+		// edge's oldest connection, so every earlier one ended before it;
+		// only this one's removals can be news.
+		out.Removed = removedSince(ss, edgeID, since, nil)
+		return out
+	}
 	it := s.iter(tSessions, "room", true, r.ID)
 	for n := 0; n < missedWalk; n++ {
 		raw := it.Next()
@@ -62,19 +69,26 @@ func (s *Store) MissedOrders(roomID, edgeID string, since time.Time) Missed {
 		if ss.RoomDocID != r.ID || ss.End != nil && !ss.End.After(since) {
 			break // sessions before the edge's oldest connection arrived
 		}
-		for _, p := range ss.Participants {
-			if !p.Removed || p.EdgeID != edgeID || p.Active() {
-				continue
-			}
-			if end := p.Timelog[len(p.Timelog)-1].End; end != nil && end.After(since) {
-				out.Removed = append(out.Removed, MissedRemoval{ParticipantID: p.ParticipantID, At: *end})
-			}
-		}
+		out.Removed = removedSince(ss, edgeID, since, out.Removed)
 		if ss.End != nil && (ss.EndReason == ReasonEndedByAPI || ss.EndReason == ReasonDeactivated) {
 			// A close covers everybody who arrived before it, and every
 			// older session's removals with them.
 			out.ClosedAt = *ss.End
 			break
+		}
+	}
+	return out
+}
+
+// removedSince appends the participants of ss removed through the API
+// while on edgeID after since, and not back.
+func removedSince(ss *Session, edgeID string, since time.Time, out []MissedRemoval) []MissedRemoval {
+	for _, p := range ss.Participants {
+		if !p.Removed || p.EdgeID != edgeID || p.Active() {
+			continue
+		}
+		if end := p.Timelog[len(p.Timelog)-1].End; end != nil && end.After(since) {
+			out = append(out, MissedRemoval{ParticipantID: p.ParticipantID, At: *end})
 		}
 	}
 	return out

@@ -83,6 +83,7 @@ func TestMissedOrders(t *testing.T) {
 	leave("b", "edge1", ReasonRemoved, 41)
 	join("b", "edge1", 42)
 	check("the removal on edge1", "edge1", 25, -1, "a@40")
+	check("the removal, for an edge connected since the session began", "edge1", 30, -1, "a@40")
 	check("another edge", "edge2", 25, -1)
 	check("an edge whose oldest connection came after the removal", "edge1", 40, -1)
 	// The session ends through the API: a close at 50; the removal in it

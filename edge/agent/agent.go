@@ -263,6 +263,14 @@ func (a *Agent) Attach(ctx context.Context, roomID string, claim bool) (edgeapi.
 	return rp, err
 }
 
+// Seat asks the control plane to hold a place in a room with
+// maxParticipants for an admitted lobby guest (edgeapi.Seat).
+func (a *Agent) Seat(ctx context.Context, roomID, participantID string) (bool, error) {
+	var r edgeapi.SeatReply
+	err := a.post(ctx, "/internal/v1/rooms/seat", edgeapi.Seat{EdgeID: a.cfg.Register.EdgeID, RoomID: roomID, ParticipantID: participantID}, &r)
+	return r.Granted, err
+}
+
 // ParticipantJoined reports a join (non-blocking).
 func (a *Agent) ParticipantJoined(ev edgeapi.Event) {
 	ev.Kind = edgeapi.EventParticipantJoined

@@ -267,6 +267,7 @@ func New(cfg Config) (*Node, error) {
 	sc.Reporter = n.agent
 	n.startEgress()
 	sc.Admit = n.admit
+	sc.Seat = n.agent.Seat
 	n.sig, err = signal.New(sc, media)
 	if err != nil {
 		n.closeParts()

@@ -5,6 +5,7 @@
 package signal
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"log/slog"
@@ -44,6 +45,13 @@ type Config struct {
 	// edge to the room's placement for a claim ticket (an alternate
 	// candidate) and may refuse. It may block briefly (a control-plane call).
 	Admit func(roomID string, claims ticket.Claims) error
+	// Seat, when set, is asked before a moderator's admit lets a lobby guest
+	// into a room with maxParticipants: the control plane holds a place for
+	// it in the replicated state, ordered with every other join, so
+	// admissions on two edges at once cannot together pass the cap. false:
+	// the room is full. An error (the control plane unreachable) leaves it
+	// to this edge's own count. It blocks for a control-plane write.
+	Seat func(ctx context.Context, roomID, participantID string) (bool, error)
 	// RemoteGrace is how long a participant of a room that was relayed from
 	// an edge we lost stays listed, so one that reconnects elsewhere is seen
 	// to come back rather than to leave and join (5 s).

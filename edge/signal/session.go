@@ -1,6 +1,7 @@
 package signal
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -623,11 +624,58 @@ func (s *Server) decideLocal(roomID string, d wire.LobbyDecision) bool {
 		s.leave(t, wire.ReasonDenied, errorFrame(perr(wire.CodeRoomFull, "room is full")), false)
 		return true
 	}
+	if t.maxParticipants > 0 && s.cfg.Seat != nil {
+		// The decision is taken; the seat is asked for off the caller's
+		// goroutine (a moderator's socket, or a cascade leg for a decision
+		// made on another edge).
+		s.mu.Unlock()
+		go s.admitSeated(roomID, t)
+		return true
+	}
+	s.admitLocked(roomID, r, t)
+	return true
+}
+
+// seatTimeout bounds the control-plane call that holds a lobby guest's
+// seat; past it the edge's own count decides.
+const seatTimeout = 3 * time.Second
+
+// admitSeated admits a lobby guest of a capped room once the control plane
+// holds a seat for it, or turns it away as the room is full.
+func (s *Server) admitSeated(roomID string, t *member) {
+	ctx, cancel := context.WithTimeout(context.Background(), seatTimeout)
+	granted, err := s.cfg.Seat(ctx, roomID, t.id)
+	cancel()
+	if err != nil {
+		s.log.Warn("could not hold a seat for an admitted guest; counting this edge's view of the room", "room", roomID, "participant", t.id, "err", err)
+		granted = true
+	}
+	s.mu.Lock()
+	r := s.rooms[roomID]
+	if r == nil || r.lobby[t.id] != t || t.state != stateLobby {
+		s.mu.Unlock() // left meanwhile, or decided by another moderator
+		return
+	}
+	if !granted {
+		s.mu.Unlock()
+		s.leave(t, wire.ReasonDenied, errorFrame(perr(wire.CodeRoomFull, "room is full (%d participants)", t.maxParticipants)), false)
+		return
+	}
+	if r.others(t.id) >= t.maxParticipants {
+		s.mu.Unlock()
+		s.leave(t, wire.ReasonDenied, errorFrame(perr(wire.CodeRoomFull, "room is full")), false)
+		return
+	}
+	s.admitLocked(roomID, r, t)
+}
+
+// admitLocked lets lobby guest t into the room (s.mu held; released).
+func (s *Server) admitLocked(roomID string, r *room, t *member) {
 	delete(r.lobby, t.id)
 	if old := r.members[t.id]; old != nil && old != t {
 		s.mu.Unlock()
 		s.leave(t, wire.ReasonDuplicate, encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDuplicate}), false)
-		return true
+		return
 	}
 	r.members[t.id] = t
 	t.state = stateActive
@@ -638,5 +686,4 @@ func (s *Server) decideLocal(roomID string, d wire.LobbyDecision) bool {
 			c.sendFinal(errorFrame(pe))
 		}
 	}
-	return true
 }

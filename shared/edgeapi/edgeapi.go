@@ -8,6 +8,7 @@
 //	/internal/v1/edges/events     EventBatch → {}
 //	/internal/v1/edges/stats      StatsBatch → {}
 //	/internal/v1/rooms/attach     Attach → RoomPeers
+//	/internal/v1/rooms/seat       Seat → SeatReply
 //
 // Routes on the edge (POST, JSON), called by the control plane:
 //
@@ -155,6 +156,22 @@ type Attach struct {
 	RoomID        string `json:"roomId"`
 	Claim         bool   `json:"claim,omitempty"`
 	ParticipantID string `json:"participantId,omitempty"`
+}
+
+// Seat asks for a place in a room with maxParticipants for a lobby guest a
+// moderator admitted on this edge (the join API holds one for every direct
+// joiner): the Raft log orders it with every other join and admission.
+type Seat struct {
+	EdgeID        string `json:"edgeId"`
+	RoomID        string `json:"roomId"`
+	ParticipantID string `json:"participantId"`
+}
+
+// SeatReply says whether the room had a place; Message names the cap when
+// it did not.
+type SeatReply struct {
+	Granted bool   `json:"granted"`
+	Message string `json:"message,omitempty"`
 }
 
 // Drain starts (or stops) draining an edge.

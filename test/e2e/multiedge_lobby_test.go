@@ -23,37 +23,13 @@ func TestLobbyAcrossRegions(t *testing.T) {
 		t.Fatalf("bob (ca-east) placed on %s", bob.EdgeID())
 	}
 
-	askToken := m.c.Token(func(o *auth.MintOptions) {
-		o.Roles = []string{auth.RoleRTC}
-		o.Permissions = []string{auth.PermAskJoin}
-		o.ParticipantID = "carol"
-	})
-	var ja joinAnswer
-	r := clustertest.Do(t, m.c.Node(0).URL(), "POST", "/v2/rooms/"+room+"/join", askToken, map[string]any{"participantId": "carol", "region": "eu-west"})
-	if r.Status != 200 {
-		t.Fatalf("carol's join: %d %s", r.Status, r.Body)
-	}
-	r.JSON(t, &ja)
-	if len(ja.Edges) == 0 || ja.Edges[0].EdgeID != "paris-1" {
-		t.Fatalf("carol (eu-west) offered %+v, want paris-1 first", ja.Edges)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	carol, err := signaltest.Dial(ctx, signaltest.Config{URL: ja.Edges[0].SignalingURL, PingInterval: time.Second})
-	if err != nil {
-		t.Fatal(err)
+	carol, edge, lobby := m.askJoin(ctx, room, "carol", "eu-west", nil)
+	if edge != "paris-1" || !lobby {
+		t.Fatalf("carol (eu-west) on %s, lobby=%v: want paris-1's lobby", edge, lobby)
 	}
-	t.Cleanup(carol.Close)
-	if _, lobby, err := carol.Join(ctx, ja.Edges[0].Ticket, "N-carol"); err != nil || !lobby {
-		t.Fatalf("carol on paris-1: lobby=%v %v, want the lobby", lobby, err)
-	}
-
-	if _, err := bob.Client().WaitFor(ctx, wire.TypeLobbyRequest, func(e wire.Envelope) bool { return contains(e, "carol") }); err != nil {
-		t.Fatalf("bob on montreal-1 was not asked about carol: %v", err)
-	}
-	if err := bob.Client().Send(wire.TypeLobbyDecision, wire.LobbyDecision{ParticipantID: "carol", Admit: true}); err != nil {
-		t.Fatal(err)
-	}
+	admit(ctx, t, bob, "carol")
 	j, err := carol.WaitJoined(ctx)
 	if err != nil {
 		t.Fatalf("carol after bob's admit: %v", err)
@@ -77,49 +53,18 @@ func TestAdmittedGuestMovesWithoutTheLobby(t *testing.T) {
 	m := startMulti(t, 1, edgeSpec{id: "paris-1", region: "eu-west"}, edgeSpec{id: "paris-2", region: "eu-west"}, edgeSpec{id: "montreal-1", region: "ca-east"})
 	room := m.room(nil)
 	bob := m.session(0, room, "bob", "ca-east") // moderator
-	askToken := func(pid string) string {
-		return m.c.Token(func(o *auth.MintOptions) {
-			o.Roles = []string{auth.RoleRTC}
-			o.Permissions = []string{auth.PermAskJoin}
-			o.ParticipantID = pid
-		})
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	connect := func(pid string, avoid []string) (*signaltest.Client, string, bool) {
 		t.Helper()
-		var ja joinAnswer
-		body := map[string]any{"participantId": pid, "region": "eu-west"}
-		if len(avoid) > 0 {
-			body["avoidEdges"] = avoid
-		}
-		r := clustertest.Do(t, m.c.Node(0).URL(), "POST", "/v2/rooms/"+room+"/join", askToken(pid), body)
-		if r.Status != 200 {
-			t.Fatalf("%s's join: %d %s", pid, r.Status, r.Body)
-		}
-		r.JSON(t, &ja)
-		c, err := signaltest.Dial(ctx, signaltest.Config{URL: ja.Edges[0].SignalingURL, PingInterval: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		_, lobby, err := c.Join(ctx, ja.Edges[0].Ticket, "N-"+pid)
-		if err != nil {
-			t.Fatalf("%s on %s: %v", pid, ja.Edges[0].EdgeID, err)
-		}
-		return c, ja.Edges[0].EdgeID, lobby
+		return m.askJoin(ctx, room, pid, "eu-west", avoid)
 	}
 
 	carol, first, lobby := connect("carol", nil)
 	if !lobby {
 		t.Fatalf("carol (ask to join) was admitted on %s without a moderator", first)
 	}
-	if _, err := bob.Client().WaitFor(ctx, wire.TypeLobbyRequest, func(e wire.Envelope) bool { return contains(e, "carol") }); err != nil {
-		t.Fatalf("bob was not asked about carol: %v", err)
-	}
-	if err := bob.Client().Send(wire.TypeLobbyDecision, wire.LobbyDecision{ParticipantID: "carol", Admit: true}); err != nil {
-		t.Fatal(err)
-	}
+	admit(ctx, t, bob, "carol")
 	if _, err := carol.WaitJoined(ctx); err != nil {
 		t.Fatalf("carol after bob's admit: %v", err)
 	}
@@ -169,5 +114,48 @@ func TestAdmittedGuestMovesWithoutTheLobby(t *testing.T) {
 	// A guest never admitted still waits.
 	if _, edge, lobby := connect("dora", nil); !lobby {
 		t.Fatalf("dora, never admitted, was let in on %s", edge)
+	}
+}
+
+// askJoin joins a guest whose token may only ask to join through node 0,
+// with a region hint (and edges to avoid), and returns its client, the edge
+// it is on and whether it waits in the lobby.
+func (m *multi) askJoin(ctx context.Context, room, pid, region string, avoid []string) (*signaltest.Client, string, bool) {
+	m.t.Helper()
+	token := m.c.Token(func(o *auth.MintOptions) {
+		o.Roles = []string{auth.RoleRTC}
+		o.Permissions = []string{auth.PermAskJoin}
+		o.ParticipantID = pid
+	})
+	body := map[string]any{"participantId": pid, "region": region}
+	if len(avoid) > 0 {
+		body["avoidEdges"] = avoid
+	}
+	var ja joinAnswer
+	r := clustertest.Do(m.t, m.c.Node(0).URL(), "POST", "/v2/rooms/"+room+"/join", token, body)
+	if r.Status != 200 {
+		m.t.Fatalf("%s's join: %d %s", pid, r.Status, r.Body)
+	}
+	r.JSON(m.t, &ja)
+	c, err := signaltest.Dial(ctx, signaltest.Config{URL: ja.Edges[0].SignalingURL, PingInterval: time.Second})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.t.Cleanup(c.Close)
+	_, lobby, err := c.Join(ctx, ja.Edges[0].Ticket, "N-"+pid)
+	if err != nil {
+		m.t.Fatalf("%s on %s: %v", pid, ja.Edges[0].EdgeID, err)
+	}
+	return c, ja.Edges[0].EdgeID, lobby
+}
+
+// admit has moderator mod admit guest pid once it is asked about it.
+func admit(ctx context.Context, t *testing.T, mod *signaltest.Session, pid string) {
+	t.Helper()
+	if _, err := mod.Client().WaitFor(ctx, wire.TypeLobbyRequest, func(e wire.Envelope) bool { return contains(e, pid) }); err != nil {
+		t.Fatalf("the moderator was not asked about %s: %v", pid, err)
+	}
+	if err := mod.Client().Send(wire.TypeLobbyDecision, wire.LobbyDecision{ParticipantID: pid, Admit: true}); err != nil {
+		t.Fatal(err)
 	}
 }
