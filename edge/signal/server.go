@@ -1,6 +1,7 @@
 package signal
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -35,7 +36,12 @@ type Server struct {
 	closed      bool
 
 	handlers sync.WaitGroup // WebSocket handler goroutines
-	cascade  cascadeRef
+	// bg is canceled on Close; background calls (a lobby guest's seat) run
+	// under it and are waited for in seats.
+	bg      context.Context
+	stopBg  context.CancelFunc
+	seats   sync.WaitGroup
+	cascade cascadeRef
 	// socketsDropped counts sockets closed by the drop policy, by reason.
 	socketsDropped *prometheus.CounterVec
 
@@ -116,9 +122,11 @@ func New(cfg Config, media *sfu.SFU) (*Server, error) {
 			return nil, err
 		}
 	}
+	bg, stop := context.WithCancel(context.Background())
 	return &Server{
 		cfg: cfg, media: media, log: cfg.Logger, resumeKey: key, socketsDropped: dropped,
 		rooms: map[string]*room{}, closedRooms: map[string]time.Time{}, conns: map[*conn]struct{}{},
+		bg: bg, stopBg: stop,
 	}, nil
 }
 
@@ -228,6 +236,8 @@ func (s *Server) Close() error {
 	for _, c := range conns {
 		c.close()
 	}
+	s.stopBg()
+	s.seats.Wait()
 	s.handlers.Wait()
 	return nil
 }

@@ -628,6 +628,11 @@ func (s *Server) decideLocal(roomID string, d wire.LobbyDecision) bool {
 		// The decision is taken; the seat is asked for off the caller's
 		// goroutine (a moderator's socket, or a cascade leg for a decision
 		// made on another edge).
+		if s.closed {
+			s.mu.Unlock()
+			return true // shutting down: Close turns everybody away
+		}
+		s.seats.Add(1)
 		s.mu.Unlock()
 		go s.admitSeated(roomID, t)
 		return true
@@ -643,9 +648,13 @@ const seatTimeout = 3 * time.Second
 // admitSeated admits a lobby guest of a capped room once the control plane
 // holds a seat for it, or turns it away as the room is full.
 func (s *Server) admitSeated(roomID string, t *member) {
-	ctx, cancel := context.WithTimeout(context.Background(), seatTimeout)
+	defer s.seats.Done()
+	ctx, cancel := context.WithTimeout(s.bg, seatTimeout)
 	granted, err := s.cfg.Seat(ctx, roomID, t.id)
 	cancel()
+	if s.bg.Err() != nil {
+		return // closed meanwhile
+	}
 	if err != nil {
 		s.log.Warn("could not hold a seat for an admitted guest; counting this edge's view of the room", "room", roomID, "participant", t.id, "err", err)
 		granted = true
