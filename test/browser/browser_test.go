@@ -202,7 +202,6 @@ func TestMeetingTwoBrowsers(t *testing.T) {
 	room := s.createRoom()
 
 	a := newPage(t, ctx, "A")
-	a.screenshotOnFailure(t)
 	b := newPage(t, ctx, "B")
 	// B allows the camera a moment after the page asks, so alice's tracks
 	// reach B before it captures anything (its first play() of her audio is
@@ -327,7 +326,6 @@ func TestMeetingRelayOnly(t *testing.T) {
 	room := s.createRoom()
 
 	a := newPage(t, ctx, "A")
-	a.screenshotOnFailure(t)
 	b := newPage(t, ctx, "B")
 	a.openMeeting(s.meetURL(room, s.rtcToken(room, "alice", false), "A", "relay", "1"))
 	b.openMeeting(s.meetURL(room, s.rtcToken(room, "bob", false), "B", "relay", "1"))
@@ -390,7 +388,6 @@ func TestJoinErrorsShown(t *testing.T) {
 			401, "token has expired"},
 	}
 	p := newPage(t, ctx, "A")
-	p.screenshotOnFailure(t)
 	for _, c := range cases {
 		// What the API says for this token, straight from the server.
 		var apiErr struct {
@@ -432,7 +429,6 @@ func TestLobbyAndControls(t *testing.T) {
 	room := s.createRoom()
 
 	a := newPage(t, ctx, "A")
-	a.screenshotOnFailure(t)
 	c := newPage(t, ctx, "C")
 	a.openMeeting(s.meetURL(room, s.rtcToken(room, "alice", true), "A"))
 	a.waitFor("A joined", 15*time.Second, `({ok: window.meridianRoom?.state === 'joined'})`)

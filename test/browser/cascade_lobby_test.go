@@ -22,9 +22,7 @@ func TestCascadeLobbyEdgeStall(t *testing.T) {
 	cl := startCluster(t, cascadeEdges...)
 	room := cl.createRoom()
 	bob := newPage(t, ctx, "bob")
-	bob.screenshotOnFailure(t)
 	carol := newPage(t, ctx, "carol")
-	carol.screenshotOnFailure(t)
 
 	modToken := cl.mint(tokenOpts{roles: []string{auth.RoleRTC}, perms: []string{auth.PermAllowJoin, auth.PermAllowMod}, room: room, partID: "bob"})
 	bob.openMeeting(cl.meetURL(room, modToken, "Bob", "ca-east"))
@@ -80,11 +78,8 @@ func TestCascadeDuplicateTab(t *testing.T) {
 	cl := startCluster(t, cascadeEdges...)
 	room := cl.createRoom()
 	bob := newPage(t, ctx, "bob")
-	bob.screenshotOnFailure(t)
 	alice := newPage(t, ctx, "alice")
-	alice.screenshotOnFailure(t)
 	alice2 := newPage(t, ctx, "alice-laptop")
-	alice2.screenshotOnFailure(t)
 
 	tok := func(pid string) string {
 		return cl.mint(tokenOpts{roles: []string{auth.RoleRTC}, perms: []string{auth.PermAllowJoin}, room: room, partID: pid})

@@ -41,9 +41,7 @@ func startCascadeMeeting(t *testing.T, ctx context.Context, edges []edgeSpec) *c
 	cl := startCluster(t, edges...)
 	m := &cascadeMeeting{cl: cl, room: cl.createRoom()}
 	m.alice = newPage(t, ctx, "alice")
-	m.alice.screenshotOnFailure(t)
 	m.bob = newPage(t, ctx, "bob")
-	m.bob.screenshotOnFailure(t)
 
 	// alice first: the room's home edge is in eu-west.
 	m.alice.openMeeting(cl.meetURL(m.room, cl.rtcToken(m.room, "alice"), "Alice", "eu-west"))

@@ -82,7 +82,6 @@ func TestConsoleEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel) // after the failure screenshot (cleanups run last-in first-out)
 	p := newPage(t, ctx, "console")
-	p.screenshotOnFailure(t)
 
 	// Sign in: the console offers single sign-on, the provider's form
 	// takes the password, the callback lands back in the console.
@@ -337,7 +336,6 @@ func TestConsolePagesAndRoles(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
 	p := newPage(t, ctx, "console-admin")
-	p.screenshotOnFailure(t)
 	// The page may write to and read the clipboard like a focused tab.
 	for _, perm := range []string{"clipboard-read", "clipboard-write"} {
 		if _, err := chromedp.CallBrowser(p.ctx, browser.SetPermission, browser.SetPermissionParams{Permission: &browser.PermissionDescriptor{Name: perm},
@@ -455,7 +453,6 @@ func TestConsolePagesAndRoles(t *testing.T) {
 
 	// A viewer, signed in through the identity provider in another browser.
 	v := newPage(t, ctx, "console-viewer")
-	v.screenshotOnFailure(t)
 	v.navigate(dev.URL + "/console/")
 	v.waitFor("the sign-in button", 10*time.Second, `({ok: !document.getElementById('sso-box').hidden})`)
 	if err := v.click("#sso"); err != nil {

@@ -154,9 +154,7 @@ func TestEgressMeeting(t *testing.T) {
 	room := s.createRoom()
 
 	a := newPage(t, ctx, "A")
-	a.screenshotOnFailure(t)
 	b := newPage(t, ctx, "B")
-	b.screenshotOnFailure(t)
 	a.openMeeting(s.meetURL(room, s.rtcToken(room, "alice", true), "A"))
 	b.openMeeting(s.meetURL(room, s.rtcToken(room, "bob", false), "B"))
 	// Each page receives the other's camera (whether it plays smoothly is

@@ -369,6 +369,7 @@ func newPage(t *testing.T, parent context.Context, name string) *page {
 		cancel()
 		acancel()
 	})
+	p.screenshotOnFailure(t) // registered after the browser's cleanup, so it runs first
 	return p
 }
 
@@ -500,8 +501,8 @@ func artifactDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-// screenshotOnFailure saves p's screenshot when the test fails. Register it
-// after newPage so it runs before the browser closes.
+// screenshotOnFailure saves p's screenshot when the test fails (every
+// newPage registers it).
 func (p *page) screenshotOnFailure(t *testing.T) {
 	dir := artifactDir(t) // created now: t.TempDir cannot be called during cleanup
 	t.Cleanup(func() {

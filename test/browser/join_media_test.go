@@ -24,7 +24,6 @@ func TestRefusedJoinStopsTheCamera(t *testing.T) {
 	room := s.deactivatedRoom()
 
 	p := newPage(t, ctx, "A")
-	p.screenshotOnFailure(t)
 	// Every getUserMedia resolves only once the test calls
 	// __releaseDevices(); what it gave is kept in __deviceStreams.
 	const hold = `(() => { const md = navigator.mediaDevices; if (!md) return; const gum = md.getUserMedia.bind(md);

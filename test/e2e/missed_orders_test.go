@@ -3,11 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"sync"
 	"testing"
@@ -17,69 +12,18 @@ import (
 	"github.com/meridian-video/meridian/control/state"
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
 	wire "github.com/meridian-video/meridian/shared/signal"
+	"github.com/meridian-video/meridian/test/netproxy"
 )
 
-// gate is a proxy in front of an HTTP server that a test can cut: while it
-// is cut every request is held until the gate opens again or the caller
-// gives up, and then fails (a dropped link: nothing sent across it arrives
-// later, whatever became of its sender).
-type gate struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	open chan struct{}
-}
-
-func newGate(t *testing.T, target string) *gate {
-	u, err := url.Parse(target)
+// proxied puts a netproxy in front of the HTTP server at base and returns
+// the URL to use instead.
+func proxied(t *testing.T, base string) (*netproxy.TCP, string) {
+	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gate{open: make(chan struct{})}
-	close(g.open)
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	proxy.ErrorLog = log.New(io.Discard, "", 0) // requests given up while held
-	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.mu.Lock()
-		open := g.open
-		g.mu.Unlock()
-		select {
-		case <-open:
-		default:
-			// Cut: the request is lost. It fails when the gate opens again
-			// (or when the caller gives up), never reaching the server late.
-			select {
-			case <-open:
-			case <-r.Context().Done():
-			}
-			w.WriteHeader(http.StatusBadGateway)
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() { g.reopen(); g.srv.CloseClientConnections(); g.srv.Close() })
-	return g
-}
-
-func (g *gate) URL() string { return g.srv.URL }
-
-func (g *gate) cut() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	select {
-	case <-g.open:
-		g.open = make(chan struct{})
-	default:
-	}
-}
-
-func (g *gate) reopen() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	select {
-	case <-g.open:
-	default:
-		close(g.open)
-	}
+	p := netproxy.New(t, "127.0.0.1", u.Host)
+	return p, "http://" + p.Addr()
 }
 
 // removedWith is the reason of the `removed` frame the participant's
@@ -107,22 +51,24 @@ func removedWith(s *signaltest.Session) string {
 // and one who was not removed stay; Montréal's participant is not reported
 // into a new session of the closed room when its edge registers again.
 func TestMissedOrdersOutliveTheirControlNode(t *testing.T) {
-	gates := map[string]*gate{}
+	// Cuts are netproxy's: what was sent across a cut link never arrives
+	// later, whatever became of its sender.
+	gates := map[string]*netproxy.TCP{}
 	var gmu sync.Mutex
 	m := startMultiWith(t, 3, multiOptions{internalURL: func(id, u string) string {
-		g := newGate(t, u)
+		g, url := proxied(t, u)
 		gmu.Lock()
 		gates[id] = g
 		gmu.Unlock()
-		return g.URL()
+		return url
 	}}, edgeSpec{id: "paris-1", region: "eu-west"})
 	// Montréal reaches every control node through gates too.
-	var toControl []*gate
+	var toControl []*netproxy.TCP
 	var urls []string
 	for _, u := range m.controlURLs() {
-		g := newGate(t, u)
+		g, url := proxied(t, u)
 		toControl = append(toControl, g)
-		urls = append(urls, g.URL())
+		urls = append(urls, url)
 	}
 	m.startEdgeVia(edgeSpec{id: "montreal-1", region: "ca-east"}, urls)
 	m.waitEdgeUp("montreal-1")
@@ -160,10 +106,10 @@ func TestMissedOrdersOutliveTheirControlNode(t *testing.T) {
 	})
 
 	// Paris cannot be called; Montréal is cut off both ways.
-	gates["paris-1"].cut()
-	gates["montreal-1"].cut()
+	gates["paris-1"].Cut()
+	gates["montreal-1"].Cut()
 	for _, g := range toControl {
-		g.cut()
+		g.Cut()
 	}
 	for _, call := range []struct {
 		path string
@@ -191,10 +137,10 @@ func TestMissedOrdersOutliveTheirControlNode(t *testing.T) {
 	// The control node that made the orders, and was retrying the calls
 	// nobody answered, dies; then the edges can be reached again.
 	m.c.Stop(x)
-	gates["paris-1"].reopen()
-	gates["montreal-1"].reopen()
+	gates["paris-1"].Heal()
+	gates["montreal-1"].Heal()
 	for _, g := range toControl {
-		g.reopen()
+		g.Heal()
 	}
 
 	clustertest.Eventually(t, 15*time.Second, func() string {
