@@ -1,6 +1,7 @@
 package signal_test
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -152,5 +153,90 @@ func TestAdmitFollowsAGuestToItsNextEdge(t *testing.T) {
 	}
 	if got := casc.list(); len(got) != 5 {
 		t.Fatalf("decisions sent %v: erin's old admit was used again", got)
+	}
+}
+
+// TestRemovedGuestAsksAgain: a guest who may only ask to join, admitted and
+// then removed by a moderator, reconnects at once. The join API may still
+// hand it a ticket marked admitted (it is active in the session until this
+// edge's leave report is applied); that ticket must not take it past the
+// lobby. Once a moderator admits it again the mark holds again, and the
+// memory of the removal is bounded.
+func TestRemovedGuestAsksAgain(t *testing.T) {
+	e, skew := skewedEdge(t)
+	mod := e.Join(t, "room-k", "mod", func(c *ticket.Claims) { c.Permissions.Moderate = true })
+	guest := func(c *ticket.Claims) {
+		c.Permissions = ticket.Permissions{Publish: true, Subscribe: true, AskJoin: true}
+	}
+	admittedGuest := func(c *ticket.Claims) { guest(c); c.Admitted = true }
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	join := func(pid string, claims func(*ticket.Claims)) (*signaltest.Client, bool) {
+		t.Helper()
+		c := e.Dial(t, signaltest.Config{})
+		_, lobby, err := c.Join(ctx, e.Ticket(t, "room-k", pid, claims), pid)
+		if err != nil {
+			t.Fatalf("join %s: %v", pid, err)
+		}
+		return c, lobby
+	}
+	admit := func(c *signaltest.Client, pid string) {
+		t.Helper()
+		if err := mod.Send(wire.TypeLobbyDecision, wire.LobbyDecision{ParticipantID: pid, Admit: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WaitJoined(ctx); err != nil {
+			t.Fatalf("%s admitted: %v", pid, err)
+		}
+	}
+	remove := func(c *signaltest.Client, pid string) {
+		t.Helper()
+		if err := mod.Send(wire.TypeRemoveParticipant, wire.RemoveParticipant{ParticipantID: pid}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WaitFor(ctx, wire.TypeRemoved, nil); err != nil {
+			t.Fatalf("%s removed: %v", pid, err)
+		}
+	}
+
+	g, lobby := join("mallory", guest)
+	if !lobby {
+		t.Fatal("a guest who may only ask to join was let in without asking")
+	}
+	admit(g, "mallory")
+	remove(g, "mallory")
+
+	g, lobby = join("mallory", admittedGuest)
+	if !lobby {
+		t.Fatal("removed by a moderator, mallory came straight back in with a ticket marked admitted")
+	}
+	admit(g, "mallory")
+	// Admitted again: leaving and coming back with a ticket marked admitted
+	// (its page reloaded, or it moves here from another edge) lets it in
+	// without asking.
+	if err := g.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mod.WaitFor(ctx, wire.TypeParticipantLeft, func(m wire.Envelope) bool {
+		l, _ := signaltest.Decode[wire.ParticipantLeft](m)
+		return l.ParticipantID == "mallory" && l.Reason == wire.ReasonLeft
+	}); err != nil {
+		t.Fatalf("mallory's leave: %v", err)
+	}
+	if _, lobby = join("mallory", admittedGuest); lobby {
+		t.Fatal("mallory, admitted again after the removal, was put back in the lobby")
+	}
+
+	// The removal is remembered for a while, not for ever.
+	g, _ = join("trent", guest)
+	admit(g, "trent")
+	remove(g, "trent")
+	skew.Store(int64(121 * time.Second))
+	later := time.Now().Add(121 * time.Second)
+	if _, lobby = join("trent", func(c *ticket.Claims) {
+		admittedGuest(c)
+		c.IssuedAt, c.IssuedAtMs, c.ExpiresAt = later.Unix(), later.UnixMilli(), later.Add(time.Minute).Unix()
+	}); lobby {
+		t.Fatal("a ticket marked admitted 121 s after trent's removal still sent him to the lobby")
 	}
 }

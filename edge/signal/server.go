@@ -34,6 +34,9 @@ type Server struct {
 	closedRooms map[string]time.Time // room → when control closed it
 	conns       map[*conn]struct{}
 	closed      bool
+	// removed: when a participant was removed from a room here (see
+	// removedLately), by room and participant id.
+	removed map[[2]string]time.Time
 
 	handlers sync.WaitGroup // WebSocket handler goroutines
 	// bg is canceled on Close; background calls (a lobby guest's seat) run
@@ -125,7 +128,7 @@ func New(cfg Config, media *sfu.SFU) (*Server, error) {
 	bg, stop := context.WithCancel(context.Background())
 	return &Server{
 		cfg: cfg, media: media, log: cfg.Logger, resumeKey: key, socketsDropped: dropped,
-		rooms: map[string]*room{}, closedRooms: map[string]time.Time{}, conns: map[*conn]struct{}{},
+		rooms: map[string]*room{}, closedRooms: map[string]time.Time{}, removed: map[[2]string]time.Time{}, conns: map[*conn]struct{}{},
 		bg: bg, stopBg: stop,
 	}, nil
 }
@@ -354,12 +357,45 @@ func (s *Server) removeParticipant(roomID, pid, reason string, at time.Time, lat
 	if m != nil && (late && m.since.After(at) || !at.IsZero() && m.issued.After(at)) {
 		m = nil
 	}
+	if m != nil {
+		s.rememberRemovedLocked(roomID, pid)
+	}
 	s.mu.Unlock()
 	if m == nil {
 		return false
 	}
 	s.leave(m, wire.ReasonRemoved, encode(wire.TypeRemoved, wire.Removed{Reason: reason}), true)
 	return true
+}
+
+// removedMemory is how long a removal here outweighs the "admitted" mark
+// of a guest's ticket. The join API marks a ticket admitted when the guest
+// is active in the room's session, which it stays until this edge's leave
+// report is applied: a guest reconnecting the moment a moderator removed
+// it would be let straight back in. The report normally lands within a
+// second; two minutes also covers one retried while the control plane was
+// out of reach. A guest admitted again meanwhile is no longer held (see
+// admitLocked); one that is not waits in the lobby, asking again, which is
+// what a removal means for a guest.
+const removedMemory = 2 * time.Minute
+
+// rememberRemovedLocked notes that pid was removed from roomID just now,
+// forgetting removals older than removedMemory. s.mu held.
+func (s *Server) rememberRemovedLocked(roomID, pid string) {
+	now := s.now()
+	for k, at := range s.removed {
+		if now.Sub(at) >= removedMemory {
+			delete(s.removed, k)
+		}
+	}
+	s.removed[[2]string{roomID, pid}] = now
+}
+
+// removedLately reports whether pid was removed from roomID here within
+// removedMemory. s.mu held.
+func (s *Server) removedLately(roomID, pid string) bool {
+	at, ok := s.removed[[2]string{roomID, pid}]
+	return ok && s.now().Sub(at) < removedMemory
 }
 
 // closeLateAfter: a close the control plane made longer ago than this

@@ -184,9 +184,12 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 		delete(r.lobby, cl.ParticipantID)
 		o.state = stateGone
 	}
-	// Not in the lobby either: one a moderator here admitted moments ago
-	// while it waited on another edge (that edge stalled; see admitMemory).
-	lobby := cl.Permissions.AskJoin && !cl.Permissions.Moderate && !cl.Admitted && !s.admittedLocked(r, cl.ParticipantID)
+	// Not in the lobby either: a guest the control plane saw in the room's
+	// session (moving here), unless it was removed here since (see
+	// removedMemory), or one a moderator here admitted moments ago while it
+	// waited on another edge (that edge stalled; see admitMemory).
+	admitted := cl.Admitted && !s.removedLately(cl.RoomID, cl.ParticipantID)
+	lobby := cl.Permissions.AskJoin && !cl.Permissions.Moderate && !admitted && !s.admittedLocked(r, cl.ParticipantID)
 	if !lobby && cl.MaxParticipants > 0 && r.others(cl.ParticipantID) >= cl.MaxParticipants {
 		s.mu.Unlock()
 		s.dropLobbyConn(oldLobby)
@@ -688,6 +691,7 @@ func (s *Server) admitLocked(roomID string, r *room, t *member) {
 	}
 	r.members[t.id] = t
 	t.state = stateActive
+	delete(s.removed, [2]string{roomID, t.id}) // a moderator let it back in
 	s.mu.Unlock()
 	s.announceLobbyGone(roomID, t.id)
 	if pe := s.activate(t); pe != nil {

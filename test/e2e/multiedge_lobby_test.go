@@ -68,23 +68,7 @@ func TestAdmittedGuestMovesWithoutTheLobby(t *testing.T) {
 	if _, err := carol.WaitJoined(ctx); err != nil {
 		t.Fatalf("carol after bob's admit: %v", err)
 	}
-	// Her session records her once her edge reported the join.
-	clustertest.Eventually(t, 10*time.Second, func() string {
-		var list struct {
-			Data []struct {
-				Participants []struct{ ParticipantID string }
-			}
-		}
-		m.c.Do(0, "GET", "/v2/sessions?roomId="+room, m.c.Token(), nil).JSON(t, &list)
-		for _, s := range list.Data {
-			for _, p := range s.Participants {
-				if p.ParticipantID == "carol" {
-					return ""
-				}
-			}
-		}
-		return "carol not in the session yet"
-	})
+	waitInSession(t, m, room, "carol")
 	asked := 0
 	for _, e := range bob.Client().Messages() {
 		if e.Type == wire.TypeLobbyRequest && contains(e, "carol") {
@@ -158,4 +142,65 @@ func admit(ctx context.Context, t *testing.T, mod *signaltest.Session, pid strin
 	if err := mod.Client().Send(wire.TypeLobbyDecision, wire.LobbyDecision{ParticipantID: pid, Admit: true}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRemovedGuestWaitsInTheLobbyAgain: a moderator removes a guest who may
+// only ask to join, and the guest's page asks the join API again at once.
+// The control plane still has it in the room's session (its edge's leave
+// report is on the way) and marks the new ticket admitted; the edge, which
+// removed it, puts it in the lobby all the same, and the moderator decides.
+func TestRemovedGuestWaitsInTheLobbyAgain(t *testing.T) {
+	m := startMulti(t, 1, edgeSpec{id: "paris-1", region: "eu-west"})
+	room := m.room(nil)
+	bob := m.session(0, room, "bob", "eu-west") // moderator
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	carol, _, lobby := m.askJoin(ctx, room, "carol", "eu-west", nil)
+	if !lobby {
+		t.Fatal("carol (ask to join) was admitted without a moderator")
+	}
+	admit(ctx, t, bob, "carol")
+	if _, err := carol.WaitJoined(ctx); err != nil {
+		t.Fatalf("carol after bob's admit: %v", err)
+	}
+	waitInSession(t, m, room, "carol")
+
+	if err := bob.Client().Send(wire.TypeRemoveParticipant, wire.RemoveParticipant{ParticipantID: "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.WaitFor(ctx, wire.TypeRemoved, nil); err != nil {
+		t.Fatalf("carol was not removed: %v", err)
+	}
+	again, _, lobby := m.askJoin(ctx, room, "carol", "eu-west", nil)
+	if !lobby {
+		t.Fatal("carol, removed by the moderator, came straight back in")
+	}
+	if err := bob.Client().Send(wire.TypeLobbyDecision, wire.LobbyDecision{ParticipantID: "carol", Admit: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.WaitJoined(ctx); err != nil {
+		t.Fatalf("carol after bob admitted her again: %v", err)
+	}
+}
+
+// waitInSession waits until node 0 lists pid in the room's session (its
+// edge reported the join).
+func waitInSession(t *testing.T, m *multi, room, pid string) {
+	t.Helper()
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		var list struct {
+			Data []struct {
+				Participants []struct{ ParticipantID string }
+			}
+		}
+		m.c.Do(0, "GET", "/v2/sessions?roomId="+room, m.c.Token(), nil).JSON(t, &list)
+		for _, s := range list.Data {
+			for _, p := range s.Participants {
+				if p.ParticipantID == pid {
+					return ""
+				}
+			}
+		}
+		return pid + " not in the session yet"
+	})
 }
