@@ -58,7 +58,7 @@ const orderAttempt = 2 * time.Second
 // orderRetry is how an edge that did not confirm an order (stopped,
 // restarting, cut off) is asked again, in the background, for up to
 // orderRetryFor. Each order says when the control plane made the change, so
-// one arriving late spares whoever joined since.
+// one arriving late spares whoever joined since with a ticket issued after it.
 var orderRetry = backoff.Policy{Min: 250 * time.Millisecond, Max: 5 * time.Second}
 
 const orderRetryFor = 2 * time.Minute

@@ -37,11 +37,12 @@ type MissedRemoval struct {
 }
 
 // MissedOrders answers, from the replicated state alone, which closes and
-// removals of a room an edge may have missed, given when its longest
-// connected participant there arrived (since). Orders are sent to edges
-// once, retried from the control node that made them; this is what makes
-// them outlive that node: whichever node the edge next talks to repeats
-// them (docs/multi-edge.md, "Orders to edges").
+// removals of a room an edge may have missed, given when the oldest ticket
+// of its participants there was issued (since: an order concerns only
+// tickets issued before it, and both are the control plane's times).
+// Orders are sent to edges once, retried from the control node that made
+// them; this is what makes them outlive that node: whichever node the edge
+// next talks to repeats them (docs/multi-edge.md, "Orders to edges").
 func (s *Store) MissedOrders(roomID, edgeID string, since time.Time) Missed {
 	var out Missed
 	r := s.roomByRoomID(roomID)
@@ -54,8 +55,8 @@ func (s *Store) MissedOrders(roomID, edgeID string, since time.Time) Missed {
 	}
 	if ss := s.ongoingSession(r.ID); ss != nil && !ss.Start.After(since) {
 		// The usual heartbeat: the session that is on began before the
-		// edge's oldest connection, so every earlier one ended before it;
-		// only this one's removals can be news.
+		// edge's oldest ticket was issued, so every earlier one ended
+		// before it; only this one's removals can be news.
 		out.Removed = removedSince(ss, edgeID, since, nil)
 		return out
 	}
@@ -67,11 +68,11 @@ func (s *Store) MissedOrders(roomID, edgeID string, since time.Time) Missed {
 		}
 		ss := raw.(*Session)
 		if ss.RoomDocID != r.ID || ss.End != nil && !ss.End.After(since) {
-			break // sessions before the edge's oldest connection arrived
+			break // sessions that ended before the edge's oldest ticket
 		}
 		out.Removed = removedSince(ss, edgeID, since, out.Removed)
 		if ss.End != nil && (ss.EndReason == ReasonEndedByAPI || ss.EndReason == ReasonDeactivated) {
-			// A close covers everybody who arrived before it, and every
+			// A close covers every ticket issued before it, and every
 			// older session's removals with them.
 			out.ClosedAt = *ss.End
 			break

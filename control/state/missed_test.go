@@ -8,12 +8,13 @@ import (
 )
 
 // TestMissedOrders: what an edge is told again about a room, given when
-// its longest-connected participant there arrived. A session ended through
-// the API is a close, one that ended because everybody left or by the
-// auto-close loop is not; a removal through the API is told to the edge the
-// participant was on, until the participant comes back; nothing older than
-// the edge's oldest connection is told; a deactivated room closes whatever
-// the times; all of it survives a snapshot.
+// the oldest ticket of its participants there was issued. A session ended
+// through the API is a close, one that ended because everybody left or by
+// the auto-close loop is not; a removal through the API is told to the edge
+// the participant was on, until the participant comes back, and a
+// moderator's removal the edge reported is not told back; nothing older than
+// the edge's oldest ticket is told; a deactivated room closes whatever the
+// times; all of it survives a snapshot.
 func TestMissedOrders(t *testing.T) {
 	const room = "abcd-efgh-ijkl"
 	f := newTestFSM(t)
@@ -75,13 +76,17 @@ func TestMissedOrders(t *testing.T) {
 	leave("c", "edge2", "", 22)
 	check("a session that ended because everybody left", "edge1", 5, -1)
 
-	// Session 2: a removed through the API on edge1, b removed and back.
+	// Session 2: a removed through the API on edge1 (the API's leave names
+	// no edge), b removed and back, f removed by a moderator on edge1 (the
+	// edge's report: it carried that out itself).
 	join("a", "edge1", 30)
 	join("b", "edge1", 31)
 	join("c", "edge2", 32)
-	leave("a", "edge1", ReasonRemoved, 40)
-	leave("b", "edge1", ReasonRemoved, 41)
+	join("f", "edge1", 33)
+	leave("a", "", ReasonRemoved, 40)
+	leave("b", "", ReasonRemoved, 41)
 	join("b", "edge1", 42)
+	leave("f", "edge1", ReasonRemoved, 43)
 	check("the removal on edge1", "edge1", 25, -1, "a@40")
 	check("the removal, for an edge connected since the session began", "edge1", 30, -1, "a@40")
 	check("another edge", "edge2", 25, -1)

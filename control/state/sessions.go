@@ -21,8 +21,8 @@ type SessionParticipant struct {
 	EdgeID        string     `json:"edgeId,omitempty"`
 	Timelog       []Interval `json:"timelog"`
 	// Removed: the last interval was ended by a removal through the API
-	// (cleared when the participant comes back). An edge that missed the
-	// order is told again (MissedOrders).
+	// (not a moderator's on the edge; cleared when the participant comes
+	// back). An edge that missed the order is told again (MissedOrders).
 	Removed bool `json:"removed,omitempty"`
 }
 
@@ -408,7 +408,10 @@ func applyParticipantLeave(s *Store, index uint64, c *ParticipantLeave) (any, er
 	p := ss.editParticipant(c.ParticipantID)
 	ids := &idSource{ids: c.IDs, base: c.EventID}
 	s.closeParticipant(index, r, ss, p, c.At, ids)
-	p.Removed = c.Reason == ReasonRemoved
+	// Only a removal through the API is an order edges must carry out; an
+	// edge's report of a removal (a moderator's, in the meeting) is one the
+	// edge carried out itself, and its time is the edge's clock's.
+	p.Removed = c.Reason == ReasonRemoved && c.EdgeID == ""
 	if last := ss.EmptySince(); last != nil && r.AutoCloseConfig == nil {
 		// The session ends when its last participant left, which is not
 		// always this one: a participation closed after its edge's rejoin

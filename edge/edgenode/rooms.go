@@ -64,19 +64,20 @@ func (n *Node) heartbeat() edgeapi.Heartbeat {
 }
 
 // applyMissed carries out the room closes and removals the control plane
-// says this edge missed (their calls were lost): as late orders, they
-// spare whoever arrived after them.
+// says this edge missed (their calls were lost): like any order, each
+// spares whoever joined with a ticket issued after it, so repeats are
+// no-ops.
 func (n *Node) applyMissed(m edgeapi.Missed) {
 	if n.sig == nil {
 		return
 	}
 	for _, c := range m.Closed {
-		if k := n.sig.CloseRoomMissed(c.RoomID, c.At); k > 0 {
+		if k := n.sig.CloseRoomAt(c.RoomID, c.Reason, c.At); k > 0 {
 			n.log.Warn("closed a room whose close this edge had missed", "room", c.RoomID, "closedAt", c.At, "disconnected", k)
 		}
 	}
 	for _, r := range m.Removed {
-		if n.sig.RemoveParticipantMissed(r.RoomID, r.ParticipantID, r.Reason, r.At) {
+		if n.sig.RemoveParticipantAt(r.RoomID, r.ParticipantID, r.Reason, r.At) {
 			n.log.Warn("removed a participant whose removal this edge had missed", "room", r.RoomID, "participant", r.ParticipantID, "removedAt", r.At)
 		}
 	}

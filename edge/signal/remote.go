@@ -219,9 +219,12 @@ func (s *Server) Rooms() []string {
 	return out
 }
 
-// Oldest says, for each room with somebody here, when its
-// longest-connected member or lobby guest arrived (heartbeats carry it: the
-// control plane compares it with the room's closes and removals).
+// Oldest says, for each room with somebody here, when the control plane
+// issued the oldest ticket of its members and lobby guests (heartbeats
+// carry it: the control plane compares it with the room's closes and
+// removals, which only concern tickets issued before them). Both are the
+// control plane's times: an edge whose clock is off still gets the orders
+// it missed.
 func (s *Server) Oldest() map[string]time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -229,8 +232,8 @@ func (s *Server) Oldest() map[string]time.Time {
 	for id, r := range s.rooms {
 		for _, ms := range [2]map[string]*member{r.members, r.lobby} {
 			for _, m := range ms {
-				if t, ok := out[id]; !ok || m.since.Before(t) {
-					out[id] = m.since
+				if t, ok := out[id]; !ok || m.issued.Before(t) {
+					out[id] = m.issued
 				}
 			}
 		}

@@ -330,22 +330,13 @@ func (s *Server) RemoveParticipant(roomID, pid, reason string) bool {
 }
 
 // RemoveParticipantAt is RemoveParticipant for a participant the control
-// plane removed at `at` (zero: now). It spares a connection of pid whose
-// ticket was issued after `at` and, arriving late (see CloseRoomAt),
-// one admitted after `at`: the participant came back, as a removed
-// participant may.
+// plane removed at `at` (zero: now), however late the order arrives (it was
+// retried while this edge was cut off, or repeated by a heartbeat reply
+// because it was missed): it spares a connection of pid whose ticket was
+// issued after `at` (the participant came back, as a removed participant
+// may). Both times are the control plane's, so this edge's clock does not
+// enter.
 func (s *Server) RemoveParticipantAt(roomID, pid, reason string, at time.Time) bool {
-	return s.removeParticipant(roomID, pid, reason, at, !at.IsZero() && s.now().Sub(at) > closeLateAfter)
-}
-
-// RemoveParticipantMissed carries out a removal the control plane made at
-// `at` that this edge missed (edgeapi.Missed): pid goes if its connection
-// here arrived by then, and is spared if it came back since.
-func (s *Server) RemoveParticipantMissed(roomID, pid, reason string, at time.Time) bool {
-	return s.removeParticipant(roomID, pid, reason, at, true)
-}
-
-func (s *Server) removeParticipant(roomID, pid, reason string, at time.Time, late bool) bool {
 	s.mu.Lock()
 	var m *member
 	if r := s.rooms[roomID]; r != nil {
@@ -354,7 +345,7 @@ func (s *Server) removeParticipant(roomID, pid, reason string, at time.Time, lat
 			m = r.lobby[pid]
 		}
 	}
-	if m != nil && (late && m.since.After(at) || !at.IsZero() && m.issued.After(at)) {
+	if m != nil && !at.IsZero() && m.issued.After(at) {
 		m = nil
 	}
 	if m != nil {
@@ -398,36 +389,21 @@ func (s *Server) removedLately(roomID, pid string) bool {
 	return ok && s.now().Sub(at) < removedMemory
 }
 
-// closeLateAfter: a close the control plane made longer ago than this
-// (by this edge's clock) reached the edge late, after retries.
-const closeLateAfter = 5 * time.Second
-
 // CloseRoomAt disconnects everybody in a room the control plane closed at
 // `at` (zero: now) and returns how many it disconnected. Tickets issued
 // until then are refused, and whoever joined with a ticket issued in a
-// later moment (both the control plane's clock) is spared: they are in the
-// room's next session. Otherwise a close arriving promptly disconnects
-// everybody, whatever this edge's clock says; one arriving late (the edge
-// was stalled or cut off while it was retried) disconnects only those
-// admitted before `at` by this edge's clock.
+// later moment is spared: they are in the room's next session. Both times
+// are the control plane's, so the same order does the same thing however
+// late it arrives (retried while this edge was cut off, or repeated by a
+// heartbeat reply because it was missed) and whatever this edge's clock
+// says.
 func (s *Server) CloseRoomAt(roomID, reason string, at time.Time) int {
-	return s.closeRoom(roomID, at, !at.IsZero() && s.now().Sub(at) > closeLateAfter)
-}
-
-// CloseRoomMissed carries out a room close the control plane made at `at`
-// that this edge missed (edgeapi.Missed): whoever arrived by then is
-// disconnected, whoever arrived since is spared (the room's next session).
-func (s *Server) CloseRoomMissed(roomID string, at time.Time) int {
-	return s.closeRoom(roomID, at, true)
-}
-
-func (s *Server) closeRoom(roomID string, at time.Time, late bool) int {
 	now := s.now()
 	// A close made "now" (zero) spares no ticket; one the control plane
-	// made at a moment spares tickets it issued after it.
+	// made at a moment spares tickets it issued after it, and refuses the
+	// others whatever this edge's clock says.
 	spareIssued := !at.IsZero()
-	closedAt := at
-	if at.IsZero() || at.After(now) {
+	if at.IsZero() {
 		at = now
 	}
 	s.mu.Lock()
@@ -439,11 +415,8 @@ func (s *Server) closeRoom(roomID string, at time.Time, late bool) int {
 	if at.After(s.closedRooms[roomID]) {
 		s.closedRooms[roomID] = at
 	}
-	// Spared: whoever joined with a ticket handed out after the close, and,
-	// when the close comes late, whoever connected after it.
-	goes := func(m *member) bool {
-		return !(spareIssued && m.issued.After(closedAt)) && (!late || !m.since.After(at))
-	}
+	// Spared: whoever joined with a ticket handed out after the close.
+	goes := func(m *member) bool { return !(spareIssued && m.issued.After(at)) }
 	var ms []*member
 	if r := s.rooms[roomID]; r != nil {
 		for _, m := range r.members {

@@ -91,10 +91,11 @@ type PoolMember struct {
 type RoomEpoch struct {
 	RoomID string `json:"roomId"`
 	Epoch  uint64 `json:"epoch"`
-	// Oldest is when the longest-connected participant (or lobby guest) of
-	// the room on this edge arrived, Unix milliseconds by the edge's clock
-	// (0: nobody, the room is held for an egress job). The control plane
-	// compares it with the room's closes and removals (Missed).
+	// Oldest is when the control plane issued the oldest ticket among the
+	// room's participants (and lobby guests) on this edge, Unix
+	// milliseconds (0: nobody, the room is held for an egress job). The
+	// control plane compares it with the room's closes and removals
+	// (Missed): both its own clock's, so an edge's clock does not enter.
 	Oldest int64 `json:"oldest,omitempty"`
 }
 
