@@ -105,4 +105,11 @@ func TestCascadeDuplicateTab(t *testing.T) {
 		t.Fatalf("alice's second page: %v", v)
 	}
 	expectVideo(t, bob, "alice")
+	// The page that stays never took its own id's other connection for
+	// somebody else: alice once in its list, and its own camera shown.
+	alice2.waitFor("the Montréal page showing alice once, with her camera", 10*time.Second, `(() => {
+  const n = window.meridianRoom.participants().filter((p) => p.participantId === 'alice').length;
+  const v = document.querySelector('video[data-participant-id="alice"][data-local]');
+  return {ok: n === 1 && !!v && v.videoWidth > 0, listed: n, w: v ? v.videoWidth : -1};
+})()`)
 }

@@ -178,11 +178,35 @@ function refreshAll() {
   if (room && (room.state === 'joined' || room.state === 'reconnecting')) {
     // Everyone gets a tile (an avatar until their video arrives).
     for (const p of room.participants()) if (!p.isLocal) ensureTile(p.participantId, 'camera');
+    syncVideos();
   }
   for (const t of tiles.values()) refreshTile(t);
   renderPeople();
   renderControls();
   document.getElementById('stage').dataset.count = String(tiles.size);
+}
+
+// syncVideos shows in every remote tile the video the SDK receives for it.
+// Events attach a track once, when it arrives; a tile made again later (its
+// participant was said to leave while its media kept coming, as when a second
+// tab with the same id takes over on another edge) would stay an avatar.
+// A tile keeps the track it shows while the SDK still has it.
+function syncVideos() {
+  const want = new Map();
+  for (const r of room.remoteTracks()) {
+    if (r.kind !== 'video') continue;
+    const key = tileKey(r.participantId, r.source === 'screen' ? 'screen' : 'camera');
+    const t = tiles.get(key);
+    if (!t || t.local || t.stale) continue;
+    if (want.get(key)?.trackId === t.trackId) continue;
+    want.set(key, r);
+  }
+  for (const [key, r] of want) {
+    const t = tiles.get(key);
+    if (t.video.srcObject?.getVideoTracks()[0] === r.track) continue;
+    t.trackId = r.trackId;
+    attachVideo(t, r.track);
+  }
 }
 
 function button(text, cls, onClick, attrs = {}) {

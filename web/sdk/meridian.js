@@ -483,6 +483,9 @@ export class Room extends Emitter {
       case 'answer': if (d.target === 'publisher') this._onPublisherAnswer(d.sdp); break;
       case 'candidate': this._onRemoteCandidate(d.target, d.candidate); break;
       case 'participant-joined': {
+        // Our own id connected elsewhere too (another tab or device, on
+        // another edge): not somebody else; the edges settle which stays.
+        if (d.participantId === this.participantId) break;
         // Someone we kept across a move: no joined event (we never said left).
         const kept = this._clearGone(d.participantId);
         const p = this._upsertParticipant(d, kept);
@@ -491,6 +494,7 @@ export class Room extends Emitter {
         break;
       }
       case 'participant-left': {
+        if (d.participantId === this.participantId) break; // our other connection
         this._clearGone(d.participantId);
         const p = this._participants.get(d.participantId);
         if (p) {
@@ -501,6 +505,7 @@ export class Room extends Emitter {
         break;
       }
       case 'track-published': {
+        if (d.participantId === this.participantId) break; // our other connection's
         this._clearGone(d.participantId);
         const p = this._participants.get(d.participantId) || this._upsertParticipant({ participantId: d.participantId });
         p.tracks.set(d.trackId, { ...d });
@@ -510,6 +515,7 @@ export class Room extends Emitter {
         break;
       }
       case 'track-unpublished': {
+        if (d.participantId === this.participantId) break;
         this._participants.get(d.participantId)?.tracks.delete(d.trackId);
         this._removeRemote(d.trackId);
         this._emit('track-unpublished', { ...d });
@@ -795,6 +801,10 @@ export class Room extends Emitter {
     const mid = e.transceiver?.mid;
     const info = (mid && this._mids.get(mid)) || {};
     const participantId = e.streams[0]?.id || info.streamId || 'unknown';
+    // Media of our own id's other connection (another tab or device on
+    // another edge, until the edges settle which stays): not a remote
+    // participant's; shown, it would take the place of our own camera.
+    if (participantId === this.participantId) return;
     const trackId = info.trackId || track.id;
     const p = this._participants.get(participantId);
     const published = p?.tracks.get(trackId);
