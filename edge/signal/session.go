@@ -624,7 +624,7 @@ func (s *Server) decideLocal(roomID string, d wire.LobbyDecision) bool {
 	}
 	if t.maxParticipants > 0 && r.others(t.id) >= t.maxParticipants {
 		s.mu.Unlock()
-		s.leave(t, wire.ReasonDenied, errorFrame(perr(wire.CodeRoomFull, "room is full")), false)
+		s.turnAwayFull(t)
 		return true
 	}
 	if t.maxParticipants > 0 && s.cfg.Seat != nil {
@@ -668,17 +668,18 @@ func (s *Server) admitSeated(roomID string, t *member) {
 		s.mu.Unlock() // left meanwhile, or decided by another moderator
 		return
 	}
-	if !granted {
+	if !granted || r.others(t.id) >= t.maxParticipants {
 		s.mu.Unlock()
-		s.leave(t, wire.ReasonDenied, errorFrame(perr(wire.CodeRoomFull, "room is full (%d participants)", t.maxParticipants)), false)
-		return
-	}
-	if r.others(t.id) >= t.maxParticipants {
-		s.mu.Unlock()
-		s.leave(t, wire.ReasonDenied, errorFrame(perr(wire.CodeRoomFull, "room is full")), false)
+		s.turnAwayFull(t)
 		return
 	}
 	s.admitLocked(roomID, r, t)
+}
+
+// turnAwayFull ends lobby guest t, admitted by a moderator, as its room is
+// full (room-full, as a direct joiner would be refused).
+func (s *Server) turnAwayFull(t *member) {
+	s.leave(t, wire.ReasonDenied, errorFrame(perr(wire.CodeRoomFull, "room is full (%d participants)", t.maxParticipants)), false)
 }
 
 // admitLocked lets lobby guest t into the room (s.mu held; released).
