@@ -27,6 +27,7 @@ type Room struct {
 	UserID                string           `json:"userId"`
 	APIKey                string           `json:"apiKey"`
 	Disabled              bool             `json:"disabled"`
+	lastOrder             uint32           // derived, not persisted: see noteOrder
 	Webhook               *RoomWebhook     `json:"webhook,omitempty"`
 	AutoCloseConfig       *AutoCloseConfig `json:"autoCloseConfig,omitempty"`
 	AutoStartConfig       json.RawMessage  `json:"autoStartConfig,omitempty"`

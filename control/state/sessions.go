@@ -412,6 +412,9 @@ func applyParticipantLeave(s *Store, index uint64, c *ParticipantLeave) (any, er
 	// edge's report of a removal (a moderator's, in the meeting) is one the
 	// edge carried out itself, and its time is the edge's clock's.
 	p.Removed = c.Reason == ReasonRemoved && c.EdgeID == ""
+	if p.Removed {
+		s.noteOrder(r.ID, *p.Timelog[len(p.Timelog)-1].End)
+	}
 	if last := ss.EmptySince(); last != nil && r.AutoCloseConfig == nil {
 		// The session ends when its last participant left, which is not
 		// always this one: a participation closed after its edge's rejoin
@@ -467,6 +470,9 @@ func (s *Store) endSession(index uint64, r *Room, old *Session, at time.Time, re
 		}
 	}
 	s.finishSession(index, r, ss, end, reason, ids)
+	if isClose(reason) {
+		s.noteOrder(r.ID, end)
+	}
 	ss.ModifyIndex = index
 	s.putSession(old, ss)
 	s.bump("sessions", index)

@@ -226,8 +226,9 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 		prevSeq uint64
 		sub     uint32
 		// the "seen" rows, held until the object is read (see below)
-		seen     []*seenRow
-		seenByID = map[string]*seenRow{}
+		seen       []*seenRow
+		seenByID   = map[string]*seenRow{}
+		lastOrders = map[string]time.Time{}
 	)
 	err = dec.object(func(name string) (err error) {
 		switch name {
@@ -251,7 +252,13 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 		case "edges":
 			err = rows(dec, func(e *Edge) { s.put(tEdges, e) })
 		case "sessions":
-			err = rows(dec, func(ss *Session) { ss.intern(); s.putSession(nil, ss) })
+			err = rows(dec, func(ss *Session) {
+				ss.intern()
+				s.putSession(nil, ss)
+				if at := sessionLastOrder(ss); !at.IsZero() && at.After(lastOrders[ss.RoomDocID]) {
+					lastOrders[ss.RoomDocID] = at
+				}
+			})
 		case "outbox":
 			err = rows(dec, func(d *Delivery) {
 				if version < 2 {
@@ -323,6 +330,13 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 	// twice (a third of the restore of a store with a day's history).
 	for _, r := range seen {
 		s.put(tSeen, r)
+	}
+	// Rooms' lastOrder, derived from their sessions. The rooms are this
+	// restore's own, seen by nobody yet: set in place.
+	for id, at := range lastOrders {
+		if r := s.roomByID(id); r != nil {
+			r.lastOrder = orderSecond(at)
+		}
 	}
 	if version < 1 || version > snapshotVersion {
 		return nil, 0, fmt.Errorf("snapshot version %d is not one this build reads (1-%d)", version, snapshotVersion)
