@@ -31,12 +31,12 @@ type Server struct {
 
 	mu          sync.Mutex
 	rooms       map[string]*room
-	closedRooms map[string]time.Time // room → when control closed it
+	closedRooms *recentSet[string] // room → when control closed it
 	conns       map[*conn]struct{}
 	closed      bool
 	// removed: when a participant was removed from a room here (see
 	// removedLately), by room and participant id.
-	removed map[[2]string]time.Time
+	removed *recentSet[[2]string]
 
 	handlers sync.WaitGroup // WebSocket handler goroutines
 	// bg is canceled on Close; background calls (a lobby guest's seat) run
@@ -128,7 +128,7 @@ func New(cfg Config, media *sfu.SFU) (*Server, error) {
 	bg, stop := context.WithCancel(context.Background())
 	return &Server{
 		cfg: cfg, media: media, log: cfg.Logger, resumeKey: key, socketsDropped: dropped,
-		rooms: map[string]*room{}, closedRooms: map[string]time.Time{}, removed: map[[2]string]time.Time{}, conns: map[*conn]struct{}{},
+		rooms: map[string]*room{}, closedRooms: newRecentSet[string](2 * ticket.MaxTTL), removed: newRecentSet[[2]string](removedMemory), conns: map[*conn]struct{}{},
 		bg: bg, stopBg: stop,
 	}, nil
 }
@@ -374,19 +374,14 @@ const removedMemory = 2 * time.Minute
 // forgetting removals older than removedMemory. s.mu held.
 func (s *Server) rememberRemovedLocked(roomID, pid string) {
 	now := s.now()
-	for k, at := range s.removed {
-		if now.Sub(at) >= removedMemory {
-			delete(s.removed, k)
-		}
-	}
-	s.removed[[2]string{roomID, pid}] = now
+	s.removed.note([2]string{roomID, pid}, now, now)
 }
 
 // removedLately reports whether pid was removed from roomID here within
 // removedMemory. s.mu held.
 func (s *Server) removedLately(roomID, pid string) bool {
-	at, ok := s.removed[[2]string{roomID, pid}]
-	return ok && s.now().Sub(at) < removedMemory
+	_, ok := s.removed.get([2]string{roomID, pid}, s.now())
+	return ok
 }
 
 // CloseRoomAt disconnects everybody in a room the control plane closed at
@@ -407,14 +402,8 @@ func (s *Server) CloseRoomAt(roomID, reason string, at time.Time) int {
 		at = now
 	}
 	s.mu.Lock()
-	for id, t := range s.closedRooms {
-		if now.Sub(t) > 2*ticket.MaxTTL {
-			delete(s.closedRooms, id)
-		}
-	}
-	if at.After(s.closedRooms[roomID]) {
-		s.closedRooms[roomID] = at
-	}
+	// Kept while a ticket issued before the close may still be valid here.
+	s.closedRooms.note(roomID, at, now)
 	// Spared: whoever joined with a ticket handed out after the close.
 	goes := func(m *member) bool { return !(spareIssued && m.issued.After(at)) }
 	var ms []*member

@@ -160,7 +160,7 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 		s.mu.Unlock()
 		return nil, perr(wire.CodeUnavailable, "edge shutting down")
 	}
-	if at, ok := s.closedRooms[cl.RoomID]; ok && !cl.Issued().After(at) {
+	if at, ok := s.closedRooms.get(cl.RoomID, s.now()); ok && !cl.Issued().After(at) {
 		s.mu.Unlock()
 		return nil, perr(wire.CodeRoomClosed, "room closed")
 	}
@@ -692,7 +692,7 @@ func (s *Server) admitLocked(roomID string, r *room, t *member) {
 	}
 	r.members[t.id] = t
 	t.state = stateActive
-	delete(s.removed, [2]string{roomID, t.id}) // a moderator let it back in
+	s.removed.forget([2]string{roomID, t.id}) // a moderator let it back in
 	s.mu.Unlock()
 	s.announceLobbyGone(roomID, t.id)
 	if pe := s.activate(t); pe != nil {
