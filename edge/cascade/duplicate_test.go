@@ -101,6 +101,13 @@ func TestDuplicateAcrossEdges(t *testing.T) {
 		if got := removedFor(alice2); len(got) != 0 {
 			t.Errorf("the newer connection was removed too: %v", got)
 		}
+		// While both were in the room, neither connection was sent the
+		// other's media: it is alice's own.
+		for name, c := range map[string]*signaltest.Client{"Paris": alice, "Montréal": alice2} {
+			if n := videoFrom(c, "alice"); n != 0 {
+				t.Errorf("alice's %s connection was sent %d packets of her own video from the other", name, n)
+			}
+		}
 		for name, c := range map[string]*signaltest.Client{"dave": dave, "bob": bob} {
 			from := map[string]int{"dave": daveSeen, "bob": bobSeen}[name]
 			if got := toldAbout(c, from, "alice"); len(got) != 0 {

@@ -57,7 +57,7 @@ func (r *Room) start(p *Participant) error {
 	for key, o := range r.participants {
 		// A relay subscriber carries this edge's own tracks only: tracks
 		// relayed in from another edge reach every edge from their origin.
-		if key != p.key && o.pub != nil && !(p.relay && o.remote) {
+		if key != p.key && o.pub != nil && !(p.relay && o.remote) && !ownOtherConnection(p, o) {
 			tracks = append(tracks, o.pub.trackList()...)
 		}
 	}
@@ -72,6 +72,13 @@ func (r *Room) start(p *Participant) error {
 	}
 	return nil
 }
+
+// ownOtherConnection tells whether owner is the same participant as the
+// local subscriber p through another edge: a second tab or device, or a
+// move between edges not yet settled, relayed here until the edges settle
+// which connection stays. Its tracks are p's own media, neither sent nor
+// announced to p.
+func ownOtherConnection(p, owner *Participant) bool { return p.local() && owner.id == p.id }
 
 func (r *Room) leave(p *Participant) {
 	r.mu.Lock()
@@ -110,8 +117,8 @@ func (r *Room) publish(t *PublishedTrack) {
 	}
 	info := t.Info()
 	for _, p := range r.others(owner.key) {
-		if p.relay && owner.remote {
-			continue // relayed tracks are never relayed again
+		if p.relay && owner.remote || ownOtherConnection(p, owner) {
+			continue // relayed tracks are never relayed again, and nobody gets their own
 		}
 		if p.sub != nil {
 			p.sub.subscribe(t)
@@ -124,7 +131,7 @@ func (r *Room) publish(t *PublishedTrack) {
 func (r *Room) unpublish(t *PublishedTrack) {
 	owner := t.pub.part
 	for _, p := range r.others(owner.key) {
-		if p.relay && owner.remote {
+		if p.relay && owner.remote || ownOtherConnection(p, owner) {
 			continue
 		}
 		if p.sub != nil {
