@@ -186,11 +186,12 @@ function refreshAll() {
   document.getElementById('stage').dataset.count = String(tiles.size);
 }
 
-// syncVideos shows in every remote tile the video the SDK receives for it.
-// Events attach a track once, when it arrives; a tile made again later (its
-// participant was said to leave while its media kept coming, as when a second
-// tab with the same id takes over on another edge) would stay an avatar.
-// A tile keeps the track it shows while the SDK still has it.
+// syncVideos shows in every remote tile the video the SDK receives for it,
+// on every refresh: the only place a remote video is attached. A tile made
+// again after its track arrived (its participant was said to leave while its
+// media kept coming, as when a second tab with the same id takes over on
+// another edge) gets it back. A tile keeps the track it names (trackId, the
+// newest to arrive) while the SDK still has it.
 function syncVideos() {
   const want = new Map();
   for (const r of room.remoteTracks()) {
@@ -393,10 +394,10 @@ function wire(r) {
     if (kind === 'audio') {
       attachAudio(participantId, trackId, track);
     } else {
+      // The tile shows the newest track; syncVideos (refreshAll) attaches it.
       const t = ensureTile(participantId, source === 'screen' ? 'screen' : 'camera');
       t.trackId = trackId;
       t.stale = false;
-      attachVideo(t, track);
     }
     refreshAll();
   });
