@@ -51,6 +51,10 @@ type EdgeStatus struct {
 	EgressBps     int64   `json:"egressBps"`
 	Load          float64 `json:"load"` // participants / capacity
 	LastHeartbeat *string `json:"lastHeartbeat"`
+	// ClockOffsetMs is how far the edge's clock is ahead of the control
+	// plane's (negative: behind), as the edge measured it from heartbeat
+	// replies; absent until it has. Past a second the edge logs a warning.
+	ClockOffsetMs *int64 `json:"clockOffsetMs,omitempty"`
 	// LoadFrom says where the load comes from: "heartbeat" (the edge's own,
 	// to this node), "leader" (the leader's view), "region-peer" (a region
 	// peer's gossip), "heartbeat (stale)", or "" (nobody reported it: the

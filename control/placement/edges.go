@@ -96,7 +96,7 @@ func (s *Service) register(c *fiber.Ctx) error {
 
 func (s *Service) noteHeartbeat(hb edgeapi.Heartbeat) {
 	s.mu.Lock()
-	s.live[hb.EdgeID] = &liveEdge{load: hb.Load, seen: s.cfg.Now(), pool: hb.Pool, rooms: hb.Rooms, draining: hb.Draining}
+	s.live[hb.EdgeID] = &liveEdge{load: hb.Load, seen: s.cfg.Now(), pool: hb.Pool, rooms: hb.Rooms, draining: hb.Draining, clockMs: hb.ClockOffsetMs}
 	s.mu.Unlock()
 }
 
@@ -145,6 +145,7 @@ func (s *Service) heartbeat(c *fiber.Ctx) error {
 		reply.Rooms = s.reconcile(hb.EdgeID, hb.Rooms)
 		reply.Missed = s.missed(hb.EdgeID, hb.Rooms)
 	}
+	reply.Now = s.cfg.Now().UTC() // as late as possible: the edge takes its clock's offset from it
 	return c.JSON(reply)
 }
 

@@ -141,6 +141,7 @@ type liveEdge struct {
 	pool     []edgeapi.PoolMember // this edge's view of its region
 	rooms    []edgeapi.RoomEpoch  // rooms with participants on it
 	draining bool
+	clockMs  *int64 // the edge's clock ahead of the control plane's, as it measured
 }
 
 // New builds the service and starts its peer pusher; Close stops it.

@@ -80,6 +80,7 @@ func (s *Service) statusOf(edges []*state.Edge) (out []api.EdgeStatus, missing b
 		if l != nil {
 			seen := l.seen.UTC().Format("2006-01-02T15:04:05.000Z")
 			v.LastHeartbeat = &seen
+			v.ClockOffsetMs = l.clockMs
 		}
 		switch pm, ok := s.poolReportLocked(e.ID, now); {
 		case l != nil && now.Sub(l.seen) < s.cfg.DownAfter:

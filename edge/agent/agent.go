@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meridian-video/meridian/shared/edgeapi"
@@ -94,6 +95,12 @@ type Agent struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closeMu sync.Once
+
+	// clockOffset is this edge's clock minus the control plane's, in ns,
+	// from the latest heartbeat reply that measured it (clockKnown).
+	clockOffset atomic.Int64
+	clockKnown  atomic.Bool
+	clockWarned bool // heartbeat loop only
 }
 
 // New builds an agent; Start runs it.
@@ -375,14 +382,20 @@ func (a *Agent) registerLoop(ctx context.Context) {
 			hb = a.cfg.Heartbeat()
 		}
 		hb.EdgeID = a.cfg.Register.EdgeID
+		if off, ok := a.ClockOffset(); ok {
+			ms := off.Milliseconds()
+			hb.ClockOffsetMs = &ms
+		}
 		var reply edgeapi.HeartbeatReply
 		hctx, cancel := context.WithTimeout(ctx, 2*a.cfg.HeartbeatEvery+time.Second)
+		sent := a.cfg.Now()
 		err := a.post(hctx, "/internal/v1/edges/heartbeat", hb, &reply)
 		cancel()
 		if err != nil {
 			a.log.Debug("heartbeat failed", "err", err)
 			continue
 		}
+		a.measureClock(sent, a.cfg.Now(), reply.Now)
 		if reply.Reregister {
 			if err := a.register(ctx); err != nil {
 				a.log.Warn("re-registration failed", "err", err)
@@ -497,4 +510,47 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// An edge's clock decides what the control plane cannot: ticket expiry
+// (60 s of life), which of two tabs on two edges is newer, and the times of
+// sessions' timelines and webhooks. Past clockWarnAfter the agent warns,
+// once, until it is back within clockBackWithin.
+const (
+	clockWarnAfter  = time.Second
+	clockBackWithin = 500 * time.Millisecond
+	// clockMaxRoundTrip: a reply slower than this measures too loosely (the
+	// error is up to half the round trip) and is not used.
+	clockMaxRoundTrip = time.Second
+)
+
+// measureClock takes the offset of this edge's clock from the control
+// plane's from one heartbeat: sent and received by this clock, controlNow
+// the control node's as it answered (zero: a node that does not say).
+// Called by the heartbeat loop only.
+func (a *Agent) measureClock(sent, received, controlNow time.Time) {
+	rtt := received.Sub(sent)
+	if controlNow.IsZero() || rtt < 0 || rtt > clockMaxRoundTrip {
+		return
+	}
+	off := sent.Add(rtt / 2).Sub(controlNow)
+	a.clockOffset.Store(int64(off))
+	a.clockKnown.Store(true)
+	switch abs := max(off, -off); {
+	case abs > clockWarnAfter && !a.clockWarned:
+		a.clockWarned = true
+		a.log.Warn("this edge's clock is off from the control plane's; run NTP on every node (tickets, "+
+			"which of two tabs is newer, and the times in timelines and webhooks read it)",
+			"offset", off.Round(time.Millisecond))
+	case abs <= clockBackWithin && a.clockWarned:
+		a.clockWarned = false
+		a.log.Info("this edge's clock is back in step with the control plane's", "offset", off.Round(time.Millisecond))
+	}
+}
+
+// ClockOffset is how far this edge's clock is ahead of the control
+// plane's (negative: behind), from the latest heartbeat; false until a
+// heartbeat has measured it.
+func (a *Agent) ClockOffset() (time.Duration, bool) {
+	return time.Duration(a.clockOffset.Load()), a.clockKnown.Load()
 }

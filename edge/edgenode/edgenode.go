@@ -264,6 +264,15 @@ func New(cfg Config) (*Node, error) {
 		n.closeParts()
 		return nil, err
 	}
+	if cfg.Registry != nil {
+		clock := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_edge_clock_offset_seconds",
+			Help: "How far this edge's clock is ahead of the control plane's (negative: behind), from heartbeat replies; 0 until measured."},
+			func() float64 { off, _ := n.agent.ClockOffset(); return off.Seconds() })
+		if err := cfg.Registry.Register(clock); err != nil {
+			n.closeParts()
+			return nil, fmt.Errorf("register clock metric: %w", err)
+		}
+	}
 	sc.Reporter = n.agent
 	n.startEgress()
 	sc.Admit = n.admit

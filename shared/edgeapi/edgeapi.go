@@ -120,6 +120,10 @@ type Heartbeat struct {
 	Pool []PoolMember `json:"pool,omitempty"`
 	// Rooms are the rooms with participants on this edge.
 	Rooms []RoomEpoch `json:"rooms,omitempty"`
+	// ClockOffsetMs is how far the edge's clock is ahead of the control
+	// plane's (negative: behind), as the edge last measured it from a
+	// heartbeat reply's Now; absent until it has.
+	ClockOffsetMs *int64 `json:"clockOffsetMs,omitempty"`
 }
 
 // HeartbeatReply may ask the edge to re-register (control lost it), and
@@ -127,6 +131,9 @@ type Heartbeat struct {
 type HeartbeatReply struct {
 	Reregister bool        `json:"reregister,omitempty"`
 	Rooms      []RoomPeers `json:"rooms,omitempty"`
+	// Now is the answering control node's clock as it answered: the edge
+	// measures its own clock's offset from it.
+	Now time.Time `json:"now,omitzero"`
 	Missed
 }
 

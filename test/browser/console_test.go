@@ -257,8 +257,10 @@ func TestConsoleEndToEnd(t *testing.T) {
   const edge = document.querySelector('[data-region="local"] tr[data-edge="dev-edge"]');
   // The members table is paged like every other list.
   const pager = document.getElementById('members')?.closest('.paged')?.querySelector(':scope > .pager span')?.textContent;
+  // Its clock, measured from heartbeat replies, is the control plane's (one process).
+  const clock = edge?.querySelector('.clock')?.textContent || '';
   return {ok: member.startsWith('ready') && document.getElementById('health').textContent === '1 of 1 members ready' &&
-    edge?.querySelector('.up')?.textContent === 'up' && pager === 'page 1 of 1 · 1 total', member, edge: edge?.textContent, pager};
+    edge?.querySelector('.up')?.textContent === 'up' && pager === 'page 1 of 1 · 1 total' && /^[+-]0\.\d s$/.test(clock), member, edge: edge?.textContent, pager, clock};
 })()`)
 
 	// Sign out: the session ends on the server, the page asks to sign in.

@@ -46,7 +46,7 @@ func startAgent(t *testing.T, c *clustertest.Cluster, id, region string) *fakeEd
 
 // startAgentAt is startAgent for an edge whose internal API (what the
 // control plane calls) is at internalURL.
-func startAgentAt(t *testing.T, c *clustertest.Cluster, id, region, internalURL string) *fakeEdge {
+func startAgentAt(t *testing.T, c *clustertest.Cluster, id, region, internalURL string, tweaks ...func(*agent.Config)) *fakeEdge {
 	t.Helper()
 	var urls []string
 	for _, n := range c.Nodes() {
@@ -55,7 +55,7 @@ func startAgentAt(t *testing.T, c *clustertest.Cluster, id, region, internalURL 
 		}
 	}
 	fe := &fakeEdge{pub: make(chan ed25519.PublicKey, 8)}
-	a, err := agent.New(agent.Config{ControlURLs: urls, EdgeToken: edgeToken, HeartbeatEvery: 100 * time.Millisecond,
+	cfg := agent.Config{ControlURLs: urls, EdgeToken: edgeToken, HeartbeatEvery: 100 * time.Millisecond,
 		Register: edgeapi.Register{EdgeID: id, Region: region, SignalURL: "ws://127.0.0.1:1/rtc", InternalURL: internalURL,
 			STUNURLs: []string{"stun:127.0.0.1:3478"}, TURNURLs: []string{"turn:127.0.0.1:3478?transport=udp"}, Capacity: 100},
 		OnRegistered: func(r edgeapi.RegisterReply) {
@@ -63,7 +63,11 @@ func startAgentAt(t *testing.T, c *clustertest.Cluster, id, region, internalURL 
 			case fe.pub <- ed25519.PublicKey(r.TicketPublicKey):
 			default:
 			}
-		}})
+		}}
+	for _, f := range tweaks {
+		f(&cfg)
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -511,6 +511,16 @@ function keysPage() {
 
 // ------------------------------------------------------------ cluster
 
+// clockCell shows how far an edge's clock is off the control plane's, as
+// the edge measured it; past a second (the edge warns in its log too) it is
+// marked: tickets, timelines and webhooks read that clock.
+function clockCell(e) {
+  const ms = e.clockOffsetMs;
+  if (ms === undefined || ms === null) return h("td", { class: "clock muted" }, "not measured");
+  const text = `${ms < 0 ? "-" : "+"}${(Math.abs(ms) / 1000).toFixed(1)} s`;
+  return h("td", { class: Math.abs(ms) > 1000 ? "clock down" : "clock", title: "this edge's clock ahead of the control plane's (negative: behind)" }, text);
+}
+
 function clusterPage() {
   const leader = h("p", {}, "Leader: ", h("code", { id: "leader" }, "…"));
   const health = h("p", { id: "health" });
@@ -519,13 +529,14 @@ function clusterPage() {
     for (const e of list) regions.set(e.region, [...(regions.get(e.region) || []), e]);
     if (!list.length) return h("p", { class: "muted" }, "No edge has registered.");
     return h("div", {}, [...regions].map(([region, es]) => h("div", { class: "region", dataset: { region } }, h("h3", {}, region),
-      table(["Edge", "Status", "Load", "Participants", "Rooms", "Tracks", "CPU", "Egress", "Last heartbeat"], es.map((e) =>
+      table(["Edge", "Status", "Load", "Participants", "Rooms", "Tracks", "CPU", "Egress", "Clock", "Last heartbeat"], es.map((e) =>
         h("tr", { dataset: { edge: e.id } }, h("td", {}, h("code", {}, e.id)),
           h("td", { class: e.up ? "up" : "down" }, e.up ? (e.draining ? "draining" : "up") : "down"),
           // No report reached this node or the leader: the load is unknown, not zero.
           e.loadFrom ? h("td", { title: `reported by: ${e.loadFrom}` }, `${Math.round(e.load * 100)} % of ${e.capacity || "∞"}`) : h("td", { class: "muted" }, "not reported"),
           h("td", {}, e.participants), h("td", {}, e.rooms), h("td", {}, e.tracks),
-          h("td", {}, `${Math.round((e.cpu || 0) * 100)} %`), h("td", {}, `${((e.egressBps || 0) / 1e6).toFixed(2)} Mbit/s`), h("td", {}, fmtTime(e.lastHeartbeat))))))));
+          h("td", {}, `${Math.round((e.cpu || 0) * 100)} %`), h("td", {}, `${((e.egressBps || 0) / 1e6).toFixed(2)} Mbit/s`), clockCell(e),
+          h("td", {}, fmtTime(e.lastHeartbeat))))))));
   }, (p) => api("GET", `/admin/v1/edges?page=${p}&perPage=50`));
   // The members come whole from /admin/v1/cluster and are paged here, with
   // each member's probe from /console/api/cluster/health.

@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meridian-video/meridian/control/cluster/clustertest"
+	"github.com/meridian-video/meridian/edge/agent"
+)
+
+// lockedBuffer is a log sink the agent's goroutines write to while the
+// test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestEdgeClockOffset: an edge whose clock runs 45 s ahead of the control
+// plane's measures the offset from heartbeat replies, warns once in its
+// log, and an operator reads it in /admin/v1/edges through every control
+// node (the one the edge talks to and, through the leader's view, the
+// others). An edge in step reports an offset near zero and does not warn.
+func TestEdgeClockOffset(t *testing.T) {
+	c := placementCluster(t, 3, time.Minute)
+	const skew = 45 * time.Second
+	var ahead, inStep lockedBuffer
+	logTo := func(w *lockedBuffer) func(*agent.Config) {
+		return func(cfg *agent.Config) { cfg.Logger = slog.New(slog.NewTextHandler(w, nil)) }
+	}
+	fast := startAgentAt(t, c, "paris-1", "eu-west", "http://127.0.0.1:1", logTo(&ahead), func(cfg *agent.Config) {
+		cfg.Now = func() time.Time { return time.Now().Add(skew) }
+	})
+	ok := startAgentAt(t, c, "paris-2", "eu-west", "http://127.0.0.1:1", logTo(&inStep))
+	near := func(ms *int64, want time.Duration) bool {
+		return ms != nil && (time.Duration(*ms)*time.Millisecond-want).Abs() < time.Second
+	}
+	clustertest.Eventually(t, 10*time.Second, func() string {
+		f, fok := fast.ClockOffset()
+		o, ook := ok.ClockOffset()
+		if !fok || (f-skew).Abs() >= time.Second || !ook || o.Abs() >= time.Second {
+			return fmt.Sprintf("the edges measured %v (%v) and %v (%v)", f, fok, o, ook)
+		}
+		return ""
+	})
+	for node := range c.Nodes() {
+		clustertest.Eventually(t, 10*time.Second, func() string {
+			var out struct {
+				Data []struct {
+					ID            string
+					ClockOffsetMs *int64
+				}
+			}
+			r := c.Do(node, "GET", "/admin/v1/edges?consistent=true", "Bearer "+c.AdminToken, nil)
+			r.JSON(t, &out)
+			got := map[string]*int64{}
+			for _, e := range out.Data {
+				got[e.ID] = e.ClockOffsetMs
+			}
+			if r.Status != 200 || !near(got["paris-1"], skew) || !near(got["paris-2"], 0) {
+				return fmt.Sprintf("node%d: %d %s", node, r.Status, r.Body)
+			}
+			return ""
+		})
+	}
+	time.Sleep(500 * time.Millisecond) // several more heartbeats
+	if n := strings.Count(ahead.String(), "clock is off"); n != 1 {
+		t.Errorf("the edge 45 s ahead warned %d times, want once:\n%s", n, ahead.String())
+	}
+	if strings.Contains(inStep.String(), "clock is off") {
+		t.Errorf("the edge in step warned:\n%s", inStep.String())
+	}
+}
