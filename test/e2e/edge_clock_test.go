@@ -1,36 +1,16 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/meridian-video/meridian/control/cluster/clustertest"
 	"github.com/meridian-video/meridian/edge/agent"
+	"github.com/meridian-video/meridian/test/procs"
 )
-
-// lockedBuffer is a log sink the agent's goroutines write to while the
-// test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestEdgeClockOffset: an edge whose clock runs 45 s ahead of the control
 // plane's measures the offset from heartbeat replies, warns once in its
@@ -40,14 +20,14 @@ func (l *lockedBuffer) String() string {
 func TestEdgeClockOffset(t *testing.T) {
 	c := placementCluster(t, 3, time.Minute)
 	const skew = 45 * time.Second
-	var ahead, inStep lockedBuffer
-	logTo := func(w *lockedBuffer) func(*agent.Config) {
+	ahead, inStep := procs.NewLogBuffer(1<<20), procs.NewLogBuffer(1<<20)
+	logTo := func(w *procs.LogBuffer) func(*agent.Config) {
 		return func(cfg *agent.Config) { cfg.Logger = slog.New(slog.NewTextHandler(w, nil)) }
 	}
-	fast := startAgentAt(t, c, "paris-1", "eu-west", "http://127.0.0.1:1", logTo(&ahead), func(cfg *agent.Config) {
+	fast := startAgentAt(t, c, "paris-1", "eu-west", "http://127.0.0.1:1", logTo(ahead), func(cfg *agent.Config) {
 		cfg.Now = func() time.Time { return time.Now().Add(skew) }
 	})
-	ok := startAgentAt(t, c, "paris-2", "eu-west", "http://127.0.0.1:1", logTo(&inStep))
+	ok := startAgentAt(t, c, "paris-2", "eu-west", "http://127.0.0.1:1", logTo(inStep))
 	near := func(ms *int64, want time.Duration) bool {
 		return ms != nil && (time.Duration(*ms)*time.Millisecond-want).Abs() < time.Second
 	}

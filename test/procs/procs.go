@@ -112,7 +112,7 @@ type Proc struct {
 	Name string // for logs, e.g. "control c1" or "edge paris-1"
 
 	cmd     *exec.Cmd
-	out     *logBuffer
+	out     *LogBuffer
 	started time.Time
 	done    chan struct{} // closed when the process has exited
 	err     error         // Wait's result, set before done closes
@@ -138,7 +138,7 @@ func Start(tb testing.TB, name, bin string, args []string, o Options) *Proc {
 	tb.Helper()
 	argv := append(append(append([]string(nil), o.Prefix...), bin), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	out := newLogBuffer(4 << 20)
+	out := NewLogBuffer(4 << 20)
 	if os.Getenv("MERIDIAN_PROCS_VERBOSE") != "" {
 		cmd.Stdout = io.MultiWriter(out, prefixWriter{name: name, w: os.Stderr})
 	} else {
@@ -331,17 +331,19 @@ func (p *Proc) Tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// logBuffer keeps the last max bytes written (roughly), safe for
-// concurrent use.
-type logBuffer struct {
+// LogBuffer keeps the last max bytes written (roughly), safe for
+// concurrent use: a process's output, or a logger's a test reads while
+// goroutines write it.
+type LogBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 	max int
 }
 
-func newLogBuffer(max int) *logBuffer { return &logBuffer{max: max} }
+// NewLogBuffer returns a LogBuffer that keeps about max bytes.
+func NewLogBuffer(max int) *LogBuffer { return &LogBuffer{max: max} }
 
-func (b *logBuffer) Write(p []byte) (int, error) {
+func (b *LogBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.buf.Write(p)
@@ -357,7 +359,7 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *logBuffer) String() string {
+func (b *LogBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
