@@ -52,6 +52,7 @@ func decode(c *fiber.Ctx, v any) error {
 }
 
 func (s *Service) register(c *fiber.Ctx) error {
+	received := s.cfg.Now().UTC() // with reply.Now: the edge measures its clock
 	var req edgeapi.Register
 	if err := decode(c, &req); err != nil {
 		return err
@@ -91,6 +92,7 @@ func (s *Service) register(c *fiber.Ctx) error {
 			}
 		}
 	})
+	reply.Received, reply.Now = received, s.cfg.Now().UTC()
 	return c.JSON(reply)
 }
 
@@ -113,6 +115,7 @@ func (s *Service) forwardToLeader(c *fiber.Ctx, path string, body any) {
 }
 
 func (s *Service) heartbeat(c *fiber.Ctx) error {
+	received := s.cfg.Now().UTC() // with reply.Now: the edge measures its clock
 	var hb edgeapi.Heartbeat
 	if err := decode(c, &hb); err != nil {
 		return err
@@ -145,7 +148,7 @@ func (s *Service) heartbeat(c *fiber.Ctx) error {
 		reply.Rooms = s.reconcile(hb.EdgeID, hb.Rooms)
 		reply.Missed = s.missed(hb.EdgeID, hb.Rooms)
 	}
-	reply.Now = s.cfg.Now().UTC() // as late as possible: the edge takes its clock's offset from it
+	reply.Received, reply.Now = received, s.cfg.Now().UTC()
 	return c.JSON(reply)
 }
 

@@ -332,9 +332,12 @@ func (a *Agent) register(ctx context.Context) error {
 		reg.Load, reg.Draining, reg.Rooms = hb.Load, hb.Draining, hb.Rooms
 	}
 	var reply edgeapi.RegisterReply
+	sent := a.cfg.Now()
 	if err := a.post(ctx, "/internal/v1/edges/register", reg, &reply); err != nil {
 		return err
 	}
+	// Before the edge admits anybody: ControlNow is right from the start.
+	a.measureClock(sent, a.cfg.Now(), reply.Received, reply.Now)
 	if a.cfg.OnRegistered != nil {
 		a.cfg.OnRegistered(reply)
 	}
@@ -395,7 +398,7 @@ func (a *Agent) registerLoop(ctx context.Context) {
 			a.log.Debug("heartbeat failed", "err", err)
 			continue
 		}
-		a.measureClock(sent, a.cfg.Now(), reply.Now)
+		a.measureClock(sent, a.cfg.Now(), reply.Received, reply.Now)
 		if reply.Reregister {
 			if err := a.register(ctx); err != nil {
 				a.log.Warn("re-registration failed", "err", err)
@@ -512,36 +515,39 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// An edge's clock decides what the control plane cannot: ticket expiry
-// (60 s of life), which of two tabs on two edges is newer, and the times of
-// sessions' timelines and webhooks. Past clockWarnAfter the agent warns,
-// once, until it is back within clockBackWithin.
+// An edge's clock decides ticket expiry (60 s of life), which of two tabs
+// on two edges is newer, and the times of sessions' timelines and webhooks;
+// ControlNow corrects it, as well as one heartbeat can. Past clockWarnAfter
+// the agent warns, once, until it is back within clockBackWithin.
 const (
 	clockWarnAfter  = time.Second
 	clockBackWithin = 500 * time.Millisecond
-	// clockMaxRoundTrip: a reply slower than this measures too loosely (the
-	// error is up to half the round trip) and is not used.
+	// clockMaxRoundTrip: a round trip slower than this (the time the
+	// control node spent answering left out) measures too loosely (the
+	// error is up to half of it) and is not used.
 	clockMaxRoundTrip = time.Second
 )
 
 // measureClock takes the offset of this edge's clock from the control
-// plane's from one heartbeat: sent and received by this clock, controlNow
-// the control node's as it answered (zero: a node that does not say).
-// Called by the heartbeat loop only.
-func (a *Agent) measureClock(sent, received, controlNow time.Time) {
-	rtt := received.Sub(sent)
-	if controlNow.IsZero() || rtt < 0 || rtt > clockMaxRoundTrip {
+// plane's from one call, as NTP does: sent and back by this clock,
+// arrived and answered by the control node's (zero: a node that does not
+// say). Called by the registration and heartbeat loop only.
+func (a *Agent) measureClock(sent, back, arrived, answered time.Time) {
+	if arrived.IsZero() || answered.IsZero() {
 		return
 	}
-	off := sent.Add(rtt / 2).Sub(controlNow)
+	rtt := back.Sub(sent) - answered.Sub(arrived)
+	if rtt < 0 || rtt > clockMaxRoundTrip {
+		return
+	}
+	off := (sent.Sub(arrived) + back.Sub(answered)) / 2
 	a.clockOffset.Store(int64(off))
 	a.clockKnown.Store(true)
 	switch abs := max(off, -off); {
 	case abs > clockWarnAfter && !a.clockWarned:
 		a.clockWarned = true
-		a.log.Warn("this edge's clock is off from the control plane's; run NTP on every node (tickets, "+
-			"which of two tabs is newer, and the times in timelines and webhooks read it)",
-			"offset", off.Round(time.Millisecond))
+		a.log.Warn("this edge's clock is off from the control plane's; the edge corrects its tickets' and reports' "+
+			"times by the offset heartbeats measure, but run NTP on every node", "offset", off.Round(time.Millisecond))
 	case abs <= clockBackWithin && a.clockWarned:
 		a.clockWarned = false
 		a.log.Info("this edge's clock is back in step with the control plane's", "offset", off.Round(time.Millisecond))
@@ -549,8 +555,28 @@ func (a *Agent) measureClock(sent, received, controlNow time.Time) {
 }
 
 // ClockOffset is how far this edge's clock is ahead of the control
-// plane's (negative: behind), from the latest heartbeat; false until a
-// heartbeat has measured it.
+// plane's (negative: behind), from the latest registration or heartbeat;
+// false until one has measured it.
 func (a *Agent) ClockOffset() (time.Duration, bool) {
 	return time.Duration(a.clockOffset.Load()), a.clockKnown.Load()
+}
+
+// clockCorrectAfter is the offset from which ControlNow corrects this
+// edge's clock. Below it the edge's own clock (NTP's, in a healthy
+// deployment: milliseconds) is better than a measurement whose error is up
+// to half a heartbeat's round trip.
+const clockCorrectAfter = 250 * time.Millisecond
+
+// ControlNow is this edge's clock brought to the control plane's when it
+// is measurably off (clockCorrectAfter): the clock for tickets and the
+// times the edge reports (joins and leaves, which of two tabs is newer),
+// so that an edge whose clock is wrong neither refuses valid tickets nor
+// writes wrong times into timelines and webhooks. It may step by a few
+// milliseconds when a heartbeat measures again.
+func (a *Agent) ControlNow() time.Time {
+	now := a.cfg.Now()
+	if off, ok := a.ClockOffset(); ok && max(off, -off) >= clockCorrectAfter {
+		return now.Add(-off)
+	}
+	return now
 }

@@ -39,6 +39,11 @@ import (
 
 // Config configures an edge.
 type Config struct {
+	// Clock is this machine's clock (nil: time.Now); tests set one that is
+	// off. Tickets and reported times use it corrected to the control
+	// plane's when it is measurably off (agent.ControlNow).
+	Clock func() time.Time
+
 	EdgeID      string
 	Region      string
 	ControlURLs []string
@@ -259,7 +264,7 @@ func New(cfg Config) (*Node, error) {
 	n.agent, err = agent.New(agent.Config{ControlURLs: cfg.ControlURLs, EdgeToken: cfg.EdgeToken, Register: n.registration(),
 		Load: media.Load, Heartbeat: n.heartbeat, OnHeartbeatReply: n.onHeartbeatReply, Resync: n.resync,
 		Stats: media.Stats, Legs: n.legStats, OnRegistered: n.onRegistered, Logger: n.log,
-		StatsEvery: cfg.StatsEvery, HeartbeatEvery: cfg.HeartbeatEvery, TLSConfig: clientTLS})
+		StatsEvery: cfg.StatsEvery, HeartbeatEvery: cfg.HeartbeatEvery, TLSConfig: clientTLS, Now: cfg.Clock})
 	if err != nil {
 		n.closeParts()
 		return nil, err
@@ -274,6 +279,7 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 	sc.Reporter = n.agent
+	sc.Now = n.agent.ControlNow
 	n.startEgress()
 	sc.Admit = n.admit
 	sc.Seat = n.agent.Seat
@@ -287,6 +293,7 @@ func New(cfg Config) (*Node, error) {
 	cc.TicketKey = sc.TicketKey
 	cc.SFU, cc.Members = media, n.sig
 	cc.Report = n.agent.Report
+	cc.Now = n.agent.ControlNow
 	cc.RefreshPeers = func(roomID string) { n.fetchPeers(roomID, false) }
 	cc.Logger, cc.Registerer = n.log, cfg.Registry
 	cc.TLSClientConfig = clientTLS

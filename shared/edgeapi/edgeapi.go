@@ -69,6 +69,9 @@ type RegisterReply struct {
 	HeartbeatEvery  string `json:"heartbeatEvery"` // Go duration
 	// GossipSeeds are the gossip addresses of the region's other edges.
 	GossipSeeds []string `json:"gossipSeeds,omitempty"`
+	// Received and Now: see HeartbeatReply.
+	Received time.Time `json:"received,omitzero"`
+	Now      time.Time `json:"now,omitzero"`
 }
 
 // Gossip member states as edges report them.
@@ -131,9 +134,11 @@ type Heartbeat struct {
 type HeartbeatReply struct {
 	Reregister bool        `json:"reregister,omitempty"`
 	Rooms      []RoomPeers `json:"rooms,omitempty"`
-	// Now is the answering control node's clock as it answered: the edge
-	// measures its own clock's offset from it.
-	Now time.Time `json:"now,omitzero"`
+	// Received and Now are the answering control node's clock as the
+	// request arrived and as it answered: the edge measures its own clock's
+	// offset from them as NTP does, the time spent answering left out.
+	Received time.Time `json:"received,omitzero"`
+	Now      time.Time `json:"now,omitzero"`
 	Missed
 }
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/meridian-video/meridian/control/cluster/clustertest"
 	"github.com/meridian-video/meridian/edge/agent"
+	"github.com/meridian-video/meridian/edge/edgenode"
+	"github.com/meridian-video/meridian/edge/signal/signaltest"
 	"github.com/meridian-video/meridian/test/procs"
 )
 
@@ -65,5 +68,57 @@ func TestEdgeClockOffset(t *testing.T) {
 	}
 	if strings.Contains(inStep.String(), "clock is off") {
 		t.Errorf("the edge in step warned:\n%s", inStep.String())
+	}
+}
+
+// TestEdgeWithAWrongClock: a real edge whose clock is off by 30 s either
+// way, or 90 s ahead (more than a ticket's life, so by its own clock every
+// ticket has expired), admits participants with fresh tickets, and the
+// times it reports are the control plane's: the session's timeline and its
+// session-started webhook say when alice joined, not 30 or 90 s off.
+func TestEdgeWithAWrongClock(t *testing.T) {
+	for _, skew := range []time.Duration{30 * time.Second, -30 * time.Second, 90 * time.Second} {
+		t.Run(fmt.Sprintf("%v", skew), func(t *testing.T) { edgeWithAWrongClock(t, skew) })
+	}
+}
+
+func edgeWithAWrongClock(t *testing.T, skew time.Duration) {
+	s := startStack(t, func(c *edgenode.Config) { c.Clock = func() time.Time { return time.Now().Add(skew) } })
+	recv := newReceiver(t)
+	recv.accept.Store(true)
+	var room struct{ RoomID string }
+	s.c.Do(0, "POST", "/v2/rooms", s.c.Token(), map[string]any{"webhook": map[string]any{"endPoint": recv.srv.URL, "events": []string{"session-started"}}}).JSON(t, &room)
+	before := time.Now()
+	s.join(t, room.RoomID, "alice", false)
+	after := time.Now()
+	inWindow := func(at time.Time) bool {
+		return !at.Before(before.Add(-time.Second)) && !at.After(after.Add(time.Second))
+	}
+	signaltest.Eventually(t, 10*time.Second, func() string {
+		ss := session(t, s.c, 0, room.RoomID)
+		if ss == nil || len(ss.Participants) != 1 {
+			return fmt.Sprintf("session: %+v", ss)
+		}
+		if start := ss.Participants[0].Timelog[0].Start; !inWindow(start) {
+			return fmt.Sprintf("alice's timeline starts at %v; she joined between %v and %v", start, before, after)
+		}
+		if !inWindow(ss.Start) {
+			return fmt.Sprintf("the session starts at %v", ss.Start)
+		}
+		return ""
+	})
+	var start string
+	signaltest.Eventually(t, 10*time.Second, func() string {
+		for _, d := range recv.deliveries() {
+			var env struct{ Data struct{ Start string } }
+			if d.typ == "session-started" && json.Unmarshal(d.body, &env) == nil {
+				start = env.Data.Start
+				return ""
+			}
+		}
+		return "no session-started webhook yet"
+	})
+	if at, err := time.Parse("2006-01-02T15:04:05.000-07:00", start); err != nil || !inWindow(at) {
+		t.Errorf("session-started says %q (%v); alice joined between %v and %v", start, err, before, after)
 	}
 }

@@ -53,7 +53,7 @@ type stack struct {
 	reg  *prometheus.Registry
 }
 
-func startStack(t *testing.T) *stack {
+func startStack(t *testing.T, tweaks ...func(*edgenode.Config)) *stack {
 	t.Helper()
 	c := clustertest.New(t, 1, clustertest.Options{Configure: func(i int, cfg *server.Config) {
 		pc := placement.DefaultConfig()
@@ -74,9 +74,13 @@ func startStack(t *testing.T) *stack {
 	var reg *prometheus.Registry
 	n := startEdgeOnFreePort(t, func(addr string) edgenode.Config {
 		reg = prometheus.NewRegistry()
-		return edgenode.Config{Registry: reg, EdgeID: "edge-1", Region: "local", ControlURLs: []string{c.Node(0).URL()}, EdgeToken: edgeToken,
+		ec := edgenode.Config{Registry: reg, EdgeID: "edge-1", Region: "local", ControlURLs: []string{c.Node(0).URL()}, EdgeToken: edgeToken,
 			PublicURL: "http://" + addr, AllowedOrigins: []string{"*"}, SFU: sc, EnableTURN: true, TURN: tc,
 			StatsEvery: time.Second, HeartbeatEvery: 200 * time.Millisecond}
+		for _, f := range tweaks {
+			f(&ec)
+		}
+		return ec
 	})
 	t.Cleanup(func() { n.Close() })
 	select {
