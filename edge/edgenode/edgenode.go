@@ -40,8 +40,9 @@ import (
 // Config configures an edge.
 type Config struct {
 	// Clock is this machine's clock (nil: time.Now); tests set one that is
-	// off. Tickets and reported times use it corrected to the control
-	// plane's when it is measurably off (agent.ControlNow).
+	// off. The SFU's housekeeping runs on it; tickets and the times the
+	// edge reports (events, stats) use it corrected to the control plane's
+	// when it is measurably off (agent.ControlNow).
 	Clock func() time.Time
 
 	EdgeID      string
@@ -181,6 +182,9 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger.With("edge", cfg.EdgeID), turnReported: map[string]time.Time{}}
 	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	cfg.SFU.Logger = n.log
+	if cfg.SFU.Now == nil {
+		cfg.SFU.Now = cfg.Clock // the machine's clock, for its housekeeping
+	}
 	media, err := sfu.New(cfg.SFU)
 	if err != nil {
 		return nil, err
@@ -263,7 +267,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.agent, err = agent.New(agent.Config{ControlURLs: cfg.ControlURLs, EdgeToken: cfg.EdgeToken, Register: n.registration(),
 		Load: media.Load, Heartbeat: n.heartbeat, OnHeartbeatReply: n.onHeartbeatReply, Resync: n.resync,
-		Stats: media.Stats, Legs: n.legStats, OnRegistered: n.onRegistered, Logger: n.log,
+		Stats: n.participantStats, Legs: n.legStats, OnRegistered: n.onRegistered, Logger: n.log,
 		StatsEvery: cfg.StatsEvery, HeartbeatEvery: cfg.HeartbeatEvery, TLSConfig: clientTLS, Now: cfg.Clock})
 	if err != nil {
 		n.closeParts()
@@ -495,4 +499,18 @@ func (n *Node) closeParts() {
 	if n.sfu != nil {
 		_ = n.sfu.Close()
 	}
+}
+
+// controlNow is the clock for the times the edge reports (agent.ControlNow).
+func (n *Node) controlNow() time.Time { return n.agent.ControlNow() }
+
+// participantStats are the SFU's summaries stamped by controlNow: the SFU
+// keeps the machine's clock for its own housekeeping.
+func (n *Node) participantStats() []edgeapi.ParticipantStats {
+	st := n.sfu.Stats()
+	now := n.controlNow().UTC()
+	for i := range st {
+		st[i].Time = now
+	}
+	return st
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/meridian-video/meridian/control/cluster/clustertest"
+	"github.com/meridian-video/meridian/control/state"
 	"github.com/meridian-video/meridian/edge/agent"
 	"github.com/meridian-video/meridian/edge/edgenode"
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
@@ -75,7 +76,8 @@ func TestEdgeClockOffset(t *testing.T) {
 // way, or 90 s ahead (more than a ticket's life, so by its own clock every
 // ticket has expired), admits participants with fresh tickets, and the
 // times it reports are the control plane's: the session's timeline and its
-// session-started webhook say when alice joined, not 30 or 90 s off.
+// session-started webhook say when alice joined, and her stats samples when
+// they were taken, not 30 or 90 s off.
 func TestEdgeWithAWrongClock(t *testing.T) {
 	for _, skew := range []time.Duration{30 * time.Second, -30 * time.Second, 90 * time.Second} {
 		t.Run(fmt.Sprintf("%v", skew), func(t *testing.T) { edgeWithAWrongClock(t, skew) })
@@ -104,6 +106,19 @@ func edgeWithAWrongClock(t *testing.T, skew time.Duration) {
 		}
 		if !inWindow(ss.Start) {
 			return fmt.Sprintf("the session starts at %v", ss.Start)
+		}
+		return ""
+	})
+	// The stats the edge sends every second are stamped by the same clock.
+	signaltest.Eventually(t, 10*time.Second, func() string {
+		ss := session(t, s.c, 0, room.RoomID)
+		var samples []state.StatsSample
+		s.c.Node(0).Node().FSM().Read(func(st *state.Store) { samples = st.SessionStats(ss.ID) })
+		if len(samples) == 0 {
+			return "no stats yet"
+		}
+		if at := samples[len(samples)-1].Time; at.Sub(time.Now()).Abs() > 2*time.Second {
+			return fmt.Sprintf("the latest stats sample is stamped %v, now is %v", at, time.Now())
 		}
 		return ""
 	})
