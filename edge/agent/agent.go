@@ -192,7 +192,7 @@ func (a *Agent) enqueue(ev edgeapi.Event) {
 		ev.ID = newEventID()
 	}
 	if ev.At.IsZero() {
-		ev.At = a.cfg.Now()
+		ev.At = a.ControlNow() // the control plane's time, as every reported time
 	}
 	a.mu.Lock()
 	if len(a.queue) >= a.cfg.MaxQueue {

@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/meridian-video/meridian/shared/edgeapi"
+	"github.com/meridian-video/meridian/shared/egressapi"
 )
 
 // TestMeasureClock: the offset is the edge's clock minus the control
@@ -48,5 +51,26 @@ func TestMeasureClock(t *testing.T) {
 	a.measureClock(ctl, ctl.Add(time.Millisecond), time.Time{}, time.Time{})
 	if _, ok := a.ClockOffset(); ok {
 		t.Error("a reply without the control node's times measured an offset")
+	}
+}
+
+// TestEventsStampedByControlTime: an event queued without a time (an egress
+// job's status) gets the corrected clock's, like every reported time.
+func TestEventsStampedByControlTime(t *testing.T) {
+	const skew = 30 * time.Second
+	a, err := New(Config{ControlURLs: []string{"http://127.0.0.1:1"}, EdgeToken: "t",
+		Register: edgeapi.Register{EdgeID: "e1", Region: "local", SignalURL: "ws://x/rtc"},
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return time.Now().Add(skew) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := time.Now()
+	a.measureClock(ctl.Add(skew), ctl.Add(skew+2*time.Millisecond), ctl.Add(time.Millisecond), ctl.Add(time.Millisecond))
+	a.ReportEgress(egressapi.Status{ID: "job1", RoomID: "r1"})
+	a.mu.Lock()
+	at := a.queue[0].At
+	a.mu.Unlock()
+	if d := at.Sub(time.Now()).Abs(); d > time.Second {
+		t.Errorf("the event is stamped %v, %v from the control plane's time", at, d)
 	}
 }
