@@ -248,6 +248,15 @@ func (a *Agent) victim(next edgeapi.Event) int {
 // ReportEgress queues a job's status change (non-blocking; see victim for
 // what a full queue gives up first).
 func (a *Agent) ReportEgress(st egressapi.Status) {
+	// The job's start and stop are the machine's clock's (Config.Now); what
+	// the edge reports is the control plane's time (ControlNow).
+	if shift := a.ControlNow().Sub(a.cfg.Now()); shift.Abs() >= time.Millisecond {
+		for _, t := range []*time.Time{&st.StartedAt, &st.StoppedAt} {
+			if !t.IsZero() {
+				*t = t.Add(shift)
+			}
+		}
+	}
 	a.enqueue(edgeapi.Event{Kind: edgeapi.EventEgressStatus, RoomID: st.RoomID, Egress: &st})
 }
 

@@ -55,7 +55,8 @@ func TestMeasureClock(t *testing.T) {
 }
 
 // TestEventsStampedByControlTime: an event queued without a time (an egress
-// job's status) gets the corrected clock's, like every reported time.
+// job's status) gets the corrected clock's, like every reported time, and
+// the job's start and stop times are corrected the same way.
 func TestEventsStampedByControlTime(t *testing.T) {
 	const skew = 30 * time.Second
 	a, err := New(Config{ControlURLs: []string{"http://127.0.0.1:1"}, EdgeToken: "t",
@@ -66,11 +67,16 @@ func TestEventsStampedByControlTime(t *testing.T) {
 	}
 	ctl := time.Now()
 	a.measureClock(ctl.Add(skew), ctl.Add(skew+2*time.Millisecond), ctl.Add(time.Millisecond), ctl.Add(time.Millisecond))
-	a.ReportEgress(egressapi.Status{ID: "job1", RoomID: "r1"})
+	started := time.Now().Add(-time.Minute)
+	a.ReportEgress(egressapi.Status{ID: "job1", RoomID: "r1", StartedAt: started.Add(skew)})
 	a.mu.Lock()
-	at := a.queue[0].At
+	ev := a.queue[0]
 	a.mu.Unlock()
-	if d := at.Sub(time.Now()).Abs(); d > time.Second {
-		t.Errorf("the event is stamped %v, %v from the control plane's time", at, d)
+	if d := ev.At.Sub(time.Now()).Abs(); d > time.Second {
+		t.Errorf("the event is stamped %v, %v from the control plane's time", ev.At, d)
+	}
+	// The job's own times, taken by the machine's clock, are brought to it too.
+	if d := ev.Egress.StartedAt.Sub(started).Abs(); d > time.Second || !ev.Egress.StoppedAt.IsZero() {
+		t.Errorf("the job started at %v by the control plane's clock; reported %v, stopped %v", started, ev.Egress.StartedAt, ev.Egress.StoppedAt)
 	}
 }

@@ -47,6 +47,9 @@ func (n *Node) startEgress() {
 	cfg.Storage = ec.Storage
 	cfg.WorkDir = ec.WorkDir
 	cfg.Logger = n.log
+	if n.cfg.Clock != nil {
+		cfg.Now = n.cfg.Clock // the machine's clock, for the media's timing
+	}
 	rooms := &roomEgress{jobs: map[string]egressJob{}, recordsMP4: map[string]bool{}}
 	n.egRooms = rooms
 	cfg.OnStatus = func(st egressapi.Status) {
