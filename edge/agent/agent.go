@@ -250,7 +250,7 @@ func (a *Agent) victim(next edgeapi.Event) int {
 func (a *Agent) ReportEgress(st egressapi.Status) {
 	// The job's start and stop are the machine's clock's (Config.Now); what
 	// the edge reports is the control plane's time (ControlNow).
-	if shift := a.ControlNow().Sub(a.cfg.Now()); shift.Abs() >= time.Millisecond {
+	if shift := a.correction(); shift != 0 {
 		for _, t := range []*time.Time{&st.StartedAt, &st.StoppedAt} {
 			if !t.IsZero() {
 				*t = t.Add(shift)
@@ -582,10 +582,13 @@ const clockCorrectAfter = 250 * time.Millisecond
 // so that an edge whose clock is wrong neither refuses valid tickets nor
 // writes wrong times into timelines and webhooks. It may step by a few
 // milliseconds when a heartbeat measures again.
-func (a *Agent) ControlNow() time.Time {
-	now := a.cfg.Now()
+func (a *Agent) ControlNow() time.Time { return a.cfg.Now().Add(a.correction()) }
+
+// correction is what ControlNow adds to this edge's clock: minus the
+// measured offset from clockCorrectAfter on, else nothing.
+func (a *Agent) correction() time.Duration {
 	if off, ok := a.ClockOffset(); ok && max(off, -off) >= clockCorrectAfter {
-		return now.Add(-off)
+		return -off
 	}
-	return now
+	return 0
 }

@@ -501,14 +501,11 @@ func (n *Node) closeParts() {
 	}
 }
 
-// controlNow is the clock for the times the edge reports (agent.ControlNow).
-func (n *Node) controlNow() time.Time { return n.agent.ControlNow() }
-
-// participantStats are the SFU's summaries stamped by controlNow: the SFU
+// participantStats are the SFU's summaries stamped by agent.ControlNow: the SFU
 // keeps the machine's clock for its own housekeeping.
 func (n *Node) participantStats() []edgeapi.ParticipantStats {
 	st := n.sfu.Stats()
-	now := n.controlNow().UTC()
+	now := n.agent.ControlNow().UTC()
 	for i := range st {
 		st[i].Time = now
 	}

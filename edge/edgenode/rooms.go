@@ -117,7 +117,7 @@ func (n *Node) resync() []edgeapi.Event {
 }
 
 func (n *Node) legStats() []edgeapi.LegStats {
-	now := n.controlNow().UTC()
+	now := n.agent.ControlNow().UTC()
 	var out []edgeapi.LegStats
 	for _, li := range n.casc.Legs() {
 		out = append(out, edgeapi.LegStats{RoomID: li.RoomID, PeerEdgeID: li.PeerEdgeID, Direction: li.Direction, Time: now,
