@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/meridian-video/meridian/edge/egress/egresstest"
+	"github.com/meridian-video/meridian/test/procs"
 )
 
 // requireFFmpeg returns ffprobe's path or skips: `meridian dev` runs its
@@ -95,7 +96,7 @@ func newTab(t *testing.T, p *page, name string) *page {
 		cancel()
 		t.Fatalf("open tab %s: %v", name, err)
 	}
-	tab := &page{t: t, name: name, ctx: ctx, logs: &lockedBuffer{}}
+	tab := &page{t: t, name: name, ctx: ctx, logs: procs.NewLogBuffer(childLogKeep)}
 	go func() {
 		for m, err := range chromedp.Console(ctx) {
 			if err != nil {

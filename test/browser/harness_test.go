@@ -23,6 +23,7 @@ import (
 
 	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/shared/porttest"
+	"github.com/meridian-video/meridian/test/procs"
 )
 
 const (
@@ -119,23 +120,9 @@ func chromiumPath(t *testing.T) string {
 
 // ------------------------------------------------------------- dev server
 
-// lockedBuffer collects a child's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// childLogKeep is how much of a child's (or a page's) output a test keeps:
+// far more than any run writes, a bound all the same.
+const childLogKeep = 64 << 20
 
 func tail(s string, lines int) string {
 	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
@@ -149,7 +136,7 @@ func tail(s string, lines int) string {
 type devServer struct {
 	t      *testing.T
 	URL    string // the API, the meeting page (/meet) and the SDK (/sdk)
-	out    *lockedBuffer
+	out    *procs.LogBuffer
 	client *http.Client
 	proc   *os.Process
 	exited chan error
@@ -172,7 +159,7 @@ func startDev(t *testing.T) *devServer {
 			t.Logf("note: `meridian dev` has no --%s flag yet; using its default TURN address", f)
 		}
 	}
-	s := &devServer{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", port), out: &lockedBuffer{}, client: &http.Client{Timeout: 10 * time.Second}}
+	s := &devServer{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", port), out: procs.NewLogBuffer(childLogKeep), client: &http.Client{Timeout: 10 * time.Second}}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
@@ -319,7 +306,7 @@ type page struct {
 	t    *testing.T
 	name string
 	ctx  context.Context
-	logs *lockedBuffer
+	logs *procs.LogBuffer
 }
 
 func newPage(t *testing.T, parent context.Context, name string) *page {
@@ -348,7 +335,7 @@ func newPage(t *testing.T, parent context.Context, name string) *page {
 	}
 	actx, acancel := chromedp.NewExecAllocator(parent, opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	p := &page{t: t, name: name, ctx: ctx, logs: &lockedBuffer{}}
+	p := &page{t: t, name: name, ctx: ctx, logs: procs.NewLogBuffer(childLogKeep)}
 	if err := chromedp.Do(ctx); err != nil { // starts the browser (bound to parent)
 		cancel()
 		acancel()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/shared/porttest"
+	"github.com/meridian-video/meridian/test/procs"
 )
 
 // A real multi-edge deployment on loopback: one `meridian control` node and
@@ -35,7 +36,7 @@ type child struct {
 	t      *testing.T
 	name   string
 	cmd    *exec.Cmd
-	out    *lockedBuffer
+	out    *procs.LogBuffer
 	exited chan struct{}
 	err    error // set when exited is closed
 	killed bool  // killed by the test on purpose
@@ -45,7 +46,7 @@ type child struct {
 // SIGTERM (SIGKILL after stopWait) and prints its log tail if the test failed.
 func startChild(t *testing.T, name, bin string, stopWait time.Duration, args ...string) *child {
 	t.Helper()
-	c := &child{t: t, name: name, out: &lockedBuffer{}, exited: make(chan struct{})}
+	c := &child{t: t, name: name, out: procs.NewLogBuffer(childLogKeep), exited: make(chan struct{})}
 	c.cmd = exec.Command(bin, args...)
 	c.cmd.Dir = t.TempDir()
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out

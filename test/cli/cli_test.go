@@ -4,7 +4,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -12,12 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/meridian-video/meridian/shared/porttest"
+	"github.com/meridian-video/meridian/test/procs"
 )
 
 func repoRoot(t *testing.T) string {
@@ -45,40 +44,26 @@ func build(t *testing.T) string {
 	return bin
 }
 
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// outputKeep is how much of a child's output a test keeps: far more than
+// any run writes, a bound all the same.
+const outputKeep = 16 << 20
 
 type devProc struct {
 	cmd *exec.Cmd
-	out *syncBuffer
+	out *procs.LogBuffer
 	url string
 }
 
 func startDev(t *testing.T, bin string, env []string, args ...string) *devProc {
 	t.Helper()
-	var out syncBuffer
+	out := procs.NewLogBuffer(outputKeep)
 	cmd := exec.Command(bin, append([]string{"dev"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &devProc{cmd: cmd, out: &out}
+	p := &devProc{cmd: cmd, out: out}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()

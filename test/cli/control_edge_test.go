@@ -12,18 +12,19 @@ import (
 
 	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/shared/porttest"
+	"github.com/meridian-video/meridian/test/procs"
 )
 
 type proc struct {
 	cmd *exec.Cmd
-	out *syncBuffer
+	out *procs.LogBuffer
 }
 
 func start(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
-	var out syncBuffer
+	out := procs.NewLogBuffer(outputKeep)
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func start(t *testing.T, bin string, args ...string) *proc {
 			_ = cmd.Process.Kill()
 		}
 	})
-	return &proc{cmd: cmd, out: &out}
+	return &proc{cmd: cmd, out: out}
 }
 
 func waitOK(t *testing.T, url string, p *proc) {

@@ -16,6 +16,7 @@ import (
 	"github.com/meridian-video/meridian/shared/edgeapi"
 	"github.com/meridian-video/meridian/shared/egressapi"
 	"github.com/meridian-video/meridian/shared/porttest"
+	"github.com/meridian-video/meridian/test/procs"
 )
 
 // TestEdgeEgressFlags: `meridian edge` runs egress with the storage its
@@ -35,16 +36,16 @@ func TestEdgeEgressFlags(t *testing.T) {
 	edgeArgs := []string{"edge", "--id", "paris-1", "--region", "eu-west", "--http", edgeAddr, "--control", "http://" + httpAddr,
 		"--edge-token", "edge-secret-token", "--turn-udp", "127.0.0.1:0", "--turn-tcp", "", "--turn-public-ip", "127.0.0.1",
 		"--gossip", "", "--loopback-candidates", "--insecure-cluster-links", "--data", data}
-	var out syncBuffer
+	out := procs.NewLogBuffer(outputKeep)
 	cmd := exec.Command(bin, append(edgeArgs, "--s3-endpoint", "http://127.0.0.1:9", "--s3-bucket", "recordings",
 		"--s3-region-tag", "eu-central", "--s3-access-key", "AKID")...)
 	cmd.Env = append(os.Environ(), "MERIDIAN_S3_SECRET_KEY=from-env")
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitOK(t, "http://"+edgeAddr+"/healthz", &proc{cmd: cmd, out: &out})
+	waitOK(t, "http://"+edgeAddr+"/healthz", &proc{cmd: cmd, out: out})
 
 	call := func(path string, body any, token string) (int, edgeapi.EgressError) {
 		b, _ := json.Marshal(body)
