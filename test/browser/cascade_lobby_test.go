@@ -112,4 +112,19 @@ func TestCascadeDuplicateTab(t *testing.T) {
   const v = document.querySelector('video[data-participant-id="alice"][data-local]');
   return {ok: n === 1 && !!v && v.videoWidth > 0, listed: n, w: v ? v.videoWidth : -1};
 })()`)
+	// Edges no longer tell a connection about its own id's other one, but
+	// older edges did: what they said about it is still not somebody else.
+	alice2.waitFor("the Montréal page ignoring what is said of its own id", 5*time.Second, `(() => {
+  const r = window.meridianRoom;
+  if (window.ownLeft === undefined) {
+    window.ownLeft = 0;
+    r.on('participant-left', (e) => { if (e.participantId === 'alice') window.ownLeft++; });
+  }
+  r._dispatch({type: 'participant-joined', data: {participantId: 'alice', name: 'Alice'}});
+  r._dispatch({type: 'track-published', data: {participantId: 'alice', trackId: 'alice-other-cam', kind: 'video', source: 'camera'}});
+  const mine = r.participants().filter((p) => p.participantId === 'alice');
+  r._dispatch({type: 'participant-left', data: {participantId: 'alice'}});
+  return {ok: mine.length === 1 && mine[0].isLocal && !mine[0].tracks.some((t) => t.trackId === 'alice-other-cam') && window.ownLeft === 0,
+    listed: mine.length, left: window.ownLeft};
+})()`)
 }

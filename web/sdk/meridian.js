@@ -141,6 +141,9 @@ const MAX_AVOID = 16; // the join API accepts at most 16 avoidEdges
 // this long to reappear before participant-left is emitted for them.
 const PEERS_SETTLE = 5_000;
 // Signaling error codes after which retrying the same edge is pointless.
+// Events about one participant that the SDK ignores when they name our own
+// id (see _dispatch).
+const ABOUT_A_PARTICIPANT = new Set(['participant-joined', 'participant-left', 'track-published', 'track-unpublished']);
 const FATAL_CODES = new Set(['invalid-ticket', 'ticket-expired', 'room-full', 'room-closed', 'forbidden', 'wrong-edge', 'unavailable']);
 // Transient: this edge cannot take us, another candidate may ('network':
 // the WebSocket could not be opened or closed before `joined`).
@@ -473,6 +476,10 @@ export class Room extends Emitter {
 
   _dispatch(msg) {
     const d = msg.data || {};
+    // Our own id connected elsewhere too (another tab or device, on
+    // another edge): its presence and tracks are not somebody else's, and
+    // shown they would take our own place; the edges settle which stays.
+    if (ABOUT_A_PARTICIPANT.has(msg.type) && d.participantId === this.participantId) return;
     switch (msg.type) {
       case 'joined': this._onJoined(d); break;
       case 'lobby':
@@ -483,9 +490,6 @@ export class Room extends Emitter {
       case 'answer': if (d.target === 'publisher') this._onPublisherAnswer(d.sdp); break;
       case 'candidate': this._onRemoteCandidate(d.target, d.candidate); break;
       case 'participant-joined': {
-        // Our own id connected elsewhere too (another tab or device, on
-        // another edge): not somebody else; the edges settle which stays.
-        if (d.participantId === this.participantId) break;
         // Someone we kept across a move: no joined event (we never said left).
         const kept = this._clearGone(d.participantId);
         const p = this._upsertParticipant(d, kept);
@@ -494,7 +498,6 @@ export class Room extends Emitter {
         break;
       }
       case 'participant-left': {
-        if (d.participantId === this.participantId) break; // our other connection
         this._clearGone(d.participantId);
         const p = this._participants.get(d.participantId);
         if (p) {
@@ -505,7 +508,6 @@ export class Room extends Emitter {
         break;
       }
       case 'track-published': {
-        if (d.participantId === this.participantId) break; // our other connection's
         this._clearGone(d.participantId);
         const p = this._participants.get(d.participantId) || this._upsertParticipant({ participantId: d.participantId });
         p.tracks.set(d.trackId, { ...d });
@@ -515,7 +517,6 @@ export class Room extends Emitter {
         break;
       }
       case 'track-unpublished': {
-        if (d.participantId === this.participantId) break;
         this._participants.get(d.participantId)?.tracks.delete(d.trackId);
         this._removeRemote(d.trackId);
         this._emit('track-unpublished', { ...d });
