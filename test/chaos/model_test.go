@@ -2,7 +2,9 @@ package chaos
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -243,21 +245,24 @@ type linReport struct {
 // linearizable iff each object's is).
 func checkLinearizable(ops []rec, perKey time.Duration) linReport {
 	parts, recs := byKey(ops)
-	rep := linReport{Keys: len(parts), Infos: map[string]porcupine.LinearizationInfo{}, Recs: recs}
-	keys := make([]string, 0, len(parts))
-	for k := range parts {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	rep := checkPartitions(parts, roomModel, func(out any) bool { return out.(roomOutput).Unknown }, perKey)
+	rep.Recs = recs
+	return rep
+}
+
+// checkPartitions checks each partition's history against model on its
+// own, counting the operations whose outcome the client never learnt.
+func checkPartitions(parts map[string][]porcupine.Operation, model porcupine.Model, unknown func(out any) bool, perKey time.Duration) linReport {
+	rep := linReport{Keys: len(parts), Infos: map[string]porcupine.LinearizationInfo{}}
+	for _, k := range slices.Sorted(maps.Keys(parts)) {
 		p := parts[k]
 		rep.Ops += len(p)
 		for _, o := range p {
-			if o.Output.(roomOutput).Unknown {
+			if unknown(o.Output) {
 				rep.Unknown++
 			}
 		}
-		res, info := porcupine.CheckOperationsVerbose(roomModel, p, perKey)
+		res, info := porcupine.CheckOperationsVerbose(model, p, perKey)
 		switch res {
 		case porcupine.Illegal:
 			rep.Illegal = append(rep.Illegal, k)
@@ -271,8 +276,13 @@ func checkLinearizable(ops []rec, perKey time.Duration) linReport {
 
 // describeKey renders one object's history for a failure message.
 func describeKey(recs []rec, max int) string {
-	rs := append([]rec(nil), recs...)
-	sort.Slice(rs, func(i, j int) bool { return rs[i].Call < rs[j].Call })
+	return describeHistory(recs, func(r rec) int64 { return r.Call }, max)
+}
+
+// describeHistory renders a history in call order, at most max operations.
+func describeHistory[R fmt.Stringer](recs []R, call func(R) int64, max int) string {
+	rs := slices.Clone(recs)
+	sort.SliceStable(rs, func(i, j int) bool { return call(rs[i]) < call(rs[j]) })
 	var b strings.Builder
 	for i, r := range rs {
 		if i == max {

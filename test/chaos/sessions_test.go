@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -186,44 +185,12 @@ func checkSessions(ops []sessRec, perKey time.Duration) (rep linReport, recs map
 			Metadata: fmt.Sprintf("node %s, HTTP %d %s %s", r.Node, r.Status, r.Class, r.Err)})
 		recs[r.Room] = append(recs[r.Room], r)
 	}
-	rep = linReport{Keys: len(parts), Infos: map[string]porcupine.LinearizationInfo{}}
-	keys := make([]string, 0, len(parts))
-	for k := range parts {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		p := parts[k]
-		rep.Ops += len(p)
-		for _, o := range p {
-			if o.Output.(sessOutput).Unknown {
-				rep.Unknown++
-			}
-		}
-		res, info := porcupine.CheckOperationsVerbose(sessModel, p, perKey)
-		switch res {
-		case porcupine.Illegal:
-			rep.Illegal = append(rep.Illegal, k)
-			rep.Infos[k] = info
-		case porcupine.Unknown:
-			rep.TimedOut = append(rep.TimedOut, k)
-		}
-	}
+	rep = checkPartitions(parts, sessModel, func(out any) bool { return out.(sessOutput).Unknown }, perKey)
 	return rep, recs
 }
 
 func describeSessions(recs []sessRec, max int) string {
-	rs := append([]sessRec(nil), recs...)
-	sort.Slice(rs, func(i, j int) bool { return rs[i].Call < rs[j].Call })
-	var b strings.Builder
-	for i, r := range rs {
-		if i == max {
-			fmt.Fprintf(&b, "  ... %d more\n", len(rs)-max)
-			break
-		}
-		b.WriteString("  " + r.String() + "\n")
-	}
-	return b.String()
+	return describeHistory(recs, func(r sessRec) int64 { return r.Call }, max)
 }
 
 // sessRun drives the sessions history next to TestChaosRooms' clients,
