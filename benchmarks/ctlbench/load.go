@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meridian-video/meridian/benchmarks/procfs"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/errgroup"
 )
@@ -196,9 +197,10 @@ type loader struct {
 }
 
 func (l *loader) snap(done int64) (procSnap, error) {
-	s := procSnap{at: time.Now(), done: done, busy: cpuBusy(l.serverCPU)}
+	busy, _ := procfs.CPUBusy(l.serverCPU)
+	s := procSnap{at: time.Now(), done: done, busy: busy}
 	for _, n := range l.servers {
-		c, err := cpuTime(n.PID)
+		c, err := procfs.CPUTime(n.PID)
 		if err != nil {
 			return s, fmt.Errorf("%s (pid %d) is gone: %w", n.Name, n.PID, err)
 		}
@@ -220,7 +222,7 @@ func (l *loader) snap(done int64) (procSnap, error) {
 	if l.device != "" {
 		s.device, _ = deviceWrites(l.device)
 	}
-	s.client, _ = cpuTime(0)
+	s.client, _ = procfs.CPUTime(0)
 	return s, nil
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -15,36 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// userHZ is the unit of utime/stime in /proc/PID/stat.
-const userHZ = 100
-
-// cpuTime is utime+stime of a process (all threads). pid 0: this process.
-func cpuTime(pid int) (time.Duration, error) {
-	path := "/proc/self/stat"
-	if pid > 0 {
-		path = fmt.Sprintf("/proc/%d/stat", pid)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	// The command name may contain spaces; fields resume after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("%s: unexpected format", path)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("%s: too few fields", path)
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("%s: bad utime/stime", path)
-	}
-	return time.Duration(ut+st) * time.Second / userHZ, nil
-}
 
 // writeBytes is write_bytes of /proc/PID/io: bytes the process caused to
 // be sent to the storage layer (page cache writeback included, so it is
@@ -124,35 +93,6 @@ func procField(path, name string, unit int64) (int64, error) {
 		return 0, err
 	}
 	return 0, fmt.Errorf("%s: no %s", path, name)
-}
-
-// cpuBusy is the busy time (all but idle and iowait) of one CPU from
-// /proc/stat, so a phase can show how much of the server core other
-// processes took.
-func cpuBusy(cpu int) time.Duration {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil || cpu < 0 {
-		return 0
-	}
-	prefix := fmt.Sprintf("cpu%d ", cpu)
-	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, prefix)
-		if !ok {
-			continue
-		}
-		var sum uint64
-		for i, v := range strings.Fields(rest) {
-			n, _ := strconv.ParseUint(v, 10, 64)
-			switch i {
-			case 3, 4: // idle, iowait
-			case 8, 9: // guest time is already counted in user
-			default:
-				sum += n
-			}
-		}
-		return time.Duration(sum) * time.Second / userHZ
-	}
-	return 0
 }
 
 // dirBytes is the apparent size of every regular file under dir.

@@ -38,6 +38,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/meridian-video/meridian/benchmarks/procfs"
 	"github.com/meridian-video/meridian/control/auth"
 	wire "github.com/meridian-video/meridian/shared/signal"
 )
@@ -450,7 +451,7 @@ func procCPUs(o cascadeOptions, skip map[string]bool) map[string]time.Duration {
 		if skip[np.name] {
 			continue
 		}
-		if d, err := cpuTime(np.pid); err == nil {
+		if d, err := procfs.CPUTime(np.pid); err == nil {
 			m[np.name] = d
 		}
 	}
@@ -846,7 +847,7 @@ func failover(ctx context.Context, api *webrtc.API, j *apiJoiner, o cascadeOptio
 	fo.Affected = len(affected)
 	skip := map[string]bool{fo.Victim: true}
 	g0 := time.Now()
-	genCPU0, _ := cpuTime(os.Getpid())
+	genCPU0, _ := procfs.CPUTime(os.Getpid())
 	srv0 := procCPUs(o, skip)
 	o.logf("failover: SIGKILL %s (pid %d), %d subscribers on it", fo.Victim, victimPID, len(affected))
 	tKill := time.Now()
@@ -1014,7 +1015,7 @@ func failover(ctx context.Context, api *webrtc.API, j *apiJoiner, o cascadeOptio
 	wg.Wait()
 	close(tlDone)
 	<-tlStopped
-	genCPU1, _ := cpuTime(os.Getpid())
+	genCPU1, _ := procfs.CPUTime(os.Getpid())
 	srv1 := procCPUs(o, skip)
 	gdt := time.Since(g0).Seconds()
 	fo.GenCPUPct = 100 * (genCPU1 - genCPU0).Seconds() / gdt

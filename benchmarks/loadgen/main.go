@@ -39,6 +39,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meridian-video/meridian/benchmarks/procfs"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -358,10 +359,10 @@ func take[P participant](subs []P, gen *generator, pids []int, serverCPU int) sn
 	if len(pids) > 0 {
 		s.srvCPU, _ = serverCPUTime(pids)
 	}
-	s.genCPU, _ = cpuTime(os.Getpid())
+	s.genCPU, _ = procfs.CPUTime(os.Getpid())
 	s.udpIn, s.udpRB = udpErrors()
 	if serverCPU >= 0 {
-		s.coreBusy, s.coreSteal = cpuBusy(serverCPU)
+		s.coreBusy, s.coreSteal = procfs.CPUBusy(serverCPU)
 	}
 	return s
 }
@@ -412,7 +413,7 @@ func runRow(ctx context.Context, api *webrtc.API, srv server, o options, n int) 
 
 	// Subscribers, o.concurrency at a time.
 	t0 := time.Now()
-	genCPU0, _ := cpuTime(os.Getpid())
+	genCPU0, _ := procfs.CPUTime(os.Getpid())
 	genReads0, _, _ := ioCalls(os.Getpid())
 	var srvCPU0 time.Duration
 	var srvWrites0 uint64
@@ -514,7 +515,7 @@ func runRow(ctx context.Context, api *webrtc.API, srv server, o options, n int) 
 		}
 	}
 	r.JoinSeconds = time.Since(t0).Seconds()
-	if genCPU1, err := cpuTime(os.Getpid()); err == nil {
+	if genCPU1, err := procfs.CPUTime(os.Getpid()); err == nil {
 		r.JoinGenCPUPct = 100 * (genCPU1 - genCPU0).Seconds() / r.JoinSeconds
 	}
 	if genReads1, _, err := ioCalls(os.Getpid()); err == nil {

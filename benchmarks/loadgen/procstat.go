@@ -2,42 +2,14 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
+	"github.com/meridian-video/meridian/benchmarks/procfs"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 )
-
-// userHZ is the unit of utime/stime in /proc/PID/stat (USER_HZ, 100 on
-// every Linux architecture Go supports in practice).
-const userHZ = 100
-
-// cpuTime returns utime+stime of a process (all threads, live and exited).
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may contain spaces; fields resume after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
-	}
-	return time.Duration(ut+st) * time.Second / userHZ, nil
-}
 
 // procStatus returns VmRSS (bytes) and the thread count of a process.
 func procStatus(pid int) (rss int64, threads int, err error) {
@@ -129,42 +101,9 @@ func goMetrics(url string) map[string]float64 {
 	return out
 }
 
-// cpuBusy returns the busy time (everything but idle and iowait) and the
-// steal time of one CPU ("cpuN" line of /proc/stat), so a row can show how
-// much of the server's core other processes (or the hypervisor) took.
-func cpuBusy(cpu int) (busy, steal time.Duration) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	prefix := fmt.Sprintf("cpu%d ", cpu)
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, prefix) {
-			continue
-		}
-		f := strings.Fields(line)[1:]
-		var sum uint64
-		for i, v := range f {
-			n, _ := strconv.ParseUint(v, 10, 64)
-			switch i {
-			case 3, 4: // idle, iowait
-			case 7:
-				steal = time.Duration(n) * time.Second / userHZ
-				sum += n
-			case 8, 9: // guest time is already in user
-			default:
-				sum += n
-			}
-		}
-		busy = time.Duration(sum) * time.Second / userHZ
-		break
-	}
-	return busy, steal
-}
-
 // serverCPUTime is the CPU time of all the server's processes (a
 // Meridian edge and its control plane run as two).
-func serverCPUTime(pids []int) (time.Duration, error) { return sumOver(pids, cpuTime) }
+func serverCPUTime(pids []int) (time.Duration, error) { return sumOver(pids, procfs.CPUTime) }
 
 // sumOver adds up a per-process figure over the server's processes.
 func sumOver[T time.Duration | uint64](pids []int, figure func(pid int) (T, error)) (T, error) {

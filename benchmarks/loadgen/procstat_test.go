@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/meridian-video/meridian/benchmarks/procfs"
 	"os"
 	"reflect"
 	"testing"
@@ -36,7 +37,7 @@ func TestParsePIDs(t *testing.T) {
 func TestServerCPUTimeSumsProcesses(t *testing.T) {
 	pid := os.Getpid()
 	// Some CPU time to measure (/proc counts in clock ticks).
-	for d, _ := cpuTime(pid); d < 30*time.Millisecond; d, _ = cpuTime(pid) {
+	for d, _ := procfs.CPUTime(pid); d < 30*time.Millisecond; d, _ = procfs.CPUTime(pid) {
 		for i := 0; i < 1e5; i++ {
 			_ = fmt.Sprint(i)
 		}
