@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/test/chromium"
 )
 
 // probe records the steps of a join inside each page (see probe.js).
@@ -251,29 +252,8 @@ func startBrowser(parent context.Context, path, name string) (*browser, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The flags that make WebRTC work headless on loopback
-	// (/work/shared/TESTING.md; the same set as test/browser).
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.UserDataDir(dir),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.WindowSize(1280, 800),
-		chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-	}
+	// The same headless settings as test/browser (WebRTC on loopback, fake devices).
+	opts := chromium.Options(path, dir)
 	actx, acancel := chromedp.NewExecAllocator(parent, opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	b := &browser{name: name, ctx: ctx, dir: dir, cancel: func() { cancel(); acancel() }}
