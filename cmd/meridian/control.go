@@ -276,19 +276,9 @@ func runControl(args []string) error {
 	if err != nil {
 		return err
 	}
-	wc, err := f.webhooks.config(false)
-	if err != nil {
+	if err := f.addControlPlugins(&cfg, false); err != nil {
 		return err
 	}
-	g, err := f.geo.setup()
-	if err != nil {
-		return err
-	}
-	pc, err := f.placement()
-	if err != nil {
-		return err
-	}
-	controlPlugins(&cfg, pc, f.edgeToken, wc, g)
 	cfg.Plugins = append(cfg.Plugins, webPlugin(f.frameAncestors))
 	if err := addConsole(&cfg, &f.console); err != nil {
 		return err

@@ -108,19 +108,9 @@ func runDev(args []string) error {
 	// One node: elections can be quick.
 	cfg.Cluster.HeartbeatTimeout, cfg.Cluster.ElectionTimeout, cfg.Cluster.LeaderLease = 300*time.Millisecond, 300*time.Millisecond, 200*time.Millisecond
 	cfg.BootstrapKeys = []auth.NewKeySpec{{Key: creds.APIKey, Secret: creds.APISecret, Name: "dev"}}
-	wc, err := f.webhooks.config(true)
-	if err != nil {
+	if err := f.addControlPlugins(&cfg, true); err != nil {
 		return err
 	}
-	g, err := f.geo.setup()
-	if err != nil {
-		return err
-	}
-	pc, err := f.placement()
-	if err != nil {
-		return err
-	}
-	controlPlugins(&cfg, pc, f.edgeToken, wc, g)
 	var edge *edgenode.Node
 	cfg.Plugins = append(cfg.Plugins, devEdgePlugin(&ef, f.edgeToken, logger, &edge), webPlugin(f.frameAncestors))
 	if f.console.adminPassword == "" {

@@ -334,15 +334,29 @@ func (g *geoFlags) setup() (*geoSetup, error) {
 	return &geoSetup{catalog: cat, locator: loc, fences: fences, region: g.region}, nil
 }
 
-// controlPlugins are the plugins every control node runs; pc is the
-// placement configuration of the flags, completed here.
-func controlPlugins(cfg *server.Config, pc placement.Config, edgeToken string, wc webhooks.Config, g *geoSetup) {
-	pc.EdgeToken = edgeToken
+// addControlPlugins adds the plugins every control node runs (placement,
+// the webhook outbox, egress), configured by the flags; dev also lets
+// webhooks go to http://localhost.
+func (f *controlFlags) addControlPlugins(cfg *server.Config, dev bool) error {
+	wc, err := f.webhooks.config(dev)
+	if err != nil {
+		return err
+	}
+	g, err := f.geo.setup()
+	if err != nil {
+		return err
+	}
+	pc, err := f.placement()
+	if err != nil {
+		return err
+	}
+	pc.EdgeToken = f.edgeToken
 	pc.Catalog, pc.Locator, pc.Fences = g.catalog, g.locator, g.fences
 	cfg.API.Catalog, cfg.API.Fences = g.catalog, g.fences
 	cfg.Region = g.region
 	cfg.Plugins = append(cfg.Plugins, placement.Plugin(pc), raftoutbox.Plugin(wc))
-	cfg.Plugins = append(cfg.Plugins, egress.Plugin(egress.PluginConfig{Config: egress.Config{EdgeToken: edgeToken}, Catalog: g.catalog, Fences: g.fences}))
+	cfg.Plugins = append(cfg.Plugins, egress.Plugin(egress.PluginConfig{Config: egress.Config{EdgeToken: f.edgeToken}, Catalog: g.catalog, Fences: g.fences}))
+	return nil
 }
 
 // devEdgePlugin creates the in-process edge once the control listener
