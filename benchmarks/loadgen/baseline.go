@@ -120,8 +120,7 @@ type baseSession struct {
 }
 
 func (b *baseSession) send(typ string, data any) {
-	raw, _ := json.Marshal(data)
-	msg, _ := json.Marshal(wire.Envelope{Type: typ, Data: raw})
+	msg, _ := wire.Marshal(typ, data)
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	_ = b.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))

@@ -158,11 +158,7 @@ func (c *client) fail(err error) {
 }
 
 func (c *client) send(typ string, data any) error {
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return err
-	}
-	b, err := json.Marshal(wire.Envelope{Type: typ, Data: raw})
+	b, err := wire.Marshal(typ, data)
 	if err != nil {
 		return err
 	}

@@ -41,25 +41,9 @@ func newFrameConn(ws *fws.Conn, max int, writeTimeout time.Duration) *frameConn 
 	return c
 }
 
-func encode(typ string, v any) []byte {
-	env := wire.Envelope{Type: typ}
-	if v != nil {
-		data, err := json.Marshal(v)
-		if err != nil {
-			panic(err) // our own wire types always marshal
-		}
-		env.Data = data
-	}
-	b, err := json.Marshal(env)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
 // send queues a frame; it reports false when the leg is closed or overloaded.
 func (c *frameConn) send(typ string, v any) bool {
-	b := encode(typ, v)
+	b := wire.MustMarshal(typ, v)
 	c.mu.Lock()
 	if c.dead {
 		c.mu.Unlock()

@@ -2,7 +2,6 @@ package signal
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -10,8 +9,6 @@ import (
 
 	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
-
-	wire "github.com/meridian-video/meridian/shared/signal"
 )
 
 // conn is one WebSocket. The handler goroutine reads; writeLoop (owned by the
@@ -86,22 +83,6 @@ func (c *conn) sendClose(code int) {
 	}
 	c.closeSent = true
 	_ = c.ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, ""), time.Now().Add(time.Second))
-}
-
-func encode(typ string, v any) []byte {
-	env := wire.Envelope{Type: typ}
-	if v != nil {
-		data, err := json.Marshal(v)
-		if err != nil {
-			panic(err) // our own wire types always marshal
-		}
-		env.Data = data
-	}
-	b, err := json.Marshal(env)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }
 
 func (c *conn) wake() {

@@ -58,7 +58,7 @@ func (s *Server) SetEgress(roomID, origin string, st wire.EgressState) {
 	}
 	s.mu.Unlock()
 	if after != before {
-		s.deliverAll(targets, encode(wire.TypeEgressState, after))
+		s.deliverAll(targets, wire.MustMarshal(wire.TypeEgressState, after))
 	}
 	if origin == "" && st != ownBefore {
 		if ec, ok := s.cascade.get().(egressCascade); ok {

@@ -53,7 +53,7 @@ func (s *Server) withdraw(roomID, pid string) {
 	s.mu.Lock()
 	mods := s.moderatorsLocked(roomID)
 	s.mu.Unlock()
-	msg := encode(wire.TypeLobbyWithdrawn, wire.LobbyWithdrawn{ParticipantID: pid})
+	msg := wire.MustMarshal(wire.TypeLobbyWithdrawn, wire.LobbyWithdrawn{ParticipantID: pid})
 	for _, mod := range mods {
 		mod.deliverNow(msg)
 	}
@@ -105,7 +105,7 @@ func (s *Server) RemoteLobby(roomID, origin string, req wire.LobbyRequest) {
 	}
 	mods := s.moderatorsLocked(roomID)
 	s.mu.Unlock()
-	msg := encode(wire.TypeLobbyRequest, req)
+	msg := wire.MustMarshal(wire.TypeLobbyRequest, req)
 	for _, mod := range mods {
 		mod.deliverNow(msg)
 	}

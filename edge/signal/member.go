@@ -135,7 +135,7 @@ type sink struct {
 var _ sfu.Sink = sink{}
 
 func (k sink) SubscriberOffer(sdp string) {
-	k.m.deliver(k.gen, encode(wire.TypeOffer, wire.SDP{Target: wire.TargetSubscriber, SDP: sdp}))
+	k.m.deliver(k.gen, wire.MustMarshal(wire.TypeOffer, wire.SDP{Target: wire.TargetSubscriber, SDP: sdp}))
 }
 
 func (k sink) Candidate(target string, c *webrtc.ICECandidateInit) {
@@ -145,22 +145,22 @@ func (k sink) Candidate(target string, c *webrtc.ICECandidateInit) {
 	} else {
 		raw = []byte("null")
 	}
-	k.m.deliver(k.gen, encode(wire.TypeCandidate, wire.Candidate{Target: target, Candidate: raw}))
+	k.m.deliver(k.gen, wire.MustMarshal(wire.TypeCandidate, wire.Candidate{Target: target, Candidate: raw}))
 }
 
 func (k sink) TrackPublished(info wire.TrackInfo) {
-	k.m.deliver(k.gen, encode(wire.TypeTrackPublished, info))
+	k.m.deliver(k.gen, wire.MustMarshal(wire.TypeTrackPublished, info))
 }
 
 func (k sink) TrackUnpublished(participantID, trackID string) {
-	k.m.deliver(k.gen, encode(wire.TypeTrackUnpublished, wire.TrackUnpublished{ParticipantID: participantID, TrackID: trackID}))
+	k.m.deliver(k.gen, wire.MustMarshal(wire.TypeTrackUnpublished, wire.TrackUnpublished{ParticipantID: participantID, TrackID: trackID}))
 }
 
 func (k sink) ActiveSpeakers(ids []string) {
 	if ids == nil {
 		ids = []string{}
 	}
-	k.m.deliver(k.gen, encode(wire.TypeActiveSpeaker, wire.ActiveSpeaker{ParticipantIDs: ids}))
+	k.m.deliver(k.gen, wire.MustMarshal(wire.TypeActiveSpeaker, wire.ActiveSpeaker{ParticipantIDs: ids}))
 }
 
 func (k sink) ConnectionQuality(participantID string, score float64) {
@@ -189,7 +189,7 @@ func qualityFrame(participantID string, score float64) []byte {
 	if f, ok := qualityFrames.Get(k); ok {
 		return f
 	}
-	f := encode(wire.TypeConnectionQuality, wire.ConnectionQuality{ParticipantID: participantID, Score: score})
+	f := wire.MustMarshal(wire.TypeConnectionQuality, wire.ConnectionQuality{ParticipantID: participantID, Score: score})
 	qualityFrames.Add(k, f)
 	return f
 }

@@ -79,7 +79,7 @@ func (s *Server) RemoteJoined(roomID, origin string, p wire.Participant) {
 	}
 	s.mu.Unlock()
 	if len(targets) > 0 {
-		s.deliverAllSoon(targets, encode(wire.TypeParticipantJoined, wire.Participant{ParticipantID: p.ParticipantID, Name: p.Name,
+		s.deliverAllSoon(targets, wire.MustMarshal(wire.TypeParticipantJoined, wire.Participant{ParticipantID: p.ParticipantID, Name: p.Name,
 			Moderator: p.Moderator, Tracks: []wire.TrackInfo{}}))
 	}
 }
@@ -125,18 +125,18 @@ func (s *Server) RemoteLeft(roomID, origin, pid, reason string, lost bool) {
 	}
 	s.mu.Unlock()
 	if len(targets) > 0 {
-		s.deliverAllSoon(targets, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: pid, Reason: reason}))
+		s.deliverAllSoon(targets, wire.MustMarshal(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: pid, Reason: reason}))
 	}
 }
 
 // RemoteMute tells this edge's clients about a relayed participant's mute.
 func (s *Server) RemoteMute(roomID string, m wire.Mute) {
-	s.broadcast(roomID, m.ParticipantID, encode(wire.TypeMute, m))
+	s.broadcast(roomID, m.ParticipantID, wire.MustMarshal(wire.TypeMute, m))
 }
 
 // RemoteQuality tells this edge's clients a relayed participant's quality.
 func (s *Server) RemoteQuality(roomID, pid string, score float64) {
-	s.broadcastSoon(roomID, pid, encode(wire.TypeConnectionQuality, wire.ConnectionQuality{ParticipantID: pid, Score: score}))
+	s.broadcastSoon(roomID, pid, wire.MustMarshal(wire.TypeConnectionQuality, wire.ConnectionQuality{ParticipantID: pid, Score: score}))
 }
 
 // LocalParticipants lists the room's admitted participants on this edge
@@ -345,7 +345,7 @@ func (s *Server) AskToReconnect(reason string, deadline time.Time) int {
 		}
 	}
 	s.mu.Unlock()
-	frame := encode(wire.TypeReconnect, wire.Reconnect{Reason: reason, EdgeID: s.cfg.EdgeID, Deadline: deadline.UTC().Format(time.RFC3339)})
+	frame := wire.MustMarshal(wire.TypeReconnect, wire.Reconnect{Reason: reason, EdgeID: s.cfg.EdgeID, Deadline: deadline.UTC().Format(time.RFC3339)})
 	for _, m := range ms {
 		m.deliverNow(frame)
 	}
@@ -425,5 +425,5 @@ func (s *Server) DuplicateElsewhere(roomID, pid, origin string, since time.Time)
 	s.log.Info("signal: removing a participant connected to another edge since later", "room", roomID, "participant", pid, "edge", origin)
 	// "moved" for the room and the cascade (the others keep seeing it, now
 	// through origin); `duplicate` for the client.
-	s.leave(m, wire.ReasonMoved, encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDuplicate}), true)
+	s.leave(m, wire.ReasonMoved, wire.MustMarshal(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDuplicate}), true)
 }

@@ -355,7 +355,7 @@ func (s *Server) RemoveParticipantAt(roomID, pid, reason string, at time.Time) b
 	if m == nil {
 		return false
 	}
-	s.leave(m, wire.ReasonRemoved, encode(wire.TypeRemoved, wire.Removed{Reason: reason}), true)
+	s.leave(m, wire.ReasonRemoved, wire.MustMarshal(wire.TypeRemoved, wire.Removed{Reason: reason}), true)
 	return true
 }
 
@@ -420,7 +420,7 @@ func (s *Server) CloseRoomAt(roomID, reason string, at time.Time) int {
 		}
 	}
 	s.mu.Unlock()
-	frame := encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonRoomClosed})
+	frame := wire.MustMarshal(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonRoomClosed})
 	for _, m := range ms {
 		s.leave(m, wire.ReasonRoomClosed, frame, false)
 	}
@@ -515,7 +515,7 @@ func (s *Server) leaveLocked(m *member, reason string, final []byte, announce bo
 	// is listed until it does): the room keeps seeing it (its tracks
 	// change), so nobody is told it left.
 	if announce && !remoteStays {
-		s.broadcastSoon(m.roomID, m.id, encode(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: m.id, Reason: shown}))
+		s.broadcastSoon(m.roomID, m.id, wire.MustMarshal(wire.TypeParticipantLeft, wire.ParticipantLeft{ParticipantID: m.id, Reason: shown}))
 	}
 }
 

@@ -30,7 +30,7 @@ func perr(code, format string, args ...any) *protoError {
 }
 
 func errorFrame(e *protoError) []byte {
-	return encode(wire.TypeError, wire.Error{Code: e.code, Message: e.msg})
+	return wire.MustMarshal(wire.TypeError, wire.Error{Code: e.code, Message: e.msg})
 }
 
 // handleWS runs on the connection's own goroutine: it reads, while
@@ -77,7 +77,7 @@ func (s *Server) handleWS(ws *websocket.Conn) {
 			continue
 		}
 		if env.Type == wire.TypePing {
-			c.send(encode(wire.TypePong, nil))
+			c.send(wire.MustMarshal(wire.TypePong, nil))
 			continue
 		}
 		if m == nil {
@@ -172,7 +172,7 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 		old.name, old.perms = name, cl.Permissions
 		old.since, old.issued = s.now(), cl.Issued()
 		s.mu.Unlock()
-		nm, pe := s.takeOver(old, c, encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDuplicate}), false)
+		nm, pe := s.takeOver(old, c, wire.MustMarshal(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDuplicate}), false)
 		if pe == nil {
 			s.announceSince(nm)
 		}
@@ -210,9 +210,9 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 	s.dropLobbyConn(oldLobby)
 
 	if lobby {
-		c.send(encode(wire.TypeLobby, struct{}{}))
+		c.send(wire.MustMarshal(wire.TypeLobby, struct{}{}))
 		req := wire.LobbyRequest{ParticipantID: m.id, Name: name}
-		msg := encode(wire.TypeLobbyRequest, req)
+		msg := wire.MustMarshal(wire.TypeLobbyRequest, req)
 		for _, mod := range mods {
 			mod.deliverNow(msg)
 		}
@@ -230,7 +230,7 @@ func (s *Server) dropLobbyConn(m *member) {
 		return
 	}
 	if c := m.currentConn(); c != nil {
-		c.sendFinal(encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDuplicate}))
+		c.sendFinal(wire.MustMarshal(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDuplicate}))
 	}
 }
 
@@ -365,11 +365,11 @@ func (s *Server) activateLocked(m *member, resumed, announce bool) *protoError {
 		s.mu.Lock()
 		if r := s.rooms[m.roomID]; r != nil {
 			for id, l := range r.lobby {
-				lobbyReqs = append(lobbyReqs, encode(wire.TypeLobbyRequest, wire.LobbyRequest{ParticipantID: id, Name: l.name}))
+				lobbyReqs = append(lobbyReqs, wire.MustMarshal(wire.TypeLobbyRequest, wire.LobbyRequest{ParticipantID: id, Name: l.name}))
 			}
 			for id, a := range r.asking {
 				if r.lobby[id] == nil {
-					lobbyReqs = append(lobbyReqs, encode(wire.TypeLobbyRequest, wire.LobbyRequest{ParticipantID: id, Name: a.name}))
+					lobbyReqs = append(lobbyReqs, wire.MustMarshal(wire.TypeLobbyRequest, wire.LobbyRequest{ParticipantID: id, Name: a.name}))
 				}
 			}
 		}
@@ -395,7 +395,7 @@ func (s *Server) activateLocked(m *member, resumed, announce bool) *protoError {
 		}
 		s.mu.Unlock()
 		p := wire.Participant{ParticipantID: m.id, Name: name, Moderator: perms.Moderate, Tracks: []wire.TrackInfo{}}
-		s.deliverAllSoon(targets, encode(wire.TypeParticipantJoined, p))
+		s.deliverAllSoon(targets, wire.MustMarshal(wire.TypeParticipantJoined, p))
 		if casc := s.cascade.get(); casc != nil {
 			casc.LocalJoined(m.roomID, edgeapi.CascadeParticipant{Participant: p, Since: since.UnixMilli()})
 		}
@@ -407,7 +407,7 @@ func (s *Server) activateLocked(m *member, resumed, announce bool) *protoError {
 		return perr(wire.CodeInvalidTicket, "participant left")
 	}
 	m.media = media
-	m.sendJoinedLocked(encode(wire.TypeJoined, joined), lobbyReqs)
+	m.sendJoinedLocked(wire.MustMarshal(wire.TypeJoined, joined), lobbyReqs)
 	m.mu.Unlock()
 	media.Ready()
 
@@ -468,7 +468,7 @@ func (s *Server) handle(m *member, env wire.Envelope) *protoError {
 		if err != nil {
 			return perr(wire.CodeBadSDP, "offer rejected")
 		}
-		m.deliverNow(encode(wire.TypeAnswer, wire.SDP{Target: wire.TargetPublisher, SDP: ans}))
+		m.deliverNow(wire.MustMarshal(wire.TypeAnswer, wire.SDP{Target: wire.TargetPublisher, SDP: ans}))
 	case wire.TypeAnswer:
 		var d wire.SDP
 		if err := json.Unmarshal(env.Data, &d); err != nil || d.SDP == "" || d.Target != wire.TargetSubscriber {
@@ -577,7 +577,7 @@ func (s *Server) muteLocal(roomID string, d wire.MuteParticipant) bool {
 	if t == nil {
 		return false
 	}
-	t.deliverNow(encode(wire.TypeMute, wire.Mute{ParticipantID: t.id, Kind: d.Kind, Muted: true}))
+	t.deliverNow(wire.MustMarshal(wire.TypeMute, wire.Mute{ParticipantID: t.id, Kind: d.Kind, Muted: true}))
 	if media := t.mediaNow(); media != nil {
 		for _, ti := range media.ForceMute(d.Kind, true) {
 			s.announceMute(roomID, wire.Mute{ParticipantID: t.id, Kind: ti.Kind, TrackID: ti.TrackID, Muted: true})
@@ -589,7 +589,7 @@ func (s *Server) muteLocal(roomID string, d wire.MuteParticipant) bool {
 // announceMute tells the room (here and on every edge relaying it) that a
 // local participant's track changed its mute state.
 func (s *Server) announceMute(roomID string, m wire.Mute) {
-	s.broadcast(roomID, m.ParticipantID, encode(wire.TypeMute, m))
+	s.broadcast(roomID, m.ParticipantID, wire.MustMarshal(wire.TypeMute, m))
 	if casc := s.cascade.get(); casc != nil {
 		casc.LocalMute(roomID, m)
 	}
@@ -619,7 +619,7 @@ func (s *Server) decideLocal(roomID string, d wire.LobbyDecision) bool {
 	}
 	if !d.Admit {
 		s.mu.Unlock()
-		s.leave(t, wire.ReasonDenied, encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDenied}), false)
+		s.leave(t, wire.ReasonDenied, wire.MustMarshal(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDenied}), false)
 		return true
 	}
 	if t.maxParticipants > 0 && r.others(t.id) >= t.maxParticipants {
@@ -687,7 +687,7 @@ func (s *Server) admitLocked(roomID string, r *room, t *member) {
 	delete(r.lobby, t.id)
 	if old := r.members[t.id]; old != nil && old != t {
 		s.mu.Unlock()
-		s.leave(t, wire.ReasonDuplicate, encode(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDuplicate}), false)
+		s.leave(t, wire.ReasonDuplicate, wire.MustMarshal(wire.TypeRemoved, wire.Removed{Reason: wire.ReasonDuplicate}), false)
 		return
 	}
 	r.members[t.id] = t

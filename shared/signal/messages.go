@@ -49,6 +49,30 @@ type Envelope struct {
 	Data json.RawMessage `json:"data,omitempty"`
 }
 
+// Marshal encodes a message: its envelope, with v as the data (none when v
+// is nil).
+func Marshal(typ string, v any) ([]byte, error) {
+	env := Envelope{Type: typ}
+	if v != nil {
+		data, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		env.Data = data
+	}
+	return json.Marshal(env)
+}
+
+// MustMarshal is Marshal for the types of this package, which always
+// marshal: it panics on an error.
+func MustMarshal(typ string, v any) []byte {
+	b, err := Marshal(typ, v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
 // Leave ends the participant on this edge. Reason is empty (a leave) or
 // ReasonMoved.
 type Leave struct {

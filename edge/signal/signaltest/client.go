@@ -164,15 +164,11 @@ func (c *Client) logf(format string, args ...any) {
 
 // Send writes one message.
 func (c *Client) Send(typ string, data any) error {
-	env := wire.Envelope{Type: typ}
-	if data != nil {
-		raw, err := json.Marshal(data)
-		if err != nil {
-			return err
-		}
-		env.Data = raw
+	b, err := wire.Marshal(typ, data)
+	if err != nil {
+		return err
 	}
-	return c.SendRaw(env)
+	return c.SendText(b)
 }
 
 // SendRaw writes an envelope as is (tests send malformed bodies with it).
