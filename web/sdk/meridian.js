@@ -140,10 +140,10 @@ const MAX_AVOID = 16; // the join API accepts at most 16 avoidEdges
 // the room's other edges through its cascade legs a moment later. They get
 // this long to reappear before participant-left is emitted for them.
 const PEERS_SETTLE = 5_000;
-// Signaling error codes after which retrying the same edge is pointless.
 // Events about one participant that the SDK ignores when they name our own
 // id (see _dispatch).
 const ABOUT_A_PARTICIPANT = new Set(['participant-joined', 'participant-left', 'track-published', 'track-unpublished']);
+// Signaling error codes after which retrying the same edge is pointless.
 const FATAL_CODES = new Set(['invalid-ticket', 'ticket-expired', 'room-full', 'room-closed', 'forbidden', 'wrong-edge', 'unavailable']);
 // Transient: this edge cannot take us, another candidate may ('network':
 // the WebSocket could not be opened or closed before `joined`).
