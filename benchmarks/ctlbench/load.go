@@ -12,9 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/meridian-video/meridian/benchmarks/procfs"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/meridian-video/meridian/benchmarks/procfs"
 )
 
 // node is one server process under test.

@@ -39,8 +39,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/meridian-video/meridian/benchmarks/procfs"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/meridian-video/meridian/benchmarks/procfs"
 )
 
 func main() {

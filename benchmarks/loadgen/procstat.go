@@ -3,12 +3,13 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"github.com/meridian-video/meridian/benchmarks/procfs"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meridian-video/meridian/benchmarks/procfs"
 )
 
 // procStatus returns VmRSS (bytes) and the thread count of a process.

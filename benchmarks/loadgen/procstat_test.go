@@ -2,11 +2,12 @@ package main
 
 import (
 	"fmt"
-	"github.com/meridian-video/meridian/benchmarks/procfs"
 	"os"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/meridian-video/meridian/benchmarks/procfs"
 )
 
 func TestParsePIDs(t *testing.T) {
