@@ -6,6 +6,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/control/webhooks"
 )
 
 func (s *Server) webhookRoutes(r fiber.Router) {
@@ -84,6 +85,11 @@ func (s *Server) listDeliveries(c *fiber.Ctx) error {
 	}
 	if f.Status != "" && f.Status != state.DeliveryPending && f.Status != state.DeliveryDelivered && f.Status != state.DeliveryFailed {
 		return badRequest(`query parameter "status" must be pending, delivered or failed`)
+	}
+	// An unknown event type would match nothing: a typo would read as "no
+	// deliveries" instead of as the mistake it is.
+	if f.EventType != "" && !webhooks.KnownEvent(f.EventType) {
+		return badRequest(fmt.Sprintf(`query parameter "event" must be an event type (e.g. "session-ended"), not %q`, truncateForMsg(f.EventType)))
 	}
 	var (
 		items []*state.Delivery
