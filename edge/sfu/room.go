@@ -55,9 +55,7 @@ func (r *Room) start(p *Participant) error {
 	r.participants[p.key] = p
 	var tracks []*PublishedTrack
 	for key, o := range r.participants {
-		// A relay subscriber carries this edge's own tracks only: tracks
-		// relayed in from another edge reach every edge from their origin.
-		if key != p.key && o.pub != nil && !(p.relay && o.remote) && !ownOtherConnection(p, o) {
+		if key != p.key && o.pub != nil && sends(o, p) {
 			tracks = append(tracks, o.pub.trackList()...)
 		}
 	}
@@ -73,12 +71,18 @@ func (r *Room) start(p *Participant) error {
 	return nil
 }
 
-// ownOtherConnection tells whether owner is the same participant as the
-// local subscriber p through another edge: a second tab or device, or a
-// move between edges not yet settled, relayed here until the edges settle
-// which connection stays. Its tracks are p's own media, neither sent nor
-// announced to p.
-func ownOtherConnection(p, owner *Participant) bool { return p.local() && owner.id == p.id }
+// sends tells whether subscriber p is sent (and told of) owner's tracks.
+// A relay subscriber carries this edge's own tracks only: tracks relayed in
+// from another edge reach every edge from their origin. A local participant
+// is not sent the tracks of its own id relayed from another edge (a second
+// tab or device, or a move between edges not yet settled, until the edges
+// settle which connection stays): they are its own media.
+func sends(owner, p *Participant) bool {
+	if p.relay && owner.remote {
+		return false
+	}
+	return !(p.local() && owner.id == p.id)
+}
 
 func (r *Room) leave(p *Participant) {
 	r.mu.Lock()
@@ -117,8 +121,8 @@ func (r *Room) publish(t *PublishedTrack) {
 	}
 	info := t.Info()
 	for _, p := range r.others(owner.key) {
-		if p.relay && owner.remote || ownOtherConnection(p, owner) {
-			continue // relayed tracks are never relayed again, and nobody gets their own
+		if !sends(owner, p) {
+			continue
 		}
 		if p.sub != nil {
 			p.sub.subscribe(t)
@@ -131,7 +135,7 @@ func (r *Room) publish(t *PublishedTrack) {
 func (r *Room) unpublish(t *PublishedTrack) {
 	owner := t.pub.part
 	for _, p := range r.others(owner.key) {
-		if p.relay && owner.remote || ownOtherConnection(p, owner) {
+		if !sends(owner, p) {
 			continue
 		}
 		if p.sub != nil {

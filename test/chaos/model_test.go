@@ -274,15 +274,20 @@ func checkPartitions(parts map[string][]porcupine.Operation, model porcupine.Mod
 	return rep
 }
 
-// describeKey renders one object's history for a failure message.
-func describeKey(recs []rec, max int) string {
-	return describeHistory(recs, func(r rec) int64 { return r.Call }, max)
+// operation is one recorded call of a history (rooms' or sessions').
+type operation interface {
+	fmt.Stringer
+	calledAt() int64
 }
 
-// describeHistory renders a history in call order, at most max operations.
-func describeHistory[R fmt.Stringer](recs []R, call func(R) int64, max int) string {
+func (r rec) calledAt() int64     { return r.Call }
+func (r sessRec) calledAt() int64 { return r.Call }
+
+// describeHistory renders one object's history in call order, at most max
+// operations, for a failure message.
+func describeHistory[R operation](recs []R, max int) string {
 	rs := slices.Clone(recs)
-	sort.SliceStable(rs, func(i, j int) bool { return call(rs[i]) < call(rs[j]) })
+	sort.SliceStable(rs, func(i, j int) bool { return rs[i].calledAt() < rs[j].calledAt() })
 	var b strings.Builder
 	for i, r := range rs {
 		if i == max {

@@ -758,17 +758,17 @@ func TestChaosRooms(t *testing.T) {
 		if err := porcupine.VisualizePath(roomModel, lin.Infos[k], p); err != nil {
 			p = err.Error()
 		}
-		t.Errorf("NOT LINEARIZABLE: object %s (visualisation: %s):\n%s\nfaults:\n  %s", k, p, describeKey(lin.Recs[k], 80), strings.Join(r.faults, "\n  "))
+		t.Errorf("NOT LINEARIZABLE: object %s (visualisation: %s):\n%s\nfaults:\n  %s", k, p, describeHistory(lin.Recs[k], 80), strings.Join(r.faults, "\n  "))
 	}
 	for _, k := range sessLin.Illegal {
 		p := evidencePath(t, "sessions-"+k+".html")
 		if err := porcupine.VisualizePath(sessModel, sessLin.Infos[k], p); err != nil {
 			p = err.Error()
 		}
-		t.Errorf("NOT LINEARIZABLE: sessions of room %s (visualisation: %s):\n%s\nfaults:\n  %s", k, p, describeSessions(sessRecs[k], 80), strings.Join(r.faults, "\n  "))
+		t.Errorf("NOT LINEARIZABLE: sessions of room %s (visualisation: %s):\n%s\nfaults:\n  %s", k, p, describeHistory(sessRecs[k], 80), strings.Join(r.faults, "\n  "))
 	}
 	for _, k := range sessLin.TimedOut {
-		t.Errorf("linearizability of room %s's sessions undecided within the checker's time limit:\n%s", k, describeSessions(sessRecs[k], 40))
+		t.Errorf("linearizability of room %s's sessions undecided within the checker's time limit:\n%s", k, describeHistory(sessRecs[k], 40))
 	}
 	for _, s := range sr.unexpect {
 		t.Errorf("unexpected sessions answer: %s", s)
@@ -777,7 +777,7 @@ func TestChaosRooms(t *testing.T) {
 		t.Errorf("too little happened to the sessions: %d acknowledged joins, %d acknowledged ends, %d operations", sr.started.Load(), sr.ended.Load(), sessLin.Ops)
 	}
 	for _, k := range lin.TimedOut {
-		t.Errorf("linearizability of object %s undecided within the checker's time limit:\n%s", k, describeKey(lin.Recs[k], 40))
+		t.Errorf("linearizability of object %s undecided within the checker's time limit:\n%s", k, describeHistory(lin.Recs[k], 40))
 	}
 	r.mix.check(t)
 	for _, s := range fin.Lost {

@@ -189,10 +189,6 @@ func checkSessions(ops []sessRec, perKey time.Duration) (rep linReport, recs map
 	return rep, recs
 }
 
-func describeSessions(recs []sessRec, max int) string {
-	return describeHistory(recs, func(r sessRec) int64 { return r.Call }, max)
-}
-
 // sessRun drives the sessions history next to TestChaosRooms' clients,
 // through the same faults.
 type sessRun struct {
