@@ -207,6 +207,7 @@ func (f *controlFlags) serverConfig(logger *slog.Logger) (server.Config, error) 
 	if err != nil {
 		return cfg, err
 	}
+	f.retention.warn(logger)
 	return server.Config{HTTPListen: f.httpAddr, PublicURL: f.publicURL, ClusterKey: key, Cluster: cc, API: ac, GlobalWebhooks: hooks, Logger: logger,
 		TLSCert: pub, MTLS: mtls, Retention: retention}, nil
 }
