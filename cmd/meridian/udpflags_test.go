@@ -27,9 +27,12 @@ func TestUDPIPFlag(t *testing.T) {
 			fs.SetOutput(io.Discard)
 			var e edgeFlags
 			e.register(fs, dev)
-			args := tc.args
+			// Recordings and egress work files go to a temporary directory,
+			// not to the default one beside the test's source.
+			tmp := t.TempDir()
+			args := append([]string{"--storage-dir", tmp}, tc.args...)
 			if !dev {
-				args = append([]string{"--region", "eu-west", "--no-turn"}, args...)
+				args = append([]string{"--region", "eu-west", "--no-turn", "--data", tmp}, args...)
 			}
 			if err := fs.Parse(args); err != nil {
 				t.Fatalf("%v: %v", args, err)
