@@ -15,8 +15,8 @@ import (
 	"github.com/meridian-video/meridian/shared/egressapi"
 )
 
-// encoderPid is the pid of a composing job's encoder.
-func (tr *testRunner) encoderPid(t *testing.T, id string) int {
+// composer is a composing job's compositor.
+func (tr *testRunner) composer(t *testing.T, id string) *composer {
 	t.Helper()
 	tr.mu.Lock()
 	j := tr.jobs[id]
@@ -24,7 +24,13 @@ func (tr *testRunner) encoderPid(t *testing.T, id string) int {
 	if j == nil || j.comp == nil || j.comp.enc == nil {
 		t.Fatalf("job %s has no encoder", id)
 	}
-	return j.comp.enc.cmd.Process.Pid
+	return j.comp
+}
+
+// encoderPid is the pid of a composing job's encoder.
+func (tr *testRunner) encoderPid(t *testing.T, id string) int {
+	t.Helper()
+	return tr.composer(t, id).enc.cmd.Process.Pid
 }
 
 // checkDroppedRecording probes a stopped composite recording: it lasts the
@@ -109,20 +115,45 @@ func TestCompositeRepeatsThePicturesItsClockOwes(t *testing.T) {
 		t.Fatal(err)
 	}
 	late := RepeatKey{Kind: string(egressapi.KindComposite), Reason: repeatLate}
+	comp := tr.composer(t, "rec-owe")
+	// composed is the media time of the pictures the clock composed rather
+	// than repeated (this job is the runner's only one).
+	composed := func() time.Duration {
+		var rep time.Duration
+		for k, d := range tr.RepeatedMedia() {
+			if k.Kind == string(egressapi.KindComposite) {
+				rep += d
+			}
+		}
+		return comp.mediaTime() - rep
+	}
 	time.Sleep(1500 * time.Millisecond)
-	before := tr.RepeatedMedia()[late]
+	before, composedBefore := tr.RepeatedMedia()[late], composed()
 	offset.Store(int64(time.Second))
-	time.Sleep(1500 * time.Millisecond)
+	// The second owed is written first, as repeats; then the clock is on
+	// time again and composes fresh pictures. Waiting for five of them
+	// (rather than a fixed time) keeps a starved machine's own late ticks
+	// out of the sum as far as can be; a clock that counted every tick
+	// after the jump as late would never compose one.
+	tick := comp.ticksTime(1)
+	deadline := time.Now().Add(15 * time.Second)
+	for composed()-composedBefore < 5*tick {
+		if time.Now().After(deadline) {
+			t.Fatalf("no fresh picture composed in the 15 s after a 1 s clock jump (%v composed since it; repeats: %v)",
+				composed()-composedBefore, tr.RepeatedMedia())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	after := tr.RepeatedMedia()[late]
 	st := tr.stopAndWait(t, "rec-owe")
 	if st.State != egressapi.StateStopped {
 		t.Fatalf("final status %+v", st)
 	}
-	// At least the second owed; less than 2 s, which counting every tick
-	// of the 1.5 s after the jump as late would pass (a machine starved
-	// on its own may add some late ticks of its own).
-	if got := after - before; got < 800*time.Millisecond || got >= 2*time.Second {
-		t.Fatalf("the clock jumped 1 s: %v of late repeats reported, want at least 0.8 s and under 2 s (all: %v)", got, tr.RepeatedMedia())
+	// At least the second owed (the pictures the clock caught up with were
+	// reported as late repeats, not composed, dropped or blamed on the
+	// encoder).
+	if got := after - before; got < 800*time.Millisecond {
+		t.Fatalf("the clock jumped 1 s: %v of late repeats reported, want at least 0.8 s (all: %v)", got, tr.RepeatedMedia())
 	}
 	if d := tr.DroppedMedia()[string(egressapi.KindComposite)]; d != 0 {
 		t.Fatalf("dropped %v of media after a 1 s jump with MaxLag 2 s", d)
