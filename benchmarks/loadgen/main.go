@@ -283,16 +283,20 @@ type rowResult struct {
 	MinSubDeliveryPct float64 `json:"minSubDeliveryPct"`
 	StarvedSubs       int     `json:"starvedSubs"` // subscribers below 90 % delivery
 
-	IdleCPUPct       float64 `json:"idleCpuPct"` // server with the publisher only
-	ServerCPUPct     float64 `json:"serverCpuPct"`
-	ServerUsPerPkt   float64 `json:"serverUsPerPkt"`   // all server CPU / forwarded packets
-	MarginalUsPerPkt float64 `json:"marginalUsPerPkt"` // (CPU − idle CPU) / forwarded packets
-	RSSBefore        int64   `json:"rssBefore"`
-	RSSAfter         int64   `json:"rssAfter"`
-	RSSPerSubKB      float64 `json:"rssPerSubKB"`
-	HeapPerSubKB     float64 `json:"heapPerSubKB,omitempty"`
-	GoroutinesSub    float64 `json:"goroutinesPerSub,omitempty"`
-	ServerThreads    int     `json:"serverThreads"`
+	IdleCPUPct     float64 `json:"idleCpuPct"` // server with the publisher only
+	ServerCPUPct   float64 `json:"serverCpuPct"`
+	ServerUsPerPkt float64 `json:"serverUsPerPkt"` // all server CPU / forwarded packets
+	// ServerKernelUsPerPkt is the system part of ServerUsPerPkt: on
+	// loopback mostly the per-datagram UDP work of sending and delivering,
+	// which every server pays alike.
+	ServerKernelUsPerPkt float64 `json:"serverKernelUsPerPkt,omitempty"`
+	MarginalUsPerPkt     float64 `json:"marginalUsPerPkt"` // (CPU − idle CPU) / forwarded packets
+	RSSBefore            int64   `json:"rssBefore"`
+	RSSAfter             int64   `json:"rssAfter"`
+	RSSPerSubKB          float64 `json:"rssPerSubKB"`
+	HeapPerSubKB         float64 `json:"heapPerSubKB,omitempty"`
+	GoroutinesSub        float64 `json:"goroutinesPerSub,omitempty"`
+	ServerThreads        int     `json:"serverThreads"`
 
 	GenCPUPct float64 `json:"generatorCpuPct"`
 	// OtherCPUPct is the server's core busy with anything but the server
@@ -329,6 +333,7 @@ type snapshot struct {
 	recvAudio    uint64
 	sent         uint64
 	srvCPU       time.Duration
+	srvSys       time.Duration // the system part of srvCPU
 	genCPU       time.Duration
 	udpIn, udpRB uint64
 	coreBusy     time.Duration
@@ -358,7 +363,7 @@ func take[P participant](subs []P, gen *generator, pids []int, serverCPU int) sn
 		}
 	}
 	if len(pids) > 0 {
-		s.srvCPU, _ = serverCPUTime(pids)
+		s.srvCPU, s.srvSys, _ = serverCPUTimes(pids)
 	}
 	s.genCPU, _ = procfs.CPUTime(os.Getpid())
 	s.udpIn, s.udpRB = udpErrors()
@@ -637,6 +642,7 @@ func (r *rowResult) measure(a, b snapshot, idle cpuSample, withServer, withCore 
 	r.ServerCPUPct = 100 * cpu / dt
 	if recv > 0 {
 		r.ServerUsPerPkt = cpu * 1e6 / recv
+		r.ServerKernelUsPerPkt = (b.srvSys - a.srvSys).Seconds() * 1e6 / recv
 		r.MarginalUsPerPkt = max(0, cpu-r.IdleCPUPct/100*dt) * 1e6 / recv
 	}
 	if withCore {
@@ -700,20 +706,20 @@ const (
 )
 
 func printTable(w io.Writer, rows []rowResult) {
-	fmt.Fprintln(w, "| server | N subs | fwd pkt/s | delivered (video/audio) | subs < 90 % | seq loss | server CPU (idle) | µs/fwd pkt (target ≤ 9) | marginal µs/pkt | RSS/sub KB (target ≤ 300) | heap/sub KB | goroutines/sub | join s (all N receiving) | loadgen CPU | other load on server core | UDP rcvbuf drops | forwarding delay ms to the socket p50 / p99 (target ≤ 2) / max | to the subscriber's read p50 / p99 / max |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| server | N subs | fwd pkt/s | delivered (video/audio) | subs < 90 % | seq loss | server CPU (idle) | µs/fwd pkt (target ≤ 9) | of which in the kernel | marginal µs/pkt | RSS/sub KB (target ≤ 300) | heap/sub KB | goroutines/sub | join s (all N receiving) | loadgen CPU | other load on server core | UDP rcvbuf drops | forwarding delay ms to the socket p50 / p99 (target ≤ 2) / max | to the subscriber's read p50 / p99 / max |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		if r.Missing != "" {
-			fmt.Fprintf(w, "| %s | %d | **missing**: %s %s\n", r.Label, r.Subs, cell(r.Missing), strings.Repeat("|", 16))
+			fmt.Fprintf(w, "| %s | %d | **missing**: %s %s\n", r.Label, r.Subs, cell(r.Missing), strings.Repeat("|", 17))
 			continue
 		}
 		heap, gor := "–", "–"
 		if r.HeapPerSubKB != 0 || r.GoroutinesSub != 0 {
 			heap, gor = fmt.Sprintf("%.0f", r.HeapPerSubKB), fmt.Sprintf("%.1f", r.GoroutinesSub)
 		}
-		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f%% (%.1f/%.1f) | %d | %.3f%% | %.0f%% (%.0f%%) | %.2f%s | %.2f | %.0f%s | %s | %s | %.2f | %.0f%% | %.0f%% | %d | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f%% (%.1f/%.1f) | %d | %.3f%% | %.0f%% (%.0f%%) | %.2f%s | %s | %.2f | %.0f%s | %s | %s | %.2f | %.0f%% | %.0f%% | %d | %s | %s |\n",
 			r.Label, r.Subs, r.FwdPPS, r.DeliveryPct, r.VideoDeliveryPct, r.AudioDeliveryPct, r.StarvedSubs, r.LossPct, r.ServerCPUPct, r.IdleCPUPct,
-			r.ServerUsPerPkt, mark(r.ServerUsPerPkt <= targetUsPerPkt), r.MarginalUsPerPkt, r.RSSPerSubKB, mark(r.RSSPerSubKB <= targetKBPerSub),
+			r.ServerUsPerPkt, mark(r.ServerUsPerPkt <= targetUsPerPkt), kernelCell(r), r.MarginalUsPerPkt, r.RSSPerSubKB, mark(r.RSSPerSubKB <= targetKBPerSub),
 			heap, gor, r.JoinSeconds, r.GenCPUPct, r.OtherCPUPct, r.UDPRcvbufErr, sockDelayCell(r), delayCell(r))
 	}
 	ratios(w, measured(rows))

@@ -7,20 +7,20 @@ import (
 )
 
 // Two snapshots 10 s apart: 2 subscribers, the publisher sent 2,000
-// packets (1,500 video, 500 audio), the server used 0.2 s of CPU and was
-// using 1 % of a core with the publisher alone.
+// packets (1,500 video, 500 audio), the server used 0.2 s of CPU (70 ms of
+// it in the kernel) and was using 1 % of a core with the publisher alone.
 func windowPair() (a, b snapshot, idle cpuSample) {
 	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	a = snapshot{
 		at: t0, recv: 1000, sent: 100, video: 75, audio: 25, recvVideo: 750, recvAudio: 250,
 		perSub: []uint64{500, 500}, expected: 1000,
-		srvCPU: time.Second, coreBusy: 2 * time.Second, coreSteal: 0,
+		srvCPU: time.Second, srvSys: 300 * time.Millisecond, coreBusy: 2 * time.Second, coreSteal: 0,
 	}
 	b = snapshot{
 		at: t0.Add(10 * time.Second), recv: 1000 + 3500, sent: 2100, video: 1575, audio: 525,
 		recvVideo: 750 + 2500, recvAudio: 250 + 1000,
 		perSub: []uint64{500 + 2000, 500 + 1500}, expected: 1000 + 4000,
-		srvCPU: time.Second + 200*time.Millisecond, coreBusy: 2*time.Second + 500*time.Millisecond, coreSteal: 100 * time.Millisecond,
+		srvCPU: time.Second + 200*time.Millisecond, srvSys: 300*time.Millisecond + 70*time.Millisecond, coreBusy: 2*time.Second + 500*time.Millisecond, coreSteal: 100 * time.Millisecond,
 	}
 	idle = cpuSample{at0: t0.Add(-5 * time.Second), at1: t0.Add(-3 * time.Second), cpu0: 0, cpu1: 20 * time.Millisecond}
 	return a, b, idle
@@ -49,6 +49,7 @@ func TestMeasureCPUPerForwardedPacket(t *testing.T) {
 	near(t, "seq loss %", r.LossPct, 12.5)
 	// 0.2 s of server CPU over 3,500 packets.
 	near(t, "µs/fwd pkt", r.ServerUsPerPkt, 200000.0/3500)
+	near(t, "of which in the kernel", r.ServerKernelUsPerPkt, 70000.0/3500)
 	near(t, "server CPU %", r.ServerCPUPct, 2)
 	// Idle: 20 ms over 2 s = 1 % of a core, so 0.1 s of the window's 0.2 s
 	// is the publisher-alone cost; the other 0.1 s is per packet.

@@ -106,6 +106,18 @@ func goMetrics(url string) map[string]float64 {
 // Meridian edge and its control plane run as two).
 func serverCPUTime(pids []int) (time.Duration, error) { return sumOver(pids, procfs.CPUTime) }
 
+// serverCPUTimes is serverCPUTime and its system part.
+func serverCPUTimes(pids []int) (total, system time.Duration, err error) {
+	for _, pid := range pids {
+		u, s, err := procfs.Times(pid)
+		if err != nil {
+			return 0, 0, err
+		}
+		total, system = total+u+s, system+s
+	}
+	return total, system, nil
+}
+
 // sumOver adds up a per-process figure over the server's processes.
 func sumOver[T time.Duration | uint64](pids []int, figure func(pid int) (T, error)) (T, error) {
 	var sum T

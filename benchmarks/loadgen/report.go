@@ -25,6 +25,10 @@ type peerLine struct {
 	// line, Meridian or this server is missing at this N, or a divisor is 0.
 	vs                                     bool
 	usRatio, marginalRatio, rssRatio, join float64
+	// userRatio divides the CPU per packet outside the kernel: what the
+	// servers' own code costs, without the per-datagram system work that
+	// is the same for every server (NaN for rows without the split).
+	userRatio float64
 }
 
 // compare orders the rows by N, then by server in order of first
@@ -57,6 +61,10 @@ func compare(rows []rowResult) []peerLine {
 			if m, ok := meridianAt(rows, r.Subs); ok {
 				l.vs = true
 				l.usRatio = div(m.ServerUsPerPkt, r.ServerUsPerPkt)
+				l.userRatio = math.NaN()
+				if m.ServerKernelUsPerPkt > 0 && r.ServerKernelUsPerPkt > 0 {
+					l.userRatio = div(m.ServerUsPerPkt-m.ServerKernelUsPerPkt, r.ServerUsPerPkt-r.ServerKernelUsPerPkt)
+				}
 				l.marginalRatio = div(m.MarginalUsPerPkt, r.MarginalUsPerPkt)
 				l.rssRatio = div(m.RSSPerSubKB, r.RSSPerSubKB)
 				l.join = div(m.JoinSeconds, r.JoinSeconds)
@@ -86,6 +94,15 @@ func div(a, b float64) float64 {
 	return a / b
 }
 
+// kernelCell is the server's system CPU per forwarded packet, "–" for a
+// row measured before the split was recorded.
+func kernelCell(r rowResult) string {
+	if r.ServerKernelUsPerPkt <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", r.ServerKernelUsPerPkt)
+}
+
 func fmtRatio(x float64) string {
 	if math.IsNaN(x) {
 		return "n/a"
@@ -97,22 +114,22 @@ func fmtRatio(x float64) string {
 func printPeers(w io.Writer, rows []rowResult) {
 	// The publisher's rate and the other load on the server's core say
 	// whether a row was starved by something else on the machine.
-	fmt.Fprintln(w, "| N subs | server | fwd pkt/s | delivered | µs server CPU / fwd pkt | marginal µs/pkt | RSS/sub KB | join s (all N receiving) | Meridian ÷ server: µs/pkt | marginal | RSS/sub | join | publisher pkt/s | other load on server core | server CPU | forwarding delay ms to the socket p50 / p99 / max | to the subscriber's read p50 / p99 / max |")
-	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| N subs | server | fwd pkt/s | delivered | µs server CPU / fwd pkt | of which in the kernel | marginal µs/pkt | RSS/sub KB | join s (all N receiving) | Meridian ÷ server: µs/pkt | µs/pkt outside the kernel | marginal | RSS/sub | join | publisher pkt/s | other load on server core | server CPU | forwarding delay ms to the socket p50 / p99 / max | to the subscriber's read p50 / p99 / max |")
+	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, l := range compare(rows) {
 		r := l.row
 		if r.Missing != "" {
-			fmt.Fprintf(w, "| %d | %s | **missing**: %s %s\n", r.Subs, r.Label, cell(r.Missing), strings.Repeat("|", 15))
+			fmt.Fprintf(w, "| %d | %s | **missing**: %s %s\n", r.Subs, r.Label, cell(r.Missing), strings.Repeat("|", 17))
 			continue
 		}
-		ratios := "| – | – | – | –"
+		ratios := "| – | – | – | – | –"
 		if l.vs {
-			ratios = fmt.Sprintf("| %s | %s | %s | %s", fmtRatio(l.usRatio), fmtRatio(l.marginalRatio), fmtRatio(l.rssRatio), fmtRatio(l.join))
+			ratios = fmt.Sprintf("| %s | %s | %s | %s | %s", fmtRatio(l.usRatio), fmtRatio(l.userRatio), fmtRatio(l.marginalRatio), fmtRatio(l.rssRatio), fmtRatio(l.join))
 		} else if r.Label != "meridian" {
-			ratios = "| no Meridian row | | |"
+			ratios = "| no Meridian row | | | |"
 		}
-		fmt.Fprintf(w, "| %d | %s | %.0f | %.1f%% | %.2f | %.2f | %.0f | %.2f %s | %.0f | %.0f%% | %.0f%% | %s | %s |\n",
-			r.Subs, r.Label, r.FwdPPS, r.DeliveryPct, r.ServerUsPerPkt, r.MarginalUsPerPkt, r.RSSPerSubKB, r.JoinSeconds, ratios, r.SentPPS, r.OtherCPUPct, r.ServerCPUPct, sockDelayCell(r), delayCell(r))
+		fmt.Fprintf(w, "| %d | %s | %.0f | %.1f%% | %.2f | %s | %.2f | %.0f | %.2f %s | %.0f | %.0f%% | %.0f%% | %s | %s |\n",
+			r.Subs, r.Label, r.FwdPPS, r.DeliveryPct, r.ServerUsPerPkt, kernelCell(r), r.MarginalUsPerPkt, r.RSSPerSubKB, r.JoinSeconds, ratios, r.SentPPS, r.OtherCPUPct, r.ServerCPUPct, sockDelayCell(r), delayCell(r))
 	}
 }
 

@@ -10,8 +10,8 @@ import (
 
 func peerRows() []rowResult {
 	return []rowResult{
-		{Label: "livekit", Subs: 50, ServerUsPerPkt: 8, MarginalUsPerPkt: 6, RSSPerSubKB: 2000, JoinSeconds: 4, FwdPPS: 10000, DeliveryPct: 100, SentPPS: 200, OtherCPUPct: 12},
-		{Label: "meridian", Subs: 50, ServerUsPerPkt: 10, MarginalUsPerPkt: 9, RSSPerSubKB: 1000, JoinSeconds: 1, FwdPPS: 10000, DeliveryPct: 100},
+		{Label: "livekit", Subs: 50, ServerUsPerPkt: 8, ServerKernelUsPerPkt: 3, MarginalUsPerPkt: 6, RSSPerSubKB: 2000, JoinSeconds: 4, FwdPPS: 10000, DeliveryPct: 100, SentPPS: 200, OtherCPUPct: 12},
+		{Label: "meridian", Subs: 50, ServerUsPerPkt: 10, ServerKernelUsPerPkt: 6, MarginalUsPerPkt: 9, RSSPerSubKB: 1000, JoinSeconds: 1, FwdPPS: 10000, DeliveryPct: 100},
 		{Label: "janus", Subs: 50, Missing: "janus is not installed (apt-get install -y janus)"},
 		{Label: "baseline", Subs: 50, ServerUsPerPkt: 5, MarginalUsPerPkt: 0, RSSPerSubKB: 250, JoinSeconds: 0.5},
 		{Label: "livekit", Subs: 100, ServerUsPerPkt: 7, RSSPerSubKB: 1900, JoinSeconds: 2},
@@ -35,6 +35,7 @@ func TestCompareRatiosAreMeridianOverPeerAtSameN(t *testing.T) {
 	}
 	near(t, "µs/pkt meridian ÷ livekit", lk.usRatio, 10.0/8)
 	near(t, "marginal meridian ÷ livekit", lk.marginalRatio, 9.0/6)
+	near(t, "µs/pkt outside the kernel meridian ÷ livekit", lk.userRatio, (10.0-6)/(8-3))
 	near(t, "RSS/sub meridian ÷ livekit", lk.rssRatio, 0.5)
 	near(t, "join meridian ÷ livekit", lk.join, 0.25)
 	if lines[0].vs {
@@ -46,6 +47,11 @@ func TestCompareRatiosAreMeridianOverPeerAtSameN(t *testing.T) {
 	// The baseline's marginal cost is 0: no ratio, not +Inf.
 	if b := lines[3]; !b.vs || !math.IsNaN(b.marginalRatio) {
 		t.Errorf("baseline marginal ratio %v, want NaN", b.marginalRatio)
+	}
+	// The baseline row has no user/system split: no ratio, not Meridian's
+	// user time over the baseline's total.
+	if b := lines[3]; !math.IsNaN(b.userRatio) {
+		t.Errorf("baseline ratio outside the kernel %v, want NaN", b.userRatio)
 	}
 	near(t, "µs/pkt meridian ÷ baseline", lines[3].usRatio, 2)
 	// Meridian's N=100 row failed: nothing to divide.
@@ -61,11 +67,11 @@ func TestPeerTableKeepsMissingServersAndIsWellFormed(t *testing.T) {
 	printReport(&buf, rows)
 	out := buf.String()
 	for _, want := range []string{
-		"| 50 | livekit | 10000 | 100.0% | 8.00 | 6.00 | 2000 | 4.00 | 1.25× | 1.50× | 0.50× | 0.25× | 200 | 12% |",
+		"| 50 | livekit | 10000 | 100.0% | 8.00 | 3.00 | 6.00 | 2000 | 4.00 | 1.25× | 0.80× | 1.50× | 0.50× | 0.25× | 200 | 12% |",
 		"| 50 | janus | **missing**: go install failed: a \\| b",
-		"| 50 | baseline | 0 | 0.0% | 5.00 | 0.00 | 250 | 0.50 | 2.00× | n/a | 4.00× | 2.00× | 0 | 0% |",
+		"| 50 | baseline | 0 | 0.0% | 5.00 | – | 0.00 | 250 | 0.50 | 2.00× | n/a | n/a | 4.00× | 2.00× | 0 | 0% |",
 		"| 100 | meridian | **missing**: row failed: only 3 of 100 subscribers receive audio and video",
-		"| 100 | livekit | 0 | 0.0% | 7.00 | 0.00 | 1900 | 2.00 | no Meridian row | | | | 0 | 0% |",
+		"| 100 | livekit | 0 | 0.0% | 7.00 | – | 0.00 | 1900 | 2.00 | no Meridian row | | | | | 0 | 0% |",
 		"| janus | 50 | **missing**: go install failed",
 	} {
 		if !strings.Contains(out, want) {

@@ -7,16 +7,16 @@ import (
 	"time"
 )
 
-func TestParseStatCPU(t *testing.T) {
+func TestParseStatTimes(t *testing.T) {
 	// A command name with spaces and a ')' of its own; utime 150, stime 50.
 	stat := "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 500 0 0 0 150 50 0 0 20 0 9 0 12345 1000000 250 18446744073709551615\n"
-	got, err := parseStatCPU([]byte(stat))
-	if err != nil || got != 2*time.Second {
-		t.Fatalf("parseStatCPU = %v, %v; want 2s", got, err)
+	user, system, err := parseStatTimes([]byte(stat))
+	if err != nil || user != 1500*time.Millisecond || system != 500*time.Millisecond {
+		t.Fatalf("parseStatTimes = %v, %v, %v; want 1.5s, 500ms", user, system, err)
 	}
 	for _, bad := range []string{"", "4242 (x) S 1 2", "4242 (x) S 1 4242 4242 0 -1 0 0 0 0 0 x 50 0"} {
-		if _, err := parseStatCPU([]byte(bad)); err == nil {
-			t.Errorf("parseStatCPU(%q): no error", bad)
+		if _, _, err := parseStatTimes([]byte(bad)); err == nil {
+			t.Errorf("parseStatTimes(%q): no error", bad)
 		}
 	}
 }
@@ -59,5 +59,40 @@ func TestCPUTime(t *testing.T) {
 	}
 	if _, err := CPUTime(1 << 30); err == nil {
 		t.Fatal("a process that does not exist: no error")
+	}
+}
+
+// Time spent in system calls shows as system time, not user time.
+func TestTimesSplit(t *testing.T) {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<16)
+	_, sys0, err := Times(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		for i := 0; i < 1e4; i++ {
+			if _, err := f.Write(buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, sys, _ := Times(0); sys-sys0 >= 30*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("20 s of writes to /dev/null added under 30 ms of system time")
+		}
+	}
+	user, system, err := Times(os.Getpid())
+	if err != nil || system == 0 || user+system > time.Hour {
+		t.Fatalf("Times = %v, %v, %v", user, system, err)
+	}
+	if total, _ := CPUTime(0); total < user+system {
+		t.Fatalf("CPUTime %v is less than user %v + system %v read before it", total, user, system)
 	}
 }
