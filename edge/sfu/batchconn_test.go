@@ -112,6 +112,19 @@ func TestBatchConnReads(t *testing.T) {
 					t.Fatalf("datagram %d from %v, want %v", i, from, want)
 				}
 			}
+			// A read allocates nothing (it is on every received packet's path).
+			to := bc.LocalAddr().(*net.UDPAddr).AddrPort()
+			msg := datagram(1)
+			if allocs := testing.AllocsPerRun(100, func() {
+				if _, err := tx.WriteToUDPAddrPort(msg, to); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := bc.ReadFromAddrPort(buf); err != nil {
+					t.Fatal(err)
+				}
+			}); allocs != 0 {
+				t.Fatalf("%v allocations per datagram sent and read", allocs)
+			}
 			if err := bc.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
 				t.Fatal(err)
 			}
