@@ -21,10 +21,10 @@ import (
 // is N sendto calls. While a fan-out runs (sendBatcher.begin ... end),
 // every packet written to an edge socket is copied into a pending batch
 // instead, and the batch leaves in one sendmmsg when the fan-out ends or
-// the batch is full. Packets written
-// while no fan-out runs (ICE, DTLS, RTCP, retransmissions) go out at once,
-// unless a fan-out is running, in which case they wait for its end (at
-// most one fan-out: about a millisecond at 250 subscribers).
+// the batch is full. Packets written while no fan-out runs (ICE, DTLS,
+// RTCP, retransmissions) go out at once, unless a fan-out is running, in
+// which case they wait for its end (at most one fan-out: about a
+// millisecond at 250 subscribers).
 //
 // SRTP stays per subscriber and happens before the socket (the edge's own,
 // srtpdirect.go, or pion's), so a batch holds finished datagrams.
