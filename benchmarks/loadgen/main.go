@@ -287,8 +287,9 @@ type rowResult struct {
 	ServerCPUPct   float64 `json:"serverCpuPct"`
 	ServerUsPerPkt float64 `json:"serverUsPerPkt"` // all server CPU / forwarded packets
 	// ServerKernelUsPerPkt is the system part of ServerUsPerPkt: on
-	// loopback mostly the per-datagram UDP work of sending and delivering,
-	// which every server pays alike.
+	// loopback mostly the per-datagram UDP work of sending and delivering
+	// (the same datagrams for every server), and whatever else the server
+	// makes the kernel do, such as switching between its threads.
 	ServerKernelUsPerPkt float64 `json:"serverKernelUsPerPkt,omitempty"`
 	MarginalUsPerPkt     float64 `json:"marginalUsPerPkt"` // (CPU − idle CPU) / forwarded packets
 	RSSBefore            int64   `json:"rssBefore"`

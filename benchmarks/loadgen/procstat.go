@@ -104,9 +104,13 @@ func goMetrics(url string) map[string]float64 {
 
 // serverCPUTime is the CPU time of all the server's processes (a
 // Meridian edge and its control plane run as two).
-func serverCPUTime(pids []int) (time.Duration, error) { return sumOver(pids, procfs.CPUTime) }
+func serverCPUTime(pids []int) (time.Duration, error) {
+	total, _, err := serverCPUTimes(pids)
+	return total, err
+}
 
-// serverCPUTimes is serverCPUTime and its system part.
+// serverCPUTimes is serverCPUTime and its system part, from one read of
+// each process's stat.
 func serverCPUTimes(pids []int) (total, system time.Duration, err error) {
 	for _, pid := range pids {
 		u, s, err := procfs.Times(pid)
@@ -116,19 +120,6 @@ func serverCPUTimes(pids []int) (total, system time.Duration, err error) {
 		total, system = total+u+s, system+s
 	}
 	return total, system, nil
-}
-
-// sumOver adds up a per-process figure over the server's processes.
-func sumOver[T time.Duration | uint64](pids []int, figure func(pid int) (T, error)) (T, error) {
-	var sum T
-	for _, pid := range pids {
-		v, err := figure(pid)
-		if err != nil {
-			return 0, err
-		}
-		sum += v
-	}
-	return sum, nil
 }
 
 // ioCalls returns a process's read and write system calls so far
@@ -161,10 +152,15 @@ func ioCalls(pid int) (reads, writes uint64, err error) {
 
 // serverWrites sums the write system calls of the server's processes.
 func serverWrites(pids []int) (uint64, error) {
-	return sumOver(pids, func(pid int) (uint64, error) {
+	var sum uint64
+	for _, pid := range pids {
 		_, w, err := ioCalls(pid)
-		return w, err
-	})
+		if err != nil {
+			return 0, err
+		}
+		sum += w
+	}
+	return sum, nil
 }
 
 // parsePIDs reads -pid: comma-separated process ids, "" or "0" for none.

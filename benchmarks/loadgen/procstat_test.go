@@ -54,6 +54,23 @@ func TestServerCPUTimeSumsProcesses(t *testing.T) {
 	if one <= 0 || two < 2*one {
 		t.Fatalf("one process %v, the same twice %v: want at least %v", one, two, 2*one)
 	}
+	// The system part sums the same way and is part of the total (some
+	// system time first: writes to /dev/null).
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	for _, sys, _ := procfs.Times(pid); sys < 30*time.Millisecond; _, sys, _ = procfs.Times(pid) {
+		for i := 0; i < 1e4; i++ {
+			null.Write(make([]byte, 1<<12))
+		}
+	}
+	_, sys1, err1 := serverCPUTimes([]int{pid})
+	total2, sys2, err2 := serverCPUTimes([]int{pid, pid})
+	if err1 != nil || err2 != nil || sys2 < 2*sys1 || sys2 > total2 {
+		t.Fatalf("system time of one process %v, the same twice %v of %v (%v, %v)", sys1, sys2, total2, err1, err2)
+	}
 	if _, err := serverCPUTime([]int{pid, 1 << 30}); err == nil {
 		t.Fatal("a process that does not exist: no error")
 	}

@@ -26,8 +26,8 @@ type peerLine struct {
 	vs                                     bool
 	usRatio, marginalRatio, rssRatio, join float64
 	// userRatio divides the CPU per packet outside the kernel: what the
-	// servers' own code costs, without the per-datagram system work that
-	// is the same for every server (NaN for rows without the split).
+	// servers' own code costs, without the system work, whose datagrams
+	// are the same for every server (NaN for rows without the split).
 	userRatio float64
 }
 

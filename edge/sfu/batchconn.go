@@ -104,7 +104,11 @@ func (n *mediaNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPC
 	if !ok {
 		return c, nil
 	}
-	return newBatchConn(uc, n.b), nil
+	bc, err := newBatchConn(uc, n.b)
+	if err != nil {
+		return c, nil // no raw access to the socket: it sends and reads as it is
+	}
+	return bc, nil
 }
 
 // batchConn is one media socket. It embeds the *net.UDPConn for everything
@@ -146,19 +150,20 @@ type sendBuf struct {
 	write func(fd uintptr) bool
 }
 
-func newBatchConn(c *net.UDPConn, b *sendBatcher) *batchConn {
-	bc := &batchConn{UDPConn: c, b: b}
+func newBatchConn(c *net.UDPConn, b *sendBatcher) (*batchConn, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	bc := &batchConn{UDPConn: c, b: b, raw: raw}
 	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() == nil {
 		bc.v6 = true
-	}
-	if raw, err := c.SyscallConn(); err == nil {
-		bc.raw = raw
 	}
 	bc.rd.read = bc.rd.recvfrom
 	b.mu.Lock()
 	b.conns = append(b.conns, bc)
 	b.mu.Unlock()
-	return bc
+	return bc, nil
 }
 
 // Close also forgets the socket in the batcher.
@@ -182,7 +187,7 @@ func (c *batchConn) Close() error {
 // monitor and resets it to polling every 20 µs, and on a busy edge with
 // one P the socket's reads did that hundreds of times a second.
 func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	if c.raw == nil || len(b) == 0 {
+	if len(b) == 0 {
 		return c.UDPConn.ReadFromUDPAddrPort(b)
 	}
 	r := &c.rd
@@ -274,7 +279,7 @@ func (c *batchConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, erro
 // queue copies b into the pending batch if a fan-out is running; it sends
 // the batch when full. It reports false when b must be sent now.
 func (c *batchConn) queue(b []byte, addr netip.AddrPort) bool {
-	if len(b) > maxDatagram || c.raw == nil {
+	if len(b) > maxDatagram {
 		return false
 	}
 	ip := addr.Addr()
