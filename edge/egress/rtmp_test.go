@@ -14,6 +14,7 @@ import (
 	"github.com/meridian-video/meridian/edge/egress/egresstest"
 	"github.com/meridian-video/meridian/shared/egressapi"
 	"github.com/meridian-video/meridian/shared/porttest"
+	"github.com/meridian-video/meridian/shared/testneed"
 )
 
 // nginxRTMP is a real RTMP server (Debian nginx + libnginx-mod-rtmp) on a
@@ -52,10 +53,7 @@ func needRTMP(t *testing.T) string {
 		msg = "libnginx-mod-rtmp not found"
 	}
 	if msg != "" {
-		if os.Getenv("MERIDIAN_REQUIRE_RTMP") == "1" {
-			t.Fatal(msg + "; MERIDIAN_REQUIRE_RTMP=1 makes this a failure")
-		}
-		t.Skip(msg + "; set MERIDIAN_REQUIRE_RTMP=1 to fail instead of skipping")
+		testneed.Missing(t, "RTMP", msg)
 	}
 	return mod
 }

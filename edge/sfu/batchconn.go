@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -334,14 +335,12 @@ func (c *batchConn) queue(b []byte, addr netip.AddrPort) bool {
 
 // getPort reads a port in a sockaddr's network byte order.
 func getPort(src *uint16) uint16 {
-	b := (*[2]byte)(unsafe.Pointer(src))
-	return uint16(b[0])<<8 | uint16(b[1])
+	return binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(src))[:])
 }
 
 // putPort stores a port in a sockaddr's network byte order.
 func putPort(dst *uint16, port uint16) {
-	b := (*[2]byte)(unsafe.Pointer(dst))
-	b[0], b[1] = byte(port>>8), byte(port)
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(dst))[:], port)
 }
 
 // takeSpare returns a reusable batch (c.mu held).

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/shared/testneed"
 	"github.com/meridian-video/meridian/shared/wait"
 
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
@@ -51,10 +52,7 @@ type edgeSpec struct{ id, region string }
 // relay could stand between it and its peers.
 func needNetNS(t *testing.T) {
 	if err := procs.NetNSAvailable(); err != nil {
-		if os.Getenv("MERIDIAN_REQUIRE_NETNS") == "1" {
-			t.Fatalf("MERIDIAN_REQUIRE_NETNS=1 but %v", err)
-		}
-		t.Skipf("skipping: %v (set MERIDIAN_REQUIRE_NETNS=1 to make this a failure)", err)
+		testneed.Missing(t, "NETNS", err.Error())
 	}
 }
 

@@ -31,6 +31,7 @@ import (
 
 	"github.com/meridian-video/meridian/edge/sfu"
 	wire "github.com/meridian-video/meridian/shared/signal"
+	"github.com/meridian-video/meridian/shared/testneed"
 	"github.com/meridian-video/meridian/shared/wait"
 )
 
@@ -41,11 +42,7 @@ func NeedFFmpeg(t testing.TB) {
 	t.Helper()
 	for _, bin := range []string{"ffmpeg", "ffprobe"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			msg := bin + " not found"
-			if os.Getenv("MERIDIAN_REQUIRE_FFMPEG") == "1" {
-				t.Fatal(msg + "; MERIDIAN_REQUIRE_FFMPEG=1 makes this a failure")
-			}
-			t.Skip(msg + "; set MERIDIAN_REQUIRE_FFMPEG=1 to fail instead of skipping")
+			testneed.Missing(t, "FFMPEG", bin+" not found")
 		}
 	}
 	HoldEncoders(t)
