@@ -50,6 +50,7 @@ test-node: build tools
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
 
 # Every fuzz target, FUZZTIME each (the seeds also run in `make test`).
 FUZZTIME ?= 30s
