@@ -147,8 +147,12 @@ func New(cfg Config) (_ *Server, err error) {
 		s.metrics.unregister()
 		return nil, fmt.Errorf("turn: starting server: %w", err)
 	}
+	tls := "off" // no certificate: no turns: listener (a zero AddrPort prints "invalid AddrPort")
+	if s.TLSAddr().IsValid() {
+		tls = s.TLSAddr().String()
+	}
 	s.log.Info("turn: listening", "udp", s.UDPAddr().String(), "tcp", s.TCPAddr().String(),
-		"tls", s.TLSAddr().String(), "relay", cfg.RelayAddress.String())
+		"tls", tls, "relay", cfg.RelayAddress.String())
 	return s, nil
 }
 

@@ -821,3 +821,27 @@ func TestOnRelayOnlyWhenRelaying(t *testing.T) {
 		t.Fatalf("OnRelay calls %v, want one for alice", got)
 	}
 }
+
+// The start line names each listener's address, and "off" for a turns:
+// listener the operator did not configure (not a zero address).
+func TestStartLogNamesListeners(t *testing.T) {
+	for _, withTLS := range []bool{false, true} {
+		var buf bytes.Buffer
+		cfg := testConfig()
+		cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+		if withTLS {
+			cfg.TLSListen = netip.AddrPortFrom(loopback, 0)
+			cfg.TLSCertFile, cfg.TLSKeyFile = writeCert(t)
+		}
+		s := startServer(t, cfg)
+		want := "tls=off"
+		if withTLS {
+			want = "tls=" + s.TLSAddr().String()
+		}
+		line := buf.String()
+		if !strings.Contains(line, "turn: listening") || !strings.Contains(line, want+" ") ||
+			!strings.Contains(line, "udp="+s.UDPAddr().String()+" ") {
+			t.Errorf("TLS %v: start line %q lacks %q or the UDP address", withTLS, line, want)
+		}
+	}
+}
