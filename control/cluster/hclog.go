@@ -1,21 +1,41 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
+	"io"
 	"log/slog"
 
 	"github.com/hashicorp/go-hclog"
 )
 
-// newHCLogAdapter routes hashicorp/raft's hclog output (warnings and up) into slog.
+// newHCLogAdapter routes hashicorp/raft's hclog records (warnings and up)
+// into slog as structured records: raft's level becomes the record's level
+// (an error stays an error), its key-value pairs become attributes, and the
+// logger's name (raft, raft-net, ...) the component. A text writer between
+// the two would log everything at one level with hclog's "[WARN]  raft:"
+// prefix inside the message.
 func newHCLogAdapter(l *slog.Logger) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{l}, DisableTime: true})
+	// The intercepted logger itself writes nowhere; its level still tells
+	// raft which records are worth building (IsDebug and the like).
+	il := hclog.NewInterceptLogger(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: io.Discard})
+	il.RegisterSink(slogSink{l})
+	return il
 }
 
-type slogWriter struct{ l *slog.Logger }
+// slogSink receives every record of the intercepted logger, whatever its
+// level, so it drops those below a warning itself.
+type slogSink struct{ l *slog.Logger }
 
-func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Log(context.Background(), slog.LevelWarn, string(bytes.TrimSpace(p)), "component", "raft")
-	return len(p), nil
+func (s slogSink) Accept(name string, level hclog.Level, msg string, args ...interface{}) {
+	if level < hclog.Warn || level == hclog.Off {
+		return
+	}
+	lvl := slog.LevelWarn
+	if level >= hclog.Error {
+		lvl = slog.LevelError
+	}
+	attrs := make([]any, 0, len(args)+2)
+	attrs = append(attrs, "component", name)
+	attrs = append(attrs, args...)
+	s.l.Log(context.Background(), lvl, msg, attrs...)
 }
