@@ -267,7 +267,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.agent, err = agent.New(agent.Config{ControlURLs: cfg.ControlURLs, EdgeToken: cfg.EdgeToken, Register: n.registration(),
 		Load: media.Load, Heartbeat: n.heartbeat, OnHeartbeatReply: n.onHeartbeatReply, Resync: n.resync,
-		Stats: n.participantStats, Legs: n.legStats, OnRegistered: n.onRegistered, Logger: n.log,
+		Stats: n.participantStats, Legs: n.legStats, OnRegistered: n.onRegistered, Logger: cfg.Logger, // the agent names the edge itself
 		StatsEvery: cfg.StatsEvery, HeartbeatEvery: cfg.HeartbeatEvery, TLSConfig: clientTLS, Now: cfg.Clock})
 	if err != nil {
 		n.closeParts()
