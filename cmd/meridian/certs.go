@@ -14,16 +14,14 @@ import (
 // runCerts: `meridian certs ca|node`: a small CA for the cluster's mutual
 // TLS (ECDSA P-256 keys, files with 0600 keys).
 func runCerts(args []string) error {
-	if len(args) == 0 {
-		return errors.New("certs: use `certs ca --out DIR` or `certs node --ca DIR --name N --hosts H1,H2 --out DIR`")
+	sub, args, err := subcommand("certs", args, "ca", "node")
+	if err != nil {
+		return err
 	}
-	switch args[0] {
-	case "ca":
-		return runCertsCA(args[1:])
-	case "node":
-		return runCertsNode(args[1:])
+	if sub == "ca" {
+		return runCertsCA(args)
 	}
-	return fmt.Errorf("certs: unknown subcommand %q (ca or node)", args[0])
+	return runCertsNode(args)
 }
 
 func runCertsCA(args []string) error {

@@ -87,10 +87,10 @@ func printJSON(raw json.RawMessage) {
 }
 
 func runKeys(args []string) error {
-	if len(args) == 0 {
-		return errors.New("keys: use create, list or revoke")
+	sub, args, err := subcommand("keys", args, "create", "list", "revoke")
+	if err != nil {
+		return err
 	}
-	sub := args[0]
 	fs := newFlagSet("keys "+sub, "Manage API keys through the admin API.")
 	server := fs.String("server", "http://127.0.0.1:8080", "control API URL")
 	token := fs.String("admin-token", "", "admin token (default: read <data>/admin.token)")
@@ -101,7 +101,7 @@ func runKeys(args []string) error {
 	userID := fs.String("user-id", "", "create: project id to share rooms with another key (default: new project)")
 	var regions listFlag
 	fs.Var(&regions, "pin-regions", "create: regions this key's rooms are pinned to")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *token == "" {
@@ -138,23 +138,21 @@ func runKeys(args []string) error {
 			return err
 		}
 		printJSON(out)
-	default:
-		return fmt.Errorf("keys: unknown subcommand %q", sub)
 	}
 	return nil
 }
 
 func runRooms(args []string) error {
-	if len(args) == 0 {
-		return errors.New("rooms: use create, list or get")
+	sub, args, err := subcommand("rooms", args, "create", "list", "get")
+	if err != nil {
+		return err
 	}
-	sub := args[0]
 	fs := newFlagSet("rooms "+sub, "Call the rooms API with a freshly minted crawler token.")
 	server := fs.String("server", "http://127.0.0.1:8080", "control API URL")
 	key := fs.String("api-key", "", "API key")
 	secret := fs.String("api-secret", "", "API secret")
 	custom := fs.String("custom-room-id", "", "create: customRoomId")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *key == "" || *secret == "" {
@@ -180,8 +178,6 @@ func runRooms(args []string) error {
 			return errors.New("rooms get: give the room id")
 		}
 		out, err = c.do("GET", "/v2/rooms/"+fs.Arg(0), nil)
-	default:
-		return fmt.Errorf("rooms: unknown subcommand %q", sub)
 	}
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -120,4 +121,25 @@ func (l *listFlag) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// subcommand picks the subcommand of a command that has several (keys,
+// rooms, certs) before any flag is read or file opened: -h, --help or help
+// print which there are (flag.ErrHelp, as a flag set answers -h), and a
+// missing or unknown one is an error naming them.
+func subcommand(cmd string, args []string, subs ...string) (string, []string, error) {
+	choices := strings.Join(subs[:len(subs)-1], ", ") + " or " + subs[len(subs)-1]
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help", "help":
+			fmt.Fprintf(os.Stderr, "usage: meridian %s <%s> [flags]\n\nRun \"meridian %s <subcommand> -h\" for the flags of one.\n",
+				cmd, strings.Join(subs, "|"), cmd)
+			return "", nil, flag.ErrHelp
+		}
+		if slices.Contains(subs, args[0]) {
+			return args[0], args[1:], nil
+		}
+		return "", nil, fmt.Errorf("%s: unknown subcommand %q (%s)", cmd, args[0], choices)
+	}
+	return "", nil, fmt.Errorf("%s: missing subcommand (%s)", cmd, choices)
 }
