@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +52,29 @@ func runToken(args []string) error {
 // client is a tiny HTTP helper for the CLI commands.
 type client struct {
 	base, auth string
+	http       *http.Client
+}
+
+// newClient calls base with the Authorization header auth. caFile, when
+// given, holds the CA certificates to trust for https (instead of the
+// system's): a control node with cluster TLS serves its node certificate,
+// signed by the cluster CA, to clients that dial it by IP or by a name the
+// certificate holds.
+func newClient(base, auth, caFile string) (client, error) {
+	c := client{base: base, auth: auth, http: &http.Client{Timeout: time.Minute}}
+	if caFile == "" {
+		return c, nil
+	}
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		return client{}, fmt.Errorf("--ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return client{}, fmt.Errorf("--ca %s: no PEM certificate in it", caFile)
+	}
+	c.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	return c, nil
 }
 
 func (c client) do(method, path string, body any) (json.RawMessage, error) {
@@ -64,7 +89,7 @@ func (c client) do(method, path string, body any) (json.RawMessage, error) {
 	}
 	req.Header.Set("Authorization", c.auth)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +120,7 @@ func runKeys(args []string) error {
 	server := fs.String("server", "http://127.0.0.1:8080", "control API URL")
 	token := fs.String("admin-token", "", "admin token (default: read <data>/admin.token)")
 	data := fs.String("data", "./meridian-data", "data directory to read the admin token from")
+	ca := fs.String("ca", "", "PEM file of the CA to trust for an https --server (e.g. the cluster CA's ca.crt; default: the system's)")
 	name := fs.String("name", "", "create: a label for the key")
 	keyID := fs.String("api-key", "", "create: the key id (default generated)")
 	secret := fs.String("api-secret", "", "create: the secret (default generated)")
@@ -111,7 +137,10 @@ func runKeys(args []string) error {
 		}
 		*token = strings.TrimSpace(string(b))
 	}
-	c := client{base: *server, auth: "Bearer " + *token}
+	c, err := newClient(*server, "Bearer "+*token, *ca)
+	if err != nil {
+		return err
+	}
 	switch sub {
 	case "create":
 		body := map[string]any{"name": *name, "apiKey": *keyID, "secret": *secret, "userId": *userID}
@@ -152,6 +181,7 @@ func runRooms(args []string) error {
 	key := fs.String("api-key", "", "API key")
 	secret := fs.String("api-secret", "", "API secret")
 	custom := fs.String("custom-room-id", "", "create: customRoomId")
+	ca := fs.String("ca", "", "PEM file of the CA to trust for an https --server (e.g. the cluster CA's ca.crt; default: the system's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -162,7 +192,10 @@ func runRooms(args []string) error {
 	if err != nil {
 		return err
 	}
-	c := client{base: *server, auth: tok}
+	c, err := newClient(*server, tok, *ca)
+	if err != nil {
+		return err
+	}
 	var out json.RawMessage
 	switch sub {
 	case "create":
