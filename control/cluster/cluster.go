@@ -229,8 +229,21 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 		}
 		advertise = a
 	}
+	if cfg.DataDir != "" {
+		// First, before any port is bound or file opened: a second process
+		// on the same data directory is told so (and closed last).
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, err
+		}
+		lock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		n.closers = append(n.closers, lock)
+	}
 	tr, err := newRaftTransport(cfg, advertise, rc.Logger, n.log)
 	if err != nil {
+		n.closeAll()
 		return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.RaftBind, err)
 	}
 	n.transport = tr
