@@ -55,6 +55,8 @@ type client struct {
 	http       *http.Client
 }
 
+const caFlagUsage = "PEM file of the CA to trust for an https --server (e.g. the cluster CA's ca.crt; default: the system's)"
+
 // newClient calls base with the Authorization header auth. caFile, when
 // given, holds the CA certificates to trust for https (instead of the
 // system's): a control node with cluster TLS serves its node certificate,
@@ -120,7 +122,7 @@ func runKeys(args []string) error {
 	server := fs.String("server", "http://127.0.0.1:8080", "control API URL")
 	token := fs.String("admin-token", "", "admin token (default: read <data>/admin.token)")
 	data := fs.String("data", "./meridian-data", "data directory to read the admin token from")
-	ca := fs.String("ca", "", "PEM file of the CA to trust for an https --server (e.g. the cluster CA's ca.crt; default: the system's)")
+	ca := fs.String("ca", "", caFlagUsage)
 	name := fs.String("name", "", "create: a label for the key")
 	keyID := fs.String("api-key", "", "create: the key id (default generated)")
 	secret := fs.String("api-secret", "", "create: the secret (default generated)")
@@ -181,7 +183,7 @@ func runRooms(args []string) error {
 	key := fs.String("api-key", "", "API key")
 	secret := fs.String("api-secret", "", "API secret")
 	custom := fs.String("custom-room-id", "", "create: customRoomId")
-	ca := fs.String("ca", "", "PEM file of the CA to trust for an https --server (e.g. the cluster CA's ca.crt; default: the system's)")
+	ca := fs.String("ca", "", caFlagUsage)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
