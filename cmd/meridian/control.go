@@ -300,6 +300,13 @@ func runControl(args []string) error {
 			return fmt.Errorf("join %s: %w", f.join, err)
 		}
 	}
+	if f.join == "" && srv.Node().Outside() {
+		// Raft itself only says "no known peers, aborting election".
+		logger.Warn("this node has no Raft state in its data directory and was started without --bootstrap or --join: "+
+			"it waits until a leader that lists it as a voter contacts it (the others bootstrapped with --peers naming it); "+
+			"to start a new cluster restart it with --bootstrap (alone, or with --peers on every voter), to join one with --join URL",
+			"id", f.id, "data", f.dataDir)
+	}
 	logger.Info("control node running", "id", f.id, "http", srv.URL(), "raft", srv.Node().RaftAddr())
 	select {
 	case <-ctx.Done():

@@ -176,6 +176,9 @@ type Node struct {
 	// caughtUp latches once everything known then is applied (readiness).
 	startLast uint64
 	caughtUp  atomic.Bool
+	// outside: the node started with no Raft state and did not bootstrap,
+	// so it is in no cluster until one adds it (see Outside).
+	outside bool
 
 	logStoreKind string // "wal", "bolt", or "" in memory
 	batcher      *batcher
@@ -292,12 +295,13 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 		logs, stable, snaps = cached, store, fss
 	}
 
+	has, err := raft.HasExistingState(logs, stable, snaps)
+	if err != nil {
+		n.closeAll()
+		return nil, err
+	}
+	n.outside = !has && !cfg.Bootstrap
 	if cfg.Bootstrap {
-		has, err := raft.HasExistingState(logs, stable, snaps)
-		if err != nil {
-			n.closeAll()
-			return nil, err
-		}
 		if !has {
 			servers := []raft.Server{{ID: rc.LocalID, Address: tr.LocalAddr()}}
 			for _, p := range cfg.Peers {
@@ -331,6 +335,12 @@ func (n *Node) RaftAddr() string { return string(n.transport.LocalAddr()) }
 
 // ID is this node's Raft id.
 func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Outside reports whether the node started with no Raft state and without
+// bootstrapping: it belongs to no cluster until it joins one (JoinCluster)
+// or a leader whose configuration names it contacts it, and until then it
+// has no leader and answers nothing.
+func (n *Node) Outside() bool { return n.outside }
 
 // FSM is the local state machine.
 func (n *Node) FSM() *state.FSM { return n.fsm }

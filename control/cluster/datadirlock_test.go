@@ -2,13 +2,18 @@ package cluster_test
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/meridian-video/meridian/control/cluster"
 	"github.com/meridian-video/meridian/control/cluster/clustertest"
 	"github.com/meridian-video/meridian/control/server"
+	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/shared/porttest"
 )
 
 // A second node given a running node's data directory fails at once,
@@ -44,5 +49,44 @@ func TestDataDirInUseIsRefused(t *testing.T) {
 	c.WaitReady()
 	if r := c.Do(0, "GET", "/v2/rooms/"+room, c.Token(), nil); r.Status != 200 {
 		t.Fatalf("room after the restart: %d %s", r.Status, r.Body)
+	}
+}
+
+// Outside: a node with no Raft state that did not bootstrap is in no
+// cluster (meridian control warns about it); a bootstrapped one is, and so
+// is a node restarted on a data directory that has state, with or without
+// --bootstrap.
+func TestOutsideUntilBootstrappedOrJoined(t *testing.T) {
+	open := func(dir string, bootstrap bool) *cluster.Node {
+		t.Helper()
+		cfg := cluster.DefaultConfig()
+		cfg.NodeID, cfg.RaftBind, cfg.HTTPAddr, cfg.ClusterToken = "n1", porttest.Addr(t), "http://127.0.0.1:1", "token"
+		cfg.DataDir, cfg.Bootstrap = dir, bootstrap
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		n, err := cluster.New(cfg, state.NewFSM(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	root := t.TempDir()
+	for _, step := range []struct {
+		dir       string
+		bootstrap bool
+		outside   bool
+	}{
+		{"empty", false, true},
+		{"empty", false, true}, // still nothing: it never joined
+		{"boot", true, false},
+		{"boot", false, false}, // restarted on its state
+		{"boot", true, false},  // --bootstrap ignored on a node with state
+	} {
+		n := open(filepath.Join(root, step.dir), step.bootstrap)
+		if got := n.Outside(); got != step.outside {
+			t.Errorf("%s, bootstrap %v: Outside %v, want %v", step.dir, step.bootstrap, got, step.outside)
+		}
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
