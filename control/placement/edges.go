@@ -38,8 +38,11 @@ func (s *Service) requireEdgeToken(c *fiber.Ctx) error {
 		return c.Next()
 	}
 	h := c.Get(fiber.HeaderAuthorization)
-	if len(h) < 8 || h[:7] != "Bearer " || !constantTimeEq(h[7:], s.cfg.EdgeToken) {
-		return &api.Error{Status: fiber.StatusUnauthorized, Message: "edge token required"}
+	if len(h) < 8 || h[:7] != "Bearer " {
+		return &api.Error{Status: fiber.StatusUnauthorized, Message: "edge token required (Authorization: Bearer <--edge-token>)"}
+	}
+	if !constantTimeEq(h[7:], s.cfg.EdgeToken) {
+		return &api.Error{Status: fiber.StatusUnauthorized, Message: "wrong edge token: the edge's --edge-token must be the control plane's"}
 	}
 	return c.Next()
 }

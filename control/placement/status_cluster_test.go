@@ -2,6 +2,7 @@ package placement_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +68,37 @@ func TestEdgeStatusThroughAFollower(t *testing.T) {
 	// The leader's view is for control nodes only.
 	if r := c.Do(reads, "POST", "/internal/v1/edges/status", "Bearer "+edgeToken, map[string]any{}); r.Status != 401 {
 		t.Fatalf("edge token on the node-to-node status route: %d %s", r.Status, r.Body)
+	}
+}
+
+// An edge calling without a token and one calling with the wrong token are
+// told which (an operator's typo in --edge-token looked like a missing
+// flag), and neither registers anything.
+func TestEdgeTokenErrorsSayWhatIsWrong(t *testing.T) {
+	c := clustertest.New(t, 1, clustertest.Options{Configure: func(_ int, cfg *server.Config) {
+		pc := placement.DefaultConfig()
+		pc.EdgeToken = edgeToken
+		cfg.Plugins = append(cfg.Plugins, placement.Plugin(pc))
+	}})
+	c.WaitReady()
+	reg := edgeapi.Register{EdgeID: "paris-1", Region: "eu-west", SignalURL: "ws://127.0.0.1:1/rtc", InternalURL: "http://127.0.0.1:1", Capacity: 10}
+	for _, tc := range []struct{ authz, want string }{
+		{"", "edge token required"},
+		{"Basic abc", "edge token required"},
+		{"Bearer " + edgeToken + "x", "wrong edge token"},
+	} {
+		r := c.Do(0, "POST", "/internal/v1/edges/register", tc.authz, reg)
+		if r.Status != 401 || !strings.Contains(string(r.Body), tc.want) {
+			t.Errorf("register with %q: %d %s, want 401 saying %q", tc.authz, r.Status, r.Body, tc.want)
+		}
+	}
+	var out struct{ Data []any }
+	r := c.Do(0, "GET", "/admin/v1/edges?consistent=true", "Bearer "+c.AdminToken, nil)
+	r.JSON(t, &out)
+	if r.Status != 200 || len(out.Data) != 0 {
+		t.Fatalf("edges after refused registrations: %d %s", r.Status, r.Body)
+	}
+	if r := c.Do(0, "POST", "/internal/v1/edges/register", "Bearer "+edgeToken, reg); r.Status != 200 {
+		t.Fatalf("register with the right token: %d %s", r.Status, r.Body)
 	}
 }
