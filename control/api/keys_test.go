@@ -102,3 +102,26 @@ func TestRevokedKeyRefusedOnEveryNode(t *testing.T) {
 		}
 	}
 }
+
+// The admin API tells a missing admin token from a wrong one, and a
+// refused call creates nothing.
+func TestAdminTokenErrorsSayWhatIsWrong(t *testing.T) {
+	c := clustertest.New(t, 1, clustertest.Options{})
+	c.WaitReady()
+	for _, tc := range []struct{ authz, want string }{
+		{"", "admin token required"},
+		{"Bearer " + c.AdminToken + "x", "wrong admin token"},
+		{c.Token(), "wrong admin token"}, // an API JWT is not the admin token
+	} {
+		r := c.Do(0, "POST", "/admin/v1/keys", tc.authz, map[string]any{"name": "x"})
+		if r.Status != 401 || !strings.Contains(string(r.Body), tc.want) {
+			t.Errorf("POST /admin/v1/keys with %q: %d %s, want 401 saying %q", tc.authz, r.Status, r.Body, tc.want)
+		}
+	}
+	var keys struct{ Data []any }
+	r := c.Do(0, "GET", "/admin/v1/keys", "Bearer "+c.AdminToken, nil)
+	r.JSON(t, &keys)
+	if r.Status != 200 || len(keys.Data) != 1 { // the cluster's own test key
+		t.Fatalf("keys after refused creates: %d %s", r.Status, r.Body)
+	}
+}

@@ -468,8 +468,11 @@ func (s *Server) requireAdmin(c *fiber.Ctx) error {
 		return &Error{Status: fiber.StatusForbidden, Message: "the admin API is disabled on this node"}
 	}
 	h := string(c.Request().Header.Peek(fiber.HeaderAuthorization))
-	if !constantTimeEq(strings.TrimPrefix(h, "Bearer "), s.cfg.AdminToken) {
+	if h == "" {
 		return &Error{Status: fiber.StatusUnauthorized, Message: "admin token required (Authorization: Bearer <admin token>)"}
+	}
+	if !constantTimeEq(strings.TrimPrefix(h, "Bearer "), s.cfg.AdminToken) {
+		return &Error{Status: fiber.StatusUnauthorized, Message: "wrong admin token (Authorization: Bearer <admin token>)"}
 	}
 	if !unsafeMethod(c.Method()) {
 		return c.Next()
