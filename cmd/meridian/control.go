@@ -22,6 +22,7 @@ import (
 	"github.com/meridian-video/meridian/control/placement"
 	"github.com/meridian-video/meridian/control/server"
 	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/shared/datadir"
 )
 
 // controlFlags are shared by `control` and `dev`.
@@ -46,6 +47,21 @@ type controlFlags struct {
 	retention                                                 retentionFlags
 	console                                                   consoleFlags
 	rejoinGrace                                               time.Duration
+	// dataLock is --data's lock, taken before anything in it is read
+	// (lockData); the process holds it until it exits.
+	dataLock *datadir.Lock
+}
+
+// lockData takes --data's lock first, before the credentials, keys and
+// tokens kept there are read or generated: a second process on the same
+// directory stops before it touches any of them.
+func (f *controlFlags) lockData() error {
+	l, err := datadir.Acquire(f.dataDir)
+	if err != nil {
+		return err
+	}
+	f.dataLock = l
+	return nil
 }
 
 func (f *controlFlags) register(fs *flag.FlagSet, devDefaults bool) {
@@ -154,6 +170,7 @@ func (f *controlFlags) serverConfig(logger *slog.Logger) (server.Config, error) 
 	}
 	cc := cluster.DefaultConfig()
 	cc.NodeID, cc.RaftBind, cc.RaftAdvertise, cc.DataDir, cc.ClusterToken, cc.Bootstrap = f.id, f.raftBind, f.raftAdvertise, f.dataDir, clusterToken, f.bootstrap
+	cc.DataDirLock = f.dataLock
 	if err := f.raft.apply(&cc); err != nil {
 		return cfg, err
 	}
@@ -273,6 +290,10 @@ func runControl(args []string) error {
 	if err := f.tls.checkLinks(logger, "control", "--peers/--join: Raft and forwarded writes between control nodes", linked); err != nil {
 		return err
 	}
+	if err := f.lockData(); err != nil {
+		return err
+	}
+	defer f.dataLock.Close()
 	cfg, err := f.serverConfig(logger)
 	if err != nil {
 		return err

@@ -92,9 +92,10 @@ func runDev(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+	if err := f.lockData(); err != nil {
 		return err
 	}
+	defer f.dataLock.Close()
 	creds, err := loadOrCreateDevCredentials(f.dataDir, *apiKey, *apiSecret)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/meridian-video/meridian/edge/edgenode"
+	"github.com/meridian-video/meridian/shared/datadir"
 	"github.com/meridian-video/meridian/shared/storage"
 )
 
@@ -47,6 +48,18 @@ func (s *storageFlags) register(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&s.s3SecretKey, "s3-secret-key", "", "S3 secret key (prefer MERIDIAN_S3_SECRET_KEY or AWS_SECRET_ACCESS_KEY)")
 	fs.BoolVar(&s.s3PathStyle, "s3-path-style", true, "path-style S3 requests (MinIO and most self-hosted servers)")
 	fs.BoolVar(&s.noEgress, "no-egress", false, "run no recordings, RTMP or HLS on this edge")
+}
+
+// lockData takes the edge's --data lock before anything is written there
+// (egress work files, recordings by default), so that a second edge given
+// the same directory stops at once. An edge running no egress uses no
+// data directory, and dev's edge shares the control plane's, which dev
+// has locked: nil then.
+func (s *storageFlags) lockData() (*datadir.Lock, error) {
+	if s.noEgress || s.dev {
+		return nil, nil
+	}
+	return datadir.Acquire(s.dataDir)
 }
 
 // config builds the edge's egress configuration; edgeRegion is the edge's

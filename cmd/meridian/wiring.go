@@ -407,6 +407,13 @@ func runEdge(args []string) error {
 				", which only works on this host; set --public-url", "http", ef.httpAddr)
 		}
 	}
+	lock, err := ef.storage.lockData()
+	if err != nil {
+		return err
+	}
+	if lock != nil {
+		defer lock.Close()
+	}
 	cfg, err := ef.nodeConfig(false, logger)
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ import (
 
 	"github.com/meridian-video/meridian/control/state"
 	"github.com/meridian-video/meridian/shared/backoff"
+	"github.com/meridian-video/meridian/shared/datadir"
 	"github.com/meridian-video/meridian/shared/tlsutil"
 )
 
@@ -51,10 +52,14 @@ type Config struct {
 	RaftBind      string // host:port to listen on for Raft
 	RaftAdvertise string // host:port others dial; defaults to the bound address
 	DataDir       string // "" keeps everything in memory (tests)
-	Bootstrap     bool   // form a new cluster from Peers (self included) if there is no state yet
-	Peers         []Peer
-	HTTPAddr      string // this node's API base URL, e.g. http://10.0.0.1:8080
-	ClusterToken  string // authenticates node-to-node calls (forwarded writes, joins)
+	// DataDirLock is DataDir's lock when the process took it itself,
+	// before it read or wrote anything there (meridian control and dev
+	// do); it stays the caller's to release. Nil: New takes the lock.
+	DataDirLock  *datadir.Lock
+	Bootstrap    bool // form a new cluster from Peers (self included) if there is no state yet
+	Peers        []Peer
+	HTTPAddr     string // this node's API base URL, e.g. http://10.0.0.1:8080
+	ClusterToken string // authenticates node-to-node calls (forwarded writes, joins)
 
 	HeartbeatTimeout  time.Duration
 	ElectionTimeout   time.Duration
@@ -235,14 +240,16 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 	if cfg.DataDir != "" {
 		// First, before any port is bound or file opened: a second process
 		// on the same data directory is told so (and closed last).
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return nil, err
+		switch {
+		case cfg.DataDirLock == nil:
+			lock, err := datadir.Acquire(cfg.DataDir)
+			if err != nil {
+				return nil, fmt.Errorf("cluster: %w", err)
+			}
+			n.closers = append(n.closers, lock)
+		case !cfg.DataDirLock.Covers(cfg.DataDir):
+			return nil, fmt.Errorf("cluster: DataDirLock is on %s, not on the data directory %s", cfg.DataDirLock.Dir(), cfg.DataDir)
 		}
-		lock, err := lockDataDir(cfg.DataDir)
-		if err != nil {
-			return nil, err
-		}
-		n.closers = append(n.closers, lock)
 	}
 	tr, err := newRaftTransport(cfg, advertise, rc.Logger, n.log)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/meridian-video/meridian/control/cluster/clustertest"
 	"github.com/meridian-video/meridian/control/server"
 	"github.com/meridian-video/meridian/control/state"
+	"github.com/meridian-video/meridian/shared/datadir"
 	"github.com/meridian-video/meridian/shared/porttest"
 )
 
@@ -88,5 +89,43 @@ func TestOutsideUntilBootstrappedOrJoined(t *testing.T) {
 		if err := n.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A node handed its data directory's lock (the process took it before
+// reading the keys kept there) opens the directory without locking it a
+// second time, and leaves the lock to its holder on Close; a lock on
+// another directory is refused.
+func TestNodeUsesTheLockItIsGiven(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "node")
+	lock, err := datadir.Acquire(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	cfg := cluster.DefaultConfig()
+	cfg.NodeID, cfg.RaftBind, cfg.HTTPAddr, cfg.ClusterToken = "n1", porttest.Addr(t), "http://127.0.0.1:1", "token"
+	cfg.DataDir, cfg.Bootstrap, cfg.DataDirLock = dir, true, lock
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	n, err := cluster.New(cfg, state.NewFSM(nil))
+	if err != nil {
+		t.Fatalf("New with the data directory's lock: %v", err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := datadir.Acquire(dir); err == nil || !strings.Contains(err.Error(), "is in use by process") {
+		t.Fatalf("the lock after the node closed: %v, want still held by its taker", err)
+	}
+
+	other, err := datadir.Acquire(filepath.Join(root, "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	cfg.DataDirLock, cfg.RaftBind = other, porttest.Addr(t)
+	if _, err := cluster.New(cfg, state.NewFSM(nil)); err == nil || !strings.Contains(err.Error(), "DataDirLock is on "+other.Dir()) {
+		t.Fatalf("New with another directory's lock: %v, want it refused", err)
 	}
 }
