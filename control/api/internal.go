@@ -10,7 +10,7 @@ import (
 func (s *Server) internalRoutes(r fiber.Router) {
 	// Guards are per route: a prefix-less Group's middleware would cover the
 	// edge routes too, which authenticate with the edge token instead.
-	guard := s.requireClusterToken
+	guard := RequireClusterToken(s.cfg.ClusterToken)
 	r.Post("/raft/apply", guard, func(c *fiber.Ctx) error {
 		var req cluster.ForwardedApply
 		if err := decodeJSON(c, &req); err != nil {
@@ -64,11 +64,4 @@ func (s *Server) internalRoutes(r fiber.Router) {
 		return c.JSON(fiber.Map{})
 	})
 	s.edgeRoutes(r)
-}
-
-func (s *Server) requireClusterToken(c *fiber.Ctx) error {
-	if !constantTimeEq(c.Get(cluster.TokenHeader), s.cfg.ClusterToken) {
-		return &Error{Status: fiber.StatusUnauthorized, Message: "cluster token required"}
-	}
-	return c.Next()
 }

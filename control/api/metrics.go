@@ -1,7 +1,6 @@
 package api
 
 import (
-	"crypto/subtle"
 	"strconv"
 	"strings"
 	"time"
@@ -43,8 +42,4 @@ func (m *httpMetrics) middleware(c *fiber.Ctx) error {
 	m.requests.WithLabelValues(method, route, strconv.Itoa(c.Response().StatusCode())).Inc()
 	m.latency.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 	return err
-}
-
-func constantTimeEq(a, b string) bool {
-	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

@@ -467,12 +467,10 @@ func (s *Server) requireAdmin(c *fiber.Ctx) error {
 	if s.cfg.AdminToken == "" {
 		return &Error{Status: fiber.StatusForbidden, Message: "the admin API is disabled on this node"}
 	}
-	h := string(c.Request().Header.Peek(fiber.HeaderAuthorization))
-	if h == "" {
-		return &Error{Status: fiber.StatusUnauthorized, Message: "admin token required (Authorization: Bearer <admin token>)"}
-	}
-	if !constantTimeEq(strings.TrimPrefix(h, "Bearer "), s.cfg.AdminToken) {
-		return &Error{Status: fiber.StatusUnauthorized, Message: "wrong admin token (Authorization: Bearer <admin token>)"}
+	if err := (BearerToken{Want: s.cfg.AdminToken,
+		Missing: "admin token required (Authorization: Bearer <admin token>)",
+		Wrong:   "wrong admin token (Authorization: Bearer <admin token>)"}).Check(c); err != nil {
+		return err
 	}
 	if !unsafeMethod(c.Method()) {
 		return c.Next()

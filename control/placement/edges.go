@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,15 +33,13 @@ func (s *Service) Routes(r fiber.Router) {
 }
 
 func (s *Service) requireEdgeToken(c *fiber.Ctx) error {
-	if s.cfg.ClusterToken != "" && constantTimeEq(c.Get(cluster.TokenHeader), s.cfg.ClusterToken) {
+	if api.HasClusterToken(c, s.cfg.ClusterToken) {
 		return c.Next()
 	}
-	h := c.Get(fiber.HeaderAuthorization)
-	if len(h) < 8 || h[:7] != "Bearer " {
-		return &api.Error{Status: fiber.StatusUnauthorized, Message: "edge token required (Authorization: Bearer <--edge-token>)"}
-	}
-	if !constantTimeEq(h[7:], s.cfg.EdgeToken) {
-		return &api.Error{Status: fiber.StatusUnauthorized, Message: "wrong edge token: the edge's --edge-token must be the control plane's"}
+	if err := (api.BearerToken{Want: s.cfg.EdgeToken,
+		Missing: "edge token required (Authorization: Bearer <--edge-token>)",
+		Wrong:   "wrong edge token: the edge's --edge-token must be the control plane's"}).Check(c); err != nil {
+		return err
 	}
 	return c.Next()
 }
@@ -280,8 +277,4 @@ func (s *Service) ticketKey() ed25519.PrivateKey {
 		return sec.TicketKey
 	}
 	return nil
-}
-
-func constantTimeEq(a, b string) bool {
-	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/meridian-video/meridian/control/api"
-	"github.com/meridian-video/meridian/control/cluster"
 	"github.com/meridian-video/meridian/control/state"
 )
 
@@ -117,7 +116,7 @@ func (s *Service) statusOf(edges []*state.Edge) (out []api.EdgeStatus, missing b
 // localStatusRoute answers a follower's EdgeStatus with this node's own
 // view (never forwarding again). Control nodes only: the cluster token.
 func (s *Service) localStatusRoute(c *fiber.Ctx) error {
-	if s.cfg.ClusterToken == "" || !constantTimeEq(c.Get(cluster.TokenHeader), s.cfg.ClusterToken) {
+	if !api.HasClusterToken(c, s.cfg.ClusterToken) {
 		return &api.Error{Status: fiber.StatusUnauthorized, Message: "cluster token required"}
 	}
 	out, _ := s.localStatus()
