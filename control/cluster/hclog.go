@@ -31,11 +31,36 @@ func (s slogSink) Accept(name string, level hclog.Level, msg string, args ...int
 		return
 	}
 	lvl := slog.LevelWarn
-	if level >= hclog.Error {
+	switch {
+	case level >= hclog.Error:
 		lvl = slog.LevelError
+	case firstElection(msg, args):
+		lvl = slog.LevelInfo
 	}
 	attrs := make([]any, 0, len(args)+2)
 	attrs = append(attrs, "component", name)
 	attrs = append(attrs, args...)
 	s.l.Log(context.Background(), lvl, msg, attrs...)
+}
+
+// electionMsg is what raft warns when a follower's heartbeat timeout
+// expires and it stands for election.
+const electionMsg = "heartbeat timeout reached, starting election"
+
+// firstElection reports whether a record is raft's election warning from a
+// node that has heard no leader since it started (last-leader-id empty):
+// every fresh start and whole-cluster restart elects a leader that way —
+// every `meridian dev` start did, with a warning. Once a node has heard a
+// leader, the same record means it lost it and stays a warning.
+func firstElection(msg string, args []interface{}) bool {
+	if msg != electionMsg {
+		return false
+	}
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, _ := args[i].(string); k == "last-leader-id" {
+			id, _ := args[i+1].(string)
+			return id == ""
+		}
+	}
+	return false
 }
