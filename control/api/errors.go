@@ -76,6 +76,7 @@ func classify(err error) (status int, msg string, retryAfter int) {
 	var se *state.Error
 	var authErr *auth.AuthError
 	var fe *fiber.Error
+	var storageErr *cluster.StorageError
 	switch {
 	case errors.As(err, &ae):
 		return ae.Status, ae.Message, ae.RetryAfter
@@ -99,6 +100,8 @@ func classify(err error) (status int, msg string, retryAfter int) {
 		default:
 			return http.StatusBadRequest, se.Message, 0
 		}
+	case errors.As(err, &storageErr):
+		return http.StatusServiceUnavailable, "the control plane cannot store writes right now: writing its Raft log failed (" + storageErr.Cause() + "); retry shortly", 2
 	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrClosed):
 		return http.StatusServiceUnavailable, "the control plane has no leader right now; retry shortly", 2
 	case errors.As(err, &fe):

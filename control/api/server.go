@@ -307,6 +307,9 @@ func (s *Server) readyGate(c *fiber.Ctx) error {
 		s.started.Store(true)
 		return c.Next()
 	}
+	if err := s.storageFailing(); err != nil {
+		return err
+	}
 	applied, target := s.node.Progress()
 	msg := "node is starting: waiting for a leader and cluster bootstrap"
 	if applied < target {
@@ -315,7 +318,22 @@ func (s *Server) readyGate(c *fiber.Ctx) error {
 	return &Error{Status: fiber.StatusServiceUnavailable, Message: msg, RetryAfter: 1}
 }
 
+// storageFailing is the 503 of a node whose last write to its Raft log
+// failed (a full disk): it cannot lead, and as a follower it falls behind,
+// so it is not healthy even while it hears a leader.
+func (s *Server) storageFailing() error {
+	se := s.node.StorageFailure()
+	if se == nil {
+		return nil
+	}
+	return &Error{Status: fiber.StatusServiceUnavailable, RetryAfter: 5,
+		Message: fmt.Sprintf("this node cannot write its Raft log since %s (%s)", se.Since.UTC().Format(time.RFC3339), se.Cause())}
+}
+
 func (s *Server) healthz(c *fiber.Ctx) error {
+	if err := s.storageFailing(); err != nil {
+		return err
+	}
 	if s.ready != nil && !s.ready() {
 		return &Error{Status: fiber.StatusServiceUnavailable, Message: "node is starting: waiting for a leader and cluster bootstrap", RetryAfter: 1}
 	}

@@ -185,7 +185,8 @@ type Node struct {
 	// so it is in no cluster until one adds it (see Outside).
 	outside bool
 
-	logStoreKind string // "wal", "bolt", or "" in memory
+	logStoreKind string           // "wal", "bolt", or "" in memory
+	watched      *watchedLogStore // the log's write failures; nil in memory
 	batcher      *batcher
 	logs         raft.LogStore
 
@@ -294,7 +295,8 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 		// back once per follower to send it and every follower reads it back
 		// to apply it; from the cache that is a copy, not a WAL frame read
 		// and decode (what Consul and Nomad do too).
-		cached, err := raft.NewLogCache(logCacheEntries, store)
+		n.watched = &watchedLogStore{LogStore: store}
+		cached, err := raft.NewLogCache(logCacheEntries, n.watched)
 		if err != nil {
 			n.closeAll()
 			return nil, err
@@ -671,6 +673,12 @@ func (n *Node) propose(ctx context.Context, req state.Request, entry []byte) (js
 				continue
 			}
 		}
+		if errors.Is(err, ErrNoLeader) {
+			if se := n.StorageFailure(); se != nil {
+				// Held for a leader in vain: say why this node leads no more.
+				return res, index, se
+			}
+		}
 		if err != nil {
 			return res, index, err
 		}
@@ -884,7 +892,8 @@ func (n *Node) HandleForwardedApply(req ForwardedApply) ForwardedResult {
 	switch {
 	case errors.As(err, &se):
 		out.Error = se
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout),
+		errors.Is(err, ErrNoLeader): // a StorageError: not stored, this node no longer leads
 		// Unknown outcome: the follower retries the same request id.
 		out.Other = ErrNoLeader.Error()
 	case err != nil:

@@ -493,6 +493,13 @@ func (s *Server) registerMetrics() {
 		}
 		return 0
 	}))
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_raft_log_write_failing",
+		Help: "1 while this node's last write to its Raft log failed (a full or failed disk): it cannot lead and falls behind."}, func() float64 {
+		if s.node.StorageFailure() != nil {
+			return 1
+		}
+		return 0
+	}))
 	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_raft_applied_index", Help: "Last applied Raft index."}, func() float64 {
 		return float64(s.fsm.AppliedIndex())
 	}))

@@ -67,7 +67,7 @@ func (c *LogCache) StoreLogs(logs []*Log) error {
 	err := c.store.StoreLogs(logs)
 	// Insert the logs into the ring buffer, but only on success
 	if err != nil {
-		return fmt.Errorf("unable to store logs within log store, err: %q", err)
+		return fmt.Errorf("unable to store logs within log store, err: %w", err)
 	}
 	c.l.Lock()
 	for _, l := range logs {

@@ -1,0 +1,14 @@
+package cluster
+
+// InjectStorageFault makes every write to n's Raft log fail with err from
+// now on (nil: succeed again), as a full or failed disk would: the failure
+// comes from under raft's log cache, where the store's would; the store
+// itself is the real one. Tests only: a full disk cannot be made on
+// demand without privileges.
+func InjectStorageFault(n *Node, err error) {
+	if err == nil {
+		n.watched.fault.Store(nil)
+		return
+	}
+	n.watched.fault.Store(&err)
+}
