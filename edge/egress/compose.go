@@ -194,6 +194,32 @@ func (cp *composer) fail(err error) {
 	}
 }
 
+// encoderExitGrace is how long a failed write to the encoder waits for the
+// encoder to exit before it is reported itself.
+const encoderExitGrace = 2 * time.Second
+
+// failInput reports a failed write to an encoder input, unless the encoder
+// exits meanwhile. A write fails ("broken pipe") mostly because the
+// encoder has gone, and then its exit, reported by supervise with ffmpeg's
+// last line, says why ("No space left on device") where the write's error
+// does not: a full disk used to fail recordings with "encoder input: write
+// |1: broken pipe".
+func (cp *composer) failInput(err error) {
+	defer cp.wg.Done()
+	t := time.NewTimer(encoderExitGrace)
+	defer t.Stop()
+	select {
+	case <-cp.enc.done:
+		return
+	case <-cp.stop:
+		return
+	case <-t.C:
+	}
+	if !cp.stopping() {
+		cp.fail(err)
+	}
+}
+
 func (cp *composer) stopping() bool {
 	select {
 	case <-cp.stop:
@@ -598,7 +624,8 @@ func (cp *composer) writeVideo(w io.WriteCloser) {
 		if _, err := w.Write(pic.buf); err != nil {
 			broken = true // keep draining so the clock never blocks
 			if !cp.stopping() {
-				cp.fail(fmt.Errorf("encoder input: %w", err))
+				cp.wg.Add(1)
+				go cp.failInput(fmt.Errorf("encoder input: %w", err))
 			}
 			continue
 		}
@@ -617,7 +644,8 @@ func (cp *composer) writeAudio(w io.WriteCloser) {
 		if _, err := w.Write(b); err != nil {
 			broken = true
 			if !cp.stopping() {
-				cp.fail(fmt.Errorf("encoder audio input: %w", err))
+				cp.wg.Add(1)
+				go cp.failInput(fmt.Errorf("encoder audio input: %w", err))
 			}
 			continue
 		}

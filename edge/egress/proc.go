@@ -107,7 +107,7 @@ func startProc(s procSpec) (*proc, error) {
 			p.usage = ps.UserTime() + ps.SystemTime()
 		}
 		if err != nil {
-			if msg := p.stderr.lastLine(); msg != "" {
+			if msg := p.stderr.complaint(); msg != "" {
 				err = fmt.Errorf("%s: %s (%v)", s.name, msg, err)
 			} else {
 				err = fmt.Errorf("%s: %w", s.name, err)
@@ -183,15 +183,49 @@ func (t *tailBuffer) String() string {
 	return string(t.b)
 }
 
-// lastLine returns the last non-empty line (ffmpeg's final complaint).
-func (t *tailBuffer) lastLine() string {
+// complaint returns the line of ffmpeg's output that says why it failed:
+// the last one that ends in an operating system's error ("Could not write
+// header for output file #0 (…): No space left on device"), else the last
+// non-empty one. ffmpeg often ends with a line that names no cause
+// ("Error initializing output stream 0:1 --"), after the one that does.
+func (t *tailBuffer) complaint() string {
 	lines := strings.Split(strings.TrimSpace(t.String()), "\n")
+	last := ""
 	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" {
+		l := strings.TrimSpace(lines[i])
+		if l == "" {
+			continue
+		}
+		if last == "" {
+			last = l
+		}
+		if endsInOSError(l) {
 			return l
 		}
 	}
-	return ""
+	return last
+}
+
+// osErrors are the operating system's error texts, lower-cased, as
+// ffmpeg prints them after a colon (strerror).
+var osErrors = func() []string {
+	var out []string
+	for n := syscall.Errno(1); n < 256; n++ {
+		if s := n.Error(); !strings.HasPrefix(s, "errno ") {
+			out = append(out, ": "+strings.ToLower(s))
+		}
+	}
+	return out
+}()
+
+func endsInOSError(line string) bool {
+	l := strings.ToLower(line)
+	for _, e := range osErrors {
+		if strings.HasSuffix(l, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // errPipeClosed reports writes to an input the process no longer reads.

@@ -152,10 +152,10 @@ func (f *fanout) watch(r *relay) {
 
 func (f *fanout) cpuAdd(p *proc) { f.cpu.add(p) }
 
-// relayReason is why a relay exited, from ffmpeg's last complaint, with
+// relayReason is why a relay exited, from ffmpeg's complaint, with
 // the stream key scrubbed (status and errors are stored and shown).
 func relayReason(r *relay) string {
-	msg := r.proc.stderr.lastLine()
+	msg := r.proc.stderr.complaint()
 	if msg == "" {
 		msg = "relay exited"
 		if r.proc.err != nil {
