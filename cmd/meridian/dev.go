@@ -140,6 +140,11 @@ func runDev(args []string) error {
 		srv.Close()
 		return err
 	}
+	if _, err := srv.Secrets(); errors.Is(err, auth.ErrUnseal) {
+		srv.Close()
+		return fmt.Errorf("--cluster-key is not the key %s was created with (it is kept in %s): %w",
+			f.dataDir, filepath.Join(f.dataDir, "cluster.key"), err)
+	}
 	if err := edge.Start(); err != nil {
 		edge.Close()
 		srv.Close()

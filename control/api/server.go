@@ -102,23 +102,24 @@ func (c Config) Validate() error {
 
 // Server is the control API.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	node     *cluster.Node
-	auth     *auth.Authenticator
-	sealer   *auth.Sealer
-	keyLimit *auth.RateLimiter
-	ipLimit  *auth.RateLimiter
-	app      *fiber.App
-	registry *prometheus.Registry
-	metrics  *httpMetrics
-	extra    []func(fiber.Router)
-	joins    JoinService
-	edges    EdgeService
-	nearest  NearestService
-	started  atomic.Bool // ready once since start: the readiness gate is open
-	ready    func() bool
-	checkURL func(string) error
+	cfg       Config
+	log       *slog.Logger
+	node      *cluster.Node
+	auth      *auth.Authenticator
+	sealer    *auth.Sealer
+	keyLimit  *auth.RateLimiter
+	ipLimit   *auth.RateLimiter
+	app       *fiber.App
+	registry  *prometheus.Registry
+	metrics   *httpMetrics
+	extra     []func(fiber.Router)
+	joins     JoinService
+	edges     EdgeService
+	nearest   NearestService
+	started   atomic.Bool // ready once since start: the readiness gate is open
+	keyStates             // whether this node's cluster key opens the cluster's secrets (clusterkey.go)
+	ready     func() bool
+	checkURL  func(string) error
 	// sessions authenticates console cookies (nil: API credentials only).
 	sessions   SessionAuth
 	edgeStatus EdgeStatusService
@@ -293,7 +294,7 @@ func (s *Server) routes() {
 // changes do not close the gate: writes are held during an election by the
 // write path. Liveness, metrics and node-to-node Raft routes are always served.
 func (s *Server) readyGate(c *fiber.Ctx) error {
-	if s.started.Load() {
+	if s.started.Load() && s.keyChecked.Load() {
 		return c.Next()
 	}
 	p := auth.RoutePath(c.Path()) // as routed: /V2/ROOMS reaches /v2/rooms
@@ -301,6 +302,15 @@ func (s *Server) readyGate(c *fiber.Ctx) error {
 		strings.HasPrefix(p, "/internal/v1/edges/") || strings.HasPrefix(p, "/internal/v1/rooms/attach") ||
 		strings.HasPrefix(p, "/console/api/") || strings.HasPrefix(p, "/console/auth/")
 	if !gated {
+		return c.Next()
+	}
+	// A node with the wrong cluster key would refuse every token as if it
+	// were the client's fault, and seal new API keys' secrets with a key
+	// the other nodes cannot open.
+	if s.wrongClusterKey() {
+		return errWrongClusterKey
+	}
+	if s.started.Load() {
 		return c.Next()
 	}
 	if s.ready == nil || s.ready() {
@@ -333,6 +343,9 @@ func (s *Server) storageFailing() error {
 func (s *Server) healthz(c *fiber.Ctx) error {
 	if err := s.storageFailing(); err != nil {
 		return err
+	}
+	if s.wrongClusterKey() {
+		return errWrongClusterKey
 	}
 	if s.ready != nil && !s.ready() {
 		return &Error{Status: fiber.StatusServiceUnavailable, Message: "node is starting: waiting for a leader and cluster bootstrap", RetryAfter: 1}
