@@ -77,6 +77,7 @@ func classify(err error) (status int, msg string, retryAfter int) {
 	var authErr *auth.AuthError
 	var fe *fiber.Error
 	var storageErr *cluster.StorageError
+	var tokenErr *cluster.ClusterTokenError
 	switch {
 	case errors.As(err, &ae):
 		return ae.Status, ae.Message, ae.RetryAfter
@@ -100,6 +101,8 @@ func classify(err error) (status int, msg string, retryAfter int) {
 		default:
 			return http.StatusBadRequest, se.Message, 0
 		}
+	case errors.As(err, &tokenErr):
+		return http.StatusServiceUnavailable, "this control node cannot forward writes to the leader: it refused this node's cluster token (every control node needs the same --cluster-token); retry shortly", 2
 	case errors.As(err, &storageErr):
 		return http.StatusServiceUnavailable, "the control plane cannot store writes right now: writing its Raft log failed (" + storageErr.Cause() + "); retry shortly", 2
 	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrClosed):

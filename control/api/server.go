@@ -317,7 +317,7 @@ func (s *Server) readyGate(c *fiber.Ctx) error {
 		s.started.Store(true)
 		return c.Next()
 	}
-	if err := s.storageFailing(); err != nil {
+	if err := s.nodeUnhealthy(); err != nil {
 		return err
 	}
 	applied, target := s.node.Progress()
@@ -328,20 +328,24 @@ func (s *Server) readyGate(c *fiber.Ctx) error {
 	return &Error{Status: fiber.StatusServiceUnavailable, Message: msg, RetryAfter: 1}
 }
 
-// storageFailing is the 503 of a node whose last write to its Raft log
+// nodeUnhealthy is the 503 of a node whose last write to its Raft log
 // failed (a full disk): it cannot lead, and as a follower it falls behind,
-// so it is not healthy even while it hears a leader.
-func (s *Server) storageFailing() error {
-	se := s.node.StorageFailure()
-	if se == nil {
-		return nil
+// so it is not healthy even while it hears a leader. Likewise a node whose
+// cluster token the leader refused: the writes it forwards fail.
+func (s *Server) nodeUnhealthy() error {
+	if se := s.node.StorageFailure(); se != nil {
+		return &Error{Status: fiber.StatusServiceUnavailable, RetryAfter: 5,
+			Message: fmt.Sprintf("this node cannot write its Raft log since %s (%s)", se.Since.UTC().Format(time.RFC3339), se.Cause())}
 	}
-	return &Error{Status: fiber.StatusServiceUnavailable, RetryAfter: 5,
-		Message: fmt.Sprintf("this node cannot write its Raft log since %s (%s)", se.Since.UTC().Format(time.RFC3339), se.Cause())}
+	if te := s.node.ClusterTokenRefused(); te != nil {
+		return &Error{Status: fiber.StatusServiceUnavailable, RetryAfter: 5,
+			Message: fmt.Sprintf("another control node refused this node's cluster token at %s: every control node needs the same --cluster-token", te.At.UTC().Format(time.RFC3339))}
+	}
+	return nil
 }
 
 func (s *Server) healthz(c *fiber.Ctx) error {
-	if err := s.storageFailing(); err != nil {
+	if err := s.nodeUnhealthy(); err != nil {
 		return err
 	}
 	if s.wrongClusterKey() {

@@ -58,9 +58,12 @@ func HasClusterToken(c *fiber.Ctx, token string) bool {
 // RequireClusterToken guards node-to-node routes.
 func RequireClusterToken(token string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if !HasClusterToken(c, token) {
+		if HasClusterToken(c, token) {
+			return c.Next()
+		}
+		if c.Get(cluster.TokenHeader) == "" {
 			return &Error{Status: fiber.StatusUnauthorized, Message: "cluster token required"}
 		}
-		return c.Next()
+		return &Error{Status: fiber.StatusUnauthorized, Message: "wrong cluster token: every control node needs the same --cluster-token"}
 	}
 }

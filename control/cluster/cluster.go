@@ -187,6 +187,9 @@ type Node struct {
 
 	logStoreKind string           // "wal", "bolt", or "" in memory
 	watched      *watchedLogStore // the log's write failures; nil in memory
+	// tokenRefused is set while the last node-to-node call this node
+	// made was refused its cluster token (ClusterTokenRefused).
+	tokenRefused atomic.Pointer[ClusterTokenError]
 	batcher      *batcher
 	logs         raft.LogStore
 
@@ -1026,6 +1029,12 @@ func (n *Node) post(ctx context.Context, url string, in, out any, forwarded bool
 	if resp.StatusCode == http.StatusServiceUnavailable {
 		return ErrNoLeader
 	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		err := &ClusterTokenError{At: time.Now(), Answer: string(bytes.TrimSpace(body))}
+		n.tokenRefused.Store(err)
+		return err
+	}
+	n.tokenRefused.Store(nil)
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("leader answered %d: %s", resp.StatusCode, bytes.TrimSpace(body))
 	}
