@@ -143,7 +143,7 @@ start_edge() {
 			EDGE_PPROF="127.0.0.1:$(freeport)"
 		fi
 		MERIDIAN_BENCH_PPROF="$EDGE_PPROF" ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} "$MERIDIAN" edge --id "$id" --region "$region" --http "127.0.0.1:$port" \
-			--control "http://127.0.0.1:$CTL_PORT" --edge-token "$EDGE_TOKEN" --loopback-candidates --no-turn \
+			--control "http://127.0.0.1:$CTL_PORT" --edge-token "$EDGE_TOKEN" --loopback-candidates --no-turn --data "$WORK/$id-$port-data" \
 			--gossip "127.0.0.1:$gossip" --drain-timeout 2s --log-level "${LOG_LEVEL:-warn}" ${INSECURE[@]+"${INSECURE[@]}"} \
 			>"$WORK/$id-$port.log" 2>&1 &
 		EDGE_PID=$!

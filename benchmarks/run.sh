@@ -183,7 +183,7 @@ start_meridian() { # target
 	MERIDIAN_BENCH_PPROF="$prof" "${env[@]}" ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} ./bin/meridian edge --id e1 --region local \
 		--http "127.0.0.1:$edge" --public-url "http://127.0.0.1:$edge" --control "$SERVER_URL" --edge-token "$edge_token" \
 		--udp-ip 127.0.0.1 --loopback-candidates --turn-public-ip 127.0.0.1 --turn-udp 127.0.0.1:0 --turn-tcp 127.0.0.1:0 \
-		--gossip "" --log-level warn ${INSECURE[@]+"${INSECURE[@]}"} ${edge_args[@]+"${edge_args[@]}"} >"$WORK/server-$edge.log" 2>&1 &
+		--gossip "" --data "$WORK/edge-$edge-data" --log-level warn ${INSECURE[@]+"${INSECURE[@]}"} ${edge_args[@]+"${edge_args[@]}"} >"$WORK/server-$edge.log" 2>&1 &
 	SERVER_PID=$!
 	PORT=$edge
 	METRICS_URL="http://127.0.0.1:$edge/metrics"

@@ -233,7 +233,7 @@ func startCluster(t *testing.T, edges ...edgeSpec) *cluster {
 			"--edge-token", clusterEdgeToken, "--loopback-candidates", "--turn-public-ip", "127.0.0.1",
 			"--turn-udp", porttest.Addr(t), "--turn-tcp", "",
 			"--gossip", porttest.Addr(t), "--allowed-origins", "*",
-			"--drain-timeout", drain, "--insecure-cluster-links", "--log-level", logLevel())
+			"--drain-timeout", drain, "--insecure-cluster-links", "--data", t.TempDir(), "--log-level", logLevel())
 		cl.edges[e.ID] = ce
 	}
 	for _, ce := range cl.edges {

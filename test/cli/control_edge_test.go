@@ -80,7 +80,7 @@ func TestControlAndEdgeProcesses(t *testing.T) {
 
 	edge := start(t, bin, "edge", "--id", "paris-1", "--region", "eu-west", "--http", edgeAddr, "--control", "http://"+httpAddr,
 		"--edge-token", "edge-secret-token", "--turn-udp", "127.0.0.1:0", "--turn-tcp", "127.0.0.1:0", "--turn-public-ip", "127.0.0.1",
-		"--loopback-candidates", "--insecure-cluster-links")
+		"--loopback-candidates", "--insecure-cluster-links", "--data", t.TempDir())
 	waitOK(t, "http://"+edgeAddr+"/healthz", edge)
 	resp, err = http.Get("http://" + edgeAddr + "/metrics")
 	if err != nil {

@@ -88,8 +88,11 @@ func TestEdgeEgressFlags(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		args := append(append([]string(nil), edgeArgs...), tc.args...)
 		for i := range args[:len(args)-1] {
-			if args[i] == "--http" {
+			switch args[i] {
+			case "--http":
 				args[i+1] = porttest.Addr(t) // never the running edge's
+			case "--data":
+				args[i+1] = t.TempDir() // the running edge holds its own
 			}
 		}
 		c := exec.CommandContext(ctx, bin, args...)

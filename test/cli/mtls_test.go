@@ -89,7 +89,7 @@ func TestCertsAndMutualTLSProcesses(t *testing.T) {
 	waitTLS(t, browser, "https://"+httpAddr+"/healthz", ctl)
 
 	edge := start(t, bin, append([]string{"edge", "--id", "paris-1", "--region", "eu-west", "--http", edgeAddr, "--control", "https://" + httpAddr,
-		"--edge-token", "edge-secret-token", "--no-turn", "--gossip", "", "--loopback-candidates"}, mtls("paris-1")...)...)
+		"--edge-token", "edge-secret-token", "--no-turn", "--gossip", "", "--loopback-candidates", "--data", t.TempDir()}, mtls("paris-1")...)...)
 	waitTLS(t, browser, "https://"+edgeAddr+"/healthz", edge)
 
 	// /internal/ on the edge: the token alone is refused; with a cluster

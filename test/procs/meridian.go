@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -305,6 +306,11 @@ func StartEdge(tb testing.TB, o EdgeOptions) *Edge {
 		"--edge-token", o.EdgeToken, "--turn-public-ip", "127.0.0.1",
 		"--turn-udp", porttest.Addr(tb), "--turn-tcp", "",
 		"--gossip", e.GossipAddr, "--drain-timeout", o.DrainTimeout.String()}
+	if !slices.Contains(o.Args, "--data") {
+		// Each edge locks its data directory (the default is under the
+		// working directory, one per test package).
+		args = append(args, "--data", tb.TempDir())
+	}
 	if o.NetNS == nil {
 		args = append(args, "--loopback-candidates")
 	}
