@@ -77,7 +77,7 @@ func classify(err error) (status int, msg string, retryAfter int) {
 	var authErr *auth.AuthError
 	var fe *fiber.Error
 	var storageErr *cluster.StorageError
-	var tokenErr *cluster.ClusterTokenError
+	var tokenErr *cluster.TokenRefusedError
 	switch {
 	case errors.As(err, &ae):
 		return ae.Status, ae.Message, ae.RetryAfter

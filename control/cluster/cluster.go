@@ -189,7 +189,7 @@ type Node struct {
 	watched      *watchedLogStore // the log's write failures; nil in memory
 	// tokenRefused is set while the last node-to-node call this node
 	// made was refused its cluster token (ClusterTokenRefused).
-	tokenRefused atomic.Pointer[ClusterTokenError]
+	tokenRefused atomic.Pointer[TokenRefusedError]
 	batcher      *batcher
 	logs         raft.LogStore
 
@@ -1030,7 +1030,7 @@ func (n *Node) post(ctx context.Context, url string, in, out any, forwarded bool
 		return ErrNoLeader
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
-		err := &ClusterTokenError{At: time.Now(), Answer: string(bytes.TrimSpace(body))}
+		err := &TokenRefusedError{At: time.Now(), Answer: string(bytes.TrimSpace(body))}
 		n.tokenRefused.Store(err)
 		return err
 	}

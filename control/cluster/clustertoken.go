@@ -2,17 +2,17 @@ package cluster
 
 import "time"
 
-// ClusterTokenError says that another control node refused this node's
+// TokenRefusedError says that another control node refused this node's
 // cluster token: the nodes were given different --cluster-token values
 // (or different cluster keys, from which the default is derived). Writes
 // this node forwards to the leader fail until it is fixed; Raft, which
 // does not use the token, goes on, so nothing else shows it.
-type ClusterTokenError struct {
+type TokenRefusedError struct {
 	At     time.Time
 	Answer string // the other node's answer
 }
 
-func (e *ClusterTokenError) Error() string {
+func (e *TokenRefusedError) Error() string {
 	return "another control node refused this node's cluster token: every control node needs the same --cluster-token (by default derived from --cluster-key); it answered: " + e.Answer
 }
 
@@ -25,7 +25,7 @@ const tokenRefusalMemory = time.Minute
 // ClusterTokenRefused is the refusal of the last node-to-node call this
 // node made, if that was within tokenRefusalMemory; nil if that call's
 // token was accepted or the refusal is older.
-func (n *Node) ClusterTokenRefused() *ClusterTokenError {
+func (n *Node) ClusterTokenRefused() *TokenRefusedError {
 	e := n.tokenRefused.Load()
 	if e == nil || time.Since(e.At) > tokenRefusalMemory {
 		return nil

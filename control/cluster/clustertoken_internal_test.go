@@ -13,11 +13,11 @@ func TestClusterTokenRefusalExpires(t *testing.T) {
 	if n.ClusterTokenRefused() != nil {
 		t.Fatal("a refusal before any call")
 	}
-	n.tokenRefused.Store(&ClusterTokenError{At: time.Now().Add(-tokenRefusalMemory + time.Second)})
+	n.tokenRefused.Store(&TokenRefusedError{At: time.Now().Add(-tokenRefusalMemory + time.Second)})
 	if n.ClusterTokenRefused() == nil {
 		t.Fatal("a refusal within the memory does not count")
 	}
-	n.tokenRefused.Store(&ClusterTokenError{At: time.Now().Add(-tokenRefusalMemory - time.Second)})
+	n.tokenRefused.Store(&TokenRefusedError{At: time.Now().Add(-tokenRefusalMemory - time.Second)})
 	if e := n.ClusterTokenRefused(); e != nil {
 		t.Fatalf("a refusal older than %v still counts: %+v", tokenRefusalMemory, e)
 	}
