@@ -46,6 +46,13 @@ func TestWrongClusterKeyIsA503NamingIt(t *testing.T) {
 	if r.Status != 503 {
 		t.Fatalf("create an API key on the node with the wrong key: %d %s, want 503", r.Status, r.Body)
 	}
+	// Stopping node 2 may have cost the leader: the good nodes elect one.
+	clustertest.Eventually(t, 20*time.Second, func() string {
+		if r := c.Do(0, "GET", "/healthz", "", nil); r.Status != 200 {
+			return "healthz of a good node: " + string(r.Body)
+		}
+		return ""
+	})
 	if r := c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{}); r.Status != 200 {
 		t.Fatalf("create room on a good node meanwhile: %d %s", r.Status, r.Body)
 	}
@@ -72,4 +79,54 @@ func keyCount(c *clustertest.Cluster, i int) int {
 	n := 0
 	c.Node(i).Node().FSM().Read(func(st *state.Store) { n = len(st.APIKeys()) })
 	return n
+}
+
+// A node with the wrong cluster key that wins an election hands leadership
+// over: as leader it could sign no webhook and no join ticket. The cluster
+// restarts with two of its nodes, the one with the wrong key campaigning
+// long before the other, so it wins first.
+func TestWrongClusterKeyDoesNotLead(t *testing.T) {
+	configs := make([]server.Config, 3)
+	c := clustertest.New(t, 3, clustertest.Options{Persist: true, Configure: func(i int, sc *server.Config) { configs[i] = *sc }})
+	c.WaitReady()
+	for i := range 3 {
+		c.Stop(i)
+	}
+	slow := configs[0]
+	slow.Cluster.HeartbeatTimeout, slow.Cluster.ElectionTimeout = 10*time.Second, 10*time.Second
+	wrong := configs[2]
+	wrong.ClusterKey = []byte("not the cluster's key, 32 bytes!")
+	// As production nodes, without keys to create at start (that step fails
+	// on a wrong key too, for its own reason).
+	slow.BootstrapKeys, wrong.BootstrapKeys = nil, nil
+	var good, bad *server.Server
+	for _, n := range []struct {
+		cfg server.Config
+		srv **server.Server
+	}{{slow, &good}, {wrong, &bad}} {
+		srv, err := server.New(n.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Start()
+		t.Cleanup(func() { _ = srv.Close() })
+		*n.srv = srv
+	}
+
+	sawWrongLead := false
+	clustertest.Eventually(t, 30*time.Second, func() string {
+		if bad.Node().IsLeader() {
+			sawWrongLead = true
+		}
+		if !good.Node().IsLeader() {
+			return "the node with the right key does not lead; leader: " + good.Node().LeaderID()
+		}
+		return ""
+	})
+	if !sawWrongLead {
+		t.Fatal("the node with the wrong key never led: the test did not put it to the test")
+	}
+	if bad.Node().IsLeader() {
+		t.Fatal("the node with the wrong cluster key leads")
+	}
 }

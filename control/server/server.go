@@ -209,6 +209,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerMetrics()
 
 	node.OnLeadership(s.ensureClusterSecrets)
+	node.OnLeadership(s.checkClusterKey)
 	node.OnLeadership(s.ensureGlobalWebhooks)
 	node.OnLeadership(s.ensureBootstrapKeys)
 	node.AddLeaderLoop(cluster.LeaderLoop{Name: "session-auto-close", Run: s.autoCloseLoop})
@@ -390,6 +391,17 @@ func (s *Server) ensureClusterSecrets(ctx context.Context) error {
 	}
 	_, _, err = s.node.Apply(ctx, state.CmdSetClusterSecrets, state.SetClusterSecrets{Secrets: *sec})
 	return err
+}
+
+// checkClusterKey keeps a node whose cluster key does not open the
+// cluster's secrets from leading: it could sign no webhook and no ticket.
+// The step fails, and after a few rounds the node hands leadership to
+// another voter (runLeaderSteps).
+func (s *Server) checkClusterKey(context.Context) error {
+	if _, err := s.Secrets(); errors.Is(err, auth.ErrUnseal) {
+		return fmt.Errorf("this node's --cluster-key does not open the cluster's secrets, so it does not lead: %w", err)
+	}
+	return nil
 }
 
 func (s *Server) ensureGlobalWebhooks(ctx context.Context) error {
