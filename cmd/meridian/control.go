@@ -205,6 +205,9 @@ func (f *controlFlags) serverConfig(logger *slog.Logger) (server.Config, error) 
 		}
 		cc.Peers = append(cc.Peers, cluster.Peer{ID: id, RaftAddr: addr})
 	}
+	if err := checkPeers(cc.Peers, f.id); err != nil {
+		return cfg, err
+	}
 	ac := api.DefaultConfig()
 	ac.AdminToken, ac.ClusterToken = adminToken, clusterToken
 	ac.RateLimitPerKey, ac.RateLimitPerIP = f.rateKey, f.rateIP
@@ -268,6 +271,31 @@ func (f *controlFlags) placement() (placement.Config, error) {
 	}
 	pc.RejoinGrace = f.rejoinGrace
 	return pc, nil
+}
+
+// checkPeers refuses a --peers list that would bootstrap a configuration
+// the other voters do not share: each voter's list must name every voter,
+// this one included (Raft would add a missing self on its own, so this
+// node would count on a cluster the others know nothing of), each id and
+// address once.
+func checkPeers(peers []cluster.Peer, self string) error {
+	if len(peers) == 0 {
+		return nil
+	}
+	ids, addrs := map[string]bool{}, map[string]string{}
+	for _, p := range peers {
+		if ids[p.ID] {
+			return fmt.Errorf("--peers names %q twice", p.ID)
+		}
+		if other, ok := addrs[p.RaftAddr]; ok {
+			return fmt.Errorf("--peers gives %q and %q the same Raft address %s", other, p.ID, p.RaftAddr)
+		}
+		ids[p.ID], addrs[p.RaftAddr] = true, p.ID
+	}
+	if !ids[self] {
+		return fmt.Errorf("--peers does not name this node (--id %s): list every voter, this one included, the same on each of them", self)
+	}
+	return nil
 }
 
 func runControl(args []string) error {
