@@ -5,7 +5,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -322,7 +321,7 @@ func (a *Agent) post(ctx context.Context, path string, in, out any) error {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			lastErr = fmt.Errorf("%s%s: %d %s", base, path, resp.StatusCode, bytes.TrimSpace(body))
+			lastErr = fmt.Errorf("%s%s: %s", base, path, describeAnswer(resp, body))
 			continue
 		}
 		if out != nil {
@@ -331,6 +330,25 @@ func (a *Agent) post(ctx context.Context, path string, in, out any) error {
 		return nil
 	}
 	return lastErr
+}
+
+// describeAnswer says what a control node's refusal was: its JSON
+// message, or — when the answer is not a Meridian error at all (an HTML
+// page from whatever --control points at) — that it came from something
+// else, rather than a page of markup in the log.
+func describeAnswer(resp *http.Response, body []byte) string {
+	var e struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Message != "" {
+		return fmt.Sprintf("%d %s", resp.StatusCode, e.Message)
+	}
+	ct := resp.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "no content type"
+	}
+	return fmt.Sprintf("%d %s, not a Meridian control node's answer (%s, %d bytes): is --control the control plane's URL?",
+		resp.StatusCode, http.StatusText(resp.StatusCode), ct, len(body))
 }
 
 func (a *Agent) register(ctx context.Context) error {
