@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -210,6 +211,14 @@ func (f *controlFlags) serverConfig(logger *slog.Logger) (server.Config, error) 
 	}
 	ac := api.DefaultConfig()
 	ac.AdminToken, ac.ClusterToken = adminToken, clusterToken
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"--rate-limit-key", f.rateKey}, {"--rate-limit-ip", f.rateIP}} {
+		if !(r.v >= 0) || math.IsInf(r.v, 0) {
+			return cfg, fmt.Errorf("%s %v: want requests per second, 0 (unlimited) or more", r.flag, r.v)
+		}
+	}
 	ac.RateLimitPerKey, ac.RateLimitPerIP = f.rateKey, f.rateIP
 	ac.CORSOrigins = f.corsOrigins
 	ac.TrustedProxies = f.trustedProxies

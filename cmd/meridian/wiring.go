@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -396,6 +397,11 @@ func runEdge(args []string) error {
 	}
 	if len(ef.control) == 0 || ef.edgeToken == "" {
 		return errors.New("edge: --control and --edge-token are required")
+	}
+	for _, c := range ef.control {
+		if u, err := url.Parse(c); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("edge: --control %q: want the http(s)://host:port of a control node", c)
+		}
 	}
 	if err := ef.tls.checkLinks(logger, "edge", "calls to the control plane, its calls back and cascade legs to other edges", true); err != nil {
 		return err
