@@ -1,9 +1,6 @@
 package main
 
 import (
-	"flag"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 )
@@ -20,14 +17,7 @@ func TestBadValuesAreRefused(t *testing.T) {
 			{"--rate-limit-ip +Inf", "--rate-limit-ip +Inf"},
 			{"--rate-limit-key 0 --rate-limit-ip 0", ""},
 		} {
-			fs := flag.NewFlagSet("control", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			var f controlFlags
-			f.register(fs, dev)
-			if err := fs.Parse(append([]string{"--data", t.TempDir(), "--http", "127.0.0.1:8080"}, strings.Fields(tc.args)...)); err != nil {
-				t.Fatalf("%s: %v", tc.args, err)
-			}
-			_, err := f.serverConfig(slog.New(slog.DiscardHandler))
+			_, err := serverConfigFor(t, dev, strings.Fields(tc.args)...)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Errorf("dev=%v %s: %v", dev, tc.args, err)

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"flag"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 )
@@ -13,14 +10,7 @@ import (
 // other voters did not share.
 func TestPeersFlag(t *testing.T) {
 	parse := func(args ...string) error {
-		fs := flag.NewFlagSet("control", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		var f controlFlags
-		f.register(fs, false)
-		if err := fs.Parse(append([]string{"--data", t.TempDir(), "--http", "127.0.0.1:8080", "--id", "a", "--bootstrap"}, args...)); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-		_, err := f.serverConfig(slog.New(slog.NewTextHandler(io.Discard, nil)))
+		_, err := serverConfigFor(t, false, append([]string{"--id", "a", "--bootstrap"}, args...)...)
 		return err
 	}
 	for _, tc := range []struct {

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"flag"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 )
@@ -14,14 +11,7 @@ import (
 func TestTrustedProxiesFlag(t *testing.T) {
 	for _, dev := range []bool{false, true} {
 		parse := func(args ...string) ([]string, error) {
-			fs := flag.NewFlagSet("control", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			var f controlFlags
-			f.register(fs, dev)
-			if err := fs.Parse(append([]string{"--data", t.TempDir(), "--http", "127.0.0.1:8080"}, args...)); err != nil {
-				t.Fatalf("%v: %v", args, err)
-			}
-			cfg, err := f.serverConfig(slog.New(slog.NewTextHandler(io.Discard, nil)))
+			cfg, err := serverConfigFor(t, dev, args...)
 			return cfg.API.TrustedProxies, err
 		}
 		got, err := parse("--trusted-proxies", "10.0.0.0/8, 192.0.2.1", "--trusted-proxies", "2001:db8::/32")
