@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meridian-video/meridian/control/auth"
+	"github.com/meridian-video/meridian/shared/tlsutil"
 )
 
 func errNotYet(what string) error { return fmt.Errorf("%s: not available in this build yet", what) }
@@ -67,15 +67,11 @@ func newClient(base, auth, caFile string) (client, error) {
 	if caFile == "" {
 		return c, nil
 	}
-	pemBytes, err := os.ReadFile(caFile)
+	roots, err := tlsutil.LoadRoots(caFile)
 	if err != nil {
 		return client{}, fmt.Errorf("--ca: %w", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		return client{}, fmt.Errorf("--ca %s: no PEM certificate in it", caFile)
-	}
-	c.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	c.http.Transport = tlsutil.NodeTransport(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
 	return c, nil
 }
 

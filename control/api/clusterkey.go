@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 
 	"github.com/meridian-video/meridian/control/auth"
-	"github.com/meridian-video/meridian/control/state"
 )
 
 // msgWrongClusterKey answers requests a node cannot serve because its
@@ -14,6 +13,12 @@ import (
 // node's configuration is wrong, not the client's credentials (a 401 sent
 // customers rotating keys that were fine).
 const msgWrongClusterKey = "this control node cannot open the cluster's secrets: its --cluster-key is not the cluster's (every control node needs the same key); retry shortly"
+
+// WithSecrets gives the API the node's opener of the cluster's secrets
+// (server.Secrets, which caches them): the cluster-key check asks it.
+func WithSecrets(fn func() (*auth.OpenedSecrets, error)) Option {
+	return func(s *Server) { s.secrets = fn }
+}
 
 // wrongClusterKey reports whether this node's cluster key fails to open
 // the cluster's sealed secrets (once they exist). The answer cannot change
@@ -26,12 +31,11 @@ func (s *Server) wrongClusterKey() bool {
 	if s.keyChecked.Load() {
 		return false
 	}
-	var sec *state.ClusterSecrets
-	s.node.FSM().Read(func(st *state.Store) { sec, _ = st.Secrets() })
-	if sec == nil {
-		return false // not there yet: nothing to open
+	if s.secrets == nil { // an API without a node's secrets (tests): nothing to check
+		s.keyChecked.Store(true)
+		return false
 	}
-	_, err := auth.OpenClusterSecrets(s.sealer, sec)
+	_, err := s.secrets()
 	switch {
 	case errors.Is(err, auth.ErrUnseal):
 		if s.keyMismatch.CompareAndSwap(false, true) {
@@ -42,13 +46,14 @@ func (s *Server) wrongClusterKey() bool {
 	case err == nil:
 		s.keyChecked.Store(true)
 	}
-	return false
+	return false // not there yet: nothing to open
 }
 
-// keyStates are the cluster-key check's remembered outcomes.
+// keyStates are the cluster-key check's opener and remembered outcomes.
 type keyStates struct {
-	keyMismatch atomic.Bool // the key does not open the secrets
-	keyChecked  atomic.Bool // the key opened them
+	secrets     func() (*auth.OpenedSecrets, error) // WithSecrets; nil: no check
+	keyMismatch atomic.Bool                         // the key does not open the secrets
+	keyChecked  atomic.Bool                         // the key opened them
 }
 
 // errWrongClusterKey is the API's answer on such a node.

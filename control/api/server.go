@@ -328,11 +328,15 @@ func (s *Server) readyGate(c *fiber.Ctx) error {
 	return &Error{Status: fiber.StatusServiceUnavailable, Message: msg, RetryAfter: 1}
 }
 
-// nodeUnhealthy is the 503 of a node whose last write to its Raft log
-// failed (a full disk): it cannot lead, and as a follower it falls behind,
-// so it is not healthy even while it hears a leader. Likewise a node whose
-// cluster token the leader refused: the writes it forwards fail.
+// nodeUnhealthy is the 503 of a node that is misconfigured or failing
+// even while it hears a leader: its cluster key opens no secret; its last
+// write to its Raft log failed (a full disk: it cannot lead, and as a
+// follower it falls behind); the leader refused its cluster token (the
+// writes it forwards fail).
 func (s *Server) nodeUnhealthy() error {
+	if s.wrongClusterKey() {
+		return errWrongClusterKey
+	}
 	if se := s.node.StorageFailure(); se != nil {
 		return &Error{Status: fiber.StatusServiceUnavailable, RetryAfter: 5,
 			Message: fmt.Sprintf("this node cannot write its Raft log since %s (%s)", se.Since.UTC().Format(time.RFC3339), se.Cause())}
@@ -347,9 +351,6 @@ func (s *Server) nodeUnhealthy() error {
 func (s *Server) healthz(c *fiber.Ctx) error {
 	if err := s.nodeUnhealthy(); err != nil {
 		return err
-	}
-	if s.wrongClusterKey() {
-		return errWrongClusterKey
 	}
 	if s.ready != nil && !s.ready() {
 		return &Error{Status: fiber.StatusServiceUnavailable, Message: "node is starting: waiting for a leader and cluster bootstrap", RetryAfter: 1}

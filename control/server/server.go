@@ -174,7 +174,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.node = node
 
-	opts := append([]api.Option{api.WithReadiness(s.Ready)}, cfg.APIOptions...)
+	opts := append([]api.Option{api.WithReadiness(s.Ready), api.WithSecrets(s.Secrets)}, cfg.APIOptions...)
 	loops := append([]cluster.LeaderLoop(nil), cfg.ExtraLoops...)
 	for _, p := range cfg.Plugins {
 		o, l, err := p(s)

@@ -201,7 +201,7 @@ const encoderExitGrace = 2 * time.Second
 // failInput reports a failed write to an encoder input, unless the encoder
 // exits meanwhile. A write fails ("broken pipe") mostly because the
 // encoder has gone, and then its exit, reported by supervise with ffmpeg's
-// last line, says why ("No space left on device") where the write's error
+// complaint (tailBuffer.complaint), says why ("No space left on device") where the write's error
 // does not: a full disk used to fail recordings with "encoder input: write
 // |1: broken pipe".
 func (cp *composer) failInput(err error) {

@@ -207,8 +207,9 @@ func (t *tailBuffer) complaint() string {
 }
 
 // osErrors are the operating system's error texts, lower-cased, as
-// ffmpeg prints them after a colon (strerror).
-var osErrors = func() []string {
+// ffmpeg prints them after a colon (strerror); built on first use, when a
+// process has failed, not at every start.
+var osErrors = sync.OnceValue(func() []string {
 	var out []string
 	for n := syscall.Errno(1); n < 256; n++ {
 		if s := n.Error(); !strings.HasPrefix(s, "errno ") {
@@ -216,11 +217,11 @@ var osErrors = func() []string {
 		}
 	}
 	return out
-}()
+})
 
 func endsInOSError(line string) bool {
 	l := strings.ToLower(line)
-	for _, e := range osErrors {
+	for _, e := range osErrors() {
 		if strings.HasSuffix(l, e) {
 			return true
 		}

@@ -51,19 +51,28 @@ type Cluster struct {
 	roots *x509.CertPool
 }
 
+// LoadRoots reads a PEM file of CA certificates to trust.
+func LoadRoots(caFile string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("tlsutil: CA: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("tlsutil: %s holds no PEM certificate", caFile)
+	}
+	return roots, nil
+}
+
 // NewCluster loads the CA and the key pair and checks that the pair is
 // signed by the CA and usable for both server and client authentication.
 func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if cfg.CAFile == "" {
 		return nil, errors.New("tlsutil: a CA file is required")
 	}
-	pem, err := os.ReadFile(cfg.CAFile)
+	roots, err := LoadRoots(cfg.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("tlsutil: CA: %w", err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("tlsutil: %s holds no PEM certificate", cfg.CAFile)
+		return nil, err
 	}
 	pair, err := NewKeyPair(KeyPairConfig{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, CheckEvery: cfg.CheckEvery, Logger: cfg.Logger, Now: cfg.Now})
 	if err != nil {
