@@ -292,9 +292,12 @@ func (s *Server) routes() {
 // knows a leader, and the cluster is bootstrapped. Answering earlier would
 // serve a half-restored state (unknown keys, missing rooms). Later leader
 // changes do not close the gate: writes are held during an election by the
-// write path. Liveness, metrics and node-to-node Raft routes are always served.
+// write path. Falling behind the leader does, until the node has caught up
+// (cluster.Node.Behind). Liveness, metrics and node-to-node Raft routes are
+// always served.
 func (s *Server) readyGate(c *fiber.Ctx) error {
-	if s.started.Load() && s.keyChecked.Load() {
+	stale := s.staleReplica()
+	if s.started.Load() && s.keyChecked.Load() && stale == nil {
 		return c.Next()
 	}
 	p := auth.RoutePath(c.Path()) // as routed: /V2/ROOMS reaches /v2/rooms
@@ -309,6 +312,9 @@ func (s *Server) readyGate(c *fiber.Ctx) error {
 	// the other nodes cannot open.
 	if s.wrongClusterKey() {
 		return errWrongClusterKey
+	}
+	if stale != nil {
+		return stale
 	}
 	if s.started.Load() {
 		return c.Next()
@@ -338,8 +344,7 @@ func (s *Server) nodeUnhealthy() error {
 		return errWrongClusterKey
 	}
 	if se := s.node.StorageFailure(); se != nil {
-		return &Error{Status: fiber.StatusServiceUnavailable, RetryAfter: 5,
-			Message: fmt.Sprintf("this node cannot write its Raft log since %s (%s)", se.Since.UTC().Format(time.RFC3339), se.Cause())}
+		return errStorageFailing(se)
 	}
 	if te := s.node.ClusterTokenRefused(); te != nil {
 		return &Error{Status: fiber.StatusServiceUnavailable, RetryAfter: 5,
@@ -350,6 +355,9 @@ func (s *Server) nodeUnhealthy() error {
 
 func (s *Server) healthz(c *fiber.Ctx) error {
 	if err := s.nodeUnhealthy(); err != nil {
+		return err
+	}
+	if err := s.staleReplica(); err != nil {
 		return err
 	}
 	if s.ready != nil && !s.ready() {
@@ -364,6 +372,29 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 		return &Error{Status: fiber.StatusServiceUnavailable, Message: "cluster secrets not initialised yet", RetryAfter: 1}
 	}
 	return c.JSON(fiber.Map{"status": "ok", "node": s.node.ID(), "leader": s.node.LeaderID(), "appliedIndex": s.node.FSM().AppliedIndex()})
+}
+
+// staleReplica is the 503 of a follower whose state is known to lack what
+// the cluster committed — back from a partition, a pause or a full disk,
+// or unable to write its log now — so that it answers nothing from it
+// (and a write through it would wait for the catch-up to read back).
+// Another node answers now, this one once it has caught up. A leader, or
+// a lone voter, holds every committed entry: its own failing disk stops its
+// writes, not its reads.
+func (s *Server) staleReplica() error {
+	if b := s.node.Behind(); b != nil {
+		return &Error{Status: fiber.StatusServiceUnavailable, RetryAfter: 2,
+			Message: b.Error() + "; retry shortly or ask another control node"}
+	}
+	if se := s.node.FollowerStorageFailure(); se != nil {
+		return errStorageFailing(se)
+	}
+	return nil
+}
+
+func errStorageFailing(se *cluster.StorageError) error {
+	return &Error{Status: fiber.StatusServiceUnavailable, RetryAfter: 5,
+		Message: fmt.Sprintf("this node cannot write its Raft log since %s (%s)", se.Since.UTC().Format(time.RFC3339), se.Cause())}
 }
 
 const localsPrincipal = "principal"

@@ -181,6 +181,9 @@ type Node struct {
 	// caughtUp latches once everything known then is applied (readiness).
 	startLast uint64
 	caughtUp  atomic.Bool
+	// lag watches, as a follower, for committed entries not applied
+	// (Behind).
+	lag lagWatch
 	// outside: the node started with no Raft state and did not bootstrap,
 	// so it is in no cluster until one adds it (see Outside).
 	outside bool
@@ -377,9 +380,10 @@ func (n *Node) OnLeadership(fn func(ctx context.Context) error) {
 
 // Start begins watching leadership.
 func (n *Node) Start() {
-	n.monitorWG.Add(2)
+	n.monitorWG.Add(3)
 	go n.monitorLeadership()
 	go n.registerSelf()
+	go n.watchLag()
 }
 
 func (n *Node) monitorLeadership() {
@@ -547,8 +551,10 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // Ready reports whether the node may serve the API: a leader is known and
 // its address registered (writes can be forwarded), and the node has
 // applied everything it had on disk when it started and everything it
-// knows to be committed — so a restarted node never answers from a
-// half-replayed state (acknowledged rooms missing, keys unknown).
+// knows to be committed, the leader's commit index included — so a
+// restarted node never answers from a half-replayed state (acknowledged
+// rooms missing, keys unknown) — and it is not behind the leader now
+// (Behind: back from a partition, a pause or a full disk).
 func (n *Node) Ready() bool {
 	_, id := n.raft.LeaderWithID()
 	if id == "" {
@@ -565,8 +571,19 @@ func (n *Node) Ready() bool {
 		if n.raft.LastIndex() >= n.startLast && applied < n.lastCommandUpTo(n.startLast, applied) {
 			return false
 		}
+		// A follower that was down missed what the leader committed
+		// meanwhile, which its own log (and commit index) does not show:
+		// it waits to hear the leader's commit index and to apply up to it.
+		if n.raft.State() == raft.Follower {
+			if seen := n.raft.LeaderCommitIndex(); seen == 0 || !n.appliedThrough(seen) {
+				return false
+			}
+		}
 		n.caughtUp.Store(true)
 		n.log.Info("caught up with the log", "applied", applied, "onDiskAtStart", n.startLast)
+	}
+	if n.Behind() != nil {
+		return false
 	}
 	ok := false
 	n.fsm.Read(func(s *state.Store) { _, ok = s.Node(string(id)) })
@@ -604,7 +621,7 @@ func (n *Node) lastSnapshotIndex() uint64 {
 
 // Progress reports replay progress for "not ready" answers.
 func (n *Node) Progress() (applied, target uint64) {
-	return n.fsm.AppliedIndex(), max(n.startLast, n.raft.CommitIndex())
+	return n.fsm.AppliedIndex(), max(n.startLast, n.raft.CommitIndex(), n.raft.LeaderCommitIndex())
 }
 
 // LeaderID returns the current leader's id (empty if unknown).

@@ -95,3 +95,25 @@ func (n *Node) StorageFailure() *StorageError {
 	}
 	return n.watched.failing.Load()
 }
+
+// FollowerStorageFailure is StorageFailure for a node that other voters can
+// outvote: it stores nothing they commit, so its state falls further behind
+// with every write, before the leader (which backs off from a follower that
+// keeps refusing its entries) even tells it so. A leader holds every
+// committed entry, and so does a lone voter whatever its disk does.
+func (n *Node) FollowerStorageFailure() *StorageError {
+	se := n.StorageFailure()
+	if se == nil || n.IsLeader() {
+		return nil
+	}
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return se
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter && string(s.ID) != n.cfg.NodeID {
+			return se
+		}
+	}
+	return nil
+}

@@ -213,6 +213,13 @@ type Raft struct {
 	// commit index now (PushCommitIndex; a Meridian patch, see PATCHES.md).
 	commitPushCh chan struct{}
 
+	// leaderCommitSeen is the highest commit index a leader has told this
+	// node of (AppendEntries) or shown it (an installed snapshot's last
+	// index). A follower's own commit index stops at the end of its log, so
+	// only this says how far behind the leader it is. A Meridian patch
+	// (PATCHES.md).
+	leaderCommitSeen atomic.Uint64
+
 	// leaderNotifyCh is used to tell leader that config has changed
 	leaderNotifyCh chan struct{}
 
@@ -1297,6 +1304,15 @@ func (r *Raft) CommitIndex() uint64 {
 // index.
 func (r *Raft) AppliedIndex() uint64 {
 	return r.getLastApplied()
+}
+
+// LeaderCommitIndex returns the highest commit index a leader has told this
+// node of, whether or not the node has the entries yet (CommitIndex stops
+// at the node's last log index). It is 0 until a leader has sent one; on a
+// leader it is whatever it heard as a follower. A Meridian patch
+// (PATCHES.md).
+func (r *Raft) LeaderCommitIndex() uint64 {
+	return r.leaderCommitSeen.Load()
 }
 
 // PushCommitIndex asks the leader to send each follower an AppendEntries

@@ -1493,6 +1493,11 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 		resp.Term = a.Term
 	}
 
+	// Meridian: remember how far the leader has committed, before the log
+	// checks below that a lagging follower fails and before a write that
+	// may fail (PATCHES.md, change 4).
+	r.noteLeaderCommit(a.LeaderCommitIndex)
+
 	// Save the current leader
 	if len(a.Addr) > 0 {
 		r.setLeader(r.trans.DecodePeer(a.Addr), ServerID(a.ID))
@@ -1609,6 +1614,18 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 	// Everything went well, set success
 	resp.Success = true
 	r.setLastContact()
+}
+
+// noteLeaderCommit raises leaderCommitSeen to index (a Meridian patch,
+// PATCHES.md change 4). Commit indexes only grow across terms, so a new
+// leader never lowers it.
+func (r *Raft) noteLeaderCommit(index uint64) {
+	for {
+		cur := r.leaderCommitSeen.Load()
+		if index <= cur || r.leaderCommitSeen.CompareAndSwap(cur, index) {
+			return
+		}
+	}
 }
 
 // processConfigurationLogEntry takes a log entry and updates the latest
@@ -1878,6 +1895,9 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 		r.setCurrentTerm(req.Term)
 		resp.Term = req.Term
 	}
+
+	// Meridian: the snapshot's last index is committed (PATCHES.md, change 4).
+	r.noteLeaderCommit(req.LastLogIndex)
 
 	// Save the current leader
 	if len(req.ID) > 0 {

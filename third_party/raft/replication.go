@@ -535,7 +535,18 @@ func (r *Raft) pipelineSend(s *followerReplication, p AppendPipeline, nextIdx *u
 
 // pipelineDecode is used to decode the responses of pipelined requests.
 func (r *Raft) pipelineDecode(s *followerReplication, p AppendPipeline, stopCh, finishCh chan struct{}) {
-	defer close(finishCh)
+	// Meridian (PATCHES.md, change 5): closing the pipeline when this
+	// decoder stops — a rejected append, a newer term, a broken connection
+	// — unblocks a pipelineSend that is waiting to hand the pipeline its
+	// next request, which nothing reads once this decoder is gone (the
+	// transport's channels are unbuffered at the default MaxRPCsInFlight).
+	// Without it the send loop could wait for ever: that follower got no
+	// entry again until the leader stepped down, and the leader could not
+	// shut down. pipelineReplicate closes the pipeline again (a no-op).
+	defer func() {
+		_ = p.Close()
+		close(finishCh)
+	}()
 	respCh := p.Consumer()
 	for {
 		select {
