@@ -82,9 +82,11 @@ type FSM struct {
 	db  atomic.Pointer[memdb.MemDB]
 	log *slog.Logger
 	// applied is signalled after each Apply so readers can wait for an index.
+	// It is written under appliedMu (the condition's lock) and read without
+	// it: every API request of a follower reads it (Node.Behind).
 	appliedMu   sync.Mutex
 	appliedCond *sync.Cond
-	applied     uint64
+	applied     atomic.Uint64
 	// restores counts snapshots restored (at start, or installed from the
 	// leader by a node that fell behind the compacted log).
 	restores atomic.Uint64
@@ -112,11 +114,7 @@ func (f *FSM) Read(fn func(s *Store)) {
 }
 
 // AppliedIndex is the last applied Raft index.
-func (f *FSM) AppliedIndex() uint64 {
-	f.appliedMu.Lock()
-	defer f.appliedMu.Unlock()
-	return f.applied
-}
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
 // WaitApplied blocks until index is applied (true) or ctx is done (false).
 // A wait that must block registers a wake-up with ctx (context.AfterFunc)
@@ -134,7 +132,7 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) bool {
 	defer stop()
 	f.appliedMu.Lock()
 	defer f.appliedMu.Unlock()
-	for f.applied < index {
+	for f.applied.Load() < index {
 		// Checked under appliedMu, which the wake-up takes too: a ctx
 		// done after this check wakes the Wait below.
 		if ctx.Err() != nil {
@@ -147,8 +145,8 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) bool {
 
 func (f *FSM) markApplied(index uint64) {
 	f.appliedMu.Lock()
-	if index > f.applied {
-		f.applied = index
+	if index > f.applied.Load() {
+		f.applied.Store(index)
 	}
 	f.appliedCond.Broadcast()
 	f.appliedMu.Unlock()
