@@ -12,3 +12,6 @@ func InjectStorageFault(n *Node, err error) {
 	}
 	n.watched.fault.Store(&err)
 }
+
+// LagSampleEvery is how often a node samples its lag.
+const LagSampleEvery = lagSampleEvery

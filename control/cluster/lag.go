@@ -19,9 +19,9 @@ import (
 //
 //   - it lacks entries the leader told it are committed, or has many
 //     committed entries unapplied (it missed them: seen at once, on any
-//     request), or
+//     request, or by a sampler when its state machine has them queued), or
 //   - a committed entry it heard of has gone unapplied for long (its state
-//     machine stalls: seen by a sampler),
+//     machine stalls: seen by the sampler),
 //
 // and stays behind until neither holds and it has applied everything it
 // had heard of at the sample before.
@@ -87,11 +87,11 @@ func (n *Node) Behind() *LagError {
 	if b := n.lag.behind.Load(); b != nil {
 		return b
 	}
-	seen, applied := n.raft.LeaderCommitIndex(), n.fsm.AppliedIndex()
-	if !n.missedEntries(seen, applied) {
+	seen := n.raft.LeaderCommitIndex()
+	if !n.missedEntries(seen) {
 		return nil
 	}
-	e := &LagError{Applied: applied, LeaderCommit: seen, Since: time.Now(), through: seen}
+	e := &LagError{Applied: n.fsm.AppliedIndex(), LeaderCommit: seen, Since: time.Now(), through: seen}
 	if n.lag.behind.CompareAndSwap(nil, e) {
 		n.logBehind(e)
 		return e
@@ -103,17 +103,20 @@ func (n *Node) Behind() *LagError {
 }
 
 // missedEntries reports a follower that lacks entries a leader told it are
-// committed, or has far more of them unapplied than a follower in step
-// ever has. One in step lacks at most the entries of the request it is
-// storing (the leader sends a follower everything it has, up to 64 entries
-// a request, with a commit index that may cover them, noted before they
-// are stored: third_party/raft, change 4), so only one several requests
-// behind does.
-func (n *Node) missedEntries(seen, applied uint64) bool {
-	if seen <= applied+lagMissingSlack || n.raft.State() != raft.Follower {
+// committed, or has not even handed 1,000 of them to its state machine.
+// One in step lacks at most the entries of the request it is storing (the
+// leader sends a follower everything it has, up to 64 entries a request,
+// with a commit index that may cover them, noted before they are stored:
+// third_party/raft, change 4), so only one several requests behind does.
+// Raft's applied index counts barriers and no-ops, which the state
+// machine never sees (a log can end with a thousand barriers of
+// consistent reads); what the state machine has queued is the sampler's.
+func (n *Node) missedEntries(seen uint64) bool {
+	dispatched := n.raft.AppliedIndex()
+	if seen <= dispatched+lagMissingSlack || n.raft.State() != raft.Follower {
 		return false
 	}
-	return seen-applied >= lagBehindEntries || n.raft.LastIndex()+lagMissingSlack < seen
+	return seen-dispatched >= lagBehindEntries || n.raft.LastIndex()+lagMissingSlack < seen
 }
 
 func (n *Node) watchLag() {
@@ -147,7 +150,8 @@ func (n *Node) sampleLag(now time.Time) {
 		return
 	}
 	seen := n.raft.LeaderCommitIndex()
-	if last := len(w.marks) - 1; !n.appliedThrough(seen) && (last < 0 || w.marks[last].index < seen) {
+	current := n.appliedThrough(seen)
+	if last := len(w.marks) - 1; !current && (last < 0 || w.marks[last].index < seen) {
 		if last+1 < lagMaxMarks {
 			w.marks = append(w.marks, lagMark{index: seen, at: now})
 		} else {
@@ -162,7 +166,8 @@ func (n *Node) sampleLag(now time.Time) {
 
 	applied := n.fsm.AppliedIndex()
 	stalled := len(w.marks) > 0 && now.Sub(w.marks[0].at) >= lagBehindAfter
-	behind := stalled || n.missedEntries(seen, applied)
+	queued := !current && seen-applied >= lagBehindEntries // commands handed over, not applied
+	behind := stalled || queued || n.missedEntries(seen)
 	was := w.behind.Load()
 	switch {
 	case was == nil && behind:
