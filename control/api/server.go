@@ -292,11 +292,14 @@ func (s *Server) routes() {
 // knows a leader, and the cluster is bootstrapped. Answering earlier would
 // serve a half-restored state (unknown keys, missing rooms). Later leader
 // changes do not close the gate: writes are held during an election by the
-// write path. Falling behind the leader does, until the node has caught up
-// (cluster.Node.Behind). Liveness, metrics and node-to-node Raft routes are
-// always served.
+// write path. Falling behind the leader closes it to reads of the local
+// state until the node has caught up (cluster.Node.Behind, readsLocalState).
+// Liveness, metrics and node-to-node Raft routes are always served.
 func (s *Server) readyGate(c *fiber.Ctx) error {
-	stale := s.staleReplica()
+	var stale error
+	if readsLocalState(c) {
+		stale = s.staleReplica()
+	}
 	if s.started.Load() && s.keyChecked.Load() && stale == nil {
 		return c.Next()
 	}
@@ -374,10 +377,20 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok", "node": s.node.ID(), "leader": s.node.LeaderID(), "appliedIndex": s.node.FSM().AppliedIndex()})
 }
 
+// readsLocalState reports a request answered from this node's state as it
+// is: a read without ?consistent=true. Writes are forwarded to the leader
+// and answered once this node has applied them, and a consistent read
+// waits for the leader's commit index: both stay correct on a node that
+// is catching up (they wait for it), and an edge's heartbeats and a
+// client's retried write go through it as before.
+func readsLocalState(c *fiber.Ctx) bool {
+	m := c.Method()
+	return (m == fiber.MethodGet || m == fiber.MethodHead) && c.Query("consistent") != "true"
+}
+
 // staleReplica is the 503 of a follower whose state is known to lack what
 // the cluster committed — back from a partition, a pause or a full disk,
-// or unable to write its log now — so that it answers nothing from it
-// (and a write through it would wait for the catch-up to read back).
+// or unable to write its log now — so that it answers no read from it.
 // Another node answers now, this one once it has caught up. A leader, or
 // a lone voter, holds every committed entry: its own failing disk stops its
 // writes, not its reads.
