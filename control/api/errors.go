@@ -78,6 +78,7 @@ func classify(err error) (status int, msg string, retryAfter int) {
 	var fe *fiber.Error
 	var storageErr *cluster.StorageError
 	var tokenErr *cluster.TokenRefusedError
+	var lagErr *cluster.LagError
 	switch {
 	case errors.As(err, &ae):
 		return ae.Status, ae.Message, ae.RetryAfter
@@ -103,6 +104,8 @@ func classify(err error) (status int, msg string, retryAfter int) {
 		}
 	case errors.As(err, &tokenErr):
 		return http.StatusServiceUnavailable, "this control node cannot forward writes to the leader: it refused this node's cluster token (every control node needs the same --cluster-token); retry shortly", 2
+	case errors.As(err, &lagErr):
+		return http.StatusServiceUnavailable, lagErr.Error() + "; retry shortly or ask another control node", 2
 	case errors.As(err, &storageErr):
 		return http.StatusServiceUnavailable, "the control plane cannot store writes right now: writing its Raft log failed (" + storageErr.Cause() + "); retry shortly", 2
 	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrClosed):

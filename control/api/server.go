@@ -293,12 +293,20 @@ func (s *Server) routes() {
 // serve a half-restored state (unknown keys, missing rooms). Later leader
 // changes do not close the gate: writes are held during an election by the
 // write path. Falling behind the leader closes it to reads of the local
-// state until the node has caught up (cluster.Node.Behind, readsLocalState).
+// state until the node has caught up (cluster.Node.Behind, readsLocalState),
+// and a follower's failing log to consistent reads as well.
 // Liveness, metrics and node-to-node Raft routes are always served.
 func (s *Server) readyGate(c *fiber.Ctx) error {
 	var stale error
-	if readsLocalState(c) {
+	switch {
+	case readsLocalState(c):
 		stale = s.staleReplica()
+	case c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead:
+		// A consistent read waits for this node to apply what the leader
+		// has committed, which a node that cannot write its log will not.
+		if se := s.node.FollowerStorageFailure(); se != nil {
+			stale = errStorageFailing(se)
+		}
 	}
 	if s.started.Load() && s.keyChecked.Load() && stale == nil {
 		return c.Next()
@@ -360,7 +368,7 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 	if err := s.nodeUnhealthy(); err != nil {
 		return err
 	}
-	if err := s.staleReplica(); err != nil {
+	if err := s.behindLeader(); err != nil { // its failing disk is nodeUnhealthy's
 		return err
 	}
 	if s.ready != nil && !s.ready() {
@@ -395,12 +403,21 @@ func readsLocalState(c *fiber.Ctx) bool {
 // a lone voter, holds every committed entry: its own failing disk stops its
 // writes, not its reads.
 func (s *Server) staleReplica() error {
-	if b := s.node.Behind(); b != nil {
-		return &Error{Status: fiber.StatusServiceUnavailable, RetryAfter: 2,
-			Message: b.Error() + "; retry shortly or ask another control node"}
+	if err := s.behindLeader(); err != nil {
+		return err
 	}
 	if se := s.node.FollowerStorageFailure(); se != nil {
 		return errStorageFailing(se)
+	}
+	return nil
+}
+
+// behindLeader is the 503 of a follower that knows it lacks or has not
+// applied entries the cluster committed (cluster.Node.Behind; classify
+// words it).
+func (s *Server) behindLeader() error {
+	if b := s.node.Behind(); b != nil {
+		return b
 	}
 	return nil
 }

@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -184,6 +183,9 @@ type Node struct {
 	// lag watches, as a follower, for committed entries not applied
 	// (Behind).
 	lag lagWatch
+	// commands remembers where the committed log's last command is, so
+	// the lag checks read only entries they have not read before.
+	commands commandScan
 	// outside: the node started with no Raft state and did not bootstrap,
 	// so it is in no cluster until one adds it (see Outside).
 	outside bool
@@ -565,11 +567,13 @@ func (n *Node) Ready() bool {
 		// A tail that was on disk but never committed may be replaced by
 		// the new leader's log (LastIndex goes down): then the commit
 		// index is what counts.
-		if applied < n.lastCommandUpTo(n.raft.CommitIndex(), applied) {
+		if applied < n.lastCommittedCommandUpTo(n.raft.CommitIndex(), applied) {
 			return false
 		}
-		if n.raft.LastIndex() >= n.startLast && applied < n.lastCommandUpTo(n.startLast, applied) {
-			return false
+		if n.raft.LastIndex() >= n.startLast {
+			if last, _ := n.lastCommandUpTo(n.startLast, applied); applied < last {
+				return false
+			}
 		}
 		// A follower that was down missed what the leader committed
 		// meanwhile, which its own log (and commit index) does not show:
@@ -588,35 +592,6 @@ func (n *Node) Ready() bool {
 	ok := false
 	n.fsm.Read(func(s *state.Store) { _, ok = s.Node(string(id)) })
 	return ok
-}
-
-// lastCommandUpTo is the index of the last command entry in (floor, index],
-// or floor if there is none. Barriers (consistent reads, a new leader's first step),
-// no-ops (elections) and configuration changes never reach the FSM, so the
-// FSM's applied index stops below a log that ends with them; readiness must
-// compare against the last entry the FSM will actually apply.
-func (n *Node) lastCommandUpTo(index, floor uint64) uint64 {
-	for i := index; i > floor; i-- {
-		var l raft.Log
-		if err := n.logs.GetLog(i, &l); err != nil {
-			// Not in the log: compacted into a snapshot the FSM restored
-			// (which holds everything up to it), or not written yet
-			// (count it as a command: wait for it).
-			if i <= n.lastSnapshotIndex() {
-				return floor
-			}
-			return i
-		}
-		if l.Type == raft.LogCommand {
-			return i
-		}
-	}
-	return floor
-}
-
-func (n *Node) lastSnapshotIndex() uint64 {
-	v, _ := strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64)
-	return v
 }
 
 // Progress reports replay progress for "not ready" answers.
@@ -722,6 +697,12 @@ func (n *Node) waitCommittedApplied(ctx context.Context, index uint64) error {
 	if n.fsm.AppliedIndex() >= index {
 		return nil
 	}
+	if n.FollowerStorageFailure() != nil {
+		// Its log cannot be written, so it will not apply the write for
+		// as long as that lasts: answer now. Its reads answer 503 until
+		// it has caught up, so none of them can miss the write.
+		return nil
+	}
 	bounded, err := waitBounded(ctx, n.stop, n.cfg.ApplyTimeout, func(wctx context.Context) error { return n.WaitApplied(wctx, index) })
 	if !bounded {
 		return err
@@ -743,7 +724,9 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 // ?consistent=true reads and catch-up after a local miss. On the leader it is
 // a Raft barrier; a follower asks the leader for its index and waits for it.
 // Like Apply it holds through an election (up to LeaderHoldTimeout): raft's
-// ErrNotLeader/ErrLeadershipLost mean "ask the new leader", never a 500.
+// ErrNotLeader/ErrLeadershipLost mean "ask the new leader", never a 500. A
+// follower that has not applied the leader's index after ApplyTimeout
+// returns a *LagError.
 func (n *Node) Barrier(ctx context.Context) error {
 	deadline := time.Now().Add(n.cfg.LeaderHoldTimeout)
 	for {
@@ -771,7 +754,20 @@ func (n *Node) barrierOnce(ctx context.Context) error {
 	if err := n.forward(ctx, "/internal/v1/raft/index", struct{}{}, &out); err != nil {
 		return err
 	}
-	return n.WaitApplied(ctx, out.Index)
+	// Bounded as a write's wait is: a follower that cannot store or apply
+	// what the leader committed (a full disk, a stalled state machine)
+	// would otherwise hold a consistent read for as long as its caller
+	// waits. It says it is behind instead, and the caller asks again or
+	// asks another node.
+	waiting := time.Now()
+	bounded, err := waitBounded(ctx, n.stop, n.cfg.ApplyTimeout, func(wctx context.Context) error { return n.WaitApplied(wctx, out.Index) })
+	if !bounded {
+		return err
+	}
+	if b := n.Behind(); b != nil {
+		return b
+	}
+	return &LagError{Applied: n.fsm.AppliedIndex(), LeaderCommit: out.Index, Since: waiting}
 }
 
 // LeaderIndex returns the leader's applied index after a barrier (served to

@@ -15,3 +15,7 @@ func InjectStorageFault(n *Node, err error) {
 
 // LagSampleEvery is how often a node samples its lag.
 const LagSampleEvery = lagSampleEvery
+
+// CommandScanReads counts the log entries n read back to find the last
+// command below a committed index (readiness and the lag watch).
+func CommandScanReads(n *Node) uint64 { return n.commands.read.Load() }

@@ -214,5 +214,7 @@ func (n *Node) appliedThrough(index uint64) bool {
 	if n.raft.AppliedIndex() < index {
 		return false // not even handed to the state machine yet
 	}
-	return applied >= n.lastCommandUpTo(index, applied)
+	// Raft has applied through index, so the entries up to it are
+	// committed here.
+	return applied >= n.lastCommittedCommandUpTo(index, applied)
 }

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -231,6 +232,7 @@ func TestLogEndingInBarriersIsNotBehind(t *testing.T) {
 		})
 	}
 	time.Sleep(3 * cluster.LagSampleEvery)
+	reads := map[int]uint64{}
 	for _, f := range c.Followers() {
 		if b := c.Node(f).Node().Behind(); b != nil {
 			t.Fatalf("node%d, in step behind %d barriers, called behind: %v", f, stat(c, f, "applied_index")-c.Node(f).Node().FSM().AppliedIndex(), b)
@@ -238,5 +240,115 @@ func TestLogEndingInBarriersIsNotBehind(t *testing.T) {
 		if h := c.Do(f, "GET", "/healthz", "", nil); h.Status != 200 {
 			t.Fatalf("node%d /healthz: %d %s", f, h.Status, h.Body)
 		}
+		reads[f] = cluster.CommandScanReads(c.Node(f).Node())
 	}
+	// The lag watch asks five times a second where the last command below
+	// the leader's commit index is, which means reading the log back over
+	// the barriers at its end. With consistent reads still coming, each
+	// entry must be read about once, not again at every sample (it was
+	// read twice per sample: a day of consistent reads on an idle cluster
+	// would have had each follower read tens of thousands of entries five
+	// times a second, until compaction).
+	stop := time.Now().Add(5 * cluster.LagSampleEvery)
+	added := 0
+	for ; time.Now().Before(stop); added++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := leader.Barrier(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(cluster.LagSampleEvery)
+	if added < 100 {
+		t.Fatalf("only %d barriers in %v: too few to tell", added, 5*cluster.LagSampleEvery)
+	}
+	for _, f := range c.Followers() {
+		if h := c.Do(f, "GET", "/healthz", "", nil); h.Status != 200 {
+			t.Fatalf("node%d /healthz while barriers came: %d %s", f, h.Status, h.Body)
+		}
+		if n := cluster.CommandScanReads(c.Node(f).Node()) - reads[f]; n > uint64(2*added+50) {
+			t.Errorf("node%d read %d log entries back while %d barriers were added", f, n, added)
+		}
+	}
+}
+
+// A write sent to a follower that is behind goes to the leader as ever;
+// the follower answers it once it has applied it (read-your-writes), or
+// with the leader's result after the apply wait if it cannot apply yet,
+// and never answers a read of it from the state it had: the room it just
+// acknowledged is 200 or 503 "catching up", never 404.
+func TestWriteThroughAFollowerThatIsBehind(t *testing.T) {
+	c := clustertest.New(t, 3, clustertest.Options{Persist: true})
+	c.WaitReady()
+	leader, f := c.Leader(), c.Followers()[0]
+	fn := c.Node(f).Node()
+	tok := c.Token()
+	if r := c.Do(f, "GET", "/v2/rooms?page=1&perPage=1", tok, nil); r.Status != 200 { // its start-up gate open
+		t.Fatalf("follower before the fault: %d %s", r.Status, r.Body)
+	}
+
+	cluster.InjectStorageFault(fn, diskFull)
+	created := createRooms(t, c, leader, 2000, "while-full")
+	// Its log cannot be written: the write is decided by the leader and
+	// answered with the leader's result at once, not after the apply wait
+	// (5 s) for an apply that cannot come.
+	sent := time.Now()
+	during := c.Do(f, "POST", "/v2/rooms", tok, map[string]any{"customRoomId": "through-a-full-follower"})
+	if during.Status != 200 {
+		t.Fatalf("write through a follower whose disk is full: %d %s", during.Status, during.Body)
+	}
+	if took := time.Since(sent); took >= 4*time.Second {
+		t.Fatalf("write through a follower whose disk is full answered after %v: it waited for an apply its log cannot get", took)
+	}
+	// Acknowledged, but not applied here: a read of it on this node is
+	// refused, not answered 404 from the state it has.
+	var room struct{ RoomID string }
+	during.JSON(t, &room)
+	if r := c.Do(f, "GET", "/v2/rooms/"+room.RoomID, tok, nil); r.Status != 503 || !strings.Contains(string(r.Body), "cannot write its Raft log") && !strings.Contains(string(r.Body), "catching up") {
+		t.Fatalf("GET through the full follower of the room it just acknowledged: %d %s", r.Status, r.Body)
+	}
+	// A consistent read waits for this node to apply what the leader
+	// committed, which it cannot: refused at once through the API, and
+	// bounded by the apply wait below it (it waited for ever).
+	if r := c.Do(f, "GET", "/v2/rooms/"+room.RoomID+"?consistent=true", tok, nil); r.Status != 503 || !strings.Contains(string(r.Body), "cannot write its Raft log") {
+		t.Fatalf("consistent GET through the full follower: %d %s", r.Status, r.Body)
+	}
+	barrier := make(chan error, 1)
+	go func() { barrier <- fn.Barrier(context.Background()) }()
+	select {
+	case err := <-barrier:
+		var lag *cluster.LagError
+		if !errors.As(err, &lag) || lag.LeaderCommit <= lag.Applied {
+			t.Fatalf("a consistent read's catch-up on a follower that cannot apply: %v, want a LagError", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a consistent read's catch-up on a follower that cannot apply still waits after 15 s (the apply wait is 5 s)")
+	}
+	cluster.InjectStorageFault(fn, nil)
+	// Now it catches up, with thousands of entries to apply: this write
+	// waits for that, then reads back here.
+	after := c.Do(f, "POST", "/v2/rooms", tok, map[string]any{"customRoomId": "through-a-catching-up-follower"})
+	if after.Status != 200 {
+		t.Fatalf("write through a catching-up follower: %d %s", after.Status, after.Body)
+	}
+	for _, w := range []clustertest.Response{during, after} {
+		var room struct{ RoomID string }
+		w.JSON(t, &room)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			r := c.Do(f, "GET", "/v2/rooms/"+room.RoomID, tok, nil)
+			if r.Status == 200 {
+				break
+			}
+			if r.Status != 503 || !strings.Contains(string(r.Body), "catching up") && !strings.Contains(string(r.Body), "cannot write its Raft log") {
+				t.Fatalf("GET of room %s just created through node%d: %d %s (only 200, or 503 while it catches up)", room.RoomID, f, r.Status, r.Body)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node%d still refuses room %s 30 s after its disk came back: %s", f, room.RoomID, r.Body)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	watchForStaleAnswers(t, c, f, created+2)
 }
