@@ -703,7 +703,7 @@ func (n *Node) waitCommittedApplied(ctx context.Context, index uint64) error {
 		// it has caught up, so none of them can miss the write.
 		return nil
 	}
-	bounded, err := waitBounded(ctx, n.stop, n.cfg.ApplyTimeout, func(wctx context.Context) error { return n.WaitApplied(wctx, index) })
+	bounded, err := waitBounded(ctx, n.stop, n.cfg.ApplyTimeout, func(wctx context.Context) error { return n.waitApplied(wctx, index) })
 	if !bounded {
 		return err
 	}
@@ -712,8 +712,25 @@ func (n *Node) waitCommittedApplied(ctx context.Context, index uint64) error {
 	return nil
 }
 
-// WaitApplied blocks until the local FSM has applied index.
+// WaitApplied blocks until the local FSM has applied index, a committed
+// entry, for up to ApplyTimeout: a follower that cannot store or apply
+// what the leader committed (a full disk, a stalled state machine) would
+// otherwise hold its caller for as long as the caller waits. It then says
+// it is behind (a *LagError), and the caller asks again or asks another
+// node.
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	waiting := time.Now()
+	bounded, err := waitBounded(ctx, n.stop, n.cfg.ApplyTimeout, func(wctx context.Context) error { return n.waitApplied(wctx, index) })
+	if !bounded {
+		return err
+	}
+	if b := n.Behind(); b != nil {
+		return b
+	}
+	return &LagError{Applied: n.fsm.AppliedIndex(), LeaderCommit: index, Since: waiting}
+}
+
+func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 	if !n.fsm.WaitApplied(ctx, index) {
 		return ctx.Err()
 	}
@@ -754,20 +771,7 @@ func (n *Node) barrierOnce(ctx context.Context) error {
 	if err := n.forward(ctx, "/internal/v1/raft/index", struct{}{}, &out); err != nil {
 		return err
 	}
-	// Bounded as a write's wait is: a follower that cannot store or apply
-	// what the leader committed (a full disk, a stalled state machine)
-	// would otherwise hold a consistent read for as long as its caller
-	// waits. It says it is behind instead, and the caller asks again or
-	// asks another node.
-	waiting := time.Now()
-	bounded, err := waitBounded(ctx, n.stop, n.cfg.ApplyTimeout, func(wctx context.Context) error { return n.WaitApplied(wctx, out.Index) })
-	if !bounded {
-		return err
-	}
-	if b := n.Behind(); b != nil {
-		return b
-	}
-	return &LagError{Applied: n.fsm.AppliedIndex(), LeaderCommit: out.Index, Since: waiting}
+	return n.WaitApplied(ctx, out.Index)
 }
 
 // LeaderIndex returns the leader's applied index after a barrier (served to
