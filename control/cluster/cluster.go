@@ -699,8 +699,9 @@ func (n *Node) waitCommittedApplied(ctx context.Context, index uint64) error {
 	}
 	if n.FollowerStorageFailure() != nil {
 		// Its log cannot be written, so it will not apply the write for
-		// as long as that lasts: answer now. Its reads answer 503 until
-		// it has caught up, so none of them can miss the write.
+		// as long as that lasts: answer now. Its reads answer 503 for as
+		// long, and once its log can be written it catches up as any
+		// follower that missed entries does (Behind).
 		return nil
 	}
 	bounded, err := waitBounded(ctx, n.stop, n.cfg.ApplyTimeout, func(wctx context.Context) error { return n.waitApplied(wctx, index) })
