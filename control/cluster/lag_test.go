@@ -13,6 +13,7 @@ import (
 
 	"github.com/meridian-video/meridian/control/cluster"
 	"github.com/meridian-video/meridian/control/cluster/clustertest"
+	"github.com/meridian-video/meridian/shared/metrictest"
 )
 
 func stat(c *clustertest.Cluster, node int, name string) uint64 {
@@ -105,6 +106,9 @@ func TestFollowerBackFromAFullDiskServesOnlyWhenCaughtUp(t *testing.T) {
 	if missed < 100 {
 		t.Fatalf("the follower missed only %d entries: nothing to catch up", missed)
 	}
+	if v := metrictest.Value(t, c.Node(f).Registry(), behindMetric, nil); v != 1 {
+		t.Fatalf("%s on the follower that missed %d entries: %v", behindMetric, missed, v)
+	}
 
 	cluster.InjectStorageFault(fn, nil)
 	notYet, refusal := watchForStaleAnswers(t, c, f, created)
@@ -118,7 +122,14 @@ func TestFollowerBackFromAFullDiskServesOnlyWhenCaughtUp(t *testing.T) {
 	if fn.Behind() != nil {
 		t.Fatalf("still behind after catching up: %+v", fn.Behind())
 	}
+	for i := range c.Nodes() {
+		if v := metrictest.Value(t, c.Node(i).Registry(), behindMetric, nil); v != 0 {
+			t.Fatalf("%s on node%d after the catch-up: %v", behindMetric, i, v)
+		}
+	}
 }
+
+const behindMetric = "meridian_raft_behind_leader"
 
 // A follower restarted after missing writes replays its own log in an
 // instant, but the cluster committed more while it was down: it is ready

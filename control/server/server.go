@@ -512,6 +512,13 @@ func (s *Server) registerMetrics() {
 		}
 		return 0
 	}))
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_raft_behind_leader",
+		Help: "1 while this follower knows it lacks or has not applied entries the leader committed: its reads answer 503 until it has caught up."}, func() float64 {
+		if s.node.Behind() != nil {
+			return 1
+		}
+		return 0
+	}))
 	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_raft_applied_index", Help: "Last applied Raft index."}, func() float64 {
 		return float64(s.fsm.AppliedIndex())
 	}))
