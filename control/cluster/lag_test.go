@@ -285,10 +285,11 @@ func TestLogEndingInBarriersIsNotBehind(t *testing.T) {
 }
 
 // A write sent to a follower that is behind goes to the leader as ever;
-// the follower answers it once it has applied it (read-your-writes), or
-// with the leader's result after the apply wait if it cannot apply yet,
-// and never answers a read of it from the state it had: the room it just
-// acknowledged is 200 or 503 "catching up", never 404.
+// the follower answers it once it has applied it (read-your-writes), or at
+// once with the leader's result while its log cannot be written, and never
+// answers a read of it from the state it had: the room it just
+// acknowledged is 200 or 503, never 404. A consistent read through it
+// answers 503 rather than wait for an apply that cannot come.
 func TestWriteThroughAFollowerThatIsBehind(t *testing.T) {
 	c := clustertest.New(t, 3, clustertest.Options{Persist: true})
 	c.WaitReady()
@@ -344,19 +345,19 @@ func TestWriteThroughAFollowerThatIsBehind(t *testing.T) {
 		t.Fatalf("write through a catching-up follower: %d %s", after.Status, after.Body)
 	}
 	for _, w := range []clustertest.Response{during, after} {
-		var room struct{ RoomID string }
-		w.JSON(t, &room)
+		var ack struct{ RoomID string }
+		w.JSON(t, &ack)
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			r := c.Do(f, "GET", "/v2/rooms/"+room.RoomID, tok, nil)
+			r := c.Do(f, "GET", "/v2/rooms/"+ack.RoomID, tok, nil)
 			if r.Status == 200 {
 				break
 			}
 			if r.Status != 503 || !strings.Contains(string(r.Body), "catching up") && !strings.Contains(string(r.Body), "cannot write its Raft log") {
-				t.Fatalf("GET of room %s just created through node%d: %d %s (only 200, or 503 while it catches up)", room.RoomID, f, r.Status, r.Body)
+				t.Fatalf("GET of room %s just created through node%d: %d %s (only 200, or 503 while it catches up)", ack.RoomID, f, r.Status, r.Body)
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("node%d still refuses room %s 30 s after its disk came back: %s", f, room.RoomID, r.Body)
+				t.Fatalf("node%d still refuses room %s 30 s after its disk came back: %s", f, ack.RoomID, r.Body)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
