@@ -304,9 +304,7 @@ func (s *Server) readyGate(c *fiber.Ctx) error {
 	case c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead:
 		// A consistent read waits for this node to apply what the leader
 		// has committed, which a node that cannot write its log will not.
-		if se := s.node.FollowerStorageFailure(); se != nil {
-			stale = errStorageFailing(se)
-		}
+		stale = s.followerLogFailing()
 	}
 	if s.started.Load() && s.keyChecked.Load() && stale == nil {
 		return c.Next()
@@ -406,6 +404,12 @@ func (s *Server) staleReplica() error {
 	if err := s.behindLeader(); err != nil {
 		return err
 	}
+	return s.followerLogFailing()
+}
+
+// followerLogFailing is the 503 of a follower that cannot write its Raft
+// log: it stores, and so applies, nothing the cluster commits meanwhile.
+func (s *Server) followerLogFailing() error {
 	if se := s.node.FollowerStorageFailure(); se != nil {
 		return errStorageFailing(se)
 	}

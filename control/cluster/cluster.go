@@ -704,8 +704,8 @@ func (n *Node) waitCommittedApplied(ctx context.Context, index uint64) error {
 		// follower that missed entries does (Behind).
 		return nil
 	}
-	bounded, err := waitBounded(ctx, n.stop, n.cfg.ApplyTimeout, func(wctx context.Context) error { return n.waitApplied(wctx, index) })
-	if !bounded {
+	var lag *LagError
+	if err := n.WaitApplied(ctx, index); !errors.As(err, &lag) {
 		return err
 	}
 	n.log.Warn("a write this node proposed was committed, but this node has not applied it yet; answering without waiting for it",
@@ -721,7 +721,12 @@ func (n *Node) waitCommittedApplied(ctx context.Context, index uint64) error {
 // node.
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	waiting := time.Now()
-	bounded, err := waitBounded(ctx, n.stop, n.cfg.ApplyTimeout, func(wctx context.Context) error { return n.waitApplied(wctx, index) })
+	bounded, err := waitBounded(ctx, n.stop, n.cfg.ApplyTimeout, func(wctx context.Context) error {
+		if !n.fsm.WaitApplied(wctx, index) {
+			return wctx.Err()
+		}
+		return nil
+	})
 	if !bounded {
 		return err
 	}
@@ -729,13 +734,6 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 		return b
 	}
 	return &LagError{Applied: n.fsm.AppliedIndex(), LeaderCommit: index, Since: waiting}
-}
-
-func (n *Node) waitApplied(ctx context.Context, index uint64) error {
-	if !n.fsm.WaitApplied(ctx, index) {
-		return ctx.Err()
-	}
-	return nil
 }
 
 // Barrier makes every entry committed before the call applied locally:
