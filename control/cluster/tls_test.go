@@ -157,6 +157,10 @@ func TestClusterOverMutualTLS(t *testing.T) {
 		}
 		return ""
 	})
+	// Having the room is not being ready: the node answers 503 ("node is
+	// starting") until its own registration is applied and it has heard
+	// the leader's commit index.
+	c.WaitReady()
 	if r, err := call(t, api, "POST", c.Node(j).URL()+"/v2/rooms", c.Token(), nil, map[string]any{"customRoomId": "via-joined"}); err != nil || r.status != 200 {
 		t.Fatalf("write through the joined node: %v %d %s", err, r.status, r.body)
 	}
