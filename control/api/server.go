@@ -335,6 +335,12 @@ func (s *Server) readyGate(c *fiber.Ctx) error {
 	if err := s.nodeUnhealthy(); err != nil {
 		return err
 	}
+	return s.errStarting()
+}
+
+// errStarting is the 503 of a node that has not been ready since it
+// started, with its replay's progress when it has entries left to apply.
+func (s *Server) errStarting() error {
 	applied, target := s.node.Progress()
 	msg := "node is starting: waiting for a leader and cluster bootstrap"
 	if applied < target {
@@ -370,7 +376,7 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 		return err
 	}
 	if s.ready != nil && !s.ready() {
-		return &Error{Status: fiber.StatusServiceUnavailable, Message: "node is starting: waiting for a leader and cluster bootstrap", RetryAfter: 1}
+		return s.errStarting()
 	}
 	if !s.node.Ready() {
 		return &Error{Status: fiber.StatusServiceUnavailable, Message: "waiting for a cluster leader", RetryAfter: 1}

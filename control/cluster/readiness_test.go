@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,11 +24,19 @@ func TestRestartAnswersOnlyWhenCaughtUp(t *testing.T) {
 	c.Restart(0)
 	tok := c.Token()
 	var early, ok int
+	replaying := map[string]int{} // answers naming the replay's progress, by route
 	for time.Since(start) < 20*time.Second {
 		r := c.Do(0, "GET", "/v2/rooms/"+last, tok, nil)
 		switch {
 		case r.Status == 503 && r.Header.Get("Retry-After") != "":
 			early++
+			if strings.Contains(string(r.Body), "replaying its log (applied ") {
+				replaying["api"]++
+			}
+			// /healthz says the same while the node starts.
+			if h := c.Do(0, "GET", "/healthz", "", nil); h.Status == 503 && strings.Contains(string(h.Body), "replaying its log (applied ") {
+				replaying["healthz"]++
+			}
 			continue
 		case r.Status == 200:
 			ok++
@@ -41,6 +50,10 @@ func TestRestartAnswersOnlyWhenCaughtUp(t *testing.T) {
 			}
 		}
 		if ok >= 20 {
+			t.Logf("answers naming the replay's progress: %v", replaying)
+			if replaying["api"] == 0 || replaying["healthz"] == 0 {
+				t.Fatalf("while replaying, the API and /healthz should both name its progress: %v of %d early answers", replaying, early)
+			}
 			return
 		}
 	}
