@@ -235,6 +235,7 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 		rc.TrailingLogs = cfg.TrailingLogs
 	}
 	rc.NotifyCh = n.notifyCh
+	rc.LeaderCommitHeard = n.heardLeaderCommit // lag.go
 	rc.LogLevel = "WARN"
 	rc.Logger = newHCLogAdapter(n.log)
 

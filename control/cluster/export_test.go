@@ -1,5 +1,7 @@
 package cluster
 
+import "time"
+
 // InjectStorageFault makes every write to n's Raft log fail with err from
 // now on (nil: succeed again), as a full or failed disk would: the failure
 // comes from under raft's log cache, where the store's would; the store
@@ -19,3 +21,9 @@ const LagSampleEvery = lagSampleEvery
 // CommandScanReads counts the log entries n read back to find the last
 // command below a committed index (readiness and the lag watch).
 func CommandScanReads(n *Node) uint64 { return n.commands.read.Load() }
+
+// MoveLeaderCommitHeard moves the time n last heard a leader's commit index
+// by d (negative: as if a silence had begun that long ago).
+func MoveLeaderCommitHeard(n *Node, d time.Duration) {
+	n.lag.heard.Store(n.lag.heard.Load() + int64(d))
+}

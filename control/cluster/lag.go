@@ -25,6 +25,13 @@ import (
 //
 // and stays behind until neither holds and it has applied everything it
 // had heard of at the sample before.
+//
+// That needs the leader to speak. A follower that has not heard the
+// leader's commit index for lagUnheardAfter — cut off, paused, or with no
+// leader to hear — cannot tell how stale its state has grown, and answers
+// no read of it; one that hears again after such a silence is behind until
+// a sample finds it in step, since the first news it handles may be old
+// (AppendEntries queued while it was paused: third_party/raft, change 6).
 
 const (
 	// lagSampleEvery is how often the sampler looks.
@@ -49,6 +56,11 @@ const (
 	// then errs on the old side, which keeps the node behind a little
 	// longer, never shorter).
 	lagMaxMarks = 256
+	// lagUnheardAfter: a follower that has not heard a leader's commit
+	// index for this long is behind. An idle leader sends one every 50–100
+	// ms (CommitTimeout), and a follower that hears none for a second
+	// calls an election, which a healthy cluster settles well within it.
+	lagUnheardAfter = 2 * time.Second
 )
 
 // LagError describes a node that is behind the leader: it knows of
@@ -57,14 +69,28 @@ type LagError struct {
 	Applied      uint64    // the last entry this node's state machine applied
 	LeaderCommit uint64    // the highest commit index a leader told it of
 	Since        time.Time // when it fell behind
+	// Unheard is how long it had not heard a leader's commit index when
+	// it fell behind that way (0: it fell behind otherwise).
+	Unheard time.Duration
 	// through is what it must apply before it is in step again: the
 	// leader's commit index when last sampled.
 	through uint64
+	// resync: set on hearing a leader after a silence; the next sample
+	// keeps the verdict and raises through to what it has heard by then.
+	resync bool
 }
 
 func (e *LagError) Error() string {
-	return fmt.Sprintf("this node is catching up with the leader: %d of %d committed log entries applied (behind since %s)",
-		e.Applied, e.LeaderCommit, e.Since.UTC().Format(time.RFC3339))
+	if e.Unheard > 0 && e.Since.IsZero() {
+		return fmt.Sprintf("this node has not heard from a leader for %s, so its state may lack committed writes (%d log entries applied)",
+			e.Unheard.Round(time.Millisecond), e.Applied)
+	}
+	why := ""
+	if e.Unheard > 0 {
+		why = fmt.Sprintf(" after %s without hearing from it", e.Unheard.Round(time.Millisecond))
+	}
+	return fmt.Sprintf("this node is catching up with the leader%s: %d of %d committed log entries applied (behind since %s)",
+		why, e.Applied, e.LeaderCommit, e.Since.UTC().Format(time.RFC3339))
 }
 
 type lagMark struct {
@@ -78,6 +104,9 @@ type lagMark struct {
 type lagWatch struct {
 	marks  []lagMark
 	behind atomic.Pointer[LagError] // never changed once stored
+	// heard is when a leader's commit index last reached this node (Unix
+	// ns; 0: never), or when the sampler last found it leading.
+	heard atomic.Int64
 }
 
 // Behind returns why this node is behind the leader, or nil if it is not.
@@ -86,6 +115,9 @@ type lagWatch struct {
 func (n *Node) Behind() *LagError {
 	if b := n.lag.behind.Load(); b != nil {
 		return b
+	}
+	if e := n.unheard(); e != nil {
+		return e
 	}
 	seen := n.raft.LeaderCommitIndex()
 	if !n.missedEntries(seen) {
@@ -100,6 +132,46 @@ func (n *Node) Behind() *LagError {
 		return b
 	}
 	return e
+}
+
+// unheard is the verdict on a node that is not leading and has not heard a
+// leader's commit index for lagUnheardAfter (a lone voter, which commits
+// every entry itself, never has this verdict). It is not stored: hearing one
+// again ends it (heardLeaderCommit then stores the catch-up's verdict).
+func (n *Node) unheard() *LagError {
+	heard := n.lag.heard.Load()
+	if heard == 0 || n.raft.State() == raft.Leader {
+		return nil // never heard one (not ready yet), or leading
+	}
+	if d := time.Since(time.Unix(0, heard)); d > n.unheardAfter() && n.hasOtherVoters() {
+		return &LagError{Applied: n.fsm.AppliedIndex(), LeaderCommit: n.raft.LeaderCommitIndex(), Unheard: d}
+	}
+	return nil
+}
+
+// unheardAfter is the silence after which a follower is behind: at least
+// lagUnheardAfter, and several of the leader's CommitTimeout ticks (tests
+// that set it long hear the commit index only when something commits).
+func (n *Node) unheardAfter() time.Duration {
+	return max(lagUnheardAfter, 4*n.cfg.CommitTimeout)
+}
+
+// heardLeaderCommit is Raft's LeaderCommitHeard: a leader has just told
+// this node its commit index. After a silence the node is behind until a
+// sample finds it in step: the verdict is stored before the time is, so a
+// request in between sees one or the other.
+func (n *Node) heardLeaderCommit(index uint64) {
+	now := time.Now()
+	if prev := n.lag.heard.Load(); prev != 0 {
+		if silence := now.Sub(time.Unix(0, prev)); silence > n.unheardAfter() && n.lag.behind.Load() == nil {
+			e := &LagError{Applied: n.fsm.AppliedIndex(), LeaderCommit: max(index, n.raft.LeaderCommitIndex()),
+				Since: time.Unix(0, prev), Unheard: silence, through: index, resync: true}
+			if n.lag.behind.CompareAndSwap(nil, e) {
+				n.logBehind(e)
+			}
+		}
+	}
+	n.lag.heard.Store(now.UnixNano())
 }
 
 // missedEntries reports a follower that lacks entries a leader told it are
@@ -140,7 +212,9 @@ func (n *Node) sampleLag(now time.Time) {
 	switch n.raft.State() {
 	case raft.Follower:
 	case raft.Leader:
-		// A leader holds every committed entry.
+		// A leader holds every committed entry; deposed, it has heard
+		// itself until now.
+		w.heard.Store(now.UnixNano())
 		w.marks = w.marks[:0]
 		n.setBehind(w.behind.Load(), nil, now)
 		return
@@ -172,11 +246,11 @@ func (n *Node) sampleLag(now time.Time) {
 	switch {
 	case was == nil && behind:
 		n.setBehind(nil, &LagError{Applied: applied, LeaderCommit: seen, Since: now, through: seen}, now)
-	case was != nil && (behind || !n.appliedThrough(was.through)):
+	case was != nil && (behind || was.resync || !n.appliedThrough(was.through)):
 		// Still catching up, to what it has heard of by now: it is in
 		// step once a sample finds applied what the one before had
 		// heard of (a node keeping up with new writes is).
-		n.setBehind(was, &LagError{Applied: applied, LeaderCommit: seen, Since: was.Since, through: max(seen, was.through)}, now)
+		n.setBehind(was, &LagError{Applied: applied, LeaderCommit: seen, Since: was.Since, Unheard: was.Unheard, through: max(seen, was.through)}, now)
 	case was != nil:
 		n.setBehind(was, nil, now)
 	}
@@ -198,8 +272,11 @@ func (n *Node) setBehind(was, e *LagError, now time.Time) {
 }
 
 func (n *Node) logBehind(e *LagError) {
-	n.log.Warn("this node is behind the leader; its API answers 503 until it has caught up",
-		"applied", e.Applied, "leaderCommit", e.LeaderCommit)
+	args := []any{"applied", e.Applied, "leaderCommit", e.LeaderCommit}
+	if e.Unheard > 0 {
+		args = append(args, "unheardFor", e.Unheard.Round(time.Millisecond))
+	}
+	n.log.Warn("this node is behind the leader; its API answers 503 until it has caught up", args...)
 }
 
 // appliedThrough reports whether the state machine has applied every

@@ -183,11 +183,43 @@ func TestFollowerInStepIsNeverBehind(t *testing.T) {
 		}()
 	}
 	created := createRooms(t, c, leader, 2000, "steady")
+	// Nor in an idle cluster, which commits nothing for longer than the
+	// silence a follower tolerates: the leader still tells it its commit
+	// index.
+	time.Sleep(3 * time.Second)
 	close(stop)
 	wg.Wait()
 	if s := flagged.Load(); s != nil {
-		t.Fatalf("a follower in step was called behind during %d creates: %s", created, *s)
+		t.Fatalf("a follower in step was called behind during %d creates and 3 idle seconds: %s", created, *s)
 	}
+}
+
+// A follower that hears the leader again after a silence (a pause, a
+// partition) is behind until a sample finds it in step: the first news it
+// handles may be an AppendEntries queued during the silence, whose commit
+// index is old (a paused follower's reads, answered when it resumes, are
+// test/chaos's TestPausedFollowerServesNoStaleRead).
+func TestFollowerHeardAfterASilenceIsBehindUntilInStep(t *testing.T) {
+	c := clustertest.New(t, 3, clustertest.Options{})
+	c.WaitReady()
+	fn := c.Node(c.Followers()[0]).Node()
+	// As if it had heard nothing for five seconds: the leader's next
+	// AppendEntries (every 50–100 ms) ends the silence.
+	cluster.MoveLeaderCommitHeard(fn, -5*time.Second)
+	clustertest.Eventually(t, 5*time.Second, func() string {
+		b := fn.Behind()
+		if b != nil && !b.Since.IsZero() && b.Unheard >= 5*time.Second {
+			t.Logf("after the silence: %v", b)
+			return ""
+		}
+		return fmt.Sprintf("no catch-up verdict after the silence: %v", b)
+	})
+	clustertest.Eventually(t, 5*time.Second, func() string {
+		if b := fn.Behind(); b != nil {
+			return "still behind: " + b.Error()
+		}
+		return ""
+	})
 }
 
 // A follower that rejects an append (here its disk is full for a moment)

@@ -103,17 +103,24 @@ func (n *Node) StorageFailure() *StorageError {
 // committed entry, and so does a lone voter whatever its disk does.
 func (n *Node) FollowerStorageFailure() *StorageError {
 	se := n.StorageFailure()
-	if se == nil || n.IsLeader() {
+	if se == nil || n.IsLeader() || !n.hasOtherVoters() {
 		return nil
 	}
+	return se
+}
+
+// hasOtherVoters reports whether the cluster's configuration has a voter
+// besides this node (if it cannot tell, it assumes so). A lone voter
+// commits every entry itself.
+func (n *Node) hasOtherVoters() bool {
 	f := n.raft.GetConfiguration()
 	if f.Error() != nil {
-		return se
+		return true
 	}
 	for _, s := range f.Configuration().Servers {
 		if s.Suffrage == raft.Voter && string(s.ID) != n.cfg.NodeID {
-			return se
+			return true
 		}
 	}
-	return nil
+	return false
 }

@@ -214,6 +214,13 @@ type Config struct {
 	// buffered or aggressively consumed.
 	NotifyCh chan<- bool
 
+	// LeaderCommitHeard, if set, is called with the commit index of every
+	// AppendEntries carrying one and every InstallSnapshot this node accepts
+	// from a leader, before the entries are checked or stored, on Raft's
+	// main goroutine: it must return at once. Heartbeats carry no commit
+	// index and do not call it. A Meridian patch (PATCHES.md, change 6).
+	LeaderCommitHeard func(index uint64)
+
 	// LogOutput is used as a sink for logs, unless Logger is specified.
 	// Defaults to os.Stderr.
 	LogOutput io.Writer

@@ -1620,6 +1620,12 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 // PATCHES.md change 4). Commit indexes only grow across terms, so a new
 // leader never lowers it.
 func (r *Raft) noteLeaderCommit(index uint64) {
+	if index == 0 {
+		return // a heartbeat's: no news of the commit index
+	}
+	if heard := r.config().LeaderCommitHeard; heard != nil {
+		heard(index) // change 6
+	}
 	for {
 		cur := r.leaderCommitSeen.Load()
 		if index <= cur || r.leaderCommitSeen.CompareAndSwap(cur, index) {

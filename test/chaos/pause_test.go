@@ -1,0 +1,147 @@
+package chaos
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meridian-video/meridian/shared/wait"
+	"github.com/meridian-video/meridian/test/procs"
+)
+
+// TestPausedFollowerServesNoStaleRead: reads that reach a follower while
+// its process is paused (SIGSTOP, a VM frozen) are answered when it
+// resumes, before it has heard from the leader again. They must not come
+// from the state it had before the pause — a room the cluster deactivated
+// meanwhile read as enabled, a list short of the rooms created meanwhile:
+// each answers 503 with Retry-After, or what the cluster committed.
+func TestPausedFollowerServesNoStaleRead(t *testing.T) {
+	cl := procs.StartCluster(t, procs.ClusterOptions{})
+	leader := cl.Leader(t, 30*time.Second)
+	var follower *procs.Control
+	for _, c := range cl.Nodes {
+		if c != leader {
+			follower = c
+			break
+		}
+	}
+	tok := cl.NewAPIKey(t, leader).Crawler(t)
+	client := &http.Client{Timeout: 30 * time.Second}
+	call := func(base, method, path string, body any) (int, http.Header, []byte) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, base+path, rd)
+		req.Header.Set("Authorization", tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Errorf("%s %s on %s: %v", method, path, base, err)
+			return 0, nil, nil
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, b
+	}
+	type room struct {
+		RoomID   string `json:"roomId"`
+		Disabled bool   `json:"disabled"`
+	}
+	type page struct {
+		PageInfo struct {
+			Total int `json:"total"`
+		} `json:"pageInfo"`
+	}
+
+	st, _, b := call(leader.URL, "POST", "/v2/rooms", map[string]any{})
+	var r room
+	if st != 200 || json.Unmarshal(b, &r) != nil || r.RoomID == "" {
+		t.Fatalf("create: %d %s", st, b)
+	}
+	// The follower serves the room, enabled, before the pause.
+	wait.Until(t, 10*time.Second, func() string {
+		if st, _, b := call(follower.URL, "GET", "/v2/rooms/"+r.RoomID, nil); st != 200 {
+			return fmt.Sprintf("the follower answers %d %s", st, b)
+		}
+		return ""
+	})
+
+	follower.Pause(t)
+	paused := true
+	defer func() {
+		if paused {
+			follower.Resume(t)
+		}
+	}()
+	// Meanwhile the cluster deactivates the room and creates more.
+	if st, _, b := call(leader.URL, "POST", "/v2/rooms/deactivate", map[string]any{"roomId": r.RoomID}); st != 200 {
+		t.Fatalf("deactivate: %d %s", st, b)
+	}
+	const more = 40
+	for i := range more {
+		if st, _, b := call(leader.URL, "POST", "/v2/rooms", map[string]any{"customRoomId": fmt.Sprintf("during-pause-%d", i)}); st != 200 {
+			t.Fatalf("create during the pause: %d %s", st, b)
+		}
+	}
+	// Reads sent to the paused follower wait in its sockets.
+	type answer struct {
+		what   string
+		status int
+		retry  string
+		body   []byte
+	}
+	answers := make(chan answer, 2)
+	for _, what := range []string{"/v2/rooms/" + r.RoomID, "/v2/rooms?page=1&perPage=1"} {
+		go func() {
+			st, h, b := call(follower.URL, "GET", what, nil)
+			answers <- answer{what, st, h.Get("Retry-After"), b}
+		}()
+	}
+	time.Sleep(3 * time.Second) // longer than the silence a follower tolerates (2 s)
+	follower.Resume(t)
+	paused = false
+
+	for range 2 {
+		a := <-answers
+		switch {
+		case a.status == 503 && a.retry != "":
+			t.Logf("%s, sent during the pause: 503 %s", a.what, a.body)
+		case a.status == 200 && strings.HasPrefix(a.what, "/v2/rooms/"):
+			var got room
+			_ = json.Unmarshal(a.body, &got)
+			if !got.Disabled {
+				t.Errorf("%s, sent during the pause: 200 with the room enabled, as before the pause (the cluster deactivated it): %s", a.what, a.body)
+			}
+		case a.status == 200:
+			var p page
+			_ = json.Unmarshal(a.body, &p)
+			if p.PageInfo.Total != 1+more {
+				t.Errorf("%s, sent during the pause: 200 with total %d, the cluster has %d rooms: %s", a.what, p.PageInfo.Total, 1+more, a.body)
+			}
+		default:
+			t.Errorf("%s, sent during the pause: %d (Retry-After %q) %s; want 503 with Retry-After or the cluster's state", a.what, a.status, a.retry, a.body)
+		}
+	}
+	// And it catches up.
+	wait.Until(t, 20*time.Second, func() string {
+		st, _, b := call(follower.URL, "GET", "/v2/rooms/"+r.RoomID, nil)
+		var got room
+		if st != 200 || json.Unmarshal(b, &got) != nil || !got.Disabled {
+			return fmt.Sprintf("the follower answers %d %s", st, b)
+		}
+		st, _, b = call(follower.URL, "GET", "/v2/rooms?page=1&perPage=1", nil)
+		var p page
+		if st != 200 || json.Unmarshal(b, &p) != nil || p.PageInfo.Total != 1+more {
+			return fmt.Sprintf("the follower's list: %d %s", st, b)
+		}
+		return ""
+	})
+}
