@@ -742,7 +742,7 @@ func (s *Server) captureHLS(c *fiber.Ctx) error {
 }
 
 func (s *Server) activeHLS(c *fiber.Ctx) error {
-	room, err := s.findRoom(c, c.Params("roomId"))
+	room, err := s.findRoom(c, pathRoomRef(c))
 	if err != nil {
 		return err
 	}

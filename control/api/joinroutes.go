@@ -34,7 +34,7 @@ func (s *Server) handleJoin(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &body); err != nil {
 		return err
 	}
-	room, err := s.findRoomToWrite(c, c.Params("roomId"))
+	room, err := s.findRoomToWrite(c, pathRoomRef(c))
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func (s *Server) handleMeetingLink(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &body); err != nil {
 		return err
 	}
-	room, err := s.findRoom(c, c.Params("roomId"))
+	room, err := s.findRoom(c, pathRoomRef(c))
 	if err != nil {
 		return err
 	}

@@ -454,8 +454,20 @@ func (s *Server) resolveRoom(c *fiber.Ctx, ref string, write bool) (*state.Room,
 	return room, nil
 }
 
+// pathRoomRef is the room a path names: a roomId, a document id, or a
+// customRoomId, which may hold characters a client has to percent-encode
+// in a path ("a b" as a%20b, "a/b" as a%2Fb). Fiber hands path parameters
+// over as sent; one that is not a valid escape ("x%y") is taken as it is.
+func pathRoomRef(c *fiber.Ctx) string {
+	raw := c.Params("roomId")
+	if ref, err := url.PathUnescape(raw); err == nil {
+		return ref
+	}
+	return raw
+}
+
 func (s *Server) getRoom(c *fiber.Ctx) error {
-	room, err := s.findRoom(c, c.Params("roomId"))
+	room, err := s.findRoom(c, pathRoomRef(c))
 	if err != nil {
 		return err
 	}
@@ -465,7 +477,7 @@ func (s *Server) getRoom(c *fiber.Ctx) error {
 // validateRoom answers 400 for unknown rooms: VideoSDK's sample apps check
 // for exactly that status.
 func (s *Server) validateRoom(c *fiber.Ctx) error {
-	room, err := s.findRoom(c, c.Params("roomId"))
+	room, err := s.findRoom(c, pathRoomRef(c))
 	var ae *Error
 	if errors.As(err, &ae) && ae.Status == fiber.StatusNotFound {
 		return badRequest(ae.Message)
@@ -519,7 +531,7 @@ func (s *Server) setRoomStatus(c *fiber.Ctx) error {
 	if req.Status != "enabled" && req.Status != "disabled" {
 		return invalidField("status", "must be \"enabled\" or \"disabled\"")
 	}
-	room, err := s.findRoomToWrite(c, c.Params("roomId"))
+	room, err := s.findRoomToWrite(c, pathRoomRef(c))
 	if err != nil {
 		return err
 	}
