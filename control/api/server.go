@@ -375,11 +375,15 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 	if err := s.behindLeader(); err != nil { // its failing disk is nodeUnhealthy's
 		return err
 	}
-	if s.ready != nil && !s.ready() {
+	if s.ready != nil && !s.ready() && !s.started.Load() {
 		return s.errStarting()
 	}
 	if !s.node.Ready() {
-		return &Error{Status: fiber.StatusServiceUnavailable, Message: "waiting for a cluster leader", RetryAfter: 1}
+		msg := "waiting for a cluster leader"
+		if s.node.LeaderID() == "" {
+			msg = "no cluster leader known: waiting for the cluster to elect one"
+		}
+		return &Error{Status: fiber.StatusServiceUnavailable, Message: msg, RetryAfter: 1}
 	}
 	ok := false
 	s.node.FSM().Read(func(st *state.Store) { _, ok = st.Secrets() })

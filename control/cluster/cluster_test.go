@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,8 +53,37 @@ func TestClusterAgreesAndSurvivesLeaderLoss(t *testing.T) {
 		return ""
 	})
 
+	// A survivor's /healthz during the election names it, and does not
+	// call a node that has served for a while "starting".
+	survivor := c.Followers()[0]
 	old := c.KillLeader()
+	elected := make(chan struct{})
+	healthz := make(chan map[string]int, 1)
+	go func() {
+		seen := map[string]int{}
+		defer func() { healthz <- seen }()
+		for {
+			select {
+			case <-elected:
+				return
+			default:
+			}
+			if r, err := clustertest.TryDo(c.Node(survivor).URL(), "GET", "/healthz", "", nil); err == nil && r.Status != 200 {
+				var e struct{ Message string }
+				_ = json.Unmarshal(r.Body, &e)
+				seen[e.Message]++
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
 	newLeader := c.Leader()
+	close(elected)
+	for msg, n := range <-healthz {
+		t.Logf("survivor's /healthz during the election: 503 %q ×%d", msg, n)
+		if strings.Contains(msg, "starting") {
+			t.Errorf("a node that has served for a while answered /healthz %q during an election", msg)
+		}
+	}
 	if newLeader == old {
 		t.Fatal("dead node still leader")
 	}
