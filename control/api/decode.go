@@ -108,7 +108,16 @@ func describeJSONError(err error) string {
 		if typ.Field == "" {
 			return fmt.Sprintf("request body must be a JSON %s, not %s", typeName(typ.Type.Kind().String()), echo(typ.Value))
 		}
-		return fmt.Sprintf("field %q must be %s, not %s", echo(typ.Field), typeName(typ.Type.Kind().String()), echo(typ.Value))
+		want, got := typeName(typ.Type.Kind().String()), typ.Value
+		if n, ok := strings.CutPrefix(got, "number "); ok && want == "a number" {
+			// A number that does not fit (1e400) or, for a whole
+			// number, has a fraction (1.5).
+			want, got = "a number within range", n
+			if k := typ.Type.Kind().String(); strings.Contains(k, "int") {
+				want = "a whole number within range"
+			}
+		}
+		return fmt.Sprintf("field %q must be %s, not %s", echo(typ.Field), want, echo(got))
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "malformed JSON: unexpected end of body"
 	}

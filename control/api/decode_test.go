@@ -62,6 +62,7 @@ func TestDecodeBytesMessages(t *testing.T) {
 		{`{"customRoomId":`, "malformed JSON: unexpected end of body"},
 		{`{"customRoomId":"a"`, "malformed JSON: unexpected end of body"},
 		{`{"customRoomId":3}`, `field "customRoomId" must be a string, not number`},
+		{`{"maxParticipants":1e400}`, `field "maxParticipants" must be a number within range, not 1e400`},
 		{`{"customRoomId" "a"}`, "malformed JSON at byte 17"},
 		{" \n{\"customRoomId\":\"a\"}\t\n", ""},
 	} {

@@ -346,6 +346,15 @@ func (s *Server) endSession(c *fiber.Ctx) error {
 	}
 	raw, err := s.apply(c, state.CmdEndSession, cmd)
 	if err != nil {
+		if se := (*state.Error)(nil); cmd.SessionID != "" && asStateErr(err, &se) && se.Code == state.CodeNotFound {
+			// Named a session the retention policy removed: say so, as
+			// every read of it does.
+			var tomb *state.Tombstone
+			s.node.FSM().Read(func(st *state.Store) { tomb, _ = st.Removed(p.Key.UserID, state.KindSession, cmd.SessionID) })
+			if gone := removedByRetention(p, tomb); gone != nil {
+				return gone
+			}
+		}
 		if req.IgnoreClosed != nil && *req.IgnoreClosed {
 			if se := (*state.Error)(nil); asStateErr(err, &se) && se.Code == state.CodeInvalid {
 				return c.JSON(fiber.Map{"message": se.Message})

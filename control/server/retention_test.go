@@ -182,6 +182,8 @@ func TestRetentionRemovesHistoryThroughRaft(t *testing.T) {
 			expectRetention(t, c.Do(i, "GET", "/v2/sessions/"+sid+"/stats", tok(), nil), "session", sid)
 		}
 		expectRetention(t, c.Do(i, "GET", "/v2/webhooks/deliveries/"+removedDelivery, tok(), nil), "delivery", removedDelivery)
+		// Ending a removed session says why it is not there, too.
+		expectRetention(t, c.Do(i, "POST", "/v2/sessions/end", tok(), map[string]any{"roomId": up, "sessionId": old[1]}), "session", old[1])
 		r := c.Do(i, "GET", "/v2/sessions/"+id(), tok(), nil)
 		if r.Status != 404 || strings.Contains(string(r.Body), "retention") {
 			t.Fatalf("node%d: an id that never existed: %d %s", i, r.Status, r.Body)

@@ -197,7 +197,7 @@ func (c *Config) CheckURL(raw string) error {
 	case "http":
 		loopback := localName || (ipErr == nil && ip.Unmap().IsLoopback())
 		if !c.AllowHTTP && !(c.AllowHTTPLocalhost && loopback) {
-			return fmt.Errorf("%w: %s (set AllowHTTP to allow plain http)", ErrInsecureURL, u.Redacted())
+			return fmt.Errorf("%w: %s (an operator allows plain http with --webhook-allow-http)", ErrInsecureURL, u.Redacted())
 		}
 	default:
 		return fmt.Errorf("%w: scheme %q, want https", ErrInvalidURL, u.Scheme)

@@ -120,6 +120,11 @@ func TestCheckURL(t *testing.T) {
 			if (tc.want == nil) != (err == nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
 				t.Fatalf("CheckURL(%q) = %v, want %v", tc.url, err, tc.want)
 			}
+			// What an API client reads names the operator's flag, not
+			// a field of this package.
+			if errors.Is(err, ErrInsecureURL) && !strings.Contains(err.Error(), "--webhook-allow-http") {
+				t.Fatalf("CheckURL(%q) = %v: does not name --webhook-allow-http", tc.url, err)
+			}
 		})
 	}
 }
