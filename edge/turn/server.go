@@ -147,12 +147,16 @@ func New(cfg Config) (_ *Server, err error) {
 		s.metrics.unregister()
 		return nil, fmt.Errorf("turn: starting server: %w", err)
 	}
-	tls := "off" // no certificate: no turns: listener (a zero AddrPort prints "invalid AddrPort")
-	if s.TLSAddr().IsValid() {
-		tls = s.TLSAddr().String()
+	// A listener that is off has a zero AddrPort, which prints "invalid
+	// AddrPort": say "off" (TCP: --turn-tcp ""; TLS: no certificate).
+	addrOrOff := func(a netip.AddrPort) string {
+		if a.IsValid() {
+			return a.String()
+		}
+		return "off"
 	}
-	s.log.Info("turn: listening", "udp", s.UDPAddr().String(), "tcp", s.TCPAddr().String(),
-		"tls", tls, "relay", cfg.RelayAddress.String())
+	s.log.Info("turn: listening", "udp", s.UDPAddr().String(), "tcp", addrOrOff(s.TCPAddr()),
+		"tls", addrOrOff(s.TLSAddr()), "relay", cfg.RelayAddress.String())
 	return s, nil
 }
 
