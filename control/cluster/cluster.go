@@ -218,6 +218,7 @@ func New(cfg Config, fsm *state.FSM) (*Node, error) {
 	n := &Node{cfg: cfg, log: logger.With("node", cfg.NodeID), fsm: fsm, notifyCh: make(chan bool, 16),
 		client: &http.Client{Timeout: cfg.ApplyTimeout + 5*time.Second, Transport: httpClientTransport(cfg)}}
 
+	n.lag.start = time.Now()
 	n.stop, n.halt = context.WithCancel(context.Background())
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)

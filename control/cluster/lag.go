@@ -58,8 +58,9 @@ const (
 	lagMaxMarks = 256
 	// lagUnheardAfter: a follower that has not heard a leader's commit
 	// index for this long is behind. An idle leader sends one every 50–100
-	// ms (CommitTimeout), and a follower that hears none for a second
-	// calls an election, which a healthy cluster settles well within it.
+	// ms (CommitTimeout), and a follower that hears nothing from a leader
+	// for a second calls an election, which a healthy cluster settles well
+	// within it.
 	lagUnheardAfter = 2 * time.Second
 )
 
@@ -104,10 +105,17 @@ type lagMark struct {
 type lagWatch struct {
 	marks  []lagMark
 	behind atomic.Pointer[LagError] // never changed once stored
-	// heard is when a leader's commit index last reached this node (Unix
-	// ns; 0: never), or when the sampler last found it leading.
+	// heard is when a leader's commit index last reached this node, or
+	// when the sampler last found it leading: nanoseconds on the monotonic
+	// clock since start (0: never), so that a step of the wall clock is
+	// no silence.
 	heard atomic.Int64
+	start time.Time
 }
+
+// lagClock reads the lag watch's monotonic clock: nanoseconds since start,
+// never 0.
+func (w *lagWatch) lagClock() int64 { return int64(time.Since(w.start)) + 1 }
 
 // Behind returns why this node is behind the leader, or nil if it is not.
 // Cheap enough for every API request: a few atomic loads while the node
@@ -143,7 +151,7 @@ func (n *Node) unheard() *LagError {
 	if heard == 0 || n.raft.State() == raft.Leader {
 		return nil // never heard one (not ready yet), or leading
 	}
-	if d := time.Since(time.Unix(0, heard)); d > n.unheardAfter() && n.hasOtherVoters() {
+	if d := time.Duration(n.lag.lagClock() - heard); d > n.unheardAfter() && n.hasOtherVoters() {
 		return &LagError{Applied: n.fsm.AppliedIndex(), LeaderCommit: n.raft.LeaderCommitIndex(), Unheard: d}
 	}
 	return nil
@@ -161,17 +169,17 @@ func (n *Node) unheardAfter() time.Duration {
 // sample finds it in step: the verdict is stored before the time is, so a
 // request in between sees one or the other.
 func (n *Node) heardLeaderCommit(index uint64) {
-	now := time.Now()
+	now := n.lag.lagClock()
 	if prev := n.lag.heard.Load(); prev != 0 {
-		if silence := now.Sub(time.Unix(0, prev)); silence > n.unheardAfter() && n.lag.behind.Load() == nil {
+		if silence := time.Duration(now - prev); silence > n.unheardAfter() && n.lag.behind.Load() == nil {
 			e := &LagError{Applied: n.fsm.AppliedIndex(), LeaderCommit: max(index, n.raft.LeaderCommitIndex()),
-				Since: time.Unix(0, prev), Unheard: silence, through: index, resync: true}
+				Since: time.Now().Add(-silence), Unheard: silence, through: index, resync: true}
 			if n.lag.behind.CompareAndSwap(nil, e) {
 				n.logBehind(e)
 			}
 		}
 	}
-	n.lag.heard.Store(now.UnixNano())
+	n.lag.heard.Store(now)
 }
 
 // missedEntries reports a follower that lacks entries a leader told it are
@@ -214,7 +222,7 @@ func (n *Node) sampleLag(now time.Time) {
 	case raft.Leader:
 		// A leader holds every committed entry; deposed, it has heard
 		// itself until now.
-		w.heard.Store(now.UnixNano())
+		w.heard.Store(w.lagClock())
 		w.marks = w.marks[:0]
 		n.setBehind(w.behind.Load(), nil, now)
 		return
