@@ -57,11 +57,12 @@ const (
 	// longer, never shorter).
 	lagMaxMarks = 256
 	// lagUnheardAfter: a follower that has not heard a leader's commit
-	// index for this long is behind. An idle leader sends one every 50–100
-	// ms (CommitTimeout), and a follower that hears nothing from a leader
-	// for a second calls an election, which a healthy cluster settles well
-	// within it.
-	lagUnheardAfter = 2 * time.Second
+	// index for this long is behind; it is also how stale a plain read
+	// through a node cut off or paused can be. An idle leader sends one
+	// every 50–100 ms (CommitTimeout), a busy one every few, and a
+	// follower that hears nothing from a leader for this long (Raft's
+	// HeartbeatTimeout) calls an election: the cluster gives it up too.
+	lagUnheardAfter = time.Second
 )
 
 // LagError describes a node that is behind the leader: it knows of
@@ -111,6 +112,10 @@ type lagWatch struct {
 	// no silence.
 	heard atomic.Int64
 	start time.Time
+	// led: this node has led since it last heard a leader's commit index.
+	// Deposed (its lease ran out: cut off from the quorum), it serves no
+	// read until it hears the next leader.
+	led atomic.Bool
 }
 
 // lagClock reads the lag watch's monotonic clock: nanoseconds since start,
@@ -143,15 +148,23 @@ func (n *Node) Behind() *LagError {
 }
 
 // unheard is the verdict on a node that is not leading and has not heard a
-// leader's commit index for lagUnheardAfter (a lone voter, which commits
-// every entry itself, never has this verdict). It is not stored: hearing one
+// leader's commit index for lagUnheardAfter, or has not heard one since it
+// was deposed (a lone voter, which commits every entry itself, never has
+// this verdict). It is not stored: hearing one
 // again ends it (heardLeaderCommit then stores the catch-up's verdict).
 func (n *Node) unheard() *LagError {
 	heard := n.lag.heard.Load()
-	if heard == 0 || n.raft.State() == raft.Leader {
-		return nil // never heard one (not ready yet), or leading
+	if n.raft.State() == raft.Leader {
+		if !n.lag.led.Load() {
+			n.lag.led.Store(true)
+		}
+		return nil
 	}
-	if d := time.Duration(n.lag.lagClock() - heard); d > n.unheardAfter() && n.hasOtherVoters() {
+	led := n.lag.led.Load()
+	if heard == 0 && !led {
+		return nil // never heard one: not ready yet
+	}
+	if d := time.Duration(n.lag.lagClock() - heard); (d > n.unheardAfter() || led) && n.hasOtherVoters() {
 		return &LagError{Applied: n.fsm.AppliedIndex(), LeaderCommit: n.raft.LeaderCommitIndex(), Unheard: d}
 	}
 	return nil
@@ -180,6 +193,9 @@ func (n *Node) heardLeaderCommit(index uint64) {
 		}
 	}
 	n.lag.heard.Store(now)
+	if n.lag.led.Load() {
+		n.lag.led.Store(false)
+	}
 }
 
 // missedEntries reports a follower that lacks entries a leader told it are
@@ -220,9 +236,18 @@ func (n *Node) sampleLag(now time.Time) {
 	switch n.raft.State() {
 	case raft.Follower:
 	case raft.Leader:
-		// A leader holds every committed entry; deposed, it has heard
-		// itself until now.
-		w.heard.Store(w.lagClock())
+		// A leader holds every committed entry. What it knows is current
+		// as of its last contact with a quorum, which its lease keeps
+		// within LeaderLease of now: deposed, it counts its silence from
+		// there, so it stops serving reads before a new leader (elected
+		// no sooner than a HeartbeatTimeout after the followers last
+		// heard it) can commit anything.
+		heard := w.lagClock() - int64(n.cfg.LeaderLease)
+		if heard == 0 {
+			heard = -1 // 0 is "never"
+		}
+		w.heard.Store(heard)
+		w.led.Store(true)
 		w.marks = w.marks[:0]
 		n.setBehind(w.behind.Load(), nil, now)
 		return

@@ -145,3 +145,88 @@ func TestPausedFollowerServesNoStaleRead(t *testing.T) {
 		return ""
 	})
 }
+
+// TestCutOffLeaderServesNoStaleRead: a leader cut off from the other nodes
+// steps down when its lease runs out, and a new leader on the other side
+// takes writes. The old one, which its clients still reach, must not
+// answer from its frozen state once the others have committed something
+// it lacks: its silence counts from its last contact with a quorum.
+func TestCutOffLeaderServesNoStaleRead(t *testing.T) {
+	nw := newNetwork()
+	cl := procs.StartCluster(t, nw.clusterOptions(t, procs.ClusterOptions{}))
+	old := cl.Leader(t, 30*time.Second)
+	var other *procs.Control
+	for _, c := range cl.Nodes {
+		if c != old {
+			other = c
+			break
+		}
+	}
+	tok := cl.NewAPIKey(t, old).Crawler(t)
+	client := &http.Client{Timeout: 10 * time.Second}
+	call := func(base, method, path string, body any) (int, []byte) {
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, base+path, rd)
+		req.Header.Set("Authorization", tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, []byte(err.Error())
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	st, b := call(old.URL, "POST", "/v2/rooms", map[string]any{})
+	var r struct {
+		RoomID   string `json:"roomId"`
+		Disabled bool   `json:"disabled"`
+	}
+	if st != 200 || json.Unmarshal(b, &r) != nil {
+		t.Fatalf("create: %d %s", st, b)
+	}
+	wait.Until(t, 10*time.Second, func() string {
+		if st, b := call(other.URL, "GET", "/v2/rooms/"+r.RoomID, nil); st != 200 {
+			return fmt.Sprintf("the other node answers %d %s", st, b)
+		}
+		return ""
+	})
+
+	nw.Isolate(old.ID)
+	defer nw.Heal()
+	cut := time.Now()
+	// The other side elects a leader and deactivates the room.
+	var acked time.Time
+	wait.Until(t, 30*time.Second, func() string {
+		st, b := call(other.URL, "POST", "/v2/rooms/deactivate", map[string]any{"roomId": r.RoomID})
+		if st != 200 {
+			return fmt.Sprintf("deactivate through %s: %d %s", other.ID, st, b)
+		}
+		acked = time.Now()
+		return ""
+	})
+	t.Logf("the other side deactivated the room %v after the cut", acked.Sub(cut).Round(time.Millisecond))
+	// From then on the old leader answers 503, never the room as enabled.
+	var unavailable int
+	for time.Since(acked) < 2*time.Second {
+		st, b := call(old.URL, "GET", "/v2/rooms/"+r.RoomID, nil)
+		var got struct{ Disabled bool }
+		switch {
+		case st == 503:
+			unavailable++
+		case st == 200 && json.Unmarshal(b, &got) == nil && !got.Disabled:
+			t.Fatalf("%v after the cut (%v after the other side deactivated the room), the old leader answered it enabled: %s",
+				time.Since(cut).Round(time.Millisecond), time.Since(acked).Round(time.Millisecond), b)
+		case st != 200:
+			t.Fatalf("the old leader answered %d %s", st, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if unavailable == 0 {
+		t.Fatal("the old leader never answered 503 while cut off")
+	}
+}
