@@ -178,13 +178,15 @@ func (n *Node) unheardAfter() time.Duration {
 }
 
 // heardLeaderCommit is Raft's LeaderCommitHeard: a leader has just told
-// this node its commit index. After a silence the node is behind until a
-// sample finds it in step: the verdict is stored before the time is, so a
-// request in between sees one or the other.
+// this node its commit index. After a silence, or after leading, the node
+// is behind until a sample finds it in step: the verdict is stored before
+// the time is, so a request in between sees one or the other.
 func (n *Node) heardLeaderCommit(index uint64) {
 	now := n.lag.lagClock()
 	if prev := n.lag.heard.Load(); prev != 0 {
-		if silence := time.Duration(now - prev); silence > n.unheardAfter() && n.lag.behind.Load() == nil {
+		// A deposed leader hears its successor, which may have committed
+		// what it lacks: the same as a silence.
+		if silence := time.Duration(now - prev); (silence > n.unheardAfter() || n.lag.led.Load()) && n.lag.behind.Load() == nil {
 			e := &LagError{Applied: n.fsm.AppliedIndex(), LeaderCommit: max(index, n.raft.LeaderCommitIndex()),
 				Since: time.Now().Add(-silence), Unheard: silence, through: index, resync: true}
 			if n.lag.behind.CompareAndSwap(nil, e) {

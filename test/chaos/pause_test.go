@@ -30,27 +30,7 @@ func TestPausedFollowerServesNoStaleRead(t *testing.T) {
 			break
 		}
 	}
-	tok := cl.NewAPIKey(t, leader).Crawler(t)
-	client := &http.Client{Timeout: 30 * time.Second}
-	call := func(base, method, path string, body any) (int, http.Header, []byte) {
-		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, base+path, rd)
-		req.Header.Set("Authorization", tok)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Errorf("%s %s on %s: %v", method, path, base, err)
-			return 0, nil, nil
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, b
-	}
+	call := apiCaller(t, cl.NewAPIKey(t, leader).Crawler(t), 30*time.Second)
 	type room struct {
 		RoomID   string `json:"roomId"`
 		Disabled bool   `json:"disabled"`
@@ -162,26 +142,8 @@ func TestCutOffLeaderServesNoStaleRead(t *testing.T) {
 			break
 		}
 	}
-	tok := cl.NewAPIKey(t, old).Crawler(t)
-	client := &http.Client{Timeout: 10 * time.Second}
-	call := func(base, method, path string, body any) (int, []byte) {
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, base+path, rd)
-		req.Header.Set("Authorization", tok)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, []byte(err.Error())
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
-	st, b := call(old.URL, "POST", "/v2/rooms", map[string]any{})
+	call := apiCaller(t, cl.NewAPIKey(t, old).Crawler(t), 10*time.Second)
+	st, _, b := call(old.URL, "POST", "/v2/rooms", map[string]any{})
 	var r struct {
 		RoomID   string `json:"roomId"`
 		Disabled bool   `json:"disabled"`
@@ -190,7 +152,7 @@ func TestCutOffLeaderServesNoStaleRead(t *testing.T) {
 		t.Fatalf("create: %d %s", st, b)
 	}
 	wait.Until(t, 10*time.Second, func() string {
-		if st, b := call(other.URL, "GET", "/v2/rooms/"+r.RoomID, nil); st != 200 {
+		if st, _, b := call(other.URL, "GET", "/v2/rooms/"+r.RoomID, nil); st != 200 {
 			return fmt.Sprintf("the other node answers %d %s", st, b)
 		}
 		return ""
@@ -202,7 +164,7 @@ func TestCutOffLeaderServesNoStaleRead(t *testing.T) {
 	// The other side elects a leader and deactivates the room.
 	var acked time.Time
 	wait.Until(t, 30*time.Second, func() string {
-		st, b := call(other.URL, "POST", "/v2/rooms/deactivate", map[string]any{"roomId": r.RoomID})
+		st, _, b := call(other.URL, "POST", "/v2/rooms/deactivate", map[string]any{"roomId": r.RoomID})
 		if st != 200 {
 			return fmt.Sprintf("deactivate through %s: %d %s", other.ID, st, b)
 		}
@@ -213,7 +175,7 @@ func TestCutOffLeaderServesNoStaleRead(t *testing.T) {
 	// From then on the old leader answers 503, never the room as enabled.
 	var unavailable int
 	for time.Since(acked) < 2*time.Second {
-		st, b := call(old.URL, "GET", "/v2/rooms/"+r.RoomID, nil)
+		st, _, b := call(old.URL, "GET", "/v2/rooms/"+r.RoomID, nil)
 		var got struct{ Disabled bool }
 		switch {
 		case st == 503:
@@ -228,5 +190,29 @@ func TestCutOffLeaderServesNoStaleRead(t *testing.T) {
 	}
 	if unavailable == 0 {
 		t.Fatal("the old leader never answered 503 while cut off")
+	}
+}
+
+// apiCaller calls the REST API with a token; a request that gets no answer
+// reports the error as its body (status 0).
+func apiCaller(t *testing.T, tok string, timeout time.Duration) func(base, method, path string, body any) (int, http.Header, []byte) {
+	client := &http.Client{Timeout: timeout}
+	return func(base, method, path string, body any) (int, http.Header, []byte) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, base+path, rd)
+		req.Header.Set("Authorization", tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil, []byte(err.Error())
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, b
 	}
 }
