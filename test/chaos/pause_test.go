@@ -23,13 +23,7 @@ import (
 func TestPausedFollowerServesNoStaleRead(t *testing.T) {
 	cl := procs.StartCluster(t, procs.ClusterOptions{})
 	leader := cl.Leader(t, 30*time.Second)
-	var follower *procs.Control
-	for _, c := range cl.Nodes {
-		if c != leader {
-			follower = c
-			break
-		}
-	}
+	follower := others(cl, leader)[0]
 	call := apiCaller(t, cl.NewAPIKey(t, leader).Crawler(t), 30*time.Second)
 	type room struct {
 		RoomID   string `json:"roomId"`
@@ -135,13 +129,7 @@ func TestCutOffLeaderServesNoStaleRead(t *testing.T) {
 	nw := newNetwork()
 	cl := procs.StartCluster(t, nw.clusterOptions(t, procs.ClusterOptions{}))
 	old := cl.Leader(t, 30*time.Second)
-	var other *procs.Control
-	for _, c := range cl.Nodes {
-		if c != old {
-			other = c
-			break
-		}
-	}
+	other := others(cl, old)[0]
 	call := apiCaller(t, cl.NewAPIKey(t, old).Crawler(t), 10*time.Second)
 	st, _, b := call(old.URL, "POST", "/v2/rooms", map[string]any{})
 	var r struct {
