@@ -412,6 +412,10 @@ func (n *Node) monitorLeadership() {
 				}
 			}
 			if isLeader {
+				// The lag sampler's clock for a leader starts now, not at
+				// its first tick: a pause right after an election is a
+				// gap too (leaderGap).
+				n.lag.leaderTick.CompareAndSwap(0, n.lag.lagClock())
 				n.revokeLeadership()
 				n.establishLeadership()
 			} else {

@@ -27,3 +27,9 @@ func CommandScanReads(n *Node) uint64 { return n.commands.read.Load() }
 func MoveLeaderCommitHeard(n *Node, d time.Duration) {
 	n.lag.heard.Store(n.lag.heard.Load() + int64(d))
 }
+
+// SimulateLeaderGap makes leader n look as if its process had not run for
+// d: the sampler's last tick moves d into the past.
+func SimulateLeaderGap(n *Node, d time.Duration) {
+	n.lag.leaderTick.Store(n.lag.lagClock() - int64(d))
+}

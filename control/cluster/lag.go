@@ -63,6 +63,10 @@ const (
 	// follower that hears nothing from a leader for this long (Raft's
 	// HeartbeatTimeout) calls an election: the cluster gives it up too.
 	lagUnheardAfter = time.Second
+	// leaderConfirmSettle: how long a leader back from a gap lets the
+	// answers that waited in its sockets arrive before the round of
+	// heartbeats that confirms it still leads (confirmLeadership).
+	leaderConfirmSettle = 100 * time.Millisecond
 )
 
 // LagError describes a node that is behind the leader: it knows of
@@ -80,9 +84,15 @@ type LagError struct {
 	// resync: set on hearing a leader after a silence; the next sample
 	// keeps the verdict and raises through to what it has heard by then.
 	resync bool
+	// leading: the node leads but did not run for Unheard (leaderGap).
+	leading bool
 }
 
 func (e *LagError) Error() string {
+	if e.leading {
+		return fmt.Sprintf("this node leads but did not run for %s (paused or starved), so another may have taken over: it serves nothing until a quorum confirms it still leads",
+			e.Unheard.Round(time.Millisecond))
+	}
 	if e.Unheard > 0 && e.Since.IsZero() {
 		return fmt.Sprintf("this node has not heard from a leader for %s, so its state may lack committed writes (%d log entries applied)",
 			e.Unheard.Round(time.Millisecond), e.Applied)
@@ -116,6 +126,19 @@ type lagWatch struct {
 	// Deposed (its lease ran out: cut off from the quorum), it serves no
 	// read until it hears the next leader.
 	led atomic.Bool
+	// leaderTick is when the sampler last ran while this node led (0: not
+	// leading). A leader whose process did not run for longer than a
+	// follower tolerates silence (a SIGSTOP, a frozen VM, starvation) may
+	// have been replaced meanwhile, and on waking Raft still calls it
+	// leader until its lease check or its successor's term reaches it: it
+	// serves nothing from such a gap until a quorum confirms it leads.
+	leaderTick atomic.Int64
+	// unconfirmed: the gap (ns) after which this leader has not yet had
+	// its leadership confirmed by a quorum (0: confirmed); confirmGen
+	// tells a confirmation begun before a later gap from one begun after.
+	unconfirmed atomic.Int64
+	confirmGen  atomic.Uint64
+	confirming  atomic.Bool
 }
 
 // lagClock reads the lag watch's monotonic clock: nanoseconds since start,
@@ -158,6 +181,9 @@ func (n *Node) unheard() *LagError {
 		if !n.lag.led.Load() {
 			n.lag.led.Store(true)
 		}
+		if d := n.leaderGap(); d > 0 {
+			return &LagError{Applied: n.fsm.AppliedIndex(), LeaderCommit: n.raft.LeaderCommitIndex(), Unheard: d, leading: true}
+		}
 		return nil
 	}
 	led := n.lag.led.Load()
@@ -168,6 +194,67 @@ func (n *Node) unheard() *LagError {
 		return &LagError{Applied: n.fsm.AppliedIndex(), LeaderCommit: n.raft.LeaderCommitIndex(), Unheard: d}
 	}
 	return nil
+}
+
+// leaderGap is how long a leader with other voters went without running
+// (its sampler's ticks), if that is longer than a follower tolerates
+// silence and no quorum has confirmed its leadership since; 0 otherwise.
+// A request handled on waking, before the sampler has noticed the gap,
+// sees the sampler's last tick long past.
+func (n *Node) leaderGap() time.Duration {
+	// The tick first: the sampler records a gap before it moves the tick.
+	var gap time.Duration
+	if tick := n.lag.leaderTick.Load(); tick != 0 {
+		if d := time.Duration(n.lag.lagClock() - tick); d > n.unheardAfter() {
+			gap = d
+		}
+	}
+	if d := time.Duration(n.lag.unconfirmed.Load()); d > gap {
+		gap = d
+	}
+	if gap == 0 || !n.hasOtherVoters() {
+		return 0
+	}
+	return gap
+}
+
+// confirmLeadership asks a quorum whether this node still leads (Raft's
+// VerifyLeader: a round of heartbeats; a successor's higher term deposes
+// it instead) and, if so, ends the gap recorded as generation gen unless
+// a later one has been recorded since.
+func (n *Node) confirmLeadership() {
+	w := &n.lag
+	if !w.confirming.CompareAndSwap(false, true) {
+		return // the running confirmation tries again for a newer gap
+	}
+	go func() {
+		defer w.confirming.Store(false)
+		for {
+			gen := w.confirmGen.Load()
+			// Twice: answers to appends sent before the gap wait in the
+			// sockets and count as votes for the first round (Raft's
+			// replication hands every success to the pending checks), so
+			// only a round begun after they have been read, with its
+			// heartbeats sent after the gap, proves anything. A successor's
+			// higher term fails that round and deposes this node.
+			var err error
+			for round := 0; round < 2 && err == nil; round++ {
+				if round > 0 {
+					time.Sleep(leaderConfirmSettle)
+				}
+				err = n.raft.VerifyLeader().Error()
+			}
+			if err != nil {
+				n.log.Info("leadership not confirmed after a gap; serving nothing until a leader is heard", "err", err)
+				return // deposed: the follower's rules apply (led)
+			}
+			if w.confirmGen.Load() == gen {
+				w.unconfirmed.Store(0)
+				n.log.Info("a quorum confirmed this node still leads after a gap")
+				return
+			}
+		}
+	}()
 }
 
 // unheardAfter is the silence after which a follower is behind: at least
@@ -235,6 +322,10 @@ func (n *Node) watchLag() {
 // since, and judges whether the node is behind or in step again.
 func (n *Node) sampleLag(now time.Time) {
 	w := &n.lag
+	if n.raft.State() != raft.Leader {
+		w.leaderTick.Store(0)
+		w.unconfirmed.Store(0)
+	}
 	switch n.raft.State() {
 	case raft.Follower:
 	case raft.Leader:
@@ -244,12 +335,26 @@ func (n *Node) sampleLag(now time.Time) {
 		// there, so it stops serving reads before a new leader (elected
 		// no sooner than a HeartbeatTimeout after the followers last
 		// heard it) can commit anything.
-		heard := w.lagClock() - int64(n.cfg.LeaderLease)
+		// A gap is recorded before the tick moves on, so that a request
+		// reading the new tick also sees the gap (leaderGap).
+		tick := w.lagClock()
+		if prev := w.leaderTick.Load(); prev != 0 && time.Duration(tick-prev) > n.unheardAfter() && n.hasOtherVoters() {
+			w.confirmGen.Add(1)
+			w.unconfirmed.Store(tick - prev)
+			n.log.Warn("this leader did not run for a while (paused or starved); its API answers 503 until a quorum confirms it still leads",
+				"gap", time.Duration(tick-prev).Round(time.Millisecond))
+		}
+		w.leaderTick.Store(tick)
+		w.led.Store(true)
+		if w.unconfirmed.Load() > 0 {
+			n.confirmLeadership()
+			return // its hearing stays as it was: it may have been deposed
+		}
+		heard := tick - int64(n.cfg.LeaderLease)
 		if heard == 0 {
 			heard = -1 // 0 is "never"
 		}
 		w.heard.Store(heard)
-		w.led.Store(true)
 		w.marks = w.marks[:0]
 		n.setBehind(w.behind.Load(), nil, now)
 		return
