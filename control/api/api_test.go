@@ -471,6 +471,58 @@ func TestMeetingLink(t *testing.T) {
 	expectError(t, c.Do(0, "POST", "/v2/rooms/nope-nope-nope/meeting-link", c.Token(), nil), 404, "")
 }
 
+// TestMeetingLinkStaysWithinTheCallersToken: a token held by a guest or a
+// participant (one that names a participant, or may only ask to join)
+// mints links for its own participant only, with no more than its
+// permissions, no later expiry and no media rights it lacks; the app's
+// server token mints any link of its rooms.
+func TestMeetingLinkStaysWithinTheCallersToken(t *testing.T) {
+	c := newNode(t)
+	var room struct{ RoomID string }
+	c.Do(0, "POST", "/v2/rooms", c.Token(), nil).JSON(t, &room)
+	link := "/v2/rooms/" + room.RoomID + "/meeting-link"
+	no := false
+	guest := c.Token(func(o *auth.MintOptions) {
+		o.Roles, o.Permissions, o.RoomID, o.ParticipantID, o.CanPublish, o.TTL = nil, []string{auth.PermAskJoin}, room.RoomID, "guest9", &no, 10*time.Minute
+	})
+	carol := c.Token(func(o *auth.MintOptions) {
+		o.Permissions, o.RoomID, o.ParticipantID = []string{auth.PermAllowJoin}, room.RoomID, "carol"
+	})
+	expectError(t, c.Do(0, "POST", link, guest, map[string]any{"permissions": []string{"allow_join", "allow_mod"}, "participantId": "alice"}), 403, "participant")
+	expectError(t, c.Do(0, "POST", link, guest, map[string]any{"permissions": []string{"allow_join"}}), 403, "cannot mint a link with")
+	expectError(t, c.Do(0, "POST", link, guest, map[string]any{"canPublish": true}), 403, "may not publish")
+	expectError(t, c.Do(0, "POST", link, carol, map[string]any{"permissions": []string{"allow_mod"}, "participantId": "zed"}), 403, "participant")
+	expectError(t, c.Do(0, "POST", link, carol, map[string]any{"permissions": []string{"allow_mod"}}), 403, "cannot mint a link with")
+
+	claimsOf := func(tok string, body map[string]any) auth.Claims {
+		t.Helper()
+		var out struct{ Token string }
+		r := c.Do(0, "POST", link, tok, body)
+		if r.Status != 200 {
+			t.Fatalf("meeting link %v: %d %s", body, r.Status, r.Body)
+		}
+		r.JSON(t, &out)
+		p, err := c.Node(0).API().Authenticator().VerifyJWT(out.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Claims
+	}
+	// What the guest may mint: its own kind of link, no longer than its token.
+	g := claimsOf(guest, map[string]any{"expiresIn": 30 * 24 * 3600})
+	if g.ParticipantID != "guest9" || strings.Join(g.Permissions, ",") != "ask_join" || g.CanPublish == nil || *g.CanPublish ||
+		time.Until(g.ExpiresAt.Time) > 11*time.Minute {
+		t.Fatalf("the guest's link: %+v (expires %v)", g, g.ExpiresAt)
+	}
+	if cl := claimsOf(carol, map[string]any{"permissions": []string{"ask_join"}}); cl.ParticipantID != "carol" {
+		t.Fatalf("carol's link for herself: %+v", cl)
+	}
+	// The server's token: a moderator's link for anyone.
+	if s := claimsOf(c.Token(), map[string]any{"permissions": []string{"allow_join", "allow_mod"}, "participantId": "zed"}); s.ParticipantID != "zed" || strings.Join(s.Permissions, ",") != "allow_join,allow_mod" {
+		t.Fatalf("the server's link: %+v", s)
+	}
+}
+
 func TestCORSPreflight(t *testing.T) {
 	c := newNode(t)
 	req, _ := http.NewRequest("OPTIONS", c.Node(0).URL()+"/v2/rooms/abcd-efgh-ijkl/join", nil)

@@ -139,6 +139,9 @@ func (s *Server) handleMeetingLink(c *fiber.Ctx) error {
 	perms := body.Permissions
 	if len(perms) == 0 {
 		perms = []string{auth.PermAllowJoin}
+		if delegatedToken(p) {
+			perms = p.Claims.Permissions // what the caller's own token holds
+		}
 	}
 	for i, perm := range perms {
 		if perm != auth.PermAllowJoin && perm != auth.PermAskJoin && perm != auth.PermAllowMod {
@@ -162,20 +165,98 @@ func (s *Server) handleMeetingLink(c *fiber.Ctx) error {
 		}
 		pid = *body.ParticipantID
 	}
-	secret, err := s.auth.Secret(p.Key)
+	opts := auth.MintOptions{APIKey: p.Key.Key, Permissions: perms, Roles: []string{auth.RoleRTC}, RoomID: room.RoomID,
+		ParticipantID: pid, TTL: ttl, Now: s.cfg.Now(), CanPublish: body.CanPublish, CanSubscribe: body.CanSubscribe}
+	if err := boundLinkByCaller(p, &opts); err != nil {
+		return err
+	}
+	if opts.Secret, err = s.auth.Secret(p.Key); err != nil {
+		return err
+	}
+	tok, err := auth.Mint(opts)
 	if err != nil {
 		return err
 	}
-	now := s.cfg.Now()
-	tok, err := auth.Mint(auth.MintOptions{APIKey: p.Key.Key, Secret: secret, Permissions: perms, Roles: []string{auth.RoleRTC}, RoomID: room.RoomID,
-		ParticipantID: pid, TTL: ttl, Now: now, CanPublish: body.CanPublish, CanSubscribe: body.CanSubscribe})
-	if err != nil {
-		return err
-	}
+	now, ttl := opts.Now, opts.TTL
 	q := url.Values{"token": {tok}}
 	if body.Name != nil && *body.Name != "" {
 		q.Set("name", *body.Name)
 	}
 	return c.JSON(fiber.Map{"roomId": room.RoomID, "url": s.cfg.PublicURL + "/meet/" + room.RoomID + "?" + q.Encode(), "token": tok,
 		"expiresAt": restTime(now.Add(ttl))})
+}
+
+// delegatedToken reports a token held by a participant's client rather
+// than the app's server: one that names a participant, or that may only
+// ask to join. (A project credential, or a token for the app's server,
+// mints any link of its rooms.)
+func delegatedToken(p *auth.Principal) bool {
+	if p.Via != "jwt" {
+		return false
+	}
+	c := p.Claims
+	return c.ParticipantID != "" || (len(c.Permissions) > 0 && permRank(c.Permissions) < permRank([]string{auth.PermAllowJoin}))
+}
+
+// permRank orders what permissions allow: asking to join, joining,
+// moderating (each includes the one before).
+func permRank(perms []string) int {
+	rank := 0
+	for _, p := range perms {
+		switch p {
+		case auth.PermAskJoin:
+			rank = max(rank, 1)
+		case auth.PermAllowJoin:
+			rank = max(rank, 2)
+		case auth.PermAllowMod:
+			rank = max(rank, 3)
+		}
+	}
+	return rank
+}
+
+// boundLinkByCaller keeps a meeting link within the token that asked for
+// it: no token mints media rights it does not have itself, and a delegated
+// token (a guest's, a participant's) mints only links for its own
+// participant, with no more than its permissions and no later expiry, so
+// a guest's link cannot become a moderator's.
+func boundLinkByCaller(p *auth.Principal, o *auth.MintOptions) error {
+	c := p.Claims
+	if p.Via != "jwt" {
+		return nil
+	}
+	refuse := func(format string, a ...any) error {
+		return &Error{Status: fiber.StatusForbidden, Message: fmt.Sprintf(format, a...)}
+	}
+	no := false
+	if c.CanPublish != nil && !*c.CanPublish {
+		if o.CanPublish != nil && *o.CanPublish {
+			return refuse("this token may not publish: it cannot mint a link that may")
+		}
+		o.CanPublish = &no
+	}
+	if c.CanSubscribe != nil && !*c.CanSubscribe {
+		if o.CanSubscribe != nil && *o.CanSubscribe {
+			return refuse("this token may not subscribe: it cannot mint a link that may")
+		}
+		o.CanSubscribe = &no
+	}
+	if !delegatedToken(p) {
+		return nil
+	}
+	if c.ParticipantID != "" {
+		if o.ParticipantID != "" && o.ParticipantID != c.ParticipantID {
+			return refuse("this token is scoped to participant %q: it cannot mint a link for participant %q", c.ParticipantID, o.ParticipantID)
+		}
+		o.ParticipantID = c.ParticipantID
+	}
+	if permRank(o.Permissions) > permRank(c.Permissions) {
+		return refuse("this token holds %v: it cannot mint a link with %v", c.Permissions, o.Permissions)
+	}
+	if c.ExpiresAt != nil {
+		if left := c.ExpiresAt.Sub(o.Now); left < o.TTL {
+			o.TTL = max(left, time.Second)
+		}
+	}
+	return nil
 }

@@ -61,3 +61,50 @@ func TestRoomScopedTokenSeesOnlyItsRoomsDeliveries(t *testing.T) {
 	expectError(t, c.Do(0, "GET", "/v2/webhooks/deliveries/"+other, scoped, nil), 404, "not found")
 	expectError(t, c.Do(0, "POST", "/v2/webhooks/deliveries/"+other+"/redeliver", scoped, nil), 404, "not found")
 }
+
+// TestSessionWritesNameTheirRoom: ending a session or removing a
+// participant with both a roomId and a sessionId acts only when the
+// session is one of that room. A token scoped to room A once ended room
+// B's session by naming A with B's session id, and the edges were told to
+// close room A; an unscoped caller's mismatch did the same.
+func TestSessionWritesNameTheirRoom(t *testing.T) {
+	c := newNode(t)
+	a := createRoom(t, c, "scope-end-a").RoomID
+	b := createRoom(t, c, "scope-end-b").RoomID
+	joinParticipant(t, c, a, "aaaaaaaaaaaaaaaaaaaaaa01")
+	joinParticipant(t, c, b, "bbbbbbbbbbbbbbbbbbbbbb01")
+	sessionOf := func(room string) string {
+		var id string
+		c.Node(0).Node().FSM().Read(func(s *state.Store) {
+			r, _ := s.RoomByRoomID(room)
+			if ss, ok := s.OngoingSession(r.ID); ok {
+				id = ss.ID
+			}
+		})
+		if id == "" {
+			t.Fatalf("room %s has no ongoing session", room)
+		}
+		return id
+	}
+	sb := sessionOf(b)
+	scopedA := c.Token(func(o *auth.MintOptions) { o.RoomID = a })
+	for _, tok := range []struct {
+		name, token string
+		status      int
+		says        string
+	}{{"scoped to room A", scopedA, 403, "scoped to room"}, {"unscoped", c.Token(), 404, "not a session of room"}} {
+		expectError(t, c.Do(0, "POST", "/v2/sessions/end", tok.token, map[string]any{"roomId": a, "sessionId": sb}), tok.status, tok.says)
+		expectError(t, c.Do(0, "POST", "/v2/sessions/participants/remove", tok.token,
+			map[string]any{"roomId": a, "sessionId": sb, "participantId": "p1"}), tok.status, tok.says)
+		if !ongoingSession(t, c, a) || !ongoingSession(t, c, b) {
+			t.Fatalf("%s: a refused end changed the sessions (room A ongoing %v, room B ongoing %v)", tok.name, ongoingSession(t, c, a), ongoingSession(t, c, b))
+		}
+	}
+	// The scoped token still ends its own room's session, named both ways.
+	if r := c.Do(0, "POST", "/v2/sessions/end", scopedA, map[string]any{"roomId": a, "sessionId": sessionOf(a)}); r.Status != 200 || ongoingSession(t, c, a) {
+		t.Fatalf("end room A's session with its own token: %d %s", r.Status, r.Body)
+	}
+	if !ongoingSession(t, c, b) {
+		t.Fatal("ending room A's session ended room B's")
+	}
+}

@@ -339,6 +339,16 @@ func (s *Server) endSession(c *fiber.Ctx) error {
 		if _, err := ids.ParseDocID(*req.SessionID); err != nil {
 			return invalidField("sessionId", "must be 24 lowercase hex characters")
 		}
+		// The session must be one of the room the request names (which the
+		// token's scope was checked against): the command ends a session
+		// by id, and the room's participants are the ones sent away.
+		ss, err := s.findSession(c, *req.SessionID)
+		if err != nil {
+			return err
+		}
+		if ss.RoomDocID != room.ID {
+			return notFound(fmt.Sprintf("session %q is not a session of room %q", ss.ID, truncateForMsg(*req.RoomID)))
+		}
 		cmd.SessionID = *req.SessionID
 	}
 	if cmd.IDs, err = s.newIDs(64); err != nil {
@@ -391,6 +401,15 @@ func (s *Server) removeParticipant(c *fiber.Ctx) error {
 		var err error
 		if ss, err = s.findSession(c, *req.SessionID); err != nil {
 			return err
+		}
+		if req.RoomID != nil && *req.RoomID != "" {
+			room, err := s.findRoomToWrite(c, *req.RoomID)
+			if err != nil {
+				return err
+			}
+			if ss.RoomDocID != room.ID {
+				return notFound(fmt.Sprintf("session %q is not a session of room %q", ss.ID, truncateForMsg(*req.RoomID)))
+			}
 		}
 	case req.RoomID != nil && *req.RoomID != "":
 		room, err := s.findRoomToWrite(c, *req.RoomID)
