@@ -73,6 +73,14 @@ func (s *Service) register(c *fiber.Ctx) error {
 		return &api.Error{Status: fiber.StatusServiceUnavailable, Message: "cluster secrets not ready", RetryAfter: 1}
 	}
 	now := s.cfg.Now().UTC()
+	// Since when the participants recorded on it may be gone, should this
+	// be a new process: since its mark-down, or now.
+	since := now
+	s.node.FSM().Read(func(st *state.Store) {
+		if old, ok := st.Edge(req.EdgeID); ok && !old.Up && old.ChangedAt.Before(now) {
+			since = old.ChangedAt.UTC()
+		}
+	})
 	e := state.Edge{ID: req.EdgeID, Region: req.Region, SignalURL: req.SignalURL, InternalURL: req.InternalURL, TURNURLs: req.TURNURLs,
 		STUNURLs: req.STUNURLs, Capacity: req.Capacity, Latitude: req.Latitude, Longitude: req.Longitude, Version: req.Version,
 		GossipAddr: req.GossipAddr, PublicKey: req.PublicKey, Draining: req.Draining, RegisteredAt: now, ChangedAt: now}
@@ -84,8 +92,15 @@ func (s *Service) register(c *fiber.Ctx) error {
 	s.forwardToLeader(c, "/internal/v1/edges/heartbeat", hb)
 	s.log.Info("edge registered", "edge", req.EdgeID, "region", req.Region, "signal", req.SignalURL, "gossip", req.GossipAddr)
 	reply := edgeapi.RegisterReply{TicketPublicKey: sec.TicketPub, TURNSecret: sec.TURNSecret, HeartbeatEvery: s.cfg.HeartbeatEvery.String(),
-		Missed: s.missed(req.EdgeID, req.Rooms)}
+		Missed: s.missed(req.EdgeID, req.Rooms), RecordedSince: since, RejoinGrace: s.cfg.RejoinGrace.String()}
 	s.node.FSM().Read(func(st *state.Store) {
+		for _, ss := range st.OngoingSessions() {
+			for _, sp := range ss.Participants {
+				if sp.EdgeID == req.EdgeID && sp.Active() {
+					reply.Recorded = append(reply.Recorded, edgeapi.RecordedParticipant{RoomID: ss.RoomID, ParticipantID: sp.ParticipantID})
+				}
+			}
+		}
 		for _, o := range st.Edges() {
 			if o.ID != req.EdgeID && o.Region == req.Region && o.Up && o.GossipAddr != "" {
 				reply.GossipSeeds = append(reply.GossipSeeds, o.GossipAddr)

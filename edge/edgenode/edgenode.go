@@ -146,6 +146,8 @@ type Node struct {
 
 	turnMu       sync.Mutex
 	turnReported map[string]time.Time // room/participant -> last turn-relay report
+
+	registered atomic.Bool // this process has registered once
 }
 
 // New builds the edge (nothing is connected to the control plane yet).
@@ -348,6 +350,9 @@ func (n *Node) onRegistered(r edgeapi.RegisterReply) {
 	// participant of a room closed while this edge was cut off is not
 	// reported into a new session.
 	n.applyMissed(r.Missed)
+	if n.registered.CompareAndSwap(false, true) {
+		n.settleRecorded(r)
+	}
 	if len(r.TicketPublicKey) == ed25519.PublicKeySize {
 		k := ed25519.PublicKey(r.TicketPublicKey)
 		n.ticketKey.Store(&k)

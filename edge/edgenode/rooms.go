@@ -116,6 +116,51 @@ func (n *Node) resync() []edgeapi.Event {
 	return n.sig.Admitted()
 }
 
+// defaultRejoinGrace stands in for a control plane that names no grace.
+const defaultRejoinGrace = 15 * time.Second
+
+// settleRecorded runs at this process's first registration. The
+// participants the control plane records on this edge were admitted by a
+// process that died (nothing else registers as this edge for the first
+// time while they are recorded), and no one else will report them gone:
+// the old process's sockets died with it, and the edge came back before,
+// or soon after, the control plane's grace for a dead edge could close
+// them. After the same grace, each one not admitted here again (moving
+// elsewhere is the control plane's to see: it ignores a leave from an
+// edge the participant has left) is reported left when it may have gone.
+func (n *Node) settleRecorded(r edgeapi.RegisterReply) {
+	if len(r.Recorded) == 0 {
+		return
+	}
+	grace, err := time.ParseDuration(r.RejoinGrace)
+	if err != nil || grace <= 0 {
+		grace = defaultRejoinGrace
+	}
+	n.log.Info("participants recorded on this edge before this process started; those not back within the rejoin grace will be reported left",
+		"participants", len(r.Recorded), "grace", grace)
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-n.bgCtx.Done():
+			return
+		case <-t.C:
+		}
+		gone := 0
+		for _, p := range r.Recorded {
+			if n.sig.IsLocal(p.RoomID, p.ParticipantID) {
+				continue
+			}
+			gone++
+			n.agent.ParticipantLeft(edgeapi.Event{RoomID: p.RoomID, ParticipantID: p.ParticipantID,
+				Reason: "edge-failed", At: r.RecordedSince})
+		}
+		n.log.Info("reported the participants of this edge's previous process that did not come back", "left", gone, "of", len(r.Recorded))
+	}()
+}
+
 func (n *Node) legStats() []edgeapi.LegStats {
 	now := n.agent.ControlNow().UTC()
 	var out []edgeapi.LegStats

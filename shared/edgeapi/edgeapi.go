@@ -72,6 +72,22 @@ type RegisterReply struct {
 	// Received and Now: see HeartbeatReply.
 	Received time.Time `json:"received,omitzero"`
 	Now      time.Time `json:"now,omitzero"`
+	// Recorded are the participants the control plane records as present
+	// on this edge, and RecordedSince when they may have been gone (the
+	// edge's mark-down, or this registration). A process registering for
+	// the first time holds none of them (it replaced one that died): each
+	// one it has not admitted within RejoinGrace (a Go duration) it
+	// reports left at RecordedSince. A process registering again reports
+	// who it has instead.
+	Recorded      []RecordedParticipant `json:"recorded,omitempty"`
+	RecordedSince time.Time             `json:"recordedSince,omitzero"`
+	RejoinGrace   string                `json:"rejoinGrace,omitempty"`
+}
+
+// RecordedParticipant is a participant the control plane records on an edge.
+type RecordedParticipant struct {
+	RoomID        string `json:"roomId"`
+	ParticipantID string `json:"participantId"`
 }
 
 // Gossip member states as edges report them.
