@@ -135,6 +135,24 @@ func TestRoomScopedToken(t *testing.T) {
 	if got.Disabled {
 		t.Fatal("forbidden deactivate changed the room")
 	}
+	// No room may take another's roomId or id as its customRoomId: a token
+	// scoped to that name would cover both rooms.
+	var bDoc struct{ ID string }
+	c.Do(0, "GET", "/v2/rooms/"+b.RoomID, c.Token(), nil).JSON(t, &bDoc)
+	for _, name := range []string{a.RoomID, bDoc.ID} {
+		expectError(t, c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{"customRoomId": name}), 400, "another room")
+	}
+	c.Do(0, "GET", "/v2/rooms", scoped, nil).JSON(t, &list)
+	if list.PageInfo.Total != 1 || list.Data[0].RoomID != a.RoomID {
+		t.Fatalf("after refused creates, the scoped list: %+v", list)
+	}
+	// Its own customRoomId again is the idempotent create.
+	var again struct{ RoomID string }
+	if r := c.Do(0, "POST", "/v2/rooms", c.Token(), map[string]any{"customRoomId": "room-a"}); r.Status != 200 {
+		t.Fatalf("create with an existing customRoomId: %d %s", r.Status, r.Body)
+	} else if r.JSON(t, &again); again.RoomID != a.RoomID {
+		t.Fatalf("idempotent create answered room %s, want %s", again.RoomID, a.RoomID)
+	}
 }
 
 func TestRoomsAPI(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meridian-video/meridian/control/api"
+	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/control/cluster/clustertest"
 	"github.com/meridian-video/meridian/control/webhooks"
 )
@@ -185,5 +186,22 @@ func TestStreamedBodiesReadWhole(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"customRoomId":"chunked-body-room"`) {
 		t.Fatalf("chunked: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestParticipantNamesArePrintable: a participant's name is shown to every
+// other participant and sent in webhooks, so the join and meeting-link
+// routes refuse control and bidirectional-override characters (a name
+// that reads "exe.gnp" but is "png.exe") as customRoomId already was.
+func TestParticipantNamesArePrintable(t *testing.T) {
+	c := newNode(t)
+	room := createRoom(t, c, "names").RoomID
+	rtc := c.Token(func(o *auth.MintOptions) { o.Roles = []string{auth.RoleRTC} })
+	for _, name := range []string{"evil\u202egnp.exe", "bell\u0007", "zero\u200fwidth", "del\u007f"} {
+		expectError(t, c.Do(0, "POST", "/v2/rooms/"+room+"/join", rtc, map[string]any{"name": name}), 400, "name")
+		expectError(t, c.Do(0, "POST", "/v2/rooms/"+room+"/meeting-link", c.Token(), map[string]any{"name": name}), 400, "name")
+	}
+	if r := c.Do(0, "POST", "/v2/rooms/"+room+"/meeting-link", c.Token(), map[string]any{"name": "Zoë Ångström 李"}); r.Status != 200 {
+		t.Fatalf("a meeting link for a name in other scripts: %d %s", r.Status, r.Body)
 	}
 }

@@ -73,6 +73,11 @@ func (s *Server) handleJoin(c *fiber.Ctx) error {
 		if len(name) > 128 {
 			return invalidField("name", "must be at most 128 characters")
 		}
+		if unsafeText(name) {
+			// Shown to every participant and sent in webhooks: no control
+			// or bidirectional-override characters that disguise it.
+			return invalidField("name", "must be printable text (no control or bidirectional-override characters)")
+		}
 	}
 	if name == "" {
 		name = pid
@@ -126,6 +131,9 @@ func (s *Server) handleMeetingLink(c *fiber.Ctx) error {
 	var body meetingLinkBody
 	if err := decodeJSON(c, &body); err != nil {
 		return err
+	}
+	if body.Name != nil && (len(*body.Name) > 128 || unsafeText(*body.Name)) {
+		return invalidField("name", "must be at most 128 characters of printable text (no control or bidirectional-override characters)")
 	}
 	room, err := s.findRoom(c, pathRoomRef(c))
 	if err != nil {

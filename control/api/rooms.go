@@ -338,6 +338,16 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if cid := room.CustomRoomID; cid != "" {
+		// A room is named by its roomId, customRoomId or id alike (paths,
+		// token scopes): a customRoomId that is another room's roomId or
+		// id would make a token scoped to that name cover both rooms.
+		var other *state.Room
+		s.node.FSM().Read(func(st *state.Store) { other, _ = st.Room(p.Key.UserID, cid) })
+		if other != nil && (other.RoomID == cid || other.ID == cid) {
+			return invalidField("customRoomId", "%q is the roomId or id of another room; choose another name", truncateForMsg(cid))
+		}
+	}
 	if room.RequireSSO && !s.participantSSO() {
 		return invalidField("requireSSO", "needs an identity provider, and this control plane has none configured (--console-oidc-issuer)")
 	}
