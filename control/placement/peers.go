@@ -154,26 +154,37 @@ func (s *Service) attach(c *fiber.Ctx) error {
 // claim adds an edge to a room's placement if the room's pins allow its
 // region and it is up; it never moves the room anywhere else.
 func (s *Service) claim(c *fiber.Ctx, req edgeapi.Attach) error {
+	if err := s.mayServe(req.RoomID, req.EdgeID, true); err != nil {
+		return err
+	}
+	return s.place(c.UserContext(), req.RoomID, req.EdgeID, "")
+}
+
+// mayServe checks that edgeID may be added to the room's placement: the
+// room exists and is active, the edge is up (and, for a room new to it,
+// not draining), and the room's pins allow the edge's region. A claim and
+// a seat both add the edge, so both ask.
+func (s *Service) mayServe(roomID, edgeID string, newRoom bool) error {
 	var room *state.Room
 	var edge *state.Edge
 	s.node.FSM().Read(func(st *state.Store) {
-		room, _ = st.RoomByRoomID(req.RoomID)
-		edge, _ = st.Edge(req.EdgeID)
+		room, _ = st.RoomByRoomID(roomID)
+		edge, _ = st.Edge(edgeID)
 	})
 	if room == nil || room.Disabled {
-		return &api.Error{Status: fiber.StatusNotFound, Message: fmt.Sprintf("room %q not found or deactivated", req.RoomID)}
+		return &api.Error{Status: fiber.StatusNotFound, Message: fmt.Sprintf("room %q not found or deactivated", roomID)}
 	}
-	if edge == nil || !edge.Up || edge.Draining {
-		return &api.Error{Status: fiber.StatusConflict, Message: fmt.Sprintf("edge %q is not available for new rooms", req.EdgeID)}
+	if edge == nil || !edge.Up || (newRoom && edge.Draining) {
+		return &api.Error{Status: fiber.StatusConflict, Message: fmt.Sprintf("edge %q is not available for new rooms", edgeID)}
 	}
 	ps, err := s.policies(room)
 	if err != nil {
 		return err
 	}
 	if !s.allowed(edge.Region, ps) {
-		return &api.Error{Status: fiber.StatusForbidden, Message: fmt.Sprintf("room %q may not be served in region %q", req.RoomID, edge.Region)}
+		return &api.Error{Status: fiber.StatusForbidden, Message: fmt.Sprintf("room %q may not be served in region %q", roomID, edge.Region)}
 	}
-	return s.place(c.UserContext(), req.RoomID, req.EdgeID, "")
+	return nil
 }
 
 // place records the edge in the room's placement (a fenced write, retried
@@ -220,6 +231,9 @@ func (s *Service) seat(c *fiber.Ctx) error {
 	}
 	if req.EdgeID == "" || req.RoomID == "" || req.ParticipantID == "" {
 		return &api.Error{Status: fiber.StatusBadRequest, Message: "seat needs edgeId, roomId and participantId"}
+	}
+	if err := s.mayServe(req.RoomID, req.EdgeID, false); err != nil {
+		return err
 	}
 	err := s.place(c.UserContext(), req.RoomID, req.EdgeID, req.ParticipantID)
 	var se *state.Error

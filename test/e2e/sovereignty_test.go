@@ -64,6 +64,24 @@ func TestPinnedRoomNeverLeaks(t *testing.T) {
 	if r.Status != 403 {
 		t.Fatalf("claim of a pinned room by montreal-1: %d %s", r.Status, r.Body)
 	}
+	// 3b. Or asking for a seat in it for a guest (which places the edge as
+	// a claim does); nor a seat in a room that does not exist, or for an
+	// edge nobody knows.
+	for _, tc := range []struct {
+		seat   edgeapi.Seat
+		status int
+	}{
+		{edgeapi.Seat{EdgeID: "montreal-1", RoomID: room, ParticipantID: "phantom"}, 403},
+		{edgeapi.Seat{EdgeID: "paris-1", RoomID: "nope-nope-nope", ParticipantID: "phantom"}, 404},
+		{edgeapi.Seat{EdgeID: "nowhere-1", RoomID: room, ParticipantID: "phantom"}, 409},
+	} {
+		if r := clustertestDoEdge(t, m.c.Node(0).URL()+"/internal/v1/rooms/seat", tc.seat); r.Status != tc.status {
+			t.Fatalf("seat %+v: %d %s, want %d", tc.seat, r.Status, r.Body, tc.status)
+		}
+	}
+	if p := m.placement(0, room); p == nil || p.Has("montreal-1") || p.Has("nowhere-1") {
+		t.Fatalf("refused seats changed the placement: %+v", p)
+	}
 	// 4. A cascade leg between an EU edge and Canada, even with a relay
 	// ticket the control plane itself signed: both regions must be allowed.
 	sec, err := m.c.Node(0).Secrets()
