@@ -313,11 +313,18 @@ func (s *Service) respond(req api.JoinRequest, sec *Secrets, ps []geo.Policy, ed
 	resp := &api.JoinResponse{RoomID: req.Room.RoomID, ParticipantID: req.ParticipantID, Name: req.Name}
 	regions := s.allowedRegions(ps, edges)
 	exp := now.Add(s.cfg.TicketTTL)
-	// A guest who may only ask to join but is active in the room's session
-	// was admitted before: moving to another edge (its edge failed or
-	// drains), it is not put back in the lobby.
+	// A guest who may only ask to join but whose id is active in the room's
+	// session may have been admitted before and be moving to another edge
+	// (its edge failed or drains): the ticket says so. That is not proof the
+	// caller is that guest: an ask_join token that names no participant
+	// lets its holder ask under any id, the host's included. So the edge
+	// lets an admitted ticket past the lobby only with the proof the guest
+	// got when it was admitted (its resume token, docs/signaling.md), and
+	// never lets a guest that proved nothing take over a connected
+	// participant.
+	asker := req.AskJoin && !req.Moderate
 	admitted := false
-	if req.AskJoin && !req.Moderate {
+	if asker {
 		s.node.FSM().Read(func(st *state.Store) { _, admitted = st.ActiveInSession(req.Room.ID, req.ParticipantID) })
 	}
 	for i, c := range append([]candidate{choice}, alts...) {
@@ -333,7 +340,12 @@ func (s *Service) respond(req api.JoinRequest, sec *Secrets, ps []geo.Policy, ed
 		if len(c.edge.STUNURLs) > 0 {
 			servers = append(servers, api.ICEServer{URLs: c.edge.STUNURLs})
 		}
-		if len(c.edge.TURNURLs) > 0 {
+		// No TURN credentials for a guest who may only ask to join: it
+		// gets them from the edge in `joined`, once admitted there. Here
+		// they would be credentials for whatever id it asked under, usable
+		// while it waits in the lobby, or while the participant whose id it
+		// gave is admitted on that edge.
+		if len(c.edge.TURNURLs) > 0 && !asker {
 			servers = append(servers, api.ICEServer{URLs: c.edge.TURNURLs, Username: user, Credential: pass})
 		}
 		if servers == nil {

@@ -159,8 +159,9 @@ func TestAdmitFollowsAGuestToItsNextEdge(t *testing.T) {
 // TestRemovedGuestAsksAgain: a guest who may only ask to join, admitted and
 // then removed by a moderator, reconnects at once. The join API may still
 // hand it a ticket marked admitted (it is active in the session until this
-// edge's leave report is applied); that ticket must not take it past the
-// lobby. Once a moderator admits it again the mark holds again, and the
+// edge's leave report is applied); that ticket, even with the resume token
+// of its admission as proof, must not take it past the lobby. Once a
+// moderator admits it again the mark (with its proof) holds again, and the
 // memory of the removal is bounded.
 func TestRemovedGuestAsksAgain(t *testing.T) {
 	e, skew := skewedEdge(t)
@@ -171,12 +172,16 @@ func TestRemovedGuestAsksAgain(t *testing.T) {
 	admittedGuest := func(c *ticket.Claims) { guest(c); c.Admitted = true }
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	proofs := map[string]string{} // the resume token of each one's last admission
 	join := func(pid string, claims func(*ticket.Claims)) (*signaltest.Client, bool) {
 		t.Helper()
 		c := e.Dial(t, signaltest.Config{})
-		_, lobby, err := c.Join(ctx, e.Ticket(t, "room-k", pid, claims), pid)
+		j, lobby, err := c.JoinWithProof(ctx, e.Ticket(t, "room-k", pid, claims), pid, proofs[pid])
 		if err != nil {
 			t.Fatalf("join %s: %v", pid, err)
+		}
+		if j != nil {
+			proofs[pid] = j.ResumeToken
 		}
 		return c, lobby
 	}
@@ -185,9 +190,11 @@ func TestRemovedGuestAsksAgain(t *testing.T) {
 		if err := mod.Send(wire.TypeLobbyDecision, wire.LobbyDecision{ParticipantID: pid, Admit: true}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.WaitJoined(ctx); err != nil {
+		j, err := c.WaitJoined(ctx)
+		if err != nil {
 			t.Fatalf("%s admitted: %v", pid, err)
 		}
+		proofs[pid] = j.ResumeToken
 	}
 	remove := func(c *signaltest.Client, pid string) {
 		t.Helper()
@@ -212,8 +219,8 @@ func TestRemovedGuestAsksAgain(t *testing.T) {
 	}
 	admit(g, "mallory")
 	// Admitted again: leaving and coming back with a ticket marked admitted
-	// (its page reloaded, or it moves here from another edge) lets it in
-	// without asking.
+	// and its proof (it moves here from another edge) lets it in without
+	// asking.
 	if err := g.Leave(); err != nil {
 		t.Fatal(err)
 	}

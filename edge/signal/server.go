@@ -111,9 +111,14 @@ func New(cfg Config, media *sfu.SFU) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
+	key := resumeKey(cfg.InternalToken)
+	if cfg.InternalToken == "" {
+		// No shared secret to derive it from (tests without an edge token):
+		// a key of this process's own, as good as the one shared token.
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
 	}
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meridian_signal_sockets_dropped_total",
 		Help: "Signaling sockets closed because their client fell behind, by reason: " + dropQueueFull +
@@ -631,15 +636,15 @@ func encodeJSON(v any) []byte {
 
 // HasParticipant reports whether pid is admitted (or resuming) in any room on
 // this edge. TURN uses it so only participants that presented a valid ticket
-// here (and so passed the room's pin policy) can allocate relays.
+// here (and so passed the room's pin policy) can allocate relays, and it
+// asks again while they hold relays (edge/turn RecheckEvery): someone still
+// waiting in the lobby gets none, and one that left, was removed or denied
+// loses the ones it has. A member in its resume grace keeps them.
 func (s *Server) HasParticipant(pid string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range s.rooms {
-		if _, ok := r.members[pid]; ok {
-			return true
-		}
-		if _, ok := r.lobby[pid]; ok {
+		if m := r.members[pid]; m != nil && m.state != stateGone && m.state != stateLobby {
 			return true
 		}
 	}

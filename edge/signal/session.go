@@ -116,9 +116,11 @@ func newNonce() string {
 	return hex.EncodeToString(b)
 }
 
-// join admits (or resumes, or puts in the lobby) the client on c.
+// join admits (or resumes, or puts in the lobby) the client on c. A join
+// with a resume token and no ticket resumes; with a ticket (and, for a
+// participant that moves, its resume token as proof) it joins afresh.
 func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
-	if j.ResumeToken != "" {
+	if j.ResumeToken != "" && j.Ticket == "" {
 		return s.resume(c, j.ResumeToken)
 	}
 	if j.Ticket == "" {
@@ -165,10 +167,27 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 		return nil, perr(wire.CodeRoomClosed, "room closed")
 	}
 	r := s.roomLocked(cl.RoomID)
-	if old := r.members[cl.ParticipantID]; old != nil && old.state != stateGone {
+	// Someone who may only ask to join skips the lobby only if it proves it
+	// is the participant already admitted (it moves here because its edge
+	// failed or drains, or its page joins afresh): the control plane sees
+	// it in the room's session (the ticket's admitted mark), it was not
+	// removed here since (see removedMemory), and it presents the resume
+	// token an edge of the cluster gave it when it was admitted (see
+	// provesAdmission). The id alone proves nothing: an ask_join token that
+	// names no participant lets its holder pick any id, the host's included.
+	asker := cl.Permissions.AskJoin && !cl.Permissions.Moderate
+	proven := asker && cl.Admitted && !s.removedLately(cl.RoomID, cl.ParticipantID) &&
+		s.provesAdmission(j.ResumeToken, cl.RoomID, cl.ParticipantID)
+	old := r.members[cl.ParticipantID]
+	if old != nil && old.state == stateGone {
+		old = nil
+	}
+	if old != nil && (!asker || proven) {
 		// Duplicate: the new connection takes over the admitted participant.
 		// It is the id's newest connection: the room's other edges hear so,
-		// in case the id is connected to one of them too.
+		// in case the id is connected to one of them too. An asker that
+		// proved nothing never gets here: it waits in the lobby and the
+		// participant whose id it gave stays.
 		old.name, old.perms = name, cl.Permissions
 		old.since, old.issued = s.now(), cl.Issued()
 		s.mu.Unlock()
@@ -184,12 +203,11 @@ func (s *Server) join(c *conn, j wire.Join) (*member, *protoError) {
 		delete(r.lobby, cl.ParticipantID)
 		o.state = stateGone
 	}
-	// Not in the lobby either: a guest the control plane saw in the room's
-	// session (moving here), unless it was removed here since (see
-	// removedMemory), or one a moderator here admitted moments ago while it
-	// waited on another edge (that edge stalled; see admitMemory).
-	admitted := cl.Admitted && !s.removedLately(cl.RoomID, cl.ParticipantID)
-	lobby := cl.Permissions.AskJoin && !cl.Permissions.Moderate && !admitted && !s.admittedLocked(r, cl.ParticipantID)
+	// Not in the lobby either: a guest that proved it was admitted (above),
+	// or one a moderator here admitted moments ago while it waited on
+	// another edge (that edge stalled; see admitMemory) and whose id is not
+	// connected here.
+	lobby := asker && !proven && (old != nil || !s.admittedLocked(r, cl.ParticipantID))
 	if !lobby && cl.MaxParticipants > 0 && r.others(cl.ParticipantID) >= cl.MaxParticipants {
 		s.mu.Unlock()
 		s.dropLobbyConn(oldLobby)

@@ -21,8 +21,11 @@ import (
 // Expiry is enforced only for Allocate: Refresh, CreatePermission and
 // ChannelBind on an existing allocation keep working with the credential it
 // was created with, so a long call is not cut when its credential ages out.
-// pion runs this before checking MESSAGE-INTEGRITY, so a wrong password is
-// counted in onAuth, not here.
+// Those requests are refused, though, while AllowParticipant refuses the
+// participant (it was removed, denied or left: its allocations are being
+// closed, see revoke.go); Allocate asks it in allowAllocation. pion runs
+// this before checking MESSAGE-INTEGRITY, so a wrong password is counted in
+// onAuth, not here.
 func (s *Server) authenticate(ra *turn.RequestAttributes) (userID string, key []byte, ok bool) {
 	expiry, participant, parsed := turncred.Parse(ra.Username)
 	if !parsed {
@@ -35,6 +38,10 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (userID string, key []
 	}
 	if ra.Method == stun.MethodAllocate && s.now().After(expiry) {
 		s.authFailed(reasonExpired, ra)
+		return "", nil, false
+	}
+	if ra.Method != stun.MethodAllocate && !s.allowed(ids.ParticipantID(participant)) {
+		s.authFailed(reasonNotAdmitted, ra)
 		return "", nil, false
 	}
 	password := turncred.Password(s.currentSecret(), ra.Username)
@@ -61,7 +68,7 @@ func (s *Server) onAuth(src, _ net.Addr, _, username, _, method string, verdict 
 // after authentication, with the user id authenticate returned.
 func (s *Server) allowAllocation(userID, _ string, src net.Addr) bool {
 	participant := ids.ParticipantID(userID)
-	if s.cfg.AllowParticipant != nil && !s.cfg.AllowParticipant(participant) {
+	if !s.allowed(participant) {
 		s.metrics.allocationsRefused.WithLabelValues(reasonPolicy).Inc()
 		s.log.Info("turn: allocation refused by policy", "participant", userID, "src", addrString(src))
 		return false

@@ -74,9 +74,18 @@ type Config struct {
 
 	// AllowParticipant, when set, is asked when a participant creates an
 	// allocation (after its credential is verified), e.g. to apply the
-	// room's pin policy; returning false refuses the allocation. It must not
-	// block.
+	// room's pin policy or to relay only for participants admitted here;
+	// returning false refuses the allocation. It is asked again for every
+	// later request on the participant's allocations (Refresh,
+	// CreatePermission, ChannelBind: refused while it says false) and every
+	// RecheckEvery for each participant holding allocations: once it says
+	// false, the participant's allocations are closed, so a participant
+	// removed, denied or gone stops relaying. It must not block.
 	AllowParticipant func(participant ids.ParticipantID) bool
+	// RecheckEvery is how often AllowParticipant is asked again about the
+	// participants holding allocations (0: every second). Unused without
+	// AllowParticipant.
+	RecheckEvery time.Duration
 	// OnRelay, when set, hears that a participant's allocation relays for
 	// real (its first permission to a peer is granted): allocating alone
 	// (browsers gather relay candidates they never use) is not relaying.
@@ -103,7 +112,8 @@ type Config struct {
 
 // DefaultConfig returns production defaults: realm "meridian", UDP and TCP
 // on 0.0.0.0:3478, relay ports 40000-49999, 10 allocations per participant,
-// restricted peers refused. Secret and RelayAddress must still be set.
+// participants rechecked every second, restricted peers refused. Secret and
+// RelayAddress must still be set.
 func DefaultConfig() Config {
 	return Config{
 		Realm:                 "meridian",
@@ -112,6 +122,7 @@ func DefaultConfig() Config {
 		RelayPortMin:          40000,
 		RelayPortMax:          49999,
 		MaxAllocationsPerUser: 10,
+		RecheckEvery:          time.Second,
 	}
 }
 
@@ -166,6 +177,9 @@ func (c Config) compile() (*peerPolicy, error) {
 	if (c.RelayPortMin == 0) != (c.RelayPortMax == 0) || c.RelayPortMin > c.RelayPortMax {
 		return nil, invalid("RelayPortMin", "bad relay port range %d-%d (both zero for ephemeral ports)",
 			c.RelayPortMin, c.RelayPortMax)
+	}
+	if c.RecheckEvery < 0 {
+		return nil, invalid("RecheckEvery", "must not be negative, got %s", c.RecheckEvery)
 	}
 	if c.MaxAllocationsPerUser < 1 {
 		return nil, invalid("MaxAllocationsPerUser", "must be at least 1, got %d", c.MaxAllocationsPerUser)

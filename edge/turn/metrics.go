@@ -13,6 +13,7 @@ const (
 	reasonBadCredential = "bad_credential" // MESSAGE-INTEGRITY did not match (wrong password or realm)
 	reasonQuota         = "quota"          // MaxAllocationsPerUser reached
 	reasonPolicy        = "policy"         // AllowParticipant refused
+	reasonNotAdmitted   = "not_admitted"   // Refresh/CreatePermission/ChannelBind while AllowParticipant refuses
 )
 
 type metrics struct {
@@ -21,6 +22,7 @@ type metrics struct {
 	allocationsRefused *prometheus.CounterVec
 	authFailures       *prometheus.CounterVec
 	permissionsDenied  prometheus.Counter
+	allocationsRevoked prometheus.Counter
 
 	reg        prometheus.Registerer
 	registered []prometheus.Collector
@@ -42,17 +44,21 @@ func newMetrics() *metrics {
 		}, []string{"reason"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_turn_auth_failures_total",
-			Help: "TURN requests refused at authentication, by reason (malformed, expired, bad_credential).",
+			Help: "TURN requests refused at authentication, by reason (malformed, expired, bad_credential, not_admitted).",
 		}, []string{"reason"}),
 		permissionsDenied: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meridian_turn_permissions_denied_total",
 			Help: "TURN CreatePermission/ChannelBind/Connect requests refused by the peer policy.",
 		}),
+		allocationsRevoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_turn_allocations_revoked_total",
+			Help: "TURN allocations closed because their participant was no longer allowed (removed, denied or gone from this edge).",
+		}),
 	}
 	for _, r := range []string{reasonQuota, reasonPolicy} {
 		m.allocationsRefused.WithLabelValues(r)
 	}
-	for _, r := range []string{reasonMalformed, reasonExpired, reasonBadCredential} {
+	for _, r := range []string{reasonMalformed, reasonExpired, reasonBadCredential, reasonNotAdmitted} {
 		m.authFailures.WithLabelValues(r)
 	}
 	return m
@@ -66,7 +72,7 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 	}
 	m.reg = reg
 	for _, c := range []prometheus.Collector{
-		m.allocations, m.allocationsTotal, m.allocationsRefused, m.authFailures, m.permissionsDenied,
+		m.allocations, m.allocationsTotal, m.allocationsRefused, m.authFailures, m.permissionsDenied, m.allocationsRevoked,
 	} {
 		if err := reg.Register(c); err != nil {
 			m.unregister()

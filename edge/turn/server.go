@@ -42,6 +42,12 @@ type Server struct {
 	relayMu  sync.Mutex
 	relaying map[string]ids.ParticipantID
 
+	// relays are the open relay sockets by participant (revoke.go).
+	relays *relaySet
+	// stop ends recheckLoop, which bg waits for.
+	stop chan struct{}
+	bg   sync.WaitGroup
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -60,6 +66,8 @@ func New(cfg Config) (_ *Server, err error) {
 		metrics: newMetrics(),
 		log:     cfg.Logger,
 		now:     cfg.Now,
+		relays:  newRelaySet(),
+		stop:    make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -155,6 +163,14 @@ func New(cfg Config) (_ *Server, err error) {
 		}
 		return "off"
 	}
+	if cfg.AllowParticipant != nil {
+		every := cfg.RecheckEvery
+		if every == 0 {
+			every = defaultRecheckEvery
+		}
+		s.bg.Add(1)
+		go s.recheckLoop(every, s.stop)
+	}
 	s.log.Info("turn: listening", "udp", s.UDPAddr().String(), "tcp", addrOrOff(s.TCPAddr()),
 		"tls", addrOrOff(s.TLSAddr()), "relay", cfg.RelayAddress.String())
 	return s, nil
@@ -184,7 +200,7 @@ func (s *Server) relayGenerator() turn.RelayAddressGenerator {
 			MaxRetries:   50,
 		}
 	}
-	return relayGenerator{RelayAddressGenerator: g, min: s.cfg.RelayPortMin, max: s.cfg.RelayPortMax}
+	return relayGenerator{RelayAddressGenerator: g, min: s.cfg.RelayPortMin, max: s.cfg.RelayPortMax, relays: s.relays}
 }
 
 var (
@@ -192,18 +208,30 @@ var (
 	errPortOutOfRange = errors.New("turn: requested relay port outside the relay port range")
 )
 
-// relayGenerator refuses TCP relays and keeps explicitly requested ports
-// (RESERVATION-TOKEN gives port+1 of an EVEN-PORT reservation) in range.
+// relayGenerator refuses TCP relays, keeps explicitly requested ports
+// (RESERVATION-TOKEN gives port+1 of an EVEN-PORT reservation) in range and
+// keeps the relay sockets it opens by participant, so that they can be
+// closed when the participant is no longer allowed (revoke.go).
 type relayGenerator struct {
 	turn.RelayAddressGenerator
 	min, max uint16 // 0, 0: any
+	relays   *relaySet
 }
 
 func (g relayGenerator) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
 	if p := c.RequestedPort; p != 0 && g.max != 0 && (p < int(g.min) || p > int(g.max)) {
 		return nil, nil, errPortOutOfRange
 	}
-	return g.RelayAddressGenerator.AllocatePacketConn(c)
+	conn, addr, err := g.RelayAddressGenerator.AllocatePacketConn(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	wrapped, ok := g.relays.add(ids.ParticipantID(c.UserID), conn)
+	if !ok {
+		_ = conn.Close()
+		return nil, nil, net.ErrClosed
+	}
+	return wrapped, addr, nil
 }
 
 func (relayGenerator) AllocateListener(turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
@@ -218,6 +246,9 @@ func (relayGenerator) AllocateConn(turn.AllocateConnConfig) (net.Conn, error) {
 // and unregisters the metrics. It is idempotent.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.bg.Wait()
+		s.relays.close()
 		s.quota.close()
 		if s.pion != nil {
 			s.closeErr = s.pion.Close() // closes the listeners pion was given

@@ -488,6 +488,7 @@ func TestValidate(t *testing.T) {
 		{"half port range", func(c *turn.Config) { c.RelayPortMin = 1000 }, "turn: RelayPortMin:"},
 		{"inverted port range", func(c *turn.Config) { c.RelayPortMin, c.RelayPortMax = 2000, 1000 }, "turn: RelayPortMin:"},
 		{"zero quota", func(c *turn.Config) { c.MaxAllocationsPerUser = 0 }, "turn: MaxAllocationsPerUser:"},
+		{"negative recheck period", func(c *turn.Config) { c.RecheckEvery = -time.Second }, "turn: RecheckEvery:"},
 		{"public host with port", func(c *turn.Config) { c.PublicHost = "turn.example.com:3478" }, "turn: PublicHost:"},
 	}
 	for _, tt := range tests {
@@ -618,6 +619,10 @@ func TestCloseStopsEverything(t *testing.T) {
 	cfg.TLSCertFile, cfg.TLSKeyFile = writeCert(t)
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
+	// With AllowParticipant the server also runs its recheck loop, which
+	// Close stops too.
+	cfg.AllowParticipant = func(ids.ParticipantID) bool { return true }
+	cfg.RecheckEvery = 10 * time.Millisecond
 	s, err := turn.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -104,7 +104,10 @@
  *        unreachable while the API answers; silent; draining; media lost twice
  *        within 60 s): POST /v2/rooms/{roomId}/join with the same
  *        participantId and avoidEdges [the lost edge, + every candidate that
- *        could not be reached since], then the first candidate that admits us.
+ *        could not be reached since], then the first candidate that admits us,
+ *        with `join {ticket, name, resumeToken}`: the resume token of the last
+ *        `joined` proves we are the participant admitted before, so an
+ *        ask_join guest skips the lobby.
  *        When no edge is left (503) the list is cut back to the lost edge,
  *        then emptied (it may have come back).
  *   For `reconnect` and a silent edge the old edge keeps carrying media (if
@@ -347,7 +350,13 @@ export class Room extends Emitter {
     for (const edge of this._edges) {
       if (this._closing) break;
       try {
-        await this._connect(edge, { ticket: edge.ticket, name: this.name });
+        // Moving (or joining afresh) after an admission: the resume token
+        // of our last `joined` proves to the new edge that we are the
+        // participant already admitted, so a guest who may only ask to
+        // join is not put in the lobby again (docs/signaling.md).
+        const joinData = { ticket: edge.ticket, name: this.name };
+        if (this._resumeToken) joinData.resumeToken = this._resumeToken;
+        await this._connect(edge, joinData);
         return;
       } catch (err) {
         lastErr = err;
@@ -1267,6 +1276,7 @@ export class Room extends Emitter {
   _teardown(reason) {
     const was = this.state;
     this._closing = true;
+    this._resumeToken = null; // a later join() asks as anyone would
     this._reconnecting = false;
     this._reconnect = null;
     this._clearAllGone();

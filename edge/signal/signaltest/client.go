@@ -361,8 +361,17 @@ func Decode[T any](env wire.Envelope) (T, error) {
 // body, or lobby=true (then call WaitJoined), or a *ProtocolError /
 // *RemovedError.
 func (c *Client) Join(ctx context.Context, ticket, name string) (joined *wire.Joined, lobby bool, err error) {
+	return c.JoinWithProof(ctx, ticket, name, "")
+}
+
+// JoinWithProof is Join for a participant that was admitted before (it
+// moves to this edge, or joins afresh): `join {ticket, resumeToken}`, the
+// resume token of its last `joined` proving it is that participant, so a
+// guest who may only ask to join is not put in the lobby again. An empty
+// token is Join.
+func (c *Client) JoinWithProof(ctx context.Context, ticket, name, resumeToken string) (joined *wire.Joined, lobby bool, err error) {
 	from := c.mark()
-	if err := c.Send(wire.TypeJoin, wire.Join{Ticket: ticket, Name: name}); err != nil {
+	if err := c.Send(wire.TypeJoin, wire.Join{Ticket: ticket, ResumeToken: resumeToken, Name: name}); err != nil {
 		return nil, false, err
 	}
 	return c.awaitAdmission(ctx, from, true)

@@ -135,7 +135,7 @@ func StartSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	s := &Session{cfg: cfg, stop: make(chan struct{}), done: make(chan struct{})}
-	c, edge, err := s.join(ctx, cfg.AvoidEdges)
+	c, edge, err := s.join(ctx, cfg.AvoidEdges, "")
 	if err != nil {
 		return nil, err
 	}
@@ -145,8 +145,10 @@ func StartSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
 }
 
 // join asks the API for edges (avoiding some) and joins the first that
-// admits the client, trying the others in order.
-func (s *Session) join(ctx context.Context, avoid []string) (*Client, string, error) {
+// admits the client, trying the others in order. proof is the resume token
+// of the participant's last `joined` when it moves (see
+// Client.JoinWithProof), like the SDK sends it.
+func (s *Session) join(ctx context.Context, avoid []string, proof string) (*Client, string, error) {
 	body := map[string]any{"participantId": s.cfg.ParticipantID, "name": s.cfg.Name}
 	if s.cfg.Region != "" {
 		body["region"] = s.cfg.Region
@@ -170,7 +172,7 @@ func (s *Session) join(ctx context.Context, avoid []string) (*Client, string, er
 			errs = append(errs, err)
 			continue
 		}
-		if _, lobby, err := c.Join(ctx, e.Ticket, s.cfg.Name); err != nil || lobby {
+		if _, lobby, err := c.JoinWithProof(ctx, e.Ticket, s.cfg.Name, proof); err != nil || lobby {
 			c.Close()
 			errs = append(errs, fmt.Errorf("edge %s: lobby=%v %v", e.EdgeID, lobby, err))
 			continue
@@ -264,9 +266,13 @@ func (s *Session) watch() {
 		var next *Client
 		var to string
 		var err error
+		proof := ""
+		if j := c.Joined(); j != nil {
+			proof = j.ResumeToken
+		}
 		for attempt := 0; ; attempt++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			next, to, err = s.join(ctx, []string{edge})
+			next, to, err = s.join(ctx, []string{edge}, proof)
 			cancel()
 			if err == nil {
 				break
