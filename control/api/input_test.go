@@ -205,3 +205,25 @@ func TestParticipantNamesArePrintable(t *testing.T) {
 		t.Fatalf("a meeting link for a name in other scripts: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestLargeTokensReachTheAuthenticator: a valid token up to
+// auth.MaxTokenBytes is accepted (fasthttp's 4 KB header buffer answered
+// 431 to a 4.3 KB one), and a larger one gets the authenticator's 401
+// naming its size, not a bare 431.
+func TestLargeTokensReachTheAuthenticator(t *testing.T) {
+	c := newNode(t)
+	now := time.Now().Unix()
+	token := func(pad int) string {
+		return hs256(`{"alg":"HS256","typ":"JWT"}`, fmt.Sprintf(`{"apikey":%q,"permissions":["allow_join"],"version":2,"roles":["crawler"],"exp":%d,"pad":%q}`,
+			c.APIKey, now+3600, strings.Repeat("x", pad)), []byte(c.APISecret))
+	}
+	big := token(5200)
+	if len(big) < 7000 || len(big) > auth.MaxTokenBytes {
+		t.Fatalf("token of %d bytes: want 7,000 to %d", len(big), auth.MaxTokenBytes)
+	}
+	if r := c.Do(0, "GET", "/v2/rooms", big, nil); r.Status != 200 {
+		t.Fatalf("a valid %d-byte token: %d %s", len(big), r.Status, r.Body)
+	}
+	huge := token(7000)
+	expectError(t, c.Do(0, "GET", "/v2/rooms", huge, nil), 401, "")
+}

@@ -194,6 +194,11 @@ func New(cfg Config, node *cluster.Node, sealer *auth.Sealer, opts ...Option) (*
 		// a keep-alive connection idles (up to IdleTimeout), 12 KB more
 		// per open connection than the default 4 KB.
 		WriteBufferSize: 16 << 10,
+		// The request line and headers must fit the read buffer (431
+		// otherwise): with fasthttp's 4 KB a valid token of 4.3 KB was
+		// refused before the authenticator, which takes up to
+		// auth.MaxTokenBytes (8 KB), saw it.
+		ReadBufferSize: 16 << 10,
 		// Trailing slashes are equivalent (documented URLs carry them).
 		StrictRouting: false,
 		// Proxy headers only from the configured proxies; c.IP() is the
