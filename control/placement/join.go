@@ -48,8 +48,15 @@ func (s *Service) usable(e *state.Edge, now time.Time) (load float64, ok bool) {
 		// to another control node, or it is cut off from us): its region's
 		// gossip says it is alive and how loaded it is.
 		participants, draining = pm.Load.Participants, pm.Draining
-	} else if le != nil {
-		return 0, false // heard from it before, but not lately, and nobody vouches for it
+	} else if le != nil && s.judgesLiveness() {
+		// Heard from it before, but not lately, and nobody vouches for it.
+		// Only the leader can tell: every node forwards it the heartbeats
+		// it gets, while a follower hears an edge only while that edge
+		// reports to it, and an edge moves to another control node when
+		// its own fails. A follower goes by the replicated record, which
+		// the leader keeps (it marks a silent edge down), as it does for
+		// an edge it never heard from.
+		return 0, false
 	}
 	if draining {
 		return 0, false
@@ -69,6 +76,10 @@ func (s *Service) usable(e *state.Edge, now time.Time) (load float64, ok bool) {
 	}
 	return load, true
 }
+
+// judgesLiveness: this node hears every edge's heartbeats (the leader;
+// also a Service without a Raft node, as its unit tests build one).
+func (s *Service) judgesLiveness() bool { return s.node == nil || s.node.IsLeader() }
 
 // poolReportLocked finds the freshest region-peer report that id is alive.
 // s.mu held.

@@ -414,3 +414,40 @@ func TestPinnedRoomNeverFallsBack(t *testing.T) {
 		t.Fatalf("pinned join: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestFollowerPlacesOnAnEdgeThatReportsElsewhere: a follower that once
+// heard an edge (the edge reported to it before its own control node
+// changed) but not lately must not refuse that edge while the leader,
+// which gets every heartbeat, keeps it up: it answered every join 503 "no
+// media edge is available" while the edge served other nodes' joiners.
+func TestFollowerPlacesOnAnEdgeThatReportsElsewhere(t *testing.T) {
+	const downAfter = 700 * time.Millisecond
+	c := placementCluster(t, 3, downAfter)
+	c.WaitReady()
+	leader := c.Leader()
+	follower := c.Followers()[0]
+	startAgentAt(t, c, "edge-x", "local", "http://127.0.0.1:1", func(cfg *agent.Config) {
+		cfg.ControlURLs = []string{c.Node(leader).URL()} // it reports to the leader only
+	})
+	// Once, long ago, it reported to the follower.
+	if r := clustertestDoEdge(t, c.Node(follower).URL()+"/internal/v1/edges/heartbeat", edgeapi.Heartbeat{EdgeID: "edge-x"}); r.Status != 200 {
+		t.Fatalf("heartbeat to the follower: %d %s", r.Status, r.Body)
+	}
+	time.Sleep(2 * downAfter)
+	var room struct{ RoomID string }
+	c.Do(follower, "POST", "/v2/rooms", c.Token(), nil).JSON(t, &room)
+	rtc := c.Token(func(o *auth.MintOptions) { o.Roles = []string{auth.RoleRTC} })
+	clustertest.Eventually(t, 5*time.Second, func() string {
+		r := c.Do(follower, "POST", "/v2/rooms/"+room.RoomID+"/join", rtc, nil)
+		var ja struct{ Edges []struct{ EdgeID string } }
+		r.JSON(t, &ja)
+		if r.Status != 200 || len(ja.Edges) == 0 || ja.Edges[0].EdgeID != "edge-x" {
+			return fmt.Sprintf("join through the follower: %d %s", r.Status, r.Body)
+		}
+		return ""
+	})
+	// The leader, which hears it, places there too.
+	if r := c.Do(leader, "POST", "/v2/rooms/"+room.RoomID+"/join", rtc, nil); r.Status != 200 {
+		t.Fatalf("join through the leader: %d %s", r.Status, r.Body)
+	}
+}
