@@ -9,7 +9,6 @@ import (
 
 	pionturn "github.com/pion/turn/v5"
 
-	"github.com/meridian-video/meridian/control/auth"
 	"github.com/meridian-video/meridian/edge/signal/signaltest"
 )
 
@@ -41,23 +40,7 @@ func TestTURNRelayEndsWithTheParticipant(t *testing.T) {
 	s := startStack(t)
 	var room struct{ RoomID string }
 	s.c.Do(0, "POST", "/v2/rooms", s.c.Token(), nil).JSON(t, &room)
-	tok := s.c.Token(func(o *auth.MintOptions) { o.Roles = []string{auth.RoleRTC}; o.ParticipantID = "dora" })
-	var jr struct {
-		Edges []struct {
-			SignalingURL, Ticket string
-			IceServers           []turnServer
-		}
-	}
-	s.c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/join", tok, nil).JSON(t, &jr)
-	var ts turnServer
-	for _, srv := range jr.Edges[0].IceServers {
-		if srv.Username != "" {
-			ts = srv
-		}
-	}
-	if len(ts.URLs) == 0 {
-		t.Fatalf("no TURN server in the join answer: %+v", jr.Edges[0].IceServers)
-	}
+	jr, ts := joinForTURN(t, s, room.RoomID, "dora")
 	addr := strings.TrimSuffix(strings.TrimPrefix(ts.URLs[0], "turn:"), "?transport=udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

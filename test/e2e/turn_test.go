@@ -18,6 +18,38 @@ type turnServer struct {
 	Username, Credential string
 }
 
+// turnJoin is a join answer's first edge, with its TURN server.
+type turnJoin struct {
+	Edges []struct {
+		SignalingURL, Ticket string
+		IceServers           []turnServer
+	}
+}
+
+// joinForTURN asks the join API for participant pid of roomID and returns
+// the answer and the TURN server of its first edge (the one with
+// credentials).
+func joinForTURN(t *testing.T, s *stack, roomID, pid string) (turnJoin, turnServer) {
+	t.Helper()
+	tok := s.c.Token(func(o *auth.MintOptions) { o.Roles = []string{auth.RoleRTC}; o.ParticipantID = pid })
+	var jr turnJoin
+	if r := s.c.Do(0, "POST", "/v2/rooms/"+roomID+"/join", tok, nil); r.Status != 200 {
+		t.Fatalf("join as %s: %d %s", pid, r.Status, r.Body)
+	} else {
+		r.JSON(t, &jr)
+	}
+	var ts turnServer
+	for _, srv := range jr.Edges[0].IceServers {
+		if srv.Username != "" {
+			ts = srv
+		}
+	}
+	if len(ts.URLs) == 0 {
+		t.Fatalf("no TURN server in the join answer: %+v", jr.Edges[0].IceServers)
+	}
+	return jr, ts
+}
+
 func allocate(t *testing.T, addr, user, pass string) error {
 	t.Helper()
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -48,20 +80,7 @@ func TestTURNOnlyForAdmittedParticipants(t *testing.T) {
 	s := startStack(t)
 	var room struct{ RoomID string }
 	s.c.Do(0, "POST", "/v2/rooms", s.c.Token(), nil).JSON(t, &room)
-	tok := s.c.Token(func(o *auth.MintOptions) { o.Roles = []string{auth.RoleRTC}; o.ParticipantID = "dora" })
-	var jr struct {
-		Edges []struct {
-			SignalingURL, Ticket string
-			IceServers           []turnServer
-		}
-	}
-	s.c.Do(0, "POST", "/v2/rooms/"+room.RoomID+"/join", tok, nil).JSON(t, &jr)
-	var ts turnServer
-	for _, srv := range jr.Edges[0].IceServers {
-		if srv.Username != "" {
-			ts = srv
-		}
-	}
+	jr, ts := joinForTURN(t, s, room.RoomID, "dora")
 	addr := strings.TrimSuffix(strings.TrimPrefix(ts.URLs[0], "turn:"), "?transport=udp")
 	if err := allocate(t, addr, ts.Username, ts.Credential); err == nil {
 		t.Fatal("TURN allocated a relay for a participant that never joined this edge")
