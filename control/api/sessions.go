@@ -484,32 +484,149 @@ type qualityScore struct {
 	Video float64 `json:"video"`
 }
 
-// aggregate averages samples of one interval (across participants for the session view).
+// An entry is computed from the directions a participant uses: a direction
+// (send or receive, audio or video) is in use when it carried packets.
+// Send figures are the edge's measurements of what the participant
+// publishes (loss and jitter of the packets arriving, the round trip of its
+// publisher connection); receive figures come from the participant's
+// receiver reports (loss, jitter, round trip) on what the edge forwards to
+// it. Per participant and kind:
+//
+//   - averageAudioRtt/averageVideoRtt: the mean round trip over the
+//     directions in use that have one;
+//   - averageAudioJitter/averageVideoJitter: the mean jitter over the
+//     directions in use;
+//   - qualityScore: the worse MOS of the directions in use (as the edge's
+//     connection-quality score takes the worst stream), 0 only when the
+//     participant neither sent nor received that kind.
+//
+// The session entry of an interval averages per participant, each figure
+// over the participants to which it applies: round trips over those with
+// one, jitter over those using the kind, averageSend*/averageRecv*Bitrate
+// over those sending/receiving that kind (the average sender's or
+// receiver's bitrate, as VideoSDK's session figures are per-participant
+// averages and not room totals), qualityScore over those with a score.
+// Packet losses are summed.
+
+// mediaInUse reports whether a direction carried media.
+func mediaInUse(m state.MediaSample) bool { return m.Packets > 0 || m.Bitrate > 0 }
+
+// meanOf accumulates a mean (0 of nothing).
+type meanOf struct {
+	sum float64
+	n   int
+}
+
+func (m *meanOf) add(x float64) { m.sum += x; m.n++ }
+
+func (m meanOf) value() float64 {
+	if m.n == 0 {
+		return 0
+	}
+	return m.sum / float64(m.n)
+}
+
+// kindFigures are one participant's round trip, jitter and score for one
+// kind, from its send and receive directions.
+func kindFigures(send, recv state.MediaSample) (rtt, jitter, score float64) {
+	var rtts, jits meanOf
+	dirs := make([]state.MediaSample, 0, 2)
+	for _, m := range []state.MediaSample{send, recv} {
+		if !mediaInUse(m) {
+			continue
+		}
+		dirs = append(dirs, m)
+		jits.add(m.JitterMs)
+		if m.RTTMs > 0 {
+			rtts.add(m.RTTMs)
+		}
+	}
+	rtt = rtts.value()
+	for _, m := range dirs {
+		if m.RTTMs == 0 {
+			// Not timed yet on this connection: the other's round trip
+			// (the same client, the same path) is the better guess.
+			m.RTTMs = rtt
+		}
+		if q := mos(m); score == 0 || q < score {
+			score = q
+		}
+	}
+	return rtt, jits.value(), score
+}
+
+// participantEntry is one participant's sample as a stats entry.
+func participantEntry(x state.StatsSample) statsEntry {
+	e := statsEntry{
+		Time:                    restTime(x.Time),
+		RecvAudioPacketLost:     x.RecvAudio.PacketsLost,
+		RecvVideoPacketLost:     x.RecvVideo.PacketsLost,
+		SendAudioPacketLost:     x.SendAudio.PacketsLost,
+		SendVideoPacketLost:     x.SendVideo.PacketsLost,
+		AverageSendAudioBitrate: x.SendAudio.Bitrate,
+		AverageSendVideoBitrate: x.SendVideo.Bitrate,
+		AverageRecvAudioBitrate: x.RecvAudio.Bitrate,
+		AverageRecvVideoBitrate: x.RecvVideo.Bitrate,
+	}
+	var qa, qv float64
+	e.AverageAudioRtt, e.AverageAudioJitter, qa = kindFigures(x.SendAudio, x.RecvAudio)
+	e.AverageVideoRtt, e.AverageVideoJitter, qv = kindFigures(x.SendVideo, x.RecvVideo)
+	e.QualityScore = qualityScore{Audio: round2(qa), Video: round2(qv)}
+	return e
+}
+
+// aggregate combines the samples of one interval (one per participant) into
+// the session's entry; see above for which participants each figure
+// averages.
 func aggregate(samples []state.StatsSample) statsEntry {
 	var e statsEntry
-	n := float64(len(samples))
-	if n == 0 {
+	if len(samples) == 0 {
 		return e
 	}
 	e.Time = restTime(samples[0].Time)
-	var qa, qv float64
+	var artt, vrtt, ajit, vjit, sab, svb, rab, rvb, qa, qv meanOf
 	for _, x := range samples {
-		e.RecvAudioPacketLost += x.RecvAudio.PacketsLost
-		e.RecvVideoPacketLost += x.RecvVideo.PacketsLost
-		e.SendAudioPacketLost += x.SendAudio.PacketsLost
-		e.SendVideoPacketLost += x.SendVideo.PacketsLost
-		e.AverageAudioRtt += x.SendAudio.RTTMs / n
-		e.AverageVideoRtt += x.SendVideo.RTTMs / n
-		e.AverageAudioJitter += x.SendAudio.JitterMs / n
-		e.AverageVideoJitter += x.SendVideo.JitterMs / n
-		e.AverageSendAudioBitrate += x.SendAudio.Bitrate / n
-		e.AverageSendVideoBitrate += x.SendVideo.Bitrate / n
-		e.AverageRecvAudioBitrate += x.RecvAudio.Bitrate / n
-		e.AverageRecvVideoBitrate += x.RecvVideo.Bitrate / n
-		qa += mos(x.SendAudio) / n
-		qv += mos(x.SendVideo) / n
+		p := participantEntry(x)
+		e.RecvAudioPacketLost += p.RecvAudioPacketLost
+		e.RecvVideoPacketLost += p.RecvVideoPacketLost
+		e.SendAudioPacketLost += p.SendAudioPacketLost
+		e.SendVideoPacketLost += p.SendVideoPacketLost
+		if p.AverageAudioRtt > 0 {
+			artt.add(p.AverageAudioRtt)
+		}
+		if p.AverageVideoRtt > 0 {
+			vrtt.add(p.AverageVideoRtt)
+		}
+		if mediaInUse(x.SendAudio) || mediaInUse(x.RecvAudio) {
+			ajit.add(p.AverageAudioJitter)
+		}
+		if mediaInUse(x.SendVideo) || mediaInUse(x.RecvVideo) {
+			vjit.add(p.AverageVideoJitter)
+		}
+		if mediaInUse(x.SendAudio) {
+			sab.add(x.SendAudio.Bitrate)
+		}
+		if mediaInUse(x.SendVideo) {
+			svb.add(x.SendVideo.Bitrate)
+		}
+		if mediaInUse(x.RecvAudio) {
+			rab.add(x.RecvAudio.Bitrate)
+		}
+		if mediaInUse(x.RecvVideo) {
+			rvb.add(x.RecvVideo.Bitrate)
+		}
+		if p.QualityScore.Audio > 0 {
+			qa.add(p.QualityScore.Audio)
+		}
+		if p.QualityScore.Video > 0 {
+			qv.add(p.QualityScore.Video)
+		}
 	}
-	e.QualityScore = qualityScore{Audio: round2(qa), Video: round2(qv)}
+	e.AverageAudioRtt, e.AverageVideoRtt = artt.value(), vrtt.value()
+	e.AverageAudioJitter, e.AverageVideoJitter = ajit.value(), vjit.value()
+	e.AverageSendAudioBitrate, e.AverageSendVideoBitrate = sab.value(), svb.value()
+	e.AverageRecvAudioBitrate, e.AverageRecvVideoBitrate = rab.value(), rvb.value()
+	e.QualityScore = qualityScore{Audio: round2(qa.value()), Video: round2(qv.value())}
 	return e
 }
 
@@ -640,7 +757,7 @@ func (s *Server) participantStats(c *fiber.Ctx) error {
 		if x.ParticipantID != pid {
 			continue
 		}
-		entries = append(entries, aggregate([]state.StatsSample{x}))
+		entries = append(entries, participantEntry(x))
 		if h := x.SendVideo.Height; h > 0 {
 			row := map[string]any{"180": 0, "360": 0, "720": 0, "1080": 0, "1440": 0, "2160": 0, "time": restTime(x.Time)}
 			row[resolutionBucket(h)] = 1

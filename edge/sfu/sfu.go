@@ -221,26 +221,46 @@ func (s *SFU) Close() error {
 	return s.media.close()
 }
 
-// stats builds one participant's snapshot.
+// stats builds one participant's snapshot. Both directions carry what the
+// edge measures of them: Send (what the participant publishes) loss and
+// jitter from the packets that arrive, and the round trip of its publisher
+// connection (ICE consent checks: iceRTT); Recv (what it receives) loss,
+// jitter and round trip from its receiver reports, the round trip of its
+// subscriber connection's consent checks standing in until a report has
+// timed one. The score takes the worst of every direction in use.
 func (p *Participant) stats(roomID string, now time.Time) edgeapi.ParticipantStats {
 	st := edgeapi.ParticipantStats{RoomID: roomID, ParticipantID: p.id, Time: now, Send: []edgeapi.TrackStats{}, Recv: []edgeapi.TrackStats{}}
 	worstLoss, worstRTT, worstJitter := 0.0, 0.0, 0.0
 	if p.pub != nil {
-		for _, t := range p.pub.trackList() {
+		ts := p.pub.trackList()
+		pubRTT := 0.0
+		if len(ts) > 0 && !p.pub.shared {
+			pubRTT = iceRTT(p.pub.pc)
+		}
+		for _, t := range ts {
 			br, pk, lost, jit, w, h, fps := t.inbound()
 			st.Send = append(st.Send, edgeapi.TrackStats{
 				Kind: t.info.Kind, Bitrate: br, Packets: pk, PacketsLost: lost, JitterMs: jit,
-				Width: w, Height: h, FPS: fps,
+				RTTMs: pubRTT * 1000, Width: w, Height: h, FPS: fps,
 			})
 			if pk+lost > 0 {
 				worstLoss = max(worstLoss, float64(lost)/float64(pk+lost))
 			}
 			worstJitter = max(worstJitter, jit/1000)
+			worstRTT = max(worstRTT, pubRTT)
 		}
 	}
 	if p.sub != nil {
-		for _, f := range p.sub.forwarders() {
+		fs := p.sub.forwarders()
+		subRTT, measured := 0.0, false
+		for _, f := range fs {
 			rtt := f.stats.rtt.Load()
+			if rtt == 0 {
+				if !measured {
+					subRTT, measured = iceRTT(p.sub.pc), true
+				}
+				rtt = subRTT
+			}
 			ts := edgeapi.TrackStats{
 				Kind:        f.track.info.Kind,
 				Bitrate:     f.stats.bitrate.rate.Load() * 8,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
 )
 
 // atomicFloat is a float64 readable from any goroutine.
@@ -141,6 +142,39 @@ func (s *outboundStats) onReport(r rtcp.ReceptionReport, now time.Time, clockRat
 			s.rtt.Store(sec)
 		}
 	}
+}
+
+// iceRTT is the round trip, in seconds, of the latest ICE consent check on
+// pc's selected candidate pair (0 before one answered): pion's ICE agent
+// sends a STUN binding request on it every 2 s (RFC 7675) and times the
+// answer, whichever side offered. It is the round trip the edge measures
+// on a publisher connection: RTCP gives none there (the client receives no
+// media from the edge, so it sends no receiver reports to time), and on a
+// subscriber connection it stands in until the first receiver report with
+// an LSR has been timed.
+func iceRTT(pc *webrtc.PeerConnection) float64 {
+	if pc == nil {
+		return 0
+	}
+	sctp := pc.SCTP()
+	if sctp == nil {
+		return 0
+	}
+	dt := sctp.Transport()
+	if dt == nil {
+		return 0
+	}
+	it := dt.ICETransport()
+	// Until the transport starts (it leaves New), pion may still be setting
+	// its gatherer, which GetSelectedCandidatePairStats reads unlocked.
+	if it == nil || it.State() == webrtc.ICETransportStateNew {
+		return 0
+	}
+	st, ok := it.GetSelectedCandidatePairStats()
+	if !ok || st.CurrentRoundTripTime <= 0 || st.CurrentRoundTripTime >= 10 {
+		return 0
+	}
+	return st.CurrentRoundTripTime
 }
 
 // qualityScore maps loss, RTT and jitter to 0..5 (5 best), a MOS-like scale.
