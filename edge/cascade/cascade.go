@@ -507,6 +507,47 @@ func (m *Manager) takeRemote(roomID, pid string, leg *pullLeg) {
 	}
 }
 
+// relayedNewer reports whether a leg other than leg relays pid from a
+// connection newer than sinceMs: that is where the participant is now (a
+// stalled edge that resumes announces its old, dead connection again).
+// Unknown times (0) decide nothing: the latest announcement wins.
+func (m *Manager) relayedNewer(roomID, pid string, sinceMs int64, leg *pullLeg) bool {
+	if sinceMs <= 0 {
+		return false
+	}
+	for _, l := range m.pulls(roomID) {
+		if l == leg {
+			continue
+		}
+		if s, ok := l.relayedSince(pid); ok && s > sinceMs {
+			return true
+		}
+	}
+	return false
+}
+
+// restoreRemote: leg no longer shows pid. If another leg's peer still has
+// it (displaced there by leg's newer copy), that leg dials again so its
+// welcome shows pid and its offer carries its tracks again. It reports
+// whether such a leg exists.
+func (m *Manager) restoreRemote(roomID, pid string, leg *pullLeg) bool {
+	var best *pullLeg
+	var bestSince int64
+	for _, l := range m.pulls(roomID) {
+		if l == leg {
+			continue
+		}
+		if s, ok := l.hasDisplaced(pid); ok && (best == nil || s > bestSince) {
+			best, bestSince = l, s
+		}
+	}
+	if best == nil {
+		return false
+	}
+	best.redial()
+	return true
+}
+
 // LocalMute implements signal.Cascade.
 func (m *Manager) LocalMute(roomID string, mu wire.Mute) {
 	m.broadcastServed(roomID, edgeapi.CascadeMute, mu)

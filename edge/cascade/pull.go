@@ -42,17 +42,25 @@ type pullLeg struct {
 	conn       *frameConn
 	ri         *sfu.RelayIn
 	remotes    map[string]bool
-	shadowed   map[string]*shadowed // relayed, but the participant is local here now
-	stopped    bool
-	connected  atomic.Bool
-	wake       chan struct{} // 1-slot: stop, or a new ticket
-	welcomed   chan struct{} // closed once the first attempt was welcomed, or failed
-	welcOnce   sync.Once
-	started    time.Time
+	// since: when each relayed participant's connection to the peer began
+	// (Unix ms; 0 when the peer does not say), for remotes and displaced.
+	since map[string]int64
+	// displaced: participants the peer announced that another leg relays
+	// from a newer connection (they moved there; the peer's copy is stale
+	// or on its way out). Shown from the other leg; taken back from this
+	// one if that leg loses them while the peer still has them.
+	displaced map[string]bool
+	shadowed  map[string]*shadowed // relayed, but the participant is local here now
+	stopped   bool
+	connected atomic.Bool
+	wake      chan struct{} // 1-slot: stop, or a new ticket
+	welcomed  chan struct{} // closed once the first attempt was welcomed, or failed
+	welcOnce  sync.Once
+	started   time.Time
 }
 
 func newPullLeg(m *Manager, roomID string, p edgeapi.Peer, media bool) *pullLeg {
-	return &pullLeg{m: m, roomID: roomID, peer: p, media: media, remotes: map[string]bool{}, shadowed: map[string]*shadowed{}, wake: make(chan struct{}, 1),
+	return &pullLeg{m: m, roomID: roomID, peer: p, media: media, remotes: map[string]bool{}, since: map[string]int64{}, displaced: map[string]bool{}, shadowed: map[string]*shadowed{}, wake: make(chan struct{}, 1),
 		welcomed: make(chan struct{}), started: time.Now()}
 }
 
@@ -407,6 +415,16 @@ func (l *pullLeg) addRemote(ri *sfu.RelayIn, cp edgeapi.CascadeParticipant) {
 		l.shadowRemote(p.ParticipantID, cp.Since)
 		return
 	}
+	// Another edge relays a newer connection of this id: it moved there
+	// (the copy here is a stalled edge's stale member, or one on its way
+	// out, which its edge removes as a duplicate). The newer one stays.
+	if l.m.relayedNewer(l.roomID, p.ParticipantID, cp.Since, l) {
+		l.mu.Lock()
+		l.displaced[p.ParticipantID] = true
+		l.since[p.ParticipantID] = cp.Since
+		l.mu.Unlock()
+		return
+	}
 	l.m.takeRemote(l.roomID, p.ParticipantID, l)
 	if ri != nil { // nil: room events only
 		if err := ri.AddParticipant(p.ParticipantID, p.Name); err != nil {
@@ -420,8 +438,41 @@ func (l *pullLeg) addRemote(ri *sfu.RelayIn, cp edgeapi.CascadeParticipant) {
 	}
 	l.mu.Lock()
 	l.remotes[p.ParticipantID] = true
+	l.since[p.ParticipantID] = cp.Since
+	delete(l.displaced, p.ParticipantID)
 	l.mu.Unlock()
 	l.m.cfg.Members.RemoteJoined(l.roomID, l.peerID(), p)
+}
+
+// relayedSince reports whether this leg shows pid, and since when its
+// connection to the peer exists (Unix ms, 0 if unknown).
+func (l *pullLeg) relayedSince(pid string) (int64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.since[pid], l.remotes[pid]
+}
+
+// hasDisplaced reports whether the peer still has pid, shown from another
+// leg meanwhile, and since when.
+func (l *pullLeg) hasDisplaced(pid string) (int64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.since[pid], l.displaced[pid] && !l.stopped
+}
+
+// redial closes the leg's connection and dials again at once: the next
+// welcome and offer bring the peer's participants and tracks back.
+func (l *pullLeg) redial() {
+	l.mu.Lock()
+	c := l.conn
+	l.mu.Unlock()
+	if c != nil {
+		c.close()
+	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (l *pullLeg) removeRemote(ri *sfu.RelayIn, origin, pid, reason string, lost bool) {
@@ -429,12 +480,20 @@ func (l *pullLeg) removeRemote(ri *sfu.RelayIn, origin, pid, reason string, lost
 		ri.RemoveParticipant(pid)
 	}
 	l.mu.Lock()
+	had := l.remotes[pid]
 	delete(l.remotes, pid)
+	delete(l.displaced, pid)
+	delete(l.since, pid)
 	sh, shadowed := l.shadowed[pid]
 	sh.disarm()
 	delete(l.shadowed, pid)
 	l.mu.Unlock()
 	if !shadowed {
+		if had && l.m.restoreRemote(l.roomID, pid, l) {
+			// Another edge still has it: shown from there again after its
+			// leg's redial, within the grace of a move.
+			reason = wire.ReasonMoved
+		}
 		l.m.cfg.Members.RemoteLeft(l.roomID, origin, pid, reason, lost)
 	}
 }
@@ -445,6 +504,9 @@ func (l *pullLeg) dropRemote(pid string) {
 	l.mu.Lock()
 	ri, had := l.ri, l.remotes[pid]
 	delete(l.remotes, pid)
+	if had {
+		l.displaced[pid] = true // the peer still has it
+	}
 	l.mu.Unlock()
 	if had && ri != nil {
 		ri.RemoveParticipant(pid)
@@ -458,6 +520,7 @@ func (l *pullLeg) shadow(pid string) {
 	ri, had := l.ri, l.remotes[pid]
 	if had {
 		delete(l.remotes, pid)
+		delete(l.since, pid)
 		// Here since just now, so the peer's connection is the older one:
 		// the peer settles it if it stays.
 		l.shadowed[pid].disarm()
@@ -537,6 +600,9 @@ func (l *pullLeg) teardown(conn *frameConn, p edgeapi.Peer) {
 	}
 	remotes := l.remotes
 	l.remotes = map[string]bool{}
+	l.since = map[string]int64{}
+	l.displaced = map[string]bool{}
+	stopped := l.stopped
 	// What the peer has is unknown until its next welcome, which arms
 	// these again.
 	for _, sh := range l.shadowed {
@@ -547,6 +613,12 @@ func (l *pullLeg) teardown(conn *frameConn, p edgeapi.Peer) {
 		ri.Close()
 	}
 	for pid := range remotes {
+		// A leg that ends for good (its peer left the room) gives its
+		// participants back to a leg whose peer still has them; one that
+		// dials again shows them again from its next welcome.
+		if stopped {
+			l.m.restoreRemote(l.roomID, pid, l)
+		}
 		l.m.cfg.Members.RemoteLeft(l.roomID, p.EdgeID, pid, edgeapi.CascadeReasonLost, true)
 	}
 	// The peer's jobs and who waits in its lobby are no longer known here
