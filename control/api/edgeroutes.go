@@ -77,15 +77,15 @@ func (s *Server) sessionAudit(c *fiber.Ctx) error {
 		return err
 	}
 	var (
-		a     *state.Audit
-		dels  []*state.Delivery
-		room  *state.Room
-		key   *state.APIKey
-		known bool
+		a       *state.Audit
+		origins []state.WebhookOrigin
+		room    *state.Room
+		key     *state.APIKey
+		known   bool
 	)
 	s.node.FSM().Read(func(st *state.Store) {
 		a, known = st.SessionAudit(ss.ID)
-		dels = st.SessionDeliveries(ss.ID)
+		origins = st.SessionWebhookOrigins(ss.ID)
 		room, _ = st.Room(ss.UserID, ss.RoomDocID)
 		if room != nil {
 			key, _ = st.APIKey(room.APIKey)
@@ -98,32 +98,11 @@ func (s *Server) sessionAudit(c *fiber.Ctx) error {
 				First: auditTime(h.First), Last: auditTime(h.Last), Count: h.Count})
 		}
 	}
-	// Webhooks: one entry per control node that made delivery attempts.
-	type origin struct{ node, region string }
-	byOrigin := map[origin]*auditHop{}
-	var order []origin
-	for _, d := range dels {
-		if d.SentFrom == "" || d.LastAttempt == nil {
-			continue
-		}
-		o := origin{d.SentFrom, d.SentFromRegion}
-		h := byOrigin[o]
-		if h == nil {
-			h = &auditHop{Kind: "webhook", NodeID: o.node, Region: o.region}
-			byOrigin[o] = h
-			order = append(order, o)
-		}
-		t := auditTime(*d.LastAttempt)
-		if h.First == "" || t < h.First {
-			h.First = t
-		}
-		if t > h.Last {
-			h.Last = t
-		}
-		h.Count++
-	}
-	for _, o := range order {
-		hops = append(hops, *byOrigin[o])
+	// Webhooks: one entry per control node that made delivery attempts
+	// (every node, including one that died during an attempt; see
+	// state.SessionWebhookOrigins for what count means).
+	for _, w := range origins {
+		hops = append(hops, auditHop{Kind: "webhook", NodeID: w.NodeID, Region: w.Region, First: auditTime(w.First), Last: auditTime(w.Last), Count: w.Attempts})
 	}
 	var ps []geo.Policy
 	var pins []fiber.Map

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -139,6 +140,15 @@ func validateWebhookURL(field, raw string) error {
 	}
 	if numericHost(u.Hostname()) {
 		return invalidField(field, "host %q is an address in a non-standard spelling; write the IP address or a domain name", echo(u.Hostname()))
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return invalidField(field, "has port %s, which is not a TCP port (1-65535)", echo(p))
+		}
+	}
+	if u.User != nil {
+		return invalidField(field, "must not contain a user name or password (\"user:password@\"): the URL is shown in the room and the delivery log; "+
+			"receivers authenticate deliveries by their signature (webhook-signature), or a secret token in the URL's path or query")
 	}
 	return nil
 }

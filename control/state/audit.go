@@ -1,6 +1,9 @@
 package state
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Audit hop kinds.
 const (
@@ -26,12 +29,96 @@ type AuditHop struct {
 type Audit struct {
 	SessionID string     `json:"sessionId"`
 	Hops      []AuditHop `json:"hops"`
+	// Webhooks are the control nodes that sent the session's webhook
+	// deliveries (see WebhookOrigin). Older versions kept none: the
+	// deliveries' last-attempt nodes stand in for them
+	// (Store.SessionWebhookOrigins).
+	Webhooks []WebhookOrigin `json:"webhooks,omitempty"`
+}
+
+// WebhookOrigin is a control node that made attempts at a session's
+// webhook deliveries. The dispatcher announces a node before its first
+// attempt at one of the session's deliveries (RecordDelivery with
+// Starting), so a node that died during that attempt, before its outcome
+// could be recorded, is listed all the same; the outcomes it records later
+// extend the entry.
+type WebhookOrigin struct {
+	NodeID string    `json:"nodeId"`
+	Region string    `json:"region,omitempty"`
+	First  time.Time `json:"first"` // start of its first attempt
+	Last   time.Time `json:"last"`  // start of its latest attempt
+	// Attempts counts the attempts the store knows the node started: every
+	// recorded outcome, and the announced attempt until its outcome is
+	// recorded (or for good, when it never is). An attempt cut off by the
+	// node's death after the first one of the session is not counted.
+	Attempts int `json:"attempts"`
+	// Announced is the attempt ("<delivery id>#<n>") announced and counted
+	// but whose outcome is not recorded yet.
+	Announced string `json:"announced,omitempty"`
 }
 
 func (a *Audit) clone() *Audit {
 	c := *a
 	c.Hops = append([]AuditHop(nil), a.Hops...)
+	c.Webhooks = append([]WebhookOrigin(nil), a.Webhooks...)
 	return &c
+}
+
+func attemptKey(deliveryID string, attempt int) string { return deliveryID + "#" + itoa(attempt) }
+
+// noteWebhookStart lists node among the session's webhook origins before
+// it makes attempt number attempt at delivery id.
+func (s *Store) noteWebhookStart(sessionID, node, region, id string, attempt int, at time.Time) {
+	a := &Audit{SessionID: sessionID}
+	if cur := s.audit(sessionID); cur != nil {
+		a = cur.clone()
+	}
+	i := slices.IndexFunc(a.Webhooks, func(w WebhookOrigin) bool { return w.NodeID == node })
+	if i < 0 {
+		a.Webhooks = append(a.Webhooks, WebhookOrigin{NodeID: node, Region: region, First: at})
+		i = len(a.Webhooks) - 1
+	}
+	w := &a.Webhooks[i]
+	if w.Region == "" {
+		w.Region = region
+	}
+	if at.Before(w.First) {
+		w.First = at
+	}
+	if at.After(w.Last) {
+		w.Last = at
+	}
+	w.Attempts++
+	w.Announced = attemptKey(id, attempt)
+	s.put(tAudits, a)
+}
+
+// noteWebhookOutcome extends node's entry among the session's webhook
+// origins with a recorded attempt. A node without an entry (its attempts
+// predate announcements) is left to the deliveries' last-attempt nodes.
+func (s *Store) noteWebhookOutcome(sessionID, node, id string, attempt int, at time.Time) {
+	cur := s.audit(sessionID)
+	if cur == nil {
+		return
+	}
+	i := slices.IndexFunc(cur.Webhooks, func(w WebhookOrigin) bool { return w.NodeID == node })
+	if i < 0 {
+		return
+	}
+	a := cur.clone()
+	w := &a.Webhooks[i]
+	if w.Announced == attemptKey(id, attempt) {
+		w.Announced = "" // counted when announced
+	} else {
+		w.Attempts++
+	}
+	if at.After(w.Last) {
+		w.Last = at
+	}
+	if !at.IsZero() && at.Before(w.First) {
+		w.First = at
+	}
+	s.put(tAudits, a)
 }
 
 // RecordAudit adds hops an edge observed (TURN allocations, cascade legs) to

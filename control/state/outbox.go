@@ -3,6 +3,7 @@ package state
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/meridian-video/meridian/control/webhooks"
@@ -53,6 +54,32 @@ type Delivery struct {
 
 func (d *Delivery) clone() *Delivery { c := *d; return &c }
 
+// sessionOf is the session whose event d delivers ("" for none). Versions
+// before the session-ended delivery carried its session id enqueued it
+// without; its body names the session.
+func (d *Delivery) sessionOf() string {
+	if d.SessionID != "" || d.EventType != "session-ended" {
+		return d.SessionID
+	}
+	var env struct {
+		Data struct {
+			SessionID string `json:"sessionId"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(d.Body, &env) != nil {
+		return ""
+	}
+	return env.Data.SessionID
+}
+
+// view is the copy of d readers get: a session-ended delivery stored
+// without its session id shows the one of its body.
+func (d *Delivery) view() *Delivery {
+	c := d.clone()
+	c.SessionID = d.sessionOf()
+	return c
+}
+
 // intern shares the strings deliveries repeat.
 func (d *Delivery) intern() {
 	d.EventType, d.UserID, d.APIKey, d.URL = intern(d.EventType), intern(d.UserID), intern(d.APIKey), intern(d.URL)
@@ -85,7 +112,17 @@ type SetGlobalEndpoints struct {
 
 // RecordDelivery stores an attempt's outcome. Attempts counts this attempt;
 // a report whose count is not the stored count + 1 is stale (an old leader's
-// attempt, or one that raced a redelivery) and is ignored.
+// attempt, or one that raced a redelivery) and is ignored. One exception: a
+// delivery failed unattempted because another delivery's 410 Gone failed
+// what was queued for the endpoint takes the outcome of an attempt that had
+// started before (it is recorded as it was, and not retried).
+//
+// With Starting, it announces an attempt instead, before it is made:
+// Attempts is then the count so far (so versions that do not know Starting
+// ignore it as stale), and SentFrom the node about to send. It only lists
+// that node among the webhook origins of the delivery's session
+// (Audit.Webhooks), which a node that dies during the attempt could
+// otherwise never record.
 type RecordDelivery struct {
 	ID             string     `json:"id"`
 	AttemptedAt    time.Time  `json:"attemptedAt"`
@@ -99,6 +136,16 @@ type RecordDelivery struct {
 	DoneAt         *time.Time `json:"doneAt,omitempty"`
 	SentFrom       string     `json:"sentFrom,omitempty"`
 	SentFromRegion string     `json:"sentFromRegion,omitempty"`
+	Starting       bool       `json:"starting,omitempty"`
+}
+
+// goneSweepError is the error of the deliveries a 410 Gone from their
+// endpoint failed before they were attempted (RecordDelivery).
+const goneSweepError = "endpoint answered 410 Gone"
+
+// sweptByGone: failed, without an attempt since, by another delivery's 410.
+func (d *Delivery) sweptByGone() bool {
+	return d.Status == DeliveryFailed && d.LastError == goneSweepError
 }
 
 // Redeliver puts a finished delivery back in the queue.
@@ -135,7 +182,16 @@ func init() {
 		if old == nil {
 			return nil, errf(CodeNotFound, "delivery %q not found", c.ID)
 		}
-		if old.Status != DeliveryPending || c.Attempts != old.Attempts+1 {
+		if c.Starting {
+			if old.Status == DeliveryPending && c.Attempts == old.Attempts && c.SentFrom != "" {
+				if sid := old.sessionOf(); sid != "" && s.session(sid) != nil {
+					s.noteWebhookStart(sid, intern(c.SentFrom), intern(c.SentFromRegion), c.ID, c.Attempts+1, c.AttemptedAt)
+				}
+			}
+			return old.clone(), nil
+		}
+		swept := old.sweptByGone()
+		if old.Status != DeliveryPending && !swept || c.Attempts != old.Attempts+1 {
 			return old.clone(), nil // a stale report from an old leader's attempt
 		}
 		d := old.clone()
@@ -144,8 +200,17 @@ func init() {
 		d.EndpointGone = c.EndpointGone
 		d.Status, d.Attempts, d.NextAttempt = c.Status, c.Attempts, c.NextAttempt
 		d.LastStatus, d.LastError, d.LatencyMs, d.DoneAt = c.LastStatus, c.LastError, c.LatencyMs, c.DoneAt
+		if swept && c.Status == DeliveryPending {
+			// The attempt was under way when another delivery's 410 failed
+			// this one: it went out, but is not retried.
+			d.Status, d.NextAttempt, d.DoneAt = DeliveryFailed, old.NextAttempt, old.DoneAt
+			d.LastError = c.LastError + "; not retried: the endpoint answered 410 Gone"
+		}
 		if c.SentFrom != "" {
 			d.SentFrom, d.SentFromRegion = intern(c.SentFrom), intern(c.SentFromRegion)
+			if sid := d.sessionOf(); sid != "" {
+				s.noteWebhookOutcome(sid, c.SentFrom, c.ID, c.Attempts, c.AttemptedAt)
+			}
 		}
 		d.ModifyIndex = index
 		s.putDelivery(old, d)
@@ -157,7 +222,7 @@ func init() {
 			for _, other := range all[*Delivery](s.iter(tOutbox, "pendingURL", false, d.UserID, d.URL)) {
 				o := other.clone()
 				o.Status = DeliveryFailed
-				o.LastError = "endpoint answered 410 Gone"
+				o.LastError = goneSweepError
 				o.DoneAt = c.DoneAt
 				o.ModifyIndex = index
 				s.putDelivery(other, o)
@@ -365,7 +430,7 @@ func (s *Store) PendingPage(from, limit int) ([]*Delivery, int) {
 func cloneDeliveries(rows []*Delivery) []*Delivery {
 	var out []*Delivery
 	for _, d := range rows {
-		out = append(out, d.clone())
+		out = append(out, d.view())
 	}
 	return out
 }
@@ -376,7 +441,7 @@ func (s *Store) Delivery(userID, id string) (*Delivery, bool) {
 	if d == nil || d.UserID != userID {
 		return nil, false
 	}
-	return d.clone(), true
+	return d.view(), true
 }
 
 // DeliveryFilter selects deliveries for the log.
@@ -429,10 +494,103 @@ func (s *Store) GlobalEndpoints() []GlobalEndpoint {
 }
 
 // SessionDeliveries lists the deliveries of a session's events, in order
-// (a walk of the session's own index).
+// (a walk of the session's own index, and for a session that ended before
+// session-ended deliveries carried their session id, of the room's log
+// from the session's start to the end of its session-ended deliveries).
 func (s *Store) SessionDeliveries(sessionID string) []*Delivery {
-	if s.session(sessionID) == nil {
+	ss := s.session(sessionID)
+	if ss == nil {
 		return nil
 	}
-	return cloneDeliveries(all[*Delivery](s.iter(tOutbox, "session", false, sessionID)))
+	rows := all[*Delivery](s.iter(tOutbox, "session", false, sessionID))
+	if ss.End != nil && !slices.ContainsFunc(rows, func(d *Delivery) bool { return d.EventType == "session-ended" }) {
+		if ended := s.unindexedSessionEnded(ss); len(ended) > 0 {
+			rows = append(rows, ended...)
+			slices.SortStableFunc(rows, func(a, b *Delivery) int { return outboxPos(a) - outboxPos(b) })
+		}
+	}
+	return cloneDeliveries(rows)
+}
+
+// unindexedSessionEnded finds the session-ended deliveries of an ended
+// session that were stored without its id: they follow the session's start
+// in its room's log and precede the first delivery of a later session.
+func (s *Store) unindexedSessionEnded(ss *Session) []*Delivery {
+	var out []*Delivery
+	it := s.from(tOutbox, "room", false, ss.RoomID, ss.CreateIndex)
+	for v := it.Next(); v != nil; v = it.Next() {
+		d := v.(*Delivery)
+		if d.RoomID != ss.RoomID {
+			break
+		}
+		if len(out) > 0 && d.Seq != out[0].Seq {
+			break // one command enqueued them all
+		}
+		sid := d.sessionOf()
+		switch {
+		case sid == ss.ID && d.SessionID == "":
+			out = append(out, d)
+		case sid == "" || sid == ss.ID:
+		default:
+			if later := s.session(sid); later != nil && later.CreateIndex > ss.CreateIndex {
+				return out
+			}
+		}
+	}
+	return out
+}
+
+// SessionWebhookOrigins lists the control nodes that sent a session's
+// webhook deliveries (the session's audit): the nodes announced before
+// their attempts (Audit.Webhooks), then, for attempts made before versions
+// announced them, the node of each delivery's last attempt, counting the
+// deliveries it made last.
+func (s *Store) SessionWebhookOrigins(sessionID string) []WebhookOrigin {
+	var out []WebhookOrigin
+	if a := s.audit(sessionID); a != nil {
+		out = append(out, a.Webhooks...)
+	}
+	announced := len(out)
+	for _, d := range s.SessionDeliveries(sessionID) {
+		if d.SentFrom == "" || d.LastAttempt == nil {
+			continue
+		}
+		if slices.ContainsFunc(out[:announced], func(w WebhookOrigin) bool { return w.NodeID == d.SentFrom }) {
+			continue
+		}
+		at := *d.LastAttempt
+		i := slices.IndexFunc(out[announced:], func(w WebhookOrigin) bool { return w.NodeID == d.SentFrom && w.Region == d.SentFromRegion })
+		if i < 0 {
+			out = append(out, WebhookOrigin{NodeID: d.SentFrom, Region: d.SentFromRegion, First: at, Last: at})
+			i = len(out) - 1 - announced
+		}
+		w := &out[announced+i]
+		w.Attempts++
+		if at.Before(w.First) {
+			w.First = at
+		}
+		if at.After(w.Last) {
+			w.Last = at
+		}
+	}
+	for i := range out {
+		out[i].Announced = ""
+	}
+	return out
+}
+
+// WebhookStartNeeded reports whether node must announce its next attempt
+// at delivery id before making it (RecordDelivery with Starting): the
+// delivery belongs to a session whose audit does not list node yet.
+func (s *Store) WebhookStartNeeded(id, node string) bool {
+	d := s.delivery(id)
+	if d == nil || d.Status != DeliveryPending {
+		return false
+	}
+	sid := d.sessionOf()
+	if sid == "" || s.session(sid) == nil {
+		return false
+	}
+	a := s.audit(sid)
+	return a == nil || !slices.ContainsFunc(a.Webhooks, func(w WebhookOrigin) bool { return w.NodeID == node })
 }

@@ -503,10 +503,11 @@ func (s *Store) finishSession(index uint64, r *Room, ss *Session, at time.Time, 
 	end := at
 	ss.End = &end
 	ss.EndReason = reason
-	// The session-ended delivery has never carried the session id (it was
-	// enqueued after the room's ongoing session was cleared); kept so
-	// replicas of every version build the same outbox.
-	s.enqueue(index, r, "", ids.next(), "session-ended", at, sessionEndedData{SessionID: ss.ID, MeetingID: r.RoomID, Start: WebhookTime(ss.Start), End: WebhookTime(at)})
+	// The session-ended delivery carries the session id like the session's
+	// other events, so the session's audit counts it. Versions before this
+	// one enqueued it without; readers take the id from its body then
+	// (Delivery.sessionOf), so every replica shows the same.
+	s.enqueue(index, r, ss.ID, ids.next(), "session-ended", at, sessionEndedData{SessionID: ss.ID, MeetingID: r.RoomID, Start: WebhookTime(ss.Start), End: WebhookTime(at)})
 	if r.AutoCloseConfig != nil && r.AutoCloseConfig.Type == "session-end-and-deactivate" && !r.Disabled {
 		cur := s.roomByID(r.ID)
 		nr := cur.clone()

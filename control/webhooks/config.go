@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -183,6 +184,9 @@ func (c *Config) CheckURL(raw string) error {
 	if host == "" {
 		return fmt.Errorf("%w: %q has no host", ErrInvalidURL, raw)
 	}
+	if err := checkPort(u); err != nil {
+		return err
+	}
 	localName := isLocalhostName(host)
 	ip, ipErr := netip.ParseAddr(host)
 	trusted := ipErr != nil && c.hostAllowed(host)
@@ -207,6 +211,46 @@ func (c *Config) CheckURL(raw string) error {
 	}
 	if ipErr == nil && !c.destinationAllowed(ip) {
 		return fmt.Errorf("%w: %s is %s", ErrDestinationRefused, host, describeAddr(ip))
+	}
+	return nil
+}
+
+// CheckNewURL is CheckURL for a target being configured (a room's endpoint,
+// a job's webhookUrl, the operator's --webhook): it also refuses user info
+// ("user:password@"), which would be shown wherever the URL is (the room,
+// the delivery log of everyone who may read it). Receivers authenticate
+// deliveries by their signatures, or a token in the URL's path or query.
+// Targets stored before this rule keep being delivered to (the HTTP client
+// sends user info as Basic authentication), so CheckURL allows it.
+func (c *Config) CheckNewURL(raw string) error {
+	if err := c.CheckURL(raw); err != nil {
+		return err
+	}
+	u, _ := url.Parse(raw) // CheckURL parsed it
+	if u.User != nil {
+		return fmt.Errorf("%w: user info (%q) is not allowed in a webhook URL: it would be shown wherever the URL is; "+
+			"verify the webhook signature, or put a token in the path or query", ErrInvalidURL, userinfoShape(u.User))
+	}
+	return nil
+}
+
+// userinfoShape names the user info without its password.
+func userinfoShape(ui *url.Userinfo) string {
+	if _, ok := ui.Password(); ok {
+		return "user:password@"
+	}
+	return "user@"
+}
+
+// checkPort refuses a port no connection can be made to: url.Parse accepts
+// any run of digits (99999, 0), the dialer then fails on every attempt.
+func checkPort(u *url.URL) error {
+	p := u.Port()
+	if p == "" {
+		return nil // the scheme's
+	}
+	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%w: port %s is not a TCP port (1-65535)", ErrInvalidURL, truncate(p, 16))
 	}
 	return nil
 }

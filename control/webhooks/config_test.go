@@ -113,6 +113,15 @@ func TestCheckURL(t *testing.T) {
 		{"allowed net", internal, "https://10.1.2.3/", nil},
 		{"outside allowed net", internal, "https://10.2.0.1/", ErrDestinationRefused},
 		{"allowed v6 net", internal, "https://[fd00::5]/", nil},
+		{"port 99999", dev, "http://localhost:99999/x", ErrInvalidURL},
+		{"port 0", dev, "http://localhost:0/x", ErrInvalidURL},
+		{"port 65536", strict, "https://hooks.example.com:65536/", ErrInvalidURL},
+		{"port of 30 digits", strict, "https://hooks.example.com:123456789012345678901234567890/", ErrInvalidURL},
+		{"port 1", strict, "https://hooks.example.com:1/", nil},
+		{"port 65535", strict, "https://hooks.example.com:65535/", nil},
+		{"empty port", strict, "https://hooks.example.com:/", nil},
+		// Targets stored before user info was refused still deliver (CheckNewURL refuses it).
+		{"user info", strict, "https://user:pw@hooks.example.com/", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,6 +135,28 @@ func TestCheckURL(t *testing.T) {
 				t.Fatalf("CheckURL(%q) = %v: does not name --webhook-allow-http", tc.url, err)
 			}
 		})
+	}
+}
+
+// TestCheckNewURL: a URL being configured must also be free of user info
+// (its password would be shown in the room and the delivery log); the
+// error does not show the password.
+func TestCheckNewURL(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, u := range []string{"https://user:hunter2@hooks.example.com/x", "https://user@hooks.example.com/x", "https://:hunter2@hooks.example.com/x"} {
+		err := cfg.CheckNewURL(u)
+		if !errors.Is(err, ErrInvalidURL) || !strings.Contains(err.Error(), "user info") || strings.Contains(err.Error(), "hunter2") {
+			t.Fatalf("CheckNewURL(%q) = %v", u, err)
+		}
+	}
+	for u, want := range map[string]error{
+		"https://hooks.example.com/x?token=abc": nil,
+		"https://hooks.example.com:99999/x":     ErrInvalidURL,
+		"http://hooks.example.com/x":            ErrInsecureURL,
+	} {
+		if err := cfg.CheckNewURL(u); (want == nil) != (err == nil) || !errors.Is(err, want) {
+			t.Fatalf("CheckNewURL(%q) = %v, want %v", u, err, want)
+		}
 	}
 }
 

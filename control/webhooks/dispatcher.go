@@ -107,7 +107,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}()
 
 	done := make(chan string, d.cfg.Workers) // at most Workers chains run: sends never block
-	busy := make(map[string]bool)            // ordering keys with a running chain
+	busy := make(map[string]uint64)          // ordering keys with a running chain -> its scan's number
+	gone := newGoneSet()
 	limiter := rate.NewLimiter(rate.Every(d.cfg.MinScanInterval), 1)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -117,6 +118,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		wait := d.cfg.PollInterval
 		if free := d.cfg.Workers - len(busy); free > 0 {
+			gone.prune(busy)
+			scanNo := gone.scanStarted()
 			chains, next, err := d.scan(busy, free)
 			if err != nil {
 				d.m.scanErrors.Inc()
@@ -124,9 +127,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 			for _, chain := range chains {
 				key := chain[0].orderingKey()
-				busy[key] = true
+				busy[key] = scanNo
 				wg.Go(func() {
-					d.runChain(ctx, chain)
+					d.runChain(ctx, chain, scanNo, gone)
 					done <- key
 				})
 			}
@@ -160,7 +163,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // of ready deliveries, one per idle ordering key, each starting at the key's
 // head (its oldest pending delivery). It also returns the earliest future
 // NextAttempt of a blocked head, to time the next scan.
-func (d *Dispatcher) scan(busy map[string]bool, free int) (chains [][]Delivery, next time.Time, err error) {
+func (d *Dispatcher) scan(busy map[string]uint64, free int) (chains [][]Delivery, next time.Time, err error) {
 	now := d.cfg.Now()
 	heads := map[string]int{} // ordering key -> index in chains, or -1 when the key is not dispatched
 	seen := map[string]bool{}
@@ -184,7 +187,7 @@ func (d *Dispatcher) scan(busy map[string]bool, free int) (chains [][]Delivery, 
 				if idx >= 0 && len(chains[idx]) < d.cfg.ChainLength {
 					chains[idx] = append(chains[idx], del)
 				}
-			case busy[key]:
+			case busy[key] != 0:
 				heads[key] = -1
 			case del.NextAttempt.After(now):
 				heads[key] = -1
@@ -207,10 +210,13 @@ func (d *Dispatcher) scan(busy map[string]bool, free int) (chains [][]Delivery, 
 	return chains, next, nil
 }
 
-// runChain sends one ordering key's ready deliveries in order. It stops at the
-// first delivery that is scheduled for a retry (the key then waits for it), at
-// one that is not due yet, or when the outcome could not be recorded.
-func (d *Dispatcher) runChain(ctx context.Context, chain []Delivery) {
+// runChain sends one ordering key's ready deliveries in order; scan numbers
+// the scan that found them. It stops at the first delivery that is
+// scheduled for a retry (the key then waits for it), at one that is not due
+// yet, when the outcome could not be recorded, and before any attempt to an
+// endpoint that answered 410 Gone since the scan (the store has failed what
+// was queued for it; the next scan sees that).
+func (d *Dispatcher) runChain(ctx context.Context, chain []Delivery, scan uint64, gone *goneSet) {
 	for i, del := range chain {
 		if ctx.Err() != nil {
 			return
@@ -218,9 +224,100 @@ func (d *Dispatcher) runChain(ctx context.Context, chain []Delivery) {
 		if i > 0 && del.NextAttempt.After(d.cfg.Now()) {
 			return
 		}
-		res, ok := d.attempt(ctx, del)
-		if !ok || !d.record(ctx, res) || res.Status == StatusPending {
+		if gone.blocks(del.URL, scan) {
+			d.cfg.Logger.Debug("webhooks: not sending to an endpoint that answered 410 Gone", "delivery", del.ID, "room", del.RoomID)
 			return
+		}
+		res, ok := d.attempt(ctx, del)
+		if !ok {
+			return
+		}
+		if res.EndpointGone {
+			gone.answered(del.URL)
+			d.record(ctx, res)
+			gone.recorded(del.URL)
+			return
+		}
+		if !d.record(ctx, res) || res.Status == StatusPending {
+			return
+		}
+	}
+}
+
+// goneSet keeps, during one Run, the endpoints that answered 410 Gone from
+// the moment the answer arrives, so that no attempt to them starts from
+// then on. Recording a 410 fails everything queued for that endpoint in the
+// store, but chains handed to workers before that hold copies taken earlier:
+// a chain may not attempt such an endpoint while its 410 is being recorded,
+// nor afterwards if the chain's scan started before the recording ended.
+// Scans that start later read the store and see only what is still to be
+// sent (a delivery redelivered or queued anew for that endpoint, or another
+// project's: the store fails a project's own deliveries only, and the
+// dispatcher, which does not know projects, just leaves those to that scan).
+type goneSet struct {
+	mu    sync.Mutex
+	scans uint64 // scans started so far; chains carry their scan's number
+	urls  map[string]*goneURL
+}
+
+type goneURL struct {
+	recording int    // 410 answers from the endpoint whose outcome is being recorded
+	lastScan  uint64 // chains of scans numbered up to this may hold deliveries failed since
+}
+
+func newGoneSet() *goneSet { return &goneSet{urls: map[string]*goneURL{}} }
+
+// scanStarted numbers a new scan (from 1).
+func (g *goneSet) scanStarted() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.scans++
+	return g.scans
+}
+
+// blocks reports whether a chain found by scan number scan must not attempt url.
+func (g *goneSet) blocks(url string, scan uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	u := g.urls[url]
+	return u != nil && (u.recording > 0 || scan <= u.lastScan)
+}
+
+// answered marks url as gone as soon as it answered 410.
+func (g *goneSet) answered(url string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	u := g.urls[url]
+	if u == nil {
+		u = &goneURL{}
+		g.urls[url] = u
+	}
+	u.recording++
+}
+
+// recorded ends the recording of a 410 from url (done or given up): scans
+// started from now on read the store as it is after it.
+func (g *goneSet) recorded(url string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if u := g.urls[url]; u != nil {
+		u.recording--
+		u.lastScan = g.scans
+	}
+}
+
+// prune forgets the endpoints no running chain can still hold a stale copy
+// for; busy maps the running chains to their scans' numbers.
+func (g *goneSet) prune(busy map[string]uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	oldest := g.scans + 1
+	for _, n := range busy {
+		oldest = min(oldest, n)
+	}
+	for url, u := range g.urls {
+		if u.recording == 0 && u.lastScan < oldest {
+			delete(g.urls, url)
 		}
 	}
 }
@@ -260,10 +357,21 @@ func (d *Dispatcher) record(ctx context.Context, res AttemptResult) bool {
 }
 
 // attempt makes one delivery attempt and classifies it. ok is false when ctx
-// was cancelled during the attempt: the outcome is unknown and not recorded.
+// was cancelled during the attempt (the outcome is unknown and not
+// recorded), or when the outbox could not be told about the attempt before
+// it (Announcer), which is then not made.
 func (d *Dispatcher) attempt(ctx context.Context, del Delivery) (res AttemptResult, ok bool) {
 	start := d.cfg.Now()
 	res = AttemptResult{ID: del.ID, Attempts: del.Attempts + 1, AttemptedAt: start}
+	if an, isAnnouncer := d.outbox.(Announcer); isAnnouncer {
+		if err := an.Announce(ctx, del, start); err != nil {
+			if ctx.Err() == nil {
+				d.m.recordErrors.Inc()
+				d.cfg.Logger.Warn("webhooks: announcing an attempt failed; not making it now", "delivery", del.ID, "attempt", res.Attempts, "err", err)
+			}
+			return res, false
+		}
+	}
 	t0 := time.Now() // latency uses the monotonic clock, not Config.Now
 	resp, err := d.send(ctx, del, start)
 	code := resp.code
@@ -287,13 +395,16 @@ func (d *Dispatcher) attempt(ctx context.Context, del Delivery) (res AttemptResu
 	case err != nil:
 		res.LastError = truncate(err.Error(), 512)
 		permanent = errors.Is(err, ErrInsecureURL) || errors.Is(err, ErrInvalidURL) ||
-			errors.Is(err, ErrDestinationRefused) || errors.Is(err, ErrRedirect) || errors.Is(err, ErrUnknownSecret)
+			errors.Is(err, ErrDestinationRefused) || errors.Is(err, ErrUnknownSecret)
 	case code == http.StatusGone:
 		res.LastError = "HTTP 410 Gone: the receiver asked to stop sending to this endpoint; disable it"
 		res.EndpointGone = true
 		permanent = true
 	default: // 3xx not followed, 4xx, 5xx: all retried (429 and 5xx are the usual ones)
 		res.LastError = fmt.Sprintf("HTTP %d", code)
+		if resp.redirect != "" {
+			res.LastError += ", redirect not followed: " + resp.redirect
+		}
 		if resp.snippet != "" {
 			res.LastError = truncate(res.LastError+": "+resp.snippet, 512)
 		}
@@ -324,6 +435,7 @@ type response struct {
 	retryAfter    time.Duration
 	hasRetryAfter bool
 	snippet       string // start of a non-2xx body, one line
+	redirect      string // why a 3xx with a Location was not followed
 }
 
 // send POSTs the delivery once. A non-2xx status is not an error; err
@@ -338,6 +450,8 @@ func (d *Dispatcher) send(ctx context.Context, del Delivery, at time.Time) (resp
 	}
 	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
 	defer cancel()
+	note := &redirectNote{}
+	actx = context.WithValue(actx, redirectNoteKey{}, note)
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, del.URL, bytes.NewReader(del.Body))
 	if err != nil {
 		return response{}, fmt.Errorf("%w: %v", ErrInvalidURL, err)
@@ -360,7 +474,7 @@ func (d *Dispatcher) send(ctx context.Context, del Delivery, at time.Time) (resp
 	// transport drop the connection instead of draining an endless body.
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, d.cfg.MaxResponseBytes))
 	_ = resp.Body.Close()
-	r := response{code: resp.StatusCode}
+	r := response{code: resp.StatusCode, redirect: note.reason}
 	if r.code < 200 || r.code >= 300 {
 		r.snippet = printable(body, 200)
 		r.retryAfter, r.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), d.cfg.Now())

@@ -169,6 +169,101 @@ func TestGoneFailsPermanently(t *testing.T) {
 	}
 }
 
+// TestGoneStopsTheChain: one room's deliveries to an endpoint go out one at
+// a time; once the endpoint answered 410 Gone, the rest of the chain the
+// worker holds (which the store failed when it recorded the 410) is not sent.
+func TestGoneStopsTheChain(t *testing.T) {
+	clock := newFakeClock()
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) { w.WriteHeader(http.StatusGone) })
+	o := newFakeOutbox()
+	o.sweepGone = true
+	for i := range 4 {
+		o.add(delivery(t, fmt.Sprintf("msg_%d", i), "room-1", rc.URL, clock.Now()))
+	}
+	startDispatcher(t, testConfig(clock), o)
+	waitStatus(t, o, "msg_0", StatusFailed, 1)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(rc.requests()); n != 1 {
+		t.Fatalf("the endpoint got %d requests, want 1: deliveries went out after its 410", n)
+	}
+	for i := 1; i < 4; i++ {
+		id := fmt.Sprintf("msg_%d", i)
+		if rs := o.resultsFor(id); len(rs) != 0 {
+			t.Fatalf("%s was attempted after the 410: %+v", id, rs)
+		}
+	}
+}
+
+// TestGoneStopsOtherChains: chains of other rooms to the same endpoint,
+// handed to workers before its 410, make no new attempt once the 410
+// arrived (one already in flight finishes); deliveries queued for the
+// endpoint after the 410 was recorded (a room configured with it again) are
+// sent.
+func TestGoneStopsOtherChains(t *testing.T) {
+	clock := newFakeClock()
+	o := newFakeOutbox()
+	o.sweepGone = true
+	var open atomic.Bool
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		switch r.Header.Get(HeaderWebhookID) {
+		case "a1":
+			w.WriteHeader(http.StatusGone)
+		case "b1":
+			// In flight while a1 gets its 410: answer once that is recorded.
+			deadline := time.Now().Add(3 * time.Second)
+			for o.row("a1").status != StatusFailed && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		default:
+			if !open.Load() {
+				w.WriteHeader(http.StatusGone)
+			}
+		}
+	})
+	o.add(delivery(t, "b1", "room-b", rc.URL, clock.Now()), delivery(t, "a1", "room-a", rc.URL, clock.Now()),
+		delivery(t, "b2", "room-b", rc.URL, clock.Now()), delivery(t, "b3", "room-b", rc.URL, clock.Now()))
+	d := startDispatcher(t, testConfig(clock), o)
+	waitStatus(t, o, "a1", StatusFailed, 1)
+	eventually(t, 5*time.Second, func() string {
+		if rs := o.resultsFor("b1"); len(rs) != 1 {
+			return "b1's outcome not reported yet"
+		}
+		return ""
+	})
+	time.Sleep(50 * time.Millisecond)
+	var sent []string
+	for _, r := range rc.requests() {
+		sent = append(sent, r.header.Get(HeaderWebhookID))
+	}
+	if len(sent) != 2 {
+		t.Fatalf("the endpoint got %v, want b1 (in flight) and a1 only", sent)
+	}
+	for _, id := range []string{"b2", "b3"} {
+		if rs := o.resultsFor(id); len(rs) != 0 || o.row(id).status != StatusFailed {
+			t.Fatalf("%s: attempted %+v, status %s; want never attempted, failed by the 410", id, rs, o.row(id).status)
+		}
+	}
+
+	open.Store(true)
+	o.add(delivery(t, "c1", "room-c", rc.URL, clock.Now()))
+	d.Notify()
+	waitStatus(t, o, "c1", StatusDelivered, 1)
+}
+
+// TestImpossiblePortFailsAtOnce: a stored target whose port no connection
+// can use (accepted before ports were checked) fails at the first attempt
+// instead of being retried for a day.
+func TestImpossiblePortFailsAtOnce(t *testing.T) {
+	clock := newFakeClock()
+	o := newFakeOutbox()
+	o.add(delivery(t, "msg_1", "room-1", "http://127.0.0.1:99999/x", clock.Now()))
+	startDispatcher(t, testConfig(clock), o)
+	row := waitStatus(t, o, "msg_1", StatusFailed, 1)
+	if !strings.Contains(row.last.LastError, "port 99999 is not a TCP port") {
+		t.Fatalf("result %+v", row.last)
+	}
+}
+
 func TestOtherStatusesAreRetried(t *testing.T) {
 	for _, code := range []int{400, 401, 404, 408, 429, 500, 502, 503, 504} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
@@ -364,18 +459,19 @@ func TestRedirects(t *testing.T) {
 				}
 			}
 		}, StatusDelivered, ""},
-		{"4 redirects refused", func(base string) http.HandlerFunc {
+		// Redirects not followed are the receiver's answer: retried.
+		{"4 redirects not followed", func(base string) http.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request) {
 				http.Redirect(w, r, r.URL.Path+"x", http.StatusTemporaryRedirect)
 			}
-		}, StatusFailed, "more than 3 redirects"},
+		}, StatusPending, "HTTP 307, redirect not followed: more than 3 redirects"},
 		{"302 would drop the body", func(base string) http.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request) {
 				if r.URL.Path == "/start" {
 					http.Redirect(w, r, "/final", http.StatusFound)
 				}
 			}
-		}, StatusFailed, "turn the POST into a GET"},
+		}, StatusPending, "HTTP 302, redirect not followed: status 302 would turn the POST into a GET; use 307 or 308"},
 		{"to refused loopback address", func(base string) http.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request) {
 				http.Redirect(w, r, forbidden.URL+"/steal", http.StatusTemporaryRedirect)
@@ -409,6 +505,9 @@ func TestRedirects(t *testing.T) {
 			if tc.want == StatusDelivered && final.Load() != 1 {
 				t.Fatalf("final hit %d times", final.Load())
 			}
+			if tc.want != StatusDelivered && final.Load() != 0 {
+				t.Fatalf("final hit %d times by a redirect that was not to be followed", final.Load())
+			}
 			if !strings.Contains(row.last.LastError, tc.errSub) {
 				t.Fatalf("error %q, want it to contain %q", row.last.LastError, tc.errSub)
 			}
@@ -416,6 +515,49 @@ func TestRedirects(t *testing.T) {
 	}
 	if forbiddenHits.Load() != 0 {
 		t.Fatal("a redirect reached the refused address")
+	}
+}
+
+// TestUnfollowedRedirectIsRetried: a receiver answering 301, 302 or 303
+// (which would turn the POST into a body-less GET) is not followed, and not
+// given up on either: the attempt is recorded with its status code and a
+// message saying why, retried with backoff like any other non-2xx, and
+// delivered once the receiver answers 2xx. No GET ever reaches it.
+func TestUnfollowedRedirectIsRetried(t *testing.T) {
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			clock := newFakeClock()
+			var gets atomic.Int32
+			rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) {
+				if r.Method != http.MethodPost {
+					gets.Add(1)
+				}
+				if n == 0 {
+					http.Redirect(w, r, "/elsewhere", code)
+				}
+			})
+			o := newFakeOutbox()
+			o.add(delivery(t, "msg_1", "room-1", rc.URL+"/hook", clock.Now()))
+			d := startDispatcher(t, testConfig(clock), o)
+
+			row := waitStatus(t, o, "msg_1", StatusPending, 1)
+			want := fmt.Sprintf("HTTP %d, redirect not followed: status %d would turn the POST into a GET; use 307 or 308", code, code)
+			if r := row.last; r.LastStatusCode != code || r.LastError != want || r.EndpointGone || !r.DoneAt.IsZero() {
+				t.Fatalf("first attempt recorded %+v, want status %d and error %q", r, code, want)
+			}
+			if wantNext := clock.Now().Add(7500 * time.Millisecond); !row.d.NextAttempt.Equal(wantNext) { // backoff, Rand 0.5
+				t.Fatalf("next attempt %v, want %v", row.d.NextAttempt, wantNext)
+			}
+			clock.Advance(7500 * time.Millisecond)
+			d.Notify()
+			row = waitStatus(t, o, "msg_1", StatusDelivered, 2)
+			if row.last.LastStatusCode != 200 || row.last.LastError != "" {
+				t.Fatalf("second attempt recorded %+v", row.last)
+			}
+			if n := len(rc.requests()); n != 2 || gets.Load() != 0 {
+				t.Fatalf("receiver saw %d requests, %d of them not POSTs; want 2 POSTs", n, gets.Load())
+			}
+		})
 	}
 }
 

@@ -16,9 +16,6 @@ var (
 	// link-local or otherwise restricted address that the configuration does
 	// not allow (SSRF guard).
 	ErrDestinationRefused = errors.New("webhooks: destination address refused")
-	// ErrRedirect: a redirect was refused (too many, or it would turn the POST
-	// into a GET).
-	ErrRedirect = errors.New("webhooks: redirect refused")
 	// ErrUnknownSecret: the signing secret of a delivery does not exist any
 	// more (key deleted or revoked). The delivery fails permanently.
 	ErrUnknownSecret = errors.New("webhooks: unknown signing secret")

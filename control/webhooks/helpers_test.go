@@ -74,6 +74,9 @@ type fakeOutbox struct {
 	rows      map[string]*fakeRow
 	results   []AttemptResult
 	recordErr func(AttemptResult) error // optional fault injection
+	// sweepGone fails the other pending deliveries to an endpoint when a
+	// 410 from it is recorded, as the replicated store does.
+	sweepGone bool
 }
 
 type fakeRow struct {
@@ -143,6 +146,13 @@ func (o *fakeOutbox) Record(ctx context.Context, r AttemptResult) error {
 	}
 	row.status, row.last = r.Status, r
 	row.d.Attempts, row.d.NextAttempt = r.Attempts, r.NextAttempt
+	if r.EndpointGone && o.sweepGone {
+		for _, other := range o.rows {
+			if other.status == StatusPending && other.d.URL == row.d.URL {
+				other.status = StatusFailed
+			}
+		}
+	}
 	return nil
 }
 

@@ -111,3 +111,14 @@ type Outbox interface {
 	// times and otherwise the attempt is repeated later (at-least-once).
 	Record(ctx context.Context, r AttemptResult) error
 }
+
+// Announcer is an Outbox that wants to know where an attempt leaves from
+// before it is made: control/state lists the node in the sovereignty audit
+// of the delivery's session, which a node that dies during the attempt
+// could not do afterwards. The dispatcher calls Announce before every
+// attempt, with the attempt's start, and makes the attempt only if it
+// returns nil (otherwise the delivery stays due and a later scan tries
+// again). Announce should return at once when it has nothing new to say.
+type Announcer interface {
+	Announce(ctx context.Context, d Delivery, at time.Time) error
+}

@@ -134,12 +134,15 @@ func newClient(cfg *Config) (*http.Client, *http.Transport) {
 	client := &http.Client{
 		Transport: tr,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			// A redirect we do not follow is the receiver's answer, like any
+			// other non-2xx: the 3xx comes back to the attempt (which says
+			// why it was not followed) and is retried.
 			if len(via) > cfg.MaxRedirects {
-				return fmt.Errorf("%w: more than %d redirects", ErrRedirect, cfg.MaxRedirects)
+				return notFollowed(req, fmt.Sprintf("more than %d redirects", cfg.MaxRedirects))
 			}
 			if req.Method != http.MethodPost {
-				return fmt.Errorf("%w: status %d would turn the POST into a %s; use 307 or 308",
-					ErrRedirect, req.Response.StatusCode, req.Method)
+				return notFollowed(req, fmt.Sprintf("status %d would turn the POST into a %s; use 307 or 308",
+					req.Response.StatusCode, req.Method))
 			}
 			if err := cfg.CheckURL(req.URL.String()); err != nil {
 				return fmt.Errorf("redirect to %s: %w", req.URL.Redacted(), err)
@@ -148,4 +151,18 @@ func newClient(cfg *Config) (*http.Client, *http.Transport) {
 		},
 	}
 	return client, tr
+}
+
+// redirectNote carries, in an attempt's request context, why the redirect
+// that ended it was not followed.
+type redirectNote struct{ reason string }
+
+type redirectNoteKey struct{}
+
+// notFollowed stops at the redirect response req follows, noting why.
+func notFollowed(req *http.Request, reason string) error {
+	if n, ok := req.Context().Value(redirectNoteKey{}).(*redirectNote); ok {
+		n.reason = reason
+	}
+	return http.ErrUseLastResponse
 }

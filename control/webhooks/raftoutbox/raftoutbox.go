@@ -7,6 +7,7 @@ package raftoutbox
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -68,6 +69,23 @@ func (o *Outbox) Record(ctx context.Context, r webhooks.AttemptResult) error {
 	return err
 }
 
+// Announce implements webhooks.Announcer: before this node's first attempt
+// at one of a session's deliveries, it lists the node among the session's
+// webhook origins (the audit), so an attempt cut off by the node's death,
+// whose outcome is never recorded, still shows where the payload may have
+// left from. Further attempts from the node need no write.
+func (o *Outbox) Announce(ctx context.Context, d webhooks.Delivery, at time.Time) error {
+	node := o.node.ID()
+	var need bool
+	o.node.FSM().Read(func(s *state.Store) { need = s.WebhookStartNeeded(d.ID, node) })
+	if !need {
+		return nil
+	}
+	_, _, err := o.node.Apply(ctx, state.CmdRecordDelivery, state.RecordDelivery{ID: d.ID, Starting: true, Attempts: d.Attempts,
+		AttemptedAt: at, SentFrom: node, SentFromRegion: o.region})
+	return err
+}
+
 // keySecrets implements webhooks.Secrets by unsealing a key's whsec_ secret.
 type keySecrets struct {
 	node   *cluster.Node
@@ -102,6 +120,14 @@ func Plugin(cfg webhooks.Config) server.Plugin {
 		}
 		if err := cfg.Validate(); err != nil {
 			return nil, nil, err
+		}
+		// The operator's endpoints (--webhook) obey the rules the API applies
+		// to customers' (a URL no delivery can use, or with a password every
+		// project's delivery log would show, is refused at startup).
+		for _, g := range s.Config().GlobalWebhooks {
+			if err := cfg.CheckNewURL(g.URL); err != nil {
+				return nil, nil, fmt.Errorf("--webhook %s: %w", redactURL(g.URL), err)
+			}
 		}
 		outbox := &Outbox{node: s.Node(), region: s.Config().Region}
 		var (
@@ -138,8 +164,16 @@ func Plugin(cfg webhooks.Config) server.Plugin {
 			return disp.Run(ctx)
 		}}
 		check := cfg
-		return []api.Option{api.WithWebhookURLCheck(check.CheckURL)}, []cluster.LeaderLoop{loop}, nil
+		return []api.Option{api.WithWebhookURLCheck(check.CheckNewURL)}, []cluster.LeaderLoop{loop}, nil
 	}
+}
+
+// redactURL hides a password in a URL shown in an error.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return "(unparseable URL)"
 }
 
 func watchOutbox(ctx context.Context, node *cluster.Node, d *webhooks.Dispatcher) {
