@@ -167,7 +167,16 @@ func iceRTT(pc *webrtc.PeerConnection) float64 {
 	it := dt.ICETransport()
 	// Until the transport starts (it leaves New), pion may still be setting
 	// its gatherer, which GetSelectedCandidatePairStats reads unlocked.
-	if it == nil || it.State() == webrtc.ICETransportStateNew {
+	// A closed (or failed) agent answers with an error that pion logs at
+	// ERROR level on every call: a participant on its way out has no RTT.
+	if it == nil {
+		return 0
+	}
+	switch it.State() {
+	case webrtc.ICETransportStateNew, webrtc.ICETransportStateClosed, webrtc.ICETransportStateFailed:
+		return 0
+	}
+	if pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
 		return 0
 	}
 	st, ok := it.GetSelectedCandidatePairStats()

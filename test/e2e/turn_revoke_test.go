@@ -81,9 +81,14 @@ func TestTURNRelayEndsWithTheParticipant(t *testing.T) {
 		t.Fatalf("dora's relay while she is in the room: out=%v back=%v", out, back)
 	}
 
-	if r := s.c.Do(0, "POST", "/v2/sessions/participants/remove", s.c.Token(), map[string]any{"roomId": room.RoomID, "participantId": "dora"}); r.Status != 200 {
-		t.Fatalf("remove: %d %s", r.Status, r.Body)
-	}
+	// The edge reports her join to the control plane on its own time:
+	// the removal finds her once the session has her.
+	signaltest.Eventually(t, 10*time.Second, func() string {
+		if r := s.c.Do(0, "POST", "/v2/sessions/participants/remove", s.c.Token(), map[string]any{"roomId": room.RoomID, "participantId": "dora"}); r.Status != 200 {
+			return signaltest.Reasonf("remove: %d %s", r.Status, r.Body)
+		}
+		return ""
+	})
 	if _, err := cl.WaitFor(ctx, "removed", nil); err != nil {
 		t.Fatalf("dora was not removed: %v", err)
 	}
