@@ -289,42 +289,7 @@ func startPublisher(t testing.TB, s *SFU, room, id string, o pubOpts) *testPubli
 			t.Fatal(err)
 		}
 	}
-	var pend []webrtc.ICECandidateInit
-	var pmu sync.Mutex
-	sink.onCandidate(TargetPublisher, func(c webrtc.ICECandidateInit) {
-		pmu.Lock()
-		defer pmu.Unlock()
-		if pc.RemoteDescription() == nil {
-			pend = append(pend, c)
-			return
-		}
-		_ = pc.AddICECandidate(c)
-	})
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c != nil {
-			_ = part.AddICECandidate(TargetPublisher, candidateJSON(c.ToJSON()))
-		}
-	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	ans, err := part.HandleOffer(offer.SDP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pmu.Lock()
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans}); err != nil {
-		pmu.Unlock()
-		t.Fatal(err)
-	}
-	for _, c := range pend {
-		_ = pc.AddICECandidate(c)
-	}
-	pmu.Unlock()
+	negotiatePublisher(t, pc, part, sink)
 	params := p.sender.GetParameters()
 	if o.simulcast {
 		for _, e := range params.HeaderExtensions {
@@ -774,4 +739,47 @@ func (c *dropConn) Read(b []byte) (int, error) {
 			return n, err
 		}
 	}
+}
+
+// negotiatePublisher runs the client's side of a publisher connection: it
+// offers pc's send-only tracks to part, trickles candidates both ways
+// (holding the edge's until the answer is set) and applies the answer.
+func negotiatePublisher(t testing.TB, pc *webrtc.PeerConnection, part *Participant, sink *testSink) {
+	t.Helper()
+	var pend []webrtc.ICECandidateInit
+	var pmu sync.Mutex
+	sink.onCandidate(TargetPublisher, func(c webrtc.ICECandidateInit) {
+		pmu.Lock()
+		defer pmu.Unlock()
+		if pc.RemoteDescription() == nil {
+			pend = append(pend, c)
+			return
+		}
+		_ = pc.AddICECandidate(c)
+	})
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c != nil {
+			_ = part.AddICECandidate(TargetPublisher, candidateJSON(c.ToJSON()))
+		}
+	})
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := part.HandleOffer(offer.SDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pmu.Lock()
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans}); err != nil {
+		pmu.Unlock()
+		t.Fatal(err)
+	}
+	for _, c := range pend {
+		_ = pc.AddICECandidate(c)
+	}
+	pmu.Unlock()
 }

@@ -168,42 +168,7 @@ func startPublisherOn(t testing.TB, s *SFU, room, id string, n transport.Net) *P
 		}
 		senders = append(senders, x.Sender())
 	}
-	var pend []webrtc.ICECandidateInit
-	var pmu sync.Mutex
-	sink.onCandidate(TargetPublisher, func(c webrtc.ICECandidateInit) {
-		pmu.Lock()
-		defer pmu.Unlock()
-		if pc.RemoteDescription() == nil {
-			pend = append(pend, c)
-			return
-		}
-		_ = pc.AddICECandidate(c)
-	})
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c != nil {
-			_ = part.AddICECandidate(TargetPublisher, candidateJSON(c.ToJSON()))
-		}
-	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	ans, err := part.HandleOffer(offer.SDP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pmu.Lock()
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans}); err != nil {
-		pmu.Unlock()
-		t.Fatal(err)
-	}
-	for _, c := range pend {
-		_ = pc.AddICECandidate(c)
-	}
-	pmu.Unlock()
+	negotiatePublisher(t, pc, part, sink)
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
