@@ -94,12 +94,8 @@ func (s *Service) register(c *fiber.Ctx) error {
 	reply := edgeapi.RegisterReply{TicketPublicKey: sec.TicketPub, TURNSecret: sec.TURNSecret, HeartbeatEvery: s.cfg.HeartbeatEvery.String(),
 		Missed: s.missed(req.EdgeID, req.Rooms), RecordedSince: since, RejoinGrace: s.cfg.RejoinGrace.String()}
 	s.node.FSM().Read(func(st *state.Store) {
-		for _, ss := range st.OngoingSessions() {
-			for _, sp := range ss.Participants {
-				if sp.EdgeID == req.EdgeID && sp.Active() {
-					reply.Recorded = append(reply.Recorded, edgeapi.RecordedParticipant{RoomID: ss.RoomID, ParticipantID: sp.ParticipantID})
-				}
-			}
+		for _, p := range st.ActiveOnEdges(func(id string) bool { return id == req.EdgeID }) {
+			reply.Recorded = append(reply.Recorded, edgeapi.RecordedParticipant{RoomID: p.RoomID, ParticipantID: p.ParticipantID})
 		}
 		for _, o := range st.Edges() {
 			if o.ID != req.EdgeID && o.Region == req.Region && o.Up && o.GossipAddr != "" {

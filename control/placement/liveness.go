@@ -217,17 +217,11 @@ func (s *Service) closeStranded(ctx context.Context, stranded map[string]bool, n
 		if len(due) == 0 {
 			return
 		}
-		for _, ss := range st.OngoingSessions() {
-			for _, sp := range ss.Participants {
-				down, ok := due[sp.EdgeID]
-				if !ok || !sp.Active() {
-					continue
-				}
-				// A join reported after the edge was declared down (its
-				// event queued behind the stall) began after this time:
-				// the FSM ends such an interval at its start.
-				list = append(list, p{ss.RoomID, sp.ParticipantID, sp.EdgeID, down})
-			}
+		for _, sp := range st.ActiveOnEdges(func(id string) bool { _, ok := due[id]; return ok }) {
+			// A join reported after the edge was declared down (its event
+			// queued behind the stall) began after this time: the FSM
+			// ends such an interval at its start.
+			list = append(list, p{sp.RoomID, sp.ParticipantID, sp.EdgeID, due[sp.EdgeID]})
 		}
 	})
 	for _, x := range list {

@@ -754,6 +754,27 @@ func (s *Store) OngoingSessions() []*Session {
 	return out
 }
 
+// Participation is an active participant of an ongoing session, and the
+// edge it is recorded on.
+type Participation struct{ RoomID, ParticipantID, EdgeID string }
+
+// ActiveOnEdges lists the active participations recorded on the edges on
+// accepts, without copying the sessions (a dead edge's sweep, a restarted
+// edge's registration).
+func (s *Store) ActiveOnEdges(on func(edgeID string) bool) []Participation {
+	var out []Participation
+	it := s.iter(tSessions, "ongoing", false)
+	for v := it.Next(); v != nil; v = it.Next() {
+		ss := v.(*Session)
+		for _, p := range ss.Participants {
+			if p.Active() && p.EdgeID != "" && on(p.EdgeID) {
+				out = append(out, Participation{RoomID: ss.RoomID, ParticipantID: p.ParticipantID, EdgeID: p.EdgeID})
+			}
+		}
+	}
+	return out
+}
+
 // OngoingCounts counts the live sessions and the participants in them
 // without copying the sessions (the metrics gauges read it at every scrape).
 func (s *Store) OngoingCounts() (sessions, participants int) {

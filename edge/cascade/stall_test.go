@@ -38,17 +38,6 @@ func TestStalledEdgeDoesNotTakeBackAMovedParticipant(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	sub := ticket.Permissions{Subscribe: true}
-	videoFrom := func(c *signaltest.Client) int { n, _ := received(c, "alice", "video"); return n }
-	gains := func(what string, c *signaltest.Client, within time.Duration) {
-		t.Helper()
-		before := videoFrom(c)
-		signaltest.Eventually(t, within, func() string {
-			if d := videoFrom(c) - before; d < 30 {
-				return signaltest.Reasonf("%s: +%d packets of alice's video", what, d)
-			}
-			return ""
-		})
-	}
 
 	ctl.link(t, "r1", 10, nil, p1, m1)
 	alice := ctl.join(t, p1, "r1", "alice", all)
@@ -56,7 +45,7 @@ func TestStalledEdgeDoesNotTakeBackAMovedParticipant(t *testing.T) {
 	if err := alice.Publish(ctx, signaltest.PublishOptions{Video: true, KeyframeInterval: time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	gains("bob, alice on paris-1", bob, 15*time.Second)
+	gainsAliceVideo(t, "bob, alice on paris-1", bob, 15*time.Second)
 
 	// The stall: paris-1 leaves the room's placement, alice's client gives
 	// up on it (no leave reaches it) and joins paris-2.
@@ -66,7 +55,7 @@ func TestStalledEdgeDoesNotTakeBackAMovedParticipant(t *testing.T) {
 	if err := alice2.Publish(ctx, signaltest.PublishOptions{Video: true, KeyframeInterval: time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	gains("bob, alice on paris-2", bob, 15*time.Second)
+	gainsAliceVideo(t, "bob, alice on paris-2", bob, 15*time.Second)
 	bobSeen := len(bob.Messages())
 
 	// paris-1 resumes and is placed in the room again.
@@ -74,12 +63,12 @@ func TestStalledEdgeDoesNotTakeBackAMovedParticipant(t *testing.T) {
 	ctl.link(t, "r1", 12, nil, p1, p2, m1)
 	// Past paris-1's removal of its stale copy and the grace of its leave.
 	time.Sleep(dupGrace + remoteGrace + 2*time.Second)
-	gains("bob, after paris-1 resumed", bob, 5*time.Second)
+	gainsAliceVideo(t, "bob, after paris-1 resumed", bob, 5*time.Second)
 	if got := toldAbout(bob, bobSeen, "alice"); len(got) != 0 {
 		t.Errorf("bob was told alice left or joined after paris-1 resumed: %v", got)
 	}
 	carol := ctl.join(t, m1, "r1", "carol", sub)
-	gains("carol, a new subscriber on montreal-1", carol, 10*time.Second)
+	gainsAliceVideo(t, "carol, a new subscriber on montreal-1", carol, 10*time.Second)
 	listed := false
 	for _, p := range carol.Joined().Participants {
 		listed = listed || p.ParticipantID == "alice"
@@ -114,24 +103,13 @@ func TestOlderCopyShownAgainWhenTheNewerLeaves(t *testing.T) {
 	m1 := startEdge(t, ctl, "montreal-1", "ca-east", opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	videoFrom := func(c *signaltest.Client) int { n, _ := received(c, "alice", "video"); return n }
-	gains := func(what string, c *signaltest.Client, within time.Duration) {
-		t.Helper()
-		before := videoFrom(c)
-		signaltest.Eventually(t, within, func() string {
-			if d := videoFrom(c) - before; d < 30 {
-				return signaltest.Reasonf("%s: +%d packets of alice's video", what, d)
-			}
-			return ""
-		})
-	}
 	ctl.link(t, "r1", 10, nil, p1, p2, m1)
 	alice := ctl.join(t, p1, "r1", "alice", all)
 	bob := ctl.join(t, m1, "r1", "bob", ticket.Permissions{Subscribe: true})
 	if err := alice.Publish(ctx, signaltest.PublishOptions{Video: true, KeyframeInterval: time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	gains("bob, alice on paris-1", bob, 15*time.Second)
+	gainsAliceVideo(t, "bob, alice on paris-1", bob, 15*time.Second)
 	bobSeen := len(bob.Messages())
 
 	time.Sleep(50 * time.Millisecond) // a later connection, by the edges' clocks
@@ -139,16 +117,30 @@ func TestOlderCopyShownAgainWhenTheNewerLeaves(t *testing.T) {
 	if err := alice2.Publish(ctx, signaltest.PublishOptions{Video: true, KeyframeInterval: time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	gains("bob, alice's second tab", bob, 15*time.Second)
+	gainsAliceVideo(t, "bob, alice's second tab", bob, 15*time.Second)
 	if err := alice2.Leave(); err != nil {
 		t.Fatal(err)
 	}
 	left := time.Now()
-	gains("bob, after the second tab closed", bob, 10*time.Second)
+	gainsAliceVideo(t, "bob, after the second tab closed", bob, 10*time.Second)
 	t.Logf("alice's video through paris-1 again %v after her second tab closed", time.Since(left).Round(10*time.Millisecond))
 	time.Sleep(3*time.Second + time.Second) // past the grace of the leave
 	if got := toldAbout(bob, bobSeen, "alice"); len(got) != 0 {
 		t.Errorf("bob was told alice left or joined: %v", got)
 	}
-	gains("bob, in the end", bob, 5*time.Second)
+	gainsAliceVideo(t, "bob, in the end", bob, 5*time.Second)
+}
+
+// gainsAliceVideo waits until c has received at least 30 more packets of
+// alice's video, within the given time.
+func gainsAliceVideo(t *testing.T, what string, c *signaltest.Client, within time.Duration) {
+	t.Helper()
+	videoFrom := func() int { n, _ := received(c, "alice", "video"); return n }
+	before := videoFrom()
+	signaltest.Eventually(t, within, func() string {
+		if d := videoFrom() - before; d < 30 {
+			return signaltest.Reasonf("%s: +%d packets of alice's video", what, d)
+		}
+		return ""
+	})
 }
